@@ -1,0 +1,250 @@
+//! Which cgroup hierarchies this host mounts, and where.
+//!
+//! Read once at start from `<proc-root>/self/mountinfo`: the `cgroup2` and `cgroup` (v1)
+//! mounts at or under `--cgroup-root`. Three shapes exist in the wild:
+//! - pure v2: one `cgroup2` at the root (current distributions);
+//! - hybrid: v1 controllers in `<root>/<controller>` plus a controller-less `cgroup2` at
+//!   `<root>/unified` that still carries `cpu.stat`, `cgroup.events` and `*.pressure`;
+//! - pure v1: only v1 controllers.
+
+use std::fmt;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use procfs::FromBufRead;
+use procfs::process::MountInfos;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutKind {
+    V2,
+    Hybrid,
+    V1,
+}
+
+impl LayoutKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LayoutKind::V2 => "v2",
+            LayoutKind::Hybrid => "hybrid",
+            LayoutKind::V1 => "v1",
+        }
+    }
+}
+
+impl fmt::Display for LayoutKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The mount points the readers open files under. A v1 controller may be co-mounted with
+/// others (`cpu,cpuacct`): then several fields hold the same path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub kind: LayoutKind,
+    /// The cgroup2 mount: the whole tree on v2, `<root>/unified` on hybrid hosts.
+    pub unified: Option<PathBuf>,
+    pub cpu: Option<PathBuf>,
+    pub cpuacct: Option<PathBuf>,
+    pub memory: Option<PathBuf>,
+    pub blkio: Option<PathBuf>,
+    pub pids: Option<PathBuf>,
+    /// `name=systemd` (v1's controller-less hierarchy), a last resort for discovery.
+    pub systemd: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub enum LayoutError {
+    Read { path: PathBuf, error: String },
+    NoCgroupMounts { cgroup_root: PathBuf },
+}
+
+impl fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LayoutError::Read { path, error } => write!(
+                f,
+                "cannot read {}: {error} (is --proc-root a procfs mount?)",
+                path.display()
+            ),
+            LayoutError::NoCgroupMounts { cgroup_root } => write!(
+                f,
+                "no cgroup or cgroup2 filesystem is mounted at or under {}: set --cgroup-root to \
+                 where the host's /sys/fs/cgroup is mounted (in a container: -v /sys/fs/cgroup:{}:ro)",
+                cgroup_root.display(),
+                cgroup_root.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LayoutError {}
+
+impl Layout {
+    /// Reads `<proc_root>/self/mountinfo` and keeps the cgroup mounts under `cgroup_root`.
+    pub fn detect(cgroup_root: &Path, proc_root: &Path) -> Result<Layout, LayoutError> {
+        let path = proc_root.join("self/mountinfo");
+        let read_err = |error: String| LayoutError::Read {
+            path: path.clone(),
+            error,
+        };
+        let file = File::open(&path).map_err(|e| read_err(e.to_string()))?;
+        let mounts =
+            MountInfos::from_buf_read(BufReader::new(file)).map_err(|e| read_err(e.to_string()))?;
+        let mounts: Vec<(PathBuf, String, Vec<String>)> = mounts
+            .into_iter()
+            .map(|m| {
+                let mut opts: Vec<String> = m.super_options.keys().cloned().collect();
+                if let Some(Some(name)) = m.super_options.get("name") {
+                    opts.push(format!("name={name}"));
+                }
+                (m.mount_point, m.fs_type, opts)
+            })
+            .collect();
+        Layout::from_mounts(cgroup_root, &mounts)
+    }
+
+    /// The decision itself, on (mount point, fs type, super options) triples.
+    pub fn from_mounts(
+        cgroup_root: &Path,
+        mounts: &[(PathBuf, String, Vec<String>)],
+    ) -> Result<Layout, LayoutError> {
+        let mut layout = Layout {
+            kind: LayoutKind::V1,
+            unified: None,
+            cpu: None,
+            cpuacct: None,
+            memory: None,
+            blkio: None,
+            pids: None,
+            systemd: None,
+        };
+        // Later mounts hide earlier ones at the same point: the last one wins.
+        for (point, fstype, opts) in mounts {
+            if !point.starts_with(cgroup_root) {
+                continue;
+            }
+            match fstype.as_str() {
+                "cgroup2" => layout.unified = Some(point.clone()),
+                "cgroup" => {
+                    let has = |o: &str| opts.iter().any(|x| x == o);
+                    for (name, slot) in [
+                        ("cpu", &mut layout.cpu),
+                        ("cpuacct", &mut layout.cpuacct),
+                        ("memory", &mut layout.memory),
+                        ("blkio", &mut layout.blkio),
+                        ("pids", &mut layout.pids),
+                        ("name=systemd", &mut layout.systemd),
+                    ] {
+                        if has(name) {
+                            *slot = Some(point.clone());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let any_v1 = layout.cpu.is_some()
+            || layout.cpuacct.is_some()
+            || layout.memory.is_some()
+            || layout.blkio.is_some()
+            || layout.pids.is_some();
+        layout.kind = match (&layout.unified, any_v1) {
+            (Some(_), false) => LayoutKind::V2,
+            (Some(_), true) => LayoutKind::Hybrid,
+            (None, true) => LayoutKind::V1,
+            (None, false) if layout.systemd.is_some() => LayoutKind::V1,
+            (None, false) => {
+                return Err(LayoutError::NoCgroupMounts {
+                    cgroup_root: cgroup_root.to_path_buf(),
+                });
+            }
+        };
+        Ok(layout)
+    }
+
+    /// The hierarchy whose tree is walked to find containers: every runtime creates a
+    /// container's directory there.
+    pub fn discovery_root(&self) -> &Path {
+        let candidates = match self.kind {
+            LayoutKind::V2 => [&self.unified, &None, &None, &None, &None],
+            _ => [
+                &self.memory,
+                &self.cpu,
+                &self.pids,
+                &self.systemd,
+                &self.unified,
+            ],
+        };
+        candidates
+            .into_iter()
+            .flatten()
+            .next()
+            .map(PathBuf::as_path)
+            .expect("a layout always has a hierarchy (checked in from_mounts)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mounts_of(mountinfo: &str) -> Vec<(PathBuf, String, Vec<String>)> {
+        MountInfos::from_buf_read(mountinfo.as_bytes())
+            .unwrap()
+            .into_iter()
+            .map(|m| {
+                let mut opts: Vec<String> = m.super_options.keys().cloned().collect();
+                if let Some(Some(name)) = m.super_options.get("name") {
+                    opts.push(format!("name={name}"));
+                }
+                (m.mount_point, m.fs_type, opts)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hybrid_host_of_this_project() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/linux-6.18-procfs/mountinfo-hybrid"
+        ))
+        .unwrap();
+        let l = Layout::from_mounts(Path::new("/sys/fs/cgroup"), &mounts_of(&text)).unwrap();
+        assert_eq!(l.kind, LayoutKind::Hybrid);
+        assert_eq!(l.unified.as_deref(), Some(Path::new("/sys/fs/cgroup/unified")));
+        assert_eq!(l.memory.as_deref(), Some(Path::new("/sys/fs/cgroup/memory")));
+        assert_eq!(l.cpuacct.as_deref(), Some(Path::new("/sys/fs/cgroup/cpuacct")));
+        assert_eq!(l.discovery_root(), Path::new("/sys/fs/cgroup/memory"));
+    }
+
+    #[test]
+    fn pure_v2_vm() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/linux-6.1-procfs/mountinfo"
+        ))
+        .unwrap();
+        let l = Layout::from_mounts(Path::new("/sys/fs/cgroup"), &mounts_of(&text)).unwrap();
+        assert_eq!(l.kind, LayoutKind::V2);
+        assert_eq!(l.discovery_root(), Path::new("/sys/fs/cgroup"));
+    }
+
+    #[test]
+    fn co_mounted_v1_and_elsewhere_root() {
+        let text = "30 25 0:26 / /host/sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
+                    31 25 0:27 / /host/sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                    32 25 0:28 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n";
+        let l = Layout::from_mounts(Path::new("/host/sys/fs/cgroup"), &mounts_of(text)).unwrap();
+        assert_eq!(l.kind, LayoutKind::V1);
+        assert_eq!(l.cpu, l.cpuacct);
+        assert_eq!(l.memory.as_deref(), Some(Path::new("/host/sys/fs/cgroup/memory")));
+    }
+
+    #[test]
+    fn nothing_mounted_is_a_clear_error() {
+        let err = Layout::from_mounts(Path::new("/nowhere"), &[]).unwrap_err();
+        assert!(err.to_string().contains("--cgroup-root"), "{err}");
+    }
+}

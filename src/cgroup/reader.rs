@@ -1,0 +1,623 @@
+//! Reads one container's cgroup files into a [`CgroupSample`], at close to the cost of the
+//! syscalls.
+//!
+//! Every file the layout offers is opened once, relative to the container's directory in
+//! its hierarchy (`openat`), when the container is discovered; each tick re-reads it with
+//! `pread` at offset 0 (cgroupfs regenerates the content on every read from offset 0) into
+//! one buffer shared by all containers, then parses it in place by key. A file that does
+//! not exist for this container (controller not enabled, older kernel) is simply not read,
+//! so its values stay absent.
+//!
+//! "Gone" is decided here, once: ENODEV on a kept-open file or ENOENT on open means the
+//! cgroup was removed, which is normal life for a container and not an error.
+
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::{Mode, fstat};
+
+use super::layout::{Layout, LayoutKind};
+use super::parse::{self, BlkioKind, ParseError, Single};
+use super::sample::{CgroupSample, Psi};
+
+/// What a file holds, and so how it is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileKind {
+    CpuStatV2,
+    CpuMax,
+    MemoryCurrent,
+    MemoryMax,
+    MemoryStatV2,
+    MemoryEvents,
+    MemorySwapCurrent,
+    PidsCurrent,
+    PidsMax,
+    IoStat,
+    CpuPressure,
+    MemoryPressure,
+    IoPressure,
+    CgroupEvents,
+    CpuacctUsage,
+    CpuacctStat,
+    CfsQuota,
+    CfsPeriod,
+    CpuStatV1,
+    MemoryUsageV1,
+    MemoryLimitV1,
+    MemoryStatV1,
+    OomControl,
+    BlkioBytes,
+    BlkioOps,
+}
+
+/// Which mount a planned file lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hier {
+    Unified,
+    Cpu,
+    Cpuacct,
+    Memory,
+    Blkio,
+    Pids,
+}
+
+/// The files read for each layout. On hybrid hosts the unified hierarchy gives exact
+/// user/system CPU (`cpu.stat` in µs instead of v1's USER_HZ ticks), pressure and
+/// `cgroup.events`; the v1 controllers give the rest.
+const PLAN_V2: &[(Hier, &str, FileKind)] = &[
+    (Hier::Unified, "cpu.stat", FileKind::CpuStatV2),
+    (Hier::Unified, "cpu.max", FileKind::CpuMax),
+    (Hier::Unified, "memory.current", FileKind::MemoryCurrent),
+    (Hier::Unified, "memory.max", FileKind::MemoryMax),
+    (Hier::Unified, "memory.stat", FileKind::MemoryStatV2),
+    (Hier::Unified, "memory.events", FileKind::MemoryEvents),
+    (Hier::Unified, "memory.swap.current", FileKind::MemorySwapCurrent),
+    (Hier::Unified, "pids.current", FileKind::PidsCurrent),
+    (Hier::Unified, "pids.max", FileKind::PidsMax),
+    (Hier::Unified, "io.stat", FileKind::IoStat),
+    (Hier::Unified, "cpu.pressure", FileKind::CpuPressure),
+    (Hier::Unified, "memory.pressure", FileKind::MemoryPressure),
+    (Hier::Unified, "io.pressure", FileKind::IoPressure),
+    (Hier::Unified, "cgroup.events", FileKind::CgroupEvents),
+];
+
+const PLAN_V1: &[(Hier, &str, FileKind)] = &[
+    (Hier::Unified, "cpu.stat", FileKind::CpuStatV2),
+    (Hier::Unified, "cpu.pressure", FileKind::CpuPressure),
+    (Hier::Unified, "memory.pressure", FileKind::MemoryPressure),
+    (Hier::Unified, "io.pressure", FileKind::IoPressure),
+    (Hier::Unified, "cgroup.events", FileKind::CgroupEvents),
+    // Only opened when the unified `cpu.stat` is not there (pure v1): see `open`.
+    (Hier::Cpuacct, "cpuacct.usage", FileKind::CpuacctUsage),
+    (Hier::Cpuacct, "cpuacct.stat", FileKind::CpuacctStat),
+    (Hier::Cpu, "cpu.stat", FileKind::CpuStatV1),
+    (Hier::Cpu, "cpu.cfs_quota_us", FileKind::CfsQuota),
+    (Hier::Cpu, "cpu.cfs_period_us", FileKind::CfsPeriod),
+    (Hier::Memory, "memory.usage_in_bytes", FileKind::MemoryUsageV1),
+    (Hier::Memory, "memory.limit_in_bytes", FileKind::MemoryLimitV1),
+    (Hier::Memory, "memory.stat", FileKind::MemoryStatV1),
+    (Hier::Memory, "memory.oom_control", FileKind::OomControl),
+    (Hier::Pids, "pids.current", FileKind::PidsCurrent),
+    (Hier::Pids, "pids.max", FileKind::PidsMax),
+    (
+        Hier::Blkio,
+        "blkio.throttle.io_service_bytes_recursive",
+        FileKind::BlkioBytes,
+    ),
+    (
+        Hier::Blkio,
+        "blkio.throttle.io_serviced_recursive",
+        FileKind::BlkioOps,
+    ),
+];
+
+/// v1 reports "no limit" as the largest page-aligned page-counter value
+/// (`PAGE_COUNTER_MAX * PAGE_SIZE`, 0x7FFFFFFFFFFFF000 on 4 KiB pages); anything from
+/// 2^62 up is no real limit on any machine.
+const V1_UNLIMITED: u64 = 1 << 62;
+
+/// Reads above this size are treated as truncated rather than grown without bound.
+const MAX_READ: usize = 4 << 20;
+
+/// Why a read of one file failed, with the file's path for the log.
+#[derive(Debug)]
+pub struct ReadError {
+    pub path: PathBuf,
+    pub kind: ReadErrorKind,
+}
+
+#[derive(Debug)]
+pub enum ReadErrorKind {
+    Io(io::Error),
+    Parse(ParseError),
+}
+
+impl ReadErrorKind {
+    /// A short label for counting errors by kind.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ReadErrorKind::Io(_) => "io",
+            ReadErrorKind::Parse(e) if e.reason.starts_with("truncated") => "truncated",
+            ReadErrorKind::Parse(_) => "malformed",
+        }
+    }
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            ReadErrorKind::Io(e) => write!(f, "reading {}: {e}", self.path.display()),
+            ReadErrorKind::Parse(e) => write!(f, "parsing {}: {e}", self.path.display()),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// The container's cgroup is gone (removed while or before we read it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gone;
+
+/// How to find the host's network namespace, and where processes live.
+#[derive(Debug, Clone)]
+pub struct ProcRoot {
+    pub path: PathBuf,
+    /// Inode of the host's network namespace (`<proc>/1/ns/net`), when readable.
+    pub host_netns: Option<u64>,
+}
+
+impl ProcRoot {
+    pub fn new(path: &Path) -> ProcRoot {
+        let host_netns = std::fs::metadata(path.join("1/ns/net"))
+            .ok()
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        ProcRoot {
+            path: path.to_path_buf(),
+            host_netns,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Net {
+    /// Not opened yet (or the container had no process last time).
+    Unknown,
+    /// The container uses the host's network namespace: its counters are the host's.
+    HostNetwork,
+    Open(File),
+}
+
+/// The open files of one container, ready to be re-read each tick.
+#[derive(Debug)]
+pub struct CgroupReader {
+    files: Vec<(FileKind, File, &'static str)>,
+    /// `cgroup.procs`, to find a process whose network namespace to read.
+    procs: Option<File>,
+    net: Net,
+    /// The container's directory under the discovery root, for error messages.
+    dir: PathBuf,
+    /// Inode of the container's directory in the discovery hierarchy: its identity.
+    pub inode: u64,
+    /// When the cgroup directory was created (kernfs sets its change time then), in
+    /// seconds and nanoseconds since the epoch.
+    pub created: (i64, i64),
+}
+
+fn open_dir(root: &Path, rel: &Path) -> io::Result<File> {
+    File::open(root.join(rel))
+}
+
+fn gone_errno(e: Errno) -> bool {
+    matches!(e, Errno::ENOENT | Errno::ENODEV)
+}
+
+impl CgroupReader {
+    /// Opens every file the layout offers for the container at `rel` (a path relative to
+    /// each hierarchy's mount, like `docker/<id>`). `Err(Ok(Gone))`-style: a missing
+    /// directory in the discovery hierarchy means gone.
+    pub fn open(layout: &Layout, rel: &Path) -> Result<CgroupReader, OpenError> {
+        let primary = layout.discovery_root();
+        let dir = primary.join(rel);
+        let dir_file = match open_dir(primary, rel) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(OpenError::Gone),
+            Err(e) => return Err(OpenError::Io { path: dir, error: e }),
+        };
+        let st = fstat(dir_file.as_fd()).map_err(|e| OpenError::Io {
+            path: dir.clone(),
+            error: e.into(),
+        })?;
+
+        let plan = match layout.kind {
+            LayoutKind::V2 => PLAN_V2,
+            LayoutKind::Hybrid | LayoutKind::V1 => PLAN_V1,
+        };
+        let mount = |h: Hier| -> Option<&PathBuf> {
+            match h {
+                Hier::Unified => layout.unified.as_ref(),
+                Hier::Cpu => layout.cpu.as_ref(),
+                Hier::Cpuacct => layout.cpuacct.as_ref(),
+                Hier::Memory => layout.memory.as_ref(),
+                Hier::Blkio => layout.blkio.as_ref(),
+                Hier::Pids => layout.pids.as_ref(),
+            }
+        };
+        // One directory descriptor per hierarchy, opened on first use.
+        let mut dirs: Vec<(Hier, Option<File>)> = Vec::with_capacity(6);
+        let mut files = Vec::with_capacity(plan.len());
+        let mut have_unified_cpu = false;
+        for &(hier, name, kind) in plan {
+            if matches!(kind, FileKind::CpuacctUsage | FileKind::CpuacctStat) && have_unified_cpu
+            {
+                continue;
+            }
+            let Some(root) = mount(hier) else { continue };
+            let dir_fd = match dirs.iter().position(|(h, _)| *h == hier) {
+                Some(i) => &dirs[i].1,
+                None => {
+                    dirs.push((hier, open_dir(root, rel).ok()));
+                    &dirs.last().expect("just pushed").1
+                }
+            };
+            let Some(dir_fd) = dir_fd else { continue };
+            match openat(
+                dir_fd.as_fd(),
+                name,
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(fd) => {
+                    if kind == FileKind::CpuStatV2 {
+                        have_unified_cpu = true;
+                    }
+                    files.push((kind, File::from(fd), name));
+                }
+                // Absent file: this kernel or controller does not offer it.
+                Err(e) if gone_errno(e) => {}
+                Err(e) => {
+                    return Err(OpenError::Io {
+                        path: root.join(rel).join(name),
+                        error: e.into(),
+                    });
+                }
+            }
+        }
+        let procs_root = layout.unified.as_deref().unwrap_or(primary);
+        let procs = File::open(procs_root.join(rel).join("cgroup.procs")).ok();
+        Ok(CgroupReader {
+            files,
+            procs,
+            net: Net::Unknown,
+            dir,
+            inode: st.st_ino,
+            created: (st.st_ctime, st.st_ctime_nsec),
+        })
+    }
+
+    /// The kept-open descriptors, for the benchmark's floor (the same preads, no parsing).
+    pub fn raw_files(&self) -> impl Iterator<Item = &File> {
+        self.files.iter().map(|(_, f, _)| f)
+    }
+
+    /// Re-reads every file into `out` (cleared first). Problems with single files are
+    /// passed to `on_error` and cost only their own values.
+    pub fn read(
+        &mut self,
+        proc_root: &ProcRoot,
+        buf: &mut Vec<u8>,
+        out: &mut CgroupSample,
+        on_error: &mut dyn FnMut(ReadError),
+    ) -> Result<(), Gone> {
+        out.clear();
+        let mut v1_ticks = (None, None);
+        for i in 0..self.files.len() {
+            let (kind, ref file, name) = self.files[i];
+            let n = match pread_all(file, buf) {
+                Ok(n) => n,
+                Err(e) if e.raw_os_error().is_some_and(|c| gone_errno(Errno::from_raw(c))) => {
+                    return Err(Gone);
+                }
+                Err(e) => {
+                    on_error(ReadError {
+                        path: self.dir.join(name),
+                        kind: ReadErrorKind::Io(e),
+                    });
+                    continue;
+                }
+            };
+            if let Err(e) = parse_into(kind, &buf[..n], out, &mut v1_ticks) {
+                on_error(ReadError {
+                    path: self.dir.join(name),
+                    kind: ReadErrorKind::Parse(e),
+                });
+            }
+        }
+        finish(out, v1_ticks);
+        self.read_net(proc_root, buf, out, on_error);
+        Ok(())
+    }
+
+    fn read_net(
+        &mut self,
+        proc_root: &ProcRoot,
+        buf: &mut Vec<u8>,
+        out: &mut CgroupSample,
+        on_error: &mut dyn FnMut(ReadError),
+    ) {
+        if let Net::Unknown = self.net {
+            self.net = self.open_net(proc_root, buf);
+        }
+        let Net::Open(file) = &self.net else { return };
+        match pread_all(file, buf) {
+            Ok(n) => {
+                if let Err(e) = parse::net_dev(&buf[..n], &mut out.net) {
+                    on_error(ReadError {
+                        path: PathBuf::from("net/dev"),
+                        kind: ReadErrorKind::Parse(e),
+                    });
+                }
+            }
+            Err(e) => {
+                on_error(ReadError {
+                    path: PathBuf::from("net/dev"),
+                    kind: ReadErrorKind::Io(e),
+                });
+                self.net = Net::Unknown;
+            }
+        }
+    }
+
+    /// Finds a process of the container and opens its `net/dev`. The descriptor keeps the
+    /// network namespace alive, so it is dropped with the reader when the container goes.
+    fn open_net(&self, proc_root: &ProcRoot, buf: &mut Vec<u8>) -> Net {
+        let Some(procs) = &self.procs else {
+            return Net::Unknown;
+        };
+        let Ok(n) = pread_all(procs, buf) else {
+            return Net::Unknown;
+        };
+        let Some(pid) = parse::first_pid(&buf[..n]) else {
+            return Net::Unknown;
+        };
+        let pid_dir = proc_root.path.join(pid.to_string());
+        let netns = std::fs::metadata(pid_dir.join("ns/net"))
+            .ok()
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        if netns.is_some() && netns == proc_root.host_netns {
+            return Net::HostNetwork;
+        }
+        match File::open(pid_dir.join("net/dev")) {
+            Ok(f) => Net::Open(f),
+            Err(_) => Net::Unknown,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Failure to start reading a container.
+#[derive(Debug)]
+pub enum OpenError {
+    Gone,
+    Io { path: PathBuf, error: io::Error },
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::Gone => f.write_str("the cgroup is gone"),
+            OpenError::Io { path, error } => write!(f, "opening {}: {error}", path.display()),
+        }
+    }
+}
+
+/// `pread` at offset 0 until the whole content fits in `buf` (grown as needed, up to
+/// `MAX_READ`). Returns the number of bytes read.
+fn pread_all(file: &File, buf: &mut Vec<u8>) -> io::Result<usize> {
+    if buf.len() < 4096 {
+        buf.resize(4096, 0);
+    }
+    loop {
+        let n = file.read_at(buf, 0)?;
+        if n < buf.len() || buf.len() >= MAX_READ {
+            return Ok(n);
+        }
+        // Filled the buffer: the file may be longer. Re-read from 0 with more room, so
+        // the content comes from one generation.
+        let bigger = (buf.len() * 2).min(MAX_READ);
+        buf.resize(bigger, 0);
+    }
+}
+
+fn limit_v1(v: u64) -> Option<u64> {
+    (v < V1_UNLIMITED).then_some(v)
+}
+
+fn value(s: Single) -> Option<u64> {
+    match s {
+        Single::Value(v) => Some(v),
+        Single::Unlimited => None,
+    }
+}
+
+fn psi(buf: &[u8], slot: &mut Option<Psi>) -> Result<(), ParseError> {
+    let mut p = Psi::default();
+    let r = parse::pressure(buf, &mut p);
+    if p.some_us.is_some() || p.full_us.is_some() {
+        *slot = Some(p);
+    }
+    r
+}
+
+fn parse_into(
+    kind: FileKind,
+    buf: &[u8],
+    out: &mut CgroupSample,
+    v1_ticks: &mut (Option<u64>, Option<u64>),
+) -> Result<(), ParseError> {
+    let cpu = &mut out.cpu;
+    let mem = &mut out.memory;
+    match kind {
+        FileKind::CpuStatV2 => parse::flat_keyed(buf, |k, v| match k {
+            b"usage_usec" => cpu.usage_ns = Some(v.saturating_mul(1000)),
+            b"user_usec" => cpu.user_ns = Some(v.saturating_mul(1000)),
+            b"system_usec" => cpu.system_ns = Some(v.saturating_mul(1000)),
+            b"nr_periods" => cpu.periods = Some(v),
+            b"nr_throttled" => cpu.throttled_periods = Some(v),
+            b"throttled_usec" => cpu.throttled_ns = Some(v.saturating_mul(1000)),
+            _ => {}
+        }),
+        FileKind::CpuStatV1 => parse::flat_keyed(buf, |k, v| match k {
+            b"nr_periods" => cpu.periods = Some(v),
+            b"nr_throttled" => cpu.throttled_periods = Some(v),
+            b"throttled_time" => cpu.throttled_ns = Some(v),
+            _ => {}
+        }),
+        FileKind::CpuMax => {
+            let (quota, period) = parse::cpu_max(buf)?;
+            cpu.quota_us = value(quota);
+            cpu.period_us = Some(period);
+            Ok(())
+        }
+        FileKind::CfsQuota => {
+            cpu.quota_us = value(parse::single(buf)?);
+            Ok(())
+        }
+        FileKind::CfsPeriod => {
+            cpu.period_us = value(parse::single(buf)?);
+            Ok(())
+        }
+        FileKind::CpuacctUsage => {
+            cpu.usage_ns = value(parse::single(buf)?);
+            Ok(())
+        }
+        FileKind::CpuacctStat => parse::flat_keyed(buf, |k, v| match k {
+            b"user" => v1_ticks.0 = Some(v),
+            b"system" => v1_ticks.1 = Some(v),
+            _ => {}
+        }),
+        FileKind::MemoryCurrent => {
+            mem.usage = value(parse::single(buf)?);
+            Ok(())
+        }
+        FileKind::MemoryUsageV1 => {
+            mem.usage = value(parse::single(buf)?);
+            Ok(())
+        }
+        FileKind::MemoryMax => {
+            mem.limit = value(parse::single(buf)?);
+            Ok(())
+        }
+        FileKind::MemoryLimitV1 => {
+            mem.limit = value(parse::single(buf)?).and_then(limit_v1);
+            Ok(())
+        }
+        FileKind::MemoryStatV2 => parse::flat_keyed(buf, |k, v| match k {
+            b"anon" => mem.anon = Some(v),
+            b"file" => mem.file = Some(v),
+            b"inactive_file" => mem.inactive_file = Some(v),
+            b"pgfault" => mem.pgfault = Some(v),
+            b"pgmajfault" => mem.pgmajfault = Some(v),
+            _ => {}
+        }),
+        FileKind::MemoryStatV1 => parse::flat_keyed(buf, |k, v| match k {
+            b"total_rss" => mem.anon = Some(v),
+            b"total_cache" => mem.file = Some(v),
+            b"total_inactive_file" => mem.inactive_file = Some(v),
+            b"total_swap" => mem.swap = Some(v),
+            b"total_pgfault" => mem.pgfault = Some(v),
+            b"total_pgmajfault" => mem.pgmajfault = Some(v),
+            _ => {}
+        }),
+        FileKind::MemoryEvents | FileKind::OomControl => parse::flat_keyed(buf, |k, v| {
+            if k == b"oom_kill" {
+                mem.oom_kills = Some(v);
+            }
+        }),
+        FileKind::MemorySwapCurrent => {
+            mem.swap = value(parse::single(buf)?);
+            Ok(())
+        }
+        FileKind::PidsCurrent => {
+            out.pids.current = value(parse::single(buf)?);
+            Ok(())
+        }
+        FileKind::PidsMax => {
+            out.pids.limit = value(parse::single(buf)?);
+            Ok(())
+        }
+        FileKind::IoStat => parse::io_stat(buf, &mut out.io),
+        FileKind::BlkioBytes => parse::blkio(buf, BlkioKind::Bytes, &mut out.io),
+        FileKind::BlkioOps => parse::blkio(buf, BlkioKind::Ops, &mut out.io),
+        FileKind::CpuPressure => psi(buf, &mut out.cpu_pressure),
+        FileKind::MemoryPressure => psi(buf, &mut out.memory_pressure),
+        FileKind::IoPressure => psi(buf, &mut out.io_pressure),
+        FileKind::CgroupEvents => {
+            let populated = &mut out.populated;
+            parse::flat_keyed(buf, |k, v| {
+                if k == b"populated" {
+                    *populated = Some(v != 0);
+                }
+            })
+        }
+    }
+}
+
+/// v1 `cpuacct.stat` is in USER_HZ ticks: split the exact `cpuacct.usage` in its proportion,
+/// so user + system add up to the total.
+fn finish(out: &mut CgroupSample, v1_ticks: (Option<u64>, Option<u64>)) {
+    if let ((Some(user), Some(system)), Some(usage)) = (v1_ticks, out.cpu.usage_ns) {
+        let total = u128::from(user) + u128::from(system);
+        let user_ns = if total == 0 {
+            0
+        } else {
+            (u128::from(usage) * u128::from(user) / total) as u64
+        };
+        out.cpu.user_ns = Some(user_ns);
+        out.cpu.system_ns = Some(usage - user_ns);
+    }
+}
+
+/// Parses a set of files (kernel file name, content) as the reader would, for fixtures and
+/// parser benchmarks. `v1` selects v1 semantics for the names both versions use
+/// (`cpu.stat`, `memory.stat`); the unified hierarchy's `cpu.stat` on a hybrid host is
+/// passed as `unified/cpu.stat`. Returns the problems by file name.
+pub fn parse_files<'a>(
+    v1: bool,
+    files: &[(&'a str, &[u8])],
+    out: &mut CgroupSample,
+) -> Vec<(&'a str, ParseError)> {
+    out.clear();
+    let mut ticks = (None, None);
+    let mut problems = Vec::new();
+    for &(name, content) in files {
+        let kind = if name == "unified/cpu.stat" {
+            Some(FileKind::CpuStatV2)
+        } else {
+            let plan = if v1 { PLAN_V1 } else { PLAN_V2 };
+            plan.iter()
+                .find(|(h, n, _)| *n == name && !(v1 && *h == Hier::Unified && name == "cpu.stat"))
+                .map(|&(_, _, k)| k)
+        };
+        let result = match kind {
+            Some(kind) => parse_into(kind, content, out, &mut ticks),
+            None => Err(ParseError {
+                line: 0,
+                reason: "not a file this exporter reads",
+            }),
+        };
+        if let Err(e) = result {
+            problems.push((name, e));
+        }
+    }
+    finish(out, ticks);
+    problems
+}

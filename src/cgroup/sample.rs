@@ -1,0 +1,164 @@
+//! Typed values read from one container's cgroup files at one instant.
+//!
+//! Every field is an `Option`: a value the kernel did not give (file absent, key absent,
+//! controller not enabled, line malformed) stays `None` and is not exported, never a silent
+//! zero. Limits the kernel reports as unlimited are `None` too. Units are the kernel's base
+//! units converted once here: CPU in nanoseconds, memory in bytes, pressure in microseconds.
+//! A sample is reused from tick to tick (`clear` keeps the vectors' capacity).
+
+use std::fmt;
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct CpuSample {
+    /// Total CPU time (v2 `cpu.stat` usage_usec, v1 `cpuacct.usage`).
+    pub usage_ns: Option<u64>,
+    pub user_ns: Option<u64>,
+    pub system_ns: Option<u64>,
+    pub periods: Option<u64>,
+    pub throttled_periods: Option<u64>,
+    pub throttled_ns: Option<u64>,
+    /// CFS quota and period in µs; quota `None` when unlimited.
+    pub quota_us: Option<u64>,
+    pub period_us: Option<u64>,
+}
+
+impl CpuSample {
+    /// The CPU limit in CPUs (quota ÷ period), when there is one.
+    pub fn limit_cpus(&self) -> Option<f64> {
+        match (self.quota_us, self.period_us) {
+            (Some(q), Some(p)) if p > 0 => Some(q as f64 / p as f64),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct MemorySample {
+    pub usage: Option<u64>,
+    pub limit: Option<u64>,
+    pub anon: Option<u64>,
+    pub file: Option<u64>,
+    pub inactive_file: Option<u64>,
+    pub swap: Option<u64>,
+    pub oom_kills: Option<u64>,
+    pub pgfault: Option<u64>,
+    pub pgmajfault: Option<u64>,
+}
+
+impl MemorySample {
+    /// Usage minus inactive file cache, floored at zero (what the kubelet evicts on).
+    pub fn working_set(&self) -> Option<u64> {
+        let usage = self.usage?;
+        Some(usage.saturating_sub(self.inactive_file.unwrap_or(0)))
+    }
+
+    pub fn available(&self) -> Option<u64> {
+        Some(self.limit?.saturating_sub(self.working_set()?))
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct PidsSample {
+    pub current: Option<u64>,
+    pub limit: Option<u64>,
+}
+
+/// Block IO of one device.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct IoDevice {
+    pub major: u32,
+    pub minor: u32,
+    pub read_bytes: Option<u64>,
+    pub write_bytes: Option<u64>,
+    pub read_ops: Option<u64>,
+    pub write_ops: Option<u64>,
+}
+
+/// Pressure stall totals (µs) of one resource.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Psi {
+    pub some_us: Option<u64>,
+    pub full_us: Option<u64>,
+}
+
+/// An interface name held inline (IFNAMSIZ is 16 with the NUL), so a sample of a
+/// container's interfaces allocates nothing after the first tick.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct IfName {
+    len: u8,
+    bytes: [u8; 15],
+}
+
+impl IfName {
+    /// Longer names (impossible from a real kernel) are cut; bytes that are not UTF-8
+    /// are replaced when shown.
+    pub fn new(name: &[u8]) -> IfName {
+        let len = name.len().min(15);
+        let mut bytes = [0u8; 15];
+        bytes[..len].copy_from_slice(&name[..len]);
+        IfName {
+            len: len as u8,
+            bytes,
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(self.as_bytes())
+    }
+}
+
+impl fmt::Debug for IfName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+/// Network counters of one interface in the container's network namespace.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NetIface {
+    pub name: IfName,
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub rx_errors: u64,
+    pub rx_dropped: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_errors: u64,
+    pub tx_dropped: u64,
+}
+
+/// Everything read from one container in one tick.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct CgroupSample {
+    pub cpu: CpuSample,
+    pub memory: MemorySample,
+    pub pids: PidsSample,
+    pub io: Vec<IoDevice>,
+    pub cpu_pressure: Option<Psi>,
+    pub memory_pressure: Option<Psi>,
+    pub io_pressure: Option<Psi>,
+    /// Empty when the container shares the host's network namespace (its counters would be
+    /// the host's) or no process could be found: a namespace of its own always has `lo`.
+    pub net: Vec<NetIface>,
+    /// `cgroup.events` populated: false once the last process has left.
+    pub populated: Option<bool>,
+}
+
+impl CgroupSample {
+    /// Forget every value but keep allocations for the next read.
+    pub fn clear(&mut self) {
+        let mut io = std::mem::take(&mut self.io);
+        let mut net = std::mem::take(&mut self.net);
+        io.clear();
+        net.clear();
+        *self = CgroupSample {
+            io,
+            net,
+            ..CgroupSample::default()
+        };
+    }
+}

@@ -1,0 +1,211 @@
+//! Which containers exist: cgroup directories whose paths match what container runtimes
+//! create. A container's id and runtime come from its path; Kubernetes pods add the pod uid
+//! from the enclosing pod slice. Every other cgroup (services, slices, the runtime's own
+//! daemons, conmon) is not a container.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Runtime {
+    Docker,
+    Containerd,
+    CriO,
+    Podman,
+}
+
+impl Runtime {
+    /// The value of `container.runtime.name`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::Docker => "docker",
+            Runtime::Containerd => "containerd",
+            Runtime::CriO => "cri-o",
+            Runtime::Podman => "podman",
+        }
+    }
+}
+
+impl fmt::Display for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A container found in the cgroup tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The full 64-hex container id.
+    pub id: String,
+    pub runtime: Runtime,
+    /// Kubernetes pod uid (with dashes), when the container belongs to a pod.
+    pub pod_uid: Option<String>,
+    /// Path relative to the hierarchy's mount, e.g. `docker/<id>`.
+    pub rel: PathBuf,
+}
+
+fn is_container_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// `prefix<id>suffix` → id, when what is between is a container id.
+fn between<'a>(name: &'a str, prefix: &str, suffix: &str) -> Option<&'a str> {
+    let id = name.strip_prefix(prefix)?.strip_suffix(suffix)?;
+    is_container_id(id).then_some(id)
+}
+
+/// A pod uid from a pod cgroup's name: `pod<uid>` (cgroupfs driver) or
+/// `kubepods[-<qos>]-pod<uid with _ for ->.slice` (systemd driver).
+fn pod_uid(component: &str) -> Option<String> {
+    let raw = if let Some(rest) = component.strip_suffix(".slice") {
+        let at = rest.rfind("-pod")?;
+        if !rest.starts_with("kubepods") {
+            return None;
+        }
+        rest[at + 4..].replace('_', "-")
+    } else {
+        component.strip_prefix("pod")?.to_string()
+    };
+    let uid_shaped = raw.len() == 36
+        && raw
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| match i {
+                8 | 13 | 18 | 23 => b == b'-',
+                _ => b.is_ascii_hexdigit(),
+            });
+    uid_shaped.then_some(raw)
+}
+
+/// Decides whether the cgroup at `rel` (relative to a hierarchy's mount) is a container.
+pub fn classify(rel: &Path) -> Option<Found> {
+    let comps: Vec<&str> = rel.iter().filter_map(|c| c.to_str()).collect();
+    let (&name, parents) = comps.split_last()?;
+    let pod = parents.iter().rev().find_map(|c| pod_uid(c));
+    let in_pod = pod.is_some();
+
+    let (id, runtime) = if let Some(id) = between(name, "docker-", ".scope") {
+        (id, Runtime::Docker)
+    } else if let Some(id) = between(name, "cri-containerd-", ".scope") {
+        (id, Runtime::Containerd)
+    } else if let Some(id) = between(name, "crio-", ".scope").or_else(|| between(name, "crio-", ""))
+    {
+        (id, Runtime::CriO)
+    } else if let Some(id) =
+        between(name, "libpod-", ".scope").or_else(|| between(name, "libpod-", ""))
+    {
+        (id, Runtime::Podman)
+    } else if is_container_id(name) {
+        // Plain ids: `/docker/<id>` (Docker, cgroupfs driver) or
+        // `/kubepods/<qos>/pod<uid>/<id>` (a CRI runtime, cgroupfs driver).
+        match parents.last() {
+            Some(&"docker") => (name, Runtime::Docker),
+            _ if in_pod => (name, Runtime::Containerd),
+            _ => return None,
+        }
+    } else {
+        return None;
+    };
+    Some(Found {
+        id: id.to_string(),
+        runtime,
+        pod_uid: pod,
+        rel: rel.to_path_buf(),
+    })
+}
+
+/// How deep the walk goes: real container cgroups sit a few levels down
+/// (`kubepods.slice/kubepods-burstable.slice/…pod….slice/cri-containerd-….scope`).
+const MAX_DEPTH: usize = 12;
+
+/// Walks the hierarchy mounted at `root` and returns every container in it. Containers'
+/// own sub-cgroups are not entered. Directories that vanish during the walk are skipped.
+pub fn walk(root: &Path) -> Vec<Found> {
+    let mut found = Vec::new();
+    let mut stack = vec![(PathBuf::new(), 0usize)];
+    while let Some((rel, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(root.join(&rel)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let child = rel.join(entry.file_name());
+            match classify(&child) {
+                Some(f) => found.push(f),
+                None if depth + 1 < MAX_DEPTH => stack.push((child, depth + 1)),
+                None => {}
+            }
+        }
+    }
+    found.sort_by(|a, b| a.id.cmp(&b.id));
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "12a2c03ea2158182a1d6ebc6ebaf06c728ed3cf3d191793bde6eb2bc9f629dc1";
+    const UID: &str = "0f2b5a8c-3c5e-4f7e-9d1a-2b3c4d5e6f70";
+
+    fn c(p: &str) -> Option<(String, Runtime, Option<String>)> {
+        classify(Path::new(p)).map(|f| (f.id, f.runtime, f.pod_uid))
+    }
+
+    #[test]
+    fn runtime_path_patterns() {
+        let cases = [
+            (format!("docker/{ID}"), Runtime::Docker, None),
+            (format!("system.slice/docker-{ID}.scope"), Runtime::Docker, None),
+            (
+                format!("system.slice/cri-containerd-{ID}.scope"),
+                Runtime::Containerd,
+                None,
+            ),
+            (format!("machine.slice/libpod-{ID}.scope"), Runtime::Podman, None),
+            (format!("libpod_parent/libpod-{ID}"), Runtime::Podman, None),
+            (
+                format!(
+                    "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{ID}.scope",
+                    UID.replace('-', "_")
+                ),
+                Runtime::Containerd,
+                Some(UID.to_string()),
+            ),
+            (
+                format!("kubepods.slice/kubepods-pod{}.slice/crio-{ID}.scope", UID.replace('-', "_")),
+                Runtime::CriO,
+                Some(UID.to_string()),
+            ),
+            (
+                format!("kubepods/besteffort/pod{UID}/{ID}"),
+                Runtime::Containerd,
+                Some(UID.to_string()),
+            ),
+            (format!("kubepods/pod{UID}/{ID}"), Runtime::Containerd, Some(UID.to_string())),
+        ];
+        for (path, runtime, pod) in cases {
+            assert_eq!(c(&path), Some((ID.to_string(), runtime, pod)), "{path}");
+        }
+    }
+
+    #[test]
+    fn other_cgroups_are_not_containers() {
+        for p in [
+            "system.slice/docker.service".to_string(),
+            "system.slice/docker.socket".to_string(),
+            format!("machine.slice/libpod-conmon-{ID}.scope"),
+            format!("kubepods.slice/kubepods-pod{}.slice/crio-conmon-{ID}.scope", UID.replace('-', "_")),
+            format!("system.slice/docker-{}.scope", &ID[..63]),
+            format!("system.slice/docker-{}.scope", ID.to_uppercase()),
+            format!("user.slice/{ID}"),
+            format!("kubepods/besteffort/pod{UID}"),
+            "docker".to_string(),
+            String::new(),
+        ] {
+            assert_eq!(c(&p), None, "{p}");
+        }
+    }
+}

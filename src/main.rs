@@ -1,0 +1,52 @@
+//! Wiring: configuration in, the chosen command run, errors printed for people.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use container_exporter::cgroup::{Layout, ProcRoot};
+use container_exporter::collect::Collector;
+use container_exporter::config::{Cli, Command, SnapshotFormat};
+use container_exporter::resource::HostResource;
+use container_exporter::{snapshot, system};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("container-exporter: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    system::raise_fd_limit();
+    let layout = Layout::detect(&cli.host.cgroup_root, &cli.host.proc_root)?;
+    let host = HostResource::new(
+        cli.host.host_name.clone(),
+        std::env::var("OTEL_RESOURCE_ATTRIBUTES").ok().as_deref(),
+    );
+    let proc_root = ProcRoot::new(&cli.host.proc_root);
+    match cli.command {
+        Command::Snapshot(args) => {
+            let mut collector = Collector::new(layout.clone(), proc_root);
+            let views = snapshot::take(&mut collector);
+            let mut out = std::io::stdout().lock();
+            match args.format {
+                SnapshotFormat::Json => {
+                    let doc = snapshot::to_json(layout.kind.as_str(), &views, &host);
+                    serde_json::to_writer_pretty(&mut out, &doc)?;
+                    writeln!(out)?;
+                }
+                SnapshotFormat::Table => snapshot::write_table(&mut out, &views)?,
+            }
+            for e in &collector.last_errors {
+                eprintln!("container-exporter: warning: {e}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,350 @@
+//! The one table of metric definitions (name, instrument, unit, attributes, description,
+//! source files) and the code that turns a container's samples into data points.
+//!
+//! Every output (the snapshot, and the exporters built on it) and the README's metric
+//! reference come from [`METRICS`]; a test fails when the README's table and this one differ.
+
+use crate::cgroup::sample::{CgroupSample, IoDevice, NetIface};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Instrument {
+    /// Monotonic sum, cumulative since the container was first seen.
+    Counter,
+    /// Non-monotonic sum (a level that goes up and down).
+    UpDownCounter,
+    Gauge,
+}
+
+impl Instrument {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Instrument::Counter => "Counter",
+            Instrument::UpDownCounter => "UpDownCounter",
+            Instrument::Gauge => "Gauge",
+        }
+    }
+}
+
+/// Whether the name comes from the OpenTelemetry semantic conventions or extends them in
+/// the same style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Semconv,
+    Ext,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct MetricDef {
+    pub name: &'static str,
+    pub origin: Origin,
+    pub instrument: Instrument,
+    /// Values are floating point (else integers).
+    pub double: bool,
+    pub unit: &'static str,
+    /// Attribute keys, in the order `emit` passes their values.
+    pub attributes: &'static [&'static str],
+    pub description: &'static str,
+    pub v2_source: &'static str,
+    pub v1_source: &'static str,
+}
+
+macro_rules! metrics {
+    ($( $id:ident => $name:literal, $origin:ident, $inst:ident, $double:literal, $unit:literal,
+        [$($attr:literal),*], $desc:literal, $v2:literal, $v1:literal; )*) => {
+        /// Index of a metric in [`METRICS`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(usize)]
+        pub enum Metric { $($id),* }
+
+        pub static METRICS: &[MetricDef] = &[$(MetricDef {
+            name: $name,
+            origin: Origin::$origin,
+            instrument: Instrument::$inst,
+            double: $double,
+            unit: $unit,
+            attributes: &[$($attr),*],
+            description: $desc,
+            v2_source: $v2,
+            v1_source: $v1,
+        }),*];
+    };
+}
+
+metrics! {
+    CpuTime => "container.cpu.time", Semconv, Counter, true, "s", ["cpu.mode"],
+        "CPU time consumed, by mode.",
+        "`cpu.stat` user_usec, system_usec",
+        "`cpuacct.stat` user, system (USER_HZ), scaled to sum to `cpuacct.usage`; the unified `cpu.stat` on hybrid hosts";
+    CpuUsage => "container.cpu.usage", Semconv, Gauge, true, "{cpu}", [],
+        "CPUs in use over the last interval (1 = one full CPU).",
+        "Δ`cpu.stat` usage_usec ÷ Δt", "Δ`cpuacct.usage` ÷ Δt";
+    CpuLimit => "container.cpu.limit", Ext, UpDownCounter, true, "{cpu}", [],
+        "CPU limit (CFS quota ÷ period); absent when unlimited.",
+        "`cpu.max`", "`cpu.cfs_quota_us` ÷ `cpu.cfs_period_us`";
+    CpuPeriods => "container.cpu.cfs.periods", Ext, Counter, false, "{period}", [],
+        "CFS enforcement periods that elapsed.",
+        "`cpu.stat` nr_periods", "`cpu.stat` nr_periods";
+    CpuThrottledPeriods => "container.cpu.cfs.throttled_periods", Ext, Counter, false, "{period}", [],
+        "CFS periods in which the container was throttled.",
+        "`cpu.stat` nr_throttled", "`cpu.stat` nr_throttled";
+    CpuThrottledTime => "container.cpu.cfs.throttled.time", Ext, Counter, true, "s", [],
+        "Time the container was throttled.",
+        "`cpu.stat` throttled_usec", "`cpu.stat` throttled_time (ns)";
+    MemoryUsage => "container.memory.usage", Semconv, UpDownCounter, false, "By", [],
+        "Memory charged to the container, page cache included.",
+        "`memory.current`", "`memory.usage_in_bytes`";
+    MemoryWorkingSet => "container.memory.working_set", Semconv, UpDownCounter, false, "By", [],
+        "Usage minus inactive file cache (what the kubelet evicts on).",
+        "usage − `memory.stat` inactive_file", "usage − `memory.stat` total_inactive_file";
+    MemoryRss => "container.memory.rss", Semconv, UpDownCounter, false, "By", [],
+        "Anonymous memory (heap, stacks, tmpfs not included).",
+        "`memory.stat` anon", "`memory.stat` total_rss";
+    MemoryFile => "container.memory.file", Ext, UpDownCounter, false, "By", [],
+        "Page cache (file-backed memory, shmem included).",
+        "`memory.stat` file", "`memory.stat` total_cache";
+    MemoryAvailable => "container.memory.available", Semconv, UpDownCounter, false, "By", [],
+        "Limit minus working set; absent without a limit.",
+        "limit − working set", "limit − working set";
+    MemoryLimit => "container.memory.limit", Ext, UpDownCounter, false, "By", [],
+        "Memory limit; absent when unlimited.",
+        "`memory.max`", "`memory.limit_in_bytes`";
+    MemorySwap => "container.memory.swap.usage", Ext, UpDownCounter, false, "By", [],
+        "Swap used by the container.",
+        "`memory.swap.current`", "`memory.stat` total_swap";
+    MemoryOomKills => "container.memory.oom_kills", Ext, Counter, false, "{kill}", [],
+        "Processes killed by the OOM killer in the container.",
+        "`memory.events` oom_kill", "`memory.oom_control` oom_kill";
+    PagingFaults => "container.paging.faults", Semconv, Counter, false, "{fault}", ["system.paging.fault.type"],
+        "Page faults, by type.",
+        "`memory.stat` pgmajfault, pgfault − pgmajfault", "`memory.stat` total_pgmajfault, total_pgfault − total_pgmajfault";
+    PidCount => "container.pid.count", Ext, UpDownCounter, false, "{task}", [],
+        "Tasks (processes and threads) in the container.",
+        "`pids.current`", "`pids.current`";
+    PidLimit => "container.pid.limit", Ext, UpDownCounter, false, "{task}", [],
+        "Task limit; absent when unlimited.",
+        "`pids.max`", "`pids.max`";
+    DiskIo => "container.disk.io", Semconv, Counter, false, "By", ["disk.io.direction", "system.device"],
+        "Bytes read and written on each block device.",
+        "`io.stat` rbytes, wbytes", "`blkio.throttle.io_service_bytes_recursive` Read, Write";
+    DiskOperations => "container.disk.operations", Ext, Counter, false, "{operation}", ["disk.io.direction", "system.device"],
+        "Read and write operations on each block device.",
+        "`io.stat` rios, wios", "`blkio.throttle.io_serviced_recursive` Read, Write";
+    NetworkIo => "container.network.io", Semconv, Counter, false, "By", ["network.io.direction", "network.interface.name"],
+        "Bytes received and transmitted on each interface of the container's network namespace.",
+        "`/proc/<pid>/net/dev`", "`/proc/<pid>/net/dev`";
+    NetworkPackets => "container.network.packet.count", Ext, Counter, false, "{packet}", ["network.io.direction", "network.interface.name"],
+        "Packets received and transmitted.",
+        "`/proc/<pid>/net/dev`", "`/proc/<pid>/net/dev`";
+    NetworkErrors => "container.network.errors", Ext, Counter, false, "{error}", ["network.io.direction", "network.interface.name"],
+        "Receive and transmit errors.",
+        "`/proc/<pid>/net/dev`", "`/proc/<pid>/net/dev`";
+    NetworkDropped => "container.network.packet.dropped", Ext, Counter, false, "{packet}", ["network.io.direction", "network.interface.name"],
+        "Packets dropped on receive and transmit.",
+        "`/proc/<pid>/net/dev`", "`/proc/<pid>/net/dev`";
+    CpuPressure => "container.cpu.pressure.stall.time", Ext, Counter, true, "s", ["pressure.stall_type"],
+        "Time some (or all) of the container's tasks were stalled waiting for CPU.",
+        "`cpu.pressure` total", "the unified hierarchy's `cpu.pressure` where mounted";
+    MemoryPressure => "container.memory.pressure.stall.time", Ext, Counter, true, "s", ["pressure.stall_type"],
+        "Time some (or all) tasks were stalled waiting for memory.",
+        "`memory.pressure` total", "the unified hierarchy's `memory.pressure` where mounted";
+    IoPressure => "container.io.pressure.stall.time", Ext, Counter, true, "s", ["pressure.stall_type"],
+        "Time some (or all) tasks were stalled waiting for IO.",
+        "`io.pressure` total", "the unified hierarchy's `io.pressure` where mounted";
+    Uptime => "container.uptime", Semconv, Gauge, true, "s", [],
+        "Time since the container's cgroup was created.",
+        "now − cgroup creation", "now − cgroup creation";
+}
+
+impl Metric {
+    pub fn def(self) -> &'static MetricDef {
+        &METRICS[self as usize]
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value {
+    Int(u64),
+    Double(f64),
+}
+
+impl Value {
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Value::Int(v) => v as f64,
+            Value::Double(v) => v,
+        }
+    }
+}
+
+/// Receives data points: the metric, its attribute values (in the order of
+/// `MetricDef::attributes`) and the value.
+pub trait Sink {
+    fn point(&mut self, metric: Metric, attrs: &[&str], value: Value);
+}
+
+/// What `emit` needs besides the current sample.
+pub struct Context<'a> {
+    /// The previous sample of the same cgroup (same inode) and the seconds between the two.
+    pub previous: Option<(&'a CgroupSample, f64)>,
+    /// Seconds since the cgroup was created.
+    pub uptime: Option<f64>,
+}
+
+fn ns_to_s(ns: u64) -> Value {
+    Value::Double(ns as f64 / 1e9)
+}
+
+fn us_to_s(us: u64) -> Value {
+    Value::Double(us as f64 / 1e6)
+}
+
+/// `MAJ:MIN` into a stack buffer.
+fn device_name(d: &IoDevice, buf: &mut [u8; 24]) -> usize {
+    use std::io::Write;
+    let mut cur = std::io::Cursor::new(&mut buf[..]);
+    let _ = write!(cur, "{}:{}", d.major, d.minor);
+    cur.position() as usize
+}
+
+fn int(sink: &mut dyn Sink, m: Metric, attrs: &[&str], v: Option<u64>) {
+    if let Some(v) = v {
+        sink.point(m, attrs, Value::Int(v));
+    }
+}
+
+fn secs(sink: &mut dyn Sink, m: Metric, attrs: &[&str], v: Option<Value>) {
+    if let Some(v) = v {
+        sink.point(m, attrs, v);
+    }
+}
+
+/// Turns one container's sample into data points, in the order of [`METRICS`]. Values the
+/// kernel did not give are skipped.
+pub fn emit(s: &CgroupSample, ctx: &Context<'_>, sink: &mut dyn Sink) {
+    use Metric as M;
+    let cpu = &s.cpu;
+    secs(sink, M::CpuTime, &["user"], cpu.user_ns.map(ns_to_s));
+    secs(sink, M::CpuTime, &["system"], cpu.system_ns.map(ns_to_s));
+    if let (Some(now), Some((prev, dt))) = (cpu.usage_ns, ctx.previous)
+        && let Some(before) = prev.cpu.usage_ns
+        && dt > 0.0
+        && now >= before
+    {
+        sink.point(M::CpuUsage, &[], Value::Double((now - before) as f64 / 1e9 / dt));
+    }
+    secs(sink, M::CpuLimit, &[], cpu.limit_cpus().map(Value::Double));
+    int(sink, M::CpuPeriods, &[], cpu.periods);
+    int(sink, M::CpuThrottledPeriods, &[], cpu.throttled_periods);
+    secs(sink, M::CpuThrottledTime, &[], cpu.throttled_ns.map(ns_to_s));
+
+    let mem = &s.memory;
+    int(sink, M::MemoryUsage, &[], mem.usage);
+    int(sink, M::MemoryWorkingSet, &[], mem.working_set());
+    int(sink, M::MemoryRss, &[], mem.anon);
+    int(sink, M::MemoryFile, &[], mem.file);
+    int(sink, M::MemoryAvailable, &[], mem.available());
+    int(sink, M::MemoryLimit, &[], mem.limit);
+    int(sink, M::MemorySwap, &[], mem.swap);
+    int(sink, M::MemoryOomKills, &[], mem.oom_kills);
+    if let Some(major) = mem.pgmajfault {
+        int(sink, M::PagingFaults, &["major"], Some(major));
+        let minor = mem.pgfault.map(|all| all.saturating_sub(major));
+        int(sink, M::PagingFaults, &["minor"], minor);
+    }
+    int(sink, M::PidCount, &[], s.pids.current);
+    int(sink, M::PidLimit, &[], s.pids.limit);
+
+    let mut dev = [0u8; 24];
+    for (m, read, write) in [
+        (M::DiskIo, (|d: &IoDevice| d.read_bytes) as fn(&IoDevice) -> Option<u64>, (|d: &IoDevice| d.write_bytes) as fn(&IoDevice) -> Option<u64>),
+        (M::DiskOperations, |d: &IoDevice| d.read_ops, |d: &IoDevice| d.write_ops),
+    ] {
+        for d in &s.io {
+            let n = device_name(d, &mut dev);
+            let name = std::str::from_utf8(&dev[..n]).unwrap_or("");
+            int(sink, m, &["read", name], read(d));
+            int(sink, m, &["write", name], write(d));
+        }
+    }
+
+    type NetPick = fn(&NetIface) -> (u64, u64);
+    let net: [(M, NetPick); 4] = [
+        (M::NetworkIo, |i| (i.rx_bytes, i.tx_bytes)),
+        (M::NetworkPackets, |i| (i.rx_packets, i.tx_packets)),
+        (M::NetworkErrors, |i| (i.rx_errors, i.tx_errors)),
+        (M::NetworkDropped, |i| (i.rx_dropped, i.tx_dropped)),
+    ];
+    for (m, pick) in net {
+        for iface in &s.net {
+            let name = iface.name.as_str();
+            let (rx, tx) = pick(iface);
+            int(sink, m, &["receive", &name], Some(rx));
+            int(sink, m, &["transmit", &name], Some(tx));
+        }
+    }
+
+    for (m, psi) in [
+        (M::CpuPressure, s.cpu_pressure),
+        (M::MemoryPressure, s.memory_pressure),
+        (M::IoPressure, s.io_pressure),
+    ] {
+        let Some(psi) = psi else { continue };
+        secs(sink, m, &["some"], psi.some_us.map(us_to_s));
+        secs(sink, m, &["full"], psi.full_us.map(us_to_s));
+    }
+    secs(sink, M::Uptime, &[], ctx.uptime.map(Value::Double));
+}
+
+/// The README's metric reference, generated from [`METRICS`].
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| name | instrument | unit | attributes | description | cgroup v2 source | cgroup v1 source |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    for m in METRICS {
+        let attrs = if m.attributes.is_empty() {
+            "–".to_string()
+        } else {
+            m.attributes
+                .iter()
+                .map(|a| format!("`{a}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let kind = if m.double { " (double)" } else { "" };
+        let origin = match m.origin {
+            Origin::Semconv => "",
+            Origin::Ext => " *(ext)*",
+        };
+        out.push_str(&format!(
+            "| `{}`{origin} | {}{kind} | `{}` | {attrs} | {} | {} | {} |\n",
+            m.name,
+            m.instrument.as_str(),
+            m.unit,
+            m.description,
+            m.v2_source,
+            m.v1_source,
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_index_matches_table() {
+        assert_eq!(Metric::Uptime.def().name, "container.uptime");
+        assert_eq!(Metric::CpuTime.def().name, "container.cpu.time");
+        assert_eq!(Metric::NetworkDropped.def().name, "container.network.packet.dropped");
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<_> = METRICS.iter().map(|m| m.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), METRICS.len());
+    }
+}

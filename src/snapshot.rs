@@ -1,0 +1,224 @@
+//! `container-exporter snapshot`: discover, read twice about a second apart (so rates have a
+//! value), print and exit. The JSON form is the documented contract scripts and tests use.
+
+use std::io::{self, Write};
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Map, Value as Json, json};
+
+use crate::collect::{Collector, Container};
+use crate::metrics::{Metric, Sink, Value};
+use crate::resource::HostResource;
+
+/// The gap between the two reads.
+pub const GAP: Duration = Duration::from_secs(1);
+
+/// Reads every container twice and returns them; containers that vanished between the two
+/// reads are kept with their first sample (nothing seen is lost).
+pub fn take(collector: &mut Collector) -> Vec<ContainerView<'_>> {
+    let _ = collector.discover();
+    let mut gone = collector.collect();
+    std::thread::sleep(GAP);
+    // Containers created during the gap are picked up too (with one sample).
+    let _ = collector.discover();
+    gone.extend(collector.collect());
+    let now = SystemTime::now();
+    let mut views: Vec<ContainerView<'_>> = collector
+        .containers()
+        .map(|c| ContainerView::Live(c, now))
+        .collect();
+    views.extend(gone.into_iter().map(|c| ContainerView::Gone(Box::new(c), now)));
+    views.sort_by(|a, b| a.container().id.cmp(&b.container().id));
+    views
+}
+
+/// A container as printed: still tracked, or gone with its last sample.
+pub enum ContainerView<'a> {
+    Live(&'a Container, SystemTime),
+    Gone(Box<Container>, SystemTime),
+}
+
+impl ContainerView<'_> {
+    fn container(&self) -> &Container {
+        match self {
+            ContainerView::Live(c, _) => c,
+            ContainerView::Gone(c, _) => c,
+        }
+    }
+
+    fn points(&self) -> Vec<(Metric, Vec<String>, Value)> {
+        let (c, now) = match self {
+            ContainerView::Live(c, now) => (*c, *now),
+            ContainerView::Gone(c, now) => (&**c, *now),
+        };
+        let mut points = Collect(Vec::new());
+        c.emit(now, &mut points);
+        points.0
+    }
+}
+
+struct Collect(Vec<(Metric, Vec<String>, Value)>);
+
+impl Sink for Collect {
+    fn point(&mut self, metric: Metric, attrs: &[&str], value: Value) {
+        self.0
+            .push((metric, attrs.iter().map(|a| a.to_string()).collect(), value));
+    }
+}
+
+pub fn to_json(layout: &str, views: &[ContainerView<'_>], host: &HostResource) -> Json {
+    let containers: Vec<Json> = views
+        .iter()
+        .map(|v| {
+            let c = v.container();
+            let resource: Map<String, Json> = host
+                .for_container(c)
+                .into_iter()
+                .map(|(k, v)| (k, Json::String(v)))
+                .collect();
+            let metrics: Vec<Json> = v
+                .points()
+                .into_iter()
+                .map(|(m, attrs, value)| {
+                    let def = m.def();
+                    let attributes: Map<String, Json> = def
+                        .attributes
+                        .iter()
+                        .zip(attrs)
+                        .map(|(k, v)| (k.to_string(), Json::String(v)))
+                        .collect();
+                    let value = match value {
+                        Value::Int(i) => json!(i),
+                        Value::Double(d) => json!(d),
+                    };
+                    json!({"name": def.name, "unit": def.unit, "attributes": attributes, "value": value})
+                })
+                .collect();
+            json!({
+                "resource": resource,
+                "cgroup": c.rel.to_string_lossy(),
+                "running": !matches!(v, ContainerView::Gone(..)),
+                "metrics": metrics,
+            })
+        })
+        .collect();
+    json!({ "cgroup_layout": layout, "containers": containers })
+}
+
+fn sum(points: &[(Metric, Vec<String>, Value)], m: Metric, first_attr: Option<&str>) -> Option<f64> {
+    let mut any = false;
+    let total = points
+        .iter()
+        .filter(|(pm, attrs, _)| *pm == m && first_attr.is_none_or(|a| attrs.first().is_some_and(|x| x == a)))
+        .map(|(_, _, v)| {
+            any = true;
+            v.as_f64()
+        })
+        .sum();
+    any.then_some(total)
+}
+
+/// Sizes the way `docker stats` prints them: binary units for memory, decimal for IO.
+fn size(v: Option<f64>, binary: bool) -> String {
+    let Some(mut v) = v else { return "-".into() };
+    let (base, units): (f64, &[&str]) = if binary {
+        (1024.0, &["B", "KiB", "MiB", "GiB", "TiB"])
+    } else {
+        (1000.0, &["B", "kB", "MB", "GB", "TB"])
+    };
+    let mut u = 0;
+    while v >= base && u + 1 < units.len() {
+        v /= base;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{v:.0}{}", units[u])
+    } else {
+        let n = format!("{v:.3}");
+        format!("{}{}", n.trim_end_matches('0').trim_end_matches('.'), units[u])
+    }
+}
+
+pub fn write_table(out: &mut dyn Write, views: &[ContainerView<'_>]) -> io::Result<()> {
+    let mut rows = vec![[
+        "CONTAINER ID".to_string(),
+        "RUNTIME".into(),
+        "CPU %".into(),
+        "MEM USAGE / LIMIT".into(),
+        "MEM %".into(),
+        "NET I/O".into(),
+        "BLOCK I/O".into(),
+        "PIDS".into(),
+    ]];
+    for v in views {
+        let c = v.container();
+        let p = v.points();
+        let cpu = sum(&p, Metric::CpuUsage, None);
+        let usage = sum(&p, Metric::MemoryUsage, None);
+        let limit = sum(&p, Metric::MemoryLimit, None);
+        let mem_pct = match (usage, limit) {
+            (Some(u), Some(l)) if l > 0.0 => format!("{:.2}%", u / l * 100.0),
+            _ => "-".into(),
+        };
+        let mut id = c.id[..12].to_string();
+        if matches!(v, ContainerView::Gone(..)) {
+            id.push_str(" (exited)");
+        }
+        rows.push([
+            id,
+            c.runtime.to_string(),
+            cpu.map_or("-".into(), |c| format!("{:.2}%", c * 100.0)),
+            format!(
+                "{} / {}",
+                size(usage, true),
+                limit.map_or("unlimited".into(), |l| size(Some(l), true))
+            ),
+            mem_pct,
+            format!(
+                "{} / {}",
+                size(sum(&p, Metric::NetworkIo, Some("receive")), false),
+                size(sum(&p, Metric::NetworkIo, Some("transmit")), false)
+            ),
+            format!(
+                "{} / {}",
+                size(sum(&p, Metric::DiskIo, Some("read")), false),
+                size(sum(&p, Metric::DiskIo, Some("write")), false)
+            ),
+            sum(&p, Metric::PidCount, None).map_or("-".into(), |n| format!("{n:.0}")),
+        ]);
+    }
+    let mut widths = [0usize; 8];
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for r in &rows {
+        let mut line = String::new();
+        for (i, (cell, w)) in r.iter().zip(widths).enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}   "));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    if views.is_empty() {
+        writeln!(out, "(no containers found)")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size;
+
+    #[test]
+    fn sizes_like_docker_stats() {
+        assert_eq!(size(Some(0.0), true), "0B");
+        assert_eq!(size(Some(1536.0), true), "1.5KiB");
+        assert_eq!(size(Some(16_800_000.0), false), "16.8MB");
+        assert_eq!(size(None, false), "-");
+    }
+}
