@@ -1,0 +1,307 @@
+//! Real cgroups of this machine's kernel: the tests create container-shaped cgroups in every
+//! mounted hierarchy (v1 controllers and the unified one), move processes with a known
+//! behaviour into them, and check what the collector reads against what the processes did.
+//! Needs root (CI runs as root); fails with a clear message otherwise.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use container_exporter::cgroup::reader::CgroupReader;
+use container_exporter::cgroup::{CgroupSample, Gone, Layout, LayoutKind, ProcRoot};
+use container_exporter::collect::Collector;
+use container_exporter::discovery::{self, Runtime};
+
+/// A container-shaped cgroup (`ce-test.slice/docker-<id>.scope`) in every hierarchy,
+/// removed on drop after its processes are killed.
+struct TestCgroup {
+    id: String,
+    rel: PathBuf,
+    dirs: Vec<PathBuf>,
+    children: Vec<Child>,
+}
+
+fn layout() -> Layout {
+    let l = Layout::detect(Path::new("/sys/fs/cgroup"), Path::new("/proc"))
+        .expect("cgroup layout of this machine");
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "these tests create cgroups and must run as root"
+    );
+    l
+}
+
+fn mounts(l: &Layout) -> Vec<PathBuf> {
+    let mut m: Vec<PathBuf> = [&l.unified, &l.cpu, &l.cpuacct, &l.memory, &l.blkio, &l.pids]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    m.sort();
+    m.dedup();
+    m
+}
+
+impl TestCgroup {
+    fn new(l: &Layout, tag: u32) -> TestCgroup {
+        let seed = format!("{}-{}-{tag}", std::process::id(), line!());
+        let mut id = String::new();
+        let mut h: u64 = 0xcbf29ce484222325;
+        while id.len() < 64 {
+            for b in seed.bytes().chain(id.clone().bytes()) {
+                h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
+            }
+            id.push_str(&format!("{h:016x}"));
+        }
+        id.truncate(64);
+        let rel = PathBuf::from(format!("ce-test.slice/docker-{id}.scope"));
+        let mut dirs = Vec::new();
+        for m in mounts(l) {
+            let d = m.join(&rel);
+            fs::create_dir_all(&d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
+            dirs.push(d);
+        }
+        TestCgroup {
+            id,
+            rel,
+            dirs,
+            children: Vec::new(),
+        }
+    }
+
+    fn procs_files(&self) -> Vec<String> {
+        self.dirs
+            .iter()
+            .map(|d| d.join("cgroup.procs").to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// Runs `perl -e CODE` inside the cgroup: the shell moves itself into every hierarchy,
+    /// then execs perl, so everything perl does is charged to the cgroup.
+    fn spawn_perl(&mut self, code: &str) -> &mut Child {
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(r#"for f in "$@"; do echo $$ > "$f" || exit 99; done; exec perl -e "$CE_PERL""#)
+            .arg("sh")
+            .args(self.procs_files())
+            .env("CE_PERL", code)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn sh");
+        self.children.push(child);
+        self.children.last_mut().unwrap()
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for d in &self.dirs {
+            // The kernel may need a moment to release a cgroup whose last task just died.
+            for _ in 0..50 {
+                if fs::remove_dir(d).is_ok() || !d.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+fn read_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line.trim().to_string()
+}
+
+fn read_once(l: &Layout, cg: &TestCgroup) -> CgroupSample {
+    let mut reader = CgroupReader::open(l, &cg.rel).expect("open reader");
+    let mut buf = Vec::new();
+    let mut sample = CgroupSample::default();
+    let mut errors = Vec::new();
+    reader
+        .read(&ProcRoot::new(Path::new("/proc")), &mut buf, &mut sample, &mut |e| {
+            errors.push(e.to_string())
+        })
+        .expect("cgroup is there");
+    assert!(errors.is_empty(), "read errors: {errors:?}");
+    sample
+}
+
+/// The layout this host would have without its unified hierarchy: pure v1.
+fn v1_only(l: &Layout) -> Layout {
+    Layout {
+        kind: LayoutKind::V1,
+        unified: None,
+        ..l.clone()
+    }
+}
+
+#[test]
+fn cpu_time_matches_a_known_burn() {
+    let l = layout();
+    let mut cg = TestCgroup::new(&l, 1);
+    // Burn 1.5 s of this process's own CPU time, then report user+system as perl saw it.
+    let child = cg.spawn_perl(
+        "use Time::HiRes qw(clock_gettime CLOCK_PROCESS_CPUTIME_ID); \
+         1 while clock_gettime(CLOCK_PROCESS_CPUTIME_ID) < 1.5; \
+         my @t = times; print $t[0] + $t[1], qq(\\n);",
+    );
+    let burned: f64 = read_line(child).parse().expect("perl's CPU time");
+    assert!(child.wait().unwrap().success());
+
+    let mut layouts = vec![("as mounted", l.clone())];
+    if l.kind == LayoutKind::Hybrid {
+        layouts.push(("v1 controllers only", v1_only(&l)));
+    }
+    for (what, layout) in layouts {
+        let s = read_once(&layout, &cg);
+        let user = s.cpu.user_ns.expect("user time") as f64 / 1e9;
+        let system = s.cpu.system_ns.expect("system time") as f64 / 1e9;
+        let total = s.cpu.usage_ns.expect("usage") as f64 / 1e9;
+        let rel = (user + system - burned).abs() / burned;
+        assert!(
+            rel <= 0.05,
+            "{what}: cgroup user+system {user:.3}+{system:.3} s vs {burned:.3} s burned ({:.1} % off)",
+            rel * 100.0
+        );
+        assert!(
+            (total - burned).abs() / burned <= 0.05,
+            "{what}: cgroup usage {total:.3} s vs {burned:.3} s burned"
+        );
+    }
+}
+
+#[test]
+fn memory_usage_matches_a_known_allocation() {
+    let l = layout();
+    let mut cg = TestCgroup::new(&l, 2);
+    const MIB: u64 = 1 << 20;
+    const HELD: u64 = 128 * MIB;
+    // A 128 MiB string, every page written, held until killed (the size comes from a
+    // variable: a literal would be constant-folded, holding the string twice).
+    let child = cg.spawn_perl(&format!(
+        "$| = 1; my $n = {HELD}; my $x = qq(a) x $n; print qq(ready\\n); sleep 600;"
+    ));
+    assert_eq!(read_line(child), "ready");
+    let s = read_once(&l, &cg);
+    let usage = s.memory.usage.expect("memory usage");
+    let rss = s.memory.anon.expect("rss");
+    for (what, v) in [("usage", usage), ("rss", rss)] {
+        let rel = (v as f64 - HELD as f64).abs() / HELD as f64;
+        assert!(
+            rel <= 0.10,
+            "memory {what} {} MiB vs {} MiB held ({:.1} % off)",
+            v / MIB,
+            HELD / MIB,
+            rel * 100.0
+        );
+    }
+    let ws = s.memory.working_set().unwrap();
+    assert!(ws <= usage && ws >= rss, "working set {ws} usage {usage} rss {rss}");
+}
+
+#[test]
+fn pid_count_is_the_processes_started() {
+    let l = layout();
+    let mut cg = TestCgroup::new(&l, 3);
+    for _ in 0..3 {
+        let c = cg.spawn_perl("$| = 1; print qq(ready\\n); sleep 600;");
+        assert_eq!(read_line(c), "ready");
+    }
+    let s = read_once(&l, &cg);
+    assert_eq!(s.pids.current, Some(3));
+    // No limit was set: `max` is omitted, never a number.
+    assert_eq!(s.pids.limit, None);
+    assert_eq!(s.memory.limit, None);
+    assert_eq!(s.cpu.limit_cpus(), None);
+    if l.unified.is_some() {
+        assert_eq!(s.populated, Some(true));
+    }
+}
+
+#[test]
+fn limits_are_read_when_set() {
+    let l = layout();
+    let cg = TestCgroup::new(&l, 4);
+    let dir_of = |m: &Option<PathBuf>| m.as_ref().map(|m| m.join(&cg.rel));
+    match l.kind {
+        LayoutKind::V2 => {
+            let d = dir_of(&l.unified).unwrap();
+            fs::write(d.join("memory.max"), "268435456").unwrap();
+            fs::write(d.join("pids.max"), "77").unwrap();
+            fs::write(d.join("cpu.max"), "150000 100000").unwrap();
+        }
+        _ => {
+            fs::write(dir_of(&l.memory).unwrap().join("memory.limit_in_bytes"), "268435456")
+                .unwrap();
+            fs::write(dir_of(&l.pids).unwrap().join("pids.max"), "77").unwrap();
+            let cpu = dir_of(&l.cpu).unwrap();
+            fs::write(cpu.join("cpu.cfs_period_us"), "100000").unwrap();
+            fs::write(cpu.join("cpu.cfs_quota_us"), "150000").unwrap();
+        }
+    }
+    let s = read_once(&l, &cg);
+    assert_eq!(s.memory.limit, Some(268435456));
+    assert_eq!(s.pids.limit, Some(77));
+    assert_eq!(s.cpu.limit_cpus(), Some(1.5));
+}
+
+#[test]
+fn discovery_finds_the_container_shaped_cgroup() {
+    let l = layout();
+    let cg = TestCgroup::new(&l, 5);
+    let found = discovery::walk(l.discovery_root());
+    let f = found
+        .iter()
+        .find(|f| f.id == cg.id)
+        .expect("the test cgroup is discovered");
+    assert_eq!(f.runtime, Runtime::Docker);
+    assert_eq!(f.rel, cg.rel);
+    // The slice holding it is not a container.
+    assert!(!found.iter().any(|f| f.rel == Path::new("ce-test.slice")));
+
+    let mut collector = Collector::new(l.clone(), ProcRoot::new(Path::new("/proc")));
+    let changes = collector.discover();
+    assert!(changes.added >= 1);
+    assert!(collector.containers().any(|c| c.id == cg.id));
+}
+
+#[test]
+fn a_cgroup_removed_while_tracked_is_gone_not_an_error() {
+    let l = layout();
+    let cg = TestCgroup::new(&l, 6);
+    let mut reader = CgroupReader::open(&l, &cg.rel).unwrap();
+    let proc_root = ProcRoot::new(Path::new("/proc"));
+    let mut buf = Vec::new();
+    let mut sample = CgroupSample::default();
+    let mut errors = Vec::new();
+    reader
+        .read(&proc_root, &mut buf, &mut sample, &mut |e| errors.push(e.to_string()))
+        .unwrap();
+
+    // The collector keeps the last complete sample of a container that vanishes.
+    let mut collector = Collector::new(l.clone(), proc_root.clone());
+    collector.discover();
+    assert!(collector.collect().is_empty());
+    for d in &cg.dirs {
+        fs::remove_dir(d).unwrap();
+    }
+    let r = reader.read(&proc_root, &mut buf, &mut sample, &mut |e| {
+        errors.push(e.to_string())
+    });
+    assert_eq!(r, Err(Gone));
+    assert!(errors.is_empty(), "gone is not an error: {errors:?}");
+
+    let gone = collector.collect();
+    let c = gone.iter().find(|c| c.id == cg.id).expect("reported as gone");
+    assert!(c.sample().is_some_and(|s| s.memory.usage.is_some()));
+    assert!(!collector.containers().any(|c| c.id == cg.id));
+    assert_eq!(collector.errors.io + collector.errors.malformed, 0);
+}
