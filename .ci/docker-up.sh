@@ -9,6 +9,8 @@
 #   CE_TEST_IMAGE   image to build            (default ce-busybox:test)
 #   DOCKERD_LOG     where dockerd's output goes (default /var/log/dockerd.log)
 #   DOCKER_WAIT     seconds to wait for dockerd (default 60)
+#   DOCKERD_EXTRA_ARGS  more dockerd flags, e.g. for a second daemon on its own socket and data root
+#                   (then also set DOCKER_HOST so the client talks to it)
 set -euo pipefail
 
 IMAGE="${CE_TEST_IMAGE:-ce-busybox:test}"
@@ -48,15 +50,14 @@ docker_answers() { timeout 10 docker info >/dev/null 2>&1; }
 if docker_answers; then
     log "dockerd already answering"
 else
-    if pgrep -x dockerd >/dev/null 2>&1; then
-        log "dockerd process exists but does not answer yet; waiting for it"
-    else
-        log "starting dockerd (log: $DOCKERD_LOG)"
-        mkdir -p "$(dirname "$DOCKERD_LOG")"
-        # setsid + nohup: dockerd outlives this script and the CI step's shell.
-        setsid nohup dockerd --iptables=false --ip6tables=false \
-            >>"$DOCKERD_LOG" 2>&1 </dev/null &
-    fi
+    # If a dockerd is already starting, this second one exits at once on its pid file and the
+    # loop below simply waits for the first.
+    log "starting dockerd --iptables=false --ip6tables=false ${DOCKERD_EXTRA_ARGS:-} (log: $DOCKERD_LOG)"
+    mkdir -p "$(dirname "$DOCKERD_LOG")"
+    # setsid + nohup: dockerd outlives this script and the CI step's shell.
+    # shellcheck disable=SC2086 # DOCKERD_EXTRA_ARGS is a list of words
+    setsid nohup dockerd --iptables=false --ip6tables=false ${DOCKERD_EXTRA_ARGS:-} \
+        >>"$DOCKERD_LOG" 2>&1 </dev/null &
     deadline=$((SECONDS + DOCKER_WAIT))
     until docker_answers; do
         if [ "$SECONDS" -ge "$deadline" ]; then

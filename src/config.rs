@@ -49,7 +49,12 @@ pub struct HostArgs {
 
     /// The value of `host.name` on every container. Default: this machine's hostname
     /// (inside a container, pass the node's name, e.g. from the Kubernetes downward API).
-    #[arg(long, env = "CONTAINER_EXPORTER_HOST_NAME", global = true, value_name = "NAME")]
+    #[arg(
+        long,
+        env = "CONTAINER_EXPORTER_HOST_NAME",
+        global = true,
+        value_name = "NAME"
+    )]
     pub host_name: Option<String>,
 }
 
@@ -80,6 +85,72 @@ pub struct SnapshotArgs {
 pub enum SnapshotFormat {
     Table,
     Json,
+}
+
+/// The README's flag reference, generated from the command definition: one table per
+/// command (global flags first), each flag with its variable, default and help.
+pub fn flags_markdown() -> String {
+    use clap::CommandFactory;
+    fn table(cmd: &clap::Command, only_global: Option<bool>) -> String {
+        let mut out = String::from(
+            "| flag | environment variable | default | meaning |\n|---|---|---|---|\n",
+        );
+        for arg in cmd.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if matches!(long, "help" | "version") {
+                continue;
+            }
+            if let Some(g) = only_global
+                && arg.is_global_set() != g
+            {
+                continue;
+            }
+            let env = arg
+                .get_env()
+                .map_or("–".to_string(), |e| format!("`{}`", e.to_string_lossy()));
+            let default = arg
+                .get_default_values()
+                .iter()
+                .map(|v| format!("`{}`", v.to_string_lossy()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let default = if default.is_empty() {
+                "–".to_string()
+            } else {
+                default
+            };
+            let help = arg
+                .get_long_help()
+                .or(arg.get_help())
+                .map(|h| h.to_string().replace('\n', " "))
+                .unwrap_or_default();
+            let value = arg
+                .get_value_names()
+                .and_then(|v| v.first())
+                .map(|v| format!(" {v}"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "| `--{long}{value}` | {env} | {default} | {help} |\n"
+            ));
+        }
+        out
+    }
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut out = format!(
+        "Global flags (every command):\n\n{}",
+        table(&cmd, Some(true))
+    );
+    for sub in cmd.get_subcommands() {
+        if sub.get_name() == "help" {
+            continue;
+        }
+        let t = table(sub, Some(false));
+        if t.lines().count() > 2 {
+            out.push_str(&format!("\n`{}`:\n\n{t}", sub.get_name()));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

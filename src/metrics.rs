@@ -230,12 +230,21 @@ pub fn emit(s: &CgroupSample, ctx: &Context<'_>, sink: &mut dyn Sink) {
         && dt > 0.0
         && now >= before
     {
-        sink.point(M::CpuUsage, &[], Value::Double((now - before) as f64 / 1e9 / dt));
+        sink.point(
+            M::CpuUsage,
+            &[],
+            Value::Double((now - before) as f64 / 1e9 / dt),
+        );
     }
     secs(sink, M::CpuLimit, &[], cpu.limit_cpus().map(Value::Double));
     int(sink, M::CpuPeriods, &[], cpu.periods);
     int(sink, M::CpuThrottledPeriods, &[], cpu.throttled_periods);
-    secs(sink, M::CpuThrottledTime, &[], cpu.throttled_ns.map(ns_to_s));
+    secs(
+        sink,
+        M::CpuThrottledTime,
+        &[],
+        cpu.throttled_ns.map(ns_to_s),
+    );
 
     let mem = &s.memory;
     int(sink, M::MemoryUsage, &[], mem.usage);
@@ -256,8 +265,16 @@ pub fn emit(s: &CgroupSample, ctx: &Context<'_>, sink: &mut dyn Sink) {
 
     let mut dev = [0u8; 24];
     for (m, read, write) in [
-        (M::DiskIo, (|d: &IoDevice| d.read_bytes) as fn(&IoDevice) -> Option<u64>, (|d: &IoDevice| d.write_bytes) as fn(&IoDevice) -> Option<u64>),
-        (M::DiskOperations, |d: &IoDevice| d.read_ops, |d: &IoDevice| d.write_ops),
+        (
+            M::DiskIo,
+            (|d: &IoDevice| d.read_bytes) as fn(&IoDevice) -> Option<u64>,
+            (|d: &IoDevice| d.write_bytes) as fn(&IoDevice) -> Option<u64>,
+        ),
+        (
+            M::DiskOperations,
+            |d: &IoDevice| d.read_ops,
+            |d: &IoDevice| d.write_ops,
+        ),
     ] {
         for d in &s.io {
             let n = device_name(d, &mut dev);
@@ -337,7 +354,10 @@ mod tests {
     fn metric_index_matches_table() {
         assert_eq!(Metric::Uptime.def().name, "container.uptime");
         assert_eq!(Metric::CpuTime.def().name, "container.cpu.time");
-        assert_eq!(Metric::NetworkDropped.def().name, "container.network.packet.dropped");
+        assert_eq!(
+            Metric::NetworkDropped.def().name,
+            "container.network.packet.dropped"
+        );
     }
 
     #[test]

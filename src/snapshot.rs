@@ -27,7 +27,10 @@ pub fn take(collector: &mut Collector) -> Vec<ContainerView<'_>> {
         .containers()
         .map(|c| ContainerView::Live(c, now))
         .collect();
-    views.extend(gone.into_iter().map(|c| ContainerView::Gone(Box::new(c), now)));
+    views.extend(
+        gone.into_iter()
+            .map(|c| ContainerView::Gone(Box::new(c), now)),
+    );
     views.sort_by(|a, b| a.container().id.cmp(&b.container().id));
     views
 }
@@ -105,11 +108,17 @@ pub fn to_json(layout: &str, views: &[ContainerView<'_>], host: &HostResource) -
     json!({ "cgroup_layout": layout, "containers": containers })
 }
 
-fn sum(points: &[(Metric, Vec<String>, Value)], m: Metric, first_attr: Option<&str>) -> Option<f64> {
+fn sum(
+    points: &[(Metric, Vec<String>, Value)],
+    m: Metric,
+    first_attr: Option<&str>,
+) -> Option<f64> {
     let mut any = false;
     let total = points
         .iter()
-        .filter(|(pm, attrs, _)| *pm == m && first_attr.is_none_or(|a| attrs.first().is_some_and(|x| x == a)))
+        .filter(|(pm, attrs, _)| {
+            *pm == m && first_attr.is_none_or(|a| attrs.first().is_some_and(|x| x == a))
+        })
         .map(|(_, _, v)| {
             any = true;
             v.as_f64()
@@ -135,7 +144,11 @@ fn size(v: Option<f64>, binary: bool) -> String {
         format!("{v:.0}{}", units[u])
     } else {
         let n = format!("{v:.3}");
-        format!("{}{}", n.trim_end_matches('0').trim_end_matches('.'), units[u])
+        format!(
+            "{}{}",
+            n.trim_end_matches('0').trim_end_matches('.'),
+            units[u]
+        )
     }
 }
 

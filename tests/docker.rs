@@ -30,14 +30,21 @@ fn docker(args: &[&str]) -> Output {
     Command::new("docker")
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run `docker {}`: {e}; run .ci/docker-up.sh as root first", args.join(" ")))
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run `docker {}`: {e}; run .ci/docker-up.sh as root first",
+                args.join(" ")
+            )
+        })
 }
 
 /// Panics (fails the test) with a clear message unless dockerd answers and the test image exists.
 fn require_docker() {
     static CHECK: OnceLock<Result<(), String>> = OnceLock::new();
     let res = CHECK.get_or_init(|| {
-        let info = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output();
+        let info = Command::new("docker")
+            .args(["info", "--format", "{{.ServerVersion}}"])
+            .output();
         match info {
             Err(e) => return Err(format!("cannot run the docker client: {e}")),
             Ok(o) if !o.status.success() => {
@@ -65,7 +72,11 @@ fn require_docker() {
 
 fn unique_name() -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!("ce-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "ce-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// A running container, removed (with `docker rm -f`) when dropped.
@@ -84,7 +95,10 @@ impl Container {
         args.extend_from_slice(&[IMAGE, "sh", "-c", script]);
         let out = docker(&args);
         // Make the guard first so a half-created container is removed too.
-        let mut c = Container { name: name.clone(), id: String::new() };
+        let mut c = Container {
+            name: name.clone(),
+            id: String::new(),
+        };
         assert!(
             out.status.success(),
             "`docker {}` failed: {}",
@@ -121,10 +135,16 @@ impl Container {
             }
             let state = docker(&["inspect", "-f", "{{.State.Running}}", &self.name]);
             if String::from_utf8_lossy(&state.stdout).trim() == "false" {
-                panic!("container {} exited before DONE; its log:\n{logs}", self.name);
+                panic!(
+                    "container {} exited before DONE; its log:\n{logs}",
+                    self.name
+                );
             }
             if start.elapsed() > WORKLOAD_TIMEOUT {
-                panic!("workload in {} not done after {WORKLOAD_TIMEOUT:?}; its log:\n{logs}", self.name);
+                panic!(
+                    "workload in {} not done after {WORKLOAD_TIMEOUT:?}; its log:\n{logs}",
+                    self.name
+                );
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -133,7 +153,9 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rm", "-f", "-v", &self.name]).output();
+        let _ = Command::new("docker")
+            .args(["rm", "-f", "-v", &self.name])
+            .output();
     }
 }
 
@@ -157,7 +179,9 @@ impl Drop for TempDir {
 
 /// The whole disk (not the partition) holding `path`: ("MAJ:MIN", "/dev/<name>").
 fn disk_of(path: &Path) -> (String, String) {
-    let dev = fs::metadata(path).unwrap_or_else(|e| panic!("stat {}: {e}", path.display())).dev();
+    let dev = fs::metadata(path)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
+        .dev();
     // glibc's gnu_dev_major / gnu_dev_minor.
     let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
     let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
@@ -170,8 +194,15 @@ fn disk_of(path: &Path) -> (String, String) {
             sys.display()
         )
     });
-    let disk = if real.join("partition").exists() { real.parent().unwrap().to_path_buf() } else { real };
-    let majmin = fs::read_to_string(disk.join("dev")).expect("read the disk's dev file").trim().to_string();
+    let disk = if real.join("partition").exists() {
+        real.parent().unwrap().to_path_buf()
+    } else {
+        real
+    };
+    let majmin = fs::read_to_string(disk.join("dev"))
+        .expect("read the disk's dev file")
+        .trim()
+        .to_string();
     let uevent = fs::read_to_string(disk.join("uevent")).expect("read the disk's uevent file");
     let name = uevent
         .lines()
@@ -179,7 +210,10 @@ fn disk_of(path: &Path) -> (String, String) {
         .map(str::to_string)
         .unwrap_or_else(|| disk.file_name().unwrap().to_string_lossy().into_owned());
     let node = format!("/dev/{name}");
-    assert!(Path::new(&node).exists(), "device node {node} (disk {majmin}) does not exist");
+    assert!(
+        Path::new(&node).exists(),
+        "device node {node} (disk {majmin}) does not exist"
+    );
     (majmin, node)
 }
 
@@ -202,7 +236,10 @@ fn snapshot() -> Value {
     );
     let v: Value = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("snapshot output is not JSON ({e}):\n{stdout}"));
-    assert!(v.get("containers").is_some_and(Value::is_array), "no `containers` array in:\n{stdout}");
+    assert!(
+        v.get("containers").is_some_and(Value::is_array),
+        "no `containers` array in:\n{stdout}"
+    );
     v
 }
 
@@ -219,7 +256,10 @@ fn find<'a>(snap: &'a Value, c: &Container) -> &'a Value {
         c.name,
         c.id,
         found.len(),
-        containers.iter().map(|e| e["resource"]["container.id"].clone()).collect::<Vec<_>>()
+        containers
+            .iter()
+            .map(|e| e["resource"]["container.id"].clone())
+            .collect::<Vec<_>>()
     );
     let e = found[0];
     assert_eq!(
@@ -230,9 +270,18 @@ fn find<'a>(snap: &'a Value, c: &Container) -> &'a Value {
         e["resource"]
     );
     if let Some(n) = e["resource"].get("container.name") {
-        assert_eq!(n.as_str(), Some(c.name.as_str()), "container.name of {}", c.id);
+        assert_eq!(
+            n.as_str(),
+            Some(c.name.as_str()),
+            "container.name of {}",
+            c.id
+        );
     }
-    assert!(e["metrics"].is_array(), "no metrics array for {}: {e}", c.name);
+    assert!(
+        e["metrics"].is_array(),
+        "no metrics array for {}: {e}",
+        c.name
+    );
     e
 }
 
@@ -243,7 +292,11 @@ fn points<'a>(e: &'a Value, name: &str, attrs: &[(&str, &str)]) -> Vec<&'a Value
         .unwrap()
         .iter()
         .filter(|m| m["name"].as_str() == Some(name))
-        .filter(|m| attrs.iter().all(|(k, v)| m["attributes"][*k].as_str() == Some(*v)))
+        .filter(|m| {
+            attrs
+                .iter()
+                .all(|(k, v)| m["attributes"][*k].as_str() == Some(*v))
+        })
         .collect()
 }
 
@@ -256,12 +309,22 @@ fn value(e: &Value, name: &str, unit: &str, attrs: &[(&str, &str)]) -> f64 {
         p.len(),
         serde_json::to_string_pretty(&e["metrics"]).unwrap()
     );
-    assert_eq!(p[0]["unit"].as_str(), Some(unit), "unit of {name}: {}", p[0]);
-    p[0]["value"].as_f64().unwrap_or_else(|| panic!("value of {name} is not a number: {}", p[0]))
+    assert_eq!(
+        p[0]["unit"].as_str(),
+        Some(unit),
+        "unit of {name}: {}",
+        p[0]
+    );
+    p[0]["value"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("value of {name} is not a number: {}", p[0]))
 }
 
 fn assert_within(what: &str, got: f64, lo: f64, hi: f64) {
-    assert!(got >= lo && got <= hi, "{what}: got {got}, expected within [{lo}, {hi}]");
+    assert!(
+        got >= lo && got <= hi,
+        "{what}: got {got}, expected within [{lo}, {hi}]"
+    );
 }
 
 /// Parses busybox `time` output (`user\t0m 1.94s`, `sys\t0m 0.02s`) into user + sys seconds.
@@ -283,7 +346,9 @@ fn busybox_time_user_sys(log: &str) -> f64 {
                 } else {
                     panic!("cannot parse `{line}`")
                 };
-                num.parse::<f64>().unwrap_or_else(|_| panic!("cannot parse `{line}`")) * mult
+                num.parse::<f64>()
+                    .unwrap_or_else(|_| panic!("cannot parse `{line}`"))
+                    * mult
             })
             .sum()
     };
@@ -299,7 +364,10 @@ fn cpu_time_matches_the_workload() {
     let c = Container::run(&[], "time timeout 2 yes >/dev/null; echo DONE; sleep 600");
     let log = c.wait_done();
     let truth = busybox_time_user_sys(&log);
-    assert!(truth > 0.5, "the CPU burner used only {truth} s; log:\n{log}");
+    assert!(
+        truth > 0.5,
+        "the CPU burner used only {truth} s; log:\n{log}"
+    );
 
     let snap = snapshot();
     let e = find(&snap, &c);
@@ -308,7 +376,9 @@ fn cpu_time_matches_the_workload() {
     let got = user + system;
     // 10 %, plus a little for the shell, runc's init and `time` itself.
     assert_within(
-        &format!("container.cpu.time user {user} + system {system} vs the workload's own {truth} s"),
+        &format!(
+            "container.cpu.time user {user} + system {system} vs the workload's own {truth} s"
+        ),
         got,
         truth * 0.9 - 0.05,
         truth * 1.1 + 0.05,
@@ -332,12 +402,17 @@ fn disk_write_bytes_match_dd() {
          echo DONE; sleep 600",
     );
     c.wait_done();
-    let written = fs::metadata(dir.0.join("f")).expect("dd's output file").len();
+    let written = fs::metadata(dir.0.join("f"))
+        .expect("dd's output file")
+        .len();
     assert_eq!(written, 32 << 20, "dd wrote {written} bytes");
 
     let snap = snapshot();
     let e = find(&snap, &c);
-    let dev = [("disk.io.direction", "write"), ("system.device", majmin.as_str())];
+    let dev = [
+        ("disk.io.direction", "write"),
+        ("system.device", majmin.as_str()),
+    ];
     let bytes = value(e, "container.disk.io", "By", &dev);
     assert_within(
         &format!("container.disk.io write on {majmin} ({node})"),
@@ -346,12 +421,18 @@ fn disk_write_bytes_match_dd() {
         32.0 * MIB * 1.1,
     );
     let ops = value(e, "container.disk.operations", "{operation}", &dev);
-    assert!(ops >= 1.0, "container.disk.operations write on {majmin}: {ops}");
+    assert!(
+        ops >= 1.0,
+        "container.disk.operations write on {majmin}: {ops}"
+    );
     // Any other device the container touched is reported under its own MAJ:MIN, never mixed in.
     for p in points(e, "container.disk.io", &[]) {
-        let d = p["attributes"]["system.device"].as_str().unwrap_or_default();
+        let d = p["attributes"]["system.device"]
+            .as_str()
+            .unwrap_or_default();
         assert!(
-            d.split_once(':').is_some_and(|(a, b)| a.parse::<u32>().is_ok() && b.parse::<u32>().is_ok()),
+            d.split_once(':')
+                .is_some_and(|(a, b)| a.parse::<u32>().is_ok() && b.parse::<u32>().is_ok()),
             "system.device is not MAJ:MIN: {p}"
         );
     }
@@ -375,20 +456,40 @@ fn loopback_bytes_match_the_transfer() {
         e,
         "container.network.io",
         "By",
-        &[("network.io.direction", "receive"), ("network.interface.name", "lo")],
+        &[
+            ("network.io.direction", "receive"),
+            ("network.interface.name", "lo"),
+        ],
     );
     // 16 MiB of body plus HTTP headers and TCP handshakes.
-    assert_within("container.network.io receive on lo", rx, 16.0 * MIB, 16.0 * MIB * 1.1);
+    assert_within(
+        "container.network.io receive on lo",
+        rx,
+        16.0 * MIB,
+        16.0 * MIB * 1.1,
+    );
     let tx = value(
         e,
         "container.network.io",
         "By",
-        &[("network.io.direction", "transmit"), ("network.interface.name", "lo")],
+        &[
+            ("network.io.direction", "transmit"),
+            ("network.interface.name", "lo"),
+        ],
     );
-    assert_within("container.network.io transmit on lo", tx, 16.0 * MIB, 16.0 * MIB * 1.1);
+    assert_within(
+        "container.network.io transmit on lo",
+        tx,
+        16.0 * MIB,
+        16.0 * MIB * 1.1,
+    );
     // --network none: lo is the only interface.
     for p in points(e, "container.network.io", &[]) {
-        assert_eq!(p["attributes"]["network.interface.name"].as_str(), Some("lo"), "{p}");
+        assert_eq!(
+            p["attributes"]["network.interface.name"].as_str(),
+            Some("lo"),
+            "{p}"
+        );
     }
 }
 
@@ -396,7 +497,16 @@ fn loopback_bytes_match_the_transfer() {
 fn memory_pids_limits_and_resource() {
     // 32 MiB held in a tmpfs (shmem, charged to the container's memory cgroup).
     let limited = Container::run(
-        &["--memory", "256m", "--cpus", "1.5", "--pids-limit", "100", "--tmpfs", "/m:size=64m"],
+        &[
+            "--memory",
+            "256m",
+            "--cpus",
+            "1.5",
+            "--pids-limit",
+            "100",
+            "--tmpfs",
+            "/m:size=64m",
+        ],
         "dd if=/dev/zero of=/m/f bs=1M count=32 2>/dev/null || { echo FAIL; exit 1; }; echo DONE; sleep 600",
     );
     let unlimited = Container::run(&[], "echo DONE; sleep 600");
@@ -407,27 +517,48 @@ fn memory_pids_limits_and_resource() {
 
     let e = find(&snap, &limited);
     let mem = value(e, "container.memory.usage", "By", &[]);
-    assert_within("container.memory.usage holding 32 MiB", mem, 32.0 * MIB, 32.0 * MIB + 16.0 * MIB);
+    assert_within(
+        "container.memory.usage holding 32 MiB",
+        mem,
+        32.0 * MIB,
+        32.0 * MIB + 16.0 * MIB,
+    );
     let pids = value(e, "container.pid.count", "{task}", &[]);
     assert!(pids >= 1.0, "container.pid.count: {pids}");
     assert_eq!(value(e, "container.memory.limit", "By", &[]), 256.0 * MIB);
     assert_eq!(value(e, "container.pid.limit", "{task}", &[]), 100.0);
-    assert_within("container.cpu.limit for --cpus 1.5", value(e, "container.cpu.limit", "{cpu}", &[]), 1.499, 1.501);
+    assert_within(
+        "container.cpu.limit for --cpus 1.5",
+        value(e, "container.cpu.limit", "{cpu}", &[]),
+        1.499,
+        1.501,
+    );
 
     let e = find(&snap, &unlimited);
     let mem = value(e, "container.memory.usage", "By", &[]);
-    assert!(mem > 0.0, "container.memory.usage of a sleeping container: {mem}");
+    assert!(
+        mem > 0.0,
+        "container.memory.usage of a sleeping container: {mem}"
+    );
     let pids = value(e, "container.pid.count", "{task}", &[]);
     assert!(pids >= 1.0, "container.pid.count: {pids}");
     // Unlimited values are omitted, never exported as a number (METRICS.md).
-    for name in ["container.memory.limit", "container.pid.limit", "container.cpu.limit"] {
-        assert!(points(e, name, &[]).is_empty(), "{name} exported for a container without that limit");
+    for name in [
+        "container.memory.limit",
+        "container.pid.limit",
+        "container.cpu.limit",
+    ] {
+        assert!(
+            points(e, name, &[]).is_empty(),
+            "{name} exported for a container without that limit"
+        );
     }
 }
 
 #[test]
 fn busybox_time_parser() {
-    let log = "Command terminated by signal 15\nreal\t0m 2.00s\nuser\t0m 1.94s\nsys\t0m 0.02s\nDONE\n";
+    let log =
+        "Command terminated by signal 15\nreal\t0m 2.00s\nuser\t0m 1.94s\nsys\t0m 0.02s\nDONE\n";
     assert!((busybox_time_user_sys(log) - 1.96).abs() < 1e-9);
     assert!((busybox_time_user_sys("user\t1m 1.50s\nsys\t0m 0.50s\n") - 62.0).abs() < 1e-9);
 }

@@ -11,7 +11,9 @@ use container_exporter::cgroup::sample::{IoDevice, Psi};
 use proptest::prelude::*;
 
 fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(rel)
 }
 
 /// Parses the named files of a fixture directory as the reader would; `names` are paths
@@ -23,7 +25,14 @@ fn parse_dir(dir: &str, v1: bool, names: &[&str]) -> CgroupSample {
         .map(|n| {
             let (path, name) = match n.split_once(" as ") {
                 Some((path, name)) => (path, name.to_string()),
-                None => (*n, Path::new(n).file_name().unwrap().to_string_lossy().into_owned()),
+                None => (
+                    *n,
+                    Path::new(n)
+                        .file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                ),
             };
             let p = testdata(dir).join(path);
             let bytes = fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
@@ -109,7 +118,11 @@ fn v2_throttled_oom_unlimited_and_controllerless() {
     let t = parse_dir(
         "linux-6.1-cgroup-v2",
         false,
-        &["throttled/cpu.stat", "throttled/cpu.max", "throttled/cpu.pressure"],
+        &[
+            "throttled/cpu.stat",
+            "throttled/cpu.max",
+            "throttled/cpu.pressure",
+        ],
     );
     assert_eq!(t.cpu.limit_cpus(), Some(0.5));
     assert_eq!(t.cpu.periods, Some(104));
@@ -128,16 +141,28 @@ fn v2_throttled_oom_unlimited_and_controllerless() {
     let u = parse_dir(
         "linux-6.1-cgroup-v2",
         false,
-        &["unlimited/memory.max", "unlimited/pids.max", "unlimited/cpu.max", "unlimited/io.stat"],
+        &[
+            "unlimited/memory.max",
+            "unlimited/pids.max",
+            "unlimited/cpu.max",
+            "unlimited/io.stat",
+        ],
     );
-    assert_eq!((u.memory.limit, u.pids.limit, u.cpu.limit_cpus()), (None, None, None));
+    assert_eq!(
+        (u.memory.limit, u.pids.limit, u.cpu.limit_cpus()),
+        (None, None, None)
+    );
     assert_eq!(u.cpu.period_us, Some(100_000));
     assert_eq!(u.io[0].write_bytes, Some(32 * MIB));
     assert_eq!(u.io[0].read_bytes, Some(16 * MIB));
     assert_eq!((u.io[0].read_ops, u.io[0].write_ops), (Some(16), Some(32)));
 
     // A cgroup whose parent enables no controllers: only usage/user/system in cpu.stat.
-    let p = parse_dir("linux-6.1-cgroup-v2", false, &["plain/cpu.stat", "plain/cgroup.events"]);
+    let p = parse_dir(
+        "linux-6.1-cgroup-v2",
+        false,
+        &["plain/cpu.stat", "plain/cgroup.events"],
+    );
     assert!(p.cpu.usage_ns.is_some());
     assert_eq!((p.cpu.periods, p.cpu.throttled_ns), (None, None));
 }
@@ -168,13 +193,19 @@ fn v1_controllers_with_hybrid_unified_cpu() {
     );
     assert_eq!(s.cpu.user_ns, Some(3_070_882_507 * 296 / 306));
     assert_eq!(s.cpu.limit_cpus(), Some(1.5));
-    assert_eq!((s.cpu.periods, s.cpu.throttled_periods), (Some(36), Some(0)));
+    assert_eq!(
+        (s.cpu.periods, s.cpu.throttled_periods),
+        (Some(36), Some(0))
+    );
     assert_eq!(s.memory.usage, Some(42_909_696));
     assert_eq!(s.memory.limit, Some(256 * MIB));
     assert_eq!(s.memory.anon, Some(102_400));
     assert_eq!(s.memory.file, Some(42_008_576));
     assert_eq!(s.memory.swap, Some(0));
-    assert_eq!((s.memory.pgfault, s.memory.pgmajfault), (Some(2632), Some(2)));
+    assert_eq!(
+        (s.memory.pgfault, s.memory.pgmajfault),
+        (Some(2632), Some(2))
+    );
     assert_eq!(s.memory.oom_kills, Some(0));
     assert_eq!((s.pids.current, s.pids.limit), (Some(2), Some(100)));
     // 32 MiB written with O_DIRECT under a throttle rule: exactly counted.
@@ -194,7 +225,13 @@ fn v1_controllers_with_hybrid_unified_cpu() {
     let h = parse_dir(
         "linux-6.18-hybrid-unified",
         true,
-        &["cpu.stat as unified/cpu.stat", "cpu.pressure", "io.pressure", "memory.pressure", "cgroup.events"],
+        &[
+            "cpu.stat as unified/cpu.stat",
+            "cpu.pressure",
+            "io.pressure",
+            "memory.pressure",
+            "cgroup.events",
+        ],
     );
     assert_eq!(h.cpu.usage_ns, Some(3_070_882_000));
     assert_eq!(h.cpu.user_ns, Some(2_967_217_000));
@@ -207,7 +244,6 @@ fn v1_controllers_with_hybrid_unified_cpu() {
         &["cgroup.events.unpopulated as cgroup.events"],
     );
     assert_eq!(e.populated, Some(false));
-
 }
 
 #[test]
@@ -215,9 +251,16 @@ fn v1_unlimited_and_untracked_blkio() {
     let u = parse_dir(
         "linux-6.18-cgroup-v1",
         true,
-        &["unlimited/cpu.cfs_quota_us", "unlimited/memory.limit_in_bytes", "unlimited/pids.max"],
+        &[
+            "unlimited/cpu.cfs_quota_us",
+            "unlimited/memory.limit_in_bytes",
+            "unlimited/pids.max",
+        ],
     );
-    assert_eq!((u.cpu.quota_us, u.memory.limit, u.pids.limit), (None, None, None));
+    assert_eq!(
+        (u.cpu.quota_us, u.memory.limit, u.pids.limit),
+        (None, None, None)
+    );
     // Without a throttle rule v1 blkio counts nothing: no devices, not zeros.
     let b = parse_dir(
         "linux-6.18-cgroup-v1",
@@ -233,7 +276,11 @@ fn v1_unlimited_and_untracked_blkio() {
 #[test]
 fn net_dev_of_real_namespaces() {
     let mut out = Vec::new();
-    parse::net_dev(&fs::read(testdata("linux-6.18-procfs/net-dev")).unwrap(), &mut out).unwrap();
+    parse::net_dev(
+        &fs::read(testdata("linux-6.18-procfs/net-dev")).unwrap(),
+        &mut out,
+    )
+    .unwrap();
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].name.as_str(), "lo");
     assert_eq!((out[0].rx_bytes, out[0].tx_bytes), (16_810_473, 16_810_473));

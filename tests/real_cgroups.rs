@@ -126,9 +126,12 @@ fn read_once(l: &Layout, cg: &TestCgroup) -> CgroupSample {
     let mut sample = CgroupSample::default();
     let mut errors = Vec::new();
     reader
-        .read(&ProcRoot::new(Path::new("/proc")), &mut buf, &mut sample, &mut |e| {
-            errors.push(e.to_string())
-        })
+        .read(
+            &ProcRoot::new(Path::new("/proc")),
+            &mut buf,
+            &mut sample,
+            &mut |e| errors.push(e.to_string()),
+        )
         .expect("cgroup is there");
     assert!(errors.is_empty(), "read errors: {errors:?}");
     sample
@@ -204,7 +207,10 @@ fn memory_usage_matches_a_known_allocation() {
         );
     }
     let ws = s.memory.working_set().unwrap();
-    assert!(ws <= usage && ws >= rss, "working set {ws} usage {usage} rss {rss}");
+    assert!(
+        ws <= usage && ws >= rss,
+        "working set {ws} usage {usage} rss {rss}"
+    );
 }
 
 #[test]
@@ -239,8 +245,11 @@ fn limits_are_read_when_set() {
             fs::write(d.join("cpu.max"), "150000 100000").unwrap();
         }
         _ => {
-            fs::write(dir_of(&l.memory).unwrap().join("memory.limit_in_bytes"), "268435456")
-                .unwrap();
+            fs::write(
+                dir_of(&l.memory).unwrap().join("memory.limit_in_bytes"),
+                "268435456",
+            )
+            .unwrap();
             fs::write(dir_of(&l.pids).unwrap().join("pids.max"), "77").unwrap();
             let cpu = dir_of(&l.cpu).unwrap();
             fs::write(cpu.join("cpu.cfs_period_us"), "100000").unwrap();
@@ -283,7 +292,9 @@ fn a_cgroup_removed_while_tracked_is_gone_not_an_error() {
     let mut sample = CgroupSample::default();
     let mut errors = Vec::new();
     reader
-        .read(&proc_root, &mut buf, &mut sample, &mut |e| errors.push(e.to_string()))
+        .read(&proc_root, &mut buf, &mut sample, &mut |e| {
+            errors.push(e.to_string())
+        })
         .unwrap();
 
     // The collector keeps the last complete sample of a container that vanishes.
@@ -300,7 +311,10 @@ fn a_cgroup_removed_while_tracked_is_gone_not_an_error() {
     assert!(errors.is_empty(), "gone is not an error: {errors:?}");
 
     let gone = collector.collect();
-    let c = gone.iter().find(|c| c.id == cg.id).expect("reported as gone");
+    let c = gone
+        .iter()
+        .find(|c| c.id == cg.id)
+        .expect("reported as gone");
     assert!(c.sample().is_some_and(|s| s.memory.usage.is_some()));
     assert!(!collector.containers().any(|c| c.id == cg.id));
     assert_eq!(collector.errors.io + collector.errors.malformed, 0);

@@ -213,9 +213,18 @@ mod tests {
         .unwrap();
         let l = Layout::from_mounts(Path::new("/sys/fs/cgroup"), &mounts_of(&text)).unwrap();
         assert_eq!(l.kind, LayoutKind::Hybrid);
-        assert_eq!(l.unified.as_deref(), Some(Path::new("/sys/fs/cgroup/unified")));
-        assert_eq!(l.memory.as_deref(), Some(Path::new("/sys/fs/cgroup/memory")));
-        assert_eq!(l.cpuacct.as_deref(), Some(Path::new("/sys/fs/cgroup/cpuacct")));
+        assert_eq!(
+            l.unified.as_deref(),
+            Some(Path::new("/sys/fs/cgroup/unified"))
+        );
+        assert_eq!(
+            l.memory.as_deref(),
+            Some(Path::new("/sys/fs/cgroup/memory"))
+        );
+        assert_eq!(
+            l.cpuacct.as_deref(),
+            Some(Path::new("/sys/fs/cgroup/cpuacct"))
+        );
         assert_eq!(l.discovery_root(), Path::new("/sys/fs/cgroup/memory"));
     }
 
@@ -239,7 +248,10 @@ mod tests {
         let l = Layout::from_mounts(Path::new("/host/sys/fs/cgroup"), &mounts_of(text)).unwrap();
         assert_eq!(l.kind, LayoutKind::V1);
         assert_eq!(l.cpu, l.cpuacct);
-        assert_eq!(l.memory.as_deref(), Some(Path::new("/host/sys/fs/cgroup/memory")));
+        assert_eq!(
+            l.memory.as_deref(),
+            Some(Path::new("/host/sys/fs/cgroup/memory"))
+        );
     }
 
     #[test]

@@ -53,7 +53,11 @@ fn lines(buf: &[u8]) -> (impl Iterator<Item = (u32, &[u8])>, Problems) {
     };
     let mut problems = Problems::default();
     if cut {
-        let n = if complete.is_empty() { 1 } else { complete.split(|&b| b == b'\n').count() + 1 };
+        let n = if complete.is_empty() {
+            1
+        } else {
+            complete.split(|&b| b == b'\n').count() + 1
+        };
         problems.note(n as u32, "truncated: last line has no newline");
     }
     let iter = complete
@@ -166,7 +170,10 @@ fn device(s: &[u8]) -> Option<(u32, u32)> {
 
 fn device_slot(out: &mut Vec<IoDevice>, major: u32, minor: u32) -> &mut IoDevice {
     // A handful of devices per container: a linear scan beats hashing here.
-    match out.iter().position(|d| d.major == major && d.minor == minor) {
+    match out
+        .iter()
+        .position(|d| d.major == major && d.minor == minor)
+    {
         Some(i) => &mut out[i],
         None => {
             out.push(IoDevice {
@@ -293,7 +300,10 @@ pub fn net_dev(buf: &[u8], out: &mut Vec<NetIface>) -> Result<(), ParseError> {
         let mut v = [0u64; 16];
         let mut count = 0;
         let mut bad = false;
-        for field in line[colon + 1..].split(|&b| b == b' ').filter(|p| !p.is_empty()) {
+        for field in line[colon + 1..]
+            .split(|&b| b == b' ')
+            .filter(|p| !p.is_empty())
+        {
             if count == v.len() {
                 break;
             }
@@ -381,7 +391,10 @@ mod tests {
     #[test]
     fn cpu_max_forms() {
         assert_eq!(cpu_max(b"max 100000\n"), Ok((Single::Unlimited, 100000)));
-        assert_eq!(cpu_max(b"50000 100000\n"), Ok((Single::Value(50000), 100000)));
+        assert_eq!(
+            cpu_max(b"50000 100000\n"),
+            Ok((Single::Value(50000), 100000))
+        );
         assert!(cpu_max(b"50000\n").is_err());
     }
 

@@ -77,7 +77,11 @@ const PLAN_V2: &[(Hier, &str, FileKind)] = &[
     (Hier::Unified, "memory.max", FileKind::MemoryMax),
     (Hier::Unified, "memory.stat", FileKind::MemoryStatV2),
     (Hier::Unified, "memory.events", FileKind::MemoryEvents),
-    (Hier::Unified, "memory.swap.current", FileKind::MemorySwapCurrent),
+    (
+        Hier::Unified,
+        "memory.swap.current",
+        FileKind::MemorySwapCurrent,
+    ),
     (Hier::Unified, "pids.current", FileKind::PidsCurrent),
     (Hier::Unified, "pids.max", FileKind::PidsMax),
     (Hier::Unified, "io.stat", FileKind::IoStat),
@@ -99,8 +103,16 @@ const PLAN_V1: &[(Hier, &str, FileKind)] = &[
     (Hier::Cpu, "cpu.stat", FileKind::CpuStatV1),
     (Hier::Cpu, "cpu.cfs_quota_us", FileKind::CfsQuota),
     (Hier::Cpu, "cpu.cfs_period_us", FileKind::CfsPeriod),
-    (Hier::Memory, "memory.usage_in_bytes", FileKind::MemoryUsageV1),
-    (Hier::Memory, "memory.limit_in_bytes", FileKind::MemoryLimitV1),
+    (
+        Hier::Memory,
+        "memory.usage_in_bytes",
+        FileKind::MemoryUsageV1,
+    ),
+    (
+        Hier::Memory,
+        "memory.limit_in_bytes",
+        FileKind::MemoryLimitV1,
+    ),
     (Hier::Memory, "memory.stat", FileKind::MemoryStatV1),
     (Hier::Memory, "memory.oom_control", FileKind::OomControl),
     (Hier::Pids, "pids.current", FileKind::PidsCurrent),
@@ -227,7 +239,12 @@ impl CgroupReader {
         let dir_file = match open_dir(primary, rel) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(OpenError::Gone),
-            Err(e) => return Err(OpenError::Io { path: dir, error: e }),
+            Err(e) => {
+                return Err(OpenError::Io {
+                    path: dir,
+                    error: e,
+                });
+            }
         };
         let st = fstat(dir_file.as_fd()).map_err(|e| OpenError::Io {
             path: dir.clone(),
@@ -253,8 +270,7 @@ impl CgroupReader {
         let mut files = Vec::with_capacity(plan.len());
         let mut have_unified_cpu = false;
         for &(hier, name, kind) in plan {
-            if matches!(kind, FileKind::CpuacctUsage | FileKind::CpuacctStat) && have_unified_cpu
-            {
+            if matches!(kind, FileKind::CpuacctUsage | FileKind::CpuacctStat) && have_unified_cpu {
                 continue;
             }
             let Some(root) = mount(hier) else { continue };
@@ -300,9 +316,14 @@ impl CgroupReader {
         })
     }
 
-    /// The kept-open descriptors, for the benchmark's floor (the same preads, no parsing).
+    /// The kept-open descriptors a tick reads (cgroup files and `net/dev` once open), for
+    /// the benchmark's floor: the same preads with no parsing.
     pub fn raw_files(&self) -> impl Iterator<Item = &File> {
-        self.files.iter().map(|(_, f, _)| f)
+        let net = match &self.net {
+            Net::Open(f) => Some(f),
+            _ => None,
+        };
+        self.files.iter().map(|(_, f, _)| f).chain(net)
     }
 
     /// Re-reads every file into `out` (cleared first). Problems with single files are
@@ -320,7 +341,10 @@ impl CgroupReader {
             let (kind, ref file, name) = self.files[i];
             let n = match pread_all(file, buf) {
                 Ok(n) => n,
-                Err(e) if e.raw_os_error().is_some_and(|c| gone_errno(Errno::from_raw(c))) => {
+                Err(e)
+                    if e.raw_os_error()
+                        .is_some_and(|c| gone_errno(Errno::from_raw(c))) =>
+                {
                     return Err(Gone);
                 }
                 Err(e) => {
@@ -576,11 +600,9 @@ fn parse_into(
 fn finish(out: &mut CgroupSample, v1_ticks: (Option<u64>, Option<u64>)) {
     if let ((Some(user), Some(system)), Some(usage)) = (v1_ticks, out.cpu.usage_ns) {
         let total = u128::from(user) + u128::from(system);
-        let user_ns = if total == 0 {
-            0
-        } else {
-            (u128::from(usage) * u128::from(user) / total) as u64
-        };
+        let user_ns = (u128::from(usage) * u128::from(user))
+            .checked_div(total)
+            .map_or(0, |v| v as u64);
         out.cpu.user_ns = Some(user_ns);
         out.cpu.system_ns = Some(usage - user_ns);
     }

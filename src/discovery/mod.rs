@@ -45,7 +45,9 @@ pub struct Found {
 }
 
 fn is_container_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// `prefix<id>suffix` → id, when what is between is a container id.
@@ -67,13 +69,10 @@ fn pod_uid(component: &str) -> Option<String> {
         component.strip_prefix("pod")?.to_string()
     };
     let uid_shaped = raw.len() == 36
-        && raw
-            .bytes()
-            .enumerate()
-            .all(|(i, b)| match i {
-                8 | 13 | 18 | 23 => b == b'-',
-                _ => b.is_ascii_hexdigit(),
-            });
+        && raw.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        });
     uid_shaped.then_some(raw)
 }
 
@@ -158,13 +157,21 @@ mod tests {
     fn runtime_path_patterns() {
         let cases = [
             (format!("docker/{ID}"), Runtime::Docker, None),
-            (format!("system.slice/docker-{ID}.scope"), Runtime::Docker, None),
+            (
+                format!("system.slice/docker-{ID}.scope"),
+                Runtime::Docker,
+                None,
+            ),
             (
                 format!("system.slice/cri-containerd-{ID}.scope"),
                 Runtime::Containerd,
                 None,
             ),
-            (format!("machine.slice/libpod-{ID}.scope"), Runtime::Podman, None),
+            (
+                format!("machine.slice/libpod-{ID}.scope"),
+                Runtime::Podman,
+                None,
+            ),
             (format!("libpod_parent/libpod-{ID}"), Runtime::Podman, None),
             (
                 format!(
@@ -175,7 +182,10 @@ mod tests {
                 Some(UID.to_string()),
             ),
             (
-                format!("kubepods.slice/kubepods-pod{}.slice/crio-{ID}.scope", UID.replace('-', "_")),
+                format!(
+                    "kubepods.slice/kubepods-pod{}.slice/crio-{ID}.scope",
+                    UID.replace('-', "_")
+                ),
                 Runtime::CriO,
                 Some(UID.to_string()),
             ),
@@ -184,7 +194,11 @@ mod tests {
                 Runtime::Containerd,
                 Some(UID.to_string()),
             ),
-            (format!("kubepods/pod{UID}/{ID}"), Runtime::Containerd, Some(UID.to_string())),
+            (
+                format!("kubepods/pod{UID}/{ID}"),
+                Runtime::Containerd,
+                Some(UID.to_string()),
+            ),
         ];
         for (path, runtime, pod) in cases {
             assert_eq!(c(&path), Some((ID.to_string(), runtime, pod)), "{path}");
@@ -197,7 +211,10 @@ mod tests {
             "system.slice/docker.service".to_string(),
             "system.slice/docker.socket".to_string(),
             format!("machine.slice/libpod-conmon-{ID}.scope"),
-            format!("kubepods.slice/kubepods-pod{}.slice/crio-conmon-{ID}.scope", UID.replace('-', "_")),
+            format!(
+                "kubepods.slice/kubepods-pod{}.slice/crio-conmon-{ID}.scope",
+                UID.replace('-', "_")
+            ),
             format!("system.slice/docker-{}.scope", &ID[..63]),
             format!("system.slice/docker-{}.scope", ID.to_uppercase()),
             format!("user.slice/{ID}"),
