@@ -27,7 +27,8 @@
 #   CE_VM_BURN_S   seconds the CPU workload burns (default 10; runs 1 and 2 happen while it burns)
 #   CE_VM_SMP / CE_VM_MEM   vCPUs (default 2) / guest MiB (default 512)
 #   CE_VM_KERNEL_PKG  Debian kernel package (default linux-image-cloud-amd64)
-#   CE_VM_VERBOSE=1   full kernel log on the console
+#   CE_VM_VERBOSE=1   full kernel log on the console (automatic for a second boot after a failed one)
+#   CE_VM_APPEND      extra kernel command line
 set -euo pipefail
 
 die() { echo "run-vm: $*" >&2; exit 125; }
@@ -230,7 +231,9 @@ set_accel() {
     if [ -n "$lpj" ]; then APPEND="$APPEND lpj=$lpj"; fi
   fi
   # the serial console is slow under emulation: keep it quiet unless asked
-  if [ "${CE_VM_VERBOSE:-0}" != 1 ]; then APPEND="$APPEND quiet loglevel=3"; fi
+  if [ "${CE_VM_VERBOSE:-0}" != 1 ]; then APPEND="$APPEND quiet loglevel=3"
+  else APPEND="$APPEND earlyprintk=serial,ttyS0,115200 ignore_loglevel"; fi
+  APPEND="$APPEND ${CE_VM_APPEND:-}"
 }
 set_accel "$ACCEL"
 
@@ -259,6 +262,10 @@ if [ "$ACCEL_WANTED" = auto ] && [ "$ACCEL" = kvm ] && ! grep -q done "$WORK/sta
   run_vm
 fi
 T_END=$(elapsed)
+if ! grep -q done "$WORK/status" && [ $qrc != 124 ] && [ "${CE_VM_VERBOSE:-0}" != 1 ]; then
+  echo "run-vm: the VM returned no results (qemu rc=$qrc); booting again with the full kernel log" >&2
+  CE_VM_VERBOSE=1; set_accel "$ACCEL"; run_vm
+fi
 
 tr -d '\r' < "$WORK/console.log" > "$OUT/console.log"
 cp "$WORK/qemu.err" "$OUT/qemu.err"

@@ -33,6 +33,7 @@ incg() { _cg=$1; shift; echo 0 > "$_cg/cgroup.procs" && exec "$@"; }
 fact kernel "$(uname -r)"
 fact vda_majmin "$(cat /sys/block/vda/dev)"
 fact cpus "$(nproc)"
+fact burn_s "$BURN_S"
 
 # ---- the cgroup tree -----------------------------------------------------------------
 ctl $CG
