@@ -121,8 +121,8 @@ fn main() {
         .collector
         .lock()
         .unwrap()
-        .containers()
-        .map(|c| c.reader().raw_files().count())
+        .readers()
+        .map(|r| r.raw_files().count())
         .sum();
     eprintln!(
         "{} containers tracked, {} files per container on average",
@@ -138,10 +138,7 @@ fn main() {
 fn floor_pread_loop(bencher: Bencher) {
     let f = fixture();
     let collector = f.collector.lock().unwrap();
-    let files: Vec<&fs::File> = collector
-        .containers()
-        .flat_map(|c| c.reader().raw_files())
-        .collect();
+    let files: Vec<&fs::File> = collector.readers().flat_map(|r| r.raw_files()).collect();
     let mut buf = vec![0u8; 64 * 1024];
     bencher.counter(ItemsCount::new(f.count)).bench_local(|| {
         let mut bytes = 0;
@@ -159,7 +156,7 @@ fn collect_tick(bencher: Bencher) {
     let mut collector = f.collector.lock().unwrap();
     bencher
         .counter(ItemsCount::new(f.count))
-        .bench_local(|| collector.collect().len());
+        .bench_local(|| collector.collect());
 }
 
 fn fixture_files(dir: &str, names: &[&str]) -> Vec<(String, Vec<u8>)> {

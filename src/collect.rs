@@ -4,6 +4,11 @@
 //! two samples of each, so rates like `container.cpu.usage` can be computed. Identity is the
 //! container id *and* its cgroup directory's inode: a container recreated under the same id
 //! gets a fresh entry (its counters restart), never a negative or huge rate.
+//!
+//! A container whose last process leaves (`cgroup.events` says `populated 0`) or whose
+//! cgroup disappears is *departed*: its final sample is handed out once by
+//! [`Collector::take_departed`], so outputs can show the last seconds of every container,
+//! even one that lived less than an interval.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -14,9 +19,10 @@ use crate::cgroup::{CgroupReader, CgroupSample, Gone, Layout, OpenError, ProcRoo
 use crate::discovery::{self, Found, Runtime};
 use crate::metrics::{self, Context, Sink};
 
-/// One tracked container.
-#[derive(Debug)]
-pub struct Container {
+/// What is known about one container, without its open files: enough to emit its data
+/// points, also after it is gone.
+#[derive(Debug, Clone)]
+pub struct ContainerState {
     pub id: String,
     pub runtime: Runtime,
     pub pod_uid: Option<String>,
@@ -24,25 +30,16 @@ pub struct Container {
     pub rel: PathBuf,
     /// When the cgroup directory was created: the counters' start time.
     pub created: SystemTime,
-    reader: CgroupReader,
     current: CgroupSample,
     current_at: Option<Instant>,
     previous: CgroupSample,
     previous_at: Option<Instant>,
 }
 
-impl Container {
-    pub fn inode(&self) -> u64 {
-        self.reader.inode
-    }
-
+impl ContainerState {
     /// The latest sample, if one was read.
     pub fn sample(&self) -> Option<&CgroupSample> {
         self.current_at.map(|_| &self.current)
-    }
-
-    pub fn reader(&self) -> &CgroupReader {
-        &self.reader
     }
 
     /// The latest sample's data points (nothing before the first read).
@@ -57,7 +54,44 @@ impl Container {
             .map(|d| d.as_secs_f64());
         metrics::emit(&self.current, &Context { previous, uptime }, sink);
     }
+
+    fn new(f: Found, created: (i64, i64)) -> ContainerState {
+        let (secs, nanos) = created;
+        let created = if secs >= 0 {
+            SystemTime::UNIX_EPOCH + Duration::new(secs as u64, nanos.clamp(0, 999_999_999) as u32)
+        } else {
+            SystemTime::now()
+        };
+        ContainerState {
+            id: f.id,
+            runtime: f.runtime,
+            pod_uid: f.pod_uid,
+            rel: f.rel,
+            created,
+            current: CgroupSample::default(),
+            current_at: None,
+            previous: CgroupSample::default(),
+            previous_at: None,
+        }
+    }
 }
+
+/// A container being read every tick.
+#[derive(Debug)]
+struct Tracked {
+    state: ContainerState,
+    reader: CgroupReader,
+    /// Its last process left (`populated 0`): no longer read or shown, until it is
+    /// populated again or its cgroup goes.
+    exited: bool,
+    /// It has had processes since it was first seen (so its exit is worth a final sample).
+    seen_running: bool,
+    /// Until when to retry hierarchies whose directory did not exist yet at open.
+    retry_until: Option<Instant>,
+}
+
+/// How long after discovery a container's missing hierarchies are retried.
+const RETRY_MISSING_FOR: Duration = Duration::from_secs(5);
 
 /// What one discovery pass changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -74,12 +108,14 @@ pub struct ReadErrorCounts {
     pub io: u64,
     pub malformed: u64,
     pub truncated: u64,
+    pub open: u64,
 }
 
 pub struct Collector {
     layout: Layout,
     proc_root: ProcRoot,
-    containers: HashMap<String, Container>,
+    containers: HashMap<String, Tracked>,
+    departed: Vec<ContainerState>,
     buf: Vec<u8>,
     pub errors: ReadErrorCounts,
     /// The last few error messages, for logs and `check` (bounded).
@@ -94,6 +130,7 @@ impl Collector {
             layout,
             proc_root,
             containers: HashMap::new(),
+            departed: Vec::new(),
             buf: vec![0; 64 * 1024],
             errors: ReadErrorCounts::default(),
             last_errors: Vec::new(),
@@ -110,8 +147,8 @@ impl Collector {
         self.sync(found)
     }
 
-    /// Tracks exactly the containers in `found`: new ones are opened, vanished ones (or a
-    /// reused id whose directory has a new inode) are dropped, closing their files.
+    /// Tracks exactly the containers in `found`: new ones are opened, vanished ones depart
+    /// (with their last sample), a reused id whose directory has a new inode restarts.
     pub fn sync(&mut self, found: Vec<Found>) -> DiscoveryChanges {
         let mut changes = DiscoveryChanges::default();
         let mut seen = std::collections::HashSet::with_capacity(found.len());
@@ -119,62 +156,142 @@ impl Collector {
             seen.insert(f.id.clone());
             self.track(f, &mut changes);
         }
-        let before = self.containers.len();
-        self.containers.retain(|id, _| seen.contains(id));
-        changes.removed += before - self.containers.len();
+        let vanished: Vec<String> = self
+            .containers
+            .keys()
+            .filter(|id| !seen.contains(*id))
+            .cloned()
+            .collect();
+        for id in vanished {
+            if self.untrack(&id) {
+                changes.removed += 1;
+            }
+        }
         changes
     }
 
-    /// Starts (or restarts, on a new inode) tracking one container.
+    /// Starts (or restarts, on a new inode) tracking one container, and reads it once so
+    /// it has a baseline (and its `populated` state) from the start.
     pub fn track(&mut self, f: Found, changes: &mut DiscoveryChanges) {
         let reader = match CgroupReader::open(&self.layout, &f.rel) {
             Ok(r) => r,
             Err(OpenError::Gone) => return,
             Err(e) => {
+                self.errors.open += 1;
                 self.note_error(e.to_string());
                 changes.failed.push(f.id);
                 return;
             }
         };
+        let id = f.id.clone();
         match self.containers.entry(f.id.clone()) {
-            Entry::Occupied(mut o) if o.get().inode() != reader.inode => {
-                o.insert(Container::new(f, reader));
-                changes.added += 1;
+            Entry::Occupied(o) if o.get().reader.inode == reader.inode => {
+                // Already tracked. An exited one is looked at again, in case an event was
+                // lost (inotify overflow) and it has processes once more.
+                if o.get().exited {
+                    self.refresh(&id);
+                }
+                return;
+            }
+            Entry::Occupied(mut o) => {
+                let old = o.insert(Tracked::new(f, reader));
+                if !old.exited && old.state.current_at.is_some() {
+                    self.departed.push(old.state);
+                }
                 changes.removed += 1;
-            }
-            Entry::Occupied(_) => {}
-            Entry::Vacant(v) => {
-                v.insert(Container::new(f, reader));
                 changes.added += 1;
             }
+            Entry::Vacant(v) => {
+                v.insert(Tracked::new(f, reader));
+                changes.added += 1;
+            }
+        }
+        self.refresh(&id);
+    }
+
+    /// Stops tracking a container whose cgroup is gone; its last sample departs unless it
+    /// already did. Returns whether it was tracked.
+    pub fn untrack(&mut self, id: &str) -> bool {
+        match self.containers.remove(id) {
+            Some(t) => {
+                if !t.exited && t.state.current_at.is_some() && t.seen_running {
+                    self.departed.push(t.state);
+                }
+                true
+            }
+            None => false,
         }
     }
 
-    /// One tick: re-reads every tracked container. Containers whose cgroup is gone are
-    /// dropped (and returned), closing their files.
-    pub fn collect(&mut self) -> Vec<Container> {
+    /// Reads one container now (its `cgroup.events` changed). When its last process has
+    /// left, this is its final sample: it departs, its network descriptor is closed, and it
+    /// is no longer read until it has processes again. Returns `populated`, if known.
+    pub fn refresh(&mut self, id: &str) -> Option<bool> {
+        let t = self.containers.get_mut(id)?;
+        let mut errors = Vec::new();
+        let result = read_one(t, &self.proc_root, &mut self.buf, &mut errors);
+        self.count_errors(errors);
+        if result.is_err() {
+            self.untrack(id);
+            return None;
+        }
+        let t = self.containers.get_mut(id)?;
+        let populated = t.state.current.populated;
+        match populated {
+            Some(true) => {
+                t.seen_running = true;
+                t.exited = false;
+            }
+            Some(false) if !t.exited => {
+                if t.seen_running || t.state.current.cpu.usage_ns.is_some_and(|u| u > 0) {
+                    self.departed.push(t.state.clone());
+                }
+                t.exited = true;
+                t.reader.close_net();
+            }
+            _ => {}
+        }
+        populated
+    }
+
+    /// One tick: re-reads every tracked container that still has processes. Containers
+    /// whose cgroup is gone depart with their last complete sample.
+    pub fn collect(&mut self) {
         let mut gone = Vec::new();
-        let mut new_errors = Vec::new();
-        for (id, c) in self.containers.iter_mut() {
-            std::mem::swap(&mut c.current, &mut c.previous);
-            c.previous_at = c.current_at;
-            let result = c.reader.read(
-                &self.proc_root,
-                &mut self.buf,
-                &mut c.current,
-                &mut |e: ReadError| new_errors.push(e),
-            );
-            match result {
-                Ok(()) => c.current_at = Some(Instant::now()),
-                Err(Gone) => {
-                    // Keep the last complete sample as the container's final one.
-                    std::mem::swap(&mut c.current, &mut c.previous);
-                    c.current_at = c.previous_at.take();
-                    gone.push(id.clone());
+        let mut errors = Vec::new();
+        let now = Instant::now();
+        for (id, t) in self.containers.iter_mut() {
+            if let Some(until) = t.retry_until {
+                match t.reader.retry_missing(&self.layout, &t.state.rel) {
+                    Ok(true) if now < until => {}
+                    _ => t.retry_until = None,
                 }
             }
+            if t.exited {
+                continue;
+            }
+            match read_one(t, &self.proc_root, &mut self.buf, &mut errors) {
+                Ok(()) => {
+                    if t.state.current.populated == Some(true) {
+                        t.seen_running = true;
+                    }
+                }
+                Err(Gone) => gone.push(id.clone()),
+            }
         }
-        for e in new_errors {
+        self.count_errors(errors);
+        for id in gone {
+            self.untrack(&id);
+        }
+    }
+
+    /// The containers that departed since the last call, each with its final sample.
+    pub fn take_departed(&mut self) -> Vec<ContainerState> {
+        std::mem::take(&mut self.departed)
+    }
+
+    fn count_errors(&mut self, errors: Vec<ReadError>) {
+        for e in errors {
             match e.kind.label() {
                 "io" => self.errors.io += 1,
                 "truncated" => self.errors.truncated += 1,
@@ -182,9 +299,6 @@ impl Collector {
             }
             self.note_error(e.to_string());
         }
-        gone.into_iter()
-            .filter_map(|id| self.containers.remove(&id))
-            .collect()
     }
 
     fn note_error(&mut self, message: String) {
@@ -194,8 +308,28 @@ impl Collector {
         self.last_errors.push(message);
     }
 
-    pub fn containers(&self) -> impl Iterator<Item = &Container> {
-        self.containers.values()
+    /// The containers that currently have processes (or whose state is not known).
+    pub fn containers(&self) -> impl Iterator<Item = &ContainerState> {
+        self.containers
+            .values()
+            .filter(|t| !t.exited)
+            .map(|t| &t.state)
+    }
+
+    /// Every tracked cgroup, running or exited, by id and relative path.
+    pub fn tracked(&self) -> impl Iterator<Item = (&str, &PathBuf)> {
+        self.containers
+            .iter()
+            .map(|(id, t)| (id.as_str(), &t.state.rel))
+    }
+
+    pub fn is_tracked(&self, id: &str) -> bool {
+        self.containers.contains_key(id)
+    }
+
+    /// The kept-open descriptors of every tracked container (for the benchmark's floor).
+    pub fn readers(&self) -> impl Iterator<Item = &CgroupReader> {
+        self.containers.values().map(|t| &t.reader)
     }
 
     pub fn len(&self) -> usize {
@@ -207,25 +341,45 @@ impl Collector {
     }
 }
 
-impl Container {
-    fn new(f: Found, reader: CgroupReader) -> Container {
-        let (secs, nanos) = reader.created;
-        let created = if secs >= 0 {
-            SystemTime::UNIX_EPOCH + Duration::new(secs as u64, nanos.clamp(0, 999_999_999) as u32)
-        } else {
-            SystemTime::now()
-        };
-        Container {
-            id: f.id,
-            runtime: f.runtime,
-            pod_uid: f.pod_uid,
-            rel: f.rel,
-            created,
+/// Reads one container: on success the new sample becomes current and the old one
+/// previous; when it is gone, the last complete sample stays current.
+fn read_one(
+    t: &mut Tracked,
+    proc_root: &ProcRoot,
+    buf: &mut Vec<u8>,
+    errors: &mut Vec<ReadError>,
+) -> Result<(), Gone> {
+    let s = &mut t.state;
+    std::mem::swap(&mut s.current, &mut s.previous);
+    let previous_at = std::mem::replace(&mut s.previous_at, s.current_at);
+    match t
+        .reader
+        .read(proc_root, buf, &mut s.current, &mut |e| errors.push(e))
+    {
+        Ok(()) => {
+            s.current_at = Some(Instant::now());
+            Ok(())
+        }
+        Err(Gone) => {
+            // The partial read is dropped; the last complete sample is the final one.
+            std::mem::swap(&mut s.current, &mut s.previous);
+            s.current_at = s.previous_at;
+            s.previous_at = None;
+            let _ = previous_at;
+            Err(Gone)
+        }
+    }
+}
+
+impl Tracked {
+    fn new(f: Found, reader: CgroupReader) -> Tracked {
+        let state = ContainerState::new(f, reader.created);
+        Tracked {
+            state,
             reader,
-            current: CgroupSample::default(),
-            current_at: None,
-            previous: CgroupSample::default(),
-            previous_at: None,
+            exited: false,
+            seen_running: false,
+            retry_until: Some(Instant::now() + RETRY_MISSING_FOR),
         }
     }
 }

@@ -93,6 +93,9 @@ metrics! {
     MemoryUsage => "container.memory.usage", Semconv, UpDownCounter, false, "By", [],
         "Memory charged to the container, page cache included.",
         "`memory.current`", "`memory.usage_in_bytes`";
+    MemoryPeak => "container.memory.peak", Ext, UpDownCounter, false, "By", [],
+        "The highest memory usage since the container started (the figure that survives its exit).",
+        "`memory.peak` (kernel 5.19+)", "`memory.max_usage_in_bytes`";
     MemoryWorkingSet => "container.memory.working_set", Semconv, UpDownCounter, false, "By", [],
         "Usage minus inactive file cache (what the kubelet evicts on).",
         "usage − `memory.stat` inactive_file", "usage − `memory.stat` total_inactive_file";
@@ -248,6 +251,7 @@ pub fn emit(s: &CgroupSample, ctx: &Context<'_>, sink: &mut dyn Sink) {
 
     let mem = &s.memory;
     int(sink, M::MemoryUsage, &[], mem.usage);
+    int(sink, M::MemoryPeak, &[], mem.peak);
     int(sink, M::MemoryWorkingSet, &[], mem.working_set());
     int(sink, M::MemoryRss, &[], mem.anon);
     int(sink, M::MemoryFile, &[], mem.file);

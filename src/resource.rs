@@ -1,7 +1,7 @@
 //! The resource attributes that describe each container (`container.*`, `k8s.pod.uid`,
 //! `host.name`, and `OTEL_RESOURCE_ATTRIBUTES` merged underneath).
 
-use crate::collect::Container;
+use crate::collect::ContainerState;
 
 /// Attributes shared by every container: `OTEL_RESOURCE_ATTRIBUTES` and `host.name`.
 #[derive(Debug, Clone, Default)]
@@ -30,7 +30,7 @@ impl HostResource {
     }
 
     /// The resource of one container: its own attributes override the shared ones.
-    pub fn for_container(&self, c: &Container) -> Vec<(String, String)> {
+    pub fn for_container(&self, c: &ContainerState) -> Vec<(String, String)> {
         let mut own = vec![
             ("container.id".to_string(), c.id.clone()),
             (

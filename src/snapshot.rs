@@ -6,56 +6,56 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value as Json, json};
 
-use crate::collect::{Collector, Container};
+use crate::collect::{Collector, ContainerState};
 use crate::metrics::{Metric, Sink, Value};
 use crate::resource::HostResource;
 
 /// The gap between the two reads.
 pub const GAP: Duration = Duration::from_secs(1);
 
-/// Reads every container twice and returns them; containers that vanished between the two
-/// reads are kept with their first sample (nothing seen is lost).
-pub fn take(collector: &mut Collector) -> Vec<ContainerView<'_>> {
+/// Reads every container twice and returns them; containers that exited or vanished
+/// between the two reads are kept with their final sample (nothing seen is lost).
+pub fn take(collector: &mut Collector) -> Vec<ContainerView> {
     let _ = collector.discover();
-    let mut gone = collector.collect();
+    collector.collect();
     std::thread::sleep(GAP);
     // Containers created during the gap are picked up too (with one sample).
     let _ = collector.discover();
-    gone.extend(collector.collect());
+    collector.collect();
     let now = SystemTime::now();
-    let mut views: Vec<ContainerView<'_>> = collector
+    let mut views: Vec<ContainerView> = collector
         .containers()
-        .map(|c| ContainerView::Live(c, now))
+        .map(|c| ContainerView {
+            state: c.clone(),
+            running: true,
+            now,
+        })
         .collect();
     views.extend(
-        gone.into_iter()
-            .map(|c| ContainerView::Gone(Box::new(c), now)),
+        collector
+            .take_departed()
+            .into_iter()
+            .map(|state| ContainerView {
+                state,
+                running: false,
+                now,
+            }),
     );
-    views.sort_by(|a, b| a.container().id.cmp(&b.container().id));
+    views.sort_by(|a, b| a.state.id.cmp(&b.state.id));
     views
 }
 
-/// A container as printed: still tracked, or gone with its last sample.
-pub enum ContainerView<'a> {
-    Live(&'a Container, SystemTime),
-    Gone(Box<Container>, SystemTime),
+/// A container as printed: still running, or gone with its final sample.
+pub struct ContainerView {
+    pub state: ContainerState,
+    pub running: bool,
+    now: SystemTime,
 }
 
-impl ContainerView<'_> {
-    fn container(&self) -> &Container {
-        match self {
-            ContainerView::Live(c, _) => c,
-            ContainerView::Gone(c, _) => c,
-        }
-    }
-
+impl ContainerView {
     fn points(&self) -> Vec<(Metric, Vec<String>, Value)> {
-        let (c, now) = match self {
-            ContainerView::Live(c, now) => (*c, *now),
-            ContainerView::Gone(c, now) => (&**c, *now),
-        };
         let mut points = Collect(Vec::new());
-        c.emit(now, &mut points);
+        self.state.emit(self.now, &mut points);
         points.0
     }
 }
@@ -69,11 +69,11 @@ impl Sink for Collect {
     }
 }
 
-pub fn to_json(layout: &str, views: &[ContainerView<'_>], host: &HostResource) -> Json {
+pub fn to_json(layout: &str, views: &[ContainerView], host: &HostResource) -> Json {
     let containers: Vec<Json> = views
         .iter()
         .map(|v| {
-            let c = v.container();
+            let c = &v.state;
             let resource: Map<String, Json> = host
                 .for_container(c)
                 .into_iter()
@@ -100,7 +100,7 @@ pub fn to_json(layout: &str, views: &[ContainerView<'_>], host: &HostResource) -
             json!({
                 "resource": resource,
                 "cgroup": c.rel.to_string_lossy(),
-                "running": !matches!(v, ContainerView::Gone(..)),
+                "running": v.running,
                 "metrics": metrics,
             })
         })
@@ -152,7 +152,7 @@ fn size(v: Option<f64>, binary: bool) -> String {
     }
 }
 
-pub fn write_table(out: &mut dyn Write, views: &[ContainerView<'_>]) -> io::Result<()> {
+pub fn write_table(out: &mut dyn Write, views: &[ContainerView]) -> io::Result<()> {
     let mut rows = vec![[
         "CONTAINER ID".to_string(),
         "RUNTIME".into(),
@@ -164,7 +164,7 @@ pub fn write_table(out: &mut dyn Write, views: &[ContainerView<'_>]) -> io::Resu
         "PIDS".into(),
     ]];
     for v in views {
-        let c = v.container();
+        let c = &v.state;
         let p = v.points();
         let cpu = sum(&p, Metric::CpuUsage, None);
         let usage = sum(&p, Metric::MemoryUsage, None);
@@ -174,7 +174,7 @@ pub fn write_table(out: &mut dyn Write, views: &[ContainerView<'_>]) -> io::Resu
             _ => "-".into(),
         };
         let mut id = c.id[..12].to_string();
-        if matches!(v, ContainerView::Gone(..)) {
+        if !v.running {
             id.push_str(" (exited)");
         }
         rows.push([

@@ -279,15 +279,19 @@ fn discovery_finds_the_container_shaped_cgroup() {
     let mut collector = Collector::new(l.clone(), ProcRoot::new(Path::new("/proc")));
     let changes = collector.discover();
     assert!(changes.added >= 1);
-    assert!(collector.containers().any(|c| c.id == cg.id));
+    assert!(collector.is_tracked(&cg.id));
+    // Without processes it is not a running container: tracked, but not shown.
+    assert!(!collector.containers().any(|c| c.id == cg.id));
 }
 
 #[test]
-fn a_cgroup_removed_while_tracked_is_gone_not_an_error() {
+fn a_cgroup_removed_while_tracked_departs_with_its_last_sample() {
     let l = layout();
-    let cg = TestCgroup::new(&l, 6);
-    let mut reader = CgroupReader::open(&l, &cg.rel).unwrap();
+    let mut cg = TestCgroup::new(&l, 6);
+    let child = cg.spawn_perl("$| = 1; print qq(ready\\n); sleep 600;");
+    assert_eq!(read_line(child), "ready");
     let proc_root = ProcRoot::new(Path::new("/proc"));
+    let mut reader = CgroupReader::open(&l, &cg.rel).unwrap();
     let mut buf = Vec::new();
     let mut sample = CgroupSample::default();
     let mut errors = Vec::new();
@@ -297,12 +301,26 @@ fn a_cgroup_removed_while_tracked_is_gone_not_an_error() {
         })
         .unwrap();
 
-    // The collector keeps the last complete sample of a container that vanishes.
     let mut collector = Collector::new(l.clone(), proc_root.clone());
     collector.discover();
-    assert!(collector.collect().is_empty());
+    collector.collect();
+    assert!(collector.containers().any(|c| c.id == cg.id));
+
+    // The process goes and the cgroup is removed behind the collector's back.
+    for c in &mut cg.children {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
     for d in &cg.dirs {
-        fs::remove_dir(d).unwrap();
+        let mut removed = false;
+        for _ in 0..100 {
+            if fs::remove_dir(d).is_ok() {
+                removed = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(removed, "rmdir {}", d.display());
     }
     let r = reader.read(&proc_root, &mut buf, &mut sample, &mut |e| {
         errors.push(e.to_string())
@@ -310,12 +328,50 @@ fn a_cgroup_removed_while_tracked_is_gone_not_an_error() {
     assert_eq!(r, Err(Gone));
     assert!(errors.is_empty(), "gone is not an error: {errors:?}");
 
-    let gone = collector.collect();
-    let c = gone
+    collector.collect();
+    let departed = collector.take_departed();
+    let c = departed
         .iter()
         .find(|c| c.id == cg.id)
-        .expect("reported as gone");
-    assert!(c.sample().is_some_and(|s| s.memory.usage.is_some()));
+        .expect("departs with its last sample");
+    assert!(c.sample().is_some_and(|s| s.pids.current == Some(1)));
     assert!(!collector.containers().any(|c| c.id == cg.id));
     assert_eq!(collector.errors.io + collector.errors.malformed, 0);
+}
+
+#[test]
+fn final_sample_when_the_last_process_leaves() {
+    let l = layout();
+    if l.unified.is_none() {
+        // Pure v1 has no cgroup.events: nothing signals the exit.
+        return;
+    }
+    let mut cg = TestCgroup::new(&l, 7);
+    let id = cg.id.clone();
+    let mut collector = Collector::new(l.clone(), ProcRoot::new(Path::new("/proc")));
+    collector.discover();
+    let child = cg.spawn_perl(
+        "$| = 1; print qq(ready\\n); use Time::HiRes qw(clock_gettime CLOCK_PROCESS_CPUTIME_ID); \
+         1 while clock_gettime(CLOCK_PROCESS_CPUTIME_ID) < 0.5;",
+    );
+    assert_eq!(read_line(child), "ready");
+    assert_eq!(collector.refresh(&id), Some(true));
+    assert!(child.wait().unwrap().success());
+    // What the daemon does when cgroup.events changes: read now, before the runtime
+    // removes the directory.
+    assert_eq!(collector.refresh(&id), Some(false));
+    let departed = collector.take_departed();
+    let c = departed
+        .iter()
+        .find(|c| c.id == cg.id)
+        .expect("final sample");
+    let cpu = c.sample().unwrap().cpu.usage_ns.unwrap() as f64 / 1e9;
+    assert!(
+        (cpu - 0.5).abs() / 0.5 <= 0.05,
+        "final CPU time {cpu} s, 0.5 s burned"
+    );
+    // An exited container is no longer shown, nor sampled again.
+    assert!(!collector.containers().any(|c| c.id == cg.id));
+    collector.collect();
+    assert!(collector.take_departed().is_empty());
 }

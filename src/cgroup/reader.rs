@@ -34,6 +34,7 @@ enum FileKind {
     MemoryCurrent,
     MemoryMax,
     MemoryStatV2,
+    MemoryPeak,
     MemoryEvents,
     MemorySwapCurrent,
     PidsCurrent,
@@ -76,6 +77,7 @@ const PLAN_V2: &[(Hier, &str, FileKind)] = &[
     (Hier::Unified, "memory.current", FileKind::MemoryCurrent),
     (Hier::Unified, "memory.max", FileKind::MemoryMax),
     (Hier::Unified, "memory.stat", FileKind::MemoryStatV2),
+    (Hier::Unified, "memory.peak", FileKind::MemoryPeak),
     (Hier::Unified, "memory.events", FileKind::MemoryEvents),
     (
         Hier::Unified,
@@ -114,6 +116,11 @@ const PLAN_V1: &[(Hier, &str, FileKind)] = &[
         FileKind::MemoryLimitV1,
     ),
     (Hier::Memory, "memory.stat", FileKind::MemoryStatV1),
+    (
+        Hier::Memory,
+        "memory.max_usage_in_bytes",
+        FileKind::MemoryPeak,
+    ),
     (Hier::Memory, "memory.oom_control", FileKind::OomControl),
     (Hier::Pids, "pids.current", FileKind::PidsCurrent),
     (Hier::Pids, "pids.max", FileKind::PidsMax),
@@ -219,6 +226,8 @@ pub struct CgroupReader {
     /// When the cgroup directory was created (kernfs sets its change time then), in
     /// seconds and nanoseconds since the epoch.
     pub created: (i64, i64),
+    /// Hierarchies whose directory for this container did not exist (yet) at open.
+    missing: Vec<Hier>,
 }
 
 fn open_dir(root: &Path, rel: &Path) -> io::Result<File> {
@@ -229,10 +238,28 @@ fn gone_errno(e: Errno) -> bool {
     matches!(e, Errno::ENOENT | Errno::ENODEV)
 }
 
+fn plan(layout: &Layout) -> &'static [(Hier, &'static str, FileKind)] {
+    match layout.kind {
+        LayoutKind::V2 => PLAN_V2,
+        LayoutKind::Hybrid | LayoutKind::V1 => PLAN_V1,
+    }
+}
+
+fn mount(layout: &Layout, h: Hier) -> Option<&Path> {
+    match h {
+        Hier::Unified => layout.unified.as_deref(),
+        Hier::Cpu => layout.cpu.as_deref(),
+        Hier::Cpuacct => layout.cpuacct.as_deref(),
+        Hier::Memory => layout.memory.as_deref(),
+        Hier::Blkio => layout.blkio.as_deref(),
+        Hier::Pids => layout.pids.as_deref(),
+    }
+}
+
 impl CgroupReader {
     /// Opens every file the layout offers for the container at `rel` (a path relative to
-    /// each hierarchy's mount, like `docker/<id>`). `Err(Ok(Gone))`-style: a missing
-    /// directory in the discovery hierarchy means gone.
+    /// each hierarchy's mount, like `docker/<id>`). A missing directory in the discovery
+    /// hierarchy means the container is gone.
     pub fn open(layout: &Layout, rel: &Path) -> Result<CgroupReader, OpenError> {
         let primary = layout.discovery_root();
         let dir = primary.join(rel);
@@ -250,34 +277,66 @@ impl CgroupReader {
             path: dir.clone(),
             error: e.into(),
         })?;
+        let mut reader = CgroupReader {
+            files: Vec::with_capacity(plan(layout).len()),
+            procs: None,
+            net: Net::Unknown,
+            dir,
+            inode: st.st_ino,
+            created: (st.st_ctime, st.st_ctime_nsec),
+            missing: Vec::new(),
+        };
+        let all = [
+            Hier::Unified,
+            Hier::Cpu,
+            Hier::Cpuacct,
+            Hier::Memory,
+            Hier::Blkio,
+            Hier::Pids,
+        ];
+        reader.open_hierarchies(layout, rel, &all)?;
+        Ok(reader)
+    }
 
-        let plan = match layout.kind {
-            LayoutKind::V2 => PLAN_V2,
-            LayoutKind::Hybrid | LayoutKind::V1 => PLAN_V1,
-        };
-        let mount = |h: Hier| -> Option<&PathBuf> {
-            match h {
-                Hier::Unified => layout.unified.as_ref(),
-                Hier::Cpu => layout.cpu.as_ref(),
-                Hier::Cpuacct => layout.cpuacct.as_ref(),
-                Hier::Memory => layout.memory.as_ref(),
-                Hier::Blkio => layout.blkio.as_ref(),
-                Hier::Pids => layout.pids.as_ref(),
-            }
-        };
+    /// Runtimes create a container's directory in each hierarchy one after the other, so a
+    /// container seen the instant its first directory appears may lack the others for a
+    /// moment. This opens the files of hierarchies that were missing; it returns whether any
+    /// are still missing.
+    pub fn retry_missing(&mut self, layout: &Layout, rel: &Path) -> Result<bool, OpenError> {
+        if !self.missing.is_empty() {
+            let missing = std::mem::take(&mut self.missing);
+            self.open_hierarchies(layout, rel, &missing)?;
+        }
+        Ok(!self.missing.is_empty())
+    }
+
+    fn open_hierarchies(
+        &mut self,
+        layout: &Layout,
+        rel: &Path,
+        which: &[Hier],
+    ) -> Result<(), OpenError> {
         // One directory descriptor per hierarchy, opened on first use.
-        let mut dirs: Vec<(Hier, Option<File>)> = Vec::with_capacity(6);
-        let mut files = Vec::with_capacity(plan.len());
-        let mut have_unified_cpu = false;
-        for &(hier, name, kind) in plan {
-            if matches!(kind, FileKind::CpuacctUsage | FileKind::CpuacctStat) && have_unified_cpu {
+        let mut dirs: Vec<(Hier, Option<File>)> = Vec::with_capacity(which.len());
+        for &(hier, name, kind) in plan(layout) {
+            if !which.contains(&hier) {
                 continue;
             }
-            let Some(root) = mount(hier) else { continue };
+            let has_unified_cpu = self.files.iter().any(|f| f.0 == FileKind::CpuStatV2);
+            if matches!(kind, FileKind::CpuacctUsage | FileKind::CpuacctStat) && has_unified_cpu {
+                continue;
+            }
+            let Some(root) = mount(layout, hier) else {
+                continue;
+            };
             let dir_fd = match dirs.iter().position(|(h, _)| *h == hier) {
                 Some(i) => &dirs[i].1,
                 None => {
-                    dirs.push((hier, open_dir(root, rel).ok()));
+                    let d = open_dir(root, rel).ok();
+                    if d.is_none() && !self.missing.contains(&hier) {
+                        self.missing.push(hier);
+                    }
+                    dirs.push((hier, d));
                     &dirs.last().expect("just pushed").1
                 }
             };
@@ -290,9 +349,12 @@ impl CgroupReader {
             ) {
                 Ok(fd) => {
                     if kind == FileKind::CpuStatV2 {
-                        have_unified_cpu = true;
+                        // Exact µs user/system beats v1's tick-based split.
+                        self.files.retain(|f| {
+                            !matches!(f.0, FileKind::CpuacctUsage | FileKind::CpuacctStat)
+                        });
                     }
-                    files.push((kind, File::from(fd), name));
+                    self.files.push((kind, File::from(fd), name));
                 }
                 // Absent file: this kernel or controller does not offer it.
                 Err(e) if gone_errno(e) => {}
@@ -304,16 +366,17 @@ impl CgroupReader {
                 }
             }
         }
-        let procs_root = layout.unified.as_deref().unwrap_or(primary);
-        let procs = File::open(procs_root.join(rel).join("cgroup.procs")).ok();
-        Ok(CgroupReader {
-            files,
-            procs,
-            net: Net::Unknown,
-            dir,
-            inode: st.st_ino,
-            created: (st.st_ctime, st.st_ctime_nsec),
-        })
+        if self.procs.is_none() {
+            let procs_root = layout.unified.as_deref().unwrap_or(layout.discovery_root());
+            self.procs = File::open(procs_root.join(rel).join("cgroup.procs")).ok();
+        }
+        Ok(())
+    }
+
+    /// Closes `net/dev`: its descriptor keeps the network namespace alive, which must not
+    /// outlive the container's processes.
+    pub fn close_net(&mut self) {
+        self.net = Net::Unknown;
     }
 
     /// The kept-open descriptors a tick reads (cgroup files and `net/dev` once open), for
@@ -566,6 +629,10 @@ fn parse_into(
                 mem.oom_kills = Some(v);
             }
         }),
+        FileKind::MemoryPeak => {
+            mem.peak = value(parse::single(buf)?);
+            Ok(())
+        }
         FileKind::MemorySwapCurrent => {
             mem.swap = value(parse::single(buf)?);
             Ok(())

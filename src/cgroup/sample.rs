@@ -35,6 +35,9 @@ impl CpuSample {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct MemorySample {
     pub usage: Option<u64>,
+    /// The highest usage since the cgroup was created (v2 `memory.peak`, kernel 5.19+;
+    /// v1 `memory.max_usage_in_bytes`): what a container that already exited used.
+    pub peak: Option<u64>,
     pub limit: Option<u64>,
     pub anon: Option<u64>,
     pub file: Option<u64>,
