@@ -1,23 +1,172 @@
 //! Command line and environment: every flag has a `CONTAINER_EXPORTER_*` variable, parsed
 //! and validated once here.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Per-host container metrics, read straight from the kernel's cgroup files.
 ///
 /// container-exporter finds every container on the host (Docker, containerd, CRI-O,
-/// Podman, Kubernetes pods) by walking the cgroup tree, and reads CPU, memory, block IO,
-/// network, pids and pressure from cgroup v2, v1 or hybrid hierarchies.
+/// Podman, Kubernetes pods) and reads CPU, memory, block IO, network, pids and pressure
+/// from cgroup v2, v1 or hybrid hierarchies. Without a command it runs as a daemon and
+/// serves a Prometheus page on :9464/metrics.
 #[derive(Debug, Parser)]
 #[command(name = "container-exporter", version, max_term_width = 100)]
 pub struct Cli {
     #[command(flatten)]
     pub host: HostArgs,
 
+    #[command(flatten)]
+    pub log: LogArgs,
+
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+}
+
+/// Logging: human-readable lines on stderr by default.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Least severe level logged: error, warn, info, debug or trace. `RUST_LOG`, when set,
+    /// takes precedence (with its per-module syntax).
+    #[arg(
+        long,
+        env = "CONTAINER_EXPORTER_LOG_LEVEL",
+        default_value = "info",
+        global = true,
+        value_name = "LEVEL"
+    )]
+    pub log_level: String,
+
+    /// `human` for people, `json` (one object per line) for log pipelines.
+    #[arg(
+        long,
+        value_enum,
+        env = "CONTAINER_EXPORTER_LOG_FORMAT",
+        default_value = "human",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// The daemon (what runs without a command).
+#[derive(Debug, Clone, Args)]
+pub struct DaemonArgs {
+    /// How often every container is read (e.g. `10s`, `500ms`, `1m`).
+    #[arg(
+        long,
+        env = "CONTAINER_EXPORTER_INTERVAL",
+        default_value = "10s",
+        value_parser = parse_duration,
+        value_name = "DURATION"
+    )]
+    pub interval: Duration,
+
+    /// Address of the Prometheus page (`/metrics`, `/healthz`, `/readyz`); `off` to turn it
+    /// off.
+    #[arg(
+        long,
+        env = "CONTAINER_EXPORTER_PROMETHEUS_LISTEN",
+        default_value = "0.0.0.0:9464",
+        value_parser = parse_listen,
+        value_name = "ADDR"
+    )]
+    pub prometheus_listen: Listen,
+
+    /// How often the whole cgroup tree is walked again, as a safety net behind inotify
+    /// (which finds new containers within milliseconds).
+    #[arg(
+        long,
+        env = "CONTAINER_EXPORTER_RESCAN_INTERVAL",
+        default_value = "5m",
+        value_parser = parse_duration,
+        value_name = "DURATION"
+    )]
+    pub rescan_interval: Duration,
+
+    /// How long the final sample of a container that exited waits on the page for a scrape
+    /// before it is dropped unseen. Once a scrape has served it, it goes at the next tick.
+    #[arg(
+        long,
+        env = "CONTAINER_EXPORTER_EXITED_RETENTION",
+        default_value = "5m",
+        value_parser = parse_duration,
+        value_name = "DURATION"
+    )]
+    pub exited_retention: Duration,
+
+    /// Docker API for container names, images and labels: `unix:///path`, `tcp://host:port`,
+    /// or `off`. Default: `DOCKER_HOST`, else the standard socket. Metrics never depend on
+    /// it: without Docker, containers are reported by id.
+    #[arg(long, env = "CONTAINER_EXPORTER_DOCKER_HOST", value_name = "URL")]
+    pub docker_host: Option<String>,
+
+    /// Docker labels to export as `container.label.<key>` (on `container_info` on the
+    /// Prometheus page): comma-separated glob patterns (`*`, `?`), e.g.
+    /// `com.example.team,app.*`. Default: none.
+    #[arg(
+        long,
+        env = "CONTAINER_EXPORTER_DOCKER_LABELS",
+        value_delimiter = ',',
+        value_name = "GLOBS"
+    )]
+    pub docker_labels: Vec<String>,
+}
+
+/// Where to listen, or not at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listen {
+    Off,
+    On(SocketAddr),
+}
+
+fn parse_listen(s: &str) -> Result<Listen, String> {
+    if s.eq_ignore_ascii_case("off") || s.is_empty() {
+        return Ok(Listen::Off);
+    }
+    // `:9464` is a common shorthand for every interface.
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
+    full.parse()
+        .map(Listen::On)
+        .map_err(|_| format!("`{s}` is not an address like 0.0.0.0:9464, [::]:9464 or off"))
+}
+
+/// `10s`, `500ms`, `1m`, `2h`, or a bare number of seconds; zero is refused.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 10s, 500ms or 1m"))?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("`{s}`: the unit must be ms, s, m or h")),
+    };
+    if !(secs > 0.0 && secs.is_finite() && secs < 1e9) {
+        return Err(format!("`{s}` must be more than zero"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// Where the host's filesystems are. Inside a container, mount the host's
@@ -138,8 +287,9 @@ pub fn flags_markdown() -> String {
     let mut cmd = Cli::command();
     cmd.build();
     let mut out = format!(
-        "Global flags (every command):\n\n{}",
-        table(&cmd, Some(true))
+        "Global flags (every command):\n\n{}\nThe daemon (no command):\n\n{}",
+        table(&cmd, Some(true)),
+        table(&cmd, Some(false))
     );
     for sub in cmd.get_subcommands() {
         if sub.get_name() == "help" {
@@ -157,6 +307,22 @@ pub fn flags_markdown() -> String {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn durations_and_addresses() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("10x").is_err());
+        assert_eq!(parse_listen("off"), Ok(Listen::Off));
+        assert_eq!(
+            parse_listen(":9464"),
+            Ok(Listen::On("0.0.0.0:9464".parse().unwrap()))
+        );
+        assert!(parse_listen("localhost").is_err());
+    }
 
     #[test]
     fn cli_is_consistent() {

@@ -9,8 +9,11 @@
 pub mod cgroup;
 pub mod collect;
 pub mod config;
+pub mod daemon;
 pub mod discovery;
+pub mod export;
 pub mod metrics;
 pub mod resource;
 pub mod snapshot;
 pub mod system;
+pub mod telemetry;

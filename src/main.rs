@@ -1,18 +1,21 @@
-//! Wiring: configuration in, the chosen command run, errors printed for people.
+//! Wiring: configuration in, logging set up, the chosen command run, errors printed for
+//! people.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tracing_subscriber::EnvFilter;
 
 use container_exporter::cgroup::{Layout, ProcRoot};
 use container_exporter::collect::Collector;
-use container_exporter::config::{Cli, Command, SnapshotFormat};
+use container_exporter::config::{Cli, Command, LogArgs, LogFormat, SnapshotFormat};
 use container_exporter::resource::HostResource;
-use container_exporter::{snapshot, system};
+use container_exporter::{daemon, snapshot, system};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(&cli.log);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -22,15 +25,32 @@ fn main() -> ExitCode {
     }
 }
 
+fn init_logging(log: &LogArgs) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&log.log_level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match log.log_format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     system::raise_fd_limit();
+    let Some(command) = cli.command else {
+        return daemon::run(&cli.host, &cli.daemon);
+    };
     let layout = Layout::detect(&cli.host.cgroup_root, &cli.host.proc_root)?;
     let host = HostResource::new(
         cli.host.host_name.clone(),
         std::env::var("OTEL_RESOURCE_ATTRIBUTES").ok().as_deref(),
     );
     let proc_root = ProcRoot::new(&cli.host.proc_root);
-    match cli.command {
+    match command {
         Command::Snapshot(args) => {
             let mut collector = Collector::new(layout.clone(), proc_root);
             let views = snapshot::take(&mut collector);
@@ -44,7 +64,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 SnapshotFormat::Table => snapshot::write_table(&mut out, &views)?,
             }
             for e in &collector.last_errors {
-                eprintln!("container-exporter: warning: {e}");
+                tracing::warn!("{e}");
             }
         }
     }

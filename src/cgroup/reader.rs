@@ -187,15 +187,22 @@ pub struct Gone;
 #[derive(Debug, Clone)]
 pub struct ProcRoot {
     pub path: PathBuf,
-    /// Inode of the host's network namespace (`<proc>/1/ns/net`), when readable.
+    /// Inode of the host's network namespace, when known.
     pub host_netns: Option<u64>,
 }
 
 impl ProcRoot {
+    /// The host's network namespace is pid 1's; where that cannot be read (some sandboxes
+    /// hide pid 1), the exporter's own, which is the host's when it runs with the host
+    /// network (as its deployments do).
     pub fn new(path: &Path) -> ProcRoot {
-        let host_netns = std::fs::metadata(path.join("1/ns/net"))
-            .ok()
-            .map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        let ino = |p: &Path| {
+            std::fs::metadata(p)
+                .ok()
+                .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        };
+        let host_netns =
+            ino(&path.join("1/ns/net")).or_else(|| ino(Path::new("/proc/self/ns/net")));
         ProcRoot {
             path: path.to_path_buf(),
             host_netns,

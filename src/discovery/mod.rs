@@ -3,6 +3,9 @@
 //! from the enclosing pod slice. Every other cgroup (services, slices, the runtime's own
 //! daemons, conmon) is not a container.
 
+pub mod docker;
+pub mod watch;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -113,9 +116,15 @@ pub fn classify(rel: &Path) -> Option<Found> {
     })
 }
 
+/// Whether a non-container directory may hold containers further down. Non-container
+/// scopes (login sessions, `init.scope`, conmon) never do.
+pub(crate) fn descend(name: &std::ffi::OsStr) -> bool {
+    !name.to_string_lossy().ends_with(".scope")
+}
+
 /// How deep the walk goes: real container cgroups sit a few levels down
 /// (`kubepods.slice/kubepods-burstable.slice/…pod….slice/cri-containerd-….scope`).
-const MAX_DEPTH: usize = 12;
+pub(crate) const MAX_DEPTH: usize = 12;
 
 /// Walks the hierarchy mounted at `root` and returns every container in it. Containers'
 /// own sub-cgroups are not entered. Directories that vanish during the walk are skipped.
@@ -133,7 +142,9 @@ pub fn walk(root: &Path) -> Vec<Found> {
             let child = rel.join(entry.file_name());
             match classify(&child) {
                 Some(f) => found.push(f),
-                None if depth + 1 < MAX_DEPTH => stack.push((child, depth + 1)),
+                None if descend(&entry.file_name()) && depth + 1 < MAX_DEPTH => {
+                    stack.push((child, depth + 1))
+                }
                 None => {}
             }
         }

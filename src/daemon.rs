@@ -1,0 +1,455 @@
+//! The long-running exporter: a collector thread that owns every open cgroup file, and a
+//! small tokio runtime for the HTTP server and the Docker event stream.
+//!
+//! The collector thread polls the inotify descriptor with the next tick as its timeout:
+//! new containers are tracked the moment their cgroup appears, and a container's final
+//! sample is read the moment its `cgroup.events` says its last process left, in the same
+//! thread, before the runtime removes the directory. Each tick reads every container and
+//! renders the Prometheus page once; scrapes only copy the rendered bytes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use crate::cgroup::{Layout, ProcRoot};
+use crate::collect::{Collector, ContainerState, DiscoveryChanges};
+use crate::config::{DaemonArgs, HostArgs, Listen};
+use crate::discovery::docker::{self, DockerConfig, DockerStats, MetadataStore};
+use crate::discovery::watch::{WatchEvent, Watcher};
+use crate::discovery::{self, Found};
+use crate::export::http::{self, Page, PageState};
+use crate::export::prom::{Described, PromRenderer};
+use crate::telemetry::{ProcessStats, Telemetry, add, set};
+
+/// How long a container's `cgroup.events` watch is retried after discovery (runtimes create
+/// the hierarchies one after the other).
+const WATCH_RETRY_FOR: Duration = Duration::from_secs(5);
+
+/// Runs until SIGTERM or SIGINT.
+pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let layout = Layout::detect(&host.cgroup_root, &host.proc_root)?;
+    let proc_root = ProcRoot::new(&host.proc_root);
+    if proc_root.host_netns.is_none() {
+        tracing::warn!(
+            proc_root = %host.proc_root.display(),
+            "cannot read the host's network namespace (<proc-root>/1/ns/net): containers in \
+             the host network would show the host's network counters as their own"
+        );
+    }
+    let host_name = crate::resource::HostResource::new(host.host_name.clone(), None)
+        .attributes
+        .into_iter()
+        .find(|(k, _)| k == "host.name")
+        .map(|(_, v)| v);
+    tracing::info!(
+        layout = %layout.kind,
+        discovery_root = %layout.discovery_root().display(),
+        interval = ?args.interval,
+        "container-exporter starting"
+    );
+
+    let telemetry = Arc::new(Telemetry::default());
+    // Liveness allows for a slow tick on a loaded host before it calls the collector stuck.
+    let stall_after = args.interval * 3 + Duration::from_secs(30);
+    let pages = Arc::new(PageState::new(stall_after, telemetry.clone()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("container-exporter-io")
+        .enable_all()
+        .build()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    let serving = match args.prometheus_listen {
+        Listen::On(addr) => {
+            let listener = runtime.block_on(http::bind(addr))?;
+            tracing::info!(%addr, "serving the Prometheus page on /metrics");
+            runtime.spawn(http::serve(listener, pages.clone(), stopped()));
+            true
+        }
+        Listen::Off => false,
+    };
+
+    let store = MetadataStore::new();
+    let docker_off = args
+        .docker_host
+        .as_deref()
+        .is_some_and(|h| h.eq_ignore_ascii_case("off") || h.is_empty());
+    if !docker_off {
+        let stats = Arc::new(DockerStats::default());
+        let _ = telemetry.docker.set(stats.clone());
+        let cfg = DockerConfig {
+            host: args.docker_host.clone(),
+            label_globs: args.docker_labels.clone(),
+            // Names must outlive the container by as long as its final sample is shown.
+            removal_delay: args.exited_retention + args.interval * 2,
+        };
+        // Its own thread and single-threaded runtime: the Docker client's futures are not
+        // `Send`, and a stuck daemon connection then cannot delay the HTTP server either.
+        let (store, stop) = (store.clone(), stopped());
+        std::thread::Builder::new()
+            .name("container-exporter-docker".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(docker::run(cfg, store, stats, stop)),
+                    Err(e) => tracing::error!("cannot start the Docker metadata task: {e}"),
+                }
+            })?;
+    }
+
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let collector = {
+        let shutdown = shutdown.clone();
+        let args = args.clone();
+        let telemetry = telemetry.clone();
+        let pages = pages.clone();
+        std::thread::Builder::new()
+            .name("container-exporter-collector".into())
+            .spawn(move || {
+                let mut c = CollectorLoop::new(
+                    layout, proc_root, host_name, args, telemetry, pages, store, serving,
+                );
+                c.run(&shutdown);
+            })?
+    };
+
+    runtime.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+    });
+    shutdown.store(true, Ordering::Release);
+    let _ = stop_tx.send(true);
+    let _ = collector.join();
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    Ok(())
+}
+
+/// A container that departed, waiting to be served once.
+struct Departure {
+    state: ContainerState,
+    at: Instant,
+    /// The first page generation it was rendered in.
+    rendered_in: Option<u64>,
+}
+
+struct CollectorLoop {
+    collector: Collector,
+    watcher: Option<Watcher>,
+    renderer: PromRenderer,
+    store: MetadataStore,
+    telemetry: Arc<Telemetry>,
+    pages: Arc<PageState>,
+    args: DaemonArgs,
+    serving: bool,
+    departed: Vec<Departure>,
+    /// Containers whose `cgroup.events` could not be watched yet, until when to retry.
+    pending_watch: HashMap<String, Instant>,
+    generation: u64,
+    events: Vec<WatchEvent>,
+}
+
+impl CollectorLoop {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        layout: Layout,
+        proc_root: ProcRoot,
+        host_name: Option<String>,
+        args: DaemonArgs,
+        telemetry: Arc<Telemetry>,
+        pages: Arc<PageState>,
+        store: MetadataStore,
+        serving: bool,
+    ) -> CollectorLoop {
+        let watcher = match Watcher::new(layout.discovery_root(), layout.unified.as_deref()) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(
+                    "inotify is not available ({e}): new containers are found only by the \
+                     rescan every {:?}, and exits are seen at the next tick",
+                    args.rescan_interval
+                );
+                None
+            }
+        };
+        CollectorLoop {
+            collector: Collector::new(layout, proc_root),
+            watcher,
+            renderer: PromRenderer::new(host_name),
+            store,
+            telemetry,
+            pages,
+            args,
+            serving,
+            departed: Vec::new(),
+            pending_watch: HashMap::new(),
+            generation: 0,
+            events: Vec::new(),
+        }
+    }
+
+    fn run(&mut self, shutdown: &AtomicBool) {
+        self.rescan();
+        let mut next_tick = Instant::now();
+        let mut next_rescan = Instant::now() + self.args.rescan_interval;
+        while !shutdown.load(Ordering::Acquire) {
+            let now = Instant::now();
+            let mut wake = next_tick.min(next_rescan);
+            if !self.pending_watch.is_empty() {
+                wake = wake.min(now + Duration::from_millis(50));
+            }
+            // Bounded, so a shutdown request is noticed promptly.
+            let timeout = wake
+                .saturating_duration_since(now)
+                .min(Duration::from_millis(250));
+            self.wait_for_events(timeout);
+
+            if self.handle_events() {
+                next_rescan = Instant::now();
+            }
+            self.retry_pending_watches();
+            let now = Instant::now();
+            if now >= next_rescan {
+                self.rescan();
+                next_rescan = now + self.args.rescan_interval;
+            }
+            if now >= next_tick {
+                self.tick();
+                next_tick += self.args.interval;
+                if next_tick < Instant::now() {
+                    // A tick took longer than the interval: skip, don't pile up.
+                    next_tick = Instant::now() + self.args.interval;
+                }
+            }
+        }
+    }
+
+    fn wait_for_events(&mut self, timeout: Duration) {
+        let Some(w) = &self.watcher else {
+            std::thread::sleep(timeout);
+            return;
+        };
+        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(w.fd(), PollFlags::POLLIN)];
+        let _ = poll(&mut fds, PollTimeout::from(ms));
+    }
+
+    /// Applies what inotify reported. Returns true when events were lost (rescan now).
+    fn handle_events(&mut self) -> bool {
+        let Some(w) = self.watcher.as_mut() else {
+            return false;
+        };
+        self.events.clear();
+        w.read(&mut self.events);
+        let mut overflow = false;
+        let events = std::mem::take(&mut self.events);
+        for ev in &events {
+            match ev {
+                WatchEvent::Found(f) => self.track(f.clone()),
+                WatchEvent::Removed { id } => {
+                    if self.collector.untrack(id) {
+                        add(&self.telemetry.discovery_removed, 1);
+                        tracing::debug!(%id, "container removed");
+                    }
+                    self.unwatch(id);
+                }
+                WatchEvent::EventsChanged { id } => {
+                    if self.collector.refresh(id).is_none() && !self.collector.is_tracked(id) {
+                        self.unwatch(id);
+                    }
+                }
+                WatchEvent::Overflow => {
+                    add(&self.telemetry.discovery_overflows, 1);
+                    tracing::warn!("inotify queue overflowed: rescanning the cgroup tree");
+                    overflow = true;
+                }
+            }
+        }
+        self.events = events;
+        self.collect_departures();
+        overflow
+    }
+
+    fn track(&mut self, f: Found) {
+        let (id, rel) = (f.id.clone(), f.rel.clone());
+        let mut changes = DiscoveryChanges::default();
+        self.collector.track(f, &mut changes);
+        self.count(&changes);
+        if changes.added > 0 {
+            tracing::debug!(%id, cgroup = %rel.display(), "container found");
+        }
+        if self.collector.is_tracked(&id) {
+            self.watch(&id, &rel);
+        }
+    }
+
+    fn watch(&mut self, id: &str, rel: &std::path::Path) {
+        if let Some(w) = self.watcher.as_mut()
+            && !w.watch_container(id, rel)
+        {
+            self.pending_watch
+                .entry(id.to_string())
+                .or_insert_with(|| Instant::now() + WATCH_RETRY_FOR);
+        }
+    }
+
+    fn unwatch(&mut self, id: &str) {
+        self.pending_watch.remove(id);
+        if let Some(w) = self.watcher.as_mut() {
+            w.unwatch_container(id);
+        }
+    }
+
+    fn retry_pending_watches(&mut self) {
+        if self.pending_watch.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let pending: Vec<(String, Instant)> = self.pending_watch.drain().collect();
+        for (id, until) in pending {
+            let rel = self
+                .collector
+                .tracked()
+                .find(|(i, _)| *i == id)
+                .map(|(_, r)| r.clone());
+            let Some(rel) = rel else { continue };
+            let done = self
+                .watcher
+                .as_mut()
+                .is_none_or(|w| w.watch_container(&id, &rel));
+            if done {
+                // The hierarchy appeared: the container may have changed state meanwhile.
+                self.collector.refresh(&id);
+            } else if now < until {
+                self.pending_watch.insert(id, until);
+            }
+        }
+        self.collect_departures();
+    }
+
+    fn rescan(&mut self) {
+        add(&self.telemetry.discovery_rescans, 1);
+        let found = match self.watcher.as_mut() {
+            Some(w) => w.scan(),
+            None => discovery::walk(self.collector.layout().discovery_root()),
+        };
+        let changes = self.collector.sync(found);
+        self.count(&changes);
+        let tracked: Vec<(String, std::path::PathBuf)> = self
+            .collector
+            .tracked()
+            .map(|(i, r)| (i.to_string(), r.clone()))
+            .collect();
+        for (id, rel) in &tracked {
+            self.watch(id, rel);
+        }
+        if let Some(w) = self.watcher.as_mut() {
+            w.retain_containers(|id| tracked.iter().any(|(t, _)| t == id));
+        }
+        self.collect_departures();
+    }
+
+    fn count(&self, changes: &DiscoveryChanges) {
+        add(&self.telemetry.discovery_added, changes.added as u64);
+        add(&self.telemetry.discovery_removed, changes.removed as u64);
+        for id in &changes.failed {
+            tracing::warn!(%id, "cannot open the container's cgroup files: {:?}", self.collector.last_errors.last());
+        }
+    }
+
+    /// Moves the collector's fresh final samples into the departures shown on the page.
+    fn collect_departures(&mut self) {
+        for state in self.collector.take_departed() {
+            add(&self.telemetry.final_samples, 1);
+            tracing::debug!(id = %state.id, "final sample taken");
+            // A container departs once per cgroup; a quick restart under the same id keeps
+            // only the newest final sample (one series per label set).
+            self.departed.retain(|d| d.state.id != state.id);
+            self.departed.push(Departure {
+                state,
+                at: Instant::now(),
+                rendered_in: None,
+            });
+        }
+    }
+
+    fn tick(&mut self) {
+        let started = Instant::now();
+        self.collector.collect();
+        self.collect_departures();
+
+        // Departed containers leave once a page holding them was served (or, with no page,
+        // once they were in one collection), or when nobody came for them in time.
+        let served = self.pages.served_generation.load(Ordering::Acquire);
+        let retention = self.args.exited_retention;
+        let serving = self.serving;
+        self.departed.retain(|d| match d.rendered_in {
+            Some(g) if !serving || g <= served => false,
+            _ => d.at.elapsed() < retention,
+        });
+
+        self.generation += 1;
+        let now = SystemTime::now();
+        let live: std::collections::HashSet<&str> =
+            self.collector.containers().map(|c| c.id.as_str()).collect();
+        let store = &self.store;
+        let described = self
+            .collector
+            .containers()
+            .chain(
+                self.departed
+                    .iter()
+                    .map(|d| &d.state)
+                    .filter(|s| !live.contains(s.id.as_str())),
+            )
+            .map(|state| Described {
+                state,
+                meta: store.get(&state.id),
+            });
+        let t = &self.telemetry;
+        set(
+            &t.containers_tracked,
+            self.collector.containers().count() as u64,
+        );
+        let e = &self.collector.errors;
+        set(&t.read_errors_io, e.io);
+        set(&t.read_errors_malformed, e.malformed);
+        set(&t.read_errors_truncated, e.truncated);
+        set(&t.read_errors_open, e.open);
+        if let Some(w) = &self.watcher {
+            let (dirs, events) = w.watch_counts();
+            set(&t.watches_dirs, dirs as u64);
+            set(&t.watches_events, events as u64);
+        }
+        let process = ProcessStats::read();
+        let body = self
+            .renderer
+            .render(now, described, &self.telemetry, &process)
+            .to_vec();
+        self.pages.publish(Page::new(body, self.generation));
+        let generation = self.generation;
+        for d in &mut self.departed {
+            d.rendered_in.get_or_insert(generation);
+        }
+        add(&t.collections, 1);
+        set(&t.last_collection_ns, started.elapsed().as_nanos() as u64);
+        for e in self.collector.last_errors.drain(..) {
+            tracing::warn!("{e}");
+        }
+    }
+}

@@ -1,0 +1,484 @@
+//! The Prometheus page: rendered once per tick from the collection, straight into reused
+//! buffers, and served from memory by `export::http` (a scrape never reads a cgroup file).
+//!
+//! Names follow the OpenTelemetry-to-Prometheus translation: dots become underscores, the
+//! unit is appended as a word (`s` → `seconds`, `By` → `bytes`; `{…}` annotations are
+//! dropped) and monotonic counters end in `_total`. Each series carries the container's
+//! identity labels; everything else about the container is on one `container_info` series.
+//! No sample carries a timestamp.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::collect::ContainerState;
+use crate::discovery::docker::ContainerMeta;
+use crate::metrics::{Instrument, METRICS, Metric, MetricDef, Sink, Value};
+use crate::telemetry::{ProcessStats, Telemetry, get};
+
+/// The Prometheus name of a metric.
+pub fn prom_name(def: &MetricDef) -> String {
+    let mut name = def.name.replace('.', "_");
+    let unit = match def.unit {
+        "s" => "seconds",
+        "By" => "bytes",
+        u if u.starts_with('{') => "",
+        "1" => "ratio",
+        u => u,
+    };
+    if !unit.is_empty() && !name.ends_with(unit) {
+        name.push('_');
+        name.push_str(unit);
+    }
+    if def.instrument == Instrument::Counter {
+        name.push_str("_total");
+    }
+    name
+}
+
+/// Appends `s` as the inside of a quoted label value: `\`, `"` and newline escaped.
+pub fn escape_label_value(out: &mut Vec<u8>, s: &str) {
+    for &b in s.as_bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            _ => out.push(b),
+        }
+    }
+}
+
+/// A label name from arbitrary text: `[a-zA-Z0-9_]`, anything else becomes `_`.
+pub fn sanitize_label_name(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+fn push_label(out: &mut Vec<u8>, name: &str, value: &str) {
+    if out.last().is_some_and(|&b| b != b'{') {
+        out.push(b',');
+    }
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"=\"");
+    escape_label_value(out, value);
+    out.push(b'"');
+}
+
+fn push_value(out: &mut Vec<u8>, v: Value) {
+    match v {
+        Value::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
+        Value::Double(d) if d.is_finite() => {
+            out.extend_from_slice(ryu::Buffer::new().format_finite(d).as_bytes())
+        }
+        Value::Double(d) if d.is_nan() => out.extend_from_slice(b"NaN"),
+        Value::Double(d) if d > 0.0 => out.extend_from_slice(b"+Inf"),
+        Value::Double(_) => out.extend_from_slice(b"-Inf"),
+    }
+}
+
+struct Family {
+    name: String,
+    /// `# HELP` and `# TYPE` lines.
+    header: String,
+    /// Attribute label names (dots to underscores), in `MetricDef::attributes` order.
+    attr_labels: Vec<String>,
+    body: Vec<u8>,
+}
+
+/// A container's label blocks, rebuilt only when its metadata changes.
+struct Labels {
+    meta: Option<Arc<ContainerMeta>>,
+    /// `container_id="…",container_name="…",…` without braces.
+    identity: Vec<u8>,
+    /// The whole `container_info{…} 1` line.
+    info: Vec<u8>,
+}
+
+/// What the renderer needs to describe one container.
+pub struct Described<'a> {
+    pub state: &'a ContainerState,
+    pub meta: Option<Arc<ContainerMeta>>,
+}
+
+pub struct PromRenderer {
+    families: Vec<Family>,
+    labels: HashMap<String, Labels>,
+    host_name: Option<String>,
+    page: Vec<u8>,
+}
+
+impl PromRenderer {
+    pub fn new(host_name: Option<String>) -> PromRenderer {
+        let families = METRICS
+            .iter()
+            .map(|def| {
+                let name = prom_name(def);
+                let kind = match def.instrument {
+                    Instrument::Counter => "counter",
+                    Instrument::UpDownCounter | Instrument::Gauge => "gauge",
+                };
+                let help = def.description.replace('\\', "\\\\").replace('\n', "\\n");
+                Family {
+                    header: format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"),
+                    name,
+                    attr_labels: def.attributes.iter().map(|a| a.replace('.', "_")).collect(),
+                    body: Vec::new(),
+                }
+            })
+            .collect();
+        PromRenderer {
+            families,
+            labels: HashMap::new(),
+            host_name,
+            page: Vec::new(),
+        }
+    }
+
+    /// Renders the page for these containers and the exporter's own telemetry.
+    pub fn render<'a>(
+        &mut self,
+        now: SystemTime,
+        containers: impl IntoIterator<Item = Described<'a>>,
+        telemetry: &Telemetry,
+        process: &ProcessStats,
+    ) -> &[u8] {
+        for f in &mut self.families {
+            f.body.clear();
+        }
+        let mut info = Vec::new();
+        let mut live = std::collections::HashSet::new();
+        for c in containers {
+            let id = c.state.id.as_str();
+            live.insert(id.to_string());
+            let stale = self
+                .labels
+                .get(id)
+                .is_none_or(|l| !same_meta(&l.meta, &c.meta));
+            if stale {
+                let l = build_labels(c.state, c.meta.clone(), self.host_name.as_deref());
+                self.labels.insert(id.to_string(), l);
+            }
+            let labels = &self.labels[id];
+            info.extend_from_slice(&labels.info);
+            let mut sink = FamilySink {
+                families: &mut self.families,
+                identity: &labels.identity,
+            };
+            c.state.emit(now, &mut sink);
+        }
+        // Forget label blocks of containers no longer rendered: bounded by what is live.
+        self.labels.retain(|id, _| live.contains(id));
+
+        let page = &mut self.page;
+        page.clear();
+        for f in &self.families {
+            if f.body.is_empty() {
+                continue;
+            }
+            page.extend_from_slice(f.header.as_bytes());
+            page.extend_from_slice(&f.body);
+        }
+        if !info.is_empty() {
+            page.extend_from_slice(
+                b"# HELP container_info Who each container is: image, runtime, labels. Always 1.\n\
+                  # TYPE container_info gauge\n",
+            );
+            page.extend_from_slice(&info);
+        }
+        render_telemetry(page, telemetry, process);
+        page
+    }
+}
+
+fn same_meta(a: &Option<Arc<ContainerMeta>>, b: &Option<Arc<ContainerMeta>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    }
+}
+
+fn build_labels(
+    state: &ContainerState,
+    meta: Option<Arc<ContainerMeta>>,
+    host: Option<&str>,
+) -> Labels {
+    let m = meta.as_deref();
+    let mut identity = vec![b'{'];
+    push_label(&mut identity, "container_id", &state.id);
+    let opt = |v: Option<&String>| v.filter(|s| !s.is_empty()).cloned();
+    let name = m.and_then(|m| opt(m.name.as_ref()));
+    let image = m.and_then(|m| opt(m.image_name.as_ref()));
+    let ns = m.and_then(|m| opt(m.k8s_namespace_name.as_ref()));
+    let pod = m.and_then(|m| opt(m.k8s_pod_name.as_ref()));
+    let kc = m.and_then(|m| opt(m.k8s_container_name.as_ref()));
+    for (k, v) in [
+        ("container_name", &name),
+        ("container_image_name", &image),
+        ("k8s_namespace_name", &ns),
+        ("k8s_pod_name", &pod),
+        ("k8s_container_name", &kc),
+    ] {
+        if let Some(v) = v {
+            push_label(&mut identity, k, v);
+        }
+    }
+    let mut info = b"container_info".to_vec();
+    info.extend_from_slice(&identity);
+    let pod_uid = m
+        .and_then(|m| opt(m.k8s_pod_uid.as_ref()))
+        .or_else(|| state.pod_uid.clone());
+    let tags = m.map(|m| m.image_tags.join(",")).filter(|t| !t.is_empty());
+    let extra = [
+        ("container_image_tags", tags),
+        (
+            "container_image_id",
+            m.and_then(|m| opt(m.image_id.as_ref())),
+        ),
+        (
+            "container_runtime_name",
+            Some(state.runtime.as_str().to_string()),
+        ),
+        ("k8s_pod_uid", pod_uid),
+        ("host_name", host.map(str::to_string)),
+    ];
+    for (k, v) in extra {
+        if let Some(v) = v {
+            push_label(&mut info, k, &v);
+        }
+    }
+    if let Some(m) = m {
+        let mut used = std::collections::HashSet::new();
+        for (k, v) in &m.labels {
+            let name = format!("container_label_{}", sanitize_label_name(k));
+            // Two keys that sanitize alike (`a.b`, `a-b`): the first, in key order, wins.
+            if used.insert(name.clone()) {
+                push_label(&mut info, &name, v);
+            }
+        }
+    }
+    info.extend_from_slice(b"} 1\n");
+    // The identity block is used inside other braces: drop its own opening brace.
+    identity.remove(0);
+    Labels {
+        meta,
+        identity,
+        info,
+    }
+}
+
+struct FamilySink<'a> {
+    families: &'a mut [Family],
+    identity: &'a [u8],
+}
+
+impl Sink for FamilySink<'_> {
+    fn point(&mut self, metric: Metric, attrs: &[&str], value: Value) {
+        let f = &mut self.families[metric as usize];
+        let out = &mut f.body;
+        out.extend_from_slice(f.name.as_bytes());
+        out.push(b'{');
+        out.extend_from_slice(self.identity);
+        for (name, v) in f.attr_labels.iter().zip(attrs) {
+            push_label(out, name, v);
+        }
+        out.extend_from_slice(b"} ");
+        push_value(out, value);
+        out.push(b'\n');
+    }
+}
+
+fn family(
+    page: &mut Vec<u8>,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: &[(&[(&str, &str)], Value)],
+) {
+    page.extend_from_slice(format!("# HELP {name} {help}\n# TYPE {name} {kind}\n").as_bytes());
+    for (labels, v) in samples {
+        page.extend_from_slice(name.as_bytes());
+        if !labels.is_empty() {
+            page.push(b'{');
+            for (k, val) in *labels {
+                push_label(page, k, val);
+            }
+            page.push(b'}');
+        }
+        page.push(b' ');
+        push_value(page, *v);
+        page.push(b'\n');
+    }
+}
+
+fn render_telemetry(page: &mut Vec<u8>, t: &Telemetry, p: &ProcessStats) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let int = |a: &std::sync::atomic::AtomicU64| Value::Int(get(a));
+    family(
+        page,
+        "container_exporter_containers_tracked",
+        "gauge",
+        "Containers being read each tick.",
+        &[(&[], int(&t.containers_tracked))],
+    );
+    family(
+        page,
+        "container_exporter_collections_total",
+        "counter",
+        "Collection ticks completed.",
+        &[(&[], int(&t.collections))],
+    );
+    family(
+        page,
+        "container_exporter_collection_duration_seconds",
+        "gauge",
+        "Duration of the last collection tick (reading every container and rendering).",
+        &[(&[], Value::Double(get(&t.last_collection_ns) as f64 / 1e9))],
+    );
+    family(
+        page,
+        "container_exporter_read_errors_total",
+        "counter",
+        "cgroup files that could not be read (io), opened (open) or parsed (malformed, truncated).",
+        &[
+            (&[("kind", "io")], int(&t.read_errors_io)),
+            (&[("kind", "open")], int(&t.read_errors_open)),
+            (&[("kind", "malformed")], int(&t.read_errors_malformed)),
+            (&[("kind", "truncated")], int(&t.read_errors_truncated)),
+        ],
+    );
+    family(
+        page,
+        "container_exporter_discovery_events_total",
+        "counter",
+        "Containers added and removed, full rescans, and inotify queue overflows.",
+        &[
+            (&[("event", "added")], int(&t.discovery_added)),
+            (&[("event", "removed")], int(&t.discovery_removed)),
+            (&[("event", "rescan")], int(&t.discovery_rescans)),
+            (&[("event", "overflow")], int(&t.discovery_overflows)),
+        ],
+    );
+    family(
+        page,
+        "container_exporter_final_samples_total",
+        "counter",
+        "Final samples taken when a container's last process left or its cgroup went.",
+        &[(&[], int(&t.final_samples))],
+    );
+    family(
+        page,
+        "container_exporter_inotify_watches",
+        "gauge",
+        "inotify watches held, on directories and on cgroup.events files.",
+        &[
+            (&[("kind", "directory")], int(&t.watches_dirs)),
+            (&[("kind", "cgroup_events")], int(&t.watches_events)),
+        ],
+    );
+    family(
+        page,
+        "container_exporter_scrapes_total",
+        "counter",
+        "Requests served on /metrics (up to the previous render).",
+        &[(&[], int(&t.scrapes))],
+    );
+    if let Some(d) = t.docker.get() {
+        family(
+            page,
+            "container_exporter_docker_api_errors_total",
+            "counter",
+            "Docker API calls or event streams that failed (the exporter reconnects with backoff).",
+            &[(&[], int(&d.api_errors))],
+        );
+        family(
+            page,
+            "container_exporter_docker_connected",
+            "gauge",
+            "1 while the Docker event stream is connected.",
+            &[(&[], Value::Int(u64::from(d.connected.load(Relaxed))))],
+        );
+    }
+    family(
+        page,
+        "process_cpu_seconds_total",
+        "counter",
+        "Total user and system CPU time spent in seconds.",
+        &[(&[], Value::Double(p.cpu_seconds))],
+    );
+    family(
+        page,
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident memory size in bytes.",
+        &[(&[], Value::Int(p.resident_bytes))],
+    );
+    family(
+        page,
+        "process_open_fds",
+        "gauge",
+        "Number of open file descriptors.",
+        &[(&[], Value::Int(p.open_fds))],
+    );
+    family(
+        page,
+        "process_max_fds",
+        "gauge",
+        "Maximum number of open file descriptors.",
+        &[(&[], Value::Int(p.max_fds))],
+    );
+    family(
+        page,
+        "process_start_time_seconds",
+        "gauge",
+        "Start time of the process since unix epoch in seconds.",
+        &[(&[], Value::Double(p.start_time_seconds))],
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_otel_translation() {
+        let name = |m: Metric| prom_name(m.def());
+        assert_eq!(name(Metric::CpuTime), "container_cpu_time_seconds_total");
+        assert_eq!(name(Metric::CpuUsage), "container_cpu_usage");
+        assert_eq!(name(Metric::MemoryUsage), "container_memory_usage_bytes");
+        assert_eq!(name(Metric::DiskIo), "container_disk_io_bytes_total");
+        assert_eq!(
+            name(Metric::CpuThrottledPeriods),
+            "container_cpu_cfs_throttled_periods_total"
+        );
+        assert_eq!(
+            name(Metric::CpuPressure),
+            "container_cpu_pressure_stall_time_seconds_total"
+        );
+        assert_eq!(name(Metric::Uptime), "container_uptime_seconds");
+    }
+
+    #[test]
+    fn hostile_label_values_are_escaped() {
+        let mut out = Vec::new();
+        escape_label_value(&mut out, "a\"b\\c\nd é");
+        assert_eq!(out, "a\\\"b\\\\c\\nd é".as_bytes());
+        assert_eq!(
+            sanitize_label_name("io.kubernetes/pod-name"),
+            "io_kubernetes_pod_name"
+        );
+        assert_eq!(sanitize_label_name("1x"), "_1x");
+    }
+}

@@ -1,0 +1,87 @@
+//! The exporter's own counters (`container_exporter_*`), shared by the collector thread, the
+//! HTTP server and the Docker task, and rendered with every page.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+
+use crate::discovery::docker::DockerStats;
+
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    pub collections: AtomicU64,
+    /// Duration of the last collection tick (read + render), in nanoseconds.
+    pub last_collection_ns: AtomicU64,
+    pub containers_tracked: AtomicU64,
+    pub read_errors_io: AtomicU64,
+    pub read_errors_malformed: AtomicU64,
+    pub read_errors_truncated: AtomicU64,
+    pub read_errors_open: AtomicU64,
+    pub discovery_added: AtomicU64,
+    pub discovery_removed: AtomicU64,
+    pub discovery_rescans: AtomicU64,
+    pub discovery_overflows: AtomicU64,
+    pub final_samples: AtomicU64,
+    pub watches_dirs: AtomicU64,
+    pub watches_events: AtomicU64,
+    pub scrapes: AtomicU64,
+    /// Set when Docker metadata is enabled.
+    pub docker: OnceLock<Arc<DockerStats>>,
+}
+
+/// Reads a counter.
+pub fn get(a: &AtomicU64) -> u64 {
+    a.load(Relaxed)
+}
+
+pub fn add(a: &AtomicU64, n: u64) {
+    a.fetch_add(n, Relaxed);
+}
+
+pub fn set(a: &AtomicU64, n: u64) {
+    a.store(n, Relaxed);
+}
+
+/// This process's resource use, for the standard `process_*` metrics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProcessStats {
+    pub cpu_seconds: f64,
+    pub resident_bytes: u64,
+    pub open_fds: u64,
+    pub max_fds: u64,
+    pub start_time_seconds: f64,
+}
+
+impl ProcessStats {
+    /// From `/proc/self`; fields that cannot be read stay zero.
+    pub fn read() -> ProcessStats {
+        let mut s = ProcessStats::default();
+        let ticks = 100.0; // USER_HZ on every Linux architecture that matters here
+        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat")
+            && let Some(after) = stat.rsplit_once(')').map(|(_, a)| a)
+        {
+            let f: Vec<&str> = after.split_whitespace().collect();
+            // Fields after the command: state is [0]; utime [11], stime [12], starttime [19],
+            // rss pages [21].
+            let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            s.cpu_seconds = (num(11) + num(12)) / ticks;
+            s.resident_bytes = (num(21) * 4096.0) as u64;
+            if let Some(boot) = boot_time() {
+                s.start_time_seconds = boot + num(19) / ticks;
+            }
+        }
+        s.open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+        if let Ok((soft, _)) =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        {
+            s.max_fds = soft;
+        }
+        s
+    }
+}
+
+fn boot_time() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    stat.lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
+}
