@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::cgroup::{CgroupReader, CgroupSample, Gone, Layout, OpenError, ProcRoot, ReadError};
 use crate::discovery::{self, Found, Runtime};
-use crate::metrics::{self, Context, Sink};
+use crate::metrics::{self, Context, Metric, Sink};
 
 /// What is known about one container, without its open files: enough to emit its data
 /// points, also after it is gone.
@@ -44,7 +44,20 @@ impl ContainerState {
 
     /// The latest sample's data points (nothing before the first read).
     pub fn emit(&self, now: SystemTime, sink: &mut dyn Sink) {
-        let Some(at) = self.current_at else { return };
+        if let Some(ctx) = self.context(now) {
+            metrics::emit(&self.current, &ctx, sink);
+        }
+    }
+
+    /// The latest sample's data points of one metric.
+    pub fn emit_metric(&self, m: Metric, now: SystemTime, sink: &mut dyn Sink) {
+        if let Some(ctx) = self.context(now) {
+            metrics::emit_metric(m, &self.current, &ctx, sink);
+        }
+    }
+
+    fn context(&self, now: SystemTime) -> Option<Context<'_>> {
+        let at = self.current_at?;
         let previous = self
             .previous_at
             .map(|p| (&self.previous, at.duration_since(p).as_secs_f64()));
@@ -52,7 +65,30 @@ impl ContainerState {
             .duration_since(self.created)
             .ok()
             .map(|d| d.as_secs_f64());
-        metrics::emit(&self.current, &Context { previous, uptime }, sink);
+        Some(Context { previous, uptime })
+    }
+
+    /// A state made from given samples, `interval` apart (for benchmarks and tests of the
+    /// outputs).
+    pub fn with_samples(
+        f: Found,
+        created: SystemTime,
+        previous: CgroupSample,
+        current: CgroupSample,
+        interval: Duration,
+    ) -> ContainerState {
+        let now = Instant::now();
+        ContainerState {
+            id: f.id,
+            runtime: f.runtime,
+            pod_uid: f.pod_uid,
+            rel: f.rel,
+            created,
+            current,
+            current_at: Some(now),
+            previous,
+            previous_at: now.checked_sub(interval),
+        }
     }
 
     fn new(f: Found, created: (i64, i64)) -> ContainerState {

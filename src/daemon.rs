@@ -92,20 +92,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
             // Names must outlive the container by as long as its final sample is shown.
             removal_delay: args.exited_retention + args.interval * 2,
         };
-        // Its own thread and single-threaded runtime: the Docker client's futures are not
-        // `Send`, and a stuck daemon connection then cannot delay the HTTP server either.
-        let (store, stop) = (store.clone(), stopped());
-        std::thread::Builder::new()
-            .name("container-exporter-docker".into())
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt.block_on(docker::run(cfg, store, stats, stop)),
-                    Err(e) => tracing::error!("cannot start the Docker metadata task: {e}"),
-                }
-            })?;
+        runtime.spawn(docker::run(cfg, store.clone(), stats, stopped()));
     }
 
     let shutdown = Arc::new(AtomicBool::new(false));
@@ -162,6 +149,8 @@ struct CollectorLoop {
     pending_watch: HashMap<String, Instant>,
     generation: u64,
     events: Vec<WatchEvent>,
+    /// The buffer of the page before last, to render the next page into.
+    spare_page: Vec<u8>,
 }
 
 impl CollectorLoop {
@@ -200,6 +189,7 @@ impl CollectorLoop {
             pending_watch: HashMap::new(),
             generation: 0,
             events: Vec::new(),
+            spare_page: Vec::new(),
         }
     }
 
@@ -437,11 +427,12 @@ impl CollectorLoop {
             set(&t.watches_events, events as u64);
         }
         let process = ProcessStats::read();
-        let body = self
-            .renderer
-            .render(now, described, &self.telemetry, &process)
-            .to_vec();
-        self.pages.publish(Page::new(body, self.generation));
+        let mut body = std::mem::take(&mut self.spare_page);
+        self.renderer
+            .render(&mut body, now, described, &self.telemetry, &process);
+        let old = self.pages.publish(Page::new(body, self.generation));
+        // Reuse the previous page's buffer when no scrape still holds it.
+        self.spare_page = old.into_buffer().unwrap_or_default();
         let generation = self.generation;
         for d in &mut self.departed {
             d.rendered_in.get_or_insert(generation);

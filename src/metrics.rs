@@ -4,7 +4,7 @@
 //! Every output (the snapshot, and the exporters built on it) and the README's metric
 //! reference come from [`METRICS`]; a test fails when the README's table and this one differ.
 
-use crate::cgroup::sample::{CgroupSample, IoDevice, NetIface};
+use crate::cgroup::sample::{CgroupSample, IoDevice};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Instrument {
@@ -55,6 +55,11 @@ macro_rules! metrics {
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         #[repr(usize)]
         pub enum Metric { $($id),* }
+
+        impl Metric {
+            /// Every metric, in table order.
+            pub const ALL: &[Metric] = &[$(Metric::$id),*];
+        }
 
         pub static METRICS: &[MetricDef] = &[$(MetricDef {
             name: $name,
@@ -224,96 +229,91 @@ fn secs(sink: &mut dyn Sink, m: Metric, attrs: &[&str], v: Option<Value>) {
 /// Turns one container's sample into data points, in the order of [`METRICS`]. Values the
 /// kernel did not give are skipped.
 pub fn emit(s: &CgroupSample, ctx: &Context<'_>, sink: &mut dyn Sink) {
+    for &m in Metric::ALL {
+        emit_metric(m, s, ctx, sink);
+    }
+}
+
+/// The data points of one metric: outputs that write family by family (the Prometheus
+/// page) call this per family, so nothing is buffered in between.
+pub fn emit_metric(m: Metric, s: &CgroupSample, ctx: &Context<'_>, sink: &mut dyn Sink) {
     use Metric as M;
-    let cpu = &s.cpu;
-    secs(sink, M::CpuTime, &["user"], cpu.user_ns.map(ns_to_s));
-    secs(sink, M::CpuTime, &["system"], cpu.system_ns.map(ns_to_s));
-    if let (Some(now), Some((prev, dt))) = (cpu.usage_ns, ctx.previous)
-        && let Some(before) = prev.cpu.usage_ns
-        && dt > 0.0
-        && now >= before
-    {
-        sink.point(
-            M::CpuUsage,
-            &[],
-            Value::Double((now - before) as f64 / 1e9 / dt),
-        );
-    }
-    secs(sink, M::CpuLimit, &[], cpu.limit_cpus().map(Value::Double));
-    int(sink, M::CpuPeriods, &[], cpu.periods);
-    int(sink, M::CpuThrottledPeriods, &[], cpu.throttled_periods);
-    secs(
-        sink,
-        M::CpuThrottledTime,
-        &[],
-        cpu.throttled_ns.map(ns_to_s),
-    );
-
-    let mem = &s.memory;
-    int(sink, M::MemoryUsage, &[], mem.usage);
-    int(sink, M::MemoryPeak, &[], mem.peak);
-    int(sink, M::MemoryWorkingSet, &[], mem.working_set());
-    int(sink, M::MemoryRss, &[], mem.anon);
-    int(sink, M::MemoryFile, &[], mem.file);
-    int(sink, M::MemoryAvailable, &[], mem.available());
-    int(sink, M::MemoryLimit, &[], mem.limit);
-    int(sink, M::MemorySwap, &[], mem.swap);
-    int(sink, M::MemoryOomKills, &[], mem.oom_kills);
-    if let Some(major) = mem.pgmajfault {
-        int(sink, M::PagingFaults, &["major"], Some(major));
-        let minor = mem.pgfault.map(|all| all.saturating_sub(major));
-        int(sink, M::PagingFaults, &["minor"], minor);
-    }
-    int(sink, M::PidCount, &[], s.pids.current);
-    int(sink, M::PidLimit, &[], s.pids.limit);
-
-    let mut dev = [0u8; 24];
-    for (m, read, write) in [
-        (
-            M::DiskIo,
-            (|d: &IoDevice| d.read_bytes) as fn(&IoDevice) -> Option<u64>,
-            (|d: &IoDevice| d.write_bytes) as fn(&IoDevice) -> Option<u64>,
-        ),
-        (
-            M::DiskOperations,
-            |d: &IoDevice| d.read_ops,
-            |d: &IoDevice| d.write_ops,
-        ),
-    ] {
-        for d in &s.io {
-            let n = device_name(d, &mut dev);
-            let name = std::str::from_utf8(&dev[..n]).unwrap_or("");
-            int(sink, m, &["read", name], read(d));
-            int(sink, m, &["write", name], write(d));
+    let (cpu, mem) = (&s.cpu, &s.memory);
+    match m {
+        M::CpuTime => {
+            secs(sink, m, &["user"], cpu.user_ns.map(ns_to_s));
+            secs(sink, m, &["system"], cpu.system_ns.map(ns_to_s));
         }
-    }
-
-    type NetPick = fn(&NetIface) -> (u64, u64);
-    let net: [(M, NetPick); 4] = [
-        (M::NetworkIo, |i| (i.rx_bytes, i.tx_bytes)),
-        (M::NetworkPackets, |i| (i.rx_packets, i.tx_packets)),
-        (M::NetworkErrors, |i| (i.rx_errors, i.tx_errors)),
-        (M::NetworkDropped, |i| (i.rx_dropped, i.tx_dropped)),
-    ];
-    for (m, pick) in net {
-        for iface in &s.net {
-            let name = iface.name.as_str();
-            let (rx, tx) = pick(iface);
-            int(sink, m, &["receive", &name], Some(rx));
-            int(sink, m, &["transmit", &name], Some(tx));
+        M::CpuUsage => {
+            if let (Some(now), Some((prev, dt))) = (cpu.usage_ns, ctx.previous)
+                && let Some(before) = prev.cpu.usage_ns
+                && dt > 0.0
+                && now >= before
+            {
+                sink.point(m, &[], Value::Double((now - before) as f64 / 1e9 / dt));
+            }
         }
+        M::CpuLimit => secs(sink, m, &[], cpu.limit_cpus().map(Value::Double)),
+        M::CpuPeriods => int(sink, m, &[], cpu.periods),
+        M::CpuThrottledPeriods => int(sink, m, &[], cpu.throttled_periods),
+        M::CpuThrottledTime => secs(sink, m, &[], cpu.throttled_ns.map(ns_to_s)),
+        M::MemoryUsage => int(sink, m, &[], mem.usage),
+        M::MemoryPeak => int(sink, m, &[], mem.peak),
+        M::MemoryWorkingSet => int(sink, m, &[], mem.working_set()),
+        M::MemoryRss => int(sink, m, &[], mem.anon),
+        M::MemoryFile => int(sink, m, &[], mem.file),
+        M::MemoryAvailable => int(sink, m, &[], mem.available()),
+        M::MemoryLimit => int(sink, m, &[], mem.limit),
+        M::MemorySwap => int(sink, m, &[], mem.swap),
+        M::MemoryOomKills => int(sink, m, &[], mem.oom_kills),
+        M::PagingFaults => {
+            if let Some(major) = mem.pgmajfault {
+                int(sink, m, &["major"], Some(major));
+                let minor = mem.pgfault.map(|all| all.saturating_sub(major));
+                int(sink, m, &["minor"], minor);
+            }
+        }
+        M::PidCount => int(sink, m, &[], s.pids.current),
+        M::PidLimit => int(sink, m, &[], s.pids.limit),
+        M::DiskIo | M::DiskOperations => {
+            let mut dev = [0u8; 24];
+            for d in &s.io {
+                let n = device_name(d, &mut dev);
+                let name = std::str::from_utf8(&dev[..n]).unwrap_or("");
+                let (read, write) = match m {
+                    M::DiskIo => (d.read_bytes, d.write_bytes),
+                    _ => (d.read_ops, d.write_ops),
+                };
+                int(sink, m, &["read", name], read);
+                int(sink, m, &["write", name], write);
+            }
+        }
+        M::NetworkIo | M::NetworkPackets | M::NetworkErrors | M::NetworkDropped => {
+            for i in &s.net {
+                let (rx, tx) = match m {
+                    M::NetworkIo => (i.rx_bytes, i.tx_bytes),
+                    M::NetworkPackets => (i.rx_packets, i.tx_packets),
+                    M::NetworkErrors => (i.rx_errors, i.tx_errors),
+                    _ => (i.rx_dropped, i.tx_dropped),
+                };
+                let name = i.name.as_str();
+                int(sink, m, &["receive", &name], Some(rx));
+                int(sink, m, &["transmit", &name], Some(tx));
+            }
+        }
+        M::CpuPressure | M::MemoryPressure | M::IoPressure => {
+            let psi = match m {
+                M::CpuPressure => s.cpu_pressure,
+                M::MemoryPressure => s.memory_pressure,
+                _ => s.io_pressure,
+            };
+            if let Some(psi) = psi {
+                secs(sink, m, &["some"], psi.some_us.map(us_to_s));
+                secs(sink, m, &["full"], psi.full_us.map(us_to_s));
+            }
+        }
+        M::Uptime => secs(sink, m, &[], ctx.uptime.map(Value::Double)),
     }
-
-    for (m, psi) in [
-        (M::CpuPressure, s.cpu_pressure),
-        (M::MemoryPressure, s.memory_pressure),
-        (M::IoPressure, s.io_pressure),
-    ] {
-        let Some(psi) = psi else { continue };
-        secs(sink, m, &["some"], psi.some_us.map(us_to_s));
-        secs(sink, m, &["full"], psi.full_us.map(us_to_s));
-    }
-    secs(sink, M::Uptime, &[], ctx.uptime.map(Value::Double));
 }
 
 /// The README's metric reference, generated from [`METRICS`].

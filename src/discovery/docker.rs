@@ -421,11 +421,11 @@ impl Follower {
         match ev.action.as_deref().unwrap_or("") {
             // A start may be new (or a restart): always take it. A rename or update of a
             // container we do not hold is of a stopped one: nothing to name.
-            action @ ("start" | "rename" | "update") => {
-                if action == "start" || self.store.contains(&id) {
-                    let res = docker.inspect_container(&id, None).await;
-                    self.apply_inspect(&id, res);
-                }
+            action @ ("start" | "rename" | "update")
+                if action == "start" || self.store.contains(&id) =>
+            {
+                let res = docker.inspect_container(&id, None).await;
+                self.apply_inspect(&id, res);
             }
             "die" | "destroy" => self.schedule_removal(&id),
             _ => {}

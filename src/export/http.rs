@@ -37,6 +37,12 @@ impl Page {
         }
     }
 
+    /// The page's buffer back, when nobody else holds the page (for the next render).
+    pub fn into_buffer(self: Arc<Self>) -> Option<Vec<u8>> {
+        let page = Arc::try_unwrap(self).ok()?;
+        page.body.try_into_mut().ok().map(Vec::from)
+    }
+
     fn gzipped(&self) -> &Bytes {
         self.gzip.get_or_init(|| {
             use std::io::Write;
@@ -78,13 +84,18 @@ impl PageState {
         }
     }
 
-    pub fn publish(&self, page: Page) {
+    /// Makes `page` the one served, and returns the one it replaces.
+    pub fn publish(&self, page: Page) -> Arc<Page> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         self.last_tick.store(now.as_secs(), Ordering::Relaxed);
-        *self.page.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(page);
+        let old = std::mem::replace(
+            &mut *self.page.write().unwrap_or_else(|e| e.into_inner()),
+            Arc::new(page),
+        );
         self.ready.store(true, Ordering::Release);
+        old
     }
 
     pub fn current(&self) -> Arc<Page> {

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use crate::collect::ContainerState;
 use crate::discovery::docker::ContainerMeta;
-use crate::metrics::{Instrument, METRICS, Metric, MetricDef, Sink, Value};
+use crate::metrics::{Instrument, Metric, MetricDef, Sink, Value};
 use crate::telemetry::{ProcessStats, Telemetry, get};
 
 /// The Prometheus name of a metric.
@@ -89,12 +89,12 @@ fn push_value(out: &mut Vec<u8>, v: Value) {
 }
 
 struct Family {
+    metric: Metric,
     name: String,
     /// `# HELP` and `# TYPE` lines.
     header: String,
     /// Attribute label names (dots to underscores), in `MetricDef::attributes` order.
     attr_labels: Vec<String>,
-    body: Vec<u8>,
 }
 
 /// A container's label blocks, rebuilt only when its metadata changes.
@@ -104,6 +104,8 @@ struct Labels {
     identity: Vec<u8>,
     /// The whole `container_info{…} 1` line.
     info: Vec<u8>,
+    /// Render pass that last used it, to forget containers no longer shown.
+    used_in: u64,
 }
 
 /// What the renderer needs to describe one container.
@@ -116,14 +118,15 @@ pub struct PromRenderer {
     families: Vec<Family>,
     labels: HashMap<String, Labels>,
     host_name: Option<String>,
-    page: Vec<u8>,
+    pass: u64,
 }
 
 impl PromRenderer {
     pub fn new(host_name: Option<String>) -> PromRenderer {
-        let families = METRICS
+        let families = Metric::ALL
             .iter()
-            .map(|def| {
+            .map(|&metric| {
+                let def = metric.def();
                 let name = prom_name(def);
                 let kind = match def.instrument {
                     Instrument::Counter => "counter",
@@ -131,10 +134,10 @@ impl PromRenderer {
                 };
                 let help = def.description.replace('\\', "\\\\").replace('\n', "\\n");
                 Family {
+                    metric,
                     header: format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"),
                     name,
                     attr_labels: def.attributes.iter().map(|a| a.replace('.', "_")).collect(),
-                    body: Vec::new(),
                 }
             })
             .collect();
@@ -142,63 +145,69 @@ impl PromRenderer {
             families,
             labels: HashMap::new(),
             host_name,
-            page: Vec::new(),
+            pass: 0,
         }
     }
 
-    /// Renders the page for these containers and the exporter's own telemetry.
+    /// Renders the page for these containers and the exporter's own telemetry into `page`
+    /// (cleared first; pass the previous page's buffer back to avoid reallocating). Family
+    /// by family, straight into the page: nothing is buffered in between.
     pub fn render<'a>(
         &mut self,
+        page: &mut Vec<u8>,
         now: SystemTime,
         containers: impl IntoIterator<Item = Described<'a>>,
         telemetry: &Telemetry,
         process: &ProcessStats,
-    ) -> &[u8] {
-        for f in &mut self.families {
-            f.body.clear();
-        }
-        let mut info = Vec::new();
-        let mut live = std::collections::HashSet::new();
-        for c in containers {
+    ) {
+        self.pass += 1;
+        let pass = self.pass;
+        let containers: Vec<Described<'a>> = containers.into_iter().collect();
+        for c in &containers {
             let id = c.state.id.as_str();
-            live.insert(id.to_string());
-            let stale = self
-                .labels
-                .get(id)
-                .is_none_or(|l| !same_meta(&l.meta, &c.meta));
-            if stale {
-                let l = build_labels(c.state, c.meta.clone(), self.host_name.as_deref());
-                self.labels.insert(id.to_string(), l);
+            match self.labels.get_mut(id) {
+                Some(l) if same_meta(&l.meta, &c.meta) => l.used_in = pass,
+                _ => {
+                    let mut l = build_labels(c.state, c.meta.clone(), self.host_name.as_deref());
+                    l.used_in = pass;
+                    self.labels.insert(id.to_string(), l);
+                }
             }
-            let labels = &self.labels[id];
-            info.extend_from_slice(&labels.info);
-            let mut sink = FamilySink {
-                families: &mut self.families,
-                identity: &labels.identity,
-            };
-            c.state.emit(now, &mut sink);
         }
         // Forget label blocks of containers no longer rendered: bounded by what is live.
-        self.labels.retain(|id, _| live.contains(id));
+        self.labels.retain(|_, l| l.used_in == pass);
+        let rows: Vec<(&ContainerState, &Labels)> = containers
+            .iter()
+            .map(|c| (c.state, &self.labels[c.state.id.as_str()]))
+            .collect();
 
-        let page = &mut self.page;
         page.clear();
         for f in &self.families {
-            if f.body.is_empty() {
-                continue;
-            }
+            let start = page.len();
             page.extend_from_slice(f.header.as_bytes());
-            page.extend_from_slice(&f.body);
+            let body = page.len();
+            for (state, labels) in &rows {
+                let mut sink = LineSink {
+                    page,
+                    family: f,
+                    identity: &labels.identity,
+                };
+                state.emit_metric(f.metric, now, &mut sink);
+            }
+            if page.len() == body {
+                page.truncate(start); // no samples: no header either
+            }
         }
-        if !info.is_empty() {
+        if !rows.is_empty() {
             page.extend_from_slice(
                 b"# HELP container_info Who each container is: image, runtime, labels. Always 1.\n\
                   # TYPE container_info gauge\n",
             );
-            page.extend_from_slice(&info);
+            for (_, labels) in &rows {
+                page.extend_from_slice(&labels.info);
+            }
         }
         render_telemetry(page, telemetry, process);
-        page
     }
 }
 
@@ -276,22 +285,23 @@ fn build_labels(
         meta,
         identity,
         info,
+        used_in: 0,
     }
 }
 
-struct FamilySink<'a> {
-    families: &'a mut [Family],
+struct LineSink<'a> {
+    page: &'a mut Vec<u8>,
+    family: &'a Family,
     identity: &'a [u8],
 }
 
-impl Sink for FamilySink<'_> {
-    fn point(&mut self, metric: Metric, attrs: &[&str], value: Value) {
-        let f = &mut self.families[metric as usize];
-        let out = &mut f.body;
-        out.extend_from_slice(f.name.as_bytes());
+impl Sink for LineSink<'_> {
+    fn point(&mut self, _metric: Metric, attrs: &[&str], value: Value) {
+        let out = &mut *self.page;
+        out.extend_from_slice(self.family.name.as_bytes());
         out.push(b'{');
         out.extend_from_slice(self.identity);
-        for (name, v) in f.attr_labels.iter().zip(attrs) {
+        for (name, v) in self.family.attr_labels.iter().zip(attrs) {
             push_label(out, name, v);
         }
         out.extend_from_slice(b"} ");

@@ -1,0 +1,567 @@
+//! Docker metadata (`src/discovery/docker.rs`) against real Docker daemons.
+//!
+//! - The host's daemon: names, image, tags, image id, allowed labels and Kubernetes labels of
+//!   busybox containers (`ce-busybox:test`, built by `.ci/docker-up.sh`) reach the store within
+//!   seconds of `docker run`; a rename is followed; a removed container leaves the store after
+//!   the removal delay.
+//! - No daemon at all: errors are counted, retries back off, nothing panics, shutdown is prompt.
+//! - A second dockerd of the test's own (own data root, exec root, socket and cgroup parent, so
+//!   it can be stopped without touching the host's daemon and its containers stay out of other
+//!   tests' cgroup discovery): after it is stopped and started again, names of new containers
+//!   come back within seconds and `reconnects` counts the return.
+//!
+//! These tests need root and a running dockerd: run `.ci/docker-up.sh` first. Without Docker
+//! they fail (they do not skip). Names carry the process id, so they run in parallel with the
+//! other test files.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use container_exporter::discovery::docker::{DockerConfig, DockerStats, MetadataStore, run};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const IMAGE: &str = "ce-busybox:test";
+
+// ---------------------------------------------------------------------------------------------
+// Docker CLI helpers
+// ---------------------------------------------------------------------------------------------
+
+/// `docker [-H host] args…`.
+fn docker(host: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new("docker");
+    if let Some(h) = host {
+        cmd.args(["-H", h]);
+    }
+    cmd.args(args).output().unwrap_or_else(|e| {
+        panic!(
+            "cannot run `docker {}`: {e}; run .ci/docker-up.sh as root first",
+            args.join(" ")
+        )
+    })
+}
+
+fn docker_ok(host: Option<&str>, args: &[&str]) -> String {
+    let out = docker(host, args);
+    assert!(
+        out.status.success(),
+        "`docker {}` failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Fails (never skips) with a clear message unless dockerd answers and the test image exists.
+fn require_docker() {
+    static CHECK: OnceLock<Result<(), String>> = OnceLock::new();
+    let res = CHECK.get_or_init(|| {
+        let info = Command::new("docker")
+            .args(["info", "--format", "{{.ServerVersion}}"])
+            .output()
+            .map_err(|e| format!("cannot run the docker client: {e}"))?;
+        if !info.status.success() {
+            return Err(format!(
+                "`docker info` failed: {}",
+                String::from_utf8_lossy(&info.stderr).trim()
+            ));
+        }
+        if !docker(None, &["image", "inspect", IMAGE]).status.success() {
+            return Err(format!("image {IMAGE} is missing"));
+        }
+        Ok(())
+    });
+    if let Err(e) = res {
+        panic!(
+            "Docker is not available for the integration tests: {e}.\n\
+             Run `.ci/docker-up.sh` as root (it installs docker.io and busybox-static, starts \
+             dockerd and builds {IMAGE}), then re-run the tests."
+        );
+    }
+}
+
+fn unique_name() -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "ce-meta-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A `sleep 600` busybox container, removed on drop.
+struct Container {
+    host: Option<String>,
+    name: String,
+    id: String,
+}
+
+impl Container {
+    fn run(host: Option<&str>, extra: &[&str]) -> Container {
+        let name = unique_name();
+        let mut args = vec!["run", "-d", "--network", "none", "--name", &name];
+        // `sleep` as pid 1 ignores SIGTERM: without this a daemon shutdown waits 10 s for it.
+        args.extend(["--stop-timeout", "1"]);
+        args.extend(extra);
+        args.extend([IMAGE, "sleep", "600"]);
+        let id = docker_ok(host, &args);
+        assert_eq!(id.len(), 64, "unexpected container id {id:?}");
+        Container {
+            host: host.map(str::to_owned),
+            name,
+            id,
+        }
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = docker(self.host.as_deref(), &["rm", "-f", &self.id]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The follower under test
+// ---------------------------------------------------------------------------------------------
+
+/// `run` spawned on the test's runtime, stopped by `stop` (or by drop, unchecked).
+struct Follower {
+    store: MetadataStore,
+    stats: Arc<DockerStats>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Follower {
+    fn start(cfg: DockerConfig) -> Follower {
+        let store = MetadataStore::new();
+        let stats = Arc::new(DockerStats::default());
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(run(cfg, store.clone(), stats.clone(), async {
+            let _ = rx.await;
+        }));
+        Follower {
+            store,
+            stats,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    fn api_errors(&self) -> u64 {
+        self.stats.api_errors.load(Ordering::Relaxed)
+    }
+    fn reconnects(&self) -> u64 {
+        self.stats.reconnects.load(Ordering::Relaxed)
+    }
+    fn connected(&self) -> bool {
+        self.stats.connected.load(Ordering::Relaxed)
+    }
+
+    /// Shutdown must end `run` promptly, whatever state it is in.
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let task = self.task.take().unwrap();
+        tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .expect("run did not return within 2 s of shutdown")
+            .expect("run panicked");
+        assert!(!self.connected(), "still marked connected after shutdown");
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+    }
+}
+
+/// Polls `cond` every 50 ms until it holds or `timeout` passes; returns how long it took.
+async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The host's daemon
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_follows_the_host_daemon() {
+    require_docker();
+    let k8s = [
+        "--label",
+        "io.kubernetes.pod.name=web-0",
+        "--label",
+        "io.kubernetes.pod.namespace=prod",
+        "--label",
+        "io.kubernetes.container.name=app",
+        "--label",
+        "io.kubernetes.pod.uid=0b0e6b0c-8c51-4d43-9a3f-0d5a7b0b6c1e",
+    ];
+    let mut extra = vec!["--label", "team=a", "--label", "secret=x"];
+    extra.extend(k8s);
+    // One container before the follower starts (found by the initial list), one after (found
+    // through the events stream).
+    let before = Container::run(None, &extra);
+    let f = Follower::start(DockerConfig {
+        host: None,
+        label_globs: vec!["team".into(), "io.*".into()],
+        removal_delay: Duration::from_secs(3),
+    });
+    wait_for("the listed container", Duration::from_secs(10), || {
+        f.store.get(&before.id).is_some()
+    })
+    .await;
+    let after = Container::run(None, &["--label", "team=b", "--label", "secret=y"]);
+    wait_for("the started container", Duration::from_secs(5), || {
+        f.store.get(&after.id).is_some()
+    })
+    .await;
+    assert!(f.connected());
+
+    let m = f.store.get(&before.id).unwrap();
+    assert_eq!(m.name.as_deref(), Some(before.name.as_str()));
+    assert_eq!(m.image_name.as_deref(), Some("ce-busybox"));
+    assert_eq!(m.image_tags, ["test"]);
+    let image_id = docker_ok(None, &["inspect", "--format", "{{.Image}}", &before.id]);
+    assert!(image_id.starts_with("sha256:"), "{image_id}");
+    assert_eq!(m.image_id.as_deref(), Some(image_id.as_str()));
+    let keys: Vec<&str> = m.labels.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "io.kubernetes.container.name",
+            "io.kubernetes.pod.name",
+            "io.kubernetes.pod.namespace",
+            "io.kubernetes.pod.uid",
+            "team"
+        ],
+        "allow-list [team, io.*] must keep these and drop `secret`"
+    );
+    assert_eq!(m.labels[4].1, "a");
+    assert_eq!(m.k8s_pod_name.as_deref(), Some("web-0"));
+    assert_eq!(m.k8s_namespace_name.as_deref(), Some("prod"));
+    assert_eq!(m.k8s_container_name.as_deref(), Some("app"));
+    assert_eq!(
+        m.k8s_pod_uid.as_deref(),
+        Some("0b0e6b0c-8c51-4d43-9a3f-0d5a7b0b6c1e")
+    );
+    let age = SystemTime::now()
+        .duration_since(m.started_at.expect("StartedAt"))
+        .expect("StartedAt in the future");
+    assert!(age < Duration::from_secs(60), "StartedAt {age:?} ago");
+
+    let m = f.store.get(&after.id).unwrap();
+    assert_eq!(m.name.as_deref(), Some(after.name.as_str()));
+    assert_eq!(m.labels, [("team".to_owned(), "b".to_owned())]);
+    assert_eq!(m.k8s_pod_name, None);
+
+    // Rename: the new name arrives and the generation moves, so renderers refresh.
+    let generation = f.store.generation();
+    let new_name = format!("{}-renamed", after.name);
+    docker_ok(None, &["rename", &after.id, &new_name]);
+    wait_for("the new name", Duration::from_secs(5), || {
+        f.store.get(&after.id).unwrap().name.as_deref() == Some(new_name.as_str())
+    })
+    .await;
+    assert!(f.store.generation() > generation);
+
+    // Removal: still there just after (the exporter's final sample needs the name), gone after
+    // the delay.
+    docker_ok(None, &["rm", "-f", &after.id]);
+    assert!(
+        f.store.get(&after.id).is_some(),
+        "dropped at once; it must outlive the container by the removal delay"
+    );
+    let took = wait_for(
+        "the removed container to leave",
+        Duration::from_secs(10),
+        || f.store.get(&after.id).is_none(),
+    )
+    .await;
+    assert!(
+        took >= Duration::from_secs(1),
+        "left after {took:?}, before the delay"
+    );
+    assert!(f.store.get(&before.id).is_some());
+    assert_eq!(f.api_errors(), 0, "no API error against a healthy daemon");
+    f.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// No daemon
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absent_daemon_counts_errors_and_backs_off() {
+    // A socket path that does not exist (bollard fails at connect) and a TCP port nobody
+    // listens on (fails at the first request).
+    for host in ["unix:///nonexistent/docker.sock", "tcp://127.0.0.1:1"] {
+        let f = Follower::start(DockerConfig {
+            host: Some(host.into()),
+            label_globs: vec!["*".into()],
+            ..Default::default()
+        });
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let errors = f.api_errors();
+        // 250 ms doubling, jittered to [d/2, d]: 4 to 6 attempts in 2.5 s. Many more would mean
+        // a hot loop, fewer that it gave up.
+        assert!(
+            (3..=10).contains(&errors),
+            "{host}: {errors} errors in 2.5 s"
+        );
+        assert!(!f.connected());
+        assert_eq!(f.reconnects(), 0);
+        assert!(f.store.is_empty());
+        f.stop().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A daemon that restarts
+// ---------------------------------------------------------------------------------------------
+
+/// A dockerd of the test's own under /tmp, stopped and cleaned up on drop.
+struct SecondDaemon {
+    dir: PathBuf,
+    host: String,
+    cgroup_parent: String,
+    child: Option<Child>,
+}
+
+impl SecondDaemon {
+    fn new() -> SecondDaemon {
+        let tag = format!("ce-meta-{}", std::process::id());
+        let dir = PathBuf::from(format!("/tmp/{tag}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        SecondDaemon {
+            host: format!("unix://{}/docker.sock", dir.display()),
+            dir,
+            cgroup_parent: format!("/{tag}"),
+            child: None,
+        }
+    }
+
+    fn start(&mut self) {
+        assert!(self.child.is_none());
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("dockerd.log"))
+            .unwrap();
+        let d = self.dir.display();
+        let child = Command::new("dockerd")
+            .args([
+                &format!("--data-root={d}/data"),
+                &format!("--exec-root={d}/x"),
+                &format!("--pidfile={d}/docker.pid"),
+                &format!("--host={}", self.host),
+                // Out of /docker/<id>, so other tests' cgroup discovery never sees these.
+                &format!("--cgroup-parent={}", self.cgroup_parent),
+                "--bridge=none",
+                "--iptables=false",
+                "--ip6tables=false",
+                "--shutdown-timeout=1",
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start a second dockerd");
+        self.child = Some(child);
+        let start = Instant::now();
+        while !docker(Some(&self.host), &["info", "--format", "{{.ID}}"])
+            .status
+            .success()
+        {
+            if start.elapsed() > Duration::from_secs(30) {
+                let log = fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default();
+                panic!("second dockerd did not answer within 30 s; its log:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGKILL, as a crash or an OOM kill would: no events, containers keep running under
+    /// their shims until the restarted dockerd cleans up.
+    fn crash(&mut self) {
+        let mut child = self.child.take().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// SIGTERM and wait; SIGKILL (dockerd and its containerd) after 20 s.
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while child.try_wait().ok().flatten().is_none() {
+            if start.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                let containerd = self.dir.join("x/containerd/containerd.pid");
+                if let Ok(pid) = fs::read_to_string(containerd) {
+                    let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+                }
+                let _ = child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for SecondDaemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let ids = docker(Some(&self.host), &["ps", "-aq"]);
+            for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+                let _ = docker(Some(&self.host), &["rm", "-f", id]);
+            }
+            self.stop();
+        }
+        // Anything dockerd left mounted under its roots (only after a SIGKILL).
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let prefix = self.dir.to_string_lossy().into_owned();
+        let mut ours: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|p| p.starts_with(&prefix))
+            .collect();
+        ours.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in ours {
+            let _ = Command::new("umount").args(["-l", p]).status();
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+        // The cgroup parent dockerd created, on every hierarchy (v1, hybrid or v2).
+        let parent = self.cgroup_parent.trim_start_matches('/');
+        let _ = fs::remove_dir(PathBuf::from("/sys/fs/cgroup").join(parent));
+        if let Ok(hierarchies) = fs::read_dir("/sys/fs/cgroup") {
+            for h in hierarchies.flatten() {
+                let _ = fs::remove_dir(h.path().join(parent));
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_return_after_the_daemon_restarts() {
+    require_docker();
+    let mut daemon = SecondDaemon::new();
+    daemon.start();
+    let host = daemon.host.clone();
+    // `docker save | docker load` keeps the name, tag and id; no registry needed.
+    let loaded = Command::new("sh")
+        .arg("-c")
+        .arg(format!("docker save {IMAGE} | docker -H {host} load"))
+        .output()
+        .unwrap();
+    assert!(
+        loaded.status.success(),
+        "loading {IMAGE} into the second daemon: {}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+
+    let f = Follower::start(DockerConfig {
+        host: Some(host.clone()),
+        label_globs: vec![],
+        removal_delay: Duration::from_secs(1),
+    });
+    let first = Container::run(Some(&host), &[]);
+    wait_for(
+        "a name from the second daemon",
+        Duration::from_secs(10),
+        || f.store.get(&first.id).is_some(),
+    )
+    .await;
+    assert!(f.connected());
+    let (errors, reconnects) = (f.api_errors(), f.reconnects());
+    assert_eq!(reconnects, 0);
+
+    // Down: the follower notices at once (the events stream closes) and counts it.
+    daemon.stop();
+    wait_for(
+        "the follower to notice the daemon is gone",
+        Duration::from_secs(5),
+        || !f.connected(),
+    )
+    .await;
+    assert!(f.api_errors() > errors);
+    // Let a few retries fail, so the backoff has grown by the time the daemon returns.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Back: containers do not survive a restart without live-restore; a new one must be named
+    // within seconds (backoff cap 5 s plus a resync), and the dead one must go.
+    daemon.start();
+    let back = Instant::now();
+    let second = Container::run(Some(&host), &[]);
+    wait_for("a name after the restart", Duration::from_secs(10), || {
+        f.store.get(&second.id).is_some()
+    })
+    .await;
+    let took = back.elapsed();
+    assert!(f.connected());
+    assert_eq!(f.reconnects(), reconnects + 1);
+    assert_eq!(
+        f.store.get(&second.id).unwrap().name.as_deref(),
+        Some(second.name.as_str())
+    );
+    wait_for(
+        "the pre-restart container to leave",
+        Duration::from_secs(5),
+        || f.store.get(&first.id).is_none(),
+    )
+    .await;
+    eprintln!("name back {took:?} after the daemon answered again");
+
+    // A crash sends no `die`: the entry must stay while the daemon is away (the container may
+    // well still run), and leave once the restarted daemon shows it gone.
+    daemon.crash();
+    wait_for(
+        "the follower to notice the crash",
+        Duration::from_secs(5),
+        || !f.connected(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        f.store.get(&second.id).is_some(),
+        "dropped while the daemon was away"
+    );
+    daemon.start();
+    let third = Container::run(Some(&host), &[]);
+    wait_for("a name after the crash", Duration::from_secs(10), || {
+        f.store.get(&third.id).is_some()
+    })
+    .await;
+    assert_eq!(f.reconnects(), reconnects + 2);
+    wait_for(
+        "the container the restart killed to leave",
+        Duration::from_secs(5),
+        || f.store.get(&second.id).is_none(),
+    )
+    .await;
+    f.stop().await;
+    drop((first, second, third));
+}
