@@ -216,6 +216,21 @@ pub enum Command {
     /// attributes) and `metrics` (`name`, `unit`, `attributes`, `value`), with the names and
     /// units of the metric reference in the README.
     Snapshot(SnapshotArgs),
+
+    /// Say what the exporter sees on this host and what is wrong, in plain words; exit
+    /// non-zero when it could not work.
+    ///
+    /// Checks the cgroup layout and roots, whether the proc root is the host's, the Docker
+    /// socket and its API version, permissions on the files the exporter reads, inotify and
+    /// descriptor limits against the number of containers, and where OTLP would go. Takes
+    /// every flag and variable of the daemon.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -240,13 +255,13 @@ pub enum SnapshotFormat {
 /// command (global flags first), each flag with its variable, default and help.
 pub fn flags_markdown() -> String {
     use clap::CommandFactory;
-    fn table(cmd: &clap::Command, only_global: Option<bool>) -> String {
+    fn table(cmd: &clap::Command, only_global: Option<bool>, skip: &[String]) -> String {
         let mut out = String::from(
             "| flag | environment variable | default | meaning |\n|---|---|---|---|\n",
         );
         for arg in cmd.get_arguments() {
             let Some(long) = arg.get_long() else { continue };
-            if matches!(long, "help" | "version") {
+            if matches!(long, "help" | "version") || skip.iter().any(|s| s == long) {
                 continue;
             }
             if let Some(g) = only_global
@@ -287,15 +302,19 @@ pub fn flags_markdown() -> String {
     let mut cmd = Cli::command();
     cmd.build();
     let mut out = format!(
-        "Global flags (every command):\n\n{}\nThe daemon (no command):\n\n{}",
-        table(&cmd, Some(true)),
-        table(&cmd, Some(false))
+        "Global flags (every command):\n\n{}\nThe daemon (no command; `check` takes these too):\n\n{}",
+        table(&cmd, Some(true), &[]),
+        table(&cmd, Some(false), &[])
     );
+    let daemon_flags: Vec<String> = cmd
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(str::to_string))
+        .collect();
     for sub in cmd.get_subcommands() {
         if sub.get_name() == "help" {
             continue;
         }
-        let t = table(sub, Some(false));
+        let t = table(sub, Some(false), &daemon_flags);
         if t.lines().count() > 2 {
             out.push_str(&format!("\n`{}`:\n\n{t}", sub.get_name()));
         }

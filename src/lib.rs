@@ -7,6 +7,7 @@
 //! print them.
 
 pub mod cgroup;
+pub mod check;
 pub mod collect;
 pub mod config;
 pub mod daemon;

@@ -11,7 +11,7 @@ use container_exporter::cgroup::{Layout, ProcRoot};
 use container_exporter::collect::Collector;
 use container_exporter::config::{Cli, Command, LogArgs, LogFormat, SnapshotFormat};
 use container_exporter::resource::HostResource;
-use container_exporter::{daemon, snapshot, system};
+use container_exporter::{check, daemon, snapshot, system};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -41,8 +41,18 @@ fn init_logging(log: &LogArgs) {
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     system::raise_fd_limit();
-    let Some(command) = cli.command else {
-        return daemon::run(&cli.host, &cli.daemon);
+    let command = match cli.command {
+        None => return daemon::run(&cli.host, &cli.daemon),
+        Some(Command::Check(args)) => {
+            let report = check::run(&cli.host, &args.daemon, None);
+            print!("{}", report.render());
+            return if report.failed() {
+                Err("check found problems (FAIL lines above)".into())
+            } else {
+                Ok(())
+            };
+        }
+        Some(c) => c,
     };
     let layout = Layout::detect(&cli.host.cgroup_root, &cli.host.proc_root)?;
     let host = HostResource::new(
@@ -67,6 +77,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 tracing::warn!("{e}");
             }
         }
+        Command::Check(_) => unreachable!("handled above"),
     }
     Ok(())
 }

@@ -492,6 +492,11 @@ impl CgroupReader {
         }
     }
 
+    /// The container shares the host's network namespace (so it has no network metrics).
+    pub fn host_network(&self) -> bool {
+        matches!(self.net, Net::HostNetwork)
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -251,6 +251,28 @@ impl Default for DockerConfig {
 // The follower
 // ---------------------------------------------------------------------------------------------
 
+/// The host `run` would use for this setting: the flag, else `DOCKER_HOST`, else the
+/// standard socket.
+pub fn resolve_host(host: Option<&str>) -> String {
+    host.map(str::to_owned)
+        .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| DEFAULT_HOST.to_owned())
+}
+
+/// One-off reachability check for `check`: the daemon's version and API version, or why
+/// it cannot be reached.
+pub async fn probe(host: &str) -> Result<(String, String), String> {
+    let docker = Docker::connect_with_host(host)
+        .map_err(|e| e.to_string())?
+        .with_timeout(Duration::from_secs(3));
+    let docker = docker.negotiate_version().await.map_err(|e| e.to_string())?;
+    let v = docker.version().await.map_err(|e| e.to_string())?;
+    Ok((
+        v.version.unwrap_or_else(|| "?".into()),
+        v.api_version.unwrap_or_else(|| "?".into()),
+    ))
+}
+
 /// Keeps `store` in sync with the Docker daemon until `shutdown` resolves. Never returns early
 /// and never panics on daemon trouble: errors are counted in `stats`, logged, and retried.
 pub async fn run(
@@ -259,11 +281,7 @@ pub async fn run(
     stats: Arc<DockerStats>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let host = cfg
-        .host
-        .clone()
-        .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
-        .unwrap_or_else(|| DEFAULT_HOST.to_owned());
+    let host = resolve_host(cfg.host.as_deref());
     let mut follower = Follower {
         cfg,
         store,

@@ -1,0 +1,307 @@
+//! `container-exporter check`: what the exporter sees on this host and what is wrong, in
+//! words a newcomer understands, each problem with its fix. Exit status non-zero when the
+//! exporter could not work.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::cgroup::{CgroupReader, CgroupSample, Layout, LayoutKind, ProcRoot};
+use crate::config::{DaemonArgs, HostArgs};
+use crate::discovery::{self, docker};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Ok,
+    Note,
+    Warn,
+    Fail,
+}
+
+/// One finding.
+pub struct Finding {
+    pub level: Level,
+    pub topic: &'static str,
+    pub text: String,
+}
+
+#[derive(Default)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    fn add(&mut self, level: Level, topic: &'static str, text: impl Into<String>) {
+        self.findings.push(Finding {
+            level,
+            topic,
+            text: text.into(),
+        });
+    }
+
+    /// True when the exporter could not do its job here.
+    pub fn failed(&self) -> bool {
+        self.findings.iter().any(|f| f.level == Level::Fail)
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for f in &self.findings {
+            let tag = match f.level {
+                Level::Ok => "ok  ",
+                Level::Note => "note",
+                Level::Warn => "warn",
+                Level::Fail => "FAIL",
+            };
+            let _ = writeln!(out, "{tag}  {:<12} {}", f.topic, f.text);
+        }
+        let verdict = if self.failed() {
+            "\nverdict: the exporter cannot work here as configured; fix the FAIL lines above."
+        } else if self.findings.iter().any(|f| f.level == Level::Warn) {
+            "\nverdict: the exporter works here, with the limits the warn lines describe."
+        } else {
+            "\nverdict: the exporter works here."
+        };
+        out.push_str(verdict);
+        out.push('\n');
+        out
+    }
+}
+
+/// Runs every check. `otlp` describes where OTLP would go (from the OTLP settings).
+pub fn run(host: &HostArgs, args: &DaemonArgs, otlp: Option<String>) -> Report {
+    let mut r = Report::default();
+
+    // cgroup layout
+    let layout = match Layout::detect(&host.cgroup_root, &host.proc_root) {
+        Ok(l) => l,
+        Err(e) => {
+            r.add(Level::Fail, "cgroups", e.to_string());
+            return r;
+        }
+    };
+    let kind = match layout.kind {
+        LayoutKind::V2 => "pure cgroup v2",
+        LayoutKind::Hybrid => "hybrid (v1 controllers plus a cgroup2 at unified/)",
+        LayoutKind::V1 => "pure cgroup v1",
+    };
+    r.add(
+        Level::Ok,
+        "cgroups",
+        format!(
+            "{kind} under {}; containers are found in {}",
+            host.cgroup_root.display(),
+            layout.discovery_root().display()
+        ),
+    );
+    if layout.kind == LayoutKind::V1 {
+        r.add(
+            Level::Note,
+            "cgroups",
+            "without a cgroup2 hierarchy there is no cgroup.events and no pressure: a \
+             container's exit is seen at the next tick instead of at once, and the \
+             *.pressure.stall.time metrics are absent",
+        );
+    }
+
+    // containers and their files
+    let found = discovery::walk(layout.discovery_root());
+    let proc_root = ProcRoot::new(&host.proc_root);
+    r.add(
+        if found.is_empty() { Level::Note } else { Level::Ok },
+        "containers",
+        match found.len() {
+            0 => "no containers found (none running, or --cgroup-root is not the host's)".to_string(),
+            n => format!("{n} found by cgroup path"),
+        },
+    );
+    let mut readable = 0;
+    let mut errors = Vec::new();
+    let mut sample = CgroupSample::default();
+    let mut buf = Vec::new();
+    let mut running_without_pids = 0;
+    let mut running = 0;
+    let mut untracked_blkio = 0;
+    for f in found.iter().take(50) {
+        let Ok(mut reader) = CgroupReader::open(&layout, &f.rel) else {
+            continue;
+        };
+        let mut errs = Vec::new();
+        if reader
+            .read(&proc_root, &mut buf, &mut sample, &mut |e| errs.push(e.to_string()))
+            .is_ok()
+        {
+            readable += 1;
+            if sample.pids.current.is_some_and(|p| p > 0) || sample.populated == Some(true) {
+                running += 1;
+                if sample.net.is_empty() && !reader.host_network() {
+                    running_without_pids += 1;
+                }
+                if sample.io.is_empty() && layout.kind != LayoutKind::V2 {
+                    untracked_blkio += 1;
+                }
+            }
+        }
+        errors.extend(errs);
+    }
+    if !found.is_empty() && readable == 0 {
+        r.add(
+            Level::Fail,
+            "permissions",
+            format!(
+                "cannot read any container's cgroup files ({}): run as root, or give the \
+                 exporter read access to {}",
+                errors.first().map_or("no detail", String::as_str),
+                host.cgroup_root.display()
+            ),
+        );
+    } else if !errors.is_empty() {
+        r.add(
+            Level::Warn,
+            "permissions",
+            format!("{} files could not be read, e.g. {}", errors.len(), errors[0]),
+        );
+    } else if readable > 0 {
+        r.add(Level::Ok, "permissions", format!("read every file of {readable} containers"));
+    }
+
+    // proc root
+    if !host.proc_root.join("self/mountinfo").exists() {
+        r.add(
+            Level::Fail,
+            "proc",
+            format!("{} is not a procfs mount: set --proc-root", host.proc_root.display()),
+        );
+    } else if running > 0 && running_without_pids == running {
+        r.add(
+            Level::Warn,
+            "proc",
+            format!(
+                "{running} running containers show no process in {}: the exporter is in its \
+                 own PID namespace, so network metrics are missing. Run it with the host's \
+                 PID namespace (docker run --pid=host; Kubernetes hostPID: true)",
+                host.proc_root.display()
+            ),
+        );
+    } else {
+        r.add(
+            Level::Ok,
+            "proc",
+            format!("{} shows the host's processes", host.proc_root.display()),
+        );
+    }
+    if proc_root.host_netns.is_none() {
+        r.add(
+            Level::Warn,
+            "proc",
+            "cannot tell the host's network namespace: containers in the host network \
+             would report the host's network counters (add CAP_SYS_PTRACE)",
+        );
+    }
+    if layout.kind != LayoutKind::V2 {
+        r.add(
+            Level::Note,
+            "block io",
+            format!(
+                "cgroup v1 blkio counts a device only after some cgroup had a throttle rule on \
+                 it (any rule, e.g. docker run --device-write-bps DEVICE:10gb); until then no \
+                 block IO is reported (never zeros). {untracked_blkio} of {running} running \
+                 containers have no block IO figures now."
+            ),
+        );
+    }
+
+    // limits
+    let containers = found.len().max(1) as u64;
+    if let Ok((soft, _)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
+        // About 17 kept-open files per container, plus room to grow.
+        let needed = containers * 20 + 64;
+        let capacity = soft.saturating_sub(64) / 20;
+        if soft < needed {
+            r.add(
+                Level::Fail,
+                "descriptors",
+                format!(
+                    "open-file limit {soft} is too low for {containers} containers (about 20 \
+                     each): raise it (ulimit -n, LimitNOFILE=, docker run --ulimit nofile=65536)"
+                ),
+            );
+        } else {
+            r.add(
+                Level::Ok,
+                "descriptors",
+                format!("open-file limit {soft}: room for about {capacity} containers"),
+            );
+        }
+    }
+    if layout.unified.is_some() {
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+        };
+        match read("/proc/sys/fs/inotify/max_user_watches") {
+            Some(w) if w < containers * 2 + 256 => r.add(
+                Level::Warn,
+                "inotify",
+                format!(
+                    "max_user_watches is {w}: too few for {containers} containers (one per \
+                     container plus the directories above them); raise \
+                     fs.inotify.max_user_watches, or new containers are found only by rescans"
+                ),
+            ),
+            Some(w) => r.add(Level::Ok, "inotify", format!("max_user_watches {w}")),
+            None => {}
+        }
+    }
+
+    // Docker
+    let docker_host = args.docker_host.as_deref();
+    if docker_host.is_some_and(|h| h.eq_ignore_ascii_case("off") || h.is_empty()) {
+        r.add(Level::Note, "docker", "off: containers are reported by id, without names or images");
+    } else {
+        let host_url = docker::resolve_host(docker_host);
+        let probe = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| {
+                rt.block_on(async {
+                    tokio::time::timeout(Duration::from_secs(5), docker::probe(&host_url))
+                        .await
+                        .unwrap_or_else(|_| Err("no answer within 5 s".into()))
+                })
+            });
+        match probe {
+            Ok((version, api)) => r.add(
+                Level::Ok,
+                "docker",
+                format!("Docker {version} (API {api}) at {host_url}: names, images and labels"),
+            ),
+            Err(e) => r.add(
+                Level::Warn,
+                "docker",
+                format!(
+                    "cannot reach Docker at {host_url} ({e}): metrics still work, but containers \
+                     are reported by id only. Mount the socket (-v /var/run/docker.sock:\
+                     /var/run/docker.sock:ro), set --docker-host, or --docker-host off"
+                ),
+            ),
+        }
+    }
+
+    // outputs
+    r.add(
+        Level::Ok,
+        "prometheus",
+        match args.prometheus_listen {
+            crate::config::Listen::On(a) => format!("the page would be served on http://{a}/metrics"),
+            crate::config::Listen::Off => "the page is off (--prometheus-listen off)".to_string(),
+        },
+    );
+    r.add(
+        Level::Ok,
+        "otlp",
+        otlp.unwrap_or_else(|| "off (set OTEL_EXPORTER_OTLP_ENDPOINT to push)".to_string()),
+    );
+    r
+}
