@@ -2,7 +2,7 @@
 //! run: a plain loop of `pread`s at offset 0 over the very same kept-open descriptors, with
 //! no parsing. The ratio collect ÷ floor is the figure that matters on a noisy machine.
 //!
-//! Needs root (it creates cgroups): `sudo cargo bench --bench collect`. It makes
+//! Needs root (it creates cgroups): `cargo bench --bench collect` as root. It makes
 //! `CE_BENCH_CONTAINERS` (default 50) container-shaped cgroups
 //! (`ce-bench.slice/docker-<id>.scope`) in every mounted hierarchy, each holding one
 //! sleeping process (so `net/dev` is read too), and removes them at exit.
@@ -113,7 +113,7 @@ fn tear_down(f: &Fixture) {
 
 fn main() {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("benches/collect: needs root to create cgroups (sudo cargo bench)");
+        eprintln!("benches/collect: needs root to create cgroups (run cargo bench as root)");
         std::process::exit(1);
     }
     let f = FIXTURE.get_or_init(set_up);

@@ -194,7 +194,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs, otlp: Option<String>) -> Report {
             Level::Warn,
             "proc",
             "cannot tell the host's network namespace: containers in the host network \
-             would report the host's network counters (add CAP_SYS_PTRACE)",
+             would report the host's network counters (is --proc-root the host's /proc?)",
         );
     }
     if layout.kind != LayoutKind::V2 {

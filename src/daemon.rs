@@ -35,7 +35,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
     if proc_root.host_netns.is_none() {
         tracing::warn!(
             proc_root = %host.proc_root.display(),
-            "cannot read the host's network namespace (<proc-root>/1/ns/net): containers in \
+            "cannot identify the host's network namespace (<proc-root>/1/net/dev): containers in \
              the host network would show the host's network counters as their own"
         );
     }

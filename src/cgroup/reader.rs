@@ -187,7 +187,8 @@ pub struct Gone;
 #[derive(Debug, Clone)]
 pub struct ProcRoot {
     pub path: PathBuf,
-    /// Inode of the host's network namespace, when known.
+    /// Inode of the host network namespace's `net/dev` (each namespace's has its own), when
+    /// known.
     pub host_netns: Option<u64>,
 }
 
@@ -202,7 +203,7 @@ impl ProcRoot {
                 .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
         };
         let host_netns =
-            ino(&path.join("1/ns/net")).or_else(|| ino(Path::new("/proc/self/ns/net")));
+            ino(&path.join("1/net/dev")).or_else(|| ino(Path::new("/proc/self/net/dev")));
         ProcRoot {
             path: path.to_path_buf(),
             host_netns,
@@ -479,17 +480,16 @@ impl CgroupReader {
         let Some(pid) = parse::first_pid(&buf[..n]) else {
             return Net::Unknown;
         };
-        let pid_dir = proc_root.path.join(pid.to_string());
-        let netns = std::fs::metadata(pid_dir.join("ns/net"))
-            .ok()
-            .map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        let Ok(file) = File::open(proc_root.path.join(pid.to_string()).join("net/dev")) else {
+            return Net::Unknown;
+        };
+        // procfs gives each network namespace's `net/dev` its own inode, so the host network
+        // is recognised without the ptrace access that `ns/net` would need.
+        let netns = fstat(file.as_fd()).ok().map(|st| st.st_ino);
         if netns.is_some() && netns == proc_root.host_netns {
             return Net::HostNetwork;
         }
-        match File::open(pid_dir.join("net/dev")) {
-            Ok(f) => Net::Open(f),
-            Err(_) => Net::Unknown,
-        }
+        Net::Open(file)
     }
 
     /// The container shares the host's network namespace (so it has no network metrics).

@@ -1,0 +1,114 @@
+//! The container image, run with exactly the README's `docker run` line, sees a sibling
+//! container's CPU time and name on its Prometheus page. Needs Docker (.ci/docker-up.sh).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const TAG: &str = "container-exporter:ci-test";
+
+fn sh(script: &str) -> (bool, String) {
+    let out = Command::new("sh").arg("-c").arg(script).output().expect("sh");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The README's `docker run` command, as written there.
+fn readme_docker_run() -> String {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("<!-- BEGIN docker-run -->")
+        .expect("README has the docker-run block");
+    let block = &readme[start..];
+    let code = block
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a sh code block in the docker-run section");
+    code.replace("\\\n", " ")
+}
+
+fn get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+struct Cleanup(Vec<String>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = Command::new("docker").args(["rm", "-f", name]).output();
+        }
+    }
+}
+
+#[test]
+fn readme_docker_run_sees_a_sibling_container() {
+    let (ok, out) = sh("docker info >/dev/null 2>&1");
+    assert!(ok, "Docker is not running: run .ci/docker-up.sh as root ({out})");
+    let build = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/build-image.sh"))
+        .args([env!("CARGO_BIN_EXE_container-exporter"), TAG])
+        .output()
+        .expect("run .ci/build-image.sh");
+    assert!(
+        build.status.success(),
+        "image build failed: {}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+
+    let pid = std::process::id();
+    let exporter = format!("ce-image-{pid}");
+    let sibling = format!("ce-image-sibling-{pid}");
+    let _cleanup = Cleanup(vec![exporter.clone(), sibling.clone()]);
+
+    let line = readme_docker_run()
+        .replace("--name container-exporter", &format!("--name {exporter}"))
+        .replace("container-exporter:latest", TAG);
+    assert!(line.contains(&exporter) && line.contains(TAG), "{line}");
+    let (ok, out) = sh(&line);
+    assert!(ok, "the README's docker run line failed: {line}\n{out}");
+
+    let (ok, out) = sh(&format!(
+        "docker run -d --network none --name {sibling} ce-busybox:test sh -c 'yes >/dev/null'"
+    ));
+    assert!(ok, "{out}");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        if let Some(page) = get(9464, "/metrics") {
+            let cpu = page.lines().find(|l| {
+                l.starts_with("container_cpu_time_seconds_total{")
+                    && l.contains(&format!("container_name=\"{sibling}\""))
+                    && l.contains("cpu_mode=\"user\"")
+            });
+            if let Some(cpu) = cpu {
+                let v: f64 = cpu.rsplit(' ').next().unwrap().parse().unwrap();
+                if v > 0.0 {
+                    return;
+                }
+            }
+            last = page;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (_, logs) = sh(&format!("docker logs {exporter}"));
+    panic!(
+        "the sibling's CPU time never appeared on :9464/metrics\nexporter logs:\n{logs}\nlast page (head):\n{}",
+        last.lines().take(30).collect::<Vec<_>>().join("\n")
+    );
+}
