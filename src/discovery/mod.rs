@@ -124,14 +124,33 @@ pub(crate) fn descend(name: &std::ffi::OsStr) -> bool {
 
 /// How deep the walk goes: real container cgroups sit a few levels down
 /// (`kubepods.slice/kubepods-burstable.slice/…pod….slice/cri-containerd-….scope`).
-pub(crate) const MAX_DEPTH: usize = 12;
+const MAX_DEPTH: usize = 12;
 
 /// Walks the hierarchy mounted at `root` and returns every container in it. Containers'
 /// own sub-cgroups are not entered. Directories that vanish during the walk are skipped.
 pub fn walk(root: &Path) -> Vec<Found> {
     let mut found = Vec::new();
-    let mut stack = vec![(PathBuf::new(), 0usize)];
+    walk_from(root, PathBuf::new(), &mut found, |_| true);
+    found.sort_by(|a, b| a.id.cmp(&b.id));
+    found
+}
+
+/// The walk below `start` (relative to `root`), appending containers to `found`. `visit` is
+/// called with each non-container directory before it is listed (the watcher adds its
+/// inotify watch there, so nothing created after the listing is missed); it returns false
+/// to skip the directory.
+pub(crate) fn walk_from(
+    root: &Path,
+    start: PathBuf,
+    found: &mut Vec<Found>,
+    mut visit: impl FnMut(&Path) -> bool,
+) {
+    let depth = start.iter().count();
+    let mut stack = vec![(start, depth)];
     while let Some((rel, depth)) = stack.pop() {
+        if !visit(&rel) {
+            continue;
+        }
         let Ok(entries) = std::fs::read_dir(root.join(&rel)) else {
             continue;
         };
@@ -149,8 +168,6 @@ pub fn walk(root: &Path) -> Vec<Found> {
             }
         }
     }
-    found.sort_by(|a, b| a.id.cmp(&b.id));
-    found
 }
 
 #[cfg(test)]

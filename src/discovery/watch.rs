@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
-use super::{Found, MAX_DEPTH, classify, descend};
+use super::{Found, classify, descend, walk_from};
 
 /// What the watcher saw, in terms the collector understands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,45 +76,39 @@ impl Watcher {
     /// watched before it is listed, so nothing created in between is missed.
     pub fn scan(&mut self) -> Vec<Found> {
         let mut found = Vec::new();
-        self.scan_from(PathBuf::new(), 0, &mut found);
+        self.scan_from(PathBuf::new(), &mut found);
         found.sort_by(|a, b| a.id.cmp(&b.id));
         found
     }
 
-    fn scan_from(&mut self, rel: PathBuf, depth: usize, found: &mut Vec<Found>) {
-        let mut stack = vec![(rel, depth)];
-        while let Some((rel, depth)) = stack.pop() {
-            let abs = self.discovery_root.join(&rel);
-            if !self.dirs.contains_key(&rel) {
-                match self.inotify.add_watch(&abs, dir_flags()) {
-                    Ok(wd) => {
-                        // A wd can come back for a path whose old watch the kernel retired.
-                        if let Some(Watched::Dir(old)) =
-                            self.by_wd.insert(wd, Watched::Dir(rel.clone()))
-                        {
-                            self.dirs.remove(&old);
-                        }
-                        self.dirs.insert(rel.clone(), wd);
-                    }
-                    Err(_) => continue, // vanished, or no watches left (the rescan covers it)
+    fn scan_from(&mut self, start: PathBuf, found: &mut Vec<Found>) {
+        let root = self.discovery_root.clone();
+        walk_from(&root, start, found, |rel| self.watch_dir(rel));
+    }
+
+    /// Watches one directory for created and removed children. False when it is gone.
+    fn watch_dir(&mut self, rel: &Path) -> bool {
+        if self.dirs.contains_key(rel) {
+            return true;
+        }
+        match self
+            .inotify
+            .add_watch(&self.discovery_root.join(rel), dir_flags())
+        {
+            Ok(wd) => {
+                // A wd can come back for a path whose old watch the kernel retired.
+                if let Some(Watched::Dir(old)) =
+                    self.by_wd.insert(wd, Watched::Dir(rel.to_path_buf()))
+                {
+                    self.dirs.remove(&old);
                 }
+                self.dirs.insert(rel.to_path_buf(), wd);
+                true
             }
-            let Ok(entries) = std::fs::read_dir(&abs) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    continue;
-                }
-                let child = rel.join(entry.file_name());
-                match classify(&child) {
-                    Some(f) => found.push(f),
-                    None if descend(&entry.file_name()) && depth + 1 < MAX_DEPTH => {
-                        stack.push((child, depth + 1))
-                    }
-                    None => {}
-                }
-            }
+            Err(Errno::ENOENT) => false,
+            // Out of watches (fs.inotify.max_user_watches): still list it, so its containers
+            // are found; new ones below it wait for the rescan.
+            Err(_) => true,
         }
     }
 
@@ -227,12 +221,11 @@ impl Watcher {
                 if mask.contains(AddWatchFlags::IN_CREATE) {
                     match classify(&rel) {
                         Some(f) => out.push(WatchEvent::Found(f)),
-                        None if descend(name) && rel.iter().count() < MAX_DEPTH => {
+                        None if descend(name) => {
                             // A new slice (a Kubernetes pod, say): watch it and pick up
                             // whatever was created in it before the watch existed.
                             let mut found = Vec::new();
-                            let depth = rel.iter().count();
-                            self.scan_from(rel, depth, &mut found);
+                            self.scan_from(rel, &mut found);
                             out.extend(found.into_iter().map(WatchEvent::Found));
                         }
                         None => {}
