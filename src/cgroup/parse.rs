@@ -332,10 +332,12 @@ pub fn net_dev(buf: &[u8], out: &mut Vec<NetIface>) -> Result<(), ParseError> {
     problems.finish()
 }
 
-/// The first pid listed in `cgroup.procs` (one pid per line), if any.
+/// The first pid listed in `cgroup.procs` (one pid per line), if any. Pids of processes
+/// outside the reader's PID namespace read as 0 on cgroup2: those are skipped.
 pub fn first_pid(buf: &[u8]) -> Option<u32> {
-    let end = buf.iter().position(|&b| b == b'\n')?;
-    u32::try_from(parse_u64(trim(&buf[..end]))?).ok()
+    buf.split(|&b| b == b'\n')
+        .filter_map(|l| u32::try_from(parse_u64(trim(l))?).ok())
+        .find(|&p| p != 0)
 }
 
 #[cfg(test)]
@@ -427,6 +429,8 @@ mod tests {
     #[test]
     fn first_pid_of_procs() {
         assert_eq!(first_pid(b"123\n456\n"), Some(123));
+        assert_eq!(first_pid(b"0\n0\n77\n"), Some(77));
+        assert_eq!(first_pid(b"0\n"), None);
         assert_eq!(first_pid(b""), None);
     }
 }
