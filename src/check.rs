@@ -107,10 +107,16 @@ pub fn run(host: &HostArgs, args: &DaemonArgs, otlp: Option<String>) -> Report {
     let found = discovery::walk(layout.discovery_root());
     let proc_root = ProcRoot::new(&host.proc_root);
     r.add(
-        if found.is_empty() { Level::Note } else { Level::Ok },
+        if found.is_empty() {
+            Level::Note
+        } else {
+            Level::Ok
+        },
         "containers",
         match found.len() {
-            0 => "no containers found (none running, or --cgroup-root is not the host's)".to_string(),
+            0 => {
+                "no containers found (none running, or --cgroup-root is not the host's)".to_string()
+            }
             n => format!("{n} found by cgroup path"),
         },
     );
@@ -127,7 +133,9 @@ pub fn run(host: &HostArgs, args: &DaemonArgs, otlp: Option<String>) -> Report {
         };
         let mut errs = Vec::new();
         if reader
-            .read(&proc_root, &mut buf, &mut sample, &mut |e| errs.push(e.to_string()))
+            .read(&proc_root, &mut buf, &mut sample, &mut |e| {
+                errs.push(e.to_string())
+            })
             .is_ok()
         {
             readable += 1;
@@ -158,10 +166,18 @@ pub fn run(host: &HostArgs, args: &DaemonArgs, otlp: Option<String>) -> Report {
         r.add(
             Level::Warn,
             "permissions",
-            format!("{} files could not be read, e.g. {}", errors.len(), errors[0]),
+            format!(
+                "{} files could not be read, e.g. {}",
+                errors.len(),
+                errors[0]
+            ),
         );
     } else if readable > 0 {
-        r.add(Level::Ok, "permissions", format!("read every file of {readable} containers"));
+        r.add(
+            Level::Ok,
+            "permissions",
+            format!("read every file of {readable} containers"),
+        );
     }
 
     // proc root
@@ -169,7 +185,10 @@ pub fn run(host: &HostArgs, args: &DaemonArgs, otlp: Option<String>) -> Report {
         r.add(
             Level::Fail,
             "proc",
-            format!("{} is not a procfs mount: set --proc-root", host.proc_root.display()),
+            format!(
+                "{} is not a procfs mount: set --proc-root",
+                host.proc_root.display()
+            ),
         );
     } else if running > 0 && running_without_pids == running {
         r.add(
@@ -212,7 +231,9 @@ pub fn run(host: &HostArgs, args: &DaemonArgs, otlp: Option<String>) -> Report {
 
     // limits
     let containers = found.len().max(1) as u64;
-    if let Ok((soft, _)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
+    if let Ok((soft, _)) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+    {
         // About 17 kept-open files per container, plus room to grow.
         let needed = containers * 20 + 64;
         let capacity = soft.saturating_sub(64) / 20;
@@ -257,7 +278,11 @@ pub fn run(host: &HostArgs, args: &DaemonArgs, otlp: Option<String>) -> Report {
     // Docker
     let docker_host = args.docker_host.as_deref();
     if docker_host.is_some_and(|h| h.eq_ignore_ascii_case("off") || h.is_empty()) {
-        r.add(Level::Note, "docker", "off: containers are reported by id, without names or images");
+        r.add(
+            Level::Note,
+            "docker",
+            "off: containers are reported by id, without names or images",
+        );
     } else {
         let host_url = docker::resolve_host(docker_host);
         let probe = tokio::runtime::Builder::new_current_thread()
@@ -294,7 +319,9 @@ pub fn run(host: &HostArgs, args: &DaemonArgs, otlp: Option<String>) -> Report {
         Level::Ok,
         "prometheus",
         match args.prometheus_listen {
-            crate::config::Listen::On(a) => format!("the page would be served on http://{a}/metrics"),
+            crate::config::Listen::On(a) => {
+                format!("the page would be served on http://{a}/metrics")
+            }
             crate::config::Listen::Off => "the page is off (--prometheus-listen off)".to_string(),
         },
     );

@@ -122,6 +122,9 @@ pub struct DaemonArgs {
         value_name = "GLOBS"
     )]
     pub docker_labels: Vec<String>,
+
+    #[command(flatten)]
+    pub otlp: crate::export::otlp::OtlpArgs,
 }
 
 /// Where to listen, or not at all.
@@ -185,8 +188,10 @@ pub struct HostArgs {
     pub cgroup_root: PathBuf,
 
     /// The host's procfs: where container processes (for network counters) and
-    /// `self/mountinfo` (for the cgroup layout) are read. Must show the host's processes:
-    /// run with the host's PID namespace or mount the host's /proc here.
+    /// `self/mountinfo` (for the cgroup layout) are read. Run the exporter in the host's PID
+    /// namespace (docker run --pid=host, Kubernetes hostPID): the pids in cgroup.procs are
+    /// translated into the reader's namespace, so from any other one the containers'
+    /// processes cannot be found and network metrics are missing.
     #[arg(
         long,
         env = "CONTAINER_EXPORTER_PROC_ROOT",

@@ -21,12 +21,16 @@ use crate::discovery::docker::{self, DockerConfig, DockerStats, MetadataStore};
 use crate::discovery::watch::{WatchEvent, Watcher};
 use crate::discovery::{self, Found};
 use crate::export::http::{self, Page, PageState};
+use crate::export::otlp;
 use crate::export::prom::{Described, PromRenderer};
 use crate::telemetry::{ProcessStats, Telemetry, add, set};
 
 /// How long a container's `cgroup.events` watch is retried after discovery (runtimes create
 /// the hierarchies one after the other).
 const WATCH_RETRY_FOR: Duration = Duration::from_secs(5);
+
+/// How long pending OTLP requests may take to go out at shutdown.
+const OTLP_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Runs until SIGTERM or SIGINT.
 pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error::Error>> {
@@ -60,6 +64,14 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
         .thread_name("container-exporter-io")
         .enable_all()
         .build()?;
+    let otlp = otlp::Exporter::start(
+        &args.otlp,
+        host_name.clone(),
+        telemetry.clone(),
+        runtime.handle(),
+    )
+    .map_err(|e| format!("OTLP: {e}"))?;
+    let otlp_flusher = otlp.as_ref().map(otlp::Exporter::flusher);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -107,6 +119,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
                 let mut c = CollectorLoop::new(
                     layout, proc_root, host_name, args, telemetry, pages, store, serving,
                 );
+                c.otlp = otlp;
                 c.run(&shutdown);
             })?
     };
@@ -123,6 +136,10 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
     shutdown.store(true, Ordering::Release);
     let _ = stop_tx.send(true);
     let _ = collector.join();
+    if let Some(f) = otlp_flusher {
+        // Pending requests (the last tick's included) get a few seconds to go out.
+        runtime.block_on(f.flush(OTLP_FLUSH_DEADLINE));
+    }
     runtime.shutdown_timeout(Duration::from_secs(2));
     Ok(())
 }
@@ -151,6 +168,8 @@ struct CollectorLoop {
     events: Vec<WatchEvent>,
     /// The buffer of the page before last, to render the next page into.
     spare_page: Vec<u8>,
+    /// OTLP export, when configured: one request per tick.
+    otlp: Option<otlp::Exporter>,
 }
 
 impl CollectorLoop {
@@ -190,6 +209,7 @@ impl CollectorLoop {
             generation: 0,
             events: Vec::new(),
             spare_page: Vec::new(),
+            otlp: None,
         }
     }
 
@@ -388,8 +408,11 @@ impl CollectorLoop {
         let served = self.pages.served_generation.load(Ordering::Acquire);
         let retention = self.args.exited_retention;
         let serving = self.serving;
+        let otlp_on = self.otlp.is_some();
         self.departed.retain(|d| match d.rendered_in {
             Some(g) if !serving || g <= served => false,
+            // Every final sample goes out in at least one OTLP request.
+            None if otlp_on => true,
             _ => d.at.elapsed() < retention,
         });
 
@@ -410,7 +433,8 @@ impl CollectorLoop {
             .map(|state| Described {
                 state,
                 meta: store.get(&state.id),
-            });
+            })
+            .collect::<Vec<_>>();
         let t = &self.telemetry;
         set(
             &t.containers_tracked,
@@ -427,6 +451,9 @@ impl CollectorLoop {
             set(&t.watches_events, events as u64);
         }
         let process = ProcessStats::read();
+        if let Some(o) = self.otlp.as_mut() {
+            o.submit(now, &described, &self.telemetry, &process);
+        }
         let mut body = std::mem::take(&mut self.spare_page);
         self.renderer
             .render(&mut body, now, described, &self.telemetry, &process);

@@ -24,6 +24,20 @@ pub struct Telemetry {
     pub watches_dirs: AtomicU64,
     pub watches_events: AtomicU64,
     pub scrapes: AtomicU64,
+    /// OTLP requests the receiver accepted (fully or partially).
+    pub otlp_exports_succeeded: AtomicU64,
+    /// OTLP requests that failed for good (permanent error, or given up while retrying).
+    pub otlp_exports_failed: AtomicU64,
+    /// OTLP send attempts repeated after a retryable failure.
+    pub otlp_retries: AtomicU64,
+    /// OTLP requests dropped unsent: the oldest of a full queue, or pending at shutdown.
+    pub otlp_dropped_requests: AtomicU64,
+    /// Data points the receiver rejected in partial-success responses.
+    pub otlp_rejected_points: AtomicU64,
+    /// OTLP requests waiting in the queue (not counting the one being sent).
+    pub otlp_queue_length: AtomicU64,
+    /// The queue's bound (`--otlp-queue-size`); zero while OTLP is off.
+    pub otlp_queue_capacity: AtomicU64,
     /// Set when Docker metadata is enabled.
     pub docker: OnceLock<Arc<DockerStats>>,
 }

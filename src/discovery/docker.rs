@@ -265,7 +265,10 @@ pub async fn probe(host: &str) -> Result<(String, String), String> {
     let docker = Docker::connect_with_host(host)
         .map_err(|e| e.to_string())?
         .with_timeout(Duration::from_secs(3));
-    let docker = docker.negotiate_version().await.map_err(|e| e.to_string())?;
+    let docker = docker
+        .negotiate_version()
+        .await
+        .map_err(|e| e.to_string())?;
     let v = docker.version().await.map_err(|e| e.to_string())?;
     Ok((
         v.version.unwrap_or_else(|| "?".into()),

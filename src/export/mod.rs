@@ -1,4 +1,5 @@
-//! Outputs: the Prometheus page (rendering and HTTP serving).
+//! Outputs: the Prometheus page (rendering and HTTP serving) and OTLP export.
 
 pub mod http;
+pub mod otlp;
 pub mod prom;

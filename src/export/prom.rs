@@ -421,6 +421,53 @@ fn render_telemetry(page: &mut Vec<u8>, t: &Telemetry, p: &ProcessStats) {
             &[(&[], Value::Int(u64::from(d.connected.load(Relaxed))))],
         );
     }
+    if get(&t.otlp_queue_capacity) > 0 {
+        family(
+            page,
+            "container_exporter_otlp_exports_total",
+            "counter",
+            "OTLP requests the receiver accepted (success) or that failed for good (failure).",
+            &[
+                (&[("outcome", "success")], int(&t.otlp_exports_succeeded)),
+                (&[("outcome", "failure")], int(&t.otlp_exports_failed)),
+            ],
+        );
+        family(
+            page,
+            "container_exporter_otlp_retries_total",
+            "counter",
+            "OTLP send attempts repeated after a retryable failure.",
+            &[(&[], int(&t.otlp_retries))],
+        );
+        family(
+            page,
+            "container_exporter_otlp_dropped_requests_total",
+            "counter",
+            "OTLP requests dropped unsent: the oldest of a full queue, or pending at shutdown.",
+            &[(&[], int(&t.otlp_dropped_requests))],
+        );
+        family(
+            page,
+            "container_exporter_otlp_rejected_points_total",
+            "counter",
+            "Data points the OTLP receiver rejected in partial-success responses.",
+            &[(&[], int(&t.otlp_rejected_points))],
+        );
+        family(
+            page,
+            "container_exporter_otlp_queue_length",
+            "gauge",
+            "OTLP requests waiting to be sent (not counting the one in flight).",
+            &[(&[], int(&t.otlp_queue_length))],
+        );
+        family(
+            page,
+            "container_exporter_otlp_queue_capacity",
+            "gauge",
+            "The bound of the OTLP queue (--otlp-queue-size).",
+            &[(&[], int(&t.otlp_queue_capacity))],
+        );
+    }
     family(
         page,
         "process_cpu_seconds_total",

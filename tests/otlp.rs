@@ -1,0 +1,941 @@
+//! OTLP export end to end (issue 5): the real binary sends to a receiver inside the test (a
+//! tonic gRPC server implementing `MetricsService` and a hyper HTTP server for
+//! `/v1/metrics`, both decoding with `opentelemetry-proto`'s types and recording headers),
+//! with real Docker containers (image `ce-busybox:test`, `--network none`).
+//!
+//! - a container that burned a known CPU time arrives as one resource with its `container.*`
+//!   attributes and `container.cpu.time` within 10 % of the workload's own `time`; gzip bodies
+//!   and `OTEL_EXPORTER_OTLP_HEADERS` arrive; both protocols;
+//! - a receiver that refuses (HTTP 503, gRPC UNAVAILABLE) for a while, then accepts: cumulative
+//!   counters lose nothing, their start time is unchanged, the queue stays within its bound,
+//!   retries and drops show in the self-metrics;
+//! - a receiver that accepts connections and never answers: memory stays bounded, collection
+//!   goes on, the Prometheus page stays fresh;
+//! - a container that lives less than one interval: its final sample arrives (OTLP alone,
+//!   Prometheus page off).
+//!
+//! They need root and a running dockerd with the test image: run `.ci/docker-up.sh` first.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value;
+use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, metric, number_data_point};
+use prost::Message;
+
+const IMAGE: &str = "ce-busybox:test";
+
+// ---------------------------------------------------------------------------------------------
+// Docker
+// ---------------------------------------------------------------------------------------------
+
+fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run docker: {e}; run .ci/docker-up.sh as root first"))
+}
+
+fn unique_name() -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "ce-otlp-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A container, removed when dropped.
+struct Container {
+    name: String,
+    id: String,
+}
+
+impl Container {
+    fn run(cmd: &str) -> Container {
+        let name = unique_name();
+        let out = docker(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            &name,
+            IMAGE,
+            "sh",
+            "-c",
+            cmd,
+        ]);
+        assert!(
+            out.status.success(),
+            "docker run failed (run .ci/docker-up.sh first): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert_eq!(id.len(), 64, "container id {id:?}");
+        Container { name, id }
+    }
+
+    fn logs(&self) -> String {
+        let out = docker(&["logs", &self.name]);
+        let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
+        s.push_str(&String::from_utf8_lossy(&out.stderr));
+        s
+    }
+
+    /// Waits for busybox `time`'s report and returns user + sys seconds.
+    fn burned(&self, timeout: Duration) -> f64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(t) = busybox_time(&self.logs()) {
+                return t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no `time` report in the logs of {}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", "-v", &self.name]);
+    }
+}
+
+/// busybox `time` output (`user\t0m 1.42s`): user + sys seconds.
+fn busybox_time(log: &str) -> Option<f64> {
+    let field = |key: &str| -> Option<f64> {
+        let line = log.lines().find(|l| l.starts_with(key))?;
+        let t = line[key.len()..].trim();
+        let (m, s) = t.split_once('m')?;
+        let s = s.trim().strip_suffix('s')?;
+        Some(m.trim().parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?)
+    };
+    Some(field("user")? + field("sys")?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The receiver
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Proto {
+    Grpc,
+    Http,
+}
+
+struct Got {
+    headers: BTreeMap<String, String>,
+    request: ExportMetricsServiceRequest,
+    at: Instant,
+}
+
+#[derive(Default)]
+struct Shared {
+    refusing: AtomicBool,
+    refused: AtomicUsize,
+    got: Mutex<Vec<Got>>,
+}
+
+impl Shared {
+    fn record(&self, headers: &hyper::HeaderMap, request: ExportMetricsServiceRequest) {
+        let headers = headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        self.got.lock().unwrap().push(Got {
+            headers,
+            request,
+            at: Instant::now(),
+        });
+    }
+}
+
+/// Headers as the gRPC wrapper saw them, passed to the service in the request's extensions.
+#[derive(Clone)]
+struct RawHeaders(hyper::HeaderMap);
+
+struct GrpcSvc(Arc<Shared>);
+
+#[tonic::async_trait]
+impl MetricsService for GrpcSvc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        if self.0.refusing.load(Ordering::SeqCst) {
+            self.0.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(tonic::Status::unavailable("the test refuses for now"));
+        }
+        let headers = request
+            .extensions()
+            .get::<RawHeaders>()
+            .map(|h| h.0.clone())
+            .unwrap_or_default();
+        self.0.record(&headers, request.into_inner());
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+struct Receiver {
+    rt: tokio::runtime::Runtime,
+    port: u16,
+    proto: Proto,
+    shared: Arc<Shared>,
+}
+
+impl Receiver {
+    fn start(proto: Proto) -> Receiver {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let shared = Arc::new(Shared::default());
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let s = shared.clone();
+        match proto {
+            Proto::Grpc => {
+                let svc = MetricsServiceServer::new(GrpcSvc(s))
+                    .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+                rt.spawn(async move {
+                    loop {
+                        let Ok((stream, _)) = listener.accept().await else { continue };
+                        let svc = svc.clone();
+                        tokio::spawn(async move {
+                            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                                let mut svc = svc.clone();
+                                let h = RawHeaders(req.headers().clone());
+                                req.extensions_mut().insert(h);
+                                async move { tonic::codegen::Service::call(&mut svc, req).await }
+                            });
+                            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        });
+                    }
+                });
+            }
+            Proto::Http => {
+                rt.spawn(async move {
+                    loop {
+                        let Ok((stream, _)) = listener.accept().await else {
+                            continue;
+                        };
+                        let s = s.clone();
+                        tokio::spawn(async move {
+                            let service =
+                                hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                                    let s = s.clone();
+                                    async move {
+                                        Ok::<_, std::convert::Infallible>(
+                                            http_export(&s, req).await,
+                                        )
+                                    }
+                                });
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        });
+                    }
+                });
+            }
+        }
+        Receiver {
+            rt,
+            port,
+            proto,
+            shared,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn protocol(&self) -> &'static str {
+        match self.proto {
+            Proto::Grpc => "grpc",
+            Proto::Http => "http/protobuf",
+        }
+    }
+
+    fn refuse(&self, on: bool) {
+        self.shared.refusing.store(on, Ordering::SeqCst);
+    }
+
+    /// Polls the received requests until `f` returns something.
+    fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut f: impl FnMut(&[Got]) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let got = self.shared.got.lock().unwrap();
+                if let Some(t) = f(&got) {
+                    return t;
+                }
+                if Instant::now() >= deadline {
+                    panic!(
+                        "{what}: not within {timeout:?} ({} requests received)",
+                        got.len()
+                    );
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        // Shutting the runtime down stops the server; never block in a Drop.
+        let rt = std::mem::replace(
+            &mut self.rt,
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap(),
+        );
+        rt.shutdown_background();
+    }
+}
+
+async fn http_export(s: &Shared, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+    let reply = |code: u16, body: Vec<u8>| {
+        hyper::Response::builder()
+            .status(code)
+            .header("content-type", "application/x-protobuf")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    };
+    if req.uri().path() != "/v1/metrics" || req.method() != hyper::Method::POST {
+        return reply(404, Vec::new());
+    }
+    let headers = req.headers().clone();
+    let Ok(body) = req.into_body().collect().await.map(|b| b.to_bytes()) else {
+        return reply(400, Vec::new());
+    };
+    if s.refusing.load(Ordering::SeqCst) {
+        s.refused.fetch_add(1, Ordering::SeqCst);
+        return hyper::Response::builder()
+            .status(503)
+            .header("retry-after", "1")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+    }
+    let raw = if headers.get("content-encoding").is_some_and(|v| v == "gzip") {
+        let mut out = Vec::new();
+        if flate2::read::GzDecoder::new(&body[..])
+            .read_to_end(&mut out)
+            .is_err()
+        {
+            return reply(400, b"bad gzip".to_vec());
+        }
+        out
+    } else {
+        body.to_vec()
+    };
+    match ExportMetricsServiceRequest::decode(&raw[..]) {
+        Ok(r) => {
+            s.record(&headers, r);
+            reply(200, ExportMetricsServiceResponse::default().encode_to_vec())
+        }
+        Err(_) => reply(400, b"bad protobuf".to_vec()),
+    }
+}
+
+/// Accepts connections and never answers (holds them open).
+struct Hanging {
+    port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl Hanging {
+    fn start() -> Hanging {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !s.load(Ordering::SeqCst) {
+                match l.accept() {
+                    Ok((c, _)) => held.push(c),
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        Hanging { port, stop }
+    }
+}
+
+impl Drop for Hanging {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading requests
+// ---------------------------------------------------------------------------------------------
+
+fn attr(r: &ResourceMetrics, key: &str) -> Option<String> {
+    let kv = r
+        .resource
+        .as_ref()?
+        .attributes
+        .iter()
+        .find(|k| k.key == key)?;
+    match kv.value.as_ref()?.value.as_ref()? {
+        any_value::Value::StringValue(s) => Some(s.clone()),
+        other => Some(format!("{other:?}")),
+    }
+}
+
+fn resource<'a>(req: &'a ExportMetricsServiceRequest, id: &str) -> Option<&'a ResourceMetrics> {
+    let mut it = req
+        .resource_metrics
+        .iter()
+        .filter(|r| attr(r, "container.id").as_deref() == Some(id));
+    let r = it.next()?;
+    assert!(
+        it.next().is_none(),
+        "two resources for container {id} in one request"
+    );
+    Some(r)
+}
+
+fn self_resource(req: &ExportMetricsServiceRequest) -> &ResourceMetrics {
+    req.resource_metrics
+        .iter()
+        .find(|r| attr(r, "service.name").is_some())
+        .expect("the exporter's own resource")
+}
+
+/// The data points of one metric: (attributes, value, start, time).
+fn points(r: &ResourceMetrics, name: &str) -> Vec<(Vec<String>, f64, u64, u64)> {
+    let mut out = Vec::new();
+    for m in r
+        .scope_metrics
+        .iter()
+        .flat_map(|s| &s.metrics)
+        .filter(|m| m.name == name)
+    {
+        let dps = match &m.data {
+            Some(metric::Data::Sum(s)) => &s.data_points,
+            Some(metric::Data::Gauge(g)) => &g.data_points,
+            other => panic!("{name}: unexpected data {other:?}"),
+        };
+        for p in dps {
+            let v = match p.value {
+                Some(number_data_point::Value::AsDouble(d)) => d,
+                Some(number_data_point::Value::AsInt(i)) => i as f64,
+                None => panic!("{name}: a point without value"),
+            };
+            let attrs = p
+                .attributes
+                .iter()
+                .map(|a| format!("{}={:?}", a.key, a.value))
+                .collect();
+            out.push((attrs, v, p.start_time_unix_nano, p.time_unix_nano));
+        }
+    }
+    out
+}
+
+/// user + system CPU seconds of a container resource, and the counter's start time.
+fn cpu_time(r: &ResourceMetrics) -> Option<(f64, u64)> {
+    let p = points(r, "container.cpu.time");
+    if p.len() != 2 {
+        return None;
+    }
+    assert_eq!(p[0].2, p[1].2, "one start time for both cpu modes");
+    Some((p[0].1 + p[1].1, p[0].2))
+}
+
+fn self_value(req: &ExportMetricsServiceRequest, name: &str, attr: Option<&str>) -> f64 {
+    points(self_resource(req), name)
+        .into_iter()
+        .filter(|p| attr.is_none_or(|a| p.0.iter().any(|x| x.contains(a))))
+        .map(|p| p.1)
+        .sum()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The exporter
+// ---------------------------------------------------------------------------------------------
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Exporter {
+    child: Option<Child>,
+    port: Option<u16>,
+    log: std::path::PathBuf,
+}
+
+impl Exporter {
+    /// Starts the binary; with `prometheus`, on a free port, waiting until it answers.
+    fn start(prometheus: bool, args: &[&str], env: &[(&str, &str)]) -> Exporter {
+        let port = prometheus.then(free_port);
+        let listen = port.map_or("off".to_string(), |p| format!("127.0.0.1:{p}"));
+        let log = std::env::temp_dir().join(format!("{}-exporter.log", unique_name()));
+        let f = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_container-exporter"));
+        cmd.args(["--prometheus-listen", &listen, "--log-level", "debug"])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("OTEL_") || k.starts_with("CONTAINER_EXPORTER_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(env.iter().copied());
+        let child = cmd.spawn().expect("start container-exporter");
+        let mut e = Exporter {
+            child: Some(child),
+            port,
+            log,
+        };
+        if let Some(p) = port {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while http_get(p, "/healthz").is_err() {
+                if let Some(st) = e.child.as_mut().unwrap().try_wait().unwrap() {
+                    panic!("the exporter exited at start ({st}):\n{}", e.log_tail());
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the exporter does not answer:\n{}",
+                    e.log_tail()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        e
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// A `name{labels} value` sample of the Prometheus page (the sum over label sets
+    /// matching `labels`).
+    fn page_value(&self, name: &str, labels: &str) -> f64 {
+        let text = http_get(self.port.expect("page on"), "/metrics").expect("GET /metrics");
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| {
+                l.split(['{', ' ']).next() == Some(name)
+                    && (labels.is_empty() || l.contains(labels))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- exporter log (tail) ---\n{}", self.log_tail());
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(8);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no headers"))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(std::io::Error::other(
+            head.lines().next().unwrap_or("").to_string(),
+        ));
+    }
+    Ok(body.to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+/// A container's resource, cpu time within 10 % of its `time`, gzip, headers.
+fn burned_cpu_arrives(proto: Proto) {
+    let rx = Receiver::start(proto);
+    let c = Container::run("time timeout 2 yes >/dev/null; sleep 600");
+    let endpoint = rx.endpoint();
+    let _e = Exporter::start(
+        false,
+        &[
+            "--interval",
+            "500ms",
+            "--otlp-endpoint",
+            &endpoint,
+            "--otlp-protocol",
+            rx.protocol(),
+        ],
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "x-api-key=s3cr%20t,x-tenant=team-a",
+            ),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment=test,service.name=nope",
+            ),
+            ("OTEL_SERVICE_NAME", "ce-under-test"),
+        ],
+    );
+    let burned = c.burned(Duration::from_secs(20));
+    assert!(burned > 0.3, "the workload burned only {burned} s");
+    // A request collected after the burn ended (a tick is 500 ms) that names the container.
+    let since = Instant::now() + Duration::from_millis(700);
+    let (cpu, attrs, headers) =
+        rx.wait_for("the burned CPU time", Duration::from_secs(20), |got| {
+            got.iter().rev().filter(|g| g.at > since).find_map(|g| {
+                let r = resource(&g.request, &c.id)?;
+                attr(r, "container.name")?;
+                let (cpu, _) = cpu_time(r)?;
+                let attrs: BTreeMap<&str, Option<String>> = [
+                    "container.id",
+                    "container.name",
+                    "container.image.name",
+                    "container.runtime.name",
+                    "host.name",
+                    "deployment.environment",
+                    "service.name",
+                ]
+                .into_iter()
+                .map(|k| (k, attr(r, k)))
+                .collect();
+                Some((cpu, attrs, g.headers.clone()))
+            })
+        });
+    assert!(
+        (cpu - burned).abs() <= burned * 0.10,
+        "container.cpu.time {cpu:.3} s vs {burned:.3} s burned"
+    );
+    assert_eq!(attrs["container.id"].as_deref(), Some(c.id.as_str()));
+    assert_eq!(attrs["container.name"].as_deref(), Some(c.name.as_str()));
+    assert_eq!(attrs["container.image.name"].as_deref(), Some("ce-busybox"));
+    assert_eq!(attrs["container.runtime.name"].as_deref(), Some("docker"));
+    assert!(attrs["host.name"].is_some());
+    assert_eq!(attrs["deployment.environment"].as_deref(), Some("test"));
+    assert_eq!(
+        attrs["service.name"], None,
+        "service.name on a container resource"
+    );
+    assert_eq!(headers.get("x-api-key").map(String::as_str), Some("s3cr t"));
+    assert_eq!(headers.get("x-tenant").map(String::as_str), Some("team-a"));
+    let encoding = match proto {
+        Proto::Http => "content-encoding",
+        Proto::Grpc => "grpc-encoding",
+    };
+    assert_eq!(
+        headers.get(encoding).map(String::as_str),
+        Some("gzip"),
+        "{headers:?}"
+    );
+    let got = rx.shared.got.lock().unwrap();
+    let last = &got.last().unwrap().request;
+    let me = self_resource(last);
+    assert_eq!(attr(me, "service.name").as_deref(), Some("ce-under-test"));
+    assert!(attr(me, "service.version").is_some());
+    assert!(self_value(last, "container_exporter.collections", None) > 0.0);
+    // Every container resource is one container: no service.name, an id, a runtime.
+    for r in last
+        .resource_metrics
+        .iter()
+        .filter(|r| attr(r, "service.name").is_none())
+    {
+        assert!(attr(r, "container.id").is_some() && attr(r, "container.runtime.name").is_some());
+    }
+}
+
+#[test]
+fn burned_cpu_arrives_over_grpc() {
+    burned_cpu_arrives(Proto::Grpc);
+}
+
+#[test]
+fn burned_cpu_arrives_over_http() {
+    burned_cpu_arrives(Proto::Http);
+}
+
+/// Refuses for 3 s (15 ticks, queue of 5), then accepts.
+fn outage_loses_no_counts(proto: Proto) {
+    let rx = Receiver::start(proto);
+    // A little CPU all along, so the counter moves during the outage.
+    let c = Container::run(
+        "while true; do i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done; sleep 0.1; done",
+    );
+    let endpoint = rx.endpoint();
+    let e = Exporter::start(
+        true,
+        &[
+            "--interval",
+            "200ms",
+            "--otlp-endpoint",
+            &endpoint,
+            "--otlp-protocol",
+            rx.protocol(),
+            "--otlp-queue-size",
+            "5",
+        ],
+        &[("OTEL_EXPORTER_OTLP_TIMEOUT", "2000")],
+    );
+    let (before, start) = rx.wait_for(
+        "a first request with the container",
+        Duration::from_secs(15),
+        |got| {
+            got.iter()
+                .rev()
+                .find_map(|g| cpu_time(resource(&g.request, &c.id)?))
+        },
+    );
+    rx.refuse(true);
+    let outage = Instant::now();
+    let mut max_queue = 0.0f64;
+    let (mut before, mut last_time) = (before, 0u64);
+    while outage.elapsed() < Duration::from_secs(3) {
+        max_queue = max_queue.max(e.page_value("container_exporter_otlp_queue_length", ""));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    {
+        // What arrived before the refusal began counts as last known.
+        let got = rx.shared.got.lock().unwrap();
+        for g in got.iter() {
+            if let Some(r) = resource(&g.request, &c.id)
+                && let Some((v, _)) = cpu_time(r)
+            {
+                before = before.max(v);
+                last_time = last_time.max(points(r, "container.cpu.time")[0].3);
+            }
+        }
+    }
+    let received_before = rx.shared.got.lock().unwrap().len();
+    rx.refuse(false);
+    let refused = rx.shared.refused.load(Ordering::SeqCst);
+    assert!(refused >= 2, "the receiver refused only {refused} requests");
+    let (after, after_start, time) = rx.wait_for(
+        "an accepted request after the outage",
+        Duration::from_secs(20),
+        |got| {
+            got[received_before..].iter().find_map(|g| {
+                let r = resource(&g.request, &c.id)?;
+                let (v, s) = cpu_time(r)?;
+                Some((v, s, points(r, "container.cpu.time")[0].3))
+            })
+        },
+    );
+    assert!(
+        after >= before,
+        "cpu time went from {before} to {after} across the outage"
+    );
+    assert_eq!(after_start, start, "the counter's start time changed");
+    assert!(time > last_time, "an old point was sent again");
+    // The backlog drains oldest first: something collected during the outage arrives.
+    let outage_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        - outage.elapsed().as_nanos() as u64;
+    rx.wait_for(
+        "points collected during the outage",
+        Duration::from_secs(10),
+        |got| {
+            got[received_before..]
+                .iter()
+                .filter_map(|g| resource(&g.request, &c.id))
+                .any(|r| points(r, "container.cpu.time")[0].3 > outage_ns + 500_000_000)
+                .then_some(())
+        },
+    );
+    assert!(
+        max_queue <= 5.0,
+        "queue length {max_queue} above its bound of 5"
+    );
+    assert_eq!(
+        e.page_value("container_exporter_otlp_queue_capacity", ""),
+        5.0
+    );
+    // The page is rendered each tick: poll until it shows the deliveries.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let retries = e.page_value("container_exporter_otlp_retries_total", "");
+        let dropped = e.page_value("container_exporter_otlp_dropped_requests_total", "");
+        let ok = e.page_value(
+            "container_exporter_otlp_exports_total",
+            "outcome=\"success\"",
+        );
+        if retries >= 1.0 && dropped >= 1.0 && ok >= 2.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "self-metrics after the outage: retries {retries}, dropped {dropped}, succeeded {ok}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The self resource says the same.
+    let got = rx.shared.got.lock().unwrap();
+    let last = &got.last().unwrap().request;
+    assert!(self_value(last, "container_exporter.otlp.retries", None) >= 1.0);
+    assert!(self_value(last, "container_exporter.otlp.queue.length", None) <= 5.0);
+}
+
+#[test]
+fn outage_loses_no_counts_over_grpc() {
+    outage_loses_no_counts(Proto::Grpc);
+}
+
+#[test]
+fn outage_loses_no_counts_over_http() {
+    outage_loses_no_counts(Proto::Http);
+}
+
+/// A receiver that accepts and never answers, over ~25 ticks of 200 ms.
+#[test]
+fn hanging_receiver_blocks_nothing() {
+    let h = Hanging::start();
+    let endpoint = format!("http://127.0.0.1:{}", h.port);
+    let _c = Container::run("sleep 600");
+    let e = Exporter::start(
+        true,
+        &[
+            "--interval",
+            "200ms",
+            "--otlp-endpoint",
+            &endpoint,
+            "--otlp-queue-size",
+            "10",
+        ],
+        &[("OTEL_EXPORTER_OTLP_TIMEOUT", "1000")],
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let rss0 = e.rss_kib();
+    let c0 = e.page_value("container_exporter_collections_total", "");
+    let mut rss_max = rss0;
+    let mut last = c0;
+    for _ in 0..25 {
+        std::thread::sleep(Duration::from_millis(200));
+        rss_max = rss_max.max(e.rss_kib());
+        let c = e.page_value("container_exporter_collections_total", "");
+        assert!(c >= last);
+        last = c;
+        assert!(e.page_value("container_exporter_otlp_queue_length", "") <= 10.0);
+    }
+    assert!(
+        last - c0 >= 15.0,
+        "collections went from {c0} to {last} in 5 s at 200 ms"
+    );
+    assert!(
+        rss_max < rss0 + 8 * 1024,
+        "RSS grew from {rss0} KiB to {rss_max} KiB against a hanging receiver"
+    );
+    assert!(e.page_value("container_exporter_otlp_dropped_requests_total", "") >= 1.0);
+    assert_eq!(
+        e.page_value(
+            "container_exporter_otlp_exports_total",
+            "outcome=\"success\""
+        ),
+        0.0
+    );
+}
+
+/// A container that lives ~1 s of a 6 s interval: its final sample arrives, with the
+/// Prometheus page off.
+#[test]
+fn short_lived_container_final_sample_arrives() {
+    let rx = Receiver::start(Proto::Http);
+    let endpoint = rx.endpoint();
+    let _e = Exporter::start(
+        false,
+        &["--interval", "6s", "--otlp-endpoint", &endpoint],
+        &[],
+    );
+    rx.wait_for("a first request", Duration::from_secs(15), |got| {
+        (!got.is_empty()).then_some(())
+    });
+    let c = Container::run("time timeout 2 yes >/dev/null");
+    let burned = c.burned(Duration::from_secs(10));
+    let cpu = rx.wait_for(
+        "the short-lived container's final sample",
+        Duration::from_secs(20),
+        |got| {
+            got.iter()
+                .find_map(|g| cpu_time(resource(&g.request, &c.id)?).map(|c| c.0))
+        },
+    );
+    assert!(
+        (cpu - burned).abs() <= burned * 0.10 + 0.02,
+        "final sample {cpu:.3} s vs {burned:.3} s burned"
+    );
+}
