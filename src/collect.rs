@@ -117,10 +117,10 @@ impl ContainerState {
 struct Tracked {
     state: ContainerState,
     reader: CgroupReader,
-    /// Its last process left (`populated 0`): no longer read or shown, until it is
-    /// populated again or its cgroup goes.
+    /// It ran and its last process left (`populated 0`): its final sample was taken; it is
+    /// no longer read or shown, until it has processes again or its cgroup goes.
     exited: bool,
-    /// It has had processes since it was first seen (so its exit is worth a final sample).
+    /// `cgroup.events` said `populated 1` at some read.
     seen_running: bool,
     /// Until when to retry hierarchies whose directory did not exist yet at open.
     retry_until: Option<Instant>,
@@ -250,7 +250,7 @@ impl Collector {
     pub fn untrack(&mut self, id: &str) -> bool {
         match self.containers.remove(id) {
             Some(t) => {
-                if !t.exited && t.state.current_at.is_some() && t.seen_running {
+                if !t.exited && t.state.current_at.is_some() && t.has_run() {
                     self.departed.push(t.state);
                 }
                 true
@@ -264,6 +264,7 @@ impl Collector {
     /// is no longer read until it has processes again. Returns `populated`, if known.
     pub fn refresh(&mut self, id: &str) -> Option<bool> {
         let t = self.containers.get_mut(id)?;
+        t.retry_missing(&self.layout, Instant::now());
         let mut errors = Vec::new();
         let result = read_one(t, &self.proc_root, &mut self.buf, &mut errors);
         self.count_errors(errors);
@@ -273,19 +274,8 @@ impl Collector {
         }
         let t = self.containers.get_mut(id)?;
         let populated = t.state.current.populated;
-        match populated {
-            Some(true) => {
-                t.seen_running = true;
-                t.exited = false;
-            }
-            Some(false) if !t.exited => {
-                if t.seen_running || t.state.current.cpu.usage_ns.is_some_and(|u| u > 0) {
-                    self.departed.push(t.state.clone());
-                }
-                t.exited = true;
-                t.reader.close_net();
-            }
-            _ => {}
+        if t.observe() {
+            self.departed.push(t.state.clone());
         }
         populated
     }
@@ -297,21 +287,14 @@ impl Collector {
         let mut errors = Vec::new();
         let now = Instant::now();
         for (id, t) in self.containers.iter_mut() {
-            if let Some(until) = t.retry_until {
-                match t.reader.retry_missing(&self.layout, &t.state.rel) {
-                    Ok(true) if now < until => {}
-                    _ => t.retry_until = None,
-                }
-            }
+            t.retry_missing(&self.layout, now);
             if t.exited {
                 continue;
             }
             match read_one(t, &self.proc_root, &mut self.buf, &mut errors) {
-                Ok(()) => {
-                    if t.state.current.populated == Some(true) {
-                        t.seen_running = true;
-                    }
-                }
+                // An exit whose event was lost is caught here, one tick late.
+                Ok(()) if t.observe() => self.departed.push(t.state.clone()),
+                Ok(()) => {}
                 Err(Gone) => gone.push(id.clone()),
             }
         }
@@ -348,7 +331,7 @@ impl Collector {
     pub fn containers(&self) -> impl Iterator<Item = &ContainerState> {
         self.containers
             .values()
-            .filter(|t| !t.exited)
+            .filter(|t| t.shown())
             .map(|t| &t.state)
     }
 
@@ -408,6 +391,50 @@ fn read_one(
 }
 
 impl Tracked {
+    /// It has run: seen populated, or it has used CPU or holds tasks (pure v1 has no
+    /// `cgroup.events`). A cgroup made but never entered has no final sample to give.
+    fn has_run(&self) -> bool {
+        let s = &self.state.current;
+        self.seen_running
+            || s.cpu.usage_ns.is_some_and(|u| u > 0)
+            || s.pids.current.is_some_and(|p| p > 0)
+    }
+
+    /// Opens the files of hierarchies whose directory was missing at discovery, for a few
+    /// seconds after it.
+    fn retry_missing(&mut self, layout: &Layout, now: Instant) {
+        if let Some(until) = self.retry_until {
+            match self.reader.retry_missing(layout, &self.state.rel) {
+                Ok(true) if now < until => {}
+                _ => self.retry_until = None,
+            }
+        }
+    }
+
+    /// Applies what the latest read says about the container's processes. Returns true when
+    /// that read is its final sample: it ran, and now no process is left.
+    fn observe(&mut self) -> bool {
+        match self.state.current.populated {
+            Some(true) => {
+                self.seen_running = true;
+                self.exited = false;
+                false
+            }
+            Some(false) if !self.exited && self.has_run() => {
+                self.exited = true;
+                self.reader.close_net();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Shown on the outputs: running, or not known not to be (v1 has no `populated`). A
+    /// container created but not yet entered is tracked and read, but not shown.
+    fn shown(&self) -> bool {
+        !self.exited && self.state.current.populated != Some(false)
+    }
+
     fn new(f: Found, reader: CgroupReader) -> Tracked {
         let state = ContainerState::new(f, reader.created);
         Tracked {

@@ -297,14 +297,17 @@ impl CollectorLoop {
 
     fn track(&mut self, f: Found) {
         let (id, rel) = (f.id.clone(), f.rel.clone());
+        // Watch first, then read: a change of `populated` between the two is then an event,
+        // not a miss.
+        self.watch(&id, &rel);
         let mut changes = DiscoveryChanges::default();
         self.collector.track(f, &mut changes);
         self.count(&changes);
         if changes.added > 0 {
             tracing::debug!(%id, cgroup = %rel.display(), "container found");
         }
-        if self.collector.is_tracked(&id) {
-            self.watch(&id, &rel);
+        if !self.collector.is_tracked(&id) {
+            self.unwatch(&id);
         }
     }
 
