@@ -22,9 +22,15 @@ fn healthy_host() {
     let (ok, text) = check(&[]);
     assert!(ok, "check failed on this host:\n{text}");
     assert!(text.contains("verdict: the exporter works here"), "{text}");
-    let cgroups = text.lines().find(|l| l.contains("cgroups")).expect("a cgroups line");
+    let cgroups = text
+        .lines()
+        .find(|l| l.contains("cgroups"))
+        .expect("a cgroups line");
     assert!(cgroups.starts_with("ok"), "{cgroups}");
-    assert!(text.contains("Docker ") && text.contains("API"), "Docker is up in CI:\n{text}");
+    assert!(
+        text.contains("Docker ") && text.contains("API"),
+        "Docker is up in CI:\n{text}"
+    );
     assert!(!text.contains("FAIL"), "{text}");
 }
 
@@ -33,7 +39,10 @@ fn missing_cgroup_root_fails_with_the_fix() {
     let (ok, text) = check(&["--cgroup-root", "/nonexistent/cgroup"]);
     assert!(!ok, "check must fail without cgroups:\n{text}");
     assert!(text.contains("FAIL"), "{text}");
-    assert!(text.contains("--cgroup-root"), "the message names the fix:\n{text}");
+    assert!(
+        text.contains("--cgroup-root"),
+        "the message names the fix:\n{text}"
+    );
     assert!(text.contains("cannot work here"), "{text}");
 }
 
@@ -62,5 +71,8 @@ fn too_few_descriptors_fail() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{text}");
-    assert!(text.contains("open-file limit") && text.contains("ulimit"), "{text}");
+    assert!(
+        text.contains("open-file limit") && text.contains("ulimit"),
+        "{text}"
+    );
 }

@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 const TAG: &str = "container-exporter:ci-test";
 
 fn sh(script: &str) -> (bool, String) {
-    let out = Command::new("sh").arg("-c").arg(script).output().expect("sh");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("sh");
     (
         out.status.success(),
         format!(
@@ -59,7 +63,10 @@ impl Drop for Cleanup {
 #[test]
 fn readme_docker_run_sees_a_sibling_container() {
     let (ok, out) = sh("docker info >/dev/null 2>&1");
-    assert!(ok, "Docker is not running: run .ci/docker-up.sh as root ({out})");
+    assert!(
+        ok,
+        "Docker is not running: run .ci/docker-up.sh as root ({out})"
+    );
     let build = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/build-image.sh"))
         .args([env!("CARGO_BIN_EXE_container-exporter"), TAG])
         .output()

@@ -18,6 +18,12 @@ use crate::telemetry::{ProcessStats, Telemetry, get};
 
 /// The Prometheus name of a metric.
 pub fn prom_name(def: &MetricDef) -> String {
+    // `container.pid.count` would translate to `container_pid_count`, which reads as the
+    // `_count` series of a histogram or summary (promtool flags it): name it as cAdvisor-era
+    // dashboards expect a process count to be named.
+    if def.name == "container.pid.count" {
+        return "container_pids".to_string();
+    }
     let mut name = def.name.replace('.', "_");
     let unit = match def.unit {
         "s" => "seconds",
@@ -525,6 +531,8 @@ mod tests {
             "container_cpu_pressure_stall_time_seconds_total"
         );
         assert_eq!(name(Metric::Uptime), "container_uptime_seconds");
+        assert_eq!(name(Metric::PidCount), "container_pids");
+        assert_eq!(name(Metric::PidLimit), "container_pid_limit");
     }
 
     #[test]
