@@ -7,7 +7,9 @@
 //!   metrics-specific variable, then the generic one, then the default). Invalid values stop
 //!   the exporter at start with a message naming the variable.
 //! - [`encode`]: containers and self-telemetry → request (`opentelemetry-proto` types), with
-//!   cumulative or delta temporality.
+//!   cumulative or delta temporality: the reference implementation.
+//! - [`wire`]: the same request written straight as protobuf into a reused buffer, without
+//!   the message tree: what the daemon sends.
 //! - [`send`]: the queue, the transports, retries.
 //!
 //! The collector thread never waits on the network: [`Exporter::submit`] encodes the request
@@ -16,6 +18,7 @@
 
 pub mod encode;
 pub mod send;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +32,7 @@ use crate::telemetry::{ProcessStats, Telemetry, set};
 
 pub use encode::{Encoder, Temporality};
 pub use send::{Flusher, Queue};
+pub use wire::WireEncoder;
 
 /// OTLP export (off unless an endpoint is configured).
 #[derive(Debug, Clone, Args)]
@@ -383,12 +387,13 @@ pub fn parse_headers(s: &str) -> Result<Vec<(String, String)>, String> {
 
 /// The collector thread's end: encodes each tick's request and hands it to the sender task.
 pub struct Exporter {
-    encoder: Encoder,
+    encoder: WireEncoder,
     queue: Arc<Queue>,
     protocol: Protocol,
     gzip: bool,
-    /// The previous request's encoded size, to size the next buffer.
-    last_len: usize,
+    /// The request being written: reused when it is compressed, else handed to the queue
+    /// (and the next one allocated at its size).
+    buf: Vec<u8>,
 }
 
 impl Exporter {
@@ -420,7 +425,7 @@ impl Exporter {
             );
         }
         let host = HostResource::new(host_name, cfg.resource_attributes.as_deref());
-        let encoder = Encoder::new(
+        let encoder = WireEncoder::new(
             host,
             cfg.service_name.clone(),
             cfg.resource_attributes.as_deref(),
@@ -447,7 +452,7 @@ impl Exporter {
             queue,
             protocol: cfg.protocol,
             gzip: cfg.gzip,
-            last_len: 0,
+            buf: Vec::new(),
         })
     }
 
@@ -460,15 +465,15 @@ impl Exporter {
         telemetry: &Telemetry,
         process: &ProcessStats,
     ) {
-        let req = self.encoder.encode(now, containers, telemetry, process);
-        let points = encode::count_points(&req);
-        let body = encode::to_bytes(&req, self.last_len);
-        self.last_len = body.len();
+        let points = self
+            .encoder
+            .encode(&mut self.buf, now, containers, telemetry, process);
         // gRPC compresses in tonic (per frame); HTTP bodies are compressed here, once.
         let body = if self.gzip && self.protocol == Protocol::HttpProtobuf {
-            encode::gzip(&body)
+            encode::gzip(&self.buf)
         } else {
-            body
+            let next = Vec::with_capacity(self.buf.len() + self.buf.len() / 8);
+            std::mem::replace(&mut self.buf, next)
         };
         self.queue.push(send::Pending {
             body: body.into(),

@@ -1,0 +1,593 @@
+//! The request of one tick written straight as protobuf, without building the
+//! `opentelemetry-proto` message tree: what [`super::Exporter::submit`] uses. The tree-based
+//! [`Encoder::encode`] is the reference this must match (tests decode both and compare).
+//!
+//! How: the bytes are written forwards into one reused `Vec<u8>`. Data points have an exact
+//! size computed before they are written; the enclosing messages (`ResourceMetrics`,
+//! `ScopeMetrics`, `Metric`, `Sum`/`Gauge`) get a length prefix reserved at the size it had
+//! the last time the same message was written (per metric), filled in when the message is
+//! closed — and, in the rare case the guess was wrong, the body is shifted by a byte or two.
+//! Fields are written in tag order, as prost does, so the output is byte for byte what
+//! prost gives for the reference request.
+//!
+//! What never changes is encoded once: each metric's `name`/`description`/`unit` (and the
+//! `Sum` temporality and monotonicity), the scope, the attribute keys, and each container's
+//! `Resource` (cached per container id, rebuilt when its metadata `Arc` changes, dropped when
+//! the container is no longer encoded). The exporter's own `ResourceMetrics` is small: it is
+//! built with the reference [`Encoder`] and appended pre-encoded.
+//!
+//! Delta temporality keeps the previous value of each series per container, in a list in
+//! emission order with a cursor: a tick that emits the same series in the same order finds
+//! each one in one comparison and allocates nothing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::metrics::v1::AggregationTemporality;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message;
+
+use super::encode::{Encoder, SCOPE_NAME, Temporality, VERSION, container_attributes};
+use crate::discovery::docker::ContainerMeta;
+use crate::export::prom::Described;
+use crate::metrics::{Instrument, METRICS, Metric, Sink, Value};
+use crate::resource::HostResource;
+use crate::telemetry::{ProcessStats, Telemetry};
+
+// Field tags (field number << 3 | wire type), of the messages written here.
+/// `ExportMetricsServiceRequest.resource_metrics`, `ResourceMetrics.resource`,
+/// `ScopeMetrics.scope`, `Metric.name`, `Sum/Gauge.data_points`, `KeyValue.key`,
+/// `AnyValue.string_value`: field 1, length-delimited.
+const F1_LEN: u8 = 0x0a;
+/// `ResourceMetrics.scope_metrics`, `ScopeMetrics.metrics`, `Metric.description`,
+/// `KeyValue.value`: field 2, length-delimited.
+const F2_LEN: u8 = 0x12;
+/// `Metric.unit`: field 3, length-delimited.
+const F3_LEN: u8 = 0x1a;
+/// `Metric.gauge`: field 5, length-delimited.
+const GAUGE: u8 = 0x2a;
+/// `Metric.sum`: field 7, length-delimited.
+const SUM: u8 = 0x3a;
+/// `Sum.aggregation_temporality`: field 2, varint.
+const SUM_TEMPORALITY: u8 = 0x10;
+/// `Sum.is_monotonic`: field 3, varint.
+const SUM_MONOTONIC: u8 = 0x18;
+/// `NumberDataPoint.start_time_unix_nano`: field 2, fixed64.
+const POINT_START: u8 = 0x11;
+/// `NumberDataPoint.time_unix_nano`: field 3, fixed64.
+const POINT_TIME: u8 = 0x19;
+/// `NumberDataPoint.as_double`: field 4, fixed64.
+const POINT_DOUBLE: u8 = 0x21;
+/// `NumberDataPoint.as_int`: field 6, fixed64 (sfixed64).
+const POINT_INT: u8 = 0x31;
+/// `NumberDataPoint.attributes`: field 7, length-delimited.
+const POINT_ATTR: u8 = 0x3a;
+
+#[inline]
+fn varint_len(v: usize) -> usize {
+    // 1 byte per 7 bits, at least one.
+    let bits = usize::BITS - (v | 1).leading_zeros();
+    bits.div_ceil(7) as usize
+}
+
+#[inline]
+fn put_varint(buf: &mut Vec<u8>, mut v: usize) {
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+#[inline]
+fn put_len_field(buf: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+    buf.push(tag);
+    put_varint(buf, bytes.len());
+    buf.extend_from_slice(bytes);
+}
+
+/// Opens a length-delimited field: writes its tag and reserves `reserve` bytes for the
+/// length. Returns where the length goes.
+#[inline]
+fn open(buf: &mut Vec<u8>, tag: u8, reserve: u8) -> usize {
+    buf.push(tag);
+    let at = buf.len();
+    buf.resize(at + reserve as usize, 0);
+    at
+}
+
+/// Closes the field [`open`] started at `at`: writes its length (minimal varint), moving
+/// the body when the reserved size was wrong. Returns the size the length took.
+#[inline]
+fn close(buf: &mut Vec<u8>, at: usize, reserve: u8) -> u8 {
+    let reserve = reserve as usize;
+    let body = at + reserve;
+    let len = buf.len() - body;
+    let need = varint_len(len);
+    if need > reserve {
+        let end = buf.len();
+        buf.resize(end + need - reserve, 0);
+        buf.copy_within(body..end, at + need);
+    } else if need < reserve {
+        buf.copy_within(body.., at + need);
+        buf.truncate(buf.len() - (reserve - need));
+    }
+    let mut v = len;
+    for b in &mut buf[at..at + need] {
+        *b = (v as u8 & 0x7f) | 0x80;
+        v >>= 7;
+    }
+    buf[at + need - 1] &= 0x7f;
+    need as u8
+}
+
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// What is written for every metric of [`METRICS`], whatever the container.
+struct MetricHead {
+    /// `name`, `description` and `unit` fields.
+    head: Vec<u8>,
+    /// `GAUGE` or `SUM`.
+    data_tag: u8,
+    /// After the data points: a `Sum`'s temporality and monotonicity.
+    trailer: Vec<u8>,
+    /// Each attribute key as a `KeyValue.key` field.
+    keys: Vec<Vec<u8>>,
+    instrument: Instrument,
+}
+
+impl MetricHead {
+    fn new(m: Metric, delta: bool) -> MetricHead {
+        let def = m.def();
+        let mut head = Vec::new();
+        for (tag, s) in [
+            (F1_LEN, def.name),
+            (F2_LEN, def.description),
+            (F3_LEN, def.unit),
+        ] {
+            // proto3: empty strings are not written.
+            if !s.is_empty() {
+                put_len_field(&mut head, tag, s.as_bytes());
+            }
+        }
+        let mut trailer = Vec::new();
+        let data_tag = match def.instrument {
+            Instrument::Gauge => GAUGE,
+            Instrument::Counter | Instrument::UpDownCounter => {
+                let monotonic = def.instrument == Instrument::Counter;
+                let t = if monotonic && delta {
+                    AggregationTemporality::Delta
+                } else {
+                    AggregationTemporality::Cumulative
+                };
+                trailer.push(SUM_TEMPORALITY);
+                put_varint(&mut trailer, t as usize);
+                if monotonic {
+                    trailer.extend_from_slice(&[SUM_MONOTONIC, 1]);
+                }
+                SUM
+            }
+        };
+        let keys = def
+            .attributes
+            .iter()
+            .map(|k| {
+                let mut f = Vec::new();
+                if !k.is_empty() {
+                    put_len_field(&mut f, F1_LEN, k.as_bytes());
+                }
+                f
+            })
+            .collect();
+        MetricHead {
+            head,
+            data_tag,
+            trailer,
+            keys,
+            instrument: def.instrument,
+        }
+    }
+}
+
+/// The previous value of one series (delta temporality).
+struct Series {
+    metric: u16,
+    /// The attribute values, `\x1f`-separated, in [`SeriesSet::keys`].
+    key: (u32, u32),
+    value: Value,
+    at_ns: u64,
+}
+
+/// The previous values of one container's series, in the order they were last emitted.
+#[derive(Default)]
+struct SeriesSet {
+    series: Vec<Series>,
+    keys: Vec<u8>,
+    /// Where the next series is expected (reset per tick).
+    cursor: usize,
+}
+
+impl SeriesSet {
+    fn find(&self, metric: u16, key: &[u8]) -> Option<usize> {
+        let is = |s: &Series| {
+            s.metric == metric && &self.keys[s.key.0 as usize..s.key.1 as usize] == key
+        };
+        if self.series.get(self.cursor).is_some_and(is) {
+            return Some(self.cursor);
+        }
+        self.series.iter().position(is)
+    }
+
+    /// The same as the reference's `SeriesState::delta`: the delta since the previous report
+    /// and its start; everything since `start_ns` the first time and after a reset.
+    fn delta(
+        &mut self,
+        metric: u16,
+        key: &[u8],
+        value: Value,
+        now_ns: u64,
+        start_ns: u64,
+    ) -> (u64, Value) {
+        match self.find(metric, key) {
+            None => {
+                let from = self.keys.len() as u32;
+                self.keys.extend_from_slice(key);
+                let s = Series {
+                    metric,
+                    key: (from, self.keys.len() as u32),
+                    value,
+                    at_ns: now_ns,
+                };
+                let at = self.cursor.min(self.series.len());
+                self.series.insert(at, s);
+                self.cursor = at + 1;
+                (start_ns, value)
+            }
+            Some(i) => {
+                self.cursor = i + 1;
+                let s = &mut self.series[i];
+                let out = match (value, s.value) {
+                    (Value::Int(v), Value::Int(p)) if v >= p => Some(Value::Int(v - p)),
+                    (Value::Double(v), Value::Double(p)) if v >= p => Some(Value::Double(v - p)),
+                    _ => None,
+                };
+                let start = if out.is_some() { s.at_ns } else { start_ns };
+                s.value = value;
+                s.at_ns = now_ns;
+                (start, out.unwrap_or(value))
+            }
+        }
+    }
+}
+
+/// One container's state across ticks.
+struct Slot {
+    meta: Option<Arc<ContainerMeta>>,
+    /// `ResourceMetrics.resource`, tag and length included.
+    resource: Vec<u8>,
+    /// The cgroup's creation: a new one under the same id starts its series over.
+    created: SystemTime,
+    series: SeriesSet,
+    seen: u64,
+}
+
+/// Reserved length sizes, as last used (a good guess for the next message of the kind).
+struct Reserve {
+    resource_metrics: u8,
+    scope_metrics: u8,
+    metric: Vec<u8>,
+    data: Vec<u8>,
+}
+
+/// Writes requests as protobuf; keeps the per-container state that spans ticks (encoded
+/// resources, previous values for delta temporality), bounded by the containers last
+/// encoded.
+pub struct WireEncoder {
+    host: HostResource,
+    /// The reference encoder, for the exporter's own (small) `ResourceMetrics` and its delta
+    /// state.
+    own: Encoder,
+    delta: bool,
+    /// `ScopeMetrics.scope`, tag and length included.
+    scope: Vec<u8>,
+    heads: Vec<MetricHead>,
+    slots: HashMap<String, Slot>,
+    reserve: Reserve,
+    pass: u64,
+    key: Vec<u8>,
+    own_bytes: Vec<u8>,
+}
+
+impl WireEncoder {
+    /// The same arguments as [`Encoder::new`].
+    pub fn new(
+        host: HostResource,
+        service_name: String,
+        resource_attributes: Option<&str>,
+        temporality: Temporality,
+    ) -> WireEncoder {
+        let delta = temporality == Temporality::Delta;
+        let scope = InstrumentationScope {
+            name: SCOPE_NAME.to_string(),
+            version: VERSION.to_string(),
+            ..Default::default()
+        };
+        let mut scope_bytes = Vec::new();
+        prost::encoding::message::encode(1, &scope, &mut scope_bytes);
+        WireEncoder {
+            own: Encoder::new(host.clone(), service_name, resource_attributes, temporality),
+            host,
+            delta,
+            scope: scope_bytes,
+            heads: Metric::ALL
+                .iter()
+                .map(|&m| MetricHead::new(m, delta))
+                .collect(),
+            slots: HashMap::new(),
+            reserve: Reserve {
+                resource_metrics: 2,
+                scope_metrics: 2,
+                metric: vec![1; METRICS.len()],
+                data: vec![1; METRICS.len()],
+            },
+            pass: 0,
+            key: Vec::new(),
+            own_bytes: Vec::new(),
+        }
+    }
+
+    /// Sets the exporter's own start time, as [`Encoder::started_at`].
+    pub fn started_at(mut self, t: SystemTime) -> WireEncoder {
+        self.own = self.own.started_at(t);
+        self
+    }
+
+    /// Writes the request for one tick into `buf` (cleared first: pass the same buffer back
+    /// each tick). Returns the number of data points in it.
+    pub fn encode<'a>(
+        &mut self,
+        buf: &mut Vec<u8>,
+        now: SystemTime,
+        containers: impl IntoIterator<Item = &'a Described<'a>>,
+        telemetry: &Telemetry,
+        process: &ProcessStats,
+    ) -> usize {
+        self.pass += 1;
+        let pass = self.pass;
+        let now_ns = nanos(now);
+        buf.clear();
+        let mut points = 0;
+        for d in containers {
+            let state = d.state;
+            let slot = match self.slots.get_mut(state.id.as_str()) {
+                Some(s) => s,
+                None => self.slots.entry(state.id.clone()).or_insert(Slot {
+                    meta: None,
+                    resource: Vec::new(),
+                    created: state.created,
+                    series: SeriesSet::default(),
+                    seen: 0,
+                }),
+            };
+            if slot.seen == 0 || !same_meta(&slot.meta, &d.meta) {
+                let resource = Resource {
+                    attributes: container_attributes(&self.host, d),
+                    ..Default::default()
+                };
+                slot.resource.clear();
+                prost::encoding::message::encode(1, &resource, &mut slot.resource);
+                slot.meta = d.meta.clone();
+            }
+            if slot.created != state.created {
+                slot.created = state.created;
+                slot.series = SeriesSet::default();
+            }
+            slot.seen = pass;
+            slot.series.cursor = 0;
+
+            let r = &mut self.reserve;
+            let rm = open(buf, F1_LEN, r.resource_metrics);
+            buf.extend_from_slice(&slot.resource);
+            let sm = open(buf, F2_LEN, r.scope_metrics);
+            buf.extend_from_slice(&self.scope);
+            let mut sink = WireSink {
+                buf: &mut *buf,
+                heads: &self.heads,
+                reserve_metric: &mut r.metric,
+                reserve_data: &mut r.data,
+                open: None,
+                now_ns,
+                start_ns: nanos(state.created),
+                series: if self.delta {
+                    Some(&mut slot.series)
+                } else {
+                    None
+                },
+                key: &mut self.key,
+                points: 0,
+            };
+            state.emit(now, &mut sink);
+            sink.finish();
+            points += sink.points;
+            r.scope_metrics = close(buf, sm, r.scope_metrics);
+            r.resource_metrics = close(buf, rm, r.resource_metrics);
+        }
+        // Bounded by what was just encoded: containers that are gone are forgotten.
+        self.slots.retain(|_, s| s.seen == pass);
+
+        let own = self.own.own_resource_metrics(now_ns, telemetry, process);
+        points += own
+            .scope_metrics
+            .iter()
+            .flat_map(|s| &s.metrics)
+            .map(super::encode::metric_points)
+            .sum::<usize>();
+        self.own_bytes.clear();
+        own.encode(&mut self.own_bytes).unwrap_or_default();
+        put_len_field(buf, F1_LEN, &self.own_bytes);
+        points
+    }
+
+    /// Containers whose state is kept (for tests).
+    pub fn cached(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+fn same_meta(a: &Option<Arc<ContainerMeta>>, b: &Option<Arc<ContainerMeta>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    }
+}
+
+/// Writes one container's data points, metric by metric, into `ScopeMetrics.metrics`.
+struct WireSink<'a> {
+    buf: &'a mut Vec<u8>,
+    heads: &'a [MetricHead],
+    reserve_metric: &'a mut [u8],
+    reserve_data: &'a mut [u8],
+    /// The metric being written, where its length and its data's length go.
+    open: Option<(Metric, usize, usize)>,
+    now_ns: u64,
+    start_ns: u64,
+    series: Option<&'a mut SeriesSet>,
+    key: &'a mut Vec<u8>,
+    points: usize,
+}
+
+impl WireSink<'_> {
+    fn finish(&mut self) {
+        if let Some((m, metric_at, data_at)) = self.open.take() {
+            let i = m as usize;
+            self.buf.extend_from_slice(&self.heads[i].trailer);
+            self.reserve_data[i] = close(self.buf, data_at, self.reserve_data[i]);
+            self.reserve_metric[i] = close(self.buf, metric_at, self.reserve_metric[i]);
+        }
+    }
+}
+
+impl Sink for WireSink<'_> {
+    fn point(&mut self, m: Metric, attrs: &[&str], value: Value) {
+        let i = m as usize;
+        if self.open.map(|o| o.0) != Some(m) {
+            self.finish();
+            let h = &self.heads[i];
+            let metric_at = open(self.buf, F2_LEN, self.reserve_metric[i]);
+            self.buf.extend_from_slice(&h.head);
+            let data_at = open(self.buf, h.data_tag, self.reserve_data[i]);
+            self.open = Some((m, metric_at, data_at));
+        }
+        let h = &self.heads[i];
+        let (start, value) = match (h.instrument, self.series.as_deref_mut()) {
+            (Instrument::Gauge, _) => (0, value),
+            (Instrument::Counter, Some(s)) => {
+                self.key.clear();
+                for a in attrs {
+                    self.key.push(0x1f);
+                    self.key.extend_from_slice(a.as_bytes());
+                }
+                s.delta(m as u16, self.key, value, self.now_ns, self.start_ns)
+            }
+            _ => (self.start_ns, value),
+        };
+        // The point's size, to write its length first.
+        let mut len = 9; // the value
+        if start != 0 {
+            len += 9;
+        }
+        if self.now_ns != 0 {
+            len += 9;
+        }
+        let kv_len = |key: &[u8], v: &str| {
+            let any = 1 + varint_len(v.len()) + v.len();
+            key.len() + 1 + varint_len(any) + any
+        };
+        for (k, v) in h.keys.iter().zip(attrs) {
+            let kv = kv_len(k, v);
+            len += 1 + varint_len(kv) + kv;
+        }
+        let buf = &mut *self.buf;
+        buf.push(F1_LEN);
+        put_varint(buf, len);
+        if start != 0 {
+            buf.push(POINT_START);
+            buf.extend_from_slice(&start.to_le_bytes());
+        }
+        if self.now_ns != 0 {
+            buf.push(POINT_TIME);
+            buf.extend_from_slice(&self.now_ns.to_le_bytes());
+        }
+        match value {
+            Value::Int(v) => {
+                buf.push(POINT_INT);
+                buf.extend_from_slice(&i64::try_from(v).unwrap_or(i64::MAX).to_le_bytes());
+            }
+            Value::Double(v) => {
+                buf.push(POINT_DOUBLE);
+                buf.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        for (k, v) in h.keys.iter().zip(attrs) {
+            buf.push(POINT_ATTR);
+            put_varint(buf, kv_len(k, v));
+            buf.extend_from_slice(k);
+            buf.push(F2_LEN);
+            put_varint(buf, 1 + varint_len(v.len()) + v.len());
+            // `AnyValue.string_value` is in a oneof: written even when empty.
+            put_len_field(buf, F1_LEN, v.as_bytes());
+        }
+        self.points += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints() {
+        for v in [
+            0usize,
+            1,
+            127,
+            128,
+            300,
+            16383,
+            16384,
+            1 << 21,
+            usize::MAX >> 1,
+        ] {
+            let mut a = Vec::new();
+            put_varint(&mut a, v);
+            assert_eq!(a.len(), varint_len(v), "{v}");
+            assert_eq!(a.len(), prost::encoding::encoded_len_varint(v as u64));
+            let mut b = Vec::new();
+            prost::encoding::encode_varint(v as u64, &mut b);
+            assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn close_moves_the_body_when_the_guess_is_wrong() {
+        for len in [0usize, 5, 127, 128, 200, 16383, 16384, 20000] {
+            for reserve in 1..=3u8 {
+                let mut buf = vec![9u8];
+                let at = open(&mut buf, F1_LEN, reserve);
+                buf.extend((0..len).map(|i| i as u8));
+                close(&mut buf, at, reserve);
+                let mut want = vec![9u8, F1_LEN];
+                put_varint(&mut want, len);
+                want.extend((0..len).map(|i| i as u8));
+                assert_eq!(buf, want, "len {len} reserve {reserve}");
+            }
+        }
+    }
+}
