@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::cgroup::{CgroupReader, CgroupSample, Layout, LayoutKind, ProcRoot};
 use crate::config::{DaemonArgs, HostArgs};
 use crate::discovery::{self, docker};
+use crate::export::otlp::OtlpConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -67,8 +68,8 @@ impl Report {
     }
 }
 
-/// Runs every check. `otlp` describes where OTLP would go (from the OTLP settings).
-pub fn run(host: &HostArgs, args: &DaemonArgs, otlp: Option<String>) -> Report {
+/// Runs every check.
+pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
     let mut r = Report::default();
 
     // cgroup layout
@@ -325,10 +326,38 @@ pub fn run(host: &HostArgs, args: &DaemonArgs, otlp: Option<String>) -> Report {
             crate::config::Listen::Off => "the page is off (--prometheus-listen off)".to_string(),
         },
     );
-    r.add(
-        Level::Ok,
-        "otlp",
-        otlp.unwrap_or_else(|| "off (set OTEL_EXPORTER_OTLP_ENDPOINT to push)".to_string()),
-    );
+    match OtlpConfig::from_args(&args.otlp) {
+        Ok(None) => r.add(
+            Level::Ok,
+            "otlp",
+            "off: set --otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT to push",
+        ),
+        Ok(Some(c)) => {
+            let headers: Vec<&str> = c.headers.iter().map(|(k, _)| k.as_str()).collect();
+            r.add(
+                Level::Ok,
+                "otlp",
+                format!(
+                    "{} to {} ({}{}, timeout {:?}, {} temporality, queue of {}{})",
+                    c.protocol.as_str(),
+                    c.endpoint,
+                    if c.gzip { "gzip" } else { "no compression" },
+                    c.ca_path
+                        .as_deref()
+                        .map(|p| format!(", CA {p}"))
+                        .unwrap_or_default(),
+                    c.timeout,
+                    c.temporality.as_str(),
+                    c.queue_size,
+                    if headers.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", headers {}", headers.join(", "))
+                    }
+                ),
+            );
+        }
+        Err(e) => r.add(Level::Fail, "otlp", e),
+    }
     r
 }

@@ -44,7 +44,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let command = match cli.command {
         None => return daemon::run(&cli.host, &cli.daemon),
         Some(Command::Check(args)) => {
-            let report = check::run(&cli.host, &args.daemon, None);
+            let report = check::run(&cli.host, &args.daemon);
             print!("{}", report.render());
             return if report.failed() {
                 Err("check found problems (FAIL lines above)".into())

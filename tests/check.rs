@@ -76,3 +76,49 @@ fn too_few_descriptors_fail() {
         "{text}"
     );
 }
+
+#[test]
+fn says_where_otlp_would_go_and_refuses_a_bad_setting() {
+    let run = |envs: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_container-exporter"))
+            .arg("check")
+            .envs(envs.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, text) = run(&[
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "http://collector.example:4317",
+        ),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=secret"),
+    ]);
+    assert!(ok, "{text}");
+    let line = text.lines().find(|l| l.contains("otlp")).unwrap();
+    assert!(
+        line.contains("grpc to http://collector.example:4317"),
+        "{line}"
+    );
+    assert!(
+        line.contains("api-key") && !line.contains("secret"),
+        "header names only: {line}"
+    );
+
+    let (ok, text) = run(&[
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "http://collector.example:4318",
+        ),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon"),
+    ]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("FAIL") && text.contains("OTEL_EXPORTER_OTLP_PROTOCOL"),
+        "{text}"
+    );
+}
