@@ -11,6 +11,7 @@ use container_exporter::cgroup::sample::{
     CgroupSample, CpuSample, IfName, IoDevice, MemorySample, NetIface, PidsSample, Psi,
 };
 use container_exporter::collect::ContainerState;
+use container_exporter::config::Naming;
 use container_exporter::discovery::docker::ContainerMeta;
 use container_exporter::discovery::{Found, Runtime};
 use container_exporter::export::prom::{Described, PromRenderer};
@@ -120,7 +121,7 @@ fn render_1000_containers(bencher: Bencher) {
     let cs = containers();
     let telemetry = Telemetry::default();
     let process = ProcessStats::default();
-    let mut renderer = PromRenderer::new(Some("node-1".into()));
+    let mut renderer = PromRenderer::new(Some("node-1".into()), Naming::Otel);
     let now = SystemTime::now();
     // The first render builds each container's label block; later ticks reuse them.
     let mut page = Vec::new();
@@ -151,7 +152,7 @@ fn render_1000_containers(bencher: Bencher) {
 #[divan::bench]
 fn gzip_1000_container_page(bencher: Bencher) {
     let cs = containers();
-    let mut renderer = PromRenderer::new(Some("node-1".into()));
+    let mut renderer = PromRenderer::new(Some("node-1".into()), Naming::Otel);
     let mut page = Vec::new();
     renderer.render(
         &mut page,

@@ -84,6 +84,17 @@ pub struct DaemonArgs {
     )]
     pub prometheus_listen: Listen,
 
+    /// Metric names on the Prometheus page: `otel` (the OpenTelemetry names, translated) or
+    /// `cadvisor` (the names and labels cAdvisor dashboards and kube-prometheus rules query,
+    /// for a drop-in replacement).
+    #[arg(
+        long,
+        value_enum,
+        env = "CONTAINER_EXPORTER_PROMETHEUS_NAMES",
+        default_value = "otel"
+    )]
+    pub prometheus_names: Naming,
+
     /// How often the whole cgroup tree is walked again, as a safety net behind inotify
     /// (which finds new containers within milliseconds).
     #[arg(
@@ -125,6 +136,13 @@ pub struct DaemonArgs {
 
     #[command(flatten)]
     pub otlp: crate::export::otlp::OtlpArgs,
+}
+
+/// Which names the Prometheus page uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Naming {
+    Otel,
+    Cadvisor,
 }
 
 /// Where to listen, or not at all.

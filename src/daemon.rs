@@ -198,7 +198,7 @@ impl CollectorLoop {
         CollectorLoop {
             collector: Collector::new(layout, proc_root),
             watcher,
-            renderer: PromRenderer::new(host_name),
+            renderer: PromRenderer::new(host_name, args.prometheus_names),
             store,
             telemetry,
             pages,

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::collect::ContainerState;
+use crate::config::Naming;
 use crate::discovery::docker::ContainerMeta;
+use crate::export::cadvisor;
 use crate::metrics::{Instrument, Metric, MetricDef, Sink, Value};
 use crate::telemetry::{ProcessStats, Telemetry, get};
 
@@ -94,8 +96,14 @@ fn push_value(out: &mut Vec<u8>, v: Value) {
     }
 }
 
+/// Where a family's samples come from.
+enum Source {
+    Otel(Metric),
+    Cadvisor(&'static cadvisor::Family),
+}
+
 struct Family {
-    metric: Metric,
+    source: Source,
     name: String,
     /// `# HELP` and `# TYPE` lines.
     header: String,
@@ -122,33 +130,49 @@ pub struct Described<'a> {
 
 pub struct PromRenderer {
     families: Vec<Family>,
+    naming: Naming,
     labels: HashMap<String, Labels>,
     host_name: Option<String>,
     pass: u64,
 }
 
 impl PromRenderer {
-    pub fn new(host_name: Option<String>) -> PromRenderer {
-        let families = Metric::ALL
-            .iter()
-            .map(|&metric| {
-                let def = metric.def();
-                let name = prom_name(def);
-                let kind = match def.instrument {
-                    Instrument::Counter => "counter",
-                    Instrument::UpDownCounter | Instrument::Gauge => "gauge",
-                };
-                let help = def.description.replace('\\', "\\\\").replace('\n', "\\n");
-                Family {
-                    metric,
-                    header: format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"),
-                    name,
-                    attr_labels: def.attributes.iter().map(|a| a.replace('.', "_")).collect(),
-                }
-            })
-            .collect();
+    pub fn new(host_name: Option<String>, naming: Naming) -> PromRenderer {
+        let header = |name: &str, help: &str, kind: &str| {
+            let help = help.replace('\\', "\\\\").replace('\n', "\\n");
+            format!("# HELP {name} {help}\n# TYPE {name} {kind}\n")
+        };
+        let families = match naming {
+            Naming::Otel => Metric::ALL
+                .iter()
+                .map(|&metric| {
+                    let def = metric.def();
+                    let name = prom_name(def);
+                    let kind = match def.instrument {
+                        Instrument::Counter => "counter",
+                        Instrument::UpDownCounter | Instrument::Gauge => "gauge",
+                    };
+                    Family {
+                        source: Source::Otel(metric),
+                        header: header(&name, def.description, kind),
+                        name,
+                        attr_labels: def.attributes.iter().map(|a| a.replace('.', "_")).collect(),
+                    }
+                })
+                .collect(),
+            Naming::Cadvisor => cadvisor::FAMILIES
+                .iter()
+                .map(|f| Family {
+                    source: Source::Cadvisor(f),
+                    header: header(f.name, f.help, f.kind),
+                    name: f.name.to_string(),
+                    attr_labels: Vec::new(),
+                })
+                .collect(),
+        };
         PromRenderer {
             families,
+            naming,
             labels: HashMap::new(),
             host_name,
             pass: 0,
@@ -174,7 +198,12 @@ impl PromRenderer {
             match self.labels.get_mut(id) {
                 Some(l) if same_meta(&l.meta, &c.meta) => l.used_in = pass,
                 _ => {
-                    let mut l = build_labels(c.state, c.meta.clone(), self.host_name.as_deref());
+                    let mut l = build_labels(
+                        c.state,
+                        c.meta.clone(),
+                        self.host_name.as_deref(),
+                        self.naming,
+                    );
                     l.used_in = pass;
                     self.labels.insert(id.to_string(), l);
                 }
@@ -198,7 +227,12 @@ impl PromRenderer {
                     family: f,
                     identity: &labels.identity,
                 };
-                state.emit_metric(f.metric, now, &mut sink);
+                match &f.source {
+                    Source::Otel(m) => state.emit_metric(*m, now, &mut sink),
+                    Source::Cadvisor(c) => {
+                        (c.emit)(state, now, &mut |extra, v| sink.line(extra, v))
+                    }
+                }
             }
             if page.len() == body {
                 page.truncate(start); // no samples: no header either
@@ -229,25 +263,51 @@ fn build_labels(
     state: &ContainerState,
     meta: Option<Arc<ContainerMeta>>,
     host: Option<&str>,
+    naming: Naming,
 ) -> Labels {
     let m = meta.as_deref();
     let mut identity = vec![b'{'];
-    push_label(&mut identity, "container_id", &state.id);
     let opt = |v: Option<&String>| v.filter(|s| !s.is_empty()).cloned();
     let name = m.and_then(|m| opt(m.name.as_ref()));
     let image = m.and_then(|m| opt(m.image_name.as_ref()));
     let ns = m.and_then(|m| opt(m.k8s_namespace_name.as_ref()));
     let pod = m.and_then(|m| opt(m.k8s_pod_name.as_ref()));
     let kc = m.and_then(|m| opt(m.k8s_container_name.as_ref()));
-    for (k, v) in [
-        ("container_name", &name),
-        ("container_image_name", &image),
-        ("k8s_namespace_name", &ns),
-        ("k8s_pod_name", &pod),
-        ("k8s_container_name", &kc),
-    ] {
-        if let Some(v) = v {
-            push_label(&mut identity, k, v);
+    match naming {
+        Naming::Otel => {
+            push_label(&mut identity, "container_id", &state.id);
+            for (k, v) in [
+                ("container_name", &name),
+                ("container_image_name", &image),
+                ("k8s_namespace_name", &ns),
+                ("k8s_pod_name", &pod),
+                ("k8s_container_name", &kc),
+            ] {
+                if let Some(v) = v {
+                    push_label(&mut identity, k, v);
+                }
+            }
+        }
+        Naming::Cadvisor => {
+            // cAdvisor's: the cgroup path as `id`, the image reference with its tag.
+            push_label(&mut identity, "id", &format!("/{}", state.rel.display()));
+            let image_ref = image
+                .as_ref()
+                .map(|i| match m.and_then(|m| m.image_tags.first()) {
+                    Some(tag) => format!("{i}:{tag}"),
+                    None => i.clone(),
+                });
+            for (k, v) in [
+                ("name", &name),
+                ("image", &image_ref),
+                ("namespace", &ns),
+                ("pod", &pod),
+                ("container", &kc),
+            ] {
+                if let Some(v) = v {
+                    push_label(&mut identity, k, v);
+                }
+            }
         }
     }
     let mut info = b"container_info".to_vec();
@@ -299,6 +359,22 @@ struct LineSink<'a> {
     page: &'a mut Vec<u8>,
     family: &'a Family,
     identity: &'a [u8],
+}
+
+impl LineSink<'_> {
+    /// One sample with labels given by name (the cAdvisor families).
+    fn line(&mut self, extra: &[(&str, &str)], value: Value) {
+        let out = &mut *self.page;
+        out.extend_from_slice(self.family.name.as_bytes());
+        out.push(b'{');
+        out.extend_from_slice(self.identity);
+        for (name, v) in extra {
+            push_label(out, name, v);
+        }
+        out.extend_from_slice(b"} ");
+        push_value(out, value);
+        out.push(b'\n');
+    }
 }
 
 impl Sink for LineSink<'_> {
