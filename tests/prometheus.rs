@@ -600,6 +600,11 @@ fn promtool_check_metrics_finds_no_problems() {
         ],
     );
 
+    promtool_accepts(&page);
+}
+
+/// `promtool check metrics` finds no problem (no parse error, no lint) on `page`.
+fn promtool_accepts(page: &str) {
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -645,4 +650,62 @@ fn promtool_check_metrics_finds_no_problems() {
         out.status,
         unknown.join("\n")
     );
+}
+
+#[test]
+fn the_cadvisor_page_answers_cadvisor_queries() {
+    require_prometheus();
+    let exp = start_exporter(&["--interval", "1s", "--prometheus-names", "cadvisor"]);
+    let busy = Container::run(&["--memory", "64m"], &["sh", "-c", "yes >/dev/null"]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let page = loop {
+        let page = exporter_page(&exp);
+        let named = format!("name=\"{}\"", busy.name);
+        if page
+            .lines()
+            .any(|l| l.starts_with("container_cpu_usage_seconds_total{") && l.contains(&named))
+        {
+            break page;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not on the cAdvisor page:\n{page}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        !page.contains("container_cpu_time_seconds_total"),
+        "cAdvisor names only"
+    );
+    promtool_accepts(&page);
+
+    let prom = Prometheus::start(exp.port);
+    // What cAdvisor dashboards and kube-prometheus rules ask, by name.
+    let name = &busy.name;
+    let cpu = prom.wait_query(
+        &format!("rate(container_cpu_usage_seconds_total{{name=\"{name}\",cpu=\"total\",image!=\"\"}}[5s])"),
+        1,
+    );
+    let rate: f64 = cpu[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!(rate > 0.2, "a `yes` loop uses CPU: {cpu:?}");
+    assert_eq!(label(&cpu[0], "image"), Some("ce-busybox:test"));
+    assert_eq!(
+        label(&cpu[0], "id"),
+        Some(format!("/docker/{}", busy.id).as_str()),
+        "{cpu:?}"
+    );
+    let limit = prom.wait_query(
+        &format!("container_spec_memory_limit_bytes{{name=\"{name}\"}}"),
+        1,
+    );
+    assert_eq!(limit[0]["value"][1], "67108864", "{limit:?}");
+    for q in [
+        "container_memory_working_set_bytes",
+        "container_memory_rss",
+        "container_threads",
+        "container_start_time_seconds",
+    ] {
+        let r = prom.wait_query(&format!("{q}{{name=\"{name}\"}}"), 1);
+        assert_eq!(r.len(), 1, "{q}: {r:?}");
+    }
 }
