@@ -16,23 +16,26 @@
 //! They need root and a running dockerd with the test image: run `.ci/docker-up.sh` first.
 //! Without Docker they fail (they do not skip).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-const IMAGE: &str = "ce-busybox:test";
+use common::{
+    Container, DOCKER_SETUP, HTTP_TIMEOUT, IMAGE, Response, busybox_time, docker, docker_at,
+    free_port, http_request, log_tail, require_docker, terminate, unique_name,
+};
+
 const IMAGE_NAME: &str = "ce-busybox";
 const IMAGE_TAG: &str = "test";
-const SETUP: &str = ".ci/docker-up.sh";
 
 // ---------------------------------------------------------------------------------------------
 // Test isolation: the churn test counts the exporter's descriptors, which grow with every
@@ -53,144 +56,8 @@ fn alone() -> RwLockWriteGuard<'static, ()> {
 // Docker
 // ---------------------------------------------------------------------------------------------
 
-fn docker_at(host: Option<&str>, args: &[&str]) -> Output {
-    let mut cmd = Command::new("docker");
-    if let Some(h) = host {
-        cmd.args(["-H", h]);
-    }
-    cmd.args(args).output().unwrap_or_else(|e| {
-        panic!(
-            "cannot run `docker {}`: {e}; run {SETUP} as root first",
-            args.join(" ")
-        )
-    })
-}
-
-fn docker(args: &[&str]) -> Output {
-    docker_at(None, args)
-}
-
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-/// Fails the test with a message naming the setup script unless dockerd answers and the test
-/// image exists.
-fn require_docker() {
-    static CHECK: OnceLock<Result<(), String>> = OnceLock::new();
-    let res = CHECK.get_or_init(|| {
-        match Command::new("docker")
-            .args(["info", "--format", "{{.ServerVersion}}"])
-            .output()
-        {
-            Err(e) => return Err(format!("cannot run the docker client: {e}")),
-            Ok(o) if !o.status.success() => {
-                return Err(format!(
-                    "`docker info` failed: {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                ));
-            }
-            Ok(_) => {}
-        }
-        if !docker(&["image", "inspect", "--format", "{{.Id}}", IMAGE])
-            .status
-            .success()
-        {
-            return Err(format!("image {IMAGE} is missing"));
-        }
-        Ok(())
-    });
-    if let Err(e) = res {
-        panic!(
-            "Docker is not available for the daemon tests: {e}.\nRun `{SETUP}` as root (it \
-             installs docker.io and busybox-static, starts dockerd and builds {IMAGE}), then \
-             re-run the tests."
-        );
-    }
-}
-
-fn unique_name() -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "ce-d-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-/// A container, removed with `docker rm -f` when dropped.
-struct Container {
-    name: String,
-    id: String,
-    host: Option<String>,
-}
-
-impl Container {
-    /// `docker [-H host] run -d --network none --name <unique> <extra…> IMAGE <cmd…>`.
-    fn run_at(host: Option<&str>, extra: &[&str], cmd: &[&str]) -> Container {
-        require_docker();
-        let mut c = Container {
-            name: unique_name(),
-            id: String::new(),
-            host: host.map(str::to_string),
-        };
-        let mut args: Vec<&str> = vec!["run", "-d", "--network", "none", "--name", &c.name];
-        args.extend_from_slice(extra);
-        args.push(IMAGE);
-        args.extend_from_slice(cmd);
-        let out = docker_at(host, &args);
-        assert!(
-            out.status.success(),
-            "`docker {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        c.id = stdout(&out);
-        assert!(
-            c.id.len() == 64 && c.id.bytes().all(|b| b.is_ascii_hexdigit()),
-            "unexpected container id from docker run: {:?}",
-            c.id
-        );
-        c
-    }
-
-    fn run(cmd: &[&str]) -> Container {
-        Container::run_at(None, &[], cmd)
-    }
-
-    /// Blocks until the container exited.
-    fn wait_exit(&self) {
-        let out = docker_at(self.host.as_deref(), &["wait", &self.name]);
-        assert!(
-            out.status.success(),
-            "docker wait {}: {}",
-            self.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn logs(&self) -> String {
-        let out = docker_at(self.host.as_deref(), &["logs", &self.name]);
-        let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
-        s.push_str(&String::from_utf8_lossy(&out.stderr));
-        s
-    }
-
-    fn remove(&self) {
-        let out = docker_at(self.host.as_deref(), &["rm", "-f", "-v", &self.name]);
-        assert!(
-            out.status.success(),
-            "docker rm {}: {}",
-            self.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = docker_at(self.host.as_deref(), &["rm", "-f", "-v", &self.name]);
-    }
 }
 
 /// Names of containers to remove at the end, whatever happened (the churn test).
@@ -208,84 +75,6 @@ impl Drop for Names {
                 .status();
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// HTTP (a minimal HTTP/1.1 client, one connection per request)
-// ---------------------------------------------------------------------------------------------
-
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-fn http_get(port: u16, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Response> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    s.set_write_timeout(Some(Duration::from_secs(10)))?;
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes())?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no end of headers in the response"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut body = raw[split + 4..].to_vec();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    if let Some(len) = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse::<usize>().ok())
-    {
-        if body.len() < len {
-            return Err(std::io::Error::other(format!(
-                "body cut short: {} of {len} bytes",
-                body.len()
-            )));
-        }
-        body.truncate(len);
-    }
-    Ok(Response {
-        status,
-        headers,
-        body,
-    })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -505,7 +294,7 @@ impl Exporter {
             };
             let deadline = Instant::now() + Duration::from_secs(15);
             loop {
-                if http_get(port, "/healthz", &[]).is_ok() {
+                if http_request(port, "/healthz", &[], HTTP_TIMEOUT).is_ok() {
                     return e;
                 }
                 if let Some(status) = e.child.as_mut().unwrap().try_wait().unwrap() {
@@ -536,13 +325,11 @@ impl Exporter {
     }
 
     fn log_tail(&self) -> String {
-        let log = self.log_text();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(60)..].join("\n")
+        log_tail(&self.log, 60)
     }
 
     fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
-        http_get(self.port, path, headers).unwrap_or_else(|e| {
+        http_request(self.port, path, headers, HTTP_TIMEOUT).unwrap_or_else(|e| {
             panic!(
                 "GET {path} on the exporter failed: {e}; its log:\n{}",
                 self.log_tail()
@@ -628,13 +415,11 @@ impl Drop for Exporter {
             );
         }
         if let Some(mut child) = self.child.take() {
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            terminate(
+                &mut child,
+                Duration::from_secs(5),
+                Duration::from_millis(20),
+            );
         }
         if !std::thread::panicking() {
             let _ = fs::remove_file(&self.log);
@@ -692,8 +477,8 @@ fn containers_appear_with_names_and_info_and_the_server_behaves() {
     );
     assert_eq!(exp.get("/nope", &[]).status, 404);
 
-    let a = Container::run(&["sleep", "120"]);
-    let b = Container::run(&["sleep", "120"]);
+    let a = Container::run(&[], &["sleep", "120"]);
+    let b = Container::run(&[], &["sleep", "120"]);
     let started = Instant::now();
     let page = exp.wait_for(
         "both containers on /metrics with their names",
@@ -834,18 +619,6 @@ fn containers_appear_with_names_and_info_and_the_server_behaves() {
 // 2. The final sample of a container shorter than one interval
 // ---------------------------------------------------------------------------------------------
 
-/// busybox `time` output (`user\t0m 1.42s`): user + sys seconds.
-fn busybox_time(log: &str) -> Option<f64> {
-    let field = |key: &str| -> Option<f64> {
-        let line = log.lines().find(|l| l.starts_with(key))?;
-        let t = line[key.len()..].trim();
-        let (m, s) = t.split_once('m')?;
-        let s = s.trim().strip_suffix('s')?;
-        Some(m.trim().parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?)
-    };
-    Some(field("user")? + field("sys")?)
-}
-
 #[test]
 fn a_container_shorter_than_an_interval_still_shows_its_cpu_time() {
     let _g = shared();
@@ -856,7 +629,7 @@ fn a_container_shorter_than_an_interval_still_shows_its_cpu_time() {
     exp.wait_for("a tick", Duration::from_secs(15), "", |p| {
         p.value("container_exporter_collections_total", &[]) > c0
     });
-    let c = Container::run(&["sh", "-c", "time timeout 2 yes >/dev/null"]);
+    let c = Container::run(&[], &["sh", "-c", "time timeout 2 yes >/dev/null"]);
     let started = Instant::now();
     c.wait_exit();
     let lived = started.elapsed();
@@ -937,7 +710,7 @@ fn a_new_container_is_tracked_within_a_second_or_two() {
         &[("event", "rescan")],
     );
 
-    let c = Container::run(&["sleep", "60"]);
+    let c = Container::run(&[], &["sleep", "60"]);
     let t0 = Instant::now();
     let page = exp.wait_for(
         "the new container on the page",
@@ -1035,7 +808,7 @@ impl SecondDockerd {
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start dockerd: {e}; run {SETUP} first"));
+            .unwrap_or_else(|e| panic!("cannot start dockerd: {e}; run {DOCKER_SETUP} first"));
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -1061,9 +834,7 @@ impl SecondDockerd {
     }
 
     fn log_tail(&self) -> String {
-        let log = fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        log_tail(&self.dir.join("dockerd.log"), 30)
     }
 
     /// SIGTERM and wait (dockerd, then the containerd it started).
@@ -1121,13 +892,11 @@ impl Drop for SecondDockerd {
             }
         }
         if let Some(mut child) = self.child.take() {
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            terminate(
+                &mut child,
+                Duration::from_secs(30),
+                Duration::from_millis(100),
+            );
         }
         // containerd and shims of this daemon go too (they are ours).
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -11,18 +11,19 @@
 //! Needs root, a running dockerd with the test image (`.ci/docker-up.sh`) and the `prometheus`
 //! binary on PATH (`.ci/prometheus-up.sh`). Without them the test fails; it does not skip.
 
+mod common;
+
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const IMAGE: &str = "ce-busybox:test";
+use common::{
+    Container, TempDir, disk_of, docker, free_port, http_get, log_tail, require_docker, urlencode,
+};
+
 const DASHBOARD: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/deploy/grafana/dashboards/containers.json"
@@ -40,35 +41,8 @@ const WARM_UP: Duration = Duration::from_secs(5);
 const QUERY_DEADLINE: Duration = Duration::from_secs(45);
 
 // ---------------------------------------------------------------------------------------------
-// Helpers: names, directories, processes, containers
+// Helpers: processes, tools, the workload container
 // ---------------------------------------------------------------------------------------------
-
-fn unique_name(what: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "ce-dash-{what}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-/// A directory under cargo's target tmpdir (on the build disk, a real block device, which the
-/// container's `O_DIRECT` writes need), removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique_name("dir"));
-        fs::create_dir_all(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A child process, killed when dropped; its output goes to `log`.
 struct Proc {
@@ -90,9 +64,7 @@ impl Proc {
     }
 
     fn log_tail(&self) -> String {
-        let s = fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = s.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        log_tail(&self.log, 30)
     }
 
     /// Fails the test if the process has exited.
@@ -114,33 +86,10 @@ impl Drop for Proc {
     }
 }
 
-fn docker(args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run `docker {}`: {e}; run .ci/docker-up.sh as root first",
-                args.join(" ")
-            )
-        })
-}
-
+/// Fails the test (it never skips) unless dockerd answers, the test image exists and the
+/// `prometheus` binary runs.
 fn require_tools() {
-    let info = Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .output();
-    let ok = matches!(&info, Ok(o) if o.status.success());
-    assert!(
-        ok,
-        "Docker is not available ({info:?}): run .ci/docker-up.sh as root (it starts dockerd and \
-         builds {IMAGE}), then re-run the test"
-    );
-    let img = docker(&["image", "inspect", "--format", "{{.Id}}", IMAGE]);
-    assert!(
-        img.status.success(),
-        "image {IMAGE} is missing: run .ci/docker-up.sh as root"
-    );
+    require_docker();
     let prom = Command::new("prometheus").arg("--version").output();
     assert!(
         matches!(&prom, Ok(o) if o.status.success()),
@@ -149,130 +98,29 @@ fn require_tools() {
     );
 }
 
-/// A running container, removed (with `docker rm -f`) when dropped.
-struct Container {
-    name: String,
-}
-
-impl Container {
-    fn run(extra: &[&str], script: &str) -> Container {
-        let name = unique_name("workload");
-        let mut args: Vec<&str> = vec!["run", "-d", "--network", "none", "--name", &name];
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&[IMAGE, "sh", "-c", script]);
-        let out = docker(&args);
-        // The guard first, so a half-created container is removed too.
-        let c = Container { name: name.clone() };
-        assert!(
-            out.status.success(),
-            "`docker {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        c
-    }
-
-    fn assert_running(&self) {
-        let out = docker(&["inspect", "-f", "{{.State.Running}}", &self.name]);
-        if String::from_utf8_lossy(&out.stdout).trim() != "true" {
-            let logs = docker(&["logs", &self.name]);
-            panic!(
-                "container {} stopped; its log:\n{}{}",
-                self.name,
-                String::from_utf8_lossy(&logs.stdout),
-                String::from_utf8_lossy(&logs.stderr)
-            );
-        }
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["rm", "-f", "-v", &self.name])
-            .output();
-    }
-}
-
-/// The device node of the whole disk (not the partition) holding `path`, for
-/// `--device-write-bps`.
-fn disk_of(path: &Path) -> String {
-    let dev = fs::metadata(path)
-        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
-        .dev();
-    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
-    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
-    let sys = PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
-    let real = fs::canonicalize(&sys).unwrap_or_else(|e| {
+/// Fails the test if the container has stopped, with its log.
+fn assert_container_running(c: &Container) {
+    let out = docker(&["inspect", "-f", "{{.State.Running}}", &c.name]);
+    if String::from_utf8_lossy(&out.stdout).trim() != "true" {
+        let logs = docker(&["logs", &c.name]);
         panic!(
-            "{} is on device {major}:{minor}, not a block device ({}: {e}); the test's block IO \
-             needs the build directory on a real disk",
-            path.display(),
-            sys.display()
-        )
-    });
-    let disk = if real.join("partition").exists() {
-        real.parent().unwrap().to_path_buf()
-    } else {
-        real
-    };
-    let uevent = fs::read_to_string(disk.join("uevent")).expect("read the disk's uevent file");
-    let name = uevent
-        .lines()
-        .find_map(|l| l.strip_prefix("DEVNAME="))
-        .map(str::to_string)
-        .unwrap_or_else(|| disk.file_name().unwrap().to_string_lossy().into_owned());
-    format!("/dev/{name}")
+            "container {} stopped; its log:\n{}{}",
+            c.name,
+            String::from_utf8_lossy(&logs.stdout),
+            String::from_utf8_lossy(&logs.stderr)
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // HTTP
 // ---------------------------------------------------------------------------------------------
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
-
-/// `GET path` over HTTP/1.0 (the server closes the connection after the body): (status, body).
-fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    s.set_write_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n")?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no end of headers in the response"))?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad status line in {head:?}")))?;
-    Ok((status, body.to_string()))
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// Runs an instant query: its result vector, or the error Prometheus gave.
 fn query(port: u16, promql: &str) -> Result<Vec<Value>, String> {
-    let (status, body) = http_get(port, &format!("/api/v1/query?query={}", url_encode(promql)))
+    let r = http_get(port, &format!("/api/v1/query?query={}", urlencode(promql)))
         .map_err(|e| format!("HTTP: {e}"))?;
+    let (status, body) = (r.status, r.text());
     let v: Value = serde_json::from_str(&body)
         .map_err(|e| format!("HTTP {status}, not JSON ({e}): {body}"))?;
     if v["status"] != "success" {
@@ -401,8 +249,8 @@ fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     let data = dir.0.join("data");
     fs::create_dir_all(&data).unwrap();
     let vol = format!("{}:/data", data.display());
-    let bps = format!("{}:10gb", disk_of(&data));
-    let workload = Container::run(
+    let bps = format!("{}:10gb", disk_of(&data).1);
+    let workload = Container::sh(
         &[
             "--cpus",
             "0.2",
@@ -438,7 +286,7 @@ fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         dir.0.join("exporter.log"),
     );
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !matches!(http_get(exporter_port, "/readyz"), Ok((200, _))) {
+    while !matches!(http_get(exporter_port, "/readyz"), Ok(r) if r.status == 200) {
         exporter.assert_running();
         assert!(
             Instant::now() < deadline,
@@ -472,7 +320,7 @@ fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         dir.0.join("prometheus.log"),
     );
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !matches!(http_get(prom_port, "/-/ready"), Ok((200, _))) {
+    while !matches!(http_get(prom_port, "/-/ready"), Ok(r) if r.status == 200) {
         prometheus.assert_running();
         assert!(
             Instant::now() < deadline,
@@ -516,7 +364,7 @@ fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         attempt += 1;
         exporter.assert_running();
         prometheus.assert_running();
-        workload.assert_running();
+        assert_container_running(&workload);
         let mut failures = Vec::new();
 
         // Query variables: `label_values(selector, label)` must list the label's values, and
@@ -576,7 +424,7 @@ fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         }
         if prom_ready.elapsed() > QUERY_DEADLINE {
             let page = http_get(exporter_port, "/metrics")
-                .map(|(_, b)| b)
+                .map(|r| r.text())
                 .unwrap_or_default();
             let ours: Vec<&str> = page
                 .lines()

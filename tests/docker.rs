@@ -7,214 +7,47 @@
 //! These tests need root and a running dockerd: run `.ci/docker-up.sh` first. Without Docker
 //! they fail (they do not skip), so a CI host that lost its daemon cannot pass silently.
 
+mod common;
+
 use std::fs;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const IMAGE: &str = "ce-busybox:test";
+use common::{Container, TempDir, disk_of, docker};
+
 const MIB: f64 = 1024.0 * 1024.0;
 /// How long a workload may take to reach its DONE marker.
 const WORKLOAD_TIMEOUT: Duration = Duration::from_secs(90);
 
 // ---------------------------------------------------------------------------------------------
-// Docker helpers
+// Workloads
 // ---------------------------------------------------------------------------------------------
 
-fn docker(args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
+/// Waits until the container's log has a line equal to `DONE`; fails on `FAIL` or timeout.
+fn wait_done(c: &Container) -> String {
+    let start = Instant::now();
+    loop {
+        let logs = c.logs();
+        if logs.lines().any(|l| l.trim() == "DONE") {
+            return logs;
+        }
+        if logs.lines().any(|l| l.trim() == "FAIL") {
+            panic!("workload in {} failed; its log:\n{logs}", c.name);
+        }
+        let state = docker(&["inspect", "-f", "{{.State.Running}}", &c.name]);
+        if String::from_utf8_lossy(&state.stdout).trim() == "false" {
+            panic!("container {} exited before DONE; its log:\n{logs}", c.name);
+        }
+        if start.elapsed() > WORKLOAD_TIMEOUT {
             panic!(
-                "cannot run `docker {}`: {e}; run .ci/docker-up.sh as root first",
-                args.join(" ")
-            )
-        })
-}
-
-/// Panics (fails the test) with a clear message unless dockerd answers and the test image exists.
-fn require_docker() {
-    static CHECK: OnceLock<Result<(), String>> = OnceLock::new();
-    let res = CHECK.get_or_init(|| {
-        let info = Command::new("docker")
-            .args(["info", "--format", "{{.ServerVersion}}"])
-            .output();
-        match info {
-            Err(e) => return Err(format!("cannot run the docker client: {e}")),
-            Ok(o) if !o.status.success() => {
-                return Err(format!(
-                    "`docker info` failed: {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                ));
-            }
-            Ok(_) => {}
+                "workload in {} not done after {WORKLOAD_TIMEOUT:?}; its log:\n{logs}",
+                c.name
+            );
         }
-        let img = docker(&["image", "inspect", "--format", "{{.Id}}", IMAGE]);
-        if !img.status.success() {
-            return Err(format!("image {IMAGE} is missing"));
-        }
-        Ok(())
-    });
-    if let Err(e) = res {
-        panic!(
-            "Docker is not available for the integration tests: {e}.\n\
-             Run `.ci/docker-up.sh` as root (it installs docker.io and busybox-static, starts dockerd \
-             and builds {IMAGE}), then re-run the tests."
-        );
+        std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-fn unique_name() -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "ce-test-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-/// A running container, removed (with `docker rm -f`) when dropped.
-struct Container {
-    name: String,
-    id: String,
-}
-
-impl Container {
-    /// `docker run -d --network none --name <unique> <extra...> IMAGE sh -c <script>`.
-    fn run(extra: &[&str], script: &str) -> Container {
-        require_docker();
-        let name = unique_name();
-        let mut args: Vec<&str> = vec!["run", "-d", "--network", "none", "--name", &name];
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&[IMAGE, "sh", "-c", script]);
-        let out = docker(&args);
-        // Make the guard first so a half-created container is removed too.
-        let mut c = Container {
-            name: name.clone(),
-            id: String::new(),
-        };
-        assert!(
-            out.status.success(),
-            "`docker {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        c.id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        assert!(
-            c.id.len() == 64 && c.id.bytes().all(|b| b.is_ascii_hexdigit()),
-            "unexpected container id from docker run: {:?}",
-            c.id
-        );
-        c
-    }
-
-    /// stdout and stderr of the container, together.
-    fn logs(&self) -> String {
-        let out = docker(&["logs", &self.name]);
-        let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
-        s.push_str(&String::from_utf8_lossy(&out.stderr));
-        s
-    }
-
-    /// Waits until the container's log has a line equal to `DONE`; fails on `FAIL` or timeout.
-    fn wait_done(&self) -> String {
-        let start = Instant::now();
-        loop {
-            let logs = self.logs();
-            if logs.lines().any(|l| l.trim() == "DONE") {
-                return logs;
-            }
-            if logs.lines().any(|l| l.trim() == "FAIL") {
-                panic!("workload in {} failed; its log:\n{logs}", self.name);
-            }
-            let state = docker(&["inspect", "-f", "{{.State.Running}}", &self.name]);
-            if String::from_utf8_lossy(&state.stdout).trim() == "false" {
-                panic!(
-                    "container {} exited before DONE; its log:\n{logs}",
-                    self.name
-                );
-            }
-            if start.elapsed() > WORKLOAD_TIMEOUT {
-                panic!(
-                    "workload in {} not done after {WORKLOAD_TIMEOUT:?}; its log:\n{logs}",
-                    self.name
-                );
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["rm", "-f", "-v", &self.name])
-            .output();
-    }
-}
-
-/// A host directory for bind mounts, removed when dropped. Made under cargo's target tmpdir, which
-/// sits on the build disk (a real block device), not on a /tmp that may be tmpfs.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique_name());
-        fs::create_dir_all(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The whole disk (not the partition) holding `path`: ("MAJ:MIN", "/dev/<name>").
-fn disk_of(path: &Path) -> (String, String) {
-    let dev = fs::metadata(path)
-        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
-        .dev();
-    // glibc's gnu_dev_major / gnu_dev_minor.
-    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
-    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
-    let sys = PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
-    let real = fs::canonicalize(&sys).unwrap_or_else(|e| {
-        panic!(
-            "{} is on device {major}:{minor}, which is not a block device ({}: {e}); \
-             the disk IO test needs the build directory on a real disk",
-            path.display(),
-            sys.display()
-        )
-    });
-    let disk = if real.join("partition").exists() {
-        real.parent().unwrap().to_path_buf()
-    } else {
-        real
-    };
-    let majmin = fs::read_to_string(disk.join("dev"))
-        .expect("read the disk's dev file")
-        .trim()
-        .to_string();
-    let uevent = fs::read_to_string(disk.join("uevent")).expect("read the disk's uevent file");
-    let name = uevent
-        .lines()
-        .find_map(|l| l.strip_prefix("DEVNAME="))
-        .map(str::to_string)
-        .unwrap_or_else(|| disk.file_name().unwrap().to_string_lossy().into_owned());
-    let node = format!("/dev/{name}");
-    assert!(
-        Path::new(&node).exists(),
-        "device node {node} (disk {majmin}) does not exist"
-    );
-    (majmin, node)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -361,8 +194,8 @@ fn busybox_time_user_sys(log: &str) -> f64 {
 
 #[test]
 fn cpu_time_matches_the_workload() {
-    let c = Container::run(&[], "time timeout 2 yes >/dev/null; echo DONE; sleep 600");
-    let log = c.wait_done();
+    let c = Container::sh(&[], "time timeout 2 yes >/dev/null; echo DONE; sleep 600");
+    let log = wait_done(&c);
     let truth = busybox_time_user_sys(&log);
     assert!(
         truth > 0.5,
@@ -396,12 +229,12 @@ fn disk_write_bytes_match_dd() {
     let bps = format!("{node}:10gb");
     // On cgroup v1 blkio the throttle files only count on a device that has had a throttle rule;
     // a limit far too high to matter makes the accounting live (FINDINGS.md).
-    let c = Container::run(
+    let c = Container::sh(
         &["-v", &vol, "--device-write-bps", &bps],
         "dd if=/dev/zero of=/data/f bs=1M count=32 oflag=direct || { echo FAIL; exit 1; }; \
          echo DONE; sleep 600",
     );
-    c.wait_done();
+    wait_done(&c);
     let written = fs::metadata(dir.0.join("f"))
         .expect("dd's output file")
         .len();
@@ -440,7 +273,7 @@ fn disk_write_bytes_match_dd() {
 
 #[test]
 fn loopback_bytes_match_the_transfer() {
-    let c = Container::run(
+    let c = Container::sh(
         &[],
         "mkdir -p /tmp/www && dd if=/dev/zero of=/tmp/www/f bs=1M count=16 2>/dev/null \
            && httpd -p 8080 -h /tmp/www || { echo FAIL; exit 1; }; \
@@ -448,7 +281,7 @@ fn loopback_bytes_match_the_transfer() {
            n=$((n+1)); [ $n -ge 20 ] && { echo FAIL; exit 1; }; sleep 1; done; \
          echo DONE; sleep 600",
     );
-    c.wait_done();
+    wait_done(&c);
 
     let snap = snapshot();
     let e = find(&snap, &c);
@@ -496,7 +329,7 @@ fn loopback_bytes_match_the_transfer() {
 #[test]
 fn memory_pids_limits_and_resource() {
     // 32 MiB held in a tmpfs (shmem, charged to the container's memory cgroup).
-    let limited = Container::run(
+    let limited = Container::sh(
         &[
             "--memory",
             "256m",
@@ -509,9 +342,9 @@ fn memory_pids_limits_and_resource() {
         ],
         "dd if=/dev/zero of=/m/f bs=1M count=32 2>/dev/null || { echo FAIL; exit 1; }; echo DONE; sleep 600",
     );
-    let unlimited = Container::run(&[], "echo DONE; sleep 600");
-    limited.wait_done();
-    unlimited.wait_done();
+    let unlimited = Container::sh(&[], "echo DONE; sleep 600");
+    wait_done(&limited);
+    wait_done(&unlimited);
 
     let snap = snapshot();
 

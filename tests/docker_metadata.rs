@@ -14,40 +14,27 @@
 //! they fail (they do not skip). Names carry the process id, so they run in parallel with the
 //! other test files.
 
+mod common;
+
 use std::fs;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use container_exporter::discovery::docker::{DockerConfig, DockerStats, MetadataStore, run};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-const IMAGE: &str = "ce-busybox:test";
+use common::{Container, IMAGE, docker_at, require_docker};
 
 // ---------------------------------------------------------------------------------------------
 // Docker CLI helpers
 // ---------------------------------------------------------------------------------------------
 
-/// `docker [-H host] args…`.
-fn docker(host: Option<&str>, args: &[&str]) -> Output {
-    let mut cmd = Command::new("docker");
-    if let Some(h) = host {
-        cmd.args(["-H", h]);
-    }
-    cmd.args(args).output().unwrap_or_else(|e| {
-        panic!(
-            "cannot run `docker {}`: {e}; run .ci/docker-up.sh as root first",
-            args.join(" ")
-        )
-    })
-}
-
 fn docker_ok(host: Option<&str>, args: &[&str]) -> String {
-    let out = docker(host, args);
+    let out = docker_at(host, args);
     assert!(
         out.status.success(),
         "`docker {}` failed: {}",
@@ -57,72 +44,12 @@ fn docker_ok(host: Option<&str>, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// Fails (never skips) with a clear message unless dockerd answers and the test image exists.
-fn require_docker() {
-    static CHECK: OnceLock<Result<(), String>> = OnceLock::new();
-    let res = CHECK.get_or_init(|| {
-        let info = Command::new("docker")
-            .args(["info", "--format", "{{.ServerVersion}}"])
-            .output()
-            .map_err(|e| format!("cannot run the docker client: {e}"))?;
-        if !info.status.success() {
-            return Err(format!(
-                "`docker info` failed: {}",
-                String::from_utf8_lossy(&info.stderr).trim()
-            ));
-        }
-        if !docker(None, &["image", "inspect", IMAGE]).status.success() {
-            return Err(format!("image {IMAGE} is missing"));
-        }
-        Ok(())
-    });
-    if let Err(e) = res {
-        panic!(
-            "Docker is not available for the integration tests: {e}.\n\
-             Run `.ci/docker-up.sh` as root (it installs docker.io and busybox-static, starts \
-             dockerd and builds {IMAGE}), then re-run the tests."
-        );
-    }
-}
-
-fn unique_name() -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "ce-meta-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-/// A `sleep 600` busybox container, removed on drop.
-struct Container {
-    host: Option<String>,
-    name: String,
-    id: String,
-}
-
-impl Container {
-    fn run(host: Option<&str>, extra: &[&str]) -> Container {
-        let name = unique_name();
-        let mut args = vec!["run", "-d", "--network", "none", "--name", &name];
-        // `sleep` as pid 1 ignores SIGTERM: without this a daemon shutdown waits 10 s for it.
-        args.extend(["--stop-timeout", "1"]);
-        args.extend(extra);
-        args.extend([IMAGE, "sleep", "600"]);
-        let id = docker_ok(host, &args);
-        assert_eq!(id.len(), 64, "unexpected container id {id:?}");
-        Container {
-            host: host.map(str::to_owned),
-            name,
-            id,
-        }
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = docker(self.host.as_deref(), &["rm", "-f", &self.id]);
-    }
+/// A `sleep 600` busybox container on the daemon at `host`, removed on drop.
+fn sleeper(host: Option<&str>, extra: &[&str]) -> Container {
+    // `sleep` as pid 1 ignores SIGTERM: without this a daemon shutdown waits 10 s for it.
+    let mut args = vec!["--stop-timeout", "1"];
+    args.extend(extra);
+    Container::run_at(host, &args, &["sleep", "600"])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -219,7 +146,7 @@ async fn metadata_follows_the_host_daemon() {
     extra.extend(k8s);
     // One container before the follower starts (found by the initial list), one after (found
     // through the events stream).
-    let before = Container::run(None, &extra);
+    let before = sleeper(None, &extra);
     let f = Follower::start(DockerConfig {
         host: None,
         label_globs: vec!["team".into(), "io.*".into()],
@@ -229,7 +156,7 @@ async fn metadata_follows_the_host_daemon() {
         f.store.get(&before.id).is_some()
     })
     .await;
-    let after = Container::run(None, &["--label", "team=b", "--label", "secret=y"]);
+    let after = sleeper(None, &["--label", "team=b", "--label", "secret=y"]);
     wait_for("the started container", Duration::from_secs(5), || {
         f.store.get(&after.id).is_some()
     })
@@ -388,7 +315,7 @@ impl SecondDaemon {
             .expect("cannot start a second dockerd");
         self.child = Some(child);
         let start = Instant::now();
-        while !docker(Some(&self.host), &["info", "--format", "{{.ID}}"])
+        while !docker_at(Some(&self.host), &["info", "--format", "{{.ID}}"])
             .status
             .success()
         {
@@ -435,9 +362,9 @@ impl SecondDaemon {
 impl Drop for SecondDaemon {
     fn drop(&mut self) {
         if self.child.is_some() {
-            let ids = docker(Some(&self.host), &["ps", "-aq"]);
+            let ids = docker_at(Some(&self.host), &["ps", "-aq"]);
             for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
-                let _ = docker(Some(&self.host), &["rm", "-f", id]);
+                let _ = docker_at(Some(&self.host), &["rm", "-f", id]);
             }
             self.stop();
         }
@@ -488,7 +415,7 @@ async fn names_return_after_the_daemon_restarts() {
         label_globs: vec![],
         removal_delay: Duration::from_secs(1),
     });
-    let first = Container::run(Some(&host), &[]);
+    let first = sleeper(Some(&host), &[]);
     wait_for(
         "a name from the second daemon",
         Duration::from_secs(10),
@@ -515,7 +442,7 @@ async fn names_return_after_the_daemon_restarts() {
     // within seconds (backoff cap 5 s plus a resync), and the dead one must go.
     daemon.start();
     let back = Instant::now();
-    let second = Container::run(Some(&host), &[]);
+    let second = sleeper(Some(&host), &[]);
     wait_for("a name after the restart", Duration::from_secs(10), || {
         f.store.get(&second.id).is_some()
     })
@@ -550,7 +477,7 @@ async fn names_return_after_the_daemon_restarts() {
         "dropped while the daemon was away"
     );
     daemon.start();
-    let third = Container::run(Some(&host), &[]);
+    let third = sleeper(Some(&host), &[]);
     wait_for("a name after the crash", Duration::from_secs(10), || {
         f.store.get(&third.id).is_some()
     })

@@ -1,11 +1,13 @@
 //! The container image, run with exactly the README's `docker run` line, sees a sibling
 //! container's CPU time and name on its Prometheus page. Needs Docker (.ci/docker-up.sh).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use common::{http_request, require_docker};
 
 const TAG: &str = "container-exporter:ci-test";
 
@@ -41,13 +43,11 @@ fn readme_docker_run() -> String {
     code.replace("\\\n", " ")
 }
 
+/// The body of `GET path` within 5 s, if there is one.
 fn get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    Some(body)
+    http_request(port, path, &[], Duration::from_secs(5))
+        .ok()
+        .map(|r| r.text())
 }
 
 struct Cleanup(Vec<String>);
@@ -62,11 +62,7 @@ impl Drop for Cleanup {
 
 #[test]
 fn readme_docker_run_sees_a_sibling_container() {
-    let (ok, out) = sh("docker info >/dev/null 2>&1");
-    assert!(
-        ok,
-        "Docker is not running: run .ci/docker-up.sh as root ({out})"
-    );
+    require_docker();
     let build = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/build-image.sh"))
         .args([env!("CARGO_BIN_EXE_container-exporter"), TAG])
         .output()

@@ -16,10 +16,12 @@
 //!
 //! They need root and a running dockerd with the test image: run `.ci/docker-up.sh` first.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,8 +30,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -40,99 +40,26 @@ use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, metric, number_data_point};
 use prost::Message;
 
-const IMAGE: &str = "ce-busybox:test";
+use common::{Container, busybox_time, free_port, http_request, log_tail, terminate, unique_name};
 
 // ---------------------------------------------------------------------------------------------
-// Docker
+// Workloads
 // ---------------------------------------------------------------------------------------------
 
-fn docker(args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run docker: {e}; run .ci/docker-up.sh as root first"))
-}
-
-fn unique_name() -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "ce-otlp-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-/// A container, removed when dropped.
-struct Container {
-    name: String,
-    id: String,
-}
-
-impl Container {
-    fn run(cmd: &str) -> Container {
-        let name = unique_name();
-        let out = docker(&[
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "--name",
-            &name,
-            IMAGE,
-            "sh",
-            "-c",
-            cmd,
-        ]);
-        assert!(
-            out.status.success(),
-            "docker run failed (run .ci/docker-up.sh first): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        assert_eq!(id.len(), 64, "container id {id:?}");
-        Container { name, id }
-    }
-
-    fn logs(&self) -> String {
-        let out = docker(&["logs", &self.name]);
-        let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
-        s.push_str(&String::from_utf8_lossy(&out.stderr));
-        s
-    }
-
-    /// Waits for busybox `time`'s report and returns user + sys seconds.
-    fn burned(&self, timeout: Duration) -> f64 {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(t) = busybox_time(&self.logs()) {
-                return t;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no `time` report in the logs of {}",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(100));
+/// Waits for busybox `time`'s report in the logs of `c` and returns user + sys seconds.
+fn burned(c: &Container, timeout: Duration) -> f64 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(t) = busybox_time(&c.logs()) {
+            return t;
         }
+        assert!(
+            Instant::now() < deadline,
+            "no `time` report in the logs of {}",
+            c.name
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = docker(&["rm", "-f", "-v", &self.name]);
-    }
-}
-
-/// busybox `time` output (`user\t0m 1.42s`): user + sys seconds.
-fn busybox_time(log: &str) -> Option<f64> {
-    let field = |key: &str| -> Option<f64> {
-        let line = log.lines().find(|l| l.starts_with(key))?;
-        let t = line[key.len()..].trim();
-        let (m, s) = t.split_once('m')?;
-        let s = s.trim().strip_suffix('s')?;
-        Some(m.trim().parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?)
-    };
-    Some(field("user")? + field("sys")?)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -493,14 +420,6 @@ fn self_value(req: &ExportMetricsServiceRequest, name: &str, attr: Option<&str>)
 // The exporter
 // ---------------------------------------------------------------------------------------------
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Exporter {
     child: Option<Child>,
     port: Option<u16>,
@@ -555,9 +474,7 @@ impl Exporter {
     }
 
     fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        log_tail(&self.log, 40)
     }
 
     /// A `name{labels} value` sample of the Prometheus page (the sum over label sets
@@ -589,36 +506,19 @@ impl Drop for Exporter {
             eprintln!("--- exporter log (tail) ---\n{}", self.log_tail());
         }
         if let Some(mut c) = self.child.take() {
-            let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(8);
-            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+            terminate(&mut c, Duration::from_secs(8), Duration::from_millis(20));
         }
         let _ = std::fs::remove_file(&self.log);
     }
 }
 
+/// The body of a 200 answer to `GET path` within 5 s; any other status is an error.
 fn http_get(port: u16, path: &str) -> std::io::Result<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw)?;
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no headers"))?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(std::io::Error::other(
-            head.lines().next().unwrap_or("").to_string(),
-        ));
+    let r = http_request(port, path, &[], Duration::from_secs(5))?;
+    if r.status != 200 {
+        return Err(std::io::Error::other(format!("HTTP status {}", r.status)));
     }
-    Ok(body.to_string())
+    String::from_utf8(r.body).map_err(std::io::Error::other)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -628,7 +528,7 @@ fn http_get(port: u16, path: &str) -> std::io::Result<String> {
 /// A container's resource, cpu time within 10 % of its `time`, gzip, headers.
 fn burned_cpu_arrives(proto: Proto) {
     let rx = Receiver::start(proto);
-    let c = Container::run("time timeout 2 yes >/dev/null; sleep 600");
+    let c = Container::sh(&[], "time timeout 2 yes >/dev/null; sleep 600");
     let endpoint = rx.endpoint();
     let _e = Exporter::start(
         false,
@@ -653,7 +553,7 @@ fn burned_cpu_arrives(proto: Proto) {
             ("OTEL_SERVICE_NAME", "ce-under-test"),
         ],
     );
-    let burned = c.burned(Duration::from_secs(20));
+    let burned = burned(&c, Duration::from_secs(20));
     assert!(burned > 0.3, "the workload burned only {burned} s");
     // A request collected after the burn ended (a tick is 500 ms) that names the container.
     let since = Instant::now() + Duration::from_millis(700);
@@ -733,7 +633,8 @@ fn burned_cpu_arrives_over_http() {
 fn outage_loses_no_counts(proto: Proto) {
     let rx = Receiver::start(proto);
     // A little CPU all along, so the counter moves during the outage.
-    let c = Container::run(
+    let c = Container::sh(
+        &[],
         "while true; do i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done; sleep 0.1; done",
     );
     let endpoint = rx.endpoint();
@@ -866,7 +767,7 @@ fn outage_loses_no_counts_over_http() {
 fn hanging_receiver_blocks_nothing() {
     let h = Hanging::start();
     let endpoint = format!("http://127.0.0.1:{}", h.port);
-    let _c = Container::run("sleep 600");
+    let _c = Container::sh(&[], "sleep 600");
     let e = Exporter::start(
         true,
         &[
@@ -924,8 +825,8 @@ fn short_lived_container_final_sample_arrives() {
     rx.wait_for("a first request", Duration::from_secs(15), |got| {
         (!got.is_empty()).then_some(())
     });
-    let c = Container::run("time timeout 2 yes >/dev/null");
-    let burned = c.burned(Duration::from_secs(10));
+    let c = Container::sh(&[], "time timeout 2 yes >/dev/null");
+    let burned = burned(&c, Duration::from_secs(10));
     let cpu = rx.wait_for(
         "the short-lived container's final sample",
         Duration::from_secs(20),

@@ -9,21 +9,21 @@
 //! `prometheus` and `promtool` binaries (`.ci/prometheus-up.sh`). Without them they fail (they
 //! do not skip).
 
+mod common;
+
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use serde_json::Value;
 
-const IMAGE: &str = "ce-busybox:test";
-const DOCKER_SETUP: &str = ".ci/docker-up.sh";
+use common::{
+    Container, free_port, http_get, log_tail, require_docker, terminate, unique_name, urlencode,
+};
+
 const PROMETHEUS_SETUP: &str = ".ci/prometheus-up.sh";
 /// `promtool check metrics` lint findings (not parse errors) accepted on the page: none.
 const KNOWN_LINTS: &[&str] = &[];
@@ -32,52 +32,8 @@ const KNOWN_LINTS: &[&str] = &[];
 const HOSTILE: &str = "quo\"te back\\slash new\nline é ü 中";
 
 // ---------------------------------------------------------------------------------------------
-// Docker
+// Prometheus
 // ---------------------------------------------------------------------------------------------
-
-fn docker(args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run `docker {}`: {e}; run {DOCKER_SETUP} as root first",
-                args.join(" ")
-            )
-        })
-}
-
-fn require_docker() {
-    static CHECK: OnceLock<Result<(), String>> = OnceLock::new();
-    let res = CHECK.get_or_init(|| {
-        match Command::new("docker")
-            .args(["info", "--format", "{{.ServerVersion}}"])
-            .output()
-        {
-            Err(e) => return Err(format!("cannot run the docker client: {e}")),
-            Ok(o) if !o.status.success() => {
-                return Err(format!(
-                    "`docker info` failed: {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                ));
-            }
-            Ok(_) => {}
-        }
-        if !docker(&["image", "inspect", "--format", "{{.Id}}", IMAGE])
-            .status
-            .success()
-        {
-            return Err(format!("image {IMAGE} is missing"));
-        }
-        Ok(())
-    });
-    if let Err(e) = res {
-        panic!(
-            "Docker is not available for the Prometheus tests: {e}.\nRun `{DOCKER_SETUP}` as \
-             root (it starts dockerd and builds {IMAGE}), then re-run the tests."
-        );
-    }
-}
 
 /// Fails with a message naming the setup script unless `prometheus` and `promtool` run.
 fn require_prometheus() {
@@ -104,121 +60,6 @@ fn require_prometheus() {
              re-run the tests."
         );
     }
-}
-
-fn unique_name() -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "ce-d-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-/// A running container, removed with `docker rm -f` when dropped.
-struct Container {
-    name: String,
-    id: String,
-}
-
-impl Container {
-    fn run(extra: &[&str], cmd: &[&str]) -> Container {
-        require_docker();
-        let mut c = Container {
-            name: unique_name(),
-            id: String::new(),
-        };
-        let mut args: Vec<&str> = vec!["run", "-d", "--network", "none", "--name", &c.name];
-        args.extend_from_slice(extra);
-        args.push(IMAGE);
-        args.extend_from_slice(cmd);
-        let out = docker(&args);
-        assert!(
-            out.status.success(),
-            "`docker {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        c.id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        assert_eq!(c.id.len(), 64, "unexpected id from docker run: {:?}", c.id);
-        c
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = docker(&["rm", "-f", "-v", &self.name]);
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// HTTP
-// ---------------------------------------------------------------------------------------------
-
-fn http_get(port: u16, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no end of headers"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad response head {head:?}")))?;
-    let mut body = raw[split + 4..].to_vec();
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    if chunked {
-        body = dechunk(&body)?;
-    }
-    Ok((status, body))
-}
-
-fn dechunk(mut b: &[u8]) -> std::io::Result<Vec<u8>> {
-    let bad = || std::io::Error::other("bad chunked body");
-    let mut out = Vec::new();
-    loop {
-        let eol = b.windows(2).position(|w| w == b"\r\n").ok_or_else(bad)?;
-        let size_str = String::from_utf8_lossy(&b[..eol]);
-        let size = usize::from_str_radix(size_str.split(';').next().unwrap().trim(), 16)
-            .map_err(|_| bad())?;
-        b = &b[eol + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        out.extend_from_slice(b.get(..size).ok_or_else(bad)?);
-        b = b.get(size + 2..).ok_or_else(bad)?;
-    }
-}
-
-/// Percent-encoding for a query-string value.
-fn urlencode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
 }
 
 /// The inside of a quoted label value on the page.
@@ -259,7 +100,7 @@ impl Daemon {
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if matches!(http_get(port, ready_path), Ok((200, _))) {
+            if matches!(http_get(port, ready_path), Ok(r) if r.status == 200) {
                 return d;
             }
             if let Some(st) = d.child.as_mut().unwrap().try_wait().unwrap() {
@@ -276,19 +117,18 @@ impl Daemon {
     }
 
     fn log_tail(&self) -> String {
-        let log = fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        log_tail(&self.log, 40)
     }
 
     fn get(&self, path: &str) -> (u16, Vec<u8>) {
-        http_get(self.port, path).unwrap_or_else(|e| {
+        let r = http_get(self.port, path).unwrap_or_else(|e| {
             panic!(
                 "GET {path} on {} failed: {e}; its log:\n{}",
                 self.what,
                 self.log_tail()
             )
-        })
+        });
+        (r.status, r.body)
     }
 }
 
@@ -298,13 +138,11 @@ impl Drop for Daemon {
             eprintln!("--- {} log, tail ---\n{}", self.what, self.log_tail());
         }
         if let Some(mut child) = self.child.take() {
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            terminate(
+                &mut child,
+                Duration::from_secs(10),
+                Duration::from_millis(50),
+            );
         }
         if !std::thread::panicking() {
             let _ = fs::remove_file(&self.log);
@@ -439,13 +277,11 @@ impl Drop for Prometheus {
     fn drop(&mut self) {
         // The daemon field is dropped (stopped) after this body: stop it first, by hand.
         if let Some(mut child) = self.daemon.child.take() {
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            terminate(
+                &mut child,
+                Duration::from_secs(10),
+                Duration::from_millis(50),
+            );
         }
         let _ = fs::remove_dir_all(&self.dir);
     }

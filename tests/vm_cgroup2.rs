@@ -83,6 +83,9 @@ const CONTRACT: &[(&str, &str, &[&str])] = &[
     ("container.memory.available", "By", &[]),
     ("container.memory.limit", "By", &[]),
     ("container.memory.swap.usage", "By", &[]),
+    // Not in METRICS.md: the exporter's addition (README, "How it works"), the figure that
+    // still says what a container used after it exited.
+    ("container.memory.peak", "By", &[]),
     ("container.memory.oom_kills", "{kill}", &[]),
     (
         "container.paging.faults",
