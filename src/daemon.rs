@@ -457,12 +457,14 @@ impl CollectorLoop {
         if let Some(o) = self.otlp.as_mut() {
             o.submit(now, &described, &self.telemetry, &process);
         }
-        let mut body = std::mem::take(&mut self.spare_page);
-        self.renderer
-            .render(&mut body, now, described, &self.telemetry, &process);
-        let old = self.pages.publish(Page::new(body, self.generation));
-        // Reuse the previous page's buffer when no scrape still holds it.
-        self.spare_page = old.into_buffer().unwrap_or_default();
+        if self.serving {
+            let mut body = std::mem::take(&mut self.spare_page);
+            self.renderer
+                .render(&mut body, now, described, &self.telemetry, &process);
+            let old = self.pages.publish(Page::new(body, self.generation));
+            // Reuse the previous page's buffer when no scrape still holds it.
+            self.spare_page = old.into_buffer().unwrap_or_default();
+        }
         let generation = self.generation;
         for d in &mut self.departed {
             d.rendered_in.get_or_insert(generation);
