@@ -92,17 +92,7 @@ impl Layout {
         let file = File::open(&path).map_err(|e| read_err(e.to_string()))?;
         let mounts =
             MountInfos::from_buf_read(BufReader::new(file)).map_err(|e| read_err(e.to_string()))?;
-        let mounts: Vec<(PathBuf, String, Vec<String>)> = mounts
-            .into_iter()
-            .map(|m| {
-                let mut opts: Vec<String> = m.super_options.keys().cloned().collect();
-                if let Some(Some(name)) = m.super_options.get("name") {
-                    opts.push(format!("name={name}"));
-                }
-                (m.mount_point, m.fs_type, opts)
-            })
-            .collect();
-        Layout::from_mounts(cgroup_root, &mounts)
+        Layout::from_mounts(cgroup_root, &triples(mounts))
     }
 
     /// The decision itself, on (mount point, fs type, super options) triples.
@@ -186,22 +176,27 @@ impl Layout {
     }
 }
 
+/// (mount point, fs type, super options) of each mount; a v1 hierarchy's name (`name=systemd`)
+/// is kept as one option, as `from_mounts` looks it up.
+fn triples(mounts: MountInfos) -> Vec<(PathBuf, String, Vec<String>)> {
+    mounts
+        .into_iter()
+        .map(|m| {
+            let mut opts: Vec<String> = m.super_options.keys().cloned().collect();
+            if let Some(Some(name)) = m.super_options.get("name") {
+                opts.push(format!("name={name}"));
+            }
+            (m.mount_point, m.fs_type, opts)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn mounts_of(mountinfo: &str) -> Vec<(PathBuf, String, Vec<String>)> {
-        MountInfos::from_buf_read(mountinfo.as_bytes())
-            .unwrap()
-            .into_iter()
-            .map(|m| {
-                let mut opts: Vec<String> = m.super_options.keys().cloned().collect();
-                if let Some(Some(name)) = m.super_options.get("name") {
-                    opts.push(format!("name={name}"));
-                }
-                (m.mount_point, m.fs_type, opts)
-            })
-            .collect()
+        triples(MountInfos::from_buf_read(mountinfo.as_bytes()).unwrap())
     }
 
     #[test]
