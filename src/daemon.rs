@@ -170,6 +170,8 @@ struct CollectorLoop {
     spare_page: Vec<u8>,
     /// OTLP export, when configured: one request per tick.
     otlp: Option<otlp::Exporter>,
+    /// Read errors already logged at warn level (bounded).
+    logged_errors: std::collections::HashSet<String>,
 }
 
 impl CollectorLoop {
@@ -209,6 +211,7 @@ impl CollectorLoop {
             generation: 0,
             events: Vec::new(),
             spare_page: Vec::new(),
+            logged_errors: std::collections::HashSet::new(),
             otlp: None,
         }
     }
@@ -471,8 +474,17 @@ impl CollectorLoop {
         }
         add(&t.collections, 1);
         set(&t.last_collection_ns, started.elapsed().as_nanos() as u64);
+        // A file that stays malformed would otherwise log every tick: warn once per message
+        // (the counter on the page keeps counting), then only at debug level.
         for e in self.collector.last_errors.drain(..) {
-            tracing::warn!("{e}");
+            if self.logged_errors.len() >= 256 {
+                self.logged_errors.clear();
+            }
+            if self.logged_errors.insert(e.clone()) {
+                tracing::warn!("{e}");
+            } else {
+                tracing::debug!("{e}");
+            }
         }
     }
 }
