@@ -206,12 +206,15 @@ fn us_to_s(us: u64) -> Value {
     Value::Double(us as f64 / 1e6)
 }
 
-/// `MAJ:MIN` into a stack buffer.
+/// `MAJ:MIN` into a stack buffer (this runs per device per metric per tick: no `fmt`).
 fn device_name(d: &IoDevice, buf: &mut [u8; 24]) -> usize {
-    use std::io::Write;
-    let mut cur = std::io::Cursor::new(&mut buf[..]);
-    let _ = write!(cur, "{}:{}", d.major, d.minor);
-    cur.position() as usize
+    let (mut a, mut b) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let (major, minor) = (a.format(d.major).as_bytes(), b.format(d.minor).as_bytes());
+    let n = major.len() + 1 + minor.len(); // at most 10 + 1 + 10 digits
+    buf[..major.len()].copy_from_slice(major);
+    buf[major.len()] = b':';
+    buf[major.len() + 1..n].copy_from_slice(minor);
+    n
 }
 
 fn int(sink: &mut dyn Sink, m: Metric, attrs: &[&str], v: Option<u64>) {
@@ -362,6 +365,18 @@ mod tests {
             Metric::NetworkDropped.def().name,
             "container.network.packet.dropped"
         );
+    }
+
+    #[test]
+    fn device_names() {
+        let mut buf = [0u8; 24];
+        let d = IoDevice {
+            major: u32::MAX,
+            minor: 0,
+            ..IoDevice::default()
+        };
+        let n = device_name(&d, &mut buf);
+        assert_eq!(&buf[..n], b"4294967295:0");
     }
 
     #[test]

@@ -496,10 +496,6 @@ impl CgroupReader {
     pub fn host_network(&self) -> bool {
         matches!(self.net, Net::HostNetwork)
     }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
 }
 
 /// Failure to start reading a container.
