@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use container_exporter::collect::ContainerState;
-use container_exporter::discovery::docker::ContainerMeta;
 use container_exporter::export::otlp::encode::{self, Encoder, Temporality};
 use container_exporter::export::otlp::wire::WireEncoder;
 use container_exporter::export::prom::Described;
+use container_exporter::metadata::ContainerMeta;
 use container_exporter::resource::HostResource;
 use container_exporter::telemetry::{ProcessStats, Telemetry};
 use divan::{AllocProfiler, Bencher};

@@ -9,8 +9,8 @@ use std::time::SystemTime;
 
 use container_exporter::collect::ContainerState;
 use container_exporter::config::Naming;
-use container_exporter::discovery::docker::ContainerMeta;
 use container_exporter::export::prom::{Described, PromRenderer};
+use container_exporter::metadata::ContainerMeta;
 use container_exporter::telemetry::{ProcessStats, Telemetry};
 use divan::Bencher;
 

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use crate::cgroup::{CgroupReader, CgroupSample, Layout, LayoutKind, ProcRoot};
 use crate::config::{DaemonArgs, HostArgs};
-use crate::discovery::{self, docker};
+use crate::discovery;
 use crate::export::otlp::OtlpConfig;
+use crate::metadata::docker;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {

@@ -17,12 +17,14 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use crate::cgroup::{Layout, ProcRoot};
 use crate::collect::{Collector, ContainerState, DiscoveryChanges};
 use crate::config::{DaemonArgs, HostArgs, Listen};
-use crate::discovery::docker::{self, DockerConfig, DockerStats, MetadataStore};
 use crate::discovery::watch::{WatchEvent, Watcher};
 use crate::discovery::{self, Found};
 use crate::export::http::{self, Page, PageState};
 use crate::export::otlp;
 use crate::export::prom::{Described, PromRenderer};
+use crate::metadata::MetadataStore;
+use crate::metadata::docker::{self, DockerConfig};
+use crate::telemetry::DockerStats;
 use crate::telemetry::{ProcessStats, Telemetry, add, set};
 
 /// How long a container's `cgroup.events` watch is retried after discovery (runtimes create

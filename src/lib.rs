@@ -13,6 +13,7 @@ pub mod config;
 pub mod daemon;
 pub mod discovery;
 pub mod export;
+pub mod metadata;
 pub mod metrics;
 pub mod resource;
 pub mod snapshot;

@@ -1,10 +1,8 @@
 //! The exporter's own counters (`container_exporter_*`), shared by the collector thread, the
 //! HTTP server and the Docker task, and rendered with every page.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
-
-use crate::discovery::docker::DockerStats;
 
 #[derive(Debug, Default)]
 pub struct Telemetry {
@@ -40,6 +38,19 @@ pub struct Telemetry {
     pub otlp_queue_capacity: AtomicU64,
     /// Set when Docker metadata is enabled.
     pub docker: OnceLock<Arc<DockerStats>>,
+}
+
+/// The Docker (or Podman) metadata source's counters, for the exporter's self-metrics.
+#[derive(Debug, Default)]
+pub struct DockerStats {
+    /// Failed connects, lists, streams (including a stream the daemon closed) and inspects
+    /// (other than "no such container").
+    pub api_errors: AtomicU64,
+    /// True while the store is in sync with a live events stream.
+    pub connected: AtomicBool,
+    /// Connections established after a failure (a daemon that came back, or one that was
+    /// absent when the exporter started).
+    pub reconnects: AtomicU64,
 }
 
 /// Reads a counter.

@@ -1,4 +1,4 @@
-//! Docker metadata (`src/discovery/docker.rs`) against real Docker daemons.
+//! Docker metadata (`src/metadata/docker.rs`) against real Docker daemons.
 //!
 //! - The host's daemon: names, image, tags, image id, allowed labels and Kubernetes labels of
 //!   busybox containers (`ce-busybox:test`, built by `.ci/docker-up.sh`) reach the store within
@@ -23,7 +23,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use container_exporter::discovery::docker::{DockerConfig, DockerStats, MetadataStore, run};
+use container_exporter::metadata::MetadataStore;
+use container_exporter::metadata::docker::{DockerConfig, run};
+use container_exporter::telemetry::DockerStats;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 

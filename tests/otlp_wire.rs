@@ -13,11 +13,11 @@ use container_exporter::cgroup::sample::{
     CgroupSample, CpuSample, IfName, IoDevice, MemorySample, NetIface, PidsSample, Psi,
 };
 use container_exporter::collect::ContainerState;
-use container_exporter::discovery::docker::ContainerMeta;
 use container_exporter::discovery::{Found, Runtime};
 use container_exporter::export::otlp::encode::{self, Encoder, Temporality};
 use container_exporter::export::otlp::wire::WireEncoder;
 use container_exporter::export::prom::Described;
+use container_exporter::metadata::ContainerMeta;
 use container_exporter::resource::HostResource;
 use container_exporter::telemetry::{ProcessStats, Telemetry, set};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;

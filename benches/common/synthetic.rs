@@ -8,8 +8,8 @@ use container_exporter::cgroup::sample::{
     CgroupSample, CpuSample, IfName, IoDevice, MemorySample, NetIface, PidsSample, Psi,
 };
 use container_exporter::collect::ContainerState;
-use container_exporter::discovery::docker::ContainerMeta;
 use container_exporter::discovery::{Found, Runtime};
+use container_exporter::metadata::ContainerMeta;
 
 const CONTAINERS: usize = 1000;
 

@@ -3,7 +3,6 @@
 //! from the enclosing pod slice. Every other cgroup (services, slices, the runtime's own
 //! daemons, conmon) is not a container.
 
-pub mod docker;
 pub mod watch;
 
 use std::fmt;

@@ -13,8 +13,8 @@ use std::time::SystemTime;
 
 use crate::collect::ContainerState;
 use crate::config::Naming;
-use crate::discovery::docker::ContainerMeta;
 use crate::export::cadvisor;
+use crate::metadata::ContainerMeta;
 use crate::metrics::{Instrument, Metric, MetricDef, Sink, Value};
 use crate::telemetry::{ProcessStats, Telemetry, get};
 

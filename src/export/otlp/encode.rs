@@ -24,8 +24,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
-use crate::discovery::docker::ContainerMeta;
 use crate::export::prom::Described;
+use crate::metadata::ContainerMeta;
 use crate::metrics::{Instrument, Metric, Sink, Value};
 use crate::resource::{HostResource, parse_resource_attributes};
 use crate::telemetry::{ProcessStats, Telemetry, get};

@@ -30,8 +30,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
 use super::encode::{Encoder, SCOPE_NAME, Temporality, VERSION, container_attributes};
-use crate::discovery::docker::ContainerMeta;
 use crate::export::prom::Described;
+use crate::metadata::ContainerMeta;
 use crate::metrics::{Instrument, METRICS, Metric, Sink, Value};
 use crate::resource::HostResource;
 use crate::telemetry::{ProcessStats, Telemetry};
