@@ -215,10 +215,21 @@ impl ProcRoot {
 enum Net {
     /// Not opened yet (or the container had no process last time).
     Unknown,
-    /// The container uses the host's network namespace: its counters are the host's.
-    HostNetwork,
+    /// The process looked at was in the host's network namespace. That is only a guess: the
+    /// first process of a container that is starting is the runtime's own init (`runc init`),
+    /// still in the host's namespace until it enters the container's. So the guess is checked
+    /// again after `recheck_in` more reads, at doubling intervals (cheap for containers that
+    /// really use the host network, quick to correct for the rest).
+    HostNetwork {
+        recheck_in: u32,
+        backoff: u32,
+    },
     Open(File),
 }
+
+/// Reads between two checks of a container seen in the host network, at most: about a minute
+/// at a 1 s interval, ten at the default 10 s.
+const HOST_NETWORK_RECHECK_MAX: u32 = 64;
 
 /// The open files of one container, ready to be re-read each tick.
 #[derive(Debug)]
@@ -445,8 +456,19 @@ impl CgroupReader {
         out: &mut CgroupSample,
         on_error: &mut dyn FnMut(ReadError),
     ) {
-        if let Net::Unknown = self.net {
-            self.net = self.open_net(proc_root, buf);
+        match &mut self.net {
+            Net::Unknown => self.net = self.open_net(proc_root, buf, 1),
+            Net::HostNetwork {
+                recheck_in,
+                backoff,
+            } => {
+                *recheck_in = recheck_in.saturating_sub(1);
+                if *recheck_in == 0 {
+                    let next = (*backoff * 2).min(HOST_NETWORK_RECHECK_MAX);
+                    self.net = self.open_net(proc_root, buf, next);
+                }
+            }
+            Net::Open(_) => {}
         }
         let Net::Open(file) = &self.net else { return };
         match pread_all(file, buf) {
@@ -469,8 +491,10 @@ impl CgroupReader {
     }
 
     /// Finds a process of the container and opens its `net/dev`. The descriptor keeps the
-    /// network namespace alive, so it is dropped with the reader when the container goes.
-    fn open_net(&self, proc_root: &ProcRoot, buf: &mut Vec<u8>) -> Net {
+    /// network namespace alive, so it is dropped with the reader when the container goes. A
+    /// process in the host's namespace makes it [`Net::HostNetwork`], to be checked again
+    /// after `backoff` reads.
+    fn open_net(&self, proc_root: &ProcRoot, buf: &mut Vec<u8>, backoff: u32) -> Net {
         let Some(procs) = &self.procs else {
             return Net::Unknown;
         };
@@ -487,14 +511,18 @@ impl CgroupReader {
         // is recognised without the ptrace access that `ns/net` would need.
         let netns = fstat(file.as_fd()).ok().map(|st| st.st_ino);
         if netns.is_some() && netns == proc_root.host_netns {
-            return Net::HostNetwork;
+            return Net::HostNetwork {
+                recheck_in: backoff,
+                backoff,
+            };
         }
         Net::Open(file)
     }
 
-    /// The container shares the host's network namespace (so it has no network metrics).
+    /// The container's process was in the host's network namespace when last looked at (so it
+    /// has no network metrics).
     pub fn host_network(&self) -> bool {
-        matches!(self.net, Net::HostNetwork)
+        matches!(self.net, Net::HostNetwork { .. })
     }
 }
 

@@ -6,6 +6,9 @@
 //! Each test file has `mod common;`; not every file uses every helper.
 #![allow(dead_code)]
 
+pub mod exporter;
+pub mod page;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -103,7 +106,8 @@ pub struct Container {
 }
 
 impl Container {
-    /// `docker [-H host] run -d --network none --name <unique> <extra…> IMAGE <cmd…>`.
+    /// `docker [-H host] run -d --network none --name <unique> <extra…> IMAGE <cmd…>` (without
+    /// `--network none` when `extra` names a network).
     pub fn run_at(host: Option<&str>, extra: &[&str], cmd: &[&str]) -> Container {
         require_docker();
         // The guard first, so a half-created container is removed too.
@@ -112,7 +116,10 @@ impl Container {
             id: String::new(),
             host: host.map(str::to_string),
         };
-        let mut args: Vec<&str> = vec!["run", "-d", "--network", "none", "--name", &c.name];
+        let mut args: Vec<&str> = vec!["run", "-d", "--name", &c.name];
+        if !extra.contains(&"--network") {
+            args.extend(["--network", "none"]);
+        }
         args.extend_from_slice(extra);
         args.push(IMAGE);
         args.extend_from_slice(cmd);
