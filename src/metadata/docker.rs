@@ -89,6 +89,10 @@ impl ContainerMeta {
             k8s_namespace_name: label("io.kubernetes.pod.namespace"),
             k8s_container_name: label("io.kubernetes.container.name"),
             k8s_pod_uid: label("io.kubernetes.pod.uid"),
+            k8s_container_restart_count: None,
+            runtime_name: None,
+            // dockershim (and cri-dockerd) mark a pod's sandbox so.
+            sandbox: label("io.kubernetes.docker.type").as_deref() == Some("podsandbox"),
             started_at: state
                 .and_then(|s| s.started_at.as_deref())
                 .and_then(parse_rfc3339),

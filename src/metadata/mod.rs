@@ -23,31 +23,58 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// What a runtime knows about a container, for its resource attributes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContainerMeta {
-    /// Docker `Name` without the leading `/` (`container.name`).
+    /// The runtime's name for it (`container.name`): Docker `Name` without the leading `/`, the
+    /// CRI container's metadata name.
     pub name: Option<String>,
-    /// `Config.Image` without tag or digest (`container.image.name`), as the user wrote it:
-    /// `busybox` stays `busybox`, not `docker.io/library/busybox`.
+    /// The image reference without tag or digest (`container.image.name`), as the user wrote
+    /// it: `busybox` stays `busybox`, not `docker.io/library/busybox`.
     pub image_name: Option<String>,
-    /// The tag of `Config.Image`, `["latest"]` when it names none, as the OpenTelemetry
-    /// Collector's docker receivers do (`container.image.tags`).
+    /// The reference's tag, `["latest"]` when it names none, as the OpenTelemetry Collector's
+    /// docker receivers do (`container.image.tags`).
     pub image_tags: Vec<String>,
-    /// `Image`, the image id `sha256:…` (`container.image.id`).
+    /// The image id `sha256:…` (`container.image.id`): Docker `Image`, CRI `image_ref`.
     pub image_id: Option<String>,
-    /// Labels whose key matches one of [`DockerConfig::label_globs`], sorted by key.
+    /// Container labels whose key matches the allow-list, sorted by key.
     pub labels: Vec<(String, String)>,
-    /// `io.kubernetes.pod.name`, whatever the allow-list says (`k8s.pod.name`).
+    /// `k8s.pod.name`: the CRI sandbox's metadata, else the `io.kubernetes.pod.name` label
+    /// (whatever the allow-list says).
     pub k8s_pod_name: Option<String>,
-    /// `io.kubernetes.pod.namespace` (`k8s.namespace.name`).
+    /// `k8s.namespace.name` (`io.kubernetes.pod.namespace`).
     pub k8s_namespace_name: Option<String>,
-    /// `io.kubernetes.container.name` (`k8s.container.name`).
+    /// `k8s.container.name`: the CRI container's metadata name, else
+    /// `io.kubernetes.container.name`.
     pub k8s_container_name: Option<String>,
-    /// `io.kubernetes.pod.uid` (`k8s.pod.uid`).
+    /// `k8s.pod.uid` (`io.kubernetes.pod.uid`).
     pub k8s_pod_uid: Option<String>,
-    /// `State.StartedAt`; `None` for a container that never started (Docker's zero time).
+    /// `k8s.container.restart_count`: the CRI container's `attempt`.
+    pub k8s_container_restart_count: Option<u32>,
+    /// `container.runtime.name` as the runtime calls itself (CRI `Version`: `containerd`,
+    /// `cri-o`), when it says; else the one the cgroup path names.
+    pub runtime_name: Option<String>,
+    /// A Kubernetes pod sandbox (the "pause" container): its usage is part of its pod's, and it
+    /// is never reported as an application container.
+    pub sandbox: bool,
+    /// When it started; `None` for a container that never started (Docker's zero time).
     pub started_at: Option<SystemTime>,
 }
 
-/// exporters every tick (a read lock and an `Arc` clone per lookup).
+/// What a runtime knows about a Kubernetes pod, for the pod's own resource.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodMeta {
+    /// `k8s.pod.uid`.
+    pub uid: String,
+    /// `k8s.pod.name`: the CRI sandbox's metadata name.
+    pub name: Option<String>,
+    /// `k8s.namespace.name`: the CRI sandbox's metadata namespace.
+    pub namespace: Option<String>,
+    /// Pod labels whose key matches the pod-label allow-list, sorted by key
+    /// (`k8s.pod.label.<key>`).
+    pub labels: Vec<(String, String)>,
+}
+
+/// Shared map from full container id to its metadata (and from pod uid to the pod's), written
+/// by one source's task and read by the exporters every tick (a read lock and an `Arc` clone
+/// per lookup).
 ///
 /// [`generation`](Self::generation) grows on every change, so a renderer can cache each
 /// container's label block and rebuild it only when the number moved. Read the generation
@@ -61,8 +88,17 @@ pub struct MetadataStore {
 #[derive(Default)]
 struct StoreInner {
     map: RwLock<HashMap<String, Arc<ContainerMeta>>>,
+    pods: RwLock<HashMap<String, Arc<PodMeta>>>,
     generation: AtomicU64,
+    /// Ids that discovery found and the store did not know, for the source to look up (in one
+    /// batch) instead of calling its runtime once per tick.
+    wanted: std::sync::Mutex<std::collections::HashSet<String>>,
+    wanted_signal: tokio::sync::Notify,
 }
+
+/// Ids asked for and not yet looked up are bounded: a source that is down does not make this
+/// grow with every container that comes and goes.
+const MAX_WANTED: usize = 4096;
 
 impl MetadataStore {
     pub fn new() -> Self {
@@ -110,12 +146,70 @@ impl MetadataStore {
         removed
     }
 
-    fn contains(&self, id: &str) -> bool {
-        self.read().contains_key(id)
+    /// The metadata of a pod by uid, if a runtime knows it.
+    pub fn get_pod(&self, uid: &str) -> Option<Arc<PodMeta>> {
+        self.read_pods().get(uid).cloned()
     }
 
-    fn ids(&self) -> Vec<String> {
+    /// Inserts or replaces a pod; the generation moves only if something changed.
+    pub fn insert_pod(&self, meta: PodMeta) -> bool {
+        let mut map = self.inner.pods.write().unwrap_or_else(|e| e.into_inner());
+        if map.get(&meta.uid).is_some_and(|old| **old == meta) {
+            return false;
+        }
+        map.insert(meta.uid.clone(), Arc::new(meta));
+        self.inner.generation.fetch_add(1, Ordering::Release);
+        true
+    }
+
+    /// Removes a pod; returns whether there was one.
+    pub fn remove_pod(&self, uid: &str) -> bool {
+        let mut map = self.inner.pods.write().unwrap_or_else(|e| e.into_inner());
+        let removed = map.remove(uid).is_some();
+        if removed {
+            self.inner.generation.fetch_add(1, Ordering::Release);
+        }
+        removed
+    }
+
+    /// Uids of the pods held.
+    pub fn pod_uids(&self) -> Vec<String> {
+        self.read_pods().keys().cloned().collect()
+    }
+
+    /// Asks the source to look `id` up (a container or pod that discovery found and
+    /// [`get`](Self::get) does not know). Cheap and never blocks on the runtime: the source
+    /// collects what was asked and makes one call for all of it.
+    pub fn want(&self, id: &str) {
+        let mut wanted = self.inner.wanted.lock().unwrap_or_else(|e| e.into_inner());
+        if wanted.len() < MAX_WANTED && wanted.insert(id.to_owned()) {
+            self.inner.wanted_signal.notify_one();
+        }
+    }
+
+    /// For the source: what was asked since the last call (emptied).
+    pub fn take_wanted(&self) -> Vec<String> {
+        let mut wanted = self.inner.wanted.lock().unwrap_or_else(|e| e.into_inner());
+        wanted.drain().collect()
+    }
+
+    /// For the source: resolves when something is wanted (at once if something was asked
+    /// before the call).
+    pub async fn wanted(&self) {
+        self.inner.wanted_signal.notified().await
+    }
+
+    fn read_pods(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<PodMeta>>> {
+        self.inner.pods.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ids of the containers held.
+    pub fn ids(&self) -> Vec<String> {
         self.read().keys().cloned().collect()
+    }
+
+    pub(crate) fn contains(&self, id: &str) -> bool {
+        self.read().contains_key(id)
     }
 
     // A panic while holding the lock cannot leave the map half-updated (each write is a single
