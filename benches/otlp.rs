@@ -47,6 +47,7 @@ fn described(cs: &[(ContainerState, Arc<ContainerMeta>)]) -> Vec<Described<'_>> 
         .map(|(state, meta)| Described {
             state,
             meta: Some(meta.clone()),
+            pod: None,
         })
         .collect()
 }

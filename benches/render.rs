@@ -80,5 +80,6 @@ fn describe((state, meta): &(ContainerState, Arc<ContainerMeta>)) -> Described<'
     Described {
         state,
         meta: Some(meta.clone()),
+        pod: None,
     }
 }

@@ -278,8 +278,8 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
     }
 
     // Docker
-    let docker_host = args.docker_host.as_deref();
-    if docker_host.is_some_and(|h| h.eq_ignore_ascii_case("off") || h.is_empty()) {
+    let docker_host = args.metadata.docker_host.as_deref();
+    if docker_host.is_some_and(crate::config::is_off) {
         r.add(
             Level::Note,
             "docker",

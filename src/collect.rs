@@ -13,17 +13,24 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::cgroup::{CgroupReader, CgroupSample, Gone, Layout, OpenError, ProcRoot, ReadError};
-use crate::discovery::{self, Found, Runtime};
+use crate::cgroup::{
+    CgroupReader, CgroupSample, Gone, Layout, NetSource, OpenError, ProcRoot, ReadError,
+};
+use crate::discovery::{self, Found, Kind, Runtime};
+use crate::metadata::{ContainerMeta, Metadata, PodMeta};
 use crate::metrics::{self, Context, Metric, Sink};
 
 /// What is known about one container, without its open files: enough to emit its data
 /// points, also after it is gone.
 #[derive(Debug, Clone)]
 pub struct ContainerState {
+    /// The container id, or a pod's uid.
     pub id: String,
+    /// A container, or a Kubernetes pod's own cgroup (the whole pod).
+    pub kind: Kind,
     pub runtime: Runtime,
     pub pod_uid: Option<String>,
     /// Path of the cgroup relative to the hierarchy mounts.
@@ -80,6 +87,7 @@ impl ContainerState {
         let now = Instant::now();
         ContainerState {
             id: f.id,
+            kind: f.kind,
             runtime: f.runtime,
             pod_uid: f.pod_uid,
             rel: f.rel,
@@ -100,6 +108,7 @@ impl ContainerState {
         };
         ContainerState {
             id: f.id,
+            kind: f.kind,
             runtime: f.runtime,
             pod_uid: f.pod_uid,
             rel: f.rel,
@@ -109,6 +118,43 @@ impl ContainerState {
             previous: CgroupSample::default(),
             previous_at: None,
         }
+    }
+}
+
+/// A container or pod as the outputs see it: its state, and what its runtime says about it
+/// (both `Arc`s change identity whenever their content changes, so outputs cache what they
+/// derive from them by pointer).
+pub struct Described<'a> {
+    pub state: &'a ContainerState,
+    /// The container's metadata (Docker, Podman or CRI), when a source knows it.
+    pub meta: Option<Arc<ContainerMeta>>,
+    /// Its pod's metadata (for a pod, or a container in one), when a CRI source knows it.
+    pub pod: Option<Arc<PodMeta>>,
+}
+
+impl<'a> Described<'a> {
+    /// `state` with what the metadata sources know of it (and of its pod).
+    pub fn new(state: &'a ContainerState, metadata: &Metadata) -> Described<'a> {
+        let (meta, pod) = match state.kind {
+            Kind::Container => (
+                metadata.container(state.runtime, &state.id),
+                state.pod_uid.as_deref().and_then(|u| metadata.pod(u)),
+            ),
+            Kind::Pod => (None, metadata.pod(&state.id)),
+        };
+        Described { state, meta, pod }
+    }
+
+    /// Whether `meta` and `pod` are the very ones this was described with.
+    pub fn same(&self, meta: &Option<Arc<ContainerMeta>>, pod: &Option<Arc<PodMeta>>) -> bool {
+        fn same<T>(a: &Option<Arc<T>>, b: &Option<Arc<T>>) -> bool {
+            match (a, b) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+        }
+        same(&self.meta, meta) && same(&self.pod, pod)
     }
 }
 
@@ -209,8 +255,15 @@ impl Collector {
     /// Starts (or restarts, on a new inode) tracking one container, and reads it once so
     /// it has a baseline (and its `populated` state) from the start.
     pub fn track(&mut self, f: Found, changes: &mut DiscoveryChanges) {
+        // A pod's containers share its network namespace: its counters are reported once, on
+        // the pod, so that summing by pod does not multiply them.
+        let net = match (f.kind, &f.pod_uid) {
+            (Kind::Pod, _) => NetSource::Children,
+            (Kind::Container, Some(_)) => NetSource::Skip,
+            (Kind::Container, None) => NetSource::Own,
+        };
         let reader = match CgroupReader::open(&self.layout, &f.rel) {
-            Ok(r) => r,
+            Ok(r) => r.with_net_source(net),
             Err(OpenError::Gone) => return,
             Err(e) => {
                 self.errors.open += 1;

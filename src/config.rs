@@ -117,25 +117,78 @@ pub struct DaemonArgs {
     )]
     pub exited_retention: Duration,
 
+    #[command(flatten)]
+    pub metadata: MetadataArgs,
+
+    #[command(flatten)]
+    pub otlp: crate::export::otlp::OtlpArgs,
+}
+
+/// Where names, images and labels come from: the container runtimes' APIs. Metrics never
+/// depend on them: a runtime that is absent or down only means containers are reported by id.
+#[derive(Debug, Clone, Default, Args)]
+pub struct MetadataArgs {
     /// Docker API for container names, images and labels: `unix:///path`, `tcp://host:port`,
     /// or `off`. Default: `DOCKER_HOST`, else the standard socket. Metrics never depend on
     /// it: without Docker, containers are reported by id.
     #[arg(long, env = "CONTAINER_EXPORTER_DOCKER_HOST", value_name = "URL")]
     pub docker_host: Option<String>,
 
-    /// Docker labels to export as `container.label.<key>` (on `container_info` on the
+    /// The container runtime interface (CRI) of a Kubernetes node, for pod, namespace and
+    /// container names, images and restart counts: `unix:///path`, or `off`. Default: the
+    /// first of containerd's `/run/containerd/containerd.sock` and CRI-O's
+    /// `/var/run/crio/crio.sock` that exists. Metrics never depend on it: without it,
+    /// Kubernetes containers are reported by id and pod uid.
+    #[arg(long, env = "CONTAINER_EXPORTER_CRI_ENDPOINT", value_name = "URL")]
+    pub cri_endpoint: Option<String>,
+
+    /// Container labels to export as `container.label.<key>` (on `container_info` on the
     /// Prometheus page): comma-separated glob patterns (`*`, `?`), e.g.
     /// `com.example.team,app.*`. Default: none.
     #[arg(
         long,
-        env = "CONTAINER_EXPORTER_DOCKER_LABELS",
+        env = "CONTAINER_EXPORTER_CONTAINER_LABELS",
         value_delimiter = ',',
         value_name = "GLOBS"
     )]
+    pub container_labels: Vec<String>,
+
+    /// The former name of `--container-labels` (Docker labels), still accepted.
+    #[arg(
+        long,
+        env = "CONTAINER_EXPORTER_DOCKER_LABELS",
+        value_delimiter = ',',
+        value_name = "GLOBS",
+        hide = true
+    )]
     pub docker_labels: Vec<String>,
 
-    #[command(flatten)]
-    pub otlp: crate::export::otlp::OtlpArgs,
+    /// Kubernetes pod labels to export as `k8s.pod.label.<key>` (on `k8s_pod_info` on the
+    /// Prometheus page), from the CRI: comma-separated glob patterns, e.g.
+    /// `app.kubernetes.io/*,team`. Default: none.
+    #[arg(
+        long,
+        env = "CONTAINER_EXPORTER_POD_LABELS",
+        value_delimiter = ',',
+        value_name = "GLOBS"
+    )]
+    pub pod_labels: Vec<String>,
+}
+
+impl MetadataArgs {
+    /// The container-label allow-list (`--container-labels` and its former name).
+    pub fn label_globs(&self) -> Vec<String> {
+        let mut all = self.container_labels.clone();
+        all.extend(self.docker_labels.iter().cloned());
+        all.retain(|g| !g.is_empty());
+        all
+    }
+}
+
+/// Whether a setting says `off` (the one spelling every `off`-able flag accepts: `off`, any
+/// case, or empty).
+pub fn is_off(s: &str) -> bool {
+    s.is_empty() || s.eq_ignore_ascii_case("off")
 }
 
 /// Which names the Prometheus page uses.
@@ -153,7 +206,7 @@ pub enum Listen {
 }
 
 fn parse_listen(s: &str) -> Result<Listen, String> {
-    if s.eq_ignore_ascii_case("off") || s.is_empty() {
+    if is_off(s) {
         return Ok(Listen::Off);
     }
     // `:9464` is a common shorthand for every interface.
@@ -258,6 +311,9 @@ pub struct CheckArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub metadata: MetadataArgs,
+
     /// `table` for people (like `docker stats`), `json` for programs.
     #[arg(
         long,
@@ -284,7 +340,10 @@ pub fn flags_markdown() -> String {
         );
         for arg in cmd.get_arguments() {
             let Some(long) = arg.get_long() else { continue };
-            if matches!(long, "help" | "version") || skip.iter().any(|s| s == long) {
+            if matches!(long, "help" | "version")
+                || arg.is_hide_set()
+                || skip.iter().any(|s| s == long)
+            {
                 continue;
             }
             if let Some(g) = only_global

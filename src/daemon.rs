@@ -15,14 +15,14 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::cgroup::{Layout, ProcRoot};
-use crate::collect::{Collector, ContainerState, DiscoveryChanges};
-use crate::config::{DaemonArgs, HostArgs, Listen};
+use crate::collect::{Collector, ContainerState, Described, DiscoveryChanges};
+use crate::config::{DaemonArgs, HostArgs, Listen, is_off};
 use crate::discovery::watch::{WatchEvent, Watcher};
-use crate::discovery::{self, Found};
+use crate::discovery::{self, Found, Kind, Runtime};
 use crate::export::http::{self, Page, PageState};
 use crate::export::otlp;
-use crate::export::prom::{Described, PromRenderer};
-use crate::metadata::MetadataStore;
+use crate::export::prom::PromRenderer;
+use crate::metadata::Metadata;
 use crate::metadata::docker::{self, DockerConfig};
 use crate::telemetry::DockerStats;
 use crate::telemetry::{ProcessStats, Telemetry, add, set};
@@ -92,21 +92,18 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
         Listen::Off => false,
     };
 
-    let store = MetadataStore::new();
-    let docker_off = args
-        .docker_host
-        .as_deref()
-        .is_some_and(|h| h.eq_ignore_ascii_case("off") || h.is_empty());
-    if !docker_off {
+    let store = Metadata::new();
+    let meta_args = &args.metadata;
+    if !meta_args.docker_host.as_deref().is_some_and(is_off) {
         let stats = Arc::new(DockerStats::default());
         let _ = telemetry.docker.set(stats.clone());
         let cfg = DockerConfig {
-            host: args.docker_host.clone(),
-            label_globs: args.docker_labels.clone(),
+            host: meta_args.docker_host.clone(),
+            label_globs: meta_args.label_globs(),
             // Names must outlive the container by as long as its final sample is shown.
             removal_delay: args.exited_retention + args.interval * 2,
         };
-        runtime.spawn(docker::run(cfg, store.clone(), stats, stopped()));
+        runtime.spawn(docker::run(cfg, store.docker.clone(), stats, stopped()));
     }
 
     let shutdown = Arc::new(AtomicBool::new(false));
@@ -146,6 +143,28 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
     Ok(())
 }
 
+/// How long a new container of a Kubernetes pod waits for its CRI metadata before it is shown
+/// by id anyway: long enough for one lookup, so that a pod's sandbox is never shown as an
+/// application container, and a container never first appears without its names.
+const CRI_GRACE: Duration = Duration::from_secs(10);
+
+/// Whether a container is on the outputs. Pod sandboxes never are (their usage is their pod's).
+/// A new container of a pod is held back while the CRI runtime is being asked about it.
+fn shown(d: &Described<'_>, now: SystemTime, cri_connected: bool) -> bool {
+    let state = d.state;
+    if d.meta.as_deref().is_some_and(|m| m.sandbox) {
+        return false;
+    }
+    let young = now
+        .duration_since(state.created)
+        .is_ok_and(|age| age < CRI_GRACE);
+    !(state.kind == Kind::Container
+        && state.pod_uid.is_some()
+        && d.meta.is_none()
+        && cri_connected
+        && young)
+}
+
 /// A container that departed, waiting to be served once.
 struct Departure {
     state: ContainerState,
@@ -158,7 +177,7 @@ struct CollectorLoop {
     collector: Collector,
     watcher: Option<Watcher>,
     renderer: PromRenderer,
-    store: MetadataStore,
+    store: Metadata,
     telemetry: Arc<Telemetry>,
     pages: Arc<PageState>,
     args: DaemonArgs,
@@ -185,7 +204,7 @@ impl CollectorLoop {
         args: DaemonArgs,
         telemetry: Arc<Telemetry>,
         pages: Arc<PageState>,
-        store: MetadataStore,
+        store: Metadata,
         serving: bool,
     ) -> CollectorLoop {
         let watcher = match Watcher::new(layout.discovery_root(), layout.unified.as_deref()) {
@@ -306,13 +325,31 @@ impl CollectorLoop {
         // not a miss.
         self.watch(&id, &rel);
         let mut changes = DiscoveryChanges::default();
+        let (kind, runtime) = (f.kind, f.runtime);
         self.collector.track(f, &mut changes);
         self.count(&changes);
         if changes.added > 0 {
             tracing::debug!(%id, cgroup = %rel.display(), "container found");
+            self.want_metadata(kind, runtime, &id);
         }
         if !self.collector.is_tracked(&id) {
             self.unwatch(&id);
+        }
+    }
+
+    /// Asks the CRI source for a container or pod it does not know yet (one batched lookup,
+    /// never a call per tick). Docker and Podman need no asking: their event streams say.
+    fn want_metadata(&self, kind: Kind, runtime: Runtime, id: &str) {
+        let cri = &self.store.cri;
+        match kind {
+            Kind::Pod if cri.get_pod(id).is_none() => cri.want(id),
+            Kind::Container
+                if matches!(runtime, Runtime::Containerd | Runtime::CriO)
+                    && cri.get(id).is_none() =>
+            {
+                cri.want(id)
+            }
+            _ => {}
         }
     }
 
@@ -429,6 +466,11 @@ impl CollectorLoop {
         let live: std::collections::HashSet<&str> =
             self.collector.containers().map(|c| c.id.as_str()).collect();
         let store = &self.store;
+        let cri_connected = self
+            .telemetry
+            .cri
+            .get()
+            .is_some_and(|c| c.connected.load(Ordering::Relaxed));
         let described = self
             .collector
             .containers()
@@ -438,10 +480,8 @@ impl CollectorLoop {
                     .map(|d| &d.state)
                     .filter(|s| !live.contains(s.id.as_str())),
             )
-            .map(|state| Described {
-                state,
-                meta: store.get(&state.id),
-            })
+            .map(|state| Described::new(state, store))
+            .filter(|d| shown(d, now, cri_connected))
             .collect::<Vec<_>>();
         let t = &self.telemetry;
         set(

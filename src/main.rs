@@ -63,11 +63,12 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match command {
         Command::Snapshot(args) => {
             let mut collector = Collector::new(layout.clone(), proc_root);
+            let metadata = container_exporter::metadata::Metadata::new();
             let views = snapshot::take(&mut collector);
             let mut out = std::io::stdout().lock();
             match args.format {
                 SnapshotFormat::Json => {
-                    let doc = snapshot::to_json(layout.kind.as_str(), &views, &host);
+                    let doc = snapshot::to_json(layout.kind.as_str(), &views, &host, &metadata);
                     serde_json::to_writer_pretty(&mut out, &doc)?;
                     writeln!(out)?;
                 }

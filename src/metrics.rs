@@ -5,6 +5,7 @@
 //! reference come from [`METRICS`]; a test fails when the README's table and this one differ.
 
 use crate::cgroup::sample::{CgroupSample, IoDevice};
+use crate::discovery::Kind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Instrument {
@@ -36,6 +37,10 @@ pub enum Origin {
 #[derive(Debug, Clone, Copy)]
 pub struct MetricDef {
     pub name: &'static str,
+    /// The name of the same metric on a Kubernetes pod's own resource (read from the pod's
+    /// cgroup: the whole pod, sandbox and overhead included), per the semantic conventions'
+    /// `k8s.pod.*` where they have one.
+    pub pod_name: &'static str,
     pub origin: Origin,
     pub instrument: Instrument,
     /// Values are floating point (else integers).
@@ -49,7 +54,7 @@ pub struct MetricDef {
 }
 
 macro_rules! metrics {
-    ($( $id:ident => $name:literal, $origin:ident, $inst:ident, $double:literal, $unit:literal,
+    ($( $id:ident => $name:literal, $pod:literal, $origin:ident, $inst:ident, $double:literal, $unit:literal,
         [$($attr:literal),*], $desc:literal, $v2:literal, $v1:literal; )*) => {
         /// Index of a metric in [`METRICS`].
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +68,7 @@ macro_rules! metrics {
 
         pub static METRICS: &[MetricDef] = &[$(MetricDef {
             name: $name,
+            pod_name: $pod,
             origin: Origin::$origin,
             instrument: Instrument::$inst,
             double: $double,
@@ -76,89 +82,117 @@ macro_rules! metrics {
 }
 
 metrics! {
-    CpuTime => "container.cpu.time", Semconv, Counter, true, "s", ["cpu.mode"],
+    CpuTime => "container.cpu.time", "k8s.pod.cpu.time",
+        Semconv, Counter, true, "s", ["cpu.mode"],
         "CPU time consumed, by mode.",
         "`cpu.stat` user_usec, system_usec",
         "`cpuacct.stat` user, system (USER_HZ), scaled to sum to `cpuacct.usage`; the unified `cpu.stat` on hybrid hosts";
-    CpuUsage => "container.cpu.usage", Semconv, Gauge, true, "{cpu}", [],
+    CpuUsage => "container.cpu.usage", "k8s.pod.cpu.usage",
+        Semconv, Gauge, true, "{cpu}", [],
         "CPUs in use over the last interval (1 = one full CPU).",
         "Δ`cpu.stat` usage_usec ÷ Δt", "Δ`cpuacct.usage` ÷ Δt";
-    CpuLimit => "container.cpu.limit", Ext, UpDownCounter, true, "{cpu}", [],
+    CpuLimit => "container.cpu.limit", "k8s.pod.cpu.limit",
+        Ext, UpDownCounter, true, "{cpu}", [],
         "CPU limit (CFS quota ÷ period); absent when unlimited.",
         "`cpu.max`", "`cpu.cfs_quota_us` ÷ `cpu.cfs_period_us`";
-    CpuPeriods => "container.cpu.cfs.periods", Ext, Counter, false, "{period}", [],
+    CpuPeriods => "container.cpu.cfs.periods", "k8s.pod.cpu.cfs.periods",
+        Ext, Counter, false, "{period}", [],
         "CFS enforcement periods that elapsed.",
         "`cpu.stat` nr_periods", "`cpu.stat` nr_periods";
-    CpuThrottledPeriods => "container.cpu.cfs.throttled_periods", Ext, Counter, false, "{period}", [],
+    CpuThrottledPeriods => "container.cpu.cfs.throttled_periods", "k8s.pod.cpu.cfs.throttled_periods",
+        Ext, Counter, false, "{period}", [],
         "CFS periods in which the container was throttled.",
         "`cpu.stat` nr_throttled", "`cpu.stat` nr_throttled";
-    CpuThrottledTime => "container.cpu.cfs.throttled.time", Ext, Counter, true, "s", [],
+    CpuThrottledTime => "container.cpu.cfs.throttled.time", "k8s.pod.cpu.cfs.throttled.time",
+        Ext, Counter, true, "s", [],
         "Time the container was throttled.",
         "`cpu.stat` throttled_usec", "`cpu.stat` throttled_time (ns)";
-    MemoryUsage => "container.memory.usage", Semconv, UpDownCounter, false, "By", [],
+    MemoryUsage => "container.memory.usage", "k8s.pod.memory.usage",
+        Semconv, UpDownCounter, false, "By", [],
         "Memory charged to the container, page cache included.",
         "`memory.current`", "`memory.usage_in_bytes`";
-    MemoryPeak => "container.memory.peak", Ext, UpDownCounter, false, "By", [],
+    MemoryPeak => "container.memory.peak", "k8s.pod.memory.peak",
+        Ext, UpDownCounter, false, "By", [],
         "The highest memory usage since the container started (the figure that survives its exit).",
         "`memory.peak` (kernel 5.19+)", "`memory.max_usage_in_bytes`";
-    MemoryWorkingSet => "container.memory.working_set", Semconv, UpDownCounter, false, "By", [],
+    MemoryWorkingSet => "container.memory.working_set", "k8s.pod.memory.working_set",
+        Semconv, UpDownCounter, false, "By", [],
         "Usage minus inactive file cache (what the kubelet evicts on).",
         "usage − `memory.stat` inactive_file", "usage − `memory.stat` total_inactive_file";
-    MemoryRss => "container.memory.rss", Semconv, UpDownCounter, false, "By", [],
+    MemoryRss => "container.memory.rss", "k8s.pod.memory.rss",
+        Semconv, UpDownCounter, false, "By", [],
         "Anonymous memory (heap, stacks, tmpfs not included).",
         "`memory.stat` anon", "`memory.stat` total_rss";
-    MemoryFile => "container.memory.file", Ext, UpDownCounter, false, "By", [],
+    MemoryFile => "container.memory.file", "k8s.pod.memory.file",
+        Ext, UpDownCounter, false, "By", [],
         "Page cache (file-backed memory, shmem included).",
         "`memory.stat` file", "`memory.stat` total_cache";
-    MemoryAvailable => "container.memory.available", Semconv, UpDownCounter, false, "By", [],
+    MemoryAvailable => "container.memory.available", "k8s.pod.memory.available",
+        Semconv, UpDownCounter, false, "By", [],
         "Limit minus working set; absent without a limit.",
         "limit − working set", "limit − working set";
-    MemoryLimit => "container.memory.limit", Ext, UpDownCounter, false, "By", [],
+    MemoryLimit => "container.memory.limit", "k8s.pod.memory.limit",
+        Ext, UpDownCounter, false, "By", [],
         "Memory limit; absent when unlimited.",
         "`memory.max`", "`memory.limit_in_bytes`";
-    MemorySwap => "container.memory.swap.usage", Ext, UpDownCounter, false, "By", [],
+    MemorySwap => "container.memory.swap.usage", "k8s.pod.memory.swap.usage",
+        Ext, UpDownCounter, false, "By", [],
         "Swap used by the container.",
         "`memory.swap.current`", "`memory.stat` total_swap";
-    MemoryOomKills => "container.memory.oom_kills", Ext, Counter, false, "{kill}", [],
+    MemoryOomKills => "container.memory.oom_kills", "k8s.pod.memory.oom_kills",
+        Ext, Counter, false, "{kill}", [],
         "Processes killed by the OOM killer in the container.",
         "`memory.events` oom_kill", "`memory.oom_control` oom_kill";
-    PagingFaults => "container.paging.faults", Semconv, Counter, false, "{fault}", ["system.paging.fault.type"],
+    PagingFaults => "container.paging.faults", "k8s.pod.memory.paging.faults",
+        Semconv, Counter, false, "{fault}", ["system.paging.fault.type"],
         "Page faults, by type.",
         "`memory.stat` pgmajfault, pgfault − pgmajfault", "`memory.stat` total_pgmajfault, total_pgfault − total_pgmajfault";
-    PidCount => "container.pid.count", Ext, UpDownCounter, false, "{task}", [],
+    PidCount => "container.pid.count", "k8s.pod.pid.count",
+        Ext, UpDownCounter, false, "{task}", [],
         "Tasks (processes and threads) in the container.",
         "`pids.current`", "`pids.current`";
-    PidLimit => "container.pid.limit", Ext, UpDownCounter, false, "{task}", [],
+    PidLimit => "container.pid.limit", "k8s.pod.pid.limit",
+        Ext, UpDownCounter, false, "{task}", [],
         "Task limit; absent when unlimited.",
         "`pids.max`", "`pids.max`";
-    DiskIo => "container.disk.io", Semconv, Counter, false, "By", ["disk.io.direction", "system.device"],
+    DiskIo => "container.disk.io", "k8s.pod.disk.io",
+        Semconv, Counter, false, "By", ["disk.io.direction", "system.device"],
         "Bytes read and written on each block device.",
         "`io.stat` rbytes, wbytes", "`blkio.throttle.io_service_bytes_recursive` Read, Write";
-    DiskOperations => "container.disk.operations", Ext, Counter, false, "{operation}", ["disk.io.direction", "system.device"],
+    DiskOperations => "container.disk.operations", "k8s.pod.disk.operations",
+        Ext, Counter, false, "{operation}", ["disk.io.direction", "system.device"],
         "Read and write operations on each block device.",
         "`io.stat` rios, wios", "`blkio.throttle.io_serviced_recursive` Read, Write";
-    NetworkIo => "container.network.io", Semconv, Counter, false, "By", ["network.io.direction", "network.interface.name"],
+    NetworkIo => "container.network.io", "k8s.pod.network.io",
+        Semconv, Counter, false, "By", ["network.io.direction", "network.interface.name"],
         "Bytes received and transmitted on each interface of the container's network namespace.",
         "`/proc/<pid>/net/dev`", "`/proc/<pid>/net/dev`";
-    NetworkPackets => "container.network.packet.count", Ext, Counter, false, "{packet}", ["network.io.direction", "network.interface.name"],
+    NetworkPackets => "container.network.packet.count", "k8s.pod.network.packet.count",
+        Ext, Counter, false, "{packet}", ["network.io.direction", "network.interface.name"],
         "Packets received and transmitted.",
         "`/proc/<pid>/net/dev`", "`/proc/<pid>/net/dev`";
-    NetworkErrors => "container.network.errors", Ext, Counter, false, "{error}", ["network.io.direction", "network.interface.name"],
+    NetworkErrors => "container.network.errors", "k8s.pod.network.errors",
+        Ext, Counter, false, "{error}", ["network.io.direction", "network.interface.name"],
         "Receive and transmit errors.",
         "`/proc/<pid>/net/dev`", "`/proc/<pid>/net/dev`";
-    NetworkDropped => "container.network.packet.dropped", Ext, Counter, false, "{packet}", ["network.io.direction", "network.interface.name"],
+    NetworkDropped => "container.network.packet.dropped", "k8s.pod.network.packet.dropped",
+        Ext, Counter, false, "{packet}", ["network.io.direction", "network.interface.name"],
         "Packets dropped on receive and transmit.",
         "`/proc/<pid>/net/dev`", "`/proc/<pid>/net/dev`";
-    CpuPressure => "container.cpu.pressure.stall.time", Ext, Counter, true, "s", ["pressure.stall_type"],
+    CpuPressure => "container.cpu.pressure.stall.time", "k8s.pod.cpu.pressure.stall.time",
+        Ext, Counter, true, "s", ["pressure.stall_type"],
         "Time some (or all) of the container's tasks were stalled waiting for CPU.",
         "`cpu.pressure` total", "the unified hierarchy's `cpu.pressure` where mounted";
-    MemoryPressure => "container.memory.pressure.stall.time", Ext, Counter, true, "s", ["pressure.stall_type"],
+    MemoryPressure => "container.memory.pressure.stall.time", "k8s.pod.memory.pressure.stall.time",
+        Ext, Counter, true, "s", ["pressure.stall_type"],
         "Time some (or all) tasks were stalled waiting for memory.",
         "`memory.pressure` total", "the unified hierarchy's `memory.pressure` where mounted";
-    IoPressure => "container.io.pressure.stall.time", Ext, Counter, true, "s", ["pressure.stall_type"],
+    IoPressure => "container.io.pressure.stall.time", "k8s.pod.io.pressure.stall.time",
+        Ext, Counter, true, "s", ["pressure.stall_type"],
         "Time some (or all) tasks were stalled waiting for IO.",
         "`io.pressure` total", "the unified hierarchy's `io.pressure` where mounted";
-    Uptime => "container.uptime", Semconv, Gauge, true, "s", [],
+    Uptime => "container.uptime", "k8s.pod.uptime",
+        Semconv, Gauge, true, "s", [],
         "Time since the container's cgroup was created.",
         "now − cgroup creation", "now − cgroup creation";
 }
@@ -166,6 +200,14 @@ metrics! {
 impl Metric {
     pub fn def(self) -> &'static MetricDef {
         &METRICS[self as usize]
+    }
+
+    /// Its name on a container's resource, or on a pod's.
+    pub fn name(self, kind: Kind) -> &'static str {
+        match kind {
+            Kind::Container => self.def().name,
+            Kind::Pod => self.def().pod_name,
+        }
     }
 }
 
@@ -322,8 +364,8 @@ pub fn emit_metric(m: Metric, s: &CgroupSample, ctx: &Context<'_>, sink: &mut dy
 /// The README's metric reference, generated from [`METRICS`].
 pub fn markdown_table() -> String {
     let mut out = String::from(
-        "| name | instrument | unit | attributes | description | cgroup v2 source | cgroup v1 source |\n\
-         |---|---|---|---|---|---|---|\n",
+        "| name | on a pod | instrument | unit | attributes | description | cgroup v2 source | cgroup v1 source |\n\
+         |---|---|---|---|---|---|---|---|\n",
     );
     for m in METRICS {
         let attrs = if m.attributes.is_empty() {
@@ -341,8 +383,9 @@ pub fn markdown_table() -> String {
             Origin::Ext => " *(ext)*",
         };
         out.push_str(&format!(
-            "| `{}`{origin} | {}{kind} | `{}` | {attrs} | {} | {} | {} |\n",
+            "| `{}`{origin} | `{}` | {}{kind} | `{}` | {attrs} | {} | {} | {} |\n",
             m.name,
+            m.pod_name,
             m.instrument.as_str(),
             m.unit,
             m.description,
@@ -385,5 +428,11 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), METRICS.len());
+        let mut pods: Vec<_> = METRICS.iter().map(|m| m.pod_name).collect();
+        pods.sort();
+        pods.dedup();
+        assert_eq!(pods.len(), METRICS.len());
+        assert!(pods.iter().all(|n| n.starts_with("k8s.pod.")));
+        assert!(names.iter().all(|n| n.starts_with("container.")));
     }
 }

@@ -6,9 +6,11 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value as Json, json};
 
-use crate::collect::{Collector, ContainerState};
+use crate::collect::{Collector, ContainerState, Described};
+use crate::discovery::Kind;
+use crate::metadata::Metadata;
 use crate::metrics::{Metric, Sink, Value};
-use crate::resource::HostResource;
+use crate::resource::{AttrValue, HostResource};
 
 /// The gap between the two reads.
 pub const GAP: Duration = Duration::from_secs(1);
@@ -69,43 +71,64 @@ impl Sink for Collect {
     }
 }
 
-pub fn to_json(layout: &str, views: &[ContainerView], host: &HostResource) -> Json {
-    let containers: Vec<Json> = views
-        .iter()
-        .map(|v| {
-            let c = &v.state;
-            let resource: Map<String, Json> = host
-                .for_container(c)
-                .into_iter()
-                .map(|(k, v)| (k, Json::String(v)))
-                .collect();
-            let metrics: Vec<Json> = v
-                .points()
-                .into_iter()
-                .map(|(m, attrs, value)| {
-                    let def = m.def();
-                    let attributes: Map<String, Json> = def
-                        .attributes
-                        .iter()
-                        .zip(attrs)
-                        .map(|(k, v)| (k.to_string(), Json::String(v)))
-                        .collect();
-                    let value = match value {
-                        Value::Int(i) => json!(i),
-                        Value::Double(d) => json!(d),
-                    };
-                    json!({"name": def.name, "unit": def.unit, "attributes": attributes, "value": value})
-                })
-                .collect();
-            json!({
-                "resource": resource,
-                "cgroup": c.rel.to_string_lossy(),
-                "running": v.running,
-                "metrics": metrics,
+/// The JSON document: `cgroup_layout`, then `containers` (and `pods`, for Kubernetes pods'
+/// own cgroups), each with its resource attributes, cgroup path, `running` and data points.
+/// Pod sandboxes are not containers, and are left out.
+pub fn to_json(
+    layout: &str,
+    views: &[ContainerView],
+    host: &HostResource,
+    metadata: &Metadata,
+) -> Json {
+    let mut containers = Vec::new();
+    let mut pods = Vec::new();
+    for v in views {
+        let c = &v.state;
+        let d = Described::new(c, metadata);
+        if d.meta.as_deref().is_some_and(|m| m.sandbox) {
+            continue;
+        }
+        let resource: Map<String, Json> = host
+            .attributes(&d)
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    AttrValue::Str(s) => Json::String(s),
+                    AttrValue::Strs(items) => json!(items),
+                };
+                (k, v)
             })
-        })
-        .collect();
-    json!({ "cgroup_layout": layout, "containers": containers })
+            .collect();
+        let metrics: Vec<Json> = v
+            .points()
+            .into_iter()
+            .map(|(m, attrs, value)| {
+                let def = m.def();
+                let attributes: Map<String, Json> = def
+                    .attributes
+                    .iter()
+                    .zip(attrs)
+                    .map(|(k, v)| (k.to_string(), Json::String(v)))
+                    .collect();
+                let value = match value {
+                    Value::Int(i) => json!(i),
+                    Value::Double(d) => json!(d),
+                };
+                json!({"name": m.name(c.kind), "unit": def.unit, "attributes": attributes, "value": value})
+            })
+            .collect();
+        let entry = json!({
+            "resource": resource,
+            "cgroup": c.rel.to_string_lossy(),
+            "running": v.running,
+            "metrics": metrics,
+        });
+        match c.kind {
+            Kind::Container => containers.push(entry),
+            Kind::Pod => pods.push(entry),
+        }
+    }
+    json!({ "cgroup_layout": layout, "containers": containers, "pods": pods })
 }
 
 fn sum(
@@ -173,13 +196,19 @@ pub fn write_table(out: &mut dyn Write, views: &[ContainerView]) -> io::Result<(
             (Some(u), Some(l)) if l > 0.0 => format!("{:.2}%", u / l * 100.0),
             _ => "-".into(),
         };
-        let mut id = c.id[..12].to_string();
+        let mut id: String = c.id.chars().take(12).collect();
+        if c.kind == Kind::Pod {
+            id = format!("pod {}", c.id);
+        }
         if !v.running {
             id.push_str(" (exited)");
         }
         rows.push([
             id,
-            c.runtime.to_string(),
+            match c.kind {
+                Kind::Pod => "pod".to_string(),
+                Kind::Container => c.runtime.to_string(),
+            },
             cpu.map_or("-".into(), |c| format!("{:.2}%", c * 100.0)),
             format!(
                 "{} / {}",

@@ -38,6 +38,8 @@ pub struct Telemetry {
     pub otlp_queue_capacity: AtomicU64,
     /// Set when Docker metadata is enabled.
     pub docker: OnceLock<Arc<DockerStats>>,
+    /// Set when CRI metadata is enabled.
+    pub cri: OnceLock<Arc<CriStats>>,
 }
 
 /// The Docker (or Podman) metadata source's counters, for the exporter's self-metrics.
@@ -51,6 +53,19 @@ pub struct DockerStats {
     /// Connections established after a failure (a daemon that came back, or one that was
     /// absent when the exporter started).
     pub reconnects: AtomicU64,
+}
+
+/// The CRI metadata source's counters.
+#[derive(Debug, Default)]
+pub struct CriStats {
+    /// Failed connects, lists and event streams.
+    pub api_errors: AtomicU64,
+    /// True while the store is in sync with the runtime.
+    pub connected: AtomicBool,
+    /// Connections established after a failure.
+    pub reconnects: AtomicU64,
+    /// List calls made after the first sync (lookups of what discovery found).
+    pub lookups: AtomicU64,
 }
 
 /// Reads a counter.

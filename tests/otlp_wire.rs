@@ -13,7 +13,7 @@ use container_exporter::cgroup::sample::{
     CgroupSample, CpuSample, IfName, IoDevice, MemorySample, NetIface, PidsSample, Psi,
 };
 use container_exporter::collect::ContainerState;
-use container_exporter::discovery::{Found, Runtime};
+use container_exporter::discovery::{Found, Kind, Runtime};
 use container_exporter::export::otlp::encode::{self, Encoder, Temporality};
 use container_exporter::export::otlp::wire::WireEncoder;
 use container_exporter::export::prom::Described;
@@ -244,6 +244,7 @@ fn check(seed: u64, containers: u64, ticks: u64, temporality: Temporality) {
             .map(|(s, _)| {
                 let found = Found {
                     id: s.id.clone(),
+                    kind: Kind::Container,
                     runtime: s.runtime,
                     pod_uid: s.pod_uid.clone(),
                     rel: format!("x/{}", s.id).into(),
@@ -274,6 +275,7 @@ fn check(seed: u64, containers: u64, ticks: u64, temporality: Temporality) {
             .map(|(state, meta)| Described {
                 state,
                 meta: meta.clone(),
+                pod: None,
             })
             .collect();
         set(&telemetry.collections, tick);

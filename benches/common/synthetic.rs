@@ -8,7 +8,7 @@ use container_exporter::cgroup::sample::{
     CgroupSample, CpuSample, IfName, IoDevice, MemorySample, NetIface, PidsSample, Psi,
 };
 use container_exporter::collect::ContainerState;
-use container_exporter::discovery::{Found, Runtime};
+use container_exporter::discovery::{Found, Kind, Runtime};
 use container_exporter::metadata::ContainerMeta;
 
 const CONTAINERS: usize = 1000;
@@ -82,6 +82,7 @@ pub fn containers() -> Vec<(ContainerState, Arc<ContainerMeta>)> {
             let id = format!("{i:064x}");
             let found = Found {
                 id: id.clone(),
+                kind: Kind::Container,
                 runtime: Runtime::Docker,
                 pod_uid: None,
                 rel: format!("docker/{id}").into(),

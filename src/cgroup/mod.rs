@@ -7,5 +7,5 @@ pub mod reader;
 pub mod sample;
 
 pub use layout::{Layout, LayoutKind};
-pub use reader::{CgroupReader, Gone, OpenError, ProcRoot, ReadError};
+pub use reader::{CgroupReader, Gone, NetSource, OpenError, ProcRoot, ReadError};
 pub use sample::CgroupSample;

@@ -231,12 +231,28 @@ enum Net {
 /// at a 1 s interval, ten at the default 10 s.
 const HOST_NETWORK_RECHECK_MAX: u32 = 64;
 
+/// Where a cgroup's network counters come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetSource {
+    /// A process of the cgroup itself (a container).
+    Own,
+    /// A process of one of its child cgroups: a Kubernetes pod, whose processes are all in
+    /// its containers' (and sandbox's) cgroups, and share one network namespace.
+    Children,
+    /// None: a container of a Kubernetes pod, whose network is its pod's and reported once,
+    /// on the pod.
+    Skip,
+}
+
 /// The open files of one container, ready to be re-read each tick.
 #[derive(Debug)]
 pub struct CgroupReader {
     files: Vec<(FileKind, File, &'static str)>,
     /// `cgroup.procs`, to find a process whose network namespace to read.
     procs: Option<File>,
+    /// The directory holding `cgroup.procs` (for [`NetSource::Children`]).
+    procs_dir: PathBuf,
+    net_source: NetSource,
     net: Net,
     /// The container's directory under the discovery root, for error messages.
     dir: PathBuf,
@@ -296,9 +312,16 @@ impl CgroupReader {
             path: dir.clone(),
             error: e.into(),
         })?;
+        let procs_dir = layout
+            .unified
+            .as_deref()
+            .unwrap_or(layout.discovery_root())
+            .join(rel);
         let mut reader = CgroupReader {
             files: Vec::with_capacity(plan(layout).len()),
             procs: None,
+            procs_dir,
+            net_source: NetSource::Own,
             net: Net::Unknown,
             dir,
             inode: st.st_ino,
@@ -315,6 +338,12 @@ impl CgroupReader {
         ];
         reader.open_hierarchies(layout, rel, &all)?;
         Ok(reader)
+    }
+
+    /// Where this cgroup's network counters come from ([`NetSource::Own`] unless set).
+    pub fn with_net_source(mut self, source: NetSource) -> CgroupReader {
+        self.net_source = source;
+        self
     }
 
     /// Runtimes create a container's directory in each hierarchy one after the other, so a
@@ -386,8 +415,7 @@ impl CgroupReader {
             }
         }
         if self.procs.is_none() {
-            let procs_root = layout.unified.as_deref().unwrap_or(layout.discovery_root());
-            self.procs = File::open(procs_root.join(rel).join("cgroup.procs")).ok();
+            self.procs = File::open(self.procs_dir.join("cgroup.procs")).ok();
         }
         Ok(())
     }
@@ -456,6 +484,9 @@ impl CgroupReader {
         out: &mut CgroupSample,
         on_error: &mut dyn FnMut(ReadError),
     ) {
+        if self.net_source == NetSource::Skip {
+            return;
+        }
         match &mut self.net {
             Net::Unknown => self.net = self.open_net(proc_root, buf, 1),
             Net::HostNetwork {
@@ -495,34 +526,88 @@ impl CgroupReader {
     /// process in the host's namespace makes it [`Net::HostNetwork`], to be checked again
     /// after `backoff` reads.
     fn open_net(&self, proc_root: &ProcRoot, buf: &mut Vec<u8>, backoff: u32) -> Net {
-        let Some(procs) = &self.procs else {
-            return Net::Unknown;
+        let host = Net::HostNetwork {
+            recheck_in: backoff,
+            backoff,
         };
-        let Ok(n) = pread_all(procs, buf) else {
-            return Net::Unknown;
-        };
-        let Some(pid) = parse::first_pid(&buf[..n]) else {
-            return Net::Unknown;
-        };
-        let Ok(file) = File::open(proc_root.path.join(pid.to_string()).join("net/dev")) else {
-            return Net::Unknown;
-        };
-        // procfs gives each network namespace's `net/dev` its own inode, so the host network
-        // is recognised without the ptrace access that `ns/net` would need.
-        let netns = fstat(file.as_fd()).ok().map(|st| st.st_ino);
-        if netns.is_some() && netns == proc_root.host_netns {
-            return Net::HostNetwork {
-                recheck_in: backoff,
-                backoff,
-            };
+        match self.net_source {
+            NetSource::Skip => Net::Unknown,
+            NetSource::Own => {
+                let Some(procs) = &self.procs else {
+                    return Net::Unknown;
+                };
+                let Ok(n) = pread_all(procs, buf) else {
+                    return Net::Unknown;
+                };
+                let Some(pid) = parse::first_pid(&buf[..n]) else {
+                    return Net::Unknown;
+                };
+                match open_net_dev(proc_root, pid) {
+                    NetDev::Own(file) => Net::Open(file),
+                    NetDev::Host => host,
+                    NetDev::Missing => Net::Unknown,
+                }
+            }
+            NetSource::Children => {
+                // Any process of the pod will do, but not one still in the host's namespace
+                // while others are in the pod's (a container being started): look at each
+                // child's first process until one is in a namespace of its own.
+                let Ok(children) = std::fs::read_dir(&self.procs_dir) else {
+                    return Net::Unknown;
+                };
+                let mut seen_host = false;
+                for child in children.flatten() {
+                    if !child.file_type().is_ok_and(|t| t.is_dir()) {
+                        continue;
+                    }
+                    let Ok(procs) = File::open(child.path().join("cgroup.procs")) else {
+                        continue;
+                    };
+                    let Ok(n) = pread_all(&procs, buf) else {
+                        continue;
+                    };
+                    let Some(pid) = parse::first_pid(&buf[..n]) else {
+                        continue;
+                    };
+                    match open_net_dev(proc_root, pid) {
+                        NetDev::Own(file) => return Net::Open(file),
+                        NetDev::Host => seen_host = true,
+                        NetDev::Missing => {}
+                    }
+                }
+                if seen_host { host } else { Net::Unknown }
+            }
         }
-        Net::Open(file)
     }
 
     /// The container's process was in the host's network namespace when last looked at (so it
     /// has no network metrics).
     pub fn host_network(&self) -> bool {
         matches!(self.net, Net::HostNetwork { .. })
+    }
+}
+
+enum NetDev {
+    Own(File),
+    Host,
+    Missing,
+}
+
+/// Opens `/proc/<pid>/net/dev`, and says whether it is the host's. procfs gives each network
+/// namespace's `net/dev` its own inode, so the host network is recognised without the ptrace
+/// access that `ns/net` would need.
+fn open_net_dev(proc_root: &ProcRoot, pid: u32) -> NetDev {
+    let mut path = proc_root.path.clone();
+    path.push(itoa::Buffer::new().format(pid));
+    path.push("net/dev");
+    let Ok(file) = File::open(path) else {
+        return NetDev::Missing;
+    };
+    let netns = fstat(file.as_fd()).ok().map(|st| st.st_ino);
+    if netns.is_some() && netns == proc_root.host_netns {
+        NetDev::Host
+    } else {
+        NetDev::Own(file)
     }
 }
 

@@ -1,7 +1,11 @@
 //! Which containers exist: cgroup directories whose paths match what container runtimes
 //! create. A container's id and runtime come from its path; Kubernetes pods add the pod uid
-//! from the enclosing pod slice. Every other cgroup (services, slices, the runtime's own
-//! daemons, conmon) is not a container.
+//! from the enclosing pod slice. A Kubernetes pod's own cgroup (`pod<uid>`,
+//! `kubepods-<qos>-pod<uid>.slice`) is found too, as a [`Kind::Pod`]: it holds the exact pod
+//! total, sandbox and overhead included. Every other cgroup (services, slices, the runtime's
+//! own daemons, conmon) is not a container.
+//!
+//! To recognise one more runtime: a pattern in [`classify`] and a case in its tests.
 
 pub mod watch;
 
@@ -34,11 +38,24 @@ impl fmt::Display for Runtime {
     }
 }
 
-/// A container found in the cgroup tree.
+/// What a found cgroup is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A container (its runtime in [`Found::runtime`]).
+    Container,
+    /// A Kubernetes pod's own cgroup, parent of its containers' (and its sandbox's).
+    Pod,
+}
+
+/// A container (or a Kubernetes pod) found in the cgroup tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
-    /// The full 64-hex container id.
+    /// The full container id (64 hex digits for every runtime but plain containerd, whose ids
+    /// are names); a pod's uid for a pod.
     pub id: String,
+    pub kind: Kind,
+    /// The container's runtime; for a pod, the one its containers are expected to have (the
+    /// cgroup path of a pod does not say).
     pub runtime: Runtime,
     /// Kubernetes pod uid (with dashes), when the container belongs to a pod.
     pub pod_uid: Option<String>,
@@ -78,10 +95,34 @@ fn pod_uid(component: &str) -> Option<String> {
     uid_shaped.then_some(raw)
 }
 
-/// Decides whether the cgroup at `rel` (relative to a hierarchy's mount) is a container.
+/// containerd's own namespaces (`ctr`, nerdctl with the cgroupfs driver) put containers at
+/// `/<namespace>/<id>`; these are the namespaces recognised at the top of the tree.
+pub const CONTAINERD_NAMESPACES: &[&str] = &["default", "k8s.io", "nerdctl"];
+
+/// A containerd container id: its API allows `[A-Za-z0-9][A-Za-z0-9_.-]*`, up to 76 bytes.
+fn is_containerd_id(s: &str) -> bool {
+    (1..=76).contains(&s.len())
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Decides whether the cgroup at `rel` (relative to a hierarchy's mount) is a container or a
+/// Kubernetes pod.
 pub fn classify(rel: &Path) -> Option<Found> {
     let comps: Vec<&str> = rel.iter().filter_map(|c| c.to_str()).collect();
     let (&name, parents) = comps.split_last()?;
+    if parents.first().is_some_and(|p| p.starts_with("kubepods"))
+        && let Some(uid) = pod_uid(name)
+    {
+        return Some(Found {
+            id: uid.clone(),
+            kind: Kind::Pod,
+            runtime: Runtime::Containerd,
+            pod_uid: Some(uid),
+            rel: rel.to_path_buf(),
+        });
+    }
     let pod = parents.iter().rev().find_map(|c| pod_uid(c));
     let in_pod = pod.is_some();
 
@@ -102,13 +143,23 @@ pub fn classify(rel: &Path) -> Option<Found> {
         match parents.last() {
             Some(&"docker") => (name, Runtime::Docker),
             _ if in_pod => (name, Runtime::Containerd),
+            Some(ns) if parents.len() == 1 && CONTAINERD_NAMESPACES.contains(ns) => {
+                (name, Runtime::Containerd)
+            }
             _ => return None,
         }
+    } else if let [ns] = parents
+        && CONTAINERD_NAMESPACES.contains(ns)
+        && is_containerd_id(name)
+    {
+        // `ctr run … ctr-test1`: ids are names.
+        (name, Runtime::Containerd)
     } else {
         return None;
     };
     Some(Found {
         id: id.to_string(),
+        kind: Kind::Container,
         runtime,
         pod_uid: pod,
         rel: rel.to_path_buf(),
@@ -125,8 +176,8 @@ pub(crate) fn descend(name: &std::ffi::OsStr) -> bool {
 /// (`kubepods.slice/kubepods-burstable.slice/…pod….slice/cri-containerd-….scope`).
 const MAX_DEPTH: usize = 12;
 
-/// Walks the hierarchy mounted at `root` and returns every container in it. Containers'
-/// own sub-cgroups are not entered. Directories that vanish during the walk are skipped.
+/// Walks the hierarchy mounted at `root` and returns every container (and pod) in it.
+/// Containers' own sub-cgroups are not entered; pods' are. Directories that vanish during the walk are skipped.
 pub fn walk(root: &Path) -> Vec<Found> {
     let mut found = Vec::new();
     walk_from(root, PathBuf::new(), &mut found, |_| true);
@@ -159,6 +210,13 @@ pub(crate) fn walk_from(
             }
             let child = rel.join(entry.file_name());
             match classify(&child) {
+                // A pod is read as a whole, and its containers one by one.
+                Some(f) if f.kind == Kind::Pod => {
+                    found.push(f);
+                    if depth + 1 < MAX_DEPTH {
+                        stack.push((child, depth + 1));
+                    }
+                }
                 Some(f) => found.push(f),
                 None if descend(&entry.file_name()) && depth + 1 < MAX_DEPTH => {
                     stack.push((child, depth + 1))
@@ -177,7 +235,49 @@ mod tests {
     const UID: &str = "0f2b5a8c-3c5e-4f7e-9d1a-2b3c4d5e6f70";
 
     fn c(p: &str) -> Option<(String, Runtime, Option<String>)> {
-        classify(Path::new(p)).map(|f| (f.id, f.runtime, f.pod_uid))
+        classify(Path::new(p))
+            .filter(|f| f.kind == Kind::Container)
+            .map(|f| (f.id, f.runtime, f.pod_uid))
+    }
+
+    fn pod(p: &str) -> Option<String> {
+        classify(Path::new(p))
+            .filter(|f| f.kind == Kind::Pod)
+            .map(|f| f.id)
+    }
+
+    #[test]
+    fn pods_and_containerd_namespaces() {
+        for p in [
+            format!("kubepods/besteffort/pod{UID}"),
+            format!("kubepods/burstable/pod{UID}"),
+            format!("kubepods/pod{UID}"),
+            format!(
+                "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice",
+                UID.replace('-', "_")
+            ),
+            format!("kubepods.slice/kubepods-pod{}.slice", UID.replace('-', "_")),
+        ] {
+            assert_eq!(pod(&p), Some(UID.to_string()), "{p}");
+        }
+        // A pod uid outside the kubelet's tree is no pod; QoS slices are none either.
+        assert_eq!(pod(&format!("user.slice/pod{UID}")), None);
+        assert_eq!(pod("kubepods/besteffort"), None);
+        assert_eq!(pod("kubepods.slice/kubepods-besteffort.slice"), None);
+
+        // containerd's own namespaces: `/<namespace>/<id>`, ids as `ctr` and nerdctl make them.
+        assert_eq!(
+            c("default/ctr-test1"),
+            Some(("ctr-test1".into(), Runtime::Containerd, None))
+        );
+        assert_eq!(
+            c(&format!("default/{ID}")),
+            Some((ID.into(), Runtime::Containerd, None))
+        );
+        assert_eq!(c("default/.hidden"), None);
+        assert_eq!(c("default/a/b"), None);
+        assert_eq!(c("somewhere/ctr-test1"), None);
+        assert_eq!(c(&format!("default/{}", "x".repeat(77))), None);
     }
 
     #[test]

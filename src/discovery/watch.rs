@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
-use super::{Found, classify, descend, walk_from};
+use super::{Found, Kind, classify, descend, walk_from};
 
 /// What the watcher saw, in terms the collector understands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,16 +219,20 @@ impl Watcher {
                 }
                 let rel = parent.join(name);
                 if mask.contains(AddWatchFlags::IN_CREATE) {
-                    match classify(&rel) {
-                        Some(f) => out.push(WatchEvent::Found(f)),
-                        None if descend(name) => {
-                            // A new slice (a Kubernetes pod, say): watch it and pick up
-                            // whatever was created in it before the watch existed.
+                    let f = classify(&rel);
+                    let pod = f.as_ref().is_some_and(|f| f.kind == Kind::Pod);
+                    match f {
+                        Some(f) if !pod => out.push(WatchEvent::Found(f)),
+                        _ if pod || descend(name) => {
+                            // A new slice, or a Kubernetes pod (found itself, and holding
+                            // containers): watch it and pick up whatever was created in it
+                            // before the watch existed.
+                            out.extend(f.map(WatchEvent::Found));
                             let mut found = Vec::new();
                             self.scan_from(rel, &mut found);
                             out.extend(found.into_iter().map(WatchEvent::Found));
                         }
-                        None => {}
+                        _ => {}
                     }
                 } else if mask.contains(AddWatchFlags::IN_DELETE) {
                     if let Some(f) = classify(&rel) {

@@ -12,21 +12,24 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::collect::ContainerState;
+pub use crate::collect::Described;
 use crate::config::Naming;
+use crate::discovery::Kind;
 use crate::export::cadvisor;
-use crate::metadata::ContainerMeta;
+use crate::metadata::{ContainerMeta, PodMeta};
 use crate::metrics::{Instrument, Metric, MetricDef, Sink, Value};
+use crate::resource::HostResource;
 use crate::telemetry::{ProcessStats, Telemetry, get};
 
-/// The Prometheus name of a metric.
-pub fn prom_name(def: &MetricDef) -> String {
+/// The Prometheus name of a metric (`name`: its name on containers or on pods).
+pub fn prom_name(name: &str, def: &MetricDef) -> String {
     // `container.pid.count` would translate to `container_pid_count`, which reads as the
     // `_count` series of a histogram or summary (promtool flags it): name it as cAdvisor-era
     // dashboards expect a process count to be named.
-    if def.name == "container.pid.count" {
-        return "container_pids".to_string();
+    if let Some(prefix) = name.strip_suffix(".pid.count") {
+        return format!("{}_pids", prefix.replace('.', "_"));
     }
-    let mut name = def.name.replace('.', "_");
+    let mut name = name.replace('.', "_");
     let unit = match def.unit {
         "s" => "seconds",
         "By" => "bytes",
@@ -98,7 +101,10 @@ fn push_value(out: &mut Vec<u8>, v: Value) {
 
 /// Where a family's samples come from.
 enum Source {
-    Otel(Metric),
+    /// One metric of the table, on containers or on pods (each has its own names).
+    Otel(Metric, Kind),
+    /// A cAdvisor family: containers and pods alike (pods have `container=""`, as on the
+    /// kubelet's `/metrics/cadvisor`).
     Cadvisor(&'static cadvisor::Family),
 }
 
@@ -114,6 +120,7 @@ struct Family {
 /// A container's label blocks, rebuilt only when its metadata changes.
 struct Labels {
     meta: Option<Arc<ContainerMeta>>,
+    pod: Option<Arc<PodMeta>>,
     /// `container_id="…",container_name="…",…` without braces.
     identity: Vec<u8>,
     /// The whole `container_info{…} 1` line.
@@ -122,17 +129,11 @@ struct Labels {
     used_in: u64,
 }
 
-/// What the renderer needs to describe one container.
-pub struct Described<'a> {
-    pub state: &'a ContainerState,
-    pub meta: Option<Arc<ContainerMeta>>,
-}
-
 pub struct PromRenderer {
     families: Vec<Family>,
     naming: Naming,
     labels: HashMap<String, Labels>,
-    host_name: Option<String>,
+    host: HostResource,
     pass: u64,
 }
 
@@ -143,17 +144,18 @@ impl PromRenderer {
             format!("# HELP {name} {help}\n# TYPE {name} {kind}\n")
         };
         let families = match naming {
-            Naming::Otel => Metric::ALL
+            Naming::Otel => [Kind::Container, Kind::Pod]
                 .iter()
-                .map(|&metric| {
+                .flat_map(|&subject| Metric::ALL.iter().map(move |&m| (m, subject)))
+                .map(|(metric, subject)| {
                     let def = metric.def();
-                    let name = prom_name(def);
+                    let name = prom_name(metric.name(subject), def);
                     let kind = match def.instrument {
                         Instrument::Counter => "counter",
                         Instrument::UpDownCounter | Instrument::Gauge => "gauge",
                     };
                     Family {
-                        source: Source::Otel(metric),
+                        source: Source::Otel(metric, subject),
                         header: header(&name, def.description, kind),
                         name,
                         attr_labels: def.attributes.iter().map(|a| a.replace('.', "_")).collect(),
@@ -174,7 +176,11 @@ impl PromRenderer {
             families,
             naming,
             labels: HashMap::new(),
-            host_name,
+            host: HostResource {
+                attributes: host_name
+                    .map(|h| vec![("host.name".to_string(), h)])
+                    .unwrap_or_default(),
+            },
             pass: 0,
         }
     }
@@ -196,14 +202,9 @@ impl PromRenderer {
         for c in &containers {
             let id = c.state.id.as_str();
             match self.labels.get_mut(id) {
-                Some(l) if same_meta(&l.meta, &c.meta) => l.used_in = pass,
+                Some(l) if c.same(&l.meta, &l.pod) => l.used_in = pass,
                 _ => {
-                    let mut l = build_labels(
-                        c.state,
-                        c.meta.clone(),
-                        self.host_name.as_deref(),
-                        self.naming,
-                    );
+                    let mut l = build_labels(c, &self.host, self.naming);
                     l.used_in = pass;
                     self.labels.insert(id.to_string(), l);
                 }
@@ -228,7 +229,10 @@ impl PromRenderer {
                     identity: &labels.identity,
                 };
                 match &f.source {
-                    Source::Otel(m) => state.emit_metric(*m, now, &mut sink),
+                    Source::Otel(m, kind) if *kind == state.kind => {
+                        state.emit_metric(*m, now, &mut sink)
+                    }
+                    Source::Otel(..) => {}
                     Source::Cadvisor(c) => {
                         (c.emit)(state, now, &mut |extra, v| sink.line(extra, v))
                     }
@@ -238,117 +242,122 @@ impl PromRenderer {
                 page.truncate(start); // no samples: no header either
             }
         }
-        if !rows.is_empty() {
-            page.extend_from_slice(
-                b"# HELP container_info Who each container is: image, runtime, labels. Always 1.\n\
-                  # TYPE container_info gauge\n",
-            );
-            for (_, labels) in &rows {
-                page.extend_from_slice(&labels.info);
+        for (kind, header) in [
+            (
+                Kind::Container,
+                &b"# HELP container_info Who each container is: image, runtime, labels. Always 1.\n\
+                   # TYPE container_info gauge\n"[..],
+            ),
+            (
+                Kind::Pod,
+                &b"# HELP k8s_pod_info Who each Kubernetes pod is: uid, name, namespace, labels. \
+                   Always 1.\n# TYPE k8s_pod_info gauge\n"[..],
+            ),
+        ] {
+            let mut any = false;
+            for (state, labels) in &rows {
+                if state.kind == kind {
+                    if !any {
+                        page.extend_from_slice(header);
+                        any = true;
+                    }
+                    page.extend_from_slice(&labels.info);
+                }
             }
         }
         render_telemetry(page, telemetry, process);
     }
 }
 
-fn same_meta(a: &Option<Arc<ContainerMeta>>, b: &Option<Arc<ContainerMeta>>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-        _ => false,
-    }
+/// The label name of a resource attribute: `[a-zA-Z0-9_]`, dots and the rest to `_`.
+fn label_name(key: &str) -> String {
+    sanitize_label_name(key)
 }
 
-fn build_labels(
-    state: &ContainerState,
-    meta: Option<Arc<ContainerMeta>>,
-    host: Option<&str>,
-    naming: Naming,
-) -> Labels {
-    let m = meta.as_deref();
+fn build_labels(d: &Described<'_>, host: &HostResource, naming: Naming) -> Labels {
+    let state = d.state;
+    let attrs = host.attributes(d);
+    let get = |k: &str| {
+        attrs
+            .iter()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.joined().into_owned())
+    };
+    let identity_keys: &[&str] = match state.kind {
+        Kind::Container => &[
+            "container.id",
+            "container.name",
+            "container.image.name",
+            "k8s.namespace.name",
+            "k8s.pod.name",
+            "k8s.container.name",
+        ],
+        Kind::Pod => &["k8s.pod.uid", "k8s.namespace.name", "k8s.pod.name"],
+    };
     let mut identity = vec![b'{'];
-    let opt = |v: Option<&String>| v.filter(|s| !s.is_empty()).cloned();
-    let name = m.and_then(|m| opt(m.name.as_ref()));
-    let image = m.and_then(|m| opt(m.image_name.as_ref()));
-    let ns = m.and_then(|m| opt(m.k8s_namespace_name.as_ref()));
-    let pod = m.and_then(|m| opt(m.k8s_pod_name.as_ref()));
-    let kc = m.and_then(|m| opt(m.k8s_container_name.as_ref()));
     match naming {
         Naming::Otel => {
-            push_label(&mut identity, "container_id", &state.id);
-            for (k, v) in [
-                ("container_name", &name),
-                ("container_image_name", &image),
-                ("k8s_namespace_name", &ns),
-                ("k8s_pod_name", &pod),
-                ("k8s_container_name", &kc),
-            ] {
-                if let Some(v) = v {
-                    push_label(&mut identity, k, v);
+            for k in identity_keys {
+                if let Some(v) = get(k) {
+                    push_label(&mut identity, &label_name(k), &v);
                 }
             }
         }
         Naming::Cadvisor => {
-            // cAdvisor's: the cgroup path as `id`, the image reference with its tag.
+            // cAdvisor's: the cgroup path as `id`; `name` is the runtime's name for the
+            // container (the container id under CRI runtimes, as the kubelet's cAdvisor has
+            // it); `image` the reference with its tag.
             push_label(&mut identity, "id", &format!("/{}", state.rel.display()));
-            let image_ref = image
-                .as_ref()
-                .map(|i| match m.and_then(|m| m.image_tags.first()) {
+            let meta = d.meta.as_deref();
+            let name = match state.kind {
+                Kind::Pod => None,
+                Kind::Container if meta.is_some_and(|m| m.runtime_name.is_some()) => {
+                    Some(state.id.clone())
+                }
+                Kind::Container => get("container.name"),
+            };
+            let image = get("container.image.name").map(|i| {
+                match meta.and_then(|m| m.image_tags.first()) {
                     Some(tag) => format!("{i}:{tag}"),
-                    None => i.clone(),
-                });
+                    None => i,
+                }
+            });
             for (k, v) in [
-                ("name", &name),
-                ("image", &image_ref),
-                ("namespace", &ns),
-                ("pod", &pod),
-                ("container", &kc),
+                ("name", name),
+                ("image", image),
+                ("namespace", get("k8s.namespace.name")),
+                ("pod", get("k8s.pod.name")),
+                ("container", get("k8s.container.name")),
             ] {
                 if let Some(v) = v {
-                    push_label(&mut identity, k, v);
+                    push_label(&mut identity, k, &v);
                 }
             }
         }
     }
-    let mut info = b"container_info".to_vec();
+    let mut info = match state.kind {
+        Kind::Container => b"container_info".to_vec(),
+        Kind::Pod => b"k8s_pod_info".to_vec(),
+    };
     info.extend_from_slice(&identity);
-    let pod_uid = m
-        .and_then(|m| opt(m.k8s_pod_uid.as_ref()))
-        .or_else(|| state.pod_uid.clone());
-    let tags = m.map(|m| m.image_tags.join(",")).filter(|t| !t.is_empty());
-    let extra = [
-        ("container_image_tags", tags),
-        (
-            "container_image_id",
-            m.and_then(|m| opt(m.image_id.as_ref())),
-        ),
-        (
-            "container_runtime_name",
-            Some(state.runtime.as_str().to_string()),
-        ),
-        ("k8s_pod_uid", pod_uid),
-        ("host_name", host.map(str::to_string)),
-    ];
-    for (k, v) in extra {
-        if let Some(v) = v {
-            push_label(&mut info, k, &v);
+    let mut used: std::collections::HashSet<String> =
+        identity_keys.iter().map(|k| label_name(k)).collect();
+    for (k, v) in &attrs {
+        if identity_keys.contains(&k.as_str()) {
+            continue;
         }
-    }
-    if let Some(m) = m {
-        let mut used = std::collections::HashSet::new();
-        for (k, v) in &m.labels {
-            let name = format!("container_label_{}", sanitize_label_name(k));
-            // Two keys that sanitize alike (`a.b`, `a-b`): the first, in key order, wins.
-            if used.insert(name.clone()) {
-                push_label(&mut info, &name, v);
-            }
+        let name = label_name(k);
+        // Two keys that sanitize alike (`a.b`, `a-b`): the first, in key order, wins.
+        if used.insert(name.clone()) {
+            push_label(&mut info, &name, &v.joined());
         }
     }
     info.extend_from_slice(b"} 1\n");
     // The identity block is used inside other braces: drop its own opening brace.
     identity.remove(0);
     Labels {
-        meta,
+        meta: d.meta.clone(),
+        pod: d.pod.clone(),
         identity,
         info,
         used_in: 0,
@@ -593,7 +602,7 @@ mod tests {
 
     #[test]
     fn names_follow_the_otel_translation() {
-        let name = |m: Metric| prom_name(m.def());
+        let name = |m: Metric| prom_name(m.def().name, m.def());
         assert_eq!(name(Metric::CpuTime), "container_cpu_time_seconds_total");
         assert_eq!(name(Metric::CpuUsage), "container_cpu_usage");
         assert_eq!(name(Metric::MemoryUsage), "container_memory_usage_bytes");

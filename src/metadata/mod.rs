@@ -20,6 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::discovery::Runtime;
+
 /// What a runtime knows about a container, for its resource attributes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContainerMeta {
@@ -220,6 +222,38 @@ impl MetadataStore {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<ContainerMeta>>> {
         self.inner.map.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Every source's store, and the one lookup the outputs use. Each source owns its store (a
+/// resync of one never drops another's entries); a container is looked up first in the store
+/// of the runtime its cgroup path names, then in the others (Docker as a Kubernetes runtime
+/// through cri-dockerd puts Docker containers under CRI-style paths).
+#[derive(Clone, Default)]
+pub struct Metadata {
+    pub docker: MetadataStore,
+    pub podman: MetadataStore,
+    pub cri: MetadataStore,
+}
+
+impl Metadata {
+    pub fn new() -> Metadata {
+        Metadata::default()
+    }
+
+    /// What a runtime says about the container `id`, found under `runtime`'s path pattern.
+    pub fn container(&self, runtime: Runtime, id: &str) -> Option<Arc<ContainerMeta>> {
+        let order: [&MetadataStore; 3] = match runtime {
+            Runtime::Docker => [&self.docker, &self.cri, &self.podman],
+            Runtime::Podman => [&self.podman, &self.docker, &self.cri],
+            Runtime::Containerd | Runtime::CriO => [&self.cri, &self.docker, &self.podman],
+        };
+        order.iter().find_map(|s| s.get(id))
+    }
+
+    /// What the CRI runtime says about the pod `uid`.
+    pub fn pod(&self, uid: &str) -> Option<Arc<PodMeta>> {
+        self.cri.get_pod(uid)
     }
 }
 

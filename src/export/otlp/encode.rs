@@ -24,10 +24,11 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
-use crate::export::prom::Described;
-use crate::metadata::ContainerMeta;
+use crate::collect::Described;
+use crate::discovery::Kind;
+use crate::metadata::{ContainerMeta, PodMeta};
 use crate::metrics::{Instrument, Metric, Sink, Value};
-use crate::resource::{HostResource, parse_resource_attributes};
+use crate::resource::{AttrValue, HostResource, parse_resource_attributes};
 use crate::telemetry::{ProcessStats, Telemetry, get};
 
 pub const SCOPE_NAME: &str = "container-exporter";
@@ -124,6 +125,7 @@ impl SeriesState {
 /// A container's resource attributes, rebuilt only when its metadata changes.
 struct CachedResource {
     meta: Option<Arc<ContainerMeta>>,
+    pod: Option<Arc<PodMeta>>,
     attributes: Vec<KeyValue>,
     seen: u64,
 }
@@ -221,6 +223,7 @@ impl Encoder {
                 None
             };
             let mut sink = PointSink {
+                kind: state.kind,
                 metrics: Vec::with_capacity(crate::metrics::METRICS.len()),
                 last: None,
                 now_ns,
@@ -268,7 +271,7 @@ impl Encoder {
     fn container_resource(&mut self, d: &Described<'_>, pass: u64) -> Vec<KeyValue> {
         let id = d.state.id.as_str();
         if let Some(r) = self.resources.get_mut(id)
-            && same_meta(&r.meta, &d.meta)
+            && d.same(&r.meta, &r.pod)
         {
             r.seen = pass;
             return r.attributes.clone();
@@ -278,6 +281,7 @@ impl Encoder {
             id.to_string(),
             CachedResource {
                 meta: d.meta.clone(),
+                pod: d.pod.clone(),
                 attributes: attributes.clone(),
                 seen: pass,
             },
@@ -482,58 +486,25 @@ impl SelfMetric {
     }
 }
 
-fn same_meta(a: &Option<Arc<ContainerMeta>>, b: &Option<Arc<ContainerMeta>>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-        _ => false,
-    }
-}
-
-/// A container's resource: its own attributes (from the cgroup path and Docker) over the
-/// shared ones (`host.name`, `OTEL_RESOURCE_ATTRIBUTES`). Never `service.name`.
+/// A container's (or pod's) resource, as OTLP key-values: [`HostResource::attributes`].
 pub fn container_attributes(host: &HostResource, d: &Described<'_>) -> Vec<KeyValue> {
-    let base = host.for_container(d.state);
-    let mut own: Vec<KeyValue> = Vec::new();
-    if let Some(m) = d.meta.as_deref() {
-        let mut s = |k: &str, v: &Option<String>| {
-            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
-                own.push(kv_str(k, v));
-            }
-        };
-        s("container.name", &m.name);
-        s("container.image.name", &m.image_name);
-        s("container.image.id", &m.image_id);
-        s("k8s.pod.name", &m.k8s_pod_name);
-        s("k8s.namespace.name", &m.k8s_namespace_name);
-        s("k8s.container.name", &m.k8s_container_name);
-        if d.state.pod_uid.is_none() {
-            s("k8s.pod.uid", &m.k8s_pod_uid);
-        }
-        if !m.image_tags.is_empty() {
-            let values = m
-                .image_tags
-                .iter()
-                .map(|t| AnyValue {
-                    value: Some(any_value::Value::StringValue(t.clone())),
-                })
-                .collect();
-            own.push(kv(
-                "container.image.tags",
-                any_value::Value::ArrayValue(ArrayValue { values }),
-            ));
-        }
-        for (k, v) in &m.labels {
-            own.push(kv_str(&format!("container.label.{k}"), v));
-        }
-    }
-    let mut out: Vec<KeyValue> = base
-        .iter()
-        .filter(|(k, _)| k != "service.name" && !own.iter().any(|o| &o.key == k))
-        .map(|(k, v)| kv_str(k, v))
-        .collect();
-    out.extend(own);
-    out
+    host.attributes(d)
+        .into_iter()
+        .map(|(k, v)| match v {
+            AttrValue::Str(s) => kv_str(&k, &s),
+            AttrValue::Strs(items) => kv(
+                &k,
+                any_value::Value::ArrayValue(ArrayValue {
+                    values: items
+                        .into_iter()
+                        .map(|t| AnyValue {
+                            value: Some(any_value::Value::StringValue(t)),
+                        })
+                        .collect(),
+                }),
+            ),
+        })
+        .collect()
 }
 
 fn number_value(v: Value) -> number_data_point::Value {
@@ -578,6 +549,7 @@ fn new_metric(
 
 /// Receives one container's data points (metric by metric, in table order) into metrics.
 struct PointSink<'a> {
+    kind: Kind,
     metrics: Vec<pm::Metric>,
     last: Option<Metric>,
     now_ns: u64,
@@ -596,7 +568,7 @@ impl Sink for PointSink<'_> {
                 Temporality::Cumulative
             };
             self.metrics.push(new_metric(
-                def.name,
+                m.name(self.kind),
                 def.description,
                 def.unit,
                 def.instrument,
@@ -705,6 +677,7 @@ mod tests {
         ContainerState::with_samples(
             Found {
                 id: id.to_string(),
+                kind: Kind::Container,
                 runtime: Runtime::Docker,
                 pod_uid: None,
                 rel: format!("docker/{id}").into(),
@@ -752,6 +725,7 @@ mod tests {
         let d = [Described {
             state: &s,
             meta: Some(meta),
+            pod: None,
         }];
         let mut e = Encoder::new(
             host(),
@@ -853,6 +827,7 @@ mod tests {
             &[Described {
                 state: &a,
                 meta: None,
+                pod: None,
             }],
             &t,
             &p,
@@ -870,6 +845,7 @@ mod tests {
             &[Described {
                 state: &a,
                 meta: None,
+                pod: None,
             }],
             &t,
             &p,
@@ -903,6 +879,7 @@ mod tests {
             &[Described {
                 state: &a,
                 meta: None,
+                pod: None,
             }],
             &Telemetry::default(),
             &ProcessStats::default(),

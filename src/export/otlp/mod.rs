@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Args, ValueEnum};
 
-use crate::export::prom::Described;
+use crate::collect::Described;
 use crate::resource::{HostResource, parse_resource_attributes};
 use crate::telemetry::{ProcessStats, Telemetry, set};
 

@@ -30,8 +30,9 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
 use super::encode::{Encoder, SCOPE_NAME, Temporality, VERSION, container_attributes};
-use crate::export::prom::Described;
-use crate::metadata::ContainerMeta;
+use crate::collect::Described;
+use crate::discovery::Kind;
+use crate::metadata::{ContainerMeta, PodMeta};
 use crate::metrics::{Instrument, METRICS, Metric, Sink, Value};
 use crate::resource::HostResource;
 use crate::telemetry::{ProcessStats, Telemetry};
@@ -143,11 +144,11 @@ struct MetricHead {
 }
 
 impl MetricHead {
-    fn new(m: Metric, delta: bool) -> MetricHead {
+    fn new(m: Metric, kind: Kind, delta: bool) -> MetricHead {
         let def = m.def();
         let mut head = Vec::new();
         for (tag, s) in [
-            (F1_LEN, def.name),
+            (F1_LEN, m.name(kind)),
             (F2_LEN, def.description),
             (F3_LEN, def.unit),
         ] {
@@ -269,6 +270,7 @@ impl SeriesSet {
 /// One container's state across ticks.
 struct Slot {
     meta: Option<Arc<ContainerMeta>>,
+    pod: Option<Arc<PodMeta>>,
     /// `ResourceMetrics.resource`, tag and length included.
     resource: Vec<u8>,
     /// The cgroup's creation: a new one under the same id starts its series over.
@@ -296,7 +298,9 @@ pub struct WireEncoder {
     delta: bool,
     /// `ScopeMetrics.scope`, tag and length included.
     scope: Vec<u8>,
+    /// Containers' metrics, then pods' (their names differ).
     heads: Vec<MetricHead>,
+    pod_heads: Vec<MetricHead>,
     slots: HashMap<String, Slot>,
     reserve: Reserve,
     pass: u64,
@@ -327,7 +331,11 @@ impl WireEncoder {
             scope: scope_bytes,
             heads: Metric::ALL
                 .iter()
-                .map(|&m| MetricHead::new(m, delta))
+                .map(|&m| MetricHead::new(m, Kind::Container, delta))
+                .collect(),
+            pod_heads: Metric::ALL
+                .iter()
+                .map(|&m| MetricHead::new(m, Kind::Pod, delta))
                 .collect(),
             slots: HashMap::new(),
             reserve: Reserve {
@@ -369,13 +377,14 @@ impl WireEncoder {
                 Some(s) => s,
                 None => self.slots.entry(state.id.clone()).or_insert(Slot {
                     meta: None,
+                    pod: None,
                     resource: Vec::new(),
                     created: state.created,
                     series: SeriesSet::default(),
                     seen: 0,
                 }),
             };
-            if slot.seen == 0 || !same_meta(&slot.meta, &d.meta) {
+            if slot.seen == 0 || !d.same(&slot.meta, &slot.pod) {
                 let resource = Resource {
                     attributes: container_attributes(&self.host, d),
                     ..Default::default()
@@ -383,6 +392,7 @@ impl WireEncoder {
                 slot.resource.clear();
                 prost::encoding::message::encode(1, &resource, &mut slot.resource);
                 slot.meta = d.meta.clone();
+                slot.pod = d.pod.clone();
             }
             if slot.created != state.created {
                 slot.created = state.created;
@@ -398,7 +408,10 @@ impl WireEncoder {
             buf.extend_from_slice(&self.scope);
             let mut sink = WireSink {
                 buf: &mut *buf,
-                heads: &self.heads,
+                heads: match state.kind {
+                    Kind::Container => &self.heads,
+                    Kind::Pod => &self.pod_heads,
+                },
                 reserve_metric: &mut r.metric,
                 reserve_data: &mut r.data,
                 open: None,
@@ -437,14 +450,6 @@ impl WireEncoder {
     /// Containers whose state is kept (for tests).
     pub fn cached(&self) -> usize {
         self.slots.len()
-    }
-}
-
-fn same_meta(a: &Option<Arc<ContainerMeta>>, b: &Option<Arc<ContainerMeta>>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-        _ => false,
     }
 }
 
