@@ -444,13 +444,16 @@ fn read_one(
 }
 
 impl Tracked {
-    /// It has run: seen populated, or it has used CPU or holds tasks (pure v1 has no
-    /// `cgroup.events`). A cgroup made but never entered has no final sample to give.
+    /// It has run: seen populated, or it has used CPU. A cgroup made but never entered has
+    /// no final sample to give. Tasks counted in the `pids` controller say so only on pure
+    /// v1: where `cgroup.events` is read, a runtime may have attached the process to the v1
+    /// controllers and not yet to the unified hierarchy (whose `cpu.stat` is the CPU read
+    /// there), and `populated 0` then means "not started yet", not "exited".
     fn has_run(&self) -> bool {
         let s = &self.state.current;
         self.seen_running
             || s.cpu.usage_ns.is_some_and(|u| u > 0)
-            || s.pids.current.is_some_and(|p| p > 0)
+            || (s.populated.is_none() && s.pids.current.is_some_and(|p| p > 0))
     }
 
     /// Opens the files of hierarchies whose directory was missing at discovery, for a few

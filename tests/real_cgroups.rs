@@ -375,3 +375,64 @@ fn final_sample_when_the_last_process_leaves() {
     collector.collect();
     assert!(collector.take_departed().is_empty());
 }
+
+/// Runtimes attach a new container's process to its hierarchies one at a time (runc's
+/// cgroupfs manager in map order): on a hybrid host the v1 controllers may count the process
+/// while the unified hierarchy's `cgroup.events` still says `populated 0`. That moment is not
+/// an exit: the container gets exactly one final sample, at its real exit.
+#[test]
+fn one_final_sample_for_a_process_that_joins_the_unified_hierarchy_last() {
+    let l = layout();
+    let Some(unified) = l.unified.clone() else {
+        return; // pure v1: no cgroup.events
+    };
+    if l.kind != LayoutKind::Hybrid {
+        return; // one hierarchy: no order to race on
+    }
+    let mut cg = TestCgroup::new(&l, 8);
+    let id = cg.id.clone();
+    let (v1, unified_procs): (Vec<String>, Vec<String>) = cg
+        .procs_files()
+        .into_iter()
+        .partition(|p| !Path::new(p).starts_with(&unified));
+    let mut collector = Collector::new(l.clone(), ProcRoot::new(Path::new("/proc")));
+    collector.discover();
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(
+            r#"for f in $V1; do echo $$ > "$f" || exit 99; done; echo v1; read go;
+               for f in $UNIFIED; do echo $$ > "$f" || exit 99; done; echo unified; read go;
+               exec perl -e 'use Time::HiRes qw(clock_gettime CLOCK_PROCESS_CPUTIME_ID); 1 while clock_gettime(CLOCK_PROCESS_CPUTIME_ID) < 0.2;'"#,
+        )
+        .env("V1", v1.join(" "))
+        .env("UNIFIED", unified_procs.join(" "))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn sh");
+    cg.children.push(child);
+    let child = cg.children.last_mut().unwrap();
+    assert_eq!(read_line(child), "v1");
+    // In the v1 controllers, not yet in the unified hierarchy: not running, not exited.
+    assert_eq!(collector.refresh(&id), Some(false));
+    assert!(
+        collector.take_departed().is_empty(),
+        "a process still joining its hierarchies was taken for an exit"
+    );
+    use std::io::Write;
+    writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
+    assert_eq!(read_line(child), "unified");
+    assert_eq!(collector.refresh(&id), Some(true));
+    writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(collector.refresh(&id), Some(false));
+    let departed = collector.take_departed();
+    assert_eq!(
+        departed.iter().filter(|c| c.id == id).count(),
+        1,
+        "exactly one final sample"
+    );
+    collector.collect();
+    assert_eq!(collector.refresh(&id), Some(false));
+    assert!(collector.take_departed().is_empty(), "a second final sample");
+}
