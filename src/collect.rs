@@ -180,8 +180,9 @@ const RETRY_MISSING_FOR: Duration = Duration::from_secs(5);
 pub struct DiscoveryChanges {
     pub added: usize,
     pub removed: usize,
-    /// Containers seen in the tree whose files could not be opened (the error is logged).
-    pub failed: Vec<String>,
+    /// Containers seen in the tree whose files could not be opened, with why (naming the
+    /// file). They are tried again at every tick until they open or their cgroup goes.
+    pub failed: Vec<(String, String)>,
 }
 
 /// Counts of what went wrong while reading, by kind (see `ReadErrorKind::label`).
@@ -197,6 +198,9 @@ pub struct Collector {
     layout: Layout,
     proc_root: ProcRoot,
     containers: HashMap<String, Tracked>,
+    /// Found but not opened (an error other than "gone"): tried again at every tick. Bounded
+    /// by the cgroups that exist: a rescan that no longer finds one drops it.
+    unopened: HashMap<String, Found>,
     departed: Vec<ContainerState>,
     buf: Vec<u8>,
     pub errors: ReadErrorCounts,
@@ -212,6 +216,7 @@ impl Collector {
             layout,
             proc_root,
             containers: HashMap::new(),
+            unopened: HashMap::new(),
             departed: Vec::new(),
             buf: vec![0; 64 * 1024],
             errors: ReadErrorCounts::default(),
@@ -238,6 +243,7 @@ impl Collector {
             seen.insert(f.id.clone());
             self.track(f, &mut changes);
         }
+        self.unopened.retain(|id, _| seen.contains(id));
         let vanished: Vec<String> = self
             .containers
             .keys()
@@ -264,14 +270,19 @@ impl Collector {
         };
         let reader = match CgroupReader::open(&self.layout, &f.rel) {
             Ok(r) => r.with_net_source(net),
-            Err(OpenError::Gone) => return,
+            Err(OpenError::Gone) => {
+                self.unopened.remove(&f.id);
+                return;
+            }
             Err(e) => {
+                // Counted here, logged by whoever asked (once per container and error).
                 self.errors.open += 1;
-                self.note_error(e.to_string());
-                changes.failed.push(f.id);
+                changes.failed.push((f.id.clone(), e.to_string()));
+                self.unopened.insert(f.id.clone(), f);
                 return;
             }
         };
+        self.unopened.remove(&f.id);
         let id = f.id.clone();
         match self.containers.entry(f.id.clone()) {
             Entry::Occupied(o) if o.get().reader.inode == reader.inode => {
@@ -331,6 +342,12 @@ impl Collector {
             self.departed.push(t.state.clone());
         }
         populated
+    }
+
+    /// The containers whose files could not be opened, to [`track`](Self::track) again (those
+    /// that fail again come back).
+    pub fn take_unopened(&mut self) -> Vec<Found> {
+        self.unopened.drain().map(|(_, f)| f).collect()
     }
 
     /// One tick: re-reads every tracked container that still has processes. Containers

@@ -31,6 +31,9 @@ use crate::telemetry::{ProcessStats, Telemetry, add, set};
 /// the hierarchies one after the other).
 const WATCH_RETRY_FOR: Duration = Duration::from_secs(5);
 
+/// How long the collector thread may take to stop at shutdown.
+const COLLECTOR_STOP_DEADLINE: Duration = Duration::from_secs(3);
+
 /// How long pending OTLP requests may take to go out at shutdown.
 const OTLP_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -134,7 +137,21 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
     });
     shutdown.store(true, Ordering::Release);
     let _ = stop_tx.send(true);
-    let _ = collector.join();
+    // The collector notices within 250 ms, unless a read is stuck in the kernel (a hung
+    // filesystem): then the process ends without it, since returning from `main` ends every
+    // thread. Shutdown is bounded whatever a thread is blocked on.
+    let deadline = Instant::now() + COLLECTOR_STOP_DEADLINE;
+    while !collector.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if collector.is_finished() {
+        let _ = collector.join();
+    } else {
+        tracing::error!(
+            "the collector did not stop within {COLLECTOR_STOP_DEADLINE:?} (a read is stuck): \
+             exiting without it"
+        );
+    }
     if let Some(f) = otlp_flusher {
         // Pending requests (the last tick's included) get a few seconds to go out.
         runtime.block_on(f.flush(OTLP_FLUSH_DEADLINE));
@@ -419,11 +436,16 @@ impl CollectorLoop {
         self.collect_departures();
     }
 
-    fn count(&self, changes: &DiscoveryChanges) {
+    fn count(&mut self, changes: &DiscoveryChanges) {
         add(&self.telemetry.discovery_added, changes.added as u64);
         add(&self.telemetry.discovery_removed, changes.removed as u64);
-        for id in &changes.failed {
-            tracing::warn!(%id, "cannot open the container's cgroup files: {:?}", self.collector.last_errors.last());
+        for (id, error) in &changes.failed {
+            // Once per container and error: the same failure, retried every tick, is debug.
+            if self.logged_errors.insert(format!("{id}\x1f{error}")) {
+                tracing::warn!(%id, "cannot open the container's cgroup files ({error}); trying again every tick");
+            } else {
+                tracing::debug!(%id, "still cannot open the container's cgroup files ({error})");
+            }
         }
     }
 
@@ -445,6 +467,9 @@ impl CollectorLoop {
 
     fn tick(&mut self) {
         let started = Instant::now();
+        for f in self.collector.take_unopened() {
+            self.track(f);
+        }
         self.collector.collect();
         self.collect_departures();
 

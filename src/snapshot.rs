@@ -18,12 +18,17 @@ pub const GAP: Duration = Duration::from_secs(1);
 /// Reads every container twice and returns them; containers that exited or vanished
 /// between the two reads are kept with their final sample (nothing seen is lost).
 pub fn take(collector: &mut Collector) -> Vec<ContainerView> {
-    let _ = collector.discover();
+    let mut failed = collector.discover().failed;
     collector.collect();
     std::thread::sleep(GAP);
     // Containers created during the gap are picked up too (with one sample).
-    let _ = collector.discover();
+    failed.extend(collector.discover().failed);
     collector.collect();
+    failed.sort();
+    failed.dedup_by(|a, b| a.0 == b.0);
+    for (id, error) in failed {
+        tracing::warn!(%id, "cannot open the container's cgroup files ({error}): not shown");
+    }
     let now = SystemTime::now();
     let mut views: Vec<ContainerView> = collector
         .containers()

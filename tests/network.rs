@@ -63,7 +63,9 @@ fn every_container_started_under_the_exporter_gets_its_network_counters() {
     require_docker();
     let exp = Exporter::start(&["--interval", "1s"]);
     exp.wait_for("a first collection", Duration::from_secs(15), "", |p| {
-        p.value("container_exporter_collections_total", &[]) >= 1.0
+        p.get("container_exporter_collections_total", &[])
+            .unwrap_or(0.0)
+            >= 1.0
     });
 
     for round in 1..=ROUNDS {

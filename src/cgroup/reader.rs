@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, openat};
-use nix::sys::stat::{Mode, fstat};
+use nix::sys::stat::{Mode, SFlag, fstat};
 
 use super::layout::{Layout, LayoutKind};
 use super::parse::{self, BlkioKind, ParseError, Single};
@@ -269,6 +269,33 @@ fn open_dir(root: &Path, rel: &Path) -> io::Result<File> {
     File::open(root.join(rel))
 }
 
+/// Opens `name` in `dir` for reading, but only if it is a regular file (every cgroup and
+/// procfs file read here is one): never blocking, so that a FIFO or a device put where a
+/// cgroup file should be cannot hang the collector. `Err(None)`: it is not there.
+fn open_regular(
+    dir: Option<std::os::fd::BorrowedFd<'_>>,
+    path: &Path,
+) -> Result<File, Option<io::Error>> {
+    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
+    let fd = match dir {
+        Some(d) => openat(d, path, flags, Mode::empty()),
+        None => nix::fcntl::open(path, flags, Mode::empty()),
+    };
+    let file = match fd {
+        Ok(fd) => File::from(fd),
+        Err(e) if gone_errno(e) => return Err(None),
+        Err(e) => return Err(Some(e.into())),
+    };
+    match fstat(file.as_fd()) {
+        Ok(st) if st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFREG.bits() => Ok(file),
+        Ok(_) => Err(Some(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a cgroup file always is): not read",
+        ))),
+        Err(e) => Err(Some(e.into())),
+    }
+}
+
 fn gone_errno(e: Errno) -> bool {
     matches!(e, Errno::ENOENT | Errno::ENODEV)
 }
@@ -389,33 +416,28 @@ impl CgroupReader {
                 }
             };
             let Some(dir_fd) = dir_fd else { continue };
-            match openat(
-                dir_fd.as_fd(),
-                name,
-                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            ) {
-                Ok(fd) => {
+            match open_regular(Some(dir_fd.as_fd()), Path::new(name)) {
+                Ok(file) => {
                     if kind == FileKind::CpuStatV2 {
                         // Exact µs user/system beats v1's tick-based split.
                         self.files.retain(|f| {
                             !matches!(f.0, FileKind::CpuacctUsage | FileKind::CpuacctStat)
                         });
                     }
-                    self.files.push((kind, File::from(fd), name));
+                    self.files.push((kind, file, name));
                 }
                 // Absent file: this kernel or controller does not offer it.
-                Err(e) if gone_errno(e) => {}
-                Err(e) => {
+                Err(None) => {}
+                Err(Some(error)) => {
                     return Err(OpenError::Io {
                         path: root.join(rel).join(name),
-                        error: e.into(),
+                        error,
                     });
                 }
             }
         }
         if self.procs.is_none() {
-            self.procs = File::open(self.procs_dir.join("cgroup.procs")).ok();
+            self.procs = open_regular(None, &self.procs_dir.join("cgroup.procs")).ok();
         }
         Ok(())
     }
@@ -560,7 +582,7 @@ impl CgroupReader {
                     if !child.file_type().is_ok_and(|t| t.is_dir()) {
                         continue;
                     }
-                    let Ok(procs) = File::open(child.path().join("cgroup.procs")) else {
+                    let Ok(procs) = open_regular(None, &child.path().join("cgroup.procs")) else {
                         continue;
                     };
                     let Ok(n) = pread_all(&procs, buf) else {
@@ -600,7 +622,7 @@ fn open_net_dev(proc_root: &ProcRoot, pid: u32) -> NetDev {
     let mut path = proc_root.path.clone();
     path.push(itoa::Buffer::new().format(pid));
     path.push("net/dev");
-    let Ok(file) = File::open(path) else {
+    let Ok(file) = open_regular(None, &path) else {
         return NetDev::Missing;
     };
     let netns = fstat(file.as_fd()).ok().map(|st| st.st_ino);

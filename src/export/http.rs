@@ -65,10 +65,12 @@ pub struct PageState {
     /// until a page holding them was served.
     pub served_generation: AtomicU64,
     pub ready: AtomicBool,
-    /// Unix seconds of the last completed tick.
+    /// Unix milliseconds of the last completed tick.
     pub last_tick: AtomicU64,
-    /// `/healthz` fails when no tick completed for this long.
+    /// `/healthz` fails when no tick completed for this long (counted from the start until
+    /// the first one: a collector stuck before it is not alive either).
     pub stall_after: Duration,
+    started: SystemTime,
     pub telemetry: Arc<Telemetry>,
 }
 
@@ -80,6 +82,7 @@ impl PageState {
             ready: AtomicBool::new(false),
             last_tick: AtomicU64::new(0),
             stall_after,
+            started: SystemTime::now(),
             telemetry,
         }
     }
@@ -89,7 +92,8 @@ impl PageState {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        self.last_tick.store(now.as_secs(), Ordering::Relaxed);
+        self.last_tick
+            .store(now.as_millis() as u64, Ordering::Relaxed);
         let old = std::mem::replace(
             &mut *self.page.write().unwrap_or_else(|e| e.into_inner()),
             Arc::new(page),
@@ -103,13 +107,15 @@ impl PageState {
     }
 
     fn healthy(&self) -> bool {
+        let now = SystemTime::now();
         if !self.ready.load(Ordering::Acquire) {
-            return true; // starting up: readiness, not liveness, says so
+            // Starting up is allowed as long as a stalled tick would be.
+            return now
+                .duration_since(self.started)
+                .is_ok_and(|d| d <= self.stall_after);
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let last = Duration::from_secs(self.last_tick.load(Ordering::Relaxed));
+        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let last = Duration::from_millis(self.last_tick.load(Ordering::Relaxed));
         now.saturating_sub(last) <= self.stall_after
     }
 }
@@ -217,5 +223,20 @@ pub async fn serve(
                 .serve_connection(TokioIo::new(stream), service);
             let _ = conn.await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_collector_stuck_before_its_first_tick_is_not_alive() {
+        let state = PageState::new(Duration::from_millis(50), Arc::new(Telemetry::default()));
+        assert!(state.healthy(), "starting up");
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(!state.healthy(), "no first tick within the stall limit");
+        state.publish(Page::new(Vec::new(), 1));
+        assert!(state.healthy(), "a tick was just published");
     }
 }

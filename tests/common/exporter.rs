@@ -31,12 +31,23 @@ impl Exporter {
 
     /// Starts the daemon with `extra` flags and variables, whether or not Docker runs.
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Exporter {
+        Exporter::start_as(extra, env, None)
+    }
+
+    /// Starts the daemon as user `uid` (group `uid` too, no supplementary groups) when given.
+    pub fn start_as(extra: &[&str], env: &[(&str, &str)], uid: Option<u32>) -> Exporter {
         for _attempt in 0..3 {
             let port = free_port();
             let log = std::env::temp_dir().join(format!("{}-exporter.log", unique_name()));
             let log_file = fs::File::create(&log).expect("create the exporter's log file");
             let listen = format!("127.0.0.1:{port}");
-            let child = Command::new(env!("CARGO_BIN_EXE_container-exporter"))
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_container-exporter"));
+            if let Some(uid) = uid {
+                use std::os::unix::process::CommandExt;
+                // std drops the supplementary groups when root sets a uid.
+                cmd.uid(uid).gid(uid);
+            }
+            let child = cmd
                 .args(["--prometheus-listen", &listen, "--log-level", "debug"])
                 .args(extra)
                 .env_remove("RUST_LOG")

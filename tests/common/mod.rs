@@ -6,6 +6,7 @@
 //! Each test file has `mod common;`; not every file uses every helper.
 #![allow(dead_code)]
 
+pub mod cgroups;
 pub mod exporter;
 pub mod page;
 

@@ -1,0 +1,117 @@
+//! Container-shaped cgroups on this machine's real cgroupfs: created in every mounted
+//! hierarchy (v1 controllers and the unified one), with processes of a known behaviour moved
+//! into them, and removed when dropped. Needs root.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use container_exporter::cgroup::Layout;
+
+/// A container-shaped cgroup (`ce-test.slice/docker-<id>.scope`) in every hierarchy,
+/// removed on drop after its processes are killed.
+pub struct TestCgroup {
+    pub id: String,
+    pub rel: PathBuf,
+    pub dirs: Vec<PathBuf>,
+    pub children: Vec<Child>,
+}
+
+pub fn layout() -> Layout {
+    let l = Layout::detect(Path::new("/sys/fs/cgroup"), Path::new("/proc"))
+        .expect("cgroup layout of this machine");
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "these tests create cgroups and must run as root"
+    );
+    l
+}
+
+pub fn mounts(l: &Layout) -> Vec<PathBuf> {
+    let mut m: Vec<PathBuf> = [&l.unified, &l.cpu, &l.cpuacct, &l.memory, &l.blkio, &l.pids]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    m.sort();
+    m.dedup();
+    m
+}
+
+impl TestCgroup {
+    pub fn new(l: &Layout, tag: u32) -> TestCgroup {
+        let seed = format!("{}-{}-{tag}", std::process::id(), line!());
+        let mut id = String::new();
+        let mut h: u64 = 0xcbf29ce484222325;
+        while id.len() < 64 {
+            for b in seed.bytes().chain(id.clone().bytes()) {
+                h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
+            }
+            id.push_str(&format!("{h:016x}"));
+        }
+        id.truncate(64);
+        let rel = PathBuf::from(format!("ce-test.slice/docker-{id}.scope"));
+        let mut dirs = Vec::new();
+        for m in mounts(l) {
+            let d = m.join(&rel);
+            fs::create_dir_all(&d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
+            dirs.push(d);
+        }
+        TestCgroup {
+            id,
+            rel,
+            dirs,
+            children: Vec::new(),
+        }
+    }
+
+    pub fn procs_files(&self) -> Vec<String> {
+        self.dirs
+            .iter()
+            .map(|d| d.join("cgroup.procs").to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// Runs `perl -e CODE` inside the cgroup: the shell moves itself into every hierarchy,
+    /// then execs perl, so everything perl does is charged to the cgroup.
+    pub fn spawn_perl(&mut self, code: &str) -> &mut Child {
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(r#"for f in "$@"; do echo $$ > "$f" || exit 99; done; exec perl -e "$CE_PERL""#)
+            .arg("sh")
+            .args(self.procs_files())
+            .env("CE_PERL", code)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn sh");
+        self.children.push(child);
+        self.children.last_mut().unwrap()
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for d in &self.dirs {
+            // The kernel may need a moment to release a cgroup whose last task just died.
+            for _ in 0..50 {
+                if fs::remove_dir(d).is_ok() || !d.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+pub fn read_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line.trim().to_string()
+}
