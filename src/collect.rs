@@ -158,6 +158,45 @@ impl<'a> Described<'a> {
     }
 }
 
+/// Logs problems with files at most once per file per [`ErrorLog::EVERY`]: the first one at
+/// once, later ones with how many were left out. A file that stays broken does not log every
+/// tick, and every broken file gets its line (counters on the page count every error).
+#[derive(Default)]
+pub struct ErrorLog {
+    /// File → when it was last logged, and errors left out since.
+    logged: HashMap<PathBuf, (Instant, u64)>,
+}
+
+impl ErrorLog {
+    pub const EVERY: Duration = Duration::from_secs(600);
+    /// Files remembered at most; beyond, the oldest entries go (the next error of a file
+    /// forgotten is logged again, which is harmless).
+    const MAX: usize = 8192;
+
+    /// Whether to log this error now at warning level, and how many errors of the same file
+    /// were left out since its last line.
+    pub fn admit(&mut self, file: &std::path::Path, now: Instant) -> Option<u64> {
+        if let Some((at, left_out)) = self.logged.get_mut(file) {
+            if now.duration_since(*at) < Self::EVERY {
+                *left_out += 1;
+                return None;
+            }
+            let n = std::mem::take(left_out);
+            *at = now;
+            return Some(n);
+        }
+        if self.logged.len() >= Self::MAX {
+            self.logged
+                .retain(|_, (at, _)| now.duration_since(*at) < Self::EVERY);
+            if self.logged.len() >= Self::MAX {
+                self.logged.clear();
+            }
+        }
+        self.logged.insert(file.to_path_buf(), (now, 0));
+        Some(0)
+    }
+}
+
 /// A container being read every tick.
 #[derive(Debug)]
 struct Tracked {
@@ -204,8 +243,9 @@ pub struct Collector {
     departed: Vec<ContainerState>,
     buf: Vec<u8>,
     pub errors: ReadErrorCounts,
-    /// The last few error messages, for logs and `check` (bounded).
+    /// The last few error messages, for `check` and `snapshot` (bounded).
     pub last_errors: Vec<String>,
+    tick_errors: Vec<(PathBuf, String)>,
 }
 
 const KEEP_ERRORS: usize = 16;
@@ -221,6 +261,7 @@ impl Collector {
             buf: vec![0; 64 * 1024],
             errors: ReadErrorCounts::default(),
             last_errors: Vec::new(),
+            tick_errors: Vec::new(),
         }
     }
 
@@ -386,8 +427,17 @@ impl Collector {
                 "truncated" => self.errors.truncated += 1,
                 _ => self.errors.malformed += 1,
             }
-            self.note_error(e.to_string());
+            let message = e.to_string();
+            self.note_error(message.clone());
+            // Every error of the tick (bounded by the files read), for the caller's log.
+            self.tick_errors.push((e.path, message));
         }
+    }
+
+    /// The read errors since the last call, each with the file it is about: for a log that
+    /// limits itself per file ([`ErrorLog`]).
+    pub fn take_errors(&mut self) -> Vec<(PathBuf, String)> {
+        std::mem::take(&mut self.tick_errors)
     }
 
     fn note_error(&mut self, message: String) {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::cgroup::{Layout, ProcRoot};
-use crate::collect::{Collector, ContainerState, Described, DiscoveryChanges};
+use crate::collect::{Collector, ContainerState, Described, DiscoveryChanges, ErrorLog};
 use crate::config::{DaemonArgs, HostArgs, Listen, is_off};
 use crate::discovery::watch::{WatchEvent, Watcher};
 use crate::discovery::{self, Found, Kind, Runtime};
@@ -208,8 +208,10 @@ struct CollectorLoop {
     spare_page: Vec<u8>,
     /// OTLP export, when configured: one request per tick.
     otlp: Option<otlp::Exporter>,
-    /// Read errors already logged at warn level (bounded).
+    /// Open errors already logged at warn level (bounded).
     logged_errors: std::collections::HashSet<String>,
+    /// Read errors, logged at most once per file per ten minutes.
+    error_log: ErrorLog,
 }
 
 impl CollectorLoop {
@@ -250,6 +252,7 @@ impl CollectorLoop {
             events: Vec::new(),
             spare_page: Vec::new(),
             logged_errors: std::collections::HashSet::new(),
+            error_log: ErrorLog::default(),
             otlp: None,
         }
     }
@@ -441,6 +444,9 @@ impl CollectorLoop {
         add(&self.telemetry.discovery_removed, changes.removed as u64);
         for (id, error) in &changes.failed {
             // Once per container and error: the same failure, retried every tick, is debug.
+            if self.logged_errors.len() >= 4096 {
+                self.logged_errors.clear();
+            }
             if self.logged_errors.insert(format!("{id}\x1f{error}")) {
                 tracing::warn!(%id, "cannot open the container's cgroup files ({error}); trying again every tick");
             } else {
@@ -541,17 +547,16 @@ impl CollectorLoop {
         }
         add(&t.collections, 1);
         set(&t.last_collection_ns, started.elapsed().as_nanos() as u64);
-        // A file that stays malformed would otherwise log every tick: warn once per message
-        // (the counter on the page keeps counting), then only at debug level.
-        for e in self.collector.last_errors.drain(..) {
-            if self.logged_errors.len() >= 256 {
-                self.logged_errors.clear();
-            }
-            if self.logged_errors.insert(e.clone()) {
-                tracing::warn!("{e}");
-            } else {
-                tracing::debug!("{e}");
+        // A file that stays malformed would otherwise log every tick: warn once per file per
+        // ten minutes (the counters on the page count every error), debug in between.
+        let now = Instant::now();
+        for (file, e) in self.collector.take_errors() {
+            match self.error_log.admit(&file, now) {
+                Some(0) => tracing::warn!("{e}"),
+                Some(n) => tracing::warn!("{e} (and {n} more times since the last warning)"),
+                None => tracing::debug!("{e}"),
             }
         }
+        self.collector.last_errors.clear();
     }
 }

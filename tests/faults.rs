@@ -113,56 +113,80 @@ fn a_container_that_could_not_be_opened_is_retried_every_tick_and_named_right() 
     );
 }
 
+/// A tree of the test's own standing in for a cgroup2 mount, for faults cgroupfs itself
+/// cannot have (a FIFO, garbage in a file): `<tmp>/cg` is "mounted" by a `mountinfo` in
+/// `<tmp>/proc`, and holds Docker-shaped containers (`docker/<id>`) with the usual files.
+struct FakeTree {
+    tmp: TempDir,
+}
+
+impl FakeTree {
+    fn new() -> FakeTree {
+        let tmp = TempDir::new();
+        let proc_root = tmp.0.join("proc");
+        fs::create_dir_all(proc_root.join("self")).unwrap();
+        fs::create_dir_all(tmp.0.join("cg")).unwrap();
+        fs::write(
+            proc_root.join("self/mountinfo"),
+            format!(
+                "30 25 0:26 / {} rw,nosuid - cgroup2 cgroup2 rw\n",
+                tmp.0.join("cg").display()
+            ),
+        )
+        .unwrap();
+        FakeTree { tmp }
+    }
+
+    /// A running container with sound files; returns its directory.
+    fn container(&self, id: &str) -> PathBuf {
+        let dir = self.tmp.0.join("cg/docker").join(id);
+        fs::create_dir_all(&dir).unwrap();
+        for (name, content) in [
+            ("cgroup.events", "populated 1\nfrozen 0\n"),
+            (
+                "cpu.stat",
+                "usage_usec 1000\nuser_usec 600\nsystem_usec 400\n",
+            ),
+            ("memory.current", "4096\n"),
+            ("memory.stat", "anon 1024\nfile 2048\ninactive_file 512\n"),
+            ("cgroup.procs", ""),
+        ] {
+            fs::write(dir.join(name), content).unwrap();
+        }
+        dir
+    }
+
+    fn exporter(&self) -> Exporter {
+        Exporter::start_with_env(
+            &[
+                "--interval",
+                "1s",
+                "--docker-host",
+                "off",
+                "--cgroup-root",
+                &self.tmp.0.join("cg").display().to_string(),
+                "--proc-root",
+                &self.tmp.0.join("proc").display().to_string(),
+            ],
+            &[],
+        )
+    }
+}
+
 /// A FIFO where `memory.stat` should be: opening it for reading would block until a writer
 /// came, with the collector stuck before its first tick. It is never opened blocking: the
 /// exporter gets ready, says which file is wrong, and SIGTERM ends it at once.
 #[test]
 fn a_fifo_in_place_of_a_cgroup_file_never_blocks_the_collector() {
-    let tmp = TempDir::new();
-    let root = tmp.0.join("cg");
-    let id = "f1f0".repeat(16);
-    let dir = root.join("docker").join(&id);
-    fs::create_dir_all(&dir).unwrap();
-    for (name, content) in [
-        ("cgroup.events", "populated 1\nfrozen 0\n"),
-        (
-            "cpu.stat",
-            "usage_usec 1000\nuser_usec 600\nsystem_usec 400\n",
-        ),
-        ("memory.current", "4096\n"),
-        ("cgroup.procs", ""),
-    ] {
-        fs::write(dir.join(name), content).unwrap();
-    }
+    let tree = FakeTree::new();
+    let dir = tree.container(&"f1f0".repeat(16));
+    fs::remove_file(dir.join("memory.stat")).unwrap();
     nix::unistd::mkfifo(
         &dir.join("memory.stat"),
         nix::sys::stat::Mode::from_bits_truncate(0o644),
     )
     .unwrap();
-    let proc_root = tmp.0.join("proc");
-    fs::create_dir_all(proc_root.join("self")).unwrap();
-    fs::write(
-        proc_root.join("self/mountinfo"),
-        format!(
-            "30 25 0:26 / {} rw,nosuid - cgroup2 cgroup2 rw\n",
-            root.display()
-        ),
-    )
-    .unwrap();
-
-    let mut exp = Exporter::start_with_env(
-        &[
-            "--interval",
-            "1s",
-            "--docker-host",
-            "off",
-            "--cgroup-root",
-            &root.display().to_string(),
-            "--proc-root",
-            &proc_root.display().to_string(),
-        ],
-        &[],
-    );
+    let mut exp = tree.exporter();
     exp.wait_for("a first collection", Duration::from_secs(10), "", |p| {
         p.get("container_exporter_collections_total", &[])
             .unwrap_or(0.0)
@@ -180,4 +204,45 @@ fn a_fifo_in_place_of_a_cgroup_file_never_blocks_the_collector() {
     let (status, took) = exp.stop();
     assert!(status.success(), "exit status {status}");
     assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
+}
+
+/// 40 containers with a malformed `memory.stat` each: every file gets its own warning (not
+/// the last 16 of a tick), and a file that stays broken is not logged again every tick.
+#[test]
+fn every_broken_file_gets_one_warning_and_no_more() {
+    let tree = FakeTree::new();
+    let files: Vec<PathBuf> = (0..40)
+        .map(|i| {
+            let dir = tree.container(&format!("{i:02}").repeat(32));
+            let f = dir.join("memory.stat");
+            fs::write(&f, "anon 1024\nfile twelve\ninactive_file 512\n").unwrap();
+            f
+        })
+        .collect();
+    let exp = tree.exporter();
+    let page = exp.wait_for("four collections", Duration::from_secs(15), "", |p| {
+        p.get("container_exporter_collections_total", &[])
+            .unwrap_or(0.0)
+            >= 4.0
+    });
+    assert!(
+        page.value(
+            "container_exporter_read_errors_total",
+            &[("kind", "malformed")]
+        ) >= 40.0 * 4.0,
+        "every error is counted"
+    );
+    let log = exp.log_text();
+    for f in &files {
+        let warnings = log
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains(&f.display().to_string()))
+            .count();
+        assert_eq!(
+            warnings,
+            1,
+            "{} has {warnings} warnings:\n{log}",
+            f.display()
+        );
+    }
 }

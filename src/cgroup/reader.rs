@@ -528,14 +528,14 @@ impl CgroupReader {
             Ok(n) => {
                 if let Err(e) = parse::net_dev(&buf[..n], &mut out.net) {
                     on_error(ReadError {
-                        path: PathBuf::from("net/dev"),
+                        path: self.net_dev_name(),
                         kind: ReadErrorKind::Parse(e),
                     });
                 }
             }
             Err(e) => {
                 on_error(ReadError {
-                    path: PathBuf::from("net/dev"),
+                    path: self.net_dev_name(),
                     kind: ReadErrorKind::Io(e),
                 });
                 self.net = Net::Unknown;
@@ -600,6 +600,11 @@ impl CgroupReader {
                 if seen_host { host } else { Net::Unknown }
             }
         }
+    }
+
+    /// What a problem with the network counters is about, in a log line.
+    fn net_dev_name(&self) -> PathBuf {
+        PathBuf::from(format!("net/dev of {}", self.dir.display()))
     }
 
     /// The container's process was in the host's network namespace when last looked at (so it
