@@ -847,3 +847,51 @@ fn churn_of_50_containers_leaves_no_descriptors_watches_or_series() {
         std::thread::sleep(Duration::from_millis(250));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 6. Label keys that collide on the page
+// ---------------------------------------------------------------------------------------------
+
+/// `com.example.team` and `com-example-team` are both `container_label_com_example_team` on
+/// the page: the first key in byte order wins, every time, and the loss is said once.
+#[test]
+fn colliding_label_keys_are_decided_by_key_order_and_warned_about_once() {
+    let _g = shared();
+    let exp = Exporter::start(&["--interval", "1s", "--container-labels", "com*"]);
+    let c = Container::run(
+        &[
+            "--label",
+            "com.example.team=dots",
+            "--label",
+            "com-example-team=dashes",
+        ],
+        &["sleep", "60"],
+    );
+    let page = exp.wait_for(
+        "the container's info with its label",
+        Duration::from_secs(15),
+        &c.id,
+        |p| {
+            !p.series("container_info", &[("container_id", &c.id)])
+                .is_empty()
+                && p.series("container_info", &[("container_id", &c.id)])[0]
+                    .labels
+                    .contains_key("container_label_com_example_team")
+        },
+    );
+    let info = &page.series("container_info", &[("container_id", &c.id)])[0];
+    // '-' (0x2d) sorts before '.' (0x2e).
+    assert_eq!(info.labels["container_label_com_example_team"], "dashes");
+    // A few more ticks: still one warning.
+    let n = page.value("container_exporter_collections_total", &[]);
+    exp.wait_for("three more ticks", Duration::from_secs(15), "", |p| {
+        p.value("container_exporter_collections_total", &[]) >= n + 3.0
+    });
+    let log = exp.log_text();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("container_label_com_example_team"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(warnings[0].contains("com.example.team"), "{}", warnings[0]);
+}

@@ -129,7 +129,26 @@ struct Labels {
     used_in: u64,
 }
 
+/// Label names two attributes of one container both map to (`com.example.team` and
+/// `com-example-team` are both `container_label_com_example_team`), already warned about.
+#[derive(Default)]
+struct Collisions(std::collections::HashSet<String>);
+
+impl Collisions {
+    fn warn_once(&mut self, label: &str, dropped: &str, id: &str) {
+        if self.0.len() < 1024 && self.0.insert(label.to_string()) {
+            tracing::warn!(
+                %id,
+                "attribute {dropped:?} maps to the label {label} that an earlier attribute (in key \
+                 order) already has: on the Prometheus page only the first is shown (OTLP has \
+                 both); warned once per label name"
+            );
+        }
+    }
+}
+
 pub struct PromRenderer {
+    collisions: Collisions,
     families: Vec<Family>,
     naming: Naming,
     labels: HashMap<String, Labels>,
@@ -173,6 +192,7 @@ impl PromRenderer {
                 .collect(),
         };
         PromRenderer {
+            collisions: Collisions::default(),
             families,
             naming,
             labels: HashMap::new(),
@@ -204,7 +224,7 @@ impl PromRenderer {
             match self.labels.get_mut(id) {
                 Some(l) if c.same(&l.meta, &l.pod) => l.used_in = pass,
                 _ => {
-                    let mut l = build_labels(c, &self.host, self.naming);
+                    let mut l = build_labels(c, &self.host, self.naming, &mut self.collisions);
                     l.used_in = pass;
                     self.labels.insert(id.to_string(), l);
                 }
@@ -274,7 +294,12 @@ fn label_name(key: &str) -> String {
     sanitize_label_name(key)
 }
 
-fn build_labels(d: &Described<'_>, host: &HostResource, naming: Naming) -> Labels {
+fn build_labels(
+    d: &Described<'_>,
+    host: &HostResource,
+    naming: Naming,
+    collisions: &mut Collisions,
+) -> Labels {
     let state = d.state;
     let attrs = host.attributes(d);
     let get = |k: &str| {
@@ -347,9 +372,12 @@ fn build_labels(d: &Described<'_>, host: &HostResource, naming: Naming) -> Label
             continue;
         }
         let name = label_name(k);
-        // Two keys that sanitize alike (`a.b`, `a-b`): the first, in key order, wins.
+        // Two keys that sanitize alike (`a.b`, `a-b`): the first, in key order, wins, and
+        // the loss is said once per label name.
         if used.insert(name.clone()) {
             push_label(&mut info, &name, &v.joined());
+        } else {
+            collisions.warn_once(&name, k, &state.id);
         }
     }
     info.extend_from_slice(b"} 1\n");
