@@ -116,8 +116,21 @@ if ds:
     check(sc.get("privileged") in (None, False), "DaemonSet: must not be privileged")
     check(sc.get("capabilities") == {"drop": ["ALL"]},
           "DaemonSet: capabilities must be drop ALL, nothing added")
-    check(pod.get("securityContext", {}).get("runAsNonRoot") is True,
-          "DaemonSet: runAsNonRoot (nothing it reads needs root)")
+    psc = pod.get("securityContext", {})
+    cri = env.get("CONTAINER_EXPORTER_CRI_ENDPOINT", {}).get("value", "")
+    cri_path = cri[len("unix://"):] if cri.startswith("unix://") else cri
+    if psc.get("runAsUser") == 0:
+        # Root only for the CRI socket (root:root 0660), and then with no capability at all.
+        check(cri_path.startswith("/"), "DaemonSet: runs as uid 0 but reads no CRI socket")
+    else:
+        check(psc.get("runAsNonRoot") is True, "DaemonSet: runAsNonRoot (nothing it reads needs root)")
+    if cri_path.startswith("/"):
+        m = {m["mountPath"]: m for m in c.get("volumeMounts", [])}.get(cri_path)
+        check(m is not None, f"DaemonSet: CONTAINER_EXPORTER_CRI_ENDPOINT {cri} is not mounted")
+        if m is not None:
+            v = {v["name"]: v for v in pod.get("volumes", [])}.get(m["name"], {})
+            check(v.get("hostPath", {}).get("path") == cri_path and v["hostPath"].get("type") == "Socket",
+                  f"DaemonSet: the CRI socket must be the host's {cri_path}, type Socket")
     ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
     check(ports.get("metrics") == 9464, "DaemonSet: container port `metrics` must be 9464")
     check(c.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/healthz", "DaemonSet: liveness on /healthz")
