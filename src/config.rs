@@ -134,8 +134,33 @@ pub struct DaemonArgs {
     )]
     pub docker_labels: Vec<String>,
 
+    /// Podman's Docker-compatible API for the names, images and labels of Podman containers
+    /// (`podman system service`, or `podman.socket`): `unix:///path`, `tcp://host:port`, or
+    /// `off`. Default: `unix:///run/podman/podman.sock` when that socket exists. The
+    /// `--docker-labels` allow-list applies to Podman's labels too.
+    #[arg(long, env = "CONTAINER_EXPORTER_PODMAN_HOST", value_name = "URL")]
+    pub podman_host: Option<String>,
+
     #[command(flatten)]
     pub otlp: crate::export::otlp::OtlpArgs,
+}
+
+impl DaemonArgs {
+    /// The Podman API to follow, if any: the flag, else the standard rootful socket when it
+    /// exists (a host without Podman gets no retry loop and no warning).
+    pub fn podman_host(&self) -> Option<String> {
+        match self.podman_host.as_deref() {
+            Some(h) if h.eq_ignore_ascii_case("off") || h.is_empty() => None,
+            Some(h) => Some(h.to_owned()),
+            None => {
+                let default = crate::metadata::docker::PODMAN_DEFAULT_HOST;
+                let path = default.trim_start_matches("unix://");
+                std::path::Path::new(path)
+                    .exists()
+                    .then(|| default.to_owned())
+            }
+        }
+    }
 }
 
 /// Which names the Prometheus page uses.

@@ -23,7 +23,7 @@ use crate::export::http::{self, Page, PageState};
 use crate::export::otlp;
 use crate::export::prom::{Described, PromRenderer};
 use crate::metadata::MetadataStore;
-use crate::metadata::docker::{self, DockerConfig};
+use crate::metadata::docker::{self, DockerConfig, Flavor};
 use crate::telemetry::DockerStats;
 use crate::telemetry::{ProcessStats, Telemetry, add, set};
 
@@ -105,9 +105,24 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
             label_globs: args.docker_labels.clone(),
             // Names must outlive the container by as long as its final sample is shown.
             removal_delay: args.exited_retention + args.interval * 2,
+            flavor: Flavor::Docker,
         };
         runtime.spawn(docker::run(cfg, store.clone(), stats, stopped()));
     }
+    // Podman's containers in a store of their own, looked up after Docker's. Its API counters
+    // are not on the page (yet).
+    let podman_store = args.podman_host().map(|host| {
+        let podman_store = MetadataStore::new();
+        let cfg = DockerConfig {
+            host: Some(host),
+            label_globs: args.docker_labels.clone(),
+            removal_delay: args.exited_retention + args.interval * 2,
+            flavor: Flavor::Podman,
+        };
+        let stats = Arc::new(DockerStats::default());
+        runtime.spawn(docker::run(cfg, podman_store.clone(), stats, stopped()));
+        podman_store
+    });
 
     let shutdown = Arc::new(AtomicBool::new(false));
     let collector = {
@@ -122,6 +137,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
                     layout, proc_root, host_name, args, telemetry, pages, store, serving,
                 );
                 c.otlp = otlp;
+                c.podman_store = podman_store;
                 c.run(&shutdown);
             })?
     };
@@ -159,6 +175,8 @@ struct CollectorLoop {
     watcher: Option<Watcher>,
     renderer: PromRenderer,
     store: MetadataStore,
+    /// Podman's, when followed.
+    podman_store: Option<MetadataStore>,
     telemetry: Arc<Telemetry>,
     pages: Arc<PageState>,
     args: DaemonArgs,
@@ -204,6 +222,7 @@ impl CollectorLoop {
             watcher,
             renderer: PromRenderer::new(host_name, args.prometheus_names),
             store,
+            podman_store: None,
             telemetry,
             pages,
             args,
@@ -429,6 +448,7 @@ impl CollectorLoop {
         let live: std::collections::HashSet<&str> =
             self.collector.containers().map(|c| c.id.as_str()).collect();
         let store = &self.store;
+        let podman_store = self.podman_store.as_ref();
         let described = self
             .collector
             .containers()
@@ -440,7 +460,9 @@ impl CollectorLoop {
             )
             .map(|state| Described {
                 state,
-                meta: store.get(&state.id),
+                meta: store
+                    .get(&state.id)
+                    .or_else(|| podman_store.and_then(|p| p.get(&state.id))),
             })
             .collect::<Vec<_>>();
         let t = &self.telemetry;
