@@ -173,6 +173,13 @@ pub struct MetadataArgs {
         value_name = "GLOBS"
     )]
     pub pod_labels: Vec<String>,
+
+    /// Podman's Docker-compatible API for the names, images and labels of Podman containers
+    /// (`podman system service`, or `podman.socket`): `unix:///path`, `tcp://host:port`, or
+    /// `off`. Default: `unix:///run/podman/podman.sock` when that socket exists. The
+    /// `--container-labels` allow-list applies to Podman's labels too.
+    #[arg(long, env = "CONTAINER_EXPORTER_PODMAN_HOST", value_name = "URL")]
+    pub podman_host: Option<String>,
 }
 
 impl MetadataArgs {
@@ -182,6 +189,24 @@ impl MetadataArgs {
         all.extend(self.docker_labels.iter().cloned());
         all.retain(|g| !g.is_empty());
         all
+    }
+}
+
+impl MetadataArgs {
+    /// The Podman API to follow, if any: the flag, else the standard rootful socket when it
+    /// exists (a host without Podman gets no retry loop and no warning).
+    pub fn podman_host(&self) -> Option<String> {
+        match self.podman_host.as_deref() {
+            Some(h) if is_off(h) => None,
+            Some(h) => Some(h.to_owned()),
+            None => {
+                let default = crate::metadata::docker::PODMAN_DEFAULT_HOST;
+                let path = default.trim_start_matches("unix://");
+                std::path::Path::new(path)
+                    .exists()
+                    .then(|| default.to_owned())
+            }
+        }
     }
 }
 

@@ -16,15 +16,13 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::cgroup::{Layout, ProcRoot};
 use crate::collect::{Collector, ContainerState, Described, DiscoveryChanges, ErrorLog};
-use crate::config::{DaemonArgs, HostArgs, Listen, is_off};
+use crate::config::{DaemonArgs, HostArgs, Listen};
 use crate::discovery::watch::{WatchEvent, Watcher};
 use crate::discovery::{self, Found, Kind, Runtime};
 use crate::export::http::{self, Page, PageState};
 use crate::export::otlp;
 use crate::export::prom::PromRenderer;
 use crate::metadata::Metadata;
-use crate::metadata::docker::{self, DockerConfig};
-use crate::telemetry::DockerStats;
 use crate::telemetry::{ProcessStats, Telemetry, add, set};
 
 /// How long a container's `cgroup.events` watch is retried after discovery (runtimes create
@@ -95,19 +93,15 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
         Listen::Off => false,
     };
 
-    let store = Metadata::new();
-    let meta_args = &args.metadata;
-    if !meta_args.docker_host.as_deref().is_some_and(is_off) {
-        let stats = Arc::new(DockerStats::default());
-        let _ = telemetry.docker.set(stats.clone());
-        let cfg = DockerConfig {
-            host: meta_args.docker_host.clone(),
-            label_globs: meta_args.label_globs(),
-            // Names must outlive the container by as long as its final sample is shown.
-            removal_delay: args.exited_retention + args.interval * 2,
-        };
-        runtime.spawn(docker::run(cfg, store.docker.clone(), stats, stopped()));
-    }
+    // Names must outlive the container by as long as its final sample is shown.
+    let removal_delay = args.exited_retention + args.interval * 2;
+    let store = crate::metadata::spawn_sources(
+        &args.metadata,
+        removal_delay,
+        &telemetry,
+        runtime.handle(),
+        &stopped,
+    );
 
     let shutdown = Arc::new(AtomicBool::new(false));
     let collector = {

@@ -38,6 +38,8 @@ pub struct Telemetry {
     pub otlp_queue_capacity: AtomicU64,
     /// Set when Docker metadata is enabled.
     pub docker: OnceLock<Arc<DockerStats>>,
+    /// Set when Podman metadata is enabled.
+    pub podman: OnceLock<Arc<DockerStats>>,
     /// Set when CRI metadata is enabled.
     pub cri: OnceLock<Arc<CriStats>>,
 }

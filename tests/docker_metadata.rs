@@ -153,6 +153,7 @@ async fn metadata_follows_the_host_daemon() {
         host: None,
         label_globs: vec!["team".into(), "io.*".into()],
         removal_delay: Duration::from_secs(3),
+        ..Default::default()
     });
     wait_for("the listed container", Duration::from_secs(10), || {
         f.store.get(&before.id).is_some()
@@ -416,6 +417,7 @@ async fn names_return_after_the_daemon_restarts() {
         host: Some(host.clone()),
         label_globs: vec![],
         removal_delay: Duration::from_secs(1),
+        ..Default::default()
     });
     let first = sleeper(Some(&host), &[]);
     wait_for(

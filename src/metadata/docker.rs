@@ -14,6 +14,21 @@
 //! list after a reconnect) its entry stays for [`DockerConfig::removal_delay`] more, so that the
 //! final sample the exporter takes of an exited container still carries its name, and is then
 //! dropped: the store holds running containers plus recently stopped ones, never more.
+//!
+//! Podman's Docker-compatible API is followed by the same code with [`Flavor::Podman`], for
+//! what Podman 4 does differently there:
+//! - its event filter names differ: an exit is filtered as `died` (and delivered with Action
+//!   `die`; filtering `die` matches nothing), a removal is `remove` (it never sends
+//!   `destroy`). With Docker's filter no exit or removal would ever arrive;
+//! - its compat inspect cannot tell a pod's infra container (the helper that holds the pod's
+//!   namespaces) from an application container: one more call per container, the libpod
+//!   inspect's `IsInfra`, marks it [`ContainerMeta::sandbox`];
+//! - `Config.Image` is the name Podman resolved (`localhost/app:1`,
+//!   `docker.io/library/busybox:latest`), not what the user typed; it is kept as Podman
+//!   reports it, as `podman ps` shows it.
+//!
+//! Version negotiation, list, inspect and the events stream are otherwise the same (Podman 4.3
+//! says API 1.41, like Docker 20.10).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -33,6 +48,8 @@ use crate::telemetry::DockerStats;
 
 /// Where the Docker daemon listens when neither the configuration nor `DOCKER_HOST` says.
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+/// Where rootful Podman's service (`podman.socket`, or `podman system service`) listens.
+pub const PODMAN_DEFAULT_HOST: &str = "unix:///run/podman/podman.sock";
 
 /// Per-request timeout (list, inspect, version). bollard applies it until the response headers
 /// arrive, so it does not cut the long-lived `/events` stream; bollard's own default (2 min)
@@ -51,6 +68,35 @@ const INSPECT_CONCURRENCY: usize = 8;
 /// `rename` (name), `update` (re-inspect; cheap and rare). Nothing else changes what we keep:
 /// create has no cgroup yet, kill/stop/restart are followed by die/start.
 const EVENT_ACTIONS: [&str; 5] = ["start", "die", "destroy", "rename", "update"];
+/// The same for Podman 4, in its filter's names: `died` is delivered as Action `die`, and a
+/// removal is `remove`. (`update` events do not exist in Podman 4.3.)
+const PODMAN_EVENT_ACTIONS: [&str; 4] = ["start", "died", "remove", "rename"];
+
+/// Which daemon is at the other end of the Docker Engine API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flavor {
+    #[default]
+    Docker,
+    /// Podman's Docker-compatible service.
+    Podman,
+}
+
+impl Flavor {
+    /// For logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavor::Docker => "Docker",
+            Flavor::Podman => "Podman",
+        }
+    }
+
+    fn event_filter(self) -> &'static [&'static str] {
+        match self {
+            Flavor::Docker => &EVENT_ACTIONS,
+            Flavor::Podman => &PODMAN_EVENT_ACTIONS,
+        }
+    }
+}
 
 impl ContainerMeta {
     /// Builds the metadata from an inspect response. Returns the full container id and whether
@@ -113,6 +159,9 @@ pub struct DockerConfig {
     /// of the container, which can come up to one interval after the exit: the daemon should
     /// use at least its interval plus a margin. Default 60 s.
     pub removal_delay: Duration,
+    /// Docker, or Podman's compat API. With [`Flavor::Podman`], `host: None` means
+    /// [`PODMAN_DEFAULT_HOST`].
+    pub flavor: Flavor,
 }
 
 impl Default for DockerConfig {
@@ -121,6 +170,7 @@ impl Default for DockerConfig {
             host: None,
             label_globs: Vec::new(),
             removal_delay: Duration::from_secs(60),
+            flavor: Flavor::Docker,
         }
     }
 }
@@ -162,7 +212,13 @@ pub async fn run(
     stats: Arc<DockerStats>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let host = resolve_host(cfg.host.as_deref());
+    let host = match cfg.flavor {
+        Flavor::Docker => resolve_host(cfg.host.as_deref()),
+        Flavor::Podman => cfg
+            .host
+            .clone()
+            .unwrap_or_else(|| PODMAN_DEFAULT_HOST.to_owned()),
+    };
     let mut follower = Follower {
         cfg,
         store,
@@ -204,10 +260,11 @@ impl Follower {
             self.stats.api_errors.fetch_add(1, Ordering::Relaxed);
             let was_connected = self.stats.connected.swap(false, Ordering::Relaxed);
             // One warning per outage, not one per retry every 5 s while the daemon is away.
+            let api = self.cfg.flavor.name();
             if was_connected || (!ever_connected && !self.lost) {
-                tracing::warn!(%host, error = %err, "Docker API unavailable; containers are reported by id until it returns, retrying");
+                tracing::warn!(%host, error = %err, "{api} API unavailable; containers are reported by id until it returns, retrying");
             } else {
-                tracing::debug!(%host, error = %err, "Docker API still unavailable");
+                tracing::debug!(%host, error = %err, "{api} API still unavailable");
             }
             self.lost = true;
             let delay = jitter(backoff);
@@ -237,16 +294,17 @@ impl Follower {
         let since = SystemTime::now()
             .checked_sub(SINCE_MARGIN)
             .unwrap_or(UNIX_EPOCH);
-        if let Err(e) = self.resync(&docker).await {
+        if let Err(e) = self.resync(&docker, host).await {
             return format!("list containers: {e}");
         }
         self.stats.connected.store(true, Ordering::Relaxed);
+        let api = self.cfg.flavor.name();
         if self.lost {
             self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(%host, containers = self.store.len(), "Docker API reachable again");
+            tracing::info!(%host, containers = self.store.len(), "{api} API reachable again");
             self.lost = false;
         } else if !*ever_connected {
-            tracing::info!(%host, containers = self.store.len(), "following Docker events");
+            tracing::info!(%host, containers = self.store.len(), "following {api} events");
         }
         *ever_connected = true;
         *backoff = BACKOFF_MIN;
@@ -256,7 +314,12 @@ impl Follower {
             ("type".to_owned(), vec!["container".to_owned()]),
             (
                 "event".to_owned(),
-                EVENT_ACTIONS.iter().map(|s| s.to_string()).collect(),
+                self.cfg
+                    .flavor
+                    .event_filter()
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
             ),
         ]);
         let events = docker.events(Some(EventsOptions {
@@ -272,7 +335,7 @@ impl Follower {
                 _ = sleep_until_opt(due) => Wake::RemovalDue,
             };
             match wake {
-                Wake::Event(Some(Ok(ev))) => self.handle_event(&docker, ev).await,
+                Wake::Event(Some(Ok(ev))) => self.handle_event(&docker, host, ev).await,
                 Wake::Event(Some(Err(e))) => return format!("events: {e}"),
                 Wake::Event(None) => return "events: stream closed by the daemon".to_owned(),
                 Wake::RemovalDue => self.sweep(),
@@ -282,7 +345,7 @@ impl Follower {
 
     /// Lists the running containers, inspects each, and schedules the removal of entries for
     /// containers that are no longer running (they stopped while we were disconnected).
-    async fn resync(&mut self, docker: &Docker) -> Result<(), ApiError> {
+    async fn resync(&mut self, docker: &Docker, host: &str) -> Result<(), ApiError> {
         // Running (and paused) containers only: a stopped container has no cgroup, hence no
         // metrics to name, and a host can keep thousands of them.
         let list = docker
@@ -298,11 +361,13 @@ impl Follower {
         // Owned ids and a cloned client (an Arc inside) per inspect: futures that borrow from
         // this frame make `run` not `Send` (higher-ranked lifetime inference), so it could not
         // be spawned.
+        let flavor = self.cfg.flavor;
         let mut inspected = futures_util::stream::iter(ids)
             .map(|id| {
                 let docker = docker.clone();
+                let host = host.to_owned();
                 async move {
-                    let res = docker.inspect_container(&id, None).await;
+                    let res = inspect(&docker, flavor, &host, &id).await;
                     (id, res)
                 }
             })
@@ -313,28 +378,29 @@ impl Follower {
         Ok(())
     }
 
-    async fn handle_event(&mut self, docker: &Docker, ev: EventMessage) {
+    async fn handle_event(&mut self, docker: &Docker, host: &str, ev: EventMessage) {
         let Some(id) = ev.actor.and_then(|a| a.id) else {
             return;
         };
-        match ev.action.as_deref().unwrap_or("") {
+        let action = ev.action.as_deref().unwrap_or("");
+        tracing::debug!(%id, action, "{} event", self.cfg.flavor.name());
+        match action {
             // A start may be new (or a restart): always take it. A rename or update of a
             // container we do not hold is of a stopped one: nothing to name.
-            action @ ("start" | "rename" | "update")
-                if action == "start" || self.store.contains(&id) =>
-            {
-                let res = docker.inspect_container(&id, None).await;
+            "start" | "rename" | "update" if action == "start" || self.store.contains(&id) => {
+                let res = inspect(docker, self.cfg.flavor, host, &id).await;
                 self.apply_inspect(&id, res);
             }
-            "die" | "destroy" => self.schedule_removal(&id),
+            // Docker: `die`, `destroy`. Podman: `die` (filtered as `died`), `remove`.
+            "die" | "died" | "destroy" | "remove" => self.schedule_removal(&id),
             _ => {}
         }
         // Sweeping here too keeps removals on time under a steady stream of events.
         self.sweep();
     }
 
-    fn apply_inspect(&mut self, id: &str, res: Result<ContainerInspectResponse, ApiError>) {
-        let resp = match res {
+    fn apply_inspect(&mut self, id: &str, res: Result<Inspected, ApiError>) {
+        let Inspected { resp, infra } = match res {
             Ok(r) => r,
             // Gone between the event (or list) and the inspect: its destroy event follows.
             Err(ApiError::DockerResponseServerError {
@@ -348,11 +414,20 @@ impl Follower {
                 return;
             }
         };
-        let Some((full_id, meta, running)) =
+        let Some((full_id, mut meta, running)) =
             ContainerMeta::from_inspect(&resp, &self.cfg.label_globs)
         else {
             return;
         };
+        match infra {
+            Ok(Some(infra)) => meta.sandbox |= infra,
+            Ok(None) => {}
+            Err(e) => {
+                // Not marked then: an infra container looks like any other, nothing is lost.
+                self.stats.api_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(id, error = %e, "Podman libpod inspect failed");
+            }
+        }
         self.store.insert(full_id.clone(), meta);
         if running {
             self.removals.remove(&full_id);
@@ -399,6 +474,105 @@ impl Follower {
             }
         }
     }
+}
+
+/// An inspect, and for Podman whether the container is a pod's infra container (`None`:
+/// not asked, a Docker daemon).
+struct Inspected {
+    resp: ContainerInspectResponse,
+    infra: Result<Option<bool>, String>,
+}
+
+async fn inspect(
+    docker: &Docker,
+    flavor: Flavor,
+    host: &str,
+    id: &str,
+) -> Result<Inspected, ApiError> {
+    let resp = docker.inspect_container(id, None).await?;
+    let infra = match flavor {
+        Flavor::Docker => Ok(None),
+        Flavor::Podman => {
+            let full_id = resp.id.as_deref().unwrap_or(id);
+            tokio::time::timeout(REQUEST_TIMEOUT, podman_is_infra(host, full_id))
+                .await
+                .unwrap_or_else(|_| Err("timed out".to_owned()))
+                .map(Some)
+        }
+    };
+    Ok(Inspected { resp, infra })
+}
+
+/// Whether Podman calls the container a pod's infra container: `IsInfra` of the libpod
+/// inspect (`GET /v4.0.0/libpod/containers/<id>/json`), which the compat inspect has no
+/// field for. bollard speaks only the Docker API, so this is one plain HTTP/1.1 request on
+/// the same socket. A container gone meanwhile (404) is no infra container.
+async fn podman_is_infra(host: &str, id: &str) -> Result<bool, String> {
+    use http_body_util::{BodyExt, Empty};
+
+    #[derive(serde::Deserialize)]
+    struct LibpodInspect {
+        #[serde(rename = "IsInfra", default)]
+        is_infra: bool,
+    }
+
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(format!("unexpected container id {id:?}"));
+    }
+    let path = format!("/v4.0.0/libpod/containers/{id}/json");
+    let req = hyper::Request::get(&path)
+        .header(hyper::header::HOST, "podman")
+        .body(Empty::<bytes::Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let resp = if let Some(socket) = host.strip_prefix("unix://") {
+        let io = tokio::net::UnixStream::connect(socket)
+            .await
+            .map_err(|e| format!("connect {socket}: {e}"))?;
+        send(io, req).await?
+    } else if let Some(addr) = host
+        .strip_prefix("tcp://")
+        .or_else(|| host.strip_prefix("http://"))
+    {
+        let io = tokio::net::TcpStream::connect(addr.trim_end_matches('/'))
+            .await
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        send(io, req).await?
+    } else {
+        return Err(format!("{host}: only unix:// and tcp:// hosts are asked"));
+    };
+    let status = resp.status();
+    if status == hyper::StatusCode::NOT_FOUND {
+        return Ok(false);
+    }
+    if !status.is_success() {
+        return Err(format!("GET {path}: {status}"));
+    }
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("GET {path}: {e}"))?
+        .to_bytes();
+    serde_json::from_slice::<LibpodInspect>(&body)
+        .map(|i| i.is_infra)
+        .map_err(|e| format!("GET {path}: {e}"))
+}
+
+/// One request on a fresh HTTP/1.1 connection.
+async fn send<IO>(
+    io: IO,
+    req: hyper::Request<http_body_util::Empty<bytes::Bytes>>,
+) -> Result<hyper::Response<hyper::body::Incoming>, String>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+            .await
+            .map_err(|e| e.to_string())?;
+    // The connection task ends when the response is read and `sender` is dropped.
+    tokio::spawn(conn);
+    sender.send_request(req).await.map_err(|e| e.to_string())
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

@@ -20,7 +20,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::config::{MetadataArgs, is_off};
 use crate::discovery::Runtime;
+use crate::telemetry::{DockerStats, Telemetry};
+use docker::{DockerConfig, Flavor};
 
 /// What a runtime knows about a container, for its resource attributes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -255,6 +258,45 @@ impl Metadata {
     pub fn pod(&self, uid: &str) -> Option<Arc<PodMeta>> {
         self.cri.get_pod(uid)
     }
+}
+
+/// Starts every configured source on `runtime` (each following its runtime until `shutdown`
+/// resolves), and returns the stores they fill. Sources that are off are not started; a
+/// source whose runtime is absent keeps retrying quietly, and containers are reported by id.
+pub fn spawn_sources<F>(
+    args: &MetadataArgs,
+    removal_delay: Duration,
+    telemetry: &Telemetry,
+    runtime: &tokio::runtime::Handle,
+    shutdown: &dyn Fn() -> F,
+) -> Metadata
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let metadata = Metadata::new();
+    if !args.docker_host.as_deref().is_some_and(is_off) {
+        let stats = Arc::new(DockerStats::default());
+        let _ = telemetry.docker.set(stats.clone());
+        let cfg = DockerConfig {
+            host: args.docker_host.clone(),
+            label_globs: args.label_globs(),
+            removal_delay,
+            flavor: Flavor::Docker,
+        };
+        runtime.spawn(docker::run(cfg, metadata.docker.clone(), stats, shutdown()));
+    }
+    if let Some(host) = args.podman_host() {
+        let stats = Arc::new(DockerStats::default());
+        let _ = telemetry.podman.set(stats.clone());
+        let cfg = DockerConfig {
+            host: Some(host),
+            label_globs: args.label_globs(),
+            removal_delay,
+            flavor: Flavor::Podman,
+        };
+        runtime.spawn(docker::run(cfg, metadata.podman.clone(), stats, shutdown()));
+    }
+    metadata
 }
 
 /// A delay between `d / 2` and `d`, so that many exporters on a cluster do not reconnect to
