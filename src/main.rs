@@ -1,15 +1,13 @@
 //! Wiring: configuration in, logging set up, the chosen command run, errors printed for
 //! people.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use container_exporter::cgroup::{Layout, ProcRoot};
-use container_exporter::collect::Collector;
-use container_exporter::config::{Cli, Command, LogArgs, LogFormat, SnapshotFormat};
+use container_exporter::config::{Cli, Command, LogArgs, LogFormat};
 use container_exporter::resource::HostResource;
 use container_exporter::{check, daemon, snapshot, system};
 
@@ -62,21 +60,15 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let proc_root = ProcRoot::new(&cli.host.proc_root);
     match command {
         Command::Snapshot(args) => {
-            let mut collector = Collector::new(layout.clone(), proc_root);
-            let metadata = container_exporter::metadata::Metadata::new();
-            let views = snapshot::take(&mut collector);
             let mut out = std::io::stdout().lock();
-            match args.format {
-                SnapshotFormat::Json => {
-                    let doc = snapshot::to_json(layout.kind.as_str(), &views, &host, &metadata);
-                    serde_json::to_writer_pretty(&mut out, &doc)?;
-                    writeln!(out)?;
-                }
-                SnapshotFormat::Table => snapshot::write_table(&mut out, &views)?,
-            }
-            for e in &collector.last_errors {
-                tracing::warn!("{e}");
-            }
+            snapshot::run(
+                layout,
+                proc_root,
+                &host,
+                &args.metadata,
+                args.format,
+                &mut out,
+            )?;
         }
         Command::Check(_) => unreachable!("handled above"),
     }

@@ -6,11 +6,64 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value as Json, json};
 
+use crate::cgroup::{Layout, ProcRoot};
 use crate::collect::{Collector, ContainerState, Described};
+use crate::config::{MetadataArgs, SnapshotFormat};
 use crate::discovery::Kind;
 use crate::metadata::Metadata;
+use crate::metadata::spawn_sources;
 use crate::metrics::{Metric, Sink, Value};
 use crate::resource::{AttrValue, HostResource};
+use crate::telemetry::Telemetry;
+
+/// `snapshot`: reads every container twice, asks the runtimes about them meanwhile (the same
+/// sources and flags as the daemon), and prints the result in `format`.
+pub fn run(
+    layout: Layout,
+    proc_root: ProcRoot,
+    host: &HostResource,
+    metadata_args: &MetadataArgs,
+    format: SnapshotFormat,
+    out: &mut dyn Write,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("container-exporter-metadata")
+        .enable_all()
+        .build()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let telemetry = Telemetry::default();
+    // The sources list everything when they connect, during the gap between the two reads.
+    let metadata = spawn_sources(
+        metadata_args,
+        Duration::from_secs(60),
+        &telemetry,
+        runtime.handle(),
+        &stopped,
+    );
+    let mut collector = Collector::new(layout.clone(), proc_root);
+    let views = take(&mut collector);
+    let _ = stop_tx.send(true);
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match format {
+        SnapshotFormat::Json => {
+            let doc = to_json(layout.kind.as_str(), &views, host, &metadata);
+            serde_json::to_writer_pretty(&mut *out, &doc)?;
+            writeln!(out)?;
+        }
+        SnapshotFormat::Table => write_table(out, &views, &metadata)?,
+    }
+    for e in &collector.last_errors {
+        tracing::warn!("{e}");
+    }
+    Ok(())
+}
 
 /// The gap between the two reads.
 pub const GAP: Duration = Duration::from_secs(1);
@@ -180,9 +233,14 @@ fn size(v: Option<f64>, binary: bool) -> String {
     }
 }
 
-pub fn write_table(out: &mut dyn Write, views: &[ContainerView]) -> io::Result<()> {
+pub fn write_table(
+    out: &mut dyn Write,
+    views: &[ContainerView],
+    metadata: &Metadata,
+) -> io::Result<()> {
     let mut rows = vec![[
         "CONTAINER ID".to_string(),
+        "NAME".into(),
         "RUNTIME".into(),
         "CPU %".into(),
         "MEM USAGE / LIMIT".into(),
@@ -193,6 +251,30 @@ pub fn write_table(out: &mut dyn Write, views: &[ContainerView]) -> io::Result<(
     ]];
     for v in views {
         let c = &v.state;
+        let d = Described::new(c, metadata);
+        if d.meta.as_deref().is_some_and(|m| m.sandbox) {
+            continue;
+        }
+        // The pod's or container's Kubernetes name, else the runtime's name for it.
+        let name = match c.kind {
+            Kind::Pod => d.pod.as_deref().and_then(|p| {
+                Some(format!(
+                    "{}/{}",
+                    p.namespace.as_deref()?,
+                    p.name.as_deref()?
+                ))
+            }),
+            Kind::Container => d.meta.as_deref().and_then(|m| {
+                match (
+                    &m.k8s_namespace_name,
+                    &m.k8s_pod_name,
+                    &m.k8s_container_name,
+                ) {
+                    (Some(ns), Some(pod), Some(c)) => Some(format!("{ns}/{pod}/{c}")),
+                    _ => m.name.clone(),
+                }
+            }),
+        };
         let p = v.points();
         let cpu = sum(&p, Metric::CpuUsage, None);
         let usage = sum(&p, Metric::MemoryUsage, None);
@@ -210,6 +292,7 @@ pub fn write_table(out: &mut dyn Write, views: &[ContainerView]) -> io::Result<(
         }
         rows.push([
             id,
+            name.unwrap_or_else(|| "-".into()),
             match c.kind {
                 Kind::Pod => "pod".to_string(),
                 Kind::Container => c.runtime.to_string(),
@@ -234,7 +317,7 @@ pub fn write_table(out: &mut dyn Write, views: &[ContainerView]) -> io::Result<(
             sum(&p, Metric::PidCount, None).map_or("-".into(), |n| format!("{n:.0}")),
         ]);
     }
-    let mut widths = [0usize; 8];
+    let mut widths = [0usize; 9];
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.chars().count());
