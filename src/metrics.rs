@@ -211,6 +211,28 @@ impl Metric {
     }
 }
 
+/// The OpenTelemetry-to-Prometheus translation of a name: dots to underscores, the unit as a
+/// word (`s` → `seconds`, `By` → `bytes`, `1` → `ratio`; `{…}` annotations dropped), and
+/// `_total` on monotonic counters.
+pub fn otel_to_prometheus(name: &str, unit: &str, instrument: Instrument) -> String {
+    let mut name = name.replace('.', "_");
+    let unit = match unit {
+        "s" => "seconds",
+        "By" => "bytes",
+        u if u.starts_with('{') => "",
+        "1" => "",
+        u => u,
+    };
+    if !unit.is_empty() && !name.ends_with(unit) {
+        name.push('_');
+        name.push_str(unit);
+    }
+    if instrument == Instrument::Counter {
+        name.push_str("_total");
+    }
+    name
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Value {
     Int(u64),

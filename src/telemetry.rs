@@ -1,8 +1,14 @@
 //! The exporter's own counters (`container_exporter_*`), shared by the collector thread, the
-//! HTTP server and the Docker task, and rendered with every page.
+//! HTTP server and the metadata tasks, and the one table of self-metrics ([`SELF_METRICS`])
+//! that the Prometheus page, OTLP and the README's reference are all written from.
+//!
+//! To add a self-metric: a counter in [`Telemetry`] (or a field of [`ProcessStats`]), and a
+//! row in [`SELF_METRICS`] whose `emit` reads it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
+
+use crate::metrics::{Instrument, Value, otel_to_prometheus};
 
 #[derive(Debug, Default)]
 pub struct Telemetry {
@@ -68,6 +74,396 @@ pub struct CriStats {
     pub reconnects: AtomicU64,
     /// List calls made after the first sync (lookups of what discovery found).
     pub lookups: AtomicU64,
+}
+
+/// One self-metric: its OpenTelemetry name (the OTLP name; the page's is its translation,
+/// unless `prom_name` says otherwise), how it is measured, and how its points are read.
+pub struct SelfMetricDef {
+    pub name: &'static str,
+    /// The page's name where the translation would miss the Prometheus convention (the
+    /// standard `process_*` metrics).
+    pub prom_name: Option<&'static str>,
+    pub instrument: Instrument,
+    pub unit: &'static str,
+    /// The key of the attribute its points carry, if any.
+    pub attribute: Option<&'static str>,
+    pub description: &'static str,
+    /// Gives the points (attribute value, value); nothing when the metric does not apply
+    /// (a source that is off, OTLP that is off).
+    pub emit: fn(&Telemetry, &ProcessStats, &mut SelfPoint<'_>),
+}
+
+/// Receives one point of a self-metric: its attribute's value, if it has one, and the value.
+pub type SelfPoint<'a> = dyn FnMut(Option<&'static str>, Value) + 'a;
+
+impl SelfMetricDef {
+    /// Its name on the Prometheus page.
+    pub fn prometheus_name(&self) -> String {
+        self.prom_name.map_or_else(
+            || otel_to_prometheus(self.name, self.unit, self.instrument),
+            str::to_string,
+        )
+    }
+}
+
+fn int(a: &AtomicU64) -> Value {
+    Value::Int(get(a))
+}
+
+fn flag(b: &AtomicBool) -> Value {
+    Value::Int(u64::from(b.load(Relaxed)))
+}
+
+macro_rules! one {
+    ($f:expr) => {
+        |t: &Telemetry, p: &ProcessStats, out: &mut SelfPoint<'_>| {
+            let _ = (t, p);
+            #[allow(clippy::redundant_closure_call)]
+            out(None, ($f)(t, p))
+        }
+    };
+}
+
+/// A source's counters, when the source is on.
+fn source(s: &OnceLock<Arc<DockerStats>>) -> Option<&DockerStats> {
+    s.get().map(|s| &**s)
+}
+
+/// Every self-metric, in the order of the page.
+pub static SELF_METRICS: &[SelfMetricDef] = &[
+    SelfMetricDef {
+        name: "container_exporter.containers.tracked",
+        prom_name: None,
+        instrument: Instrument::UpDownCounter,
+        unit: "{container}",
+        attribute: None,
+        description: "Containers being read each tick.",
+        emit: one!(|t: &Telemetry, _| int(&t.containers_tracked)),
+    },
+    SelfMetricDef {
+        name: "container_exporter.collections",
+        prom_name: None,
+        instrument: Instrument::Counter,
+        unit: "{collection}",
+        attribute: None,
+        description: "Collection ticks completed.",
+        emit: one!(|t: &Telemetry, _| int(&t.collections)),
+    },
+    SelfMetricDef {
+        name: "container_exporter.collection.duration",
+        prom_name: None,
+        instrument: Instrument::Gauge,
+        unit: "s",
+        attribute: None,
+        description: "Duration of the last collection tick (reading every container and rendering).",
+        emit: one!(|t: &Telemetry, _| Value::Double(get(&t.last_collection_ns) as f64 / 1e9)),
+    },
+    SelfMetricDef {
+        name: "container_exporter.read_errors",
+        prom_name: None,
+        instrument: Instrument::Counter,
+        unit: "{error}",
+        attribute: Some("kind"),
+        description: "cgroup files that could not be read (io), opened (open) or parsed (malformed, truncated).",
+        emit: |t, _, out| {
+            out(Some("io"), int(&t.read_errors_io));
+            out(Some("open"), int(&t.read_errors_open));
+            out(Some("malformed"), int(&t.read_errors_malformed));
+            out(Some("truncated"), int(&t.read_errors_truncated));
+        },
+    },
+    SelfMetricDef {
+        name: "container_exporter.discovery.events",
+        prom_name: None,
+        instrument: Instrument::Counter,
+        unit: "{event}",
+        attribute: Some("event"),
+        description: "Containers added and removed, full rescans, and inotify queue overflows.",
+        emit: |t, _, out| {
+            out(Some("added"), int(&t.discovery_added));
+            out(Some("removed"), int(&t.discovery_removed));
+            out(Some("rescan"), int(&t.discovery_rescans));
+            out(Some("overflow"), int(&t.discovery_overflows));
+        },
+    },
+    SelfMetricDef {
+        name: "container_exporter.final_samples",
+        prom_name: None,
+        instrument: Instrument::Counter,
+        unit: "{sample}",
+        attribute: None,
+        description: "Final samples taken when a container's last process left or its cgroup went.",
+        emit: one!(|t: &Telemetry, _| int(&t.final_samples)),
+    },
+    SelfMetricDef {
+        name: "container_exporter.inotify.watches",
+        prom_name: None,
+        instrument: Instrument::UpDownCounter,
+        unit: "{watch}",
+        attribute: Some("kind"),
+        description: "inotify watches held, on directories and on cgroup.events files.",
+        emit: |t, _, out| {
+            out(Some("directory"), int(&t.watches_dirs));
+            out(Some("cgroup_events"), int(&t.watches_events));
+        },
+    },
+    SelfMetricDef {
+        name: "container_exporter.scrapes",
+        prom_name: None,
+        instrument: Instrument::Counter,
+        unit: "{request}",
+        attribute: None,
+        description: "Requests served on /metrics (up to the previous render).",
+        emit: one!(|t: &Telemetry, _| int(&t.scrapes)),
+    },
+    SelfMetricDef {
+        name: "container_exporter.docker.api_errors",
+        prom_name: None,
+        instrument: Instrument::Counter,
+        unit: "{error}",
+        attribute: None,
+        description: "Docker API calls or event streams that failed (the exporter reconnects with backoff).",
+        emit: |t, _, out| {
+            if let Some(d) = source(&t.docker) {
+                out(None, int(&d.api_errors));
+            }
+        },
+    },
+    SelfMetricDef {
+        name: "container_exporter.docker.connected",
+        prom_name: None,
+        instrument: Instrument::Gauge,
+        unit: "1",
+        attribute: None,
+        description: "1 while the Docker event stream is connected.",
+        emit: |t, _, out| {
+            if let Some(d) = source(&t.docker) {
+                out(None, flag(&d.connected));
+            }
+        },
+    },
+    SelfMetricDef {
+        name: "container_exporter.docker.reconnects",
+        prom_name: None,
+        instrument: Instrument::Counter,
+        unit: "{connection}",
+        attribute: None,
+        description: "Connections to Docker made again after a failure.",
+        emit: |t, _, out| {
+            if let Some(d) = source(&t.docker) {
+                out(None, int(&d.reconnects));
+            }
+        },
+    },
+    SelfMetricDef {
+        name: "container_exporter.podman.api_errors",
+        prom_name: None,
+        instrument: Instrument::Counter,
+        unit: "{error}",
+        attribute: None,
+        description: "Podman API calls or event streams that failed (the exporter reconnects with backoff).",
+        emit: |t, _, out| {
+            if let Some(d) = source(&t.podman) {
+                out(None, int(&d.api_errors));
+            }
+        },
+    },
+    SelfMetricDef {
+        name: "container_exporter.podman.connected",
+        prom_name: None,
+        instrument: Instrument::Gauge,
+        unit: "1",
+        attribute: None,
+        description: "1 while the Podman event stream is connected.",
+        emit: |t, _, out| {
+            if let Some(d) = source(&t.podman) {
+                out(None, flag(&d.connected));
+            }
+        },
+    },
+    SelfMetricDef {
+        name: "container_exporter.cri.api_errors",
+        prom_name: None,
+        instrument: Instrument::Counter,
+        unit: "{error}",
+        attribute: None,
+        description: "CRI calls or event streams that failed (the exporter reconnects with backoff).",
+        emit: |t, _, out| {
+            if let Some(c) = t.cri.get() {
+                out(None, int(&c.api_errors));
+            }
+        },
+    },
+    SelfMetricDef {
+        name: "container_exporter.cri.connected",
+        prom_name: None,
+        instrument: Instrument::Gauge,
+        unit: "1",
+        attribute: None,
+        description: "1 while the metadata from the CRI runtime is in sync.",
+        emit: |t, _, out| {
+            if let Some(c) = t.cri.get() {
+                out(None, flag(&c.connected));
+            }
+        },
+    },
+    SelfMetricDef {
+        name: "container_exporter.cri.lookups",
+        prom_name: None,
+        instrument: Instrument::Counter,
+        unit: "{call}",
+        attribute: None,
+        description: "CRI list calls made after the first sync, to name containers and pods discovery found.",
+        emit: |t, _, out| {
+            if let Some(c) = t.cri.get() {
+                out(None, int(&c.lookups));
+            }
+        },
+    },
+    SelfMetricDef {
+        name: "container_exporter.otlp.exports",
+        prom_name: None,
+        instrument: Instrument::Counter,
+        unit: "{request}",
+        attribute: Some("outcome"),
+        description: "OTLP requests the receiver accepted (success) or that failed for good (failure).",
+        emit: |t, _, out| {
+            if get(&t.otlp_queue_capacity) > 0 {
+                out(Some("success"), int(&t.otlp_exports_succeeded));
+                out(Some("failure"), int(&t.otlp_exports_failed));
+            }
+        },
+    },
+    SelfMetricDef {
+        name: "container_exporter.otlp.retries",
+        prom_name: None,
+        instrument: Instrument::Counter,
+        unit: "{attempt}",
+        attribute: None,
+        description: "OTLP send attempts repeated after a retryable failure.",
+        emit: |t, _, out| {
+            if get(&t.otlp_queue_capacity) > 0 {
+                out(None, int(&t.otlp_retries));
+            }
+        },
+    },
+    SelfMetricDef {
+        name: "container_exporter.otlp.dropped_requests",
+        prom_name: None,
+        instrument: Instrument::Counter,
+        unit: "{request}",
+        attribute: None,
+        description: "OTLP requests dropped unsent: the oldest of a full queue, or pending at shutdown.",
+        emit: |t, _, out| {
+            if get(&t.otlp_queue_capacity) > 0 {
+                out(None, int(&t.otlp_dropped_requests));
+            }
+        },
+    },
+    SelfMetricDef {
+        name: "container_exporter.otlp.rejected_points",
+        prom_name: None,
+        instrument: Instrument::Counter,
+        unit: "{data_point}",
+        attribute: None,
+        description: "Data points the OTLP receiver rejected in partial-success responses.",
+        emit: |t, _, out| {
+            if get(&t.otlp_queue_capacity) > 0 {
+                out(None, int(&t.otlp_rejected_points));
+            }
+        },
+    },
+    SelfMetricDef {
+        name: "container_exporter.otlp.queue.length",
+        prom_name: None,
+        instrument: Instrument::UpDownCounter,
+        unit: "{request}",
+        attribute: None,
+        description: "OTLP requests waiting to be sent (not counting the one in flight).",
+        emit: |t, _, out| {
+            if get(&t.otlp_queue_capacity) > 0 {
+                out(None, int(&t.otlp_queue_length));
+            }
+        },
+    },
+    SelfMetricDef {
+        name: "container_exporter.otlp.queue.capacity",
+        prom_name: None,
+        instrument: Instrument::UpDownCounter,
+        unit: "{request}",
+        attribute: None,
+        description: "The bound of the OTLP queue (--otlp-queue-size).",
+        emit: |t, _, out| {
+            if get(&t.otlp_queue_capacity) > 0 {
+                out(None, int(&t.otlp_queue_capacity));
+            }
+        },
+    },
+    SelfMetricDef {
+        name: "process.cpu.time",
+        prom_name: Some("process_cpu_seconds_total"),
+        instrument: Instrument::Counter,
+        unit: "s",
+        attribute: None,
+        description: "Total user and system CPU time spent in seconds.",
+        emit: one!(|_, p: &ProcessStats| Value::Double(p.cpu_seconds)),
+    },
+    SelfMetricDef {
+        name: "process.memory.usage",
+        prom_name: Some("process_resident_memory_bytes"),
+        instrument: Instrument::UpDownCounter,
+        unit: "By",
+        attribute: None,
+        description: "Resident memory size in bytes.",
+        emit: one!(|_, p: &ProcessStats| Value::Int(p.resident_bytes)),
+    },
+    SelfMetricDef {
+        name: "process.open_file_descriptor.count",
+        prom_name: Some("process_open_fds"),
+        instrument: Instrument::UpDownCounter,
+        unit: "{file_descriptor}",
+        attribute: None,
+        description: "Number of open file descriptors.",
+        emit: one!(|_, p: &ProcessStats| Value::Int(p.open_fds)),
+    },
+    SelfMetricDef {
+        name: "process.open_file_descriptor.limit",
+        prom_name: Some("process_max_fds"),
+        instrument: Instrument::UpDownCounter,
+        unit: "{file_descriptor}",
+        attribute: None,
+        description: "Maximum number of open file descriptors.",
+        emit: one!(|_, p: &ProcessStats| Value::Int(p.max_fds)),
+    },
+    SelfMetricDef {
+        name: "process.start_time",
+        prom_name: Some("process_start_time_seconds"),
+        instrument: Instrument::Gauge,
+        unit: "s",
+        attribute: None,
+        description: "Start time of the process since unix epoch in seconds.",
+        emit: one!(|_, p: &ProcessStats| Value::Double(p.start_time_seconds)),
+    },
+];
+
+/// The README's self-metric reference, generated from [`SELF_METRICS`].
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| OTLP name | Prometheus name | instrument | unit | attribute | description |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for m in SELF_METRICS {
+        let attr = m.attribute.map_or("–".to_string(), |a| format!("`{a}`"));
+        out.push_str(&format!(
+            "| `{}` | `{}` | {} | `{}` | {attr} | {} |\n",
+            m.name,
+            m.prometheus_name(),
+            m.instrument.as_str(),
+            m.unit,
+            m.description
+        ));
+    }
+    out
 }
 
 /// Reads a counter.

@@ -20,6 +20,10 @@ fn readme_matches_the_code() {
     let generated = [
         ("flags", container_exporter::config::flags_markdown()),
         ("metrics", container_exporter::metrics::markdown_table()),
+        (
+            "self-metrics",
+            container_exporter::telemetry::markdown_table(),
+        ),
     ];
     let update = std::env::var_os("UPDATE_README").is_some();
     let mut stale = Vec::new();

@@ -17,11 +17,12 @@ use crate::config::Naming;
 use crate::discovery::Kind;
 use crate::export::cadvisor;
 use crate::metadata::{ContainerMeta, PodMeta};
-use crate::metrics::{Instrument, Metric, MetricDef, Sink, Value};
+use crate::metrics::{Instrument, Metric, MetricDef, Sink, Value, otel_to_prometheus};
 use crate::resource::HostResource;
-use crate::telemetry::{ProcessStats, Telemetry, get};
+use crate::telemetry::{ProcessStats, SELF_METRICS, Telemetry};
 
-/// The Prometheus name of a metric (`name`: its name on containers or on pods).
+/// The Prometheus name of a metric (`name`: its name on containers or on pods): the
+/// OpenTelemetry translation ([`otel_to_prometheus`]).
 pub fn prom_name(name: &str, def: &MetricDef) -> String {
     // `container.pid.count` would translate to `container_pid_count`, which reads as the
     // `_count` series of a histogram or summary (promtool flags it): name it as cAdvisor-era
@@ -29,22 +30,7 @@ pub fn prom_name(name: &str, def: &MetricDef) -> String {
     if let Some(prefix) = name.strip_suffix(".pid.count") {
         return format!("{}_pids", prefix.replace('.', "_"));
     }
-    let mut name = name.replace('.', "_");
-    let unit = match def.unit {
-        "s" => "seconds",
-        "By" => "bytes",
-        u if u.starts_with('{') => "",
-        "1" => "ratio",
-        u => u,
-    };
-    if !unit.is_empty() && !name.ends_with(unit) {
-        name.push('_');
-        name.push_str(unit);
-    }
-    if def.instrument == Instrument::Counter {
-        name.push_str("_total");
-    }
-    name
+    otel_to_prometheus(name, def.unit, def.instrument)
 }
 
 /// Appends `s` as the inside of a quoted label value: `\`, `"` and newline escaped.
@@ -429,199 +415,34 @@ impl Sink for LineSink<'_> {
     }
 }
 
-fn family(
-    page: &mut Vec<u8>,
-    name: &str,
-    kind: &str,
-    help: &str,
-    samples: &[(&[(&str, &str)], Value)],
-) {
-    page.extend_from_slice(format!("# HELP {name} {help}\n# TYPE {name} {kind}\n").as_bytes());
-    for (labels, v) in samples {
-        page.extend_from_slice(name.as_bytes());
-        if !labels.is_empty() {
-            page.push(b'{');
-            for (k, val) in *labels {
-                push_label(page, k, val);
-            }
-            page.push(b'}');
-        }
-        page.push(b' ');
-        push_value(page, *v);
-        page.push(b'\n');
-    }
-}
-
+/// The exporter's own metrics, from the one table ([`SELF_METRICS`]).
 fn render_telemetry(page: &mut Vec<u8>, t: &Telemetry, p: &ProcessStats) {
-    use std::sync::atomic::Ordering::Relaxed;
-    let int = |a: &std::sync::atomic::AtomicU64| Value::Int(get(a));
-    family(
-        page,
-        "container_exporter_containers_tracked",
-        "gauge",
-        "Containers being read each tick.",
-        &[(&[], int(&t.containers_tracked))],
-    );
-    family(
-        page,
-        "container_exporter_collections_total",
-        "counter",
-        "Collection ticks completed.",
-        &[(&[], int(&t.collections))],
-    );
-    family(
-        page,
-        "container_exporter_collection_duration_seconds",
-        "gauge",
-        "Duration of the last collection tick (reading every container and rendering).",
-        &[(&[], Value::Double(get(&t.last_collection_ns) as f64 / 1e9))],
-    );
-    family(
-        page,
-        "container_exporter_read_errors_total",
-        "counter",
-        "cgroup files that could not be read (io), opened (open) or parsed (malformed, truncated).",
-        &[
-            (&[("kind", "io")], int(&t.read_errors_io)),
-            (&[("kind", "open")], int(&t.read_errors_open)),
-            (&[("kind", "malformed")], int(&t.read_errors_malformed)),
-            (&[("kind", "truncated")], int(&t.read_errors_truncated)),
-        ],
-    );
-    family(
-        page,
-        "container_exporter_discovery_events_total",
-        "counter",
-        "Containers added and removed, full rescans, and inotify queue overflows.",
-        &[
-            (&[("event", "added")], int(&t.discovery_added)),
-            (&[("event", "removed")], int(&t.discovery_removed)),
-            (&[("event", "rescan")], int(&t.discovery_rescans)),
-            (&[("event", "overflow")], int(&t.discovery_overflows)),
-        ],
-    );
-    family(
-        page,
-        "container_exporter_final_samples_total",
-        "counter",
-        "Final samples taken when a container's last process left or its cgroup went.",
-        &[(&[], int(&t.final_samples))],
-    );
-    family(
-        page,
-        "container_exporter_inotify_watches",
-        "gauge",
-        "inotify watches held, on directories and on cgroup.events files.",
-        &[
-            (&[("kind", "directory")], int(&t.watches_dirs)),
-            (&[("kind", "cgroup_events")], int(&t.watches_events)),
-        ],
-    );
-    family(
-        page,
-        "container_exporter_scrapes_total",
-        "counter",
-        "Requests served on /metrics (up to the previous render).",
-        &[(&[], int(&t.scrapes))],
-    );
-    if let Some(d) = t.docker.get() {
-        family(
-            page,
-            "container_exporter_docker_api_errors_total",
-            "counter",
-            "Docker API calls or event streams that failed (the exporter reconnects with backoff).",
-            &[(&[], int(&d.api_errors))],
+    for m in SELF_METRICS {
+        let start = page.len();
+        let name = m.prometheus_name();
+        let kind = match m.instrument {
+            Instrument::Counter => "counter",
+            Instrument::UpDownCounter | Instrument::Gauge => "gauge",
+        };
+        page.extend_from_slice(
+            format!("# HELP {name} {}\n# TYPE {name} {kind}\n", m.description).as_bytes(),
         );
-        family(
-            page,
-            "container_exporter_docker_connected",
-            "gauge",
-            "1 while the Docker event stream is connected.",
-            &[(&[], Value::Int(u64::from(d.connected.load(Relaxed))))],
-        );
+        let body = page.len();
+        (m.emit)(t, p, &mut |attr, v| {
+            page.extend_from_slice(name.as_bytes());
+            if let (Some(key), Some(value)) = (m.attribute, attr) {
+                page.push(b'{');
+                push_label(page, key, value);
+                page.push(b'}');
+            }
+            page.push(b' ');
+            push_value(page, v);
+            page.push(b'\n');
+        });
+        if page.len() == body {
+            page.truncate(start);
+        }
     }
-    if get(&t.otlp_queue_capacity) > 0 {
-        family(
-            page,
-            "container_exporter_otlp_exports_total",
-            "counter",
-            "OTLP requests the receiver accepted (success) or that failed for good (failure).",
-            &[
-                (&[("outcome", "success")], int(&t.otlp_exports_succeeded)),
-                (&[("outcome", "failure")], int(&t.otlp_exports_failed)),
-            ],
-        );
-        family(
-            page,
-            "container_exporter_otlp_retries_total",
-            "counter",
-            "OTLP send attempts repeated after a retryable failure.",
-            &[(&[], int(&t.otlp_retries))],
-        );
-        family(
-            page,
-            "container_exporter_otlp_dropped_requests_total",
-            "counter",
-            "OTLP requests dropped unsent: the oldest of a full queue, or pending at shutdown.",
-            &[(&[], int(&t.otlp_dropped_requests))],
-        );
-        family(
-            page,
-            "container_exporter_otlp_rejected_points_total",
-            "counter",
-            "Data points the OTLP receiver rejected in partial-success responses.",
-            &[(&[], int(&t.otlp_rejected_points))],
-        );
-        family(
-            page,
-            "container_exporter_otlp_queue_length",
-            "gauge",
-            "OTLP requests waiting to be sent (not counting the one in flight).",
-            &[(&[], int(&t.otlp_queue_length))],
-        );
-        family(
-            page,
-            "container_exporter_otlp_queue_capacity",
-            "gauge",
-            "The bound of the OTLP queue (--otlp-queue-size).",
-            &[(&[], int(&t.otlp_queue_capacity))],
-        );
-    }
-    family(
-        page,
-        "process_cpu_seconds_total",
-        "counter",
-        "Total user and system CPU time spent in seconds.",
-        &[(&[], Value::Double(p.cpu_seconds))],
-    );
-    family(
-        page,
-        "process_resident_memory_bytes",
-        "gauge",
-        "Resident memory size in bytes.",
-        &[(&[], Value::Int(p.resident_bytes))],
-    );
-    family(
-        page,
-        "process_open_fds",
-        "gauge",
-        "Number of open file descriptors.",
-        &[(&[], Value::Int(p.open_fds))],
-    );
-    family(
-        page,
-        "process_max_fds",
-        "gauge",
-        "Maximum number of open file descriptors.",
-        &[(&[], Value::Int(p.max_fds))],
-    );
-    family(
-        page,
-        "process_start_time_seconds",
-        "gauge",
-        "Start time of the process since unix epoch in seconds.",
-        &[(&[], Value::Double(p.start_time_seconds))],
-    );
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use crate::discovery::Kind;
 use crate::metadata::{ContainerMeta, PodMeta};
 use crate::metrics::{Instrument, Metric, Sink, Value};
 use crate::resource::{AttrValue, HostResource, parse_resource_attributes};
-use crate::telemetry::{ProcessStats, Telemetry, get};
+use crate::telemetry::{ProcessStats, SELF_METRICS, Telemetry};
 
 pub const SCOPE_NAME: &str = "container-exporter";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -297,109 +297,24 @@ impl Encoder {
         delta: bool,
         pass: u64,
     ) -> ResourceMetrics {
-        use Instrument::{Counter, Gauge, UpDownCounter};
-        let int = |a: &std::sync::atomic::AtomicU64| Value::Int(get(a));
-        let mut list: Vec<SelfMetric> = vec![
-            SelfMetric::one(
-                "container_exporter.containers.tracked",
-                UpDownCounter,
-                "{container}",
-                "Containers being read each tick.",
-                int(&t.containers_tracked),
-            ),
-            SelfMetric::one(
-                "container_exporter.collections",
-                Counter,
-                "{collection}",
-                "Collection ticks completed.",
-                int(&t.collections),
-            ),
-            SelfMetric::one(
-                "container_exporter.collection.duration",
-                Gauge,
-                "s",
-                "Duration of the last collection tick.",
-                Value::Double(get(&t.last_collection_ns) as f64 / 1e9),
-            ),
-            SelfMetric {
-                name: "container_exporter.read_errors",
-                instrument: Counter,
-                unit: "{error}",
-                description: "cgroup files that could not be read, opened or parsed.",
-                points: vec![
-                    (Some(("kind", "io")), int(&t.read_errors_io)),
-                    (Some(("kind", "open")), int(&t.read_errors_open)),
-                    (Some(("kind", "malformed")), int(&t.read_errors_malformed)),
-                    (Some(("kind", "truncated")), int(&t.read_errors_truncated)),
-                ],
-            },
-            SelfMetric::one(
-                "container_exporter.final_samples",
-                Counter,
-                "{sample}",
-                "Final samples taken when a container's last process left or its cgroup went.",
-                int(&t.final_samples),
-            ),
-            SelfMetric {
-                name: "container_exporter.otlp.exports",
-                instrument: Counter,
-                unit: "{request}",
-                description: "OTLP requests the receiver accepted (success) or that failed for good (failure).",
-                points: vec![
-                    (Some(("outcome", "success")), int(&t.otlp_exports_succeeded)),
-                    (Some(("outcome", "failure")), int(&t.otlp_exports_failed)),
-                ],
-            },
-            SelfMetric::one(
-                "container_exporter.otlp.retries",
-                Counter,
-                "{attempt}",
-                "OTLP send attempts repeated after a retryable failure.",
-                int(&t.otlp_retries),
-            ),
-            SelfMetric::one(
-                "container_exporter.otlp.dropped_requests",
-                Counter,
-                "{request}",
-                "OTLP requests dropped unsent (oldest of a full queue, or pending at shutdown).",
-                int(&t.otlp_dropped_requests),
-            ),
-            SelfMetric::one(
-                "container_exporter.otlp.rejected_points",
-                Counter,
-                "{data_point}",
-                "Data points the receiver rejected (partial success).",
-                int(&t.otlp_rejected_points),
-            ),
-            SelfMetric::one(
-                "container_exporter.otlp.queue.length",
-                UpDownCounter,
-                "{request}",
-                "OTLP requests waiting to be sent.",
-                int(&t.otlp_queue_length),
-            ),
-            SelfMetric::one(
-                "container_exporter.otlp.queue.capacity",
-                UpDownCounter,
-                "{request}",
-                "The OTLP queue's bound.",
-                int(&t.otlp_queue_capacity),
-            ),
-            SelfMetric::one(
-                "process.cpu.time",
-                Counter,
-                "s",
-                "CPU time of the exporter process (user and system).",
-                Value::Double(p.cpu_seconds),
-            ),
-            SelfMetric::one(
-                "process.memory.usage",
-                UpDownCounter,
-                "By",
-                "Resident memory of the exporter process.",
-                Value::Int(p.resident_bytes),
-            ),
-        ];
+        use Instrument::{Counter, Gauge};
+        // The one table the page is written from too.
+        let mut list: Vec<SelfMetric> = SELF_METRICS
+            .iter()
+            .filter_map(|m| {
+                let mut points = Vec::new();
+                (m.emit)(t, p, &mut |attr, v| {
+                    points.push((m.attribute.zip(attr), v));
+                });
+                (!points.is_empty()).then_some(SelfMetric {
+                    name: m.name,
+                    instrument: m.instrument,
+                    unit: m.unit,
+                    description: m.description,
+                    points,
+                })
+            })
+            .collect();
         let start_ns = nanos(self.started);
         let mut series = if delta {
             let s = self
@@ -466,24 +381,6 @@ struct SelfMetric {
     unit: &'static str,
     description: &'static str,
     points: Vec<(Option<(&'static str, &'static str)>, Value)>,
-}
-
-impl SelfMetric {
-    fn one(
-        name: &'static str,
-        instrument: Instrument,
-        unit: &'static str,
-        description: &'static str,
-        value: Value,
-    ) -> SelfMetric {
-        SelfMetric {
-            name,
-            instrument,
-            unit,
-            description,
-            points: vec![(None, value)],
-        }
-    }
 }
 
 /// A container's (or pod's) resource, as OTLP key-values: [`HostResource::attributes`].
