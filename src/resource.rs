@@ -29,17 +29,164 @@ impl AttrValue {
     }
 }
 
-/// Attributes that say which container or pod a series is (on every series of the Prometheus
-/// page); every other attribute goes on the info series.
-pub const IDENTITY: &[&str] = &[
-    "container.id",
-    "container.name",
-    "container.image.name",
-    "k8s.pod.uid",
-    "k8s.namespace.name",
-    "k8s.pod.name",
-    "k8s.container.name",
+/// What a resource attribute is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum On {
+    Containers,
+    Pods,
+    Both,
+}
+
+/// One resource attribute: where it is, where it comes from, and whether it is one of the
+/// identity labels every series of the Prometheus page carries (the others are on the info
+/// series, `container_info` or `k8s_pod_info`). A key ending in `.` is a prefix
+/// (`container.label.<key>`).
+pub struct AttrDef {
+    pub key: &'static str,
+    pub on: On,
+    /// Identity label on containers' series, on pods' series.
+    pub identity: (bool, bool),
+    pub source: &'static str,
+}
+
+/// Every resource attribute, in the order they are written. The README's attribute
+/// reference comes from this table, and a test checks that every attribute written is in it.
+pub static ATTRIBUTES: &[AttrDef] = &[
+    AttrDef {
+        key: "container.id",
+        on: On::Containers,
+        identity: (true, false),
+        source: "the cgroup path (the full id)",
+    },
+    AttrDef {
+        key: "container.runtime.name",
+        on: On::Containers,
+        identity: (false, false),
+        source: "the runtime as it names itself over the CRI (`containerd`, `cri-o`), else the cgroup path (`docker`, `containerd`, `cri-o`, `podman`)",
+    },
+    AttrDef {
+        key: "k8s.pod.uid",
+        on: On::Both,
+        identity: (false, true),
+        source: "the cgroup path (`pod<uid>`, `kubepods-…-pod<uid>.slice`), else the `io.kubernetes.pod.uid` label",
+    },
+    AttrDef {
+        key: "container.name",
+        on: On::Containers,
+        identity: (true, false),
+        source: "Docker/Podman `Name`; the CRI container's metadata name",
+    },
+    AttrDef {
+        key: "container.image.name",
+        on: On::Containers,
+        identity: (true, false),
+        source: "the image reference without tag or digest (a CRI image id resolved to its first repo tag)",
+    },
+    AttrDef {
+        key: "container.image.id",
+        on: On::Containers,
+        identity: (false, false),
+        source: "Docker/Podman `Image`; CRI `image_ref`",
+    },
+    AttrDef {
+        key: "k8s.pod.name",
+        on: On::Both,
+        identity: (true, true),
+        source: "the CRI sandbox's metadata, else the `io.kubernetes.pod.name` label",
+    },
+    AttrDef {
+        key: "k8s.namespace.name",
+        on: On::Both,
+        identity: (true, true),
+        source: "the CRI sandbox's metadata, else the `io.kubernetes.pod.namespace` label",
+    },
+    AttrDef {
+        key: "k8s.container.name",
+        on: On::Containers,
+        identity: (true, false),
+        source: "the CRI container's metadata name, else the `io.kubernetes.container.name` label",
+    },
+    AttrDef {
+        key: "k8s.container.restart_count",
+        on: On::Containers,
+        identity: (false, false),
+        source: "the CRI container's `attempt`",
+    },
+    AttrDef {
+        key: "container.image.tags",
+        on: On::Containers,
+        identity: (false, false),
+        source: "the image reference's tag (`latest` when it names none); a string array in OTLP, comma-joined on the page",
+    },
+    AttrDef {
+        key: "container.label.",
+        on: On::Containers,
+        identity: (false, false),
+        source: "container labels whose key matches `--container-labels`",
+    },
+    AttrDef {
+        key: "k8s.pod.label.",
+        on: On::Pods,
+        identity: (false, false),
+        source: "pod labels (CRI) whose key matches `--pod-labels`",
+    },
+    AttrDef {
+        key: "host.name",
+        on: On::Both,
+        identity: (false, false),
+        source: "`--host-name`, else the machine's hostname",
+    },
 ];
+
+impl AttrDef {
+    /// The table's row for an attribute key.
+    pub fn of(key: &str) -> Option<&'static AttrDef> {
+        ATTRIBUTES.iter().find(|a| {
+            if a.key.ends_with('.') {
+                key.starts_with(a.key) && key.len() > a.key.len()
+            } else {
+                a.key == key
+            }
+        })
+    }
+
+    /// Whether `key` is an identity label on series of `kind`.
+    pub fn is_identity(key: &str, kind: Kind) -> bool {
+        AttrDef::of(key).is_some_and(|a| match kind {
+            Kind::Container => a.identity.0,
+            Kind::Pod => a.identity.1,
+        })
+    }
+}
+
+/// The README's attribute reference, generated from [`ATTRIBUTES`].
+pub fn markdown_table() -> String {
+    let mut out =
+        String::from("| attribute | on | Prometheus page | source |\n|---|---|---|---|\n");
+    for a in ATTRIBUTES {
+        let key = if a.key.ends_with('.') {
+            format!("`{}<key>`", a.key)
+        } else {
+            format!("`{}`", a.key)
+        };
+        let on = match a.on {
+            On::Containers => "containers",
+            On::Pods => "pods",
+            On::Both => "containers, pods",
+        };
+        let page = match a.identity {
+            (true, true) => "every series",
+            (true, false) => "every series of a container; info of a pod",
+            (false, true) => "every series of a pod; `container_info`",
+            (false, false) => "the info series",
+        };
+        out.push_str(&format!("| {key} | {on} | {page} | {} |\n", a.source));
+    }
+    out.push_str(
+        "| anything in `OTEL_RESOURCE_ATTRIBUTES` | containers, pods (OTLP) | – | merged underneath; never `service.name` |\n",
+    );
+    out
+}
 
 impl HostResource {
     /// `host_name` overrides the machine's hostname; `otel_resource_attributes` is the
@@ -204,6 +351,80 @@ mod tests {
                 ("team".to_string(), "a,b".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn every_attribute_written_is_in_the_table() {
+        use crate::collect::{ContainerState, Described};
+        use crate::discovery::{Found, Runtime};
+        use crate::metadata::{ContainerMeta, PodMeta};
+        use std::sync::Arc;
+        let host = HostResource::new(Some("node-1".into()), None);
+        let found = |kind, id: &str| Found {
+            id: id.to_string(),
+            kind,
+            runtime: Runtime::Containerd,
+            pod_uid: Some("0f2b5a8c-3c5e-4f7e-9d1a-2b3c4d5e6f70".into()),
+            rel: "kubepods/x".into(),
+        };
+        let meta = Arc::new(ContainerMeta {
+            name: Some("web".into()),
+            image_name: Some("busybox".into()),
+            image_tags: vec!["1".into()],
+            image_id: Some("sha256:1".into()),
+            labels: vec![("team".into(), "a".into())],
+            k8s_pod_name: Some("p".into()),
+            k8s_namespace_name: Some("n".into()),
+            k8s_container_name: Some("web".into()),
+            k8s_pod_uid: Some("u".into()),
+            k8s_container_restart_count: Some(2),
+            runtime_name: Some("containerd".into()),
+            ..ContainerMeta::default()
+        });
+        let pod = Arc::new(PodMeta {
+            uid: "u".into(),
+            name: Some("p".into()),
+            namespace: Some("n".into()),
+            labels: vec![("app".into(), "x".into())],
+        });
+        let now = std::time::SystemTime::now();
+        let c = ContainerState::with_samples(
+            found(Kind::Container, "c"),
+            now,
+            Default::default(),
+            Default::default(),
+            std::time::Duration::from_secs(1),
+        );
+        let p = ContainerState::with_samples(
+            found(Kind::Pod, "u"),
+            now,
+            Default::default(),
+            Default::default(),
+            std::time::Duration::from_secs(1),
+        );
+        for d in [
+            Described {
+                state: &c,
+                meta: Some(meta.clone()),
+                pod: Some(pod.clone()),
+            },
+            Described {
+                state: &p,
+                meta: None,
+                pod: Some(pod.clone()),
+            },
+        ] {
+            let attrs = host.attributes(&d);
+            assert!(attrs.len() >= 4);
+            for (k, _) in attrs {
+                let def = AttrDef::of(&k).unwrap_or_else(|| panic!("{k} is not in ATTRIBUTES"));
+                let ok = match d.state.kind {
+                    Kind::Container => def.on != On::Pods,
+                    Kind::Pod => def.on != On::Containers,
+                };
+                assert!(ok, "{k} on a {:?}", d.state.kind);
+            }
+        }
     }
 
     #[test]

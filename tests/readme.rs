@@ -1,4 +1,4 @@
-//! The README's flag and metric references are generated from the code; this test fails when
+//! The README's flag, metric, attribute and self-metric references are generated from the code; this test fails when
 //! they disagree. `UPDATE_README=1 cargo test --test readme` rewrites them in place.
 
 use std::fs;

@@ -18,7 +18,7 @@ use crate::discovery::Kind;
 use crate::export::cadvisor;
 use crate::metadata::{ContainerMeta, PodMeta};
 use crate::metrics::{Instrument, Metric, MetricDef, Sink, Value, otel_to_prometheus};
-use crate::resource::HostResource;
+use crate::resource::{AttrDef, HostResource};
 use crate::telemetry::{ProcessStats, SELF_METRICS, Telemetry};
 
 /// The Prometheus name of a metric (`name`: its name on containers or on pods): the
@@ -294,21 +294,15 @@ fn build_labels(
             .find(|(a, _)| a == k)
             .map(|(_, v)| v.joined().into_owned())
     };
-    let identity_keys: &[&str] = match state.kind {
-        Kind::Container => &[
-            "container.id",
-            "container.name",
-            "container.image.name",
-            "k8s.namespace.name",
-            "k8s.pod.name",
-            "k8s.container.name",
-        ],
-        Kind::Pod => &["k8s.pod.uid", "k8s.namespace.name", "k8s.pod.name"],
-    };
+    let identity_keys: Vec<&str> = attrs
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| AttrDef::is_identity(k, state.kind))
+        .collect();
     let mut identity = vec![b'{'];
     match naming {
         Naming::Otel => {
-            for k in identity_keys {
+            for &k in &identity_keys {
                 if let Some(v) = get(k) {
                     push_label(&mut identity, &label_name(k), &v);
                 }
