@@ -38,6 +38,8 @@ pub struct Telemetry {
     pub otlp_queue_capacity: AtomicU64,
     /// Set when Docker metadata is enabled.
     pub docker: OnceLock<Arc<DockerStats>>,
+    /// Set when CRI metadata is enabled.
+    pub cri: OnceLock<Arc<CriStats>>,
 }
 
 /// The Docker (or Podman) metadata source's counters, for the exporter's self-metrics.
@@ -51,6 +53,26 @@ pub struct DockerStats {
     /// Connections established after a failure (a daemon that came back, or one that was
     /// absent when the exporter started).
     pub reconnects: AtomicU64,
+}
+
+/// The CRI (containerd, CRI-O) metadata source's counters, for the exporter's self-metrics and
+/// for the tests that count what metadata costs the runtime.
+#[derive(Debug, Default)]
+pub struct CriStats {
+    /// Failed connects, calls and event streams (including a connection the runtime closed).
+    pub api_errors: AtomicU64,
+    /// True while connected and in sync.
+    pub connected: AtomicBool,
+    /// Connections established after a failure (a runtime that came back, or one that was
+    /// absent when the exporter started).
+    pub reconnects: AtomicU64,
+    /// List calls made after a connection's initial listing: lookups of ids that discovery
+    /// asked for, their retries, and periodic resyncs where the runtime has no events.
+    pub lookups: AtomicU64,
+    /// Every call sent to the runtime, the initial ones included.
+    pub calls: AtomicU64,
+    /// Messages received on the `GetContainerEvents` stream.
+    pub events: AtomicU64,
 }
 
 /// Reads a counter.
