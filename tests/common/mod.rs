@@ -6,6 +6,8 @@
 //! Each test file has `mod common;`; not every file uses every helper.
 #![allow(dead_code)]
 
+pub mod cri;
+pub mod cri_api;
 pub mod exporter;
 pub mod page;
 
