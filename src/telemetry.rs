@@ -63,17 +63,24 @@ pub struct DockerStats {
     pub reconnects: AtomicU64,
 }
 
-/// The CRI metadata source's counters.
+/// The CRI (containerd, CRI-O) metadata source's counters, for the exporter's self-metrics and
+/// for the tests that count what metadata costs the runtime.
 #[derive(Debug, Default)]
 pub struct CriStats {
-    /// Failed connects, lists and event streams.
+    /// Failed connects, calls and event streams (including a connection the runtime closed).
     pub api_errors: AtomicU64,
-    /// True while the store is in sync with the runtime.
+    /// True while connected and in sync.
     pub connected: AtomicBool,
-    /// Connections established after a failure.
+    /// Connections established after a failure (a runtime that came back, or one that was
+    /// absent when the exporter started).
     pub reconnects: AtomicU64,
-    /// List calls made after the first sync (lookups of what discovery found).
+    /// List calls made after a connection's initial listing: lookups of ids that discovery
+    /// asked for, their retries, and periodic resyncs where the runtime has no events.
     pub lookups: AtomicU64,
+    /// Every call sent to the runtime, the initial ones included.
+    pub calls: AtomicU64,
+    /// Messages received on the `GetContainerEvents` stream.
+    pub events: AtomicU64,
 }
 
 /// One self-metric: its OpenTelemetry name (the OTLP name; the page's is its translation,

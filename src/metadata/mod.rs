@@ -6,11 +6,16 @@
 //! Each source keeps a [`MetadataStore`] current from its runtime's API with as few calls as
 //! possible, and the exporters read the stores, never the runtimes:
 //! - [`docker`]: the Docker Engine API (and Podman's Docker-compatible API).
+//! - [`cri`]: the Kubernetes container runtime interface (containerd, CRI-O).
 //!
 //! To add a source: a module here with a `run(config, store, stats, shutdown)` task that fills
 //! a [`MetadataStore`] and never returns on runtime trouble (back off and retry), and a line
 //! in the daemon that spawns it.
 
+pub mod cri;
+pub mod cri_api;
+mod cri_client;
+mod cri_view;
 pub mod docker;
 
 use std::collections::HashMap;
@@ -399,7 +404,8 @@ pub fn image_name_and_tags(reference: &str) -> (Option<String>, Vec<String>) {
     }
 }
 
-fn is_image_id(r: &str) -> bool {
+/// `sha256:<64 hex>` or 64 hex digits: an image id, which names no image.
+pub(crate) fn is_image_id(r: &str) -> bool {
     let hex = r.strip_prefix("sha256:").unwrap_or(r);
     hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())
 }

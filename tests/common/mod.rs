@@ -7,6 +7,8 @@
 #![allow(dead_code)]
 
 pub mod cgroups;
+pub mod cri;
+pub mod cri_api;
 pub mod exporter;
 pub mod page;
 

@@ -1,0 +1,237 @@
+//! The few messages of the Kubernetes container runtime interface (`runtime.v1`) that the CRI
+//! metadata source sends and reads, written by hand with prost's derive.
+//!
+//! Why by hand: the CRI `.proto` is in no registry this project can reach, and generating code
+//! would need `protoc` at build time; `cargo build` alone must keep working. Only the fields
+//! the follower reads exist here: protobuf decoders skip unknown fields, so a runtime that sends
+//! more (newer CRI versions do) decodes fine, and a field it does not send reads as its default.
+//!
+//! Field numbers and enum values are those of `pkg/apis/runtime/v1/api.proto` in k8s.io/cri-api
+//! as of Kubernetes master commit 0268656a (staging/src/k8s.io/cri-api there). Protobuf field
+//! numbers are never reused, so they hold for every runtime/v1 runtime; the fields that newer
+//! cri-api versions added (`ImageSpec.user_specified_image`, `Container.image_id`,
+//! `ContainerStatus.image_id`, the `GetContainerEvents` call) are simply unset, or answered
+//! UNIMPLEMENTED, by older runtimes such as Debian's containerd 1.6. A wrong number here shows
+//! in tests/cri_metadata.rs, whose kubelet-like client (tests/common/cri_api.rs) is written
+//! separately from this file.
+
+use std::collections::BTreeMap;
+
+/// gRPC paths of the calls made.
+pub const VERSION: &str = "/runtime.v1.RuntimeService/Version";
+pub const LIST_POD_SANDBOX: &str = "/runtime.v1.RuntimeService/ListPodSandbox";
+pub const LIST_CONTAINERS: &str = "/runtime.v1.RuntimeService/ListContainers";
+pub const GET_CONTAINER_EVENTS: &str = "/runtime.v1.RuntimeService/GetContainerEvents";
+pub const LIST_IMAGES: &str = "/runtime.v1.ImageService/ListImages";
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct VersionRequest {
+    /// The kubelet's CRI API version (`v1`).
+    #[prost(string, tag = "1")]
+    pub version: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct VersionResponse {
+    #[prost(string, tag = "1")]
+    pub version: String,
+    /// `containerd`, `cri-o`.
+    #[prost(string, tag = "2")]
+    pub runtime_name: String,
+    #[prost(string, tag = "3")]
+    pub runtime_version: String,
+    #[prost(string, tag = "4")]
+    pub runtime_api_version: String,
+}
+
+/// No filter: every sandbox, ready or not.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListPodSandboxRequest {}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListPodSandboxResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub items: Vec<PodSandbox>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PodSandboxMetadata {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub uid: String,
+    #[prost(string, tag = "3")]
+    pub namespace: String,
+    #[prost(uint32, tag = "4")]
+    pub attempt: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum PodSandboxState {
+    SandboxReady = 0,
+    SandboxNotready = 1,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PodSandbox {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(message, optional, tag = "2")]
+    pub metadata: Option<PodSandboxMetadata>,
+    #[prost(enumeration = "PodSandboxState", tag = "3")]
+    pub state: i32,
+    /// Nanoseconds since the epoch.
+    #[prost(int64, tag = "4")]
+    pub created_at: i64,
+    #[prost(btree_map = "string, string", tag = "5")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// No filter: every container, whatever its state.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListContainersRequest {}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListContainersResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub containers: Vec<Container>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ContainerMetadata {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// 0 for the first container of this name in the sandbox, then one more per restart.
+    #[prost(uint32, tag = "2")]
+    pub attempt: u32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ImageSpec {
+    /// What the container was created with: the kubelet passes the image *id*.
+    #[prost(string, tag = "1")]
+    pub image: String,
+    /// The image as written in the pod spec (kubelet 1.30+ and runtimes that keep it).
+    #[prost(string, tag = "18")]
+    pub user_specified_image: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum ContainerState {
+    ContainerCreated = 0,
+    ContainerRunning = 1,
+    ContainerExited = 2,
+    ContainerUnknown = 3,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Container {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(string, tag = "2")]
+    pub pod_sandbox_id: String,
+    #[prost(message, optional, tag = "3")]
+    pub metadata: Option<ContainerMetadata>,
+    #[prost(message, optional, tag = "4")]
+    pub image: Option<ImageSpec>,
+    /// The image in use: its id on containerd, a repo digest on CRI-O.
+    #[prost(string, tag = "5")]
+    pub image_ref: String,
+    #[prost(enumeration = "ContainerState", tag = "6")]
+    pub state: i32,
+    #[prost(int64, tag = "7")]
+    pub created_at: i64,
+    #[prost(btree_map = "string, string", tag = "8")]
+    pub labels: BTreeMap<String, String>,
+    /// The image id (newer runtimes only).
+    #[prost(string, tag = "10")]
+    pub image_id: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListImagesRequest {}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListImagesResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub images: Vec<Image>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Image {
+    /// `sha256:<hex>` on containerd, bare hex on CRI-O.
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(string, repeated, tag = "2")]
+    pub repo_tags: Vec<String>,
+    #[prost(string, repeated, tag = "3")]
+    pub repo_digests: Vec<String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GetEventsRequest {}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum ContainerEventType {
+    ContainerCreatedEvent = 0,
+    ContainerStartedEvent = 1,
+    ContainerStoppedEvent = 2,
+    ContainerDeletedEvent = 3,
+}
+
+/// One event: the container (or sandbox) it is about, and the state of its whole pod.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ContainerEventResponse {
+    /// A container's id, or a sandbox's for the sandbox's own events.
+    #[prost(string, tag = "1")]
+    pub container_id: String,
+    #[prost(enumeration = "ContainerEventType", tag = "2")]
+    pub container_event_type: i32,
+    #[prost(int64, tag = "3")]
+    pub created_at: i64,
+    #[prost(message, optional, tag = "4")]
+    pub pod_sandbox_status: Option<PodSandboxStatus>,
+    /// The sandbox's containers.
+    #[prost(message, repeated, tag = "5")]
+    pub containers_statuses: Vec<ContainerStatus>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PodSandboxStatus {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(message, optional, tag = "2")]
+    pub metadata: Option<PodSandboxMetadata>,
+    #[prost(enumeration = "PodSandboxState", tag = "3")]
+    pub state: i32,
+    #[prost(int64, tag = "4")]
+    pub created_at: i64,
+    #[prost(btree_map = "string, string", tag = "7")]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ContainerStatus {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(message, optional, tag = "2")]
+    pub metadata: Option<ContainerMetadata>,
+    #[prost(enumeration = "ContainerState", tag = "3")]
+    pub state: i32,
+    #[prost(int64, tag = "4")]
+    pub created_at: i64,
+    /// Nanoseconds since the epoch; 0 before it started.
+    #[prost(int64, tag = "5")]
+    pub started_at: i64,
+    #[prost(message, optional, tag = "8")]
+    pub image: Option<ImageSpec>,
+    #[prost(string, tag = "9")]
+    pub image_ref: String,
+    #[prost(btree_map = "string, string", tag = "12")]
+    pub labels: BTreeMap<String, String>,
+    #[prost(string, tag = "17")]
+    pub image_id: String,
+}

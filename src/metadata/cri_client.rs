@@ -1,0 +1,417 @@
+//! The CRI client of the metadata source ([`super::cri`]): tonic over the runtime's unix
+//! socket, with the hand-written messages of [`super::cri_api`], and errors that say what to
+//! do about them.
+//!
+//! The socket is wrapped so that the connection's end (the runtime exited or restarted) is
+//! known at once, without a call: hyper's connection task reads all the time, and the wrapper
+//! notifies when a read sees end of file or fails.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::UnixStream;
+use tokio::sync::{Notify, mpsc};
+use tonic::Status;
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::transport::{Channel, Endpoint, Uri};
+use tonic_prost::ProstCodec;
+
+use super::cri_api as api;
+use crate::telemetry::CriStats;
+
+/// Per call. A hung runtime costs one timeout, then the reconnect backoff.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// The kubelet's own limit for CRI answers: a node with many containers lists more than
+/// tonic's default of 4 MiB.
+const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+/// Events waiting to be applied; the stream is not read further while this is full.
+const EVENT_QUEUE: usize = 1024;
+
+/// What `Version` says, for `check`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CriVersion {
+    /// The endpoint that answered.
+    pub endpoint: String,
+    /// `containerd`, `cri-o`.
+    pub runtime_name: String,
+    pub runtime_version: String,
+    /// The CRI version the runtime speaks (`v1`).
+    pub runtime_api_version: String,
+}
+
+/// The socket's path in `unix:///path`, `unix:/path` or `/path`.
+pub(crate) fn socket_path(endpoint: &str) -> Result<PathBuf, String> {
+    let path = endpoint
+        .strip_prefix("unix://")
+        .or_else(|| endpoint.strip_prefix("unix:"))
+        .or_else(|| endpoint.starts_with('/').then_some(endpoint));
+    match path {
+        Some(p) if p.starts_with('/') => Ok(PathBuf::from(p)),
+        _ => Err(format!(
+            "{endpoint}: not a unix socket endpoint (the CRI is served on a unix socket: write \
+             unix:///path/to/socket)"
+        )),
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct Client {
+    pub(crate) endpoint: String,
+    grpc: tonic::client::Grpc<Channel>,
+    /// Notified when the runtime closes the connection (or it fails).
+    pub(crate) closed: Arc<Notify>,
+    stats: Arc<CriStats>,
+}
+
+impl Client {
+    /// Connects now (not lazily), so that an absent or dead socket fails here.
+    pub(crate) async fn connect(endpoint: &str, stats: Arc<CriStats>) -> Result<Client, String> {
+        let path = socket_path(endpoint)?;
+        let closed = Arc::new(Notify::new());
+        let connector = UnixConnector {
+            path,
+            closed: closed.clone(),
+        };
+        // The URI only fills the :authority header; the connector decides where to go.
+        let channel = Endpoint::from_static("http://cri.sock")
+            .connect_timeout(CONNECT_TIMEOUT)
+            .connect_with_connector(connector)
+            .await
+            .map_err(|e| explain(endpoint, &error_chain(&e)))?;
+        let grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(MAX_MESSAGE);
+        Ok(Client {
+            endpoint: endpoint.to_owned(),
+            grpc,
+            closed,
+            stats,
+        })
+    }
+
+    pub(crate) async fn unary<Req, Resp>(
+        &self,
+        path: &'static str,
+        req: Req,
+    ) -> Result<Resp, Status>
+    where
+        Req: prost::Message + Send + 'static,
+        Resp: prost::Message + Default + Send + 'static,
+    {
+        self.stats.calls.fetch_add(1, Ordering::Relaxed);
+        let mut grpc = self.grpc.clone();
+        let mut request = tonic::Request::new(req);
+        request.set_timeout(REQUEST_TIMEOUT);
+        let call = async move {
+            grpc.ready()
+                .await
+                .map_err(|e| Status::unavailable(error_chain(&e)))?;
+            grpc.unary(
+                request,
+                PathAndQuery::from_static(path),
+                ProstCodec::<Req, Resp>::default(),
+            )
+            .await
+        };
+        match tokio::time::timeout(REQUEST_TIMEOUT, call).await {
+            Ok(r) => r.map(tonic::Response::into_inner),
+            Err(_) => Err(Status::deadline_exceeded(format!(
+                "no answer within {REQUEST_TIMEOUT:?}"
+            ))),
+        }
+    }
+
+    pub(crate) async fn version(&self) -> Result<CriVersion, String> {
+        let v: api::VersionResponse = self
+            .unary(
+                api::VERSION,
+                api::VersionRequest {
+                    version: "v1".into(),
+                },
+            )
+            .await
+            .map_err(|s| explain(&self.endpoint, &status_text(&s)))?;
+        Ok(CriVersion {
+            endpoint: self.endpoint.clone(),
+            runtime_name: v.runtime_name,
+            runtime_version: v.runtime_version,
+            runtime_api_version: v.runtime_api_version,
+        })
+    }
+
+    pub(crate) async fn list_sandboxes(&self) -> Result<Vec<api::PodSandbox>, String> {
+        let r: api::ListPodSandboxResponse = self
+            .unary(api::LIST_POD_SANDBOX, api::ListPodSandboxRequest {})
+            .await
+            .map_err(|s| format!("ListPodSandbox: {}", status_text(&s)))?;
+        Ok(r.items)
+    }
+
+    pub(crate) async fn list_containers(&self) -> Result<Vec<api::Container>, String> {
+        let r: api::ListContainersResponse = self
+            .unary(api::LIST_CONTAINERS, api::ListContainersRequest {})
+            .await
+            .map_err(|s| format!("ListContainers: {}", status_text(&s)))?;
+        Ok(r.containers)
+    }
+
+    pub(crate) async fn list_images(&self) -> Result<Vec<api::Image>, String> {
+        let r: api::ListImagesResponse = self
+            .unary(api::LIST_IMAGES, api::ListImagesRequest {})
+            .await
+            .map_err(|s| format!("ListImages: {}", status_text(&s)))?;
+        Ok(r.images)
+    }
+
+    /// Opens `GetContainerEvents` in a task of its own and forwards what arrives. A task,
+    /// because grpc-go servers send a stream's headers only with its first message: opening
+    /// the stream does not return before the first event, and must not hold the loop up.
+    pub(crate) fn events(&self) -> EventsTask {
+        self.stats.calls.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+        let mut grpc = self.grpc.clone();
+        let task = tokio::spawn(async move {
+            let opened = async {
+                grpc.ready()
+                    .await
+                    .map_err(|e| Status::unavailable(error_chain(&e)))?;
+                grpc.server_streaming(
+                    tonic::Request::new(api::GetEventsRequest {}),
+                    PathAndQuery::from_static(api::GET_CONTAINER_EVENTS),
+                    ProstCodec::<api::GetEventsRequest, api::ContainerEventResponse>::default(),
+                )
+                .await
+            };
+            let mut stream = match opened.await {
+                Ok(r) => r.into_inner(),
+                Err(s) => {
+                    let _ = tx.send(EventMsg::Ended(Some(s))).await;
+                    return;
+                }
+            };
+            if tx.send(EventMsg::Opened).await.is_err() {
+                return;
+            }
+            loop {
+                let msg = match stream.message().await {
+                    Ok(Some(ev)) => EventMsg::Event(Box::new(ev)),
+                    Ok(None) => EventMsg::Ended(None),
+                    Err(s) => EventMsg::Ended(Some(s)),
+                };
+                let end = matches!(msg, EventMsg::Ended(_));
+                if tx.send(msg).await.is_err() || end {
+                    return;
+                }
+            }
+        });
+        EventsTask { rx, task }
+    }
+}
+
+pub(crate) enum EventMsg {
+    /// The runtime accepted the stream (its first event is on its way).
+    Opened,
+    Event(Box<api::ContainerEventResponse>),
+    /// The stream ended: refused (UNIMPLEMENTED where the runtime has no events), failed, or
+    /// closed by the runtime (`None`).
+    Ended(Option<Status>),
+}
+
+/// The events stream's task, stopped with the session.
+pub(crate) struct EventsTask {
+    pub(crate) rx: mpsc::Receiver<EventMsg>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for EventsTask {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Opens the runtime's unix socket for tonic, wrapped so that the connection's end is known
+/// at once.
+#[derive(Clone)]
+struct UnixConnector {
+    path: PathBuf,
+    closed: Arc<Notify>,
+}
+
+impl tonic::codegen::Service<Uri> for UnixConnector {
+    type Response = TokioIo<WatchedStream>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Uri) -> Self::Future {
+        let (path, closed) = (self.path.clone(), self.closed.clone());
+        Box::pin(async move {
+            let inner = UnixStream::connect(&path).await?;
+            Ok(TokioIo::new(WatchedStream {
+                inner,
+                closed,
+                fired: false,
+            }))
+        })
+    }
+}
+
+/// A unix stream that notifies when it reads end of file or fails: hyper's connection task
+/// reads all the time, so a runtime that exits or restarts is noticed without a call.
+struct WatchedStream {
+    inner: UnixStream,
+    closed: Arc<Notify>,
+    fired: bool,
+}
+
+impl WatchedStream {
+    fn fire(&mut self) {
+        if !self.fired {
+            self.fired = true;
+            self.closed.notify_one();
+        }
+    }
+}
+
+impl AsyncRead for WatchedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let room = buf.remaining() > 0;
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        match &r {
+            Poll::Ready(Err(_)) => self.fire(),
+            Poll::Ready(Ok(())) if room && buf.filled().len() == before => self.fire(),
+            _ => {}
+        }
+        r
+    }
+}
+
+impl AsyncWrite for WatchedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(r, Poll::Ready(Err(_))) {
+            self.fire();
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Err(_))) {
+            self.fire();
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+pub(crate) fn status_text(s: &Status) -> String {
+    let mut t = format!("{:?}: {}", s.code(), s.message());
+    if let Some(src) = std::error::Error::source(s) {
+        t.push_str(": ");
+        t.push_str(&error_chain(src));
+    }
+    t
+}
+
+/// The error with what to do about it.
+pub(crate) fn explain(endpoint: &str, err: &str) -> String {
+    let e = err.to_ascii_lowercase();
+    let hint = if e.contains("no such file") || e.contains("os error 2)") {
+        "no socket there: mount the runtime's socket into the exporter (containerd: \
+         /run/containerd/containerd.sock, CRI-O: /var/run/crio/crio.sock) or set --cri-endpoint"
+    } else if e.contains("permission denied") {
+        "the socket needs root (or the socket's group)"
+    } else if e.contains("connection refused") {
+        "nothing listens on the socket: the runtime is down or restarting"
+    } else if e.contains("unimplemented") {
+        "the socket answers but does not serve the CRI: is containerd's CRI plugin disabled \
+         (disabled_plugins = [\"cri\"] in its config.toml)?"
+    } else {
+        ""
+    };
+    if hint.is_empty() {
+        format!("{endpoint}: {err}")
+    } else {
+        format!("{endpoint}: {err} ({hint})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_paths() {
+        for e in ["unix:///run/x.sock", "unix:/run/x.sock", "/run/x.sock"] {
+            assert_eq!(socket_path(e).unwrap(), PathBuf::from("/run/x.sock"), "{e}");
+        }
+        for e in ["tcp://127.0.0.1:1234", "unix://relative.sock", "x.sock", ""] {
+            let err = socket_path(e).unwrap_err();
+            assert!(err.contains("unix:///"), "{e}: {err}");
+        }
+    }
+
+    #[test]
+    fn errors_say_what_to_do() {
+        let e = explain(
+            "unix:///a.sock",
+            "transport error: No such file or directory (os error 2)",
+        );
+        assert!(e.contains("mount the runtime's socket"), "{e}");
+        let e = explain(
+            "unix:///a.sock",
+            "Unimplemented: unknown service runtime.v1.RuntimeService",
+        );
+        assert!(e.contains("CRI plugin disabled"), "{e}");
+        let e = explain("unix:///a.sock", "Connection refused (os error 111)");
+        assert!(e.contains("down or restarting"), "{e}");
+        let e = explain("unix:///a.sock", "Permission denied (os error 13)");
+        assert!(e.contains("root"), "{e}");
+        assert_eq!(explain("unix:///a.sock", "odd"), "unix:///a.sock: odd");
+    }
+}
