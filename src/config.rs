@@ -192,24 +192,6 @@ impl MetadataArgs {
     }
 }
 
-impl MetadataArgs {
-    /// The Podman API to follow, if any: the flag, else the standard rootful socket when it
-    /// exists (a host without Podman gets no retry loop and no warning).
-    pub fn podman_host(&self) -> Option<String> {
-        match self.podman_host.as_deref() {
-            Some(h) if is_off(h) => None,
-            Some(h) => Some(h.to_owned()),
-            None => {
-                let default = crate::metadata::docker::PODMAN_DEFAULT_HOST;
-                let path = default.trim_start_matches("unix://");
-                std::path::Path::new(path)
-                    .exists()
-                    .then(|| default.to_owned())
-            }
-        }
-    }
-}
-
 /// Whether a setting says `off` (the one spelling every `off`-able flag accepts: `off`, any
 /// case, or empty).
 pub fn is_off(s: &str) -> bool {

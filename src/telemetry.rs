@@ -315,6 +315,19 @@ pub static SELF_METRICS: &[SelfMetricDef] = &[
         },
     },
     SelfMetricDef {
+        name: "container_exporter.cri.calls",
+        prom_name: None,
+        instrument: Instrument::Counter,
+        unit: "{call}",
+        attribute: None,
+        description: "Calls sent to the CRI runtime, the listing at every connect included (never one per tick).",
+        emit: |t, _, out| {
+            if let Some(c) = t.cri.get() {
+                out(None, int(&c.calls));
+            }
+        },
+    },
+    SelfMetricDef {
         name: "container_exporter.cri.lookups",
         prom_name: None,
         instrument: Instrument::Counter,

@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::{MetadataArgs, is_off};
 use crate::discovery::Runtime;
-use crate::telemetry::{DockerStats, Telemetry};
+use crate::telemetry::{CriStats, DockerStats, Telemetry};
 use docker::{DockerConfig, Flavor};
 
 /// What a runtime knows about a container, for its resource attributes.
@@ -265,6 +265,34 @@ impl Metadata {
     }
 }
 
+/// The Podman API to follow, if any: the flag, else the standard rootful socket when it
+/// exists (a host without Podman gets no retry loop and no warning).
+pub fn podman_host(args: &MetadataArgs) -> Option<String> {
+    match args.podman_host.as_deref() {
+        Some(h) if is_off(h) => None,
+        Some(h) => Some(h.to_owned()),
+        None => {
+            let path = docker::PODMAN_DEFAULT_HOST.trim_start_matches("unix://");
+            std::path::Path::new(path)
+                .exists()
+                .then(|| docker::PODMAN_DEFAULT_HOST.to_owned())
+        }
+    }
+}
+
+/// The CRI endpoint to follow, if any: the flag, else the first of the standard sockets that
+/// exists (a node without a CRI runtime gets no retry loop and no warning).
+pub fn cri_endpoint(args: &MetadataArgs) -> Option<String> {
+    match args.cri_endpoint.as_deref() {
+        Some(e) if is_off(e) => None,
+        Some(e) => cri::resolve_endpoints(Some(e)).into_iter().next(),
+        None => cri::DEFAULT_ENDPOINTS
+            .iter()
+            .find(|e| std::path::Path::new(e.trim_start_matches("unix://")).exists())
+            .map(|e| e.to_string()),
+    }
+}
+
 /// Starts every configured source on `runtime` (each following its runtime until `shutdown`
 /// resolves), and returns the stores they fill. Sources that are off are not started; a
 /// source whose runtime is absent keeps retrying quietly, and containers are reported by id.
@@ -290,7 +318,7 @@ where
         };
         runtime.spawn(docker::run(cfg, metadata.docker.clone(), stats, shutdown()));
     }
-    if let Some(host) = args.podman_host() {
+    if let Some(host) = podman_host(args) {
         let stats = Arc::new(DockerStats::default());
         let _ = telemetry.podman.set(stats.clone());
         let cfg = DockerConfig {
@@ -300,6 +328,18 @@ where
             flavor: Flavor::Podman,
         };
         runtime.spawn(docker::run(cfg, metadata.podman.clone(), stats, shutdown()));
+    }
+    if let Some(endpoint) = cri_endpoint(args) {
+        let stats = Arc::new(CriStats::default());
+        let _ = telemetry.cri.set(stats.clone());
+        let cfg = cri::CriConfig {
+            endpoint: Some(endpoint),
+            label_globs: args.label_globs(),
+            pod_label_globs: args.pod_labels.clone(),
+            removal_delay,
+            ..Default::default()
+        };
+        runtime.spawn(cri::run(cfg, metadata.cri.clone(), stats, shutdown()));
     }
     metadata
 }
