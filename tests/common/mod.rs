@@ -10,6 +10,7 @@ pub mod cgroups;
 pub mod cri;
 pub mod cri_api;
 pub mod exporter;
+pub mod otlp;
 pub mod page;
 
 use std::fs;
