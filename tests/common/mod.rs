@@ -8,6 +8,7 @@
 
 pub mod exporter;
 pub mod page;
+pub mod tls;
 
 use std::fs;
 use std::io::{Read, Write};
