@@ -14,7 +14,10 @@ use super::{TempDir, free_port, unique_name};
 /// The exporter binary: this build's, or `CE_TEST_BIN` (to run a test against another build,
 /// e.g. to show a defect before its fix).
 pub fn exporter_bin() -> String {
-    std::env::var("CE_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_container-exporter").into())
+    std::env::var("CE_TEST_BIN")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_container-exporter").into())
 }
 
 fn run(cmd: &mut Command) -> std::process::Output {
