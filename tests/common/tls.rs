@@ -193,7 +193,7 @@ pub fn curl(args: &[&str], url: &str) -> Curl {
 
 /// Starts the exporter on a free loopback port with `args` and `env` (Docker off, no OTLP
 /// variables inherited), and waits until `probe` (curl arguments and scheme) answers
-/// `/healthz` with 200.
+/// `/readyz` with 200 (the first page is rendered).
 pub fn start_exporter(args: &[&str], env: &[(&str, &str)], probe: (&[&str], &str)) -> Exporter {
     let port = free_port();
     let log = std::env::temp_dir().join(format!("{}-exporter.log", unique_name()));
@@ -220,7 +220,7 @@ pub fn start_exporter(args: &[&str], env: &[(&str, &str)], probe: (&[&str], &str
         port,
         log,
     };
-    let url = format!("{}://127.0.0.1:{port}/healthz", probe.1);
+    let url = format!("{}://127.0.0.1:{port}/readyz", probe.1);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if curl(probe.0, &url).status == 200 {
