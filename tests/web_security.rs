@@ -6,7 +6,8 @@
 //!   exporter's own counters arrive; without credentials curl gets 401, with the wrong CA the
 //!   handshake fails, without a client certificate it is refused, plain HTTP gets no page.
 //! - A wrong bcrypt hash: Prometheus's scrape is refused (`up` 0, HTTP 401).
-//! - Each client_auth_type and client_allowed_sans does what Go's does.
+//! - Each client_auth_type and client_allowed_sans does what Go's does; HTTP/2 by ALPN unless
+//!   `http2: false`; `rate_limit` answers 429 past its burst.
 //! - A rotated certificate is served after SIGHUP, and after a plain change of the files; a
 //!   broken file keeps the previous configuration.
 //! - A file with an unknown key stops the exporter at start with a message naming the key.
@@ -402,6 +403,21 @@ fn client_auth_types_behave_as_go() {
          client_allowed_sans: [other.example, scraper.example]\n",
     ));
     assert_eq!(with("client"), 200);
+
+    // HTTP/2 is offered by ALPN unless http2 is false; rate_limit answers 429 past its burst.
+    let version = || {
+        let c = curl(&["--cacert", &ca], &url);
+        c.headers.lines().next().unwrap_or_default().to_string()
+    };
+    reload(&tls(""));
+    assert!(version().starts_with("HTTP/2 200"), "{}", version());
+    reload(&format!(
+        "{}http_server_config:\n  http2: false\nrate_limit:\n  interval: 1m\n  burst: 2\n",
+        tls("")
+    ));
+    assert!(version().starts_with("HTTP/1.1 200"), "{}", version());
+    assert_eq!(with(""), 200);
+    assert_eq!(with(""), 429, "past the burst of 2 in a minute");
 }
 
 #[test]

@@ -53,7 +53,8 @@ impl Exporter {
             };
             let deadline = Instant::now() + Duration::from_secs(15);
             loop {
-                if matches!(http_request(port, "/readyz", &[], HTTP_TIMEOUT), Ok(r) if r.status == 200) {
+                if matches!(http_request(port, "/readyz", &[], HTTP_TIMEOUT), Ok(r) if r.status == 200)
+                {
                     return e;
                 }
                 if let Some(status) = e.child.as_mut().unwrap().try_wait().unwrap() {
