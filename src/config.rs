@@ -121,6 +121,9 @@ pub struct DaemonArgs {
     pub metadata: MetadataArgs,
 
     #[command(flatten)]
+    pub web: crate::export::http::WebArgs,
+
+    #[command(flatten)]
     pub otlp: crate::export::otlp::OtlpArgs,
 }
 
@@ -290,6 +293,8 @@ pub struct HostArgs {
     pub host_name: Option<String>,
 }
 
+// Parsed once at start: the size of the `check` variant (all the daemon's flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Find the containers, read them twice about a second apart, print and exit.

@@ -85,9 +85,17 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
 
     let serving = match args.prometheus_listen {
         Listen::On(addr) => {
+            let opts = args.web.options()?;
             let listener = runtime.block_on(http::bind(addr))?;
-            tracing::info!(%addr, "serving the Prometheus page on /metrics");
-            runtime.spawn(http::serve(listener, pages.clone(), stopped()));
+            let scheme = match opts.web.as_ref().map(|w| w.current().tls.is_some()) {
+                Some(true) => "https",
+                _ => "http",
+            };
+            tracing::info!(%addr, scheme, "serving the Prometheus page on /metrics");
+            if let Some(w) = &opts.web {
+                runtime.spawn(crate::export::web_config::watch(w.clone(), stopped()));
+            }
+            runtime.spawn(http::serve(listener, pages.clone(), opts, stopped()));
             true
         }
         Listen::Off => false,

@@ -2,6 +2,14 @@
 //! tick (gzip-compressed once, on the first request that asks for it), `/healthz` says the
 //! collector is alive, `/readyz` that the first collection is done. Nothing here reads a
 //! cgroup file or waits for a tick.
+//!
+//! The server is built to stay bounded under abuse ([`super::http_conn`]): connections are
+//! capped (`--web.max-connections`, and never more than an eighth of the descriptor limit, so
+//! the collector's files come first), `/metrics` responses in flight are capped
+//! (`--web.max-requests`), each response must be written within `--web.write-timeout`, and a
+//! response two pages behind the current one is cut, so stalled readers pin at most three
+//! pages. With `--web.config.file` it speaks TLS (HTTP/2 by ALPN), checks client certificates
+//! and basic auth, and adds the configured headers ([`super::web_config`]).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -10,16 +18,32 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, VARY};
-use hyper::server::conn::http1;
+use hyper::header::{
+    ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HOST, HeaderValue,
+    RETRY_AFTER, VARY, WWW_AUTHENTICATE,
+};
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use hyper::{Method, Request, Response, StatusCode, Version};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
+use super::http_conn::{AcceptBackoff, Conn, Held, Registry, ResponseGuard, Tracked};
+use super::web_config::{WebConfig, WebConfigHandle, san_allowed};
 use crate::telemetry::{Telemetry, add};
+
+/// How long a client has to send its request headers, and to finish a TLS handshake.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request waits for a response slot after a stalled response was evicted.
+const SLOT_WAIT: Duration = Duration::from_secs(1);
+/// How often each connection's watchdog looks at its response.
+const WATCHDOG_EVERY: Duration = Duration::from_millis(250);
+/// bcrypt checks at once (each takes tens of milliseconds of CPU).
+const AUTH_PARALLEL: usize = 2;
+/// Streams per HTTP/2 connection.
+const H2_STREAMS: u32 = 8;
 
 /// One rendered page.
 pub struct Page {
@@ -120,8 +144,8 @@ impl PageState {
     }
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+fn text(status: StatusCode, body: &'static str) -> Response<Held> {
+    let mut r = Response::new(Held::new(Bytes::from_static(body.as_bytes()), None));
     *r.status_mut() = status;
     r.headers_mut().insert(
         CONTENT_TYPE,
@@ -133,49 +157,295 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 const INDEX: &str = "container-exporter\n\n/metrics  Prometheus page (rendered every tick)\n\
                      /healthz  200 while collection runs\n/readyz   200 once the first collection is done\n";
 
-fn handle(state: &PageState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
-    }
-    match req.uri().path() {
-        "/metrics" => {
-            let page = state.current();
-            state
-                .served_generation
-                .fetch_max(page.generation, Ordering::AcqRel);
-            add(&state.telemetry.scrapes, 1);
-            let gzip = req
-                .headers()
-                .get_all(ACCEPT_ENCODING)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .any(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
-            let body = if gzip {
-                page.gzipped().clone()
-            } else {
-                page.body.clone()
-            };
-            let mut r = Response::new(Full::new(body));
-            let h = r.headers_mut();
-            h.insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-            );
-            h.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
-            if gzip {
-                h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+/// Whether `Accept-Encoding` accepts gzip (RFC 9110 12.5.3): `gzip` (or `x-gzip`) with a
+/// q-value above zero, or `*` above zero when gzip is not named. `gzip;q=0` refuses it, and a
+/// coding that only starts with "gzip" is another coding.
+pub fn accepts_gzip(headers: &hyper::HeaderMap) -> bool {
+    let mut gzip: Option<bool> = None;
+    let mut star: Option<bool> = None;
+    for v in headers.get_all(ACCEPT_ENCODING) {
+        let Ok(v) = v.to_str() else { continue };
+        for item in v.split(',') {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim();
+            let mut q_ok = true;
+            for p in parts {
+                let p = p.trim();
+                if let Some(q) = p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")) {
+                    q_ok = q.trim().parse::<f32>().is_ok_and(|q| q > 0.0 && q <= 1.0);
+                }
             }
-            r
+            if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+                gzip = Some(gzip.unwrap_or(false) || q_ok);
+            } else if coding == "*" {
+                star = Some(star.unwrap_or(false) || q_ok);
+            }
         }
-        "/healthz" if state.healthy() => text(StatusCode::OK, "ok\n"),
-        "/healthz" => text(StatusCode::SERVICE_UNAVAILABLE, "collection has stalled\n"),
-        "/readyz" if state.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
-        "/readyz" => text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "first collection not done yet\n",
-        ),
-        "/" => text(StatusCode::OK, INDEX),
-        _ => text(StatusCode::NOT_FOUND, "not found: try /metrics\n"),
+    }
+    gzip.or(star).unwrap_or(false)
+}
+
+/// An absolute-form target (`GET http://host/path`) that names another host than `Host`: a
+/// request meant for a proxy, which this server is not.
+fn misdirected(req: &Request<Incoming>) -> bool {
+    if req.version() == Version::HTTP_2 {
+        return false; // :authority is HTTP/2's Host
+    }
+    let Some(authority) = req.uri().authority() else {
+        return false;
+    };
+    match req.headers().get(HOST).and_then(|h| h.to_str().ok()) {
+        Some(host) => !host.trim().eq_ignore_ascii_case(authority.as_str()),
+        None => true,
+    }
+}
+
+/// The page's security and limits (names as node_exporter's, for operators who know those).
+#[derive(Debug, Clone, clap::Args)]
+pub struct WebArgs {
+    /// TLS, client certificates, basic auth and response headers for the page, in the
+    /// exporter-toolkit format Prometheus and node_exporter read (`tls_server_config`,
+    /// `basic_auth_users`, `http_server_config`, `rate_limit`). Reloaded on SIGHUP and when the
+    /// file or a certificate it names changes; a file that does not load keeps the previous
+    /// configuration. Default: none (plain HTTP, no auth).
+    #[arg(
+        long = "web.config.file",
+        visible_alias = "web-config-file",
+        env = "CONTAINER_EXPORTER_WEB_CONFIG_FILE",
+        value_name = "FILE"
+    )]
+    pub web_config_file: Option<std::path::PathBuf>,
+
+    /// `/metrics` responses in flight at once; more get 503 (a stalled one gives way first).
+    /// Each holds a reference to a rendered page until it is written.
+    #[arg(
+        long = "web.max-requests",
+        visible_alias = "web-max-requests",
+        env = "CONTAINER_EXPORTER_WEB_MAX_REQUESTS",
+        default_value_t = 40,
+        value_parser = clap::value_parser!(u32).range(1..=10_000),
+        value_name = "N"
+    )]
+    pub web_max_requests: u32,
+
+    /// Open connections at once, and never more than an eighth of the descriptor limit (the
+    /// collector's open cgroup files come first). At the cap, the longest-idle connection (else
+    /// a stalled one) is closed to make room.
+    #[arg(
+        long = "web.max-connections",
+        visible_alias = "web-max-connections",
+        env = "CONTAINER_EXPORTER_WEB_MAX_CONNECTIONS",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u32).range(1..=100_000),
+        value_name = "N"
+    )]
+    pub web_max_connections: u32,
+
+    /// How long a response may take to be written; a client that reads slower is cut off.
+    #[arg(
+        long = "web.write-timeout",
+        visible_alias = "web-write-timeout",
+        env = "CONTAINER_EXPORTER_WEB_WRITE_TIMEOUT",
+        default_value = "30s",
+        value_parser = crate::config::parse_duration,
+        value_name = "DURATION"
+    )]
+    pub web_write_timeout: Duration,
+}
+
+impl WebArgs {
+    /// The options, with the web config loaded (an error stops the exporter at start).
+    pub fn options(&self) -> Result<ServeOptions, String> {
+        let web = match &self.web_config_file {
+            Some(p) => Some(WebConfigHandle::open(p)?),
+            None => None,
+        };
+        Ok(ServeOptions {
+            max_connections: self.web_max_connections as usize,
+            max_requests: self.web_max_requests as usize,
+            write_timeout: self.web_write_timeout,
+            web,
+        })
+    }
+}
+
+/// The server's limits and security settings.
+#[derive(Clone)]
+pub struct ServeOptions {
+    pub max_connections: usize,
+    pub max_requests: usize,
+    pub write_timeout: Duration,
+    pub web: Option<Arc<WebConfigHandle>>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            max_connections: 64,
+            max_requests: 40,
+            write_timeout: Duration::from_secs(30),
+            web: None,
+        }
+    }
+}
+
+struct Server {
+    state: Arc<PageState>,
+    registry: Arc<Registry>,
+    requests: Arc<Semaphore>,
+    auth_slots: Semaphore,
+    write_timeout: Duration,
+    web: Option<Arc<WebConfigHandle>>,
+}
+
+impl Server {
+    async fn respond(&self, req: Request<Incoming>, conn: &Arc<Conn>) -> Response<Held> {
+        let web = self.web.as_ref().map(|w| w.current());
+        let mut r = self.route(&req, conn, web.as_deref()).await;
+        if let Some(w) = &web {
+            for (k, v) in &w.headers {
+                r.headers_mut().insert(k.clone(), v.clone());
+            }
+        }
+        r
+    }
+
+    async fn route(
+        &self,
+        req: &Request<Incoming>,
+        conn: &Arc<Conn>,
+        web: Option<&WebConfig>,
+    ) -> Response<Held> {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        if misdirected(req) {
+            return text(
+                StatusCode::MISDIRECTED_REQUEST,
+                "the request names another host: this server is not a proxy\n",
+            );
+        }
+        let path = req.uri().path();
+        if let Some(w) = web {
+            if let Some(limit) = &w.rate_limit
+                && !self.web.as_ref().is_some_and(|h| h.bucket.allow(limit))
+            {
+                return text(StatusCode::TOO_MANY_REQUESTS, "too many requests\n");
+            }
+            // Probes learn one bit (alive, ready) and kubelets send no credentials.
+            let probe = matches!(path, "/healthz" | "/readyz");
+            if !w.users.is_empty() && !probe && !self.authorized(req, w).await {
+                let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+                r.headers_mut()
+                    .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+                return r;
+            }
+        }
+        match path {
+            "/metrics" => self.metrics(req, conn).await,
+            "/healthz" if self.state.healthy() => text(StatusCode::OK, "ok\n"),
+            "/healthz" => text(StatusCode::SERVICE_UNAVAILABLE, "collection has stalled\n"),
+            "/readyz" if self.state.ready.load(Ordering::Acquire) => {
+                text(StatusCode::OK, "ready\n")
+            }
+            "/readyz" => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "first collection not done yet\n",
+            ),
+            "/" => text(StatusCode::OK, INDEX),
+            _ => text(StatusCode::NOT_FOUND, "not found: try /metrics\n"),
+        }
+    }
+
+    async fn authorized(&self, req: &Request<Incoming>, web: &WebConfig) -> bool {
+        let Some(handle) = self.web.clone() else {
+            return false;
+        };
+        let header = req
+            .headers()
+            .get(AUTHORIZATION)
+            .map(|h| h.as_bytes().to_vec());
+        let Ok(_slot) = self.auth_slots.acquire().await else {
+            return false;
+        };
+        let users = web.users.clone();
+        tokio::task::spawn_blocking(move || handle.auth.check(&users, header.as_deref()))
+            .await
+            .unwrap_or(false)
+    }
+
+    async fn metrics(&self, req: &Request<Incoming>, conn: &Arc<Conn>) -> Response<Held> {
+        let permit = match self.requests.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                // Full: a stalled response gives way, else the newcomer is refused.
+                if self.registry.evict_stalled(conn) {
+                    tokio::time::timeout(SLOT_WAIT, self.requests.clone().acquire_owned())
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                } else {
+                    None
+                }
+            }
+        };
+        let Some(permit) = permit else {
+            let mut r = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many scrapes in flight (--web.max-requests)\n",
+            );
+            r.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            return r;
+        };
+        let page = self.state.current();
+        self.state
+            .served_generation
+            .fetch_max(page.generation, Ordering::AcqRel);
+        add(&self.state.telemetry.scrapes, 1);
+        let gzip = accepts_gzip(req.headers());
+        let body = if gzip {
+            page.gzipped().clone()
+        } else {
+            page.body.clone()
+        };
+        let guard = ResponseGuard::new(conn.clone(), &self.registry, page.generation, Some(permit));
+        let mut r = Response::new(Held::new(body, Some(guard)));
+        let h = r.headers_mut();
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        h.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+        if gzip {
+            h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        r
+    }
+
+    /// Whether the connection's response in flight must be cut: past its deadline, or cut from
+    /// a page two generations old (it pins memory the collector cannot reuse).
+    fn overdue(&self, conn: &Conn) -> Option<&'static str> {
+        if conn.busy.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let age = Duration::from_millis(
+            self.registry
+                .now_ms()
+                .saturating_sub(conn.busy_since.load(Ordering::Relaxed)),
+        );
+        if age > self.write_timeout {
+            return Some("the response was not written within --web.write-timeout");
+        }
+        let current = self.state.current().generation;
+        let generation = conn.generation.load(Ordering::Relaxed);
+        if generation != u64::MAX && current >= generation + 2 && age >= Duration::from_secs(1) {
+            return Some("the response is two pages behind");
+        }
+        None
     }
 }
 
@@ -191,38 +461,153 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     })
 }
 
+/// The connection cap in force: the flag, but never more than an eighth of the descriptor
+/// limit (each cgroup file the collector keeps open is a descriptor, and it comes first).
+pub fn connection_cap(flag: usize) -> usize {
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024);
+    let by_fds = usize::try_from(soft / 8).unwrap_or(usize::MAX).max(4);
+    flag.clamp(1, by_fds)
+}
+
 /// Serves until `shutdown` completes. Each connection runs on its own task; a slow client
-/// holds only its own task.
+/// holds only its own task, and the limits in [`ServeOptions`] bound what all of them hold.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<PageState>,
+    opts: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) {
+    let cap = connection_cap(opts.max_connections);
+    if cap < opts.max_connections {
+        tracing::info!(
+            max_connections = cap,
+            "fewer connections than --web.max-connections: the descriptor limit keeps most for \
+             the collector"
+        );
+    }
+    let server = Arc::new(Server {
+        state,
+        registry: Arc::new(Registry::new(cap)),
+        requests: Arc::new(Semaphore::new(opts.max_requests.max(1))),
+        auth_slots: Semaphore::new(AUTH_PARALLEL),
+        write_timeout: opts.write_timeout,
+        web: opts.web,
+    });
+    let mut backoff = AcceptBackoff::default();
+    let mut refused: u64 = 0;
     tokio::pin!(shutdown);
     loop {
-        let (stream, _) = tokio::select! {
+        let stream = tokio::select! {
             _ = &mut shutdown => return,
             accepted = listener.accept() => match accepted {
-                Ok(a) => a,
+                Ok((s, _)) => {
+                    backoff.succeeded();
+                    s
+                }
                 Err(e) => {
-                    tracing::warn!("accepting a connection failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let pause = backoff.failed(&e);
+                    tokio::time::sleep(pause).await;
                     continue;
                 }
             },
         };
-        let state = state.clone();
+        let Some(conn) = server.registry.admit() else {
+            // Every connection is busy and making progress: this one waits its turn elsewhere.
+            refused += 1;
+            if refused.is_power_of_two() {
+                tracing::warn!(
+                    refused,
+                    "connection refused: all {cap} connections are busy (--web.max-connections)"
+                );
+            }
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let server = server.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req: Request<Incoming>| {
-                let r = handle(&state, &req);
-                async move { Ok::<_, Infallible>(r) }
-            });
-            let conn = http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), service);
-            let _ = conn.await;
+            connection(&server, stream, &conn).await;
+            server.registry.remove(&conn);
         });
+    }
+}
+
+async fn connection(server: &Arc<Server>, stream: TcpStream, conn: &Arc<Conn>) {
+    let web = server.web.as_ref().map(|w| w.current());
+    let io = Tracked::new(stream, conn.clone(), server.registry.clone());
+    let work = async {
+        match web.as_ref().and_then(|w| w.tls.clone().map(|t| (w, t))) {
+            Some((w, tls)) => {
+                let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+                let tls_stream =
+                    match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(io)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!("TLS handshake failed: {e}");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                let (_, session) = tls_stream.get_ref();
+                if !san_allowed(&w.allowed_sans, session.peer_certificates()) {
+                    tracing::debug!("client certificate carries none of client_allowed_sans");
+                    return;
+                }
+                let h2 = session.alpn_protocol() == Some(b"h2");
+                http(server, conn, TokioIo::new(tls_stream), h2).await;
+            }
+            None => http(server, conn, TokioIo::new(io), false).await,
+        }
+    };
+    tokio::pin!(work);
+    let mut watchdog = tokio::time::interval(WATCHDOG_EVERY);
+    watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut work => return,
+            _ = conn.cancel.notified() => {
+                tracing::debug!("connection closed to make room for another");
+                return;
+            }
+            _ = watchdog.tick() => {
+                if let Some(why) = server.overdue(conn) {
+                    tracing::debug!("connection closed: {why}");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn http<I>(server: &Arc<Server>, conn: &Arc<Conn>, io: TokioIo<I>, h2: bool)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let s = server.clone();
+    let c = conn.clone();
+    let service = service_fn(move |req: Request<Incoming>| {
+        let s = s.clone();
+        let c = c.clone();
+        async move { Ok::<_, Infallible>(s.respond(req, &c).await) }
+    });
+    if h2 {
+        let _ = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(H2_STREAMS)
+            .max_send_buf_size(64 * 1024)
+            .keep_alive_interval(Some(Duration::from_secs(30)))
+            .keep_alive_timeout(HEADER_TIMEOUT)
+            .serve_connection(io, service)
+            .await;
+    } else {
+        let _ = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .max_buf_size(64 * 1024)
+            .serve_connection(io, service)
+            .await;
     }
 }
 
@@ -238,5 +623,34 @@ mod tests {
         assert!(!state.healthy(), "no first tick within the stall limit");
         state.publish(Page::new(Vec::new(), 1));
         assert!(state.healthy(), "a tick was just published");
+    }
+
+    fn gz(v: &[&str]) -> bool {
+        let mut h = hyper::HeaderMap::new();
+        for x in v {
+            h.append(ACCEPT_ENCODING, HeaderValue::from_str(x).unwrap());
+        }
+        accepts_gzip(&h)
+    }
+
+    #[test]
+    fn accept_encoding() {
+        assert!(gz(&["gzip"]));
+        assert!(gz(&["deflate, gzip;q=1.0, *;q=0.5"]));
+        assert!(gz(&["GZIP"]));
+        assert!(gz(&["x-gzip"]));
+        assert!(gz(&["*"]));
+        assert!(gz(&["identity", "gzip;q=0.1"]));
+        assert!(!gz(&[]));
+        assert!(!gz(&["gzip;q=0"]));
+        assert!(!gz(&["gzip; q=0.000"]));
+        assert!(!gz(&["gzipfoo"]));
+        assert!(!gz(&["identity"]));
+        assert!(!gz(&["*;q=0"]));
+        assert!(
+            !gz(&["gzip;q=0, *"]),
+            "gzip named and refused: * does not override it"
+        );
+        assert!(!gz(&["gzip;q=abc"]));
     }
 }

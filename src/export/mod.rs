@@ -1,6 +1,8 @@
-//! Outputs: the Prometheus page (rendering and HTTP serving) and OTLP export.
+//! Outputs: the Prometheus page (rendering, HTTP serving and its TLS and auth) and OTLP export.
 
 pub mod cadvisor;
 pub mod http;
+pub mod http_conn;
 pub mod otlp;
 pub mod prom;
+pub mod web_config;

@@ -64,7 +64,8 @@ impl Exporter {
             };
             let deadline = Instant::now() + Duration::from_secs(15);
             loop {
-                if http_request(port, "/healthz", &[], HTTP_TIMEOUT).is_ok() {
+                if matches!(http_request(port, "/readyz", &[], HTTP_TIMEOUT), Ok(r) if r.status == 200)
+                {
                     return e;
                 }
                 if let Some(status) = e.child.as_mut().unwrap().try_wait().unwrap() {

@@ -10,7 +10,8 @@
 //!   cumulative or delta temporality: the reference implementation.
 //! - [`wire`]: the same request written straight as protobuf into a reused buffer, without
 //!   the message tree: what the daemon sends.
-//! - [`send`]: the queue, the transports, retries.
+//! - [`send`]: the queue, the transports (TLS with a custom CA and a client certificate),
+//!   retries, and the accounting of every request as delivered or failed.
 //!
 //! The collector thread never waits on the network: [`Exporter::submit`] encodes the request
 //! and pushes it onto a queue of at most `--otlp-queue-size` requests; when the queue is
@@ -102,6 +103,9 @@ pub struct OtlpConfig {
     /// PEM bytes of the CA certificates to trust instead of the system roots.
     pub ca_pem: Option<Vec<u8>>,
     pub ca_path: Option<String>,
+    /// The client certificate chain and key (PEM) for mutual TLS, from
+    /// `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` and `OTEL_EXPORTER_OTLP_CLIENT_KEY`.
+    pub client_identity: Option<ClientIdentity>,
     pub temporality: Temporality,
     pub queue_size: usize,
     /// `OTEL_SERVICE_NAME`, else `service.name` of `OTEL_RESOURCE_ATTRIBUTES`, else
@@ -109,6 +113,52 @@ pub struct OtlpConfig {
     pub service_name: String,
     /// `OTEL_RESOURCE_ATTRIBUTES`, raw.
     pub resource_attributes: Option<String>,
+}
+
+/// A client certificate and its key, checked to parse at start.
+#[derive(Clone)]
+pub struct ClientIdentity {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    pub cert_path: String,
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        write!(f, "ClientIdentity({})", self.cert_path)
+    }
+}
+
+impl ClientIdentity {
+    /// The chain and key as rustls takes them.
+    pub fn parts(
+        &self,
+    ) -> Result<
+        (
+            Vec<rustls_pki_types::CertificateDer<'static>>,
+            rustls_pki_types::PrivateKeyDer<'static>,
+        ),
+        String,
+    > {
+        use rustls_pki_types::pem::PemObject;
+        let chain = rustls_pki_types::CertificateDer::pem_slice_iter(&self.cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{}: {e}", self.cert_path))?;
+        if chain.is_empty() {
+            return Err(format!(
+                "{}: no PEM certificate (-----BEGIN CERTIFICATE-----) in the file",
+                self.cert_path
+            ));
+        }
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|e| {
+            format!(
+                "the client key for {}: no PEM private key ({e})",
+                self.cert_path
+            )
+        })?;
+        Ok((chain, key))
+    }
 }
 
 /// How the environment is read (a map in tests, the process environment in production).
@@ -257,6 +307,33 @@ impl OtlpConfig {
                 (Some(pem), Some(path))
             }
         };
+        let client_identity = match (otel(env, "CLIENT_CERTIFICATE"), otel(env, "CLIENT_KEY")) {
+            (None, None) => None,
+            (Some((key, _)), None) => {
+                return Err(format!(
+                    "{key} is set but OTEL_EXPORTER_OTLP_CLIENT_KEY is not: a client certificate \
+                     needs its key"
+                ));
+            }
+            (None, Some((key, _))) => {
+                return Err(format!(
+                    "{key} is set but OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE is not"
+                ));
+            }
+            (Some((ck, cp)), Some((kk, kp))) => {
+                let cert_pem = std::fs::read(&cp)
+                    .map_err(|e| format!("{ck}={cp:?}: cannot read the client certificate: {e}"))?;
+                let key_pem = std::fs::read(&kp)
+                    .map_err(|e| format!("{kk}={kp:?}: cannot read the client key: {e}"))?;
+                let id = ClientIdentity {
+                    cert_pem,
+                    key_pem,
+                    cert_path: cp.clone(),
+                };
+                id.parts().map_err(|e| format!("{ck}/{kk}: {e}"))?;
+                Some(id)
+            }
+        };
         let temporality = match env
             .get("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE")
             .map(|v| v.trim().to_ascii_lowercase())
@@ -294,6 +371,7 @@ impl OtlpConfig {
             gzip,
             ca_pem,
             ca_path,
+            client_identity,
             temporality,
             queue_size: args.otlp_queue_size as usize,
             service_name,
@@ -633,6 +711,14 @@ mod tests {
                 "sometimes",
             ),
             ("OTEL_EXPORTER_OTLP_INSECURE", "yes"),
+            (
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                "/nonexistent/c.pem",
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY",
+                "/nonexistent/c.key",
+            ),
         ] {
             let e = resolve(&a, &[(k, v)]).unwrap_err();
             assert!(e.contains(k), "{e}");

@@ -18,6 +18,10 @@
 //!   attempt per backoff step, never a storm).
 //! - Permanent failures (other HTTP statuses, other gRPC codes) are not retried: the
 //!   server's message is logged (once per distinct message) and the request counted as failed.
+//! - Every request ends as exactly one of: delivered (`exports_total{outcome="success"}`), or
+//!   failed (`outcome="failure"`): refused for good, dropped from a full queue, given up after
+//!   five minutes of retries, or left at shutdown. Dropped ones are also in
+//!   `dropped_requests_total`.
 //! - Partial success: rejected data points are counted and the server's message logged once.
 //! - Every attempt has the configured timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`), so a receiver
 //!   that accepts connections and never answers costs one timeout per attempt, and memory stays
@@ -44,6 +48,9 @@ use crate::telemetry::{Telemetry, add, get, set};
 
 const BACKOFF_INITIAL: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// A request retried this long is given up (and counted as failed), as the Collector's
+/// `retry_on_failure.max_elapsed_time` does, even when the queue never fills.
+const RETRY_MAX_ELAPSED: Duration = Duration::from_secs(300);
 /// A server's `Retry-After` or RetryInfo is honoured up to this.
 const SERVER_DELAY_MAX: Duration = Duration::from_secs(60);
 /// Response bodies read at most (a partial-success message or an error status).
@@ -100,9 +107,12 @@ impl Queue {
         self.wake.notify_one();
     }
 
+    /// A dropped request was never delivered: it is a failed export too, so
+    /// `exports_total{outcome="failure"}` says what a hanging receiver costs.
     fn count_dropped(&self, n: u64) {
         let before = get(&self.telemetry.otlp_dropped_requests);
         add(&self.telemetry.otlp_dropped_requests, n);
+        add(&self.telemetry.otlp_exports_failed, n);
         if before == 0 {
             tracing::warn!(
                 "the OTLP queue is full: dropping the oldest request (the receiver is slow or \
@@ -202,6 +212,7 @@ pub async fn run(mut transport: Transport, queue: Arc<Queue>, telemetry: Arc<Tel
             queue.wake.notified().await;
             continue;
         };
+        let mut first_try = tokio::time::Instant::now();
         loop {
             match transport.send(p.body.clone()).await {
                 Outcome::Accepted { rejected, message } => {
@@ -247,12 +258,22 @@ pub async fn run(mut transport: Transport, queue: Arc<Queue>, telemetry: Arc<Tel
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                     add(&telemetry.otlp_retries, 1);
                     tokio::time::sleep(delay).await;
-                    if queue.is_full() {
-                        // The oldest of all: its turn to be dropped. The next request goes
-                        // now (after this backoff), not in a burst.
+                    let expired = first_try.elapsed() >= RETRY_MAX_ELAPSED;
+                    if queue.is_full() || expired {
+                        // The oldest of all (or retried too long): its turn to be dropped. The
+                        // next request goes now (after this backoff), not in a burst.
+                        if expired && log_once("expired") {
+                            tracing::warn!(
+                                "OTLP: a request retried for {RETRY_MAX_ELAPSED:?} is given up \
+                                 (counted as failed)"
+                            );
+                        }
                         queue.count_dropped(1);
                         match queue.pop() {
-                            Some(next) => p = next,
+                            Some(next) => {
+                                p = next;
+                                first_try = tokio::time::Instant::now();
+                            }
                             None => break,
                         }
                     }
@@ -358,8 +379,15 @@ impl HttpTransport {
         ))
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS: {e}"))?
-        .with_root_certificates(tls_roots(cfg)?)
-        .with_no_client_auth();
+        .with_root_certificates(tls_roots(cfg)?);
+        let tls = match &cfg.client_identity {
+            Some(id) => {
+                let (chain, key) = id.parts()?;
+                tls.with_client_auth_cert(chain, key)
+                    .map_err(|e| format!("the client certificate {}: {e}", id.cert_path))?
+            }
+            None => tls.with_no_client_auth(),
+        };
         let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(cfg.timeout));
@@ -502,10 +530,16 @@ impl GrpcTransport {
             .user_agent(user_agent())
             .map_err(|e| e.to_string())?;
         if cfg.endpoint.starts_with("https:") {
-            let tls = match &cfg.ca_pem {
+            let mut tls = match &cfg.ca_pem {
                 Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
                 None => ClientTlsConfig::new().with_native_roots(),
             };
+            if let Some(id) = &cfg.client_identity {
+                tls = tls.identity(tonic::transport::Identity::from_pem(
+                    &id.cert_pem,
+                    &id.key_pem,
+                ));
+            }
             ep = ep
                 .tls_config(tls)
                 .map_err(|e| format!("TLS for {}: {}", cfg.endpoint, error_chain(&e)))?;
@@ -741,6 +775,7 @@ mod tests {
         }
         assert_eq!(q.len(), 2);
         assert_eq!(get(&t.otlp_dropped_requests), 3);
+        assert_eq!(get(&t.otlp_exports_failed), 3, "a dropped request failed");
         assert_eq!(get(&t.otlp_queue_length), 2);
         assert_eq!(q.pop().unwrap().body[0], 3);
     }

@@ -1,0 +1,417 @@
+//! What keeps the page's server bounded whatever clients do: a registry of connections (capped,
+//! the longest-idle or most-stalled one evicted to make room), a cap on responses in flight,
+//! a body that hands the page to the socket in copied chunks (so what a slow client holds is a
+//! chunk, not a page), and I/O that records when each connection last made progress.
+//!
+//! The page a response is cut from stays in memory until the response's body is dropped; the
+//! watchdog in [`super::http`] closes a connection whose response outlives its deadline or is
+//! two pages behind, so at most three pages (and their gzip copies) are ever pinned.
+
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
+
+/// A response that wrote nothing for this long is stalled, and may be evicted for a newcomer.
+pub const STALLED_AFTER: Duration = Duration::from_secs(1);
+/// What the body hands to hyper at a time (copied, so the socket's queue never holds a slice
+/// of a whole page).
+const CHUNK: usize = 64 * 1024;
+
+/// One open connection.
+pub struct Conn {
+    id: u64,
+    /// Responses whose body is still being written.
+    pub busy: AtomicUsize,
+    /// Milliseconds since the server's epoch: when the oldest response in flight started.
+    pub busy_since: AtomicU64,
+    /// Milliseconds since the epoch: the last byte written (or the accept).
+    pub last_write: AtomicU64,
+    /// Milliseconds since the epoch: the last byte read or written.
+    pub last_activity: AtomicU64,
+    /// The oldest page generation a response in flight is cut from.
+    pub generation: AtomicU64,
+    pub cancel: Notify,
+}
+
+/// The connections of one server.
+pub struct Registry {
+    conns: Mutex<Vec<Arc<Conn>>>,
+    next: AtomicU64,
+    pub epoch: Instant,
+    pub cap: usize,
+}
+
+impl Registry {
+    pub fn new(cap: usize) -> Registry {
+        Registry {
+            conns: Mutex::new(Vec::new()),
+            next: AtomicU64::new(0),
+            epoch: Instant::now(),
+            cap,
+        }
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Conn>>> {
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Registers a new connection, evicting one when at the cap: the longest idle, else the
+    /// longest stalled. `None`: every connection is busy and making progress (refuse the new
+    /// one).
+    pub fn admit(&self) -> Option<Arc<Conn>> {
+        let now = self.now_ms();
+        let mut conns = self.lock();
+        if conns.len() >= self.cap {
+            let victim = pick(&conns, now)?;
+            let v = conns.swap_remove(victim);
+            v.cancel.notify_one();
+        }
+        let c = Arc::new(Conn {
+            id: self.next.fetch_add(1, Ordering::Relaxed),
+            busy: AtomicUsize::new(0),
+            busy_since: AtomicU64::new(now),
+            last_write: AtomicU64::new(now),
+            last_activity: AtomicU64::new(now),
+            generation: AtomicU64::new(u64::MAX),
+            cancel: Notify::new(),
+        });
+        conns.push(c.clone());
+        Some(c)
+    }
+
+    /// Closes the most stalled connection with a response in flight (not `except`), to make
+    /// room for a request. Whether there was one.
+    pub fn evict_stalled(&self, except: &Conn) -> bool {
+        let now = self.now_ms();
+        let mut conns = self.lock();
+        let busy_only = |c: &Conn| c.busy.load(Ordering::Acquire) > 0;
+        let idx = conns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.id != except.id && busy_only(c))
+            .filter(|(_, c)| stalled(c, now))
+            .min_by_key(|(_, c)| c.last_write.load(Ordering::Relaxed))
+            .map(|(i, _)| i);
+        match idx {
+            Some(i) => {
+                let v = conns.swap_remove(i);
+                v.cancel.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn remove(&self, c: &Conn) {
+        self.lock().retain(|o| o.id != c.id);
+    }
+}
+
+fn stalled(c: &Conn, now: u64) -> bool {
+    now.saturating_sub(c.last_write.load(Ordering::Relaxed)) >= STALLED_AFTER.as_millis() as u64
+}
+
+/// The idle connection unused longest, else the stalled busy one that wrote last longest ago.
+fn pick(conns: &[Arc<Conn>], now: u64) -> Option<usize> {
+    let candidates = || conns.iter().enumerate();
+    candidates()
+        .filter(|(_, c)| c.busy.load(Ordering::Acquire) == 0)
+        .min_by_key(|(_, c)| c.last_activity.load(Ordering::Relaxed))
+        .or_else(|| {
+            candidates()
+                .filter(|(_, c)| stalled(c, now))
+                .min_by_key(|(_, c)| c.last_write.load(Ordering::Relaxed))
+        })
+        .map(|(i, _)| i)
+}
+
+/// Marks a connection busy while a response's body lives, and holds its in-flight permit.
+pub struct ResponseGuard {
+    conn: Arc<Conn>,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl ResponseGuard {
+    pub fn new(
+        conn: Arc<Conn>,
+        registry: &Registry,
+        generation: u64,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> ResponseGuard {
+        let now = registry.now_ms();
+        if conn.busy.fetch_add(1, Ordering::AcqRel) == 0 {
+            conn.busy_since.store(now, Ordering::Relaxed);
+            conn.generation.store(generation, Ordering::Relaxed);
+            // The clock for stalling starts with the response, not with the last one.
+            conn.last_write.store(now, Ordering::Relaxed);
+        } else {
+            conn.generation.fetch_min(generation, Ordering::Relaxed);
+        }
+        ResponseGuard {
+            conn,
+            _permit: permit,
+        }
+    }
+}
+
+impl Drop for ResponseGuard {
+    fn drop(&mut self) {
+        if self.conn.busy.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.conn.generation.store(u64::MAX, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A response body: the bytes handed over in copied chunks, with the guard that counts the
+/// response in flight until the last chunk was taken.
+pub struct Held {
+    data: Bytes,
+    pos: usize,
+    guard: Option<ResponseGuard>,
+}
+
+impl Held {
+    pub fn new(data: Bytes, guard: Option<ResponseGuard>) -> Held {
+        Held {
+            data,
+            pos: 0,
+            guard,
+        }
+    }
+
+    pub fn empty() -> Held {
+        Held::new(Bytes::new(), None)
+    }
+}
+
+impl Body for Held {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if self.pos >= self.data.len() {
+            self.guard = None;
+            self.data = Bytes::new();
+            return Poll::Ready(None);
+        }
+        let end = (self.pos + CHUNK).min(self.data.len());
+        let chunk = Bytes::copy_from_slice(&self.data[self.pos..end]);
+        self.pos = end;
+        if end == self.data.len() {
+            // The page is no longer needed once its last chunk is copied.
+            self.guard = None;
+            self.data = Bytes::new();
+            self.pos = 0;
+        }
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pos >= self.data.len()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact((self.data.len() - self.pos.min(self.data.len())) as u64)
+    }
+}
+
+/// A TCP stream that records progress on its connection.
+pub struct Tracked {
+    inner: TcpStream,
+    conn: Arc<Conn>,
+    registry: Arc<Registry>,
+}
+
+impl Tracked {
+    pub fn new(inner: TcpStream, conn: Arc<Conn>, registry: Arc<Registry>) -> Tracked {
+        Tracked {
+            inner,
+            conn,
+            registry,
+        }
+    }
+
+    fn wrote(&self, n: usize) {
+        if n > 0 {
+            let now = self.registry.now_ms();
+            self.conn.last_write.store(now, Ordering::Relaxed);
+            self.conn.last_activity.store(now, Ordering::Relaxed);
+        }
+    }
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            let now = self.registry.now_ms();
+            self.conn.last_activity.store(now, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            self.wrote(n);
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = r {
+            self.wrote(n);
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Accept errors (out of descriptors, mostly): a growing pause, and a log line at most every
+/// 30 s with how many were not logged.
+pub struct AcceptBackoff {
+    delay: Duration,
+    last_log: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Default for AcceptBackoff {
+    fn default() -> Self {
+        AcceptBackoff {
+            delay: Duration::ZERO,
+            last_log: None,
+            suppressed: 0,
+        }
+    }
+}
+
+const LOG_EVERY: Duration = Duration::from_secs(30);
+
+impl AcceptBackoff {
+    /// How long to pause after `e`.
+    pub fn failed(&mut self, e: &std::io::Error) -> Duration {
+        self.delay = (self.delay * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let due = self.last_log.is_none_or(|t| t.elapsed() >= LOG_EVERY);
+        if due {
+            // EMFILE, ENFILE
+            let emfile = matches!(e.raw_os_error(), Some(23 | 24));
+            let hint = if emfile {
+                " (out of file descriptors: the collector keeps its own; lower \
+                 --web.max-connections or raise the limit)"
+            } else {
+                ""
+            };
+            tracing::warn!(
+                not_logged = self.suppressed,
+                "accepting a connection on the Prometheus page failed: {e}{hint}; pausing up to 1 s between attempts"
+            );
+            self.last_log = Some(Instant::now());
+            self.suppressed = 0;
+        } else {
+            self.suppressed += 1;
+        }
+        self.delay
+    }
+
+    pub fn succeeded(&mut self) {
+        self.delay = Duration::ZERO;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admit_evicts_idle_first_then_stalled() {
+        let r = Registry::new(2);
+        let a = r.admit().unwrap();
+        let b = r.admit().unwrap();
+        a.busy.store(1, Ordering::Relaxed);
+        a.last_write.store(0, Ordering::Relaxed);
+        // b is idle: it goes first, whatever a's state.
+        let c = r.admit().unwrap();
+        assert_eq!(r.len(), 2);
+        assert!(!r.lock().iter().any(|x| x.id == b.id));
+        // Both busy; a is stalled only once a second has passed since its last write.
+        c.busy.store(1, Ordering::Relaxed);
+        c.last_write.store(u64::MAX / 2, Ordering::Relaxed);
+        a.last_write.store(r.now_ms(), Ordering::Relaxed);
+        assert!(r.admit().is_none(), "nothing evictable: refuse");
+        a.last_write.store(0, Ordering::Relaxed);
+        std::thread::sleep(STALLED_AFTER);
+        assert!(r.admit().is_some());
+        assert!(!r.lock().iter().any(|x| x.id == a.id));
+    }
+
+    #[test]
+    fn body_copies_chunks_and_releases_at_the_end() {
+        use http_body_util::BodyExt;
+        let r = Arc::new(Registry::new(4));
+        let conn = r.admit().unwrap();
+        let page = Bytes::from(vec![7u8; CHUNK * 2 + 5]);
+        let g = ResponseGuard::new(conn.clone(), &r, 3, None);
+        assert_eq!(conn.busy.load(Ordering::Relaxed), 1);
+        assert_eq!(conn.generation.load(Ordering::Relaxed), 3);
+        let body = Held::new(page.clone(), Some(g));
+        assert_eq!(body.size_hint().exact(), Some(page.len() as u64));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let got = rt.block_on(body.collect()).unwrap().to_bytes();
+        assert_eq!(got, page);
+        assert_eq!(conn.busy.load(Ordering::Relaxed), 0);
+        assert_eq!(conn.generation.load(Ordering::Relaxed), u64::MAX);
+    }
+}
