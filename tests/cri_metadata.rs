@@ -695,11 +695,14 @@ fn harness_pods_have_the_kubelets_cgroups_and_networks() {
     let pid = pid.expect("pid of a running container");
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     assert!(cg.contains(&pod.cgroup_of(&id)), "{cg}");
-    // Discovery classifies both as containerd containers of the pod.
-    let found: Vec<_> = discovery::walk(&discovery_root())
+    // Discovery classifies both as containerd containers of the pod, and the pod's own cgroup
+    // as the pod.
+    let (pods, found): (Vec<_>, Vec<_>) = discovery::walk(&discovery_root())
         .into_iter()
         .filter(|f| f.pod_uid.as_deref() == Some(uid.as_str()))
-        .collect();
+        .partition(|f| f.kind == discovery::Kind::Pod);
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    assert_eq!(pods[0].id, uid);
     let mut found_ids: Vec<&str> = found.iter().map(|f| f.id.as_str()).collect();
     found_ids.sort();
     let mut want = vec![pod.sandbox_id.as_str(), id.as_str()];
