@@ -12,6 +12,7 @@ pub mod cri_api;
 pub mod exporter;
 pub mod otlp;
 pub mod page;
+pub mod prometheus;
 pub mod tls;
 
 use std::fs;
