@@ -6,10 +6,11 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::cgroup::{CgroupReader, CgroupSample, Layout, LayoutKind, ProcRoot};
-use crate::config::{DaemonArgs, HostArgs};
-use crate::discovery;
+use crate::config::{DaemonArgs, HostArgs, MetadataArgs, is_off};
+use crate::discovery::{self, Found, Kind, Runtime};
 use crate::export::otlp::OtlpConfig;
-use crate::metadata::docker;
+use crate::metadata::{Metadata, cri, cri_endpoint, docker, podman_host, spawn_sources};
+use crate::telemetry::Telemetry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -67,6 +68,186 @@ impl Report {
         out.push('\n');
         out
     }
+}
+
+/// `fut`'s answer, or why there was none within 5 s.
+fn answer<T>(
+    rt: &tokio::runtime::Runtime,
+    fut: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), fut)
+            .await
+            .unwrap_or_else(|_| Err("no answer within 5 s".to_string()))
+    })
+}
+
+/// The runtimes' APIs: which answer, what they are, and how many of the containers found they
+/// name (the same sources the daemon would start, given a moment to list).
+fn metadata(r: &mut Report, args: &MetadataArgs, found: &[Found]) {
+    let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    else {
+        r.add(
+            Level::Warn,
+            "metadata",
+            "cannot start a runtime to ask the container runtimes",
+        );
+        return;
+    };
+
+    // Docker
+    let docker_host = args.docker_host.as_deref();
+    if docker_host.is_some_and(is_off) {
+        r.add(Level::Note, "docker", "off (--docker-host off)");
+    } else {
+        let url = docker::resolve_host(docker_host);
+        match answer(&rt, docker::probe(&url)) {
+            Ok((version, api)) => r.add(
+                Level::Ok,
+                "docker",
+                format!("Docker {version} (API {api}) at {url}: names, images and labels"),
+            ),
+            Err(e)
+                if docker_host.is_none() && !found.iter().any(|f| f.runtime == Runtime::Docker) =>
+            {
+                r.add(
+                    Level::Note,
+                    "docker",
+                    format!("no Docker at {url} ({e}), and no Docker containers"),
+                )
+            }
+            Err(e) => r.add(
+                Level::Warn,
+                "docker",
+                format!(
+                    "cannot reach Docker at {url} ({e}): metrics still work, but containers \
+                     are reported by id only. Mount the socket (-v /var/run/docker.sock:\
+                     /var/run/docker.sock:ro), set --docker-host, or --docker-host off"
+                ),
+            ),
+        }
+    }
+
+    // Podman
+    match podman_host(args) {
+        None if found.iter().any(|f| f.runtime == Runtime::Podman) => r.add(
+            Level::Warn,
+            "podman",
+            "Podman containers found but no Podman API (start `podman system service` or \
+             podman.socket, and set --podman-host): they are reported by id",
+        ),
+        None => {}
+        Some(url) => match answer(&rt, docker::probe(&url)) {
+            Ok((version, api)) => r.add(
+                Level::Ok,
+                "podman",
+                format!("Podman {version} (Docker API {api}) at {url}"),
+            ),
+            Err(e) => r.add(
+                Level::Warn,
+                "podman",
+                format!("cannot reach Podman at {url} ({e}): Podman containers are reported by id"),
+            ),
+        },
+    }
+
+    // CRI
+    let in_pods = found
+        .iter()
+        .filter(|f| f.kind == Kind::Container && f.pod_uid.is_some())
+        .count();
+    match cri_endpoint(args) {
+        None if in_pods > 0 => r.add(
+            Level::Warn,
+            "cri",
+            format!(
+                "{in_pods} Kubernetes containers found but no CRI socket ({}): they are \
+                 reported by id and pod uid, without pod, namespace or container names. Mount \
+                 the runtime's socket and set --cri-endpoint",
+                cri::DEFAULT_ENDPOINTS.join(", ")
+            ),
+        ),
+        None => {}
+        Some(endpoint) => match answer(&rt, cri::probe(&endpoint)) {
+            Ok(v) => r.add(
+                Level::Ok,
+                "cri",
+                format!(
+                    "{} {} (CRI {}) at {endpoint}: pod, namespace and container names",
+                    v.runtime_name, v.runtime_version, v.runtime_api_version
+                ),
+            ),
+            Err(e) => r.add(
+                Level::Warn,
+                "cri",
+                format!(
+                    "cannot use the CRI at {endpoint} ({e}): Kubernetes containers are \
+                     reported by id and pod uid"
+                ),
+            ),
+        },
+    }
+
+    // How many of the containers found have names: what the daemon would show.
+    let containers: Vec<&Found> = found.iter().filter(|f| f.kind == Kind::Container).collect();
+    if containers.is_empty() {
+        return;
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let telemetry = Telemetry::default();
+    let store = spawn_sources(
+        args,
+        Duration::from_secs(60),
+        &telemetry,
+        rt.handle(),
+        &stopped,
+    );
+    let named = |s: &Metadata| {
+        containers
+            .iter()
+            .filter(|f| {
+                s.container(f.runtime, &f.id)
+                    .is_some_and(|m| !m.sandbox && m.name.is_some())
+            })
+            .count()
+    };
+    let sandboxes = |s: &Metadata| {
+        containers
+            .iter()
+            .filter(|f| s.container(f.runtime, &f.id).is_some_and(|m| m.sandbox))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < deadline
+        && named(&store) + sandboxes(&store) < containers.len()
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (n, sb) = (named(&store), sandboxes(&store));
+    let _ = stop_tx.send(true);
+    rt.shutdown_timeout(Duration::from_secs(1));
+    let shown = containers.len() - sb;
+    r.add(
+        if n == shown { Level::Ok } else { Level::Note },
+        "names",
+        format!(
+            "{n} of {shown} containers have names{}",
+            if sb > 0 {
+                format!(" ({sb} Kubernetes pod sandboxes are not reported as containers)")
+            } else {
+                String::new()
+            }
+        ),
+    );
 }
 
 /// Runs every check.
@@ -277,44 +458,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
         }
     }
 
-    // Docker
-    let docker_host = args.metadata.docker_host.as_deref();
-    if docker_host.is_some_and(crate::config::is_off) {
-        r.add(
-            Level::Note,
-            "docker",
-            "off: containers are reported by id, without names or images",
-        );
-    } else {
-        let host_url = docker::resolve_host(docker_host);
-        let probe = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-            .and_then(|rt| {
-                rt.block_on(async {
-                    tokio::time::timeout(Duration::from_secs(5), docker::probe(&host_url))
-                        .await
-                        .unwrap_or_else(|_| Err("no answer within 5 s".into()))
-                })
-            });
-        match probe {
-            Ok((version, api)) => r.add(
-                Level::Ok,
-                "docker",
-                format!("Docker {version} (API {api}) at {host_url}: names, images and labels"),
-            ),
-            Err(e) => r.add(
-                Level::Warn,
-                "docker",
-                format!(
-                    "cannot reach Docker at {host_url} ({e}): metrics still work, but containers \
-                     are reported by id only. Mount the socket (-v /var/run/docker.sock:\
-                     /var/run/docker.sock:ro), set --docker-host, or --docker-host off"
-                ),
-            ),
-        }
-    }
+    metadata(&mut r, &args.metadata, &found);
 
     // outputs
     r.add(

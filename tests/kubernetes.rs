@@ -613,3 +613,52 @@ fn kube_prometheus_rules_work_unchanged_on_the_cadvisor_page() {
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+#[test]
+fn check_names_the_runtime_and_counts_the_named_containers() {
+    let cd = Containerd::start();
+    let pod = cd.run_pod("chk-0", "ops", Qos::BestEffort, Net::Host, &[]);
+    let _a = cd.run_container(&pod, "a", BUSYBOX, 0);
+    let check = |endpoint: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_container-exporter"))
+            .args([
+                "check",
+                "--cri-endpoint",
+                endpoint,
+                "--docker-host",
+                "off",
+                "--podman-host",
+                "off",
+            ])
+            .output()
+            .expect("run check");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let report = check(&cd.endpoint);
+    let cri = report
+        .lines()
+        .find(|l| l.contains(" cri "))
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        cri.starts_with("ok") && cri.contains("containerd 1.") && cri.contains(&cd.endpoint),
+        "{report}"
+    );
+    let names = report
+        .lines()
+        .find(|l| l.contains(" names "))
+        .unwrap_or_else(|| panic!("{report}"));
+    // Every container found on the host has a name (those of this containerd, and the other
+    // tests' Docker containers have none here: Docker is off), and the sandbox is not counted.
+    assert!(names.contains("sandboxes are not reported"), "{report}");
+
+    let missing = format!("unix://{}/no-such.sock", cd.dir.display());
+    let report = check(&missing);
+    let cri = report
+        .lines()
+        .find(|l| l.contains(" cri "))
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        cri.starts_with("warn") && cri.contains("no-such.sock"),
+        "{report}"
+    );
+}
