@@ -17,7 +17,7 @@ use container_exporter::discovery::{Found, Kind, Runtime};
 use container_exporter::export::otlp::encode::{self, Encoder, Temporality};
 use container_exporter::export::otlp::wire::WireEncoder;
 use container_exporter::export::prom::Described;
-use container_exporter::metadata::ContainerMeta;
+use container_exporter::metadata::{ContainerMeta, PodMeta};
 use container_exporter::resource::HostResource;
 use container_exporter::telemetry::{ProcessStats, Telemetry, set};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -166,15 +166,38 @@ fn meta(rng: &mut Rng, i: u64) -> Option<Arc<ContainerMeta>> {
     }))
 }
 
+/// A state with its container and pod metadata.
+type Described3 = (
+    ContainerState,
+    Option<Arc<ContainerMeta>>,
+    Option<Arc<PodMeta>>,
+);
+
 /// One container across ticks.
 struct Spec {
     id: String,
+    kind: Kind,
     runtime: Runtime,
     pod_uid: Option<String>,
     created: SystemTime,
     meta: Option<Arc<ContainerMeta>>,
+    pod: Option<Arc<PodMeta>>,
     interfaces: usize,
     devices: usize,
+}
+
+/// A pod's metadata, or none.
+fn pod_meta(rng: &mut Rng, i: u64) -> Option<Arc<PodMeta>> {
+    rng.chance(3).then(|| {
+        Arc::new(PodMeta {
+            uid: format!("pod-{i}"),
+            name: Some(format!("web-{i}")),
+            namespace: rng.chance(2).then(|| "shop".to_string()),
+            labels: (0..rng.below(3))
+                .map(|l| (format!("l{l}"), format!("v{i}")))
+                .collect(),
+        })
+    })
 }
 
 fn specs(rng: &mut Rng, n: u64) -> Vec<Spec> {
@@ -189,8 +212,15 @@ fn specs(rng: &mut Rng, n: u64) -> Vec<Spec> {
                 _ if i == 0 => (60, 40),
                 _ => (2, 0),
             };
+            // One in four is a Kubernetes pod's own cgroup.
+            let kind = if rng.chance(4) {
+                Kind::Pod
+            } else {
+                Kind::Container
+            };
             Spec {
                 id: format!("{i:064x}"),
+                kind,
                 runtime: [
                     Runtime::Docker,
                     Runtime::Containerd,
@@ -199,7 +229,12 @@ fn specs(rng: &mut Rng, n: u64) -> Vec<Spec> {
                 ][rng.below(4) as usize],
                 pod_uid: rng.chance(3).then(|| format!("pod-{i}")),
                 created: UNIX_EPOCH + Duration::from_secs(1_700_000_000 + rng.below(1000)),
-                meta: meta(rng, i),
+                meta: if kind == Kind::Pod {
+                    None
+                } else {
+                    meta(rng, i)
+                },
+                pod: pod_meta(rng, i),
                 interfaces,
                 devices,
             }
@@ -227,8 +262,11 @@ fn check(seed: u64, containers: u64, ticks: u64, temporality: Temporality) {
     for tick in 1..=ticks {
         // Changes between ticks: new metadata, a new cgroup under the same id.
         for s in specs.iter_mut() {
-            if rng.chance(6) {
+            if rng.chance(6) && s.kind == Kind::Container {
                 s.meta = meta(&mut rng, tick);
+            }
+            if rng.chance(6) {
+                s.pod = pod_meta(&mut rng, tick);
             }
             if rng.chance(10) {
                 s.created += Duration::from_secs(rng.below(100) + 1);
@@ -237,14 +275,14 @@ fn check(seed: u64, containers: u64, ticks: u64, temporality: Temporality) {
         let now = UNIX_EPOCH + Duration::from_secs(1_700_001_000 + tick * 10);
         // Some leave for a tick (departed, forgotten) and come back.
         let present: Vec<bool> = specs.iter().map(|_| !rng.chance(5)).collect();
-        let states: Vec<(ContainerState, Option<Arc<ContainerMeta>>)> = specs
+        let states: Vec<Described3> = specs
             .iter()
             .zip(&present)
             .filter(|(_, p)| **p)
             .map(|(s, _)| {
                 let found = Found {
                     id: s.id.clone(),
-                    kind: Kind::Container,
+                    kind: s.kind,
                     runtime: s.runtime,
                     pod_uid: s.pod_uid.clone(),
                     rel: format!("x/{}", s.id).into(),
@@ -267,15 +305,15 @@ fn check(seed: u64, containers: u64, ticks: u64, temporality: Temporality) {
                     current,
                     Duration::from_secs(10),
                 );
-                (state, s.meta.clone())
+                (state, s.meta.clone(), s.pod.clone())
             })
             .collect();
         let described: Vec<Described<'_>> = states
             .iter()
-            .map(|(state, meta)| Described {
+            .map(|(state, meta, pod)| Described {
                 state,
                 meta: meta.clone(),
-                pod: None,
+                pod: pod.clone(),
             })
             .collect();
         set(&telemetry.collections, tick);
@@ -301,7 +339,7 @@ fn check(seed: u64, containers: u64, ticks: u64, temporality: Temporality) {
             encode::to_bytes(&req, 0),
             "seed {seed}, tick {tick}: bytes differ"
         );
-        let ids: HashSet<&str> = states.iter().map(|(s, _)| s.id.as_str()).collect();
+        let ids: HashSet<&str> = states.iter().map(|(s, _, _)| s.id.as_str()).collect();
         assert_eq!(
             wire.cached(),
             ids.len(),
