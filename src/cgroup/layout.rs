@@ -204,14 +204,17 @@ impl Layout {
     }
 
     /// The hierarchy whose tree is walked to find containers: every runtime creates a
-    /// container's directory there.
+    /// container's directory there. Every hierarchy `from_mounts` accepts is a candidate, so
+    /// a host that mounts only, say, v1 `cpuacct` still has one.
     pub fn discovery_root(&self) -> &Path {
         let candidates = match self.kind {
-            LayoutKind::V2 => [&self.unified, &None, &None, &None, &None],
+            LayoutKind::V2 => [&self.unified, &None, &None, &None, &None, &None, &None],
             _ => [
                 &self.memory,
                 &self.cpu,
                 &self.pids,
+                &self.cpuacct,
+                &self.blkio,
                 &self.systemd,
                 &self.unified,
             ],
@@ -310,6 +313,19 @@ mod tests {
         assert_eq!(l.kind, LayoutKind::Hybrid);
         let err = Layout::from_mountinfo(Path::new("/sys/fs/cgroup"), b"garbage\n").unwrap_err();
         assert!(err.to_string().contains("mountinfo line 1"), "{err}");
+    }
+
+    #[test]
+    fn any_single_v1_controller_is_a_discovery_root() {
+        // Found by the mountinfo fuzz target: only `cpuacct` (or `blkio`) mounted under the
+        // root made `discovery_root` panic.
+        for opt in ["cpuacct", "blkio", "cpu", "memory", "pids", "name=systemd"] {
+            let text =
+                format!("33 31 0:30 / /sys/fs/cgroup/x rw,relatime - cgroup cgroup rw,{opt}\n");
+            let l = Layout::from_mountinfo(Path::new("/sys/fs/cgroup"), text.as_bytes()).unwrap();
+            assert_eq!(l.kind, LayoutKind::V1, "{opt}");
+            assert_eq!(l.discovery_root(), Path::new("/sys/fs/cgroup/x"), "{opt}");
+        }
     }
 
     #[test]
