@@ -454,7 +454,12 @@ fn a_short_podman_container_shows_its_final_sample_and_leaves_after_removal() {
         Duration::from_secs(10),
     );
 
-    // Start just after a tick, so the workload ends well before the next one.
+    // Start just after a tick, so the workload ends well before the next one. (The page is
+    // empty until the first tick is done.)
+    exp.wait_for("a first collection", Duration::from_secs(15), "", |p| {
+        p.get("container_exporter_collections_total", &[])
+            .is_some_and(|v| v >= 1.0)
+    });
     let c0 = exp.collections();
     exp.wait_for("a tick", Duration::from_secs(15), "", |p| {
         p.value("container_exporter_collections_total", &[]) > c0
