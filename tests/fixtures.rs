@@ -279,6 +279,7 @@ fn net_dev_of_real_namespaces() {
     parse::net_dev(
         &fs::read(testdata("linux-6.18-procfs/net-dev")).unwrap(),
         &mut out,
+        &mut 0,
     )
     .unwrap();
     assert_eq!(out.len(), 1);
@@ -288,7 +289,7 @@ fn net_dev_of_real_namespaces() {
 
     for f in ["linux-6.18-procfs/net-dev-host", "linux-6.1-procfs/net-dev"] {
         let mut out = Vec::new();
-        parse::net_dev(&fs::read(testdata(f)).unwrap(), &mut out).unwrap();
+        parse::net_dev(&fs::read(testdata(f)).unwrap(), &mut out, &mut 0).unwrap();
         assert!(out.iter().any(|i| i.name.as_str() == "lo"), "{f}");
         assert!(out.len() >= 2, "{f}: {out:?}");
     }
@@ -353,7 +354,7 @@ proptest! {
             }
         }
         let mut out = Vec::new();
-        let _ = parse::net_dev(&bytes, &mut out);
+        let _ = parse::net_dev(&bytes, &mut out, &mut 0);
         let _ = parse::first_pid(&bytes);
     }
 
@@ -366,10 +367,10 @@ proptest! {
             }
         }
         let mut out = Vec::new();
-        let _ = parse::net_dev(&bytes, &mut out);
+        let _ = parse::net_dev(&bytes, &mut out, &mut 0);
         let mut devs = Vec::new();
-        let _ = parse::blkio(&bytes, BlkioKind::Bytes, &mut devs);
-        let _ = parse::io_stat(&bytes, &mut devs);
+        let _ = parse::blkio(&bytes, BlkioKind::Bytes, &mut devs, &mut 0);
+        let _ = parse::io_stat(&bytes, &mut devs, &mut 0);
     }
 
     /// A file cut anywhere never yields a value that was not in the file whole: the cut

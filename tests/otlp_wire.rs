@@ -137,6 +137,7 @@ fn sample(rng: &mut Rng, tick: u64, interfaces: usize, devices: usize) -> Cgroup
             })
             .collect(),
         populated: Some(true),
+        ..CgroupSample::default()
     }
 }
 

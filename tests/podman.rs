@@ -318,8 +318,9 @@ async fn the_follower_names_podman_containers_and_marks_pod_infra() {
     .await;
 
     // An exit: only Podman's `die` event (filtered as `died`) schedules the entry's removal.
-    podman_ok(&["stop", "-t", "0", &listed.id]);
+    // Timed from before the stop: the event may arrive before `podman stop` returns.
     let stopped_at = Instant::now();
+    podman_ok(&["stop", "-t", "0", &listed.id]);
     wait_for(
         "the stopped container to leave the store",
         removal_delay + Duration::from_secs(8),
@@ -453,7 +454,12 @@ fn a_short_podman_container_shows_its_final_sample_and_leaves_after_removal() {
         Duration::from_secs(10),
     );
 
-    // Start just after a tick, so the workload ends well before the next one.
+    // Start just after a tick, so the workload ends well before the next one. (The page is
+    // empty until the first tick is done.)
+    exp.wait_for("a first collection", Duration::from_secs(15), "", |p| {
+        p.get("container_exporter_collections_total", &[])
+            .is_some_and(|v| v >= 1.0)
+    });
     let c0 = exp.collections();
     exp.wait_for("a tick", Duration::from_secs(15), "", |p| {
         p.value("container_exporter_collections_total", &[]) > c0
@@ -505,9 +511,11 @@ fn a_short_podman_container_shows_its_final_sample_and_leaves_after_removal() {
         )
     });
     eprintln!("final sample: {cpu:.3} s CPU (workload: {own:.2} s)");
+    // The cgroup also holds what ran before `time` did (runc's init, the exec): a few tens of
+    // milliseconds on top of the workload, whatever its length.
     assert!(
-        (cpu - own).abs() <= own * 0.10,
-        "final CPU time {cpu:.3} s is not within 10 % of the workload's {own:.2} s:\n{}",
+        (cpu - own).abs() <= own * 0.10 + 0.05,
+        "final CPU time {cpu:.3} s is not within 10 % + 50 ms of the workload's {own:.2} s:\n{}",
         page.container_lines(&c.id)
     );
     assert_eq!(

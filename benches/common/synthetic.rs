@@ -73,6 +73,7 @@ fn sample(i: u64, scale: u64) -> CgroupSample {
             })
             .collect(),
         populated: Some(true),
+        ..CgroupSample::default()
     }
 }
 

@@ -8,12 +8,9 @@
 //! - pure v1: only v1 controllers.
 
 use std::fmt;
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use procfs::FromBufRead;
-use procfs::process::MountInfos;
+use procfs::process::MountInfo;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LayoutKind {
@@ -56,8 +53,20 @@ pub struct Layout {
 
 #[derive(Debug)]
 pub enum LayoutError {
-    Read { path: PathBuf, error: String },
-    NoCgroupMounts { cgroup_root: PathBuf },
+    Read {
+        path: PathBuf,
+        error: String,
+    },
+    NoCgroupMounts {
+        cgroup_root: PathBuf,
+    },
+    /// No cgroup mount found, and some mountinfo lines could not be parsed (one of them may
+    /// have been it).
+    Unparsed {
+        cgroup_root: PathBuf,
+        line: usize,
+        error: String,
+    },
 }
 
 impl fmt::Display for LayoutError {
@@ -75,6 +84,16 @@ impl fmt::Display for LayoutError {
                 cgroup_root.display(),
                 cgroup_root.display()
             ),
+            LayoutError::Unparsed {
+                cgroup_root,
+                line,
+                error,
+            } => write!(
+                f,
+                "no cgroup or cgroup2 filesystem found at or under {}, and mountinfo line {line} \
+                 could not be parsed ({error})",
+                cgroup_root.display()
+            ),
         }
     }
 }
@@ -85,14 +104,44 @@ impl Layout {
     /// Reads `<proc_root>/self/mountinfo` and keeps the cgroup mounts under `cgroup_root`.
     pub fn detect(cgroup_root: &Path, proc_root: &Path) -> Result<Layout, LayoutError> {
         let path = proc_root.join("self/mountinfo");
-        let read_err = |error: String| LayoutError::Read {
+        let text = std::fs::read(&path).map_err(|e| LayoutError::Read {
             path: path.clone(),
-            error,
-        };
-        let file = File::open(&path).map_err(|e| read_err(e.to_string()))?;
-        let mounts =
-            MountInfos::from_buf_read(BufReader::new(file)).map_err(|e| read_err(e.to_string()))?;
-        Layout::from_mounts(cgroup_root, &triples(mounts))
+            error: e.to_string(),
+        })?;
+        Layout::from_mountinfo(cgroup_root, &text)
+    }
+
+    /// The layout from the bytes of a `mountinfo` file. A line that cannot be parsed (a mount
+    /// point that is not UTF-8, a format from the future) is skipped rather than failing the
+    /// whole file: it stops the exporter only if no usable cgroup mount is left, and then the
+    /// error says which line it was.
+    pub fn from_mountinfo(cgroup_root: &Path, mountinfo: &[u8]) -> Result<Layout, LayoutError> {
+        let mut mounts = Vec::new();
+        let mut first_bad = None;
+        for (n, line) in mountinfo.split(|&b| b == b'\n').enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            let parsed = std::str::from_utf8(line)
+                .map_err(|_| "not UTF-8".to_owned())
+                .and_then(|l| MountInfo::from_line(l).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(m) => mounts.push(triple(m)),
+                Err(e) => {
+                    first_bad.get_or_insert((n + 1, e));
+                }
+            }
+        }
+        Layout::from_mounts(cgroup_root, &mounts).map_err(|e| match (e, first_bad) {
+            (LayoutError::NoCgroupMounts { cgroup_root }, Some((line, error))) => {
+                LayoutError::Unparsed {
+                    cgroup_root,
+                    line,
+                    error,
+                }
+            }
+            (e, _) => e,
+        })
     }
 
     /// The decision itself, on (mount point, fs type, super options) triples.
@@ -155,14 +204,17 @@ impl Layout {
     }
 
     /// The hierarchy whose tree is walked to find containers: every runtime creates a
-    /// container's directory there.
+    /// container's directory there. Every hierarchy `from_mounts` accepts is a candidate, so
+    /// a host that mounts only, say, v1 `cpuacct` still has one.
     pub fn discovery_root(&self) -> &Path {
         let candidates = match self.kind {
-            LayoutKind::V2 => [&self.unified, &None, &None, &None, &None],
+            LayoutKind::V2 => [&self.unified, &None, &None, &None, &None, &None, &None],
             _ => [
                 &self.memory,
                 &self.cpu,
                 &self.pids,
+                &self.cpuacct,
+                &self.blkio,
                 &self.systemd,
                 &self.unified,
             ],
@@ -176,19 +228,14 @@ impl Layout {
     }
 }
 
-/// (mount point, fs type, super options) of each mount; a v1 hierarchy's name (`name=systemd`)
+/// (mount point, fs type, super options) of a mount; a v1 hierarchy's name (`name=systemd`)
 /// is kept as one option, as `from_mounts` looks it up.
-fn triples(mounts: MountInfos) -> Vec<(PathBuf, String, Vec<String>)> {
-    mounts
-        .into_iter()
-        .map(|m| {
-            let mut opts: Vec<String> = m.super_options.keys().cloned().collect();
-            if let Some(Some(name)) = m.super_options.get("name") {
-                opts.push(format!("name={name}"));
-            }
-            (m.mount_point, m.fs_type, opts)
-        })
-        .collect()
+fn triple(m: MountInfo) -> (PathBuf, String, Vec<String>) {
+    let mut opts: Vec<String> = m.super_options.keys().cloned().collect();
+    if let Some(Some(name)) = m.super_options.get("name") {
+        opts.push(format!("name={name}"));
+    }
+    (m.mount_point, m.fs_type, opts)
 }
 
 #[cfg(test)]
@@ -196,7 +243,10 @@ mod tests {
     use super::*;
 
     fn mounts_of(mountinfo: &str) -> Vec<(PathBuf, String, Vec<String>)> {
-        triples(MountInfos::from_buf_read(mountinfo.as_bytes()).unwrap())
+        mountinfo
+            .lines()
+            .map(|l| triple(MountInfo::from_line(l).unwrap()))
+            .collect()
     }
 
     #[test]
@@ -247,6 +297,35 @@ mod tests {
             l.memory.as_deref(),
             Some(Path::new("/host/sys/fs/cgroup/memory"))
         );
+    }
+
+    #[test]
+    fn a_line_that_cannot_be_parsed_costs_only_itself() {
+        let mut text = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/linux-6.18-procfs/mountinfo-hybrid"
+        ))
+        .unwrap();
+        // A mount point that is not UTF-8 (the kernel allows any byte but NUL and `/` in a
+        // name), and a line of nonsense.
+        text.extend_from_slice(b"99 1 0:99 / /mnt/\xff\xfe rw - tmpfs tmpfs rw\ngarbage\n");
+        let l = Layout::from_mountinfo(Path::new("/sys/fs/cgroup"), &text).unwrap();
+        assert_eq!(l.kind, LayoutKind::Hybrid);
+        let err = Layout::from_mountinfo(Path::new("/sys/fs/cgroup"), b"garbage\n").unwrap_err();
+        assert!(err.to_string().contains("mountinfo line 1"), "{err}");
+    }
+
+    #[test]
+    fn any_single_v1_controller_is_a_discovery_root() {
+        // Found by the mountinfo fuzz target: only `cpuacct` (or `blkio`) mounted under the
+        // root made `discovery_root` panic.
+        for opt in ["cpuacct", "blkio", "cpu", "memory", "pids", "name=systemd"] {
+            let text =
+                format!("33 31 0:30 / /sys/fs/cgroup/x rw,relatime - cgroup cgroup rw,{opt}\n");
+            let l = Layout::from_mountinfo(Path::new("/sys/fs/cgroup"), text.as_bytes()).unwrap();
+            assert_eq!(l.kind, LayoutKind::V1, "{opt}");
+            assert_eq!(l.discovery_root(), Path::new("/sys/fs/cgroup/x"), "{opt}");
+        }
     }
 
     #[test]

@@ -526,7 +526,7 @@ impl CgroupReader {
         let Net::Open(file) = &self.net else { return };
         match pread_all(file, buf) {
             Ok(n) => {
-                if let Err(e) = parse::net_dev(&buf[..n], &mut out.net) {
+                if let Err(e) = parse::net_dev(&buf[..n], &mut out.net, &mut out.net_dropped) {
                     on_error(ReadError {
                         path: self.net_dev_name(),
                         kind: ReadErrorKind::Parse(e),
@@ -793,9 +793,11 @@ fn parse_into(
             out.pids.limit = value(parse::single(buf)?);
             Ok(())
         }
-        FileKind::IoStat => parse::io_stat(buf, &mut out.io),
-        FileKind::BlkioBytes => parse::blkio(buf, BlkioKind::Bytes, &mut out.io),
-        FileKind::BlkioOps => parse::blkio(buf, BlkioKind::Ops, &mut out.io),
+        FileKind::IoStat => parse::io_stat(buf, &mut out.io, &mut out.io_dropped),
+        FileKind::BlkioBytes => {
+            parse::blkio(buf, BlkioKind::Bytes, &mut out.io, &mut out.io_dropped)
+        }
+        FileKind::BlkioOps => parse::blkio(buf, BlkioKind::Ops, &mut out.io, &mut out.io_dropped),
         FileKind::CpuPressure => psi(buf, &mut out.cpu_pressure),
         FileKind::MemoryPressure => psi(buf, &mut out.memory_pressure),
         FileKind::IoPressure => psi(buf, &mut out.io_pressure),

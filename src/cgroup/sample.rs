@@ -49,10 +49,12 @@ pub struct MemorySample {
 }
 
 impl MemorySample {
-    /// Usage minus inactive file cache, floored at zero (what the kubelet evicts on).
+    /// Usage minus inactive file cache, floored at zero (what the kubelet evicts on). Absent
+    /// unless both parts were read: without `memory.stat` (unreadable, malformed, cut before
+    /// `inactive_file`) usage alone would pass for the working set, overstating it by the whole
+    /// page cache.
     pub fn working_set(&self) -> Option<u64> {
-        let usage = self.usage?;
-        Some(usage.saturating_sub(self.inactive_file.unwrap_or(0)))
+        Some(self.usage?.saturating_sub(self.inactive_file?))
     }
 
     pub fn available(&self) -> Option<u64> {
@@ -94,7 +96,8 @@ pub struct IfName {
 
 impl IfName {
     /// Longer names (impossible from a real kernel) are cut; bytes that are not UTF-8
-    /// are replaced when shown.
+    /// are replaced when shown. The `net/dev` parser never passes such names, nor names with
+    /// control bytes.
     pub fn new(name: &[u8]) -> IfName {
         let len = name.len().min(15);
         let mut bytes = [0u8; 15];
@@ -149,6 +152,12 @@ pub struct CgroupSample {
     pub net: Vec<NetIface>,
     /// `cgroup.events` populated: false once the last process has left.
     pub populated: Option<bool>,
+    /// Devices left out of `io` because the file listed more than
+    /// [`MAX_DEVICES`](super::parse::MAX_DEVICES) (counted once per file that lists them).
+    pub io_dropped: u32,
+    /// Interfaces left out of `net`: more than [`MAX_INTERFACES`](super::parse::MAX_INTERFACES),
+    /// or a name that cannot be shown as it is (control bytes, not UTF-8).
+    pub net_dropped: u32,
 }
 
 impl CgroupSample {
@@ -163,5 +172,37 @@ impl CgroupSample {
             net,
             ..CgroupSample::default()
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn working_set_needs_both_parts() {
+        // Defect 10b: without memory.stat, working set was reported equal to usage.
+        let m = MemorySample {
+            usage: Some(100),
+            limit: Some(1000),
+            ..MemorySample::default()
+        };
+        assert_eq!(m.working_set(), None);
+        assert_eq!(m.available(), None);
+        let m = MemorySample {
+            inactive_file: Some(30),
+            ..m
+        };
+        assert_eq!(m.working_set(), Some(70));
+        assert_eq!(m.available(), Some(930));
+        let m = MemorySample { usage: None, ..m };
+        assert_eq!(m.working_set(), None);
+        // More inactive cache than usage (the two files are read at different instants).
+        let m = MemorySample {
+            usage: Some(10),
+            inactive_file: Some(30),
+            ..MemorySample::default()
+        };
+        assert_eq!(m.working_set(), Some(0));
     }
 }
