@@ -526,6 +526,8 @@ impl CollectorLoop {
         set(&t.read_errors_malformed, e.malformed);
         set(&t.read_errors_truncated, e.truncated);
         set(&t.read_errors_open, e.open);
+        set(&t.dropped_devices, e.dropped_devices);
+        set(&t.dropped_interfaces, e.dropped_interfaces);
         if let Some(w) = &self.watcher {
             let (dirs, events) = w.watch_counts();
             set(&t.watches_dirs, dirs as u64);

@@ -20,6 +20,8 @@ pub struct Telemetry {
     pub read_errors_malformed: AtomicU64,
     pub read_errors_truncated: AtomicU64,
     pub read_errors_open: AtomicU64,
+    pub dropped_devices: AtomicU64,
+    pub dropped_interfaces: AtomicU64,
     pub discovery_added: AtomicU64,
     pub discovery_removed: AtomicU64,
     pub discovery_rescans: AtomicU64,
@@ -177,6 +179,18 @@ pub static SELF_METRICS: &[SelfMetricDef] = &[
             out(Some("open"), int(&t.read_errors_open));
             out(Some("malformed"), int(&t.read_errors_malformed));
             out(Some("truncated"), int(&t.read_errors_truncated));
+        },
+    },
+    SelfMetricDef {
+        name: "container_exporter.dropped_entries",
+        prom_name: None,
+        instrument: Instrument::Counter,
+        unit: "{entry}",
+        attribute: Some("kind"),
+        description: "Block devices and network interfaces left out of a container's sample past the caps (256 of each per container), summed over reads.",
+        emit: |t, _, out| {
+            out(Some("device"), int(&t.dropped_devices));
+            out(Some("interface"), int(&t.dropped_interfaces));
         },
     },
     SelfMetricDef {

@@ -246,3 +246,37 @@ fn every_broken_file_gets_one_warning_and_no_more() {
         );
     }
 }
+
+/// An `io.stat` with 300 devices (and a big host could have more): the sample keeps 256, the
+/// rest are counted on the page, and the tick stays cheap.
+#[test]
+fn devices_past_the_cap_are_counted_not_kept() {
+    let tree = FakeTree::new();
+    let id = "d1".repeat(32);
+    let dir = tree.container(&id);
+    let io: String = (0..300)
+        .map(|i| format!("8:{i} rbytes=1 wbytes=2 rios=3 wios=4 dbytes=0 dios=0\n"))
+        .collect();
+    fs::write(dir.join("io.stat"), io).unwrap();
+    let exp = tree.exporter();
+    let page = exp.wait_for("two collections", Duration::from_secs(15), "", |p| {
+        p.get("container_exporter_collections_total", &[])
+            .unwrap_or(0.0)
+            >= 2.0
+    });
+    let devices = page
+        .series(
+            "container_disk_io_bytes_total",
+            &[("container_id", &id), ("disk_io_direction", "read")],
+        )
+        .len();
+    assert_eq!(devices, 256, "the cap");
+    let dropped = page.value(
+        "container_exporter_dropped_entries_total",
+        &[("kind", "device")],
+    );
+    assert!(
+        dropped >= 44.0,
+        "44 devices per read past the cap: {dropped}"
+    );
+}
