@@ -383,6 +383,332 @@ pub fn emit_metric(m: Metric, s: &CgroupSample, ctx: &Context<'_>, sink: &mut dy
     }
 }
 
+/// A family of the cAdvisor-compatible page (`--prometheus-names cadvisor`): the names and
+/// labels that cAdvisor dashboards and kube-prometheus rules query, made from the points of
+/// one metric of [`METRICS`] (so every figure has one source and one conversion).
+pub struct CadvisorFamily {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub metric: Metric,
+    pub select: Select,
+    /// cAdvisor's label for each of the metric's attributes, in [`MetricDef::attributes`]
+    /// order; `None` for the one `select` picks on.
+    pub labels: &'static [Option<&'static str>],
+    /// Labels cAdvisor always writes (`cpu="total"`).
+    pub fixed: &'static [(&'static str, &'static str)],
+    pub conv: Conv,
+}
+
+/// Which points of the metric a cAdvisor family shows.
+pub enum Select {
+    All,
+    /// Those whose attribute at this index has this value.
+    Attr(usize, &'static str),
+    /// One point: the sum of all of them (cAdvisor's total CPU is user + system).
+    Sum,
+    /// A raw figure of the sample the metric is derived from: cAdvisor's `container_spec_*`
+    /// show the CFS quota and period in µs where the metric shows their quotient.
+    Sample(fn(&CgroupSample) -> Option<Value>),
+}
+
+/// How a point's value becomes cAdvisor's.
+pub enum Conv {
+    Same,
+    /// `now − value`, in seconds since the epoch: an uptime as a start time.
+    StartTime,
+}
+
+const NONE: &[Option<&str>] = &[None];
+const NET: &[Option<&str>] = &[None, Some("interface")];
+const DISK: &[Option<&str>] = &[None, Some("device")];
+
+macro_rules! cadvisor {
+    ($name:literal, $help:literal, $metric:ident, $select:expr, $labels:expr) => {
+        cadvisor!($name, $help, $metric, $select, $labels, &[], Conv::Same)
+    };
+    ($name:literal, $help:literal, $metric:ident, $select:expr, $labels:expr, $fixed:expr, $conv:expr) => {
+        CadvisorFamily {
+            name: $name,
+            help: $help,
+            metric: Metric::$metric,
+            select: $select,
+            labels: $labels,
+            fixed: $fixed,
+            conv: $conv,
+        }
+    };
+}
+
+/// The cAdvisor page, family by family. Differences from cAdvisor: `device` is `MAJ:MIN` (it
+/// resolves a device path), `container_threads` counts tasks (`pids.current`), and the
+/// families cAdvisor takes from other sources (filesystem usage, `container_last_seen`,
+/// per-CPU usage) are absent.
+pub static CADVISOR: &[CadvisorFamily] = &[
+    cadvisor!(
+        "container_cpu_usage_seconds_total",
+        "Cumulative cpu time consumed in seconds.",
+        CpuTime,
+        Select::Sum,
+        NONE,
+        &[("cpu", "total")],
+        Conv::Same
+    ),
+    cadvisor!(
+        "container_cpu_user_seconds_total",
+        "Cumulative user cpu time consumed in seconds.",
+        CpuTime,
+        Select::Attr(0, "user"),
+        NONE
+    ),
+    cadvisor!(
+        "container_cpu_system_seconds_total",
+        "Cumulative system cpu time consumed in seconds.",
+        CpuTime,
+        Select::Attr(0, "system"),
+        NONE
+    ),
+    cadvisor!(
+        "container_cpu_cfs_periods_total",
+        "Number of elapsed enforcement period intervals.",
+        CpuPeriods,
+        Select::All,
+        &[]
+    ),
+    cadvisor!(
+        "container_cpu_cfs_throttled_periods_total",
+        "Number of throttled period intervals.",
+        CpuThrottledPeriods,
+        Select::All,
+        &[]
+    ),
+    cadvisor!(
+        "container_cpu_cfs_throttled_seconds_total",
+        "Total time duration the container has been throttled.",
+        CpuThrottledTime,
+        Select::All,
+        &[]
+    ),
+    cadvisor!(
+        "container_spec_cpu_quota",
+        "CPU quota of the container.",
+        CpuLimit,
+        Select::Sample(|s| s.cpu.quota_us.map(Value::Int)),
+        &[]
+    ),
+    cadvisor!(
+        "container_spec_cpu_period",
+        "CPU period of the container.",
+        CpuLimit,
+        Select::Sample(|s| s.cpu.quota_us.and(s.cpu.period_us).map(Value::Int)),
+        &[]
+    ),
+    cadvisor!(
+        "container_memory_usage_bytes",
+        "Current memory usage in bytes, including all memory regardless of when it was accessed.",
+        MemoryUsage,
+        Select::All,
+        &[]
+    ),
+    cadvisor!(
+        "container_memory_working_set_bytes",
+        "Current working set in bytes.",
+        MemoryWorkingSet,
+        Select::All,
+        &[]
+    ),
+    cadvisor!(
+        "container_memory_rss",
+        "Size of RSS in bytes.",
+        MemoryRss,
+        Select::All,
+        &[]
+    ),
+    cadvisor!(
+        "container_memory_cache",
+        "Number of bytes of page cache memory.",
+        MemoryFile,
+        Select::All,
+        &[]
+    ),
+    cadvisor!(
+        "container_memory_swap",
+        "Container swap usage in bytes.",
+        MemorySwap,
+        Select::All,
+        &[]
+    ),
+    cadvisor!(
+        "container_memory_max_usage_bytes",
+        "Maximum memory usage recorded in bytes.",
+        MemoryPeak,
+        Select::All,
+        &[]
+    ),
+    cadvisor!(
+        "container_spec_memory_limit_bytes",
+        "Memory limit for the container.",
+        MemoryLimit,
+        Select::All,
+        &[]
+    ),
+    cadvisor!(
+        "container_oom_events_total",
+        "Count of out of memory events observed for the container.",
+        MemoryOomKills,
+        Select::All,
+        &[]
+    ),
+    cadvisor!(
+        "container_threads",
+        "Number of threads running inside the container.",
+        PidCount,
+        Select::All,
+        &[]
+    ),
+    cadvisor!(
+        "container_threads_max",
+        "Maximum number of threads allowed inside the container, infinity if value is zero.",
+        PidLimit,
+        Select::All,
+        &[]
+    ),
+    cadvisor!(
+        "container_network_receive_bytes_total",
+        "Cumulative count of bytes received.",
+        NetworkIo,
+        Select::Attr(0, "receive"),
+        NET
+    ),
+    cadvisor!(
+        "container_network_transmit_bytes_total",
+        "Cumulative count of bytes transmitted.",
+        NetworkIo,
+        Select::Attr(0, "transmit"),
+        NET
+    ),
+    cadvisor!(
+        "container_network_receive_packets_total",
+        "Cumulative count of packets received.",
+        NetworkPackets,
+        Select::Attr(0, "receive"),
+        NET
+    ),
+    cadvisor!(
+        "container_network_transmit_packets_total",
+        "Cumulative count of packets transmitted.",
+        NetworkPackets,
+        Select::Attr(0, "transmit"),
+        NET
+    ),
+    cadvisor!(
+        "container_network_receive_errors_total",
+        "Cumulative count of errors encountered while receiving.",
+        NetworkErrors,
+        Select::Attr(0, "receive"),
+        NET
+    ),
+    cadvisor!(
+        "container_network_transmit_errors_total",
+        "Cumulative count of errors encountered while transmitting.",
+        NetworkErrors,
+        Select::Attr(0, "transmit"),
+        NET
+    ),
+    cadvisor!(
+        "container_network_receive_packets_dropped_total",
+        "Cumulative count of packets dropped while receiving.",
+        NetworkDropped,
+        Select::Attr(0, "receive"),
+        NET
+    ),
+    cadvisor!(
+        "container_network_transmit_packets_dropped_total",
+        "Cumulative count of packets dropped while transmitting.",
+        NetworkDropped,
+        Select::Attr(0, "transmit"),
+        NET
+    ),
+    cadvisor!(
+        "container_fs_reads_bytes_total",
+        "Cumulative count of bytes read.",
+        DiskIo,
+        Select::Attr(0, "read"),
+        DISK
+    ),
+    cadvisor!(
+        "container_fs_writes_bytes_total",
+        "Cumulative count of bytes written.",
+        DiskIo,
+        Select::Attr(0, "write"),
+        DISK
+    ),
+    cadvisor!(
+        "container_fs_reads_total",
+        "Cumulative count of reads completed.",
+        DiskOperations,
+        Select::Attr(0, "read"),
+        DISK
+    ),
+    cadvisor!(
+        "container_fs_writes_total",
+        "Cumulative count of writes completed.",
+        DiskOperations,
+        Select::Attr(0, "write"),
+        DISK
+    ),
+    cadvisor!(
+        "container_pressure_cpu_waiting_seconds_total",
+        "Total time duration tasks in the container have waited due to CPU pressure.",
+        CpuPressure,
+        Select::Attr(0, "some"),
+        NONE
+    ),
+    cadvisor!(
+        "container_pressure_cpu_stalled_seconds_total",
+        "Total time duration no tasks in the container could make progress due to CPU congestion.",
+        CpuPressure,
+        Select::Attr(0, "full"),
+        NONE
+    ),
+    cadvisor!(
+        "container_pressure_memory_waiting_seconds_total",
+        "Total time duration tasks in the container have waited due to memory pressure.",
+        MemoryPressure,
+        Select::Attr(0, "some"),
+        NONE
+    ),
+    cadvisor!(
+        "container_pressure_memory_stalled_seconds_total",
+        "Total time duration no tasks in the container could make progress due to memory congestion.",
+        MemoryPressure,
+        Select::Attr(0, "full"),
+        NONE
+    ),
+    cadvisor!(
+        "container_pressure_io_waiting_seconds_total",
+        "Total time duration tasks in the container have waited due to IO pressure.",
+        IoPressure,
+        Select::Attr(0, "some"),
+        NONE
+    ),
+    cadvisor!(
+        "container_pressure_io_stalled_seconds_total",
+        "Total time duration no tasks in the container could make progress due to IO congestion.",
+        IoPressure,
+        Select::Attr(0, "full"),
+        NONE
+    ),
+    cadvisor!(
+        "container_start_time_seconds",
+        "Start time of the container since unix epoch in seconds.",
+        Uptime,
+        Select::All,
+        &[],
+        &[],
+        Conv::StartTime
+    ),
+];
+
 /// The README's metric reference, generated from [`METRICS`].
 pub fn markdown_table() -> String {
     let mut out = String::from(

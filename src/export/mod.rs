@@ -1,6 +1,5 @@
 //! Outputs: the Prometheus page (rendering, HTTP serving and its TLS and auth) and OTLP export.
 
-pub mod cadvisor;
 pub mod http;
 pub mod http_conn;
 pub mod otlp;

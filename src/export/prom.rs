@@ -15,9 +15,11 @@ use crate::collect::ContainerState;
 pub use crate::collect::Described;
 use crate::config::Naming;
 use crate::discovery::Kind;
-use crate::export::cadvisor;
 use crate::metadata::{ContainerMeta, PodMeta};
-use crate::metrics::{Instrument, Metric, MetricDef, Sink, Value, otel_to_prometheus};
+use crate::metrics::{
+    CADVISOR, CadvisorFamily, Conv, Instrument, Metric, MetricDef, Select, Sink, Value,
+    otel_to_prometheus,
+};
 use crate::resource::{AttrDef, HostResource};
 use crate::telemetry::{ProcessStats, SELF_METRICS, Telemetry};
 
@@ -91,7 +93,7 @@ enum Source {
     Otel(Metric, Kind),
     /// A cAdvisor family: containers and pods alike (pods have `container=""`, as on the
     /// kubelet's `/metrics/cadvisor`).
-    Cadvisor(&'static cadvisor::Family),
+    Cadvisor(&'static CadvisorFamily),
 }
 
 struct Family {
@@ -167,11 +169,19 @@ impl PromRenderer {
                     }
                 })
                 .collect(),
-            Naming::Cadvisor => cadvisor::FAMILIES
+            Naming::Cadvisor => CADVISOR
                 .iter()
                 .map(|f| Family {
                     source: Source::Cadvisor(f),
-                    header: header(f.name, f.help, f.kind),
+                    header: header(
+                        f.name,
+                        f.help,
+                        match (&f.select, f.metric.def().instrument) {
+                            (Select::Sample(_), _) => "gauge",
+                            (_, Instrument::Counter) => "counter",
+                            _ => "gauge",
+                        },
+                    ),
                     name: f.name.to_string(),
                     attr_labels: Vec::new(),
                 })
@@ -239,9 +249,7 @@ impl PromRenderer {
                         state.emit_metric(*m, now, &mut sink)
                     }
                     Source::Otel(..) => {}
-                    Source::Cadvisor(c) => {
-                        (c.emit)(state, now, &mut |extra, v| sink.line(extra, v))
-                    }
+                    Source::Cadvisor(c) => cadvisor_lines(c, state, now, &mut sink),
                 }
             }
             if page.len() == body {
@@ -380,17 +388,83 @@ struct LineSink<'a> {
 
 impl LineSink<'_> {
     /// One sample with labels given by name (the cAdvisor families).
-    fn line(&mut self, extra: &[(&str, &str)], value: Value) {
+    fn line<'l>(&mut self, labels: impl Iterator<Item = (&'l str, &'l str)>, value: Value) {
         let out = &mut *self.page;
         out.extend_from_slice(self.family.name.as_bytes());
         out.push(b'{');
         out.extend_from_slice(self.identity);
-        for (name, v) in extra {
+        for (name, v) in labels {
             push_label(out, name, v);
         }
         out.extend_from_slice(b"} ");
         push_value(out, value);
         out.push(b'\n');
+    }
+}
+
+/// One container's lines of a cAdvisor family: its metric's points, picked, relabelled and
+/// converted as the table says.
+fn cadvisor_lines(
+    f: &'static CadvisorFamily,
+    state: &ContainerState,
+    now: SystemTime,
+    sink: &mut LineSink<'_>,
+) {
+    if let Select::Sample(raw) = f.select {
+        if let Some(v) = state.sample().and_then(raw) {
+            sink.line(f.fixed.iter().copied(), v);
+        }
+        return;
+    }
+    struct Cad<'s, 'p> {
+        f: &'static CadvisorFamily,
+        sink: &'s mut LineSink<'p>,
+        now: f64,
+        sum: Option<f64>,
+    }
+    impl Sink for Cad<'_, '_> {
+        fn point(&mut self, _m: Metric, attrs: &[&str], value: Value) {
+            match self.f.select {
+                Select::Sum => {
+                    *self.sum.get_or_insert(0.0) += value.as_f64();
+                    return;
+                }
+                Select::Attr(i, want) if attrs.get(i) != Some(&want) => return,
+                _ => {}
+            }
+            let value = match self.f.conv {
+                Conv::Same => value,
+                Conv::StartTime => Value::Double(self.now - value.as_f64()),
+            };
+            let out = &mut *self.sink.page;
+            out.extend_from_slice(self.sink.family.name.as_bytes());
+            out.push(b'{');
+            out.extend_from_slice(self.sink.identity);
+            for (name, v) in self.f.fixed {
+                push_label(out, name, v);
+            }
+            for (label, v) in self.f.labels.iter().zip(attrs) {
+                if let Some(label) = label {
+                    push_label(out, label, v);
+                }
+            }
+            out.extend_from_slice(b"} ");
+            push_value(out, value);
+            out.push(b'\n');
+        }
+    }
+    let now_s = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let mut cad = Cad {
+        f,
+        sink,
+        now: now_s,
+        sum: None,
+    };
+    state.emit_metric(f.metric, now, &mut cad);
+    if let Some(total) = cad.sum {
+        cad.sink.line(f.fixed.iter().copied(), Value::Double(total));
     }
 }
 
