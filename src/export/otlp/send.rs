@@ -321,7 +321,7 @@ pub struct GrpcTransport {
 }
 
 fn user_agent() -> String {
-    format!("container-exporter/{}", super::encode::VERSION)
+    format!("container-exporter/{}", super::VERSION)
 }
 
 impl Transport {
