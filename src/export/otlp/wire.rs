@@ -24,6 +24,10 @@
 //! Delta temporality keeps the previous value of each series per container (and one set for
 //! the exporter itself), in a list in emission order with a cursor: a tick that emits the same
 //! series in the same order finds each one in one comparison and allocates nothing.
+//!
+//! Longer than 500 lines because it is one piece: the protobuf primitives, the tables' heads,
+//! the resources and the delta state exist only for this writer, and are tested as one
+//! against the reference.
 
 use std::collections::HashMap;
 use std::sync::Arc;
