@@ -16,7 +16,7 @@
 //!
 //! What never changes is encoded once: each metric's `name`/`description`/`unit` (and the
 //! `Sum` temporality and monotonicity) and attribute keys, for the container, pod and
-//! self-metric tables alike ([`MetricHead`]); the scope; the exporter's own `Resource`; and
+//! self-metric tables alike (`MetricHead`); the scope; the exporter's own `Resource`; and
 //! each container's `Resource` (cached per container id, rebuilt when its metadata `Arc`
 //! changes, dropped when the container is no longer encoded). A tick allocates nothing once
 //! the containers are known.
