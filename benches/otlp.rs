@@ -4,8 +4,9 @@
 //! `AllocProfiler`.
 //!
 //! `encode_*` build the `opentelemetry-proto` message tree and prost-encode it (the reference
-//! implementation); `wire_*` write the same bytes straight from the containers into a reused
-//! buffer (what the daemon does).
+//! the tests check the writer against, `tests/common/otlp_reference.rs`, included here: the
+//! library does not contain it); `wire_*` write the same bytes straight from the containers
+//! into a reused buffer (what the daemon does).
 //!
 //! `cargo bench --bench otlp` (no root needed).
 
@@ -13,8 +14,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use container_exporter::collect::ContainerState;
-use container_exporter::export::otlp::encode::{self, Encoder, Temporality};
 use container_exporter::export::otlp::wire::WireEncoder;
+use container_exporter::export::otlp::{Temporality, gzip};
 use container_exporter::export::prom::Described;
 use container_exporter::metadata::ContainerMeta;
 use container_exporter::resource::HostResource;
@@ -27,6 +28,10 @@ static ALLOC: AllocProfiler = AllocProfiler::system();
 #[path = "common/synthetic.rs"]
 mod synthetic;
 
+#[path = "../tests/common/otlp_reference.rs"]
+mod reference;
+
+use reference::Encoder;
 use synthetic::containers;
 
 fn main() {
@@ -63,18 +68,18 @@ fn encode_1000_containers(bencher: Bencher, t: Temporality) {
     let now = SystemTime::now();
     // The first pass caches each container's resource attributes; later ticks reuse them.
     let req = enc.encode(now, &d, &telemetry, &process);
-    let bytes = encode::to_bytes(&req, 0);
+    let bytes = reference::to_bytes(&req, 0);
     eprintln!(
         "request: {} resources, {} data points, {} bytes protobuf, {} bytes gzip",
         req.resource_metrics.len(),
-        encode::count_points(&req),
+        reference::count_points(&req),
         bytes.len(),
-        encode::gzip(&bytes).len()
+        gzip(&bytes).len()
     );
     let mut hint = bytes.len();
     bencher.bench_local(|| {
         let req = enc.encode(now, &d, &telemetry, &process);
-        let bytes = encode::to_bytes(&req, hint);
+        let bytes = reference::to_bytes(&req, hint);
         hint = bytes.len();
         bytes.len()
     });
@@ -92,8 +97,8 @@ fn encode_and_gzip_1000_containers(bencher: Bencher) {
     let _ = enc.encode(now, &d, &telemetry, &process);
     bencher.bench_local(|| {
         let req = enc.encode(now, &d, &telemetry, &process);
-        let bytes = encode::to_bytes(&req, 0);
-        encode::gzip(&bytes).len()
+        let bytes = reference::to_bytes(&req, 0);
+        gzip(&bytes).len()
     });
 }
 
@@ -122,7 +127,7 @@ fn wire_encode_1000_containers(bencher: Bencher, t: Temporality) {
     eprintln!(
         "request: {points} data points, {} bytes protobuf, {} bytes gzip",
         buf.len(),
-        encode::gzip(&buf).len()
+        gzip(&buf).len()
     );
     bencher.bench_local(|| enc.encode(&mut buf, now, &d, &telemetry, &process));
 }
@@ -140,6 +145,6 @@ fn wire_encode_and_gzip_1000_containers(bencher: Bencher) {
     enc.encode(&mut buf, now, &d, &telemetry, &process);
     bencher.bench_local(|| {
         enc.encode(&mut buf, now, &d, &telemetry, &process);
-        encode::gzip(&buf).len()
+        gzip(&buf).len()
     });
 }

@@ -304,6 +304,29 @@ impl HostResource {
     }
 }
 
+/// The exporter's own resource (the one its self-metrics are on), in the order it is written:
+/// `OTEL_RESOURCE_ATTRIBUTES` without the three keys the exporter sets itself, then
+/// `host.name` (from `host`), `service.name` and `service.version`. One function so that the
+/// daemon's OTLP writer and the reference encoder it is tested against cannot differ here.
+pub fn own_resource(
+    host: &HostResource,
+    service_name: &str,
+    service_version: &str,
+    otel_resource_attributes: Option<&str>,
+) -> Vec<(String, String)> {
+    let fixed = ["service.name", "service.version", "host.name"];
+    let mut own: Vec<(String, String)> = otel_resource_attributes
+        .map(parse_resource_attributes)
+        .unwrap_or_default();
+    own.retain(|(k, _)| !fixed.contains(&k.as_str()));
+    if let Some((_, h)) = host.attributes.iter().find(|(k, _)| k == "host.name") {
+        own.push(("host.name".to_string(), h.clone()));
+    }
+    own.push(("service.name".to_string(), service_name.to_string()));
+    own.push(("service.version".to_string(), service_version.to_string()));
+    own
+}
+
 /// Parses `OTEL_RESOURCE_ATTRIBUTES`: comma-separated `key=value`, values percent-decoded;
 /// malformed pairs are skipped (as the specification asks).
 pub fn parse_resource_attributes(s: &str) -> Vec<(String, String)> {
@@ -425,6 +448,28 @@ mod tests {
                 assert!(ok, "{k} on a {:?}", d.state.kind);
             }
         }
+    }
+
+    #[test]
+    fn own_resource_sets_its_identity_last() {
+        let h = HostResource::new(Some("node-1".into()), None);
+        let own = own_resource(
+            &h,
+            "ce",
+            "1.2.3",
+            Some("env=prod,service.name=x,host.name=other,service.version=0,team=a"),
+        );
+        let own: Vec<(&str, &str)> = own.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+        assert_eq!(
+            own,
+            [
+                ("env", "prod"),
+                ("team", "a"),
+                ("host.name", "node-1"),
+                ("service.name", "ce"),
+                ("service.version", "1.2.3"),
+            ]
+        );
     }
 
     #[test]

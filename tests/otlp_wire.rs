@@ -1,26 +1,38 @@
 //! The direct protobuf writer (`WireEncoder`, what the daemon sends) against the reference
-//! (`Encoder::encode`, the `opentelemetry-proto` message tree): for synthetic containers —
-//! with and without metadata, missing values, 0, 2 or many interfaces and devices, counters
-//! that go back (resets), containers that leave and come back, metadata and cgroup changes —
-//! over several ticks and for every temporality, both requests decode to equal messages (and
-//! the bytes are even the same: fields are written in prost's order).
+//! (`tests/common/otlp_reference.rs`: the `opentelemetry-proto` message tree, encoded by
+//! prost), two encoders that share no encoding code: for synthetic containers and pods — with
+//! and without metadata, missing values, 0, 2 or many interfaces and devices, counters that go
+//! back (resets), containers that leave and come back, metadata and cgroup changes — and the
+//! exporter's own self-metrics (every source on or off, counters that reset or pass
+//! `i64::MAX`), over several ticks and for every temporality, both requests decode to equal
+//! messages (and the bytes are even the same: fields are written in prost's order).
+//!
+//! Both are also checked apart against what a request must contain (resources, instruments,
+//! temporality, start times), so that agreeing on a mistake would still fail.
+
+mod common;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::otlp_reference::{self as reference, Encoder, nanos};
 use container_exporter::cgroup::sample::{
     CgroupSample, CpuSample, IfName, IoDevice, MemorySample, NetIface, PidsSample, Psi,
 };
 use container_exporter::collect::ContainerState;
 use container_exporter::discovery::{Found, Kind, Runtime};
-use container_exporter::export::otlp::encode::{self, Encoder, Temporality};
+use container_exporter::export::otlp::Temporality;
 use container_exporter::export::otlp::wire::WireEncoder;
 use container_exporter::export::prom::Described;
 use container_exporter::metadata::{ContainerMeta, PodMeta};
 use container_exporter::resource::HostResource;
-use container_exporter::telemetry::{ProcessStats, Telemetry, set};
+use container_exporter::telemetry::{CriStats, DockerStats, ProcessStats, Telemetry, set};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value;
+use opentelemetry_proto::tonic::metrics::v1::{
+    self as pm, AggregationTemporality, ResourceMetrics, metric, number_data_point,
+};
 use proptest::prelude::*;
 use prost::Message;
 
@@ -250,6 +262,83 @@ fn host() -> HostResource {
     )
 }
 
+/// The exporter's telemetry with each metadata source on or off (a source's self-metrics
+/// are written only when it is on, the OTLP ones only when OTLP is: both cases are covered).
+fn sources(rng: &mut Rng) -> Telemetry {
+    let t = Telemetry::default();
+    if rng.chance(2) {
+        let _ = t.docker.set(Arc::new(DockerStats::default()));
+    }
+    if rng.chance(3) {
+        let _ = t.podman.set(Arc::new(DockerStats::default()));
+    }
+    if rng.chance(2) {
+        let _ = t.cri.set(Arc::new(CriStats::default()));
+    }
+    t
+}
+
+/// Every self-metric's reading at `tick`: counters that grow, reset and pass `i64::MAX`,
+/// flags, gauges, and OTLP on or off (its queue's capacity).
+fn self_telemetry(rng: &mut Rng, t: &Telemetry, tick: u64) -> ProcessStats {
+    for c in [
+        &t.collections,
+        &t.containers_tracked,
+        &t.read_errors_io,
+        &t.read_errors_malformed,
+        &t.read_errors_truncated,
+        &t.read_errors_open,
+        &t.discovery_added,
+        &t.discovery_removed,
+        &t.discovery_rescans,
+        &t.discovery_overflows,
+        &t.final_samples,
+        &t.watches_dirs,
+        &t.watches_events,
+        &t.scrapes,
+        &t.otlp_exports_succeeded,
+        &t.otlp_exports_failed,
+        &t.otlp_retries,
+        &t.otlp_dropped_requests,
+        &t.otlp_rejected_points,
+        &t.otlp_queue_length,
+    ] {
+        set(c, rng.counter(tick));
+    }
+    set(&t.last_collection_ns, rng.below(1_000_000_000));
+    set(
+        &t.otlp_queue_capacity,
+        if rng.chance(3) { 0 } else { rng.below(100) },
+    );
+    let flag = |rng: &mut Rng, b: &std::sync::atomic::AtomicBool| {
+        b.store(rng.chance(2), std::sync::atomic::Ordering::Relaxed)
+    };
+    for d in [t.docker.get(), t.podman.get()].into_iter().flatten() {
+        set(&d.api_errors, rng.counter(tick));
+        set(&d.reconnects, rng.counter(tick));
+        flag(rng, &d.connected);
+    }
+    if let Some(c) = t.cri.get() {
+        for v in [
+            &c.api_errors,
+            &c.reconnects,
+            &c.lookups,
+            &c.calls,
+            &c.events,
+        ] {
+            set(v, rng.counter(tick));
+        }
+        flag(rng, &c.connected);
+    }
+    ProcessStats {
+        cpu_seconds: rng.below(1000) as f64 / 7.0,
+        resident_bytes: rng.counter(tick),
+        open_fds: rng.below(100),
+        max_fds: rng.counter(tick),
+        start_time_seconds: if rng.chance(5) { 0.0 } else { 1_700_000_000.5 },
+    }
+}
+
 /// Runs `ticks` ticks of the same containers through both encoders and compares.
 fn check(seed: u64, containers: u64, ticks: u64, temporality: Temporality) {
     let mut rng = Rng::new(seed);
@@ -258,7 +347,7 @@ fn check(seed: u64, containers: u64, ticks: u64, temporality: Temporality) {
     let attrs = Some("deployment.environment=prod,service.name=svc");
     let mut reference = Encoder::new(host(), "ce".into(), attrs, temporality).started_at(started);
     let mut wire = WireEncoder::new(host(), "ce".into(), attrs, temporality).started_at(started);
-    let telemetry = Telemetry::default();
+    let telemetry = sources(&mut rng);
     let mut buf = Vec::new();
     for tick in 1..=ticks {
         // Changes between ticks: new metadata, a new cgroup under the same id.
@@ -317,15 +406,7 @@ fn check(seed: u64, containers: u64, ticks: u64, temporality: Temporality) {
                 pod: pod.clone(),
             })
             .collect();
-        set(&telemetry.collections, tick);
-        set(&telemetry.otlp_retries, rng.counter(tick));
-        set(&telemetry.read_errors_io, rng.counter(tick));
-        set(&telemetry.last_collection_ns, rng.below(1_000_000_000));
-        let process = ProcessStats {
-            cpu_seconds: rng.below(1000) as f64 / 7.0,
-            resident_bytes: rng.counter(tick),
-            ..Default::default()
-        };
+        let process = self_telemetry(&mut rng, &telemetry, tick);
 
         let req = reference.encode(now, &described, &telemetry, &process);
         let points = wire.encode(&mut buf, now, &described, &telemetry, &process);
@@ -334,10 +415,10 @@ fn check(seed: u64, containers: u64, ticks: u64, temporality: Temporality) {
             got, req,
             "seed {seed}, tick {tick}, {temporality:?}: decoded requests differ"
         );
-        assert_eq!(points, encode::count_points(&req));
+        assert_eq!(points, reference::count_points(&req));
         assert_eq!(
             buf,
-            encode::to_bytes(&req, 0),
+            reference::to_bytes(&req, 0),
             "seed {seed}, tick {tick}: bytes differ"
         );
         let ids: HashSet<&str> = states.iter().map(|(s, _, _)| s.id.as_str()).collect();
@@ -389,5 +470,438 @@ proptest! {
     ) {
         let t = if delta { Temporality::Delta } else { Temporality::Cumulative };
         check(seed, containers, ticks, t);
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// Each encoder against what a request must contain.
+// -------------------------------------------------------------------------------------------
+
+/// A container that used `user_s` seconds of CPU (one less a tick before) and 1 MiB.
+fn cpu_state(id: &str, kind: Kind, user_s: u64, created: SystemTime) -> ContainerState {
+    let sample = |u: u64| CgroupSample {
+        cpu: CpuSample {
+            usage_ns: Some(u * 1_000_000_000),
+            user_ns: Some(u * 1_000_000_000),
+            system_ns: Some(0),
+            periods: Some(u),
+            ..Default::default()
+        },
+        memory: MemorySample {
+            usage: Some(1 << 20),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    ContainerState::with_samples(
+        Found {
+            id: id.to_string(),
+            kind,
+            runtime: Runtime::Docker,
+            pod_uid: None,
+            rel: format!("docker/{id}").into(),
+        },
+        created,
+        sample(user_s.saturating_sub(1)),
+        sample(user_s),
+        Duration::from_secs(1),
+    )
+}
+
+fn find<'a>(req: &'a ExportMetricsServiceRequest, rm: usize, name: &str) -> &'a pm::Metric {
+    find_in(&req.resource_metrics[rm], name).unwrap_or_else(|| panic!("{name} missing"))
+}
+
+fn find_in<'a>(r: &'a ResourceMetrics, name: &str) -> Option<&'a pm::Metric> {
+    r.scope_metrics[0].metrics.iter().find(|m| m.name == name)
+}
+
+fn attr<'a>(r: &'a ResourceMetrics, key: &str) -> Option<&'a any_value::Value> {
+    r.resource
+        .as_ref()?
+        .attributes
+        .iter()
+        .find(|k| k.key == key)
+        .and_then(|k| k.value.as_ref()?.value.as_ref())
+}
+
+fn prod_host() -> HostResource {
+    HostResource::new(Some("node-1".into()), Some("env=prod,service.name=x"))
+}
+
+/// Both encoders fed the same ticks: [reference, wire] requests (the wire's decoded).
+struct Both {
+    reference: Encoder,
+    wire: WireEncoder,
+    buf: Vec<u8>,
+}
+
+impl Both {
+    fn new(attrs: Option<&str>, t: Temporality, started: SystemTime) -> Both {
+        Both {
+            reference: Encoder::new(prod_host(), "ce".into(), attrs, t).started_at(started),
+            wire: WireEncoder::new(prod_host(), "ce".into(), attrs, t).started_at(started),
+            buf: Vec::new(),
+        }
+    }
+
+    fn encode(
+        &mut self,
+        now: SystemTime,
+        d: &[Described<'_>],
+        t: &Telemetry,
+        p: &ProcessStats,
+    ) -> [(&'static str, ExportMetricsServiceRequest); 2] {
+        let r = self.reference.encode(now, d, t, p);
+        self.wire.encode(&mut self.buf, now, d, t, p);
+        let w = ExportMetricsServiceRequest::decode(&self.buf[..]).expect("wire output decodes");
+        [("reference", r), ("wire", w)]
+    }
+}
+
+fn sum(m: &pm::Metric) -> &pm::Sum {
+    match &m.data {
+        Some(metric::Data::Sum(s)) => s,
+        other => panic!("{}: not a Sum: {other:?}", m.name),
+    }
+}
+
+#[test]
+fn resources_and_instruments() {
+    let created = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let s = cpu_state("abc", Kind::Container, 3, created);
+    let meta = Arc::new(ContainerMeta {
+        name: Some("web".into()),
+        image_name: Some("nginx".into()),
+        image_tags: vec!["1.25".into(), "latest".into()],
+        image_id: Some("sha256:1".into()),
+        labels: vec![("team".into(), "a".into())],
+        ..Default::default()
+    });
+    let d = [Described {
+        state: &s,
+        meta: Some(meta),
+        pod: None,
+    }];
+    let mut both = Both::new(
+        Some("env=prod,service.name=x"),
+        Temporality::Cumulative,
+        SystemTime::now(),
+    );
+    for (who, req) in both.encode(
+        SystemTime::now(),
+        &d,
+        &Telemetry::default(),
+        &ProcessStats::default(),
+    ) {
+        assert_eq!(req.resource_metrics.len(), 2, "{who}");
+        let r = &req.resource_metrics[0];
+        let s = |v: &str| Some(any_value::Value::StringValue(v.to_string()));
+        assert_eq!(attr(r, "container.id").cloned(), s("abc"), "{who}");
+        assert_eq!(attr(r, "container.name").cloned(), s("web"), "{who}");
+        assert_eq!(attr(r, "container.runtime.name").cloned(), s("docker"));
+        assert_eq!(attr(r, "container.label.team").cloned(), s("a"), "{who}");
+        assert_eq!(attr(r, "host.name").cloned(), s("node-1"), "{who}");
+        assert_eq!(attr(r, "env").cloned(), s("prod"), "{who}");
+        assert!(attr(r, "service.name").is_none(), "{who}");
+        match attr(r, "container.image.tags") {
+            Some(any_value::Value::ArrayValue(a)) => {
+                let tags: Vec<_> = a.values.iter().map(|v| v.value.clone()).collect();
+                assert_eq!(tags, [s("1.25"), s("latest")], "{who}");
+            }
+            other => panic!("{who}: tags: {other:?}"),
+        }
+        let cpu = find(&req, 0, "container.cpu.time");
+        assert_eq!(cpu.unit, "s", "{who}");
+        let cpu = sum(cpu);
+        assert!(cpu.is_monotonic, "{who}");
+        assert_eq!(
+            cpu.aggregation_temporality,
+            AggregationTemporality::Cumulative as i32,
+            "{who}"
+        );
+        let p = &cpu.data_points[0];
+        assert_eq!(p.start_time_unix_nano, nanos(created), "{who}");
+        assert_eq!(
+            p.value,
+            Some(number_data_point::Value::AsDouble(3.0)),
+            "{who}"
+        );
+        assert_eq!(p.attributes[0].key, "cpu.mode", "{who}");
+        let memory = sum(find(&req, 0, "container.memory.usage"));
+        assert!(!memory.is_monotonic, "{who}");
+        assert_eq!(
+            memory.data_points[0].value,
+            Some(number_data_point::Value::AsInt(1 << 20)),
+            "{who}"
+        );
+        assert!(
+            matches!(
+                find(&req, 0, "container.cpu.usage").data,
+                Some(metric::Data::Gauge(_))
+            ),
+            "{who}"
+        );
+        let me = &req.resource_metrics[1];
+        assert_eq!(attr(me, "service.name").cloned(), s("ce"), "{who}");
+        assert_eq!(
+            attr(me, "service.version").cloned(),
+            s(env!("CARGO_PKG_VERSION")),
+            "{who}"
+        );
+        assert_eq!(attr(me, "env").cloned(), s("prod"), "{who}");
+        assert_eq!(attr(me, "host.name").cloned(), s("node-1"), "{who}");
+        let scope = req.resource_metrics[0].scope_metrics[0]
+            .scope
+            .as_ref()
+            .unwrap();
+        assert_eq!(scope.name, "container-exporter", "{who}");
+        assert_eq!(scope.version, env!("CARGO_PKG_VERSION"), "{who}");
+        // It decodes as what it is.
+        let bytes = reference::to_bytes(&req, 0);
+        assert_eq!(
+            ExportMetricsServiceRequest::decode(&bytes[..]).unwrap(),
+            req,
+            "{who}"
+        );
+    }
+}
+
+#[test]
+fn a_pod_has_its_own_resource_and_names() {
+    let created = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let uid = "0f2b5a8c-3c5e-4f7e-9d1a-2b3c4d5e6f70";
+    let s = cpu_state(uid, Kind::Pod, 3, created);
+    let pod = Arc::new(PodMeta {
+        uid: uid.into(),
+        name: Some("web-1".into()),
+        namespace: Some("shop".into()),
+        labels: vec![("app".into(), "web".into())],
+    });
+    let d = [Described {
+        state: &s,
+        meta: None,
+        pod: Some(pod),
+    }];
+    let mut both = Both::new(None, Temporality::Cumulative, SystemTime::now());
+    for (who, req) in both.encode(
+        SystemTime::now(),
+        &d,
+        &Telemetry::default(),
+        &ProcessStats::default(),
+    ) {
+        let r = &req.resource_metrics[0];
+        let s = |v: &str| Some(any_value::Value::StringValue(v.to_string()));
+        assert_eq!(attr(r, "k8s.pod.uid").cloned(), s(uid), "{who}");
+        assert_eq!(attr(r, "k8s.pod.name").cloned(), s("web-1"), "{who}");
+        assert_eq!(attr(r, "k8s.namespace.name").cloned(), s("shop"), "{who}");
+        assert_eq!(attr(r, "k8s.pod.label.app").cloned(), s("web"), "{who}");
+        assert_eq!(attr(r, "host.name").cloned(), s("node-1"), "{who}");
+        assert!(attr(r, "container.id").is_none(), "{who}");
+        let cpu = sum(find(&req, 0, "k8s.pod.cpu.time"));
+        assert_eq!(
+            cpu.data_points[0].value,
+            Some(number_data_point::Value::AsDouble(3.0)),
+            "{who}"
+        );
+        assert!(find_in(r, "container.cpu.time").is_none(), "{who}");
+    }
+}
+
+#[test]
+fn self_metrics_follow_the_sources_and_the_table() {
+    let started = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let now = started + Duration::from_secs(100);
+    let t = Telemetry::default();
+    set(&t.collections, 7);
+    set(&t.read_errors_open, 2);
+    let p = ProcessStats {
+        cpu_seconds: 1.5,
+        ..Default::default()
+    };
+    let mut both = Both::new(None, Temporality::Cumulative, started);
+    for (who, req) in both.encode(now, &[], &t, &p) {
+        assert_eq!(req.resource_metrics.len(), 1, "{who}");
+        let me = &req.resource_metrics[0];
+        let collections = sum(find(&req, 0, "container_exporter.collections"));
+        assert!(collections.is_monotonic, "{who}");
+        let c = &collections.data_points[0];
+        assert_eq!(c.value, Some(number_data_point::Value::AsInt(7)), "{who}");
+        assert_eq!(c.start_time_unix_nano, nanos(started), "{who}");
+        assert_eq!(c.time_unix_nano, nanos(now), "{who}");
+        assert!(c.attributes.is_empty(), "{who}");
+        let errors = sum(find(&req, 0, "container_exporter.read_errors"));
+        let kinds: Vec<(String, Option<number_data_point::Value>)> = errors
+            .data_points
+            .iter()
+            .map(|p| {
+                assert_eq!(p.attributes.len(), 1, "{who}");
+                assert_eq!(p.attributes[0].key, "kind", "{who}");
+                let v = match p.attributes[0]
+                    .value
+                    .as_ref()
+                    .and_then(|v| v.value.as_ref())
+                {
+                    Some(any_value::Value::StringValue(v)) => v.clone(),
+                    other => panic!("{who}: {other:?}"),
+                };
+                (v, p.value)
+            })
+            .collect();
+        let int = |v| Some(number_data_point::Value::AsInt(v));
+        assert_eq!(
+            kinds,
+            [
+                ("io".to_string(), int(0)),
+                ("open".to_string(), int(2)),
+                ("malformed".to_string(), int(0)),
+                ("truncated".to_string(), int(0)),
+            ],
+            "{who}"
+        );
+        let cpu = sum(find(&req, 0, "process.cpu.time"));
+        assert_eq!(
+            cpu.data_points[0].value,
+            Some(number_data_point::Value::AsDouble(1.5)),
+            "{who}"
+        );
+        match &find(&req, 0, "process.start_time").data {
+            Some(metric::Data::Gauge(g)) => {
+                assert_eq!(g.data_points[0].start_time_unix_nano, 0, "{who}")
+            }
+            other => panic!("{who}: {other:?}"),
+        }
+        // Sources that are off, and OTLP that is off, write nothing.
+        for name in [
+            "container_exporter.docker.connected",
+            "container_exporter.cri.calls",
+            "container_exporter.otlp.exports",
+        ] {
+            assert!(find_in(me, name).is_none(), "{who}: {name}");
+        }
+    }
+    let _ = t.docker.set(Arc::new(DockerStats::default()));
+    set(&t.otlp_queue_capacity, 10);
+    for (who, req) in both.encode(now, &[], &t, &p) {
+        let me = &req.resource_metrics[0];
+        assert!(
+            find_in(me, "container_exporter.docker.connected").is_some(),
+            "{who}"
+        );
+        assert_eq!(
+            sum(find(&req, 0, "container_exporter.otlp.exports"))
+                .data_points
+                .len(),
+            2,
+            "{who}"
+        );
+        assert!(
+            find_in(me, "container_exporter.cri.calls").is_none(),
+            "{who}"
+        );
+    }
+}
+
+#[test]
+fn delta_keeps_the_previous_value_and_forgets_gone_containers() {
+    let created = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let started = created + Duration::from_secs(10);
+    let mut both = Both::new(None, Temporality::Delta, started);
+    let t = Telemetry::default();
+    let p = ProcessStats::default();
+    let value = |who: &str, req: &ExportMetricsServiceRequest, rm: usize, name: &str| {
+        let s = sum(find(req, rm, name));
+        assert_eq!(
+            s.aggregation_temporality,
+            AggregationTemporality::Delta as i32,
+            "{who}"
+        );
+        (
+            s.data_points[0].value,
+            s.data_points[0].start_time_unix_nano,
+        )
+    };
+    let a = cpu_state("a", Kind::Container, 3, created);
+    let t1 = SystemTime::now();
+    set(&t.collections, 5);
+    let d = [Described {
+        state: &a,
+        meta: None,
+        pod: None,
+    }];
+    for (who, r1) in both.encode(t1, &d, &t, &p) {
+        assert_eq!(
+            value(who, &r1, 0, "container.cpu.time"),
+            (
+                Some(number_data_point::Value::AsDouble(3.0)),
+                nanos(created)
+            ),
+            "{who}"
+        );
+        // The exporter's own counters start at its start.
+        assert_eq!(
+            value(who, &r1, 1, "container_exporter.collections"),
+            (Some(number_data_point::Value::AsInt(5)), nanos(started)),
+            "{who}"
+        );
+    }
+    let a = cpu_state("a", Kind::Container, 5, created);
+    set(&t.collections, 6);
+    let d = [Described {
+        state: &a,
+        meta: None,
+        pod: None,
+    }];
+    for (who, r2) in both.encode(t1 + Duration::from_secs(1), &d, &t, &p) {
+        assert_eq!(
+            value(who, &r2, 0, "container.cpu.time"),
+            (Some(number_data_point::Value::AsDouble(2.0)), nanos(t1)),
+            "{who}"
+        );
+        assert_eq!(
+            value(who, &r2, 1, "container_exporter.collections"),
+            (Some(number_data_point::Value::AsInt(1)), nanos(t1)),
+            "{who}"
+        );
+        // UpDownCounters stay cumulative.
+        assert_eq!(
+            sum(find(&r2, 0, "container.memory.usage")).aggregation_temporality,
+            AggregationTemporality::Cumulative as i32,
+            "{who}"
+        );
+    }
+    // The container and the exporter itself.
+    assert_eq!(both.reference.kept(), (1, 2));
+    assert_eq!(both.wire.cached(), 1);
+    both.encode(t1 + Duration::from_secs(2), &[], &t, &p);
+    assert_eq!(both.reference.kept(), (0, 1));
+    assert_eq!(both.wire.cached(), 0);
+}
+
+#[test]
+fn lowmemory_is_cumulative_for_observed_counters() {
+    let mut both = Both::new(None, Temporality::LowMemory, SystemTime::now());
+    let a = cpu_state("a", Kind::Container, 3, UNIX_EPOCH);
+    let d = [Described {
+        state: &a,
+        meta: None,
+        pod: None,
+    }];
+    for (who, r) in both.encode(
+        SystemTime::now(),
+        &d,
+        &Telemetry::default(),
+        &ProcessStats::default(),
+    ) {
+        for (rm, name) in [
+            (0, "container.cpu.time"),
+            (1, "container_exporter.collections"),
+        ] {
+            assert_eq!(
+                sum(find(&r, rm, name)).aggregation_temporality,
+                AggregationTemporality::Cumulative as i32,
+                "{who}: {name}"
+            );
+        }
     }
 }

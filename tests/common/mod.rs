@@ -11,6 +11,7 @@ pub mod cri;
 pub mod cri_api;
 pub mod exporter;
 pub mod otlp;
+pub mod otlp_reference;
 pub mod page;
 pub mod prometheus;
 pub mod tls;

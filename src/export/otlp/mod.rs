@@ -6,10 +6,10 @@
 //!   variables, resolved once at start with the specification's precedence (flag, then the
 //!   metrics-specific variable, then the generic one, then the default). Invalid values stop
 //!   the exporter at start with a message naming the variable.
-//! - [`encode`]: containers and self-telemetry → request (`opentelemetry-proto` types), with
-//!   cumulative or delta temporality: the reference implementation.
-//! - [`wire`]: the same request written straight as protobuf into a reused buffer, without
-//!   the message tree: what the daemon sends.
+//! - [`wire`]: containers and self-telemetry → request, written straight as protobuf into a
+//!   reused buffer, with cumulative or delta temporality ([`Temporality`]). The tests check it
+//!   against a reference built apart, the `opentelemetry-proto` message tree encoded by prost
+//!   (`tests/common/otlp_reference.rs`, which the library does not contain).
 //! - [`send`]: the queue, the transports (TLS with a custom CA and a client certificate),
 //!   retries, and the accounting of every request as delivered or failed.
 //!
@@ -17,11 +17,11 @@
 //! and pushes it onto a queue of at most `--otlp-queue-size` requests; when the queue is
 //! full the oldest pending request is dropped (and counted).
 
-pub mod encode;
 pub mod send;
 pub mod wire;
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -31,9 +31,52 @@ use crate::collect::Described;
 use crate::resource::{HostResource, parse_resource_attributes};
 use crate::telemetry::{ProcessStats, Telemetry, set};
 
-pub use encode::{Encoder, Temporality};
 pub use send::{Flusher, Queue};
 pub use wire::WireEncoder;
+
+/// The instrumentation scope of every `ScopeMetrics` (and the user agent's product).
+pub const SCOPE_NAME: &str = "container-exporter";
+/// The scope's version and the exporter's own `service.version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`.
+///
+/// Every metric here is observed (read from the kernel each tick), so in the
+/// specification's terms they are *asynchronous* instruments: `delta` makes the Counters
+/// delta (UpDownCounters stay cumulative), and `lowmemory`, which asks for delta only on
+/// synchronous Counters and Histograms, leaves everything cumulative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Temporality {
+    Cumulative,
+    Delta,
+    LowMemory,
+}
+
+impl Temporality {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Temporality::Cumulative => "cumulative",
+            Temporality::Delta => "delta",
+            Temporality::LowMemory => "lowmemory",
+        }
+    }
+
+    /// Whether monotonic Sums (Counters) are sent as deltas.
+    pub fn counters_delta(self) -> bool {
+        self == Temporality::Delta
+    }
+}
+
+/// gzip at the fastest level (a tenth of the time of the default level for about the same
+/// ratio on this repetitive data).
+pub fn gzip(body: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4 + 64),
+        flate2::Compression::fast(),
+    );
+    let _ = enc.write_all(body);
+    enc.finish().unwrap_or_default()
+}
 
 /// OTLP export (off unless an endpoint is configured).
 #[derive(Debug, Clone, Args)]
@@ -548,7 +591,7 @@ impl Exporter {
             .encode(&mut self.buf, now, containers, telemetry, process);
         // gRPC compresses in tonic (per frame); HTTP bodies are compressed here, once.
         let body = if self.gzip && self.protocol == Protocol::HttpProtobuf {
-            encode::gzip(&self.buf)
+            gzip(&self.buf)
         } else {
             let next = Vec::with_capacity(self.buf.len() + self.buf.len() / 8);
             std::mem::replace(&mut self.buf, next)

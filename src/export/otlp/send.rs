@@ -36,7 +36,6 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{HeaderName, HeaderValue};
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use prost::Message;
 use tokio::sync::Notify;
 use tonic::Code;
@@ -321,7 +320,7 @@ pub struct GrpcTransport {
 }
 
 fn user_agent() -> String {
-    format!("container-exporter/{}", super::encode::VERSION)
+    format!("container-exporter/{}", super::VERSION)
 }
 
 impl Transport {
@@ -646,6 +645,25 @@ fn retry_delay(details: &[u8]) -> Option<Duration> {
         })
 }
 
+/// `opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceResponse`, the answer to an
+/// export: all the library reads of OTLP's messages (the requests are written by
+/// [`super::wire`]), so it is declared here, with the field numbers of
+/// `metrics_service.proto`, and `opentelemetry-proto` is a dependency of the tests alone.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExportMetricsServiceResponse {
+    #[prost(message, optional, tag = "1")]
+    pub partial_success: Option<ExportMetricsPartialSuccess>,
+}
+
+/// `ExportMetricsPartialSuccess`: data points the receiver rejected, and why.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExportMetricsPartialSuccess {
+    #[prost(int64, tag = "1")]
+    pub rejected_data_points: i64,
+    #[prost(string, tag = "2")]
+    pub error_message: String,
+}
+
 /// `google.rpc.Status`, the body of OTLP/HTTP errors and the gRPC status details.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct RpcStatus {
@@ -778,6 +796,31 @@ mod tests {
         assert_eq!(get(&t.otlp_exports_failed), 3, "a dropped request failed");
         assert_eq!(get(&t.otlp_queue_length), 2);
         assert_eq!(q.pop().unwrap().body[0], 3);
+    }
+
+    #[test]
+    fn partial_success_decodes_as_opentelemetry_proto_encodes_it() {
+        use opentelemetry_proto::tonic::collector::metrics::v1 as otlp;
+        let theirs = otlp::ExportMetricsServiceResponse {
+            partial_success: Some(otlp::ExportMetricsPartialSuccess {
+                rejected_data_points: 1234,
+                error_message: "points without a name".into(),
+            }),
+        }
+        .encode_to_vec();
+        let ours = ExportMetricsServiceResponse::decode(&theirs[..]).unwrap();
+        assert_eq!(
+            ours.partial_success,
+            Some(ExportMetricsPartialSuccess {
+                rejected_data_points: 1234,
+                error_message: "points without a name".into(),
+            })
+        );
+        let empty = otlp::ExportMetricsServiceResponse::default().encode_to_vec();
+        assert_eq!(
+            ExportMetricsServiceResponse::decode(&empty[..]).unwrap(),
+            ExportMetricsServiceResponse::default()
+        );
     }
 
     #[test]

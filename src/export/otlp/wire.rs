@@ -1,6 +1,10 @@
-//! The request of one tick written straight as protobuf, without building the
-//! `opentelemetry-proto` message tree: what [`super::Exporter::submit`] uses. The tree-based
-//! [`Encoder::encode`] is the reference this must match (tests decode both and compare).
+//! The request of one tick written straight as protobuf, without building a message tree:
+//! what [`super::Exporter::submit`] sends. Everything in it is written here, from the tables:
+//! each container's and pod's `ResourceMetrics` from [`METRICS`] and
+//! [`HostResource::attributes`], and the exporter's own from [`SELF_METRICS`] and
+//! [`own_resource`]. The tests compare it, byte for byte, with a reference that shares none of
+//! this code: the `opentelemetry-proto` message tree encoded by prost
+//! (`tests/common/otlp_reference.rs`).
 //!
 //! How: the bytes are written forwards into one reused `Vec<u8>`. Data points have an exact
 //! size computed before they are written; the enclosing messages (`ResourceMetrics`,
@@ -8,42 +12,43 @@
 //! the last time the same message was written (per metric), filled in when the message is
 //! closed — and, in the rare case the guess was wrong, the body is shifted by a byte or two.
 //! Fields are written in tag order, as prost does, so the output is byte for byte what
-//! prost gives for the reference request.
+//! prost gives for the same request.
 //!
 //! What never changes is encoded once: each metric's `name`/`description`/`unit` (and the
-//! `Sum` temporality and monotonicity), the scope, the attribute keys, and each container's
-//! `Resource` (cached per container id, rebuilt when its metadata `Arc` changes, dropped when
-//! the container is no longer encoded). The exporter's own `ResourceMetrics` is small: it is
-//! built with the reference [`Encoder`] and appended pre-encoded.
+//! `Sum` temporality and monotonicity) and attribute keys, for the container, pod and
+//! self-metric tables alike (`MetricHead`); the scope; the exporter's own `Resource`; and
+//! each container's `Resource` (cached per container id, rebuilt when its metadata `Arc`
+//! changes, dropped when the container is no longer encoded). A tick allocates nothing once
+//! the containers are known.
 //!
-//! Delta temporality keeps the previous value of each series per container, in a list in
-//! emission order with a cursor: a tick that emits the same series in the same order finds
-//! each one in one comparison and allocates nothing.
+//! Delta temporality keeps the previous value of each series per container (and one set for
+//! the exporter itself), in a list in emission order with a cursor: a tick that emits the same
+//! series in the same order finds each one in one comparison and allocates nothing.
+//!
+//! Longer than 500 lines because it is one piece: the protobuf primitives, the tables' heads,
+//! the resources and the delta state exist only for this writer, and are tested as one
+//! against the reference.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
-use opentelemetry_proto::tonic::metrics::v1::AggregationTemporality;
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use prost::Message;
-
-use super::encode::{Encoder, SCOPE_NAME, Temporality, VERSION, container_attributes};
+use super::{SCOPE_NAME, Temporality, VERSION};
 use crate::collect::Described;
 use crate::discovery::Kind;
 use crate::metadata::{ContainerMeta, PodMeta};
 use crate::metrics::{Instrument, METRICS, Metric, Sink, Value};
-use crate::resource::HostResource;
-use crate::telemetry::{ProcessStats, Telemetry};
+use crate::resource::{AttrValue, HostResource, own_resource};
+use crate::telemetry::{ProcessStats, SELF_METRICS, Telemetry};
 
 // Field tags (field number << 3 | wire type), of the messages written here.
 /// `ExportMetricsServiceRequest.resource_metrics`, `ResourceMetrics.resource`,
-/// `ScopeMetrics.scope`, `Metric.name`, `Sum/Gauge.data_points`, `KeyValue.key`,
-/// `AnyValue.string_value`: field 1, length-delimited.
+/// `Resource.attributes`, `ScopeMetrics.scope`, `InstrumentationScope.name`, `Metric.name`,
+/// `Sum/Gauge.data_points`, `KeyValue.key`, `AnyValue.string_value`, `ArrayValue.values`:
+/// field 1, length-delimited.
 const F1_LEN: u8 = 0x0a;
-/// `ResourceMetrics.scope_metrics`, `ScopeMetrics.metrics`, `Metric.description`,
-/// `KeyValue.value`: field 2, length-delimited.
+/// `ResourceMetrics.scope_metrics`, `ScopeMetrics.metrics`, `InstrumentationScope.version`,
+/// `Metric.description`, `KeyValue.value`: field 2, length-delimited.
 const F2_LEN: u8 = 0x12;
 /// `Metric.unit`: field 3, length-delimited.
 const F3_LEN: u8 = 0x1a;
@@ -65,6 +70,12 @@ const POINT_DOUBLE: u8 = 0x21;
 const POINT_INT: u8 = 0x31;
 /// `NumberDataPoint.attributes`: field 7, length-delimited.
 const POINT_ATTR: u8 = 0x3a;
+/// `AnyValue.array_value`: field 5, length-delimited.
+const ANY_ARRAY: u8 = 0x2a;
+
+/// `AggregationTemporality` values.
+const AGGREGATION_DELTA: usize = 1;
+const AGGREGATION_CUMULATIVE: usize = 2;
 
 #[inline]
 fn varint_len(v: usize) -> usize {
@@ -87,6 +98,13 @@ fn put_len_field(buf: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
     buf.push(tag);
     put_varint(buf, bytes.len());
     buf.extend_from_slice(bytes);
+}
+
+/// A proto3 `string` field outside a oneof: not written when empty.
+fn put_str_field(buf: &mut Vec<u8>, tag: u8, s: &str) {
+    if !s.is_empty() {
+        put_len_field(buf, tag, s.as_bytes());
+    }
 }
 
 /// Opens a length-delimited field: writes its tag and reserves `reserve` bytes for the
@@ -130,7 +148,8 @@ fn nanos(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// What is written for every metric of [`METRICS`], whatever the container.
+/// What is written for every point of one metric, whatever the resource: one per row of a
+/// table ([`METRICS`] under containers' or pods' names, [`SELF_METRICS`]).
 struct MetricHead {
     /// `name`, `description` and `unit` fields.
     head: Vec<u8>,
@@ -144,45 +163,41 @@ struct MetricHead {
 }
 
 impl MetricHead {
-    fn new(m: Metric, kind: Kind, delta: bool) -> MetricHead {
-        let def = m.def();
+    fn new(
+        name: &str,
+        description: &str,
+        unit: &str,
+        instrument: Instrument,
+        attributes: &[&str],
+        delta: bool,
+    ) -> MetricHead {
         let mut head = Vec::new();
-        for (tag, s) in [
-            (F1_LEN, m.name(kind)),
-            (F2_LEN, def.description),
-            (F3_LEN, def.unit),
-        ] {
-            // proto3: empty strings are not written.
-            if !s.is_empty() {
-                put_len_field(&mut head, tag, s.as_bytes());
-            }
-        }
+        put_str_field(&mut head, F1_LEN, name);
+        put_str_field(&mut head, F2_LEN, description);
+        put_str_field(&mut head, F3_LEN, unit);
         let mut trailer = Vec::new();
-        let data_tag = match def.instrument {
+        let data_tag = match instrument {
             Instrument::Gauge => GAUGE,
             Instrument::Counter | Instrument::UpDownCounter => {
-                let monotonic = def.instrument == Instrument::Counter;
+                let monotonic = instrument == Instrument::Counter;
                 let t = if monotonic && delta {
-                    AggregationTemporality::Delta
+                    AGGREGATION_DELTA
                 } else {
-                    AggregationTemporality::Cumulative
+                    AGGREGATION_CUMULATIVE
                 };
                 trailer.push(SUM_TEMPORALITY);
-                put_varint(&mut trailer, t as usize);
+                put_varint(&mut trailer, t);
                 if monotonic {
                     trailer.extend_from_slice(&[SUM_MONOTONIC, 1]);
                 }
                 SUM
             }
         };
-        let keys = def
-            .attributes
+        let keys = attributes
             .iter()
             .map(|k| {
                 let mut f = Vec::new();
-                if !k.is_empty() {
-                    put_len_field(&mut f, F1_LEN, k.as_bytes());
-                }
+                put_str_field(&mut f, F1_LEN, k);
                 f
             })
             .collect();
@@ -191,13 +206,91 @@ impl MetricHead {
             data_tag,
             trailer,
             keys,
-            instrument: def.instrument,
+            instrument,
         }
     }
+
+    /// The heads of [`METRICS`], under the names they have on a resource of `kind`.
+    fn of_metrics(kind: Kind, delta: bool) -> Vec<MetricHead> {
+        Metric::ALL
+            .iter()
+            .map(|&m| {
+                let def = m.def();
+                MetricHead::new(
+                    m.name(kind),
+                    def.description,
+                    def.unit,
+                    def.instrument,
+                    def.attributes,
+                    delta,
+                )
+            })
+            .collect()
+    }
+
+    /// The heads of [`SELF_METRICS`].
+    fn of_self_metrics(delta: bool) -> Vec<MetricHead> {
+        SELF_METRICS
+            .iter()
+            .map(|m| {
+                MetricHead::new(
+                    m.name,
+                    m.description,
+                    m.unit,
+                    m.instrument,
+                    m.attribute.as_slice(),
+                    delta,
+                )
+            })
+            .collect()
+    }
+}
+
+/// One `KeyValue` of a `Resource.attributes` (tag and length included).
+fn put_attribute(buf: &mut Vec<u8>, key: &str, value: &AttrValue) {
+    let kv = open(buf, F1_LEN, 1);
+    put_str_field(buf, F1_LEN, key);
+    let any = open(buf, F2_LEN, 1);
+    match value {
+        // `AnyValue.string_value` is in a oneof: written even when empty.
+        AttrValue::Str(s) => put_len_field(buf, F1_LEN, s.as_bytes()),
+        AttrValue::Strs(items) => {
+            let array = open(buf, ANY_ARRAY, 1);
+            for item in items {
+                let any = open(buf, F1_LEN, 1);
+                put_len_field(buf, F1_LEN, item.as_bytes());
+                close(buf, any, 1);
+            }
+            close(buf, array, 1);
+        }
+    }
+    close(buf, any, 1);
+    close(buf, kv, 1);
+}
+
+/// `ResourceMetrics.resource` (tag and length included) with these attributes, in order.
+fn put_resource<'a>(
+    buf: &mut Vec<u8>,
+    attributes: impl IntoIterator<Item = (&'a str, &'a AttrValue)>,
+) {
+    let at = open(buf, F1_LEN, 2);
+    for (k, v) in attributes {
+        put_attribute(buf, k, v);
+    }
+    close(buf, at, 2);
+}
+
+/// `ScopeMetrics.scope` (tag and length included).
+fn put_scope(buf: &mut Vec<u8>) {
+    let at = open(buf, F1_LEN, 1);
+    put_str_field(buf, F1_LEN, SCOPE_NAME);
+    put_str_field(buf, F2_LEN, VERSION);
+    close(buf, at, 1);
 }
 
 /// The previous value of one series (delta temporality).
 struct Series {
+    /// The metric's row in its table.
     metric: u16,
     /// The attribute values, `\x1f`-separated, in [`SeriesSet::keys`].
     key: (u32, u32),
@@ -205,7 +298,7 @@ struct Series {
     at_ns: u64,
 }
 
-/// The previous values of one container's series, in the order they were last emitted.
+/// The previous values of one resource's series, in the order they were last emitted.
 #[derive(Default)]
 struct SeriesSet {
     series: Vec<Series>,
@@ -283,8 +376,32 @@ struct Slot {
 struct Reserve {
     resource_metrics: u8,
     scope_metrics: u8,
+    /// Per row of the metric table.
     metric: Vec<u8>,
     data: Vec<u8>,
+}
+
+impl Reserve {
+    fn new(metrics: usize) -> Reserve {
+        Reserve {
+            resource_metrics: 2,
+            scope_metrics: 2,
+            metric: vec![1; metrics],
+            data: vec![1; metrics],
+        }
+    }
+}
+
+/// The exporter's own `ResourceMetrics`: its resource, its self-metrics' heads and, with
+/// delta temporality, the previous values of its counters.
+struct Own {
+    /// `ResourceMetrics.resource`, tag and length included.
+    resource: Vec<u8>,
+    heads: Vec<MetricHead>,
+    reserve: Reserve,
+    series: SeriesSet,
+    /// The exporter's start: the start time of its Sums.
+    started: SystemTime,
 }
 
 /// Writes requests as protobuf; keeps the per-container state that spans ticks (encoded
@@ -292,9 +409,6 @@ struct Reserve {
 /// encoded.
 pub struct WireEncoder {
     host: HostResource,
-    /// The reference encoder, for the exporter's own (small) `ResourceMetrics` and its delta
-    /// state.
-    own: Encoder,
     delta: bool,
     /// `ScopeMetrics.scope`, tag and length included.
     scope: Vec<u8>,
@@ -303,56 +417,59 @@ pub struct WireEncoder {
     pod_heads: Vec<MetricHead>,
     slots: HashMap<String, Slot>,
     reserve: Reserve,
+    own: Own,
     pass: u64,
     key: Vec<u8>,
-    own_bytes: Vec<u8>,
 }
 
 impl WireEncoder {
-    /// The same arguments as [`Encoder::new`].
+    /// `host`: the attributes every container and pod shares (`host.name`,
+    /// `OTEL_RESOURCE_ATTRIBUTES` without `service.name`); `service_name` and
+    /// `resource_attributes` (the raw `OTEL_RESOURCE_ATTRIBUTES`): for the exporter's own
+    /// resource ([`own_resource`]).
     pub fn new(
         host: HostResource,
         service_name: String,
         resource_attributes: Option<&str>,
         temporality: Temporality,
     ) -> WireEncoder {
-        let delta = temporality == Temporality::Delta;
-        let scope = InstrumentationScope {
-            name: SCOPE_NAME.to_string(),
-            version: VERSION.to_string(),
-            ..Default::default()
-        };
-        let mut scope_bytes = Vec::new();
-        prost::encoding::message::encode(1, &scope, &mut scope_bytes);
+        let delta = temporality.counters_delta();
+        let mut scope = Vec::new();
+        put_scope(&mut scope);
+        let own_attributes: Vec<(String, AttrValue)> =
+            own_resource(&host, &service_name, VERSION, resource_attributes)
+                .into_iter()
+                .map(|(k, v)| (k, AttrValue::Str(v)))
+                .collect();
+        let mut own_bytes = Vec::new();
+        put_resource(
+            &mut own_bytes,
+            own_attributes.iter().map(|(k, v)| (k.as_str(), v)),
+        );
         WireEncoder {
-            own: Encoder::new(host.clone(), service_name, resource_attributes, temporality),
             host,
             delta,
-            scope: scope_bytes,
-            heads: Metric::ALL
-                .iter()
-                .map(|&m| MetricHead::new(m, Kind::Container, delta))
-                .collect(),
-            pod_heads: Metric::ALL
-                .iter()
-                .map(|&m| MetricHead::new(m, Kind::Pod, delta))
-                .collect(),
+            scope,
+            heads: MetricHead::of_metrics(Kind::Container, delta),
+            pod_heads: MetricHead::of_metrics(Kind::Pod, delta),
             slots: HashMap::new(),
-            reserve: Reserve {
-                resource_metrics: 2,
-                scope_metrics: 2,
-                metric: vec![1; METRICS.len()],
-                data: vec![1; METRICS.len()],
+            reserve: Reserve::new(METRICS.len()),
+            own: Own {
+                resource: own_bytes,
+                heads: MetricHead::of_self_metrics(delta),
+                reserve: Reserve::new(SELF_METRICS.len()),
+                series: SeriesSet::default(),
+                started: SystemTime::now(),
             },
             pass: 0,
             key: Vec::new(),
-            own_bytes: Vec::new(),
         }
     }
 
-    /// Sets the exporter's own start time, as [`Encoder::started_at`].
+    /// Sets the exporter's own start time (the start of its counters; `now` by default), so
+    /// that two encoders can be compared.
     pub fn started_at(mut self, t: SystemTime) -> WireEncoder {
-        self.own = self.own.started_at(t);
+        self.own.started = t;
         self
     }
 
@@ -385,12 +502,12 @@ impl WireEncoder {
                 }),
             };
             if slot.seen == 0 || !d.same(&slot.meta, &slot.pod) {
-                let resource = Resource {
-                    attributes: container_attributes(&self.host, d),
-                    ..Default::default()
-                };
+                let attributes = self.host.attributes(d);
                 slot.resource.clear();
-                prost::encoding::message::encode(1, &resource, &mut slot.resource);
+                put_resource(
+                    &mut slot.resource,
+                    attributes.iter().map(|(k, v)| (k.as_str(), v)),
+                );
                 slot.meta = d.meta.clone();
                 slot.pod = d.pod.clone();
             }
@@ -434,16 +551,41 @@ impl WireEncoder {
         // Bounded by what was just encoded: containers that are gone are forgotten.
         self.slots.retain(|_, s| s.seen == pass);
 
-        let own = self.own.own_resource_metrics(now_ns, telemetry, process);
-        points += own
-            .scope_metrics
-            .iter()
-            .flat_map(|s| &s.metrics)
-            .map(super::encode::metric_points)
-            .sum::<usize>();
-        self.own_bytes.clear();
-        own.encode(&mut self.own_bytes).unwrap_or_default();
-        put_len_field(buf, F1_LEN, &self.own_bytes);
+        // The exporter's own, last, from the same table as the page's.
+        let own = &mut self.own;
+        let r = &mut own.reserve;
+        let rm = open(buf, F1_LEN, r.resource_metrics);
+        buf.extend_from_slice(&own.resource);
+        let sm = open(buf, F2_LEN, r.scope_metrics);
+        buf.extend_from_slice(&self.scope);
+        own.series.cursor = 0;
+        let mut sink = WireSink {
+            buf: &mut *buf,
+            heads: &own.heads,
+            reserve_metric: &mut r.metric,
+            reserve_data: &mut r.data,
+            open: None,
+            now_ns,
+            start_ns: nanos(own.started),
+            series: if self.delta {
+                Some(&mut own.series)
+            } else {
+                None
+            },
+            key: &mut self.key,
+            points: 0,
+        };
+        for (i, m) in SELF_METRICS.iter().enumerate() {
+            (m.emit)(telemetry, process, &mut |attr, value| {
+                // A point has the metric's attribute only when both say so.
+                let attr = m.attribute.and(attr);
+                sink.point_at(i, attr.as_slice(), value);
+            });
+        }
+        sink.finish();
+        points += sink.points;
+        r.scope_metrics = close(buf, sm, r.scope_metrics);
+        r.resource_metrics = close(buf, rm, r.resource_metrics);
         points
     }
 
@@ -453,14 +595,15 @@ impl WireEncoder {
     }
 }
 
-/// Writes one container's data points, metric by metric, into `ScopeMetrics.metrics`.
+/// Writes one resource's data points, metric by metric, into `ScopeMetrics.metrics`.
 struct WireSink<'a> {
     buf: &'a mut Vec<u8>,
+    /// The metric table's heads; points name their metric by its row.
     heads: &'a [MetricHead],
     reserve_metric: &'a mut [u8],
     reserve_data: &'a mut [u8],
-    /// The metric being written, where its length and its data's length go.
-    open: Option<(Metric, usize, usize)>,
+    /// The row being written, where its length and its data's length go.
+    open: Option<(usize, usize, usize)>,
     now_ns: u64,
     start_ns: u64,
     series: Option<&'a mut SeriesSet>,
@@ -470,25 +613,23 @@ struct WireSink<'a> {
 
 impl WireSink<'_> {
     fn finish(&mut self) {
-        if let Some((m, metric_at, data_at)) = self.open.take() {
-            let i = m as usize;
+        if let Some((i, metric_at, data_at)) = self.open.take() {
             self.buf.extend_from_slice(&self.heads[i].trailer);
             self.reserve_data[i] = close(self.buf, data_at, self.reserve_data[i]);
             self.reserve_metric[i] = close(self.buf, metric_at, self.reserve_metric[i]);
         }
     }
-}
 
-impl Sink for WireSink<'_> {
-    fn point(&mut self, m: Metric, attrs: &[&str], value: Value) {
-        let i = m as usize;
-        if self.open.map(|o| o.0) != Some(m) {
+    /// One point of the metric in row `i`: a new `Metric` when the row changes (a table's
+    /// points come grouped by metric).
+    fn point_at(&mut self, i: usize, attrs: &[&str], value: Value) {
+        if self.open.map(|o| o.0) != Some(i) {
             self.finish();
             let h = &self.heads[i];
             let metric_at = open(self.buf, F2_LEN, self.reserve_metric[i]);
             self.buf.extend_from_slice(&h.head);
             let data_at = open(self.buf, h.data_tag, self.reserve_data[i]);
-            self.open = Some((m, metric_at, data_at));
+            self.open = Some((i, metric_at, data_at));
         }
         let h = &self.heads[i];
         let (start, value) = match (h.instrument, self.series.as_deref_mut()) {
@@ -499,7 +640,7 @@ impl Sink for WireSink<'_> {
                     self.key.push(0x1f);
                     self.key.extend_from_slice(a.as_bytes());
                 }
-                s.delta(m as u16, self.key, value, self.now_ns, self.start_ns)
+                s.delta(i as u16, self.key, value, self.now_ns, self.start_ns)
             }
             _ => (self.start_ns, value),
         };
@@ -550,6 +691,12 @@ impl Sink for WireSink<'_> {
             put_len_field(buf, F1_LEN, v.as_bytes());
         }
         self.points += 1;
+    }
+}
+
+impl Sink for WireSink<'_> {
+    fn point(&mut self, m: Metric, attrs: &[&str], value: Value) {
+        self.point_at(m as usize, attrs, value);
     }
 }
 

@@ -1,18 +1,29 @@
-//! One tick → one `ExportMetricsServiceRequest` (`opentelemetry-proto` types): a
-//! `ResourceMetrics` per container, with its `container.*` / `k8s.*` / `host.name`
-//! resource, and one for the exporter itself (with `service.name`).
+//! The reference OTLP encoder, built only by the tests and benches: one tick → one
+//! `ExportMetricsServiceRequest` as the `opentelemetry-proto` message tree, encoded by prost.
+//! `tests/otlp_wire.rs` checks the daemon's direct protobuf writer
+//! (`container_exporter::export::otlp::wire`) against it byte for byte, so the two share no
+//! encoding code: this builds the tree from the same tables ([`METRICS`], [`SELF_METRICS`],
+//! `HostResource::attributes`, `own_resource`) and lets prost write it. `benches/otlp.rs`
+//! measures it as what the writer saves (`#[path]`-included there).
 //!
-//! Names, units, instruments and attributes come from [`crate::metrics::METRICS`]: a
-//! Counter is a monotonic Sum, an UpDownCounter a non-monotonic Sum, a Gauge a Gauge; integer
-//! values are `as_int`, the others `as_double`. Sums are cumulative with the container's
-//! cgroup creation as start time, unless delta temporality is asked for (see
-//! [`Temporality`]).
+//! A `ResourceMetrics` per container or pod, with its `container.*` / `k8s.*` / `host.name`
+//! resource, and one for the exporter itself (with `service.name`). A Counter is a monotonic
+//! Sum, an UpDownCounter a non-monotonic Sum, a Gauge a Gauge; integer values are `as_int`,
+//! the others `as_double`. Sums are cumulative with the container's cgroup creation (the
+//! exporter's start for its own) as start time, unless delta temporality is asked for.
+#![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use container_exporter::collect::Described;
+use container_exporter::discovery::Kind;
+use container_exporter::export::otlp::{SCOPE_NAME, Temporality, VERSION};
+use container_exporter::metadata::{ContainerMeta, PodMeta};
+use container_exporter::metrics::{Instrument, METRICS, Metric, Sink, Value};
+use container_exporter::resource::{AttrValue, HostResource, own_resource};
+use container_exporter::telemetry::{ProcessStats, SELF_METRICS, Telemetry};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
     AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value,
@@ -24,44 +35,12 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
-use crate::collect::Described;
-use crate::discovery::Kind;
-use crate::metadata::{ContainerMeta, PodMeta};
-use crate::metrics::{Instrument, Metric, Sink, Value};
-use crate::resource::{AttrValue, HostResource, parse_resource_attributes};
-use crate::telemetry::{ProcessStats, SELF_METRICS, Telemetry};
-
-pub const SCOPE_NAME: &str = "container-exporter";
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`.
-///
-/// Every metric here is observed (read from the kernel each tick), so in the
-/// specification's terms they are *asynchronous* instruments: `delta` makes the Counters
-/// delta (UpDownCounters stay cumulative), and `lowmemory`, which asks for delta only on
-/// synchronous Counters and Histograms, leaves everything cumulative.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Temporality {
-    Cumulative,
-    Delta,
-    LowMemory,
+/// Whether Counters are sent as deltas (only `delta` asks for it; see [`Temporality`]).
+fn counters_delta(t: Temporality) -> bool {
+    t == Temporality::Delta
 }
 
-impl Temporality {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Temporality::Cumulative => "cumulative",
-            Temporality::Delta => "delta",
-            Temporality::LowMemory => "lowmemory",
-        }
-    }
-
-    fn counters_delta(self) -> bool {
-        self == Temporality::Delta
-    }
-}
-
-fn nanos(t: SystemTime) -> u64 {
+pub fn nanos(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
@@ -147,24 +126,17 @@ pub struct Encoder {
 impl Encoder {
     /// `host`: the shared container attributes (`host.name`, `OTEL_RESOURCE_ATTRIBUTES`
     /// without `service.name`); `resource_attributes`: the raw `OTEL_RESOURCE_ATTRIBUTES`, for
-    /// the exporter's own resource.
+    /// the exporter's own resource. The same arguments as `WireEncoder::new`.
     pub fn new(
         host: HostResource,
         service_name: String,
         resource_attributes: Option<&str>,
         temporality: Temporality,
     ) -> Encoder {
-        let mut own: Vec<(String, String)> = resource_attributes
-            .map(parse_resource_attributes)
-            .unwrap_or_default();
-        let fixed = ["service.name", "service.version", "host.name"];
-        own.retain(|(k, _)| !fixed.contains(&k.as_str()));
-        let mut self_resource: Vec<KeyValue> = own.iter().map(|(k, v)| kv_str(k, v)).collect();
-        if let Some((_, h)) = host.attributes.iter().find(|(k, _)| k == "host.name") {
-            self_resource.push(kv_str("host.name", h));
-        }
-        self_resource.push(kv_str("service.name", &service_name));
-        self_resource.push(kv_str("service.version", VERSION));
+        let self_resource = own_resource(&host, &service_name, VERSION, resource_attributes)
+            .iter()
+            .map(|(k, v)| kv_str(k, v))
+            .collect();
         Encoder {
             host,
             self_resource,
@@ -190,10 +162,6 @@ impl Encoder {
     }
 
     /// The request for one tick, as a message tree.
-    ///
-    /// The reference implementation: the daemon writes the same request straight as
-    /// protobuf with [`super::wire::WireEncoder`] (over ten times faster, without the
-    /// tree's allocations), and the tests check that both decode to equal messages.
     pub fn encode<'a>(
         &mut self,
         now: SystemTime,
@@ -204,7 +172,7 @@ impl Encoder {
         self.pass += 1;
         let pass = self.pass;
         let now_ns = nanos(now);
-        let delta = self.temporality.counters_delta();
+        let delta = counters_delta(self.temporality);
         let mut resource_metrics = Vec::new();
         for d in containers {
             let state = d.state;
@@ -224,7 +192,7 @@ impl Encoder {
             };
             let mut sink = PointSink {
                 kind: state.kind,
-                metrics: Vec::with_capacity(crate::metrics::METRICS.len()),
+                metrics: Vec::with_capacity(METRICS.len()),
                 last: None,
                 now_ns,
                 start_ns: nanos(state.created),
@@ -252,20 +220,10 @@ impl Encoder {
         ExportMetricsServiceRequest { resource_metrics }
     }
 
-    /// The exporter's own `ResourceMetrics` for one tick, alone (for
-    /// [`super::wire::WireEncoder`], which writes the containers itself).
-    pub(super) fn own_resource_metrics(
-        &mut self,
-        now_ns: u64,
-        telemetry: &Telemetry,
-        process: &ProcessStats,
-    ) -> ResourceMetrics {
-        self.pass += 1;
-        let pass = self.pass;
-        let delta = self.temporality.counters_delta();
-        let own = self.self_metrics(now_ns, telemetry, process, delta, pass);
-        self.delta.retain(|_, s| s.seen == pass);
-        own
+    /// The resources and the series states kept across ticks (containers' and, with delta
+    /// temporality, the exporter's own).
+    pub fn kept(&self) -> (usize, usize) {
+        (self.resources.len(), self.delta.len())
     }
 
     fn container_resource(&mut self, d: &Described<'_>, pass: u64) -> Vec<KeyValue> {
@@ -423,7 +381,7 @@ fn new_metric(
         Instrument::Gauge => metric::Data::Gauge(pm::Gauge { data_points }),
         Instrument::Counter | Instrument::UpDownCounter => {
             let monotonic = instrument == Instrument::Counter;
-            let t = if monotonic && temporality.counters_delta() {
+            let t = if monotonic && counters_delta(temporality) {
                 AggregationTemporality::Delta
             } else {
                 AggregationTemporality::Cumulative
@@ -520,7 +478,7 @@ pub fn count_points(req: &ExportMetricsServiceRequest) -> usize {
 }
 
 /// Data points in one metric.
-pub(super) fn metric_points(m: &pm::Metric) -> usize {
+pub fn metric_points(m: &pm::Metric) -> usize {
     match &m.data {
         Some(metric::Data::Sum(s)) => s.data_points.len(),
         Some(metric::Data::Gauge(g)) => g.data_points.len(),
@@ -535,260 +493,4 @@ pub fn to_bytes(req: &ExportMetricsServiceRequest, hint: usize) -> Vec<u8> {
     // Cannot fail: the buffer grows as needed.
     let _ = req.encode(&mut buf);
     buf
-}
-
-/// gzip at the fastest level (a tenth of the time of the default level for about the same
-/// ratio on this repetitive data).
-pub fn gzip(body: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4 + 64),
-        flate2::Compression::fast(),
-    );
-    let _ = enc.write_all(body);
-    enc.finish().unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cgroup::sample::{CgroupSample, CpuSample, MemorySample};
-    use crate::collect::ContainerState;
-    use crate::discovery::{Found, Runtime};
-    use std::time::Duration;
-
-    fn state(id: &str, user_s: u64, created: SystemTime) -> ContainerState {
-        let sample = |u: u64| CgroupSample {
-            cpu: CpuSample {
-                usage_ns: Some(u * 1_000_000_000),
-                user_ns: Some(u * 1_000_000_000),
-                system_ns: Some(0),
-                periods: Some(u),
-                ..Default::default()
-            },
-            memory: MemorySample {
-                usage: Some(1 << 20),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        ContainerState::with_samples(
-            Found {
-                id: id.to_string(),
-                kind: Kind::Container,
-                runtime: Runtime::Docker,
-                pod_uid: None,
-                rel: format!("docker/{id}").into(),
-            },
-            created,
-            sample(user_s.saturating_sub(1)),
-            sample(user_s),
-            Duration::from_secs(1),
-        )
-    }
-
-    fn find<'a>(req: &'a ExportMetricsServiceRequest, rm: usize, name: &str) -> &'a pm::Metric {
-        req.resource_metrics[rm].scope_metrics[0]
-            .metrics
-            .iter()
-            .find(|m| m.name == name)
-            .unwrap_or_else(|| panic!("{name} missing"))
-    }
-
-    fn attr<'a>(r: &'a ResourceMetrics, key: &str) -> Option<&'a any_value::Value> {
-        r.resource
-            .as_ref()?
-            .attributes
-            .iter()
-            .find(|k| k.key == key)
-            .and_then(|k| k.value.as_ref()?.value.as_ref())
-    }
-
-    fn host() -> HostResource {
-        HostResource::new(Some("node-1".into()), Some("env=prod,service.name=x"))
-    }
-
-    #[test]
-    fn resources_and_instruments() {
-        let created = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let s = state("abc", 3, created);
-        let meta = Arc::new(ContainerMeta {
-            name: Some("web".into()),
-            image_name: Some("nginx".into()),
-            image_tags: vec!["1.25".into(), "latest".into()],
-            image_id: Some("sha256:1".into()),
-            labels: vec![("team".into(), "a".into())],
-            ..Default::default()
-        });
-        let d = [Described {
-            state: &s,
-            meta: Some(meta),
-            pod: None,
-        }];
-        let mut e = Encoder::new(
-            host(),
-            "ce".into(),
-            Some("env=prod,service.name=x"),
-            Temporality::Cumulative,
-        );
-        let req = e.encode(
-            SystemTime::now(),
-            &d,
-            &Telemetry::default(),
-            &ProcessStats::default(),
-        );
-        assert_eq!(req.resource_metrics.len(), 2);
-        let r = &req.resource_metrics[0];
-        let s = |v: &str| Some(any_value::Value::StringValue(v.to_string()));
-        assert_eq!(attr(r, "container.id").cloned(), s("abc"));
-        assert_eq!(attr(r, "container.name").cloned(), s("web"));
-        assert_eq!(attr(r, "container.runtime.name").cloned(), s("docker"));
-        assert_eq!(attr(r, "container.label.team").cloned(), s("a"));
-        assert_eq!(attr(r, "host.name").cloned(), s("node-1"));
-        assert_eq!(attr(r, "env").cloned(), s("prod"));
-        assert!(attr(r, "service.name").is_none());
-        match attr(r, "container.image.tags") {
-            Some(any_value::Value::ArrayValue(a)) => assert_eq!(a.values.len(), 2),
-            other => panic!("tags: {other:?}"),
-        }
-        let cpu = find(&req, 0, "container.cpu.time");
-        assert_eq!(cpu.unit, "s");
-        match &cpu.data {
-            Some(metric::Data::Sum(sum)) => {
-                assert!(sum.is_monotonic);
-                assert_eq!(
-                    sum.aggregation_temporality,
-                    AggregationTemporality::Cumulative as i32
-                );
-                let p = &sum.data_points[0];
-                assert_eq!(p.start_time_unix_nano, nanos(created));
-                assert_eq!(p.value, Some(number_data_point::Value::AsDouble(3.0)));
-                assert_eq!(p.attributes[0].key, "cpu.mode");
-            }
-            other => panic!("{other:?}"),
-        }
-        match &find(&req, 0, "container.memory.usage").data {
-            Some(metric::Data::Sum(sum)) => {
-                assert!(!sum.is_monotonic);
-                assert_eq!(
-                    sum.data_points[0].value,
-                    Some(number_data_point::Value::AsInt(1 << 20))
-                );
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(matches!(
-            find(&req, 0, "container.cpu.usage").data,
-            Some(metric::Data::Gauge(_))
-        ));
-        let me = &req.resource_metrics[1];
-        assert_eq!(attr(me, "service.name").cloned(), s("ce"));
-        assert!(attr(me, "service.version").is_some());
-        assert_eq!(attr(me, "env").cloned(), s("prod"));
-        let scope = req.resource_metrics[0].scope_metrics[0]
-            .scope
-            .as_ref()
-            .unwrap();
-        assert_eq!(scope.name, "container-exporter");
-        // It decodes as what it is.
-        let bytes = to_bytes(&req, 0);
-        assert_eq!(
-            ExportMetricsServiceRequest::decode(&bytes[..]).unwrap(),
-            req
-        );
-    }
-
-    #[test]
-    fn delta_keeps_the_previous_value_and_forgets_gone_containers() {
-        let created = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let mut e = Encoder::new(host(), "ce".into(), None, Temporality::Delta);
-        let t = Telemetry::default();
-        let p = ProcessStats::default();
-        let value =
-            |req: &ExportMetricsServiceRequest| match &find(req, 0, "container.cpu.time").data {
-                Some(metric::Data::Sum(s)) => {
-                    assert_eq!(
-                        s.aggregation_temporality,
-                        AggregationTemporality::Delta as i32
-                    );
-                    (
-                        s.data_points[0].value,
-                        s.data_points[0].start_time_unix_nano,
-                    )
-                }
-                other => panic!("{other:?}"),
-            };
-        let a = state("a", 3, created);
-        let t1 = SystemTime::now();
-        let r1 = e.encode(
-            t1,
-            &[Described {
-                state: &a,
-                meta: None,
-                pod: None,
-            }],
-            &t,
-            &p,
-        );
-        assert_eq!(
-            value(&r1),
-            (
-                Some(number_data_point::Value::AsDouble(3.0)),
-                nanos(created)
-            )
-        );
-        let a = state("a", 5, created);
-        let r2 = e.encode(
-            t1 + Duration::from_secs(1),
-            &[Described {
-                state: &a,
-                meta: None,
-                pod: None,
-            }],
-            &t,
-            &p,
-        );
-        assert_eq!(
-            value(&r2),
-            (Some(number_data_point::Value::AsDouble(2.0)), nanos(t1))
-        );
-        // UpDownCounters stay cumulative.
-        match &find(&r2, 0, "container.memory.usage").data {
-            Some(metric::Data::Sum(s)) => {
-                assert_eq!(
-                    s.aggregation_temporality,
-                    AggregationTemporality::Cumulative as i32
-                )
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(e.delta.len(), 2); // the container and the exporter itself
-        e.encode(t1 + Duration::from_secs(2), [], &t, &p);
-        assert_eq!(e.delta.len(), 1);
-        assert!(e.resources.is_empty());
-    }
-
-    #[test]
-    fn lowmemory_is_cumulative_for_observed_counters() {
-        let mut e = Encoder::new(host(), "ce".into(), None, Temporality::LowMemory);
-        let a = state("a", 3, UNIX_EPOCH);
-        let r = e.encode(
-            SystemTime::now(),
-            &[Described {
-                state: &a,
-                meta: None,
-                pod: None,
-            }],
-            &Telemetry::default(),
-            &ProcessStats::default(),
-        );
-        match &find(&r, 0, "container.cpu.time").data {
-            Some(metric::Data::Sum(s)) => {
-                assert_eq!(
-                    s.aggregation_temporality,
-                    AggregationTemporality::Cumulative as i32
-                )
-            }
-            other => panic!("{other:?}"),
-        }
-    }
 }
