@@ -121,10 +121,10 @@ pub struct DaemonArgs {
     pub metadata: MetadataArgs,
 
     #[command(flatten)]
-    pub web: crate::export::http::WebArgs,
+    pub web: WebArgs,
 
     #[command(flatten)]
-    pub otlp: crate::export::otlp::OtlpArgs,
+    pub otlp: OtlpArgs,
 }
 
 /// Where names, images and labels come from: the container runtimes' APIs. Metrics never
@@ -199,6 +199,115 @@ impl MetadataArgs {
 /// case, or empty).
 pub fn is_off(s: &str) -> bool {
     s.is_empty() || s.eq_ignore_ascii_case("off")
+}
+
+/// OTLP export (off unless an endpoint is configured).
+#[derive(Debug, Clone, Args)]
+pub struct OtlpArgs {
+    /// Where to send OTLP metrics, e.g. `http://otel-collector:4318` (http/protobuf) or
+    /// `http://otel-collector:4317` (grpc); `off` to turn OTLP off whatever the variables say.
+    /// For http/protobuf, a URL without a path gets `/v1/metrics`; a URL with a path is used
+    /// as is. Default: `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` (used as is), else
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (with `/v1/metrics` appended for http/protobuf), else
+    /// off: without an endpoint only the Prometheus page is served. Headers, timeout,
+    /// compression, TLS and temporality come from the standard `OTEL_EXPORTER_OTLP_*`
+    /// variables.
+    #[arg(long, env = "CONTAINER_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+
+    /// OTLP transport: `grpc` or `http/protobuf`. Default: `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`,
+    /// else `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/protobuf` (the specification's default).
+    #[arg(
+        long,
+        env = "CONTAINER_EXPORTER_OTLP_PROTOCOL",
+        value_enum,
+        value_name = "PROTOCOL"
+    )]
+    pub otlp_protocol: Option<Protocol>,
+
+    /// How many requests (one per tick) may wait while the receiver is slow or down. When the
+    /// queue is full the oldest request is dropped and counted in
+    /// `container_exporter_otlp_dropped_requests_total`; cumulative counters lose nothing by
+    /// it (every request carries the totals), gauges lose the dropped ticks.
+    #[arg(
+        long,
+        env = "CONTAINER_EXPORTER_OTLP_QUEUE_SIZE",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..=10_000),
+        value_name = "REQUESTS"
+    )]
+    pub otlp_queue_size: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Protocol {
+    /// OTLP/gRPC (port 4317 by convention).
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies, POST to `/v1/metrics` (port 4318 by convention).
+    #[value(name = "http/protobuf")]
+    HttpProtobuf,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Grpc => "grpc",
+            Protocol::HttpProtobuf => "http/protobuf",
+        }
+    }
+}
+
+/// The page's security and limits (names as node_exporter's, for operators who know those).
+#[derive(Debug, Clone, Args)]
+pub struct WebArgs {
+    /// TLS, client certificates, basic auth and response headers for the page, in the
+    /// exporter-toolkit format Prometheus and node_exporter read (`tls_server_config`,
+    /// `basic_auth_users`, `http_server_config`, `rate_limit`). Reloaded on SIGHUP and when the
+    /// file or a certificate it names changes; a file that does not load keeps the previous
+    /// configuration. Default: none (plain HTTP, no auth).
+    #[arg(
+        long = "web.config.file",
+        visible_alias = "web-config-file",
+        env = "CONTAINER_EXPORTER_WEB_CONFIG_FILE",
+        value_name = "FILE"
+    )]
+    pub web_config_file: Option<std::path::PathBuf>,
+
+    /// `/metrics` responses in flight at once; more get 503 (a stalled one gives way first).
+    /// Each holds a reference to a rendered page until it is written.
+    #[arg(
+        long = "web.max-requests",
+        visible_alias = "web-max-requests",
+        env = "CONTAINER_EXPORTER_WEB_MAX_REQUESTS",
+        default_value_t = 40,
+        value_parser = clap::value_parser!(u32).range(1..=10_000),
+        value_name = "N"
+    )]
+    pub web_max_requests: u32,
+
+    /// Open connections at once, and never more than an eighth of the descriptor limit (the
+    /// collector's open cgroup files come first). At the cap, the longest-idle connection (else
+    /// a stalled one) is closed to make room.
+    #[arg(
+        long = "web.max-connections",
+        visible_alias = "web-max-connections",
+        env = "CONTAINER_EXPORTER_WEB_MAX_CONNECTIONS",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u32).range(1..=100_000),
+        value_name = "N"
+    )]
+    pub web_max_connections: u32,
+
+    /// How long a response may take to be written; a client that reads slower is cut off.
+    #[arg(
+        long = "web.write-timeout",
+        visible_alias = "web-write-timeout",
+        env = "CONTAINER_EXPORTER_WEB_WRITE_TIMEOUT",
+        default_value = "30s",
+        value_parser = parse_duration,
+        value_name = "DURATION"
+    )]
+    pub web_write_timeout: Duration,
 }
 
 /// Which names the Prometheus page uses.

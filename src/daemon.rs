@@ -85,7 +85,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
 
     let serving = match args.prometheus_listen {
         Listen::On(addr) => {
-            let opts = args.web.options()?;
+            let opts = http::ServeOptions::from_args(&args.web)?;
             let listener = runtime.block_on(http::bind(addr))?;
             let scheme = match opts.web.as_ref().map(|w| w.current().tls.is_some()) {
                 Some(true) => "https",

@@ -1,6 +1,8 @@
 //! Wiring: configuration in, logging set up, the chosen command run, errors printed for
 //! people.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -25,7 +25,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use clap::{Args, ValueEnum};
+pub use crate::config::{OtlpArgs, Protocol};
 
 use crate::collect::Described;
 use crate::resource::{HostResource, parse_resource_attributes};
@@ -76,62 +76,6 @@ pub fn gzip(body: &[u8]) -> Vec<u8> {
     );
     let _ = enc.write_all(body);
     enc.finish().unwrap_or_default()
-}
-
-/// OTLP export (off unless an endpoint is configured).
-#[derive(Debug, Clone, Args)]
-pub struct OtlpArgs {
-    /// Where to send OTLP metrics, e.g. `http://otel-collector:4318` (http/protobuf) or
-    /// `http://otel-collector:4317` (grpc); `off` to turn OTLP off whatever the variables say.
-    /// For http/protobuf, a URL without a path gets `/v1/metrics`; a URL with a path is used
-    /// as is. Default: `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` (used as is), else
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (with `/v1/metrics` appended for http/protobuf), else
-    /// off: without an endpoint only the Prometheus page is served. Headers, timeout,
-    /// compression, TLS and temporality come from the standard `OTEL_EXPORTER_OTLP_*`
-    /// variables.
-    #[arg(long, env = "CONTAINER_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
-    pub otlp_endpoint: Option<String>,
-
-    /// OTLP transport: `grpc` or `http/protobuf`. Default: `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`,
-    /// else `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/protobuf` (the specification's default).
-    #[arg(
-        long,
-        env = "CONTAINER_EXPORTER_OTLP_PROTOCOL",
-        value_enum,
-        value_name = "PROTOCOL"
-    )]
-    pub otlp_protocol: Option<Protocol>,
-
-    /// How many requests (one per tick) may wait while the receiver is slow or down. When the
-    /// queue is full the oldest request is dropped and counted in
-    /// `container_exporter_otlp_dropped_requests_total`; cumulative counters lose nothing by
-    /// it (every request carries the totals), gauges lose the dropped ticks.
-    #[arg(
-        long,
-        env = "CONTAINER_EXPORTER_OTLP_QUEUE_SIZE",
-        default_value_t = 10,
-        value_parser = clap::value_parser!(u32).range(1..=10_000),
-        value_name = "REQUESTS"
-    )]
-    pub otlp_queue_size: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Protocol {
-    /// OTLP/gRPC (port 4317 by convention).
-    Grpc,
-    /// OTLP/HTTP with protobuf bodies, POST to `/v1/metrics` (port 4318 by convention).
-    #[value(name = "http/protobuf")]
-    HttpProtobuf,
-}
-
-impl Protocol {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Grpc => "grpc",
-            Protocol::HttpProtobuf => "http/protobuf",
-        }
-    }
 }
 
 /// Everything the exporter needs, resolved and validated.
