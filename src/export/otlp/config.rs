@@ -1,0 +1,575 @@
+//! What OTLP export is configured to do: the flags and the standard `OTEL_EXPORTER_OTLP_*`
+//! variables, resolved once at start with the specification's precedence (flag, then the
+//! metrics-specific variable, then the generic one, then the default). An invalid value stops
+//! the exporter at start with a message naming the variable.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::{Protocol, Temporality};
+use crate::config::OtlpArgs;
+use crate::resource::parse_resource_attributes;
+
+/// Everything the exporter needs, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct OtlpConfig {
+    pub protocol: Protocol,
+    /// The full URL: for http/protobuf including the path; for gRPC `scheme://host:port`.
+    pub endpoint: String,
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub gzip: bool,
+    /// PEM bytes of the CA certificates to trust instead of the system roots.
+    pub ca_pem: Option<Vec<u8>>,
+    pub ca_path: Option<String>,
+    /// The client certificate chain and key (PEM) for mutual TLS, from
+    /// `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` and `OTEL_EXPORTER_OTLP_CLIENT_KEY`.
+    pub client_identity: Option<ClientIdentity>,
+    pub temporality: Temporality,
+    pub queue_size: usize,
+    /// `OTEL_SERVICE_NAME`, else `service.name` of `OTEL_RESOURCE_ATTRIBUTES`, else
+    /// `container-exporter`.
+    pub service_name: String,
+    /// `OTEL_RESOURCE_ATTRIBUTES`, raw.
+    pub resource_attributes: Option<String>,
+}
+
+/// A client certificate and its key, checked to parse at start.
+#[derive(Clone)]
+pub struct ClientIdentity {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    pub cert_path: String,
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        write!(f, "ClientIdentity({})", self.cert_path)
+    }
+}
+
+impl ClientIdentity {
+    /// The chain and key as rustls takes them.
+    pub fn parts(
+        &self,
+    ) -> Result<
+        (
+            Vec<rustls_pki_types::CertificateDer<'static>>,
+            rustls_pki_types::PrivateKeyDer<'static>,
+        ),
+        String,
+    > {
+        use rustls_pki_types::pem::PemObject;
+        let chain = rustls_pki_types::CertificateDer::pem_slice_iter(&self.cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{}: {e}", self.cert_path))?;
+        if chain.is_empty() {
+            return Err(format!(
+                "{}: no PEM certificate (-----BEGIN CERTIFICATE-----) in the file",
+                self.cert_path
+            ));
+        }
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|e| {
+            format!(
+                "the client key for {}: no PEM private key ({e})",
+                self.cert_path
+            )
+        })?;
+        Ok((chain, key))
+    }
+}
+
+/// How the environment is read (a map in tests, the process environment in production).
+pub trait Env {
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok()
+    }
+}
+
+impl Env for HashMap<&str, &str> {
+    fn get(&self, key: &str) -> Option<String> {
+        HashMap::get(self, key).map(|v| v.to_string())
+    }
+}
+
+/// The metrics-specific variable, else the generic one; empty values count as unset.
+fn otel(env: &dyn Env, suffix: &str) -> Option<(String, String)> {
+    for key in [
+        format!("OTEL_EXPORTER_OTLP_METRICS_{suffix}"),
+        format!("OTEL_EXPORTER_OTLP_{suffix}"),
+    ] {
+        if let Some(v) = env.get(&key).map(|v| v.trim().to_string())
+            && !v.is_empty()
+        {
+            return Some((key, v));
+        }
+    }
+    None
+}
+
+impl OtlpConfig {
+    /// Resolves the flags and the process environment. `Ok(None)`: OTLP is off.
+    pub fn from_args(args: &OtlpArgs) -> Result<Option<OtlpConfig>, String> {
+        OtlpConfig::resolve(args, &ProcessEnv)
+    }
+
+    pub fn resolve(args: &OtlpArgs, env: &dyn Env) -> Result<Option<OtlpConfig>, String> {
+        let protocol = match args.otlp_protocol {
+            Some(p) => p,
+            None => match otel(env, "PROTOCOL") {
+                None => Protocol::HttpProtobuf,
+                Some((_, v)) if v == "grpc" => Protocol::Grpc,
+                Some((_, v)) if v == "http/protobuf" => Protocol::HttpProtobuf,
+                Some((key, v)) => {
+                    return Err(format!(
+                        "{key}={v:?}: the protocol must be `grpc` or `http/protobuf` \
+                         (http/json is not supported)"
+                    ));
+                }
+            },
+        };
+        // (source, value, whether the path is taken as is)
+        let flag = args
+            .otlp_endpoint
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty());
+        let (source, raw, as_is) = if let Some(v) = flag {
+            if v.eq_ignore_ascii_case("off") || v.eq_ignore_ascii_case("none") {
+                return Ok(None);
+            }
+            ("--otlp-endpoint".to_string(), v.to_string(), None)
+        } else if let Some(v) = env
+            .get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+            .filter(|v| !v.trim().is_empty())
+        {
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT".to_string(),
+                v.trim().to_string(),
+                Some(true),
+            )
+        } else if let Some(v) = env
+            .get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .filter(|v| !v.trim().is_empty())
+        {
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT".to_string(),
+                v.trim().to_string(),
+                Some(false),
+            )
+        } else {
+            return Ok(None);
+        };
+        let insecure = match otel(env, "INSECURE") {
+            None => false,
+            Some((_, v)) if v.eq_ignore_ascii_case("true") => true,
+            Some((_, v)) if v.eq_ignore_ascii_case("false") => false,
+            Some((key, v)) => return Err(format!("{key}={v:?}: must be `true` or `false`")),
+        };
+        let endpoint = endpoint_url(protocol, &raw, as_is, insecure)
+            .map_err(|e| format!("{source}={raw:?}: {e}"))?;
+
+        let mut headers: Vec<(String, String)> = Vec::new();
+        for key in [
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+        ] {
+            if let Some(v) = env.get(key) {
+                for (k, v) in parse_headers(&v).map_err(|e| format!("{key}: {e}"))? {
+                    // The metrics-specific variable wins for a key in both.
+                    headers.retain(|(o, _)| !o.eq_ignore_ascii_case(&k));
+                    headers.push((k, v));
+                }
+            }
+        }
+
+        let timeout = match otel(env, "TIMEOUT") {
+            None => Duration::from_secs(10),
+            Some((key, v)) => match v.parse::<u64>() {
+                Ok(ms) if ms > 0 => Duration::from_millis(ms),
+                _ => {
+                    return Err(format!(
+                        "{key}={v:?}: the timeout is a positive number of milliseconds"
+                    ));
+                }
+            },
+        };
+        let gzip = match otel(env, "COMPRESSION") {
+            None => false,
+            Some((_, v)) if v.eq_ignore_ascii_case("gzip") => true,
+            Some((_, v)) if v.eq_ignore_ascii_case("none") => false,
+            Some((key, v)) => {
+                return Err(format!("{key}={v:?}: compression is `gzip` or `none`"));
+            }
+        };
+        let (ca_pem, ca_path) = match otel(env, "CERTIFICATE") {
+            None => (None, None),
+            Some((key, path)) => {
+                let pem = std::fs::read(&path)
+                    .map_err(|e| format!("{key}={path:?}: cannot read the CA file: {e}"))?;
+                use rustls_pki_types::pem::PemObject;
+                let n = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
+                    .filter(|c| c.is_ok())
+                    .count();
+                if n == 0 {
+                    return Err(format!(
+                        "{key}={path:?}: no PEM certificate (-----BEGIN CERTIFICATE-----) in the file"
+                    ));
+                }
+                (Some(pem), Some(path))
+            }
+        };
+        let client_identity = match (otel(env, "CLIENT_CERTIFICATE"), otel(env, "CLIENT_KEY")) {
+            (None, None) => None,
+            (Some((key, _)), None) => {
+                return Err(format!(
+                    "{key} is set but OTEL_EXPORTER_OTLP_CLIENT_KEY is not: a client certificate \
+                     needs its key"
+                ));
+            }
+            (None, Some((key, _))) => {
+                return Err(format!(
+                    "{key} is set but OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE is not"
+                ));
+            }
+            (Some((ck, cp)), Some((kk, kp))) => {
+                let cert_pem = std::fs::read(&cp)
+                    .map_err(|e| format!("{ck}={cp:?}: cannot read the client certificate: {e}"))?;
+                let key_pem = std::fs::read(&kp)
+                    .map_err(|e| format!("{kk}={kp:?}: cannot read the client key: {e}"))?;
+                let id = ClientIdentity {
+                    cert_pem,
+                    key_pem,
+                    cert_path: cp.clone(),
+                };
+                id.parts().map_err(|e| format!("{ck}/{kk}: {e}"))?;
+                Some(id)
+            }
+        };
+        let temporality = match env
+            .get("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE")
+            .map(|v| v.trim().to_ascii_lowercase())
+            .filter(|v| !v.is_empty())
+            .as_deref()
+        {
+            None | Some("cumulative") => Temporality::Cumulative,
+            Some("delta") => Temporality::Delta,
+            Some("lowmemory") => Temporality::LowMemory,
+            Some(v) => {
+                return Err(format!(
+                    "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE={v:?}: must be \
+                     `cumulative`, `delta` or `lowmemory`"
+                ));
+            }
+        };
+        let resource_attributes = env.get("OTEL_RESOURCE_ATTRIBUTES");
+        let service_name = env
+            .get("OTEL_SERVICE_NAME")
+            .filter(|v| !v.trim().is_empty())
+            .or_else(|| {
+                resource_attributes.as_deref().and_then(|r| {
+                    parse_resource_attributes(r)
+                        .into_iter()
+                        .find(|(k, _)| k == "service.name")
+                        .map(|(_, v)| v)
+                })
+            })
+            .unwrap_or_else(|| "container-exporter".to_string());
+        Ok(Some(OtlpConfig {
+            protocol,
+            endpoint,
+            headers,
+            timeout,
+            gzip,
+            ca_pem,
+            ca_path,
+            client_identity,
+            temporality,
+            queue_size: args.otlp_queue_size as usize,
+            service_name,
+            resource_attributes,
+        }))
+    }
+}
+
+/// The URL requests go to. `as_is`: `None` for the flag (path appended only when there is
+/// none), `Some(true)` for the metrics-specific variable, `Some(false)` for the generic one
+/// (`v1/metrics` appended to its path).
+fn endpoint_url(
+    protocol: Protocol,
+    raw: &str,
+    as_is: Option<bool>,
+    insecure: bool,
+) -> Result<String, String> {
+    let with_scheme = if raw.contains("://") {
+        raw.to_string()
+    } else if protocol == Protocol::Grpc {
+        // OTEL_EXPORTER_OTLP_INSECURE decides for a gRPC endpoint without a scheme.
+        let scheme = if insecure { "http" } else { "https" };
+        format!("{scheme}://{raw}")
+    } else {
+        return Err("the URL needs a scheme (`http://` or `https://`)".into());
+    };
+    let uri: hyper::Uri = with_scheme
+        .parse()
+        .map_err(|e| format!("not a URL ({e})"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        other => {
+            return Err(format!(
+                "the scheme must be http or https, not {}",
+                other.unwrap_or("none")
+            ));
+        }
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("the URL has no host".into());
+    }
+    if protocol == Protocol::Grpc {
+        // The gRPC path is the service's; the URL names only where to connect.
+        let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+        return Ok(format!(
+            "{}://{authority}",
+            uri.scheme_str().unwrap_or("http")
+        ));
+    }
+    let path = uri.path();
+    let append = match as_is {
+        Some(true) => false,
+        Some(false) => true,
+        None => path.is_empty() || path == "/",
+    };
+    if !append {
+        return Ok(with_scheme);
+    }
+    let base = with_scheme.trim_end_matches('/');
+    // A query string on a base URL is unusual enough to refuse rather than guess.
+    if uri.query().is_some() {
+        return Err("a base URL with a query string cannot get `/v1/metrics` appended".into());
+    }
+    Ok(format!("{base}/v1/metrics"))
+}
+
+/// `OTEL_EXPORTER_OTLP_HEADERS`: comma-separated `key=value`, percent-decoded (W3C Baggage
+/// style). Keys must be valid header names; values valid header values.
+pub fn parse_headers(s: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for pair in s.split(',') {
+        if pair.trim().is_empty() {
+            continue;
+        }
+        let Some((k, v)) = pair.split_once('=') else {
+            return Err(format!("{pair:?} is not key=value"));
+        };
+        let k = k.trim().to_ascii_lowercase();
+        let decoded = parse_resource_attributes(&format!("k={}", v.trim()))
+            .pop()
+            .map(|(_, v)| v)
+            .ok_or_else(|| format!("{k}: bad percent-encoding in {v:?}"))?;
+        hyper::header::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| format!("{k:?} is not a valid header name"))?;
+        hyper::header::HeaderValue::from_str(&decoded)
+            .map_err(|_| format!("{k}: {decoded:?} is not a valid header value"))?;
+        out.push((k, decoded));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(endpoint: Option<&str>) -> OtlpArgs {
+        OtlpArgs {
+            otlp_endpoint: endpoint.map(str::to_string),
+            otlp_protocol: None,
+            otlp_queue_size: 10,
+        }
+    }
+
+    fn resolve(
+        a: &OtlpArgs,
+        env: &[(&'static str, &'static str)],
+    ) -> Result<Option<OtlpConfig>, String> {
+        let env: HashMap<&str, &str> = env.iter().copied().collect();
+        OtlpConfig::resolve(a, &env)
+    }
+
+    #[test]
+    fn off_without_an_endpoint() {
+        assert!(resolve(&args(None), &[]).unwrap().is_none());
+        assert!(
+            resolve(&args(None), &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")])
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            resolve(
+                &args(Some("off")),
+                &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://x:4318")]
+            )
+            .unwrap()
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn endpoint_precedence_and_paths() {
+        let c = resolve(
+            &args(None),
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.endpoint, "http://c:4318/v1/metrics");
+        assert_eq!(c.protocol, Protocol::HttpProtobuf);
+        let c = resolve(
+            &args(None),
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/base/")],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.endpoint, "http://c:4318/base/v1/metrics");
+        let c = resolve(
+            &args(None),
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                (
+                    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                    "https://m:443/custom",
+                ),
+            ],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.endpoint, "https://m:443/custom");
+        let c = resolve(
+            &args(Some("http://flag:4318")),
+            &[(
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                "https://m:443/custom",
+            )],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.endpoint, "http://flag:4318/v1/metrics");
+        let c = resolve(&args(Some("http://flag:4318/x/y")), &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.endpoint, "http://flag:4318/x/y");
+    }
+
+    #[test]
+    fn grpc_endpoints() {
+        let env = [
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317/ignored"),
+        ];
+        let c = resolve(&args(None), &env).unwrap().unwrap();
+        assert_eq!(c.protocol, Protocol::Grpc);
+        assert_eq!(c.endpoint, "http://c:4317");
+        let mut a = args(Some("c:4317"));
+        a.otlp_protocol = Some(Protocol::Grpc);
+        assert_eq!(
+            resolve(&a, &[]).unwrap().unwrap().endpoint,
+            "https://c:4317"
+        );
+        let c = resolve(&a, &[("OTEL_EXPORTER_OTLP_INSECURE", "true")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.endpoint, "http://c:4317");
+    }
+
+    #[test]
+    fn headers_timeout_compression() {
+        let c = resolve(
+            &args(Some("http://c:4318")),
+            &[
+                ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=a%20b,X-Team=one"),
+                ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "x-team=two"),
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+                ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "gzip"),
+            ],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            c.headers,
+            vec![
+                ("api-key".to_string(), "a b".to_string()),
+                ("x-team".to_string(), "two".to_string())
+            ]
+        );
+        assert_eq!(c.timeout, Duration::from_millis(2500));
+        assert!(c.gzip);
+        assert_eq!(c.temporality, Temporality::Cumulative);
+        assert_eq!(c.service_name, "container-exporter");
+    }
+
+    #[test]
+    fn invalid_values_are_errors_that_name_the_variable() {
+        let a = args(Some("http://c:4318"));
+        for (k, v) in [
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "novalue"),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem"),
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+                "sometimes",
+            ),
+            ("OTEL_EXPORTER_OTLP_INSECURE", "yes"),
+            (
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                "/nonexistent/c.pem",
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY",
+                "/nonexistent/c.key",
+            ),
+        ] {
+            let e = resolve(&a, &[(k, v)]).unwrap_err();
+            assert!(e.contains(k), "{e}");
+        }
+        assert!(resolve(&args(Some("c:4318")), &[]).is_err());
+        assert!(resolve(&args(Some("ftp://c:4318")), &[]).is_err());
+    }
+
+    #[test]
+    fn service_name() {
+        let a = args(Some("http://c:4318"));
+        let c = resolve(
+            &a,
+            &[("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs")],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.service_name, "from-attrs");
+        let c = resolve(
+            &a,
+            &[
+                ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs"),
+                ("OTEL_SERVICE_NAME", "svc"),
+            ],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.service_name, "svc");
+        let c = resolve(
+            &a,
+            &[("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "Delta")],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.temporality, Temporality::Delta);
+    }
+}
