@@ -1,5 +1,7 @@
 //! Command line and environment: every flag has a `CONTAINER_EXPORTER_*` variable, parsed
 //! and validated once here.
+//!
+//! Its length is every flag with its help text, which the README's reference is generated from.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

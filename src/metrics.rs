@@ -3,6 +3,9 @@
 //!
 //! Every output (the snapshot, and the exporters built on it) and the README's metric
 //! reference come from [`METRICS`]; a test fails when the README's table and this one differ.
+//!
+//! Its length is the two tables (every metric, every cAdvisor family): keeping them in one file
+//! is the point.
 
 use crate::cgroup::sample::{CgroupSample, IoDevice};
 use crate::discovery::Kind;

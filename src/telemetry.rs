@@ -4,6 +4,8 @@
 //!
 //! To add a self-metric: a counter in [`Telemetry`] (or a field of [`ProcessStats`]), and a
 //! row in [`SELF_METRICS`] whose `emit` reads it.
+//!
+//! Its length is the self-metric table: one row per metric, on purpose in one place.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};

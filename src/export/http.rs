@@ -10,6 +10,9 @@
 //! response two pages behind the current one is cut, so stalled readers pin at most three
 //! pages. With `--web.config.file` it speaks TLS (HTTP/2 by ALPN), checks client certificates
 //! and basic auth, and adds the configured headers ([`super::web_config`]).
+//!
+//! Long because the server's bounds (connections, in-flight responses, write timeouts) and the
+//! request handling share one state; the per-connection accounting is in `http_conn`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -20,6 +20,10 @@
 //! Relative paths are relative to the file's directory, as the toolkit resolves them. The file
 //! is reloaded on SIGHUP and when it or a file it names changes ([`watch`]); a new file that
 //! does not load leaves the previous configuration in force and the reason in the log.
+//!
+//! Long because the exporter-toolkit format is: each key is parsed, checked and either honoured
+//! or refused with a message, and the file's TLS and auth are built from it; splitting it would
+//! scatter one format over several files.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};

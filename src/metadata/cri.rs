@@ -35,6 +35,10 @@
 //! knew (containers are reported by id), one warning per outage names the socket and what to
 //! mount, and [`run`] retries with jittered backoff capped at 5 s. A closed connection is seen
 //! at once (the socket's end of file), without a call; the reconnect re-lists everything.
+//!
+//! Long because it is one follower with one state: connect, list, events, batched lookups with
+//! retries, removals; the messages, the client and the views of CRI objects are in `cri_api`,
+//! `cri_client` and `cri_view`.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;

@@ -29,6 +29,8 @@
 //!
 //! Version negotiation, list, inspect and the events stream are otherwise the same (Podman 4.3
 //! says API 1.41, like Docker 20.10).
+//!
+//! A quarter of it is tests on real inspect responses.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;

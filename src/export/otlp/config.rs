@@ -2,6 +2,8 @@
 //! variables, resolved once at start with the specification's precedence (flag, then the
 //! metrics-specific variable, then the generic one, then the default). An invalid value stops
 //! the exporter at start with a message naming the variable.
+//!
+//! A third of it is tests of the specification's precedence rules.
 
 use std::collections::HashMap;
 use std::time::Duration;

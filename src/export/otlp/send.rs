@@ -26,6 +26,9 @@
 //! - Every attempt has the configured timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`), so a receiver
 //!   that accepts connections and never answers costs one timeout per attempt, and memory stays
 //!   at the queue's bound plus the request in flight.
+//!
+//! Long because delivery is one piece: the queue, two transports and the classification of
+//! their failures, which must agree on what a retry and a failure are.
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, Hasher};
