@@ -507,7 +507,7 @@ pub fn flags_markdown() -> String {
     let mut cmd = Cli::command();
     cmd.build();
     let mut out = format!(
-        "Global flags (every command):\n\n{}\nThe daemon (no command; `check` takes these too):\n\n{}",
+        "Global flags (every command):\n\n{}\nThe daemon (no command; `check` takes these too, and `snapshot` the metadata ones: `--docker-host`, `--podman-host`, `--cri-endpoint`, `--container-labels`, `--pod-labels`):\n\n{}",
         table(&cmd, Some(true), &[]),
         table(&cmd, Some(false), &[])
     );
