@@ -6,10 +6,12 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::cgroup::{CgroupReader, CgroupSample, Layout, LayoutKind, ProcRoot};
+use crate::collect::MAX_FDS_PER_CONTAINER;
 use crate::config::{DaemonArgs, HostArgs};
 use crate::discovery;
 use crate::export::otlp::OtlpConfig;
 use crate::metadata::docker;
+use crate::system::FD_RESERVE;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -129,6 +131,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
     let mut running_without_pids = 0;
     let mut running = 0;
     let mut untracked_blkio = 0;
+    let mut held = 0;
     for f in found.iter().take(50) {
         let Ok(mut reader) = CgroupReader::open(&layout, &f.rel) else {
             continue;
@@ -151,6 +154,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
                 }
             }
         }
+        held += reader.held();
         errors.extend(errs);
     }
     if !found.is_empty() && readable == 0 {
@@ -236,23 +240,46 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
     if let Ok((soft, _)) =
         nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
     {
-        // About 17 kept-open files per container, plus room to grow.
-        let needed = containers * 20 + 64;
-        let capacity = soft.saturating_sub(64) / 20;
-        if soft < needed {
+        // Descriptors per container as measured on the ones just read (their files, their
+        // cgroup.procs and net/dev), else the most any plan takes.
+        let per = match readable {
+            0 => MAX_FDS_PER_CONTAINER as u64,
+            n => (held as u64).div_ceil(n).max(1),
+        };
+        let budget = soft.saturating_sub(FD_RESERVE);
+        let capacity = budget / per;
+        let why = format!(
+            "{per} descriptors per container, {FD_RESERVE} kept back for connections and the rest"
+        );
+        if capacity == 0 {
             r.add(
                 Level::Fail,
                 "descriptors",
                 format!(
-                    "open-file limit {soft} is too low for {containers} containers (about 20 \
-                     each): raise it (ulimit -n, LimitNOFILE=, docker run --ulimit nofile=65536)"
+                    "open-file limit {soft} is too low: the exporter needs at least {} ({why}). \
+                     Raise it (ulimit -n, LimitNOFILE=, docker run --ulimit nofile=65536)",
+                    FD_RESERVE + per
+                ),
+            );
+        } else if capacity < found.len() as u64 {
+            r.add(
+                Level::Warn,
+                "descriptors",
+                format!(
+                    "open-file limit {soft}: room to keep the files of {capacity} of the {} \
+                     containers open ({why}); the other {} are read by opening and closing their \
+                     files every tick, which costs more CPU but loses nothing. Raise it to {} \
+                     (ulimit -n, LimitNOFILE=, docker run --ulimit nofile=65536)",
+                    found.len(),
+                    found.len() as u64 - capacity,
+                    containers * per + FD_RESERVE
                 ),
             );
         } else {
             r.add(
                 Level::Ok,
                 "descriptors",
-                format!("open-file limit {soft}: room for about {capacity} containers"),
+                format!("open-file limit {soft}: room for about {capacity} containers ({why})"),
             );
         }
     }
@@ -269,7 +296,8 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
                 format!(
                     "max_user_watches is {w}: too few for {containers} containers (one per \
                      container plus the directories above them); raise \
-                     fs.inotify.max_user_watches, or new containers are found only by rescans"
+                     fs.inotify.max_user_watches, or directories that cannot be watched are listed \
+                     every 2 s and exits are seen at the next tick instead of at once"
                 ),
             ),
             Some(w) => r.add(Level::Ok, "inotify", format!("max_user_watches {w}")),

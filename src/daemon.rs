@@ -199,8 +199,12 @@ impl CollectorLoop {
                 None
             }
         };
+        let mut collector = Collector::new(layout, proc_root);
+        // Limits are re-read so that a change shows within a minute (at once after a
+        // runtime's `update` event).
+        collector.set_limits_every(Duration::from_secs(60).saturating_sub(args.interval));
         CollectorLoop {
-            collector: Collector::new(layout, proc_root),
+            collector,
             watcher,
             renderer: PromRenderer::new(host_name, args.prometheus_names),
             store,
@@ -307,6 +311,7 @@ impl CollectorLoop {
         self.watch(&id, &rel);
         let mut changes = DiscoveryChanges::default();
         self.collector.track(f, &mut changes);
+        self.mark_watched(&id);
         self.count(&changes);
         if changes.added > 0 {
             tracing::debug!(%id, cgroup = %rel.display(), "container found");
@@ -324,6 +329,13 @@ impl CollectorLoop {
                 .entry(id.to_string())
                 .or_insert_with(|| Instant::now() + WATCH_RETRY_FOR);
         }
+    }
+
+    /// Tells the collector whether inotify reports the container's `cgroup.events` (then it
+    /// is read only when it changes).
+    fn mark_watched(&mut self, id: &str) {
+        let watched = self.watcher.as_ref().is_some_and(|w| w.watches_events(id));
+        self.collector.set_events_watched(id, watched);
     }
 
     fn unwatch(&mut self, id: &str) {
@@ -352,6 +364,7 @@ impl CollectorLoop {
                 .is_none_or(|w| w.watch_container(&id, &rel));
             if done {
                 // The hierarchy appeared: the container may have changed state meanwhile.
+                self.mark_watched(&id);
                 self.collector.refresh(&id);
             } else if now < until {
                 self.pending_watch.insert(id, until);
@@ -375,6 +388,7 @@ impl CollectorLoop {
             .collect();
         for (id, rel) in &tracked {
             self.watch(id, rel);
+            self.mark_watched(id);
         }
         if let Some(w) = self.watcher.as_mut() {
             w.retain_containers(|id| tracked.iter().any(|(t, _)| t == id));
@@ -408,6 +422,9 @@ impl CollectorLoop {
 
     fn tick(&mut self) {
         let started = Instant::now();
+        for id in self.store.take_limits_changed() {
+            self.collector.refresh_limits(&id);
+        }
         self.collector.collect();
         self.collect_departures();
 
@@ -453,22 +470,30 @@ impl CollectorLoop {
         set(&t.read_errors_malformed, e.malformed);
         set(&t.read_errors_truncated, e.truncated);
         set(&t.read_errors_open, e.open);
+        set(&t.containers_reopened, self.collector.reopening() as u64);
         if let Some(w) = &self.watcher {
             let (dirs, events) = w.watch_counts();
             set(&t.watches_dirs, dirs as u64);
             set(&t.watches_events, events as u64);
+            let (dirs, events) = w.unwatched_counts();
+            set(&t.unwatched_dirs, dirs as u64);
+            set(&t.unwatched_events, events as u64);
         }
         let process = ProcessStats::read();
         if let Some(o) = self.otlp.as_mut() {
+            let at = Instant::now();
             o.submit(now, &described, &self.telemetry, &process);
+            set(&t.last_otlp_encode_ns, at.elapsed().as_nanos() as u64);
         }
         if self.serving {
+            let at = Instant::now();
             let mut body = std::mem::take(&mut self.spare_page);
             self.renderer
                 .render(&mut body, now, described, &self.telemetry, &process);
             let old = self.pages.publish(Page::new(body, self.generation));
             // Reuse the previous page's buffer when no scrape still holds it.
             self.spare_page = old.into_buffer().unwrap_or_default();
+            set(&t.last_render_ns, at.elapsed().as_nanos() as u64);
         }
         let generation = self.generation;
         for d in &mut self.departed {

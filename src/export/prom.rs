@@ -482,6 +482,39 @@ fn render_telemetry(page: &mut Vec<u8>, t: &Telemetry, p: &ProcessStats) {
     );
     family(
         page,
+        "container_exporter_inotify_unwatched",
+        "gauge",
+        "Watches missing for want of inotify watches: directories (listed every 2 s instead) and cgroup.events files (exits then seen at the next tick).",
+        &[
+            (&[("kind", "directory")], int(&t.unwatched_dirs)),
+            (&[("kind", "cgroup_events")], int(&t.unwatched_events)),
+        ],
+    );
+    family(
+        page,
+        "container_exporter_containers_reopened",
+        "gauge",
+        "Containers whose files are opened, read and closed every tick because the open-file limit leaves no room to keep them open.",
+        &[(&[], int(&t.containers_reopened))],
+    );
+    family(
+        page,
+        "container_exporter_output_duration_seconds",
+        "gauge",
+        "Time the last tick spent writing each output: the Prometheus page (render) and the OTLP request (encode and compress).",
+        &[
+            (
+                &[("output", "prometheus")],
+                Value::Double(get(&t.last_render_ns) as f64 / 1e9),
+            ),
+            (
+                &[("output", "otlp")],
+                Value::Double(get(&t.last_otlp_encode_ns) as f64 / 1e9),
+            ),
+        ],
+    );
+    family(
+        page,
         "container_exporter_scrapes_total",
         "counter",
         "Requests served on /metrics (up to the previous render).",

@@ -323,6 +323,10 @@ impl Follower {
             action @ ("start" | "rename" | "update")
                 if action == "start" || self.store.contains(&id) =>
             {
+                if action == "update" {
+                    // `docker update` wrote new limits: the collector reads them next tick.
+                    self.store.flag_limits_changed(&id);
+                }
                 let res = docker.inspect_container(&id, None).await;
                 self.apply_inspect(&id, res);
             }
