@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::cgroup::{CgroupReader, CgroupSample, Layout, LayoutKind, ProcRoot};
-use crate::collect::MAX_FDS_PER_CONTAINER;
+use crate::collect::{MAX_FDS_LEAN, MAX_FDS_PER_CONTAINER};
 use crate::config::{DaemonArgs, HostArgs};
 use crate::discovery;
 use crate::export::otlp::OtlpConfig;
@@ -132,6 +132,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
     let mut running = 0;
     let mut untracked_blkio = 0;
     let mut held = 0;
+    let mut lean = 0;
     for f in found.iter().take(50) {
         let Ok(mut reader) = CgroupReader::open(&layout, &f.rel) else {
             continue;
@@ -155,6 +156,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
             }
         }
         held += reader.held();
+        lean += reader.lean_fds();
         errors.extend(errs);
     }
     if !found.is_empty() && readable == 0 {
@@ -242,37 +244,51 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
     {
         // Descriptors per container as measured on the ones just read (their files, their
         // cgroup.procs and net/dev), else the most any plan takes.
-        let per = match readable {
-            0 => MAX_FDS_PER_CONTAINER as u64,
-            n => (held as u64).div_ceil(n).max(1),
+        let per_container = |n: usize, bound: usize| match readable {
+            0 => bound as u64,
+            r => (n as u64).div_ceil(r).max(1),
         };
+        let per = per_container(held, MAX_FDS_PER_CONTAINER);
+        let per_lean = per_container(lean, MAX_FDS_LEAN);
         let budget = soft.saturating_sub(FD_RESERVE);
         let capacity = budget / per;
+        let capacity_lean = budget / per_lean;
+        let found_n = found.len() as u64;
         let why = format!(
             "{per} descriptors per container, {FD_RESERVE} kept back for connections and the rest"
         );
-        if capacity == 0 {
+        let raise = "ulimit -n, LimitNOFILE=, docker run --ulimit nofile=65536";
+        if capacity_lean == 0 {
             r.add(
                 Level::Fail,
                 "descriptors",
                 format!(
                     "open-file limit {soft} is too low: the exporter needs at least {} ({why}). \
-                     Raise it (ulimit -n, LimitNOFILE=, docker run --ulimit nofile=65536)",
-                    FD_RESERVE + per
+                     Raise it ({raise})",
+                    FD_RESERVE + per_lean
                 ),
             );
-        } else if capacity < found.len() as u64 {
+        } else if capacity < found_n {
+            let reopened = found_n.saturating_sub(capacity_lean);
+            let rest = if reopened == 0 {
+                format!(
+                    "with only the files read every tick kept open ({per_lean} per container) \
+                     all {found_n} fit"
+                )
+            } else {
+                format!(
+                    "with only the files read every tick kept open ({per_lean} per container) \
+                     {capacity_lean} fit, and the other {reopened} are read by opening and \
+                     closing their files every tick, which costs more CPU but loses nothing"
+                )
+            };
             r.add(
                 Level::Warn,
                 "descriptors",
                 format!(
-                    "open-file limit {soft}: room to keep the files of {capacity} of the {} \
-                     containers open ({why}); the other {} are read by opening and closing their \
-                     files every tick, which costs more CPU but loses nothing. Raise it to {} \
-                     (ulimit -n, LimitNOFILE=, docker run --ulimit nofile=65536)",
-                    found.len(),
-                    found.len() as u64 - capacity,
-                    containers * per + FD_RESERVE
+                    "open-file limit {soft}: room to keep all the files of {capacity} of the \
+                     {found_n} containers open ({why}); {rest}. Raise it to {} ({raise})",
+                    found_n * per + FD_RESERVE
                 ),
             );
         } else {

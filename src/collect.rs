@@ -170,6 +170,9 @@ pub struct Collector {
     reopening: usize,
     /// The budget warning was logged (once per shortage).
     warned_budget: bool,
+    /// Descriptors are short: only the files read every tick are kept open (the rest, read
+    /// once a minute or on an event, are opened when read), so more containers fit.
+    lean: bool,
     limits_every: Duration,
 }
 
@@ -178,6 +181,10 @@ const KEEP_ERRORS: usize = 16;
 /// Descriptors one container may take at most: every file of the largest plan, its
 /// `cgroup.procs` and its `net/dev`.
 pub const MAX_FDS_PER_CONTAINER: usize = 21;
+
+/// Descriptors one container may take at most when only the files read every tick are kept
+/// open (descriptors are short): the largest plan's per-tick files and `net/dev`.
+pub const MAX_FDS_LEAN: usize = 13;
 
 /// How long limits are trusted by default between two reads (the daemon sets it so that a
 /// change shows within a minute at its interval).
@@ -197,6 +204,7 @@ impl Collector {
             fds_held: 0,
             reopening: 0,
             warned_budget: false,
+            lean: false,
             limits_every: LIMITS_EVERY,
         }
     }
@@ -273,9 +281,18 @@ impl Collector {
     /// Starts (or restarts, on a new inode) tracking one container, and reads it once so
     /// it has a baseline (and its `populated` state) from the start.
     pub fn track(&mut self, f: Found, changes: &mut DiscoveryChanges) {
-        let keep_open = self.fds_held + MAX_FDS_PER_CONTAINER <= self.fd_budget;
+        if !self.lean && self.fds_held + MAX_FDS_PER_CONTAINER > self.fd_budget {
+            self.go_lean();
+        }
+        let need = if self.lean {
+            MAX_FDS_LEAN
+        } else {
+            MAX_FDS_PER_CONTAINER
+        };
+        let keep_open = self.fds_held + need <= self.fd_budget;
         let options = OpenOptions {
             keep_open,
+            keep_rare: !self.lean,
             limits_every: self.limits_every,
         };
         let reader = match CgroupReader::open_with(&self.layout, &f.rel, options) {
@@ -371,7 +388,12 @@ impl Collector {
             if t.exited {
                 continue;
             }
-            match read_one(t, &self.proc_root, &mut self.buf, &mut errors) {
+            let result = read_one(t, &self.proc_root, &mut self.buf, &mut errors);
+            if self.lean {
+                // What is read every tick may have changed (a quota set, a device counted).
+                t.reader.trim(&self.layout, &t.state.rel);
+            }
+            match result {
                 // An exit whose event was lost is caught here, one tick late.
                 Ok(()) if t.observe() => self.departed.push(t.state.clone()),
                 Ok(()) => {}
@@ -395,9 +417,9 @@ impl Collector {
             held += t.reader.held();
             reopening += usize::from(t.reader.reopens());
         }
-        if reopening > 0 && held + MAX_FDS_PER_CONTAINER <= self.fd_budget {
+        if reopening > 0 && held + MAX_FDS_LEAN <= self.fd_budget {
             for t in self.containers.values_mut() {
-                if held + MAX_FDS_PER_CONTAINER > self.fd_budget {
+                if held + MAX_FDS_LEAN > self.fd_budget {
                     break;
                 }
                 if t.reader.reopens() {
@@ -417,6 +439,22 @@ impl Collector {
         self.reopening = reopening;
     }
 
+    /// Keeps only the files read every tick open, for every container from now on: when not
+    /// all containers fit with all their files, more of them fit that way, and the few files
+    /// read once a minute cost little to open.
+    fn go_lean(&mut self) {
+        self.lean = true;
+        let mut freed = 0;
+        for t in self.containers.values_mut() {
+            freed += t.reader.keep_rare(false, &self.layout, &t.state.rel);
+        }
+        self.fds_held = self.fds_held.saturating_sub(freed);
+        tracing::info!(
+            freed,
+            "descriptors are short: only the files read every tick are kept open"
+        );
+    }
+
     fn warn_budget(&mut self) {
         if self.warned_budget {
             return;
@@ -429,7 +467,7 @@ impl Collector {
              open: the others are read by opening, reading and closing their files every tick \
              (slower, nothing is lost; container_exporter_containers_reopened counts them). \
              Raise the limit (ulimit -n, LimitNOFILE=, docker run --ulimit nofile=…)",
-            self.fd_budget / MAX_FDS_PER_CONTAINER
+            self.fd_budget / MAX_FDS_LEAN
         );
     }
 

@@ -392,6 +392,7 @@ fn limits_are_trusted_for_their_period_then_read_again() {
     let every = Duration::from_millis(1500);
     let options = OpenOptions {
         keep_open: true,
+        keep_rare: true,
         limits_every: every,
     };
     let mut reader = CgroupReader::open_with(&l, &cg.rel, options).unwrap();

@@ -28,6 +28,7 @@ use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -261,12 +262,62 @@ enum Net {
 /// at a 1 s interval, ten at the default 10 s.
 const HOST_NETWORK_RECHECK_MAX: u32 = 64;
 
+/// A hierarchy's mount, for files opened when read: one `O_PATH` descriptor per mount,
+/// shared by every reader, so a reopened file is opened relative to it without walking the
+/// mount's own path (`/sys/fs/cgroup/memory`), about a third of the cost of opening a cgroup
+/// file. Without that descriptor, files are opened by their full path.
+#[derive(Debug, Clone)]
+struct Mount {
+    root: PathBuf,
+    fd: Option<Arc<File>>,
+}
+
+impl Mount {
+    fn get(root: &Path) -> Mount {
+        static MOUNTS: Mutex<Vec<(PathBuf, Arc<File>)>> = Mutex::new(Vec::new());
+        let mut mounts = MOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+        let fd = match mounts.iter().find(|(p, _)| p == root) {
+            Some((_, f)) => Some(f.clone()),
+            None => {
+                let f = nix::fcntl::open(
+                    root,
+                    OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .ok()
+                .map(|fd| Arc::new(File::from(fd)));
+                if let Some(f) = &f {
+                    mounts.push((root.to_path_buf(), f.clone()));
+                }
+                f
+            }
+        };
+        Mount {
+            root: root.to_path_buf(),
+            fd,
+        }
+    }
+
+    fn open(&self, below: &Path) -> io::Result<File> {
+        let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+        let fd = match &self.fd {
+            Some(m) => openat(m.as_fd(), below, flags, Mode::empty()),
+            None => nix::fcntl::open(&self.root.join(below), flags, Mode::empty()),
+        };
+        fd.map(File::from).map_err(io::Error::from)
+    }
+}
+
 /// How a reader treats its descriptors and its limits.
 #[derive(Debug, Clone, Copy)]
 pub struct OpenOptions {
     /// Keep every file open (the normal case). False when the process's descriptor budget is
     /// spent: files are then opened, read and closed at every read.
     pub keep_open: bool,
+    /// Also keep open the files that are not read every tick (limits, a watched
+    /// `cgroup.events`, `cgroup.procs`, v1 `cpu.stat` without a quota, v1 blkio files that
+    /// account no device). False when descriptors are short: they are then opened when read.
+    pub keep_rare: bool,
     /// How long the last read of the limits stays good; zero re-reads them at every read.
     pub limits_every: Duration,
 }
@@ -275,6 +326,7 @@ impl Default for OpenOptions {
     fn default() -> OpenOptions {
         OpenOptions {
             keep_open: true,
+            keep_rare: true,
             limits_every: Duration::ZERO,
         }
     }
@@ -291,6 +343,32 @@ struct Planned {
     /// Known to exist (opened once). A file planned while no descriptor could be had is
     /// dropped from the plan at the first read that finds it absent.
     seen: bool,
+}
+
+/// What decides which files are read every tick; the others are read with the limits (or,
+/// for `cgroup.events`, when its watch reports a change).
+#[derive(Debug, Default, Clone, Copy)]
+struct TickSet {
+    /// An inotify watch on `cgroup.events` reports every change of it.
+    events_watched: bool,
+    /// A CPU quota is set: v1 throttling counters move only under one.
+    quota: bool,
+    /// The v1 blkio files accounted some device at their last read. They list a device only
+    /// once some cgroup had a throttle rule on it (a host-wide event), and show `Total 0`
+    /// until then; counting starts then, so reading them late loses nothing.
+    io_seen: bool,
+}
+
+impl TickSet {
+    fn per_tick(self, kind: FileKind) -> bool {
+        match kind {
+            k if k.is_limit() => false,
+            FileKind::CgroupEvents => !self.events_watched,
+            FileKind::CpuStatV1 => self.quota,
+            FileKind::BlkioBytes | FileKind::BlkioOps => self.io_seen,
+            _ => true,
+        }
+    }
 }
 
 /// The values of the files that are not re-read at every read.
@@ -314,9 +392,10 @@ pub struct CgroupReader {
     procs: Option<File>,
     net: Net,
     options: OpenOptions,
-    /// The container's directory in each hierarchy, for files opened at every read (empty
-    /// while every file is kept open).
-    dirs: Vec<(Hier, PathBuf)>,
+    /// The mount of each hierarchy that has files opened when read (empty while every file
+    /// is kept open), and the container's path below the mounts.
+    dirs: Vec<(Hier, Mount)>,
+    rel: Option<PathBuf>,
     /// Where `cgroup.procs` is, when it is not kept open.
     procs_path: Option<PathBuf>,
     /// Values of the limits (and of v1 `cpu.stat` without a quota) as last read.
@@ -325,9 +404,9 @@ pub struct CgroupReader {
     limits_due: Option<Instant>,
     /// The first period between limit reads was cut short already.
     staggered: bool,
-    /// An inotify watch on `cgroup.events` reports every change of it, so it is read only
-    /// when that says it changed (`events_stale`), not every tick.
-    events_watched: bool,
+    /// Which files are read every tick (the others with the limits, or on an event).
+    ticks: TickSet,
+    /// `cgroup.events` changed, or may have: read it at the next read.
     events_stale: bool,
     /// `populated` as last read.
     populated: Option<bool>,
@@ -412,11 +491,12 @@ impl CgroupReader {
             net: Net::Unknown,
             options,
             dirs: Vec::new(),
+            rel: None,
             procs_path: None,
             slow: Slow::default(),
             limits_due: None,
             staggered: false,
-            events_watched: false,
+            ticks: TickSet::default(),
             events_stale: true,
             populated: None,
             dir,
@@ -503,7 +583,9 @@ impl CgroupReader {
                         });
                     }
                     let file = File::from(fd);
-                    let kept = self.options.keep_open.then_some(file);
+                    let keep = self.options.keep_open
+                        && (self.options.keep_rare || self.ticks.per_tick(kind));
+                    let kept = keep.then_some(file);
                     if kept.is_none() {
                         self.note_dir(layout, rel, hier);
                     }
@@ -538,7 +620,7 @@ impl CgroupReader {
         if self.procs.is_none() && self.procs_path.is_none() {
             let procs_root = layout.unified.as_deref().unwrap_or(layout.discovery_root());
             let path = procs_root.join(rel).join("cgroup.procs");
-            match self.options.keep_open {
+            match self.options.keep_open && self.options.keep_rare {
                 true => match File::open(&path) {
                     Ok(f) => self.procs = Some(f),
                     Err(e) if is_out_of_descriptors(&e) => self.procs_path = Some(path),
@@ -555,8 +637,21 @@ impl CgroupReader {
         if !self.dirs.iter().any(|(h, _)| *h == hier)
             && let Some(root) = mount(layout, hier)
         {
-            self.dirs.push((hier, root.join(rel)));
+            self.dirs.push((hier, Mount::get(root)));
         }
+        if self.rel.is_none() {
+            self.rel = Some(rel.to_path_buf());
+        }
+    }
+
+    /// Opens file `i` by its path below its hierarchy's mount.
+    fn open_planned(&self, i: usize) -> io::Result<File> {
+        let f = &self.files[i];
+        let (Some((_, m)), Some(rel)) = (self.dirs.iter().find(|(h, _)| *h == f.hier), &self.rel)
+        else {
+            return Err(io::ErrorKind::NotFound.into());
+        };
+        m.open(&rel.join(f.name))
     }
 
     /// Plans every file of `hier` without knowing which exist (no descriptor to look).
@@ -584,30 +679,47 @@ impl CgroupReader {
             + usize::from(matches!(self.net, Net::Open(_)))
     }
 
-    /// Whether some of its files are opened at every read instead of kept open.
+    /// Descriptors it would hold with only the files read every tick kept open (its
+    /// `cgroup.events` watched, as the daemon does): what `check` counts per container when
+    /// descriptors are short.
+    pub fn lean_fds(&self) -> usize {
+        let ticks = TickSet {
+            events_watched: true,
+            ..self.ticks
+        };
+        self.files.iter().filter(|f| ticks.per_tick(f.kind)).count()
+            + usize::from(matches!(self.net, Net::Open(_) | Net::Reopen(_)))
+    }
+
+    /// Whether some of the files it reads every tick are opened at every read instead of
+    /// kept open.
     pub fn reopens(&self) -> bool {
-        self.files.iter().any(|f| f.file.is_none())
-            || self.procs_path.is_some()
+        self.files
+            .iter()
+            .any(|f| f.file.is_none() && self.ticks.per_tick(f.kind))
             || matches!(self.net, Net::Reopen(_))
     }
 
     /// Opens and keeps the files that were opened at every read (there are descriptors to
-    /// spare again). Stops at the first failure; returns whether every file is kept now.
+    /// spare again): all of them, or only those read every tick when rare ones are not
+    /// kept. Stops at the first failure; returns whether every such file is kept now.
     pub fn keep_open(&mut self) -> bool {
         self.options.keep_open = true;
-        for f in self.files.iter_mut().filter(|f| f.file.is_none()) {
-            let Some((_, dir)) = self.dirs.iter().find(|(h, _)| *h == f.hier) else {
-                return false;
-            };
-            match File::open(dir.join(f.name)) {
+        let (ticks, keep_rare) = (self.ticks, self.options.keep_rare);
+        for i in 0..self.files.len() {
+            let f = &self.files[i];
+            if f.file.is_some() || !(keep_rare || ticks.per_tick(f.kind)) {
+                continue;
+            }
+            match self.open_planned(i) {
                 Ok(file) => {
-                    f.file = Some(file);
-                    f.seen = true;
+                    self.files[i].file = Some(file);
+                    self.files[i].seen = true;
                 }
                 Err(_) => return false,
             }
         }
-        if let Some(path) = &self.procs_path {
+        if keep_rare && let Some(path) = &self.procs_path {
             match File::open(path) {
                 Ok(file) => {
                     self.procs = Some(file);
@@ -622,8 +734,42 @@ impl CgroupReader {
                 Err(_) => self.net = Net::Unknown,
             }
         }
-        self.dirs.clear();
         true
+    }
+
+    /// From now on keeps open only the files read every tick, and closes the others now
+    /// (descriptors are short). Returns the descriptors freed.
+    pub fn keep_rare(&mut self, keep: bool, layout: &Layout, rel: &Path) -> usize {
+        self.options.keep_rare = keep;
+        if keep {
+            return 0;
+        }
+        self.trim(layout, rel)
+    }
+
+    /// Closes the kept files that are not read every tick (when rare ones are not kept):
+    /// what is read every tick can change (a quota set, a device accounted). Returns the
+    /// descriptors freed.
+    pub fn trim(&mut self, layout: &Layout, rel: &Path) -> usize {
+        if self.options.keep_rare {
+            return 0;
+        }
+        let mut freed = 0;
+        for i in 0..self.files.len() {
+            let f = &self.files[i];
+            if f.file.is_some() && !self.ticks.per_tick(f.kind) {
+                let hier = f.hier;
+                self.files[i].file = None;
+                self.note_dir(layout, rel, hier);
+                freed += 1;
+            }
+        }
+        if self.procs.take().is_some() {
+            let procs_root = layout.unified.as_deref().unwrap_or(layout.discovery_root());
+            self.procs_path = Some(procs_root.join(rel).join("cgroup.procs"));
+            freed += 1;
+        }
+        freed
     }
 
     /// Reads the limits again at the next read (a runtime said it changed them).
@@ -634,7 +780,7 @@ impl CgroupReader {
     /// Its `cgroup.events` is watched (true) or no longer (false): while it is, the file is
     /// read only after [`events_changed`](Self::events_changed).
     pub fn set_events_watched(&mut self, watched: bool) {
-        self.events_watched = watched;
+        self.ticks.events_watched = watched;
         self.events_stale = true;
     }
 
@@ -672,25 +818,25 @@ impl CgroupReader {
         let mut v1_ticks = (None, None);
         let now = Instant::now();
         let limits_due = self.limits_due.is_none_or(|due| now >= due);
-        // Without a quota the v1 throttling counters cannot move.
-        let skip_v1_cpu_stat = !limits_due && self.slow.quota_us.is_none();
-        let skip_events = self.events_watched && !self.events_stale;
-        // A file opened for this read only, and the directory it was opened in.
-        let mut dir: Option<(Hier, File)> = None;
+        let ticks = self.ticks;
+        let skip_events = ticks.events_watched && !self.events_stale;
+        let mut read_blkio = false;
         let mut i = 0;
         while i < self.files.len() {
             let f = &self.files[i];
             let (kind, name) = (f.kind, f.name);
-            if (kind.is_limit() && !limits_due)
-                || (kind == FileKind::CpuStatV1 && skip_v1_cpu_stat)
-                || (kind == FileKind::CgroupEvents && skip_events)
-            {
+            let skip = match kind {
+                FileKind::CgroupEvents => skip_events,
+                k => !limits_due && !ticks.per_tick(k),
+            };
+            if skip {
                 i += 1;
                 continue;
             }
+            read_blkio |= matches!(kind, FileKind::BlkioBytes | FileKind::BlkioOps);
             let result = match &f.file {
                 Some(file) => pread_all(file, buf),
-                None => match self.reopen(i, &mut dir) {
+                None => match self.reopen(i) {
                     Ok(Some(file)) => pread_all(&file, buf),
                     // Planned unseen, and absent: this kernel does not offer it.
                     Ok(None) => {
@@ -724,7 +870,6 @@ impl CgroupReader {
                 });
             }
         }
-        drop(dir);
         if skip_events {
             out.populated = self.populated;
         } else {
@@ -732,51 +877,31 @@ impl CgroupReader {
             self.events_stale = false;
         }
         finish(out, v1_ticks);
-        self.keep_slow(out, limits_due, skip_v1_cpu_stat, now);
+        if read_blkio {
+            self.ticks.io_seen = !out.io.is_empty();
+        }
+        self.keep_slow(out, limits_due, now);
         self.read_net(proc_root, buf, out, on_error);
         Ok(())
     }
 
-    /// Opens file `i` for this read only (through `dir`, the directory of its hierarchy,
-    /// opened once per read and hierarchy). `Ok(None)`: a file planned unseen is absent.
-    fn reopen(&mut self, i: usize, dir: &mut Option<(Hier, File)>) -> io::Result<Option<File>> {
-        let f = &self.files[i];
-        if dir.as_ref().is_none_or(|(h, _)| *h != f.hier) {
-            *dir = None;
-            let path = self
-                .dirs
-                .iter()
-                .find(|(h, _)| *h == f.hier)
-                .map(|(_, p)| p)
-                .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
-            // The container's directory gone: the container is (ENOENT is "gone").
-            *dir = Some((f.hier, File::open(path)?));
-        }
-        let (_, d) = dir.as_ref().expect("opened above");
-        match openat(
-            d.as_fd(),
-            f.name,
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => {
+    /// Opens file `i` for this read only, by its path below its hierarchy's mount (no
+    /// directory is opened). `Ok(None)`: a file planned unseen is absent. For a file seen
+    /// before, ENOENT means the container's directory is gone (the caller's "gone").
+    fn reopen(&mut self, i: usize) -> io::Result<Option<File>> {
+        match self.open_planned(i) {
+            Ok(file) => {
                 self.files[i].seen = true;
-                Ok(Some(File::from(fd)))
+                Ok(Some(file))
             }
-            Err(Errno::ENOENT) if !f.seen => Ok(None),
-            Err(e) => Err(e.into()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !self.files[i].seen => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
     /// After a read: remembers the limits when they were read, else puts their last values
     /// (and those of a skipped v1 `cpu.stat`) into the sample.
-    fn keep_slow(
-        &mut self,
-        out: &mut CgroupSample,
-        read: bool,
-        skipped_cpu_stat: bool,
-        now: Instant,
-    ) {
+    fn keep_slow(&mut self, out: &mut CgroupSample, read: bool, now: Instant) {
         if read {
             self.slow = Slow {
                 quota_us: out.cpu.quota_us,
@@ -787,6 +912,7 @@ impl CgroupReader {
                 throttled_periods: out.cpu.throttled_periods,
                 throttled_ns: out.cpu.throttled_ns,
             };
+            self.ticks.quota = out.cpu.quota_us.is_some();
             let every = self.options.limits_every;
             // The first period is cut at a point set by the inode, so containers found
             // together do not all read their limits on the same tick ever after.
@@ -805,7 +931,7 @@ impl CgroupReader {
         out.cpu.period_us = s.period_us;
         out.memory.limit = s.memory_limit;
         out.pids.limit = s.pids_limit;
-        if skipped_cpu_stat {
+        if !self.ticks.quota && self.files.iter().any(|f| f.kind == FileKind::CpuStatV1) {
             out.cpu.periods = s.periods;
             out.cpu.throttled_periods = s.throttled_periods;
             out.cpu.throttled_ns = s.throttled_ns;
