@@ -6,10 +6,12 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::cgroup::{CgroupReader, CgroupSample, Layout, LayoutKind, ProcRoot};
+use crate::collect::{MAX_FDS_LEAN, MAX_FDS_PER_CONTAINER};
 use crate::config::{DaemonArgs, HostArgs, MetadataArgs, is_off};
 use crate::discovery::{self, Found, Kind, Runtime};
 use crate::export::otlp::OtlpConfig;
 use crate::metadata::{Metadata, cri, cri_endpoint, docker, podman_host, spawn_sources};
+use crate::system::FD_RESERVE;
 use crate::telemetry::Telemetry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -310,6 +312,8 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
     let mut running_without_pids = 0;
     let mut running = 0;
     let mut untracked_blkio = 0;
+    let mut held = 0;
+    let mut lean = 0;
     for f in found.iter().take(50) {
         let Ok(mut reader) = CgroupReader::open(&layout, &f.rel) else {
             continue;
@@ -332,6 +336,8 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
                 }
             }
         }
+        held += reader.held();
+        lean += reader.lean_fds();
         errors.extend(errs);
     }
     if !found.is_empty() && readable == 0 {
@@ -417,23 +423,60 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
     if let Ok((soft, _)) =
         nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
     {
-        // About 17 kept-open files per container, plus room to grow.
-        let needed = containers * 20 + 64;
-        let capacity = soft.saturating_sub(64) / 20;
-        if soft < needed {
+        // Descriptors per container as measured on the ones just read (their files, their
+        // cgroup.procs and net/dev), else the most any plan takes.
+        let per_container = |n: usize, bound: usize| match readable {
+            0 => bound as u64,
+            r => (n as u64).div_ceil(r).max(1),
+        };
+        let per = per_container(held, MAX_FDS_PER_CONTAINER);
+        let per_lean = per_container(lean, MAX_FDS_LEAN);
+        let budget = soft.saturating_sub(FD_RESERVE);
+        let capacity = budget / per;
+        let capacity_lean = budget / per_lean;
+        let found_n = found.len() as u64;
+        let why = format!(
+            "{per} descriptors per container, {FD_RESERVE} kept back for connections and the rest"
+        );
+        let raise = "ulimit -n, LimitNOFILE=, docker run --ulimit nofile=65536";
+        if capacity_lean == 0 {
             r.add(
                 Level::Fail,
                 "descriptors",
                 format!(
-                    "open-file limit {soft} is too low for {containers} containers (about 20 \
-                     each): raise it (ulimit -n, LimitNOFILE=, docker run --ulimit nofile=65536)"
+                    "open-file limit {soft} is too low: the exporter needs at least {} ({why}). \
+                     Raise it ({raise})",
+                    FD_RESERVE + per_lean
+                ),
+            );
+        } else if capacity < found_n {
+            let reopened = found_n.saturating_sub(capacity_lean);
+            let rest = if reopened == 0 {
+                format!(
+                    "with only the files read every tick kept open ({per_lean} per container) \
+                     all {found_n} fit"
+                )
+            } else {
+                format!(
+                    "with only the files read every tick kept open ({per_lean} per container) \
+                     {capacity_lean} fit, and the other {reopened} are read by opening and \
+                     closing their files every tick, which costs more CPU but loses nothing"
+                )
+            };
+            r.add(
+                Level::Warn,
+                "descriptors",
+                format!(
+                    "open-file limit {soft}: room to keep all the files of {capacity} of the \
+                     {found_n} containers open ({why}); {rest}. Raise it to {} ({raise})",
+                    found_n * per + FD_RESERVE
                 ),
             );
         } else {
             r.add(
                 Level::Ok,
                 "descriptors",
-                format!("open-file limit {soft}: room for about {capacity} containers"),
+                format!("open-file limit {soft}: room for about {capacity} containers ({why})"),
             );
         }
     }
@@ -450,7 +493,8 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
                 format!(
                     "max_user_watches is {w}: too few for {containers} containers (one per \
                      container plus the directories above them); raise \
-                     fs.inotify.max_user_watches, or new containers are found only by rescans"
+                     fs.inotify.max_user_watches, or directories that cannot be watched are listed \
+                     every 2 s and exits are seen at the next tick instead of at once"
                 ),
             ),
             Some(w) => r.add(Level::Ok, "inotify", format!("max_user_watches {w}")),

@@ -9,6 +9,11 @@
 //! cgroup disappears is *departed*: its final sample is handed out once by
 //! [`Collector::take_departed`], so outputs can show the last seconds of every container,
 //! even one that lived less than an interval.
+//!
+//! The collector keeps within a descriptor budget (the open-file limit less
+//! [`system::FD_RESERVE`](crate::system::FD_RESERVE) for everything else): a container found
+//! when the budget is spent is read by open-read-close instead, with one warning, and kept
+//! open again once descriptors are free. No container is ever left out for want of them.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -16,6 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::cgroup::reader::OpenOptions;
 use crate::cgroup::{
     CgroupReader, CgroupSample, Gone, Layout, NetSource, OpenError, ProcRoot, ReadError,
 };
@@ -250,9 +256,33 @@ pub struct Collector {
     /// The last few error messages, for `check` and `snapshot` (bounded).
     pub last_errors: Vec<String>,
     tick_errors: Vec<(PathBuf, String)>,
+    /// Descriptors the containers' files may hold.
+    fd_budget: usize,
+    /// Descriptors they hold (exact after each tick, kept up to date in between).
+    fds_held: usize,
+    /// Containers read by open-read-close for want of descriptors.
+    reopening: usize,
+    /// The budget warning was logged (once per shortage).
+    warned_budget: bool,
+    /// Descriptors are short: only the files read every tick are kept open (the rest, read
+    /// once a minute or on an event, are opened when read), so more containers fit.
+    lean: bool,
+    limits_every: Duration,
 }
 
 const KEEP_ERRORS: usize = 16;
+
+/// Descriptors one container may take at most: every file of the largest plan, its
+/// `cgroup.procs` and its `net/dev`.
+pub const MAX_FDS_PER_CONTAINER: usize = 21;
+
+/// Descriptors one container may take at most when only the files read every tick are kept
+/// open (descriptors are short): the largest plan's per-tick files and `net/dev`.
+pub const MAX_FDS_LEAN: usize = 13;
+
+/// How long limits are trusted by default between two reads (the daemon sets it so that a
+/// change shows within a minute at its interval).
+pub const LIMITS_EVERY: Duration = Duration::from_secs(50);
 
 impl Collector {
     pub fn new(layout: Layout, proc_root: ProcRoot) -> Collector {
@@ -266,6 +296,48 @@ impl Collector {
             errors: ReadErrorCounts::default(),
             last_errors: Vec::new(),
             tick_errors: Vec::new(),
+            fd_budget: crate::system::descriptor_budget(),
+            fds_held: 0,
+            reopening: 0,
+            warned_budget: false,
+            lean: false,
+            limits_every: LIMITS_EVERY,
+        }
+    }
+
+    /// How long a container's limits are trusted between two reads (zero: every read).
+    pub fn set_limits_every(&mut self, every: Duration) {
+        self.limits_every = every;
+    }
+
+    /// Sets how many descriptors the containers' files may hold (by default the open-file
+    /// limit less [`crate::system::FD_RESERVE`]).
+    pub fn set_fd_budget(&mut self, budget: usize) {
+        self.fd_budget = budget;
+    }
+
+    /// Containers read by open-read-close because the descriptor budget is spent.
+    pub fn reopening(&self) -> usize {
+        self.reopening
+    }
+
+    /// Descriptors the containers' files hold.
+    pub fn fds_held(&self) -> usize {
+        self.fds_held
+    }
+
+    /// Whether the container's `cgroup.events` is watched by inotify: then it is read only
+    /// when an event says it changed ([`refresh`](Self::refresh)), not every tick.
+    pub fn set_events_watched(&mut self, id: &str, watched: bool) {
+        if let Some(t) = self.containers.get_mut(id) {
+            t.reader.set_events_watched(watched);
+        }
+    }
+
+    /// Reads a container's limits again at the next tick (its runtime changed them).
+    pub fn refresh_limits(&mut self, id: &str) {
+        if let Some(t) = self.containers.get_mut(id) {
+            t.reader.refresh_limits();
         }
     }
 
@@ -313,7 +385,21 @@ impl Collector {
             (Kind::Container, Some(_)) => NetSource::Skip,
             (Kind::Container, None) => NetSource::Own,
         };
-        let reader = match CgroupReader::open(&self.layout, &f.rel) {
+        if !self.lean && self.fds_held + MAX_FDS_PER_CONTAINER > self.fd_budget {
+            self.go_lean();
+        }
+        let need = if self.lean {
+            MAX_FDS_LEAN
+        } else {
+            MAX_FDS_PER_CONTAINER
+        };
+        let keep_open = self.fds_held + need <= self.fd_budget;
+        let options = OpenOptions {
+            keep_open,
+            keep_rare: !self.lean,
+            limits_every: self.limits_every,
+        };
+        let reader = match CgroupReader::open_with(&self.layout, &f.rel, options) {
             Ok(r) => r.with_net_source(net),
             Err(OpenError::Gone) => {
                 self.unopened.remove(&f.id);
@@ -330,16 +416,20 @@ impl Collector {
         self.unopened.remove(&f.id);
         let id = f.id.clone();
         match self.containers.entry(f.id.clone()) {
-            Entry::Occupied(o) if o.get().reader.inode == reader.inode => {
-                // Already tracked. An exited one is looked at again, in case an event was
-                // lost (inotify overflow) and it has processes once more.
+            Entry::Occupied(mut o) if o.get().reader.inode == reader.inode => {
+                // Already tracked. Events may have been lost (an inotify overflow makes a
+                // rescan): `cgroup.events` is read again, and an exited container is looked
+                // at at once, in case it has processes once more.
+                o.get_mut().reader.events_changed();
                 if o.get().exited {
                     self.refresh(&id);
                 }
                 return;
             }
             Entry::Occupied(mut o) => {
+                self.fds_held += reader.held();
                 let old = o.insert(Tracked::new(f, reader));
+                self.fds_held = self.fds_held.saturating_sub(old.reader.held());
                 if !old.exited && old.state.current_at.is_some() {
                     self.departed.push(old.state);
                 }
@@ -347,9 +437,14 @@ impl Collector {
                 changes.added += 1;
             }
             Entry::Vacant(v) => {
+                self.fds_held += reader.held();
                 v.insert(Tracked::new(f, reader));
                 changes.added += 1;
             }
+        }
+        if !keep_open {
+            self.reopening += 1;
+            self.warn_budget();
         }
         self.refresh(&id);
     }
@@ -359,6 +454,7 @@ impl Collector {
     pub fn untrack(&mut self, id: &str) -> bool {
         match self.containers.remove(id) {
             Some(t) => {
+                self.fds_held = self.fds_held.saturating_sub(t.reader.held());
                 if !t.exited && t.state.current_at.is_some() && t.has_run() {
                     self.departed.push(t.state);
                 }
@@ -374,6 +470,7 @@ impl Collector {
     pub fn refresh(&mut self, id: &str) -> Option<bool> {
         let t = self.containers.get_mut(id)?;
         t.retry_missing(&self.layout, Instant::now());
+        t.reader.events_changed();
         let mut errors = Vec::new();
         let result = read_one(
             t,
@@ -412,13 +509,18 @@ impl Collector {
             if t.exited {
                 continue;
             }
-            match read_one(
+            let result = read_one(
                 t,
                 &self.proc_root,
                 &mut self.buf,
                 &mut errors,
                 &mut self.errors,
-            ) {
+            );
+            if self.lean {
+                // What is read every tick may have changed (a quota set, a device counted).
+                t.reader.trim(&self.layout, &t.state.rel);
+            }
+            match result {
                 // An exit whose event was lost is caught here, one tick late.
                 Ok(()) if t.observe() => self.departed.push(t.state.clone()),
                 Ok(()) => {}
@@ -429,6 +531,71 @@ impl Collector {
         for id in gone {
             self.untrack(&id);
         }
+        self.balance_descriptors();
+    }
+
+    /// Counts the descriptors held (net/dev opens and closes move it between ticks) and the
+    /// containers read by open-read-close; gives kept descriptors back to those when the
+    /// budget has room again.
+    fn balance_descriptors(&mut self) {
+        let mut held = 0;
+        let mut reopening = 0;
+        for t in self.containers.values() {
+            held += t.reader.held();
+            reopening += usize::from(t.reader.reopens());
+        }
+        if reopening > 0 && held + MAX_FDS_LEAN <= self.fd_budget {
+            for t in self.containers.values_mut() {
+                if held + MAX_FDS_LEAN > self.fd_budget {
+                    break;
+                }
+                if t.reader.reopens() {
+                    let before = t.reader.held();
+                    if t.reader.keep_open() {
+                        reopening -= 1;
+                    }
+                    held += t.reader.held() - before;
+                }
+            }
+        }
+        if reopening == 0 && self.reopening > 0 {
+            tracing::info!("every container's files are kept open again");
+            self.warned_budget = false;
+        }
+        self.fds_held = held;
+        self.reopening = reopening;
+    }
+
+    /// Keeps only the files read every tick open, for every container from now on: when not
+    /// all containers fit with all their files, more of them fit that way, and the few files
+    /// read once a minute cost little to open.
+    fn go_lean(&mut self) {
+        self.lean = true;
+        let mut freed = 0;
+        for t in self.containers.values_mut() {
+            freed += t.reader.keep_rare(false, &self.layout, &t.state.rel);
+        }
+        self.fds_held = self.fds_held.saturating_sub(freed);
+        tracing::info!(
+            freed,
+            "descriptors are short: only the files read every tick are kept open"
+        );
+    }
+
+    fn warn_budget(&mut self) {
+        if self.warned_budget {
+            return;
+        }
+        self.warned_budget = true;
+        let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map_or(0, |(soft, _)| soft);
+        tracing::warn!(
+            "the open-file limit ({limit}) leaves room to keep the files of about {} containers \
+             open: the others are read by opening, reading and closing their files every tick \
+             (slower, nothing is lost; container_exporter_containers_reopened counts them). \
+             Raise the limit (ulimit -n, LimitNOFILE=, docker run --ulimit nofile=…)",
+            self.fd_budget / MAX_FDS_LEAN
+        );
     }
 
     /// The containers that departed since the last call, each with its final sample.

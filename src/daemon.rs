@@ -239,8 +239,12 @@ impl CollectorLoop {
                 None
             }
         };
+        let mut collector = Collector::new(layout, proc_root);
+        // Limits are re-read so that a change shows within a minute (at once after a
+        // runtime's `update` event).
+        collector.set_limits_every(Duration::from_secs(60).saturating_sub(args.interval));
         CollectorLoop {
-            collector: Collector::new(layout, proc_root),
+            collector,
             watcher,
             renderer: PromRenderer::new(host_name, args.prometheus_names),
             store,
@@ -349,6 +353,7 @@ impl CollectorLoop {
         let mut changes = DiscoveryChanges::default();
         let (kind, runtime) = (f.kind, f.runtime);
         self.collector.track(f, &mut changes);
+        self.mark_watched(&id);
         self.count(&changes);
         if changes.added > 0 {
             tracing::debug!(%id, cgroup = %rel.display(), "container found");
@@ -385,6 +390,13 @@ impl CollectorLoop {
         }
     }
 
+    /// Tells the collector whether inotify reports the container's `cgroup.events` (then it
+    /// is read only when it changes).
+    fn mark_watched(&mut self, id: &str) {
+        let watched = self.watcher.as_ref().is_some_and(|w| w.watches_events(id));
+        self.collector.set_events_watched(id, watched);
+    }
+
     fn unwatch(&mut self, id: &str) {
         self.pending_watch.remove(id);
         if let Some(w) = self.watcher.as_mut() {
@@ -411,6 +423,7 @@ impl CollectorLoop {
                 .is_none_or(|w| w.watch_container(&id, &rel));
             if done {
                 // The hierarchy appeared: the container may have changed state meanwhile.
+                self.mark_watched(&id);
                 self.collector.refresh(&id);
             } else if now < until {
                 self.pending_watch.insert(id, until);
@@ -434,6 +447,7 @@ impl CollectorLoop {
             .collect();
         for (id, rel) in &tracked {
             self.watch(id, rel);
+            self.mark_watched(id);
         }
         if let Some(w) = self.watcher.as_mut() {
             w.retain_containers(|id| tracked.iter().any(|(t, _)| t == id));
@@ -477,6 +491,9 @@ impl CollectorLoop {
         let started = Instant::now();
         for f in self.collector.take_unopened() {
             self.track(f);
+        }
+        for id in self.store.docker.take_limits_changed() {
+            self.collector.refresh_limits(&id);
         }
         self.collector.collect();
         self.collect_departures();
@@ -528,22 +545,30 @@ impl CollectorLoop {
         set(&t.read_errors_open, e.open);
         set(&t.dropped_devices, e.dropped_devices);
         set(&t.dropped_interfaces, e.dropped_interfaces);
+        set(&t.containers_reopened, self.collector.reopening() as u64);
         if let Some(w) = &self.watcher {
             let (dirs, events) = w.watch_counts();
             set(&t.watches_dirs, dirs as u64);
             set(&t.watches_events, events as u64);
+            let (dirs, events) = w.unwatched_counts();
+            set(&t.unwatched_dirs, dirs as u64);
+            set(&t.unwatched_events, events as u64);
         }
         let process = ProcessStats::read();
         if let Some(o) = self.otlp.as_mut() {
+            let at = Instant::now();
             o.submit(now, &described, &self.telemetry, &process);
+            set(&t.last_otlp_encode_ns, at.elapsed().as_nanos() as u64);
         }
         if self.serving {
+            let at = Instant::now();
             let mut body = std::mem::take(&mut self.spare_page);
             self.renderer
                 .render(&mut body, now, described, &self.telemetry, &process);
             let old = self.pages.publish(Page::new(body, self.generation));
             // Reuse the previous page's buffer when no scrape still holds it.
             self.spare_page = old.into_buffer().unwrap_or_default();
+            set(&t.last_render_ns, at.elapsed().as_nanos() as u64);
         }
         let generation = self.generation;
         for d in &mut self.departed {

@@ -29,6 +29,13 @@ use common::{Container, HTTP_TIMEOUT, free_port, http_request, require_docker, u
 const MIB: u64 = 1 << 20;
 
 /// Starts the exporter (under `prlimit` when `nofile` is given) and waits for its page.
+/// The tests that count the exporter's descriptors and memory run one at a time: each starts
+/// containers, which every exporter on the host tracks.
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn start(args: &[&str], nofile: Option<u64>) -> Exporter {
     require_docker();
     let port = free_port();
@@ -101,6 +108,7 @@ fn stalled_reader(rt: &tokio::runtime::Runtime, port: u16) -> tokio::net::TcpStr
 /// ever cut it off: 50 readers arriving one per tick pinned 50 pages for as long as they stayed.
 #[test]
 fn stalled_readers_do_not_pin_pages() {
+    let _alone = alone();
     let labels = std::env::temp_dir().join(format!("{}-labels", unique_name()));
     {
         let mut f = fs::File::create(&labels).unwrap();
@@ -194,6 +202,7 @@ fn stalled_readers_do_not_pin_pages() {
 /// ten times a second.
 #[test]
 fn idle_connections_leave_descriptors_to_the_collector() {
+    let _alone = alone();
     let before: Vec<Container> = (0..4)
         .map(|_| Container::run(&[], &["sleep", "600"]))
         .collect();

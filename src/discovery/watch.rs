@@ -9,11 +9,21 @@
 //!
 //! The descriptor is non-blocking and polled by the collector's own loop next to its tick
 //! timer, so a final sample is read in the same thread, at once, with no channel between.
+//!
+//! Watches can run out (`fs.inotify.max_user_watches` is per user, shared with every other
+//! process of that user). A directory that cannot be watched is still listed, and then
+//! listed again every [`UNWATCHED_RESCAN`] (a diff against the previous listing gives the
+//! containers created and removed meanwhile), and its watch is retried each time; the whole
+//! tree's slow rescan is not needed for it. A container whose `cgroup.events` cannot be
+//! watched is still found and read; its exit is seen at the next tick instead of at once.
+//! Both are logged once per shortage and counted (`unwatched_counts`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
@@ -41,6 +51,9 @@ enum Watched {
     Events(String),
 }
 
+/// How often directories that could not be watched are listed again.
+pub const UNWATCHED_RESCAN: Duration = Duration::from_secs(2);
+
 pub struct Watcher {
     inotify: Inotify,
     discovery_root: PathBuf,
@@ -49,6 +62,14 @@ pub struct Watcher {
     by_wd: HashMap<WatchDescriptor, Watched>,
     dirs: HashMap<PathBuf, WatchDescriptor>,
     events: HashMap<String, WatchDescriptor>,
+    /// Directories that could not be watched, each with the container directories it held
+    /// at its last listing.
+    unwatched: HashMap<PathBuf, HashSet<OsString>>,
+    /// Containers whose `cgroup.events` could not be watched, by id, with their path.
+    events_unwatched: HashMap<String, PathBuf>,
+    last_unwatched_scan: Instant,
+    /// The shortage was logged (once, until every watch is in place again).
+    warned: bool,
 }
 
 fn dir_flags() -> AddWatchFlags {
@@ -65,6 +86,10 @@ impl Watcher {
             by_wd: HashMap::new(),
             dirs: HashMap::new(),
             events: HashMap::new(),
+            unwatched: HashMap::new(),
+            events_unwatched: HashMap::new(),
+            last_unwatched_scan: Instant::now(),
+            warned: false,
         })
     }
 
@@ -83,7 +108,16 @@ impl Watcher {
 
     fn scan_from(&mut self, start: PathBuf, found: &mut Vec<Found>) {
         let root = self.discovery_root.clone();
+        let from = found.len();
         walk_from(&root, start, found, |rel| self.watch_dir(rel));
+        // What unwatched directories held, so their next listing tells what is new.
+        for f in &found[from..] {
+            if let (Some(parent), Some(name)) = (f.rel.parent(), f.rel.file_name())
+                && let Some(seen) = self.unwatched.get_mut(parent)
+            {
+                seen.insert(name.to_os_string());
+            }
+        }
     }
 
     /// Watches one directory for created and removed children. False when it is gone.
@@ -106,9 +140,106 @@ impl Watcher {
                 true
             }
             Err(Errno::ENOENT) => false,
-            // Out of watches (fs.inotify.max_user_watches): still list it, so its containers
-            // are found; new ones below it wait for the rescan.
-            Err(_) => true,
+            // Out of watches (fs.inotify.max_user_watches, ENOSPC): still list it, so its
+            // containers are found, and list it again every few seconds.
+            Err(e) => {
+                self.unwatched.entry(rel.to_path_buf()).or_default();
+                self.warn_shortage(e);
+                true
+            }
+        }
+    }
+
+    fn warn_shortage(&mut self, e: Errno) {
+        if self.warned {
+            return;
+        }
+        self.warned = true;
+        let max = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_watches")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "?".into());
+        tracing::warn!(
+            "cannot add an inotify watch ({e}; fs.inotify.max_user_watches is {max}, shared by \
+             every process of this user): directories that cannot be watched are listed again \
+             every {}s and exits of containers whose cgroup.events cannot be watched are seen \
+             at the next tick (container_exporter_inotify_unwatched counts them). Raise \
+             fs.inotify.max_user_watches",
+            UNWATCHED_RESCAN.as_secs()
+        );
+    }
+
+    /// Lists the directories that could not be watched, retrying their watches: containers
+    /// created since the last listing are `Found`, those gone are `Removed`. The same for the
+    /// `cgroup.events` watches that could not be added.
+    fn rescan_unwatched(&mut self, out: &mut Vec<WatchEvent>) {
+        self.last_unwatched_scan = Instant::now();
+        let dirs: Vec<PathBuf> = self.unwatched.keys().cloned().collect();
+        for rel in dirs {
+            // Watch first, then list: nothing created in between is missed.
+            if let Ok(wd) = self
+                .inotify
+                .add_watch(&self.discovery_root.join(&rel), dir_flags())
+            {
+                self.by_wd.insert(wd, Watched::Dir(rel.clone()));
+                self.dirs.insert(rel.clone(), wd);
+            }
+            let seen = self.unwatched.get(&rel).cloned().unwrap_or_default();
+            let Ok(entries) = std::fs::read_dir(self.discovery_root.join(&rel)) else {
+                // Gone: its containers are gone too, which their reads find out.
+                self.unwatched.remove(&rel);
+                continue;
+            };
+            let mut now_seen = HashSet::with_capacity(seen.len());
+            let mut new_dirs = Vec::new();
+            for entry in entries.flatten() {
+                if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                let name = entry.file_name();
+                let child = rel.join(&name);
+                match classify(&child) {
+                    Some(f) => {
+                        if !seen.contains(&name) {
+                            out.push(WatchEvent::Found(f));
+                        }
+                        now_seen.insert(name);
+                    }
+                    None if descend(&name)
+                        && !self.dirs.contains_key(&child)
+                        && !self.unwatched.contains_key(&child) =>
+                    {
+                        new_dirs.push(child)
+                    }
+                    None => {}
+                }
+            }
+            for name in seen.difference(&now_seen) {
+                if let Some(f) = classify(&rel.join(name)) {
+                    out.push(WatchEvent::Removed { id: f.id });
+                }
+            }
+            if self.dirs.contains_key(&rel) {
+                self.unwatched.remove(&rel);
+            } else {
+                self.unwatched.insert(rel, now_seen);
+            }
+            for d in new_dirs {
+                let mut found = Vec::new();
+                self.scan_from(d, &mut found);
+                out.extend(found.into_iter().map(WatchEvent::Found));
+            }
+        }
+        let ids: Vec<(String, PathBuf)> = self
+            .events_unwatched
+            .iter()
+            .map(|(i, r)| (i.clone(), r.clone()))
+            .collect();
+        for (id, rel) in ids {
+            self.events_unwatched.remove(&id);
+            self.watch_container(&id, &rel);
+        }
+        if self.unwatched.is_empty() && self.events_unwatched.is_empty() {
+            self.warned = false;
         }
     }
 
@@ -134,11 +265,25 @@ impl Watcher {
                 self.events.insert(id.to_string(), wd);
                 true
             }
+            // Out of watches: the container is read all the same (its exit is seen at the
+            // next tick); the watch is retried with the unwatched directories.
+            Err(e @ Errno::ENOSPC) => {
+                self.events_unwatched
+                    .insert(id.to_string(), rel.to_path_buf());
+                self.warn_shortage(e);
+                true
+            }
             Err(_) => false,
         }
     }
 
+    /// Whether the container's `cgroup.events` is watched (so its changes are reported).
+    pub fn watches_events(&self, id: &str) -> bool {
+        self.events.contains_key(id)
+    }
+
     pub fn unwatch_container(&mut self, id: &str) {
+        self.events_unwatched.remove(id);
         if let Some(wd) = self.events.remove(id) {
             self.by_wd.remove(&wd);
             // EINVAL when the kernel already dropped it: nothing left to do.
@@ -148,6 +293,7 @@ impl Watcher {
 
     /// Drops the `cgroup.events` watches of containers no longer tracked.
     pub fn retain_containers(&mut self, keep: impl Fn(&str) -> bool) {
+        self.events_unwatched.retain(|id, _| keep(id));
         let drop: Vec<String> = self.events.keys().filter(|id| !keep(id)).cloned().collect();
         for id in drop {
             self.unwatch_container(&id);
@@ -155,6 +301,7 @@ impl Watcher {
     }
 
     fn unwatch_dir_tree(&mut self, rel: &Path) {
+        self.unwatched.retain(|p, _| !p.starts_with(rel));
         let below: Vec<PathBuf> = self
             .dirs
             .keys()
@@ -169,8 +316,18 @@ impl Watcher {
         }
     }
 
-    /// Reads what is queued (never blocks) and appends it to `out` as events.
+    /// Reads what is queued (never blocks) and appends it to `out` as events; every
+    /// [`UNWATCHED_RESCAN`], what the directories that could not be watched hold.
     pub fn read(&mut self, out: &mut Vec<WatchEvent>) {
+        self.read_queue(out);
+        if !(self.unwatched.is_empty() && self.events_unwatched.is_empty())
+            && self.last_unwatched_scan.elapsed() >= UNWATCHED_RESCAN
+        {
+            self.rescan_unwatched(out);
+        }
+    }
+
+    fn read_queue(&mut self, out: &mut Vec<WatchEvent>) {
         loop {
             let events = match self.inotify.read_events() {
                 Ok(e) => e,
@@ -248,5 +405,11 @@ impl Watcher {
     /// Watches held: directories and `cgroup.events` files.
     pub fn watch_counts(&self) -> (usize, usize) {
         (self.dirs.len(), self.events.len())
+    }
+
+    /// Watches missing for want of inotify watches: directories (listed every
+    /// [`UNWATCHED_RESCAN`] instead) and containers' `cgroup.events` files.
+    pub fn unwatched_counts(&self) -> (usize, usize) {
+        (self.unwatched.len(), self.events_unwatched.len())
     }
 }

@@ -389,7 +389,13 @@ impl Follower {
         match action {
             // A start may be new (or a restart): always take it. A rename or update of a
             // container we do not hold is of a stopped one: nothing to name.
-            "start" | "rename" | "update" if action == "start" || self.store.contains(&id) => {
+            action @ ("start" | "rename" | "update")
+                if action == "start" || self.store.contains(&id) =>
+            {
+                if action == "update" {
+                    // `docker update` wrote new limits: the collector reads them next tick.
+                    self.store.flag_limits_changed(&id);
+                }
                 let res = inspect(docker, self.cfg.flavor, host, &id).await;
                 self.apply_inspect(&id, res);
             }

@@ -108,6 +108,9 @@ struct StoreInner {
     /// batch) instead of calling its runtime once per tick.
     wanted: std::sync::Mutex<std::collections::HashSet<String>>,
     wanted_signal: tokio::sync::Notify,
+    /// Containers whose runtime changed their resources (Docker's `update`), for the
+    /// collector to read their limits again at its next tick instead of within a minute.
+    limits_changed: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// Ids asked for and not yet looked up are bounded: a source that is down does not make this
@@ -211,6 +214,31 @@ impl MetadataStore {
     /// before the call).
     pub async fn wanted(&self) {
         self.inner.wanted_signal.notified().await
+    }
+
+    /// For a source: the runtime changed the resources (limits) of `id`.
+    pub fn flag_limits_changed(&self, id: &str) {
+        let mut ids = self
+            .inner
+            .limits_changed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if ids.len() < MAX_WANTED {
+            ids.insert(id.to_owned());
+        }
+    }
+
+    /// For the collector: the containers flagged since the last call (emptied).
+    pub fn take_limits_changed(&self) -> Vec<String> {
+        let mut ids = self
+            .inner
+            .limits_changed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        ids.drain().collect()
     }
 
     fn read_pods(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<PodMeta>>> {

@@ -1,0 +1,433 @@
+//! The daemon when the host runs short of what it needs, and the limits it does not re-read
+//! every tick (issue 9 parts 2 and 3, issue 11 defect 3), against the real thing:
+//! - 50 real containers under `prlimit --nofile=256:256`: every one is on the page with its
+//!   own pids limit, memory limit, process count and network series, although only a few fit
+//!   the descriptor budget; one warning, and the self-metric counts the others;
+//! - `fs.inotify.max_user_watches` lowered to 1 while containers start (one in a new cgroup
+//!   parent, one under `docker/`): both are found, with one warning and the self-metric; once
+//!   it is restored the watches come back (the sysctl is restored on failure too);
+//! - `docker update` shows its new limits at the next tick (the `update` event), not after the
+//!   minute the limits are otherwise trusted for;
+//! - a limit written straight to a real cgroup file shows once the reader's period has passed,
+//!   and at once after `refresh_limits`.
+//!
+//! Needs root and a running dockerd with the test image: run `.ci/docker-up.sh` first.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use container_exporter::cgroup::reader::OpenOptions;
+use container_exporter::cgroup::{CgroupReader, CgroupSample, Layout, LayoutKind, ProcRoot};
+use container_exporter::discovery::walk;
+
+use common::exporter::Exporter;
+use common::page::Page;
+use common::{
+    Container, HTTP_TIMEOUT, docker, free_port, http_request, require_docker, unique_name,
+};
+
+const MIB: u64 = 1 << 20;
+
+/// One Docker test at a time: the inotify one lowers a limit every process shares, and must
+/// not wait behind fifty `docker run`s while it is low.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The daemon under `prlimit --nofile=N:N`, with `--interval 1s`.
+fn exporter_with_nofile(nofile: u32) -> Exporter {
+    require_docker();
+    let port = free_port();
+    let log = std::env::temp_dir().join(format!("{}-exporter.log", unique_name()));
+    let log_file = fs::File::create(&log).unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let child = Command::new("prlimit")
+        .arg(format!("--nofile={nofile}:{nofile}"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_container-exporter"))
+        .args(["--prometheus-listen", &listen, "--log-level", "debug"])
+        .args(["--interval", "1s"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file)
+        .spawn()
+        .expect("prlimit (util-linux) runs the exporter");
+    let e = Exporter {
+        child: Some(child),
+        port,
+        log,
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while http_request(port, "/healthz", &[], HTTP_TIMEOUT).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the exporter did not answer within 15 s:\n{}",
+            e.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    e
+}
+
+/// Container `i` of the descriptor test: its own pids limit, memory limit and process count.
+fn expected(i: usize) -> (u64, u64, u64) {
+    let pids_limit = 100 + i as u64;
+    let memory_limit = (32 + i as u64) * MIB;
+    let processes = 1 + (i % 3) as u64;
+    (pids_limit, memory_limit, processes)
+}
+
+fn has_lo(page: &Page, id: &str) -> bool {
+    !page
+        .series(
+            "container_network_io_bytes_total",
+            &[("container_id", id), ("network_interface_name", "lo")],
+        )
+        .is_empty()
+}
+
+#[test]
+fn fifty_containers_under_256_descriptors_are_all_on_the_page() {
+    require_docker();
+    let _serial = serial();
+    // Started in parallel, eight at a time.
+    let mut containers: Vec<Container> = Vec::new();
+    for chunk in (0..50).collect::<Vec<_>>().chunks(8) {
+        let started: Vec<Container> = std::thread::scope(|s| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|&i| {
+                    s.spawn(move || {
+                        let (pids, memory, processes) = expected(i);
+                        let script = format!(
+                            "for i in $(seq {}); do sleep 100000 & done; exec sleep 100000",
+                            processes - 1
+                        );
+                        Container::sh(
+                            &[
+                                "--pids-limit",
+                                &pids.to_string(),
+                                "--memory",
+                                &format!("{}m", memory / MIB),
+                            ],
+                            &script,
+                        )
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        containers.extend(started);
+    }
+
+    let e = exporter_with_nofile(256);
+    let wrong = |page: &Page| -> Vec<String> {
+        let mut wrong = Vec::new();
+        for (i, c) in containers.iter().enumerate() {
+            let (pids_limit, memory_limit, processes) = expected(i);
+            let id = c.id.as_str();
+            let got = (
+                page.get("container_pid_limit", &[("container_id", id)]),
+                page.get("container_memory_limit_bytes", &[("container_id", id)]),
+                page.get("container_pids", &[("container_id", id)]),
+                page.cpu_seconds(id).is_some(),
+                has_lo(page, id),
+            );
+            let want = (
+                Some(pids_limit as f64),
+                Some(memory_limit as f64),
+                Some(processes as f64),
+                true,
+                true,
+            );
+            if got != want {
+                wrong.push(format!("{}: {got:?}, want {want:?}", c.name));
+            }
+        }
+        wrong
+    };
+    let page = e.wait_for(
+        "every container with its limits, processes, CPU time and network series",
+        Duration::from_secs(20),
+        "",
+        |p| wrong(p).is_empty(),
+    );
+    // Let a few more ticks pass in open-read-close mode: the values stay right.
+    let ticks = page.value("container_exporter_collections_total", &[]);
+    let page = e.wait_for("three more ticks", Duration::from_secs(10), "", |p| {
+        p.value("container_exporter_collections_total", &[]) >= ticks + 3.0
+    });
+    let still_wrong = wrong(&page);
+    assert!(
+        still_wrong.is_empty(),
+        "after three ticks: {still_wrong:#?}"
+    );
+
+    // Most of them do not fit 256 descriptors (128 are kept back, about 19 per container).
+    let reopened = page.value("container_exporter_containers_reopened", &[]);
+    assert!(
+        (30.0..=page.value("container_exporter_containers_tracked", &[])).contains(&reopened),
+        "containers read by open-read-close: {reopened}"
+    );
+    let fds = page.value("process_open_fds", &[]);
+    assert!(
+        fds <= 256.0 - 64.0,
+        "{fds} descriptors open under a limit of 256"
+    );
+    let log = e.log_text();
+    let warnings = log
+        .matches("leaves room to keep the files of about")
+        .count();
+    assert_eq!(
+        warnings, 1,
+        "one warning about the descriptor budget:\n{log}"
+    );
+    assert!(
+        !log.contains("Too many open files"),
+        "no descriptor error reached the log:\n{log}"
+    );
+}
+
+/// Sets a sysctl for the duration of a test and restores it when dropped, also when the test
+/// fails.
+struct Sysctl {
+    path: PathBuf,
+    old: String,
+}
+
+impl Sysctl {
+    fn set(name: &str, value: &str) -> Sysctl {
+        let path = Path::new("/proc/sys").join(name);
+        let old = fs::read_to_string(&path).unwrap().trim().to_string();
+        fs::write(&path, value).unwrap();
+        Sysctl { path, old }
+    }
+}
+
+impl Drop for Sysctl {
+    fn drop(&mut self) {
+        let _ = fs::write(&self.path, &self.old);
+    }
+}
+
+/// Removes the directories of a cgroup parent that `docker run --cgroup-parent` created in
+/// every hierarchy.
+struct CgroupParent(String);
+
+impl Drop for CgroupParent {
+    fn drop(&mut self) {
+        for h in fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let top = h.path().join(&self.0);
+            let _ = fs::remove_dir(top.join("docker"));
+            let _ = fs::remove_dir(&top);
+        }
+        let _ = fs::remove_dir(Path::new("/sys/fs/cgroup").join(&self.0).join("docker"));
+        let _ = fs::remove_dir(Path::new("/sys/fs/cgroup").join(&self.0));
+    }
+}
+
+#[test]
+fn too_few_inotify_watches_still_finds_every_container() {
+    require_docker();
+    let _serial = serial();
+    let e = Exporter::start(&["--interval", "1s"]);
+    e.wait_for("the first collection", Duration::from_secs(10), "", |p| {
+        p.get("container_exporter_collections_total", &[])
+            .is_some_and(|n| n >= 1.0)
+    });
+    let parent = CgroupParent(format!("ce-inotify-{}", std::process::id()));
+    let (in_parent, plain) = {
+        // Kept short: every process of root shares this limit while it is low.
+        let _low = Sysctl::set("fs/inotify/max_user_watches", "1");
+        // The parent exists (empty, unwatched) before the container is made in it, so only
+        // listing it again can find the container.
+        let layout = Layout::detect(Path::new("/sys/fs/cgroup"), Path::new("/proc")).unwrap();
+        fs::create_dir(layout.discovery_root().join(&parent.0)).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let cgroup_parent = format!("/{}/docker", parent.0);
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| {
+                Container::run(&["--cgroup-parent", &cgroup_parent], &["sleep", "100000"])
+            });
+            let b = s.spawn(|| Container::run(&[], &["sleep", "100000"]));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        let page = e.wait_for(
+            "both containers found without inotify watches",
+            Duration::from_secs(8),
+            "",
+            |p| p.has_container(&a.id) && p.has_container(&b.id),
+        );
+        let unwatched = page.get(
+            "container_exporter_inotify_unwatched",
+            &[("kind", "cgroup_events")],
+        );
+        assert!(
+            unwatched.is_some_and(|u| u >= 1.0),
+            "unwatched cgroup.events counted: {unwatched:?}"
+        );
+        let dirs = page.get(
+            "container_exporter_inotify_unwatched",
+            &[("kind", "directory")],
+        );
+        assert!(
+            dirs.is_some_and(|u| u >= 1.0),
+            "the new cgroup parent's directories counted: {dirs:?}"
+        );
+        (a, b)
+    };
+    // Restored: the watches are retried and come back.
+    e.wait_for(
+        "every watch in place again once the limit is restored",
+        Duration::from_secs(10),
+        "",
+        |p| {
+            p.value(
+                "container_exporter_inotify_unwatched",
+                &[("kind", "directory")],
+            ) == 0.0
+                && p.value(
+                    "container_exporter_inotify_unwatched",
+                    &[("kind", "cgroup_events")],
+                ) == 0.0
+        },
+    );
+    let log = e.log_text();
+    assert_eq!(
+        log.matches("cannot add an inotify watch").count(),
+        1,
+        "one warning for the shortage:\n{log}"
+    );
+    drop((in_parent, plain));
+}
+
+#[test]
+fn docker_update_shows_new_limits_at_the_next_tick() {
+    require_docker();
+    let _serial = serial();
+    let c = Container::run(
+        &["--memory", "64m", "--pids-limit", "50"],
+        &["sleep", "100000"],
+    );
+    let e = Exporter::start(&["--interval", "1s"]);
+    let limit = |p: &Page, name: &str| p.get(name, &[("container_id", &c.id)]);
+    e.wait_for("the first limits", Duration::from_secs(15), &c.id, |p| {
+        limit(p, "container_memory_limit_bytes") == Some((64 * MIB) as f64)
+            && limit(p, "container_pid_limit") == Some(50.0)
+    });
+    let out = docker(&[
+        "update",
+        "--memory",
+        "96m",
+        "--memory-swap",
+        "96m",
+        "--pids-limit",
+        "70",
+        &c.id,
+    ]);
+    assert!(
+        out.status.success(),
+        "docker update: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Without the `update` event the old values would be kept for up to 59 s.
+    e.wait_for("the new limits", Duration::from_secs(5), &c.id, |p| {
+        limit(p, "container_memory_limit_bytes") == Some((96 * MIB) as f64)
+            && limit(p, "container_pid_limit") == Some(70.0)
+    });
+}
+
+/// A cgroup in every hierarchy (not container-shaped: nobody else's exporter tracks it),
+/// removed when dropped.
+struct TestCgroup {
+    rel: PathBuf,
+    dirs: Vec<PathBuf>,
+}
+
+impl TestCgroup {
+    fn new(l: &Layout) -> TestCgroup {
+        let rel = PathBuf::from(format!("ce-test-limits-{}", std::process::id()));
+        let mut dirs = Vec::new();
+        for m in [&l.unified, &l.cpu, &l.cpuacct, &l.memory, &l.blkio, &l.pids]
+            .into_iter()
+            .flatten()
+        {
+            let d = m.join(&rel);
+            if !dirs.contains(&d) {
+                fs::create_dir_all(&d).expect("create a cgroup (run as root)");
+                dirs.push(d);
+            }
+        }
+        TestCgroup { rel, dirs }
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            let _ = fs::remove_dir(d);
+        }
+    }
+}
+
+#[test]
+fn limits_are_trusted_for_their_period_then_read_again() {
+    let l = Layout::detect(Path::new("/sys/fs/cgroup"), Path::new("/proc")).unwrap();
+    let cg = TestCgroup::new(&l);
+    let pids_max = match l.kind {
+        LayoutKind::V2 => l.unified.as_ref().unwrap().join(&cg.rel).join("pids.max"),
+        _ => l.pids.as_ref().unwrap().join(&cg.rel).join("pids.max"),
+    };
+    let every = Duration::from_millis(1500);
+    let options = OpenOptions {
+        keep_open: true,
+        keep_rare: true,
+        limits_every: every,
+    };
+    let mut reader = CgroupReader::open_with(&l, &cg.rel, options).unwrap();
+    let proc_root = ProcRoot::new(Path::new("/proc"));
+    let (mut buf, mut sample) = (Vec::new(), CgroupSample::default());
+    let mut read = |r: &mut CgroupReader| -> Option<u64> {
+        r.read(&proc_root, &mut buf, &mut sample, &mut |e| panic!("{e}"))
+            .expect("the cgroup is there");
+        sample.pids.limit
+    };
+    assert_eq!(read(&mut reader), None, "pids.max is `max` in a new cgroup");
+    // The first period is cut short (staggered); from the second read on it is whole.
+    std::thread::sleep(every);
+    assert_eq!(read(&mut reader), None);
+
+    fs::write(&pids_max, "77").unwrap();
+    let written = Instant::now();
+    assert_eq!(read(&mut reader), None, "trusted within its period");
+    std::thread::sleep(every.saturating_sub(written.elapsed()) + Duration::from_millis(50));
+    assert_eq!(
+        read(&mut reader),
+        Some(77),
+        "read again once the period passed"
+    );
+
+    fs::write(&pids_max, "88").unwrap();
+    assert_eq!(read(&mut reader), Some(77), "trusted within its period");
+    reader.refresh_limits();
+    assert_eq!(read(&mut reader), Some(88), "read at once when asked to");
+
+    // The default reader (check, snapshot) reads limits every time.
+    let mut plain = CgroupReader::open(&l, &cg.rel).unwrap();
+    assert_eq!(read(&mut plain), Some(88));
+    fs::write(&pids_max, "99").unwrap();
+    assert_eq!(read(&mut plain), Some(99));
+    // Not a container: discovery does not report it.
+    assert!(!walk(l.discovery_root()).iter().any(|f| f.rel == cg.rel));
+}
