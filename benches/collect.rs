@@ -16,7 +16,7 @@ use std::process::{Child, Command};
 use std::sync::{Mutex, OnceLock};
 
 use container_exporter::cgroup::reader::parse_files;
-use container_exporter::cgroup::{CgroupSample, Layout, ProcRoot};
+use container_exporter::cgroup::{CgroupSample, Layout, LayoutKind, ProcRoot, plan};
 use container_exporter::collect::Collector;
 use divan::{Bencher, counter::ItemsCount};
 
@@ -159,6 +159,14 @@ fn collect_tick(bencher: Bencher) {
         .bench_local(|| collector.collect());
 }
 
+fn fixture_exists(dir: &str, name: &str) -> bool {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(dir)
+        .join(name)
+        .is_file()
+}
+
 fn fixture_files(dir: &str, names: &[&str]) -> Vec<(String, Vec<u8>)> {
     names
         .iter()
@@ -179,54 +187,32 @@ fn fixture_files(dir: &str, names: &[&str]) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-/// Parsing alone, on the real v2 files of one container (14 files).
+/// Parsing alone, on the real v2 files of one container: every file of the plan that the
+/// capture has.
 #[divan::bench]
 fn parse_v2_container(bencher: Bencher) {
-    let files = fixture_files(
-        "linux-6.1-cgroup-v2",
-        &[
-            "cpu.stat",
-            "cpu.max",
-            "memory.current",
-            "memory.max",
-            "memory.stat",
-            "memory.events",
-            "memory.swap.current",
-            "pids.current",
-            "pids.max",
-            "io.stat",
-            "cpu.pressure",
-            "memory.pressure",
-            "io.pressure",
-            "cgroup.events",
-        ],
-    );
+    let names: Vec<String> = plan::files(LayoutKind::V2)
+        .map(|f| f.name.to_string())
+        .filter(|n| fixture_exists("linux-6.1-cgroup-v2", n))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let files = fixture_files("linux-6.1-cgroup-v2", &names);
     let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), &b[..])).collect();
     let mut sample = CgroupSample::default();
     bencher.bench_local(|| parse_files(false, &refs, &mut sample).len());
 }
 
-/// Parsing alone, on the real v1 files of one container.
+/// Parsing alone, on the real v1 files of one container: every v1 controller file of the
+/// plan that the capture has (`<controller>/<file>`).
 #[divan::bench]
 fn parse_v1_container(bencher: Bencher) {
-    let files = fixture_files(
-        "linux-6.18-cgroup-v1",
-        &[
-            "cpu/cpu.stat",
-            "cpu/cpu.cfs_quota_us",
-            "cpu/cpu.cfs_period_us",
-            "cpuacct/cpuacct.usage",
-            "cpuacct/cpuacct.stat",
-            "memory/memory.usage_in_bytes",
-            "memory/memory.limit_in_bytes",
-            "memory/memory.stat",
-            "memory/memory.oom_control",
-            "pids/pids.current",
-            "pids/pids.max",
-            "blkio/blkio.throttle.io_service_bytes_recursive",
-            "blkio/blkio.throttle.io_serviced_recursive",
-        ],
-    );
+    let names: Vec<String> = plan::files(LayoutKind::V1)
+        .filter(|f| f.hier != plan::Hier::Unified)
+        .map(|f| format!("{}/{}", f.hier.dir(), f.name))
+        .filter(|n| fixture_exists("linux-6.18-cgroup-v1", n))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let files = fixture_files("linux-6.18-cgroup-v1", &names);
     let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), &b[..])).collect();
     let mut sample = CgroupSample::default();
     bencher.bench_local(|| parse_files(true, &refs, &mut sample).len());

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use container_exporter::cgroup::CgroupSample;
 use container_exporter::cgroup::parse::{self, BlkioKind};
+use container_exporter::cgroup::plan;
 use container_exporter::cgroup::reader::parse_files;
 use container_exporter::cgroup::sample::{IoDevice, Psi};
 use proptest::prelude::*;
@@ -295,33 +296,15 @@ fn net_dev_of_real_namespaces() {
     }
 }
 
-/// Every file name the readers know, to feed arbitrary bytes through each parser.
-const ALL_FILES: &[&str] = &[
-    "cpu.stat",
-    "unified/cpu.stat",
-    "cpu.max",
-    "memory.current",
-    "memory.max",
-    "memory.stat",
-    "memory.events",
-    "memory.swap.current",
-    "pids.current",
-    "pids.max",
-    "io.stat",
-    "cpu.pressure",
-    "memory.pressure",
-    "io.pressure",
-    "cgroup.events",
-    "cpuacct.usage",
-    "cpuacct.stat",
-    "cpu.cfs_quota_us",
-    "cpu.cfs_period_us",
-    "memory.usage_in_bytes",
-    "memory.limit_in_bytes",
-    "memory.oom_control",
-    "blkio.throttle.io_service_bytes_recursive",
-    "blkio.throttle.io_serviced_recursive",
-];
+/// Every file name the readers know (the file plan's, and the unified `cpu.stat` of a hybrid
+/// host by its `parse_files` name), to feed arbitrary bytes through each parser.
+fn all_files() -> Vec<String> {
+    let mut names: Vec<String> = plan::PLAN.iter().map(|f| f.name.to_string()).collect();
+    names.push("unified/cpu.stat".to_string());
+    names.sort();
+    names.dedup();
+    names
+}
 
 /// Bytes that look like cgroup files often enough to reach deep into the parsers.
 fn cgroupish() -> impl Strategy<Value = Vec<u8>> {
@@ -348,9 +331,9 @@ proptest! {
     #[test]
     fn no_parser_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         for v1 in [false, true] {
-            for name in ALL_FILES {
+            for name in &all_files() {
                 let mut s = CgroupSample::default();
-                let _ = parse_files(v1, &[(name, &bytes)], &mut s);
+                let _ = parse_files(v1, &[(name.as_str(), &bytes)], &mut s);
             }
         }
         let mut out = Vec::new();
@@ -361,9 +344,9 @@ proptest! {
     #[test]
     fn no_parser_panics_on_cgroup_like_bytes(bytes in cgroupish()) {
         for v1 in [false, true] {
-            for name in ALL_FILES {
+            for name in &all_files() {
                 let mut s = CgroupSample::default();
-                let _ = parse_files(v1, &[(name, &bytes), ("cpuacct.usage", b"100\n")], &mut s);
+                let _ = parse_files(v1, &[(name.as_str(), &bytes), ("cpuacct.usage", b"100\n")], &mut s);
             }
         }
         let mut out = Vec::new();

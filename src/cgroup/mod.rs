@@ -3,6 +3,7 @@
 
 pub mod layout;
 pub mod parse;
+pub mod plan;
 pub mod reader;
 pub mod sample;
 

@@ -21,6 +21,16 @@ pub struct ParseError {
     /// 1-based line of the first problem.
     pub line: u32,
     pub reason: &'static str,
+    pub kind: ErrorKind,
+}
+
+/// What was wrong with a file, for the read-error counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Cut short: the last line has no newline (its value may be cut), and is not used.
+    Truncated,
+    /// Something the parser cannot read as the file's format.
+    Malformed,
 }
 
 impl fmt::Display for ParseError {
@@ -35,8 +45,11 @@ struct Problems(Option<ParseError>);
 
 impl Problems {
     fn note(&mut self, line: u32, reason: &'static str) {
+        self.note_kind(line, reason, ErrorKind::Malformed);
+    }
+    fn note_kind(&mut self, line: u32, reason: &'static str, kind: ErrorKind) {
         if self.0.is_none() {
-            self.0 = Some(ParseError { line, reason });
+            self.0 = Some(ParseError { line, reason, kind });
         }
     }
     fn finish(self) -> Result<(), ParseError> {
@@ -61,7 +74,11 @@ fn lines(buf: &[u8]) -> (impl Iterator<Item = (u32, &[u8])>, Problems) {
         } else {
             complete.split(|&b| b == b'\n').count() + 1
         };
-        problems.note(n as u32, "truncated: last line has no newline");
+        problems.note_kind(
+            n as u32,
+            "truncated: last line has no newline",
+            ErrorKind::Truncated,
+        );
     }
     let iter = complete
         .split(|&b| b == b'\n')
@@ -134,11 +151,13 @@ pub fn single(buf: &[u8]) -> Result<Single, ParseError> {
         None => Err(ParseError {
             line: 1,
             reason: "empty file",
+            kind: ErrorKind::Malformed,
         }),
         Some(b"max") | Some(b"-1") => Ok(Single::Unlimited),
         Some(v) => parse_u64(v).map(Single::Value).ok_or(ParseError {
             line: 1,
             reason: "value is not an unsigned integer or `max`",
+            kind: ErrorKind::Malformed,
         }),
     }
 }
@@ -151,6 +170,7 @@ pub fn cpu_max(buf: &[u8]) -> Result<(Single, u64), ParseError> {
     let bad = ParseError {
         line: 1,
         reason: "expected `$QUOTA $PERIOD` or `max $PERIOD`",
+        kind: ErrorKind::Malformed,
     };
     let line = first.ok_or(bad)?;
     let mut parts = line.split(|&b| b == b' ').filter(|p| !p.is_empty());
@@ -437,7 +457,8 @@ mod tests {
             r,
             Err(ParseError {
                 line: 2,
-                reason: "value is not an unsigned integer"
+                reason: "value is not an unsigned integer",
+                kind: ErrorKind::Malformed,
             })
         );
     }

@@ -35,139 +35,12 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{Mode, SFlag, fstat};
 
-use super::layout::{Layout, LayoutKind};
-use super::parse::{self, BlkioKind, ParseError, Single};
-use super::sample::{CgroupSample, Psi};
+use super::layout::Layout;
+use super::parse::{self, ErrorKind, ParseError};
+use super::plan::{self, Cadence, FileDef, Hier, Partial};
+use super::sample::CgroupSample;
 
-/// What a file holds, and so how it is parsed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FileKind {
-    CpuStatV2,
-    CpuMax,
-    MemoryCurrent,
-    MemoryMax,
-    MemoryStatV2,
-    MemoryPeak,
-    MemoryEvents,
-    MemorySwapCurrent,
-    PidsCurrent,
-    PidsMax,
-    IoStat,
-    CpuPressure,
-    MemoryPressure,
-    IoPressure,
-    CgroupEvents,
-    CpuacctUsage,
-    CpuacctStat,
-    CfsQuota,
-    CfsPeriod,
-    CpuStatV1,
-    MemoryUsageV1,
-    MemoryLimitV1,
-    MemoryStatV1,
-    OomControl,
-    BlkioBytes,
-    BlkioOps,
-}
-
-impl FileKind {
-    /// A limit: re-read only every `limits_every`, or when asked to.
-    fn is_limit(self) -> bool {
-        matches!(
-            self,
-            FileKind::CpuMax
-                | FileKind::MemoryMax
-                | FileKind::PidsMax
-                | FileKind::CfsQuota
-                | FileKind::CfsPeriod
-                | FileKind::MemoryLimitV1
-        )
-    }
-}
-
-/// Which mount a planned file lives in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Hier {
-    Unified,
-    Cpu,
-    Cpuacct,
-    Memory,
-    Blkio,
-    Pids,
-}
-
-/// The files read for each layout. On hybrid hosts the unified hierarchy gives exact
-/// user/system CPU (`cpu.stat` in µs instead of v1's USER_HZ ticks), pressure and
-/// `cgroup.events`; the v1 controllers give the rest.
-const PLAN_V2: &[(Hier, &str, FileKind)] = &[
-    (Hier::Unified, "cpu.stat", FileKind::CpuStatV2),
-    (Hier::Unified, "cpu.max", FileKind::CpuMax),
-    (Hier::Unified, "memory.current", FileKind::MemoryCurrent),
-    (Hier::Unified, "memory.max", FileKind::MemoryMax),
-    (Hier::Unified, "memory.stat", FileKind::MemoryStatV2),
-    (Hier::Unified, "memory.peak", FileKind::MemoryPeak),
-    (Hier::Unified, "memory.events", FileKind::MemoryEvents),
-    (
-        Hier::Unified,
-        "memory.swap.current",
-        FileKind::MemorySwapCurrent,
-    ),
-    (Hier::Unified, "pids.current", FileKind::PidsCurrent),
-    (Hier::Unified, "pids.max", FileKind::PidsMax),
-    (Hier::Unified, "io.stat", FileKind::IoStat),
-    (Hier::Unified, "cpu.pressure", FileKind::CpuPressure),
-    (Hier::Unified, "memory.pressure", FileKind::MemoryPressure),
-    (Hier::Unified, "io.pressure", FileKind::IoPressure),
-    (Hier::Unified, "cgroup.events", FileKind::CgroupEvents),
-];
-
-const PLAN_V1: &[(Hier, &str, FileKind)] = &[
-    (Hier::Unified, "cpu.stat", FileKind::CpuStatV2),
-    (Hier::Unified, "cpu.pressure", FileKind::CpuPressure),
-    (Hier::Unified, "memory.pressure", FileKind::MemoryPressure),
-    (Hier::Unified, "io.pressure", FileKind::IoPressure),
-    (Hier::Unified, "cgroup.events", FileKind::CgroupEvents),
-    // Only opened when the unified `cpu.stat` is not there (pure v1): see `open`.
-    (Hier::Cpuacct, "cpuacct.usage", FileKind::CpuacctUsage),
-    (Hier::Cpuacct, "cpuacct.stat", FileKind::CpuacctStat),
-    (Hier::Cpu, "cpu.stat", FileKind::CpuStatV1),
-    (Hier::Cpu, "cpu.cfs_quota_us", FileKind::CfsQuota),
-    (Hier::Cpu, "cpu.cfs_period_us", FileKind::CfsPeriod),
-    (
-        Hier::Memory,
-        "memory.usage_in_bytes",
-        FileKind::MemoryUsageV1,
-    ),
-    (
-        Hier::Memory,
-        "memory.limit_in_bytes",
-        FileKind::MemoryLimitV1,
-    ),
-    (Hier::Memory, "memory.stat", FileKind::MemoryStatV1),
-    (
-        Hier::Memory,
-        "memory.max_usage_in_bytes",
-        FileKind::MemoryPeak,
-    ),
-    (Hier::Memory, "memory.oom_control", FileKind::OomControl),
-    (Hier::Pids, "pids.current", FileKind::PidsCurrent),
-    (Hier::Pids, "pids.max", FileKind::PidsMax),
-    (
-        Hier::Blkio,
-        "blkio.throttle.io_service_bytes_recursive",
-        FileKind::BlkioBytes,
-    ),
-    (
-        Hier::Blkio,
-        "blkio.throttle.io_serviced_recursive",
-        FileKind::BlkioOps,
-    ),
-];
-
-/// v1 reports "no limit" as the largest page-aligned page-counter value
-/// (`PAGE_COUNTER_MAX * PAGE_SIZE`, 0x7FFFFFFFFFFFF000 on 4 KiB pages); anything from
-/// 2^62 up is no real limit on any machine.
-const V1_UNLIMITED: u64 = 1 << 62;
+pub use super::plan::parse_files;
 
 /// Reads above this size are treated as truncated rather than grown without bound.
 const MAX_READ: usize = 4 << 20;
@@ -190,8 +63,10 @@ impl ReadErrorKind {
     pub fn label(&self) -> &'static str {
         match self {
             ReadErrorKind::Io(_) => "io",
-            ReadErrorKind::Parse(e) if e.reason.starts_with("truncated") => "truncated",
-            ReadErrorKind::Parse(_) => "malformed",
+            ReadErrorKind::Parse(e) => match e.kind {
+                ErrorKind::Truncated => "truncated",
+                ErrorKind::Malformed => "malformed",
+            },
         }
     }
 }
@@ -347,9 +222,7 @@ impl Default for OpenOptions {
 /// One file of the container's plan.
 #[derive(Debug)]
 struct Planned {
-    kind: FileKind,
-    name: &'static str,
-    hier: Hier,
+    def: &'static FileDef,
     /// Kept open; `None` when it is opened at every read.
     file: Option<File>,
     /// Known to exist (opened once). A file planned while no descriptor could be had is
@@ -372,13 +245,13 @@ struct TickSet {
 }
 
 impl TickSet {
-    fn per_tick(self, kind: FileKind) -> bool {
-        match kind {
-            k if k.is_limit() => false,
-            FileKind::CgroupEvents => !self.events_watched,
-            FileKind::CpuStatV1 => self.quota,
-            FileKind::BlkioBytes | FileKind::BlkioOps => self.io_seen,
-            _ => true,
+    fn per_tick(self, def: &FileDef) -> bool {
+        match def.cadence {
+            Cadence::Tick => true,
+            Cadence::Limit => false,
+            Cadence::Events => !self.events_watched,
+            Cadence::UnderQuota => self.quota,
+            Cadence::OnceCounting => self.io_seen,
         }
     }
 }
@@ -501,24 +374,6 @@ fn gone_errno(e: Errno) -> bool {
     matches!(e, Errno::ENOENT | Errno::ENODEV)
 }
 
-fn plan(layout: &Layout) -> &'static [(Hier, &'static str, FileKind)] {
-    match layout.kind {
-        LayoutKind::V2 => PLAN_V2,
-        LayoutKind::Hybrid | LayoutKind::V1 => PLAN_V1,
-    }
-}
-
-fn mount(layout: &Layout, h: Hier) -> Option<&Path> {
-    match h {
-        Hier::Unified => layout.unified.as_deref(),
-        Hier::Cpu => layout.cpu.as_deref(),
-        Hier::Cpuacct => layout.cpuacct.as_deref(),
-        Hier::Memory => layout.memory.as_deref(),
-        Hier::Blkio => layout.blkio.as_deref(),
-        Hier::Pids => layout.pids.as_deref(),
-    }
-}
-
 impl CgroupReader {
     /// Opens every file the layout offers for the container at `rel` (a path relative to
     /// each hierarchy's mount, like `docker/<id>`), kept open, limits read at every read. A
@@ -555,7 +410,7 @@ impl CgroupReader {
             .unwrap_or(layout.discovery_root())
             .join(rel);
         let mut reader = CgroupReader {
-            files: Vec::with_capacity(plan(layout).len()),
+            files: Vec::with_capacity(plan::files(layout.kind).count()),
             procs: None,
             procs_dir,
             net_source: NetSource::Own,
@@ -575,15 +430,7 @@ impl CgroupReader {
             created: (st.st_ctime, st.st_ctime_nsec),
             missing: Vec::new(),
         };
-        let all = [
-            Hier::Unified,
-            Hier::Cpu,
-            Hier::Cpuacct,
-            Hier::Memory,
-            Hier::Blkio,
-            Hier::Pids,
-        ];
-        reader.open_hierarchies(layout, rel, &all)?;
+        reader.open_hierarchies(layout, rel, &Hier::ALL)?;
         Ok(reader)
     }
 
@@ -613,15 +460,16 @@ impl CgroupReader {
     ) -> Result<(), OpenError> {
         // One directory descriptor per hierarchy, opened on first use.
         let mut dirs: Vec<(Hier, Option<File>)> = Vec::with_capacity(which.len());
-        for &(hier, name, kind) in plan(layout) {
+        for def in plan::files(layout.kind) {
+            let (hier, name) = (def.hier, def.name);
             if !which.contains(&hier) {
                 continue;
             }
-            let has_unified_cpu = self.files.iter().any(|f| f.kind == FileKind::CpuStatV2);
-            if matches!(kind, FileKind::CpuacctUsage | FileKind::CpuacctStat) && has_unified_cpu {
+            let has_unified_cpu = self.files.iter().any(|f| f.def.exact_cpu());
+            if def.cpu_fallback && has_unified_cpu {
                 continue;
             }
-            let Some(root) = mount(layout, hier) else {
+            let Some(root) = hier.mount(layout) else {
                 continue;
             };
             let dir_fd = match dirs.iter().position(|(h, _)| *h == hier) {
@@ -648,22 +496,18 @@ impl CgroupReader {
             let Some(dir_fd) = dir_fd else { continue };
             match open_regular(Some(dir_fd.as_fd()), Path::new(name)) {
                 Ok(file) => {
-                    if kind == FileKind::CpuStatV2 {
+                    if def.exact_cpu() {
                         // Exact µs user/system beats v1's tick-based split.
-                        self.files.retain(|f| {
-                            !matches!(f.kind, FileKind::CpuacctUsage | FileKind::CpuacctStat)
-                        });
+                        self.files.retain(|f| !f.def.cpu_fallback);
                     }
                     let keep = self.options.keep_open
-                        && (self.options.keep_rare || self.ticks.per_tick(kind));
+                        && (self.options.keep_rare || self.ticks.per_tick(def));
                     let kept = keep.then_some(file);
                     if kept.is_none() {
                         self.note_dir(layout, rel, hier);
                     }
                     self.files.push(Planned {
-                        kind,
-                        name,
-                        hier,
+                        def,
                         file: kept,
                         seen: true,
                     });
@@ -673,9 +517,7 @@ impl CgroupReader {
                 Err(OpenFail::OutOfDescriptors) => {
                     self.note_dir(layout, rel, hier);
                     self.files.push(Planned {
-                        kind,
-                        name,
-                        hier,
+                        def,
                         file: None,
                         seen: false,
                     });
@@ -705,7 +547,7 @@ impl CgroupReader {
     /// Remembers the container's directory in `hier`, for files opened at every read.
     fn note_dir(&mut self, layout: &Layout, rel: &Path, hier: Hier) {
         if !self.dirs.iter().any(|(h, _)| *h == hier)
-            && let Some(root) = mount(layout, hier)
+            && let Some(root) = hier.mount(layout)
         {
             self.dirs.push((hier, Mount::get(root)));
         }
@@ -717,24 +559,22 @@ impl CgroupReader {
     /// Opens file `i` by its path below its hierarchy's mount.
     fn open_planned(&self, i: usize) -> io::Result<File> {
         let f = &self.files[i];
-        let (Some((_, m)), Some(rel)) = (self.dirs.iter().find(|(h, _)| *h == f.hier), &self.rel)
+        let (Some((_, m)), Some(rel)) =
+            (self.dirs.iter().find(|(h, _)| *h == f.def.hier), &self.rel)
         else {
             return Err(io::ErrorKind::NotFound.into());
         };
-        m.open(&rel.join(f.name))
+        m.open(&rel.join(f.def.name))
     }
 
     /// Plans every file of `hier` without knowing which exist (no descriptor to look).
     fn plan_unseen(&mut self, layout: &Layout, rel: &Path, hier: Hier) {
         self.note_dir(layout, rel, hier);
-        let has_unified_cpu = self.files.iter().any(|f| f.kind == FileKind::CpuStatV2);
-        for &(h, name, kind) in plan(layout) {
-            let cpuacct = matches!(kind, FileKind::CpuacctUsage | FileKind::CpuacctStat);
-            if h == hier && !(cpuacct && has_unified_cpu) {
+        let has_unified_cpu = self.files.iter().any(|f| f.def.exact_cpu());
+        for def in plan::files(layout.kind) {
+            if def.hier == hier && !(def.cpu_fallback && has_unified_cpu) {
                 self.files.push(Planned {
-                    kind,
-                    name,
-                    hier,
+                    def,
                     file: None,
                     seen: false,
                 });
@@ -757,7 +597,7 @@ impl CgroupReader {
             events_watched: true,
             ..self.ticks
         };
-        self.files.iter().filter(|f| ticks.per_tick(f.kind)).count()
+        self.files.iter().filter(|f| ticks.per_tick(f.def)).count()
             + usize::from(matches!(self.net, Net::Open(_) | Net::Reopen(_)))
     }
 
@@ -766,7 +606,7 @@ impl CgroupReader {
     pub fn reopens(&self) -> bool {
         self.files
             .iter()
-            .any(|f| f.file.is_none() && self.ticks.per_tick(f.kind))
+            .any(|f| f.file.is_none() && self.ticks.per_tick(f.def))
             || matches!(self.net, Net::Reopen(_))
     }
 
@@ -778,7 +618,7 @@ impl CgroupReader {
         let (ticks, keep_rare) = (self.ticks, self.options.keep_rare);
         for i in 0..self.files.len() {
             let f = &self.files[i];
-            if f.file.is_some() || !(keep_rare || ticks.per_tick(f.kind)) {
+            if f.file.is_some() || !(keep_rare || ticks.per_tick(f.def)) {
                 continue;
             }
             match self.open_planned(i) {
@@ -827,8 +667,8 @@ impl CgroupReader {
         let mut freed = 0;
         for i in 0..self.files.len() {
             let f = &self.files[i];
-            if f.file.is_some() && !self.ticks.per_tick(f.kind) {
-                let hier = f.hier;
+            if f.file.is_some() && !self.ticks.per_tick(f.def) {
+                let hier = f.def.hier;
                 self.files[i].file = None;
                 self.note_dir(layout, rel, hier);
                 freed += 1;
@@ -885,7 +725,7 @@ impl CgroupReader {
         on_error: &mut dyn FnMut(ReadError),
     ) -> Result<(), Gone> {
         out.clear();
-        let mut v1_ticks = (None, None);
+        let mut partial = Partial::default();
         let now = Instant::now();
         let limits_due = self.limits_due.is_none_or(|due| now >= due);
         let ticks = self.ticks;
@@ -894,16 +734,17 @@ impl CgroupReader {
         let mut i = 0;
         while i < self.files.len() {
             let f = &self.files[i];
-            let (kind, name) = (f.kind, f.name);
-            let skip = match kind {
-                FileKind::CgroupEvents => skip_events,
-                k => !limits_due && !ticks.per_tick(k),
+            let def = f.def;
+            let name = def.name;
+            let skip = match def.cadence {
+                Cadence::Events => skip_events,
+                _ => !limits_due && !ticks.per_tick(def),
             };
             if skip {
                 i += 1;
                 continue;
             }
-            read_blkio |= matches!(kind, FileKind::BlkioBytes | FileKind::BlkioOps);
+            read_blkio |= def.cadence == Cadence::OnceCounting;
             let result = match &f.file {
                 Some(file) => pread_all(file, buf),
                 None => match self.reopen(i) {
@@ -933,7 +774,7 @@ impl CgroupReader {
                     continue;
                 }
             };
-            if let Err(e) = parse_into(kind, &buf[..n], out, &mut v1_ticks) {
+            if let Err(e) = (def.parse)(&buf[..n], out, &mut partial) {
                 on_error(ReadError {
                     path: self.dir.join(name),
                     kind: ReadErrorKind::Parse(e),
@@ -946,7 +787,7 @@ impl CgroupReader {
             self.populated = out.populated;
             self.events_stale = false;
         }
-        finish(out, v1_ticks);
+        plan::finish(out, partial);
         if read_blkio {
             self.ticks.io_seen = !out.io.is_empty();
         }
@@ -1001,7 +842,12 @@ impl CgroupReader {
         out.cpu.period_us = s.period_us;
         out.memory.limit = s.memory_limit;
         out.pids.limit = s.pids_limit;
-        if !self.ticks.quota && self.files.iter().any(|f| f.kind == FileKind::CpuStatV1) {
+        if !self.ticks.quota
+            && self
+                .files
+                .iter()
+                .any(|f| f.def.cadence == Cadence::UnderQuota)
+        {
             out.cpu.periods = s.periods;
             out.cpu.throttled_periods = s.throttled_periods;
             out.cpu.throttled_ns = s.throttled_ns;
@@ -1211,193 +1057,4 @@ fn pread_all(file: &File, buf: &mut Vec<u8>) -> io::Result<usize> {
         let bigger = (buf.len() * 2).min(MAX_READ);
         buf.resize(bigger, 0);
     }
-}
-
-fn limit_v1(v: u64) -> Option<u64> {
-    (v < V1_UNLIMITED).then_some(v)
-}
-
-fn value(s: Single) -> Option<u64> {
-    match s {
-        Single::Value(v) => Some(v),
-        Single::Unlimited => None,
-    }
-}
-
-fn psi(buf: &[u8], slot: &mut Option<Psi>) -> Result<(), ParseError> {
-    let mut p = Psi::default();
-    let r = parse::pressure(buf, &mut p);
-    if p.some_us.is_some() || p.full_us.is_some() {
-        *slot = Some(p);
-    }
-    r
-}
-
-fn parse_into(
-    kind: FileKind,
-    buf: &[u8],
-    out: &mut CgroupSample,
-    v1_ticks: &mut (Option<u64>, Option<u64>),
-) -> Result<(), ParseError> {
-    let cpu = &mut out.cpu;
-    let mem = &mut out.memory;
-    match kind {
-        FileKind::CpuStatV2 => parse::flat_keyed(buf, |k, v| match k {
-            b"usage_usec" => cpu.usage_ns = Some(v.saturating_mul(1000)),
-            b"user_usec" => cpu.user_ns = Some(v.saturating_mul(1000)),
-            b"system_usec" => cpu.system_ns = Some(v.saturating_mul(1000)),
-            b"nr_periods" => cpu.periods = Some(v),
-            b"nr_throttled" => cpu.throttled_periods = Some(v),
-            b"throttled_usec" => cpu.throttled_ns = Some(v.saturating_mul(1000)),
-            _ => {}
-        }),
-        FileKind::CpuStatV1 => parse::flat_keyed(buf, |k, v| match k {
-            b"nr_periods" => cpu.periods = Some(v),
-            b"nr_throttled" => cpu.throttled_periods = Some(v),
-            b"throttled_time" => cpu.throttled_ns = Some(v),
-            _ => {}
-        }),
-        FileKind::CpuMax => {
-            let (quota, period) = parse::cpu_max(buf)?;
-            cpu.quota_us = value(quota);
-            cpu.period_us = Some(period);
-            Ok(())
-        }
-        FileKind::CfsQuota => {
-            cpu.quota_us = value(parse::single(buf)?);
-            Ok(())
-        }
-        FileKind::CfsPeriod => {
-            cpu.period_us = value(parse::single(buf)?);
-            Ok(())
-        }
-        FileKind::CpuacctUsage => {
-            cpu.usage_ns = value(parse::single(buf)?);
-            Ok(())
-        }
-        FileKind::CpuacctStat => parse::flat_keyed(buf, |k, v| match k {
-            b"user" => v1_ticks.0 = Some(v),
-            b"system" => v1_ticks.1 = Some(v),
-            _ => {}
-        }),
-        FileKind::MemoryCurrent => {
-            mem.usage = value(parse::single(buf)?);
-            Ok(())
-        }
-        FileKind::MemoryUsageV1 => {
-            mem.usage = value(parse::single(buf)?);
-            Ok(())
-        }
-        FileKind::MemoryMax => {
-            mem.limit = value(parse::single(buf)?);
-            Ok(())
-        }
-        FileKind::MemoryLimitV1 => {
-            mem.limit = value(parse::single(buf)?).and_then(limit_v1);
-            Ok(())
-        }
-        FileKind::MemoryStatV2 => parse::flat_keyed(buf, |k, v| match k {
-            b"anon" => mem.anon = Some(v),
-            b"file" => mem.file = Some(v),
-            b"inactive_file" => mem.inactive_file = Some(v),
-            b"pgfault" => mem.pgfault = Some(v),
-            b"pgmajfault" => mem.pgmajfault = Some(v),
-            _ => {}
-        }),
-        FileKind::MemoryStatV1 => parse::flat_keyed(buf, |k, v| match k {
-            b"total_rss" => mem.anon = Some(v),
-            b"total_cache" => mem.file = Some(v),
-            b"total_inactive_file" => mem.inactive_file = Some(v),
-            b"total_swap" => mem.swap = Some(v),
-            b"total_pgfault" => mem.pgfault = Some(v),
-            b"total_pgmajfault" => mem.pgmajfault = Some(v),
-            _ => {}
-        }),
-        FileKind::MemoryEvents | FileKind::OomControl => parse::flat_keyed(buf, |k, v| {
-            if k == b"oom_kill" {
-                mem.oom_kills = Some(v);
-            }
-        }),
-        FileKind::MemoryPeak => {
-            mem.peak = value(parse::single(buf)?);
-            Ok(())
-        }
-        FileKind::MemorySwapCurrent => {
-            mem.swap = value(parse::single(buf)?);
-            Ok(())
-        }
-        FileKind::PidsCurrent => {
-            out.pids.current = value(parse::single(buf)?);
-            Ok(())
-        }
-        FileKind::PidsMax => {
-            out.pids.limit = value(parse::single(buf)?);
-            Ok(())
-        }
-        FileKind::IoStat => parse::io_stat(buf, &mut out.io, &mut out.io_dropped),
-        FileKind::BlkioBytes => {
-            parse::blkio(buf, BlkioKind::Bytes, &mut out.io, &mut out.io_dropped)
-        }
-        FileKind::BlkioOps => parse::blkio(buf, BlkioKind::Ops, &mut out.io, &mut out.io_dropped),
-        FileKind::CpuPressure => psi(buf, &mut out.cpu_pressure),
-        FileKind::MemoryPressure => psi(buf, &mut out.memory_pressure),
-        FileKind::IoPressure => psi(buf, &mut out.io_pressure),
-        FileKind::CgroupEvents => {
-            let populated = &mut out.populated;
-            parse::flat_keyed(buf, |k, v| {
-                if k == b"populated" {
-                    *populated = Some(v != 0);
-                }
-            })
-        }
-    }
-}
-
-/// v1 `cpuacct.stat` is in USER_HZ ticks: split the exact `cpuacct.usage` in its proportion,
-/// so user + system add up to the total.
-fn finish(out: &mut CgroupSample, v1_ticks: (Option<u64>, Option<u64>)) {
-    if let ((Some(user), Some(system)), Some(usage)) = (v1_ticks, out.cpu.usage_ns) {
-        let total = u128::from(user) + u128::from(system);
-        let user_ns = (u128::from(usage) * u128::from(user))
-            .checked_div(total)
-            .map_or(0, |v| v as u64);
-        out.cpu.user_ns = Some(user_ns);
-        out.cpu.system_ns = Some(usage - user_ns);
-    }
-}
-
-/// Parses a set of files (kernel file name, content) as the reader would, for fixtures and
-/// parser benchmarks. `v1` selects v1 semantics for the names both versions use
-/// (`cpu.stat`, `memory.stat`); the unified hierarchy's `cpu.stat` on a hybrid host is
-/// passed as `unified/cpu.stat`. Returns the problems by file name.
-pub fn parse_files<'a>(
-    v1: bool,
-    files: &[(&'a str, &[u8])],
-    out: &mut CgroupSample,
-) -> Vec<(&'a str, ParseError)> {
-    out.clear();
-    let mut ticks = (None, None);
-    let mut problems = Vec::new();
-    for &(name, content) in files {
-        let kind = if name == "unified/cpu.stat" {
-            Some(FileKind::CpuStatV2)
-        } else {
-            let plan = if v1 { PLAN_V1 } else { PLAN_V2 };
-            plan.iter()
-                .find(|(h, n, _)| *n == name && !(v1 && *h == Hier::Unified && name == "cpu.stat"))
-                .map(|&(_, _, k)| k)
-        };
-        let result = match kind {
-            Some(kind) => parse_into(kind, content, out, &mut ticks),
-            None => Err(ParseError {
-                line: 0,
-                reason: "not a file this exporter reads",
-            }),
-        };
-        if let Err(e) = result {
-            problems.push((name, e));
-        }
-    }
-    finish(out, ticks);
-    problems
 }

@@ -1,0 +1,442 @@
+//! The files read from each container's cgroup, one row per file: where it lives, on which
+//! layouts, how often it must be read, and how its bytes become fields of the sample. The
+//! reader ([`super::reader`]) opens, keeps and re-reads what this table says; tests and
+//! benchmarks take their file lists from it too.
+//!
+//! To read one more cgroup file: a row in [`PLAN`] whose `parse` fills fields of
+//! [`CgroupSample`] (usually a few lines over [`parse::flat_keyed`] or [`parse::single`]),
+//! and, if a metric shows them, its row in `metrics.rs`. A `Limit` row's fields are also kept
+//! between its reads by the reader (`reader::Slow`).
+//!
+//! On hybrid hosts the unified hierarchy gives exact user/system CPU (`cpu.stat` in µs
+//! instead of v1's USER_HZ ticks), pressure and `cgroup.events`; the v1 controllers give the
+//! rest.
+
+use super::layout::{Layout, LayoutKind};
+use super::parse::{self, BlkioKind, ParseError, Single};
+use super::sample::{CgroupSample, Psi};
+use std::path::Path;
+
+/// Which mount a file lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hier {
+    Unified,
+    Cpu,
+    Cpuacct,
+    Memory,
+    Blkio,
+    Pids,
+}
+
+impl Hier {
+    pub const ALL: [Hier; 6] = [
+        Hier::Unified,
+        Hier::Cpu,
+        Hier::Cpuacct,
+        Hier::Memory,
+        Hier::Blkio,
+        Hier::Pids,
+    ];
+
+    /// Its mount in `layout`, if the host has it.
+    pub fn mount(self, layout: &Layout) -> Option<&Path> {
+        match self {
+            Hier::Unified => layout.unified.as_deref(),
+            Hier::Cpu => layout.cpu.as_deref(),
+            Hier::Cpuacct => layout.cpuacct.as_deref(),
+            Hier::Memory => layout.memory.as_deref(),
+            Hier::Blkio => layout.blkio.as_deref(),
+            Hier::Pids => layout.pids.as_deref(),
+        }
+    }
+
+    /// The directory of a v1 controller's files in `testdata/` captures (`cpu/cpu.stat`).
+    pub fn dir(self) -> &'static str {
+        match self {
+            Hier::Unified => "unified",
+            Hier::Cpu => "cpu",
+            Hier::Cpuacct => "cpuacct",
+            Hier::Memory => "memory",
+            Hier::Blkio => "blkio",
+            Hier::Pids => "pids",
+        }
+    }
+}
+
+/// Where a row applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layouts {
+    /// Pure cgroup v2.
+    V2,
+    /// Hybrid and pure v1 (its unified rows are read where a cgroup2 is mounted).
+    V1,
+}
+
+/// How often a file must be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cadence {
+    /// At every read.
+    Tick,
+    /// A limit: with the limits (every `OpenOptions::limits_every`, or at once when the
+    /// runtime says they changed).
+    Limit,
+    /// `cgroup.events`: at every read, unless an inotify watch reports each change of it.
+    Events,
+    /// v1 `cpu.stat`: at every read under a CFS quota (its counters move only then), else
+    /// with the limits.
+    UnderQuota,
+    /// v1 blkio: at every read once it accounts a device (it lists one only after some
+    /// cgroup had a throttle rule on it), else with the limits.
+    OnceCounting,
+}
+
+/// What the parsers of one read leave for after the last file: v1 `cpuacct.stat`'s USER_HZ
+/// ticks, to split the exact `cpuacct.usage` (see [`finish`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Partial {
+    v1_ticks: (Option<u64>, Option<u64>),
+}
+
+/// Parses one file's bytes into the sample.
+pub type Parser = fn(&[u8], &mut CgroupSample, &mut Partial) -> Result<(), ParseError>;
+
+/// One file of the plan.
+#[derive(Debug)]
+pub struct FileDef {
+    pub hier: Hier,
+    pub name: &'static str,
+    pub layouts: Layouts,
+    pub cadence: Cadence,
+    /// CPU time of v1's `cpuacct`, read only where the unified `cpu.stat` (the exact split)
+    /// is not there.
+    pub cpu_fallback: bool,
+    pub parse: Parser,
+}
+
+impl FileDef {
+    /// The unified hierarchy's `cpu.stat`, which makes the `cpu_fallback` rows unneeded.
+    pub fn exact_cpu(&self) -> bool {
+        self.hier == Hier::Unified && self.name == "cpu.stat"
+    }
+}
+
+/// v1 reports "no limit" as the largest page-aligned page-counter value
+/// (`PAGE_COUNTER_MAX * PAGE_SIZE`, 0x7FFFFFFFFFFFF000 on 4 KiB pages); anything from
+/// 2^62 up is no real limit on any machine.
+const V1_UNLIMITED: u64 = 1 << 62;
+
+fn value(s: Single) -> Option<u64> {
+    match s {
+        Single::Value(v) => Some(v),
+        Single::Unlimited => None,
+    }
+}
+
+fn psi(buf: &[u8], slot: &mut Option<Psi>) -> Result<(), ParseError> {
+    let mut p = Psi::default();
+    let r = parse::pressure(buf, &mut p);
+    if p.some_us.is_some() || p.full_us.is_some() {
+        *slot = Some(p);
+    }
+    r
+}
+
+fn cpu_stat_v2(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
+    let cpu = &mut out.cpu;
+    parse::flat_keyed(buf, |k, v| match k {
+        b"usage_usec" => cpu.usage_ns = Some(v.saturating_mul(1000)),
+        b"user_usec" => cpu.user_ns = Some(v.saturating_mul(1000)),
+        b"system_usec" => cpu.system_ns = Some(v.saturating_mul(1000)),
+        b"nr_periods" => cpu.periods = Some(v),
+        b"nr_throttled" => cpu.throttled_periods = Some(v),
+        b"throttled_usec" => cpu.throttled_ns = Some(v.saturating_mul(1000)),
+        _ => {}
+    })
+}
+
+fn cgroup_events(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
+    let populated = &mut out.populated;
+    parse::flat_keyed(buf, |k, v| {
+        if k == b"populated" {
+            *populated = Some(v != 0);
+        }
+    })
+}
+
+fn oom_kills(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
+    let mem = &mut out.memory;
+    parse::flat_keyed(buf, |k, v| {
+        if k == b"oom_kill" {
+            mem.oom_kills = Some(v);
+        }
+    })
+}
+
+macro_rules! row {
+    ($hier:ident, $name:literal, $layouts:ident, $cadence:ident, $parse:expr) => {
+        FileDef {
+            hier: Hier::$hier,
+            name: $name,
+            layouts: Layouts::$layouts,
+            cadence: Cadence::$cadence,
+            cpu_fallback: false,
+            parse: $parse,
+        }
+    };
+}
+
+/// Every file read, for both layout families, in the order they are read.
+pub static PLAN: &[FileDef] = &[
+    // Pure v2.
+    row!(Unified, "cpu.stat", V2, Tick, cpu_stat_v2),
+    row!(Unified, "cpu.max", V2, Limit, |b, out, _| {
+        let (quota, period) = parse::cpu_max(b)?;
+        out.cpu.quota_us = value(quota);
+        out.cpu.period_us = Some(period);
+        Ok(())
+    }),
+    row!(Unified, "memory.current", V2, Tick, |b, out, _| {
+        out.memory.usage = value(parse::single(b)?);
+        Ok(())
+    }),
+    row!(Unified, "memory.max", V2, Limit, |b, out, _| {
+        out.memory.limit = value(parse::single(b)?);
+        Ok(())
+    }),
+    row!(Unified, "memory.stat", V2, Tick, |b, out, _| {
+        let mem = &mut out.memory;
+        parse::flat_keyed(b, |k, v| match k {
+            b"anon" => mem.anon = Some(v),
+            b"file" => mem.file = Some(v),
+            b"inactive_file" => mem.inactive_file = Some(v),
+            b"pgfault" => mem.pgfault = Some(v),
+            b"pgmajfault" => mem.pgmajfault = Some(v),
+            _ => {}
+        })
+    }),
+    row!(Unified, "memory.peak", V2, Tick, |b, out, _| {
+        out.memory.peak = value(parse::single(b)?);
+        Ok(())
+    }),
+    row!(Unified, "memory.events", V2, Tick, oom_kills),
+    row!(Unified, "memory.swap.current", V2, Tick, |b, out, _| {
+        out.memory.swap = value(parse::single(b)?);
+        Ok(())
+    }),
+    row!(Unified, "pids.current", V2, Tick, |b, out, _| {
+        out.pids.current = value(parse::single(b)?);
+        Ok(())
+    }),
+    row!(Unified, "pids.max", V2, Limit, |b, out, _| {
+        out.pids.limit = value(parse::single(b)?);
+        Ok(())
+    }),
+    row!(Unified, "io.stat", V2, Tick, |b, out, _| {
+        parse::io_stat(b, &mut out.io, &mut out.io_dropped)
+    }),
+    row!(Unified, "cpu.pressure", V2, Tick, |b, out, _| psi(
+        b,
+        &mut out.cpu_pressure
+    )),
+    row!(Unified, "memory.pressure", V2, Tick, |b, out, _| psi(
+        b,
+        &mut out.memory_pressure
+    )),
+    row!(Unified, "io.pressure", V2, Tick, |b, out, _| psi(
+        b,
+        &mut out.io_pressure
+    )),
+    row!(Unified, "cgroup.events", V2, Events, cgroup_events),
+    // Hybrid (the unified rows) and pure v1.
+    row!(Unified, "cpu.stat", V1, Tick, cpu_stat_v2),
+    row!(Unified, "cpu.pressure", V1, Tick, |b, out, _| psi(
+        b,
+        &mut out.cpu_pressure
+    )),
+    row!(Unified, "memory.pressure", V1, Tick, |b, out, _| psi(
+        b,
+        &mut out.memory_pressure
+    )),
+    row!(Unified, "io.pressure", V1, Tick, |b, out, _| psi(
+        b,
+        &mut out.io_pressure
+    )),
+    row!(Unified, "cgroup.events", V1, Events, cgroup_events),
+    FileDef {
+        cpu_fallback: true,
+        ..row!(Cpuacct, "cpuacct.usage", V1, Tick, |b, out, _| {
+            out.cpu.usage_ns = value(parse::single(b)?);
+            Ok(())
+        })
+    },
+    FileDef {
+        cpu_fallback: true,
+        ..row!(Cpuacct, "cpuacct.stat", V1, Tick, |b, _, partial| {
+            let ticks = &mut partial.v1_ticks;
+            parse::flat_keyed(b, |k, v| match k {
+                b"user" => ticks.0 = Some(v),
+                b"system" => ticks.1 = Some(v),
+                _ => {}
+            })
+        })
+    },
+    row!(Cpu, "cpu.stat", V1, UnderQuota, |b, out, _| {
+        let cpu = &mut out.cpu;
+        parse::flat_keyed(b, |k, v| match k {
+            b"nr_periods" => cpu.periods = Some(v),
+            b"nr_throttled" => cpu.throttled_periods = Some(v),
+            b"throttled_time" => cpu.throttled_ns = Some(v),
+            _ => {}
+        })
+    }),
+    row!(Cpu, "cpu.cfs_quota_us", V1, Limit, |b, out, _| {
+        out.cpu.quota_us = value(parse::single(b)?);
+        Ok(())
+    }),
+    row!(Cpu, "cpu.cfs_period_us", V1, Limit, |b, out, _| {
+        out.cpu.period_us = value(parse::single(b)?);
+        Ok(())
+    }),
+    row!(Memory, "memory.usage_in_bytes", V1, Tick, |b, out, _| {
+        out.memory.usage = value(parse::single(b)?);
+        Ok(())
+    }),
+    row!(Memory, "memory.limit_in_bytes", V1, Limit, |b, out, _| {
+        out.memory.limit = value(parse::single(b)?).filter(|&v| v < V1_UNLIMITED);
+        Ok(())
+    }),
+    row!(Memory, "memory.stat", V1, Tick, |b, out, _| {
+        let mem = &mut out.memory;
+        parse::flat_keyed(b, |k, v| match k {
+            b"total_rss" => mem.anon = Some(v),
+            b"total_cache" => mem.file = Some(v),
+            b"total_inactive_file" => mem.inactive_file = Some(v),
+            b"total_swap" => mem.swap = Some(v),
+            b"total_pgfault" => mem.pgfault = Some(v),
+            b"total_pgmajfault" => mem.pgmajfault = Some(v),
+            _ => {}
+        })
+    }),
+    row!(
+        Memory,
+        "memory.max_usage_in_bytes",
+        V1,
+        Tick,
+        |b, out, _| {
+            out.memory.peak = value(parse::single(b)?);
+            Ok(())
+        }
+    ),
+    row!(Memory, "memory.oom_control", V1, Tick, oom_kills),
+    row!(Pids, "pids.current", V1, Tick, |b, out, _| {
+        out.pids.current = value(parse::single(b)?);
+        Ok(())
+    }),
+    row!(Pids, "pids.max", V1, Limit, |b, out, _| {
+        out.pids.limit = value(parse::single(b)?);
+        Ok(())
+    }),
+    row!(
+        Blkio,
+        "blkio.throttle.io_service_bytes_recursive",
+        V1,
+        OnceCounting,
+        |b, out, _| { parse::blkio(b, BlkioKind::Bytes, &mut out.io, &mut out.io_dropped) }
+    ),
+    row!(
+        Blkio,
+        "blkio.throttle.io_serviced_recursive",
+        V1,
+        OnceCounting,
+        |b, out, _| { parse::blkio(b, BlkioKind::Ops, &mut out.io, &mut out.io_dropped) }
+    ),
+];
+
+/// The rows for a layout.
+pub fn files(kind: LayoutKind) -> impl Iterator<Item = &'static FileDef> {
+    let want = match kind {
+        LayoutKind::V2 => Layouts::V2,
+        LayoutKind::Hybrid | LayoutKind::V1 => Layouts::V1,
+    };
+    PLAN.iter().filter(move |f| f.layouts == want)
+}
+
+/// After the last file of a read: v1 `cpuacct.stat` is in USER_HZ ticks, so the exact
+/// `cpuacct.usage` is split in its proportion, and user + system add up to the total.
+pub fn finish(out: &mut CgroupSample, partial: Partial) {
+    if let ((Some(user), Some(system)), Some(usage)) = (partial.v1_ticks, out.cpu.usage_ns) {
+        let total = u128::from(user) + u128::from(system);
+        let user_ns = (u128::from(usage) * u128::from(user))
+            .checked_div(total)
+            .map_or(0, |v| v as u64);
+        out.cpu.user_ns = Some(user_ns);
+        out.cpu.system_ns = Some(usage - user_ns);
+    }
+}
+
+/// Parses a set of files (kernel file name, content) as the reader would, for fixtures,
+/// fuzzing and parser benchmarks. `v1` selects the v1 rows for the names both families use
+/// (`cpu.stat`, `memory.stat`); the unified hierarchy's `cpu.stat` on a hybrid host is
+/// passed as `unified/cpu.stat`. Returns the problems by file name.
+pub fn parse_files<'a>(
+    v1: bool,
+    files: &[(&'a str, &[u8])],
+    out: &mut CgroupSample,
+) -> Vec<(&'a str, ParseError)> {
+    out.clear();
+    let mut partial = Partial::default();
+    let mut problems = Vec::new();
+    let layouts = if v1 { Layouts::V1 } else { Layouts::V2 };
+    for &(name, content) in files {
+        let def = match name.strip_prefix("unified/") {
+            Some(n) => PLAN
+                .iter()
+                .find(|f| f.layouts == Layouts::V1 && f.hier == Hier::Unified && f.name == n),
+            None => PLAN.iter().find(|f| {
+                f.layouts == layouts && f.name == name && !(v1 && f.hier == Hier::Unified)
+            }),
+        }
+        .or_else(|| {
+            // The unified files of a hybrid host by their bare name (pressure, events).
+            PLAN.iter().find(|f| f.layouts == layouts && f.name == name)
+        });
+        let result = match def {
+            Some(def) => (def.parse)(content, out, &mut partial),
+            None => Err(ParseError {
+                line: 0,
+                reason: "not a file this exporter reads",
+                kind: parse::ErrorKind::Malformed,
+            }),
+        };
+        if let Err(e) = result {
+            problems.push((name, e));
+        }
+    }
+    finish(out, partial);
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_row_per_file_and_layout() {
+        for layouts in [Layouts::V2, Layouts::V1] {
+            let mut seen: Vec<(Hier, &str)> = PLAN
+                .iter()
+                .filter(|f| f.layouts == layouts)
+                .map(|f| (f.hier, f.name))
+                .collect();
+            let n = seen.len();
+            seen.sort_by_key(|(h, n)| (h.dir(), *n));
+            seen.dedup();
+            assert_eq!(seen.len(), n, "{layouts:?}");
+        }
+        assert!(
+            PLAN.iter()
+                .filter(|f| f.cpu_fallback)
+                .all(|f| f.hier == Hier::Cpuacct)
+        );
+    }
+}
