@@ -217,9 +217,6 @@ struct Tracked {
     retry_until: Option<Instant>,
 }
 
-/// How long after discovery a container's missing hierarchies are retried.
-const RETRY_MISSING_FOR: Duration = Duration::from_secs(5);
-
 /// What one discovery pass changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct DiscoveryChanges {
@@ -751,7 +748,7 @@ impl Tracked {
             reader,
             exited: false,
             seen_running: false,
-            retry_until: Some(Instant::now() + RETRY_MISSING_FOR),
+            retry_until: Some(Instant::now() + discovery::RETRY_AFTER_DISCOVERY),
         }
     }
 }

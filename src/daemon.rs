@@ -15,8 +15,9 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::cgroup::{Layout, ProcRoot};
-use crate::collect::{Collector, ContainerState, Described, DiscoveryChanges, ErrorLog};
+use crate::collect::{Collector, Described, DiscoveryChanges, ErrorLog};
 use crate::config::{DaemonArgs, HostArgs, Listen};
+use crate::departures::{Departures, runtime_removal_delay};
 use crate::discovery::watch::{WatchEvent, Watcher};
 use crate::discovery::{self, Found, Kind, Runtime};
 use crate::export::http::{self, Page, PageState};
@@ -24,10 +25,6 @@ use crate::export::otlp;
 use crate::export::prom::PromRenderer;
 use crate::metadata::Metadata;
 use crate::telemetry::{ProcessStats, Telemetry, add, set};
-
-/// How long a container's `cgroup.events` watch is retried after discovery (runtimes create
-/// the hierarchies one after the other).
-const WATCH_RETRY_FOR: Duration = Duration::from_secs(5);
 
 /// How long the collector thread may take to stop at shutdown.
 const COLLECTOR_STOP_DEADLINE: Duration = Duration::from_secs(3);
@@ -102,7 +99,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
     };
 
     // Names must outlive the container by as long as its final sample is shown.
-    let removal_delay = args.exited_retention + args.interval * 2;
+    let removal_delay = runtime_removal_delay(args.exited_retention, args.interval);
     let store = crate::metadata::spawn_sources(
         &args.metadata,
         removal_delay,
@@ -120,10 +117,18 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
         std::thread::Builder::new()
             .name("container-exporter-collector".into())
             .spawn(move || {
+                let naming = args.prometheus_names;
                 let mut c = CollectorLoop::new(
-                    layout, proc_root, host_name, args, telemetry, pages, store, serving,
+                    Collector::new(layout, proc_root),
+                    args,
+                    Outputs {
+                        renderer: serving.then(|| PromRenderer::new(host_name, naming)),
+                        pages,
+                        otlp,
+                    },
+                    telemetry,
+                    store,
                 );
-                c.otlp = otlp;
                 c.run(&shutdown);
             })?
     };
@@ -184,32 +189,31 @@ fn shown(d: &Described<'_>, now: SystemTime, cri_connected: bool) -> bool {
         && young)
 }
 
-/// A container that departed, waiting to be served once.
-struct Departure {
-    state: ContainerState,
-    at: Instant,
-    /// The first page generation it was rendered in.
-    rendered_in: Option<u64>,
+/// Where each tick's collection goes.
+struct Outputs {
+    /// The Prometheus page's renderer, when the page is served.
+    renderer: Option<PromRenderer>,
+    pages: Arc<PageState>,
+    /// OTLP export, when configured: one request per tick.
+    otlp: Option<otlp::Exporter>,
 }
 
+/// The collector thread's loop: inotify events, rescans and ticks, and what each tick hands
+/// to the outputs.
 struct CollectorLoop {
     collector: Collector,
     watcher: Option<Watcher>,
-    renderer: PromRenderer,
+    outputs: Outputs,
     store: Metadata,
     telemetry: Arc<Telemetry>,
-    pages: Arc<PageState>,
     args: DaemonArgs,
-    serving: bool,
-    departed: Vec<Departure>,
+    departed: Departures,
     /// Containers whose `cgroup.events` could not be watched yet, until when to retry.
     pending_watch: HashMap<String, Instant>,
     generation: u64,
     events: Vec<WatchEvent>,
     /// The buffer of the page before last, to render the next page into.
     spare_page: Vec<u8>,
-    /// OTLP export, when configured: one request per tick.
-    otlp: Option<otlp::Exporter>,
     /// Open errors already logged at warn level (bounded).
     logged_errors: std::collections::HashSet<String>,
     /// Read errors, logged at most once per file per ten minutes.
@@ -217,17 +221,14 @@ struct CollectorLoop {
 }
 
 impl CollectorLoop {
-    #[allow(clippy::too_many_arguments)]
     fn new(
-        layout: Layout,
-        proc_root: ProcRoot,
-        host_name: Option<String>,
+        mut collector: Collector,
         args: DaemonArgs,
+        outputs: Outputs,
         telemetry: Arc<Telemetry>,
-        pages: Arc<PageState>,
         store: Metadata,
-        serving: bool,
     ) -> CollectorLoop {
+        let layout = collector.layout();
         let watcher = match Watcher::new(layout.discovery_root(), layout.unified.as_deref()) {
             Ok(w) => Some(w),
             Err(e) => {
@@ -239,27 +240,28 @@ impl CollectorLoop {
                 None
             }
         };
-        let mut collector = Collector::new(layout, proc_root);
         // Limits are re-read so that a change shows within a minute (at once after a
         // runtime's `update` event).
         collector.set_limits_every(Duration::from_secs(60).saturating_sub(args.interval));
+        let departed = Departures::new(
+            args.exited_retention,
+            outputs.renderer.is_some(),
+            outputs.otlp.is_some(),
+        );
         CollectorLoop {
             collector,
             watcher,
-            renderer: PromRenderer::new(host_name, args.prometheus_names),
+            outputs,
             store,
             telemetry,
-            pages,
             args,
-            serving,
-            departed: Vec::new(),
+            departed,
             pending_watch: HashMap::new(),
             generation: 0,
             events: Vec::new(),
             spare_page: Vec::new(),
             logged_errors: std::collections::HashSet::new(),
             error_log: ErrorLog::default(),
-            otlp: None,
         }
     }
 
@@ -386,7 +388,7 @@ impl CollectorLoop {
         {
             self.pending_watch
                 .entry(id.to_string())
-                .or_insert_with(|| Instant::now() + WATCH_RETRY_FOR);
+                .or_insert_with(|| Instant::now() + discovery::RETRY_AFTER_DISCOVERY);
         }
     }
 
@@ -476,14 +478,7 @@ impl CollectorLoop {
         for state in self.collector.take_departed() {
             add(&self.telemetry.final_samples, 1);
             tracing::debug!(id = %state.id, "final sample taken");
-            // A container departs once per cgroup; a quick restart under the same id keeps
-            // only the newest final sample (one series per label set).
-            self.departed.retain(|d| d.state.id != state.id);
-            self.departed.push(Departure {
-                state,
-                at: Instant::now(),
-                rendered_in: None,
-            });
+            self.departed.add(state);
         }
     }
 
@@ -498,18 +493,8 @@ impl CollectorLoop {
         self.collector.collect();
         self.collect_departures();
 
-        // Departed containers leave once a page holding them was served (or, with no page,
-        // once they were in one collection), or when nobody came for them in time.
-        let served = self.pages.served_generation.load(Ordering::Acquire);
-        let retention = self.args.exited_retention;
-        let serving = self.serving;
-        let otlp_on = self.otlp.is_some();
-        self.departed.retain(|d| match d.rendered_in {
-            Some(g) if !serving || g <= served => false,
-            // Every final sample goes out in at least one OTLP request.
-            None if otlp_on => true,
-            _ => d.at.elapsed() < retention,
-        });
+        self.departed
+            .expire(self.outputs.pages.served_generation.load(Ordering::Acquire));
 
         self.generation += 1;
         let now = SystemTime::now();
@@ -526,8 +511,7 @@ impl CollectorLoop {
             .containers()
             .chain(
                 self.departed
-                    .iter()
-                    .map(|d| &d.state)
+                    .states()
                     .filter(|s| !live.contains(s.id.as_str())),
             )
             .map(|state| Described::new(state, store))
@@ -555,25 +539,21 @@ impl CollectorLoop {
             set(&t.unwatched_events, events as u64);
         }
         let process = ProcessStats::read();
-        if let Some(o) = self.otlp.as_mut() {
+        if let Some(o) = self.outputs.otlp.as_mut() {
             let at = Instant::now();
             o.submit(now, &described, &self.telemetry, &process);
             set(&t.last_otlp_encode_ns, at.elapsed().as_nanos() as u64);
         }
-        if self.serving {
+        if let Some(renderer) = self.outputs.renderer.as_mut() {
             let at = Instant::now();
             let mut body = std::mem::take(&mut self.spare_page);
-            self.renderer
-                .render(&mut body, now, described, &self.telemetry, &process);
-            let old = self.pages.publish(Page::new(body, self.generation));
+            renderer.render(&mut body, now, described, &self.telemetry, &process);
+            let old = self.outputs.pages.publish(Page::new(body, self.generation));
             // Reuse the previous page's buffer when no scrape still holds it.
             self.spare_page = old.into_buffer().unwrap_or_default();
             set(&t.last_render_ns, at.elapsed().as_nanos() as u64);
         }
-        let generation = self.generation;
-        for d in &mut self.departed {
-            d.rendered_in.get_or_insert(generation);
-        }
+        self.departed.rendered(self.generation);
         add(&t.collections, 1);
         set(&t.last_collection_ns, started.elapsed().as_nanos() as u64);
         // A file that stays malformed would otherwise log every tick: warn once per file per

@@ -28,6 +28,7 @@ pub mod check;
 pub mod collect;
 pub mod config;
 pub mod daemon;
+pub mod departures;
 pub mod discovery;
 pub mod export;
 pub mod metadata;

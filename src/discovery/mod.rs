@@ -12,6 +12,11 @@ pub mod watch;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// How long after a container is found what is not there yet is tried again: runtimes create
+/// a container's directory in each hierarchy one after the other (its files, and its
+/// `cgroup.events` to watch, may be missing for a moment). One policy for both.
+pub const RETRY_AFTER_DISCOVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Runtime {
     Docker,
