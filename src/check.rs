@@ -1,6 +1,10 @@
 //! `container-exporter check`: what the exporter sees on this host and what is wrong, in
 //! words a newcomer understands, each problem with its fix. Exit status non-zero when the
 //! exporter could not work.
+//!
+//! One function per topic (layout, files, proc, descriptors, inotify, metadata, outputs),
+//! called in order by [`run`]; the file is long because each finding carries its fix in words.
+//! To add a check: a function that adds findings to the report, and its call in [`run`].
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -252,16 +256,13 @@ fn metadata(r: &mut Report, args: &MetadataArgs, found: &[Found]) {
     );
 }
 
-/// Runs every check.
-pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
-    let mut r = Report::default();
-
-    // cgroup layout
+/// The cgroup layout under the root, or the failure that stops every other check.
+fn layout(r: &mut Report, host: &HostArgs) -> Option<Layout> {
     let layout = match Layout::detect(&host.cgroup_root, &host.proc_root) {
         Ok(l) => l,
         Err(e) => {
             r.add(Level::Fail, "cgroups", e.to_string());
-            return r;
+            return None;
         }
     };
     let kind = match layout.kind {
@@ -288,9 +289,28 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
         );
     }
 
-    // containers and their files
-    let found = discovery::walk(layout.discovery_root());
-    let proc_root = ProcRoot::new(&host.proc_root);
+    Some(layout)
+}
+
+/// What reading the first containers found showed.
+#[derive(Default)]
+struct Probe {
+    readable: usize,
+    running: usize,
+    running_without_pids: usize,
+    untracked_blkio: usize,
+    held: usize,
+    lean: usize,
+}
+
+/// The containers found, and whether their files can be read (up to 50 of them).
+fn files(
+    r: &mut Report,
+    host: &HostArgs,
+    layout: &Layout,
+    found: &[Found],
+    proc_root: &ProcRoot,
+) -> Probe {
     r.add(
         if found.is_empty() {
             Level::Note
@@ -305,42 +325,37 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
             n => format!("{n} found by cgroup path"),
         },
     );
-    let mut readable = 0;
+    let mut p = Probe::default();
     let mut errors = Vec::new();
     let mut sample = CgroupSample::default();
     let mut buf = Vec::new();
-    let mut running_without_pids = 0;
-    let mut running = 0;
-    let mut untracked_blkio = 0;
-    let mut held = 0;
-    let mut lean = 0;
     for f in found.iter().take(50) {
-        let Ok(mut reader) = CgroupReader::open(&layout, &f.rel) else {
+        let Ok(mut reader) = CgroupReader::open(layout, &f.rel) else {
             continue;
         };
         let mut errs = Vec::new();
         if reader
-            .read(&proc_root, &mut buf, &mut sample, &mut |e| {
+            .read(proc_root, &mut buf, &mut sample, &mut |e| {
                 errs.push(e.to_string())
             })
             .is_ok()
         {
-            readable += 1;
+            p.readable += 1;
             if sample.pids.current.is_some_and(|p| p > 0) || sample.populated == Some(true) {
-                running += 1;
+                p.running += 1;
                 if sample.net.is_empty() && !reader.host_network() {
-                    running_without_pids += 1;
+                    p.running_without_pids += 1;
                 }
                 if sample.io.is_empty() && layout.kind != LayoutKind::V2 {
-                    untracked_blkio += 1;
+                    p.untracked_blkio += 1;
                 }
             }
         }
-        held += reader.held();
-        lean += reader.lean_fds();
+        p.held += reader.held();
+        p.lean += reader.lean_fds();
         errors.extend(errs);
     }
-    if !found.is_empty() && readable == 0 {
+    if !found.is_empty() && p.readable == 0 {
         r.add(
             Level::Fail,
             "permissions",
@@ -361,15 +376,19 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
                 errors[0]
             ),
         );
-    } else if readable > 0 {
+    } else if p.readable > 0 {
         r.add(
             Level::Ok,
             "permissions",
-            format!("read every file of {readable} containers"),
+            format!("read every file of {} containers", p.readable),
         );
     }
 
-    // proc root
+    p
+}
+
+/// Whether the proc root is the host's, and what that means for network counters.
+fn proc(r: &mut Report, host: &HostArgs, layout: &Layout, proc_root: &ProcRoot, p: &Probe) {
     if !host.proc_root.join("self/mountinfo").exists() {
         r.add(
             Level::Fail,
@@ -379,14 +398,15 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
                 host.proc_root.display()
             ),
         );
-    } else if running > 0 && running_without_pids == running {
+    } else if p.running > 0 && p.running_without_pids == p.running {
         r.add(
             Level::Warn,
             "proc",
             format!(
-                "{running} running containers show no process in {}: the exporter is in its \
+                "{} running containers show no process in {}: the exporter is in its \
                  own PID namespace, so network metrics are missing. Run it with the host's \
                  PID namespace (docker run --pid=host; Kubernetes hostPID: true)",
+                p.running,
                 host.proc_root.display()
             ),
         );
@@ -412,25 +432,27 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
             format!(
                 "cgroup v1 blkio counts a device only after some cgroup had a throttle rule on \
                  it (any rule, e.g. docker run --device-write-bps DEVICE:10gb); until then no \
-                 block IO is reported (never zeros). {untracked_blkio} of {running} running \
-                 containers have no block IO figures now."
+                 block IO is reported (never zeros). {} of {} running containers have no \
+                 block IO figures now.",
+                p.untracked_blkio, p.running
             ),
         );
     }
+}
 
-    // limits
-    let containers = found.len().max(1) as u64;
+/// The open-file limit against the containers found.
+fn descriptors(r: &mut Report, found: &[Found], p: &Probe) {
     if let Ok((soft, _)) =
         nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
     {
         // Descriptors per container as measured on the ones just read (their files, their
         // cgroup.procs and net/dev), else the most any plan takes.
-        let per_container = |n: usize, bound: usize| match readable {
+        let per_container = |n: usize, bound: usize| match p.readable {
             0 => bound as u64,
-            r => (n as u64).div_ceil(r).max(1),
+            r => (n as u64).div_ceil(r as u64).max(1),
         };
-        let per = per_container(held, MAX_FDS_PER_CONTAINER);
-        let per_lean = per_container(lean, MAX_FDS_LEAN);
+        let per = per_container(p.held, MAX_FDS_PER_CONTAINER);
+        let per_lean = per_container(p.lean, MAX_FDS_LEAN);
         let budget = soft.saturating_sub(FD_RESERVE);
         let capacity = budget / per;
         let capacity_lean = budget / per_lean;
@@ -480,6 +502,11 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
             );
         }
     }
+}
+
+/// inotify watches against the containers found.
+fn inotify(r: &mut Report, layout: &Layout, found: &[Found]) {
+    let containers = found.len().max(1) as u64;
     if layout.unified.is_some() {
         let read = |p: &str| {
             std::fs::read_to_string(p)
@@ -501,10 +528,10 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
             None => {}
         }
     }
+}
 
-    metadata(&mut r, &args.metadata, &found);
-
-    // outputs
+/// Where the outputs would go, and whether their settings are valid.
+fn outputs(r: &mut Report, args: &DaemonArgs) {
     r.add(
         Level::Ok,
         "prometheus",
@@ -548,5 +575,34 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
         }
         Err(e) => r.add(Level::Fail, "otlp", e),
     }
+    if let Some(path) = &args.web.web_config_file {
+        match crate::export::http::ServeOptions::from_args(&args.web) {
+            Ok(_) => r.add(
+                Level::Ok,
+                "web config",
+                format!(
+                    "{} loads (TLS, auth and headers as it says)",
+                    path.display()
+                ),
+            ),
+            Err(e) => r.add(Level::Fail, "web config", e),
+        }
+    }
+}
+
+/// Runs every check.
+pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
+    let mut r = Report::default();
+    let Some(layout) = layout(&mut r, host) else {
+        return r;
+    };
+    let found = discovery::walk(layout.discovery_root());
+    let proc_root = ProcRoot::new(&host.proc_root);
+    let probe = files(&mut r, host, &layout, &found, &proc_root);
+    proc(&mut r, host, &layout, &proc_root, &probe);
+    descriptors(&mut r, &found, &probe);
+    inotify(&mut r, &layout, &found);
+    metadata(&mut r, &args.metadata, &found);
+    outputs(&mut r, args);
     r
 }
