@@ -1,4 +1,15 @@
 //! Outputs: the Prometheus page (rendering, HTTP serving and its TLS and auth) and OTLP export.
+//!
+//! - [`prom`]: the page, rendered once per tick from the metric table (OpenTelemetry names,
+//!   or cAdvisor's from `metrics::CADVISOR`) into a recycled buffer.
+//! - [`http`], [`http_conn`], [`web_config`]: serving it, bounded, with the exporter-toolkit
+//!   web config (TLS, mutual TLS, basic auth, headers).
+//! - [`otlp`]: one request per tick, written straight as protobuf, queued and sent.
+//!
+//! To add an output: a module that takes each tick's `collect::Described` containers (with
+//! their metric points from `ContainerState::emit`, their attributes from
+//! `resource::HostResource::attributes`, and the self-metrics from `telemetry::SELF_METRICS`)
+//! and a line in `CollectorLoop::tick` (`src/daemon.rs`) that hands them over.
 
 pub mod http;
 pub mod http_conn;

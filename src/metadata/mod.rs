@@ -6,11 +6,13 @@
 //! Each source keeps a [`MetadataStore`] current from its runtime's API with as few calls as
 //! possible, and the exporters read the stores, never the runtimes:
 //! - [`docker`]: the Docker Engine API (and Podman's Docker-compatible API).
-//! - [`cri`]: the Kubernetes container runtime interface (containerd, CRI-O).
+//! - [`cri`]: the Kubernetes container runtime interface (containerd, CRI-O), with its hand-
+//!   written messages ([`cri_api`]).
 //!
 //! To add a source: a module here with a `run(config, store, stats, shutdown)` task that fills
-//! a [`MetadataStore`] and never returns on runtime trouble (back off and retry), and a line
-//! in the daemon that spawns it.
+//! a [`MetadataStore`] and never returns on runtime trouble (back off and retry), a store in
+//! [`Metadata`] (looked up by the runtime of the cgroup path), and its start in
+//! [`spawn_sources`], which the daemon, `snapshot` and `check` all use.
 
 pub mod cri;
 pub mod cri_api;
