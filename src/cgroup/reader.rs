@@ -307,6 +307,8 @@ pub struct CgroupReader {
     pub created: (i64, i64),
     /// Hierarchies whose directory for this container did not exist (yet) at open.
     missing: Vec<Hier>,
+    /// When it was opened (the limits are read at every read for a few seconds after).
+    opened: Instant,
 }
 
 fn open_dir(root: &Path, rel: &Path) -> io::Result<File> {
@@ -429,6 +431,7 @@ impl CgroupReader {
             inode: st.st_ino,
             created: (st.st_ctime, st.st_ctime_nsec),
             missing: Vec::new(),
+            opened: Instant::now(),
         };
         reader.open_hierarchies(layout, rel, &Hier::ALL)?;
         Ok(reader)
@@ -824,6 +827,13 @@ impl CgroupReader {
                 throttled_ns: out.cpu.throttled_ns,
             };
             self.ticks.quota = out.cpu.quota_us.is_some();
+            // Runtimes write a new container's limits just after creating its cgroup: what
+            // the first reads find is not its limits yet. Read them at every read for a few
+            // seconds, then at their cadence.
+            if now.duration_since(self.opened) < crate::discovery::RETRY_AFTER_DISCOVERY {
+                self.limits_due = None;
+                return;
+            }
             let every = self.options.limits_every;
             // The first period is cut at a point set by the inode, so containers found
             // together do not all read their limits on the same tick ever after.
