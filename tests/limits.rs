@@ -404,6 +404,18 @@ fn limits_are_trusted_for_their_period_then_read_again() {
         sample.pids.limit
     };
     assert_eq!(read(&mut reader), None, "pids.max is `max` in a new cgroup");
+    // For its first seconds a container's limits are read at every read: a runtime writes
+    // them just after creating the cgroup.
+    fs::write(&pids_max, "66").unwrap();
+    assert_eq!(
+        read(&mut reader),
+        Some(66),
+        "read at once while the container is new"
+    );
+    fs::write(&pids_max, "max").unwrap();
+    assert_eq!(read(&mut reader), None);
+    std::thread::sleep(container_exporter::discovery::RETRY_AFTER_DISCOVERY);
+    assert_eq!(read(&mut reader), None);
     // The first period is cut short (staggered); from the second read on it is whole.
     std::thread::sleep(every);
     assert_eq!(read(&mut reader), None);
