@@ -109,6 +109,8 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
     );
 
     let shutdown = Arc::new(AtomicBool::new(false));
+    // Wakes the collector's poll at shutdown, so it needs no periodic wake-up to notice.
+    let (wake_tx, wake_rx) = std::os::unix::net::UnixStream::pair()?;
     let collector = {
         let shutdown = shutdown.clone();
         let args = args.clone();
@@ -129,7 +131,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
                     telemetry,
                     store,
                 );
-                c.run(&shutdown);
+                c.run(&shutdown, &wake_rx);
             })?
     };
 
@@ -143,6 +145,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
         }
     });
     shutdown.store(true, Ordering::Release);
+    let _ = std::io::Write::write(&mut &wake_tx, &[1]);
     let _ = stop_tx.send(true);
     // The collector notices within 250 ms, unless a read is stuck in the kernel (a hung
     // filesystem): then the process ends without it, since returning from `main` ends every
@@ -265,7 +268,7 @@ impl CollectorLoop {
         }
     }
 
-    fn run(&mut self, shutdown: &AtomicBool) {
+    fn run(&mut self, shutdown: &AtomicBool, wake_fd: &std::os::unix::net::UnixStream) {
         self.rescan();
         let mut next_tick = Instant::now();
         let mut next_rescan = Instant::now() + self.args.rescan_interval;
@@ -275,11 +278,11 @@ impl CollectorLoop {
             if !self.pending_watch.is_empty() {
                 wake = wake.min(now + Duration::from_millis(50));
             }
-            // Bounded, so a shutdown request is noticed promptly.
-            let timeout = wake
-                .saturating_duration_since(now)
-                .min(Duration::from_millis(250));
-            self.wait_for_events(timeout);
+            if let Some(due) = self.watcher.as_ref().and_then(Watcher::rescan_due) {
+                wake = wake.min(due);
+            }
+            // No periodic wake-up (each costs tens of µs on a VM): shutdown writes to `wake`.
+            self.wait_for_events(wake.saturating_duration_since(now), wake_fd);
 
             if self.handle_events() {
                 next_rescan = Instant::now();
@@ -301,14 +304,22 @@ impl CollectorLoop {
         }
     }
 
-    fn wait_for_events(&mut self, timeout: Duration) {
-        let Some(w) = &self.watcher else {
-            std::thread::sleep(timeout);
-            return;
-        };
-        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
-        let mut fds = [PollFd::new(w.fd(), PollFlags::POLLIN)];
-        let _ = poll(&mut fds, PollTimeout::from(ms));
+    /// Waits for inotify, the shutdown signal or `timeout`, rounded up to whole ms (rounded
+    /// down, a wait shorter than 1 ms would spin until it is over).
+    fn wait_for_events(&mut self, timeout: Duration, wake: &std::os::unix::net::UnixStream) {
+        use std::os::fd::AsFd;
+        let ms = timeout.as_micros().div_ceil(1000);
+        let ms = u16::try_from(ms).unwrap_or(u16::MAX);
+        let wake = PollFd::new(wake.as_fd(), PollFlags::POLLIN);
+        match &self.watcher {
+            Some(w) => {
+                let mut fds = [PollFd::new(w.fd(), PollFlags::POLLIN), wake];
+                let _ = poll(&mut fds, PollTimeout::from(ms));
+            }
+            None => {
+                let _ = poll(&mut [wake], PollTimeout::from(ms));
+            }
+        }
     }
 
     /// Applies what inotify reported. Returns true when events were lost (rescan now).

@@ -327,6 +327,13 @@ impl Watcher {
         }
     }
 
+    /// When [`read`](Self::read) should be called next to list the directories that could
+    /// not be watched, if there are any.
+    pub fn rescan_due(&self) -> Option<Instant> {
+        (!(self.unwatched.is_empty() && self.events_unwatched.is_empty()))
+            .then(|| self.last_unwatched_scan + UNWATCHED_RESCAN)
+    }
+
     fn read_queue(&mut self, out: &mut Vec<WatchEvent>) {
         loop {
             let events = match self.inotify.read_events() {
