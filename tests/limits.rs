@@ -443,3 +443,66 @@ fn limits_are_trusted_for_their_period_then_read_again() {
     // Not a container: discovery does not report it.
     assert!(!walk(l.discovery_root()).iter().any(|f| f.rel == cg.rel));
 }
+
+#[test]
+fn a_lean_reader_keeps_only_what_it_reads_every_tick() {
+    let l = Layout::detect(Path::new("/sys/fs/cgroup"), Path::new("/proc")).unwrap();
+    if l.kind == LayoutKind::V2 {
+        return; // the v1 throttling counters are what moves between the sets
+    }
+    let cg = TestCgroup::new(&l);
+    let cpu = l.cpu.as_ref().unwrap().join(&cg.rel);
+    let options = OpenOptions {
+        keep_open: true,
+        keep_rare: false,
+        limits_every: Duration::from_secs(3600),
+    };
+    let mut lean = CgroupReader::open_with(&l, &cg.rel, options).unwrap();
+    let mut full = CgroupReader::open(&l, &cg.rel).unwrap();
+    let proc_root = ProcRoot::new(Path::new("/proc"));
+    let mut buf = Vec::new();
+    let mut read = |r: &mut CgroupReader| -> CgroupSample {
+        let mut s = CgroupSample::default();
+        r.read(&proc_root, &mut buf, &mut s, &mut |e| panic!("{e}"))
+            .expect("the cgroup is there");
+        s
+    };
+    let (a, b) = (read(&mut lean), read(&mut full));
+    assert_eq!(a.cpu.quota_us, None);
+    assert_eq!(
+        (a.memory.limit, a.pids.limit),
+        (b.memory.limit, b.pids.limit)
+    );
+    lean.trim(&l, &cg.rel);
+    assert!(
+        lean.held() + 5 <= full.held(),
+        "limits, cpu.stat without a quota and empty blkio files are not kept: {} vs {}",
+        lean.held(),
+        full.held()
+    );
+    assert!(!lean.reopens(), "every per-tick file is kept");
+
+    // A quota makes v1 cpu.stat a per-tick file: read (opened when read) once the limits are
+    // read again, and kept once there is room.
+    fs::write(cpu.join("cpu.cfs_period_us"), "100000").unwrap();
+    fs::write(cpu.join("cpu.cfs_quota_us"), "50000").unwrap();
+    lean.refresh_limits();
+    let s = read(&mut lean);
+    assert_eq!(s.cpu.limit_cpus(), Some(0.5));
+    assert_eq!(s.cpu.periods, Some(0), "throttling counters are read");
+    assert!(
+        lean.reopens(),
+        "cpu.stat is read every tick now, without a kept descriptor"
+    );
+    let before = lean.held();
+    assert!(lean.keep_open());
+    assert_eq!(lean.held(), before + 1);
+    assert!(!lean.reopens());
+    let s = read(&mut lean);
+    assert_eq!(
+        s.cpu.limit_cpus(),
+        Some(0.5),
+        "the limit is kept between its reads"
+    );
+    assert_eq!(s.cpu.periods, Some(0));
+}
