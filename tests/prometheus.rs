@@ -321,7 +321,8 @@ fn the_cadvisor_page_answers_cadvisor_queries() {
         1,
     );
     let rate: f64 = cpu[0]["value"][1].as_str().unwrap().parse().unwrap();
-    assert!(rate > 0.2, "a `yes` loop uses CPU: {cpu:?}");
+    // A busy loop, not idle (idle is 0.000…); how much of a core it gets depends on the load.
+    assert!(rate > 0.05, "a `yes` loop uses CPU: {cpu:?}");
     assert_eq!(label(&cpu[0], "image"), Some("ce-busybox:test"));
     assert_eq!(
         label(&cpu[0], "id"),
