@@ -124,16 +124,24 @@ fn wire_encode_1000_containers(bencher: Bencher, t: Temporality) {
     // The first pass encodes each container's resource; later ticks reuse them.
     let mut buf = Vec::new();
     let points = enc.encode(&mut buf, now, &d, &telemetry, &process);
+    let mut parts = Vec::new();
+    enc.split(MAX_REQUEST, &mut parts);
     eprintln!(
-        "request: {points} data points, {} bytes protobuf, {} bytes gzip",
+        "request: {points} data points, {} bytes protobuf, {} bytes gzip, {} requests of at \
+         most {MAX_REQUEST} bytes",
         buf.len(),
-        gzip(&buf).len()
+        gzip(&buf).len(),
+        parts.len()
     );
     bencher.bench_local(|| enc.encode(&mut buf, now, &d, &telemetry, &process));
 }
 
+/// `--otlp-max-request-size`'s default.
+const MAX_REQUEST: usize = 4 << 20;
+
 /// The direct writer plus gzip (HTTP/protobuf with gzip: the buffer is reused, only the
-/// compressed body is allocated).
+/// compressed bodies are allocated), one body per request of at most the default size, as
+/// the daemon does.
 #[divan::bench]
 fn wire_encode_and_gzip_1000_containers(bencher: Bencher) {
     let cs = containers();
@@ -142,9 +150,14 @@ fn wire_encode_and_gzip_1000_containers(bencher: Bencher) {
     let (telemetry, process) = (Telemetry::default(), ProcessStats::default());
     let now = SystemTime::now();
     let mut buf = Vec::new();
+    let mut parts = Vec::new();
     enc.encode(&mut buf, now, &d, &telemetry, &process);
     bencher.bench_local(|| {
         enc.encode(&mut buf, now, &d, &telemetry, &process);
-        gzip(&buf).len()
+        enc.split(MAX_REQUEST, &mut parts);
+        parts
+            .iter()
+            .map(|(r, _)| gzip(&buf[r.clone()]).len())
+            .sum::<usize>()
     });
 }

@@ -227,18 +227,32 @@ pub struct OtlpArgs {
     )]
     pub otlp_protocol: Option<Protocol>,
 
-    /// How many requests (one per tick) may wait while the receiver is slow or down. When the
-    /// queue is full the oldest request is dropped and counted in
+    /// How many ticks' requests may wait while the receiver is slow or down. When the queue is
+    /// full the oldest tick's requests are dropped and counted in
     /// `container_exporter_otlp_dropped_requests_total`; cumulative counters lose nothing by
-    /// it (every request carries the totals), gauges lose the dropped ticks.
+    /// it (every tick carries the totals), gauges lose the dropped ticks.
     #[arg(
         long,
         env = "CONTAINER_EXPORTER_OTLP_QUEUE_SIZE",
         default_value_t = 10,
         value_parser = clap::value_parser!(u32).range(1..=10_000),
-        value_name = "REQUESTS"
+        value_name = "TICKS"
     )]
     pub otlp_queue_size: u32,
+
+    /// The largest request sent, in bytes of protobuf (before compression). A tick's
+    /// containers go in as many requests as it takes, cut between resources: receivers refuse
+    /// larger messages (the Collector's gRPC receiver takes at most 4 MiB by default, its
+    /// `max_recv_msg_size_mib`; a container takes 3 to 6 KiB). Raise it together with
+    /// the receiver's limit to send fewer requests.
+    #[arg(
+        long,
+        env = "CONTAINER_EXPORTER_OTLP_MAX_REQUEST_SIZE",
+        default_value_t = 4 * 1024 * 1024,
+        value_parser = clap::value_parser!(u32).range(4096..),
+        value_name = "BYTES"
+    )]
+    pub otlp_max_request_size: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

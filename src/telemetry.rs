@@ -55,9 +55,9 @@ pub struct Telemetry {
     pub otlp_dropped_requests: AtomicU64,
     /// Data points the receiver rejected in partial-success responses.
     pub otlp_rejected_points: AtomicU64,
-    /// OTLP requests waiting in the queue (not counting the one being sent).
+    /// Ticks with OTLP requests waiting in the queue (not counting the request being sent).
     pub otlp_queue_length: AtomicU64,
-    /// The queue's bound (`--otlp-queue-size`); zero while OTLP is off.
+    /// The queue's bound in ticks (`--otlp-queue-size`); zero while OTLP is off.
     pub otlp_queue_capacity: AtomicU64,
     /// Set when Docker metadata is enabled.
     pub docker: OnceLock<Arc<DockerStats>>,
@@ -465,9 +465,9 @@ pub static SELF_METRICS: &[SelfMetricDef] = &[
         name: "container_exporter.otlp.queue.length",
         prom_name: None,
         instrument: Instrument::UpDownCounter,
-        unit: "{request}",
+        unit: "{tick}",
         attribute: None,
-        description: "OTLP requests waiting to be sent (not counting the one in flight).",
+        description: "Ticks whose OTLP requests wait to be sent, each one request or more when cut to --otlp-max-request-size (not counting the request in flight).",
         emit: |t, _, out| {
             if get(&t.otlp_queue_capacity) > 0 {
                 out(None, int(&t.otlp_queue_length));
@@ -478,9 +478,9 @@ pub static SELF_METRICS: &[SelfMetricDef] = &[
         name: "container_exporter.otlp.queue.capacity",
         prom_name: None,
         instrument: Instrument::UpDownCounter,
-        unit: "{request}",
+        unit: "{tick}",
         attribute: None,
-        description: "The bound of the OTLP queue (--otlp-queue-size).",
+        description: "The bound of the OTLP queue, in ticks (--otlp-queue-size).",
         emit: |t, _, out| {
             if get(&t.otlp_queue_capacity) > 0 {
                 out(None, int(&t.otlp_queue_capacity));

@@ -12,7 +12,9 @@
 //! - a receiver that accepts connections and never answers: memory stays bounded, collection
 //!   goes on, the Prometheus page stays fresh;
 //! - a container that lives less than one interval: its final sample arrives (OTLP alone,
-//!   Prometheus page off).
+//!   Prometheus page off);
+//! - a tick larger than `--otlp-max-request-size` arrives as several requests, each within a
+//!   receiver that refuses larger ones as the Collector does, together every container once.
 //!
 //! They need root and a running dockerd with the test image: run `.ci/docker-up.sh` first.
 
@@ -278,6 +280,122 @@ fn burned_cpu_arrives_over_grpc() {
 #[test]
 fn burned_cpu_arrives_over_http() {
     burned_cpu_arrives(Proto::Http);
+}
+
+/// The time of a request's first data point: the tick it was collected in.
+fn tick_of(req: &ExportMetricsServiceRequest) -> Option<u64> {
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    let m = req
+        .resource_metrics
+        .first()?
+        .scope_metrics
+        .first()?
+        .metrics
+        .first()?;
+    match m.data.as_ref()? {
+        Data::Gauge(g) => g.data_points.first().map(|p| p.time_unix_nano),
+        Data::Sum(s) => s.data_points.first().map(|p| p.time_unix_nano),
+        _ => None,
+    }
+}
+
+/// Each container is one resource of about 3 KiB here: a limit of 8 KiB makes a tick of six
+/// containers and the exporter's own resource four requests or more.
+fn a_large_tick_is_cut_to_the_receivers_limit(proto: Proto) {
+    const LIMIT: usize = 8 * 1024;
+    let rx = Receiver::start_with_limit(proto, Some(LIMIT));
+    let cs: Vec<Container> = (0..6).map(|_| Container::sh(&[], "sleep 600")).collect();
+    let endpoint = rx.endpoint();
+    let e = Exporter::start(
+        true,
+        &[
+            "--interval",
+            "500ms",
+            "--otlp-endpoint",
+            &endpoint,
+            "--otlp-protocol",
+            rx.protocol(),
+            "--otlp-max-request-size",
+            &LIMIT.to_string(),
+        ],
+        &[("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")],
+    );
+    // A whole tick: every request of it received, so a later tick has begun.
+    let (tick, parts) = rx.wait_for(
+        "a tick with every container",
+        Duration::from_secs(20),
+        |got| {
+            let ticks: Vec<u64> = got.iter().filter_map(|g| tick_of(&g.request)).collect();
+            let last = *ticks.iter().max()?;
+            let mut done: Vec<u64> = ticks.iter().copied().filter(|t| *t < last).collect();
+            done.dedup();
+            done.into_iter().rev().find_map(|t| {
+                let parts: Vec<&ExportMetricsServiceRequest> = got
+                    .iter()
+                    .filter(|g| tick_of(&g.request) == Some(t))
+                    .map(|g| &g.request)
+                    .collect();
+                let all = cs
+                    .iter()
+                    .all(|c| parts.iter().any(|p| resource(p, &c.id).is_some()));
+                all.then(|| (t, parts.into_iter().cloned().collect::<Vec<_>>()))
+            })
+        },
+    );
+    let got = rx.shared.got.lock().unwrap();
+    let largest = got.iter().map(|g| g.bytes).max().unwrap();
+    eprintln!(
+        "{} requests in tick {tick}, {} received in all, the largest {largest} bytes",
+        parts.len(),
+        got.len()
+    );
+    assert!(largest <= LIMIT, "a request of {largest} bytes");
+    assert!(parts.len() >= 4, "{} requests for a tick", parts.len());
+    // Every resource of the tick once, the exporter's own last.
+    let mut ids: Vec<String> = parts
+        .iter()
+        .flat_map(|p| &p.resource_metrics)
+        .map(|r| {
+            attr(r, "container.id")
+                .or_else(|| attr(r, "service.name"))
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        ids.pop().as_deref(),
+        Some("container-exporter"),
+        "own resource last"
+    );
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "a resource twice in one tick");
+    drop(got);
+    // Nothing was refused: every request was within the limit, and accepted.
+    assert_eq!(rx.shared.too_large.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        e.page_value(
+            "container_exporter_otlp_exports_total",
+            "outcome=\"failure\""
+        ),
+        0.0
+    );
+    assert!(
+        e.page_value(
+            "container_exporter_otlp_exports_total",
+            "outcome=\"success\""
+        ) >= 4.0
+    );
+}
+
+#[test]
+fn a_large_tick_is_cut_to_the_receivers_limit_over_grpc() {
+    a_large_tick_is_cut_to_the_receivers_limit(Proto::Grpc);
+}
+
+#[test]
+fn a_large_tick_is_cut_to_the_receivers_limit_over_http() {
+    a_large_tick_is_cut_to_the_receivers_limit(Proto::Http);
 }
 
 /// Refuses for 3 s (15 ticks, queue of 5), then accepts.

@@ -421,12 +421,64 @@ fn check(seed: u64, containers: u64, ticks: u64, temporality: Temporality) {
             reference::to_bytes(&req, 0),
             "seed {seed}, tick {tick}: bytes differ"
         );
+        check_split(&wire, &buf, &req, points, &mut rng);
         let ids: HashSet<&str> = states.iter().map(|(s, _, _)| s.id.as_str()).collect();
         assert_eq!(
             wire.cached(),
             ids.len(),
             "state kept only for encoded containers"
         );
+    }
+}
+
+/// The request cut for a size limit (`--otlp-max-request-size`): the parts cover the buffer in
+/// order, each decodes as a request of its own, none is over the limit unless it is a single
+/// resource, and together they hold the reference's resources in order and every point.
+fn check_split(
+    wire: &WireEncoder,
+    buf: &[u8],
+    req: &ExportMetricsServiceRequest,
+    points: usize,
+    rng: &mut Rng,
+) {
+    let whole = buf.len().max(1) as u64;
+    let mut parts = Vec::new();
+    for max in [1, 1 + rng.below(whole), whole / 3 + 1, whole, 4 << 20] {
+        let max = max as usize;
+        wire.split(max, &mut parts);
+        let mut at = 0;
+        let mut resources = Vec::new();
+        let mut counted = 0;
+        for (range, n) in &parts {
+            assert_eq!(range.start, at, "parts follow each other");
+            at = range.end;
+            let part = ExportMetricsServiceRequest::decode(&buf[range.clone()])
+                .expect("a part decodes as a request");
+            assert!(!part.resource_metrics.is_empty(), "no empty part");
+            assert!(
+                range.len() <= max || part.resource_metrics.len() == 1,
+                "a part of {} bytes over the limit of {max} with {} resources",
+                range.len(),
+                part.resource_metrics.len()
+            );
+            assert_eq!(*n, reference::count_points(&part), "a part's points");
+            counted += n;
+            resources.extend(part.resource_metrics);
+        }
+        assert_eq!(at, buf.len(), "the parts cover the request");
+        assert_eq!(counted, points);
+        assert_eq!(resources, req.resource_metrics, "limit {max}");
+        if buf.len() <= max {
+            assert_eq!(parts.len(), 1, "a request within the limit is not cut");
+        } else {
+            // As few parts as the limit allows: two neighbours never fit together.
+            for w in parts.windows(2) {
+                assert!(
+                    w[1].0.end - w[0].0.start > max,
+                    "limit {max}: parts could merge"
+                );
+            }
+        }
     }
 }
 

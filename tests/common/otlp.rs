@@ -33,12 +33,16 @@ pub struct Got {
     pub headers: BTreeMap<String, String>,
     pub request: ExportMetricsServiceRequest,
     pub at: Instant,
+    /// The request's protobuf size (decompressed).
+    pub bytes: usize,
 }
 
 #[derive(Default)]
 pub struct Shared {
     pub refusing: AtomicBool,
     pub refused: AtomicUsize,
+    /// Requests refused for their size (gRPC RESOURCE_EXHAUSTED, HTTP 413).
+    pub too_large: AtomicUsize,
     pub got: Mutex<Vec<Got>>,
 }
 
@@ -48,10 +52,12 @@ impl Shared {
             .iter()
             .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
+        let bytes = request.encoded_len();
         self.got.lock().unwrap().push(Got {
             headers,
             request,
             at: Instant::now(),
+            bytes,
         });
     }
 }
@@ -89,8 +95,19 @@ pub struct Receiver {
     pub shared: Arc<Shared>,
 }
 
+/// What the Collector's OTLP gRPC receiver takes by default (`max_recv_msg_size_mib: 4`), and
+/// tonic's default too.
+pub const GRPC_DEFAULT_LIMIT: usize = 4 << 20;
+
 impl Receiver {
+    /// Takes requests of at most [`GRPC_DEFAULT_LIMIT`] over gRPC, of any size over HTTP.
     pub fn start(proto: Proto) -> Receiver {
+        Receiver::start_with_limit(proto, None)
+    }
+
+    /// Refuses requests larger than `limit` bytes of protobuf as a Collector does: gRPC by
+    /// tonic's own `max_decoding_message_size` (RESOURCE_EXHAUSTED), HTTP with 413.
+    pub fn start_with_limit(proto: Proto, limit: Option<usize>) -> Receiver {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -105,7 +122,8 @@ impl Receiver {
         match proto {
             Proto::Grpc => {
                 let svc = MetricsServiceServer::new(GrpcSvc(s))
-                    .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+                    .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+                    .max_decoding_message_size(limit.unwrap_or(GRPC_DEFAULT_LIMIT));
                 rt.spawn(async move {
                     loop {
                         let Ok((stream, _)) = listener.accept().await else { continue };
@@ -137,7 +155,7 @@ impl Receiver {
                                     let s = s.clone();
                                     async move {
                                         Ok::<_, std::convert::Infallible>(
-                                            http_export(&s, req).await,
+                                            http_export(&s, req, limit).await,
                                         )
                                     }
                                 });
@@ -211,7 +229,11 @@ impl Drop for Receiver {
     }
 }
 
-async fn http_export(s: &Shared, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+async fn http_export(
+    s: &Shared,
+    req: hyper::Request<Incoming>,
+    limit: Option<usize>,
+) -> hyper::Response<Full<Bytes>> {
     let reply = |code: u16, body: Vec<u8>| {
         hyper::Response::builder()
             .status(code)
@@ -246,6 +268,10 @@ async fn http_export(s: &Shared, req: hyper::Request<Incoming>) -> hyper::Respon
     } else {
         body.to_vec()
     };
+    if limit.is_some_and(|l| raw.len() > l) {
+        s.too_large.fetch_add(1, Ordering::SeqCst);
+        return reply(413, b"request too large".to_vec());
+    }
     match ExportMetricsServiceRequest::decode(&raw[..]) {
         Ok(r) => {
             s.record(&headers, r);

@@ -29,6 +29,8 @@ pub struct OtlpConfig {
     pub client_identity: Option<ClientIdentity>,
     pub temporality: Temporality,
     pub queue_size: usize,
+    /// `--otlp-max-request-size`: requests are cut between resources to stay within it.
+    pub max_request_size: usize,
     /// `OTEL_SERVICE_NAME`, else `service.name` of `OTEL_RESOURCE_ATTRIBUTES`, else
     /// `container-exporter`.
     pub service_name: String,
@@ -295,6 +297,7 @@ impl OtlpConfig {
             client_identity,
             temporality,
             queue_size: args.otlp_queue_size as usize,
+            max_request_size: args.otlp_max_request_size as usize,
             service_name,
             resource_attributes,
         }))
@@ -393,6 +396,7 @@ mod tests {
             otlp_endpoint: endpoint.map(str::to_string),
             otlp_protocol: None,
             otlp_queue_size: 10,
+            otlp_max_request_size: 4 << 20,
         }
     }
 

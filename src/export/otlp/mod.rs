@@ -1,6 +1,8 @@
-//! OTLP metrics export: each tick, one `ExportMetricsServiceRequest` with one
-//! `ResourceMetrics` per container (plus one for the exporter itself), sent over gRPC or
-//! HTTP/protobuf by a tokio task behind a bounded queue.
+//! OTLP metrics export: each tick, an `ExportMetricsServiceRequest` with one `ResourceMetrics`
+//! per container (plus one for the exporter itself), sent over gRPC or HTTP/protobuf by a
+//! tokio task behind a bounded queue. A tick larger than `--otlp-max-request-size` goes as
+//! several requests, cut between resources (about 6 KiB per container: 4 MiB, the
+//! Collector's default gRPC limit, is some 650 containers).
 //!
 //! - [`config`]: [`OtlpArgs`] and [`OtlpConfig`], the flags and the standard `OTEL_EXPORTER_OTLP_*`
 //!   variables, resolved once at start with the specification's precedence (flag, then the
@@ -92,6 +94,11 @@ pub struct Exporter {
     /// The request being written: reused when it is compressed, else handed to the queue
     /// (and the next one allocated at its size).
     buf: Vec<u8>,
+    max_request_size: usize,
+    /// This tick's requests, as ranges of `buf` (reused).
+    parts: Vec<(std::ops::Range<usize>, usize)>,
+    /// Whether a single resource larger than the limit was already reported.
+    oversize_warned: bool,
 }
 
 impl Exporter {
@@ -151,6 +158,9 @@ impl Exporter {
             protocol: cfg.protocol,
             gzip: cfg.gzip,
             buf: Vec::new(),
+            max_request_size: cfg.max_request_size,
+            parts: Vec::new(),
+            oversize_warned: false,
         })
     }
 
@@ -163,20 +173,41 @@ impl Exporter {
         telemetry: &Telemetry,
         process: &ProcessStats,
     ) {
-        let points = self
-            .encoder
+        self.encoder
             .encode(&mut self.buf, now, containers, telemetry, process);
+        self.encoder.split(self.max_request_size, &mut self.parts);
+        if !self.oversize_warned
+            && let Some((r, _)) = self
+                .parts
+                .iter()
+                .find(|(r, _)| r.len() > self.max_request_size)
+        {
+            self.oversize_warned = true;
+            tracing::warn!(
+                bytes = r.len(),
+                max = self.max_request_size,
+                "one container's OTLP resource alone is larger than --otlp-max-request-size; \
+                 it is sent in a request of its own, which the receiver may refuse"
+            );
+        }
         // gRPC compresses in tonic (per frame); HTTP bodies are compressed here, once.
-        let body = if self.gzip && self.protocol == Protocol::HttpProtobuf {
-            gzip(&self.buf)
+        if self.gzip && self.protocol == Protocol::HttpProtobuf {
+            let buf = &self.buf;
+            self.queue
+                .push(self.parts.iter().map(|(r, points)| send::Pending {
+                    body: gzip(&buf[r.clone()]).into(),
+                    points: *points,
+                }));
         } else {
             let next = Vec::with_capacity(self.buf.len() + self.buf.len() / 8);
-            std::mem::replace(&mut self.buf, next)
-        };
-        self.queue.push(send::Pending {
-            body: body.into(),
-            points,
-        });
+            let whole = bytes::Bytes::from(std::mem::replace(&mut self.buf, next));
+            // Slices of one buffer, not copies.
+            self.queue
+                .push(self.parts.iter().map(|(r, points)| send::Pending {
+                    body: whole.slice(r.clone()),
+                    points: *points,
+                }));
+        }
     }
 
     /// A handle to flush the queue at shutdown.

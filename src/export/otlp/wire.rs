@@ -420,6 +420,8 @@ pub struct WireEncoder {
     own: Own,
     pass: u64,
     key: Vec<u8>,
+    /// Where each `ResourceMetrics` of the last request ends, and the points up to there.
+    ends: Vec<(usize, usize)>,
 }
 
 impl WireEncoder {
@@ -463,6 +465,7 @@ impl WireEncoder {
             },
             pass: 0,
             key: Vec::new(),
+            ends: Vec::new(),
         }
     }
 
@@ -487,6 +490,7 @@ impl WireEncoder {
         let pass = self.pass;
         let now_ns = nanos(now);
         buf.clear();
+        self.ends.clear();
         let mut points = 0;
         for d in containers {
             let state = d.state;
@@ -547,6 +551,7 @@ impl WireEncoder {
             points += sink.points;
             r.scope_metrics = close(buf, sm, r.scope_metrics);
             r.resource_metrics = close(buf, rm, r.resource_metrics);
+            self.ends.push((buf.len(), points));
         }
         // Bounded by what was just encoded: containers that are gone are forgotten.
         self.slots.retain(|_, s| s.seen == pass);
@@ -586,7 +591,28 @@ impl WireEncoder {
         points += sink.points;
         r.scope_metrics = close(buf, sm, r.scope_metrics);
         r.resource_metrics = close(buf, rm, r.resource_metrics);
+        self.ends.push((buf.len(), points));
         points
+    }
+
+    /// The last request cut into requests of at most `max` bytes each, at resource
+    /// boundaries: byte ranges of the buffer and their data points, in order. An
+    /// `ExportMetricsServiceRequest` is only its `ResourceMetrics` one after the other, so
+    /// each range is a whole request. A resource larger than `max` goes alone.
+    pub fn split(&self, max: usize, out: &mut Vec<(std::ops::Range<usize>, usize)>) {
+        out.clear();
+        let (mut start, mut start_points) = (0, 0);
+        let (mut prev, mut prev_points) = (0, 0);
+        for &(end, points) in &self.ends {
+            if end - start > max && prev > start {
+                out.push((start..prev, prev_points - start_points));
+                (start, start_points) = (prev, prev_points);
+            }
+            (prev, prev_points) = (end, points);
+        }
+        if prev > start {
+            out.push((start..prev, prev_points - start_points));
+        }
     }
 
     /// Containers whose state is kept (for tests).
