@@ -34,8 +34,10 @@ pub struct Cli {
 /// Logging: human-readable lines on stderr by default.
 #[derive(Debug, Clone, Args)]
 pub struct LogArgs {
-    /// Least severe level logged: error, warn, info, debug or trace. `RUST_LOG`, when set,
-    /// takes precedence (with its per-module syntax).
+    /// Least severe level logged: error, warn, info, debug or trace. At debug and trace the
+    /// HTTP/2, HTTP, gRPC and TLS libraries stay at info (their frame-by-frame lines would
+    /// bury the exporter's). `RUST_LOG`, when set, takes precedence (with its per-module
+    /// syntax, e.g. `RUST_LOG=debug,h2=debug` to see them).
     #[arg(
         long,
         env = "CONTAINER_EXPORTER_LOG_LEVEL",

@@ -25,9 +25,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// Libraries whose debug output is per frame or per record: kept at info under a bare
+/// `--log-level debug` or `trace`.
+const CHATTY: &str = "h2=info,hyper=info,hyper_util=info,tonic=info,tower=info,rustls=info";
+
+/// `--log-level` as a filter: a bare debug or trace level leaves out [`CHATTY`] libraries.
+fn level_filter(level: &str) -> String {
+    let bare = level.trim();
+    if bare.eq_ignore_ascii_case("debug") || bare.eq_ignore_ascii_case("trace") {
+        format!("{bare},{CHATTY}")
+    } else {
+        bare.to_string()
+    }
+}
+
 fn init_logging(log: &LogArgs) {
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&log.log_level))
+        .or_else(|_| EnvFilter::try_new(level_filter(&log.log_level)))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

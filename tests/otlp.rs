@@ -183,7 +183,7 @@ fn burned_cpu_arrives(proto: Proto) {
     let rx = Receiver::start(proto);
     let c = Container::sh(&[], "time timeout 2 yes >/dev/null; sleep 600");
     let endpoint = rx.endpoint();
-    let _e = Exporter::start(
+    let e = Exporter::start(
         false,
         &[
             "--interval",
@@ -270,6 +270,29 @@ fn burned_cpu_arrives(proto: Proto) {
     {
         assert!(attr(r, "container.id").is_some() && attr(r, "container.runtime.name").is_some());
     }
+    // `--log-level debug` is the exporter's debug, not HTTP/2's and hyper's frame by frame.
+    let log = std::fs::read_to_string(&e.log).unwrap();
+    assert!(
+        log.contains("DEBUG container_exporter"),
+        "debug lines are logged"
+    );
+    let chatty: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            [
+                "h2::",
+                "hyper::",
+                "hyper_util::",
+                "rustls::",
+                "tonic::",
+                "tower::",
+            ]
+            .iter()
+            .any(|t| l.contains(&format!("DEBUG {t}")) || l.contains(&format!("TRACE {t}")))
+        })
+        .take(3)
+        .collect();
+    assert!(chatty.is_empty(), "library debug lines: {chatty:?}");
 }
 
 #[test]
