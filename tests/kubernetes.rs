@@ -417,13 +417,15 @@ fn collection_goes_on_while_containerd_restarts_and_names_return() {
     let at = exp
         .metrics()
         .value("container_exporter_collections_total", &[]);
+    // Long enough for several reconnection attempts (250 ms, 500 ms, 1 s, … apart).
     let page = exp.wait_for(
-        "three ticks without containerd",
+        "three ticks and four failed attempts without containerd",
         Duration::from_secs(20),
         &db,
         |p| {
             p.value("container_exporter_collections_total", &[]) >= at + 3.0
                 && connected(p) == Some(0.0)
+                && p.value("container_exporter_cri_api_errors_total", &[]) >= 4.0
         },
     );
     // Still read, still named by what was known.
@@ -438,6 +440,17 @@ fn collection_goes_on_while_containerd_restarts_and_names_return() {
     assert!(
         page.value("container_exporter_cri_api_errors_total", &[]) >= 1.0,
         "the outage is counted"
+    );
+    // One warning for the outage, not one per retry, and one line when it ends.
+    let log = exp.log_text();
+    assert_eq!(
+        (
+            log.matches("lost the CRI runtime").count(),
+            log.matches("CRI runtime reachable again").count()
+        ),
+        (1, 1),
+        "{}",
+        exp.log_tail()
     );
 }
 
