@@ -550,11 +550,29 @@ fn outputs(r: &mut Report, args: &DaemonArgs) {
         ),
         Ok(Some(c)) => {
             let headers: Vec<&str> = c.headers.iter().map(|(k, _)| k.as_str()).collect();
+            let probed = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start a runtime: {e}"))
+                .and_then(|rt| answer(&rt, crate::export::otlp::send::probe(&c)));
+            let (level, answered) = match probed {
+                Ok(took) => (
+                    Level::Ok,
+                    format!(
+                        "; the receiver accepted an empty request in {} ms",
+                        took.as_millis()
+                    ),
+                ),
+                Err(e) => (
+                    Level::Warn,
+                    format!("; an empty request was not accepted: {e}"),
+                ),
+            };
             r.add(
-                Level::Ok,
+                level,
                 "otlp",
                 format!(
-                    "{} to {} ({}{}, timeout {:?}, {} temporality, queue of {}{})",
+                    "{} to {} ({}{}, timeout {:?}, {} temporality, queue of {}{}){answered}",
                     c.protocol.as_str(),
                     c.endpoint,
                     if c.gzip { "gzip" } else { "no compression" },

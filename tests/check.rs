@@ -1,7 +1,11 @@
 //! `container-exporter check` gives a clear verdict on a healthy host, and names the fix when
 //! the cgroup root or the Docker socket is missing. Runs the real binary on this machine.
 
+mod common;
+
 use std::process::Command;
+
+use common::otlp::{Proto, Receiver};
 
 fn check(args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_container-exporter"))
@@ -120,5 +124,73 @@ fn says_where_otlp_would_go_and_refuses_a_bad_setting() {
     assert!(
         text.contains("FAIL") && text.contains("OTEL_EXPORTER_OTLP_PROTOCOL"),
         "{text}"
+    );
+}
+
+/// `check` sends the configured receiver one empty request: accepted (both protocols, gzip
+/// as configured), refused (a warning with the receiver's answer), or nobody there.
+#[test]
+fn tries_the_otlp_receiver_with_an_empty_request() {
+    for proto in [Proto::Grpc, Proto::Http] {
+        let rx = Receiver::start(proto);
+        let endpoint = rx.endpoint();
+        let args = [
+            "--otlp-endpoint",
+            endpoint.as_str(),
+            "--otlp-protocol",
+            rx.protocol(),
+        ];
+        let envs = [
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=team-a"),
+        ];
+        let run = || {
+            let out = Command::new(env!("CARGO_BIN_EXE_container-exporter"))
+                .arg("check")
+                .args(args)
+                .envs(envs)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let line = text
+                .lines()
+                .find(|l| l.contains("otlp"))
+                .unwrap()
+                .to_string();
+            (out.status.success(), line)
+        };
+        let (ok, line) = run();
+        assert!(ok, "{line}");
+        assert!(
+            line.starts_with("ok") && line.contains("accepted an empty request"),
+            "{proto:?}: {line}"
+        );
+        {
+            let got = rx.shared.got.lock().unwrap();
+            assert_eq!(got.len(), 1, "{proto:?}: one request");
+            assert!(got[0].request.resource_metrics.is_empty());
+            assert_eq!(
+                got[0].headers.get("x-tenant").map(String::as_str),
+                Some("team-a")
+            );
+        }
+        rx.refuse(true);
+        let (ok, line) = run();
+        assert!(ok, "a receiver down is a warning, not a failure: {line}");
+        assert!(
+            line.starts_with("warn") && line.contains("would retry"),
+            "{proto:?}: {line}"
+        );
+        assert!(rx.shared.refused.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+        drop(rx);
+    }
+    // Nobody listens.
+    let port = common::free_port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let (ok, text) = check(&["--otlp-endpoint", &endpoint]);
+    let line = text.lines().find(|l| l.contains("otlp")).unwrap();
+    assert!(
+        ok && line.starts_with("warn") && line.contains("refused"),
+        "{line}"
     );
 }

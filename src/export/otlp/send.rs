@@ -380,6 +380,25 @@ impl Transport {
     }
 }
 
+/// Sends one empty request (an `ExportMetricsServiceRequest` without resources, which OTLP
+/// receivers answer with success): whether the endpoint, protocol, TLS, client certificate
+/// and headers work, and how long the answer took. For `check`; counts nothing. Call inside
+/// a runtime.
+pub async fn probe(cfg: &OtlpConfig) -> Result<Duration, String> {
+    let mut transport = Transport::new(cfg)?;
+    let body = if cfg.gzip && cfg.protocol == Protocol::HttpProtobuf {
+        Bytes::from(super::gzip(&[]))
+    } else {
+        Bytes::new()
+    };
+    let start = std::time::Instant::now();
+    match transport.send(body).await {
+        Outcome::Accepted { .. } => Ok(start.elapsed()),
+        Outcome::Retry { reason, .. } => Err(format!("{reason} (the daemon would retry)")),
+        Outcome::Permanent { reason } => Err(format!("{reason} (the daemon would not retry)")),
+    }
+}
+
 fn tls_roots(cfg: &OtlpConfig) -> Result<rustls::RootCertStore, String> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
