@@ -1,8 +1,8 @@
 //! OTLP metrics export: each tick, an `ExportMetricsServiceRequest` with one `ResourceMetrics`
 //! per container (plus one for the exporter itself), sent over gRPC or HTTP/protobuf by a
 //! tokio task behind a bounded queue. A tick larger than `--otlp-max-request-size` goes as
-//! several requests, cut between resources (about 6 KiB per container: 4 MiB, the
-//! Collector's default gRPC limit, is some 650 containers).
+//! several requests, cut between resources (3 to 6 KiB per container: 4 MiB, the Collector's
+//! default gRPC limit, holds 650 to 1,300 containers).
 //!
 //! - [`config`]: [`OtlpArgs`] and [`OtlpConfig`], the flags and the standard `OTEL_EXPORTER_OTLP_*`
 //!   variables, resolved once at start with the specification's precedence (flag, then the

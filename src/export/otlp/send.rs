@@ -6,10 +6,11 @@
 //!   ticks) drops its *oldest* tick (each request counted). Requests go out oldest first, one
 //!   at a time, so a receiver sees every series in time order (receivers and the backends
 //!   behind them, e.g. Prometheus remote write, reject out-of-order samples), and a backlog
-//!   after an outage drains as a gap-free history of the last `--otlp-queue-size` ticks. Sending only the
-//!   newest request would lose nothing of cumulative counters (each request carries the
-//!   totals) but would lose every gauge reading and final sample of the backlog, and with delta
-//!   temporality every dropped request is lost data: FIFO with drop-oldest loses the least.
+//!   after an outage drains as a gap-free history of the last `--otlp-queue-size` ticks.
+//!   Sending only the newest tick would lose nothing of cumulative counters (each tick carries
+//!   the totals) but would lose every gauge reading and final sample of the backlog, and with
+//!   delta temporality every dropped request is lost data: FIFO with drop-oldest loses the
+//!   least.
 //! - Retryable failures (HTTP 429/502/503/504, honouring `Retry-After`; gRPC UNAVAILABLE,
 //!   DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE, DATA_LOSS, CANCELLED, and RESOURCE_EXHAUSTED when
 //!   the server sends RetryInfo; connection errors; timeouts) are retried with exponential
