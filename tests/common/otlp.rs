@@ -41,7 +41,8 @@ pub struct Got {
 pub struct Shared {
     pub refusing: AtomicBool,
     pub refused: AtomicUsize,
-    /// Requests refused for their size (gRPC RESOURCE_EXHAUSTED, HTTP 413).
+    /// HTTP requests refused for their size (413). Over gRPC tonic refuses them before the
+    /// service sees them (RESOURCE_EXHAUSTED): the exporter's failures count those.
     pub too_large: AtomicUsize,
     pub got: Mutex<Vec<Got>>,
 }
@@ -106,7 +107,8 @@ impl Receiver {
     }
 
     /// Refuses requests larger than `limit` bytes of protobuf as a Collector does: gRPC by
-    /// tonic's own `max_decoding_message_size` (RESOURCE_EXHAUSTED), HTTP with 413.
+    /// tonic's own `max_decoding_message_size` (RESOURCE_EXHAUSTED), HTTP with 413 (counted
+    /// in `too_large`).
     pub fn start_with_limit(proto: Proto, limit: Option<usize>) -> Receiver {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
