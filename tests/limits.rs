@@ -84,15 +84,6 @@ fn expected(i: usize) -> (u64, u64, u64) {
     (pids_limit, memory_limit, processes)
 }
 
-fn has_lo(page: &Page, id: &str) -> bool {
-    !page
-        .series(
-            "container_network_io_bytes_total",
-            &[("container_id", id), ("network_interface_name", "lo")],
-        )
-        .is_empty()
-}
-
 #[test]
 fn fifty_containers_under_256_descriptors_are_all_on_the_page() {
     require_docker();
@@ -138,7 +129,7 @@ fn fifty_containers_under_256_descriptors_are_all_on_the_page() {
                 page.get("container_memory_limit_bytes", &[("container_id", id)]),
                 page.get("container_pids", &[("container_id", id)]),
                 page.cpu_seconds(id).is_some(),
-                has_lo(page, id),
+                page.has_lo_network(id),
             );
             let want = (
                 Some(pids_limit as f64),

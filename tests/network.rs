@@ -29,15 +29,6 @@ const WORKLOAD: &str = "mkdir -p /w && dd if=/dev/zero of=/w/f bs=1024 count=256
      && httpd -p 8080 -h /w && while true; do wget -q -O /dev/null http://127.0.0.1:8080/f; \
      sleep 0.2; done";
 
-fn has_network(page: &Page, id: &str) -> bool {
-    !page
-        .series(
-            "container_network_io_bytes_total",
-            &[("container_id", id), ("network_interface_name", "lo")],
-        )
-        .is_empty()
-}
-
 fn network_series(page: &Page, id: &str) -> usize {
     page.samples
         .iter()
@@ -90,7 +81,7 @@ fn every_container_started_under_the_exporter_gets_its_network_counters() {
             for c in &started {
                 if page.has_container(&c.id) {
                     seen.entry(&c.id).or_insert(now);
-                    if has_network(&page, &c.id) {
+                    if page.has_lo_network(&c.id) {
                         with_net.entry(&c.id).or_insert(now);
                     }
                 }

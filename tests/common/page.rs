@@ -158,6 +158,16 @@ impl Page {
             .any(|s| s.labels.get("container_id").is_some_and(|v| v == id))
     }
 
+    /// Whether container `id` has network series for its `lo` (all test containers have one).
+    pub fn has_lo_network(&self, id: &str) -> bool {
+        !self
+            .series(
+                "container_network_io_bytes_total",
+                &[("container_id", id), ("network_interface_name", "lo")],
+            )
+            .is_empty()
+    }
+
     pub fn container_lines(&self, id: &str) -> String {
         self.text
             .lines()
