@@ -30,6 +30,7 @@ pub mod config;
 pub mod daemon;
 pub mod departures;
 pub mod discovery;
+pub mod disk;
 pub mod export;
 pub mod metadata;
 pub mod metrics;

@@ -645,6 +645,7 @@ impl Follower {
             runtime_name: self.runtime_name.clone(),
             sandbox: c.labels.get("io.cri-containerd.kind").map(String::as_str) == Some("sandbox"),
             started_at: c.started_at,
+            log_path: None,
         }
     }
 

@@ -287,6 +287,7 @@ pub(crate) fn merge(old: &ContainerMeta, new: ContainerMeta) -> ContainerMeta {
         runtime_name: old.runtime_name.clone().or(new.runtime_name),
         sandbox: old.sandbox || new.sandbox,
         started_at: old.started_at.or(new.started_at),
+        log_path: old.log_path.clone().or(new.log_path),
     }
 }
 

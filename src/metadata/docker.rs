@@ -144,6 +144,11 @@ impl ContainerMeta {
             started_at: state
                 .and_then(|s| s.started_at.as_deref())
                 .and_then(parse_rfc3339),
+            log_path: resp
+                .log_path
+                .as_deref()
+                .filter(|p| p.starts_with('/'))
+                .map(std::path::PathBuf::from),
         };
         let running = state.and_then(|s| s.running).unwrap_or(false);
         Some((id, meta, running))

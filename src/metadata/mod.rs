@@ -72,6 +72,10 @@ pub struct ContainerMeta {
     pub sandbox: bool,
     /// When it started; `None` for a container that never started (Docker's zero time).
     pub started_at: Option<SystemTime>,
+    /// The log file the runtime writes the container's output to, as a host path: Docker's
+    /// and Podman's `LogPath` (json-file, k8s-file drivers); `None` for drivers that write no
+    /// file, and for CRI containers (their logs are in the kubelet's layout).
+    pub log_path: Option<std::path::PathBuf>,
 }
 
 /// What a runtime knows about a Kubernetes pod, for the pod's own resource.

@@ -1,0 +1,234 @@
+//! Where a container's writable layer is: the mount of its root filesystem in
+//! `/proc/<pid>/mountinfo` of one of its processes. On overlay (Docker's overlay2, Docker on
+//! the containerd image store, containerd, CRI-O and Podman alike) the layer is the mount's
+//! `upperdir=` option, a directory in the host's mount namespace; only that directory is ever
+//! walked, never the merged root, which would count the image too.
+//!
+//! Any other root filesystem (vfs, btrfs, zfs, devicemapper) holds the image's files as well as
+//! the container's, and no cheap exact figure for the container's own part exists: the
+//! container then gets no disk usage at all rather than a wrong number.
+//!
+//! mountinfo (see `proc(5)`): `ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS…] - FSTYPE SOURCE
+//! SUPER_OPTIONS`. The kernel escapes space, tab, newline and backslash in paths as `\ooo`, and
+//! overlay escapes commas in its option values the same way, so options split at commas and are
+//! then unescaped.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::path::PathBuf;
+
+/// The mount at `/` of a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootMount {
+    /// `MAJ:MIN` of the mounted filesystem.
+    pub dev: (u32, u32),
+    /// The directory of that filesystem mounted there (`/` for a whole filesystem).
+    pub root: Vec<u8>,
+    pub fstype: String,
+    pub source: Vec<u8>,
+    /// overlay's `upperdir=`, unescaped: the writable layer.
+    pub upperdir: Option<PathBuf>,
+}
+
+impl RootMount {
+    /// Whether two processes see the same root (a process that has not entered its
+    /// container's mount namespace yet has the host's).
+    pub fn same_as(&self, other: &RootMount) -> bool {
+        self.dev == other.dev && self.root == other.root && self.fstype == other.fstype
+    }
+}
+
+/// Undoes mountinfo's `\ooo` escapes.
+pub fn unescape(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'\\'
+            && i + 3 < s.len()
+            && s[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (s[i + 1] - b'0') as u32 * 64
+                + (s[i + 2] - b'0') as u32 * 8
+                + (s[i + 3] - b'0') as u32;
+            if let Ok(b) = u8::try_from(v) {
+                out.push(b);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
+}
+
+fn parse_dev(s: &[u8]) -> Option<(u32, u32)> {
+    let s = std::str::from_utf8(s).ok()?;
+    let (a, b) = s.split_once(':')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// One line's fields, still escaped.
+struct Line<'a> {
+    dev: (u32, u32),
+    root: &'a [u8],
+    mount_point: &'a [u8],
+    fstype: &'a [u8],
+    source: &'a [u8],
+    options: &'a [u8],
+}
+
+fn fields(line: &[u8]) -> Option<Line<'_>> {
+    let mut it = line.split(|&b| b == b' ');
+    let _id = it.next()?;
+    let _parent = it.next()?;
+    let dev = parse_dev(it.next()?)?;
+    let root = it.next()?;
+    let mount_point = it.next()?;
+    // Optional fields up to the lone `-`.
+    let mut sep = false;
+    for f in it.by_ref() {
+        if f == b"-" {
+            sep = true;
+            break;
+        }
+    }
+    if !sep {
+        return None;
+    }
+    let fstype = it.next()?;
+    let source = it.next()?;
+    let options = it.next().unwrap_or(b"");
+    Some(Line {
+        dev,
+        root,
+        mount_point,
+        fstype,
+        source,
+        options,
+    })
+}
+
+/// The mount at `/` (the last one, if several are stacked there), from a mountinfo text.
+pub fn root_mount(mountinfo: &[u8]) -> Option<RootMount> {
+    let mut found = None;
+    for line in mountinfo.split(|&b| b == b'\n') {
+        let Some(Line {
+            dev,
+            root,
+            mount_point,
+            fstype,
+            source,
+            options,
+        }) = fields(line)
+        else {
+            continue;
+        };
+        if mount_point != b"/" {
+            continue;
+        }
+        let fstype = String::from_utf8_lossy(fstype).into_owned();
+        let upperdir = (fstype == "overlay")
+            .then(|| {
+                options.split(|&b| b == b',').find_map(|o| {
+                    o.strip_prefix(b"upperdir=")
+                        .map(|v| PathBuf::from(OsString::from_vec(unescape(v))))
+                })
+            })
+            .flatten();
+        found = Some(RootMount {
+            dev,
+            root: unescape(root),
+            fstype,
+            source: unescape(source),
+            upperdir,
+        });
+    }
+    found
+}
+
+/// The source (`/dev/vda1`) of a mount of the filesystem `dev`, from a mountinfo text:
+/// cAdvisor's `device` label. The mount of the filesystem's own root is preferred.
+pub fn source_of(mountinfo: &[u8], dev: (u32, u32)) -> Option<String> {
+    let mut any = None;
+    for line in mountinfo.split(|&b| b == b'\n') {
+        let Some(Line {
+            dev: d,
+            root,
+            source,
+            ..
+        }) = fields(line)
+        else {
+            continue;
+        };
+        if d != dev {
+            continue;
+        }
+        let s = String::from_utf8_lossy(&unescape(source)).into_owned();
+        if root == b"/" {
+            return Some(s);
+        }
+        any.get_or_insert(s);
+    }
+    any
+}
+
+/// `MAJ:MIN` of an `st_dev`.
+pub fn split_dev(dev: u64) -> (u32, u32) {
+    (
+        nix::sys::stat::major(dev) as u32,
+        nix::sys::stat::minor(dev) as u32,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Captured on this project's machine: a Docker 20.10 container's root, and a host's.
+    const DOCKER: &[u8] = b"77 52 0:40 / / rw,relatime master:2 - overlay overlay rw,lowerdir=/var/lib/docker/overlay2/l/V6JQFQXD6KIVCPSIDY7ARNEKR2:/var/lib/docker/overlay2/l/ZQMC4MU6ESGLBPTMEDVTKSHIGE,upperdir=/var/lib/docker/overlay2/3104626ae2da94a9d1ab2d7e21431db03bac216badde3cadc63f7c98bcbccded/diff,workdir=/var/lib/docker/overlay2/3104626ae2da94a9d1ab2d7e21431db03bac216badde3cadc63f7c98bcbccded/work\n78 77 0:43 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw\n";
+    const HOST: &[u8] = b"22 27 0:21 / /proc rw,relatime - proc proc rw\n27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard\n28 27 0:25 / /mnt/x ro - tmpfs tmp ro\n";
+
+    #[test]
+    fn overlay_upperdir() {
+        let m = root_mount(DOCKER).unwrap();
+        assert_eq!(m.fstype, "overlay");
+        assert_eq!(
+            m.upperdir.unwrap(),
+            PathBuf::from(
+                "/var/lib/docker/overlay2/3104626ae2da94a9d1ab2d7e21431db03bac216badde3cadc63f7c98bcbccded/diff"
+            )
+        );
+        let h = root_mount(HOST).unwrap();
+        assert_eq!((h.fstype.as_str(), h.upperdir), ("ext4", None));
+        assert_eq!(source_of(HOST, (254, 0)).as_deref(), Some("/dev/vda"));
+        assert_eq!(source_of(HOST, (9, 9)), None);
+    }
+
+    #[test]
+    fn escapes_and_stacked_roots() {
+        let text = b"1 0 0:1 / / rw - ext4 /dev/sda rw\n2 1 0:50 / / rw shared:5 - overlay overlay rw,lowerdir=/a,upperdir=/var/lib/with\\040space\\054comma/diff,workdir=/w\n";
+        let m = root_mount(text).unwrap();
+        assert_eq!(m.dev, (0, 50));
+        assert_eq!(
+            m.upperdir.unwrap(),
+            PathBuf::from("/var/lib/with space,comma/diff")
+        );
+        assert_eq!(unescape(b"a\\134b\\"), b"a\\b\\");
+        assert_eq!(unescape(b"\\777"), b"\\777");
+    }
+
+    #[test]
+    fn garbage_gives_nothing() {
+        assert_eq!(root_mount(b""), None);
+        assert_eq!(root_mount(b"1 2 3 / /\n"), None);
+        assert_eq!(
+            root_mount(b"x x x:x / / rw - overlay o upperdir=/a\n"),
+            None
+        );
+        for cut in 0..DOCKER.len() {
+            let _ = root_mount(&DOCKER[..cut]);
+            let _ = source_of(&DOCKER[..cut], (0, 40));
+        }
+    }
+}
