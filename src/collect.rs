@@ -26,6 +26,7 @@ use crate::cgroup::{
     CgroupReader, CgroupSample, Gone, Layout, NetSource, OpenError, ProcRoot, ReadError,
 };
 use crate::discovery::{self, Found, Kind, Runtime};
+use crate::disk::DiskSample;
 use crate::metadata::{ContainerMeta, Metadata, PodMeta};
 use crate::metrics::{self, Context, Metric, Sink};
 
@@ -47,6 +48,9 @@ pub struct ContainerState {
     current_at: Option<Instant>,
     previous: CgroupSample,
     previous_at: Option<Instant>,
+    /// The latest disk figures (writable layer, logs, a pod's ephemeral storage) from the disk
+    /// thread, attached at each tick; `None` before the first walk or with disk usage off.
+    pub disk: Option<Arc<DiskSample>>,
 }
 
 impl ContainerState {
@@ -78,7 +82,11 @@ impl ContainerState {
             .duration_since(self.created)
             .ok()
             .map(|d| d.as_secs_f64());
-        Some(Context { previous, uptime })
+        Some(Context {
+            previous,
+            uptime,
+            disk: self.disk.as_deref(),
+        })
     }
 
     /// A state made from given samples, `interval` apart (for benchmarks and tests of the
@@ -102,6 +110,7 @@ impl ContainerState {
             current_at: Some(now),
             previous,
             previous_at: now.checked_sub(interval),
+            disk: None,
         }
     }
 
@@ -123,6 +132,7 @@ impl ContainerState {
             current_at: None,
             previous: CgroupSample::default(),
             previous_at: None,
+            disk: None,
         }
     }
 }
@@ -633,6 +643,15 @@ impl Collector {
             .values()
             .filter(|t| t.shown())
             .map(|t| &t.state)
+    }
+
+    /// Sets each shown container's disk figures (from the disk thread's results).
+    pub fn attach_disk(&mut self, mut lookup: impl FnMut(&ContainerState) -> Option<Arc<DiskSample>>) {
+        for t in self.containers.values_mut() {
+            if t.shown() {
+                t.state.disk = lookup(&t.state);
+            }
+        }
     }
 
     /// Every tracked cgroup, running or exited, by id and relative path.

@@ -125,10 +125,81 @@ pub struct DaemonArgs {
     pub metadata: MetadataArgs,
 
     #[command(flatten)]
+    pub disk: DiskArgs,
+
+    #[command(flatten)]
     pub web: WebArgs,
 
     #[command(flatten)]
     pub otlp: OtlpArgs,
+}
+
+/// Disk usage: each container's writable layer and logs, each pod's ephemeral storage,
+/// measured as `du` does in a thread of its own.
+#[derive(Debug, Clone, Args)]
+pub struct DiskArgs {
+    /// How old a container's disk usage may get while it is working: a container whose CPU
+    /// time moved since its layer was last measured is measured again this long after (as
+    /// cAdvisor's one minute). `off` turns disk usage off (nothing is walked).
+    #[arg(
+        long,
+        env = "CONTAINER_EXPORTER_DISK_INTERVAL",
+        default_value = "1m",
+        value_parser = parse_duration_or_off,
+        value_name = "DURATION"
+    )]
+    pub disk_interval: DurationOrOff,
+
+    /// How old a container's disk usage may get while it is idle: every container is measured
+    /// at least this often, for what is written from outside it (`docker cp`, the host, a log
+    /// rotation). A container that used no CPU cannot have written otherwise.
+    #[arg(
+        long,
+        env = "CONTAINER_EXPORTER_DISK_IDLE_INTERVAL",
+        default_value = "10m",
+        value_parser = parse_duration,
+        value_name = "DURATION"
+    )]
+    pub disk_idle_interval: Duration,
+
+    /// The share of one CPU the disk thread may use, as `5%` or `0.05`. Walks are cut into
+    /// slices of a few milliseconds with pauses between them to keep within it; on a host with
+    /// more files than that allows in `--disk-interval`, usage gets older instead
+    /// (`container_exporter_disk_lag_seconds` says by how much).
+    #[arg(
+        long,
+        env = "CONTAINER_EXPORTER_DISK_CPU_BUDGET",
+        default_value = "5%",
+        value_parser = parse_share,
+        value_name = "SHARE"
+    )]
+    pub disk_cpu_budget: f64,
+}
+
+/// A duration, or `off` (`None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationOrOff(pub Option<Duration>);
+
+fn parse_duration_or_off(s: &str) -> Result<DurationOrOff, String> {
+    if is_off(s) {
+        Ok(DurationOrOff(None))
+    } else {
+        parse_duration(s).map(|d| DurationOrOff(Some(d)))
+    }
+}
+
+/// `5%` or `0.05`: a share of one CPU, more than 0 and at most 1.
+fn parse_share(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let v = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
+        None => t.parse::<f64>(),
+    }
+    .map_err(|_| format!("`{s}` is not a share like 5% or 0.05"))?;
+    if !(v > 0.0 && v <= 1.0) {
+        return Err(format!("`{s}` must be more than 0 and at most 100%"));
+    }
+    Ok(v)
 }
 
 /// Where names, images and labels come from: the container runtimes' APIs. Metrics never
@@ -409,6 +480,56 @@ pub struct HostArgs {
     )]
     pub proc_root: PathBuf,
 
+    /// Where the host's root filesystem is. Runtimes name containers' writable layers and log
+    /// files by their paths on the host (`/var/lib/docker/overlay2/…/diff`); they are read below
+    /// this directory. Inside a container, mount the host's `/` read-only (`-v /:/host:ro`)
+    /// and set `/host`. Paths are resolved as if this were `/`: a symlink in them cannot lead
+    /// out of it.
+    #[arg(
+        long,
+        env = "CONTAINER_EXPORTER_HOST_ROOT",
+        default_value = "/",
+        global = true,
+        value_name = "DIR"
+    )]
+    pub host_root: PathBuf,
+
+    /// The kubelet's root directory on the host (below `--host-root`): pods' `emptyDir`
+    /// volumes are in `<dir>/pods/<uid>/volumes/kubernetes.io~empty-dir/`.
+    #[arg(
+        long,
+        env = "CONTAINER_EXPORTER_KUBELET_ROOT",
+        default_value = "/var/lib/kubelet",
+        global = true,
+        value_name = "DIR"
+    )]
+    pub kubelet_root: PathBuf,
+
+    /// The kubelet's pod log directory on the host (below `--host-root`):
+    /// `<dir>/<namespace>_<pod>_<uid>/<container>/` holds a container's logs, which count in its
+    /// pod's ephemeral storage, and whose names name pods and containers when no CRI socket
+    /// answers.
+    #[arg(
+        long,
+        env = "CONTAINER_EXPORTER_POD_LOGS_DIR",
+        default_value = "/var/log/pods",
+        global = true,
+        value_name = "DIR"
+    )]
+    pub pod_logs_dir: PathBuf,
+
+    /// Where the kubelet links each container's log on the host (below `--host-root`), as
+    /// `<pod>_<namespace>_<container>-<container id>.log`: with `--pod-logs-dir`, Kubernetes
+    /// names for containers when no CRI socket answers. `off` to not read it.
+    #[arg(
+        long,
+        env = "CONTAINER_EXPORTER_CONTAINER_LOGS_DIR",
+        default_value = "/var/log/containers",
+        global = true,
+        value_name = "DIR"
+    )]
+    pub container_logs_dir: PathBuf,
+
     /// The value of `host.name` on every container. Default: this machine's hostname
     /// (inside a container, pass the node's name, e.g. from the Kubernetes downward API).
     #[arg(
@@ -562,6 +683,17 @@ mod tests {
             Ok(Listen::On("0.0.0.0:9464".parse().unwrap()))
         );
         assert!(parse_listen("localhost").is_err());
+        assert_eq!(parse_share("5%"), Ok(0.05));
+        assert_eq!(parse_share("0.5"), Ok(0.5));
+        assert!(parse_share("0").is_err() && parse_share("150%").is_err());
+        assert_eq!(parse_duration_or_off("off"), Ok(DurationOrOff(None)));
+        let cli = Cli::try_parse_from(["x", "--disk-interval", "off"]).unwrap();
+        assert_eq!(cli.daemon.disk.disk_interval, DurationOrOff(None));
+        let cli = Cli::try_parse_from(["x"]).unwrap();
+        assert_eq!(
+            cli.daemon.disk.disk_interval,
+            DurationOrOff(Some(Duration::from_secs(60)))
+        );
     }
 
     #[test]

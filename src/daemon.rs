@@ -108,6 +108,17 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
         &stopped,
     );
 
+    // Disk usage: walked in a thread of its own, read by the collector at each tick.
+    let disk = match crate::disk::DiskConfig::from_args(host, &args.disk) {
+        Some(cfg) => {
+            let stats = Arc::new(crate::disk::DiskStats::default());
+            let _ = telemetry.disk.set(stats.clone());
+            Some(crate::disk::Disk::start(cfg, stats)?)
+        }
+        None => None,
+    };
+    let disk_stop = disk.clone();
+
     let shutdown = Arc::new(AtomicBool::new(false));
     // Wakes the collector's poll at shutdown, so it needs no periodic wake-up to notice.
     let (wake_tx, wake_rx) = std::os::unix::net::UnixStream::pair()?;
@@ -120,8 +131,15 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
             .name("container-exporter-collector".into())
             .spawn(move || {
                 let naming = args.prometheus_names;
+                let mut collector = Collector::new(layout, proc_root);
+                if disk.is_some() {
+                    collector.set_fd_budget(
+                        crate::system::descriptor_budget()
+                            .saturating_sub(crate::disk::monitor::FD_RESERVE),
+                    );
+                }
                 let mut c = CollectorLoop::new(
-                    Collector::new(layout, proc_root),
+                    collector,
                     args,
                     Outputs {
                         renderer: serving.then(|| PromRenderer::new(host_name, naming)),
@@ -130,6 +148,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
                     },
                     telemetry,
                     store,
+                    disk,
                 );
                 c.run(&shutdown, &wake_rx);
             })?
@@ -145,6 +164,9 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
         }
     });
     shutdown.store(true, Ordering::Release);
+    if let Some(d) = &disk_stop {
+        d.stop();
+    }
     let _ = std::io::Write::write(&mut &wake_tx, &[1]);
     let _ = stop_tx.send(true);
     // The collector notices within 250 ms, unless a read is stuck in the kernel (a hung
@@ -192,6 +214,20 @@ fn shown(d: &Described<'_>, now: SystemTime, cri_connected: bool) -> bool {
         && young)
 }
 
+/// What the disk thread needs to know of a shown container or pod.
+pub fn roster_item(d: &Described<'_>, procs_root: &std::path::Path) -> crate::disk::RosterItem {
+    let s = d.state;
+    crate::disk::RosterItem {
+        id: s.id.clone(),
+        kind: s.kind,
+        pod_uid: s.pod_uid.clone(),
+        procs: procs_root.join(&s.rel).join("cgroup.procs"),
+        cpu_ns: s.sample().and_then(|x| x.cpu.usage_ns),
+        meta: d.meta.clone(),
+        pod: d.pod.clone(),
+    }
+}
+
 /// Where each tick's collection goes.
 struct Outputs {
     /// The Prometheus page's renderer, when the page is served.
@@ -221,6 +257,8 @@ struct CollectorLoop {
     logged_errors: std::collections::HashSet<String>,
     /// Read errors, logged at most once per file per ten minutes.
     error_log: ErrorLog,
+    /// The disk thread, when disk usage is on.
+    disk: Option<crate::disk::Disk>,
 }
 
 impl CollectorLoop {
@@ -230,6 +268,7 @@ impl CollectorLoop {
         outputs: Outputs,
         telemetry: Arc<Telemetry>,
         store: Metadata,
+        disk: Option<crate::disk::Disk>,
     ) -> CollectorLoop {
         let layout = collector.layout();
         let watcher = match Watcher::new(layout.discovery_root(), layout.unified.as_deref()) {
@@ -265,6 +304,7 @@ impl CollectorLoop {
             spare_page: Vec::new(),
             logged_errors: std::collections::HashSet::new(),
             error_log: ErrorLog::default(),
+            disk,
         }
     }
 
@@ -502,6 +542,12 @@ impl CollectorLoop {
             self.collector.refresh_limits(&id);
         }
         self.collector.collect();
+        if let Some(disk) = &self.disk {
+            // One read lock for every container: the disk thread never holds it for longer
+            // than one insert.
+            let collector = &mut self.collector;
+            disk.with_results(|r| collector.attach_disk(|s| r.get(&s.id).cloned()));
+        }
         self.collect_departures();
 
         self.departed
@@ -528,6 +574,15 @@ impl CollectorLoop {
             .map(|state| Described::new(state, store))
             .filter(|d| shown(d, now, cri_connected))
             .collect::<Vec<_>>();
+        if let Some(disk) = &self.disk {
+            let procs_root = self.collector.layout().discovery_root();
+            let roster = described
+                .iter()
+                .filter(|d| live.contains(d.state.id.as_str()))
+                .map(|d| roster_item(d, procs_root))
+                .collect();
+            disk.submit(roster);
+        }
         let t = &self.telemetry;
         set(
             &t.containers_tracked,

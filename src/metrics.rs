@@ -9,6 +9,7 @@
 
 use crate::cgroup::sample::{CgroupSample, IoDevice};
 use crate::discovery::Kind;
+use crate::disk::DiskSample;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Instrument {
@@ -198,6 +199,34 @@ metrics! {
         Semconv, Gauge, true, "s", [],
         "Time since the container's cgroup was created.",
         "now − cgroup creation", "now − cgroup creation";
+    FsUsage => "container.filesystem.usage", "k8s.pod.filesystem.usage",
+        Semconv, UpDownCounter, false, "By", [],
+        "Disk space used as `du` counts it (`st_blocks` × 512, hard links once): the container's writable layer; on a pod, its ephemeral storage (every container's layer, the pod's logs, its emptyDir volumes), what the kubelet evicts on.",
+        "`du` of overlay's `upperdir` (the root mount in `/proc/<pid>/mountinfo` of a process of the container), in the disk thread: every minute while the container uses CPU, every 10 min otherwise", "same";
+    FsCapacity => "container.filesystem.capacity", "k8s.pod.filesystem.capacity",
+        Semconv, UpDownCounter, false, "By", [],
+        "Size of the filesystem holding the writable layer.",
+        "`statvfs` of the layer: f_blocks × f_frsize", "same";
+    FsAvailable => "container.filesystem.available", "k8s.pod.filesystem.available",
+        Semconv, UpDownCounter, false, "By", [],
+        "Space left on that filesystem for unprivileged writers (as `df` says).",
+        "`statvfs` of the layer: f_bavail × f_frsize", "same";
+    FsInodesUsed => "container.filesystem.inode.used", "k8s.pod.filesystem.inode.used",
+        Ext, UpDownCounter, false, "{inode}", [],
+        "Inodes used, as `du --inodes` counts them (files, directories, links once), of what `filesystem.usage` counts.",
+        "the same walk", "same";
+    FsInodesFree => "container.filesystem.inode.free", "k8s.pod.filesystem.inode.free",
+        Ext, UpDownCounter, false, "{inode}", [],
+        "Free inodes on the filesystem holding the writable layer.",
+        "`statvfs` of the layer: f_ffree", "same";
+    LogUsage => "container.log.filesystem.usage", "k8s.pod.log.filesystem.usage",
+        Ext, UpDownCounter, false, "By", [],
+        "Disk space of the container's log files, rotations included; on a pod, its whole log directory (every container, every restart).",
+        "Docker's and Podman's `LogPath` and its rotations; the kubelet's `<pod logs>/<namespace>_<pod>_<uid>/<container>/`", "same";
+    EphemeralUsage => "k8s.container.ephemeral_storage.usage", "k8s.pod.ephemeral_storage.usage",
+        Semconv, UpDownCounter, false, "By", ["k8s.container.ephemeral_storage.fs_type"],
+        "Kubernetes containers and pods: ephemeral storage by part, `rootfs` (writable layers) and `logs`, and on a pod `emptyDir`; their sum is what the kubelet compares with `ephemeral-storage` limits.",
+        "the figures above", "same";
 }
 
 impl Metric {
@@ -263,6 +292,8 @@ pub struct Context<'a> {
     pub previous: Option<(&'a CgroupSample, f64)>,
     /// Seconds since the cgroup was created.
     pub uptime: Option<f64>,
+    /// The latest disk figures (from the disk thread), when known.
+    pub disk: Option<&'a DiskSample>,
 }
 
 fn ns_to_s(ns: u64) -> Value {
@@ -383,6 +414,36 @@ pub fn emit_metric(m: Metric, s: &CgroupSample, ctx: &Context<'_>, sink: &mut dy
             }
         }
         M::Uptime => secs(sink, m, &[], ctx.uptime.map(Value::Double)),
+        M::FsUsage
+        | M::FsCapacity
+        | M::FsAvailable
+        | M::FsInodesUsed
+        | M::FsInodesFree
+        | M::LogUsage
+        | M::EphemeralUsage => {
+            if let Some(d) = ctx.disk {
+                emit_disk(m, d, sink);
+            }
+        }
+    }
+}
+
+/// The disk figures' data points (apart from the cgroup ones: they come from the disk thread).
+fn emit_disk(m: Metric, d: &DiskSample, sink: &mut dyn Sink) {
+    use Metric as M;
+    match m {
+        M::FsUsage => int(sink, m, &[], d.usage.map(|u| u.bytes)),
+        M::FsCapacity => int(sink, m, &[], d.fs.map(|f| f.capacity)),
+        M::FsAvailable => int(sink, m, &[], d.fs.map(|f| f.available)),
+        M::FsInodesUsed => int(sink, m, &[], d.usage.map(|u| u.inodes)),
+        M::FsInodesFree => int(sink, m, &[], d.fs.map(|f| f.inodes_free)),
+        M::LogUsage => int(sink, m, &[], d.logs.map(|u| u.bytes)),
+        M::EphemeralUsage if d.kubernetes => {
+            int(sink, m, &["rootfs"], d.rootfs.map(|u| u.bytes));
+            int(sink, m, &["logs"], d.logs.map(|u| u.bytes));
+            int(sink, m, &["emptyDir"], d.empty_dir.map(|u| u.bytes));
+        }
+        _ => {}
     }
 }
 
@@ -412,6 +473,10 @@ pub enum Select {
     /// A raw figure of the sample the metric is derived from: cAdvisor's `container_spec_*`
     /// show the CFS quota and period in µs where the metric shows their quotient.
     Sample(fn(&CgroupSample) -> Option<Value>),
+    /// A figure of a container's disk sample, with cAdvisor's `device` label (the device of
+    /// the filesystem holding the layer); containers only, as cAdvisor has none for a pod's
+    /// own cgroup.
+    Disk(fn(&DiskSample) -> Option<Value>),
 }
 
 /// How a point's value becomes cAdvisor's.
@@ -444,8 +509,8 @@ macro_rules! cadvisor {
 
 /// The cAdvisor page, family by family. Differences from cAdvisor: `device` is `MAJ:MIN` (it
 /// resolves a device path), `container_threads` counts tasks (`pids.current`), and the
-/// families cAdvisor takes from other sources (filesystem usage, `container_last_seen`,
-/// per-CPU usage) are absent.
+/// families cAdvisor takes from other sources (`container_last_seen`, per-CPU usage) are
+/// absent. The filesystem families (at the end) come from the disk thread.
 pub static CADVISOR: &[CadvisorFamily] = &[
     cadvisor!(
         "container_cpu_usage_seconds_total",
@@ -710,6 +775,38 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         &[],
         Conv::StartTime
     ),
+    // cAdvisor's usage is its `TotalUsageBytes`: the layer plus Docker's log directory.
+    cadvisor!(
+        "container_fs_usage_bytes",
+        "Number of bytes that are consumed by the container on this filesystem.",
+        FsUsage,
+        Select::Disk(|d| d
+            .rootfs
+            .map(|r| Value::Int(r.bytes + d.logs.map_or(0, |l| l.bytes)))),
+        &[]
+    ),
+    cadvisor!(
+        "container_fs_limit_bytes",
+        "Number of bytes that can be consumed by the container on this filesystem.",
+        FsCapacity,
+        Select::Disk(|d| d.rootfs.and(d.fs).map(|f| Value::Int(f.capacity))),
+        &[]
+    ),
+    // cAdvisor's `Inodes` of a container is the inodes its layer uses.
+    cadvisor!(
+        "container_fs_inodes_total",
+        "Number of Inodes",
+        FsInodesUsed,
+        Select::Disk(|d| d.rootfs.map(|r| Value::Int(r.inodes))),
+        &[]
+    ),
+    cadvisor!(
+        "container_fs_inodes_free",
+        "Number of available Inodes",
+        FsInodesFree,
+        Select::Disk(|d| d.rootfs.and(d.fs).map(|f| Value::Int(f.inodes_free))),
+        &[]
+    ),
 ];
 
 /// The README's metric reference, generated from [`METRICS`].
@@ -784,6 +881,10 @@ mod tests {
         pods.dedup();
         assert_eq!(pods.len(), METRICS.len());
         assert!(pods.iter().all(|n| n.starts_with("k8s.pod.")));
-        assert!(names.iter().all(|n| n.starts_with("container.")));
+        assert!(
+            names
+                .iter()
+                .all(|n| n.starts_with("container.") || n.starts_with("k8s.container."))
+        );
     }
 }

@@ -65,6 +65,8 @@ pub struct Telemetry {
     pub podman: OnceLock<Arc<DockerStats>>,
     /// Set when CRI metadata is enabled.
     pub cri: OnceLock<Arc<CriStats>>,
+    /// Set when disk usage is on.
+    pub disk: OnceLock<Arc<crate::disk::DiskStats>>,
 }
 
 /// The Docker (or Podman) metadata source's counters, for the exporter's self-metrics.
@@ -531,6 +533,77 @@ pub static SELF_METRICS: &[SelfMetricDef] = &[
         attribute: None,
         description: "Start time of the process since unix epoch in seconds.",
         emit: one!(|_, p: &ProcessStats| Value::Double(p.start_time_seconds)),
+    },
+    SelfMetricDef {
+        name: "container_exporter.disk.walks",
+        prom_name: None,
+        instrument: Instrument::Counter,
+        unit: "{walk}",
+        attribute: Some("outcome"),
+        description: "Walks of writable layers and emptyDir volumes finished: complete, or not published (denied: a directory could not be read; too_deep: nested past 64 levels; vanished: removed meanwhile).",
+        emit: |t, _, out| {
+            if let Some(d) = t.disk.get() {
+                out(Some("complete"), int(&d.walks_complete));
+                out(Some("denied"), int(&d.walks_denied));
+                out(Some("too_deep"), int(&d.walks_too_deep));
+                out(Some("vanished"), int(&d.walks_vanished));
+            }
+        },
+    },
+    SelfMetricDef {
+        name: "container_exporter.disk.entries",
+        prom_name: None,
+        instrument: Instrument::Counter,
+        unit: "{entry}",
+        attribute: None,
+        description: "Directory entries the disk thread looked at (one fstatat each).",
+        emit: |t, _, out| {
+            if let Some(d) = t.disk.get() {
+                out(None, int(&d.entries));
+            }
+        },
+    },
+    SelfMetricDef {
+        name: "container_exporter.disk.cpu.time",
+        prom_name: None,
+        instrument: Instrument::Counter,
+        unit: "s",
+        attribute: None,
+        description: "CPU time of the disk thread (user and system), which --disk-cpu-budget bounds.",
+        emit: |t, _, out| {
+            if let Some(d) = t.disk.get() {
+                out(None, Value::Double(get(&d.cpu_ns) as f64 / 1e9));
+            }
+        },
+    },
+    SelfMetricDef {
+        name: "container_exporter.disk.layers",
+        prom_name: None,
+        instrument: Instrument::UpDownCounter,
+        unit: "{container}",
+        attribute: Some("state"),
+        description: "Containers by what is known of their writable layer: found (overlay), unsupported (another root filesystem: no usage shown), unreachable (not below --host-root), pending (not looked at yet).",
+        emit: |t, _, out| {
+            if let Some(d) = t.disk.get() {
+                out(Some("found"), int(&d.layers_found));
+                out(Some("unsupported"), int(&d.layers_unsupported));
+                out(Some("unreachable"), int(&d.layers_unreachable));
+                out(Some("pending"), int(&d.layers_pending));
+            }
+        },
+    },
+    SelfMetricDef {
+        name: "container_exporter.disk.lag",
+        prom_name: None,
+        instrument: Instrument::Gauge,
+        unit: "s",
+        attribute: None,
+        description: "The longest a due walk has waited so far (0 when the disk thread keeps up): how much older than --disk-interval usage gets under --disk-cpu-budget.",
+        emit: |t, _, out| {
+            if let Some(d) = t.disk.get() {
+                out(None, Value::Double(get(&d.lag_ns) as f64 / 1e9));
+            }
+        },
     },
 ];
 

@@ -68,6 +68,29 @@ pub struct DiskConfig {
     pub pod_logs_dir: PathBuf,
 }
 
+impl DiskConfig {
+    /// The daemon's settings; `None` when disk usage is off (`--disk-interval off`).
+    pub fn from_args(host: &crate::config::HostArgs, disk: &crate::config::DiskArgs) -> Option<DiskConfig> {
+        Some(DiskConfig {
+            interval: disk.disk_interval.0?,
+            idle_interval: disk.disk_idle_interval,
+            cpu_budget: disk.disk_cpu_budget,
+            ..DiskConfig::for_host(host)
+        })
+    }
+
+    /// The paths of `host`, the default cadence and budget.
+    pub fn for_host(host: &crate::config::HostArgs) -> DiskConfig {
+        DiskConfig {
+            host_root: host.host_root.clone(),
+            proc_root: host.proc_root.clone(),
+            kubelet_root: host.kubelet_root.clone(),
+            pod_logs_dir: host.pod_logs_dir.clone(),
+            ..DiskConfig::default()
+        }
+    }
+}
+
 impl Default for DiskConfig {
     fn default() -> Self {
         DiskConfig {

@@ -54,10 +54,13 @@ pub const SLICE_ENTRIES: u64 = 4096;
 pub const SLICE_TIME: Duration = Duration::from_millis(5);
 /// Walks paused at once, at most.
 pub const MAX_IN_PROGRESS: usize = 2;
-/// Descriptors the disk thread holds at most: the paused and current walks' (each
-/// [`walk::MAX_DEPTH`] directories deep at most, two descriptors each), the host root, and a
-/// few opened for a moment.
-pub const MAX_FDS: usize = (MAX_IN_PROGRESS + 1) * (1 + 2 * walk::MAX_DEPTH) + 8;
+/// Descriptors kept back for the disk thread from the collector's budget: the host root, and
+/// the paused and current walks' open directories (one per level; real layers are a few dozen
+/// levels deep at most). A pathological tree can take more, up to
+/// `(MAX_IN_PROGRESS + 1) × (walk::MAX_DEPTH + 1)`; a walk that then meets `EMFILE` is not
+/// published and is tried again later, and the collector, short of a descriptor, reads the
+/// container it was opening by open-read-close: nothing is lost.
+pub const FD_RESERVE: usize = 64;
 /// How long a container whose process still has the host's root (a runtime's init that has
 /// not entered the container yet) is looked at again before it is taken as having no layer.
 const LOCATE_FOR: Duration = Duration::from_secs(60);
@@ -804,7 +807,9 @@ impl Monitor {
                 match why {
                     Incomplete::Denied(_) => s.walks_denied.fetch_add(1, Relaxed),
                     Incomplete::TooDeep => s.walks_too_deep.fetch_add(1, Relaxed),
-                    Incomplete::Vanished => s.walks_vanished.fetch_add(1, Relaxed),
+                    Incomplete::Vanished | Incomplete::Descriptors => {
+                        s.walks_vanished.fetch_add(1, Relaxed)
+                    }
                 };
                 if why != Incomplete::Vanished {
                     self.warn_incomplete(&key, &why);

@@ -33,13 +33,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use nix::dir::{Dir, OwningIter};
+use nix::dir::Dir;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat, openat2};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
 use nix::sys::statvfs::fstatvfs;
 
-/// Directories open at once in one walk, at most (each holds two descriptors).
+/// Directories open at once in one walk, at most (each holds a descriptor).
 pub const MAX_DEPTH: usize = 64;
 
 /// Hard-linked files remembered per walk, at most (about 40 bytes each).
@@ -84,6 +84,8 @@ pub enum Incomplete {
     TooDeep,
     /// The root was removed while it was walked.
     Vanished,
+    /// The process ran out of descriptors (`EMFILE`) while walking.
+    Descriptors,
 }
 
 impl std::fmt::Display for Incomplete {
@@ -92,6 +94,7 @@ impl std::fmt::Display for Incomplete {
             Incomplete::Denied(p) => write!(f, "permission denied reading {p}"),
             Incomplete::TooDeep => write!(f, "directories nested deeper than {MAX_DEPTH}"),
             Incomplete::Vanished => f.write_str("removed while it was walked"),
+            Incomplete::Descriptors => f.write_str("out of file descriptors while walking"),
         }
     }
 }
@@ -103,11 +106,22 @@ pub enum Progress {
     Paused,
 }
 
-/// One open directory: a descriptor for the `*at` calls, and the listing (on a second
-/// descriptor: the listing owns its own and stays where it was between slices).
+/// One open directory: its descriptor (for the `*at` calls) and its listing, which stays
+/// where it was between slices.
 struct Frame {
-    fd: OwnedFd,
-    entries: OwningIter,
+    dir: Dir,
+}
+
+impl Frame {
+    /// The next entry of the listing. nix's iterator rewinds the directory when it is dropped;
+    /// it is forgotten instead (it owns nothing: the `Dir` does), so the listing goes on where
+    /// it stopped.
+    fn next(&mut self) -> Option<nix::Result<nix::dir::Entry>> {
+        let mut it = self.dir.iter();
+        let e = it.next();
+        std::mem::forget(it);
+        e
+    }
 }
 
 /// A walk in progress; see the module doc.
@@ -126,6 +140,7 @@ pub struct Walk {
     links: HashSet<(u64, u64)>,
     denied: Option<String>,
     too_deep: bool,
+    out_of_fds: bool,
     /// Entries looked at so far (for the cost figures).
     pub entries: u64,
     /// Mount points met and not entered.
@@ -170,11 +185,10 @@ impl Walk {
             return Err(Errno::ENOTDIR);
         }
         let listing = openat(root.as_fd(), ".", dir_flags(), Mode::empty())?;
-        let fd = nix::unistd::dup(root.as_fd())?;
-        let entries = Dir::from_fd(listing)?.into_iter();
+        let dir = Dir::from_fd(listing)?;
         let mut w = Walk {
             dev: st.st_dev,
-            stack: vec![Frame { fd, entries }],
+            stack: vec![Frame { dir }],
             names: Vec::new(),
             root,
             usage: Usage::default(),
@@ -183,6 +197,7 @@ impl Walk {
             links: HashSet::new(),
             denied: None,
             too_deep: false,
+            out_of_fds: false,
             entries: 1,
             mounts_skipped: 0,
             vanished: 0,
@@ -207,7 +222,7 @@ impl Walk {
             {
                 return Progress::Paused;
             }
-            let entry = match frame.entries.next() {
+            let entry = match frame.next() {
                 None => {
                     self.stack.pop();
                     self.names.pop();
@@ -237,7 +252,7 @@ impl Walk {
         let Some(frame) = self.stack.last() else {
             return;
         };
-        let st = match fstatat(frame.fd.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        let st = match fstatat(frame.dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             Err(Errno::ENOENT) => {
                 self.vanished += 1;
@@ -276,29 +291,19 @@ impl Walk {
                 self.deny(Some(name));
                 return;
             }
+            Err(Errno::EMFILE | Errno::ENFILE) => {
+                self.out_of_fds = true;
+                return;
+            }
             // Gone, or replaced by something that is not a directory since `fstatat`.
             Err(_) => {
                 self.vanished += 1;
                 return;
             }
         };
-        let listing = match openat(fd.as_fd(), ".", dir_flags(), Mode::empty()) {
-            Ok(l) => l,
-            Err(Errno::EACCES | Errno::EPERM) => {
-                self.deny(Some(name));
-                return;
-            }
-            Err(_) => {
-                self.vanished += 1;
-                return;
-            }
-        };
-        match Dir::from_fd(listing) {
-            Ok(d) => {
-                self.stack.push(Frame {
-                    fd,
-                    entries: d.into_iter(),
-                });
+        match Dir::from_fd(fd) {
+            Ok(dir) => {
+                self.stack.push(Frame { dir });
                 self.names.push(name.to_bytes().to_vec());
             }
             Err(_) => self.vanished += 1,
@@ -306,7 +311,7 @@ impl Walk {
     }
 
     fn open_child(&mut self, name: &CStr) -> nix::Result<OwnedFd> {
-        let parent = &self.stack.last().expect("a frame").fd;
+        let parent = &self.stack.last().expect("a frame").dir;
         if self.no_xdev {
             let how = OpenHow::new()
                 .flags(dir_flags())
@@ -354,7 +359,7 @@ impl Walk {
 
     /// Descriptors the walk holds now.
     pub fn fds(&self) -> usize {
-        1 + 2 * self.stack.len()
+        1 + self.stack.len()
     }
 
     /// The result, once [`step`](Self::step) said [`Progress::Done`]: the usage and the
@@ -365,6 +370,9 @@ impl Walk {
         }
         if self.too_deep {
             return Err(Incomplete::TooDeep);
+        }
+        if self.out_of_fds {
+            return Err(Incomplete::Descriptors);
         }
         // A removed directory keeps no link: the container (or its log) is gone.
         if fstat(self.root.as_fd()).is_ok_and(|st| st.st_nlink == 0) {
@@ -494,7 +502,7 @@ mod tests {
             let mut slices = 0;
             while w.step(slice, far) == Progress::Paused {
                 slices += 1;
-                assert!(w.fds() <= 1 + 2 * MAX_DEPTH);
+                assert!(w.fds() <= 1 + MAX_DEPTH);
             }
             if slice == 1 {
                 assert!(slices > 300, "{slices}");

@@ -177,7 +177,7 @@ impl PromRenderer {
                         f.name,
                         f.help,
                         match (&f.select, f.metric.def().instrument) {
-                            (Select::Sample(_), _) => "gauge",
+                            (Select::Sample(_) | Select::Disk(_), _) => "gauge",
                             (_, Instrument::Counter) => "counter",
                             _ => "gauge",
                         },
@@ -416,6 +416,10 @@ fn cadvisor_lines(
         }
         return;
     }
+    if let Select::Disk(raw) = f.select {
+        cadvisor_disk_line(raw, state, sink);
+        return;
+    }
     struct Cad<'s, 'p> {
         f: &'static CadvisorFamily,
         sink: &'s mut LineSink<'p>,
@@ -465,6 +469,23 @@ fn cadvisor_lines(
     state.emit_metric(f.metric, now, &mut cad);
     if let Some(total) = cad.sum {
         cad.sink.line(f.fixed.iter().copied(), Value::Double(total));
+    }
+}
+
+/// A container's line of a cAdvisor filesystem family, with its `device`.
+fn cadvisor_disk_line(
+    raw: fn(&crate::disk::DiskSample) -> Option<Value>,
+    state: &ContainerState,
+    sink: &mut LineSink<'_>,
+) {
+    if state.kind != Kind::Container {
+        return;
+    }
+    let Some(d) = state.disk.as_deref() else {
+        return;
+    };
+    if let (Some(v), Some(device)) = (raw(d), d.device.as_deref()) {
+        sink.line(std::iter::once(("device", device)), v);
     }
 }
 
