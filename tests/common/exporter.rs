@@ -36,12 +36,35 @@ impl Exporter {
 
     /// Starts the daemon as user `uid` (group `uid` too, no supplementary groups) when given.
     pub fn start_as(extra: &[&str], env: &[(&str, &str)], uid: Option<u32>) -> Exporter {
+        Exporter::start_inner(&[], extra, env, uid)
+    }
+
+    /// Starts the daemon through a wrapper command (`setpriv …`, `prlimit …`), which runs it
+    /// with its arguments.
+    pub fn start_under(wrapper: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Exporter {
+        Exporter::start_inner(wrapper, extra, env, None)
+    }
+
+    fn start_inner(
+        wrapper: &[&str],
+        extra: &[&str],
+        env: &[(&str, &str)],
+        uid: Option<u32>,
+    ) -> Exporter {
         for _attempt in 0..3 {
             let port = free_port();
             let log = std::env::temp_dir().join(format!("{}-exporter.log", unique_name()));
             let log_file = fs::File::create(&log).expect("create the exporter's log file");
             let listen = format!("127.0.0.1:{port}");
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_container-exporter"));
+            let bin = env!("CARGO_BIN_EXE_container-exporter");
+            let mut cmd = match wrapper.split_first() {
+                Some((w, args)) => {
+                    let mut c = Command::new(w);
+                    c.args(args).arg(bin);
+                    c
+                }
+                None => Command::new(bin),
+            };
             if let Some(uid) = uid {
                 use std::os::unix::process::CommandExt;
                 // std drops the supplementary groups when root sets a uid.
