@@ -646,7 +646,10 @@ impl Collector {
     }
 
     /// Sets each shown container's disk figures (from the disk thread's results).
-    pub fn attach_disk(&mut self, mut lookup: impl FnMut(&ContainerState) -> Option<Arc<DiskSample>>) {
+    pub fn attach_disk(
+        &mut self,
+        mut lookup: impl FnMut(&ContainerState) -> Option<Arc<DiskSample>>,
+    ) {
         for t in self.containers.values_mut() {
             if t.shown() {
                 t.state.disk = lookup(&t.state);

@@ -51,7 +51,11 @@ fn du_with(p: &Path, extra: &[&str]) -> (u64, u64) {
 
 fn inspect(c: &Container, format: &str) -> String {
     let out = docker(&["inspect", "-f", format, &c.id]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -75,7 +79,10 @@ fn exec(c: &Container, script: &str) {
 /// Waits until `path` exists inside the container.
 fn wait_file(c: &Container, path: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
-    while !docker(&["exec", &c.id, "test", "-e", path]).status.success() {
+    while !docker(&["exec", &c.id, "test", "-e", path])
+        .status
+        .success()
+    {
         assert!(
             Instant::now() < deadline,
             "{path} did not appear in {} within {timeout:?}; logs:\n{}",
@@ -95,7 +102,10 @@ fn inodes(page: &Page, id: &str) -> Option<f64> {
 }
 
 fn logs(page: &Page, id: &str) -> Option<f64> {
-    page.get("container_log_filesystem_usage_bytes", &[("container_id", id)])
+    page.get(
+        "container_log_filesystem_usage_bytes",
+        &[("container_id", id)],
+    )
 }
 
 /// The device the filesystem holding `p` is mounted from, by `findmnt` (as cAdvisor names it;
@@ -168,17 +178,26 @@ fn docker_layer_and_logs_match_du_on_every_output_and_deletion_shows_within_the_
     assert_eq!(inodes(&page, &c.id), Some(count as f64));
     assert!(count > u64::from(files), "{count} inodes for {files} files");
     let cap = page
-        .get("container_filesystem_capacity_bytes", &[("container_id", &c.id)])
+        .get(
+            "container_filesystem_capacity_bytes",
+            &[("container_id", &c.id)],
+        )
         .unwrap();
     let avail = page
-        .get("container_filesystem_available_bytes", &[("container_id", &c.id)])
+        .get(
+            "container_filesystem_available_bytes",
+            &[("container_id", &c.id)],
+        )
         .unwrap();
     let st = nix::sys::statvfs::statvfs(&upper).unwrap();
     assert_eq!(cap, (st.blocks() * st.fragment_size()) as f64);
     assert!(avail > 0.0 && avail < cap, "{avail} of {cap}");
     assert!(
-        page.get("container_filesystem_inode_free", &[("container_id", &c.id)])
-            .is_some_and(|v| v > 0.0)
+        page.get(
+            "container_filesystem_inode_free",
+            &[("container_id", &c.id)]
+        )
+        .is_some_and(|v| v > 0.0)
     );
 
     // Logs: Docker's json-file, as du counts it, and at least the bytes written to stdout.
@@ -196,19 +215,26 @@ fn docker_layer_and_logs_match_du_on_every_output_and_deletion_shows_within_the_
     );
     // Not a Kubernetes container: no ephemeral-storage parts.
     assert!(
-        page.series("k8s_container_ephemeral_storage_usage_bytes", &[("container_id", &c.id)])
-            .is_empty()
+        page.series(
+            "k8s_container_ephemeral_storage_usage_bytes",
+            &[("container_id", &c.id)]
+        )
+        .is_empty()
     );
 
     // OTLP: the same figure.
     let want = du(&upper).0 as f64;
-    rx.wait_for("container.filesystem.usage over OTLP", Duration::from_secs(30), |got| {
-        got.iter().rev().find_map(|g| {
-            let r = resource(&g.request, &c.id)?;
-            let p = points(r, "container.filesystem.usage");
-            (p.len() == 1 && p[0].1 == want).then_some(())
-        })
-    });
+    rx.wait_for(
+        "container.filesystem.usage over OTLP",
+        Duration::from_secs(30),
+        |got| {
+            got.iter().rev().find_map(|g| {
+                let r = resource(&g.request, &c.id)?;
+                let p = points(r, "container.filesystem.usage");
+                (p.len() == 1 && p[0].1 == want).then_some(())
+            })
+        },
+    );
 
     // The cAdvisor page: layer plus log file, on the device the layer is on.
     let device = device_of(&upper);
@@ -218,21 +244,32 @@ fn docker_layer_and_logs_match_du_on_every_output_and_deletion_shows_within_the_
         Duration::from_secs(30),
         &c.id,
         |p| {
-            p.get("container_fs_usage_bytes", &[("name", &c.name), ("device", &device)])
-                == Some((du(&upper).0 + du(&log).0) as f64)
+            p.get(
+                "container_fs_usage_bytes",
+                &[("name", &c.name), ("device", &device)],
+            ) == Some((du(&upper).0 + du(&log).0) as f64)
         },
     );
     assert_eq!(
-        page.get("container_fs_inodes_total", &[("name", &c.name), ("device", &device)]),
+        page.get(
+            "container_fs_inodes_total",
+            &[("name", &c.name), ("device", &device)]
+        ),
         Some(du(&upper).1 as f64)
     );
     assert_eq!(
-        page.get("container_fs_limit_bytes", &[("name", &c.name), ("device", &device)]),
+        page.get(
+            "container_fs_limit_bytes",
+            &[("name", &c.name), ("device", &device)]
+        ),
         Some(cap)
     );
     assert!(
-        page.get("container_fs_inodes_free", &[("name", &c.name), ("device", &device)])
-            .is_some()
+        page.get(
+            "container_fs_inodes_free",
+            &[("name", &c.name), ("device", &device)]
+        )
+        .is_some()
     );
 
     // Deleting the data shows within the disk interval (2 s), a tick, and the walk.
@@ -299,7 +336,9 @@ fn faults_in_layers_lose_nothing_else() {
     // of a directory of the same one.
     let mounts = Container::sh(
         &[],
-        &format!("mkdir -p /m/tmp /m/bind; dd if=/dev/zero of=/m/f bs=1M count=1 2>/dev/null; {ready}"),
+        &format!(
+            "mkdir -p /m/tmp /m/bind; dd if=/dev/zero of=/m/f bs=1M count=1 2>/dev/null; {ready}"
+        ),
     );
     // Writes and deletes 100 files over and over, next to a stable 4 MiB.
     let churn = Container::sh(
@@ -317,7 +356,10 @@ fn faults_in_layers_lose_nothing_else() {
         wait_file(c, "/ready", Duration::from_secs(30));
     }
     let up = upperdir(&mounts);
-    let _tmp = mount(&["-t", "tmpfs", "-o", "size=8m", "ce-disk-test"], &up.join("m/tmp"));
+    let _tmp = mount(
+        &["-t", "tmpfs", "-o", "size=8m", "ce-disk-test"],
+        &up.join("m/tmp"),
+    );
     std::fs::write(up.join("m/tmp/inside"), vec![1u8; 3 << 20]).unwrap();
     let src = common::TempDir::new();
     std::fs::write(src.0.join("bound"), vec![1u8; 2 << 20]).unwrap();
@@ -338,17 +380,29 @@ fn faults_in_layers_lose_nothing_else() {
     let (excl_bytes, excl_inodes) = du_with(&up, &["--exclude=bind"]);
     let st = nix::sys::stat::stat(&up.join("m/bind")).unwrap();
     let want = (excl_bytes + st.st_blocks as u64 * 512, excl_inodes + 1);
-    let page = e.wait_for("mounts not entered", Duration::from_secs(30), &mounts.id, |p| {
-        usage(p, &mounts.id) == Some(want.0 as f64) && inodes(p, &mounts.id) == Some(want.1 as f64)
-    });
+    let page = e.wait_for(
+        "mounts not entered",
+        Duration::from_secs(30),
+        &mounts.id,
+        |p| {
+            usage(p, &mounts.id) == Some(want.0 as f64)
+                && inodes(p, &mounts.id) == Some(want.1 as f64)
+        },
+    );
     assert!(usage(&page, &mounts.id).unwrap() < (2 * MIB) as f64);
     assert!(du(&up).0 > 2 * MIB, "du -x does enter the bind mount");
 
     // The churning container: every walk completes, within the stable file and the most the
     // loop can have at once.
-    let before = e.metrics().value("container_exporter_disk_walks_total", &[("outcome", "complete")]);
+    let before = e.metrics().value(
+        "container_exporter_disk_walks_total",
+        &[("outcome", "complete")],
+    );
     let page = e.wait_for("walks go on", Duration::from_secs(30), &churn.id, |p| {
-        p.value("container_exporter_disk_walks_total", &[("outcome", "complete")]) >= before + 5.0
+        p.value(
+            "container_exporter_disk_walks_total",
+            &[("outcome", "complete")],
+        ) >= before + 5.0
             && usage(p, &churn.id).is_some()
     });
     let u = usage(&page, &churn.id).unwrap();
@@ -359,9 +413,12 @@ fn faults_in_layers_lose_nothing_else() {
 
     // No log file: the layer is there, the log figure is not, and nothing was logged about it.
     let upper = upperdir(&nolog);
-    let page = e.wait_for("layer without a log", Duration::from_secs(30), &nolog.id, |p| {
-        usage(p, &nolog.id) == Some(du(&upper).0 as f64)
-    });
+    let page = e.wait_for(
+        "layer without a log",
+        Duration::from_secs(30),
+        &nolog.id,
+        |p| usage(p, &nolog.id) == Some(du(&upper).0 as f64),
+    );
     assert_eq!(logs(&page, &nolog.id), None);
     assert!(logs(&page, &links.id).is_some());
 
@@ -374,7 +431,10 @@ fn faults_in_layers_lose_nothing_else() {
         assert!(warned.is_empty(), "warnings about {}: {warned:?}", c.name);
     }
     assert_eq!(
-        page.value("container_exporter_disk_walks_total", &[("outcome", "denied")]),
+        page.value(
+            "container_exporter_disk_walks_total",
+            &[("outcome", "denied")]
+        ),
         0.0
     );
 }
@@ -384,7 +444,14 @@ fn an_unreadable_directory_gives_one_warning_and_no_wrong_number() {
     // Without CAP_DAC_READ_SEARCH (every capability dropped), root cannot list a directory of
     // another user's with mode 700.
     let e = Exporter::start_under(
-        &["setpriv", "--bounding-set", "-all", "--inh-caps", "-all", "--"],
+        &[
+            "setpriv",
+            "--bounding-set",
+            "-all",
+            "--inh-caps",
+            "-all",
+            "--",
+        ],
         &["--interval", "1s", "--disk-interval", "1s"],
         &[],
     );
@@ -403,14 +470,25 @@ fn an_unreadable_directory_gives_one_warning_and_no_wrong_number() {
     wait_file(&locked, "/ready", Duration::from_secs(30));
     wait_file(&open, "/ready", Duration::from_secs(30));
     let upper = upperdir(&open);
-    let page = e.wait_for("the readable container's usage", Duration::from_secs(30), &open.id, |p| {
-        usage(p, &open.id) == Some(du(&upper).0 as f64)
-            && p.value("container_exporter_disk_walks_total", &[("outcome", "denied")]) >= 3.0
-    });
+    let page = e.wait_for(
+        "the readable container's usage",
+        Duration::from_secs(30),
+        &open.id,
+        |p| {
+            usage(p, &open.id) == Some(du(&upper).0 as f64)
+                && p.value(
+                    "container_exporter_disk_walks_total",
+                    &[("outcome", "denied")],
+                ) >= 3.0
+        },
+    );
     // Walked again and again (its CPU moves), denied every time, never shown.
     assert_eq!(usage(&page, &locked.id), None);
     assert!(page.has_container(&locked.id));
-    assert!(logs(&page, &locked.id).is_some(), "its log is still measured");
+    assert!(
+        logs(&page, &locked.id).is_some(),
+        "its log is still measured"
+    );
     let log = e.log_text();
     let warnings: Vec<&str> = log
         .lines()
@@ -418,5 +496,176 @@ fn an_unreadable_directory_gives_one_warning_and_no_wrong_number() {
         .collect();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("./secret"), "{}", warnings[0]);
-    assert!(warnings[0].contains("CAP_DAC_READ_SEARCH"), "{}", warnings[0]);
+    assert!(
+        warnings[0].contains("CAP_DAC_READ_SEARCH"),
+        "{}",
+        warnings[0]
+    );
+}
+
+/// The exporter's resident memory, from its page.
+fn rss(page: &Page) -> f64 {
+    page.value("process_resident_memory_bytes", &[])
+}
+
+#[test]
+fn a_layer_of_200000_files_holds_back_neither_ticks_nor_other_containers() {
+    // 3 % of a CPU: the big walk (about 2.4 µs of CPU an entry in a debug build) takes some
+    // 15 s, long enough to watch what happens meanwhile.
+    let e = Exporter::start(&[
+        "--interval",
+        "1s",
+        "--disk-interval",
+        "2s",
+        "--disk-cpu-budget",
+        "3%",
+    ]);
+    let small = Container::sh(
+        &[],
+        "dd if=/dev/zero of=/f bs=1M count=1 2>/dev/null; touch /ready; \
+         while [ ! -e /go ]; do sleep 0.2; done; dd if=/dev/zero of=/more bs=1M count=2 2>/dev/null; \
+         touch /done; trap 'exit 0' TERM; while :; do sleep 1 & wait; done",
+    );
+    wait_file(&small, "/ready", Duration::from_secs(30));
+    let small_up = upperdir(&small);
+    e.wait_for(
+        "the small container's usage",
+        Duration::from_secs(30),
+        &small.id,
+        |p| usage(p, &small.id) == Some(du(&small_up).0 as f64),
+    );
+
+    // The big one: created, filled from the host (200 directories of 1,000 files), started.
+    let mut big = Container {
+        name: common::unique_name(),
+        id: String::new(),
+        host: None,
+    };
+    let out = docker(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        &big.name,
+        common::IMAGE,
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while :; do sleep 3600 & wait; done",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    big.id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let big_up = upperdir(&big);
+    for d in 0..200 {
+        let dir = big_up.join(format!("d{d}"));
+        std::fs::create_dir(&dir).unwrap();
+        for f in 0..1000 {
+            std::fs::write(dir.join(format!("f{f}")), b"0123456789").unwrap();
+        }
+    }
+    let big_du = du(&big_up);
+    assert!(big_du.1 > 200_000, "{big_du:?}");
+    let before = e.metrics();
+    let entries0 = before.value("container_exporter_disk_entries_total", &[]);
+    let rss0 = rss(&before);
+    assert!(docker(&["start", &big.id]).status.success());
+
+    // Its walk is under way (and far from done).
+    let page = e.wait_for(
+        "the big walk under way",
+        Duration::from_secs(60),
+        &big.id,
+        |p| p.value("container_exporter_disk_entries_total", &[]) > entries0 + 5_000.0,
+    );
+    assert_eq!(
+        usage(&page, &big.id),
+        None,
+        "the big walk was over too soon to watch it"
+    );
+    let ticks0 = page.value("container_exporter_collections_total", &[]);
+    let watch_from = Instant::now();
+
+    // The small container writes: its new usage shows within the disk interval, a tick and a
+    // few slices (each at most 5 ms of CPU, then a pause to keep within the budget), while the
+    // big walk goes on.
+    exec(&small, "touch /go");
+    wait_file(&small, "/done", Duration::from_secs(30));
+    let written = Instant::now();
+    let page = e.wait_for(
+        "the small container's new usage during the big walk",
+        Duration::from_secs(30),
+        &small.id,
+        |p| usage(p, &small.id) == Some(du(&small_up).0 as f64),
+    );
+    let took = written.elapsed();
+    eprintln!("small container's write shown after {took:?} during the big walk");
+    assert!(
+        took < Duration::from_secs(2 + 1 + 5),
+        "the small container waited {took:?} behind the big walk"
+    );
+    assert_eq!(
+        usage(&page, &big.id),
+        None,
+        "the big walk ended before the small container's turn: nothing was shown"
+    );
+
+    // Ticks kept their pace meanwhile (one a second).
+    std::thread::sleep(Duration::from_secs(3));
+    let page = e.metrics();
+    let ticks = page.value("container_exporter_collections_total", &[]) - ticks0;
+    let secs = watch_from.elapsed().as_secs_f64();
+    assert!(
+        ticks >= secs - 2.0,
+        "{ticks} ticks in {secs:.1} s during the big walk"
+    );
+    assert_eq!(usage(&page, &big.id), None, "still walking");
+
+    // The big layer, once walked, is what du says; memory stayed bounded meanwhile.
+    let page = e.wait_for(
+        "the big layer's usage",
+        Duration::from_secs(180),
+        &big.id,
+        |p| usage(p, &big.id).is_some(),
+    );
+    assert_eq!(usage(&page, &big.id), Some(big_du.0 as f64));
+    assert_eq!(inodes(&page, &big.id), Some(big_du.1 as f64));
+    eprintln!(
+        "big walk over after {:?}; disk thread CPU {} s for {} entries",
+        watch_from.elapsed(),
+        page.value("container_exporter_disk_cpu_time_seconds_total", &[]),
+        page.value("container_exporter_disk_entries_total", &[])
+    );
+    let grew = rss(&page) - rss0;
+    assert!(
+        grew < (16 * MIB) as f64,
+        "resident memory grew by {grew} bytes while walking 200,000 files"
+    );
+
+    // Removed while walked again: no warning, the small one unaffected.
+    exec(&big, "touch /again");
+    let entries1 = page.value("container_exporter_disk_entries_total", &[]);
+    e.wait_for(
+        "the big walk again",
+        Duration::from_secs(60),
+        &big.id,
+        |p| p.value("container_exporter_disk_entries_total", &[]) > entries1 + 5_000.0,
+    );
+    big.remove();
+    exec(&small, "dd if=/dev/zero of=/last bs=1M count=1 2>/dev/null");
+    e.wait_for(
+        "the small container after the big one went",
+        Duration::from_secs(30),
+        &small.id,
+        |p| usage(p, &small.id) == Some(du(&small_up).0 as f64) && !p.has_container(&big.id),
+    );
+    let warned: Vec<String> = e
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains(&big.id))
+        .map(str::to_string)
+        .collect();
+    assert!(warned.is_empty(), "{warned:?}");
 }

@@ -70,7 +70,10 @@ pub struct DiskConfig {
 
 impl DiskConfig {
     /// The daemon's settings; `None` when disk usage is off (`--disk-interval off`).
-    pub fn from_args(host: &crate::config::HostArgs, disk: &crate::config::DiskArgs) -> Option<DiskConfig> {
+    pub fn from_args(
+        host: &crate::config::HostArgs,
+        disk: &crate::config::DiskArgs,
+    ) -> Option<DiskConfig> {
         Some(DiskConfig {
             interval: disk.disk_interval.0?,
             idle_interval: disk.disk_idle_interval,
