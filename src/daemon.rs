@@ -102,6 +102,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
     let removal_delay = runtime_removal_delay(args.exited_retention, args.interval);
     let store = crate::metadata::spawn_sources(
         &args.metadata,
+        host,
         removal_delay,
         &telemetry,
         runtime.handle(),
@@ -420,14 +421,22 @@ impl CollectorLoop {
     /// Asks the CRI source for a container or pod it does not know yet (one batched lookup,
     /// never a call per tick). Docker and Podman need no asking: their event streams say.
     fn want_metadata(&self, kind: Kind, runtime: Runtime, id: &str) {
-        let cri = &self.store.cri;
+        let (cri, kubelet) = (&self.store.cri, &self.store.kubelet);
         match kind {
-            Kind::Pod if cri.get_pod(id).is_none() => cri.want(id),
+            Kind::Pod if cri.get_pod(id).is_none() => {
+                cri.want(id);
+                if kubelet.get_pod(id).is_none() {
+                    kubelet.want(id);
+                }
+            }
             Kind::Container
                 if matches!(runtime, Runtime::Containerd | Runtime::CriO)
                     && cri.get(id).is_none() =>
             {
-                cri.want(id)
+                cri.want(id);
+                if kubelet.get(id).is_none() {
+                    kubelet.want(id);
+                }
             }
             _ => {}
         }

@@ -81,6 +81,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 layout,
                 proc_root,
                 &host,
+                &cli.host,
                 &args.metadata,
                 args.format,
                 &mut out,

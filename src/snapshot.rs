@@ -8,7 +8,7 @@ use serde_json::{Map, Value as Json, json};
 
 use crate::cgroup::{Layout, ProcRoot};
 use crate::collect::{Collector, ContainerState, Described};
-use crate::config::{MetadataArgs, SnapshotFormat};
+use crate::config::{HostArgs, MetadataArgs, SnapshotFormat};
 use crate::discovery::Kind;
 use crate::metadata::Metadata;
 use crate::metadata::spawn_sources;
@@ -22,6 +22,7 @@ pub fn run(
     layout: Layout,
     proc_root: ProcRoot,
     host: &HostResource,
+    host_args: &HostArgs,
     metadata_args: &MetadataArgs,
     format: SnapshotFormat,
     out: &mut dyn Write,
@@ -42,13 +43,15 @@ pub fn run(
     // The sources list everything when they connect, during the gap between the two reads.
     let metadata = spawn_sources(
         metadata_args,
+        host_args,
         Duration::from_secs(60),
         &telemetry,
         runtime.handle(),
         &stopped,
     );
     let mut collector = Collector::new(layout.clone(), proc_root);
-    let views = take(&mut collector);
+    let mut views = take(&mut collector);
+    measure_disk(&mut views, &layout, host_args, &metadata);
     let _ = stop_tx.send(true);
     runtime.shutdown_timeout(Duration::from_secs(1));
     match format {
@@ -63,6 +66,28 @@ pub fn run(
         tracing::warn!("{e}");
     }
     Ok(())
+}
+
+/// Walks every container's layer and logs and every pod's volumes once, to the end (no
+/// budget: a one-off command), and attaches the figures.
+fn measure_disk(
+    views: &mut [ContainerView],
+    layout: &Layout,
+    host: &HostArgs,
+    metadata: &Metadata,
+) {
+    let procs_root = layout.discovery_root();
+    let roster = views
+        .iter()
+        .filter(|v| v.running)
+        .map(|v| crate::daemon::roster_item(&Described::new(&v.state, metadata), procs_root))
+        .collect();
+    let cfg = crate::disk::DiskConfig::for_host(host);
+    let stats = std::sync::Arc::new(crate::disk::DiskStats::default());
+    let results = crate::disk::monitor::measure_once(cfg, roster, stats);
+    for v in views.iter_mut() {
+        v.state.disk = results.get(&v.state.id).cloned();
+    }
 }
 
 /// The gap between the two reads.

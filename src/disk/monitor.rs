@@ -330,9 +330,7 @@ impl Monitor {
                 None
             }
         };
-        let host_root_mount = std::fs::read(cfg.proc_root.join("1/mountinfo"))
-            .ok()
-            .and_then(|m| mountinfo::root_mount(&m));
+        let host_root_mount = host_root_mount(&cfg.proc_root);
         Monitor {
             cfg,
             host,
@@ -1028,29 +1026,14 @@ impl Monitor {
             return;
         };
         let waited = now.saturating_duration_since(since) >= LOCATE_FOR;
-        let layer = match first_pid(&c.item.procs) {
-            None => waited.then(|| Layer::Unreachable("no process to look at".into())),
-            Some(pid) => {
-                let info =
-                    std::fs::read(self.cfg.proc_root.join(pid.to_string()).join("mountinfo"));
-                match info.ok().and_then(|m| mountinfo::root_mount(&m)) {
-                    None => None,
-                    Some(root)
-                        if self
-                            .host_root_mount
-                            .as_ref()
-                            .is_some_and(|h| h.same_as(&root)) =>
-                    {
-                        // Not in the container yet (its runtime's init), or a container that
-                        // shares the host's root: looked at again for a while.
-                        waited.then(|| Layer::Unsupported("the host's root".into()))
-                    }
-                    Some(root) => Some(match root.upperdir {
-                        Some(up) => Layer::Found(up),
-                        None => Layer::Unsupported(root.fstype),
-                    }),
-                }
-            }
+        let host_root = self.host_root_mount.as_ref();
+        let layer = match find_layer(&self.cfg.proc_root, &c.item.procs, host_root) {
+            Found::Overlay(up) => Some(Layer::Found(up)),
+            Found::NotOverlay(fstype) => Some(Layer::Unsupported(fstype)),
+            // Not in the container yet (its runtime's init), or a container that shares the
+            // host's root: looked at again for a while.
+            Found::HostRoot => waited.then(|| Layer::Unsupported("the host's root".into())),
+            Found::NoProcess => waited.then(|| Layer::Unreachable("no process to look at".into())),
         };
         let Some(layer) = layer else {
             return;
@@ -1138,6 +1121,43 @@ impl Monitor {
         }
         name
     }
+}
+
+/// Where a container's root filesystem is, from one of its processes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// overlay: the `upperdir` (a host path).
+    Overlay(PathBuf),
+    /// Another filesystem type: no usage of the container's own.
+    NotOverlay(String),
+    /// The process has the host's root (it has not entered the container yet).
+    HostRoot,
+    /// No process, or its mountinfo could not be read.
+    NoProcess,
+}
+
+/// The root mount of the first process in `procs` (a `cgroup.procs`), compared with the host's
+/// (`host_root`, pid 1's).
+pub fn find_layer(proc_root: &Path, procs: &Path, host_root: Option<&RootMount>) -> Found {
+    let Some(pid) = first_pid(procs) else {
+        return Found::NoProcess;
+    };
+    let info = std::fs::read(proc_root.join(pid.to_string()).join("mountinfo"));
+    match info.ok().and_then(|m| mountinfo::root_mount(&m)) {
+        None => Found::NoProcess,
+        Some(root) if host_root.is_some_and(|h| h.same_as(&root)) => Found::HostRoot,
+        Some(root) => match root.upperdir {
+            Some(up) => Found::Overlay(up),
+            None => Found::NotOverlay(root.fstype),
+        },
+    }
+}
+
+/// pid 1's root mount: the host's, for [`find_layer`].
+pub fn host_root_mount(proc_root: &Path) -> Option<RootMount> {
+    std::fs::read(proc_root.join("1/mountinfo"))
+        .ok()
+        .and_then(|m| mountinfo::root_mount(&m))
 }
 
 /// The space and inode of a directory itself (not what is in it).

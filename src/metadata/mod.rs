@@ -19,6 +19,7 @@ pub mod cri_api;
 mod cri_client;
 mod cri_view;
 pub mod docker;
+pub mod kubelet_logs;
 mod refs;
 
 pub(crate) use refs::is_image_id;
@@ -274,12 +275,15 @@ impl MetadataStore {
 /// Every source's store, and the one lookup the outputs use. Each source owns its store (a
 /// resync of one never drops another's entries); a container is looked up first in the store
 /// of the runtime its cgroup path names, then in the others (Docker as a Kubernetes runtime
-/// through cri-dockerd puts Docker containers under CRI-style paths).
+/// through cri-dockerd puts Docker containers under CRI-style paths), and last in the names
+/// the kubelet's log layout gives, for nodes whose CRI socket does not answer.
 #[derive(Clone, Default)]
 pub struct Metadata {
     pub docker: MetadataStore,
     pub podman: MetadataStore,
     pub cri: MetadataStore,
+    /// Names from the kubelet's log layout ([`kubelet_logs`]).
+    pub kubelet: MetadataStore,
 }
 
 impl Metadata {
@@ -294,12 +298,15 @@ impl Metadata {
             Runtime::Podman => [&self.podman, &self.docker, &self.cri],
             Runtime::Containerd | Runtime::CriO => [&self.cri, &self.docker, &self.podman],
         };
-        order.iter().find_map(|s| s.get(id))
+        order
+            .iter()
+            .find_map(|s| s.get(id))
+            .or_else(|| self.kubelet.get(id))
     }
 
-    /// What the CRI runtime says about the pod `uid`.
+    /// What the CRI runtime says about the pod `uid`, else the kubelet's log layout.
     pub fn pod(&self, uid: &str) -> Option<Arc<PodMeta>> {
-        self.cri.get_pod(uid)
+        self.cri.get_pod(uid).or_else(|| self.kubelet.get_pod(uid))
     }
 }
 
@@ -336,6 +343,7 @@ pub fn cri_endpoint(args: &MetadataArgs) -> Option<String> {
 /// source whose runtime is absent keeps retrying quietly, and containers are reported by id.
 pub fn spawn_sources<F>(
     args: &MetadataArgs,
+    host: &crate::config::HostArgs,
     removal_delay: Duration,
     telemetry: &Telemetry,
     runtime: &tokio::runtime::Handle,
@@ -379,7 +387,32 @@ where
         };
         runtime.spawn(cri::run(cfg, metadata.cri.clone(), stats, shutdown()));
     }
+    if let Some(cfg) = kubelet_logs_config(host, removal_delay) {
+        runtime.spawn(kubelet_logs::run(cfg, metadata.kubelet.clone(), shutdown()));
+    }
     metadata
+}
+
+/// The kubelet's log layout to follow, if any: `--container-logs-dir` unless `off`, when it
+/// exists below the host root (a host without Kubernetes gets no task).
+pub fn kubelet_logs_config(
+    host: &crate::config::HostArgs,
+    removal_delay: Duration,
+) -> Option<kubelet_logs::KubeletLogsConfig> {
+    let dir = &host.container_logs_dir;
+    if dir.to_str().is_some_and(is_off) {
+        return None;
+    }
+    let rel = dir.strip_prefix("/").unwrap_or(dir);
+    host.host_root
+        .join(rel)
+        .is_dir()
+        .then(|| kubelet_logs::KubeletLogsConfig {
+            container_logs_dir: dir.clone(),
+            pod_logs_dir: host.pod_logs_dir.clone(),
+            host_root: host.host_root.clone(),
+            removal_delay,
+        })
 }
 
 /// A delay between `d / 2` and `d`, so that many exporters on a cluster do not reconnect to

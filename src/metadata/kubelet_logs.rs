@@ -1,0 +1,323 @@
+//! Kubernetes names from the kubelet's log layout, for nodes where no CRI socket answers (not
+//! mounted, another runtime's, down). The kubelet writes every container's log under
+//! `<pod logs>/<namespace>_<pod>_<uid>/<container>/<restart>.log` and links it as
+//! `/var/log/containers/<pod>_<namespace>_<container>-<container id>.log`: the link's name
+//! gives the container id, pod, namespace and container names, its target the pod uid and
+//! the restart count. Pod, namespace and container names are DNS labels and subdomains, which
+//! have no `_`, so the names split without ambiguity.
+//!
+//! [`run`] lists that directory (one `readdir` and a `readlink` per entry) when started, every
+//! [`SCAN_EVERY`], and when discovery asks for an id it does not know, into a store of its
+//! own that [`super::Metadata`] consults after the CRI's: the CRI stays first when it answers.
+//! Entries that are no longer listed stay for the removal delay (a final sample keeps its
+//! names), then go: the store holds what the directory lists, plus the recently gone.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{ContainerMeta, MetadataStore, PodMeta};
+
+/// How often the directory is listed without being asked.
+pub const SCAN_EVERY: Duration = Duration::from_secs(10);
+/// Links read per scan, at most (a node holds a few hundred containers; the rest wait for the
+/// next scan).
+const MAX_ENTRIES: usize = 20_000;
+
+#[derive(Debug, Clone)]
+pub struct KubeletLogsConfig {
+    /// `--container-logs-dir` and `--pod-logs-dir`, host paths.
+    pub container_logs_dir: PathBuf,
+    pub pod_logs_dir: PathBuf,
+    /// `--host-root`: the host paths are read below it.
+    pub host_root: PathBuf,
+    /// How long a container no longer listed keeps its entry.
+    pub removal_delay: Duration,
+}
+
+/// One link's names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLink {
+    pub id: String,
+    pub pod: String,
+    pub namespace: String,
+    pub container: String,
+    /// From the link's target: `<pod logs>/<namespace>_<pod>_<uid>/<container>/<n>.log`.
+    pub uid: Option<String>,
+    pub restart: Option<u32>,
+}
+
+fn is_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+}
+
+/// Parses `<pod>_<namespace>_<container>-<id>.log`.
+pub fn parse_link_name(name: &str) -> Option<(String, String, String, String)> {
+    let stem = name.strip_suffix(".log")?;
+    let (rest, id) = stem.rsplit_once('-')?;
+    if !is_id(id) {
+        return None;
+    }
+    let mut parts = rest.split('_');
+    let (pod, ns, container) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || ![pod, ns, container].iter().all(|s| is_name(s)) {
+        return None;
+    }
+    Some((
+        pod.into(),
+        ns.into(),
+        container.into(),
+        id.to_ascii_lowercase(),
+    ))
+}
+
+/// The uid and restart count from a link's target, when it is in the kubelet's layout and
+/// names the same pod and container.
+pub fn parse_target(
+    target: &Path,
+    pod: &str,
+    namespace: &str,
+    container: &str,
+) -> (Option<String>, Option<u32>) {
+    let mut comps = target.components().rev();
+    let file = comps
+        .next()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned());
+    let cdir = comps
+        .next()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned());
+    let pdir = comps
+        .next()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned());
+    let (Some(file), Some(cdir), Some(pdir)) = (file, cdir, pdir) else {
+        return (None, None);
+    };
+    if cdir != container {
+        return (None, None);
+    }
+    let prefix = format!("{namespace}_{pod}_");
+    let uid = pdir
+        .strip_prefix(&prefix)
+        .filter(|u| !u.is_empty() && u.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
+        .map(str::to_owned);
+    let restart = file.strip_suffix(".log").and_then(|n| n.parse().ok());
+    (uid, restart)
+}
+
+/// Lists the links directory (below the host root). Entries that do not parse are skipped.
+pub fn scan(cfg: &KubeletLogsConfig) -> Vec<LogLink> {
+    let dir = below(&cfg.host_root, &cfg.container_logs_dir);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in entries.flatten().take(MAX_ENTRIES) {
+        let name = e.file_name();
+        let Ok(name) = std::str::from_utf8(name.as_bytes()) else {
+            continue;
+        };
+        let Some((pod, namespace, container, id)) = parse_link_name(name) else {
+            continue;
+        };
+        let (uid, restart) = match std::fs::read_link(e.path()) {
+            Ok(t) => parse_target(&t, &pod, &namespace, &container),
+            Err(_) => (None, None),
+        };
+        out.push(LogLink {
+            id,
+            pod,
+            namespace,
+            container,
+            uid,
+            restart,
+        });
+    }
+    out
+}
+
+/// `path` (a host path) below `root`.
+fn below(root: &Path, path: &Path) -> PathBuf {
+    root.join(path.strip_prefix("/").unwrap_or(path))
+}
+
+/// A pod's uid from the pod log directory, for a link whose target did not say: the one
+/// entry named `<namespace>_<pod>_<uid>`.
+fn uid_from_pod_dirs(pod_dirs: &[String], pod: &str, namespace: &str) -> Option<String> {
+    let prefix = format!("{namespace}_{pod}_");
+    let mut found = pod_dirs.iter().filter_map(|d| d.strip_prefix(&prefix));
+    let uid = found.next()?;
+    // Two pods of the same name (one being deleted, one new): no guess.
+    found.next().is_none().then(|| uid.to_owned())
+}
+
+impl LogLink {
+    fn meta(&self) -> ContainerMeta {
+        ContainerMeta {
+            name: Some(self.container.clone()),
+            k8s_pod_name: Some(self.pod.clone()),
+            k8s_namespace_name: Some(self.namespace.clone()),
+            k8s_container_name: Some(self.container.clone()),
+            k8s_pod_uid: self.uid.clone(),
+            k8s_container_restart_count: self.restart,
+            ..Default::default()
+        }
+    }
+}
+
+/// Keeps `store` in line with the kubelet's log links until `shutdown` resolves.
+pub async fn run(cfg: KubeletLogsConfig, store: MetadataStore, shutdown: impl Future<Output = ()>) {
+    tokio::select! {
+        _ = shutdown => {}
+        _ = follow(&cfg, &store) => {}
+    }
+}
+
+async fn follow(cfg: &KubeletLogsConfig, store: &MetadataStore) {
+    let mut removals: HashMap<String, Instant> = HashMap::new();
+    let mut pod_removals: HashMap<String, Instant> = HashMap::new();
+    loop {
+        let c = cfg.clone();
+        let links = tokio::task::spawn_blocking(move || {
+            let links = scan(&c);
+            let pod_dirs: Vec<String> = if links.iter().any(|l| l.uid.is_none()) {
+                std::fs::read_dir(below(&c.host_root, &c.pod_logs_dir))
+                    .map(|d| {
+                        d.flatten()
+                            .take(MAX_ENTRIES)
+                            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            links
+                .into_iter()
+                .map(|mut l| {
+                    if l.uid.is_none() {
+                        l.uid = uid_from_pod_dirs(&pod_dirs, &l.pod, &l.namespace);
+                    }
+                    l
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        let now = Instant::now();
+        let mut seen = std::collections::HashSet::new();
+        let mut pods_seen = std::collections::HashSet::new();
+        for l in &links {
+            seen.insert(l.id.clone());
+            removals.remove(&l.id);
+            store.insert(l.id.clone(), l.meta());
+            if let Some(uid) = &l.uid {
+                pods_seen.insert(uid.clone());
+                pod_removals.remove(uid);
+                store.insert_pod(PodMeta {
+                    uid: uid.clone(),
+                    name: Some(l.pod.clone()),
+                    namespace: Some(l.namespace.clone()),
+                    labels: Vec::new(),
+                });
+            }
+        }
+        for id in store.ids() {
+            if !seen.contains(&id) {
+                removals.entry(id).or_insert(now + cfg.removal_delay);
+            }
+        }
+        for uid in store.pod_uids() {
+            if !pods_seen.contains(&uid) {
+                pod_removals.entry(uid).or_insert(now + cfg.removal_delay);
+            }
+        }
+        removals.retain(|id, at| {
+            let keep = *at > now;
+            if !keep {
+                store.remove(id);
+            }
+            keep
+        });
+        pod_removals.retain(|uid, at| {
+            let keep = *at > now;
+            if !keep {
+                store.remove_pod(uid);
+            }
+            keep
+        });
+        // Asked-for ids are looked up at once (one scan answers all of them).
+        let _ = store.take_wanted();
+        tokio::select! {
+            _ = tokio::time::sleep(SCAN_EVERY) => {}
+            _ = store.wanted() => {
+                // Asks of the next few ms share one scan.
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn link_names() {
+        let n = format!("web-0_shop_app-{ID}.log");
+        assert_eq!(
+            parse_link_name(&n),
+            Some(("web-0".into(), "shop".into(), "app".into(), ID.into()))
+        );
+        // Names with dots (a pod is a DNS subdomain), and a container named like an id part.
+        let n = format!("api.v2-7d9f_kube-system_side-car-{ID}.log");
+        assert_eq!(
+            parse_link_name(&n).map(|p| (p.0, p.2)),
+            Some(("api.v2-7d9f".into(), "side-car".into()))
+        );
+        for bad in [
+            format!("web_shop_app-{ID}"),
+            format!("web_shop-{ID}.log"),
+            format!("web_shop_app_x-{ID}.log"),
+            "web_shop_app-123.log".to_string(),
+            format!("Web_shop_app-{ID}.log"),
+            format!("_shop_app-{ID}.log"),
+        ] {
+            assert_eq!(parse_link_name(&bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn targets() {
+        let t = Path::new("/var/log/pods/shop_web-0_1a2b-3c/app/2.log");
+        assert_eq!(
+            parse_target(t, "web-0", "shop", "app"),
+            (Some("1a2b-3c".into()), Some(2))
+        );
+        assert_eq!(parse_target(t, "web-1", "shop", "app").0, None);
+        assert_eq!(parse_target(t, "web-0", "shop", "other"), (None, None));
+        assert_eq!(
+            parse_target(Path::new("x.log"), "a", "b", "c"),
+            (None, None)
+        );
+        let dirs = vec!["shop_web-0_u1".to_string(), "shop_web-00_u2".into()];
+        assert_eq!(
+            uid_from_pod_dirs(&dirs, "web-0", "shop").as_deref(),
+            Some("u1")
+        );
+        let twice = vec!["shop_web-0_u1".to_string(), "shop_web-0_u3".into()];
+        assert_eq!(uid_from_pod_dirs(&twice, "web-0", "shop"), None);
+    }
+}
