@@ -114,8 +114,9 @@ if ds:
     check(sc.get("readOnlyRootFilesystem") is True, "DaemonSet: readOnlyRootFilesystem")
     check(sc.get("allowPrivilegeEscalation") is False, "DaemonSet: allowPrivilegeEscalation false")
     check(sc.get("privileged") in (None, False), "DaemonSet: must not be privileged")
-    check(sc.get("capabilities") == {"drop": ["ALL"]},
-          "DaemonSet: capabilities must be drop ALL, nothing added")
+    caps = sc.get("capabilities", {})
+    check(caps.get("drop") == ["ALL"] and caps.get("add", []) in ([], ["DAC_READ_SEARCH"]),
+          "DaemonSet: capabilities must be drop ALL, nothing added but DAC_READ_SEARCH (disk usage)")
     psc = pod.get("securityContext", {})
     cri = env.get("CONTAINER_EXPORTER_CRI_ENDPOINT", {}).get("value", "")
     cri_path = cri[len("unix://"):] if cri.startswith("unix://") else cri
@@ -148,6 +149,18 @@ if ds:
     for name, m in mounts.items():
         check(name in vols, f"DaemonSet: volumeMount {name} has no volume")
         check(m.get("readOnly") is True, f"DaemonSet: host mount {name} must be readOnly")
+    # Disk usage: the host paths the runtimes name are read below CONTAINER_EXPORTER_HOST_ROOT,
+    # so every host directory mounted below it must sit at its own path there.
+    hr = env.get("CONTAINER_EXPORTER_HOST_ROOT", {}).get("value")
+    if hr:
+        for n, m in mounts.items():
+            hp = vols.get(n, {}).get("hostPath", {}).get("path", "")
+            if m["mountPath"].startswith(hr.rstrip("/") + "/") and hp:
+                check(m["mountPath"] == hr.rstrip("/") + hp,
+                      f"DaemonSet: {n} is mounted at {m['mountPath']}, not at {hr.rstrip('/') + hp} (its host path below CONTAINER_EXPORTER_HOST_ROOT)")
+        check(any(m["mountPath"].startswith(hr.rstrip("/") + "/var/lib/") for m in mounts.values()),
+              "DaemonSet: CONTAINER_EXPORTER_HOST_ROOT is set but no runtime data directory is mounted below it")
+    check(not caps.get("add") or hr, "DaemonSet: DAC_READ_SEARCH is added but no host root is set for disk usage")
     cg = env.get("CONTAINER_EXPORTER_CGROUP_ROOT", {}).get("value")
     check(any(m["mountPath"] == cg and vols.get(n, {}).get("hostPath", {}).get("path") == "/sys/fs/cgroup"
               for n, m in mounts.items()),
@@ -198,13 +211,21 @@ if os.path.isfile(dockerfile) and build.get("target"):
     check(build["target"] in stages, f"compose.yaml: build target {build['target']} is not a stage of the Dockerfile ({stages})")
 check(exp.get("image") == "container-exporter:latest", "compose.yaml: the exporter's image must be container-exporter:latest")
 check(exp.get("pid") == "host", "compose.yaml: the exporter needs pid: host")
-check(exp.get("cap_drop") == ["ALL"] and not exp.get("cap_add"), "compose.yaml: cap_drop ALL, nothing added")
+check(exp.get("cap_drop") == ["ALL"] and exp.get("cap_add", []) in ([], ["DAC_READ_SEARCH"]),
+      "compose.yaml: cap_drop ALL, nothing added but DAC_READ_SEARCH (disk usage)")
 check(exp.get("read_only") is True, "compose.yaml: the exporter's root filesystem must be read_only")
 check(not exp.get("privileged"), "compose.yaml: the exporter must not be privileged")
 eenv = exp.get("environment", {})
 emounts = {dst: (src, opts) for src, dst, opts in mounts_of("container-exporter")}
 for dst, (src, opts) in emounts.items():
     check("ro" in opts, f"compose.yaml: the exporter's mount of {src} must be read-only")
+hr = eenv.get("CONTAINER_EXPORTER_HOST_ROOT")
+if hr:
+    for dst, (src, opts) in emounts.items():
+        if dst.startswith(hr.rstrip("/") + "/"):
+            check(dst == hr.rstrip("/") + src, f"compose.yaml: {src} is mounted at {dst}, not at its host path below CONTAINER_EXPORTER_HOST_ROOT")
+    check(emounts.get(hr.rstrip("/") + "/var/lib/docker", ("",))[0] == "/var/lib/docker",
+          "compose.yaml: CONTAINER_EXPORTER_HOST_ROOT is set but Docker's data directory is not mounted below it")
 cg = eenv.get("CONTAINER_EXPORTER_CGROUP_ROOT")
 check(emounts.get(cg, ("",))[0] == "/sys/fs/cgroup", "compose.yaml: CONTAINER_EXPORTER_CGROUP_ROOT must be the mounted /sys/fs/cgroup")
 otlp = eenv.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")

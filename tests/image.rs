@@ -1,5 +1,6 @@
 //! The container image, run with exactly the README's `docker run` line, sees a sibling
-//! container's CPU time and name on its Prometheus page. Needs Docker (.ci/docker-up.sh).
+//! container's CPU time, name and writable-layer usage on its Prometheus page. Needs Docker
+//! (.ci/docker-up.sh).
 
 mod common;
 
@@ -86,24 +87,35 @@ fn readme_docker_run_sees_a_sibling_container() {
     assert!(ok, "the README's docker run line failed: {line}\n{out}");
 
     let (ok, out) = sh(&format!(
-        "docker run -d --network none --name {sibling} ce-busybox:test sh -c 'yes >/dev/null'"
+        "docker run -d --network none --name {sibling} ce-busybox:test \
+         sh -c 'dd if=/dev/zero of=/f bs=1M count=2 2>/dev/null; yes >/dev/null'"
     ));
     assert!(ok, "{out}");
 
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // The sibling's CPU time, and its layer's usage (through the host root mounts; at the
+    // latest at its second walk, a minute after the first, should the first have come before
+    // its write).
+    let value = |page: &str, name: &str, extra: &str| -> Option<f64> {
+        page.lines()
+            .find(|l| {
+                l.starts_with(&format!("{name}{{"))
+                    && l.contains(&format!("container_name=\"{sibling}\""))
+                    && l.contains(extra)
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
     let mut last = String::new();
     while Instant::now() < deadline {
         if let Some(page) = get(9464, "/metrics") {
-            let cpu = page.lines().find(|l| {
-                l.starts_with("container_cpu_time_seconds_total{")
-                    && l.contains(&format!("container_name=\"{sibling}\""))
-                    && l.contains("cpu_mode=\"user\"")
-            });
-            if let Some(cpu) = cpu {
-                let v: f64 = cpu.rsplit(' ').next().unwrap().parse().unwrap();
-                if v > 0.0 {
-                    return;
-                }
+            let cpu = value(
+                &page,
+                "container_cpu_time_seconds_total",
+                "cpu_mode=\"user\"",
+            );
+            let disk = value(&page, "container_filesystem_usage_bytes", "");
+            if cpu.is_some_and(|v| v > 0.0) && disk.is_some_and(|v| v >= (2 << 20) as f64) {
+                return;
             }
             last = page;
         }
@@ -111,7 +123,10 @@ fn readme_docker_run_sees_a_sibling_container() {
     }
     let (_, logs) = sh(&format!("docker logs {exporter}"));
     panic!(
-        "the sibling's CPU time never appeared on :9464/metrics\nexporter logs:\n{logs}\nlast page (head):\n{}",
-        last.lines().take(30).collect::<Vec<_>>().join("\n")
+        "the sibling's CPU time and layer usage never appeared on :9464/metrics\nexporter logs:\n{logs}\nlast page (sibling):\n{}",
+        last.lines()
+            .filter(|l| l.contains(&sibling))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
