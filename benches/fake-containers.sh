@@ -7,9 +7,15 @@
 #   benches/fake-containers.sh remove STATE_DIR      # kills the processes, removes the cgroups
 #
 # Every id starts with `ce5ca1e0` so they are recognisable (other people's exporters and tests on
-# the same machine see them as Docker containers: keep runs short, always remove). Callers trap
+# the same machine see them as Docker containers: keep runs short, always remove); ID_PREFIX
+# (8 hex digits) gives another, so that two benchmarks on one machine do not collide. Callers trap
 # EXIT and call `remove`; the sleeps also end by themselves after LIFETIME seconds (default 1800).
 # With NETNS=1 each process gets its own network namespace (so `net/dev` is read too).
+# With LAYER_FILES=K each process runs in a mount namespace of its own with an overlay as its
+# root, as a runtime makes it: busybox as the image (lower), K files of 100 bytes written in the
+# writable layer (upper, under STATE_DIR/layers/), so the disk thread has layers to walk; with
+# BUSY=1 those processes wake every second (their CPU time moves, so they are walked at
+# --disk-interval rather than --disk-idle-interval).
 set -euo pipefail
 cg=${CGROUP_ROOT:-/sys/fs/cgroup}
 
@@ -34,6 +40,12 @@ create() {
             cat "$h/cpuset.mems" > "$h/docker/cpuset.mems"
         fi
     done
+    if [ -n "${LAYER_FILES:-}" ]; then
+        # The image: a static busybox and its applets.
+        mkdir -p "$state/lower/bin"
+        cp /bin/busybox "$state/lower/bin/busybox"
+        mkfifo "$state/lower/p"
+    fi
     local lifetime=${LIFETIME:-1800} cpus="" mems=""
     for h in "${hs[@]}"; do
         if [ -f "$h/docker/cpuset.cpus" ]; then
@@ -43,7 +55,7 @@ create() {
     done
     for ((i = 0; i < n; i++)); do
         local id
-        id=$(printf 'ce5ca1e0%056x' "$i")
+        id=$(printf '%s%056x' "${ID_PREFIX:-ce5ca1e0}" "$i")
         echo "$id" >> "$state/ids"
         # One mkdir for all hierarchies, builtins for the rest: 5,000 containers in seconds.
         mkdir "${hs[@]/%//docker/$id}"
@@ -53,7 +65,19 @@ create() {
                 echo "$mems" > "$h/docker/$id/cpuset.mems"
             fi
         done
-        if [ "${NETNS:-0}" = 1 ]; then
+        if [ -n "${LAYER_FILES:-}" ]; then
+            local d="$state/layers/$i" f
+            mkdir -p "$d/upper" "$d/work" "$d/merged"
+            for ((f = 0; f < LAYER_FILES; f++)); do
+                printf '%100s' x > "$d/upper/f$f"
+            done
+            local cmd="exec /bin/busybox sleep $lifetime"
+            # Busy: wakes every second on a read that times out (no process forked).
+            [ "${BUSY:-0}" = 1 ] && cmd="exec 3<> /p; i=0; while [ \$i -lt $lifetime ]; do read -t 1 -u 3 x; i=\$((i + 1)); done"
+            unshare --mount --propagation private /bin/busybox sh -c \
+                "mount -t overlay overlay -o lowerdir=$state/lower,upperdir=$d/upper,workdir=$d/work $d/merged && cd $d/merged && exec /bin/busybox chroot . /bin/busybox sh -c '$cmd'" \
+                < /dev/null > /dev/null 2>&1 &
+        elif [ "${NETNS:-0}" = 1 ]; then
             unshare --net sleep "$lifetime" < /dev/null > /dev/null 2>&1 &
         else
             sleep "$lifetime" < /dev/null > /dev/null 2>&1 &

@@ -64,6 +64,8 @@ pub const FD_RESERVE: usize = 64;
 /// How long a container whose process still has the host's root (a runtime's init that has
 /// not entered the container yet) is looked at again before it is taken as having no layer.
 const LOCATE_FOR: Duration = Duration::from_secs(60);
+/// How often such a container is looked at meanwhile.
+const LOCATE_RETRY: Duration = Duration::from_secs(1);
 const WARNED_MAX: usize = 4096;
 
 /// What the collector tells the disk thread about one container or pod, at each tick.
@@ -199,8 +201,9 @@ pub fn measure_once(
 /// What is known of a container's writable layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Layer {
-    /// Not looked for yet, or its process had not entered the container yet.
-    Pending { since: Instant },
+    /// Not looked for yet, or its process had not entered the container yet: looked for
+    /// again at `next_try`.
+    Pending { since: Instant, next_try: Instant },
     /// The `upperdir` (a host path).
     Found(PathBuf),
     /// Its root is not overlay (the filesystem type).
@@ -351,7 +354,15 @@ impl Monitor {
 
     fn run(&mut self, shared: &Shared) {
         let budget = self.cfg.cpu_budget.clamp(0.001, 1.0);
+        let mut counted = thread_cpu_ns();
         while !shared.stop.load(Relaxed) {
+            // Every CPU nanosecond of the thread is counted (roster, queue, walks); the budget
+            // paces by the slices'.
+            let now_cpu = thread_cpu_ns();
+            self.stats
+                .cpu_ns
+                .fetch_add(now_cpu.saturating_sub(counted), Relaxed);
+            counted = now_cpu;
             let roster = shared
                 .roster
                 .lock()
@@ -372,7 +383,6 @@ impl Monitor {
             let before = thread_cpu_ns();
             let worked = self.slice();
             let used = thread_cpu_ns().saturating_sub(before);
-            self.stats.cpu_ns.fetch_add(used, Relaxed);
             let wait = if worked {
                 // Sleep so that the slice's CPU time is `budget` of the time it covers.
                 Duration::from_nanos((used as f64 * (1.0 / budget - 1.0)) as u64)
@@ -426,7 +436,10 @@ impl Monitor {
                                 item.id.clone(),
                                 Ctr {
                                     item,
-                                    layer: Layer::Pending { since: now },
+                                    layer: Layer::Pending {
+                                        since: now,
+                                        next_try: now,
+                                    },
                                     cpu_at_walk: None,
                                     walked_at: None,
                                     rootfs: None,
@@ -550,33 +563,33 @@ impl Monitor {
         moved && age >= self.cfg.interval
     }
 
-    /// When the next job falls due (for the idle wait).
+    /// When the next job falls due (for the idle wait; a new roster, every tick, wakes the
+    /// thread too).
     fn next_due(&self, now: Instant) -> Option<Instant> {
-        let mut next: Option<Instant> = None;
-        let mut consider = |walked_at: Option<Instant>, cpu_a: Option<u64>, cpu_b: Option<u64>| {
-            let at = match walked_at {
+        let due_at = |walked_at: Option<Instant>, cpu_a: Option<u64>, cpu_b: Option<u64>| {
+            match walked_at {
                 None => now,
                 Some(w) => {
                     let moved = !matches!((cpu_a, cpu_b), (Some(a), Some(b)) if a == b);
                     if moved {
                         w + self.cfg.interval
                     } else {
-                        // Its CPU may move any time: look again at the next roster.
-                        (w + self.cfg.idle_interval).min(now + Duration::from_secs(60))
+                        // Its CPU may move any time: looked at again with the next roster.
+                        w + self.cfg.idle_interval
                     }
                 }
-            };
-            next = Some(next.map_or(at, |n| n.min(at)));
-        };
-        for c in self.containers.values() {
-            if matches!(c.layer, Layer::Found(_) | Layer::Pending { .. }) {
-                consider(c.walked_at, c.cpu_at_walk, c.item.cpu_ns);
             }
-        }
-        for p in self.pods.values() {
-            consider(p.walked_at, p.cpu_at_walk, p.item.cpu_ns);
-        }
-        next
+        };
+        let containers = self.containers.values().filter_map(|c| match c.layer {
+            Layer::Found(_) => Some(due_at(c.walked_at, c.cpu_at_walk, c.item.cpu_ns)),
+            Layer::Pending { next_try, .. } => Some(next_try),
+            _ => None,
+        });
+        let pods = self
+            .pods
+            .values()
+            .map(|p| due_at(p.walked_at, p.cpu_at_walk, p.item.cpu_ns));
+        containers.chain(pods).min()
     }
 
     /// Queues every due job that is not queued or being walked, and updates the lag figure.
@@ -585,7 +598,7 @@ impl Monitor {
         for (id, c) in &self.containers {
             let wanted = match c.layer {
                 Layer::Found(_) => true,
-                Layer::Pending { .. } => true,
+                Layer::Pending { next_try, .. } => now >= next_try,
                 // Logs are still worth measuring without a layer.
                 Layer::Unsupported(_) | Layer::Unreachable(_) => c.item.meta.is_some(),
             };
@@ -716,11 +729,15 @@ impl Monitor {
                 let sandbox = c.item.meta.as_deref().is_some_and(|m| m.sandbox);
                 let path = match &c.layer {
                     Layer::Found(p) if !sandbox => p.clone(),
-                    Layer::Pending { .. } => {
-                        // Looked at again at the next scan.
-                        self.finish_container(id, now, cpu, None);
+                    Layer::Pending { since, .. } => {
+                        // Looked for again in a second.
+                        let since = *since;
                         if let Some(c) = self.containers.get_mut(id) {
-                            c.walked_at = None;
+                            c.layer = Layer::Pending {
+                                since,
+                                next_try: now + LOCATE_RETRY,
+                            };
+                            c.due_since = None;
                         }
                         return None;
                     }
@@ -1022,7 +1039,7 @@ impl Monitor {
         let Some(c) = self.containers.get(id) else {
             return;
         };
-        let Layer::Pending { since } = c.layer else {
+        let Layer::Pending { since, .. } = c.layer else {
             return;
         };
         let waited = now.saturating_duration_since(since) >= LOCATE_FOR;
@@ -1176,4 +1193,139 @@ fn first_pid(procs: &Path) -> Option<u32> {
     text.split(|&b| b == b'\n')
         .filter_map(|l| std::str::from_utf8(l).ok()?.trim().parse().ok())
         .find(|&p: &u32| p > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ce-monitor-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn item(id: &str, cpu: u64) -> RosterItem {
+        RosterItem {
+            id: id.into(),
+            kind: Kind::Container,
+            pod_uid: None,
+            procs: PathBuf::from("/nonexistent/cgroup.procs"),
+            cpu_ns: Some(cpu),
+            meta: None,
+            pod: None,
+        }
+    }
+
+    fn monitor(interval: u64, idle: u64) -> Monitor {
+        let cfg = DiskConfig {
+            interval: Duration::from_secs(interval),
+            idle_interval: Duration::from_secs(idle),
+            ..DiskConfig::default()
+        };
+        Monitor::new(
+            cfg,
+            Arc::new(DiskStats::default()),
+            Output::Local(HashMap::new()),
+        )
+    }
+
+    fn found(m: &mut Monitor, id: &str, dir: &Path) {
+        m.containers.get_mut(id).unwrap().layer = Layer::Found(dir.to_path_buf());
+    }
+
+    fn result(m: &Monitor, id: &str) -> Option<Usage> {
+        match &m.out {
+            Output::Local(map) => map.get(id).and_then(|s| s.usage),
+            Output::Shared(_) => None,
+        }
+    }
+
+    #[test]
+    fn a_small_layer_waits_one_slice_per_walk_in_progress_not_a_whole_big_walk() {
+        let big = tmp("big");
+        for d in 0..10 {
+            std::fs::create_dir(big.join(format!("d{d}"))).unwrap();
+            for f in 0..1000 {
+                std::fs::write(big.join(format!("d{d}/f{f}")), b"x").unwrap();
+            }
+        }
+        let small = tmp("small");
+        std::fs::write(small.join("f"), vec![1u8; 10_000]).unwrap();
+        let mut m = monitor(60, 600);
+        m.apply(vec![item("big", 1), item("small", 1)]);
+        found(&mut m, "big", &big);
+        found(&mut m, "small", &small);
+        // The big one first in the queue.
+        m.queue.push_back(Key::Layer("big".into()));
+        m.queued.insert(Key::Layer("big".into()));
+        assert!(m.slice());
+        assert_eq!(m.paused.len(), 1, "the big walk did not fit one slice");
+        m.enqueue_due(Instant::now());
+        let mut slices = 0;
+        while result(&m, "small").is_none() {
+            assert!(m.slice());
+            slices += 1;
+        }
+        assert!(slices <= 2, "{slices} slices before the small layer's turn");
+        assert!(
+            result(&m, "big").is_none(),
+            "the big walk is still under way"
+        );
+        while m.slice() {}
+        assert_eq!(result(&m, "big").map(|u| u.inodes), Some(1 + 10 + 10_000));
+        std::fs::remove_dir_all(&big).unwrap();
+        std::fs::remove_dir_all(&small).unwrap();
+    }
+
+    #[test]
+    fn walked_again_when_the_cpu_moved_after_the_interval_and_when_idle_after_the_idle_one() {
+        let dir = tmp("cadence");
+        let mut m = monitor(60, 600);
+        m.apply(vec![item("busy", 1), item("idle", 1)]);
+        found(&mut m, "busy", &dir);
+        found(&mut m, "idle", &dir);
+        let t0 = Instant::now();
+        m.enqueue_due(t0);
+        while m.slice() {}
+        assert!(result(&m, "busy").is_some() && result(&m, "idle").is_some());
+        // Walked at t0 with CPU 1. The busy one's CPU moves; the idle one's does not.
+        m.apply(vec![item("busy", 2), item("idle", 1)]);
+        let due = |m: &Monitor, id: &str, at: Instant| {
+            let c = &m.containers[id];
+            m.is_due(c.walked_at, c.cpu_at_walk, c.item.cpu_ns, at)
+        };
+        let (s, i) = ("busy", "idle");
+        let at = |secs| t0 + Duration::from_secs(secs);
+        assert!(!due(&m, s, at(59)) && due(&m, s, at(61)));
+        assert!(!due(&m, i, at(61)) && !due(&m, i, at(599)) && due(&m, i, at(601)));
+        assert_eq!(
+            m.next_due(t0),
+            Some(m.containers[s].walked_at.unwrap() + Duration::from_secs(60))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_container_without_a_process_is_looked_for_once_a_second_not_in_a_loop() {
+        let mut m = monitor(60, 600);
+        m.apply(vec![item("ghost", 1)]);
+        let t0 = Instant::now();
+        m.enqueue_due(t0);
+        assert!(m.slice(), "looked for at once");
+        m.enqueue_due(t0);
+        assert!(!m.slice(), "not again within the second");
+        m.enqueue_due(Instant::now() + LOCATE_RETRY * 2);
+        assert!(m.slice(), "looked for again after a second");
+        // Past LOCATE_FOR it is given up as having no process to look at.
+        m.enqueue_due(t0 + LOCATE_FOR + LOCATE_RETRY * 2);
+        let c = &m.containers["ghost"];
+        let Layer::Pending { since, .. } = c.layer else {
+            panic!("{:?}", c.layer)
+        };
+        m.locate("ghost", since + LOCATE_FOR);
+        assert!(matches!(m.containers["ghost"].layer, Layer::Unreachable(_)));
+        assert_eq!(m.next_due(t0), None);
+    }
 }
