@@ -71,6 +71,7 @@ const TARGETS: &[Target] = &[
     ),
     ("mountinfo", targets::mountinfo, &[]),
     ("parse_files", targets::parse_files, &[]),
+    ("disk_mountinfo", targets::disk_mountinfo, &[]),
 ];
 
 fn root() -> &'static Path {

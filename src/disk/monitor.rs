@@ -12,8 +12,9 @@
 //! same way.
 //!
 //! **Budget.** Work is done in slices of at most [`SLICE_ENTRIES`] entries or [`SLICE_TIME`];
-//! after each, the thread sleeps so that its CPU time (`CLOCK_THREAD_CPUTIME_ID`, kernel time
-//! included) stays within [`DiskConfig::cpu_budget`] of one CPU. A slice that ends mid-walk
+//! once a slice's worth of CPU time has been used (one big slice, or many small walks), the
+//! thread sleeps so that its CPU time (`CLOCK_THREAD_CPUTIME_ID`, kernel time included) stays
+//! within [`DiskConfig::cpu_budget`] of one CPU. A slice that ends mid-walk
 //! leaves the walk paused, and the next slice goes to another job, round robin: a layer of
 //! 200,000 files is walked a slice at a time while small containers (a whole walk in one
 //! slice) keep their cadence. At most [`MAX_IN_PROGRESS`] walks are paused at once (each holds
@@ -64,7 +65,8 @@ pub const FD_RESERVE: usize = 64;
 /// How long a container whose process still has the host's root (a runtime's init that has
 /// not entered the container yet) is looked at again before it is taken as having no layer.
 const LOCATE_FOR: Duration = Duration::from_secs(60);
-/// How often such a container is looked at meanwhile.
+/// The first wait before such a container is looked at again, doubled each time (1, 2, 4, …
+/// 32 s: six reads of a mountinfo in a minute, not sixty).
 const LOCATE_RETRY: Duration = Duration::from_secs(1);
 const WARNED_MAX: usize = 4096;
 
@@ -355,6 +357,7 @@ impl Monitor {
     fn run(&mut self, shared: &Shared) {
         let budget = self.cfg.cpu_budget.clamp(0.001, 1.0);
         let mut counted = thread_cpu_ns();
+        let mut debt = 0u64;
         while !shared.stop.load(Relaxed) {
             // Every CPU nanosecond of the thread is counted (roster, queue, walks); the budget
             // paces by the slices'.
@@ -382,11 +385,20 @@ impl Monitor {
             }
             let before = thread_cpu_ns();
             let worked = self.slice();
-            let used = thread_cpu_ns().saturating_sub(before);
+            // CPU used since the last pause: paused for once it reaches a slice's worth, so that
+            // a run of small walks pays one sleep, not one each.
+            debt += thread_cpu_ns().saturating_sub(before);
             let wait = if worked {
-                // Sleep so that the slice's CPU time is `budget` of the time it covers.
-                Duration::from_nanos((used as f64 * (1.0 / budget - 1.0)) as u64)
+                if debt < SLICE_TIME.as_nanos() as u64 {
+                    Duration::ZERO
+                } else {
+                    // Sleep so that the CPU time is `budget` of the time it covers.
+                    let w = Duration::from_nanos((debt as f64 * (1.0 / budget - 1.0)) as u64);
+                    debt = 0;
+                    w
+                }
             } else {
+                debt = 0;
                 self.next_due(now)
                     .map_or(Duration::from_secs(60), |d| {
                         d.saturating_duration_since(now)
@@ -730,12 +742,13 @@ impl Monitor {
                 let path = match &c.layer {
                     Layer::Found(p) if !sandbox => p.clone(),
                     Layer::Pending { since, .. } => {
-                        // Looked for again in a second.
+                        // Looked for again after twice as long as it has been looked for.
                         let since = *since;
+                        let waited = now.saturating_duration_since(since);
                         if let Some(c) = self.containers.get_mut(id) {
                             c.layer = Layer::Pending {
                                 since,
-                                next_try: now + LOCATE_RETRY,
+                                next_try: now + waited.max(LOCATE_RETRY),
                             };
                             c.due_since = None;
                         }
@@ -1308,7 +1321,7 @@ mod tests {
     }
 
     #[test]
-    fn a_container_without_a_process_is_looked_for_once_a_second_not_in_a_loop() {
+    fn a_container_without_a_process_is_looked_for_with_backoff_not_in_a_loop() {
         let mut m = monitor(60, 600);
         m.apply(vec![item("ghost", 1)]);
         let t0 = Instant::now();
@@ -1318,6 +1331,15 @@ mod tests {
         assert!(!m.slice(), "not again within the second");
         m.enqueue_due(Instant::now() + LOCATE_RETRY * 2);
         assert!(m.slice(), "looked for again after a second");
+        let Layer::Pending { since, .. } = m.containers["ghost"].layer else {
+            panic!()
+        };
+        let later = since + Duration::from_secs(8);
+        assert!(m.start(&Key::Layer("ghost".into()), later).is_none());
+        let Layer::Pending { next_try, .. } = m.containers["ghost"].layer else {
+            panic!()
+        };
+        assert_eq!(next_try, later + Duration::from_secs(8), "the wait doubles");
         // Past LOCATE_FOR it is given up as having no process to look at.
         m.enqueue_due(t0 + LOCATE_FOR + LOCATE_RETRY * 2);
         let c = &m.containers["ghost"];

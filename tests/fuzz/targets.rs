@@ -413,3 +413,35 @@ pub fn check_sample(s: &CgroupSample, nums: &HashSet<u64>, input: &[u8], v1: boo
     check_devices_in(nums, input, &s.io, s.io_dropped, 2);
     assert!(s.net.is_empty(), "no net/dev was given");
 }
+
+/// The disk thread's readers of procfs and the kubelet's names: the root mount of a
+/// container's `mountinfo` (its writable layer), a mount's source by device, and the kubelet's
+/// log link names. The first two bytes pick the device looked up.
+pub fn disk_mountinfo(data: &[u8]) {
+    use container_exporter::disk::mountinfo::{root_mount, source_of, unescape};
+    use container_exporter::metadata::kubelet_logs::parse_link_name;
+    let Some((dev, text)) = data.split_at_checked(2) else {
+        return;
+    };
+    if let Some(m) = root_mount(text) {
+        // An upper directory only from an overlay's own `upperdir=` option, never made up.
+        if let Some(up) = &m.upperdir {
+            assert_eq!(m.fstype, "overlay");
+            assert!(text.windows(9).any(|w| w == b"upperdir="));
+            assert!(up.as_os_str().len() <= text.len());
+        }
+        assert!(m.root.len() <= text.len() && m.source.len() <= text.len());
+    }
+    if let Some(s) = source_of(text, (u32::from(dev[0]), u32::from(dev[1]))) {
+        assert!(s.len() <= text.len() * 3, "{s:?}");
+    }
+    // Unescaping never grows the text.
+    assert!(unescape(text).len() <= text.len());
+    if let Some((pod, ns, container, id)) = parse_link_name(&String::from_utf8_lossy(text)) {
+        assert_eq!(id.len(), 64);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        for part in [&pod, &ns, &container] {
+            assert!(!part.is_empty() && !part.contains('_') && !part.contains('/'), "{part:?}");
+        }
+    }
+}

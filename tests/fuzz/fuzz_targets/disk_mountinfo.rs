@@ -1,0 +1,8 @@
+//! Fuzz target: `targets::disk_mountinfo` (the checks live there, shared with
+//! tests/fuzz_corpus.rs).
+#![no_main]
+
+#[path = "../targets.rs"]
+mod targets;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| targets::disk_mountinfo(data));
