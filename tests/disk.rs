@@ -669,3 +669,62 @@ fn a_layer_of_200000_files_holds_back_neither_ticks_nor_other_containers() {
         .collect();
     assert!(warned.is_empty(), "{warned:?}");
 }
+
+/// `container-exporter check` with `args`: its output.
+fn check(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_container-exporter"))
+        .arg("check")
+        .args(args)
+        .output()
+        .expect("run check");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn check_says_whether_disk_usage_works_and_why_not() {
+    let c = Container::sh(
+        &[],
+        "touch /ready; trap 'exit 0' TERM; while :; do sleep 3600 & wait; done",
+    );
+    wait_file(&c, "/ready", Duration::from_secs(30));
+    let disk = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.contains(" disk "))
+            .map(str::to_string)
+            .collect()
+    };
+    let ok = check(&[]);
+    assert!(
+        disk(&ok)
+            .iter()
+            .any(|l| l.starts_with("ok") && l.contains("docker: ") && l.contains("on overlay")),
+        "{ok}"
+    );
+    let wrong = check(&["--host-root", "/nonexistent-host-root"]);
+    assert!(
+        disk(&wrong)
+            .iter()
+            .any(|l| l.starts_with("warn") && l.contains("cannot open --host-root")),
+        "{wrong}"
+    );
+    // A host root that exists but does not hold the layers.
+    let empty = common::TempDir::new();
+    let elsewhere = check(&["--host-root", &empty.0.to_string_lossy()]);
+    assert!(
+        disk(&elsewhere)
+            .iter()
+            .any(|l| l.starts_with("warn") && l.contains("not below --host-root")),
+        "{elsewhere}"
+    );
+    let off = check(&["--disk-interval", "off"]);
+    assert!(
+        disk(&off)
+            .iter()
+            .any(|l| l.starts_with("note") && l.contains("off")),
+        "{off}"
+    );
+}

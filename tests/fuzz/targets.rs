@@ -441,7 +441,10 @@ pub fn disk_mountinfo(data: &[u8]) {
         assert_eq!(id.len(), 64);
         assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
         for part in [&pod, &ns, &container] {
-            assert!(!part.is_empty() && !part.contains('_') && !part.contains('/'), "{part:?}");
+            assert!(
+                !part.is_empty() && !part.contains('_') && !part.contains('/'),
+                "{part:?}"
+            );
         }
     }
 }
