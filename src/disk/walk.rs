@@ -12,8 +12,8 @@
 //! (a mount of another filesystem is skipped without being counted, as `du -x` does).
 //!
 //! The walk's memory is bounded by depth, not by the number of files: one frame per open
-//! directory (two descriptors and libc's directory buffer, about 32 KiB), at most
-//! [`MAX_DEPTH`] frames. A tree deeper than that is not walked further and its figure is not
+//! directory (a descriptor and libc's directory buffer, about 32 KiB), at most [`MAX_DEPTH`]
+//! frames. A tree deeper than that is not walked further and its figure is not
 //! published (a wrong number is worse than none). Hard links are remembered by
 //! `(st_dev, st_ino)` only for files with `st_nlink > 1`, at most [`MAX_LINKS`] of them per
 //! walk; past that, each further link of a file not remembered counts `1/st_nlink` of the
@@ -25,6 +25,8 @@
 //! directory that may not be read (`EACCES`) is remembered (the first one, for one warning),
 //! and the walk goes on, but its figure is then known to be short and is not published. A
 //! root removed while being walked (its link count drops to 0) is reported as vanished.
+//!
+//! A third of it is tests, each against `du` on the same tree.
 
 use std::collections::HashSet;
 use std::ffi::{CStr, OsStr};
