@@ -8,7 +8,8 @@
 //! and a layer of 200,000 files next to a small container that keeps its cadence.
 //!
 //! Podman and containerd over the CRI are in `tests/disk_runtimes.rs`. Needs Docker
-//! (.ci/docker-up.sh); runs as root (it mounts a tmpfs into a layer).
+//! (.ci/docker-up.sh); runs as root (it mounts a tmpfs into a layer). Long because each fault
+//! is a container of its own with its own ground truth.
 
 mod common;
 
