@@ -20,6 +20,7 @@ fn readme_matches_the_code() {
     let generated = [
         ("flags", container_exporter::config::flags_markdown()),
         ("metrics", container_exporter::metrics::markdown_table()),
+        ("attributes", container_exporter::resource::markdown_table()),
         (
             "self-metrics",
             container_exporter::telemetry::markdown_table(),
