@@ -14,6 +14,10 @@
 //! [`system::FD_RESERVE`](crate::system::FD_RESERVE) for everything else): a container found
 //! when the budget is spent is read by open-read-close instead, with one warning, and kept
 //! open again once descriptors are free. No container is ever left out for want of them.
+//!
+//! Its length is the collector and the per-container state every output reads
+//! ([`ContainerState`], [`Described`]): tracking, the descriptor budget, departures and read
+//! errors all act on the one map of tracked containers within a tick, so they stay with it.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;

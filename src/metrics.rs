@@ -146,7 +146,7 @@ metrics! {
         Ext, Counter, false, "{kill}", [],
         "Processes killed by the OOM killer in the container.",
         "`memory.events` oom_kill", "`memory.oom_control` oom_kill";
-    PagingFaults => "container.paging.faults", "k8s.pod.memory.paging.faults",
+    PagingFaults => "container.paging.faults", "k8s.pod.paging.faults",
         Semconv, Counter, false, "{fault}", ["system.paging.fault.type"],
         "Page faults, by type.",
         "`memory.stat` pgmajfault, pgfault − pgmajfault", "`memory.stat` total_pgmajfault, total_pgfault − total_pgmajfault";

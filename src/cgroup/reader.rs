@@ -21,6 +21,11 @@
 //! When the process may not hold more descriptors ([`OpenOptions::keep_open`] false, or
 //! `EMFILE` while opening), a container's files are opened, read and closed at every read
 //! instead: slower, but no container is lost.
+//!
+//! Its length is one type, [`CgroupReader`]: how each file is opened, kept, read on its
+//! cadence or opened again, and where the network counters come from, are decisions about the
+//! same descriptors, made in one place. The parsers are in [`parse`] and the list of files in
+//! [`plan`].
 
 use std::fmt;
 use std::fs::File;

@@ -6,6 +6,7 @@
 //! Each test file has `mod common;`; not every file uses every helper.
 #![allow(dead_code)]
 
+pub mod bridge;
 pub mod cgroups;
 pub mod cri;
 pub mod cri_api;
