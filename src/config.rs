@@ -469,6 +469,107 @@ pub enum SnapshotFormat {
     Json,
 }
 
+impl Cli {
+    /// Parses the process's command line as [`try_parse_from`](Self::try_parse_from) does,
+    /// exiting with clap's usage error (status 2) when it is refused.
+    pub fn parse_args() -> Cli {
+        Cli::try_parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parses a command line where a command's flags may stand before the command's name
+    /// too: `container-exporter --docker-host off snapshot` is `container-exporter snapshot
+    /// --docker-host off`. People put flags first, and a flag accepted there and then
+    /// ignored would be worse than none. So, for a command (`check`, `snapshot`):
+    /// - a daemon flag given before it that the command takes is the command's, with the
+    ///   same precedence over the environment as if it stood after it;
+    /// - one it does not take (`--interval` before `snapshot`) is refused, with a message
+    ///   that says which commands take it;
+    /// - one given both before and after it is refused, as clap refuses a flag repeated in
+    ///   one place: which of the two was meant cannot be known.
+    ///
+    /// Global flags (`--cgroup-root`, `--proc-root`, `--host-name`, `--log-*`) go anywhere,
+    /// as before; environment variables apply to every command alike.
+    pub fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::parser::ValueSource;
+        use clap::{CommandFactory, FromArgMatches};
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let mut cmd = Cli::command();
+        let matches = cmd.try_get_matches_from_mut(args.iter().cloned())?;
+        let Some((name, sub_matches)) = matches.subcommand() else {
+            return Cli::from_arg_matches(&matches);
+        };
+        let sub = cmd
+            .find_subcommand(name)
+            .expect("a parsed subcommand is defined");
+        let mut moved: Vec<(String, Vec<std::ffi::OsString>)> = Vec::new();
+        let mut refused = None;
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if arg.is_global_set() || matches.value_source(id) != Some(ValueSource::CommandLine) {
+                continue;
+            }
+            let flag = arg
+                .get_long()
+                .map_or_else(|| id.to_string(), |l| format!("--{l}"));
+            if !sub.get_arguments().any(|a| a.get_id() == id) {
+                let takers: Vec<String> = std::iter::once("the daemon (no command)".to_string())
+                    .chain(
+                        cmd.get_subcommands()
+                            .filter(|s| s.get_arguments().any(|a| a.get_id() == id))
+                            .map(|s| format!("`{}`", s.get_name())),
+                    )
+                    .collect();
+                refused = Some((
+                    clap::error::ErrorKind::UnknownArgument,
+                    format!(
+                        "`{flag}` is not a flag of `{name}`: it belongs to {}. Leave it out \
+                         of `{name}`",
+                        takers.join(" and ")
+                    ),
+                ));
+                break;
+            }
+            if sub_matches.value_source(id) == Some(ValueSource::CommandLine) {
+                refused = Some((
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!(
+                        "`{flag}` is given both before and after `{name}`: give it once \
+                         (before or after the command, either works)"
+                    ),
+                ));
+                break;
+            }
+            let values = matches
+                .get_raw(id)
+                .map(|v| v.map(ToOwned::to_owned).collect())
+                .unwrap_or_default();
+            moved.push((id.to_string(), values));
+        }
+        if let Some((kind, message)) = refused {
+            return Err(cmd.error(kind, message));
+        }
+        if moved.is_empty() {
+            return Cli::from_arg_matches(&matches);
+        }
+        // The same command line again, with the command's copy of each flag given before it
+        // defaulting to the value given there (and not to its variable: a flag on the
+        // command line beats the environment wherever it stands).
+        let name = name.to_string();
+        let mut cmd = Cli::command().mut_subcommand(&name, |mut sub| {
+            for (id, values) in &moved {
+                sub = sub.mut_arg(id, |a| a.env(None).default_values(values.clone()));
+            }
+            sub
+        });
+        let matches = cmd.try_get_matches_from_mut(args)?;
+        Cli::from_arg_matches(&matches)
+    }
+}
+
 /// The README's flag reference, generated from the command definition: one table per
 /// command (global flags first), each flag with its variable, default and help.
 pub fn flags_markdown() -> String {
