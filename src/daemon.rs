@@ -336,7 +336,6 @@ impl CollectorLoop {
                 WatchEvent::Found(f) => self.track(f.clone()),
                 WatchEvent::Removed { id } => {
                     if self.collector.untrack(id) {
-                        add(&self.telemetry.discovery_removed, 1);
                         tracing::debug!(%id, "container removed");
                     }
                     self.unwatch(id);
@@ -470,7 +469,6 @@ impl CollectorLoop {
 
     fn count(&mut self, changes: &DiscoveryChanges) {
         add(&self.telemetry.discovery_added, changes.added as u64);
-        add(&self.telemetry.discovery_removed, changes.removed as u64);
         for (id, error) in &changes.failed {
             // Once per container and error: the same failure, retried every tick, is debug.
             if self.logged_errors.len() >= 4096 {
@@ -538,6 +536,8 @@ impl CollectorLoop {
         set(&t.read_errors_malformed, e.malformed);
         set(&t.read_errors_truncated, e.truncated);
         set(&t.read_errors_open, e.open);
+        // Every end, however it was noticed (inotify, a rescan, a read that found it gone).
+        set(&t.discovery_removed, self.collector.removals);
         set(&t.dropped_devices, e.dropped_devices);
         set(&t.dropped_interfaces, e.dropped_interfaces);
         set(&t.containers_reopened, self.collector.reopening() as u64);
