@@ -24,6 +24,7 @@ use crate::export::http::{self, Page, PageState};
 use crate::export::otlp;
 use crate::export::prom::PromRenderer;
 use crate::metadata::Metadata;
+use crate::progress;
 use crate::telemetry::{ProcessStats, Telemetry, add, set};
 
 /// How long the collector thread may take to stop at shutdown.
@@ -34,8 +35,12 @@ const OTLP_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Runs until SIGTERM or SIGINT.
 pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let layout = Layout::detect(&host.cgroup_root, &host.proc_root)?;
-    let proc_root = ProcRoot::new(&host.proc_root);
+    // Before the watchdog and the page exist, a hung --proc-root or --cgroup-root is bounded
+    // here.
+    let (cgroup_root, proc_path) = (host.cgroup_root.clone(), host.proc_root.clone());
+    let (layout, proc_root) = progress::within(progress::COMMAND_BOUND, move || {
+        Layout::detect(&cgroup_root, &proc_path).map(|l| (l, ProcRoot::new(&proc_path)))
+    })??;
     if proc_root.host_netns.is_none() {
         tracing::warn!(
             proc_root = %host.proc_root.display(),
@@ -79,6 +84,16 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
             let _ = rx.wait_for(|s| *s).await;
         }
     };
+
+    {
+        // Says what the collector is stuck on when ticks stop.
+        let pages = pages.clone();
+        runtime.spawn(progress::watchdog(
+            stall_after,
+            move || pages.quiet_for(),
+            stopped(),
+        ));
+    }
 
     let serving = match args.prometheus_listen {
         Listen::On(addr) => {
@@ -154,20 +169,29 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
     while !collector.is_finished() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
+    let mut gave_up = None;
     if collector.is_finished() {
         let _ = collector.join();
     } else {
+        let doing = progress::describe().unwrap_or_else(|| "outside any read".to_string());
         tracing::error!(
-            "the collector did not stop within {COLLECTOR_STOP_DEADLINE:?} (a read is stuck): \
+            "the collector did not stop within {COLLECTOR_STOP_DEADLINE:?}, stuck {doing}: \
              exiting without it"
         );
+        gave_up = Some(format!(
+            "shutdown gave up on the collector, stuck {doing} (a hung filesystem?)"
+        ));
     }
     if let Some(f) = otlp_flusher {
         // Pending requests (the last tick's included) get a few seconds to go out.
         runtime.block_on(f.flush(OTLP_FLUSH_DEADLINE));
     }
     runtime.shutdown_timeout(Duration::from_secs(2));
-    Ok(())
+    match gave_up {
+        // Not a clean stop: the exit status says so (and a supervisor may look).
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 /// How long a new container of a Kubernetes pod waits for its CRI metadata before it is shown
