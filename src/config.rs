@@ -187,6 +187,54 @@ pub struct MetadataArgs {
     /// `--container-labels` allow-list applies to Podman's labels too.
     #[arg(long, env = "CONTAINER_EXPORTER_PODMAN_HOST", value_name = "URL")]
     pub podman_host: Option<String>,
+
+    /// The longest value, in bytes, of what the runtimes say about a container or pod (its
+    /// name, image reference, labels, Kubernetes names, pod labels), on the page, in OTLP and
+    /// in `snapshot`: longer values are cut at a character boundary (a label whose key is
+    /// longer is left out), counted in `container_exporter_metadata_values_cut_total` and
+    /// warned about once per container. Whoever starts a container chooses its labels, and
+    /// the Docker API takes labels of megabytes; a Prometheus server with
+    /// `label_value_length_limit` refuses the whole page for one longer value, so keep this
+    /// at or below it. The default, 2048, is Mimir's and Cortex's `max_label_value_length`.
+    /// `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` does not set it: the OpenTelemetry specification
+    /// exempts resource attributes from that limit (and counts characters, not bytes).
+    #[arg(
+        long,
+        env = "CONTAINER_EXPORTER_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        default_value_t = ValueLength::default(),
+        value_parser = parse_value_length,
+        value_name = "BYTES"
+    )]
+    pub attribute_value_length_limit: ValueLength,
+}
+
+/// The default of `--attribute-value-length-limit`: Mimir's and Cortex's
+/// `max_label_value_length` (a series with a longer value is refused there), far above any
+/// real name, image reference or label, and it keeps a container's info line within a few
+/// KiB. Prometheus has no limit unless one is configured.
+pub const DEFAULT_VALUE_LENGTH_LIMIT: u32 = 2048;
+
+/// `--attribute-value-length-limit`: bytes, 16 to 1 MiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValueLength(pub u32);
+
+impl Default for ValueLength {
+    fn default() -> ValueLength {
+        ValueLength(DEFAULT_VALUE_LENGTH_LIMIT)
+    }
+}
+
+impl std::fmt::Display for ValueLength {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+fn parse_value_length(s: &str) -> Result<ValueLength, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if (16..=1 << 20).contains(&n) => Ok(ValueLength(n)),
+        _ => Err(format!("`{s}` is not a length in bytes from 16 to 1048576")),
+    }
 }
 
 impl MetadataArgs {
