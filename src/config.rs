@@ -672,7 +672,7 @@ pub fn flags_markdown() -> String {
     let mut cmd = Cli::command();
     cmd.build();
     let mut out = format!(
-        "Global flags (every command):\n\n{}\nThe daemon (no command; `check` takes these too, and `snapshot` the metadata ones: `--docker-host`, `--podman-host`, `--cri-endpoint`, `--container-labels`, `--pod-labels`):\n\n{}",
+        "Global flags (every command, before or after it):\n\n{}\nThe daemon (no command; `check` takes these too, and `snapshot` the metadata ones: `--docker-host`, `--podman-host`, `--cri-endpoint`, `--container-labels`, `--pod-labels`, `--attribute-value-length-limit`). A command's flags may stand before or after its name (`container-exporter --docker-host off snapshot`); a flag the command does not take, or one given both before and after it, is refused with a message that says where it goes:\n\n{}",
         table(&cmd, Some(true), &[]),
         table(&cmd, Some(false), &[])
     );

@@ -217,7 +217,7 @@ pub static SELF_METRICS: &[SelfMetricDef] = &[
         instrument: Instrument::Counter,
         unit: "{event}",
         attribute: Some("event"),
-        description: "Containers added and removed, full rescans, and inotify queue overflows.",
+        description: "Containers added and removed (each container's end once, however it was noticed: inotify, a rescan, a read that found it gone, a new directory under the same id), full rescans, and inotify queue overflows.",
         emit: |t, _, out| {
             out(Some("added"), int(&t.discovery_added));
             out(Some("removed"), int(&t.discovery_removed));
