@@ -478,6 +478,10 @@ pub enum Command {
     /// `containers` array, each element holding `resource` (OpenTelemetry resource
     /// attributes) and `metrics` (`name`, `unit`, `attributes`, `value`), with the names and
     /// units of the metric reference in the README.
+    ///
+    /// Ends in bounded time whatever the cgroup tree holds: an open, read or listing that has
+    /// not returned for 10 s (a hung filesystem), or reading that took 60 s in all, ends it
+    /// with status 1 and a message naming the file.
     Snapshot(SnapshotArgs),
 
     /// Say what the exporter sees on this host and what is wrong, in plain words; exit
@@ -486,7 +490,8 @@ pub enum Command {
     /// Checks the cgroup layout and roots, whether the proc root is the host's, the Docker
     /// socket and its API version, permissions on the files the exporter reads, inotify and
     /// descriptor limits against the number of containers, and where OTLP would go. Takes
-    /// every flag and variable of the daemon.
+    /// every flag and variable of the daemon. A read of the cgroup tree that has not returned
+    /// for 10 s (60 s for all of them) is a FAIL line naming the file.
     Check(CheckArgs),
 }
 
