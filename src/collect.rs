@@ -254,6 +254,10 @@ pub struct Collector {
     departed: Vec<ContainerState>,
     buf: Vec<u8>,
     pub errors: ReadErrorCounts,
+    /// Containers whose end was seen, each counted once however it was noticed: a rescan or
+    /// inotify that no longer finds its directory, a read that finds it gone, a new
+    /// directory under the same id.
+    pub removals: u64,
     /// The last few error messages, for `check` and `snapshot` (bounded).
     pub last_errors: Vec<String>,
     tick_errors: Vec<(PathBuf, String)>,
@@ -295,6 +299,7 @@ impl Collector {
             departed: Vec::new(),
             buf: vec![0; 64 * 1024],
             errors: ReadErrorCounts::default(),
+            removals: 0,
             last_errors: Vec::new(),
             tick_errors: Vec::new(),
             fd_budget: crate::system::descriptor_budget(),
@@ -434,6 +439,7 @@ impl Collector {
                 if !old.exited && old.state.current_at.is_some() {
                     self.departed.push(old.state);
                 }
+                self.removals += 1;
                 changes.removed += 1;
                 changes.added += 1;
             }
@@ -455,6 +461,7 @@ impl Collector {
     pub fn untrack(&mut self, id: &str) -> bool {
         match self.containers.remove(id) {
             Some(t) => {
+                self.removals += 1;
                 self.fds_held = self.fds_held.saturating_sub(t.reader.held());
                 if !t.exited && t.state.current_at.is_some() && t.has_run() {
                     self.departed.push(t.state);

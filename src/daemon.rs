@@ -24,6 +24,7 @@ use crate::export::http::{self, Page, PageState};
 use crate::export::otlp;
 use crate::export::prom::PromRenderer;
 use crate::metadata::Metadata;
+use crate::progress;
 use crate::telemetry::{ProcessStats, Telemetry, add, set};
 
 /// How long the collector thread may take to stop at shutdown.
@@ -34,8 +35,12 @@ const OTLP_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Runs until SIGTERM or SIGINT.
 pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let layout = Layout::detect(&host.cgroup_root, &host.proc_root)?;
-    let proc_root = ProcRoot::new(&host.proc_root);
+    // Before the watchdog and the page exist, a hung --proc-root or --cgroup-root is bounded
+    // here.
+    let (cgroup_root, proc_path) = (host.cgroup_root.clone(), host.proc_root.clone());
+    let (layout, proc_root) = progress::within(progress::COMMAND_BOUND, move || {
+        Layout::detect(&cgroup_root, &proc_path).map(|l| (l, ProcRoot::new(&proc_path)))
+    })??;
     if proc_root.host_netns.is_none() {
         tracing::warn!(
             proc_root = %host.proc_root.display(),
@@ -79,6 +84,16 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
             let _ = rx.wait_for(|s| *s).await;
         }
     };
+
+    {
+        // Says what the collector is stuck on when ticks stop.
+        let pages = pages.clone();
+        runtime.spawn(progress::watchdog(
+            stall_after,
+            move || pages.quiet_for(),
+            stopped(),
+        ));
+    }
 
     let serving = match args.prometheus_listen {
         Listen::On(addr) => {
@@ -154,20 +169,29 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
     while !collector.is_finished() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
+    let mut gave_up = None;
     if collector.is_finished() {
         let _ = collector.join();
     } else {
+        let doing = progress::describe().unwrap_or_else(|| "outside any read".to_string());
         tracing::error!(
-            "the collector did not stop within {COLLECTOR_STOP_DEADLINE:?} (a read is stuck): \
+            "the collector did not stop within {COLLECTOR_STOP_DEADLINE:?}, stuck {doing}: \
              exiting without it"
         );
+        gave_up = Some(format!(
+            "shutdown gave up on the collector, stuck {doing} (a hung filesystem?)"
+        ));
     }
     if let Some(f) = otlp_flusher {
         // Pending requests (the last tick's included) get a few seconds to go out.
         runtime.block_on(f.flush(OTLP_FLUSH_DEADLINE));
     }
     runtime.shutdown_timeout(Duration::from_secs(2));
-    Ok(())
+    match gave_up {
+        // Not a clean stop: the exit status says so (and a supervisor may look).
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 /// How long a new container of a Kubernetes pod waits for its CRI metadata before it is shown
@@ -336,7 +360,6 @@ impl CollectorLoop {
                 WatchEvent::Found(f) => self.track(f.clone()),
                 WatchEvent::Removed { id } => {
                     if self.collector.untrack(id) {
-                        add(&self.telemetry.discovery_removed, 1);
                         tracing::debug!(%id, "container removed");
                     }
                     self.unwatch(id);
@@ -470,7 +493,6 @@ impl CollectorLoop {
 
     fn count(&mut self, changes: &DiscoveryChanges) {
         add(&self.telemetry.discovery_added, changes.added as u64);
-        add(&self.telemetry.discovery_removed, changes.removed as u64);
         for (id, error) in &changes.failed {
             // Once per container and error: the same failure, retried every tick, is debug.
             if self.logged_errors.len() >= 4096 {
@@ -538,6 +560,8 @@ impl CollectorLoop {
         set(&t.read_errors_malformed, e.malformed);
         set(&t.read_errors_truncated, e.truncated);
         set(&t.read_errors_open, e.open);
+        // Every end, however it was noticed (inotify, a rescan, a read that found it gone).
+        set(&t.discovery_removed, self.collector.removals);
         set(&t.dropped_devices, e.dropped_devices);
         set(&t.dropped_interfaces, e.dropped_interfaces);
         set(&t.containers_reopened, self.collector.reopening() as u64);

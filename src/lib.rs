@@ -33,6 +33,7 @@ pub mod discovery;
 pub mod export;
 pub mod metadata;
 pub mod metrics;
+pub mod progress;
 pub mod resource;
 pub mod snapshot;
 pub mod system;

@@ -47,10 +47,16 @@ pub fn run(
         runtime.handle(),
         &stopped,
     );
+    // Reading the tree is bounded: a read that does not return (a hung filesystem) ends
+    // the command with an error naming it.
     let mut collector = Collector::new(layout.clone(), proc_root);
-    let views = take(&mut collector);
+    let read = crate::progress::within(crate::progress::COMMAND_BOUND, move || {
+        let views = take(&mut collector);
+        (collector, views)
+    });
     let _ = stop_tx.send(true);
     runtime.shutdown_timeout(Duration::from_secs(1));
+    let (collector, views) = read?;
     match format {
         SnapshotFormat::Json => {
             let doc = to_json(layout.kind.as_str(), &views, host, &metadata);

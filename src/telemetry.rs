@@ -59,6 +59,9 @@ pub struct Telemetry {
     pub otlp_queue_length: AtomicU64,
     /// The queue's bound in ticks (`--otlp-queue-size`); zero while OTLP is off.
     pub otlp_queue_capacity: AtomicU64,
+    /// Values from the runtimes cut to `--attribute-value-length-limit` (labels left out for
+    /// a longer key included); shared with the metadata stores.
+    pub metadata_values_cut: Arc<AtomicU64>,
     /// Set when Docker metadata is enabled.
     pub docker: OnceLock<Arc<DockerStats>>,
     /// Set when Podman metadata is enabled.
@@ -214,7 +217,7 @@ pub static SELF_METRICS: &[SelfMetricDef] = &[
         instrument: Instrument::Counter,
         unit: "{event}",
         attribute: Some("event"),
-        description: "Containers added and removed, full rescans, and inotify queue overflows.",
+        description: "Containers added and removed (each container's end once, however it was noticed: inotify, a rescan, a read that found it gone, a new directory under the same id), full rescans, and inotify queue overflows.",
         emit: |t, _, out| {
             out(Some("added"), int(&t.discovery_added));
             out(Some("removed"), int(&t.discovery_removed));
@@ -290,6 +293,15 @@ pub static SELF_METRICS: &[SelfMetricDef] = &[
         attribute: None,
         description: "Requests served on /metrics (up to the previous render).",
         emit: one!(|t: &Telemetry, _| int(&t.scrapes)),
+    },
+    SelfMetricDef {
+        name: "container_exporter.metadata.values_cut",
+        prom_name: None,
+        instrument: Instrument::Counter,
+        unit: "{value}",
+        attribute: None,
+        description: "Values from the container runtimes (names, image references, labels, pod labels) cut to --attribute-value-length-limit, and labels left out for a longer key; counted when a container's or pod's description is stored (an unchanged one again is not counted).",
+        emit: one!(|t: &Telemetry, _| Value::Int(t.metadata_values_cut.load(Relaxed))),
     },
     SelfMetricDef {
         name: "container_exporter.docker.api_errors",

@@ -44,6 +44,7 @@ use super::layout::Layout;
 use super::parse::{self, ErrorKind, ParseError};
 use super::plan::{self, Cadence, FileDef, Hier, Partial};
 use super::sample::CgroupSample;
+use crate::progress;
 
 pub use super::plan::parse_files;
 
@@ -110,8 +111,10 @@ impl ProcRoot {
                 .ok()
                 .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
         };
-        let host_netns =
-            ino(&path.join("1/net/dev")).or_else(|| ino(Path::new("/proc/self/net/dev")));
+        let pid1 = path.join("1/net/dev");
+        let _idle = progress::IdleOnDrop;
+        progress::doing_path("looking at", &pid1);
+        let host_netns = ino(&pid1).or_else(|| ino(Path::new("/proc/self/net/dev")));
         ProcRoot {
             path: path.to_path_buf(),
             host_netns,
@@ -228,6 +231,8 @@ impl Default for OpenOptions {
 #[derive(Debug)]
 struct Planned {
     def: &'static FileDef,
+    /// Its row in [`plan::PLAN`], for naming it when a read does not return.
+    row: u32,
     /// Kept open; `None` when it is opened at every read.
     file: Option<File>,
     /// Known to exist (opened once). A file planned while no descriptor could be had is
@@ -314,10 +319,92 @@ pub struct CgroupReader {
     missing: Vec<Hier>,
     /// When it was opened (the limits are read at every read for a few seconds after).
     opened: Instant,
+    /// Names what it is reading when a read does not return ([`progress`]).
+    slot: progress::Slot,
 }
 
+/// Opens a container's directory in one hierarchy, as a directory and never blocking: a FIFO
+/// (or anything else that is not a directory) put where it should be is refused at once
+/// (ENOTDIR) instead of blocking the open until a writer comes.
 fn open_dir(root: &Path, rel: &Path) -> io::Result<File> {
-    File::open(root.join(rel))
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    Ok(File::from(nix::fcntl::open(
+        &root.join(rel),
+        flags,
+        Mode::empty(),
+    )?))
+}
+
+/// The row of `def` in [`plan::PLAN`].
+fn plan_row(def: &'static FileDef) -> u32 {
+    plan::PLAN
+        .iter()
+        .position(|d| std::ptr::eq(d, def))
+        .unwrap_or(usize::MAX) as u32
+}
+
+/// What the reader's marks in the [`progress`] word mean: the kind, with the index it goes
+/// with.
+mod doing {
+    /// Reading a file of the plan (its row).
+    pub const READ: u8 = 0;
+    /// Opening a file of the plan (its row).
+    pub const OPEN: u8 = 1;
+    /// Opening the container's directory in a hierarchy (its index in `Hier::ALL`).
+    pub const OPEN_DIR: u8 = 2;
+    /// Reading `net/dev` of one of its processes.
+    pub const NET: u8 = 3;
+}
+
+/// A container's paths, for naming what its reader is stuck on.
+struct ReaderPlace {
+    layout: Arc<Layout>,
+    rel: PathBuf,
+}
+
+impl progress::Place for ReaderPlace {
+    fn describe(&self, kind: u8, index: u32) -> String {
+        let in_hier = |hier: Hier| {
+            hier.mount(&self.layout)
+                .unwrap_or(self.layout.discovery_root())
+                .join(&self.rel)
+        };
+        match kind {
+            doing::READ | doing::OPEN => {
+                let verb = if kind == doing::READ {
+                    "reading"
+                } else {
+                    "opening"
+                };
+                match plan::PLAN.get(index as usize) {
+                    Some(def) => format!("{verb} {}", in_hier(def.hier).join(def.name).display()),
+                    None => format!("{verb} a file of {}", in_hier(Hier::Unified).display()),
+                }
+            }
+            doing::OPEN_DIR => match Hier::ALL.get(index as usize) {
+                Some(&h) => format!("opening {}", in_hier(h).display()),
+                None => format!("opening {}", self.rel.display()),
+            },
+            _ => format!(
+                "reading net/dev of a process of {}",
+                self.layout.discovery_root().join(&self.rel).display()
+            ),
+        }
+    }
+}
+
+/// The layout the places of the readers share (one per process in practice).
+fn shared_layout(layout: &Layout) -> Arc<Layout> {
+    static LAST: Mutex<Option<Arc<Layout>>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    match &*last {
+        Some(l) if **l == *layout => l.clone(),
+        _ => {
+            let l = Arc::new(layout.clone());
+            *last = Some(l.clone());
+            l
+        }
+    }
 }
 
 /// Why a file could not be opened.
@@ -369,6 +456,16 @@ fn open_regular(dir: Option<std::os::fd::BorrowedFd<'_>>, path: &Path) -> Result
     }
 }
 
+/// The whole of a file that must be a regular one (`mountinfo`), opened never blocking: a
+/// FIFO in its place is refused at once instead of blocking the open.
+pub(crate) fn read_regular_file(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = open_file(path)?;
+    let mut out = Vec::new();
+    file.read_to_end(&mut out)?;
+    Ok(out)
+}
+
 /// The process (EMFILE) or the system (ENFILE) has no descriptor to give.
 fn is_out_of_descriptors(e: &io::Error) -> bool {
     matches!(
@@ -397,6 +494,12 @@ impl CgroupReader {
     ) -> Result<CgroupReader, OpenError> {
         let primary = layout.discovery_root();
         let dir = primary.join(rel);
+        let _idle = progress::IdleOnDrop;
+        progress::doing_path("opening", &dir);
+        let slot = progress::Slot::new(Arc::new(ReaderPlace {
+            layout: shared_layout(layout),
+            rel: rel.to_path_buf(),
+        }));
         let dir_file = match open_dir(primary, rel) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(OpenError::Gone),
@@ -437,6 +540,7 @@ impl CgroupReader {
             created: (st.st_ctime, st.st_ctime_nsec),
             missing: Vec::new(),
             opened: Instant::now(),
+            slot,
         };
         reader.open_hierarchies(layout, rel, &Hier::ALL)?;
         Ok(reader)
@@ -454,6 +558,7 @@ impl CgroupReader {
     /// are still missing.
     pub fn retry_missing(&mut self, layout: &Layout, rel: &Path) -> Result<bool, OpenError> {
         if !self.missing.is_empty() {
+            let _idle = progress::IdleOnDrop;
             let missing = std::mem::take(&mut self.missing);
             self.open_hierarchies(layout, rel, &missing)?;
         }
@@ -483,6 +588,8 @@ impl CgroupReader {
             let dir_fd = match dirs.iter().position(|(h, _)| *h == hier) {
                 Some(i) => &dirs[i].1,
                 None => {
+                    let h = Hier::ALL.iter().position(|&x| x == hier).unwrap_or(0);
+                    self.slot.doing(doing::OPEN_DIR, h as u32);
                     let d = match open_dir(root, rel) {
                         Ok(d) => Some(d),
                         Err(e) if is_out_of_descriptors(&e) => {
@@ -502,6 +609,7 @@ impl CgroupReader {
                 }
             };
             let Some(dir_fd) = dir_fd else { continue };
+            self.slot.doing(doing::OPEN, plan_row(def));
             match open_regular(Some(dir_fd.as_fd()), Path::new(name)) {
                 Ok(file) => {
                     if def.exact_cpu() {
@@ -516,6 +624,7 @@ impl CgroupReader {
                     }
                     self.files.push(Planned {
                         def,
+                        row: plan_row(def),
                         file: kept,
                         seen: true,
                     });
@@ -526,6 +635,7 @@ impl CgroupReader {
                     self.note_dir(layout, rel, hier);
                     self.files.push(Planned {
                         def,
+                        row: plan_row(def),
                         file: None,
                         seen: false,
                     });
@@ -540,6 +650,7 @@ impl CgroupReader {
         }
         if self.procs.is_none() && self.procs_path.is_none() {
             let path = self.procs_dir.join("cgroup.procs");
+            progress::doing_path("opening", &path);
             match self.options.keep_open && self.options.keep_rare {
                 true => match open_regular(None, &path) {
                     Ok(f) => self.procs = Some(f),
@@ -583,6 +694,7 @@ impl CgroupReader {
             if def.hier == hier && !(def.cpu_fallback && has_unified_cpu) {
                 self.files.push(Planned {
                     def,
+                    row: plan_row(def),
                     file: None,
                     seen: false,
                 });
@@ -622,6 +734,7 @@ impl CgroupReader {
     /// spare again): all of them, or only those read every tick when rare ones are not
     /// kept. Stops at the first failure; returns whether every such file is kept now.
     pub fn keep_open(&mut self) -> bool {
+        let _idle = progress::IdleOnDrop;
         self.options.keep_open = true;
         let (ticks, keep_rare) = (self.ticks, self.options.keep_rare);
         for i in 0..self.files.len() {
@@ -629,6 +742,7 @@ impl CgroupReader {
             if f.file.is_some() || !(keep_rare || ticks.per_tick(f.def)) {
                 continue;
             }
+            self.slot.doing(doing::OPEN, f.row);
             match self.open_planned(i) {
                 Ok(file) => {
                     self.files[i].file = Some(file);
@@ -733,6 +847,7 @@ impl CgroupReader {
         on_error: &mut dyn FnMut(ReadError),
     ) -> Result<(), Gone> {
         out.clear();
+        let _idle = progress::IdleOnDrop;
         let mut partial = Partial::default();
         let now = Instant::now();
         let limits_due = self.limits_due.is_none_or(|due| now >= due);
@@ -753,6 +868,7 @@ impl CgroupReader {
                 continue;
             }
             read_blkio |= def.cadence == Cadence::OnceCounting;
+            self.slot.doing(doing::READ, f.row);
             let result = match &f.file {
                 Some(file) => pread_all(file, buf),
                 None => match self.reopen(i) {
@@ -880,13 +996,17 @@ impl CgroupReader {
             return;
         }
         match &mut self.net {
-            Net::Unknown => self.net = self.open_net(proc_root, buf, 1),
+            Net::Unknown => {
+                progress::doing_path("looking for a process of", &self.procs_dir);
+                self.net = self.open_net(proc_root, buf, 1)
+            }
             Net::HostNetwork {
                 recheck_in,
                 backoff,
             } => {
                 *recheck_in = recheck_in.saturating_sub(1);
                 if *recheck_in == 0 {
+                    progress::doing_path("looking for a process of", &self.procs_dir);
                     let next = (*backoff * 2).min(HOST_NETWORK_RECHECK_MAX);
                     self.net = self.open_net(proc_root, buf, next);
                 }
@@ -909,6 +1029,7 @@ impl CgroupReader {
             },
             _ => return,
         };
+        self.slot.doing(doing::NET, 0);
         match pread_all(file, buf) {
             Ok(n) => {
                 if let Err(e) = parse::net_dev(&buf[..n], &mut out.net, &mut out.net_dropped) {

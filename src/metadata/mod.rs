@@ -19,6 +19,7 @@ pub mod cri_api;
 mod cri_client;
 mod cri_view;
 pub mod docker;
+pub mod limit;
 mod refs;
 
 pub(crate) use refs::is_image_id;
@@ -113,6 +114,11 @@ struct StoreInner {
     /// Containers whose runtime changed their resources (Docker's `update`), for the
     /// collector to read their limits again at its next tick instead of within a minute.
     limits_changed: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The length bound of every value stored ([`limit`]).
+    limit: limit::ValueLimit,
+    /// Entries held with values cut, warned about once each (bounded by the entries: an id
+    /// leaves with its entry).
+    warned: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// Ids asked for and not yet looked up are bounded: a source that is down does not make this
@@ -122,6 +128,16 @@ const MAX_WANTED: usize = 4096;
 impl MetadataStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store whose values are cut to `limit`.
+    pub fn with_limit(limit: limit::ValueLimit) -> Self {
+        MetadataStore {
+            inner: Arc::new(StoreInner {
+                limit,
+                ..Default::default()
+            }),
+        }
     }
 
     /// The metadata of a container by full id, if Docker knows it.
@@ -145,18 +161,38 @@ impl MetadataStore {
     /// Inserts or replaces an entry; the generation moves only if something changed, so that
     /// replayed events do not make every renderer rebuild its cache. Public for tests and
     /// benchmarks that need a filled store without a daemon.
-    pub fn insert(&self, id: String, meta: ContainerMeta) -> bool {
+    pub fn insert(&self, id: String, mut meta: ContainerMeta) -> bool {
+        let cut = self.inner.limit.apply(&mut meta);
         let mut map = self.write();
         if map.get(&id).is_some_and(|old| **old == meta) {
             return false;
         }
+        self.note_cut(&id, cut, "container");
         map.insert(id, Arc::new(meta));
         self.inner.generation.fetch_add(1, Ordering::Release);
         true
     }
 
+    /// Counts the values of a new description that were cut, and warns once per entry.
+    fn note_cut(&self, id: &str, cut: u64, what: &str) {
+        if cut == 0 {
+            return;
+        }
+        self.inner.limit.count(cut);
+        let mut warned = self.inner.warned.lock().unwrap_or_else(|e| e.into_inner());
+        if warned.insert(id.to_owned()) {
+            tracing::warn!(
+                %id,
+                "{cut} values of the {what}'s metadata (name, image, labels) are longer than \
+                 --attribute-value-length-limit ({} bytes): cut to it",
+                self.inner.limit.max()
+            );
+        }
+    }
+
     /// Removes an entry; returns whether there was one.
     pub fn remove(&self, id: &str) -> bool {
+        self.forget_warned(id);
         let mut map = self.write();
         let removed = map.remove(id).is_some();
         if removed {
@@ -171,11 +207,13 @@ impl MetadataStore {
     }
 
     /// Inserts or replaces a pod; the generation moves only if something changed.
-    pub fn insert_pod(&self, meta: PodMeta) -> bool {
+    pub fn insert_pod(&self, mut meta: PodMeta) -> bool {
+        let cut = self.inner.limit.apply_pod(&mut meta);
         let mut map = self.inner.pods.write().unwrap_or_else(|e| e.into_inner());
         if map.get(&meta.uid).is_some_and(|old| **old == meta) {
             return false;
         }
+        self.note_cut(&meta.uid, cut, "pod");
         map.insert(meta.uid.clone(), Arc::new(meta));
         self.inner.generation.fetch_add(1, Ordering::Release);
         true
@@ -183,12 +221,20 @@ impl MetadataStore {
 
     /// Removes a pod; returns whether there was one.
     pub fn remove_pod(&self, uid: &str) -> bool {
+        self.forget_warned(uid);
         let mut map = self.inner.pods.write().unwrap_or_else(|e| e.into_inner());
         let removed = map.remove(uid).is_some();
         if removed {
             self.inner.generation.fetch_add(1, Ordering::Release);
         }
         removed
+    }
+
+    fn forget_warned(&self, id: &str) {
+        let mut warned = self.inner.warned.lock().unwrap_or_else(|e| e.into_inner());
+        if !warned.is_empty() {
+            warned.remove(id);
+        }
     }
 
     /// Uids of the pods held.
@@ -283,6 +329,15 @@ impl Metadata {
         Metadata::default()
     }
 
+    /// Stores whose values are cut to `limit`.
+    pub fn with_limit(limit: limit::ValueLimit) -> Metadata {
+        Metadata {
+            docker: MetadataStore::with_limit(limit.clone()),
+            podman: MetadataStore::with_limit(limit.clone()),
+            cri: MetadataStore::with_limit(limit),
+        }
+    }
+
     /// What a runtime says about the container `id`, found under `runtime`'s path pattern.
     pub fn container(&self, runtime: Runtime, id: &str) -> Option<Arc<ContainerMeta>> {
         let order: [&MetadataStore; 3] = match runtime {
@@ -340,7 +395,10 @@ pub fn spawn_sources<F>(
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let metadata = Metadata::new();
+    let metadata = Metadata::with_limit(limit::ValueLimit::new(
+        args.attribute_value_length_limit.0 as usize,
+        telemetry.metadata_values_cut.clone(),
+    ));
     if !args.docker_host.as_deref().is_some_and(is_off) {
         let stats = Arc::new(DockerStats::default());
         let _ = telemetry.docker.set(stats.clone());

@@ -14,6 +14,7 @@ pub mod exporter;
 pub mod otlp;
 pub mod otlp_reference;
 pub mod page;
+pub mod private_root;
 pub mod prometheus;
 pub mod tls;
 
