@@ -253,6 +253,7 @@ async fn the_follower_names_podman_containers_and_marks_pod_infra() {
             label_globs: vec!["team".into()],
             removal_delay,
             flavor: Flavor::Podman,
+            ..DockerConfig::default()
         },
         store.clone(),
         stats.clone(),
