@@ -89,8 +89,6 @@ const MAX_PENDING: usize = 4096;
 const MAX_GIVEN_UP: usize = 16384;
 /// `ContainerStatus` calls in flight at most (the rest wait their turn, within their bound).
 pub const STATUS_CALLS: usize = 8;
-/// One `ContainerStatus` call's own limit (the collector's bound may cut it shorter).
-const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 /// Asked again after this (doubling, up to `STATUS_RETRY_MAX`) while the runtime still says
 /// the container runs: it learns of the exit a moment after the kernel.
 const STATUS_RETRY_MIN: Duration = Duration::from_millis(25);
@@ -323,9 +321,15 @@ impl Follower {
 
         let mut resync_at: Option<Instant> = None;
         self.absorb_wanted();
-        // Aborted with the session (the connection is gone).
-        let mut statuses = tokio::task::JoinSet::new();
-        let permits = Arc::new(tokio::sync::Semaphore::new(STATUS_CALLS));
+        // The collector's asks are served by a task of their own, so that a slow list never
+        // holds them up; it ends with the session (the connection is gone).
+        let events_flag = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let _asks = AbortOnDrop(tokio::spawn(serve_asks(
+            client.clone(),
+            self.cfg.exits.clone(),
+            self.stats.clone(),
+            events_flag.clone(),
+        )));
         loop {
             if let Err(e) = self.lookup(&client).await {
                 return format!("{endpoint}: {e}");
@@ -350,6 +354,7 @@ impl Follower {
                     }
                     Some(EventMsg::Ended(Some(s))) if s.code() == Code::Unimplemented => {
                         events_on = false;
+                        events_flag.store(false, Ordering::Relaxed);
                         resync_at = Some(Instant::now() + self.cfg.resync_interval);
                         if !self.said_no_events {
                             self.said_no_events = true;
@@ -367,20 +372,7 @@ impl Follower {
                     tokio::time::sleep(BATCH_DELAY).await;
                     self.absorb_wanted();
                 }
-                _ = self.cfg.exits.asked() => {
-                    for (id, until) in self.cfg.exits.take_asks() {
-                        statuses.spawn(exit_status(
-                            client.clone(),
-                            self.cfg.exits.clone(),
-                            self.stats.clone(),
-                            permits.clone(),
-                            id,
-                            Instant::from_std(until),
-                            events_on,
-                        ));
-                    }
-                }
-                Some(_) = statuses.join_next(), if !statuses.is_empty() => {}
+
                 _ = sleep_until_opt(due) => {}
             }
             self.sweep();
@@ -843,6 +835,42 @@ fn exit_of(st: &api::ContainerStatus) -> RuntimeExit {
     .with_code(Some(i64::from(st.exit_code)))
 }
 
+/// Aborts a task when dropped (a session's helpers end with it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Serves the collector's asks for as long as the session lasts: a `ContainerStatus` task per
+/// container (at most [`STATUS_CALLS`] calls at once; the asks themselves are bounded by the
+/// store). Each task ends by its container's bound at the latest, and outlives the session it
+/// began in: a call that fails because the connection went says so at once.
+async fn serve_asks(
+    client: Client,
+    exits: ExitStore,
+    stats: Arc<CriStats>,
+    events_on: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(STATUS_CALLS));
+    loop {
+        exits.asked().await;
+        for (id, until) in exits.take_asks() {
+            tokio::spawn(exit_status(
+                client.clone(),
+                exits.clone(),
+                stats.clone(),
+                permits.clone(),
+                id,
+                Instant::from_std(until),
+                events_on.load(Ordering::Relaxed),
+            ));
+        }
+    }
+}
+
 /// Asks the runtime how the container `id` ended, until `until` (the collector's bound): one
 /// `ContainerStatus` once the runtime has seen the exit, asked again shortly while it still
 /// says the container runs. With events, the stop event is given a moment to say it first. A
@@ -872,15 +900,18 @@ async fn exit_status(
         if left.is_zero() {
             return;
         }
-        match client.container_status(&id, left.min(STATUS_TIMEOUT)).await {
+        let asked = Instant::now();
+        match client.container_status(&id, left).await {
             Ok(st) if st.finished_at > 0 => {
                 exits.record(&id, exit_of(&st));
                 return;
             }
             Ok(_) => {}
-            Err(s) if s.code() == Code::DeadlineExceeded => {
+            // Out of time (tonic says Cancelled when its own deadline passes): the bound has
+            // come; the final sample goes out without the runtime's word.
+            Err(s) if asked.elapsed() >= left || s.code() == Code::DeadlineExceeded => {
                 stats.api_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%id, "ContainerStatus: no answer in time");
+                tracing::debug!(%id, "ContainerStatus: no answer within the bound");
                 return;
             }
             Err(s) => {
