@@ -11,6 +11,8 @@
 //!   container shorter than an interval shows its CPU time (measured by `time -p -o FILE`
 //!   inside it) after its exit, its `die` and `remove` events reach the daemon, and its series
 //!   leave the page after `podman rm`.
+//! - Why a container ended (issue 16): a non-zero exit from Podman's `died` event on the final
+//!   sample, with Podman's restart count.
 //!
 //! Ground truth is what Podman itself says (`podman inspect`, `podman pod inspect`) and what
 //! the workload measured. The tests need root, Docker's `ce-busybox:test` copied into Podman
@@ -548,4 +550,44 @@ fn a_short_podman_container_shows_its_final_sample_and_leaves_after_removal() {
         "its series left the page {:?} after podman rm",
         removed.elapsed()
     );
+}
+
+/// A Podman container's non-zero exit (issue 16): Podman's `died` event (filtered as `died`,
+/// delivered as `die`) says its status, and the final sample carries it, with Podman's restart
+/// count; published as soon as the event came, between ticks.
+#[test]
+fn a_podman_containers_exit_is_on_its_final_sample() {
+    require_podman();
+    let exp = Exporter::start(&[
+        "--interval",
+        "30s",
+        "--podman-host",
+        HOST,
+        "--docker-host",
+        "off",
+        "--cri-endpoint",
+        "off",
+    ]);
+    wait_for_log(
+        &exp,
+        "the Podman follower",
+        &["following Podman events"],
+        Duration::from_secs(10),
+    );
+    let c = Ctr::run(&[], &["sh", "-c", "sleep 1; exit 5"]);
+    let page = exp.wait_for("its exit", Duration::from_secs(20), &c.id, |p| {
+        common::exits::assert_unique_series(p);
+        !common::exits::on_page(p, &c.id).is_empty()
+    });
+    assert_eq!(
+        common::exits::on_page(&page, &c.id),
+        [common::exits::Seen::new("Error", Some(5), Some(0))]
+    );
+    assert_eq!(c.inspect("{{.State.ExitCode}}"), "5");
+    let labels = common::exits::page_labels(&page, &c.id).unwrap();
+    assert_eq!(
+        labels.get("container_name").map(String::as_str),
+        Some(c.name.as_str())
+    );
+    assert!(page.cpu_seconds(&c.id).is_some(), "with its final sample");
 }
