@@ -498,12 +498,18 @@ fn a_short_podman_container_shows_its_final_sample_and_leaves_after_removal() {
         Duration::from_secs(10),
     );
 
+    // The page published as soon as the exit was known (with its exit series), else the next
+    // tick's: rendered after the exit, it carries the final sample.
     let after_exit = exp.collections();
     let page = exp.wait_for(
-        "a tick after the container's exit",
+        "a page rendered after the container's exit",
         Duration::from_secs(15),
         "",
-        |p| p.value("container_exporter_collections_total", &[]) > after_exit,
+        |p| {
+            !p.series("container_exit_code", &[("container_id", &c.id)])
+                .is_empty()
+                || p.value("container_exporter_collections_total", &[]) > after_exit
+        },
     );
     let cpu = page.cpu_seconds(&c.id).unwrap_or_else(|| {
         panic!(
