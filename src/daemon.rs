@@ -105,7 +105,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
     };
 
     // Names must outlive the container by as long as its final sample is shown.
-    let removal_delay = runtime_removal_delay(args.exited_retention, args.interval);
+    let removal_delay = runtime_removal_delay(args.exited_retention, args.interval, args.exit_wait);
     let store = crate::metadata::spawn_sources(
         &args.metadata,
         removal_delay,

@@ -30,6 +30,9 @@
 //!
 //! Bounds: one departure per run, at most [`MAX_RUNS`] runs of one id, each kept at most until
 //! delivered or `--exited-retention`.
+//!
+//! Over 500 lines for its tests: the wait, the runs and the publications are checked here, on
+//! states made by hand, without a daemon.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -39,10 +42,15 @@ use crate::discovery::Kind;
 use crate::exit::{self, Exit, ExitReason};
 use crate::metadata::exits::{ExitStore, RuntimeExit};
 
-/// How long a runtime's names of a stopped container are kept: the final sample can wait for
-/// a scrape for `exited_retention`, and is taken up to an interval after the exit.
-pub fn runtime_removal_delay(exited_retention: Duration, interval: Duration) -> Duration {
-    exited_retention + interval * 2
+/// How long a runtime's names of a stopped container are kept: the final sample is taken up to
+/// an interval after the exit, waits for the runtime's word up to `exit_wait`, then for a scrape
+/// for `exited_retention`.
+pub fn runtime_removal_delay(
+    exited_retention: Duration,
+    interval: Duration,
+    exit_wait: Duration,
+) -> Duration {
+    exited_retention + interval * 2 + exit_wait
 }
 
 /// The default bound on the wait for a runtime's word (`--exit-wait`).
