@@ -642,7 +642,9 @@ impl CollectorLoop {
                     .collect();
                 o.submit_departures(now, &fresh);
             }
-            set(&t.last_otlp_encode_ns, at.elapsed().as_nanos() as u64);
+            if tick {
+                set(&t.last_otlp_encode_ns, at.elapsed().as_nanos() as u64);
+            }
         }
         if let Some(renderer) = self.outputs.renderer.as_mut() {
             let at = Instant::now();
@@ -651,7 +653,9 @@ impl CollectorLoop {
             let old = self.outputs.pages.publish(Page::new(body, self.generation));
             // Reuse the previous page's buffer when no scrape still holds it.
             self.spare_page = old.into_buffer().unwrap_or_default();
-            set(&t.last_render_ns, at.elapsed().as_nanos() as u64);
+            if tick {
+                set(&t.last_render_ns, at.elapsed().as_nanos() as u64);
+            }
         }
         self.departed.rendered(self.generation, Instant::now());
     }
