@@ -527,8 +527,8 @@ impl CollectorLoop {
     }
 
     /// Whether the runtime of a departed container can say why it ended: its metadata source
-    /// is connected (and, for the CRI, knows the container; containerd's own namespaces are not
-    /// the CRI's). Pods have no exit.
+    /// is connected (and, for the CRI, knows it as a container: containerd's own namespaces are
+    /// not the CRI's, and a pod's sandbox is not shown). Pods have no exit.
     fn can_ask(&self, s: &ContainerState) -> bool {
         let connected = |d: Option<&Arc<crate::telemetry::DockerStats>>| {
             d.is_some_and(|d| d.connected.load(Ordering::Relaxed))
@@ -542,7 +542,7 @@ impl CollectorLoop {
                     t.cri
                         .get()
                         .is_some_and(|c| c.connected.load(Ordering::Relaxed))
-                        && self.store.cri.get(&s.id).is_some()
+                        && self.store.cri.get(&s.id).is_some_and(|m| !m.sandbox)
                 }
             }
     }

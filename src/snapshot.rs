@@ -134,7 +134,7 @@ pub fn settle_exits(
                 .cri
                 .get()
                 .is_some_and(|c| c.connected.load(std::sync::atomic::Ordering::Relaxed))
-                && metadata.cri.get(id).is_some()
+                && metadata.cri.get(id).is_some_and(|m| !m.sandbox)
         }
     };
     // (view, whether its runtime is asked)
