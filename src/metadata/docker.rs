@@ -713,6 +713,45 @@ mod tests {
     use super::*;
     use bollard::models::{ContainerConfig, ContainerState};
 
+    /// Which run a `die` ended, from the last inspect: Docker counts a restart when it decides
+    /// on it, before the `die`, and the inspect at a `start` may already see the next run.
+    #[test]
+    fn the_run_a_die_ended() {
+        let at = |s: u64| UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s);
+        let resp =
+            |count: i64, running: bool, restarting: bool, started: &str| ContainerInspectResponse {
+                restart_count: Some(count),
+                state: Some(ContainerState {
+                    running: Some(running),
+                    restarting: Some(restarting),
+                    started_at: Some(started.into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+        // Running its third run (restarted twice), started at 10; it dies at 20.
+        let run = Run::of(&resp(2, true, false, "2023-11-14T22:13:30Z")).unwrap();
+        assert_eq!(run.started_at, Some(at(10)));
+        assert_eq!(run.ended_at(Some(at(20))), 2);
+        // Seen while waiting to restart: the restart to come is counted already.
+        let run = Run::of(&resp(3, true, true, "2023-11-14T22:13:30Z")).unwrap();
+        assert_eq!(run.ended_at(Some(at(20))), 2);
+        // Seen after the restart (started at 30): the die at 20 was the run before.
+        let run = Run::of(&resp(3, true, false, "2023-11-14T22:13:50Z")).unwrap();
+        assert_eq!(run.ended_at(Some(at(20))), 2);
+        // No restart count (an old daemon): none.
+        assert_eq!(Run::of(&ContainerInspectResponse::default()), None);
+        assert_eq!(
+            event_time(Some(1), Some(1_500_000_000)),
+            Some(UNIX_EPOCH + Duration::from_millis(1500))
+        );
+        assert_eq!(
+            event_time(Some(2), None),
+            Some(UNIX_EPOCH + Duration::from_secs(2))
+        );
+        assert_eq!(event_time(None, Some(-5)), None);
+    }
+
     #[test]
     fn meta_from_inspect() {
         let labels = HashMap::from([
