@@ -30,6 +30,7 @@ use crate::cgroup::{
     CgroupReader, CgroupSample, Gone, Layout, NetSource, OpenError, ProcRoot, ReadError,
 };
 use crate::discovery::{self, Found, Kind, Runtime};
+use crate::exit::Exit;
 use crate::metadata::{ContainerMeta, Metadata, PodMeta};
 use crate::metrics::{self, Context, Metric, Sink};
 
@@ -51,6 +52,20 @@ pub struct ContainerState {
     current_at: Option<Instant>,
     previous: CgroupSample,
     previous_at: Option<Instant>,
+    /// Why it ended (a final sample that knows; see [`crate::departures`]).
+    exit: Option<Exit>,
+    show: Show,
+}
+
+/// What a state shows on the outputs. A container's final sample shows everything, unless a
+/// newer run of the same container id is shown (its other series would have the same labels):
+/// then only its exit series, told apart by its restart count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Show {
+    #[default]
+    All,
+    ExitOnly,
+    Nothing,
 }
 
 impl ContainerState {
@@ -59,16 +74,50 @@ impl ContainerState {
         self.current_at.map(|_| &self.current)
     }
 
+    /// Why it ended, when this is a final sample that knows.
+    pub fn exit(&self) -> Option<&Exit> {
+        self.exit.as_ref()
+    }
+
+    pub fn set_exit(&mut self, exit: Option<Exit>) {
+        self.exit = exit;
+    }
+
+    pub fn show(&self) -> Show {
+        self.show
+    }
+
+    pub fn set_show(&mut self, show: Show) {
+        self.show = show;
+    }
+
+    /// Whether the data points of `m` are shown.
+    pub fn shows(&self, m: Metric) -> bool {
+        match self.show {
+            Show::All => true,
+            Show::ExitOnly => m == Metric::ExitCode,
+            Show::Nothing => false,
+        }
+    }
+
     /// The latest sample's data points (nothing before the first read).
     pub fn emit(&self, now: SystemTime, sink: &mut dyn Sink) {
-        if let Some(ctx) = self.context(now) {
-            metrics::emit(&self.current, &ctx, sink);
+        match self.show {
+            Show::All => {
+                if let Some(ctx) = self.context(now) {
+                    metrics::emit(&self.current, &ctx, sink);
+                }
+            }
+            Show::ExitOnly => self.emit_metric(Metric::ExitCode, now, sink),
+            Show::Nothing => {}
         }
     }
 
     /// The latest sample's data points of one metric.
     pub fn emit_metric(&self, m: Metric, now: SystemTime, sink: &mut dyn Sink) {
-        if let Some(ctx) = self.context(now) {
+        if self.shows(m)
+            && let Some(ctx) = self.context(now)
+        {
             metrics::emit_metric(m, &self.current, &ctx, sink);
         }
     }
@@ -82,7 +131,11 @@ impl ContainerState {
             .duration_since(self.created)
             .ok()
             .map(|d| d.as_secs_f64());
-        Some(Context { previous, uptime })
+        Some(Context {
+            previous,
+            uptime,
+            exit: self.exit.as_ref(),
+        })
     }
 
     /// A state made from given samples, `interval` apart (for benchmarks and tests of the
@@ -106,6 +159,8 @@ impl ContainerState {
             current_at: Some(now),
             previous,
             previous_at: now.checked_sub(interval),
+            exit: None,
+            show: Show::All,
         }
     }
 
@@ -127,6 +182,8 @@ impl ContainerState {
             current_at: None,
             previous: CgroupSample::default(),
             previous_at: None,
+            exit: None,
+            show: Show::All,
         }
     }
 }

@@ -121,6 +121,20 @@ pub struct DaemonArgs {
     )]
     pub exited_retention: Duration,
 
+    /// How long the final sample of a container that ended waits for its runtime to say why
+    /// (the exit status of Docker's `die` event, Podman's `died`, the CRI's `ContainerStatus`)
+    /// before it is published without it (with the kernel's OOM verdict alone). It is
+    /// published as soon as the runtime's word arrives, between ticks; `0` never waits (only
+    /// a word that arrived first is used). At most 60s.
+    #[arg(
+        long,
+        env = "CONTAINER_EXPORTER_EXIT_WAIT",
+        default_value = "3s",
+        value_parser = parse_exit_wait,
+        value_name = "DURATION"
+    )]
+    pub exit_wait: Duration,
+
     #[command(flatten)]
     pub metadata: MetadataArgs,
 
@@ -428,6 +442,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// `--exit-wait`: a duration, or `0`, up to a minute.
+pub fn parse_exit_wait(s: &str) -> Result<Duration, String> {
+    if s.trim().trim_end_matches(['s', 'm']).trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let d = parse_duration(s)?;
+    if d > Duration::from_secs(60) {
+        return Err(format!(
+            "`{s}` is too long: a final sample waits for its runtime's word at most a minute"
+        ));
+    }
+    Ok(d)
+}
+
 /// Where the host's filesystems are. Inside a container, mount the host's
 /// `/sys/fs/cgroup` and `/proc` and point these at them.
 #[derive(Debug, Clone, Args)]
@@ -716,6 +744,21 @@ mod tests {
             Ok(Listen::On("0.0.0.0:9464".parse().unwrap()))
         );
         assert!(parse_listen("localhost").is_err());
+    }
+
+    #[test]
+    fn exit_waits() {
+        assert_eq!(parse_exit_wait("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_exit_wait("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_exit_wait("0ms"), Ok(Duration::ZERO));
+        assert_eq!(parse_exit_wait("3s"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_exit_wait("500ms"), Ok(Duration::from_millis(500)));
+        assert!(
+            parse_exit_wait("2m")
+                .unwrap_err()
+                .contains("at most a minute")
+        );
+        assert!(parse_exit_wait("soon").is_err());
     }
 
     #[test]

@@ -6,6 +6,12 @@
 //! sample is read the moment its `cgroup.events` says its last process left, in the same
 //! thread, before the runtime removes the directory. Each tick reads every container and
 //! renders the Prometheus page once; scrapes only copy the rendered bytes.
+//!
+//! A final sample waits a moment for its runtime's word on why the container ended (see
+//! [`crate::departures`]): the poll also wakes when a runtime's exit arrives (the metadata tasks
+//! write to the same socket pair as the shutdown) and at the earliest bound of a waiting
+//! sample, and the departures then ready are published at once, between ticks: the page is
+//! rendered again and their final samples go out over OTLP in a request of their own.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::cgroup::{Layout, ProcRoot};
-use crate::collect::{Collector, Described, DiscoveryChanges, ErrorLog};
+use crate::collect::{Collector, ContainerState, Described, DiscoveryChanges, ErrorLog};
 use crate::config::{DaemonArgs, HostArgs, Listen};
 use crate::departures::{Departures, runtime_removal_delay};
 use crate::discovery::watch::{WatchEvent, Watcher};
@@ -114,7 +120,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
     };
 
     // Names must outlive the container by as long as its final sample is shown.
-    let removal_delay = runtime_removal_delay(args.exited_retention, args.interval);
+    let removal_delay = runtime_removal_delay(args.exited_retention, args.interval, args.exit_wait);
     let store = crate::metadata::spawn_sources(
         &args.metadata,
         removal_delay,
@@ -124,8 +130,14 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
     );
 
     let shutdown = Arc::new(AtomicBool::new(false));
-    // Wakes the collector's poll at shutdown, so it needs no periodic wake-up to notice.
+    // Wakes the collector's poll at shutdown, and when a runtime says why a container ended,
+    // so it needs no periodic wake-up to notice either.
     let (wake_tx, wake_rx) = std::os::unix::net::UnixStream::pair()?;
+    // An exit seen only at a tick (its `cgroup.events` unwatched) comes up to an interval late.
+    store
+        .exits
+        .set_ttl(crate::metadata::exits::DEFAULT_TTL.max(args.interval * 2 + args.exit_wait));
+    store.exits.set_waker(wake_tx.try_clone()?);
     let collector = {
         let shutdown = shutdown.clone();
         let args = args.clone();
@@ -274,6 +286,7 @@ impl CollectorLoop {
             args.exited_retention,
             outputs.renderer.is_some(),
             outputs.otlp.is_some(),
+            args.exit_wait,
         );
         CollectorLoop {
             collector,
@@ -293,6 +306,8 @@ impl CollectorLoop {
     }
 
     fn run(&mut self, shutdown: &AtomicBool, wake_fd: &std::os::unix::net::UnixStream) {
+        // Drained after each wake-up; a writer finding it full knows a wake-up is pending.
+        let _ = wake_fd.set_nonblocking(true);
         self.rescan();
         let mut next_tick = Instant::now();
         let mut next_rescan = Instant::now() + self.args.rescan_interval;
@@ -305,8 +320,14 @@ impl CollectorLoop {
             if let Some(due) = self.watcher.as_ref().and_then(Watcher::rescan_due) {
                 wake = wake.min(due);
             }
-            // No periodic wake-up (each costs tens of µs on a VM): shutdown writes to `wake`.
+            // A final sample waiting for its runtime's word, or ready to be published.
+            if let Some(due) = self.departed.next_wake() {
+                wake = wake.min(due);
+            }
+            // No periodic wake-up (each costs tens of µs on a VM): shutdown and the runtimes'
+            // exits write to `wake`.
             self.wait_for_events(wake.saturating_duration_since(now), wake_fd);
+            drain(wake_fd);
 
             if self.handle_events() {
                 next_rescan = Instant::now();
@@ -323,6 +344,11 @@ impl CollectorLoop {
                 if next_tick < Instant::now() {
                     // A tick took longer than the interval: skip, don't pile up.
                     next_tick = Instant::now() + self.args.interval;
+                }
+            } else {
+                self.departed.resolve(&self.store.exits, now);
+                if self.departed.publish_due(now) {
+                    self.output(false);
                 }
             }
         }
@@ -506,13 +532,41 @@ impl CollectorLoop {
         }
     }
 
-    /// Moves the collector's fresh final samples into the departures shown on the page.
+    /// Moves the collector's fresh final samples into the departures, where they wait for
+    /// their runtime's word (the CRI is asked) and are then shown.
     fn collect_departures(&mut self) {
+        let now = Instant::now();
         for state in self.collector.take_departed() {
             add(&self.telemetry.final_samples, 1);
             tracing::debug!(id = %state.id, "final sample taken");
-            self.departed.add(state);
+            let ask = self.can_ask(&state);
+            let cri = matches!(state.runtime, Runtime::Containerd | Runtime::CriO);
+            let id = state.id.clone();
+            if self.departed.add(state, ask, &self.store.exits, now) && cri {
+                self.store.exits.ask(&id, now + self.args.exit_wait);
+            }
         }
+    }
+
+    /// Whether the runtime of a departed container can say why it ended: its metadata source
+    /// is connected (and, for the CRI, knows it as a container: containerd's own namespaces are
+    /// not the CRI's, and a pod's sandbox is not shown). Pods have no exit.
+    fn can_ask(&self, s: &ContainerState) -> bool {
+        let connected = |d: Option<&Arc<crate::telemetry::DockerStats>>| {
+            d.is_some_and(|d| d.connected.load(Ordering::Relaxed))
+        };
+        let t = &self.telemetry;
+        s.kind == Kind::Container
+            && match s.runtime {
+                Runtime::Docker => connected(t.docker.get()),
+                Runtime::Podman => connected(t.podman.get()),
+                Runtime::Containerd | Runtime::CriO => {
+                    t.cri
+                        .get()
+                        .is_some_and(|c| c.connected.load(Ordering::Relaxed))
+                        && self.store.cri.get(&s.id).is_some_and(|m| !m.sandbox)
+                }
+            }
     }
 
     fn tick(&mut self) {
@@ -525,14 +579,36 @@ impl CollectorLoop {
         }
         self.collector.collect();
         self.collect_departures();
+        self.departed.resolve(&self.store.exits, Instant::now());
 
         self.departed
             .expire(self.outputs.pages.served_generation.load(Ordering::Acquire));
+        self.output(true);
+        let t = &self.telemetry;
+        add(&t.collections, 1);
+        set(&t.last_collection_ns, started.elapsed().as_nanos() as u64);
+        // A file that stays malformed would otherwise log every tick: warn once per file per
+        // ten minutes (the counters on the page count every error), debug in between.
+        let now = Instant::now();
+        for (file, e) in self.collector.take_errors() {
+            match self.error_log.admit(&file, now) {
+                Some(0) => tracing::warn!("{e}"),
+                Some(n) => tracing::warn!("{e} (and {n} more times since the last warning)"),
+                None => tracing::debug!("{e}"),
+            }
+        }
+        self.collector.last_errors.clear();
+    }
 
+    /// Hands the containers to the outputs: at a tick (`tick`) everything, the OTLP request
+    /// with the exporter's own telemetry; between ticks (departures just ready) the page again
+    /// and an OTLP request of the departures not yet sent.
+    fn output(&mut self, tick: bool) {
         self.generation += 1;
         let now = SystemTime::now();
         let live: std::collections::HashSet<&str> =
             self.collector.containers().map(|c| c.id.as_str()).collect();
+        self.departed.mark(&live);
         let store = &self.store;
         let cri_connected = self
             .telemetry
@@ -542,15 +618,18 @@ impl CollectorLoop {
         let described = self
             .collector
             .containers()
-            .chain(
-                self.departed
-                    .states()
-                    .filter(|s| !live.contains(s.id.as_str())),
-            )
+            .chain(self.departed.states())
             .map(|state| Described::new(state, store))
             .filter(|d| shown(d, now, cri_connected))
             .collect::<Vec<_>>();
         let t = &self.telemetry;
+        let counts = self.departed.counts();
+        set(&t.exits_code, counts.code);
+        set(&t.exits_no_code, counts.no_code);
+        set(&t.exits_timeout, counts.timeout);
+        set(&t.exits_unasked, counts.unasked);
+        set(&t.exits_held, store.exits.len() as u64);
+        set(&t.exits_waiting, self.departed.waiting() as u64);
         set(
             &t.containers_tracked,
             self.collector.containers().count() as u64,
@@ -576,8 +655,20 @@ impl CollectorLoop {
         let process = ProcessStats::read();
         if let Some(o) = self.outputs.otlp.as_mut() {
             let at = Instant::now();
-            o.submit(now, &described, &self.telemetry, &process);
-            set(&t.last_otlp_encode_ns, at.elapsed().as_nanos() as u64);
+            if tick {
+                o.submit(now, &described, &self.telemetry, &process);
+            } else {
+                let fresh: Vec<Described<'_>> = self
+                    .departed
+                    .unpublished()
+                    .map(|state| Described::new(state, store))
+                    .filter(|d| shown(d, now, cri_connected))
+                    .collect();
+                o.submit_departures(now, &fresh);
+            }
+            if tick {
+                set(&t.last_otlp_encode_ns, at.elapsed().as_nanos() as u64);
+            }
         }
         if let Some(renderer) = self.outputs.renderer.as_mut() {
             let at = Instant::now();
@@ -586,21 +677,16 @@ impl CollectorLoop {
             let old = self.outputs.pages.publish(Page::new(body, self.generation));
             // Reuse the previous page's buffer when no scrape still holds it.
             self.spare_page = old.into_buffer().unwrap_or_default();
-            set(&t.last_render_ns, at.elapsed().as_nanos() as u64);
-        }
-        self.departed.rendered(self.generation);
-        add(&t.collections, 1);
-        set(&t.last_collection_ns, started.elapsed().as_nanos() as u64);
-        // A file that stays malformed would otherwise log every tick: warn once per file per
-        // ten minutes (the counters on the page count every error), debug in between.
-        let now = Instant::now();
-        for (file, e) in self.collector.take_errors() {
-            match self.error_log.admit(&file, now) {
-                Some(0) => tracing::warn!("{e}"),
-                Some(n) => tracing::warn!("{e} (and {n} more times since the last warning)"),
-                None => tracing::debug!("{e}"),
+            if tick {
+                set(&t.last_render_ns, at.elapsed().as_nanos() as u64);
             }
         }
-        self.collector.last_errors.clear();
+        self.departed.rendered(self.generation, Instant::now());
     }
+}
+
+/// Empties the wake-up socket (it is non-blocking).
+fn drain(wake: &std::os::unix::net::UnixStream) {
+    let mut buf = [0u8; 256];
+    while matches!(std::io::Read::read(&mut &*wake, &mut buf), Ok(n) if n > 0) {}
 }

@@ -9,6 +9,7 @@
 
 use crate::cgroup::sample::{CgroupSample, IoDevice};
 use crate::discovery::Kind;
+use crate::exit::Exit;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Instrument {
@@ -42,7 +43,7 @@ pub struct MetricDef {
     pub name: &'static str,
     /// The name of the same metric on a Kubernetes pod's own resource (read from the pod's
     /// cgroup: the whole pod, sandbox and overhead included), per the semantic conventions'
-    /// `k8s.pod.*` where they have one.
+    /// `k8s.pod.*` where they have one; empty for a metric pods do not have.
     pub pod_name: &'static str,
     pub origin: Origin,
     pub instrument: Instrument,
@@ -198,6 +199,11 @@ metrics! {
         Semconv, Gauge, true, "s", [],
         "Time since the container's cgroup was created.",
         "now − cgroup creation", "now − cgroup creation";
+    ExitCode => "container.exit.code", "",
+        Ext, Gauge, true, "1", ["container.exit.reason", "container.restart_count"],
+        "Why the container ended, on its final sample only: the exit status its runtime reported (0–255; 128 + n for signal n; NaN when only the kernel's OOM kill is known), the reason in Kubernetes' words (`Completed`, `Error`, `OOMKilled`) and the run's restart count (when the runtime keeps one).",
+        "the runtime's status (Docker `die` event, Podman `died` event, CRI `ContainerStatus`); `OOMKilled` from `memory.events` oom_kill, oom_group_kill",
+        "the runtime's status, as on v2; `OOMKilled` from `memory.oom_control` oom_kill";
 }
 
 impl Metric {
@@ -263,6 +269,8 @@ pub struct Context<'a> {
     pub previous: Option<(&'a CgroupSample, f64)>,
     /// Seconds since the cgroup was created.
     pub uptime: Option<f64>,
+    /// Why it ended, on a final sample that knows.
+    pub exit: Option<&'a Exit>,
 }
 
 fn ns_to_s(ns: u64) -> Value {
@@ -383,6 +391,16 @@ pub fn emit_metric(m: Metric, s: &CgroupSample, ctx: &Context<'_>, sink: &mut dy
             }
         }
         M::Uptime => secs(sink, m, &[], ctx.uptime.map(Value::Double)),
+        M::ExitCode => {
+            if let Some(e) = ctx.exit {
+                let value = Value::Double(e.code.map_or(f64::NAN, f64::from));
+                let mut n = itoa::Buffer::new();
+                match e.restart_count {
+                    Some(r) => sink.point(m, &[e.reason.as_str(), n.format(r)], value),
+                    None => sink.point(m, &[e.reason.as_str()], value),
+                }
+            }
+        }
     }
 }
 
@@ -445,7 +463,7 @@ macro_rules! cadvisor {
 /// The cAdvisor page, family by family. Differences from cAdvisor: `device` is `MAJ:MIN` (it
 /// resolves a device path), `container_threads` counts tasks (`pids.current`), and the
 /// families cAdvisor takes from other sources (filesystem usage, `container_last_seen`,
-/// per-CPU usage) are absent.
+/// per-CPU usage) are absent; `container_last_terminated_exitcode` is this exporter's.
 pub static CADVISOR: &[CadvisorFamily] = &[
     cadvisor!(
         "container_cpu_usage_seconds_total",
@@ -710,6 +728,16 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         &[],
         Conv::StartTime
     ),
+    // Not cAdvisor's (it has none): named as kube-state-metrics names the last termination
+    // (`kube_pod_container_status_last_terminated_exitcode`, `…_reason{reason}`), with that
+    // `reason` label, on the container's final sample.
+    cadvisor!(
+        "container_last_terminated_exitcode",
+        "Exit status of a container that ended (on its final sample), with the reason (Completed, Error, OOMKilled) and the run's restart count.",
+        ExitCode,
+        Select::All,
+        &[Some("reason"), Some("restart_count")]
+    ),
 ];
 
 /// The README's metric reference, generated from [`METRICS`].
@@ -733,10 +761,14 @@ pub fn markdown_table() -> String {
             Origin::Semconv => "",
             Origin::Ext => " *(ext)*",
         };
+        let pod = if m.pod_name.is_empty() {
+            "–".to_string()
+        } else {
+            format!("`{}`", m.pod_name)
+        };
         out.push_str(&format!(
-            "| `{}`{origin} | `{}` | {}{kind} | `{}` | {attrs} | {} | {} | {} |\n",
+            "| `{}`{origin} | {pod} | {}{kind} | `{}` | {attrs} | {} | {} | {} |\n",
             m.name,
-            m.pod_name,
             m.instrument.as_str(),
             m.unit,
             m.description,
@@ -779,10 +811,15 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), METRICS.len());
-        let mut pods: Vec<_> = METRICS.iter().map(|m| m.pod_name).collect();
+        let mut pods: Vec<_> = METRICS
+            .iter()
+            .map(|m| m.pod_name)
+            .filter(|n| !n.is_empty())
+            .collect();
+        let with_pods = pods.len();
         pods.sort();
         pods.dedup();
-        assert_eq!(pods.len(), METRICS.len());
+        assert_eq!(pods.len(), with_pods);
         assert!(pods.iter().all(|n| n.starts_with("k8s.pod.")));
         assert!(names.iter().all(|n| n.starts_with("container.")));
     }

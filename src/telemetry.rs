@@ -68,6 +68,14 @@ pub struct Telemetry {
     pub podman: OnceLock<Arc<DockerStats>>,
     /// Set when CRI metadata is enabled.
     pub cri: OnceLock<Arc<CriStats>>,
+    /// Containers that ended, by how their exit was known (see `departures::ExitCounts`).
+    pub exits_code: AtomicU64,
+    pub exits_no_code: AtomicU64,
+    pub exits_timeout: AtomicU64,
+    pub exits_unasked: AtomicU64,
+    /// Runtimes' exits held for a final sample, and final samples waiting for an exit.
+    pub exits_held: AtomicU64,
+    pub exits_waiting: AtomicU64,
 }
 
 /// The Docker (or Podman) metadata source's counters, for the exporter's self-metrics.
@@ -543,6 +551,32 @@ pub static SELF_METRICS: &[SelfMetricDef] = &[
         attribute: None,
         description: "Start time of the process since unix epoch in seconds.",
         emit: one!(|_, p: &ProcessStats| Value::Double(p.start_time_seconds)),
+    },
+    SelfMetricDef {
+        name: "container_exporter.exits",
+        prom_name: None,
+        instrument: Instrument::Counter,
+        unit: "{container}",
+        attribute: Some("outcome"),
+        description: "Containers that ended, by what was known of why when their final sample went out: the runtime's exit status (code), its word without a usable status (no_code: outside 0–255, or a status call that failed), no word within --exit-wait (timeout), or no runtime to ask (unasked: the kernel's OOM verdict alone).",
+        emit: |t, _, out| {
+            out(Some("code"), int(&t.exits_code));
+            out(Some("no_code"), int(&t.exits_no_code));
+            out(Some("timeout"), int(&t.exits_timeout));
+            out(Some("unasked"), int(&t.exits_unasked));
+        },
+    },
+    SelfMetricDef {
+        name: "container_exporter.exits.pending",
+        prom_name: None,
+        instrument: Instrument::UpDownCounter,
+        unit: "{exit}",
+        attribute: Some("waiting_for"),
+        description: "Exits the runtimes reported that wait for their container's final sample (final_sample; at most 4096, each at most 2 minutes or two intervals), and final samples waiting for their runtime's word (runtime; each at most --exit-wait).",
+        emit: |t, _, out| {
+            out(Some("final_sample"), int(&t.exits_held));
+            out(Some("runtime"), int(&t.exits_waiting));
+        },
     },
 ];
 

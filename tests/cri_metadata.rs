@@ -199,6 +199,7 @@ fn cfg(cd: &Containerd, removal_delay: Duration, resync_interval: Duration) -> C
         pod_label_globs: vec!["app".into(), "tier".into()],
         removal_delay,
         resync_interval,
+        ..CriConfig::default()
     }
 }
 

@@ -291,14 +291,19 @@ fn a_container_shorter_than_an_interval_still_shows_its_cpu_time() {
     eprintln!("the workload used {own:.2} s of CPU and exited {lived:?} after docker run");
     assert!(own > 0.3, "the workload barely ran: {own} s\n{}", c.logs());
 
-    // A page rendered after the exit must carry the final sample. Keep the container (Docker
-    // already removed its cgroup) until the page has shown it.
+    // A page rendered after the exit must carry the final sample: the one published as soon
+    // as Docker said why it ended (with its exit series), else the next tick's. Keep the
+    // container (Docker already removed its cgroup) until the page has shown it.
     let after_exit = exp.collections();
     let page = exp.wait_for(
-        "a tick after the container's exit",
+        "a page rendered after the container's exit",
         Duration::from_secs(15),
         "",
-        |p| p.value("container_exporter_collections_total", &[]) > after_exit,
+        |p| {
+            !p.series("container_exit_code", &[("container_id", &c.id)])
+                .is_empty()
+                || p.value("container_exporter_collections_total", &[]) > after_exit
+        },
     );
     let cpu = page.cpu_seconds(&c.id).unwrap_or_else(|| {
         panic!(

@@ -89,6 +89,7 @@ fn v2_container_with_every_controller() {
     assert_eq!(s.memory.available(), Some(256 * MIB - 67_698_688));
     assert_eq!(s.memory.swap, Some(0));
     assert_eq!(s.memory.oom_kills, Some(0));
+    assert_eq!(s.memory.oom_group_kills, Some(0));
     assert_eq!(s.memory.pgfault, Some(8875));
     assert_eq!(s.memory.pgmajfault, Some(0));
     assert_eq!((s.pids.current, s.pids.limit), (Some(5), Some(64)));
@@ -137,6 +138,8 @@ fn v2_throttled_oom_unlimited_and_controllerless() {
         &["oom/memory.events", "oom/memory.max", "oom/memory.current"],
     );
     assert_eq!(o.memory.oom_kills, Some(1));
+    // One process killed, not the whole cgroup as a group (memory.oom.group is off).
+    assert_eq!(o.memory.oom_group_kills, Some(0));
     assert_eq!(o.memory.limit, Some(8 * MIB));
 
     let u = parse_dir(

@@ -38,6 +38,7 @@ fn sample(i: u64, scale: u64) -> CgroupSample {
             inactive_file: Some(20 << 20),
             swap: Some(0),
             oom_kills: Some(0),
+            oom_group_kills: Some(0),
             pgfault: Some(123_456 * scale),
             pgmajfault: Some(12 * scale),
         },

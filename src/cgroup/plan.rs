@@ -165,10 +165,10 @@ fn cgroup_events(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<
 
 fn oom_kills(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
     let mem = &mut out.memory;
-    parse::flat_keyed(buf, |k, v| {
-        if k == b"oom_kill" {
-            mem.oom_kills = Some(v);
-        }
+    parse::flat_keyed(buf, |k, v| match k {
+        b"oom_kill" => mem.oom_kills = Some(v),
+        b"oom_group_kill" => mem.oom_group_kills = Some(v),
+        _ => {}
     })
 }
 

@@ -44,6 +44,9 @@ pub struct MemorySample {
     pub inactive_file: Option<u64>,
     pub swap: Option<u64>,
     pub oom_kills: Option<u64>,
+    /// Times the whole cgroup was killed as one by the OOM killer (v2 `memory.events`
+    /// oom_group_kill, kernel 5.17+; its members are counted in `oom_kills` too).
+    pub oom_group_kills: Option<u64>,
     pub pgfault: Option<u64>,
     pub pgmajfault: Option<u64>,
 }

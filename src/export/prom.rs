@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::collect::ContainerState;
 pub use crate::collect::Described;
+use crate::collect::{ContainerState, Show};
 use crate::config::Naming;
 use crate::discovery::Kind;
 use crate::metadata::{ContainerMeta, PodMeta};
@@ -154,6 +154,8 @@ impl PromRenderer {
             Naming::Otel => [Kind::Container, Kind::Pod]
                 .iter()
                 .flat_map(|&subject| Metric::ALL.iter().map(move |&m| (m, subject)))
+                // A metric pods do not have has no pod name.
+                .filter(|&(metric, subject)| !metric.name(subject).is_empty())
                 .map(|(metric, subject)| {
                     let def = metric.def();
                     let name = prom_name(metric.name(subject), def);
@@ -270,7 +272,8 @@ impl PromRenderer {
         ] {
             let mut any = false;
             for (state, labels) in &rows {
-                if state.kind == kind {
+                // An earlier run that shows only its exit is described by the newer one.
+                if state.kind == kind && state.show() == Show::All {
                     if !any {
                         page.extend_from_slice(header);
                         any = true;
@@ -411,6 +414,9 @@ fn cadvisor_lines(
     sink: &mut LineSink<'_>,
 ) {
     if let Select::Sample(raw) = f.select {
+        if !state.shows(f.metric) {
+            return;
+        }
         if let Some(v) = state.sample().and_then(raw) {
             sink.line(f.fixed.iter().copied(), v);
         }
@@ -535,6 +541,7 @@ mod tests {
         assert_eq!(name(Metric::Uptime), "container_uptime_seconds");
         assert_eq!(name(Metric::PidCount), "container_pids");
         assert_eq!(name(Metric::PidLimit), "container_pid_limit");
+        assert_eq!(name(Metric::ExitCode), "container_exit_code");
     }
 
     #[test]

@@ -9,6 +9,9 @@
 //! - [`cri`]: the Kubernetes container runtime interface (containerd, CRI-O), with its hand-
 //!   written messages ([`cri_api`]).
 //!
+//! They also say why containers end, for their final samples: [`exits`] carries that from
+//! the sources to the collector.
+//!
 //! To add a source: a module here with a `run(config, store, stats, shutdown)` task that fills
 //! a [`MetadataStore`] and never returns on runtime trouble (back off and retry), a store in
 //! [`Metadata`] (looked up by the runtime of the cgroup path), and its start in
@@ -19,6 +22,7 @@ pub mod cri_api;
 mod cri_client;
 mod cri_view;
 pub mod docker;
+pub mod exits;
 pub mod limit;
 mod refs;
 
@@ -322,6 +326,8 @@ pub struct Metadata {
     pub docker: MetadataStore,
     pub podman: MetadataStore,
     pub cri: MetadataStore,
+    /// What the runtimes say about how containers ended, for their final samples.
+    pub exits: exits::ExitStore,
 }
 
 impl Metadata {
@@ -335,6 +341,7 @@ impl Metadata {
             docker: MetadataStore::with_limit(limit.clone()),
             podman: MetadataStore::with_limit(limit.clone()),
             cri: MetadataStore::with_limit(limit),
+            exits: exits::ExitStore::new(),
         }
     }
 
@@ -407,6 +414,7 @@ where
             label_globs: args.label_globs(),
             removal_delay,
             flavor: Flavor::Docker,
+            exits: metadata.exits.clone(),
         };
         runtime.spawn(docker::run(cfg, metadata.docker.clone(), stats, shutdown()));
     }
@@ -418,6 +426,7 @@ where
             label_globs: args.label_globs(),
             removal_delay,
             flavor: Flavor::Podman,
+            exits: metadata.exits.clone(),
         };
         runtime.spawn(docker::run(cfg, metadata.podman.clone(), stats, shutdown()));
     }
@@ -429,6 +438,7 @@ where
             label_globs: args.label_globs(),
             pod_label_globs: args.pod_labels.clone(),
             removal_delay,
+            exits: metadata.exits.clone(),
             ..Default::default()
         };
         runtime.spawn(cri::run(cfg, metadata.cri.clone(), stats, shutdown()));

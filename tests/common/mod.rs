@@ -10,12 +10,14 @@ pub mod bridge;
 pub mod cgroups;
 pub mod cri;
 pub mod cri_api;
+pub mod exits;
 pub mod exporter;
 pub mod otlp;
 pub mod otlp_reference;
 pub mod page;
 pub mod private_root;
 pub mod prometheus;
+pub mod proxy;
 pub mod tls;
 
 use std::fs;
