@@ -12,8 +12,9 @@
 //! cgroup was removed, which is normal life for a container and not an error.
 //!
 //! Limits (`cpu.max`, `memory.max`, `pids.max`, `cpu.cfs_quota_us`, `cpu.cfs_period_us`,
-//! `memory.limit_in_bytes`) almost never change, so they are re-read only every
-//! [`OpenOptions::limits_every`] (and at once after [`CgroupReader::refresh_limits`], which
+//! `memory.limit_in_bytes`) and the settings only the cAdvisor page shows (`cpu.shares`,
+//! `memory.min`, …, opened when read rather than kept open) almost never change, so they are
+//! re-read only every [`OpenOptions::limits_every`] (and at once after [`CgroupReader::refresh_limits`], which
 //! a runtime's `update` event triggers); in between their last values are reported. So is v1
 //! `cpu.stat` while the container has no CPU quota: its throttling counters only move under
 //! one. That spares a quarter of the reads on a v1 or hybrid host.
@@ -38,7 +39,7 @@ use nix::sys::stat::{Mode, SFlag, fstat};
 use super::layout::Layout;
 use super::parse::{self, ErrorKind, ParseError};
 use super::plan::{self, Cadence, FileDef, Hier, Partial};
-use super::sample::CgroupSample;
+use super::sample::{CgroupSample, SpecSample};
 
 pub use super::plan::parse_files;
 
@@ -248,7 +249,7 @@ impl TickSet {
     fn per_tick(self, def: &FileDef) -> bool {
         match def.cadence {
             Cadence::Tick => true,
-            Cadence::Limit => false,
+            Cadence::Limit | Cadence::Setting => false,
             Cadence::Events => !self.events_watched,
             Cadence::UnderQuota => self.quota,
             Cadence::OnceCounting => self.io_seen,
@@ -261,11 +262,15 @@ impl TickSet {
 struct Slow {
     quota_us: Option<u64>,
     period_us: Option<u64>,
+    shares: Option<u64>,
+    spec: SpecSample,
     memory_limit: Option<u64>,
     pids_limit: Option<u64>,
     periods: Option<u64>,
     throttled_periods: Option<u64>,
     throttled_ns: Option<u64>,
+    bursts: Option<u64>,
+    burst_ns: Option<u64>,
 }
 
 /// The open files of one container, ready to be re-read each tick.
@@ -504,6 +509,7 @@ impl CgroupReader {
                         self.files.retain(|f| !f.def.cpu_fallback);
                     }
                     let keep = self.options.keep_open
+                        && def.cadence != Cadence::Setting
                         && (self.options.keep_rare || self.ticks.per_tick(def));
                     let kept = keep.then_some(file);
                     if kept.is_none() {
@@ -621,7 +627,10 @@ impl CgroupReader {
         let (ticks, keep_rare) = (self.ticks, self.options.keep_rare);
         for i in 0..self.files.len() {
             let f = &self.files[i];
-            if f.file.is_some() || !(keep_rare || ticks.per_tick(f.def)) {
+            if f.file.is_some()
+                || f.def.cadence == Cadence::Setting
+                || !(keep_rare || ticks.per_tick(f.def))
+            {
                 continue;
             }
             match self.open_planned(i) {
@@ -820,11 +829,15 @@ impl CgroupReader {
             self.slow = Slow {
                 quota_us: out.cpu.quota_us,
                 period_us: out.cpu.period_us,
+                shares: out.cpu.shares,
+                spec: out.spec,
                 memory_limit: out.memory.limit,
                 pids_limit: out.pids.limit,
                 periods: out.cpu.periods,
                 throttled_periods: out.cpu.throttled_periods,
                 throttled_ns: out.cpu.throttled_ns,
+                bursts: out.cpu.bursts,
+                burst_ns: out.cpu.burst_ns,
             };
             self.ticks.quota = out.cpu.quota_us.is_some();
             // Runtimes write a new container's limits just after creating its cgroup: what
@@ -850,6 +863,8 @@ impl CgroupReader {
         let s = self.slow;
         out.cpu.quota_us = s.quota_us;
         out.cpu.period_us = s.period_us;
+        out.cpu.shares = s.shares;
+        out.spec = s.spec;
         out.memory.limit = s.memory_limit;
         out.pids.limit = s.pids_limit;
         if !self.ticks.quota
@@ -861,6 +876,8 @@ impl CgroupReader {
             out.cpu.periods = s.periods;
             out.cpu.throttled_periods = s.throttled_periods;
             out.cpu.throttled_ns = s.throttled_ns;
+            out.cpu.bursts = s.bursts;
+            out.cpu.burst_ns = s.burst_ns;
         }
     }
 
