@@ -55,6 +55,12 @@ impl ContainerState {
         self.current_at.map(|_| &self.current)
     }
 
+    /// When the latest sample was read, on the clock of `now` (taken at the same moment).
+    pub fn sampled_at(&self, now: SystemTime) -> Option<SystemTime> {
+        let at = self.current_at?;
+        Some(now.checked_sub(at.elapsed()).unwrap_or(now))
+    }
+
     /// The latest sample's data points (nothing before the first read).
     pub fn emit(&self, now: SystemTime, sink: &mut dyn Sink) {
         if let Some(ctx) = self.context(now) {

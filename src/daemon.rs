@@ -111,6 +111,14 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
     let shutdown = Arc::new(AtomicBool::new(false));
     // Wakes the collector's poll at shutdown, so it needs no periodic wake-up to notice.
     let (wake_tx, wake_rx) = std::os::unix::net::UnixStream::pair()?;
+    // The host's CPUs and memory, for the cAdvisor page's `machine_*` (read once).
+    let machine = match (serving, args.prometheus_names) {
+        (true, crate::config::Naming::Cadvisor) => crate::machine::Machine::read(
+            &host.proc_root,
+            std::path::Path::new(crate::machine::CPU_ONLINE),
+        ),
+        _ => crate::machine::Machine::default(),
+    };
     let collector = {
         let shutdown = shutdown.clone();
         let args = args.clone();
@@ -124,7 +132,8 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
                     Collector::new(layout, proc_root),
                     args,
                     Outputs {
-                        renderer: serving.then(|| PromRenderer::new(host_name, naming)),
+                        renderer: serving
+                            .then(|| PromRenderer::new(host_name, naming).with_machine(machine)),
                         pages,
                         otlp,
                     },
@@ -517,7 +526,7 @@ impl CollectorLoop {
             .cri
             .get()
             .is_some_and(|c| c.connected.load(Ordering::Relaxed));
-        let described = self
+        let (described, hidden): (Vec<_>, Vec<_>) = self
             .collector
             .containers()
             .chain(
@@ -526,8 +535,7 @@ impl CollectorLoop {
                     .filter(|s| !live.contains(s.id.as_str())),
             )
             .map(|state| Described::new(state, store))
-            .filter(|d| shown(d, now, cri_connected))
-            .collect::<Vec<_>>();
+            .partition(|d| shown(d, now, cri_connected));
         let t = &self.telemetry;
         set(
             &t.containers_tracked,
@@ -557,6 +565,9 @@ impl CollectorLoop {
         }
         if let Some(renderer) = self.outputs.renderer.as_mut() {
             let at = Instant::now();
+            // Pods' sandboxes are not on the page, but the cAdvisor page shows a pod's network
+            // under its sandbox's identity.
+            renderer.set_sandboxes(hidden);
             let mut body = std::mem::take(&mut self.spare_page);
             renderer.render(&mut body, now, described, &self.telemetry, &process);
             let old = self.outputs.pages.publish(Page::new(body, self.generation));

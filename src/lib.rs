@@ -31,6 +31,7 @@ pub mod daemon;
 pub mod departures;
 pub mod discovery;
 pub mod export;
+pub mod machine;
 pub mod metadata;
 pub mod metrics;
 pub mod resource;

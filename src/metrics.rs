@@ -7,7 +7,7 @@
 //! Its length is the two tables (every metric, every cAdvisor family): keeping them in one file
 //! is the point.
 
-use crate::cgroup::sample::{CgroupSample, IoDevice};
+use crate::cgroup::sample::{CgroupSample, IoDevice, Limit};
 use crate::discovery::Kind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -389,17 +389,27 @@ pub fn emit_metric(m: Metric, s: &CgroupSample, ctx: &Context<'_>, sink: &mut dy
 /// A family of the cAdvisor-compatible page (`--prometheus-names cadvisor`): the names and
 /// labels that cAdvisor dashboards and kube-prometheus rules query, made from the points of
 /// one metric of [`METRICS`] (so every figure has one source and one conversion).
+///
+/// Rows with the same name next to each other are one family: their lines go under one
+/// `# HELP`/`# TYPE` (the first row's), and their `fixed` labels tell them apart
+/// (`container_memory_failures_total`). Build rows with the `cadvisor!` macro, whose short
+/// forms fill in the defaults (no fixed labels, same value, the metric's type, always).
 pub struct CadvisorFamily {
     pub name: &'static str,
     pub help: &'static str,
     pub metric: Metric,
     pub select: Select,
-    /// cAdvisor's label for each of the metric's attributes, in [`MetricDef::attributes`]
-    /// order; `None` for the one `select` picks on.
-    pub labels: &'static [Option<&'static str>],
-    /// Labels cAdvisor always writes (`cpu="total"`).
+    /// How each of the metric's attributes becomes cAdvisor's labels, in
+    /// [`MetricDef::attributes`] order ([`Label::Skip`] for the one `select` picks on).
+    pub labels: &'static [Label],
+    /// Labels cAdvisor always writes (`cpu="total"`), or that tell the rows of one family apart.
     pub fixed: &'static [(&'static str, &'static str)],
     pub conv: Conv,
+    /// The `# TYPE`.
+    pub kind: PromType,
+    /// Written only for the samples where this holds: cAdvisor writes the CFS counters only
+    /// for containers with a CPU quota.
+    pub when: fn(&CgroupSample) -> bool,
 }
 
 /// Which points of the metric a cAdvisor family shows.
@@ -410,8 +420,28 @@ pub enum Select {
     /// One point: the sum of all of them (cAdvisor's total CPU is user + system).
     Sum,
     /// A raw figure of the sample the metric is derived from: cAdvisor's `container_spec_*`
-    /// show the CFS quota and period in µs where the metric shows their quotient.
+    /// show the CFS quota and period in µs where the metric shows their quotient, and limits
+    /// as 0 where the metric leaves out "no limit".
     Sample(fn(&CgroupSample) -> Option<Value>),
+}
+
+/// How a metric attribute becomes labels of a cAdvisor family.
+pub enum Label {
+    /// Not written (the attribute `select` picks on).
+    Skip,
+    /// The value, under this name.
+    Name(&'static str),
+    /// The value with its first letter upper-case, under this name: blkio's operation names
+    /// (`read` → `Read`).
+    Title(&'static str),
+    /// A network interface, as `interface`. The points of the interfaces cAdvisor leaves out
+    /// (names starting with `lo`, `veth`, `docker` or `nerdctl`) are not written at all.
+    Interface,
+    /// A block device `MAJ:MIN`, as `device`: `/dev/<name>`, the name the kernel gives it in
+    /// `/sys/dev/block/MAJ:MIN/uevent` (`MAJ:MIN` itself when it has none).
+    Device,
+    /// The same, and its numbers as `major` and `minor`.
+    DeviceNumbers,
 }
 
 /// How a point's value becomes cAdvisor's.
@@ -419,17 +449,62 @@ pub enum Conv {
     Same,
     /// `now − value`, in seconds since the epoch: an uptime as a start time.
     StartTime,
+    /// When the sample was taken, in whole seconds since the epoch (`container_last_seen`).
+    LastSeen,
 }
 
-const NONE: &[Option<&str>] = &[None];
-const NET: &[Option<&str>] = &[None, Some("interface")];
-const DISK: &[Option<&str>] = &[None, Some("device")];
+/// The `# TYPE` of a cAdvisor family.
+pub enum PromType {
+    /// `counter` for a Counter metric, else `gauge`.
+    OfMetric,
+    Gauge,
+    Counter,
+}
+
+/// Interfaces cAdvisor leaves out of a container's network (by prefix, as it does): loopback,
+/// and the host ends of veth pairs and bridges that show up in a host-network container.
+pub const CADVISOR_IGNORED_INTERFACES: &[&str] = &["lo", "veth", "docker", "nerdctl"];
+
+const NONE: &[Label] = &[Label::Skip];
+const NET: &[Label] = &[Label::Skip, Label::Interface];
+const DISK: &[Label] = &[Label::Skip, Label::Device];
+const BLKIO: &[Label] = &[Label::Title("operation"), Label::DeviceNumbers];
+
+fn always(_: &CgroupSample) -> bool {
+    true
+}
+
+/// cAdvisor's condition for the CFS counters: a quota is set.
+fn under_quota(s: &CgroupSample) -> bool {
+    s.cpu.quota_us.is_some()
+}
+
+fn int_of(v: Option<u64>) -> Option<Value> {
+    v.map(Value::Int)
+}
+
+fn zero_if_unlimited(l: Option<Limit>) -> Option<Value> {
+    l.map(|l| Value::Int(l.or_zero()))
+}
 
 macro_rules! cadvisor {
     ($name:literal, $help:literal, $metric:ident, $select:expr, $labels:expr) => {
         cadvisor!($name, $help, $metric, $select, $labels, &[], Conv::Same)
     };
     ($name:literal, $help:literal, $metric:ident, $select:expr, $labels:expr, $fixed:expr, $conv:expr) => {
+        cadvisor!(
+            $name,
+            $help,
+            $metric,
+            $select,
+            $labels,
+            $fixed,
+            $conv,
+            PromType::OfMetric,
+            always
+        )
+    };
+    ($name:literal, $help:literal, $metric:ident, $select:expr, $labels:expr, $fixed:expr, $conv:expr, $kind:expr, $when:expr) => {
         CadvisorFamily {
             name: $name,
             help: $help,
@@ -438,14 +513,15 @@ macro_rules! cadvisor {
             labels: $labels,
             fixed: $fixed,
             conv: $conv,
+            kind: $kind,
+            when: $when,
         }
     };
 }
 
-/// The cAdvisor page, family by family. Differences from cAdvisor: `device` is `MAJ:MIN` (it
-/// resolves a device path), `container_threads` counts tasks (`pids.current`), and the
-/// families cAdvisor takes from other sources (filesystem usage, `container_last_seen`,
-/// per-CPU usage) are absent.
+/// The cAdvisor page, family by family: what the kubelet's `/metrics/cadvisor` writes for a
+/// container or pod, where the cgroup files hold it. The README's cAdvisor section says what
+/// differs from cAdvisor and what is left out, and why.
 pub static CADVISOR: &[CadvisorFamily] = &[
     cadvisor!(
         "container_cpu_usage_seconds_total",
@@ -475,21 +551,33 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         "Number of elapsed enforcement period intervals.",
         CpuPeriods,
         Select::All,
-        &[]
+        &[],
+        &[],
+        Conv::Same,
+        PromType::OfMetric,
+        under_quota
     ),
     cadvisor!(
         "container_cpu_cfs_throttled_periods_total",
         "Number of throttled period intervals.",
         CpuThrottledPeriods,
         Select::All,
-        &[]
+        &[],
+        &[],
+        Conv::Same,
+        PromType::OfMetric,
+        under_quota
     ),
     cadvisor!(
         "container_cpu_cfs_throttled_seconds_total",
         "Total time duration the container has been throttled.",
         CpuThrottledTime,
         Select::All,
-        &[]
+        &[],
+        &[],
+        Conv::Same,
+        PromType::OfMetric,
+        under_quota
     ),
     cadvisor!(
         "container_spec_cpu_quota",
@@ -502,7 +590,7 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         "container_spec_cpu_period",
         "CPU period of the container.",
         CpuLimit,
-        Select::Sample(|s| s.cpu.quota_us.and(s.cpu.period_us).map(Value::Int)),
+        Select::Sample(|s| int_of(s.cpu.period_us)),
         &[]
     ),
     cadvisor!(
@@ -551,7 +639,7 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         "container_spec_memory_limit_bytes",
         "Memory limit for the container.",
         MemoryLimit,
-        Select::All,
+        Select::Sample(|s| zero_if_unlimited(s.spec.memory_limit)),
         &[]
     ),
     cadvisor!(
@@ -572,7 +660,7 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         "container_threads_max",
         "Maximum number of threads allowed inside the container, infinity if value is zero.",
         PidLimit,
-        Select::All,
+        Select::Sample(|s| zero_if_unlimited(s.spec.pids_limit)),
         &[]
     ),
     cadvisor!(
@@ -709,6 +797,150 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         &[],
         &[],
         Conv::StartTime
+    ),
+    cadvisor!(
+        "container_last_seen",
+        "Last time a container was seen by the exporter.",
+        Uptime,
+        Select::All,
+        &[],
+        &[],
+        Conv::LastSeen
+    ),
+    cadvisor!(
+        "container_spec_cpu_shares",
+        "CPU share of the container.",
+        CpuLimit,
+        Select::Sample(|s| int_of(s.cpu.shares)),
+        &[]
+    ),
+    cadvisor!(
+        "container_spec_memory_reservation_limit_bytes",
+        "Memory reservation limit for the container.",
+        MemoryLimit,
+        Select::Sample(|s| zero_if_unlimited(s.spec.memory_reservation)),
+        &[]
+    ),
+    cadvisor!(
+        "container_spec_memory_swap_limit_bytes",
+        "Memory swap limit for the container.",
+        MemoryLimit,
+        Select::Sample(|s| zero_if_unlimited(s.spec.memory_swap_limit)),
+        &[]
+    ),
+    cadvisor!(
+        "container_cpu_cfs_burst_periods_total",
+        "Number of periods when burst occurs.",
+        CpuPeriods,
+        Select::Sample(|s| int_of(s.cpu.bursts)),
+        &[],
+        &[],
+        Conv::Same,
+        PromType::OfMetric,
+        under_quota
+    ),
+    cadvisor!(
+        "container_cpu_cfs_burst_seconds_total",
+        "Total time duration the container has been bursted.",
+        CpuThrottledTime,
+        Select::Sample(|s| s.cpu.burst_ns.map(ns_to_s)),
+        &[],
+        &[],
+        Conv::Same,
+        PromType::OfMetric,
+        under_quota
+    ),
+    cadvisor!(
+        "container_memory_mapped_file",
+        "Size of memory mapped files in bytes.",
+        MemoryFile,
+        Select::Sample(|s| int_of(s.memory.mapped_file)),
+        &[]
+    ),
+    cadvisor!(
+        "container_memory_total_active_file_bytes",
+        "Current total active file in bytes.",
+        MemoryFile,
+        Select::Sample(|s| int_of(s.memory.active_file)),
+        &[]
+    ),
+    cadvisor!(
+        "container_memory_total_inactive_file_bytes",
+        "Current total inactive file in bytes.",
+        MemoryFile,
+        Select::Sample(|s| int_of(s.memory.inactive_file)),
+        &[]
+    ),
+    // cAdvisor types it a counter, but a counter's name ends in `_total` (promtool says so):
+    // a gauge here, which `rate()` takes the same.
+    cadvisor!(
+        "container_memory_failcnt",
+        "Number of memory usage hits limits.",
+        MemoryOomKills,
+        Select::Sample(|s| int_of(s.memory.failcnt)),
+        &[],
+        &[],
+        Conv::Same,
+        PromType::Gauge,
+        always
+    ),
+    cadvisor!(
+        "container_memory_events_high_total",
+        "Cumulative count of memory.high throttle events for the container.",
+        MemoryOomKills,
+        Select::Sample(|s| int_of(s.memory.events_high)),
+        &[]
+    ),
+    cadvisor!(
+        "container_memory_events_max_total",
+        "Cumulative count of memory.max limit hit events for the container.",
+        MemoryOomKills,
+        Select::Sample(|s| int_of(s.memory.events_max)),
+        &[]
+    ),
+    // One family in four rows: the cgroup's own faults and its hierarchy's.
+    cadvisor!(
+        "container_memory_failures_total",
+        "Cumulative count of memory allocation failures.",
+        PagingFaults,
+        Select::Sample(|s| int_of(s.memory.pgfault_own)),
+        &[],
+        &[("failure_type", "pgfault"), ("scope", "container")],
+        Conv::Same
+    ),
+    cadvisor!(
+        "container_memory_failures_total",
+        "Cumulative count of memory allocation failures.",
+        PagingFaults,
+        Select::Sample(|s| int_of(s.memory.pgmajfault_own)),
+        &[],
+        &[("failure_type", "pgmajfault"), ("scope", "container")],
+        Conv::Same
+    ),
+    cadvisor!(
+        "container_memory_failures_total",
+        "Cumulative count of memory allocation failures.",
+        PagingFaults,
+        Select::Sample(|s| int_of(s.memory.pgfault)),
+        &[],
+        &[("failure_type", "pgfault"), ("scope", "hierarchy")],
+        Conv::Same
+    ),
+    cadvisor!(
+        "container_memory_failures_total",
+        "Cumulative count of memory allocation failures.",
+        PagingFaults,
+        Select::Sample(|s| int_of(s.memory.pgmajfault)),
+        &[],
+        &[("failure_type", "pgmajfault"), ("scope", "hierarchy")],
+        Conv::Same
+    ),
+    cadvisor!(
+        "container_blkio_device_usage_total",
+        "Blkio device bytes usage.",
+        DiskIo,
+        Select::All,
+        BLKIO
     ),
 ];
 
