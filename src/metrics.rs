@@ -9,6 +9,7 @@
 
 use crate::cgroup::sample::{CgroupSample, IoDevice, Limit};
 use crate::discovery::Kind;
+use crate::machine::Machine;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Instrument {
@@ -412,6 +413,41 @@ pub struct CadvisorFamily {
     pub when: fn(&CgroupSample) -> bool,
 }
 
+impl CadvisorFamily {
+    /// Its `# TYPE`.
+    pub fn prom_type(&self) -> &'static str {
+        match (&self.kind, self.metric.def().instrument) {
+            (PromType::Counter, _) | (PromType::OfMetric, Instrument::Counter) => "counter",
+            _ => "gauge",
+        }
+    }
+}
+
+/// A host family of the cAdvisor page (`machine_*`): one line, no container labels.
+pub struct MachineFamily {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub value: fn(&Machine) -> Option<u64>,
+    /// Where it comes from, for the README.
+    pub source: &'static str,
+}
+
+/// The host families of the cAdvisor page, read once at start.
+pub static CADVISOR_MACHINE: &[MachineFamily] = &[
+    MachineFamily {
+        name: "machine_cpu_cores",
+        help: "Number of logical CPU cores.",
+        value: |m| m.cpu_cores,
+        source: "logical CPUs online, `/sys/devices/system/cpu/online`",
+    },
+    MachineFamily {
+        name: "machine_memory_bytes",
+        help: "Amount of memory installed on the machine.",
+        value: |m| m.memory_bytes,
+        source: "`MemTotal` of the host's `/proc/meminfo`",
+    },
+];
+
 /// Which points of the metric a cAdvisor family shows.
 pub enum Select {
     All,
@@ -419,10 +455,10 @@ pub enum Select {
     Attr(usize, &'static str),
     /// One point: the sum of all of them (cAdvisor's total CPU is user + system).
     Sum,
-    /// A raw figure of the sample the metric is derived from: cAdvisor's `container_spec_*`
-    /// show the CFS quota and period in µs where the metric shows their quotient, and limits
-    /// as 0 where the metric leaves out "no limit".
-    Sample(fn(&CgroupSample) -> Option<Value>),
+    /// A raw figure of the sample the metric is derived from, and where it comes from (for
+    /// the README): cAdvisor's `container_spec_*` show the CFS quota and period in µs where
+    /// the metric shows their quotient, and limits as 0 where the metric leaves out "no limit".
+    Sample(fn(&CgroupSample) -> Option<Value>, &'static str),
 }
 
 /// How a metric attribute becomes labels of a cAdvisor family.
@@ -583,14 +619,20 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         "container_spec_cpu_quota",
         "CPU quota of the container.",
         CpuLimit,
-        Select::Sample(|s| s.cpu.quota_us.map(Value::Int)),
+        Select::Sample(
+            |s| s.cpu.quota_us.map(Value::Int),
+            "`cpu.max` quota (µs); v1 `cpu.cfs_quota_us`"
+        ),
         &[]
     ),
     cadvisor!(
         "container_spec_cpu_period",
         "CPU period of the container.",
         CpuLimit,
-        Select::Sample(|s| int_of(s.cpu.period_us)),
+        Select::Sample(
+            |s| int_of(s.cpu.period_us),
+            "`cpu.max` period (µs); v1 `cpu.cfs_period_us`"
+        ),
         &[]
     ),
     cadvisor!(
@@ -639,7 +681,10 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         "container_spec_memory_limit_bytes",
         "Memory limit for the container.",
         MemoryLimit,
-        Select::Sample(|s| zero_if_unlimited(s.spec.memory_limit)),
+        Select::Sample(
+            |s| zero_if_unlimited(s.spec.memory_limit),
+            "`memory.max`; v1 `memory.limit_in_bytes`; 0 for none"
+        ),
         &[]
     ),
     cadvisor!(
@@ -660,7 +705,10 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         "container_threads_max",
         "Maximum number of threads allowed inside the container, infinity if value is zero.",
         PidLimit,
-        Select::Sample(|s| zero_if_unlimited(s.spec.pids_limit)),
+        Select::Sample(
+            |s| zero_if_unlimited(s.spec.pids_limit),
+            "`pids.max`; 0 for none"
+        ),
         &[]
     ),
     cadvisor!(
@@ -811,28 +859,37 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         "container_spec_cpu_shares",
         "CPU share of the container.",
         CpuLimit,
-        Select::Sample(|s| int_of(s.cpu.shares)),
+        Select::Sample(
+            |s| int_of(s.cpu.shares),
+            "`cpu.weight` as shares (2 + (weight − 1) × 262142 ÷ 9999); v1 `cpu.shares`"
+        ),
         &[]
     ),
     cadvisor!(
         "container_spec_memory_reservation_limit_bytes",
         "Memory reservation limit for the container.",
         MemoryLimit,
-        Select::Sample(|s| zero_if_unlimited(s.spec.memory_reservation)),
+        Select::Sample(
+            |s| zero_if_unlimited(s.spec.memory_reservation),
+            "`memory.min`; v1 `memory.soft_limit_in_bytes`; 0 for none"
+        ),
         &[]
     ),
     cadvisor!(
         "container_spec_memory_swap_limit_bytes",
         "Memory swap limit for the container.",
         MemoryLimit,
-        Select::Sample(|s| zero_if_unlimited(s.spec.memory_swap_limit)),
+        Select::Sample(
+            |s| zero_if_unlimited(s.spec.memory_swap_limit),
+            "`memory.swap.max` (swap alone); v1 `memory.memsw.limit_in_bytes` (memory and swap); 0 for none"
+        ),
         &[]
     ),
     cadvisor!(
         "container_cpu_cfs_burst_periods_total",
         "Number of periods when burst occurs.",
         CpuPeriods,
-        Select::Sample(|s| int_of(s.cpu.bursts)),
+        Select::Sample(|s| int_of(s.cpu.bursts), "`cpu.stat` nr_bursts"),
         &[],
         &[],
         Conv::Same,
@@ -843,7 +900,10 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         "container_cpu_cfs_burst_seconds_total",
         "Total time duration the container has been bursted.",
         CpuThrottledTime,
-        Select::Sample(|s| s.cpu.burst_ns.map(ns_to_s)),
+        Select::Sample(
+            |s| s.cpu.burst_ns.map(ns_to_s),
+            "`cpu.stat` burst_usec; v1 burst_time"
+        ),
         &[],
         &[],
         Conv::Same,
@@ -854,21 +914,30 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         "container_memory_mapped_file",
         "Size of memory mapped files in bytes.",
         MemoryFile,
-        Select::Sample(|s| int_of(s.memory.mapped_file)),
+        Select::Sample(
+            |s| int_of(s.memory.mapped_file),
+            "`memory.stat` file_mapped; v1 total_mapped_file"
+        ),
         &[]
     ),
     cadvisor!(
         "container_memory_total_active_file_bytes",
         "Current total active file in bytes.",
         MemoryFile,
-        Select::Sample(|s| int_of(s.memory.active_file)),
+        Select::Sample(
+            |s| int_of(s.memory.active_file),
+            "`memory.stat` active_file; v1 total_active_file"
+        ),
         &[]
     ),
     cadvisor!(
         "container_memory_total_inactive_file_bytes",
         "Current total inactive file in bytes.",
         MemoryFile,
-        Select::Sample(|s| int_of(s.memory.inactive_file)),
+        Select::Sample(
+            |s| int_of(s.memory.inactive_file),
+            "`memory.stat` inactive_file; v1 total_inactive_file"
+        ),
         &[]
     ),
     // cAdvisor types it a counter, but a counter's name ends in `_total` (promtool says so):
@@ -877,7 +946,10 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         "container_memory_failcnt",
         "Number of memory usage hits limits.",
         MemoryOomKills,
-        Select::Sample(|s| int_of(s.memory.failcnt)),
+        Select::Sample(
+            |s| int_of(s.memory.failcnt),
+            "v1 `memory.failcnt` (none on v2)"
+        ),
         &[],
         &[],
         Conv::Same,
@@ -888,14 +960,20 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         "container_memory_events_high_total",
         "Cumulative count of memory.high throttle events for the container.",
         MemoryOomKills,
-        Select::Sample(|s| int_of(s.memory.events_high)),
+        Select::Sample(
+            |s| int_of(s.memory.events_high),
+            "`memory.events` high (v2 only)"
+        ),
         &[]
     ),
     cadvisor!(
         "container_memory_events_max_total",
         "Cumulative count of memory.max limit hit events for the container.",
         MemoryOomKills,
-        Select::Sample(|s| int_of(s.memory.events_max)),
+        Select::Sample(
+            |s| int_of(s.memory.events_max),
+            "`memory.events` max (v2 only)"
+        ),
         &[]
     ),
     // One family in four rows: the cgroup's own faults and its hierarchy's.
@@ -903,7 +981,10 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         "container_memory_failures_total",
         "Cumulative count of memory allocation failures.",
         PagingFaults,
-        Select::Sample(|s| int_of(s.memory.pgfault_own)),
+        Select::Sample(
+            |s| int_of(s.memory.pgfault_own),
+            "`memory.stat` pgfault; v1 pgfault"
+        ),
         &[],
         &[("failure_type", "pgfault"), ("scope", "container")],
         Conv::Same
@@ -912,7 +993,10 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         "container_memory_failures_total",
         "Cumulative count of memory allocation failures.",
         PagingFaults,
-        Select::Sample(|s| int_of(s.memory.pgmajfault_own)),
+        Select::Sample(
+            |s| int_of(s.memory.pgmajfault_own),
+            "`memory.stat` pgmajfault; v1 pgmajfault"
+        ),
         &[],
         &[("failure_type", "pgmajfault"), ("scope", "container")],
         Conv::Same
@@ -921,7 +1005,10 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         "container_memory_failures_total",
         "Cumulative count of memory allocation failures.",
         PagingFaults,
-        Select::Sample(|s| int_of(s.memory.pgfault)),
+        Select::Sample(
+            |s| int_of(s.memory.pgfault),
+            "`memory.stat` pgfault; v1 total_pgfault"
+        ),
         &[],
         &[("failure_type", "pgfault"), ("scope", "hierarchy")],
         Conv::Same
@@ -930,7 +1017,10 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         "container_memory_failures_total",
         "Cumulative count of memory allocation failures.",
         PagingFaults,
-        Select::Sample(|s| int_of(s.memory.pgmajfault)),
+        Select::Sample(
+            |s| int_of(s.memory.pgmajfault),
+            "`memory.stat` pgmajfault; v1 total_pgmajfault"
+        ),
         &[],
         &[("failure_type", "pgmajfault"), ("scope", "hierarchy")],
         Conv::Same
@@ -974,6 +1064,89 @@ pub fn markdown_table() -> String {
             m.description,
             m.v2_source,
             m.v1_source,
+        ));
+    }
+    out
+}
+
+/// The README's cAdvisor page reference, generated from [`CADVISOR`] and
+/// [`CADVISOR_MACHINE`].
+pub fn cadvisor_markdown_table() -> String {
+    let mut out =
+        String::from("| family | type | labels besides the identity | from |\n|---|---|---|---|\n");
+    let mut i = 0;
+    while i < CADVISOR.len() {
+        let f = &CADVISOR[i];
+        let rows: Vec<&CadvisorFamily> = CADVISOR[i..]
+            .iter()
+            .take_while(|r| r.name == f.name)
+            .collect();
+        i += rows.len();
+        let mut labels: Vec<String> = Vec::new();
+        let mut from: Vec<String> = Vec::new();
+        for r in &rows {
+            let fixed: Vec<String> = r
+                .fixed
+                .iter()
+                .map(|(k, v)| format!("`{k}=\"{v}\"`"))
+                .collect();
+            for l in r.labels {
+                let names: &[&str] = match l {
+                    Label::Skip => &[],
+                    Label::Name(n) | Label::Title(n) => &[n],
+                    Label::Interface => &["interface"],
+                    Label::Device => &["device"],
+                    Label::DeviceNumbers => &["device", "major", "minor"],
+                };
+                for n in names {
+                    let n = format!("`{n}`");
+                    if !labels.contains(&n) {
+                        labels.push(n);
+                    }
+                }
+            }
+            let def = r.metric.def();
+            let what = match &r.select {
+                Select::All => format!("`{}`", def.name),
+                Select::Attr(at, v) => format!("`{}` {} = {v}", def.name, def.attributes[*at]),
+                Select::Sum => format!("`{}`, summed", def.name),
+                Select::Sample(_, source) => source.to_string(),
+            };
+            let what = match r.conv {
+                Conv::Same => what,
+                Conv::StartTime => format!("now − {what}"),
+                Conv::LastSeen => format!("when the sample was read ({what})"),
+            };
+            from.push(if fixed.is_empty() {
+                what
+            } else {
+                format!("{}: {what}", fixed.join(", "))
+            });
+        }
+        let none = CgroupSample::default();
+        let mut quota = CgroupSample::default();
+        quota.cpu.quota_us = Some(100_000);
+        let when = match rows.iter().find(|r| !(r.when)(&none)) {
+            None => "",
+            Some(r) if (r.when)(&quota) => " (under a CPU quota only)",
+            Some(_) => " (not for every container)",
+        };
+        let labels = if labels.is_empty() {
+            "–".to_string()
+        } else {
+            labels.join(", ")
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {labels} | {}{when} |\n",
+            f.name,
+            f.prom_type(),
+            from.join("<br>")
+        ));
+    }
+    for m in CADVISOR_MACHINE {
+        out.push_str(&format!(
+            "| `{}` | gauge | – (no container labels) | {}, read at start |\n",
+            m.name, m.source
         ));
     }
     out

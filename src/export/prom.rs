@@ -5,7 +5,12 @@
 //! unit is appended as a word (`s` → `seconds`, `By` → `bytes`; `{…}` annotations are
 //! dropped) and monotonic counters end in `_total`. Each series carries the container's
 //! identity labels; everything else about the container is on one `container_info` series.
-//! No sample carries a timestamp.
+//! No sample carries a timestamp. With `--prometheus-names cadvisor` the same pass writes
+//! cAdvisor's families ([`super::cadvisor`]) with cAdvisor's labels (`id`, `name`, `image`,
+//! `namespace`, `pod`, `container`, allowed `container_label_*`), and the `machine_*` lines.
+//!
+//! Over 500 lines (with its tests) because the label blocks, their cache and the one pass over
+//! the families, each written for every container before the next, are one piece.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,11 +23,12 @@ use crate::discovery::Kind;
 use crate::machine::Machine;
 use crate::metadata::{ContainerMeta, PodMeta};
 use crate::metrics::{
-    CADVISOR, CADVISOR_IGNORED_INTERFACES, CadvisorFamily, Conv, Instrument, Label, Metric,
-    MetricDef, PromType, Select, Sink, Value, otel_to_prometheus,
+    CADVISOR, CADVISOR_MACHINE, CadvisorFamily, Instrument, Label, Metric, MetricDef, Sink, Value,
+    otel_to_prometheus,
 };
 
 use super::block_names::BlockNames;
+use super::cadvisor::cadvisor_lines;
 use crate::resource::{AttrDef, HostResource};
 use crate::telemetry::{ProcessStats, SELF_METRICS, Telemetry};
 
@@ -68,7 +74,7 @@ pub fn sanitize_label_name(s: &str) -> String {
     out
 }
 
-fn push_label(out: &mut Vec<u8>, name: &str, value: &str) {
+pub(crate) fn push_label(out: &mut Vec<u8>, name: &str, value: &str) {
     if out.last().is_some_and(|&b| b != b'{') {
         out.push(b',');
     }
@@ -78,7 +84,7 @@ fn push_label(out: &mut Vec<u8>, name: &str, value: &str) {
     out.push(b'"');
 }
 
-fn push_value(out: &mut Vec<u8>, v: Value) {
+pub(crate) fn push_value(out: &mut Vec<u8>, v: Value) {
     match v {
         Value::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
         Value::Double(d) if d.is_finite() => {
@@ -99,9 +105,9 @@ enum Source {
     Cadvisor(&'static CadvisorFamily),
 }
 
-struct Family {
+pub(crate) struct Family {
     source: Source,
-    name: String,
+    pub(crate) name: String,
     /// `# HELP` and `# TYPE` lines.
     header: String,
     /// Attribute label names (dots to underscores), in `MetricDef::attributes` order.
@@ -200,16 +206,7 @@ impl PromRenderer {
                 .iter()
                 .map(|f| Family {
                     source: Source::Cadvisor(f),
-                    header: header(
-                        f.name,
-                        f.help,
-                        match (&f.kind, f.metric.def().instrument) {
-                            (PromType::Counter, _) => "counter",
-                            (PromType::Gauge, _) => "gauge",
-                            (PromType::OfMetric, Instrument::Counter) => "counter",
-                            (PromType::OfMetric, _) => "gauge",
-                        },
-                    ),
+                    header: header(f.name, f.help, f.prom_type()),
                     name: f.name.to_string(),
                     attr_labels: Vec::new(),
                     net: f.labels.iter().any(|l| matches!(l, Label::Interface)),
@@ -241,19 +238,9 @@ impl PromRenderer {
         if self.naming != Naming::Cadvisor {
             return self;
         }
-        for (name, help, value) in [
-            (
-                "machine_cpu_cores",
-                "Number of logical CPU cores.",
-                m.cpu_cores,
-            ),
-            (
-                "machine_memory_bytes",
-                "Amount of memory installed on the machine.",
-                m.memory_bytes,
-            ),
-        ] {
-            if let Some(v) = value {
+        for f in CADVISOR_MACHINE {
+            if let Some(v) = (f.value)(&m) {
+                let (name, help) = (f.name, f.help);
                 self.machine.extend_from_slice(
                     format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n").as_bytes(),
                 );
@@ -563,15 +550,19 @@ fn build_labels(
     }
 }
 
-struct LineSink<'a> {
-    page: &'a mut Vec<u8>,
-    family: &'a Family,
-    identity: &'a [u8],
+pub(crate) struct LineSink<'a> {
+    pub(crate) page: &'a mut Vec<u8>,
+    pub(crate) family: &'a Family,
+    pub(crate) identity: &'a [u8],
 }
 
 impl LineSink<'_> {
     /// One sample with labels given by name (the cAdvisor families).
-    fn line<'l>(&mut self, labels: impl Iterator<Item = (&'l str, &'l str)>, value: Value) {
+    pub(crate) fn line<'l>(
+        &mut self,
+        labels: impl Iterator<Item = (&'l str, &'l str)>,
+        value: Value,
+    ) {
         let out = &mut *self.page;
         out.extend_from_slice(self.family.name.as_bytes());
         out.push(b'{');
@@ -582,126 +573,6 @@ impl LineSink<'_> {
         out.extend_from_slice(b"} ");
         push_value(out, value);
         out.push(b'\n');
-    }
-}
-
-/// Whether cAdvisor leaves this interface out of a container's network.
-fn ignored_interface(name: &str) -> bool {
-    CADVISOR_IGNORED_INTERFACES
-        .iter()
-        .any(|p| name.len() >= p.len() && name[..p.len()].eq_ignore_ascii_case(p))
-}
-
-/// Writes one attribute as the labels `label` says (see [`Label`]).
-fn push_cadvisor_label(out: &mut Vec<u8>, label: &Label, v: &str, devices: &mut BlockNames) {
-    match label {
-        Label::Skip => {}
-        Label::Name(name) => push_label(out, name, v),
-        Label::Title(name) => {
-            let mut buf = [0u8; 32];
-            match v.as_bytes() {
-                [first, rest @ ..] if v.len() <= buf.len() => {
-                    buf[0] = first.to_ascii_uppercase();
-                    buf[1..v.len()].copy_from_slice(rest);
-                    push_label(out, name, std::str::from_utf8(&buf[..v.len()]).unwrap_or(v));
-                }
-                _ => push_label(out, name, v),
-            }
-        }
-        Label::Interface => push_label(out, "interface", v),
-        Label::Device => push_label(out, "device", devices.name(v)),
-        Label::DeviceNumbers => {
-            push_label(out, "device", devices.name(v));
-            let (major, minor) = v.split_once(':').unwrap_or((v, ""));
-            push_label(out, "major", major);
-            push_label(out, "minor", minor);
-        }
-    }
-}
-
-/// One container's lines of a cAdvisor family: its metric's points, picked, relabelled and
-/// converted as the table says.
-fn cadvisor_lines(
-    f: &'static CadvisorFamily,
-    state: &ContainerState,
-    now: SystemTime,
-    sink: &mut LineSink<'_>,
-    devices: &mut BlockNames,
-) {
-    let Some(sample) = state.sample() else {
-        return;
-    };
-    if !(f.when)(sample) {
-        return;
-    }
-    if let Select::Sample(raw) = f.select {
-        if let Some(v) = raw(sample) {
-            sink.line(f.fixed.iter().copied(), v);
-        }
-        return;
-    }
-    struct Cad<'s, 'p, 'd> {
-        f: &'static CadvisorFamily,
-        sink: &'s mut LineSink<'p>,
-        devices: &'d mut BlockNames,
-        now: f64,
-        sampled_at: f64,
-        sum: Option<f64>,
-    }
-    impl Sink for Cad<'_, '_, '_> {
-        fn point(&mut self, _m: Metric, attrs: &[&str], value: Value) {
-            match self.f.select {
-                Select::Sum => {
-                    *self.sum.get_or_insert(0.0) += value.as_f64();
-                    return;
-                }
-                Select::Attr(i, want) if attrs.get(i) != Some(&want) => return,
-                _ => {}
-            }
-            let left_out = self
-                .f
-                .labels
-                .iter()
-                .zip(attrs)
-                .any(|(l, v)| matches!(l, Label::Interface) && ignored_interface(v));
-            if left_out {
-                return;
-            }
-            let value = match self.f.conv {
-                Conv::Same => value,
-                Conv::StartTime => Value::Double(self.now - value.as_f64()),
-                Conv::LastSeen => Value::Int(self.sampled_at as u64),
-            };
-            let out = &mut *self.sink.page;
-            out.extend_from_slice(self.sink.family.name.as_bytes());
-            out.push(b'{');
-            out.extend_from_slice(self.sink.identity);
-            for (name, v) in self.f.fixed {
-                push_label(out, name, v);
-            }
-            for (label, v) in self.f.labels.iter().zip(attrs) {
-                push_cadvisor_label(out, label, v, self.devices);
-            }
-            out.extend_from_slice(b"} ");
-            push_value(out, value);
-            out.push(b'\n');
-        }
-    }
-    let epoch = |t: SystemTime| {
-        t.duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64())
-    };
-    let mut cad = Cad {
-        f,
-        sink,
-        devices,
-        now: epoch(now),
-        sampled_at: epoch(state.sampled_at(now).unwrap_or(now)),
-        sum: None,
-    };
-    state.emit_metric(f.metric, now, &mut cad);
-    if let Some(total) = cad.sum {
-        cad.sink.line(f.fixed.iter().copied(), Value::Double(total));
     }
 }
 
