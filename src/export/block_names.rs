@@ -9,6 +9,7 @@
 //! than that starts over (every name is looked up again once).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::PathBuf;
 
 use crate::cgroup::parse;
@@ -16,11 +17,38 @@ use crate::cgroup::parse;
 /// Devices remembered at most.
 pub const MAX_DEVICES: usize = 4096;
 
+/// FNV-1a, for keys of a few bytes that the kernel wrote (`MAJ:MIN`), looked up for every
+/// device point of every render: SipHash's resistance to chosen keys buys nothing here and
+/// costs more than the rest of the lookup.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 pub struct BlockNames {
     /// `/sys/dev/block`.
     root: PathBuf,
-    /// `MAJ:MIN` → what to write.
-    names: HashMap<Box<str>, Box<str>>,
+    /// `MAJ:MIN` → its place in `names` (an index, so a hit is one lookup that borrows
+    /// nothing).
+    index: HashMap<Box<str>, usize, BuildHasherDefault<Fnv>>,
+    /// What to write for each device.
+    names: Vec<Box<str>>,
 }
 
 impl Default for BlockNames {
@@ -33,21 +61,30 @@ impl BlockNames {
     pub fn new(root: PathBuf) -> BlockNames {
         BlockNames {
             root,
-            names: HashMap::new(),
+            index: HashMap::default(),
+            names: Vec::new(),
         }
     }
 
     /// The `device` value for `dev`: `/dev/<name>` for a `MAJ:MIN` the kernel names, the text
     /// itself for anything else (a device with no name, or a value that is no `MAJ:MIN`).
-    pub fn name<'a>(&'a mut self, dev: &'a str) -> &'a str {
-        if !self.names.contains_key(dev) {
-            if self.names.len() >= MAX_DEVICES {
-                self.names.clear();
-            }
-            let name = self.resolve(dev);
-            self.names.insert(dev.into(), name);
+    pub fn name(&mut self, dev: &str) -> &str {
+        let i = self.index_of(dev);
+        &self.names[i]
+    }
+
+    fn index_of(&mut self, dev: &str) -> usize {
+        if let Some(&i) = self.index.get(dev) {
+            return i;
         }
-        &self.names[dev]
+        if self.names.len() >= MAX_DEVICES {
+            self.index.clear();
+            self.names.clear();
+        }
+        let name = self.resolve(dev);
+        self.names.push(name);
+        self.index.insert(dev.into(), self.names.len() - 1);
+        self.names.len() - 1
     }
 
     fn resolve(&self, dev: &str) -> Box<str> {

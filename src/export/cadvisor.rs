@@ -13,6 +13,12 @@ use crate::metrics::{
 use super::block_names::BlockNames;
 use super::prom::{LineSink, push_label, push_value};
 
+/// Seconds since the epoch.
+fn epoch(t: SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// Whether cAdvisor leaves this interface out of a container's network.
 fn ignored_interface(name: &str) -> bool {
     CADVISOR_IGNORED_INTERFACES
@@ -72,8 +78,8 @@ pub(crate) fn cadvisor_lines(
         f: &'static CadvisorFamily,
         sink: &'s mut LineSink<'p>,
         devices: &'d mut BlockNames,
-        now: f64,
-        sampled_at: f64,
+        state: &'d ContainerState,
+        now: SystemTime,
         sum: Option<f64>,
     }
     impl Sink for Cad<'_, '_, '_> {
@@ -95,10 +101,15 @@ pub(crate) fn cadvisor_lines(
             if left_out {
                 return;
             }
+            // The clock only for the rows that convert with it (a clock read per family and
+            // container would cost more than the line).
             let value = match self.f.conv {
                 Conv::Same => value,
-                Conv::StartTime => Value::Double(self.now - value.as_f64()),
-                Conv::LastSeen => Value::Int(self.sampled_at as u64),
+                Conv::StartTime => Value::Double(epoch(self.now) - value.as_f64()),
+                Conv::LastSeen => {
+                    let at = self.state.sampled_at(self.now).unwrap_or(self.now);
+                    Value::Int(epoch(at) as u64)
+                }
             };
             let out = &mut *self.sink.page;
             out.extend_from_slice(self.sink.family.name.as_bytes());
@@ -115,16 +126,12 @@ pub(crate) fn cadvisor_lines(
             out.push(b'\n');
         }
     }
-    let epoch = |t: SystemTime| {
-        t.duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64())
-    };
     let mut cad = Cad {
         f,
         sink,
         devices,
-        now: epoch(now),
-        sampled_at: epoch(state.sampled_at(now).unwrap_or(now)),
+        state,
+        now,
         sum: None,
     };
     state.emit_metric(f.metric, now, &mut cad);
