@@ -26,11 +26,11 @@ use crate::metrics::{
     CADVISOR, CADVISOR_MACHINE, CadvisorFamily, Instrument, Label, Metric, MetricDef, Sink, Value,
     otel_to_prometheus,
 };
+use crate::resource::{AttrDef, HostResource};
+use crate::telemetry::{ProcessStats, SELF_METRICS, Telemetry};
 
 use super::block_names::BlockNames;
 use super::cadvisor::cadvisor_lines;
-use crate::resource::{AttrDef, HostResource};
-use crate::telemetry::{ProcessStats, SELF_METRICS, Telemetry};
 
 /// The Prometheus name of a metric (`name`: its name on containers or on pods): the
 /// OpenTelemetry translation ([`otel_to_prometheus`]).
