@@ -21,9 +21,12 @@ fn epoch(t: SystemTime) -> f64 {
 
 /// Whether cAdvisor leaves this interface out of a container's network.
 fn ignored_interface(name: &str) -> bool {
-    CADVISOR_IGNORED_INTERFACES
-        .iter()
-        .any(|p| name.len() >= p.len() && name[..p.len()].eq_ignore_ascii_case(p))
+    // By bytes: a name's first characters may be more than one byte each.
+    CADVISOR_IGNORED_INTERFACES.iter().any(|p| {
+        name.as_bytes()
+            .get(..p.len())
+            .is_some_and(|b| b.eq_ignore_ascii_case(p.as_bytes()))
+    })
 }
 
 /// Writes one attribute as the labels `label` says (see [`Label`]).
@@ -137,5 +140,21 @@ pub(crate) fn cadvisor_lines(
     state.emit_metric(f.metric, now, &mut cad);
     if let Some(total) = cad.sum {
         cad.sink.line(f.fixed.iter().copied(), Value::Double(total));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interfaces_left_out_by_prefix_whatever_their_bytes() {
+        for name in ["lo", "LO", "lowpan0", "veth1a2b", "docker0", "nerdctl0"] {
+            assert!(ignored_interface(name), "{name}");
+        }
+        // A multi-byte character where a prefix would end must not split it.
+        for name in ["eth0", "l\u{e9}", "d\u{f6}cker", "", "l", "ve"] {
+            assert!(!ignored_interface(name), "{name}");
+        }
     }
 }
