@@ -309,15 +309,16 @@ pub fn mem_total_checked(data: &[u8], bytes: u64) {
 pub fn cpu_list_len(data: &[u8]) {
     if let Ok(n) = parse::cpu_list_len(data) {
         assert!(!cut(data), "read from a cut file");
-        let nums = numbers(data);
-        let highest = nums.iter().copied().max().unwrap_or(0);
+        // The list is the first line (as `single` reads the first line of a one-value file).
+        let first = data.split(|&b| b == b'\n').next().unwrap_or_default();
+        let highest = numbers(first).into_iter().max().unwrap_or(0);
         assert!(n >= 1, "an empty list read as {n}");
         // Ranges go up without overlap: at most every CPU up to the highest named.
         assert!(
             highest <= parse::MAX_CPU && n <= highest + 1,
             "{n} CPUs from a list topping at {highest}"
         );
-        let items = data.iter().filter(|&&b| b == b',').count() as u64 + 1;
+        let items = first.iter().filter(|&&b| b == b',').count() as u64 + 1;
         assert!(n >= items, "{n} CPUs from {items} items");
     }
 }
