@@ -275,9 +275,9 @@ pub struct Collector {
 
 const KEEP_ERRORS: usize = 16;
 
-/// Descriptors one container may take at most: every file of the largest plan (but the
-/// settings, never kept open), its `cgroup.procs` and its `net/dev`.
-pub const MAX_FDS_PER_CONTAINER: usize = 21;
+/// Descriptors one container may take at most: every file of the largest plan (the hybrid
+/// one), its `cgroup.procs` and its `net/dev`.
+pub const MAX_FDS_PER_CONTAINER: usize = 23;
 
 /// Descriptors one container may take at most when only the files read every tick are kept
 /// open (descriptors are short): the largest plan's per-tick files (v1's `memory.failcnt`
@@ -766,9 +766,9 @@ mod tests {
     use crate::cgroup::LayoutKind;
     use crate::cgroup::plan::{self, Cadence};
 
-    /// The descriptor bounds hold for every plan: what a reader can keep open (every row but
-    /// the settings; v1's tick-based CPU rows only without the unified `cpu.stat`), and what it
-    /// keeps when lean (the rows that can be read every tick, `cgroup.events` being watched).
+    /// The descriptor bounds are those of the largest plan: what a reader can keep open (every
+    /// row; v1's tick-based CPU rows only without the unified `cpu.stat`), and what it keeps
+    /// when lean (the rows that can be read every tick, `cgroup.events` being watched).
     #[test]
     fn descriptor_bounds_cover_every_plan() {
         for kind in [LayoutKind::V2, LayoutKind::Hybrid] {
@@ -778,7 +778,6 @@ mod tests {
                 rows.iter()
                     .filter(|f| !(exact && f.cpu_fallback))
                     .filter(|f| match f.cadence {
-                        Cadence::Setting => false,
                         Cadence::Tick | Cadence::UnderQuota | Cadence::OnceCounting => true,
                         Cadence::Limit | Cadence::Events => !lean,
                     })

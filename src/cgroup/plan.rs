@@ -5,8 +5,9 @@
 //!
 //! To read one more cgroup file: a row in [`PLAN`] whose `parse` fills fields of
 //! [`CgroupSample`] (usually a few lines over [`parse::flat_keyed`] or [`parse::single`]),
-//! and, if a metric shows them, its row in `metrics.rs`. The fields of a `Limit` or `Setting`
-//! row are also kept between its reads by the reader (`reader::Slow`).
+//! and, if a metric shows them, its row in `metrics.rs`. A `Limit` row's fields are also kept
+//! between its reads by the reader (`reader::Slow`); the settings only the cAdvisor page shows
+//! (`cpu.shares`, `memory.min`, …) are `Limit` rows too.
 //!
 //! On hybrid hosts the unified hierarchy gives exact user/system CPU (`cpu.stat` in µs
 //! instead of v1's USER_HZ ticks), pressure and `cgroup.events`; the v1 controllers give the
@@ -88,10 +89,6 @@ pub enum Cadence {
     /// v1 blkio: at every read once it accounts a device (it lists one only after some
     /// cgroup had a throttle rule on it), else with the limits.
     OnceCounting,
-    /// A setting only the cAdvisor page shows (`container_spec_*`: shares, reservation, swap
-    /// limit): read with the limits, and never kept open, since a descriptor per container
-    /// held for a value read once a minute costs more than opening the file then.
-    Setting,
 }
 
 /// What the parsers of one read leave for after the last file: v1 `cpuacct.stat`'s USER_HZ
@@ -285,7 +282,7 @@ pub static PLAN: &[FileDef] = &[
         &mut out.io_pressure
     )),
     row!(Unified, "cgroup.events", V2, Events, cgroup_events),
-    row!(Unified, "cpu.weight", V2, Setting, |b, out, _| {
+    row!(Unified, "cpu.weight", V2, Limit, |b, out, _| {
         let weight = value(parse::single(b)?);
         out.cpu.shares = weight.and_then(weight_to_shares);
         match (weight, out.cpu.shares) {
@@ -297,11 +294,11 @@ pub static PLAN: &[FileDef] = &[
             _ => Ok(()),
         }
     }),
-    row!(Unified, "memory.min", V2, Setting, |b, out, _| {
+    row!(Unified, "memory.min", V2, Limit, |b, out, _| {
         out.spec.memory_reservation = Some(limit(parse::single(b)?));
         Ok(())
     }),
-    row!(Unified, "memory.swap.max", V2, Setting, |b, out, _| {
+    row!(Unified, "memory.swap.max", V2, Limit, |b, out, _| {
         out.spec.memory_swap_limit = Some(limit(parse::single(b)?));
         Ok(())
     }),
@@ -357,7 +354,7 @@ pub static PLAN: &[FileDef] = &[
         out.cpu.period_us = value(parse::single(b)?);
         Ok(())
     }),
-    row!(Cpu, "cpu.shares", V1, Setting, |b, out, _| {
+    row!(Cpu, "cpu.shares", V1, Limit, |b, out, _| {
         out.cpu.shares = value(parse::single(b)?);
         Ok(())
     }),
@@ -395,7 +392,7 @@ pub static PLAN: &[FileDef] = &[
         Memory,
         "memory.soft_limit_in_bytes",
         V1,
-        Setting,
+        Limit,
         |b, out, _| {
             out.spec.memory_reservation = Some(v1_limit(parse::single(b)?));
             Ok(())
@@ -405,7 +402,7 @@ pub static PLAN: &[FileDef] = &[
         Memory,
         "memory.memsw.limit_in_bytes",
         V1,
-        Setting,
+        Limit,
         |b, out, _| {
             out.spec.memory_swap_limit = Some(v1_limit(parse::single(b)?));
             Ok(())

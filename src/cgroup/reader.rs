@@ -13,8 +13,8 @@
 //!
 //! Limits (`cpu.max`, `memory.max`, `pids.max`, `cpu.cfs_quota_us`, `cpu.cfs_period_us`,
 //! `memory.limit_in_bytes`) and the settings only the cAdvisor page shows (`cpu.shares`,
-//! `memory.min`, …, opened when read rather than kept open) almost never change, so they are
-//! re-read only every [`OpenOptions::limits_every`] (and at once after [`CgroupReader::refresh_limits`], which
+//! `memory.min`, …) almost never change, so they are re-read only every
+//! [`OpenOptions::limits_every`] (and at once after [`CgroupReader::refresh_limits`], which
 //! a runtime's `update` event triggers); in between their last values are reported. So is v1
 //! `cpu.stat` while the container has no CPU quota: its throttling counters only move under
 //! one. That spares a quarter of the reads on a v1 or hybrid host.
@@ -249,7 +249,7 @@ impl TickSet {
     fn per_tick(self, def: &FileDef) -> bool {
         match def.cadence {
             Cadence::Tick => true,
-            Cadence::Limit | Cadence::Setting => false,
+            Cadence::Limit => false,
             Cadence::Events => !self.events_watched,
             Cadence::UnderQuota => self.quota,
             Cadence::OnceCounting => self.io_seen,
@@ -509,7 +509,6 @@ impl CgroupReader {
                         self.files.retain(|f| !f.def.cpu_fallback);
                     }
                     let keep = self.options.keep_open
-                        && def.cadence != Cadence::Setting
                         && (self.options.keep_rare || self.ticks.per_tick(def));
                     let kept = keep.then_some(file);
                     if kept.is_none() {
@@ -627,10 +626,7 @@ impl CgroupReader {
         let (ticks, keep_rare) = (self.ticks, self.options.keep_rare);
         for i in 0..self.files.len() {
             let f = &self.files[i];
-            if f.file.is_some()
-                || f.def.cadence == Cadence::Setting
-                || !(keep_rare || ticks.per_tick(f.def))
-            {
+            if f.file.is_some() || !(keep_rare || ticks.per_tick(f.def)) {
                 continue;
             }
             match self.open_planned(i) {
