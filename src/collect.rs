@@ -100,6 +100,12 @@ impl ContainerState {
         }
     }
 
+    /// When the latest sample was read, on the clock of `now` (taken at the same moment).
+    pub fn sampled_at(&self, now: SystemTime) -> Option<SystemTime> {
+        let at = self.current_at?;
+        Some(now.checked_sub(at.elapsed()).unwrap_or(now))
+    }
+
     /// The latest sample's data points (nothing before the first read).
     pub fn emit(&self, now: SystemTime, sink: &mut dyn Sink) {
         match self.show {
@@ -334,13 +340,14 @@ pub struct Collector {
 
 const KEEP_ERRORS: usize = 16;
 
-/// Descriptors one container may take at most: every file of the largest plan, its
-/// `cgroup.procs` and its `net/dev`.
-pub const MAX_FDS_PER_CONTAINER: usize = 21;
+/// Descriptors one container may take at most: every file of the largest plan (the hybrid
+/// one), its `cgroup.procs` and its `net/dev`.
+pub const MAX_FDS_PER_CONTAINER: usize = 23;
 
 /// Descriptors one container may take at most when only the files read every tick are kept
-/// open (descriptors are short): the largest plan's per-tick files and `net/dev`.
-pub const MAX_FDS_LEAN: usize = 13;
+/// open (descriptors are short): the largest plan's per-tick files (v1's `memory.failcnt`
+/// among them) and `net/dev`.
+pub const MAX_FDS_LEAN: usize = 14;
 
 /// How long limits are trusted by default between two reads (the daemon sets it so that a
 /// change shows within a minute at its interval).
@@ -817,6 +824,39 @@ impl Tracked {
             exited: false,
             seen_running: false,
             retry_until: Some(Instant::now() + discovery::RETRY_AFTER_DISCOVERY),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroup::LayoutKind;
+    use crate::cgroup::plan::{self, Cadence};
+
+    /// The descriptor bounds are those of the largest plan: what a reader can keep open (every
+    /// row; v1's tick-based CPU rows only without the unified `cpu.stat`), and what it keeps
+    /// when lean (the rows that can be read every tick, `cgroup.events` being watched).
+    #[test]
+    fn descriptor_bounds_cover_every_plan() {
+        for kind in [LayoutKind::V2, LayoutKind::Hybrid] {
+            let rows: Vec<_> = plan::files(kind).collect();
+            let exact = rows.iter().any(|f| f.exact_cpu());
+            let kept = |lean: bool| {
+                rows.iter()
+                    .filter(|f| !(exact && f.cpu_fallback))
+                    .filter(|f| match f.cadence {
+                        Cadence::Tick | Cadence::UnderQuota | Cadence::OnceCounting => true,
+                        Cadence::Limit | Cadence::Events => !lean,
+                    })
+                    .count()
+            };
+            assert!(
+                kept(false) + 2 <= MAX_FDS_PER_CONTAINER,
+                "{kind:?}: {}",
+                kept(false)
+            );
+            assert!(kept(true) < MAX_FDS_LEAN, "{kind:?}: {}", kept(true));
         }
     }
 }

@@ -164,8 +164,8 @@ pub struct MetadataArgs {
     pub cri_endpoint: Option<String>,
 
     /// Container labels to export as `container.label.<key>` (on `container_info` on the
-    /// Prometheus page): comma-separated glob patterns (`*`, `?`), e.g.
-    /// `com.example.team,app.*`. Default: none.
+    /// Prometheus page, and on every series of the cAdvisor page, as cAdvisor writes them):
+    /// comma-separated glob patterns (`*`, `?`), e.g. `com.example.team,app.*`. Default: none.
     #[arg(
         long,
         env = "CONTAINER_EXPORTER_CONTAINER_LABELS",

@@ -138,6 +138,14 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
         .exits
         .set_ttl(crate::metadata::exits::DEFAULT_TTL.max(args.interval * 2 + args.exit_wait));
     store.exits.set_waker(wake_tx.try_clone()?);
+    // The host's CPUs and memory, for the cAdvisor page's `machine_*` (read once).
+    let machine = match (serving, args.prometheus_names) {
+        (true, crate::config::Naming::Cadvisor) => crate::machine::Machine::read(
+            &host.proc_root,
+            std::path::Path::new(crate::machine::CPU_ONLINE),
+        ),
+        _ => crate::machine::Machine::default(),
+    };
     let collector = {
         let shutdown = shutdown.clone();
         let args = args.clone();
@@ -151,7 +159,8 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
                     Collector::new(layout, proc_root),
                     args,
                     Outputs {
-                        renderer: serving.then(|| PromRenderer::new(host_name, naming)),
+                        renderer: serving
+                            .then(|| PromRenderer::new(host_name, naming).with_machine(machine)),
                         pages,
                         otlp,
                     },
@@ -615,13 +624,12 @@ impl CollectorLoop {
             .cri
             .get()
             .is_some_and(|c| c.connected.load(Ordering::Relaxed));
-        let described = self
+        let (described, hidden): (Vec<_>, Vec<_>) = self
             .collector
             .containers()
             .chain(self.departed.states())
             .map(|state| Described::new(state, store))
-            .filter(|d| shown(d, now, cri_connected))
-            .collect::<Vec<_>>();
+            .partition(|d| shown(d, now, cri_connected));
         let t = &self.telemetry;
         let counts = self.departed.counts();
         set(&t.exits_code, counts.code);
@@ -672,6 +680,9 @@ impl CollectorLoop {
         }
         if let Some(renderer) = self.outputs.renderer.as_mut() {
             let at = Instant::now();
+            // Pods' sandboxes are not on the page, but the cAdvisor page shows a pod's network
+            // under its sandbox's identity.
+            renderer.set_sandboxes(hidden);
             let mut body = std::mem::take(&mut self.spare_page);
             renderer.render(&mut body, now, described, &self.telemetry, &process);
             let old = self.outputs.pages.publish(Page::new(body, self.generation));

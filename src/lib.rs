@@ -33,6 +33,7 @@ pub mod departures;
 pub mod discovery;
 pub mod exit;
 pub mod export;
+pub mod machine;
 pub mod metadata;
 pub mod metrics;
 pub mod progress;

@@ -7,9 +7,10 @@
 //! Its length is the two tables (every metric, every cAdvisor family): keeping them in one file
 //! is the point.
 
-use crate::cgroup::sample::{CgroupSample, IoDevice};
+use crate::cgroup::sample::{CgroupSample, IoDevice, Limit};
 use crate::discovery::Kind;
 use crate::exit::Exit;
+use crate::machine::Machine;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Instrument {
@@ -407,18 +408,63 @@ pub fn emit_metric(m: Metric, s: &CgroupSample, ctx: &Context<'_>, sink: &mut dy
 /// A family of the cAdvisor-compatible page (`--prometheus-names cadvisor`): the names and
 /// labels that cAdvisor dashboards and kube-prometheus rules query, made from the points of
 /// one metric of [`METRICS`] (so every figure has one source and one conversion).
+///
+/// Rows with the same name next to each other are one family: their lines go under one
+/// `# HELP`/`# TYPE` (the first row's), and their `fixed` labels tell them apart
+/// (`container_memory_failures_total`). Build rows with the `cadvisor!` macro, whose short
+/// forms fill in the defaults (no fixed labels, same value, the metric's type, always).
 pub struct CadvisorFamily {
     pub name: &'static str,
     pub help: &'static str,
     pub metric: Metric,
     pub select: Select,
-    /// cAdvisor's label for each of the metric's attributes, in [`MetricDef::attributes`]
-    /// order; `None` for the one `select` picks on.
-    pub labels: &'static [Option<&'static str>],
-    /// Labels cAdvisor always writes (`cpu="total"`).
+    /// How each of the metric's attributes becomes cAdvisor's labels, in
+    /// [`MetricDef::attributes`] order ([`Label::Skip`] for the one `select` picks on).
+    pub labels: &'static [Label],
+    /// Labels cAdvisor always writes (`cpu="total"`), or that tell the rows of one family apart.
     pub fixed: &'static [(&'static str, &'static str)],
     pub conv: Conv,
+    /// The `# TYPE`.
+    pub kind: PromType,
+    /// Written only for the samples where this holds: cAdvisor writes the CFS counters only
+    /// for containers with a CPU quota.
+    pub when: fn(&CgroupSample) -> bool,
 }
+
+impl CadvisorFamily {
+    /// Its `# TYPE`.
+    pub fn prom_type(&self) -> &'static str {
+        match (&self.kind, self.metric.def().instrument) {
+            (PromType::Counter, _) | (PromType::OfMetric, Instrument::Counter) => "counter",
+            _ => "gauge",
+        }
+    }
+}
+
+/// A host family of the cAdvisor page (`machine_*`): one line, no container labels.
+pub struct MachineFamily {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub value: fn(&Machine) -> Option<u64>,
+    /// Where it comes from, for the README.
+    pub source: &'static str,
+}
+
+/// The host families of the cAdvisor page, read once at start.
+pub static CADVISOR_MACHINE: &[MachineFamily] = &[
+    MachineFamily {
+        name: "machine_cpu_cores",
+        help: "Number of logical CPU cores.",
+        value: |m| m.cpu_cores,
+        source: "logical CPUs online, `/sys/devices/system/cpu/online`",
+    },
+    MachineFamily {
+        name: "machine_memory_bytes",
+        help: "Amount of memory installed on the machine.",
+        value: |m| m.memory_bytes,
+        source: "`MemTotal` of the host's `/proc/meminfo`",
+    },
+];
 
 /// Which points of the metric a cAdvisor family shows.
 pub enum Select {
@@ -427,9 +473,29 @@ pub enum Select {
     Attr(usize, &'static str),
     /// One point: the sum of all of them (cAdvisor's total CPU is user + system).
     Sum,
-    /// A raw figure of the sample the metric is derived from: cAdvisor's `container_spec_*`
-    /// show the CFS quota and period in µs where the metric shows their quotient.
-    Sample(fn(&CgroupSample) -> Option<Value>),
+    /// A raw figure of the sample the metric is derived from, and where it comes from (for
+    /// the README): cAdvisor's `container_spec_*` show the CFS quota and period in µs where
+    /// the metric shows their quotient, and limits as 0 where the metric leaves out "no limit".
+    Sample(fn(&CgroupSample) -> Option<Value>, &'static str),
+}
+
+/// How a metric attribute becomes labels of a cAdvisor family.
+pub enum Label {
+    /// Not written (the attribute `select` picks on).
+    Skip,
+    /// The value, under this name.
+    Name(&'static str),
+    /// The value with its first letter upper-case, under this name: blkio's operation names
+    /// (`read` → `Read`).
+    Title(&'static str),
+    /// A network interface, as `interface`. The points of the interfaces cAdvisor leaves out
+    /// (names starting with `lo`, `veth`, `docker` or `nerdctl`) are not written at all.
+    Interface,
+    /// A block device `MAJ:MIN`, as `device`: `/dev/<name>`, the name the kernel gives it in
+    /// `/sys/dev/block/MAJ:MIN/uevent` (`MAJ:MIN` itself when it has none).
+    Device,
+    /// The same, and its numbers as `major` and `minor`.
+    DeviceNumbers,
 }
 
 /// How a point's value becomes cAdvisor's.
@@ -437,17 +503,62 @@ pub enum Conv {
     Same,
     /// `now − value`, in seconds since the epoch: an uptime as a start time.
     StartTime,
+    /// When the sample was taken, in whole seconds since the epoch (`container_last_seen`).
+    LastSeen,
 }
 
-const NONE: &[Option<&str>] = &[None];
-const NET: &[Option<&str>] = &[None, Some("interface")];
-const DISK: &[Option<&str>] = &[None, Some("device")];
+/// The `# TYPE` of a cAdvisor family.
+pub enum PromType {
+    /// `counter` for a Counter metric, else `gauge`.
+    OfMetric,
+    Gauge,
+    Counter,
+}
+
+/// Interfaces cAdvisor leaves out of a container's network (by prefix, as it does): loopback,
+/// and the host ends of veth pairs and bridges that show up in a host-network container.
+pub const CADVISOR_IGNORED_INTERFACES: &[&str] = &["lo", "veth", "docker", "nerdctl"];
+
+const NONE: &[Label] = &[Label::Skip];
+const NET: &[Label] = &[Label::Skip, Label::Interface];
+const DISK: &[Label] = &[Label::Skip, Label::Device];
+const BLKIO: &[Label] = &[Label::Title("operation"), Label::DeviceNumbers];
+
+fn always(_: &CgroupSample) -> bool {
+    true
+}
+
+/// cAdvisor's condition for the CFS counters: a quota is set.
+fn under_quota(s: &CgroupSample) -> bool {
+    s.cpu.quota_us.is_some()
+}
+
+fn int_of(v: Option<u64>) -> Option<Value> {
+    v.map(Value::Int)
+}
+
+fn zero_if_unlimited(l: Option<Limit>) -> Option<Value> {
+    l.map(|l| Value::Int(l.or_zero()))
+}
 
 macro_rules! cadvisor {
     ($name:literal, $help:literal, $metric:ident, $select:expr, $labels:expr) => {
         cadvisor!($name, $help, $metric, $select, $labels, &[], Conv::Same)
     };
     ($name:literal, $help:literal, $metric:ident, $select:expr, $labels:expr, $fixed:expr, $conv:expr) => {
+        cadvisor!(
+            $name,
+            $help,
+            $metric,
+            $select,
+            $labels,
+            $fixed,
+            $conv,
+            PromType::OfMetric,
+            always
+        )
+    };
+    ($name:literal, $help:literal, $metric:ident, $select:expr, $labels:expr, $fixed:expr, $conv:expr, $kind:expr, $when:expr) => {
         CadvisorFamily {
             name: $name,
             help: $help,
@@ -456,14 +567,16 @@ macro_rules! cadvisor {
             labels: $labels,
             fixed: $fixed,
             conv: $conv,
+            kind: $kind,
+            when: $when,
         }
     };
 }
 
-/// The cAdvisor page, family by family. Differences from cAdvisor: `device` is `MAJ:MIN` (it
-/// resolves a device path), `container_threads` counts tasks (`pids.current`), and the
-/// families cAdvisor takes from other sources (filesystem usage, `container_last_seen`,
-/// per-CPU usage) are absent; `container_last_terminated_exitcode` is this exporter's.
+/// The cAdvisor page, family by family: what the kubelet's `/metrics/cadvisor` writes for a
+/// container or pod, where the cgroup files hold it. The README's cAdvisor section says what
+/// differs from cAdvisor and what is left out, and why. `container_last_terminated_exitcode` is
+/// this exporter's own (cAdvisor has no exit status).
 pub static CADVISOR: &[CadvisorFamily] = &[
     cadvisor!(
         "container_cpu_usage_seconds_total",
@@ -493,34 +606,52 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         "Number of elapsed enforcement period intervals.",
         CpuPeriods,
         Select::All,
-        &[]
+        &[],
+        &[],
+        Conv::Same,
+        PromType::OfMetric,
+        under_quota
     ),
     cadvisor!(
         "container_cpu_cfs_throttled_periods_total",
         "Number of throttled period intervals.",
         CpuThrottledPeriods,
         Select::All,
-        &[]
+        &[],
+        &[],
+        Conv::Same,
+        PromType::OfMetric,
+        under_quota
     ),
     cadvisor!(
         "container_cpu_cfs_throttled_seconds_total",
         "Total time duration the container has been throttled.",
         CpuThrottledTime,
         Select::All,
-        &[]
+        &[],
+        &[],
+        Conv::Same,
+        PromType::OfMetric,
+        under_quota
     ),
     cadvisor!(
         "container_spec_cpu_quota",
         "CPU quota of the container.",
         CpuLimit,
-        Select::Sample(|s| s.cpu.quota_us.map(Value::Int)),
+        Select::Sample(
+            |s| s.cpu.quota_us.map(Value::Int),
+            "`cpu.max` quota (µs); v1 `cpu.cfs_quota_us`"
+        ),
         &[]
     ),
     cadvisor!(
         "container_spec_cpu_period",
         "CPU period of the container.",
         CpuLimit,
-        Select::Sample(|s| s.cpu.quota_us.and(s.cpu.period_us).map(Value::Int)),
+        Select::Sample(
+            |s| int_of(s.cpu.period_us),
+            "`cpu.max` period (µs); v1 `cpu.cfs_period_us`"
+        ),
         &[]
     ),
     cadvisor!(
@@ -569,7 +700,10 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         "container_spec_memory_limit_bytes",
         "Memory limit for the container.",
         MemoryLimit,
-        Select::All,
+        Select::Sample(
+            |s| zero_if_unlimited(s.spec.memory_limit),
+            "`memory.max`; v1 `memory.limit_in_bytes`; 0 for none"
+        ),
         &[]
     ),
     cadvisor!(
@@ -590,7 +724,10 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         "container_threads_max",
         "Maximum number of threads allowed inside the container, infinity if value is zero.",
         PidLimit,
-        Select::All,
+        Select::Sample(
+            |s| zero_if_unlimited(s.spec.pids_limit),
+            "`pids.max`; 0 for none"
+        ),
         &[]
     ),
     cadvisor!(
@@ -728,6 +865,192 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         &[],
         Conv::StartTime
     ),
+    cadvisor!(
+        "container_last_seen",
+        "Last time a container was seen by the exporter.",
+        Uptime,
+        Select::All,
+        &[],
+        &[],
+        Conv::LastSeen
+    ),
+    cadvisor!(
+        "container_spec_cpu_shares",
+        "CPU share of the container.",
+        CpuLimit,
+        Select::Sample(
+            |s| int_of(s.cpu.shares),
+            "`cpu.weight` as shares (2 + (weight − 1) × 262142 ÷ 9999); v1 `cpu.shares`"
+        ),
+        &[]
+    ),
+    cadvisor!(
+        "container_spec_memory_reservation_limit_bytes",
+        "Memory reservation limit for the container.",
+        MemoryLimit,
+        Select::Sample(
+            |s| zero_if_unlimited(s.spec.memory_reservation),
+            "`memory.min`; v1 `memory.soft_limit_in_bytes`; 0 for none"
+        ),
+        &[]
+    ),
+    cadvisor!(
+        "container_spec_memory_swap_limit_bytes",
+        "Memory swap limit for the container.",
+        MemoryLimit,
+        Select::Sample(
+            |s| zero_if_unlimited(s.spec.memory_swap_limit),
+            "`memory.swap.max` (swap alone); v1 `memory.memsw.limit_in_bytes` (memory and swap); 0 for none"
+        ),
+        &[]
+    ),
+    cadvisor!(
+        "container_cpu_cfs_burst_periods_total",
+        "Number of periods when burst occurs.",
+        CpuPeriods,
+        Select::Sample(|s| int_of(s.cpu.bursts), "`cpu.stat` nr_bursts"),
+        &[],
+        &[],
+        Conv::Same,
+        PromType::OfMetric,
+        under_quota
+    ),
+    cadvisor!(
+        "container_cpu_cfs_burst_seconds_total",
+        "Total time duration the container has been bursted.",
+        CpuThrottledTime,
+        Select::Sample(
+            |s| s.cpu.burst_ns.map(ns_to_s),
+            "`cpu.stat` burst_usec; v1 burst_time"
+        ),
+        &[],
+        &[],
+        Conv::Same,
+        PromType::OfMetric,
+        under_quota
+    ),
+    cadvisor!(
+        "container_memory_mapped_file",
+        "Size of memory mapped files in bytes.",
+        MemoryFile,
+        Select::Sample(
+            |s| int_of(s.memory.mapped_file),
+            "`memory.stat` file_mapped; v1 total_mapped_file"
+        ),
+        &[]
+    ),
+    cadvisor!(
+        "container_memory_total_active_file_bytes",
+        "Current total active file in bytes.",
+        MemoryFile,
+        Select::Sample(
+            |s| int_of(s.memory.active_file),
+            "`memory.stat` active_file; v1 total_active_file"
+        ),
+        &[]
+    ),
+    cadvisor!(
+        "container_memory_total_inactive_file_bytes",
+        "Current total inactive file in bytes.",
+        MemoryFile,
+        Select::Sample(
+            |s| int_of(s.memory.inactive_file),
+            "`memory.stat` inactive_file; v1 total_inactive_file"
+        ),
+        &[]
+    ),
+    // cAdvisor types it a counter, but a counter's name ends in `_total` (promtool says so):
+    // a gauge here, which `rate()` takes the same.
+    cadvisor!(
+        "container_memory_failcnt",
+        "Number of memory usage hits limits.",
+        MemoryOomKills,
+        Select::Sample(
+            |s| int_of(s.memory.failcnt),
+            "v1 `memory.failcnt` (none on v2)"
+        ),
+        &[],
+        &[],
+        Conv::Same,
+        PromType::Gauge,
+        always
+    ),
+    cadvisor!(
+        "container_memory_events_high_total",
+        "Cumulative count of memory.high throttle events for the container.",
+        MemoryOomKills,
+        Select::Sample(
+            |s| int_of(s.memory.events_high),
+            "`memory.events` high (v2 only)"
+        ),
+        &[]
+    ),
+    cadvisor!(
+        "container_memory_events_max_total",
+        "Cumulative count of memory.max limit hit events for the container.",
+        MemoryOomKills,
+        Select::Sample(
+            |s| int_of(s.memory.events_max),
+            "`memory.events` max (v2 only)"
+        ),
+        &[]
+    ),
+    // One family in four rows: the cgroup's own faults and its hierarchy's.
+    cadvisor!(
+        "container_memory_failures_total",
+        "Cumulative count of memory allocation failures.",
+        PagingFaults,
+        Select::Sample(
+            |s| int_of(s.memory.pgfault_own),
+            "`memory.stat` pgfault; v1 pgfault"
+        ),
+        &[],
+        &[("failure_type", "pgfault"), ("scope", "container")],
+        Conv::Same
+    ),
+    cadvisor!(
+        "container_memory_failures_total",
+        "Cumulative count of memory allocation failures.",
+        PagingFaults,
+        Select::Sample(
+            |s| int_of(s.memory.pgmajfault_own),
+            "`memory.stat` pgmajfault; v1 pgmajfault"
+        ),
+        &[],
+        &[("failure_type", "pgmajfault"), ("scope", "container")],
+        Conv::Same
+    ),
+    cadvisor!(
+        "container_memory_failures_total",
+        "Cumulative count of memory allocation failures.",
+        PagingFaults,
+        Select::Sample(
+            |s| int_of(s.memory.pgfault),
+            "`memory.stat` pgfault; v1 total_pgfault"
+        ),
+        &[],
+        &[("failure_type", "pgfault"), ("scope", "hierarchy")],
+        Conv::Same
+    ),
+    cadvisor!(
+        "container_memory_failures_total",
+        "Cumulative count of memory allocation failures.",
+        PagingFaults,
+        Select::Sample(
+            |s| int_of(s.memory.pgmajfault),
+            "`memory.stat` pgmajfault; v1 total_pgmajfault"
+        ),
+        &[],
+        &[("failure_type", "pgmajfault"), ("scope", "hierarchy")],
+        Conv::Same
+    ),
+    cadvisor!(
+        "container_blkio_device_usage_total",
+        "Blkio device bytes usage.",
+        DiskIo,
+        Select::All,
+        BLKIO
+    ),
     // Not cAdvisor's (it has none): named as kube-state-metrics names the last termination
     // (`kube_pod_container_status_last_terminated_exitcode`, `…_reason{reason}`), with that
     // `reason` label, on the container's final sample.
@@ -736,7 +1059,7 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         "Exit status of a container that ended (on its final sample), with the reason (Completed, Error, OOMKilled) and the run's restart count.",
         ExitCode,
         Select::All,
-        &[Some("reason"), Some("restart_count")]
+        &[Label::Name("reason"), Label::Name("restart_count")]
     ),
 ];
 
@@ -774,6 +1097,89 @@ pub fn markdown_table() -> String {
             m.description,
             m.v2_source,
             m.v1_source,
+        ));
+    }
+    out
+}
+
+/// The README's cAdvisor page reference, generated from [`CADVISOR`] and
+/// [`CADVISOR_MACHINE`].
+pub fn cadvisor_markdown_table() -> String {
+    let mut out =
+        String::from("| family | type | labels besides the identity | from |\n|---|---|---|---|\n");
+    let mut i = 0;
+    while i < CADVISOR.len() {
+        let f = &CADVISOR[i];
+        let rows: Vec<&CadvisorFamily> = CADVISOR[i..]
+            .iter()
+            .take_while(|r| r.name == f.name)
+            .collect();
+        i += rows.len();
+        let mut labels: Vec<String> = Vec::new();
+        let mut from: Vec<String> = Vec::new();
+        for r in &rows {
+            let fixed: Vec<String> = r
+                .fixed
+                .iter()
+                .map(|(k, v)| format!("`{k}=\"{v}\"`"))
+                .collect();
+            for l in r.labels {
+                let names: &[&str] = match l {
+                    Label::Skip => &[],
+                    Label::Name(n) | Label::Title(n) => &[n],
+                    Label::Interface => &["interface"],
+                    Label::Device => &["device"],
+                    Label::DeviceNumbers => &["device", "major", "minor"],
+                };
+                for n in names {
+                    let n = format!("`{n}`");
+                    if !labels.contains(&n) {
+                        labels.push(n);
+                    }
+                }
+            }
+            let def = r.metric.def();
+            let what = match &r.select {
+                Select::All => format!("`{}`", def.name),
+                Select::Attr(at, v) => format!("`{}` {} = {v}", def.name, def.attributes[*at]),
+                Select::Sum => format!("`{}`, summed", def.name),
+                Select::Sample(_, source) => source.to_string(),
+            };
+            let what = match r.conv {
+                Conv::Same => what,
+                Conv::StartTime => format!("now − {what}"),
+                Conv::LastSeen => format!("when the sample was read ({what})"),
+            };
+            from.push(if fixed.is_empty() {
+                what
+            } else {
+                format!("{}: {what}", fixed.join(", "))
+            });
+        }
+        let none = CgroupSample::default();
+        let mut quota = CgroupSample::default();
+        quota.cpu.quota_us = Some(100_000);
+        let when = match rows.iter().find(|r| !(r.when)(&none)) {
+            None => "",
+            Some(r) if (r.when)(&quota) => " (under a CPU quota only)",
+            Some(_) => " (not for every container)",
+        };
+        let labels = if labels.is_empty() {
+            "–".to_string()
+        } else {
+            labels.join(", ")
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {labels} | {}{when} |\n",
+            f.name,
+            f.prom_type(),
+            from.join("<br>")
+        ));
+    }
+    for m in CADVISOR_MACHINE {
+        out.push_str(&format!(
+            "| `{}` | gauge | – (no container labels) | {}, read at start |\n",
+            m.name, m.source
         ));
     }
     out

@@ -100,6 +100,7 @@ fn sample(rng: &mut Rng, tick: u64, interfaces: usize, devices: usize) -> Cgroup
             } else {
                 Some(100_000)
             },
+            ..Default::default()
         },
         memory: MemorySample {
             usage: rng.maybe(tick),
@@ -113,6 +114,7 @@ fn sample(rng: &mut Rng, tick: u64, interfaces: usize, devices: usize) -> Cgroup
             oom_group_kills: rng.maybe(tick),
             pgfault: rng.maybe(tick),
             pgmajfault: rng.maybe(tick),
+            ..Default::default()
         },
         pids: PidsSample {
             current: rng.maybe(tick),

@@ -27,6 +27,10 @@ fn readme_matches_the_code() {
             "self-metrics",
             container_exporter::telemetry::markdown_table(),
         ),
+        (
+            "cadvisor",
+            container_exporter::metrics::cadvisor_markdown_table(),
+        ),
     ];
     let update = std::env::var_os("UPDATE_README").is_some();
     let mut stale = Vec::new();

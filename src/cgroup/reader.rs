@@ -12,7 +12,8 @@
 //! cgroup was removed, which is normal life for a container and not an error.
 //!
 //! Limits (`cpu.max`, `memory.max`, `pids.max`, `cpu.cfs_quota_us`, `cpu.cfs_period_us`,
-//! `memory.limit_in_bytes`) almost never change, so they are re-read only every
+//! `memory.limit_in_bytes`) and the settings only the cAdvisor page shows (`cpu.shares`,
+//! `memory.min`, …) almost never change, so they are re-read only every
 //! [`OpenOptions::limits_every`] (and at once after [`CgroupReader::refresh_limits`], which
 //! a runtime's `update` event triggers); in between their last values are reported. So is v1
 //! `cpu.stat` while the container has no CPU quota: its throttling counters only move under
@@ -43,7 +44,7 @@ use nix::sys::stat::{Mode, SFlag, fstat};
 use super::layout::Layout;
 use super::parse::{self, ErrorKind, ParseError};
 use super::plan::{self, Cadence, FileDef, Hier, Partial};
-use super::sample::CgroupSample;
+use super::sample::{CgroupSample, SpecSample};
 use crate::progress;
 
 pub use super::plan::parse_files;
@@ -271,11 +272,15 @@ impl TickSet {
 struct Slow {
     quota_us: Option<u64>,
     period_us: Option<u64>,
+    shares: Option<u64>,
+    spec: SpecSample,
     memory_limit: Option<u64>,
     pids_limit: Option<u64>,
     periods: Option<u64>,
     throttled_periods: Option<u64>,
     throttled_ns: Option<u64>,
+    bursts: Option<u64>,
+    burst_ns: Option<u64>,
 }
 
 /// The open files of one container, ready to be re-read each tick.
@@ -941,11 +946,15 @@ impl CgroupReader {
             self.slow = Slow {
                 quota_us: out.cpu.quota_us,
                 period_us: out.cpu.period_us,
+                shares: out.cpu.shares,
+                spec: out.spec,
                 memory_limit: out.memory.limit,
                 pids_limit: out.pids.limit,
                 periods: out.cpu.periods,
                 throttled_periods: out.cpu.throttled_periods,
                 throttled_ns: out.cpu.throttled_ns,
+                bursts: out.cpu.bursts,
+                burst_ns: out.cpu.burst_ns,
             };
             self.ticks.quota = out.cpu.quota_us.is_some();
             // Runtimes write a new container's limits just after creating its cgroup: what
@@ -971,6 +980,8 @@ impl CgroupReader {
         let s = self.slow;
         out.cpu.quota_us = s.quota_us;
         out.cpu.period_us = s.period_us;
+        out.cpu.shares = s.shares;
+        out.spec = s.spec;
         out.memory.limit = s.memory_limit;
         out.pids.limit = s.pids_limit;
         if !self.ticks.quota
@@ -982,6 +993,8 @@ impl CgroupReader {
             out.cpu.periods = s.periods;
             out.cpu.throttled_periods = s.throttled_periods;
             out.cpu.throttled_ns = s.throttled_ns;
+            out.cpu.bursts = s.bursts;
+            out.cpu.burst_ns = s.burst_ns;
         }
     }
 

@@ -10,6 +10,9 @@
 //!   `ListPodSandbox`, `ListContainers`, and `ListImages` when a container's image is an id
 //!   (the kubelet creates containers with the image id, so a name takes one lookup; the
 //!   answer is cached and asked again only when an unknown image shows up).
+//! - Once per new ready sandbox, a verbose `PodSandboxStatus` for its image (the "pause"
+//!   image; containerd says it), which the cAdvisor page puts on the pod's network series
+//!   as the kubelet's cAdvisor does.
 //! - Then `GetContainerEvents`, where the runtime has it (containerd 1.7+, CRI-O 1.26+): each
 //!   event carries its pod's sandbox and container statuses, so it costs no call.
 //! - Where it has not (Debian's containerd 1.6 answers UNIMPLEMENTED): when discovery asks
@@ -86,6 +89,9 @@ pub const LOOKUP_GIVE_UP: Duration = Duration::from_secs(30);
 pub const GIVE_UP_TTL: Duration = Duration::from_secs(600);
 /// Bounds on ids being retried and ids given up (the store bounds the asks themselves).
 const MAX_PENDING: usize = 4096;
+/// Sandboxes asked for their image per pass of the loop, so that a node full of new pods does
+/// not hold events up.
+const SANDBOX_IMAGES_PER_PASS: usize = 16;
 const MAX_GIVEN_UP: usize = 16384;
 /// `ContainerStatus` calls in flight at most (the rest wait their turn, within their bound).
 pub const STATUS_CALLS: usize = 8;
@@ -216,6 +222,9 @@ struct Follower {
     removals: HashMap<String, Instant>,
     pod_removals: HashMap<String, Instant>,
     images: Images,
+    /// Sandbox id → its image (the "pause" image), once asked (`None`: the runtime did not
+    /// say). Only for sandboxes in `sandboxes`, so bounded by them.
+    sandbox_images: HashMap<String, Option<String>>,
     pending: HashMap<String, Pending>,
     given_up: HashMap<String, Instant>,
     /// A connection failed since the last good one (for `reconnects` and log levels).
@@ -236,6 +245,7 @@ impl Follower {
             removals: HashMap::new(),
             pod_removals: HashMap::new(),
             images: Images::default(),
+            sandbox_images: HashMap::new(),
             pending: HashMap::new(),
             given_up: HashMap::new(),
             lost: false,
@@ -334,6 +344,7 @@ impl Follower {
             if let Err(e) = self.lookup(&client).await {
                 return format!("{endpoint}: {e}");
             }
+            self.name_sandboxes(&client).await;
             let due = [self.next_retry(), self.next_removal(), resync_at]
                 .into_iter()
                 .flatten()
@@ -397,6 +408,44 @@ impl Follower {
         self.apply_containers(client, &ctrs, true, counted).await?;
         self.settle_pending(Instant::now());
         Ok(())
+    }
+
+    /// Asks for the images of ready sandboxes not asked about yet (one verbose
+    /// `PodSandboxStatus` each, at most [`SANDBOX_IMAGES_PER_PASS`] per pass, once per
+    /// sandbox): the cAdvisor page labels a pod's network with its sandbox's image, as the
+    /// kubelet's cAdvisor does. A failed call only leaves the image unknown.
+    async fn name_sandboxes(&mut self, client: &Client) {
+        let sandboxes = &self.sandboxes;
+        self.sandbox_images
+            .retain(|id, _| sandboxes.contains_key(id));
+        let ask: Vec<String> = self
+            .sandboxes
+            .values()
+            .filter(|s| s.ready && !self.sandbox_images.contains_key(&s.id))
+            .filter(|s| self.store.contains(&s.id))
+            .map(|s| s.id.clone())
+            .take(SANDBOX_IMAGES_PER_PASS)
+            .collect();
+        for id in ask {
+            let image = match client.sandbox_image(&id).await {
+                Ok(image) => image,
+                Err(e) => {
+                    tracing::debug!(sandbox = %id, "no sandbox image: {e}");
+                    None
+                }
+            };
+            self.sandbox_images.insert(id.clone(), image.clone());
+            if let Some(reference) = image {
+                let (image_name, image_tags) = super::image_name_and_tags(&reference);
+                let meta = ContainerMeta {
+                    image_name,
+                    image_tags,
+                    sandbox: true,
+                    ..Default::default()
+                };
+                self.put(&id, meta, true);
+            }
+        }
     }
 
     /// Takes what discovery asked for: ids the store does not know become pending.

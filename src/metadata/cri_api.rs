@@ -24,6 +24,7 @@ pub const LIST_CONTAINERS: &str = "/runtime.v1.RuntimeService/ListContainers";
 pub const GET_CONTAINER_EVENTS: &str = "/runtime.v1.RuntimeService/GetContainerEvents";
 pub const CONTAINER_STATUS: &str = "/runtime.v1.RuntimeService/ContainerStatus";
 pub const LIST_IMAGES: &str = "/runtime.v1.ImageService/ListImages";
+pub const POD_SANDBOX_STATUS: &str = "/runtime.v1.RuntimeService/PodSandboxStatus";
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct VersionRequest {
@@ -227,6 +228,23 @@ pub struct ContainerStatusRequest {
 pub struct ContainerStatusResponse {
     #[prost(message, optional, tag = "1")]
     pub status: Option<ContainerStatus>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PodSandboxStatusRequest {
+    #[prost(string, tag = "1")]
+    pub pod_sandbox_id: String,
+    /// Asks for `info`: what the runtime knows beyond the CRI fields.
+    #[prost(bool, tag = "2")]
+    pub verbose: bool,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PodSandboxStatusResponse {
+    /// Runtime-specific, when verbose: containerd's `info` is JSON with the sandbox container's
+    /// `image` (the "pause" image reference), its pid and its OCI spec.
+    #[prost(btree_map = "string, string", tag = "2")]
+    pub info: BTreeMap<String, String>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

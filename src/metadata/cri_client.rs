@@ -203,6 +203,23 @@ impl Client {
         Ok(r.images)
     }
 
+    /// A sandbox's image (its "pause" container's), from a verbose `PodSandboxStatus`:
+    /// `info["info"]`'s `image`, where the runtime writes it (containerd does). `Ok(None)`:
+    /// the runtime says nothing of it.
+    pub(crate) async fn sandbox_image(&self, id: &str) -> Result<Option<String>, String> {
+        let r: api::PodSandboxStatusResponse = self
+            .unary(
+                api::POD_SANDBOX_STATUS,
+                api::PodSandboxStatusRequest {
+                    pod_sandbox_id: id.to_owned(),
+                    verbose: true,
+                },
+            )
+            .await
+            .map_err(|s| format!("PodSandboxStatus: {}", status_text(&s)))?;
+        Ok(r.info.get("info").and_then(|info| sandbox_info_image(info)))
+    }
+
     /// Opens `GetContainerEvents` in a task of its own and forwards what arrives. A task,
     /// because grpc-go servers send a stream's headers only with its first message: opening
     /// the stream does not return before the first event, and must not hold the loop up.
@@ -246,6 +263,15 @@ impl Client {
         });
         EventsTask { rx, task }
     }
+}
+
+/// The `image` of a sandbox's verbose `info` JSON, if it is a non-empty string.
+pub(crate) fn sandbox_info_image(info: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(info).ok()?;
+    v.get("image")?
+        .as_str()
+        .filter(|s| !s.is_empty() && s.len() <= 4096)
+        .map(str::to_owned)
 }
 
 pub(crate) enum EventMsg {
