@@ -12,10 +12,20 @@
 #   when promtool is installed (.ci/prometheus-up.sh), `docker compose config` when the plugin is;
 # - deploy/grafana/: the provisioning points at the mounted dashboards, the dashboard JSON
 #   loads and every panel has PromQL (tests/dashboard.rs runs each query against a real
-#   Prometheus).
+#   Prometheus);
+# - deploy/prometheus-operator/ (optional overlay: the cAdvisor page and a ServiceMonitor that
+#   scrapes it as the kubelet's cAdvisor job): built with kubectl's kustomize when kubectl is
+#   installed, its Kubernetes objects validated as above; the ServiceMonitor, a custom resource
+#   the Kubernetes schemas do not have, against the Prometheus Operator's CRD schema as the npm
+#   package @kubernetes-models/prometheus-operator ships it (compiled from the operator's CRDs):
+#   its validator (types, enums, patterns, required fields) and its TypeScript types, with which
+#   `tsc` rejects any field the schema does not have (what --strict does for the others); and
+#   what it must do: job="kubelet", metrics_path="/metrics/cadvisor", node, honorLabels, the
+#   exporter's own pod labels dropped, the Service it selects.
 #
-# Needs python3 with venv (Debian: python3-venv) and network access to PyPI on the first run;
-# the virtualenv is cached under $CE_CACHE_DIR (default ~/.cache/container-exporter).
+# Needs python3 with venv (Debian: python3-venv), node and npm, and network access to PyPI and
+# npm on the first run; the virtualenv and the npm packages are cached under $CE_CACHE_DIR
+# (default ~/.cache/container-exporter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,6 +67,78 @@ for v in "${K8S_VERSIONS[@]}"; do
     fi
     log "Kubernetes $v schemas: ${#manifests[@]} manifests valid"
 done
+
+# --- deploy/prometheus-operator/: the overlay and its ServiceMonitor ---------------------------
+# Pinned: the models package (the operator's CRD schemas, compiled) and the TypeScript compiler
+# that checks the manifest against its types. Newer operator versions only add fields.
+SM_MODELS_VERSION=6.0.0
+SM_TS_VERSION=5.9.3
+built=$(mktemp -d)
+trap 'rm -rf "$built"' EXIT
+if command -v kubectl >/dev/null 2>&1; then
+    kubectl kustomize deploy/kubernetes/ >"$built/base.yaml" ||
+        die "kustomize cannot build deploy/kubernetes/"
+    kubectl kustomize deploy/prometheus-operator/ >"$built/overlay.yaml" ||
+        die "kustomize cannot build deploy/prometheus-operator/"
+    # The overlay's Kubernetes objects (the patched DaemonSet among them) against the schemas.
+    "$py" - "$built/overlay.yaml" "$built/overlay-core.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+yaml.safe_dump_all([d for d in docs if d["kind"] != "ServiceMonitor"], open(sys.argv[2], "w"))
+PY
+    for v in "${K8S_VERSIONS[@]}"; do
+        out=$("$venv/bin/kubernetes-validate" --strict -k "$v" "$built/overlay-core.yaml" 2>&1) || {
+            printf '%s\n' "$out" >&2
+            die "deploy/prometheus-operator/ builds objects that do not validate against Kubernetes $v"
+        }
+    done
+    log "deploy/prometheus-operator/ builds, and its Kubernetes objects are valid"
+else
+    log "kubectl is not installed: the kustomizations are not built, only their files checked"
+fi
+
+command -v node >/dev/null && command -v npm >/dev/null ||
+    die "node and npm are missing (Debian: apt-get install nodejs npm)"
+smc="$cache/servicemonitor-check"
+want="$SM_MODELS_VERSION $SM_TS_VERSION"
+if [ "$(cat "$smc/versions" 2>/dev/null)" != "$want" ]; then
+    log "installing @kubernetes-models/prometheus-operator $SM_MODELS_VERSION and typescript $SM_TS_VERSION in $smc"
+    rm -rf "$smc"
+    mkdir -p "$smc"
+    printf '{"private": true, "type": "module"}\n' >"$smc/package.json"
+    (cd "$smc" && npm install --no-audit --no-fund --no-package-lock --loglevel=error \
+        "@kubernetes-models/prometheus-operator@$SM_MODELS_VERSION" "typescript@$SM_TS_VERSION") >&2 ||
+        die "npm could not install the ServiceMonitor schema packages"
+    echo "$want" >"$smc/versions"
+fi
+"$py" - deploy/prometheus-operator/servicemonitor.yaml "$smc" <<'PY'
+import json, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+assert len(docs) == 1 and docs[0]["kind"] == "ServiceMonitor", "servicemonitor.yaml: one ServiceMonitor"
+body = json.dumps(docs[0], indent=1)
+with open(f"{sys.argv[2]}/check.ts", "w") as f:
+    f.write('import type { IServiceMonitor } from '
+            '"@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";\n'
+            f"export const monitor: IServiceMonitor = {body};\n")
+with open(f"{sys.argv[2]}/servicemonitor.json", "w") as f:
+    f.write(body)
+PY
+cat >"$smc/validate.mjs" <<'JS'
+import { readFileSync } from "node:fs";
+import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
+try {
+    new ServiceMonitor(JSON.parse(readFileSync(process.argv[2], "utf8"))).validate();
+} catch (e) {
+    console.error(e.message ?? e);
+    process.exit(1);
+}
+JS
+(cd "$smc" && node validate.mjs servicemonitor.json) >&2 ||
+    die "deploy/prometheus-operator/servicemonitor.yaml does not validate against the ServiceMonitor schema"
+(cd "$smc" && node_modules/.bin/tsc --noEmit --strict --module nodenext --moduleResolution nodenext \
+    --target es2022 check.ts) >&2 ||
+    die "deploy/prometheus-operator/servicemonitor.yaml has fields the ServiceMonitor schema does not (tsc above; line numbers are of $smc/check.ts)"
+log "ServiceMonitor valid against the operator's schema (@kubernetes-models/prometheus-operator $SM_MODELS_VERSION)"
 
 # --- Cross-file checks -----------------------------------------------------------------------
 "$py" - <<'PY'
@@ -176,6 +258,56 @@ if ds:
         ann = svc["metadata"].get("annotations", {})
         check(ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/port") == "9464",
               "Service: prometheus.io/scrape and prometheus.io/port annotations")
+
+# The Prometheus Operator overlay -----------------------------------------------------------------
+odir = "deploy/prometheus-operator"
+okust = load_all(f"{odir}/kustomization.yaml")[0]
+check(okust.get("kind") == "Kustomization", f"{odir}/kustomization.yaml: kind is not Kustomization")
+check(okust.get("resources") == ["../kubernetes", "servicemonitor.yaml"],
+      f"{odir}/kustomization.yaml: resources must be ../kubernetes and servicemonitor.yaml")
+opatches = [p.get("path") for p in okust.get("patches", [])]
+check(opatches == ["cadvisor-names.yaml"], f"{odir}/kustomization.yaml: the one patch is cadvisor-names.yaml")
+present_o = sorted(os.path.basename(p) for p in glob.glob(f"{odir}/*.yaml"))
+check(present_o == sorted(["kustomization.yaml", "servicemonitor.yaml", "cadvisor-names.yaml"]),
+      f"{odir}: unexpected files {present_o}")
+patch = load_all(f"{odir}/cadvisor-names.yaml")[0]
+check(patch["kind"] == "DaemonSet" and ds is not None and patch["metadata"]["name"] == ds["metadata"]["name"],
+      f"{odir}/cadvisor-names.yaml must patch the DaemonSet")
+pc = patch["spec"]["template"]["spec"]["containers"]
+check(len(pc) == 1 and ds is not None and pc[0]["name"] == ds["spec"]["template"]["spec"]["containers"][0]["name"]
+      and {"name": "CONTAINER_EXPORTER_PROMETHEUS_NAMES", "value": "cadvisor"} in pc[0].get("env", []),
+      f"{odir}/cadvisor-names.yaml must set CONTAINER_EXPORTER_PROMETHEUS_NAMES=cadvisor on the exporter's container")
+sm = load_all(f"{odir}/servicemonitor.yaml")[0]
+smspec = sm["spec"]
+if svc:
+    check(sm["metadata"]["namespace"] == svc["metadata"]["namespace"], "ServiceMonitor: not in the Service's namespace")
+    check(smspec.get("namespaceSelector", {}).get("matchNames") == [svc["metadata"]["namespace"]],
+          "ServiceMonitor: namespaceSelector must name the Service's namespace")
+    check(all(svc["metadata"].get("labels", {}).get(k) == v for k, v in smspec["selector"]["matchLabels"].items()),
+          "ServiceMonitor: selector does not match the Service's labels")
+eps = smspec.get("endpoints", [])
+check(len(eps) == 1, "ServiceMonitor: one endpoint")
+ep = eps[0] if eps else {}
+if svc:
+    check(ep.get("port") == svc["spec"]["ports"][0]["name"], "ServiceMonitor: endpoint port must be the Service's port name")
+check(ep.get("path") == "/metrics", "ServiceMonitor: the page is at /metrics")
+check(ep.get("honorLabels") is True, "ServiceMonitor: honorLabels must be true (the page's namespace, pod, container win)")
+rel = ep.get("relabelings", [])
+def sets(label, value):
+    return any(r.get("targetLabel") == label and r.get("action", "replace").lower() == "replace"
+               and not r.get("sourceLabels") and r.get("replacement") == value for r in rel)
+check(sets("job", "kubelet"), 'ServiceMonitor: must set job="kubelet"')
+check(sets("metrics_path", "/metrics/cadvisor"), 'ServiceMonitor: must set metrics_path="/metrics/cadvisor"')
+check(any(r.get("targetLabel") == "node" and r.get("sourceLabels") == ["__meta_kubernetes_pod_node_name"]
+          for r in rel), "ServiceMonitor: node must come from __meta_kubernetes_pod_node_name")
+dropped = [r.get("regex", "") for r in rel if r.get("action", "").lower() == "labeldrop"]
+for label in ("namespace", "pod", "container"):
+    check(any(re.fullmatch(rx, label) for rx in dropped),
+          f"ServiceMonitor: the target's {label} label (the exporter's own pod) must be dropped")
+for label in ("job", "metrics_path", "node", "instance", "service", "endpoint"):
+    check(not any(re.fullmatch(rx, label) for rx in dropped), f"ServiceMonitor: must not drop {label}")
+for r in ep.get("metricRelabelings", []):
+    check(r.get("action", "").lower() == "drop", "ServiceMonitor: metricRelabelings only drop")
 
 # Compose ---------------------------------------------------------------------------------------
 cdir = "deploy/compose"

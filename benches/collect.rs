@@ -2,6 +2,9 @@
 //! run: a plain loop of `pread`s at offset 0 over the very same kept-open descriptors, with
 //! no parsing. The ratio collect ÷ floor is the figure that matters on a noisy machine.
 //!
+//! It measures the first seconds of the containers, when their limits are read at every read
+//! as the floor reads them (the daemon then reads them once a minute).
+//!
 //! Needs root (it creates cgroups): `cargo bench --bench collect` as root. It makes
 //! `CE_BENCH_CONTAINERS` (default 50) container-shaped cgroups
 //! (`ce-bench.slice/docker-<id>.scope`) in every mounted hierarchy, each holding one
@@ -78,8 +81,14 @@ fn set_up() -> Fixture {
         children.push(child);
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
+    let root = layout.discovery_root().to_path_buf();
     let mut collector = Collector::new(layout, ProcRoot::new(Path::new("/proc")));
-    collector.discover();
+    // Only the bench's own cgroups: on a shared host other containers come and go.
+    let ours: Vec<_> = container_exporter::discovery::walk(&root)
+        .into_iter()
+        .filter(|f| f.rel.starts_with("ce-bench.slice"))
+        .collect();
+    collector.sync(ours);
     collector.collect();
     collector.collect();
     let ours = collector

@@ -1,6 +1,6 @@
 //! Rendering the Prometheus page for 1,000 synthetic containers with the full metric set
-//! (2 network interfaces and 2 block devices each), as the daemon does once per tick, and
-//! gzip of the result (done once per tick, on the first scrape that asks for it).
+//! (2 network interfaces and 2 block devices each), as the daemon does once per tick, with the
+//! OpenTelemetry names and with cAdvisor's, and gzip of the result (done once per tick, on the first scrape that asks for it).
 //!
 //! `cargo bench --bench render` (no root needed).
 
@@ -25,10 +25,20 @@ fn main() {
 
 #[divan::bench]
 fn render_1000_containers(bencher: Bencher) {
+    render(bencher, Naming::Otel);
+}
+
+/// The same containers on the cAdvisor-compatible page (`--prometheus-names cadvisor`).
+#[divan::bench]
+fn render_1000_containers_cadvisor(bencher: Bencher) {
+    render(bencher, Naming::Cadvisor);
+}
+
+fn render(bencher: Bencher, naming: Naming) {
     let cs = containers();
     let telemetry = Telemetry::default();
     let process = ProcessStats::default();
-    let mut renderer = PromRenderer::new(Some("node-1".into()), Naming::Otel);
+    let mut renderer = PromRenderer::new(Some("node-1".into()), naming);
     let now = SystemTime::now();
     // The first render builds each container's label block; later ticks reuse them.
     let mut page = Vec::new();
@@ -43,7 +53,7 @@ fn render_1000_containers(bencher: Bencher) {
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty() && !l.starts_with(b"#"))
         .count();
-    eprintln!("page: {} bytes, {series} series", page.len());
+    eprintln!("{naming:?} page: {} bytes, {series} series", page.len());
     bencher.bench_local(|| {
         renderer.render(
             &mut page,

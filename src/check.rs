@@ -7,6 +7,7 @@
 //! To add a check: a function that adds findings to the report, and its call in [`run`].
 
 use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::cgroup::{CgroupReader, CgroupSample, Layout, LayoutKind, ProcRoot};
@@ -15,6 +16,7 @@ use crate::config::{DaemonArgs, HostArgs, MetadataArgs, is_off};
 use crate::discovery::{self, Found, Kind, Runtime};
 use crate::export::otlp::OtlpConfig;
 use crate::metadata::{Metadata, cri, cri_endpoint, docker, podman_host, spawn_sources};
+use crate::progress;
 use crate::system::FD_RESERVE;
 use crate::telemetry::Telemetry;
 
@@ -788,20 +790,57 @@ fn can_read_anything() -> bool {
         .is_some_and(|caps| caps & 0b110 != 0)
 }
 
-/// Runs every check.
+/// Runs every check. The ones that read the cgroup tree run within
+/// [`progress::COMMAND_BOUND`]: a read that does not return (a hung filesystem) is a FAIL
+/// naming the file, and the checks that need no tree still run.
 pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
-    let mut r = Report::default();
-    let Some(layout) = layout(&mut r, host) else {
-        return r;
+    let shared = Arc::new(Mutex::new(Report::default()));
+    let tree = {
+        let (host, shared, args) = (host.clone(), shared.clone(), args.clone());
+        // What the reading thread found so far, kept if it then gets stuck.
+        let keep = move |r: &mut Report| {
+            let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+            s.findings.append(&mut r.findings);
+        };
+        progress::within(progress::COMMAND_BOUND, move || {
+            let mut r = Report::default();
+            let layout = layout(&mut r, &host);
+            keep(&mut r);
+            let layout = layout?;
+            let found = discovery::walk(layout.discovery_root());
+            let proc_root = ProcRoot::new(&host.proc_root);
+            let probe = files(&mut r, &host, &layout, &found, &proc_root);
+            keep(&mut r);
+            proc(&mut r, &host, &layout, &proc_root, &probe);
+            keep(&mut r);
+            // Disk reads the containers' mountinfo and their layers below --host-root: bounded
+            // like the tree.
+            disk(&mut r, &host, &args, &layout, &found);
+            keep(&mut r);
+            Some((layout, found, probe))
+        })
     };
-    let found = discovery::walk(layout.discovery_root());
-    let proc_root = ProcRoot::new(&host.proc_root);
-    let probe = files(&mut r, host, &layout, &found, &proc_root);
-    proc(&mut r, host, &layout, &proc_root, &probe);
-    descriptors(&mut r, &found, &probe);
-    inotify(&mut r, &layout, &found);
-    metadata(&mut r, &args.metadata, host, &found);
-    disk(&mut r, host, args, &layout, &found);
-    outputs(&mut r, args);
+    let mut r = std::mem::take(&mut *shared.lock().unwrap_or_else(|e| e.into_inner()));
+    match tree {
+        Ok(None) => {}
+        Ok(Some((layout, found, probe))) => {
+            descriptors(&mut r, &found, &probe);
+            inotify(&mut r, &layout, &found);
+            metadata(&mut r, &args.metadata, host, &found);
+            outputs(&mut r, args);
+        }
+        Err(stuck) => {
+            r.add(
+                Level::Fail,
+                "cgroups",
+                format!(
+                    "{stuck}. The daemon would stop collecting there (its /healthz then fails, \
+                     and its log names the file)"
+                ),
+            );
+            metadata(&mut r, &args.metadata, host, &[]);
+            outputs(&mut r, args);
+        }
+    }
     r
 }

@@ -14,6 +14,10 @@
 //! [`system::FD_RESERVE`](crate::system::FD_RESERVE) for everything else): a container found
 //! when the budget is spent is read by open-read-close instead, with one warning, and kept
 //! open again once descriptors are free. No container is ever left out for want of them.
+//!
+//! Its length is the collector and the per-container state every output reads
+//! ([`ContainerState`], [`Described`]): tracking, the descriptor budget, departures and read
+//! errors all act on the one map of tracked containers within a tick, so they stay with it.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -27,6 +31,7 @@ use crate::cgroup::{
 };
 use crate::discovery::{self, Found, Kind, Runtime};
 use crate::disk::DiskSample;
+use crate::exit::Exit;
 use crate::metadata::{ContainerMeta, Metadata, PodMeta};
 use crate::metrics::{self, Context, Metric, Sink};
 
@@ -51,6 +56,20 @@ pub struct ContainerState {
     /// The latest disk figures (writable layer, logs, a pod's ephemeral storage) from the disk
     /// thread, attached at each tick; `None` before the first walk or with disk usage off.
     pub disk: Option<Arc<DiskSample>>,
+    /// Why it ended (a final sample that knows; see [`crate::departures`]).
+    exit: Option<Exit>,
+    show: Show,
+}
+
+/// What a state shows on the outputs. A container's final sample shows everything, unless a
+/// newer run of the same container id is shown (its other series would have the same labels):
+/// then only its exit series, told apart by its restart count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Show {
+    #[default]
+    All,
+    ExitOnly,
+    Nothing,
 }
 
 impl ContainerState {
@@ -59,16 +78,56 @@ impl ContainerState {
         self.current_at.map(|_| &self.current)
     }
 
+    /// Why it ended, when this is a final sample that knows.
+    pub fn exit(&self) -> Option<&Exit> {
+        self.exit.as_ref()
+    }
+
+    pub fn set_exit(&mut self, exit: Option<Exit>) {
+        self.exit = exit;
+    }
+
+    pub fn show(&self) -> Show {
+        self.show
+    }
+
+    pub fn set_show(&mut self, show: Show) {
+        self.show = show;
+    }
+
+    /// Whether the data points of `m` are shown.
+    pub fn shows(&self, m: Metric) -> bool {
+        match self.show {
+            Show::All => true,
+            Show::ExitOnly => m == Metric::ExitCode,
+            Show::Nothing => false,
+        }
+    }
+
+    /// When the latest sample was read, on the clock of `now` (taken at the same moment).
+    pub fn sampled_at(&self, now: SystemTime) -> Option<SystemTime> {
+        let at = self.current_at?;
+        Some(now.checked_sub(at.elapsed()).unwrap_or(now))
+    }
+
     /// The latest sample's data points (nothing before the first read).
     pub fn emit(&self, now: SystemTime, sink: &mut dyn Sink) {
-        if let Some(ctx) = self.context(now) {
-            metrics::emit(&self.current, &ctx, sink);
+        match self.show {
+            Show::All => {
+                if let Some(ctx) = self.context(now) {
+                    metrics::emit(&self.current, &ctx, sink);
+                }
+            }
+            Show::ExitOnly => self.emit_metric(Metric::ExitCode, now, sink),
+            Show::Nothing => {}
         }
     }
 
     /// The latest sample's data points of one metric.
     pub fn emit_metric(&self, m: Metric, now: SystemTime, sink: &mut dyn Sink) {
-        if let Some(ctx) = self.context(now) {
+        if self.shows(m)
+            && let Some(ctx) = self.context(now)
+        {
             metrics::emit_metric(m, &self.current, &ctx, sink);
         }
     }
@@ -86,6 +145,7 @@ impl ContainerState {
             previous,
             uptime,
             disk: self.disk.as_deref(),
+            exit: self.exit.as_ref(),
         })
     }
 
@@ -111,6 +171,8 @@ impl ContainerState {
             previous,
             previous_at: now.checked_sub(interval),
             disk: None,
+            exit: None,
+            show: Show::All,
         }
     }
 
@@ -133,6 +195,8 @@ impl ContainerState {
             previous: CgroupSample::default(),
             previous_at: None,
             disk: None,
+            exit: None,
+            show: Show::All,
         }
     }
 }
@@ -260,6 +324,10 @@ pub struct Collector {
     departed: Vec<ContainerState>,
     buf: Vec<u8>,
     pub errors: ReadErrorCounts,
+    /// Containers whose end was seen, each counted once however it was noticed: a rescan or
+    /// inotify that no longer finds its directory, a read that finds it gone, a new
+    /// directory under the same id.
+    pub removals: u64,
     /// The last few error messages, for `check` and `snapshot` (bounded).
     pub last_errors: Vec<String>,
     tick_errors: Vec<(PathBuf, String)>,
@@ -279,13 +347,14 @@ pub struct Collector {
 
 const KEEP_ERRORS: usize = 16;
 
-/// Descriptors one container may take at most: every file of the largest plan, its
-/// `cgroup.procs` and its `net/dev`.
-pub const MAX_FDS_PER_CONTAINER: usize = 21;
+/// Descriptors one container may take at most: every file of the largest plan (the hybrid
+/// one), its `cgroup.procs` and its `net/dev`.
+pub const MAX_FDS_PER_CONTAINER: usize = 23;
 
 /// Descriptors one container may take at most when only the files read every tick are kept
-/// open (descriptors are short): the largest plan's per-tick files and `net/dev`.
-pub const MAX_FDS_LEAN: usize = 13;
+/// open (descriptors are short): the largest plan's per-tick files (v1's `memory.failcnt`
+/// among them) and `net/dev`.
+pub const MAX_FDS_LEAN: usize = 14;
 
 /// How long limits are trusted by default between two reads (the daemon sets it so that a
 /// change shows within a minute at its interval).
@@ -301,6 +370,7 @@ impl Collector {
             departed: Vec::new(),
             buf: vec![0; 64 * 1024],
             errors: ReadErrorCounts::default(),
+            removals: 0,
             last_errors: Vec::new(),
             tick_errors: Vec::new(),
             fd_budget: crate::system::descriptor_budget(),
@@ -440,6 +510,7 @@ impl Collector {
                 if !old.exited && old.state.current_at.is_some() {
                     self.departed.push(old.state);
                 }
+                self.removals += 1;
                 changes.removed += 1;
                 changes.added += 1;
             }
@@ -461,6 +532,7 @@ impl Collector {
     pub fn untrack(&mut self, id: &str) -> bool {
         match self.containers.remove(id) {
             Some(t) => {
+                self.removals += 1;
                 self.fds_held = self.fds_held.saturating_sub(t.reader.held());
                 if !t.exited && t.state.current_at.is_some() && t.has_run() {
                     self.departed.push(t.state);
@@ -771,6 +843,39 @@ impl Tracked {
             exited: false,
             seen_running: false,
             retry_until: Some(Instant::now() + discovery::RETRY_AFTER_DISCOVERY),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroup::LayoutKind;
+    use crate::cgroup::plan::{self, Cadence};
+
+    /// The descriptor bounds are those of the largest plan: what a reader can keep open (every
+    /// row; v1's tick-based CPU rows only without the unified `cpu.stat`), and what it keeps
+    /// when lean (the rows that can be read every tick, `cgroup.events` being watched).
+    #[test]
+    fn descriptor_bounds_cover_every_plan() {
+        for kind in [LayoutKind::V2, LayoutKind::Hybrid] {
+            let rows: Vec<_> = plan::files(kind).collect();
+            let exact = rows.iter().any(|f| f.exact_cpu());
+            let kept = |lean: bool| {
+                rows.iter()
+                    .filter(|f| !(exact && f.cpu_fallback))
+                    .filter(|f| match f.cadence {
+                        Cadence::Tick | Cadence::UnderQuota | Cadence::OnceCounting => true,
+                        Cadence::Limit | Cadence::Events => !lean,
+                    })
+                    .count()
+            };
+            assert!(
+                kept(false) + 2 <= MAX_FDS_PER_CONTAINER,
+                "{kind:?}: {}",
+                kept(false)
+            );
+            assert!(kept(true) < MAX_FDS_LEAN, "{kind:?}: {}", kept(true));
         }
     }
 }

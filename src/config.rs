@@ -121,6 +121,20 @@ pub struct DaemonArgs {
     )]
     pub exited_retention: Duration,
 
+    /// How long the final sample of a container that ended waits for its runtime to say why
+    /// (the exit status of Docker's `die` event, Podman's `died`, the CRI's `ContainerStatus`)
+    /// before it is published without it (with the kernel's OOM verdict alone). It is
+    /// published as soon as the runtime's word arrives, between ticks; `0` never waits (only
+    /// a word that arrived first is used). At most 60s.
+    #[arg(
+        long,
+        env = "CONTAINER_EXPORTER_EXIT_WAIT",
+        default_value = "3s",
+        value_parser = parse_exit_wait,
+        value_name = "DURATION"
+    )]
+    pub exit_wait: Duration,
+
     #[command(flatten)]
     pub metadata: MetadataArgs,
 
@@ -221,8 +235,8 @@ pub struct MetadataArgs {
     pub cri_endpoint: Option<String>,
 
     /// Container labels to export as `container.label.<key>` (on `container_info` on the
-    /// Prometheus page): comma-separated glob patterns (`*`, `?`), e.g.
-    /// `com.example.team,app.*`. Default: none.
+    /// Prometheus page, and on every series of the cAdvisor page, as cAdvisor writes them):
+    /// comma-separated glob patterns (`*`, `?`), e.g. `com.example.team,app.*`. Default: none.
     #[arg(
         long,
         env = "CONTAINER_EXPORTER_CONTAINER_LABELS",
@@ -258,6 +272,54 @@ pub struct MetadataArgs {
     /// `--container-labels` allow-list applies to Podman's labels too.
     #[arg(long, env = "CONTAINER_EXPORTER_PODMAN_HOST", value_name = "URL")]
     pub podman_host: Option<String>,
+
+    /// The longest value, in bytes, of what the runtimes say about a container or pod (its
+    /// name, image reference, labels, Kubernetes names, pod labels), on the page, in OTLP and
+    /// in `snapshot`: longer values are cut at a character boundary (a label whose key is
+    /// longer is left out), counted in `container_exporter_metadata_values_cut_total` and
+    /// warned about once per container. Whoever starts a container chooses its labels, and
+    /// the Docker API takes labels of megabytes; a Prometheus server with
+    /// `label_value_length_limit` refuses the whole page for one longer value, so keep this
+    /// at or below it. The default, 2048, is Mimir's and Cortex's `max_label_value_length`.
+    /// `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` does not set it: the OpenTelemetry specification
+    /// exempts resource attributes from that limit (and counts characters, not bytes).
+    #[arg(
+        long,
+        env = "CONTAINER_EXPORTER_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        default_value_t = ValueLength::default(),
+        value_parser = parse_value_length,
+        value_name = "BYTES"
+    )]
+    pub attribute_value_length_limit: ValueLength,
+}
+
+/// The default of `--attribute-value-length-limit`: Mimir's and Cortex's
+/// `max_label_value_length` (a series with a longer value is refused there), far above any
+/// real name, image reference or label, and it keeps a container's info line within a few
+/// KiB. Prometheus has no limit unless one is configured.
+pub const DEFAULT_VALUE_LENGTH_LIMIT: u32 = 2048;
+
+/// `--attribute-value-length-limit`: bytes, 16 to 1 MiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValueLength(pub u32);
+
+impl Default for ValueLength {
+    fn default() -> ValueLength {
+        ValueLength(DEFAULT_VALUE_LENGTH_LIMIT)
+    }
+}
+
+impl std::fmt::Display for ValueLength {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+fn parse_value_length(s: &str) -> Result<ValueLength, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if (16..=1 << 20).contains(&n) => Ok(ValueLength(n)),
+        _ => Err(format!("`{s}` is not a length in bytes from 16 to 1048576")),
+    }
 }
 
 impl MetadataArgs {
@@ -451,6 +513,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// `--exit-wait`: a duration, or `0`, up to a minute.
+pub fn parse_exit_wait(s: &str) -> Result<Duration, String> {
+    if s.trim().trim_end_matches(['s', 'm']).trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let d = parse_duration(s)?;
+    if d > Duration::from_secs(60) {
+        return Err(format!(
+            "`{s}` is too long: a final sample waits for its runtime's word at most a minute"
+        ));
+    }
+    Ok(d)
+}
+
 /// Where the host's filesystems are. Inside a container, mount the host's
 /// `/sys/fs/cgroup` and `/proc` and point these at them.
 #[derive(Debug, Clone, Args)]
@@ -551,6 +627,10 @@ pub enum Command {
     /// `containers` array, each element holding `resource` (OpenTelemetry resource
     /// attributes) and `metrics` (`name`, `unit`, `attributes`, `value`), with the names and
     /// units of the metric reference in the README.
+    ///
+    /// Ends in bounded time whatever the cgroup tree holds: an open, read or listing that has
+    /// not returned for 10 s (a hung filesystem), or reading that took 60 s in all, ends it
+    /// with status 1 and a message naming the file.
     Snapshot(SnapshotArgs),
 
     /// Say what the exporter sees on this host and what is wrong, in plain words; exit
@@ -559,7 +639,8 @@ pub enum Command {
     /// Checks the cgroup layout and roots, whether the proc root is the host's, the Docker
     /// socket and its API version, permissions on the files the exporter reads, inotify and
     /// descriptor limits against the number of containers, and where OTLP would go. Takes
-    /// every flag and variable of the daemon.
+    /// every flag and variable of the daemon. A read of the cgroup tree that has not returned
+    /// for 10 s (60 s for all of them) is a FAIL line naming the file.
     Check(CheckArgs),
 }
 
@@ -588,6 +669,107 @@ pub struct SnapshotArgs {
 pub enum SnapshotFormat {
     Table,
     Json,
+}
+
+impl Cli {
+    /// Parses the process's command line as [`try_parse_from`](Self::try_parse_from) does,
+    /// exiting with clap's usage error (status 2) when it is refused.
+    pub fn parse_args() -> Cli {
+        Cli::try_parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parses a command line where a command's flags may stand before the command's name
+    /// too: `container-exporter --docker-host off snapshot` is `container-exporter snapshot
+    /// --docker-host off`. People put flags first, and a flag accepted there and then
+    /// ignored would be worse than none. So, for a command (`check`, `snapshot`):
+    /// - a daemon flag given before it that the command takes is the command's, with the
+    ///   same precedence over the environment as if it stood after it;
+    /// - one it does not take (`--interval` before `snapshot`) is refused, with a message
+    ///   that says which commands take it;
+    /// - one given both before and after it is refused, as clap refuses a flag repeated in
+    ///   one place: which of the two was meant cannot be known.
+    ///
+    /// Global flags (`--cgroup-root`, `--proc-root`, `--host-name`, `--log-*`) go anywhere,
+    /// as before; environment variables apply to every command alike.
+    pub fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::parser::ValueSource;
+        use clap::{CommandFactory, FromArgMatches};
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let mut cmd = Cli::command();
+        let matches = cmd.try_get_matches_from_mut(args.iter().cloned())?;
+        let Some((name, sub_matches)) = matches.subcommand() else {
+            return Cli::from_arg_matches(&matches);
+        };
+        let sub = cmd
+            .find_subcommand(name)
+            .expect("a parsed subcommand is defined");
+        let mut moved: Vec<(String, Vec<std::ffi::OsString>)> = Vec::new();
+        let mut refused = None;
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if arg.is_global_set() || matches.value_source(id) != Some(ValueSource::CommandLine) {
+                continue;
+            }
+            let flag = arg
+                .get_long()
+                .map_or_else(|| id.to_string(), |l| format!("--{l}"));
+            if !sub.get_arguments().any(|a| a.get_id() == id) {
+                let takers: Vec<String> = std::iter::once("the daemon (no command)".to_string())
+                    .chain(
+                        cmd.get_subcommands()
+                            .filter(|s| s.get_arguments().any(|a| a.get_id() == id))
+                            .map(|s| format!("`{}`", s.get_name())),
+                    )
+                    .collect();
+                refused = Some((
+                    clap::error::ErrorKind::UnknownArgument,
+                    format!(
+                        "`{flag}` is not a flag of `{name}`: it belongs to {}. Leave it out \
+                         of `{name}`",
+                        takers.join(" and ")
+                    ),
+                ));
+                break;
+            }
+            if sub_matches.value_source(id) == Some(ValueSource::CommandLine) {
+                refused = Some((
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!(
+                        "`{flag}` is given both before and after `{name}`: give it once \
+                         (before or after the command, either works)"
+                    ),
+                ));
+                break;
+            }
+            let values = matches
+                .get_raw(id)
+                .map(|v| v.map(ToOwned::to_owned).collect())
+                .unwrap_or_default();
+            moved.push((id.to_string(), values));
+        }
+        if let Some((kind, message)) = refused {
+            return Err(cmd.error(kind, message));
+        }
+        if moved.is_empty() {
+            return Cli::from_arg_matches(&matches);
+        }
+        // The same command line again, with the command's copy of each flag given before it
+        // defaulting to the value given there (and not to its variable: a flag on the
+        // command line beats the environment wherever it stands).
+        let name = name.to_string();
+        let mut cmd = Cli::command().mut_subcommand(&name, |mut sub| {
+            for (id, values) in &moved {
+                sub = sub.mut_arg(id, |a| a.env(None).default_values(values.clone()));
+            }
+            sub
+        });
+        let matches = cmd.try_get_matches_from_mut(args)?;
+        Cli::from_arg_matches(&matches)
+    }
 }
 
 /// The README's flag reference, generated from the command definition: one table per
@@ -644,7 +826,7 @@ pub fn flags_markdown() -> String {
     let mut cmd = Cli::command();
     cmd.build();
     let mut out = format!(
-        "Global flags (every command):\n\n{}\nThe daemon (no command; `check` takes these too, and `snapshot` the metadata ones: `--docker-host`, `--podman-host`, `--cri-endpoint`, `--container-labels`, `--pod-labels`):\n\n{}",
+        "Global flags (every command, before or after it):\n\n{}\nThe daemon (no command; `check` takes these too, and `snapshot` the metadata ones: `--docker-host`, `--podman-host`, `--cri-endpoint`, `--container-labels`, `--pod-labels`, `--attribute-value-length-limit`). A command's flags may stand before or after its name (`container-exporter --docker-host off snapshot`); a flag the command does not take, or one given both before and after it, is refused with a message that says where it goes:\n\n{}",
         table(&cmd, Some(true), &[]),
         table(&cmd, Some(false), &[])
     );
@@ -694,6 +876,21 @@ mod tests {
             cli.daemon.disk.disk_interval,
             DurationOrOff(Some(Duration::from_secs(60)))
         );
+    }
+
+    #[test]
+    fn exit_waits() {
+        assert_eq!(parse_exit_wait("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_exit_wait("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_exit_wait("0ms"), Ok(Duration::ZERO));
+        assert_eq!(parse_exit_wait("3s"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_exit_wait("500ms"), Ok(Duration::from_millis(500)));
+        assert!(
+            parse_exit_wait("2m")
+                .unwrap_err()
+                .contains("at most a minute")
+        );
+        assert!(parse_exit_wait("soon").is_err());
     }
 
     #[test]

@@ -6,6 +6,12 @@
 //! sample is read the moment its `cgroup.events` says its last process left, in the same
 //! thread, before the runtime removes the directory. Each tick reads every container and
 //! renders the Prometheus page once; scrapes only copy the rendered bytes.
+//!
+//! A final sample waits a moment for its runtime's word on why the container ended (see
+//! [`crate::departures`]): the poll also wakes when a runtime's exit arrives (the metadata tasks
+//! write to the same socket pair as the shutdown) and at the earliest bound of a waiting
+//! sample, and the departures then ready are published at once, between ticks: the page is
+//! rendered again and their final samples go out over OTLP in a request of their own.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::cgroup::{Layout, ProcRoot};
-use crate::collect::{Collector, Described, DiscoveryChanges, ErrorLog};
+use crate::collect::{Collector, ContainerState, Described, DiscoveryChanges, ErrorLog};
 use crate::config::{DaemonArgs, HostArgs, Listen};
 use crate::departures::{Departures, runtime_removal_delay};
 use crate::discovery::watch::{WatchEvent, Watcher};
@@ -24,6 +30,7 @@ use crate::export::http::{self, Page, PageState};
 use crate::export::otlp;
 use crate::export::prom::PromRenderer;
 use crate::metadata::Metadata;
+use crate::progress;
 use crate::telemetry::{ProcessStats, Telemetry, add, set};
 
 /// How long the collector thread may take to stop at shutdown.
@@ -34,8 +41,12 @@ const OTLP_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Runs until SIGTERM or SIGINT.
 pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let layout = Layout::detect(&host.cgroup_root, &host.proc_root)?;
-    let proc_root = ProcRoot::new(&host.proc_root);
+    // Before the watchdog and the page exist, a hung --proc-root or --cgroup-root is bounded
+    // here.
+    let (cgroup_root, proc_path) = (host.cgroup_root.clone(), host.proc_root.clone());
+    let (layout, proc_root) = progress::within(progress::COMMAND_BOUND, move || {
+        Layout::detect(&cgroup_root, &proc_path).map(|l| (l, ProcRoot::new(&proc_path)))
+    })??;
     if proc_root.host_netns.is_none() {
         tracing::warn!(
             proc_root = %host.proc_root.display(),
@@ -80,6 +91,16 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
         }
     };
 
+    {
+        // Says what the collector is stuck on when ticks stop.
+        let pages = pages.clone();
+        runtime.spawn(progress::watchdog(
+            stall_after,
+            move || pages.quiet_for(),
+            stopped(),
+        ));
+    }
+
     let serving = match args.prometheus_listen {
         Listen::On(addr) => {
             let opts = http::ServeOptions::from_args(&args.web)?;
@@ -99,7 +120,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
     };
 
     // Names must outlive the container by as long as its final sample is shown.
-    let removal_delay = runtime_removal_delay(args.exited_retention, args.interval);
+    let removal_delay = runtime_removal_delay(args.exited_retention, args.interval, args.exit_wait);
     let store = crate::metadata::spawn_sources(
         &args.metadata,
         host,
@@ -121,8 +142,22 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
     let disk_stop = disk.clone();
 
     let shutdown = Arc::new(AtomicBool::new(false));
-    // Wakes the collector's poll at shutdown, so it needs no periodic wake-up to notice.
+    // Wakes the collector's poll at shutdown, and when a runtime says why a container ended,
+    // so it needs no periodic wake-up to notice either.
     let (wake_tx, wake_rx) = std::os::unix::net::UnixStream::pair()?;
+    // An exit seen only at a tick (its `cgroup.events` unwatched) comes up to an interval late.
+    store
+        .exits
+        .set_ttl(crate::metadata::exits::DEFAULT_TTL.max(args.interval * 2 + args.exit_wait));
+    store.exits.set_waker(wake_tx.try_clone()?);
+    // The host's CPUs and memory, for the cAdvisor page's `machine_*` (read once).
+    let machine = match (serving, args.prometheus_names) {
+        (true, crate::config::Naming::Cadvisor) => crate::machine::Machine::read(
+            &host.proc_root,
+            std::path::Path::new(crate::machine::CPU_ONLINE),
+        ),
+        _ => crate::machine::Machine::default(),
+    };
     let collector = {
         let shutdown = shutdown.clone();
         let args = args.clone();
@@ -143,7 +178,8 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
                     collector,
                     args,
                     Outputs {
-                        renderer: serving.then(|| PromRenderer::new(host_name, naming)),
+                        renderer: serving
+                            .then(|| PromRenderer::new(host_name, naming).with_machine(machine)),
                         pages,
                         otlp,
                     },
@@ -177,20 +213,29 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
     while !collector.is_finished() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
+    let mut gave_up = None;
     if collector.is_finished() {
         let _ = collector.join();
     } else {
+        let doing = progress::describe().unwrap_or_else(|| "outside any read".to_string());
         tracing::error!(
-            "the collector did not stop within {COLLECTOR_STOP_DEADLINE:?} (a read is stuck): \
+            "the collector did not stop within {COLLECTOR_STOP_DEADLINE:?}, stuck {doing}: \
              exiting without it"
         );
+        gave_up = Some(format!(
+            "shutdown gave up on the collector, stuck {doing} (a hung filesystem?)"
+        ));
     }
     if let Some(f) = otlp_flusher {
         // Pending requests (the last tick's included) get a few seconds to go out.
         runtime.block_on(f.flush(OTLP_FLUSH_DEADLINE));
     }
     runtime.shutdown_timeout(Duration::from_secs(2));
-    Ok(())
+    match gave_up {
+        // Not a clean stop: the exit status says so (and a supervisor may look).
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 /// How long a new container of a Kubernetes pod waits for its CRI metadata before it is shown
@@ -290,6 +335,7 @@ impl CollectorLoop {
             args.exited_retention,
             outputs.renderer.is_some(),
             outputs.otlp.is_some(),
+            args.exit_wait,
         );
         CollectorLoop {
             collector,
@@ -310,6 +356,8 @@ impl CollectorLoop {
     }
 
     fn run(&mut self, shutdown: &AtomicBool, wake_fd: &std::os::unix::net::UnixStream) {
+        // Drained after each wake-up; a writer finding it full knows a wake-up is pending.
+        let _ = wake_fd.set_nonblocking(true);
         self.rescan();
         let mut next_tick = Instant::now();
         let mut next_rescan = Instant::now() + self.args.rescan_interval;
@@ -322,8 +370,14 @@ impl CollectorLoop {
             if let Some(due) = self.watcher.as_ref().and_then(Watcher::rescan_due) {
                 wake = wake.min(due);
             }
-            // No periodic wake-up (each costs tens of µs on a VM): shutdown writes to `wake`.
+            // A final sample waiting for its runtime's word, or ready to be published.
+            if let Some(due) = self.departed.next_wake() {
+                wake = wake.min(due);
+            }
+            // No periodic wake-up (each costs tens of µs on a VM): shutdown and the runtimes'
+            // exits write to `wake`.
             self.wait_for_events(wake.saturating_duration_since(now), wake_fd);
+            drain(wake_fd);
 
             if self.handle_events() {
                 next_rescan = Instant::now();
@@ -340,6 +394,11 @@ impl CollectorLoop {
                 if next_tick < Instant::now() {
                     // A tick took longer than the interval: skip, don't pile up.
                     next_tick = Instant::now() + self.args.interval;
+                }
+            } else {
+                self.departed.resolve(&self.store.exits, now);
+                if self.departed.publish_due(now) {
+                    self.output(false);
                 }
             }
         }
@@ -377,7 +436,6 @@ impl CollectorLoop {
                 WatchEvent::Found(f) => self.track(f.clone()),
                 WatchEvent::Removed { id } => {
                     if self.collector.untrack(id) {
-                        add(&self.telemetry.discovery_removed, 1);
                         tracing::debug!(%id, "container removed");
                     }
                     self.unwatch(id);
@@ -519,7 +577,6 @@ impl CollectorLoop {
 
     fn count(&mut self, changes: &DiscoveryChanges) {
         add(&self.telemetry.discovery_added, changes.added as u64);
-        add(&self.telemetry.discovery_removed, changes.removed as u64);
         for (id, error) in &changes.failed {
             // Once per container and error: the same failure, retried every tick, is debug.
             if self.logged_errors.len() >= 4096 {
@@ -533,13 +590,41 @@ impl CollectorLoop {
         }
     }
 
-    /// Moves the collector's fresh final samples into the departures shown on the page.
+    /// Moves the collector's fresh final samples into the departures, where they wait for
+    /// their runtime's word (the CRI is asked) and are then shown.
     fn collect_departures(&mut self) {
+        let now = Instant::now();
         for state in self.collector.take_departed() {
             add(&self.telemetry.final_samples, 1);
             tracing::debug!(id = %state.id, "final sample taken");
-            self.departed.add(state);
+            let ask = self.can_ask(&state);
+            let cri = matches!(state.runtime, Runtime::Containerd | Runtime::CriO);
+            let id = state.id.clone();
+            if self.departed.add(state, ask, &self.store.exits, now) && cri {
+                self.store.exits.ask(&id, now + self.args.exit_wait);
+            }
         }
+    }
+
+    /// Whether the runtime of a departed container can say why it ended: its metadata source
+    /// is connected (and, for the CRI, knows it as a container: containerd's own namespaces are
+    /// not the CRI's, and a pod's sandbox is not shown). Pods have no exit.
+    fn can_ask(&self, s: &ContainerState) -> bool {
+        let connected = |d: Option<&Arc<crate::telemetry::DockerStats>>| {
+            d.is_some_and(|d| d.connected.load(Ordering::Relaxed))
+        };
+        let t = &self.telemetry;
+        s.kind == Kind::Container
+            && match s.runtime {
+                Runtime::Docker => connected(t.docker.get()),
+                Runtime::Podman => connected(t.podman.get()),
+                Runtime::Containerd | Runtime::CriO => {
+                    t.cri
+                        .get()
+                        .is_some_and(|c| c.connected.load(Ordering::Relaxed))
+                        && self.store.cri.get(&s.id).is_some_and(|m| !m.sandbox)
+                }
+            }
     }
 
     fn tick(&mut self) {
@@ -558,77 +643,12 @@ impl CollectorLoop {
             disk.with_results(|r| collector.attach_disk(|s| r.get(&s.id).cloned()));
         }
         self.collect_departures();
+        self.departed.resolve(&self.store.exits, Instant::now());
 
         self.departed
             .expire(self.outputs.pages.served_generation.load(Ordering::Acquire));
-
-        self.generation += 1;
-        let now = SystemTime::now();
-        let live: std::collections::HashSet<&str> =
-            self.collector.containers().map(|c| c.id.as_str()).collect();
-        let store = &self.store;
-        let cri_connected = self
-            .telemetry
-            .cri
-            .get()
-            .is_some_and(|c| c.connected.load(Ordering::Relaxed));
-        let described = self
-            .collector
-            .containers()
-            .chain(
-                self.departed
-                    .states()
-                    .filter(|s| !live.contains(s.id.as_str())),
-            )
-            .map(|state| Described::new(state, store))
-            .filter(|d| shown(d, now, cri_connected))
-            .collect::<Vec<_>>();
-        if let Some(disk) = &self.disk {
-            let procs_root = self.collector.layout().discovery_root();
-            let roster = described
-                .iter()
-                .filter(|d| live.contains(d.state.id.as_str()))
-                .map(|d| roster_item(d, procs_root))
-                .collect();
-            disk.submit(roster);
-        }
+        self.output(true);
         let t = &self.telemetry;
-        set(
-            &t.containers_tracked,
-            self.collector.containers().count() as u64,
-        );
-        let e = &self.collector.errors;
-        set(&t.read_errors_io, e.io);
-        set(&t.read_errors_malformed, e.malformed);
-        set(&t.read_errors_truncated, e.truncated);
-        set(&t.read_errors_open, e.open);
-        set(&t.dropped_devices, e.dropped_devices);
-        set(&t.dropped_interfaces, e.dropped_interfaces);
-        set(&t.containers_reopened, self.collector.reopening() as u64);
-        if let Some(w) = &self.watcher {
-            let (dirs, events) = w.watch_counts();
-            set(&t.watches_dirs, dirs as u64);
-            set(&t.watches_events, events as u64);
-            let (dirs, events) = w.unwatched_counts();
-            set(&t.unwatched_dirs, dirs as u64);
-            set(&t.unwatched_events, events as u64);
-        }
-        let process = ProcessStats::read();
-        if let Some(o) = self.outputs.otlp.as_mut() {
-            let at = Instant::now();
-            o.submit(now, &described, &self.telemetry, &process);
-            set(&t.last_otlp_encode_ns, at.elapsed().as_nanos() as u64);
-        }
-        if let Some(renderer) = self.outputs.renderer.as_mut() {
-            let at = Instant::now();
-            let mut body = std::mem::take(&mut self.spare_page);
-            renderer.render(&mut body, now, described, &self.telemetry, &process);
-            let old = self.outputs.pages.publish(Page::new(body, self.generation));
-            // Reuse the previous page's buffer when no scrape still holds it.
-            self.spare_page = old.into_buffer().unwrap_or_default();
-            set(&t.last_render_ns, at.elapsed().as_nanos() as u64);
-        }
-        self.departed.rendered(self.generation);
         add(&t.collections, 1);
         set(&t.last_collection_ns, started.elapsed().as_nanos() as u64);
         // A file that stays malformed would otherwise log every tick: warn once per file per
@@ -643,4 +663,106 @@ impl CollectorLoop {
         }
         self.collector.last_errors.clear();
     }
+
+    /// Hands the containers to the outputs: at a tick (`tick`) everything, the OTLP request
+    /// with the exporter's own telemetry; between ticks (departures just ready) the page again
+    /// and an OTLP request of the departures not yet sent.
+    fn output(&mut self, tick: bool) {
+        self.generation += 1;
+        let now = SystemTime::now();
+        let live: std::collections::HashSet<&str> =
+            self.collector.containers().map(|c| c.id.as_str()).collect();
+        self.departed.mark(&live);
+        let store = &self.store;
+        let cri_connected = self
+            .telemetry
+            .cri
+            .get()
+            .is_some_and(|c| c.connected.load(Ordering::Relaxed));
+        let (described, hidden): (Vec<_>, Vec<_>) = self
+            .collector
+            .containers()
+            .chain(self.departed.states())
+            .map(|state| Described::new(state, store))
+            .partition(|d| shown(d, now, cri_connected));
+        if tick && let Some(disk) = &self.disk {
+            // The running containers, for the disk thread (it replaces its roster each tick).
+            let procs_root = self.collector.layout().discovery_root();
+            let roster = described
+                .iter()
+                .filter(|d| live.contains(d.state.id.as_str()))
+                .map(|d| roster_item(d, procs_root))
+                .collect();
+            disk.submit(roster);
+        }
+        let t = &self.telemetry;
+        let counts = self.departed.counts();
+        set(&t.exits_code, counts.code);
+        set(&t.exits_no_code, counts.no_code);
+        set(&t.exits_timeout, counts.timeout);
+        set(&t.exits_unasked, counts.unasked);
+        set(&t.exits_held, store.exits.len() as u64);
+        set(&t.exits_waiting, self.departed.waiting() as u64);
+        set(
+            &t.containers_tracked,
+            self.collector.containers().count() as u64,
+        );
+        let e = &self.collector.errors;
+        set(&t.read_errors_io, e.io);
+        set(&t.read_errors_malformed, e.malformed);
+        set(&t.read_errors_truncated, e.truncated);
+        set(&t.read_errors_open, e.open);
+        // Every end, however it was noticed (inotify, a rescan, a read that found it gone).
+        set(&t.discovery_removed, self.collector.removals);
+        set(&t.dropped_devices, e.dropped_devices);
+        set(&t.dropped_interfaces, e.dropped_interfaces);
+        set(&t.containers_reopened, self.collector.reopening() as u64);
+        if let Some(w) = &self.watcher {
+            let (dirs, events) = w.watch_counts();
+            set(&t.watches_dirs, dirs as u64);
+            set(&t.watches_events, events as u64);
+            let (dirs, events) = w.unwatched_counts();
+            set(&t.unwatched_dirs, dirs as u64);
+            set(&t.unwatched_events, events as u64);
+        }
+        let process = ProcessStats::read();
+        if let Some(o) = self.outputs.otlp.as_mut() {
+            let at = Instant::now();
+            if tick {
+                o.submit(now, &described, &self.telemetry, &process);
+            } else {
+                let fresh: Vec<Described<'_>> = self
+                    .departed
+                    .unpublished()
+                    .map(|state| Described::new(state, store))
+                    .filter(|d| shown(d, now, cri_connected))
+                    .collect();
+                o.submit_departures(now, &fresh);
+            }
+            if tick {
+                set(&t.last_otlp_encode_ns, at.elapsed().as_nanos() as u64);
+            }
+        }
+        if let Some(renderer) = self.outputs.renderer.as_mut() {
+            let at = Instant::now();
+            // Pods' sandboxes are not on the page, but the cAdvisor page shows a pod's network
+            // under its sandbox's identity.
+            renderer.set_sandboxes(hidden);
+            let mut body = std::mem::take(&mut self.spare_page);
+            renderer.render(&mut body, now, described, &self.telemetry, &process);
+            let old = self.outputs.pages.publish(Page::new(body, self.generation));
+            // Reuse the previous page's buffer when no scrape still holds it.
+            self.spare_page = old.into_buffer().unwrap_or_default();
+            if tick {
+                set(&t.last_render_ns, at.elapsed().as_nanos() as u64);
+            }
+        }
+        self.departed.rendered(self.generation, Instant::now());
+    }
+}
+
+/// Empties the wake-up socket (it is non-blocking).
+fn drain(wake: &std::os::unix::net::UnixStream) {
+    let mut buf = [0u8; 256];
+    while matches!(std::io::Read::read(&mut &*wake, &mut buf), Ok(n) if n > 0) {}
 }

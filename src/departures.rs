@@ -1,32 +1,112 @@
 //! The end of a container's life, in one place: its final sample (taken by the collector the
-//! moment its last process leaves, see [`crate::collect`]) is kept on the outputs until it has
-//! been delivered, and the runtimes' names for it are kept as long as that can take.
+//! moment its last process leaves, see [`crate::collect`]) waits a moment for the runtime's word
+//! on why it ended, is published with it, and is kept on the outputs until it has been
+//! delivered; the runtimes' names for it are kept as long as that can take.
 //!
-//! A departed container leaves the outputs once a Prometheus page holding it was served (or,
-//! with the page off, once it was in one collection), but never before it went out in one
-//! OTLP request when OTLP is on; nobody coming for it within `--exited-retention` lets it go
-//! anyway. The metadata sources keep a stopped container's names for
+//! **The wait for the runtime's word.** The kernel says a cgroup is empty before the runtime
+//! has reaped the process and reported it (Docker's `die` event, the CRI's status: usually a
+//! few milliseconds later, from another thread). So a departed container whose runtime can be
+//! asked waits for its exit ([`ExitStore`]) at most the bound `--exit-wait` (3 s by default),
+//! and is published as soon as the exit arrives or the bound passes, whichever comes first:
+//! the collector thread is woken when an exit arrives, and polls with the earliest deadline as
+//! its timeout, so this happens between ticks too (a tick would be up to an interval late).
+//! Exits that arrive together are published together: a publication waits [`BATCH`] for more,
+//! and publications between ticks come at most once per [`PUBLISH_GAP`], never past a
+//! departure's bound. A container whose runtime is not reachable does not wait: its final
+//! sample goes out with the kernel's OOM verdict alone. A final sample is never dropped for
+//! want of its exit, and never held past the bound.
+//!
+//! **Runs.** Docker's and Podman's restart policies reuse the container id with a new cgroup:
+//! each run departs on its own (identity is id and cgroup creation), and each run's exit is
+//! shown, told apart by its `container.restart_count`. Only the newest run of an id shows its
+//! other series (the page must not carry two samples with the same labels); older runs, and
+//! runs of an id that is running again, show their exit series only ([`Show::ExitOnly`]).
+//!
+//! **Delivery.** A departed container leaves the outputs once a Prometheus page holding it was
+//! served (or, with the page off, once it was in one collection), but never before it went out
+//! in one OTLP request when OTLP is on; nobody coming for it within `--exited-retention` lets it
+//! go anyway. The metadata sources keep a stopped container's names for
 //! [`runtime_removal_delay`], which covers that whole wait.
+//!
+//! Bounds: one departure per run, at most [`MAX_RUNS`] runs of one id, each kept at most until
+//! delivered or `--exited-retention`.
+//!
+//! Over 500 lines for its tests: the wait, the runs and the publications are checked here, on
+//! states made by hand, without a daemon.
 
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use crate::collect::ContainerState;
+use crate::collect::{ContainerState, Show};
+use crate::discovery::Kind;
+use crate::exit::{self, Exit, ExitReason};
+use crate::metadata::exits::{ExitStore, RuntimeExit};
 
-/// How long a runtime's names of a stopped container are kept: the final sample can wait for
-/// a scrape for `exited_retention`, and is taken up to an interval after the exit.
-pub fn runtime_removal_delay(exited_retention: Duration, interval: Duration) -> Duration {
-    exited_retention + interval * 2
+/// How long a runtime's names of a stopped container are kept: the final sample is taken up to
+/// an interval after the exit, waits for the runtime's word up to `exit_wait`, then for a scrape
+/// for `exited_retention`.
+pub fn runtime_removal_delay(
+    exited_retention: Duration,
+    interval: Duration,
+    exit_wait: Duration,
+) -> Duration {
+    exited_retention + interval * 2 + exit_wait
+}
+
+/// The default bound on the wait for a runtime's word (`--exit-wait`).
+pub const DEFAULT_EXIT_WAIT: Duration = Duration::from_secs(3);
+
+/// How long a publication waits for more exits arriving at the same time.
+pub const BATCH: Duration = Duration::from_millis(25);
+
+/// Publications between ticks come at most this often (each renders the whole page), unless
+/// a departure's bound is due.
+pub const PUBLISH_GAP: Duration = Duration::from_secs(1);
+
+/// Runs of one container id kept at most (a container restarting in a loop).
+pub const MAX_RUNS: usize = 8;
+
+/// How a departure got its exit, for the exporter's own telemetry.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ExitCounts {
+    /// With the runtime's exit status.
+    pub code: u64,
+    /// The runtime's word came without a usable status (outside 0–255, a failed call).
+    pub no_code: u64,
+    /// The runtime said nothing within the bound.
+    pub timeout: u64,
+    /// No runtime to ask (not configured, or not connected): the kernel's verdict alone.
+    pub unasked: u64,
 }
 
 /// A container that departed, waiting to be delivered.
 struct Departure {
     state: ContainerState,
+    /// When its final sample was taken.
     at: Instant,
-    /// The first page generation (tick) it was rendered in.
+    /// The first page generation (tick or publication) it was rendered in.
     rendered_in: Option<u64>,
+    /// Waiting for its runtime's word until then; `None` once it has its exit (or none to
+    /// wait for).
+    waiting: Option<Instant>,
+    /// When it stopped waiting.
+    ready_at: Instant,
+    /// The kernel's OOM verdict, from the final sample.
+    kernel: Option<bool>,
 }
 
-/// The departed containers still shown on the outputs.
+impl Departure {
+    fn ready(&self) -> bool {
+        self.waiting.is_none()
+    }
+
+    /// The last moment it may be published.
+    fn due(&self, wait: Duration) -> Instant {
+        self.at + wait
+    }
+}
+
+/// The departed containers still shown on the outputs, and those waiting to be.
 pub struct Departures {
     list: Vec<Departure>,
     retention: Duration,
@@ -34,27 +114,148 @@ pub struct Departures {
     serving: bool,
     /// OTLP is on: every final sample goes out in at least one request.
     otlp: bool,
+    /// The bound on the wait for a runtime's word.
+    wait: Duration,
+    /// The last publication (tick or between ticks).
+    published_at: Option<Instant>,
+    counts: ExitCounts,
 }
 
 impl Departures {
-    pub fn new(retention: Duration, serving: bool, otlp: bool) -> Departures {
+    pub fn new(retention: Duration, serving: bool, otlp: bool, wait: Duration) -> Departures {
         Departures {
             list: Vec::new(),
             retention,
             serving,
             otlp,
+            wait,
+            published_at: None,
+            counts: ExitCounts::default(),
         }
     }
 
-    /// A final sample. A container departs once per cgroup; a quick restart under the same id
-    /// keeps only the newest final sample (one series per label set).
-    pub fn add(&mut self, state: ContainerState) {
-        self.list.retain(|d| d.state.id != state.id);
-        self.list.push(Departure {
+    /// A final sample. `ask`: its runtime can be asked why it ended (a container, with a
+    /// runtime connected), so it waits for the runtime's word in `exits` up to the bound. A
+    /// container departs once per cgroup: the same run departing again (it had processes once
+    /// more) replaces its first final sample.
+    /// Returns whether it waits (for the caller to ask a runtime that must be asked).
+    pub fn add(
+        &mut self,
+        state: ContainerState,
+        ask: bool,
+        exits: &ExitStore,
+        now: Instant,
+    ) -> bool {
+        self.list
+            .retain(|d| !(d.state.id == state.id && d.state.created == state.created));
+        let runs = self.list.iter().filter(|d| d.state.id == state.id).count();
+        if runs >= MAX_RUNS
+            && let Some(oldest) = self
+                .list
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| d.state.id == state.id)
+                .min_by_key(|(_, d)| d.state.created)
+                .map(|(i, _)| i)
+        {
+            self.list.remove(oldest);
+        }
+        let kernel = exit::kernel_oom(state.sample());
+        let mut d = Departure {
             state,
-            at: Instant::now(),
+            at: now,
             rendered_in: None,
-        });
+            waiting: None,
+            ready_at: now,
+            kernel,
+        };
+        if d.state.kind == Kind::Container {
+            match exits.take(&d.state.id, d.state.created) {
+                Some(r) => self.settle(&mut d, Some(r), now),
+                None if ask && !self.wait.is_zero() => d.waiting = Some(now + self.wait),
+                None if ask => {
+                    self.counts.timeout += 1;
+                    self.settle(&mut d, None, now);
+                }
+                None => {
+                    self.counts.unasked += 1;
+                    self.settle(&mut d, None, now);
+                }
+            }
+        }
+        let waits = d.waiting.is_some();
+        self.list.push(d);
+        waits
+    }
+
+    /// Gives `d` its exit: the rule of [`crate::exit`] over the kernel's verdict and what the
+    /// runtime said.
+    fn settle(&mut self, d: &mut Departure, runtime: Option<RuntimeExit>, now: Instant) {
+        if let Some(r) = &runtime {
+            if r.code.is_some() {
+                self.counts.code += 1;
+            } else {
+                self.counts.no_code += 1;
+                if r.invalid_code {
+                    tracing::debug!(id = %d.state.id, "the runtime's exit status is outside 0–255: dropped");
+                }
+            }
+        }
+        d.state.set_exit(exit::verdict(d.kernel, runtime.as_ref()));
+        d.waiting = None;
+        d.ready_at = now;
+    }
+
+    /// Takes the runtimes' words that arrived for waiting departures, and gives up on those
+    /// whose bound passed. Returns whether any is now ready to publish.
+    pub fn resolve(&mut self, exits: &ExitStore, now: Instant) -> bool {
+        let mut any = false;
+        let mut list = std::mem::take(&mut self.list);
+        for d in list.iter_mut().filter(|d| !d.ready()) {
+            if let Some(r) = exits.take(&d.state.id, d.state.created) {
+                self.settle(d, Some(r), now);
+                any = true;
+            } else if d.waiting.is_some_and(|until| until <= now) {
+                self.counts.timeout += 1;
+                tracing::debug!(id = %d.state.id, "no word from the runtime on why it ended within the bound: published without it");
+                self.settle(d, None, now);
+                any = true;
+            }
+        }
+        self.list = list;
+        any
+    }
+
+    /// When the collector must look at the departures next: the earliest bound of those
+    /// waiting, and the publication of those ready and not yet published.
+    pub fn next_wake(&self) -> Option<Instant> {
+        let waiting = self.list.iter().filter_map(|d| d.waiting).min();
+        waiting.into_iter().chain(self.publish_at()).min()
+    }
+
+    /// When the ready departures not yet published are due between ticks.
+    fn publish_at(&self) -> Option<Instant> {
+        let fresh = self
+            .list
+            .iter()
+            .filter(|d| d.ready() && d.rendered_in.is_none());
+        let (mut first_ready, mut due) = (None::<Instant>, None::<Instant>);
+        for d in fresh {
+            first_ready = Some(first_ready.map_or(d.ready_at, |f| f.min(d.ready_at)));
+            let dd = d.due(self.wait).max(d.ready_at);
+            due = Some(due.map_or(dd, |x| x.min(dd)));
+        }
+        let first_ready = first_ready?;
+        let mut at = first_ready + BATCH;
+        if let Some(last) = self.published_at {
+            at = at.max(last + PUBLISH_GAP);
+        }
+        Some(due.map_or(at, |d| at.min(d)))
+    }
+
+    /// Whether ready departures are due to be published now (between ticks).
+    pub fn publish_due(&self, now: Instant) -> bool {
+        self.publish_at().is_some_and(|at| at <= now)
     }
 
     /// Before a tick's outputs: drops what was delivered (`served`: the newest page generation
@@ -63,21 +264,76 @@ impl Departures {
         let (serving, otlp, retention) = (self.serving, self.otlp, self.retention);
         self.list.retain(|d| match d.rendered_in {
             Some(g) if !serving || g <= served => false,
-            None if otlp => true,
+            None if otlp || !d.ready() => true,
             _ => d.at.elapsed() < retention,
         });
     }
 
-    /// After a tick's outputs: everything held was in page (and request) `generation`.
-    pub fn rendered(&mut self, generation: u64) {
-        for d in &mut self.list {
-            d.rendered_in.get_or_insert(generation);
+    /// Before outputs: what each ready departure shows, given the ids running now. The newest
+    /// run of an id that is not running shows everything; other runs show their exit series
+    /// only, and nothing when it would repeat a newer run's labels (no restart count to tell
+    /// them apart).
+    pub fn mark(&mut self, live: &HashSet<&str>) {
+        let mut by_id: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, d) in self.list.iter().enumerate() {
+            if d.ready() {
+                by_id.entry(d.state.id.as_str()).or_default().push(i);
+            }
+        }
+        let mut shows = vec![Show::Nothing; self.list.len()];
+        for (id, mut runs) in by_id {
+            runs.sort_by_key(|&i| std::cmp::Reverse(self.list[i].state.created));
+            let mut labels: HashSet<(ExitReason, Option<u32>)> = HashSet::new();
+            for (n, &i) in runs.iter().enumerate() {
+                let exit: Option<&Exit> = self.list[i].state.exit();
+                let fresh = exit.is_some_and(|e| labels.insert((e.reason, e.restart_count)));
+                shows[i] = if n == 0 && !live.contains(id) {
+                    Show::All
+                } else if fresh {
+                    Show::ExitOnly
+                } else {
+                    Show::Nothing
+                };
+            }
+        }
+        for (d, show) in self.list.iter_mut().zip(shows) {
+            d.state.set_show(show);
         }
     }
 
-    /// The final samples to show.
+    /// After outputs: everything ready was in page (and request) `generation`.
+    pub fn rendered(&mut self, generation: u64, now: Instant) {
+        for d in self.list.iter_mut().filter(|d| d.ready()) {
+            d.rendered_in.get_or_insert(generation);
+        }
+        self.published_at = Some(now);
+    }
+
+    /// The final samples to show (ready, with something to show), after [`mark`](Self::mark).
     pub fn states(&self) -> impl Iterator<Item = &ContainerState> {
-        self.list.iter().map(|d| &d.state)
+        self.list
+            .iter()
+            .filter(|d| d.ready() && d.state.show() != Show::Nothing)
+            .map(|d| &d.state)
+    }
+
+    /// Those of [`states`](Self::states) not yet published: what a publication between ticks
+    /// sends over OTLP.
+    pub fn unpublished(&self) -> impl Iterator<Item = &ContainerState> {
+        self.list
+            .iter()
+            .filter(|d| d.ready() && d.rendered_in.is_none() && d.state.show() != Show::Nothing)
+            .map(|d| &d.state)
+    }
+
+    /// How departures got their exits so far.
+    pub fn counts(&self) -> ExitCounts {
+        self.counts
+    }
+
+    /// Departures waiting for their runtime's word.
+    pub fn waiting(&self) -> usize {
+        self.list.iter().filter(|d| !d.ready()).count()
     }
 
     pub fn len(&self) -> usize {
@@ -86,5 +342,285 @@ impl Departures {
 
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroup::CgroupSample;
+    use crate::discovery::{Found, Runtime};
+    use std::time::SystemTime;
+
+    const WAIT: Duration = Duration::from_secs(3);
+
+    fn created(s: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s)
+    }
+
+    /// A final sample of container `id` whose cgroup was created at `at`: read after its last
+    /// process left, with `oom_kills` kills counted.
+    fn departed(id: &str, kind: Kind, at: SystemTime, oom_kills: u64) -> ContainerState {
+        let mut s = CgroupSample {
+            populated: Some(false),
+            ..CgroupSample::default()
+        };
+        s.memory.oom_kills = Some(oom_kills);
+        ContainerState::with_samples(
+            Found {
+                id: id.into(),
+                kind,
+                runtime: Runtime::Docker,
+                pod_uid: None,
+                rel: format!("docker/{id}").into(),
+            },
+            at,
+            CgroupSample::default(),
+            s,
+            Duration::from_secs(1),
+        )
+    }
+
+    fn said(code: u8, restart_count: Option<u32>, finished: SystemTime) -> RuntimeExit {
+        RuntimeExit {
+            code: Some(code),
+            oom: Some(false),
+            restart_count,
+            finished_at: Some(finished),
+            ..RuntimeExit::default()
+        }
+    }
+
+    fn shown(d: &Departures) -> Vec<(String, Show, Option<Exit>)> {
+        d.states()
+            .map(|s| (s.id.clone(), s.show(), s.exit().copied()))
+            .collect()
+    }
+
+    #[test]
+    fn a_final_sample_waits_for_the_runtimes_word_and_goes_when_it_comes() {
+        let exits = ExitStore::new();
+        let mut d = Departures::new(Duration::from_secs(300), true, true, WAIT);
+        let t0 = Instant::now();
+        assert!(d.add(
+            departed("a", Kind::Container, created(0), 0),
+            true,
+            &exits,
+            t0
+        ));
+        d.mark(&HashSet::new());
+        assert!(shown(&d).is_empty(), "not shown while waiting");
+        assert_eq!(d.next_wake(), Some(t0 + WAIT));
+        assert!(!d.resolve(&exits, t0 + Duration::from_millis(5)));
+        exits.record("a", said(3, Some(0), created(10)));
+        let t1 = t0 + Duration::from_millis(10);
+        assert!(d.resolve(&exits, t1));
+        // Published after the batch, well before the bound.
+        assert_eq!(d.next_wake(), Some(t1 + BATCH));
+        assert!(!d.publish_due(t1));
+        assert!(d.publish_due(t1 + BATCH));
+        d.mark(&HashSet::new());
+        let got = shown(&d);
+        assert_eq!(got.len(), 1);
+        let e = got[0].2.unwrap();
+        assert_eq!(
+            (e.reason, e.code, e.restart_count),
+            (ExitReason::Error, Some(3), Some(0))
+        );
+        d.rendered(1, t1 + BATCH);
+        assert_eq!(d.next_wake(), None);
+        assert_eq!(d.unpublished().count(), 0);
+        assert_eq!(d.counts().code, 1);
+    }
+
+    #[test]
+    fn never_held_past_the_bound() {
+        let exits = ExitStore::new();
+        let mut d = Departures::new(Duration::from_secs(300), true, true, WAIT);
+        let t0 = Instant::now();
+        d.add(
+            departed("a", Kind::Container, created(0), 0),
+            true,
+            &exits,
+            t0,
+        );
+        assert!(!d.resolve(&exits, t0 + WAIT - Duration::from_millis(1)));
+        assert!(d.resolve(&exits, t0 + WAIT));
+        // Due at once: its bound has come.
+        assert!(d.publish_due(t0 + WAIT));
+        d.mark(&HashSet::new());
+        // Shown without an exit: no OOM kill, no code.
+        assert_eq!(shown(&d), vec![("a".to_string(), Show::All, None)]);
+        assert_eq!(d.counts().timeout, 1);
+        // The word arriving late lands on nothing.
+        exits.record("a", said(3, Some(0), created(1)));
+        assert!(!d.resolve(&exits, t0 + WAIT * 2));
+    }
+
+    #[test]
+    fn the_word_before_the_final_sample() {
+        let exits = ExitStore::new();
+        let mut d = Departures::new(Duration::from_secs(300), true, false, WAIT);
+        exits.record("a", said(0, Some(0), created(5)));
+        let t0 = Instant::now();
+        assert!(!d.add(
+            departed("a", Kind::Container, created(0), 0),
+            true,
+            &exits,
+            t0
+        ));
+        d.mark(&HashSet::new());
+        assert_eq!(shown(&d)[0].2.unwrap().reason, ExitReason::Completed);
+    }
+
+    #[test]
+    fn without_a_runtime_the_kernels_verdict_at_once() {
+        let exits = ExitStore::new();
+        let mut d = Departures::new(Duration::from_secs(300), true, false, WAIT);
+        let t0 = Instant::now();
+        assert!(!d.add(
+            departed("oom", Kind::Container, created(0), 1),
+            false,
+            &exits,
+            t0
+        ));
+        assert!(!d.add(
+            departed("ok", Kind::Container, created(0), 0),
+            false,
+            &exits,
+            t0
+        ));
+        // A pod's own cgroup has no exit, even with an OOM kill in it.
+        assert!(!d.add(departed("pod", Kind::Pod, created(0), 1), true, &exits, t0));
+        d.mark(&HashSet::new());
+        let got = shown(&d);
+        assert_eq!(got.len(), 3);
+        let oom = got[0].2.unwrap();
+        assert_eq!((oom.reason, oom.code), (ExitReason::OomKilled, None));
+        assert_eq!(got[1].2, None);
+        assert_eq!(got[2].2, None);
+        assert_eq!(d.counts().unasked, 2);
+        // Exits arriving at once are published together.
+        assert_eq!(d.next_wake(), Some(t0 + BATCH));
+    }
+
+    #[test]
+    fn every_run_ends_and_labels_never_repeat() {
+        let exits = ExitStore::new();
+        let mut d = Departures::new(Duration::from_secs(300), true, false, WAIT);
+        let t0 = Instant::now();
+        // Run 0 (created at 0) ended at 5; run 1 (created at 6) ended at 9.
+        exits.record("a", said(4, Some(0), created(5)));
+        d.add(
+            departed("a", Kind::Container, created(0), 0),
+            true,
+            &exits,
+            t0,
+        );
+        exits.record("a", said(4, Some(1), created(9)));
+        d.add(
+            departed("a", Kind::Container, created(6), 0),
+            true,
+            &exits,
+            t0,
+        );
+        d.mark(&HashSet::new());
+        let mut got: Vec<(Show, Option<u32>)> = shown(&d)
+            .iter()
+            .map(|(_, s, e)| (*s, e.unwrap().restart_count))
+            .collect();
+        got.sort_by_key(|g| g.1);
+        assert_eq!(
+            got,
+            [(Show::ExitOnly, Some(0)), (Show::All, Some(1))],
+            "the newest run shows all, the older its exit"
+        );
+        // Run 2 is running: both earlier runs show their exits only.
+        d.mark(&HashSet::from(["a"]));
+        assert!(shown(&d).iter().all(|(_, s, _)| *s == Show::ExitOnly));
+        assert_eq!(shown(&d).len(), 2);
+
+        // Without restart counts, two runs with the same reason cannot be told apart: only
+        // the newest shows.
+        let mut d = Departures::new(Duration::from_secs(300), true, false, WAIT);
+        exits.record("b", said(4, None, created(5)));
+        d.add(
+            departed("b", Kind::Container, created(0), 0),
+            true,
+            &exits,
+            t0,
+        );
+        exits.record("b", said(4, None, created(9)));
+        d.add(
+            departed("b", Kind::Container, created(6), 0),
+            true,
+            &exits,
+            t0,
+        );
+        d.mark(&HashSet::new());
+        assert_eq!(shown(&d).len(), 1);
+        // The same run departing twice keeps one departure.
+        d.add(
+            departed("b", Kind::Container, created(6), 0),
+            false,
+            &exits,
+            t0,
+        );
+        assert_eq!(d.len(), 2);
+    }
+
+    #[test]
+    fn waiting_departures_are_never_expired_and_publications_are_spaced() {
+        let exits = ExitStore::new();
+        // Page served, OTLP off: delivery by scrape.
+        let mut d = Departures::new(Duration::from_secs(300), true, false, WAIT);
+        let t0 = Instant::now();
+        d.add(
+            departed("w", Kind::Container, created(0), 0),
+            true,
+            &exits,
+            t0,
+        );
+        d.add(
+            departed("r", Kind::Container, created(0), 0),
+            false,
+            &exits,
+            t0,
+        );
+        d.mark(&HashSet::new());
+        d.rendered(1, t0);
+        d.expire(1);
+        assert_eq!(
+            d.len(),
+            1,
+            "the ready one was served; the waiting one stays"
+        );
+        assert_eq!(d.waiting(), 1);
+        // Another exit right after a publication waits for the gap, unless its bound is
+        // sooner.
+        exits.record("w", said(1, None, created(1)));
+        let t1 = t0 + Duration::from_millis(100);
+        d.resolve(&exits, t1);
+        assert_eq!(d.next_wake(), Some(t0 + PUBLISH_GAP));
+        let mut short = Departures::new(
+            Duration::from_secs(300),
+            true,
+            false,
+            Duration::from_millis(200),
+        );
+        short.add(
+            departed("x", Kind::Container, created(0), 0),
+            false,
+            &exits,
+            t0,
+        );
+        short.rendered(1, t0);
+        short.add(
+            departed("y", Kind::Container, created(0), 0),
+            false,
+            &exits,
+            t1,
+        );
+        assert_eq!(short.next_wake(), Some(t1 + Duration::from_millis(200)));
     }
 }

@@ -19,6 +19,7 @@
 //!   is one row and one `emit` arm; every output and the README follow.
 //! - [`resource`]: the resource attributes of containers and pods, one table and one builder.
 //! - [`collect`]: one tick over every tracked container; [`daemon`]: the loop around it;
+//!   [`departures`]: final samples until delivered, and [`exit`]: why each container ended;
 //!   [`export`]: the outputs (the Prometheus page and its server, OTLP).
 
 #![forbid(unsafe_code)]
@@ -31,9 +32,12 @@ pub mod daemon;
 pub mod departures;
 pub mod discovery;
 pub mod disk;
+pub mod exit;
 pub mod export;
+pub mod machine;
 pub mod metadata;
 pub mod metrics;
+pub mod progress;
 pub mod resource;
 pub mod snapshot;
 pub mod system;

@@ -5,16 +5,15 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use container_exporter::cgroup::{Layout, ProcRoot};
 use container_exporter::config::{Cli, Command, LogArgs, LogFormat};
 use container_exporter::resource::HostResource;
-use container_exporter::{check, daemon, snapshot, system};
+use container_exporter::{check, daemon, progress, snapshot, system};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     init_logging(&cli.log);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -68,12 +67,14 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Some(c) => c,
     };
-    let layout = Layout::detect(&cli.host.cgroup_root, &cli.host.proc_root)?;
+    let (cgroup_root, proc_path) = (cli.host.cgroup_root.clone(), cli.host.proc_root.clone());
+    let (layout, proc_root) = progress::within(progress::COMMAND_BOUND, move || {
+        Layout::detect(&cgroup_root, &proc_path).map(|l| (l, ProcRoot::new(&proc_path)))
+    })??;
     let host = HostResource::new(
         cli.host.host_name.clone(),
         std::env::var("OTEL_RESOURCE_ATTRIBUTES").ok().as_deref(),
     );
-    let proc_root = ProcRoot::new(&cli.host.proc_root);
     match command {
         Command::Snapshot(args) => {
             let mut out = std::io::stdout().lock();

@@ -7,9 +7,11 @@
 //! Its length is the two tables (every metric, every cAdvisor family): keeping them in one file
 //! is the point.
 
-use crate::cgroup::sample::{CgroupSample, IoDevice};
+use crate::cgroup::sample::{CgroupSample, IoDevice, Limit};
 use crate::discovery::Kind;
 use crate::disk::DiskSample;
+use crate::exit::Exit;
+use crate::machine::Machine;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Instrument {
@@ -43,7 +45,7 @@ pub struct MetricDef {
     pub name: &'static str,
     /// The name of the same metric on a Kubernetes pod's own resource (read from the pod's
     /// cgroup: the whole pod, sandbox and overhead included), per the semantic conventions'
-    /// `k8s.pod.*` where they have one.
+    /// `k8s.pod.*` where they have one; empty for a metric pods do not have.
     pub pod_name: &'static str,
     pub origin: Origin,
     pub instrument: Instrument,
@@ -147,7 +149,7 @@ metrics! {
         Ext, Counter, false, "{kill}", [],
         "Processes killed by the OOM killer in the container.",
         "`memory.events` oom_kill", "`memory.oom_control` oom_kill";
-    PagingFaults => "container.paging.faults", "k8s.pod.memory.paging.faults",
+    PagingFaults => "container.paging.faults", "k8s.pod.paging.faults",
         Semconv, Counter, false, "{fault}", ["system.paging.fault.type"],
         "Page faults, by type.",
         "`memory.stat` pgmajfault, pgfault − pgmajfault", "`memory.stat` total_pgmajfault, total_pgfault − total_pgmajfault";
@@ -225,8 +227,17 @@ metrics! {
         "Docker's and Podman's `LogPath` and its rotations; the kubelet's `<pod logs>/<namespace>_<pod>_<uid>/<container>/`", "same";
     EphemeralUsage => "k8s.container.ephemeral_storage.usage", "k8s.pod.ephemeral_storage.usage",
         Semconv, UpDownCounter, false, "By", ["k8s.container.ephemeral_storage.fs_type"],
-        "Kubernetes containers and pods: ephemeral storage by part, `rootfs` (writable layers) and `logs`, and on a pod `emptyDir`; their sum is what the kubelet compares with `ephemeral-storage` limits.",
+        "Kubernetes containers and pods: ephemeral storage by part, `rootfs` (writable layers) and `logs` (the conventions' two values); a pod's third part is `k8s.pod.empty_dir.usage`, and the three sum to what the kubelet compares with `ephemeral-storage` limits.",
         "the figures above", "same";
+    EmptyDirUsage => "", "k8s.pod.empty_dir.usage",
+        Ext, UpDownCounter, false, "By", [],
+        "Pods only: their `emptyDir` volumes that are not memory-backed, summed (the part of the pod's ephemeral storage that is neither layers nor logs).",
+        "`du` of each `<--kubelet-root>/pods/<uid>/volumes/kubernetes.io~empty-dir/<volume>/` (a memory-backed one is a tmpfs mount: not entered)", "same";
+    ExitCode => "container.exit.code", "",
+        Ext, Gauge, true, "1", ["container.exit.reason", "container.restart_count"],
+        "Why the container ended, on its final sample only: the exit status its runtime reported (0–255; 128 + n for signal n; NaN when only the kernel's OOM kill is known), the reason in Kubernetes' words (`Completed`, `Error`, `OOMKilled`) and the run's restart count (when the runtime keeps one).",
+        "the runtime's status (Docker `die` event, Podman `died` event, CRI `ContainerStatus`); `OOMKilled` from `memory.events` oom_kill, oom_group_kill",
+        "the runtime's status, as on v2; `OOMKilled` from `memory.oom_control` oom_kill";
 }
 
 impl Metric {
@@ -294,6 +305,8 @@ pub struct Context<'a> {
     pub uptime: Option<f64>,
     /// The latest disk figures (from the disk thread), when known.
     pub disk: Option<&'a DiskSample>,
+    /// Why it ended, on a final sample that knows.
+    pub exit: Option<&'a Exit>,
 }
 
 fn ns_to_s(ns: u64) -> Value {
@@ -420,9 +433,20 @@ pub fn emit_metric(m: Metric, s: &CgroupSample, ctx: &Context<'_>, sink: &mut dy
         | M::FsInodesUsed
         | M::FsInodesFree
         | M::LogUsage
-        | M::EphemeralUsage => {
+        | M::EphemeralUsage
+        | M::EmptyDirUsage => {
             if let Some(d) = ctx.disk {
                 emit_disk(m, d, sink);
+            }
+        }
+        M::ExitCode => {
+            if let Some(e) = ctx.exit {
+                let value = Value::Double(e.code.map_or(f64::NAN, f64::from));
+                let mut n = itoa::Buffer::new();
+                match e.restart_count {
+                    Some(r) => sink.point(m, &[e.reason.as_str(), n.format(r)], value),
+                    None => sink.point(m, &[e.reason.as_str()], value),
+                }
             }
         }
     }
@@ -441,8 +465,8 @@ fn emit_disk(m: Metric, d: &DiskSample, sink: &mut dyn Sink) {
         M::EphemeralUsage if d.kubernetes => {
             int(sink, m, &["rootfs"], d.rootfs.map(|u| u.bytes));
             int(sink, m, &["logs"], d.logs.map(|u| u.bytes));
-            int(sink, m, &["emptyDir"], d.empty_dir.map(|u| u.bytes));
         }
+        M::EmptyDirUsage => int(sink, m, &[], d.empty_dir.map(|u| u.bytes)),
         _ => {}
     }
 }
@@ -450,18 +474,63 @@ fn emit_disk(m: Metric, d: &DiskSample, sink: &mut dyn Sink) {
 /// A family of the cAdvisor-compatible page (`--prometheus-names cadvisor`): the names and
 /// labels that cAdvisor dashboards and kube-prometheus rules query, made from the points of
 /// one metric of [`METRICS`] (so every figure has one source and one conversion).
+///
+/// Rows with the same name next to each other are one family: their lines go under one
+/// `# HELP`/`# TYPE` (the first row's), and their `fixed` labels tell them apart
+/// (`container_memory_failures_total`). Build rows with the `cadvisor!` macro, whose short
+/// forms fill in the defaults (no fixed labels, same value, the metric's type, always).
 pub struct CadvisorFamily {
     pub name: &'static str,
     pub help: &'static str,
     pub metric: Metric,
     pub select: Select,
-    /// cAdvisor's label for each of the metric's attributes, in [`MetricDef::attributes`]
-    /// order; `None` for the one `select` picks on.
-    pub labels: &'static [Option<&'static str>],
-    /// Labels cAdvisor always writes (`cpu="total"`).
+    /// How each of the metric's attributes becomes cAdvisor's labels, in
+    /// [`MetricDef::attributes`] order ([`Label::Skip`] for the one `select` picks on).
+    pub labels: &'static [Label],
+    /// Labels cAdvisor always writes (`cpu="total"`), or that tell the rows of one family apart.
     pub fixed: &'static [(&'static str, &'static str)],
     pub conv: Conv,
+    /// The `# TYPE`.
+    pub kind: PromType,
+    /// Written only for the samples where this holds: cAdvisor writes the CFS counters only
+    /// for containers with a CPU quota.
+    pub when: fn(&CgroupSample) -> bool,
 }
+
+impl CadvisorFamily {
+    /// Its `# TYPE`.
+    pub fn prom_type(&self) -> &'static str {
+        match (&self.kind, self.metric.def().instrument) {
+            (PromType::Counter, _) | (PromType::OfMetric, Instrument::Counter) => "counter",
+            _ => "gauge",
+        }
+    }
+}
+
+/// A host family of the cAdvisor page (`machine_*`): one line, no container labels.
+pub struct MachineFamily {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub value: fn(&Machine) -> Option<u64>,
+    /// Where it comes from, for the README.
+    pub source: &'static str,
+}
+
+/// The host families of the cAdvisor page, read once at start.
+pub static CADVISOR_MACHINE: &[MachineFamily] = &[
+    MachineFamily {
+        name: "machine_cpu_cores",
+        help: "Number of logical CPU cores.",
+        value: |m| m.cpu_cores,
+        source: "logical CPUs online, `/sys/devices/system/cpu/online`",
+    },
+    MachineFamily {
+        name: "machine_memory_bytes",
+        help: "Amount of memory installed on the machine.",
+        value: |m| m.memory_bytes,
+        source: "`MemTotal` of the host's `/proc/meminfo`",
+    },
+];
 
 /// Which points of the metric a cAdvisor family shows.
 pub enum Select {
@@ -470,13 +539,33 @@ pub enum Select {
     Attr(usize, &'static str),
     /// One point: the sum of all of them (cAdvisor's total CPU is user + system).
     Sum,
-    /// A raw figure of the sample the metric is derived from: cAdvisor's `container_spec_*`
-    /// show the CFS quota and period in µs where the metric shows their quotient.
-    Sample(fn(&CgroupSample) -> Option<Value>),
+    /// A raw figure of the sample the metric is derived from, and where it comes from (for
+    /// the README): cAdvisor's `container_spec_*` show the CFS quota and period in µs where
+    /// the metric shows their quotient, and limits as 0 where the metric leaves out "no limit".
+    Sample(fn(&CgroupSample) -> Option<Value>, &'static str),
     /// A figure of a container's disk sample, with cAdvisor's `device` label (the device of
     /// the filesystem holding the layer); containers only, as cAdvisor has none for a pod's
     /// own cgroup.
     Disk(fn(&DiskSample) -> Option<Value>),
+}
+
+/// How a metric attribute becomes labels of a cAdvisor family.
+pub enum Label {
+    /// Not written (the attribute `select` picks on).
+    Skip,
+    /// The value, under this name.
+    Name(&'static str),
+    /// The value with its first letter upper-case, under this name: blkio's operation names
+    /// (`read` → `Read`).
+    Title(&'static str),
+    /// A network interface, as `interface`. The points of the interfaces cAdvisor leaves out
+    /// (names starting with `lo`, `veth`, `docker` or `nerdctl`) are not written at all.
+    Interface,
+    /// A block device `MAJ:MIN`, as `device`: `/dev/<name>`, the name the kernel gives it in
+    /// `/sys/dev/block/MAJ:MIN/uevent` (`MAJ:MIN` itself when it has none).
+    Device,
+    /// The same, and its numbers as `major` and `minor`.
+    DeviceNumbers,
 }
 
 /// How a point's value becomes cAdvisor's.
@@ -484,17 +573,62 @@ pub enum Conv {
     Same,
     /// `now − value`, in seconds since the epoch: an uptime as a start time.
     StartTime,
+    /// When the sample was taken, in whole seconds since the epoch (`container_last_seen`).
+    LastSeen,
 }
 
-const NONE: &[Option<&str>] = &[None];
-const NET: &[Option<&str>] = &[None, Some("interface")];
-const DISK: &[Option<&str>] = &[None, Some("device")];
+/// The `# TYPE` of a cAdvisor family.
+pub enum PromType {
+    /// `counter` for a Counter metric, else `gauge`.
+    OfMetric,
+    Gauge,
+    Counter,
+}
+
+/// Interfaces cAdvisor leaves out of a container's network (by prefix, as it does): loopback,
+/// and the host ends of veth pairs and bridges that show up in a host-network container.
+pub const CADVISOR_IGNORED_INTERFACES: &[&str] = &["lo", "veth", "docker", "nerdctl"];
+
+const NONE: &[Label] = &[Label::Skip];
+const NET: &[Label] = &[Label::Skip, Label::Interface];
+const DISK: &[Label] = &[Label::Skip, Label::Device];
+const BLKIO: &[Label] = &[Label::Title("operation"), Label::DeviceNumbers];
+
+fn always(_: &CgroupSample) -> bool {
+    true
+}
+
+/// cAdvisor's condition for the CFS counters: a quota is set.
+fn under_quota(s: &CgroupSample) -> bool {
+    s.cpu.quota_us.is_some()
+}
+
+fn int_of(v: Option<u64>) -> Option<Value> {
+    v.map(Value::Int)
+}
+
+fn zero_if_unlimited(l: Option<Limit>) -> Option<Value> {
+    l.map(|l| Value::Int(l.or_zero()))
+}
 
 macro_rules! cadvisor {
     ($name:literal, $help:literal, $metric:ident, $select:expr, $labels:expr) => {
         cadvisor!($name, $help, $metric, $select, $labels, &[], Conv::Same)
     };
     ($name:literal, $help:literal, $metric:ident, $select:expr, $labels:expr, $fixed:expr, $conv:expr) => {
+        cadvisor!(
+            $name,
+            $help,
+            $metric,
+            $select,
+            $labels,
+            $fixed,
+            $conv,
+            PromType::OfMetric,
+            always
+        )
+    };
+    ($name:literal, $help:literal, $metric:ident, $select:expr, $labels:expr, $fixed:expr, $conv:expr, $kind:expr, $when:expr) => {
         CadvisorFamily {
             name: $name,
             help: $help,
@@ -503,14 +637,17 @@ macro_rules! cadvisor {
             labels: $labels,
             fixed: $fixed,
             conv: $conv,
+            kind: $kind,
+            when: $when,
         }
     };
 }
 
-/// The cAdvisor page, family by family. Differences from cAdvisor: `device` is `MAJ:MIN` (it
-/// resolves a device path), `container_threads` counts tasks (`pids.current`), and the
-/// families cAdvisor takes from other sources (`container_last_seen`, per-CPU usage) are
-/// absent. The filesystem families (at the end) come from the disk thread.
+/// The cAdvisor page, family by family: what the kubelet's `/metrics/cadvisor` writes for a
+/// container or pod, where the cgroup files hold it. The README's cAdvisor section says what
+/// differs from cAdvisor and what is left out, and why. `container_last_terminated_exitcode` is
+/// this exporter's own (cAdvisor has no exit status). The filesystem
+/// families (`container_fs_*` usage, limit and inodes) come from the disk thread.
 pub static CADVISOR: &[CadvisorFamily] = &[
     cadvisor!(
         "container_cpu_usage_seconds_total",
@@ -540,34 +677,52 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         "Number of elapsed enforcement period intervals.",
         CpuPeriods,
         Select::All,
-        &[]
+        &[],
+        &[],
+        Conv::Same,
+        PromType::OfMetric,
+        under_quota
     ),
     cadvisor!(
         "container_cpu_cfs_throttled_periods_total",
         "Number of throttled period intervals.",
         CpuThrottledPeriods,
         Select::All,
-        &[]
+        &[],
+        &[],
+        Conv::Same,
+        PromType::OfMetric,
+        under_quota
     ),
     cadvisor!(
         "container_cpu_cfs_throttled_seconds_total",
         "Total time duration the container has been throttled.",
         CpuThrottledTime,
         Select::All,
-        &[]
+        &[],
+        &[],
+        Conv::Same,
+        PromType::OfMetric,
+        under_quota
     ),
     cadvisor!(
         "container_spec_cpu_quota",
         "CPU quota of the container.",
         CpuLimit,
-        Select::Sample(|s| s.cpu.quota_us.map(Value::Int)),
+        Select::Sample(
+            |s| s.cpu.quota_us.map(Value::Int),
+            "`cpu.max` quota (µs); v1 `cpu.cfs_quota_us`"
+        ),
         &[]
     ),
     cadvisor!(
         "container_spec_cpu_period",
         "CPU period of the container.",
         CpuLimit,
-        Select::Sample(|s| s.cpu.quota_us.and(s.cpu.period_us).map(Value::Int)),
+        Select::Sample(
+            |s| int_of(s.cpu.period_us),
+            "`cpu.max` period (µs); v1 `cpu.cfs_period_us`"
+        ),
         &[]
     ),
     cadvisor!(
@@ -616,7 +771,10 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         "container_spec_memory_limit_bytes",
         "Memory limit for the container.",
         MemoryLimit,
-        Select::All,
+        Select::Sample(
+            |s| zero_if_unlimited(s.spec.memory_limit),
+            "`memory.max`; v1 `memory.limit_in_bytes`; 0 for none"
+        ),
         &[]
     ),
     cadvisor!(
@@ -637,7 +795,10 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         "container_threads_max",
         "Maximum number of threads allowed inside the container, infinity if value is zero.",
         PidLimit,
-        Select::All,
+        Select::Sample(
+            |s| zero_if_unlimited(s.spec.pids_limit),
+            "`pids.max`; 0 for none"
+        ),
         &[]
     ),
     cadvisor!(
@@ -775,6 +936,202 @@ pub static CADVISOR: &[CadvisorFamily] = &[
         &[],
         Conv::StartTime
     ),
+    cadvisor!(
+        "container_last_seen",
+        "Last time a container was seen by the exporter.",
+        Uptime,
+        Select::All,
+        &[],
+        &[],
+        Conv::LastSeen
+    ),
+    cadvisor!(
+        "container_spec_cpu_shares",
+        "CPU share of the container.",
+        CpuLimit,
+        Select::Sample(
+            |s| int_of(s.cpu.shares),
+            "`cpu.weight` as shares (2 + (weight − 1) × 262142 ÷ 9999); v1 `cpu.shares`"
+        ),
+        &[]
+    ),
+    cadvisor!(
+        "container_spec_memory_reservation_limit_bytes",
+        "Memory reservation limit for the container.",
+        MemoryLimit,
+        Select::Sample(
+            |s| zero_if_unlimited(s.spec.memory_reservation),
+            "`memory.min`; v1 `memory.soft_limit_in_bytes`; 0 for none"
+        ),
+        &[]
+    ),
+    cadvisor!(
+        "container_spec_memory_swap_limit_bytes",
+        "Memory swap limit for the container.",
+        MemoryLimit,
+        Select::Sample(
+            |s| zero_if_unlimited(s.spec.memory_swap_limit),
+            "`memory.swap.max` (swap alone); v1 `memory.memsw.limit_in_bytes` (memory and swap); 0 for none"
+        ),
+        &[]
+    ),
+    cadvisor!(
+        "container_cpu_cfs_burst_periods_total",
+        "Number of periods when burst occurs.",
+        CpuPeriods,
+        Select::Sample(|s| int_of(s.cpu.bursts), "`cpu.stat` nr_bursts"),
+        &[],
+        &[],
+        Conv::Same,
+        PromType::OfMetric,
+        under_quota
+    ),
+    cadvisor!(
+        "container_cpu_cfs_burst_seconds_total",
+        "Total time duration the container has been bursted.",
+        CpuThrottledTime,
+        Select::Sample(
+            |s| s.cpu.burst_ns.map(ns_to_s),
+            "`cpu.stat` burst_usec; v1 burst_time"
+        ),
+        &[],
+        &[],
+        Conv::Same,
+        PromType::OfMetric,
+        under_quota
+    ),
+    cadvisor!(
+        "container_memory_mapped_file",
+        "Size of memory mapped files in bytes.",
+        MemoryFile,
+        Select::Sample(
+            |s| int_of(s.memory.mapped_file),
+            "`memory.stat` file_mapped; v1 total_mapped_file"
+        ),
+        &[]
+    ),
+    cadvisor!(
+        "container_memory_total_active_file_bytes",
+        "Current total active file in bytes.",
+        MemoryFile,
+        Select::Sample(
+            |s| int_of(s.memory.active_file),
+            "`memory.stat` active_file; v1 total_active_file"
+        ),
+        &[]
+    ),
+    cadvisor!(
+        "container_memory_total_inactive_file_bytes",
+        "Current total inactive file in bytes.",
+        MemoryFile,
+        Select::Sample(
+            |s| int_of(s.memory.inactive_file),
+            "`memory.stat` inactive_file; v1 total_inactive_file"
+        ),
+        &[]
+    ),
+    // cAdvisor types it a counter, but a counter's name ends in `_total` (promtool says so):
+    // a gauge here, which `rate()` takes the same.
+    cadvisor!(
+        "container_memory_failcnt",
+        "Number of memory usage hits limits.",
+        MemoryOomKills,
+        Select::Sample(
+            |s| int_of(s.memory.failcnt),
+            "v1 `memory.failcnt` (none on v2)"
+        ),
+        &[],
+        &[],
+        Conv::Same,
+        PromType::Gauge,
+        always
+    ),
+    cadvisor!(
+        "container_memory_events_high_total",
+        "Cumulative count of memory.high throttle events for the container.",
+        MemoryOomKills,
+        Select::Sample(
+            |s| int_of(s.memory.events_high),
+            "`memory.events` high (v2 only)"
+        ),
+        &[]
+    ),
+    cadvisor!(
+        "container_memory_events_max_total",
+        "Cumulative count of memory.max limit hit events for the container.",
+        MemoryOomKills,
+        Select::Sample(
+            |s| int_of(s.memory.events_max),
+            "`memory.events` max (v2 only)"
+        ),
+        &[]
+    ),
+    // One family in four rows: the cgroup's own faults and its hierarchy's.
+    cadvisor!(
+        "container_memory_failures_total",
+        "Cumulative count of memory allocation failures.",
+        PagingFaults,
+        Select::Sample(
+            |s| int_of(s.memory.pgfault_own),
+            "`memory.stat` pgfault; v1 pgfault"
+        ),
+        &[],
+        &[("failure_type", "pgfault"), ("scope", "container")],
+        Conv::Same
+    ),
+    cadvisor!(
+        "container_memory_failures_total",
+        "Cumulative count of memory allocation failures.",
+        PagingFaults,
+        Select::Sample(
+            |s| int_of(s.memory.pgmajfault_own),
+            "`memory.stat` pgmajfault; v1 pgmajfault"
+        ),
+        &[],
+        &[("failure_type", "pgmajfault"), ("scope", "container")],
+        Conv::Same
+    ),
+    cadvisor!(
+        "container_memory_failures_total",
+        "Cumulative count of memory allocation failures.",
+        PagingFaults,
+        Select::Sample(
+            |s| int_of(s.memory.pgfault),
+            "`memory.stat` pgfault; v1 total_pgfault"
+        ),
+        &[],
+        &[("failure_type", "pgfault"), ("scope", "hierarchy")],
+        Conv::Same
+    ),
+    cadvisor!(
+        "container_memory_failures_total",
+        "Cumulative count of memory allocation failures.",
+        PagingFaults,
+        Select::Sample(
+            |s| int_of(s.memory.pgmajfault),
+            "`memory.stat` pgmajfault; v1 total_pgmajfault"
+        ),
+        &[],
+        &[("failure_type", "pgmajfault"), ("scope", "hierarchy")],
+        Conv::Same
+    ),
+    cadvisor!(
+        "container_blkio_device_usage_total",
+        "Blkio device bytes usage.",
+        DiskIo,
+        Select::All,
+        BLKIO
+    ),
+    // Not cAdvisor's (it has none): named as kube-state-metrics names the last termination
+    // (`kube_pod_container_status_last_terminated_exitcode`, `…_reason{reason}`), with that
+    // `reason` label, on the container's final sample.
+    cadvisor!(
+        "container_last_terminated_exitcode",
+        "Exit status of a container that ended (on its final sample), with the reason (Completed, Error, OOMKilled) and the run's restart count.",
+        ExitCode,
+        Select::All,
+        &[Label::Name("reason"), Label::Name("restart_count")]
+    ),
     // cAdvisor's usage is its `TotalUsageBytes`: the layer plus Docker's log directory.
     cadvisor!(
         "container_fs_usage_bytes",
@@ -830,15 +1187,110 @@ pub fn markdown_table() -> String {
             Origin::Semconv => "",
             Origin::Ext => " *(ext)*",
         };
+        // A metric of only one of the two kinds has an empty name for the other.
+        let (name, pod) = match (m.name.is_empty(), m.pod_name.is_empty()) {
+            (true, _) => ("–".to_string(), format!("`{}`{origin}", m.pod_name)),
+            (false, true) => (format!("`{}`{origin}", m.name), "–".to_string()),
+            (false, false) => (format!("`{}`{origin}", m.name), format!("`{}`", m.pod_name)),
+        };
         out.push_str(&format!(
-            "| `{}`{origin} | `{}` | {}{kind} | `{}` | {attrs} | {} | {} | {} |\n",
-            m.name,
-            m.pod_name,
+            "| {name} | {pod} | {}{kind} | `{}` | {attrs} | {} | {} | {} |\n",
             m.instrument.as_str(),
             m.unit,
             m.description,
             m.v2_source,
             m.v1_source,
+        ));
+    }
+    out
+}
+
+/// The README's cAdvisor page reference, generated from [`CADVISOR`] and
+/// [`CADVISOR_MACHINE`].
+pub fn cadvisor_markdown_table() -> String {
+    let mut out =
+        String::from("| family | type | labels besides the identity | from |\n|---|---|---|---|\n");
+    let mut i = 0;
+    while i < CADVISOR.len() {
+        let f = &CADVISOR[i];
+        let rows: Vec<&CadvisorFamily> = CADVISOR[i..]
+            .iter()
+            .take_while(|r| r.name == f.name)
+            .collect();
+        i += rows.len();
+        let mut labels: Vec<String> = Vec::new();
+        let mut from: Vec<String> = Vec::new();
+        for r in &rows {
+            let fixed: Vec<String> = r
+                .fixed
+                .iter()
+                .map(|(k, v)| format!("`{k}=\"{v}\"`"))
+                .collect();
+            for l in r.labels {
+                let names: &[&str] = match l {
+                    Label::Skip => &[],
+                    Label::Name(n) | Label::Title(n) => &[n],
+                    Label::Interface => &["interface"],
+                    Label::Device => &["device"],
+                    Label::DeviceNumbers => &["device", "major", "minor"],
+                };
+                for n in names {
+                    let n = format!("`{n}`");
+                    if !labels.contains(&n) {
+                        labels.push(n);
+                    }
+                }
+            }
+            let def = r.metric.def();
+            let what = match &r.select {
+                Select::All => format!("`{}`", def.name),
+                Select::Attr(at, v) => format!("`{}` {} = {v}", def.name, def.attributes[*at]),
+                Select::Sum => format!("`{}`, summed", def.name),
+                Select::Sample(_, source) => source.to_string(),
+                Select::Disk(_) => format!(
+                    "`{}` of the container's writable layer, from the disk thread; `device` is \
+                     the source of the filesystem holding it",
+                    def.name
+                ),
+            };
+            if matches!(r.select, Select::Disk(_)) && !labels.iter().any(|l| l == "`device`") {
+                labels.push("`device`".to_string());
+            }
+            let what = match r.conv {
+                Conv::Same => what,
+                Conv::StartTime => format!("now − {what}"),
+                Conv::LastSeen => format!("when the sample was read ({what})"),
+            };
+            from.push(if fixed.is_empty() {
+                what
+            } else {
+                format!("{}: {what}", fixed.join(", "))
+            });
+        }
+        let none = CgroupSample::default();
+        let mut quota = CgroupSample::default();
+        quota.cpu.quota_us = Some(100_000);
+        let when = match rows.iter().find(|r| !(r.when)(&none)) {
+            None => "",
+            Some(r) if (r.when)(&quota) => " (under a CPU quota only)",
+            Some(_) => " (not for every container)",
+        };
+        let labels = if labels.is_empty() {
+            "–".to_string()
+        } else {
+            labels.join(", ")
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {labels} | {}{when} |\n",
+            f.name,
+            f.prom_type(),
+            from.join("<br>")
+        ));
+    }
+    for m in CADVISOR_MACHINE {
+        out.push_str(&format!(
+            "| `{}` | gauge | – (no container labels) | {}, read at start |\n",
+            m.name, m.source
         ));
     }
     out
@@ -872,14 +1324,29 @@ mod tests {
 
     #[test]
     fn names_are_unique() {
-        let mut names: Vec<_> = METRICS.iter().map(|m| m.name).collect();
+        let mut names: Vec<_> = METRICS
+            .iter()
+            .map(|m| m.name)
+            .filter(|n| !n.is_empty())
+            .collect();
+        let with_names = names.len();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), METRICS.len());
-        let mut pods: Vec<_> = METRICS.iter().map(|m| m.pod_name).collect();
+        assert_eq!(names.len(), with_names);
+        assert!(
+            METRICS
+                .iter()
+                .all(|m| !(m.name.is_empty() && m.pod_name.is_empty()))
+        );
+        let mut pods: Vec<_> = METRICS
+            .iter()
+            .map(|m| m.pod_name)
+            .filter(|n| !n.is_empty())
+            .collect();
+        let with_pods = pods.len();
         pods.sort();
         pods.dedup();
-        assert_eq!(pods.len(), METRICS.len());
+        assert_eq!(pods.len(), with_pods);
         assert!(pods.iter().all(|n| n.starts_with("k8s.pod.")));
         assert!(
             names

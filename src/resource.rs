@@ -174,11 +174,15 @@ pub fn markdown_table() -> String {
             On::Pods => "pods",
             On::Both => "containers, pods",
         };
-        let page = match a.identity {
-            (true, true) => "every series",
-            (true, false) => "every series of a container; info of a pod",
-            (false, true) => "every series of a pod; `container_info`",
-            (false, false) => "the info series",
+        let page = match (a.on, a.identity) {
+            (On::Containers, (true, _)) | (On::Pods, (_, true)) | (On::Both, (true, true)) => {
+                "every series"
+            }
+            (On::Containers, (false, _)) => "`container_info`",
+            (On::Pods, (_, false)) => "`k8s_pod_info`",
+            (On::Both, (true, false)) => "every series of a container; `k8s_pod_info`",
+            (On::Both, (false, true)) => "every series of a pod; `container_info`",
+            (On::Both, (false, false)) => "`container_info`, `k8s_pod_info`",
         };
         out.push_str(&format!("| {key} | {on} | {page} | {} |\n", a.source));
     }
@@ -425,6 +429,8 @@ mod tests {
             Default::default(),
             std::time::Duration::from_secs(1),
         );
+        // Which rows were written, on containers and on pods.
+        let mut seen: Vec<(&'static str, Kind)> = Vec::new();
         for d in [
             Described {
                 state: &c,
@@ -438,7 +444,6 @@ mod tests {
             },
         ] {
             let attrs = host.attributes(&d);
-            assert!(attrs.len() >= 4);
             for (k, _) in attrs {
                 let def = AttrDef::of(&k).unwrap_or_else(|| panic!("{k} is not in ATTRIBUTES"));
                 let ok = match d.state.kind {
@@ -446,6 +451,24 @@ mod tests {
                     Kind::Pod => def.on != On::Containers,
                 };
                 assert!(ok, "{k} on a {:?}", d.state.kind);
+                seen.push((def.key, d.state.kind));
+            }
+        }
+        // And the other way round: with everything known, every row is written where it
+        // says, so the table (and the README's reference made from it) has no row the code
+        // forgot.
+        for a in ATTRIBUTES {
+            let kinds: &[Kind] = match a.on {
+                On::Containers => &[Kind::Container],
+                On::Pods => &[Kind::Pod],
+                On::Both => &[Kind::Container, Kind::Pod],
+            };
+            for &kind in kinds {
+                assert!(
+                    seen.contains(&(a.key, kind)),
+                    "{} is in ATTRIBUTES for a {kind:?} but was not written on one",
+                    a.key
+                );
             }
         }
     }

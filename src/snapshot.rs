@@ -1,15 +1,19 @@
 //! `container-exporter snapshot`: discover, read twice about a second apart (so rates have a
 //! value), print and exit. The JSON form is the documented contract scripts and tests use.
+//! Containers that ended during it are printed with their final sample and, when known, why
+//! they ended (their runtime's word is waited for, as the daemon does).
 
 use std::io::{self, Write};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Map, Value as Json, json};
 
 use crate::cgroup::{Layout, ProcRoot};
 use crate::collect::{Collector, ContainerState, Described};
 use crate::config::{HostArgs, MetadataArgs, SnapshotFormat};
-use crate::discovery::Kind;
+use crate::departures::DEFAULT_EXIT_WAIT;
+use crate::discovery::{Kind, Runtime};
+use crate::exit;
 use crate::metadata::Metadata;
 use crate::metadata::spawn_sources;
 use crate::metrics::{Metric, Sink, Value};
@@ -49,11 +53,22 @@ pub fn run(
         runtime.handle(),
         &stopped,
     );
+    // Reading the tree is bounded: a read that does not return (a hung filesystem) ends
+    // the command with an error naming it.
     let mut collector = Collector::new(layout.clone(), proc_root);
-    let mut views = take(&mut collector);
-    measure_disk(&mut views, &layout, host_args, &metadata);
+    let read = crate::progress::within(crate::progress::COMMAND_BOUND, move || {
+        let views = take(&mut collector);
+        (collector, views)
+    })
+    .map(|(collector, mut views)| {
+        // Containers that ended wait (boundedly) for their runtime's word, as in the daemon.
+        settle_exits(&mut views, &metadata, &telemetry, DEFAULT_EXIT_WAIT);
+        measure_disk(&mut views, &layout, host_args, &metadata);
+        (collector, views)
+    });
     let _ = stop_tx.send(true);
     runtime.shutdown_timeout(Duration::from_secs(1));
+    let (collector, views) = read?;
     match format {
         SnapshotFormat::Json => {
             let doc = to_json(layout.kind.as_str(), &views, host, &metadata);
@@ -84,11 +99,32 @@ fn measure_disk(
         .collect();
     let cfg = crate::disk::DiskConfig::for_host(host);
     let stats = std::sync::Arc::new(crate::disk::DiskStats::default());
-    let results = crate::disk::monitor::measure_once(cfg, roster, stats);
+    // Bounded like the tree: layers of millions of files, or a hung filesystem below
+    // --host-root, cost the snapshot its disk figures, not its end.
+    let results = match crate::progress::within(DISK_BOUND, move || {
+        crate::disk::monitor::measure_once(cfg, roster, stats)
+    }) {
+        Ok(results) => results,
+        Err(stuck) => {
+            tracing::warn!(
+                "disk usage not measured: the walk of the writable layers, logs and volumes \
+                 took longer than {:?} ({stuck})",
+                DISK_BOUND.total
+            );
+            return;
+        }
+    };
     for v in views.iter_mut() {
         v.state.disk = results.get(&v.state.id).cloned();
     }
 }
+
+/// How long `snapshot` walks layers, logs and volumes (a one-off walk, without the daemon's
+/// budget) before it prints without their figures.
+const DISK_BOUND: crate::progress::Bound = crate::progress::Bound {
+    per_operation: Duration::from_secs(60),
+    total: Duration::from_secs(60),
+};
 
 /// The gap between the two reads.
 pub const GAP: Duration = Duration::from_secs(1);
@@ -128,6 +164,65 @@ pub fn take(collector: &mut Collector) -> Vec<ContainerView> {
     );
     views.sort_by(|a, b| a.state.id.cmp(&b.state.id));
     views
+}
+
+/// Gives each container that ended during the snapshot its exit, by the rule of
+/// [`crate::exit`]: its runtime's word, waited for at most `wait` when the runtime's source is
+/// connected (the CRI is asked), and the kernel's OOM verdict from its final sample.
+pub fn settle_exits(
+    views: &mut [ContainerView],
+    metadata: &Metadata,
+    telemetry: &Telemetry,
+    wait: Duration,
+) {
+    let until = Instant::now() + wait;
+    let connected = |r: Runtime, id: &str| match r {
+        Runtime::Docker => telemetry
+            .docker
+            .get()
+            .is_some_and(|d| d.connected.load(std::sync::atomic::Ordering::Relaxed)),
+        Runtime::Podman => telemetry
+            .podman
+            .get()
+            .is_some_and(|d| d.connected.load(std::sync::atomic::Ordering::Relaxed)),
+        Runtime::Containerd | Runtime::CriO => {
+            telemetry
+                .cri
+                .get()
+                .is_some_and(|c| c.connected.load(std::sync::atomic::Ordering::Relaxed))
+                && metadata.cri.get(id).is_some_and(|m| !m.sandbox)
+        }
+    };
+    // (view, whether its runtime is asked)
+    let mut pending: Vec<(usize, bool)> = Vec::new();
+    for (i, v) in views.iter().enumerate() {
+        let s = &v.state;
+        if v.running || s.kind != Kind::Container {
+            continue;
+        }
+        let ask = connected(s.runtime, &s.id);
+        if ask && matches!(s.runtime, Runtime::Containerd | Runtime::CriO) {
+            metadata.exits.ask(&s.id, until);
+        }
+        pending.push((i, ask));
+    }
+    loop {
+        let over = Instant::now() >= until;
+        pending.retain(|&(i, ask)| {
+            let s = &mut views[i].state;
+            let kernel = exit::kernel_oom(s.sample());
+            let runtime = metadata.exits.take(&s.id, s.created);
+            if runtime.is_none() && ask && !over {
+                return true;
+            }
+            s.set_exit(exit::verdict(kernel, runtime.as_ref()));
+            false
+        });
+        if pending.is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A container as printed: still running, or gone with its final sample.
@@ -200,12 +295,19 @@ pub fn to_json(
                 json!({"name": m.name(c.kind), "unit": def.unit, "attributes": attributes, "value": value})
             })
             .collect();
-        let entry = json!({
+        let mut entry = json!({
             "resource": resource,
             "cgroup": c.rel.to_string_lossy(),
             "running": v.running,
             "metrics": metrics,
         });
+        if let Some(e) = c.exit() {
+            entry["exit"] = json!({
+                "code": e.code,
+                "reason": e.reason.as_str(),
+                "restart_count": e.restart_count,
+            });
+        }
         match c.kind {
             Kind::Container => containers.push(entry),
             Kind::Pod => pods.push(entry),
@@ -273,6 +375,7 @@ pub fn write_table(
         "NET I/O".into(),
         "BLOCK I/O".into(),
         "PIDS".into(),
+        "EXIT".into(),
     ]];
     for v in views {
         let c = &v.state;
@@ -340,9 +443,17 @@ pub fn write_table(
                 size(sum(&p, Metric::DiskIo, Some("write")), false)
             ),
             sum(&p, Metric::PidCount, None).map_or("-".into(), |n| format!("{n:.0}")),
+            match (v.running, c.exit()) {
+                (true, _) => "-".into(),
+                (false, None) => "?".into(),
+                (false, Some(e)) => match e.code {
+                    Some(code) => format!("{} {code}", e.reason.as_str()),
+                    None => e.reason.as_str().to_string(),
+                },
+            },
         ]);
     }
-    let mut widths = [0usize; 9];
+    let mut widths = [0usize; 10];
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.chars().count());

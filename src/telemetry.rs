@@ -59,6 +59,9 @@ pub struct Telemetry {
     pub otlp_queue_length: AtomicU64,
     /// The queue's bound in ticks (`--otlp-queue-size`); zero while OTLP is off.
     pub otlp_queue_capacity: AtomicU64,
+    /// Values from the runtimes cut to `--attribute-value-length-limit` (labels left out for
+    /// a longer key included); shared with the metadata stores.
+    pub metadata_values_cut: Arc<AtomicU64>,
     /// Set when Docker metadata is enabled.
     pub docker: OnceLock<Arc<DockerStats>>,
     /// Set when Podman metadata is enabled.
@@ -67,6 +70,14 @@ pub struct Telemetry {
     pub cri: OnceLock<Arc<CriStats>>,
     /// Set when disk usage is on.
     pub disk: OnceLock<Arc<crate::disk::DiskStats>>,
+    /// Containers that ended, by how their exit was known (see `departures::ExitCounts`).
+    pub exits_code: AtomicU64,
+    pub exits_no_code: AtomicU64,
+    pub exits_timeout: AtomicU64,
+    pub exits_unasked: AtomicU64,
+    /// Runtimes' exits held for a final sample, and final samples waiting for an exit.
+    pub exits_held: AtomicU64,
+    pub exits_waiting: AtomicU64,
 }
 
 /// The Docker (or Podman) metadata source's counters, for the exporter's self-metrics.
@@ -216,7 +227,7 @@ pub static SELF_METRICS: &[SelfMetricDef] = &[
         instrument: Instrument::Counter,
         unit: "{event}",
         attribute: Some("event"),
-        description: "Containers added and removed, full rescans, and inotify queue overflows.",
+        description: "Containers added and removed (each container's end once, however it was noticed: inotify, a rescan, a read that found it gone, a new directory under the same id), full rescans, and inotify queue overflows.",
         emit: |t, _, out| {
             out(Some("added"), int(&t.discovery_added));
             out(Some("removed"), int(&t.discovery_removed));
@@ -292,6 +303,15 @@ pub static SELF_METRICS: &[SelfMetricDef] = &[
         attribute: None,
         description: "Requests served on /metrics (up to the previous render).",
         emit: one!(|t: &Telemetry, _| int(&t.scrapes)),
+    },
+    SelfMetricDef {
+        name: "container_exporter.metadata.values_cut",
+        prom_name: None,
+        instrument: Instrument::Counter,
+        unit: "{value}",
+        attribute: None,
+        description: "Values from the container runtimes (names, image references, labels, pod labels) cut to --attribute-value-length-limit, and labels left out for a longer key; counted when a container's or pod's description is stored (an unchanged one again is not counted).",
+        emit: one!(|t: &Telemetry, _| Value::Int(t.metadata_values_cut.load(Relaxed))),
     },
     SelfMetricDef {
         name: "container_exporter.docker.api_errors",
@@ -603,6 +623,32 @@ pub static SELF_METRICS: &[SelfMetricDef] = &[
             if let Some(d) = t.disk.get() {
                 out(None, Value::Double(get(&d.lag_ns) as f64 / 1e9));
             }
+        },
+    },
+    SelfMetricDef {
+        name: "container_exporter.exits",
+        prom_name: None,
+        instrument: Instrument::Counter,
+        unit: "{container}",
+        attribute: Some("outcome"),
+        description: "Containers that ended, by what was known of why when their final sample went out: the runtime's exit status (code), its word without a usable status (no_code: outside 0–255, or a status call that failed), no word within --exit-wait (timeout), or no runtime to ask (unasked: the kernel's OOM verdict alone).",
+        emit: |t, _, out| {
+            out(Some("code"), int(&t.exits_code));
+            out(Some("no_code"), int(&t.exits_no_code));
+            out(Some("timeout"), int(&t.exits_timeout));
+            out(Some("unasked"), int(&t.exits_unasked));
+        },
+    },
+    SelfMetricDef {
+        name: "container_exporter.exits.pending",
+        prom_name: None,
+        instrument: Instrument::UpDownCounter,
+        unit: "{exit}",
+        attribute: Some("waiting_for"),
+        description: "Exits the runtimes reported that wait for their container's final sample (final_sample; at most 4096, each at most 2 minutes or two intervals), and final samples waiting for their runtime's word (runtime; each at most --exit-wait).",
+        emit: |t, _, out| {
+            out(Some("final_sample"), int(&t.exits_held));
+            out(Some("runtime"), int(&t.exits_waiting));
         },
     },
 ];

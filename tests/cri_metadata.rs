@@ -39,8 +39,8 @@ use container_exporter::telemetry::CriStats;
 use tokio::sync::oneshot;
 
 use common::cri::{
-    BUSYBOX, Containerd, Net, Pod, Qos, TOOLS, cgroup_anywhere, cgroup_everywhere, discovery_root,
-    new_uid, test_images,
+    BUSYBOX, Containerd, Net, PAUSE, Pod, Qos, TOOLS, cgroup_anywhere, cgroup_everywhere,
+    discovery_root, new_uid, test_images,
 };
 use common::cri_api::{CONTAINER_CREATED, CONTAINER_RUNNING};
 
@@ -199,6 +199,7 @@ fn cfg(cd: &Containerd, removal_delay: Duration, resync_interval: Duration) -> C
         pod_label_globs: vec!["app".into(), "tier".into()],
         removal_delay,
         resync_interval,
+        ..CriConfig::default()
     }
 }
 
@@ -320,14 +321,25 @@ fn pods_and_containers_are_named_as_the_kubelet_created_them() {
             && named(&f, &a_side)
             && f.store.get(&a.sandbox_id).is_some()
             && f.store.get_pod(&a.uid).is_some()
+            // The sandbox's image, from its verbose status.
+            && f.store
+                .get(&a.sandbox_id)
+                .is_some_and(|m| m.image_name.is_some())
     });
     eprintln!("pod A named {took:?} after the follower started");
     check_container(&f, &a_app, &a, "app", BUSYBOX, 0, &busybox_id);
     check_container(&f, &a_side, &a, "sidecar", TOOLS, 0, &tools_id);
     check_pod(&f, &a, &[("app", "web"), ("tier", "front")]);
+    let sandbox = f.store.get(&a.sandbox_id).unwrap();
+    assert_eq!(
+        (sandbox.image_name.as_deref(), sandbox.image_tags.as_slice()),
+        (Some("localhost/ce/pause"), &["1".to_string()][..]),
+        "the pause image, as the containerd config names it ({PAUSE})"
+    );
     if events.is_err() {
-        // Version, ListPodSandbox, ListContainers, ListImages, GetContainerEvents.
-        assert_eq!(f.calls(), 5, "calls at connect");
+        // Version, ListPodSandbox, ListContainers, ListImages, GetContainerEvents, and one
+        // verbose PodSandboxStatus for the sandbox's image.
+        assert_eq!(f.calls(), 6, "calls at connect");
     }
     assert_eq!(
         f.lookups(),
@@ -386,8 +398,9 @@ fn pods_and_containers_are_named_as_the_kubelet_created_them() {
     if events.is_err() {
         // One ListContainers, and a retry at most (the cgroup may show before the list).
         assert!(one_calls <= 2, "{one_calls} calls for one container");
-        // Sandbox, pod, 2 containers: each ask answered by a list or two, batched.
-        assert!(new_pod_calls <= 12, "{new_pod_calls} calls for one pod");
+        // Sandbox, pod, 2 containers: each ask answered by a list or two, batched; and the
+        // sandbox's image.
+        assert!(new_pod_calls <= 13, "{new_pod_calls} calls for one pod");
     }
 
     // The kubelet restarts `app`: the old one exits, attempt 1 is a new container.

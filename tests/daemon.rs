@@ -10,7 +10,8 @@
 //! - a new container is on the page within a second or two of its start (inotify), not at the
 //!   next rescan;
 //! - a second Docker daemon of the test's own, stopped and restarted under the exporter:
-//!   collection never stops and names come back;
+//!   collection never stops and names come back; it has a bridge of its own, and the host's
+//!   `docker0` is still usable afterwards;
 //! - churn of 50 containers: descriptors and inotify watches return to their baseline.
 //!
 //! They need root and a running dockerd with the test image: run `.ci/docker-up.sh` first.
@@ -28,6 +29,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use common::bridge::{TestBridge, assert_docker0_usable};
 use common::exporter::Exporter;
 use common::page::{Page, Sample};
 use common::{
@@ -289,14 +291,19 @@ fn a_container_shorter_than_an_interval_still_shows_its_cpu_time() {
     eprintln!("the workload used {own:.2} s of CPU and exited {lived:?} after docker run");
     assert!(own > 0.3, "the workload barely ran: {own} s\n{}", c.logs());
 
-    // A page rendered after the exit must carry the final sample. Keep the container (Docker
-    // already removed its cgroup) until the page has shown it.
+    // A page rendered after the exit must carry the final sample: the one published as soon
+    // as Docker said why it ended (with its exit series), else the next tick's. Keep the
+    // container (Docker already removed its cgroup) until the page has shown it.
     let after_exit = exp.collections();
     let page = exp.wait_for(
-        "a tick after the container's exit",
+        "a page rendered after the container's exit",
         Duration::from_secs(15),
         "",
-        |p| p.value("container_exporter_collections_total", &[]) > after_exit,
+        |p| {
+            !p.series("container_exit_code", &[("container_id", &c.id)])
+                .is_empty()
+                || p.value("container_exporter_collections_total", &[]) > after_exit
+        },
     );
     let cpu = page.cpu_seconds(&c.id).unwrap_or_else(|| {
         panic!(
@@ -389,12 +396,15 @@ fn a_new_container_is_tracked_within_a_second_or_two() {
 // 4. A Docker daemon that stops and comes back
 // ---------------------------------------------------------------------------------------------
 
-/// A second dockerd with its own data root, exec root and socket, removed with everything it
-/// started when dropped. Its containers use the default cgroup parent (`/docker/<id>`), where
-/// the exporter finds Docker containers.
+/// A second dockerd with its own data root, exec root, socket and bridge, removed with
+/// everything it started when dropped. Its containers use the default cgroup parent
+/// (`/docker/<id>`), where the exporter finds Docker containers.
 struct SecondDockerd {
     dir: PathBuf,
     child: Option<Child>,
+    /// Its default network's bridge (not `--bridge none`, which deletes the host's docker0);
+    /// dropped after the daemon has stopped.
+    bridge: TestBridge,
 }
 
 impl SecondDockerd {
@@ -407,7 +417,11 @@ impl SecondDockerd {
         let dir = std::env::temp_dir().join(format!("{}-dockerd", unique_name()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
-        let mut d = SecondDockerd { dir, child: None };
+        let mut d = SecondDockerd {
+            dir,
+            child: None,
+            bridge: TestBridge::new(),
+        };
         d.start();
         // The test image, from the main daemon.
         let mut save = Command::new("docker")
@@ -448,7 +462,7 @@ impl SecondDockerd {
                 "-H",
                 &self.host(),
                 "--bridge",
-                "none",
+                &self.bridge.name,
                 "--iptables=false",
                 "--ip6tables=false",
                 // Containers outlive the daemon, as in production: the exporter must keep
@@ -677,6 +691,9 @@ fn collection_survives_a_docker_daemon_restart_and_names_return() {
     drop((a, b));
     drop(exp);
     drop(dockerd);
+    // The second daemon ran on a bridge of its own: the host's docker0 is still there, and
+    // the host's daemon still starts containers on it.
+    assert_docker0_usable();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -388,7 +388,8 @@ fn a_cri_pods_ephemeral_storage_is_its_layers_logs_and_disk_backed_empty_dirs() 
                 == Some((layers + logs + empty) as f64)
                 && part(p, "rootfs") == Some(layers as f64)
                 && part(p, "logs") == Some(logs as f64)
-                && part(p, "emptyDir") == Some(empty as f64)
+                && get(p, "k8s_pod_empty_dir_usage_bytes", &[("k8s_pod_uid", uid)])
+                    == Some(empty as f64)
         },
     );
     let (_, _, empty) = want();

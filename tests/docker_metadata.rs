@@ -8,7 +8,9 @@
 //! - A second dockerd of the test's own (own data root, exec root, socket and cgroup parent, so
 //!   it can be stopped without touching the host's daemon and its containers stay out of other
 //!   tests' cgroup discovery): after it is stopped and started again, names of new containers
-//!   come back within seconds and `reconnects` counts the return.
+//!   come back within seconds and `reconnects` counts the return. It has a bridge of its own
+//!   (`--bridge none` would delete the host's `docker0`), and the host's daemon can still start
+//!   a container on its default bridge network afterwards.
 //!
 //! These tests need root and a running dockerd: run `.ci/docker-up.sh` first. Without Docker
 //! they fail (they do not skip). Names carry the process id, so they run in parallel with the
@@ -17,7 +19,7 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -29,6 +31,7 @@ use container_exporter::telemetry::DockerStats;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use common::bridge::{TestBridge, assert_docker0_usable};
 use common::{Container, IMAGE, docker_at, require_docker};
 
 // ---------------------------------------------------------------------------------------------
@@ -268,17 +271,24 @@ async fn absent_daemon_counts_errors_and_backs_off() {
 // A daemon that restarts
 // ---------------------------------------------------------------------------------------------
 
-/// A dockerd of the test's own under /tmp, stopped and cleaned up on drop.
+/// A dockerd of the test's own under /tmp, with a bridge of its own, stopped and cleaned up on
+/// drop.
 struct SecondDaemon {
     dir: PathBuf,
     host: String,
     cgroup_parent: String,
     child: Option<Child>,
+    /// Its default network's bridge (not `--bridge none`, which deletes the host's docker0);
+    /// dropped after the daemon has stopped.
+    bridge: TestBridge,
 }
 
 impl SecondDaemon {
     fn new() -> SecondDaemon {
-        let tag = format!("ce-meta-{}", std::process::id());
+        // Unique per daemon: two tests of this file may each run one at the same time.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let tag = format!("ce-meta-{}-{n}", std::process::id());
         let dir = PathBuf::from(format!("/tmp/{tag}"));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
@@ -287,6 +297,7 @@ impl SecondDaemon {
             dir,
             cgroup_parent: format!("/{tag}"),
             child: None,
+            bridge: TestBridge::new(),
         }
     }
 
@@ -306,7 +317,7 @@ impl SecondDaemon {
                 &format!("--host={}", self.host),
                 // Out of /docker/<id>, so other tests' cgroup discovery never sees these.
                 &format!("--cgroup-parent={}", self.cgroup_parent),
-                "--bridge=none",
+                &format!("--bridge={}", self.bridge.name),
                 "--iptables=false",
                 "--ip6tables=false",
                 "--shutdown-timeout=1",
@@ -495,4 +506,62 @@ async fn names_return_after_the_daemon_restarts() {
     .await;
     f.stop().await;
     drop((first, second, third));
+    drop(daemon);
+    assert_docker0_usable();
+}
+
+/// The second daemon's default network is a bridge of the test's own, which works (a container
+/// on it gets an address in the bridge's subnet), and the host's `docker0` outlives the daemon
+/// (`--bridge none` would have deleted it).
+#[test]
+fn a_second_daemon_keeps_to_its_own_bridge() {
+    require_docker();
+    let mut daemon = SecondDaemon::new();
+    daemon.start();
+    let host = daemon.host.clone();
+    let loaded = Command::new("sh")
+        .arg("-c")
+        .arg(format!("docker save {IMAGE} | docker -H {host} load"))
+        .output()
+        .unwrap();
+    assert!(
+        loaded.status.success(),
+        "loading {IMAGE} into the second daemon: {}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    let c = Container::run_at(Some(&host), &["--network", "bridge"], &["sleep", "30"]);
+    let addr = docker_ok(
+        Some(&host),
+        &[
+            "inspect",
+            "--format",
+            "{{.NetworkSettings.Networks.bridge.IPAddress}}",
+            &c.id,
+        ],
+    );
+    let bridge_addr = String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["-o", "-4", "addr", "show", "dev", &daemon.bridge.name])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    let subnet = addr
+        .trim()
+        .rsplit_once('.')
+        .map(|(net, _)| format!(" {net}."));
+    assert!(
+        subnet.is_some_and(|s| bridge_addr.contains(&s)),
+        "the second daemon's container ({addr:?}) is not on its bridge {} ({bridge_addr:?})",
+        daemon.bridge.name
+    );
+    drop(c);
+    let bridge = daemon.bridge.name.clone();
+    drop(daemon);
+    assert!(
+        !Path::new("/sys/class/net").join(&bridge).exists(),
+        "the test's bridge {bridge} was left behind"
+    );
+    assert_docker0_usable();
 }

@@ -8,7 +8,7 @@ use container_exporter::cgroup::CgroupSample;
 use container_exporter::cgroup::parse::{self, BlkioKind};
 use container_exporter::cgroup::plan;
 use container_exporter::cgroup::reader::parse_files;
-use container_exporter::cgroup::sample::{IoDevice, Psi};
+use container_exporter::cgroup::sample::{IoDevice, Limit, Psi, SpecSample};
 use proptest::prelude::*;
 
 fn testdata(rel: &str) -> PathBuf {
@@ -89,8 +89,25 @@ fn v2_container_with_every_controller() {
     assert_eq!(s.memory.available(), Some(256 * MIB - 67_698_688));
     assert_eq!(s.memory.swap, Some(0));
     assert_eq!(s.memory.oom_kills, Some(0));
+    assert_eq!(s.memory.oom_group_kills, Some(0));
     assert_eq!(s.memory.pgfault, Some(8875));
     assert_eq!(s.memory.pgmajfault, Some(0));
+    // Always hierarchical: the cgroup's own faults are the same figures.
+    assert_eq!(
+        (s.memory.pgfault_own, s.memory.pgmajfault_own),
+        (Some(8875), Some(0))
+    );
+    assert_eq!(
+        (s.memory.mapped_file, s.memory.active_file),
+        (Some(0), Some(0))
+    );
+    assert_eq!(
+        (s.memory.events_high, s.memory.events_max),
+        (Some(0), Some(0))
+    );
+    assert_eq!(s.spec.memory_limit, Some(Limit::Value(256 * MIB)));
+    assert_eq!(s.spec.pids_limit, Some(Limit::Value(64)));
+    assert_eq!((s.cpu.bursts, s.cpu.burst_ns), (Some(0), Some(0)));
     assert_eq!((s.pids.current, s.pids.limit), (Some(5), Some(64)));
     assert_eq!(
         s.io,
@@ -137,6 +154,8 @@ fn v2_throttled_oom_unlimited_and_controllerless() {
         &["oom/memory.events", "oom/memory.max", "oom/memory.current"],
     );
     assert_eq!(o.memory.oom_kills, Some(1));
+    // One process killed, not the whole cgroup as a group (memory.oom.group is off).
+    assert_eq!(o.memory.oom_group_kills, Some(0));
     assert_eq!(o.memory.limit, Some(8 * MIB));
 
     let u = parse_dir(
@@ -262,6 +281,29 @@ fn v1_unlimited_and_untracked_blkio() {
         (u.cpu.quota_us, u.memory.limit, u.pids.limit),
         (None, None, None)
     );
+    // The cAdvisor page's view of the same: read, and unlimited (written as 0 there).
+    let u = parse_dir(
+        "linux-6.18-cgroup-v1",
+        true,
+        &[
+            "unlimited/memory.limit_in_bytes",
+            "unlimited/memory.soft_limit_in_bytes",
+            "unlimited/memory.memsw.limit_in_bytes",
+            "unlimited/pids.max",
+            "unlimited/cpu.shares",
+            "unlimited/memory.failcnt",
+        ],
+    );
+    assert_eq!(
+        u.spec,
+        SpecSample {
+            memory_limit: Some(Limit::Unlimited),
+            memory_reservation: Some(Limit::Unlimited),
+            memory_swap_limit: Some(Limit::Unlimited),
+            pids_limit: Some(Limit::Unlimited),
+        }
+    );
+    assert_eq!((u.cpu.shares, u.memory.failcnt), (Some(1024), Some(0)));
     // Without a throttle rule v1 blkio counts nothing: no devices, not zeros.
     let b = parse_dir(
         "linux-6.18-cgroup-v1",
@@ -272,6 +314,45 @@ fn v1_unlimited_and_untracked_blkio() {
         ],
     );
     assert!(b.io.is_empty());
+}
+
+/// `docker run --cpu-shares 512 --memory 64m --memory-reservation 32m --memory-swap 96m`
+/// writing 200 MiB through the page cache: the limit was hit, reclaim made room.
+#[test]
+fn v1_settings_and_limit_hits() {
+    let s = parse_dir(
+        "linux-6.18-cgroup-v1",
+        true,
+        &[
+            "spec/cpu.shares",
+            "spec/memory.limit_in_bytes",
+            "spec/memory.soft_limit_in_bytes",
+            "spec/memory.memsw.limit_in_bytes",
+            "spec/memory.failcnt",
+            "spec/memory.stat",
+        ],
+    );
+    assert_eq!(s.cpu.shares, Some(512));
+    assert_eq!(
+        s.spec,
+        SpecSample {
+            memory_limit: Some(Limit::Value(64 * MIB)),
+            memory_reservation: Some(Limit::Value(32 * MIB)),
+            memory_swap_limit: Some(Limit::Value(96 * MIB)),
+            pids_limit: None,
+        }
+    );
+    assert_eq!(s.memory.limit, Some(64 * MIB));
+    assert_eq!(s.memory.failcnt, Some(140));
+    // A leaf cgroup: its own faults are its hierarchy's.
+    assert_eq!(
+        (s.memory.pgfault_own, s.memory.pgfault),
+        (Some(1484), Some(1484))
+    );
+    assert_eq!(s.memory.pgmajfault_own, Some(0));
+    assert_eq!(s.memory.mapped_file, Some(0));
+    assert_eq!(s.memory.active_file, Some(0));
+    assert_eq!(s.memory.inactive_file, Some(60 * MIB));
 }
 
 #[test]

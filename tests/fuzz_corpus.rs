@@ -69,6 +69,24 @@ const TARGETS: &[Target] = &[
         targets::first_pid,
         &["linux-6.1-cgroup-v2/cgroup.procs"],
     ),
+    (
+        "mem_total",
+        targets::mem_total,
+        &["linux-6.18-procfs/meminfo"],
+    ),
+    (
+        "cpu_list_len",
+        targets::cpu_list_len,
+        &["linux-6.18-sysfs/cpu-online"],
+    ),
+    (
+        "uevent_devname",
+        targets::uevent_devname,
+        &[
+            "linux-6.18-sysfs/dev-block-254-0-uevent",
+            "linux-6.18-sysfs/dev-block-7-0-uevent",
+        ],
+    ),
     ("mountinfo", targets::mountinfo, &[]),
     ("parse_files", targets::parse_files, &[]),
     ("disk_mountinfo", targets::disk_mountinfo, &[]),
@@ -215,4 +233,78 @@ fn the_checks_reject_invented_values() {
     )));
     // Defect 10b: working set equal to usage without memory.stat.
     assert_eq!(usage_only.memory.working_set(), None);
+
+    // The cAdvisor page's fields: an invented failure count, limit or share fails too.
+    use container_exporter::cgroup::sample::{CpuSample, Limit, SpecSample};
+    let failcnt = CgroupSample {
+        memory: MemorySample {
+            failcnt: Some(7),
+            ..MemorySample::default()
+        },
+        ..CgroupSample::default()
+    };
+    assert!(fails(&|| targets::check_sample(
+        &failcnt, &nums, b"100\n", true
+    )));
+    let limit = |l| CgroupSample {
+        spec: SpecSample {
+            memory_reservation: Some(l),
+            ..SpecSample::default()
+        },
+        ..CgroupSample::default()
+    };
+    assert!(!fails(&|| targets::check_sample(
+        &limit(Limit::Value(100)),
+        &nums,
+        b"100\n",
+        false
+    )));
+    assert!(!fails(&|| targets::check_sample(
+        &limit(Limit::Unlimited),
+        &nums,
+        b"100\n",
+        false
+    )));
+    assert!(fails(&|| targets::check_sample(
+        &limit(Limit::Value(99)),
+        &nums,
+        b"100\n",
+        false
+    )));
+    let shares = |s| CgroupSample {
+        cpu: CpuSample {
+            shares: Some(s),
+            ..CpuSample::default()
+        },
+        ..CgroupSample::default()
+    };
+    // Weight 100 is 2 + 99 * 262142 / 9999 = 2597 shares.
+    assert!(!fails(&|| targets::check_sample(
+        &shares(2597),
+        &nums,
+        b"100\n",
+        false
+    )));
+    assert!(!fails(&|| targets::check_sample(
+        &shares(100),
+        &nums,
+        b"100\n",
+        true
+    )));
+    assert!(fails(&|| targets::check_sample(
+        &shares(2598),
+        &nums,
+        b"100\n",
+        false
+    )));
+
+    // The host facts and device names.
+    assert!(fails(&|| targets::mem_total_checked(
+        b"MemTotal: 8 kB\n",
+        8 * 1000
+    )));
+    assert!(fails(&|| targets::devname_checked(
+        b"DEVNAME=vda\n",
+        b"vdb"
+    )));
 }

@@ -20,8 +20,9 @@ use common::otlp_reference::{self as reference, Encoder, nanos};
 use container_exporter::cgroup::sample::{
     CgroupSample, CpuSample, IfName, IoDevice, MemorySample, NetIface, PidsSample, Psi,
 };
-use container_exporter::collect::ContainerState;
+use container_exporter::collect::{ContainerState, Show};
 use container_exporter::discovery::{Found, Kind, Runtime};
+use container_exporter::exit::{Exit, ExitReason};
 use container_exporter::export::otlp::Temporality;
 use container_exporter::export::otlp::wire::WireEncoder;
 use container_exporter::export::prom::Described;
@@ -99,6 +100,7 @@ fn sample(rng: &mut Rng, tick: u64, interfaces: usize, devices: usize) -> Cgroup
             } else {
                 Some(100_000)
             },
+            ..Default::default()
         },
         memory: MemorySample {
             usage: rng.maybe(tick),
@@ -109,8 +111,10 @@ fn sample(rng: &mut Rng, tick: u64, interfaces: usize, devices: usize) -> Cgroup
             inactive_file: rng.maybe(tick),
             swap: rng.maybe(tick),
             oom_kills: rng.maybe(tick),
+            oom_group_kills: rng.maybe(tick),
             pgfault: rng.maybe(tick),
             pgmajfault: rng.maybe(tick),
+            ..Default::default()
         },
         pids: PidsSample {
             current: rng.maybe(tick),
@@ -388,13 +392,26 @@ fn check(seed: u64, containers: u64, ticks: u64, temporality: Temporality) {
                 } else {
                     s.created
                 };
-                let state = ContainerState::with_samples(
+                let mut state = ContainerState::with_samples(
                     found,
                     created,
                     previous,
                     current,
                     Duration::from_secs(10),
                 );
+                // Some are final samples that know why the container ended (with a code: a
+                // NaN would make the decoded messages unequal; `exits_of_every_kind` has those).
+                if s.kind == Kind::Container && rng.chance(4) {
+                    state.set_exit(Some(Exit {
+                        code: Some(rng.below(256) as u8),
+                        reason: [
+                            ExitReason::Completed,
+                            ExitReason::Error,
+                            ExitReason::OomKilled,
+                        ][rng.below(3) as usize],
+                        restart_count: rng.chance(2).then(|| rng.below(5) as u32),
+                    }));
+                }
                 (state, s.meta.clone(), s.pod.clone())
             })
             .collect();
@@ -955,5 +972,142 @@ fn lowmemory_is_cumulative_for_observed_counters() {
                 "{who}: {name}"
             );
         }
+    }
+}
+
+/// Why containers ended, on both encoders, byte for byte: a code, no code (NaN, with only the
+/// kernel's OOM verdict), a restart count or none; an earlier run of a container id showing
+/// only its exit next to the run shown (its series state left alone); and a request of
+/// departures alone between ticks (no self-metrics, nothing forgotten).
+#[test]
+fn exits_of_every_kind() {
+    for temporality in [Temporality::Cumulative, Temporality::Delta] {
+        let created = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let started = created + Duration::from_secs(10);
+        let mut both = Both::new(None, temporality, started);
+        let t = Telemetry::default();
+        let p = ProcessStats::default();
+        let with_exit = |mut s: ContainerState, code: Option<u8>, reason, restart| {
+            s.set_exit(Some(Exit {
+                code,
+                reason,
+                restart_count: restart,
+            }));
+            s
+        };
+        let live = cpu_state("a", Kind::Container, 3, created + Duration::from_secs(60));
+        let mut earlier = with_exit(
+            cpu_state("a", Kind::Container, 9, created),
+            Some(4),
+            ExitReason::Error,
+            Some(0),
+        );
+        earlier.set_show(Show::ExitOnly);
+        let oom = with_exit(
+            cpu_state("b", Kind::Container, 2, created),
+            None,
+            ExitReason::OomKilled,
+            None,
+        );
+        let done = with_exit(
+            cpu_state("c", Kind::Container, 1, created),
+            Some(0),
+            ExitReason::Completed,
+            Some(2),
+        );
+        let d = |s| Described {
+            state: s,
+            meta: None,
+            pod: None,
+        };
+        let t1 = created + Duration::from_secs(100);
+        let tick = [d(&live), d(&earlier), d(&oom)];
+        let r = both.reference.encode(t1, &tick, &t, &p);
+        both.wire.encode(&mut both.buf, t1, &tick, &t, &p);
+        assert_eq!(
+            both.buf,
+            reference::to_bytes(&r, 0),
+            "{temporality:?}: a tick"
+        );
+        // The earlier run: its exit only, with its restart count; the live run's series
+        // untouched by it.
+        let rm = &r.resource_metrics[1];
+        assert_eq!(rm.scope_metrics[0].metrics.len(), 1);
+        let exit = &rm.scope_metrics[0].metrics[0];
+        assert_eq!(exit.name, "container.exit.code");
+        let Some(metric::Data::Gauge(g)) = &exit.data else {
+            panic!("not a gauge: {exit:?}")
+        };
+        assert_eq!(
+            g.data_points[0].value,
+            Some(number_data_point::Value::AsDouble(4.0))
+        );
+        let keys: Vec<(&str, String)> = g.data_points[0]
+            .attributes
+            .iter()
+            .map(|kv| {
+                let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                    Some(any_value::Value::StringValue(s)) => s.clone(),
+                    other => panic!("{other:?}"),
+                };
+                (kv.key.as_str(), v)
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("container.exit.reason", "Error".to_string()),
+                ("container.restart_count", "0".to_string())
+            ]
+        );
+        // No code: NaN, and no restart count attribute.
+        let oom_exit = find_in(&r.resource_metrics[2], "container.exit.code").unwrap();
+        let Some(metric::Data::Gauge(g)) = &oom_exit.data else {
+            panic!()
+        };
+        match g.data_points[0].value {
+            Some(number_data_point::Value::AsDouble(v)) => assert!(v.is_nan()),
+            ref other => panic!("{other:?}"),
+        }
+        assert_eq!(g.data_points[0].attributes.len(), 1);
+
+        // Between ticks: the departure alone.
+        let t2 = t1 + Duration::from_secs(1);
+        let alone = [d(&done)];
+        let r = both.reference.encode_departures(t2, &alone);
+        let points = both.wire.encode_departures(&mut both.buf, t2, &alone);
+        assert_eq!(
+            both.buf,
+            reference::to_bytes(&r, 0),
+            "{temporality:?}: departures"
+        );
+        assert_eq!(points, reference::count_points(&r));
+        assert_eq!(
+            r.resource_metrics.len(),
+            1,
+            "no resource of the exporter's own"
+        );
+        assert!(find_in(&r.resource_metrics[0], "container.exit.code").is_some());
+        // Nothing of the containers not in it was forgotten: the next tick has the live
+        // run's deltas since the first tick.
+        let live2 = cpu_state("a", Kind::Container, 5, created + Duration::from_secs(60));
+        let tick = [d(&live2), d(&done)];
+        let t3 = t1 + Duration::from_secs(10);
+        let r = both.reference.encode(t3, &tick, &t, &p);
+        both.wire.encode(&mut both.buf, t3, &tick, &t, &p);
+        assert_eq!(
+            both.buf,
+            reference::to_bytes(&r, 0),
+            "{temporality:?}: next tick"
+        );
+        if temporality == Temporality::Delta {
+            let cpu = sum(find(&r, 0, "container.cpu.time"));
+            assert_eq!(
+                cpu.data_points[0].value,
+                Some(number_data_point::Value::AsDouble(2.0))
+            );
+            assert_eq!(cpu.data_points[0].start_time_unix_nano, nanos(t1));
+        }
+        assert_eq!(both.wire.cached(), 2);
     }
 }

@@ -11,6 +11,8 @@
 //!   container shorter than an interval shows its CPU time (measured by `time -p -o FILE`
 //!   inside it) after its exit, its `die` and `remove` events reach the daemon, and its series
 //!   leave the page after `podman rm`.
+//! - Why a container ended (issue 16): a non-zero exit from Podman's `died` event on the final
+//!   sample, with Podman's restart count.
 //!
 //! Ground truth is what Podman itself says (`podman inspect`, `podman pod inspect`) and what
 //! the workload measured. The tests need root, Docker's `ce-busybox:test` copied into Podman
@@ -253,6 +255,7 @@ async fn the_follower_names_podman_containers_and_marks_pod_infra() {
             label_globs: vec!["team".into()],
             removal_delay,
             flavor: Flavor::Podman,
+            ..DockerConfig::default()
         },
         store.clone(),
         stats.clone(),
@@ -495,12 +498,18 @@ fn a_short_podman_container_shows_its_final_sample_and_leaves_after_removal() {
         Duration::from_secs(10),
     );
 
+    // The page published as soon as the exit was known (with its exit series), else the next
+    // tick's: rendered after the exit, it carries the final sample.
     let after_exit = exp.collections();
     let page = exp.wait_for(
-        "a tick after the container's exit",
+        "a page rendered after the container's exit",
         Duration::from_secs(15),
         "",
-        |p| p.value("container_exporter_collections_total", &[]) > after_exit,
+        |p| {
+            !p.series("container_exit_code", &[("container_id", &c.id)])
+                .is_empty()
+                || p.value("container_exporter_collections_total", &[]) > after_exit
+        },
     );
     let cpu = page.cpu_seconds(&c.id).unwrap_or_else(|| {
         panic!(
@@ -547,4 +556,44 @@ fn a_short_podman_container_shows_its_final_sample_and_leaves_after_removal() {
         "its series left the page {:?} after podman rm",
         removed.elapsed()
     );
+}
+
+/// A Podman container's non-zero exit (issue 16): Podman's `died` event (filtered as `died`,
+/// delivered as `die`) says its status, and the final sample carries it, with Podman's restart
+/// count; published as soon as the event came, between ticks.
+#[test]
+fn a_podman_containers_exit_is_on_its_final_sample() {
+    require_podman();
+    let exp = Exporter::start(&[
+        "--interval",
+        "30s",
+        "--podman-host",
+        HOST,
+        "--docker-host",
+        "off",
+        "--cri-endpoint",
+        "off",
+    ]);
+    wait_for_log(
+        &exp,
+        "the Podman follower",
+        &["following Podman events"],
+        Duration::from_secs(10),
+    );
+    let c = Ctr::run(&[], &["sh", "-c", "sleep 1; exit 5"]);
+    let page = exp.wait_for("its exit", Duration::from_secs(20), &c.id, |p| {
+        common::exits::assert_unique_series(p);
+        !common::exits::on_page(p, &c.id).is_empty()
+    });
+    assert_eq!(
+        common::exits::on_page(&page, &c.id),
+        [common::exits::Seen::new("Error", Some(5), Some(0))]
+    );
+    assert_eq!(c.inspect("{{.State.ExitCode}}"), "5");
+    let labels = common::exits::page_labels(&page, &c.id).unwrap();
+    assert_eq!(
+        labels.get("container_name").map(String::as_str),
+        Some(c.name.as_str())
+    );
+    assert!(page.cpu_seconds(&c.id).is_some(), "with its final sample");
 }

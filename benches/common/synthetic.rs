@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use container_exporter::cgroup::sample::{
-    CgroupSample, CpuSample, IfName, IoDevice, MemorySample, NetIface, PidsSample, Psi,
+    CgroupSample, CpuSample, IfName, IoDevice, Limit, MemorySample, NetIface, PidsSample, Psi,
+    SpecSample,
 };
 use container_exporter::collect::ContainerState;
 use container_exporter::discovery::{Found, Kind, Runtime};
@@ -28,6 +29,9 @@ fn sample(i: u64, scale: u64) -> CgroupSample {
             throttled_ns: Some(5_000_000 * scale),
             quota_us: Some(150_000),
             period_us: Some(100_000),
+            shares: Some(1024),
+            bursts: Some(0),
+            burst_ns: Some(0),
         },
         memory: MemorySample {
             usage: Some(256 << 20),
@@ -38,8 +42,23 @@ fn sample(i: u64, scale: u64) -> CgroupSample {
             inactive_file: Some(20 << 20),
             swap: Some(0),
             oom_kills: Some(0),
+            oom_group_kills: Some(0),
             pgfault: Some(123_456 * scale),
             pgmajfault: Some(12 * scale),
+            pgfault_own: Some(123_456 * scale),
+            pgmajfault_own: Some(12 * scale),
+            mapped_file: Some(8 << 20),
+            active_file: Some(36 << 20),
+            failcnt: Some(0),
+            events_high: None,
+            events_max: None,
+        },
+        // A v1 host's container with a memory and a pids limit.
+        spec: SpecSample {
+            memory_limit: Some(Limit::Value(1 << 30)),
+            memory_reservation: Some(Limit::Unlimited),
+            memory_swap_limit: Some(Limit::Unlimited),
+            pids_limit: Some(Limit::Value(4096)),
         },
         pids: PidsSample {
             current: Some(12),

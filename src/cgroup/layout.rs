@@ -104,7 +104,9 @@ impl Layout {
     /// Reads `<proc_root>/self/mountinfo` and keeps the cgroup mounts under `cgroup_root`.
     pub fn detect(cgroup_root: &Path, proc_root: &Path) -> Result<Layout, LayoutError> {
         let path = proc_root.join("self/mountinfo");
-        let text = std::fs::read(&path).map_err(|e| LayoutError::Read {
+        let _idle = crate::progress::IdleOnDrop;
+        crate::progress::doing_path("reading", &path);
+        let text = super::reader::read_regular_file(&path).map_err(|e| LayoutError::Read {
             path: path.clone(),
             error: e.to_string(),
         })?;

@@ -426,6 +426,104 @@ pub fn net_dev(buf: &[u8], out: &mut Vec<NetIface>, dropped: &mut u32) -> Result
     problems.finish()
 }
 
+/// `/proc/meminfo`: `MemTotal:` in bytes (the file says `kB`, meaning KiB).
+pub fn mem_total(buf: &[u8]) -> Result<u64, ParseError> {
+    let (lines, problems) = lines(buf);
+    for (n, line) in lines {
+        let Some(rest) = line.strip_prefix(b"MemTotal:") else {
+            continue;
+        };
+        let bad = |reason| ParseError {
+            line: n,
+            reason,
+            kind: ErrorKind::Malformed,
+        };
+        let value = trim(rest)
+            .strip_suffix(b"kB")
+            .ok_or(bad("expected `MemTotal: N kB`"))?;
+        return parse_u64(trim(value))
+            .and_then(|kib| kib.checked_mul(1024))
+            .ok_or(bad("MemTotal is not a number of kB"));
+    }
+    problems.finish()?;
+    Err(ParseError {
+        line: 0,
+        reason: "no MemTotal line",
+        kind: ErrorKind::Malformed,
+    })
+}
+
+/// The highest CPU number a CPU list may name: more than any kernel's `NR_CPUS` (8192).
+pub const MAX_CPU: u64 = 65_535;
+
+/// A kernel CPU list (`/sys/devices/system/cpu/online`: `0-3,8,10-11`): how many CPUs it
+/// names. Ranges must go up and stay within [`MAX_CPU`]; a list naming one CPU twice is
+/// refused.
+pub fn cpu_list_len(buf: &[u8]) -> Result<u64, ParseError> {
+    let (mut lines, problems) = lines(buf);
+    let first = lines.next().map(|(_, l)| trim(l));
+    problems.finish()?;
+    let bad = ParseError {
+        line: 1,
+        reason: "expected a CPU list like 0-3,8",
+        kind: ErrorKind::Malformed,
+    };
+    let list = first.filter(|l| !l.is_empty()).ok_or(bad)?;
+    let (mut count, mut next) = (0u64, 0u64);
+    for item in list.split(|&b| b == b',') {
+        let (lo, hi) = match item.iter().position(|&b| b == b'-') {
+            Some(dash) => (parse_u64(&item[..dash]), parse_u64(&item[dash + 1..])),
+            None => (parse_u64(item), parse_u64(item)),
+        };
+        let (Some(lo), Some(hi)) = (lo, hi) else {
+            return Err(bad);
+        };
+        // In order and without overlap, as the kernel writes it.
+        if lo < next || hi < lo || hi > MAX_CPU {
+            return Err(bad);
+        }
+        count += hi - lo + 1;
+        next = hi + 1;
+    }
+    Ok(count)
+}
+
+/// The longest block device name shown; longer ones are not shown (the kernel's are short:
+/// `nvme12n3p14`, `dm-7`).
+pub const MAX_DEVNAME: usize = 64;
+
+/// `/sys/dev/block/MAJ:MIN/uevent`: the `DEVNAME=` value, the device's name under `/dev`
+/// (`vda`, `nvme0n1p2`, `dm-0`, `cciss/c0d0`), if it can be shown as it is: printable ASCII
+/// without spaces, `..` or a leading `/`, at most [`MAX_DEVNAME`] bytes.
+pub fn uevent_devname(buf: &[u8]) -> Result<&[u8], ParseError> {
+    let (lines, problems) = lines(buf);
+    for (n, line) in lines {
+        let Some(name) = line.strip_prefix(b"DEVNAME=") else {
+            continue;
+        };
+        let showable = !name.is_empty()
+            && name.len() <= MAX_DEVNAME
+            && name.iter().all(|b| b.is_ascii_graphic())
+            && name[0] != b'/'
+            && !name.windows(2).any(|w| w == b"..");
+        return if showable {
+            Ok(name)
+        } else {
+            Err(ParseError {
+                line: n,
+                reason: "DEVNAME is not a device name that can be shown",
+                kind: ErrorKind::Malformed,
+            })
+        };
+    }
+    problems.finish()?;
+    Err(ParseError {
+        line: 0,
+        reason: "no DEVNAME line",
+        kind: ErrorKind::Malformed,
+    })
+}
+
 /// The first pid listed in `cgroup.procs` (one pid per line), if any. Pids of processes
 /// outside the reader's PID namespace read as 0 on cgroup2: those are skipped.
 pub fn first_pid(buf: &[u8]) -> Option<u32> {
@@ -605,6 +703,43 @@ mod tests {
         assert_eq!(out.len(), MAX_INTERFACES);
         assert_eq!(dropped as usize, 1000 - MAX_INTERFACES);
         assert_eq!(out[7].rx_bytes, 7);
+    }
+
+    #[test]
+    fn host_facts() {
+        assert_eq!(
+            mem_total(b"MemTotal:       24683568 kB\nMemFree: 1 kB\n"),
+            Ok(24683568 * 1024)
+        );
+        assert!(mem_total(b"MemFree: 1 kB\n").is_err());
+        assert!(mem_total(b"MemTotal: 99999999999999999999 kB\n").is_err());
+        assert!(mem_total(b"MemTotal: 12 MB\n").is_err());
+        assert_eq!(cpu_list_len(b"0-1\n"), Ok(2));
+        assert_eq!(cpu_list_len(b"0\n"), Ok(1));
+        assert_eq!(cpu_list_len(b"0-3,8,10-11\n"), Ok(7));
+        for bad in [
+            &b"3-1\n"[..],
+            b"0-3,2\n",
+            b"0-70000\n",
+            b"\n",
+            b"x\n",
+            b"0-1",
+        ] {
+            assert!(cpu_list_len(bad).is_err(), "{bad:?}");
+        }
+        let uevent = b"MAJOR=254\nMINOR=0\nDEVNAME=vda\nDEVTYPE=disk\nDISKSEQ=9\n";
+        assert_eq!(uevent_devname(uevent), Ok(&b"vda"[..]));
+        for bad in [
+            &b"MAJOR=7\n"[..],
+            b"DEVNAME=\n",
+            b"DEVNAME=a b\n",
+            b"DEVNAME=../x\n",
+            b"DEVNAME=/dev/x\n",
+            b"DEVNAME=v\x01da\n",
+            b"DEVNAME=vda",
+        ] {
+            assert!(uevent_devname(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

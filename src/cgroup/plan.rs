@@ -6,7 +6,8 @@
 //! To read one more cgroup file: a row in [`PLAN`] whose `parse` fills fields of
 //! [`CgroupSample`] (usually a few lines over [`parse::flat_keyed`] or [`parse::single`]),
 //! and, if a metric shows them, its row in `metrics.rs`. A `Limit` row's fields are also kept
-//! between its reads by the reader (`reader::Slow`).
+//! between its reads by the reader (`reader::Slow`); the settings only the cAdvisor page shows
+//! (`cpu.shares`, `memory.min`, …) are `Limit` rows too.
 //!
 //! On hybrid hosts the unified hierarchy gives exact user/system CPU (`cpu.stat` in µs
 //! instead of v1's USER_HZ ticks), pressure and `cgroup.events`; the v1 controllers give the
@@ -14,7 +15,7 @@
 
 use super::layout::{Layout, LayoutKind};
 use super::parse::{self, BlkioKind, ParseError, Single};
-use super::sample::{CgroupSample, Psi};
+use super::sample::{CgroupSample, Limit, Psi};
 use std::path::Path;
 
 /// Which mount a file lives in.
@@ -132,6 +133,29 @@ fn value(s: Single) -> Option<u64> {
     }
 }
 
+fn limit(s: Single) -> Limit {
+    match s {
+        Single::Value(v) => Limit::Value(v),
+        Single::Unlimited => Limit::Unlimited,
+    }
+}
+
+/// A v1 memory limit: its page-rounded huge value means none.
+fn v1_limit(s: Single) -> Limit {
+    match s {
+        Single::Value(v) if v < V1_UNLIMITED => Limit::Value(v),
+        _ => Limit::Unlimited,
+    }
+}
+
+/// v2 `cpu.weight` (1–10000) as v1 `cpu.shares` (2–262144), the inverse of the runtimes'
+/// shares-to-weight mapping, as cAdvisor converts it for `container_spec_cpu_shares`.
+pub fn weight_to_shares(weight: u64) -> Option<u64> {
+    (1..=10_000)
+        .contains(&weight)
+        .then(|| 2 + (weight - 1) * 262_142 / 9_999)
+}
+
 fn psi(buf: &[u8], slot: &mut Option<Psi>) -> Result<(), ParseError> {
     let mut p = Psi::default();
     let r = parse::pressure(buf, &mut p);
@@ -150,6 +174,8 @@ fn cpu_stat_v2(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<()
         b"nr_periods" => cpu.periods = Some(v),
         b"nr_throttled" => cpu.throttled_periods = Some(v),
         b"throttled_usec" => cpu.throttled_ns = Some(v.saturating_mul(1000)),
+        b"nr_bursts" => cpu.bursts = Some(v),
+        b"burst_usec" => cpu.burst_ns = Some(v.saturating_mul(1000)),
         _ => {}
     })
 }
@@ -163,12 +189,15 @@ fn cgroup_events(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<
     })
 }
 
-fn oom_kills(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
+/// v2 `memory.events` and v1 `memory.oom_control` (which has only `oom_kill` of these).
+fn memory_events(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
     let mem = &mut out.memory;
-    parse::flat_keyed(buf, |k, v| {
-        if k == b"oom_kill" {
-            mem.oom_kills = Some(v);
-        }
+    parse::flat_keyed(buf, |k, v| match k {
+        b"oom_kill" => mem.oom_kills = Some(v),
+        b"oom_group_kill" => mem.oom_group_kills = Some(v),
+        b"high" => mem.events_high = Some(v),
+        b"max" => mem.events_max = Some(v),
+        _ => {}
     })
 }
 
@@ -200,17 +229,22 @@ pub static PLAN: &[FileDef] = &[
         Ok(())
     }),
     row!(Unified, "memory.max", V2, Limit, |b, out, _| {
-        out.memory.limit = value(parse::single(b)?);
+        let s = parse::single(b)?;
+        out.memory.limit = value(s);
+        out.spec.memory_limit = Some(limit(s));
         Ok(())
     }),
     row!(Unified, "memory.stat", V2, Tick, |b, out, _| {
         let mem = &mut out.memory;
+        // Always hierarchical: the cgroup's own faults are these too.
         parse::flat_keyed(b, |k, v| match k {
             b"anon" => mem.anon = Some(v),
             b"file" => mem.file = Some(v),
+            b"active_file" => mem.active_file = Some(v),
             b"inactive_file" => mem.inactive_file = Some(v),
-            b"pgfault" => mem.pgfault = Some(v),
-            b"pgmajfault" => mem.pgmajfault = Some(v),
+            b"file_mapped" => mem.mapped_file = Some(v),
+            b"pgfault" => (mem.pgfault, mem.pgfault_own) = (Some(v), Some(v)),
+            b"pgmajfault" => (mem.pgmajfault, mem.pgmajfault_own) = (Some(v), Some(v)),
             _ => {}
         })
     }),
@@ -218,7 +252,7 @@ pub static PLAN: &[FileDef] = &[
         out.memory.peak = value(parse::single(b)?);
         Ok(())
     }),
-    row!(Unified, "memory.events", V2, Tick, oom_kills),
+    row!(Unified, "memory.events", V2, Tick, memory_events),
     row!(Unified, "memory.swap.current", V2, Tick, |b, out, _| {
         out.memory.swap = value(parse::single(b)?);
         Ok(())
@@ -228,7 +262,9 @@ pub static PLAN: &[FileDef] = &[
         Ok(())
     }),
     row!(Unified, "pids.max", V2, Limit, |b, out, _| {
-        out.pids.limit = value(parse::single(b)?);
+        let s = parse::single(b)?;
+        out.pids.limit = value(s);
+        out.spec.pids_limit = Some(limit(s));
         Ok(())
     }),
     row!(Unified, "io.stat", V2, Tick, |b, out, _| {
@@ -247,6 +283,26 @@ pub static PLAN: &[FileDef] = &[
         &mut out.io_pressure
     )),
     row!(Unified, "cgroup.events", V2, Events, cgroup_events),
+    row!(Unified, "cpu.weight", V2, Limit, |b, out, _| {
+        let weight = value(parse::single(b)?);
+        out.cpu.shares = weight.and_then(weight_to_shares);
+        match (weight, out.cpu.shares) {
+            (Some(_), None) => Err(ParseError {
+                line: 1,
+                reason: "cpu.weight is outside 1-10000",
+                kind: parse::ErrorKind::Malformed,
+            }),
+            _ => Ok(()),
+        }
+    }),
+    row!(Unified, "memory.min", V2, Limit, |b, out, _| {
+        out.spec.memory_reservation = Some(limit(parse::single(b)?));
+        Ok(())
+    }),
+    row!(Unified, "memory.swap.max", V2, Limit, |b, out, _| {
+        out.spec.memory_swap_limit = Some(limit(parse::single(b)?));
+        Ok(())
+    }),
     // Hybrid (the unified rows) and pure v1.
     row!(Unified, "cpu.stat", V1, Tick, cpu_stat_v2),
     row!(Unified, "cpu.pressure", V1, Tick, |b, out, _| psi(
@@ -286,6 +342,8 @@ pub static PLAN: &[FileDef] = &[
             b"nr_periods" => cpu.periods = Some(v),
             b"nr_throttled" => cpu.throttled_periods = Some(v),
             b"throttled_time" => cpu.throttled_ns = Some(v),
+            b"nr_bursts" => cpu.bursts = Some(v),
+            b"burst_time" => cpu.burst_ns = Some(v),
             _ => {}
         })
     }),
@@ -297,12 +355,18 @@ pub static PLAN: &[FileDef] = &[
         out.cpu.period_us = value(parse::single(b)?);
         Ok(())
     }),
+    row!(Cpu, "cpu.shares", V1, Limit, |b, out, _| {
+        out.cpu.shares = value(parse::single(b)?);
+        Ok(())
+    }),
     row!(Memory, "memory.usage_in_bytes", V1, Tick, |b, out, _| {
         out.memory.usage = value(parse::single(b)?);
         Ok(())
     }),
     row!(Memory, "memory.limit_in_bytes", V1, Limit, |b, out, _| {
-        out.memory.limit = value(parse::single(b)?).filter(|&v| v < V1_UNLIMITED);
+        let s = parse::single(b)?;
+        out.memory.limit = value(s).filter(|&v| v < V1_UNLIMITED);
+        out.spec.memory_limit = Some(v1_limit(s));
         Ok(())
     }),
     row!(Memory, "memory.stat", V1, Tick, |b, out, _| {
@@ -310,13 +374,41 @@ pub static PLAN: &[FileDef] = &[
         parse::flat_keyed(b, |k, v| match k {
             b"total_rss" => mem.anon = Some(v),
             b"total_cache" => mem.file = Some(v),
+            b"total_active_file" => mem.active_file = Some(v),
             b"total_inactive_file" => mem.inactive_file = Some(v),
+            b"total_mapped_file" => mem.mapped_file = Some(v),
             b"total_swap" => mem.swap = Some(v),
             b"total_pgfault" => mem.pgfault = Some(v),
             b"total_pgmajfault" => mem.pgmajfault = Some(v),
+            b"pgfault" => mem.pgfault_own = Some(v),
+            b"pgmajfault" => mem.pgmajfault_own = Some(v),
             _ => {}
         })
     }),
+    row!(Memory, "memory.failcnt", V1, Tick, |b, out, _| {
+        out.memory.failcnt = value(parse::single(b)?);
+        Ok(())
+    }),
+    row!(
+        Memory,
+        "memory.soft_limit_in_bytes",
+        V1,
+        Limit,
+        |b, out, _| {
+            out.spec.memory_reservation = Some(v1_limit(parse::single(b)?));
+            Ok(())
+        }
+    ),
+    row!(
+        Memory,
+        "memory.memsw.limit_in_bytes",
+        V1,
+        Limit,
+        |b, out, _| {
+            out.spec.memory_swap_limit = Some(v1_limit(parse::single(b)?));
+            Ok(())
+        }
+    ),
     row!(
         Memory,
         "memory.max_usage_in_bytes",
@@ -327,13 +419,15 @@ pub static PLAN: &[FileDef] = &[
             Ok(())
         }
     ),
-    row!(Memory, "memory.oom_control", V1, Tick, oom_kills),
+    row!(Memory, "memory.oom_control", V1, Tick, memory_events),
     row!(Pids, "pids.current", V1, Tick, |b, out, _| {
         out.pids.current = value(parse::single(b)?);
         Ok(())
     }),
     row!(Pids, "pids.max", V1, Limit, |b, out, _| {
-        out.pids.limit = value(parse::single(b)?);
+        let s = parse::single(b)?;
+        out.pids.limit = value(s);
+        out.spec.pids_limit = Some(limit(s));
         Ok(())
     }),
     row!(

@@ -12,7 +12,8 @@
 //! cgroup was removed, which is normal life for a container and not an error.
 //!
 //! Limits (`cpu.max`, `memory.max`, `pids.max`, `cpu.cfs_quota_us`, `cpu.cfs_period_us`,
-//! `memory.limit_in_bytes`) almost never change, so they are re-read only every
+//! `memory.limit_in_bytes`) and the settings only the cAdvisor page shows (`cpu.shares`,
+//! `memory.min`, …) almost never change, so they are re-read only every
 //! [`OpenOptions::limits_every`] (and at once after [`CgroupReader::refresh_limits`], which
 //! a runtime's `update` event triggers); in between their last values are reported. So is v1
 //! `cpu.stat` while the container has no CPU quota: its throttling counters only move under
@@ -21,6 +22,11 @@
 //! When the process may not hold more descriptors ([`OpenOptions::keep_open`] false, or
 //! `EMFILE` while opening), a container's files are opened, read and closed at every read
 //! instead: slower, but no container is lost.
+//!
+//! Its length is one type, [`CgroupReader`]: how each file is opened, kept, read on its
+//! cadence or opened again, and where the network counters come from, are decisions about the
+//! same descriptors, made in one place. The parsers are in [`parse`] and the list of files in
+//! [`plan`].
 
 use std::fmt;
 use std::fs::File;
@@ -38,7 +44,8 @@ use nix::sys::stat::{Mode, SFlag, fstat};
 use super::layout::Layout;
 use super::parse::{self, ErrorKind, ParseError};
 use super::plan::{self, Cadence, FileDef, Hier, Partial};
-use super::sample::CgroupSample;
+use super::sample::{CgroupSample, SpecSample};
+use crate::progress;
 
 pub use super::plan::parse_files;
 
@@ -105,8 +112,10 @@ impl ProcRoot {
                 .ok()
                 .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
         };
-        let host_netns =
-            ino(&path.join("1/net/dev")).or_else(|| ino(Path::new("/proc/self/net/dev")));
+        let pid1 = path.join("1/net/dev");
+        let _idle = progress::IdleOnDrop;
+        progress::doing_path("looking at", &pid1);
+        let host_netns = ino(&pid1).or_else(|| ino(Path::new("/proc/self/net/dev")));
         ProcRoot {
             path: path.to_path_buf(),
             host_netns,
@@ -223,6 +232,8 @@ impl Default for OpenOptions {
 #[derive(Debug)]
 struct Planned {
     def: &'static FileDef,
+    /// Its row in [`plan::PLAN`], for naming it when a read does not return.
+    row: u32,
     /// Kept open; `None` when it is opened at every read.
     file: Option<File>,
     /// Known to exist (opened once). A file planned while no descriptor could be had is
@@ -261,11 +272,15 @@ impl TickSet {
 struct Slow {
     quota_us: Option<u64>,
     period_us: Option<u64>,
+    shares: Option<u64>,
+    spec: SpecSample,
     memory_limit: Option<u64>,
     pids_limit: Option<u64>,
     periods: Option<u64>,
     throttled_periods: Option<u64>,
     throttled_ns: Option<u64>,
+    bursts: Option<u64>,
+    burst_ns: Option<u64>,
 }
 
 /// The open files of one container, ready to be re-read each tick.
@@ -309,10 +324,92 @@ pub struct CgroupReader {
     missing: Vec<Hier>,
     /// When it was opened (the limits are read at every read for a few seconds after).
     opened: Instant,
+    /// Names what it is reading when a read does not return ([`progress`]).
+    slot: progress::Slot,
 }
 
+/// Opens a container's directory in one hierarchy, as a directory and never blocking: a FIFO
+/// (or anything else that is not a directory) put where it should be is refused at once
+/// (ENOTDIR) instead of blocking the open until a writer comes.
 fn open_dir(root: &Path, rel: &Path) -> io::Result<File> {
-    File::open(root.join(rel))
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    Ok(File::from(nix::fcntl::open(
+        &root.join(rel),
+        flags,
+        Mode::empty(),
+    )?))
+}
+
+/// The row of `def` in [`plan::PLAN`].
+fn plan_row(def: &'static FileDef) -> u32 {
+    plan::PLAN
+        .iter()
+        .position(|d| std::ptr::eq(d, def))
+        .unwrap_or(usize::MAX) as u32
+}
+
+/// What the reader's marks in the [`progress`] word mean: the kind, with the index it goes
+/// with.
+mod doing {
+    /// Reading a file of the plan (its row).
+    pub const READ: u8 = 0;
+    /// Opening a file of the plan (its row).
+    pub const OPEN: u8 = 1;
+    /// Opening the container's directory in a hierarchy (its index in `Hier::ALL`).
+    pub const OPEN_DIR: u8 = 2;
+    /// Reading `net/dev` of one of its processes.
+    pub const NET: u8 = 3;
+}
+
+/// A container's paths, for naming what its reader is stuck on.
+struct ReaderPlace {
+    layout: Arc<Layout>,
+    rel: PathBuf,
+}
+
+impl progress::Place for ReaderPlace {
+    fn describe(&self, kind: u8, index: u32) -> String {
+        let in_hier = |hier: Hier| {
+            hier.mount(&self.layout)
+                .unwrap_or(self.layout.discovery_root())
+                .join(&self.rel)
+        };
+        match kind {
+            doing::READ | doing::OPEN => {
+                let verb = if kind == doing::READ {
+                    "reading"
+                } else {
+                    "opening"
+                };
+                match plan::PLAN.get(index as usize) {
+                    Some(def) => format!("{verb} {}", in_hier(def.hier).join(def.name).display()),
+                    None => format!("{verb} a file of {}", in_hier(Hier::Unified).display()),
+                }
+            }
+            doing::OPEN_DIR => match Hier::ALL.get(index as usize) {
+                Some(&h) => format!("opening {}", in_hier(h).display()),
+                None => format!("opening {}", self.rel.display()),
+            },
+            _ => format!(
+                "reading net/dev of a process of {}",
+                self.layout.discovery_root().join(&self.rel).display()
+            ),
+        }
+    }
+}
+
+/// The layout the places of the readers share (one per process in practice).
+fn shared_layout(layout: &Layout) -> Arc<Layout> {
+    static LAST: Mutex<Option<Arc<Layout>>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    match &*last {
+        Some(l) if **l == *layout => l.clone(),
+        _ => {
+            let l = Arc::new(layout.clone());
+            *last = Some(l.clone());
+            l
+        }
+    }
 }
 
 /// Why a file could not be opened.
@@ -364,6 +461,16 @@ fn open_regular(dir: Option<std::os::fd::BorrowedFd<'_>>, path: &Path) -> Result
     }
 }
 
+/// The whole of a file that must be a regular one (`mountinfo`), opened never blocking: a
+/// FIFO in its place is refused at once instead of blocking the open.
+pub(crate) fn read_regular_file(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = open_file(path)?;
+    let mut out = Vec::new();
+    file.read_to_end(&mut out)?;
+    Ok(out)
+}
+
 /// The process (EMFILE) or the system (ENFILE) has no descriptor to give.
 fn is_out_of_descriptors(e: &io::Error) -> bool {
     matches!(
@@ -392,6 +499,12 @@ impl CgroupReader {
     ) -> Result<CgroupReader, OpenError> {
         let primary = layout.discovery_root();
         let dir = primary.join(rel);
+        let _idle = progress::IdleOnDrop;
+        progress::doing_path("opening", &dir);
+        let slot = progress::Slot::new(Arc::new(ReaderPlace {
+            layout: shared_layout(layout),
+            rel: rel.to_path_buf(),
+        }));
         let dir_file = match open_dir(primary, rel) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(OpenError::Gone),
@@ -432,6 +545,7 @@ impl CgroupReader {
             created: (st.st_ctime, st.st_ctime_nsec),
             missing: Vec::new(),
             opened: Instant::now(),
+            slot,
         };
         reader.open_hierarchies(layout, rel, &Hier::ALL)?;
         Ok(reader)
@@ -449,6 +563,7 @@ impl CgroupReader {
     /// are still missing.
     pub fn retry_missing(&mut self, layout: &Layout, rel: &Path) -> Result<bool, OpenError> {
         if !self.missing.is_empty() {
+            let _idle = progress::IdleOnDrop;
             let missing = std::mem::take(&mut self.missing);
             self.open_hierarchies(layout, rel, &missing)?;
         }
@@ -478,6 +593,8 @@ impl CgroupReader {
             let dir_fd = match dirs.iter().position(|(h, _)| *h == hier) {
                 Some(i) => &dirs[i].1,
                 None => {
+                    let h = Hier::ALL.iter().position(|&x| x == hier).unwrap_or(0);
+                    self.slot.doing(doing::OPEN_DIR, h as u32);
                     let d = match open_dir(root, rel) {
                         Ok(d) => Some(d),
                         Err(e) if is_out_of_descriptors(&e) => {
@@ -497,6 +614,7 @@ impl CgroupReader {
                 }
             };
             let Some(dir_fd) = dir_fd else { continue };
+            self.slot.doing(doing::OPEN, plan_row(def));
             match open_regular(Some(dir_fd.as_fd()), Path::new(name)) {
                 Ok(file) => {
                     if def.exact_cpu() {
@@ -511,6 +629,7 @@ impl CgroupReader {
                     }
                     self.files.push(Planned {
                         def,
+                        row: plan_row(def),
                         file: kept,
                         seen: true,
                     });
@@ -521,6 +640,7 @@ impl CgroupReader {
                     self.note_dir(layout, rel, hier);
                     self.files.push(Planned {
                         def,
+                        row: plan_row(def),
                         file: None,
                         seen: false,
                     });
@@ -535,6 +655,7 @@ impl CgroupReader {
         }
         if self.procs.is_none() && self.procs_path.is_none() {
             let path = self.procs_dir.join("cgroup.procs");
+            progress::doing_path("opening", &path);
             match self.options.keep_open && self.options.keep_rare {
                 true => match open_regular(None, &path) {
                     Ok(f) => self.procs = Some(f),
@@ -578,6 +699,7 @@ impl CgroupReader {
             if def.hier == hier && !(def.cpu_fallback && has_unified_cpu) {
                 self.files.push(Planned {
                     def,
+                    row: plan_row(def),
                     file: None,
                     seen: false,
                 });
@@ -617,6 +739,7 @@ impl CgroupReader {
     /// spare again): all of them, or only those read every tick when rare ones are not
     /// kept. Stops at the first failure; returns whether every such file is kept now.
     pub fn keep_open(&mut self) -> bool {
+        let _idle = progress::IdleOnDrop;
         self.options.keep_open = true;
         let (ticks, keep_rare) = (self.ticks, self.options.keep_rare);
         for i in 0..self.files.len() {
@@ -624,6 +747,7 @@ impl CgroupReader {
             if f.file.is_some() || !(keep_rare || ticks.per_tick(f.def)) {
                 continue;
             }
+            self.slot.doing(doing::OPEN, f.row);
             match self.open_planned(i) {
                 Ok(file) => {
                     self.files[i].file = Some(file);
@@ -728,6 +852,7 @@ impl CgroupReader {
         on_error: &mut dyn FnMut(ReadError),
     ) -> Result<(), Gone> {
         out.clear();
+        let _idle = progress::IdleOnDrop;
         let mut partial = Partial::default();
         let now = Instant::now();
         let limits_due = self.limits_due.is_none_or(|due| now >= due);
@@ -748,6 +873,7 @@ impl CgroupReader {
                 continue;
             }
             read_blkio |= def.cadence == Cadence::OnceCounting;
+            self.slot.doing(doing::READ, f.row);
             let result = match &f.file {
                 Some(file) => pread_all(file, buf),
                 None => match self.reopen(i) {
@@ -820,11 +946,15 @@ impl CgroupReader {
             self.slow = Slow {
                 quota_us: out.cpu.quota_us,
                 period_us: out.cpu.period_us,
+                shares: out.cpu.shares,
+                spec: out.spec,
                 memory_limit: out.memory.limit,
                 pids_limit: out.pids.limit,
                 periods: out.cpu.periods,
                 throttled_periods: out.cpu.throttled_periods,
                 throttled_ns: out.cpu.throttled_ns,
+                bursts: out.cpu.bursts,
+                burst_ns: out.cpu.burst_ns,
             };
             self.ticks.quota = out.cpu.quota_us.is_some();
             // Runtimes write a new container's limits just after creating its cgroup: what
@@ -850,6 +980,8 @@ impl CgroupReader {
         let s = self.slow;
         out.cpu.quota_us = s.quota_us;
         out.cpu.period_us = s.period_us;
+        out.cpu.shares = s.shares;
+        out.spec = s.spec;
         out.memory.limit = s.memory_limit;
         out.pids.limit = s.pids_limit;
         if !self.ticks.quota
@@ -861,6 +993,8 @@ impl CgroupReader {
             out.cpu.periods = s.periods;
             out.cpu.throttled_periods = s.throttled_periods;
             out.cpu.throttled_ns = s.throttled_ns;
+            out.cpu.bursts = s.bursts;
+            out.cpu.burst_ns = s.burst_ns;
         }
     }
 
@@ -875,13 +1009,17 @@ impl CgroupReader {
             return;
         }
         match &mut self.net {
-            Net::Unknown => self.net = self.open_net(proc_root, buf, 1),
+            Net::Unknown => {
+                progress::doing_path("looking for a process of", &self.procs_dir);
+                self.net = self.open_net(proc_root, buf, 1)
+            }
             Net::HostNetwork {
                 recheck_in,
                 backoff,
             } => {
                 *recheck_in = recheck_in.saturating_sub(1);
                 if *recheck_in == 0 {
+                    progress::doing_path("looking for a process of", &self.procs_dir);
                     let next = (*backoff * 2).min(HOST_NETWORK_RECHECK_MAX);
                     self.net = self.open_net(proc_root, buf, next);
                 }
@@ -904,6 +1042,7 @@ impl CgroupReader {
             },
             _ => return,
         };
+        self.slot.doing(doing::NET, 0);
         match pread_all(file, buf) {
             Ok(n) => {
                 if let Err(e) = parse::net_dev(&buf[..n], &mut out.net, &mut out.net_dropped) {

@@ -17,9 +17,16 @@ pub struct CpuSample {
     pub periods: Option<u64>,
     pub throttled_periods: Option<u64>,
     pub throttled_ns: Option<u64>,
+    /// CFS burst (kernel 5.14+): periods in which the container used its burst allowance, and
+    /// the time it ran beyond its quota in them.
+    pub bursts: Option<u64>,
+    pub burst_ns: Option<u64>,
     /// CFS quota and period in µs; quota `None` when unlimited.
     pub quota_us: Option<u64>,
     pub period_us: Option<u64>,
+    /// The CPU weight as v1 `cpu.shares` (2–262144; v2 `cpu.weight` 1–10000 converted as
+    /// cAdvisor converts it): what cAdvisor shows as `container_spec_cpu_shares`.
+    pub shares: Option<u64>,
 }
 
 impl CpuSample {
@@ -44,8 +51,26 @@ pub struct MemorySample {
     pub inactive_file: Option<u64>,
     pub swap: Option<u64>,
     pub oom_kills: Option<u64>,
+    /// Times the whole cgroup was killed as one by the OOM killer (v2 `memory.events`
+    /// oom_group_kill, kernel 5.17+; its members are counted in `oom_kills` too).
+    pub oom_group_kills: Option<u64>,
+    /// Page faults of the cgroup and its descendants (v1 `total_pgfault`, v2 `pgfault`).
     pub pgfault: Option<u64>,
     pub pgmajfault: Option<u64>,
+    /// Page faults of the cgroup's own tasks only (v1 `pgfault`; v2, always hierarchical,
+    /// `pgfault` again): cAdvisor's `scope="container"`.
+    pub pgfault_own: Option<u64>,
+    pub pgmajfault_own: Option<u64>,
+    /// Page cache mapped into processes (v1 `total_mapped_file`, v2 `file_mapped`).
+    pub mapped_file: Option<u64>,
+    /// Active page cache (v1 `total_active_file`, v2 `active_file`).
+    pub active_file: Option<u64>,
+    /// Times usage hit the limit (v1 `memory.failcnt`; v2 has no such counter).
+    pub failcnt: Option<u64>,
+    /// v2 `memory.events` `high` (throttled above `memory.high`) and `max` (usage about to go
+    /// over `memory.max`).
+    pub events_high: Option<u64>,
+    pub events_max: Option<u64>,
 }
 
 impl MemorySample {
@@ -66,6 +91,40 @@ impl MemorySample {
 pub struct PidsSample {
     pub current: Option<u64>,
     pub limit: Option<u64>,
+}
+
+/// A limit as the kernel wrote it: a value, or its "no limit" (`max`, v1's `-1` or the
+/// page-rounded huge value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Unlimited,
+    Value(u64),
+}
+
+impl Limit {
+    /// The value, or 0 for no limit: cAdvisor's `container_spec_*` convention.
+    pub fn or_zero(self) -> u64 {
+        match self {
+            Limit::Unlimited => 0,
+            Limit::Value(v) => v,
+        }
+    }
+}
+
+/// The limits as read, unlimited included, for the cAdvisor page, which shows "no limit" as 0
+/// where the OpenTelemetry metrics leave the point out (`None` here: the file was not read).
+/// Read with the limits, and kept between their reads.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct SpecSample {
+    /// v2 `memory.max`, v1 `memory.limit_in_bytes`.
+    pub memory_limit: Option<Limit>,
+    /// v2 `memory.min`, v1 `memory.soft_limit_in_bytes`: cAdvisor's reservation.
+    pub memory_reservation: Option<Limit>,
+    /// v2 `memory.swap.max` (swap alone), v1 `memory.memsw.limit_in_bytes` (memory and swap
+    /// together): cAdvisor's swap limit, file for file.
+    pub memory_swap_limit: Option<Limit>,
+    /// `pids.max`.
+    pub pids_limit: Option<Limit>,
 }
 
 /// Block IO of one device.
@@ -143,6 +202,7 @@ pub struct CgroupSample {
     pub cpu: CpuSample,
     pub memory: MemorySample,
     pub pids: PidsSample,
+    pub spec: SpecSample,
     pub io: Vec<IoDevice>,
     pub cpu_pressure: Option<Psi>,
     pub memory_pressure: Option<Psi>,

@@ -202,11 +202,17 @@ pub(crate) fn walk_from(
 ) {
     let depth = start.iter().count();
     let mut stack = vec![(start, depth)];
+    let _idle = crate::progress::IdleOnDrop;
     while let Some((rel, depth)) = stack.pop() {
+        let dir = root.join(&rel);
+        crate::progress::doing_path("listing", &dir);
         if !visit(&rel) {
             continue;
         }
-        let Ok(entries) = std::fs::read_dir(root.join(&rel)) else {
+        // `read_dir` opens with O_DIRECTORY (and glibc's opendir with O_NONBLOCK too): a
+        // FIFO in the tree is refused, never waited on. Entries are told apart by the type
+        // the listing gives, without opening them.
+        let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
         for entry in entries.flatten() {

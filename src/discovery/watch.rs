@@ -172,6 +172,7 @@ impl Watcher {
     /// created since the last listing are `Found`, those gone are `Removed`. The same for the
     /// `cgroup.events` watches that could not be added.
     fn rescan_unwatched(&mut self, out: &mut Vec<WatchEvent>) {
+        let _idle = crate::progress::IdleOnDrop;
         self.last_unwatched_scan = Instant::now();
         let dirs: Vec<PathBuf> = self.unwatched.keys().cloned().collect();
         for rel in dirs {
@@ -184,7 +185,9 @@ impl Watcher {
                 self.dirs.insert(rel.clone(), wd);
             }
             let seen = self.unwatched.get(&rel).cloned().unwrap_or_default();
-            let Ok(entries) = std::fs::read_dir(self.discovery_root.join(&rel)) else {
+            let dir = self.discovery_root.join(&rel);
+            crate::progress::doing_path("listing", &dir);
+            let Ok(entries) = std::fs::read_dir(&dir) else {
                 // Gone: its containers are gone too, which their reads find out.
                 self.unwatched.remove(&rel);
                 continue;
@@ -252,10 +255,12 @@ impl Watcher {
         if self.events.contains_key(id) {
             return true;
         }
-        match self.inotify.add_watch(
-            &root.join(rel).join("cgroup.events"),
-            AddWatchFlags::IN_MODIFY,
-        ) {
+        let _idle = crate::progress::IdleOnDrop;
+        let path = root.join(rel).join("cgroup.events");
+        // Adding a watch looks the path up (never opens it), which a hung filesystem can
+        // block all the same.
+        crate::progress::doing_path("watching", &path);
+        match self.inotify.add_watch(&path, AddWatchFlags::IN_MODIFY) {
             Ok(wd) => {
                 if let Some(Watched::Events(old)) =
                     self.by_wd.insert(wd, Watched::Events(id.to_string()))

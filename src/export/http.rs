@@ -134,6 +134,18 @@ impl PageState {
         self.page.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// How long since the last tick completed (since the start, before the first).
+    pub fn quiet_for(&self) -> Duration {
+        let now = SystemTime::now();
+        if !self.ready.load(Ordering::Acquire) {
+            return now.duration_since(self.started).unwrap_or_default();
+        }
+        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        now.saturating_sub(Duration::from_millis(
+            self.last_tick.load(Ordering::Relaxed),
+        ))
+    }
+
     fn healthy(&self) -> bool {
         let now = SystemTime::now();
         if !self.ready.load(Ordering::Acquire) {

@@ -1,7 +1,8 @@
 //! Outputs: the Prometheus page (rendering, HTTP serving and its TLS and auth) and OTLP export.
 //!
 //! - [`prom`]: the page, rendered once per tick from the metric table (OpenTelemetry names,
-//!   or cAdvisor's from `metrics::CADVISOR`) into a recycled buffer.
+//!   or cAdvisor's from `metrics::CADVISOR`, written by [`cadvisor`]) into a recycled buffer;
+//!   [`block_names`]: the cAdvisor page's `/dev/<name>` for each block device, looked up once.
 //! - [`http`], [`http_conn`], [`web_config`]: serving it, bounded, with the exporter-toolkit
 //!   web config (TLS, mutual TLS, basic auth, headers).
 //! - [`otlp`]: one request per tick, written straight as protobuf, queued and sent.
@@ -11,6 +12,8 @@
 //! `resource::HostResource::attributes`, and the self-metrics from `telemetry::SELF_METRICS`)
 //! and a line in `CollectorLoop::tick` (`src/daemon.rs`) that hands them over.
 
+pub mod block_names;
+pub mod cadvisor;
 pub mod http;
 pub mod http_conn;
 pub mod otlp;

@@ -5,23 +5,32 @@
 //! unit is appended as a word (`s` → `seconds`, `By` → `bytes`; `{…}` annotations are
 //! dropped) and monotonic counters end in `_total`. Each series carries the container's
 //! identity labels; everything else about the container is on one `container_info` series.
-//! No sample carries a timestamp.
+//! No sample carries a timestamp. With `--prometheus-names cadvisor` the same pass writes
+//! cAdvisor's families ([`super::cadvisor`]) with cAdvisor's labels (`id`, `name`, `image`,
+//! `namespace`, `pod`, `container`, allowed `container_label_*`), and the `machine_*` lines.
+//!
+//! Over 500 lines (with its tests) because the label blocks, their cache and the one pass over
+//! the families, each written for every container before the next, are one piece.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::collect::ContainerState;
 pub use crate::collect::Described;
+use crate::collect::{ContainerState, Show};
 use crate::config::Naming;
 use crate::discovery::Kind;
+use crate::machine::Machine;
 use crate::metadata::{ContainerMeta, PodMeta};
 use crate::metrics::{
-    CADVISOR, CadvisorFamily, Conv, Instrument, Metric, MetricDef, Select, Sink, Value,
+    CADVISOR, CADVISOR_MACHINE, CadvisorFamily, Instrument, Label, Metric, MetricDef, Sink, Value,
     otel_to_prometheus,
 };
 use crate::resource::{AttrDef, HostResource};
 use crate::telemetry::{ProcessStats, SELF_METRICS, Telemetry};
+
+use super::block_names::BlockNames;
+use super::cadvisor::cadvisor_lines;
 
 /// The Prometheus name of a metric (`name`: its name on containers or on pods): the
 /// OpenTelemetry translation ([`otel_to_prometheus`]).
@@ -65,7 +74,7 @@ pub fn sanitize_label_name(s: &str) -> String {
     out
 }
 
-fn push_label(out: &mut Vec<u8>, name: &str, value: &str) {
+pub(crate) fn push_label(out: &mut Vec<u8>, name: &str, value: &str) {
     if out.last().is_some_and(|&b| b != b'{') {
         out.push(b',');
     }
@@ -75,7 +84,7 @@ fn push_label(out: &mut Vec<u8>, name: &str, value: &str) {
     out.push(b'"');
 }
 
-fn push_value(out: &mut Vec<u8>, v: Value) {
+pub(crate) fn push_value(out: &mut Vec<u8>, v: Value) {
     match v {
         Value::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
         Value::Double(d) if d.is_finite() => {
@@ -96,21 +105,37 @@ enum Source {
     Cadvisor(&'static CadvisorFamily),
 }
 
-struct Family {
+pub(crate) struct Family {
     source: Source,
-    name: String,
+    pub(crate) name: String,
     /// `# HELP` and `# TYPE` lines.
     header: String,
     /// Attribute label names (dots to underscores), in `MetricDef::attributes` order.
     attr_labels: Vec<String>,
+    /// A cAdvisor network family: a pod's lines carry its sandbox's identity.
+    net: bool,
+}
+
+/// A Kubernetes pod's sandbox (its "pause" container), whose identity the cAdvisor page gives
+/// the pod's network series, as the kubelet's cAdvisor does (it reports a pod's network on the
+/// sandbox, the one container of the pod with a network namespace of its own).
+struct Sandbox {
+    id: String,
+    /// Its cgroup, relative to the hierarchies' mounts.
+    rel: std::path::PathBuf,
+    meta: Option<Arc<ContainerMeta>>,
 }
 
 /// A container's label blocks, rebuilt only when its metadata changes.
 struct Labels {
     meta: Option<Arc<ContainerMeta>>,
     pod: Option<Arc<PodMeta>>,
+    /// The sandbox `net_identity` was built from (id, metadata), for a pod on the cAdvisor page.
+    sandbox: Option<(String, Option<Arc<ContainerMeta>>)>,
     /// `container_id="…",container_name="…",…` without braces.
     identity: Vec<u8>,
+    /// A pod's identity on the cAdvisor page's network series: its sandbox's.
+    net_identity: Option<Vec<u8>>,
     /// The whole `container_info{…} 1` line.
     info: Vec<u8>,
     /// Render pass that last used it, to forget containers no longer shown.
@@ -142,6 +167,13 @@ pub struct PromRenderer {
     labels: HashMap<String, Labels>,
     host: HostResource,
     pass: u64,
+    /// The cAdvisor page's `device` names.
+    devices: BlockNames,
+    /// The cAdvisor page's `machine_*` lines, written once.
+    machine: Vec<u8>,
+    /// The sandboxes of the pods on the page, by pod uid (cAdvisor page only; replaced at
+    /// every [`set_sandboxes`](Self::set_sandboxes), so bounded by the pods that exist).
+    sandboxes: HashMap<String, Sandbox>,
 }
 
 impl PromRenderer {
@@ -154,6 +186,8 @@ impl PromRenderer {
             Naming::Otel => [Kind::Container, Kind::Pod]
                 .iter()
                 .flat_map(|&subject| Metric::ALL.iter().map(move |&m| (m, subject)))
+                // A metric pods do not have has no pod name.
+                .filter(|&(metric, subject)| !metric.name(subject).is_empty())
                 .map(|(metric, subject)| {
                     let def = metric.def();
                     let name = prom_name(metric.name(subject), def);
@@ -166,6 +200,7 @@ impl PromRenderer {
                         header: header(&name, def.description, kind),
                         name,
                         attr_labels: def.attributes.iter().map(|a| a.replace('.', "_")).collect(),
+                        net: false,
                     }
                 })
                 .collect(),
@@ -173,17 +208,10 @@ impl PromRenderer {
                 .iter()
                 .map(|f| Family {
                     source: Source::Cadvisor(f),
-                    header: header(
-                        f.name,
-                        f.help,
-                        match (&f.select, f.metric.def().instrument) {
-                            (Select::Sample(_) | Select::Disk(_), _) => "gauge",
-                            (_, Instrument::Counter) => "counter",
-                            _ => "gauge",
-                        },
-                    ),
+                    header: header(f.name, f.help, f.prom_type()),
                     name: f.name.to_string(),
                     attr_labels: Vec::new(),
+                    net: f.labels.iter().any(|l| matches!(l, Label::Interface)),
                 })
                 .collect(),
         };
@@ -198,6 +226,60 @@ impl PromRenderer {
                     .unwrap_or_default(),
             },
             pass: 0,
+            devices: BlockNames::default(),
+            machine: Vec::new(),
+            sandboxes: HashMap::new(),
+        }
+    }
+
+    /// The host's CPUs and memory as the cAdvisor page's `machine_cpu_cores` and
+    /// `machine_memory_bytes` (nothing on the OpenTelemetry page: the host's own metrics are a
+    /// host agent's).
+    pub fn with_machine(mut self, m: Machine) -> PromRenderer {
+        self.machine.clear();
+        if self.naming != Naming::Cadvisor {
+            return self;
+        }
+        for f in CADVISOR_MACHINE {
+            if let Some(v) = (f.value)(&m) {
+                let (name, help) = (f.name, f.help);
+                self.machine.extend_from_slice(
+                    format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n").as_bytes(),
+                );
+            }
+        }
+        self
+    }
+
+    /// Where the cAdvisor page finds block device names (`/sys/dev/block` unless set).
+    pub fn with_block_names(mut self, names: BlockNames) -> PromRenderer {
+        self.devices = names;
+        self
+    }
+
+    /// The pods' sandboxes as this tick has them (the containers marked `sandbox`, which are
+    /// not on the page themselves): on the cAdvisor page a pod's network series carry its
+    /// sandbox's `id`, `name` and `image`, as the kubelet's do. Without one (no CRI names, or
+    /// the OpenTelemetry page), they carry the pod's.
+    pub fn set_sandboxes<'a>(&mut self, sandboxes: impl IntoIterator<Item = Described<'a>>) {
+        self.sandboxes.clear();
+        if self.naming != Naming::Cadvisor {
+            return;
+        }
+        for d in sandboxes {
+            let Some(meta) = d.meta.as_ref().filter(|m| m.sandbox) else {
+                continue;
+            };
+            let Some(uid) = d.state.pod_uid.as_ref().or(meta.k8s_pod_uid.as_ref()) else {
+                continue;
+            };
+            self.sandboxes
+                .entry(uid.clone())
+                .or_insert_with(|| Sandbox {
+                    id: d.state.id.clone(),
+                    rel: d.state.rel.clone(),
+                    meta: d.meta.clone(),
+                });
         }
     }
 
@@ -217,10 +299,17 @@ impl PromRenderer {
         let containers: Vec<Described<'a>> = containers.into_iter().collect();
         for c in &containers {
             let id = c.state.id.as_str();
+            let sandbox = match c.state.kind {
+                Kind::Pod => self.sandboxes.get(id),
+                Kind::Container => None,
+            };
             match self.labels.get_mut(id) {
-                Some(l) if c.same(&l.meta, &l.pod) => l.used_in = pass,
+                Some(l) if c.same(&l.meta, &l.pod) && same_sandbox(&l.sandbox, sandbox) => {
+                    l.used_in = pass
+                }
                 _ => {
-                    let mut l = build_labels(c, &self.host, self.naming, &mut self.collisions);
+                    let mut l =
+                        build_labels(c, sandbox, &self.host, self.naming, &mut self.collisions);
                     l.used_in = pass;
                     self.labels.insert(id.to_string(), l);
                 }
@@ -234,28 +323,45 @@ impl PromRenderer {
             .collect();
 
         page.clear();
-        for f in &self.families {
+        let mut i = 0;
+        while i < self.families.len() {
+            // Rows of one name next to each other are one family: one header for them all.
+            let name = &self.families[i].name;
+            let group = self.families[i..]
+                .iter()
+                .take_while(|f| f.name == *name)
+                .count();
             let start = page.len();
-            page.extend_from_slice(f.header.as_bytes());
+            page.extend_from_slice(self.families[i].header.as_bytes());
             let body = page.len();
-            for (state, labels) in &rows {
-                let mut sink = LineSink {
-                    page,
-                    family: f,
-                    identity: &labels.identity,
-                };
-                match &f.source {
-                    Source::Otel(m, kind) if *kind == state.kind => {
-                        state.emit_metric(*m, now, &mut sink)
+            for f in &self.families[i..i + group] {
+                for (state, labels) in &rows {
+                    let identity = match (&labels.net_identity, state.kind) {
+                        (Some(net), Kind::Pod) if f.net => net,
+                        _ => &labels.identity,
+                    };
+                    let mut sink = LineSink {
+                        page,
+                        family: f,
+                        identity,
+                    };
+                    match &f.source {
+                        Source::Otel(m, kind) if *kind == state.kind => {
+                            state.emit_metric(*m, now, &mut sink)
+                        }
+                        Source::Otel(..) => {}
+                        Source::Cadvisor(c) => {
+                            cadvisor_lines(c, state, now, &mut sink, &mut self.devices)
+                        }
                     }
-                    Source::Otel(..) => {}
-                    Source::Cadvisor(c) => cadvisor_lines(c, state, now, &mut sink),
                 }
             }
             if page.len() == body {
                 page.truncate(start); // no samples: no header either
             }
+            i += group;
         }
+        page.extend_from_slice(&self.machine);
         for (kind, header) in [
             (
                 Kind::Container,
@@ -270,7 +376,8 @@ impl PromRenderer {
         ] {
             let mut any = false;
             for (state, labels) in &rows {
-                if state.kind == kind {
+                // An earlier run that shows only its exit is described by the newer one.
+                if state.kind == kind && state.show() == Show::All {
                     if !any {
                         page.extend_from_slice(header);
                         any = true;
@@ -288,8 +395,37 @@ fn label_name(key: &str) -> String {
     sanitize_label_name(key)
 }
 
+/// Whether a pod's label blocks were built with this sandbox (the same one, described the
+/// same).
+fn same_sandbox(
+    built: &Option<(String, Option<Arc<ContainerMeta>>)>,
+    now: Option<&Sandbox>,
+) -> bool {
+    match (built, now) {
+        (None, None) => true,
+        (Some((id, meta)), Some(s)) => {
+            *id == s.id
+                && match (meta, &s.meta) {
+                    (None, None) => true,
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    _ => false,
+                }
+        }
+        _ => false,
+    }
+}
+
+/// The image reference cAdvisor writes as `image`: the name with its tag.
+fn image_ref(name: Option<String>, meta: Option<&ContainerMeta>) -> Option<String> {
+    name.map(|i| match meta.and_then(|m| m.image_tags.first()) {
+        Some(tag) => format!("{i}:{tag}"),
+        None => i,
+    })
+}
+
 fn build_labels(
     d: &Described<'_>,
+    sandbox: Option<&Sandbox>,
     host: &HostResource,
     naming: Naming,
     collisions: &mut Collisions,
@@ -307,7 +443,13 @@ fn build_labels(
         .map(|(k, _)| k.as_str())
         .filter(|k| AttrDef::is_identity(k, state.kind))
         .collect();
+    let mut used: std::collections::HashSet<String> =
+        identity_keys.iter().map(|k| label_name(k)).collect();
     let mut identity = vec![b'{'];
+    let mut net_identity = None;
+    // Attributes written on every series besides the identity keys (the cAdvisor page's
+    // container labels): not on the info series again.
+    let mut on_every_series: Vec<&str> = Vec::new();
     match naming {
         Naming::Otel => {
             for &k in &identity_keys {
@@ -329,22 +471,53 @@ fn build_labels(
                 }
                 Kind::Container => get("container.name"),
             };
-            let image = get("container.image.name").map(|i| {
-                match meta.and_then(|m| m.image_tags.first()) {
-                    Some(tag) => format!("{i}:{tag}"),
-                    None => i,
-                }
-            });
+            let image = image_ref(get("container.image.name"), meta);
+            let (namespace, pod) = (get("k8s.namespace.name"), get("k8s.pod.name"));
             for (k, v) in [
                 ("name", name),
                 ("image", image),
-                ("namespace", get("k8s.namespace.name")),
-                ("pod", get("k8s.pod.name")),
+                ("namespace", namespace.clone()),
+                ("pod", pod.clone()),
                 ("container", get("k8s.container.name")),
             ] {
                 if let Some(v) = v {
                     push_label(&mut identity, k, &v);
                 }
+            }
+            // The runtime's labels that the allow-list lets through, on every series as
+            // cAdvisor writes them (`container_label_<key>`), not only on `container_info`.
+            for (k, v) in &attrs {
+                if k.starts_with("container.label.") {
+                    let name = label_name(k);
+                    if used.insert(name.clone()) {
+                        push_label(&mut identity, &name, &v.joined());
+                        on_every_series.push(k);
+                    } else {
+                        collisions.warn_once(&name, k, &state.id);
+                    }
+                }
+            }
+            // A pod's network, as the kubelet shows it: on its sandbox.
+            if let (Kind::Pod, Some(s)) = (state.kind, sandbox) {
+                let sm = s.meta.as_deref();
+                let mut net = Vec::new();
+                push_label(&mut net, "id", &format!("/{}", s.rel.display()));
+                let name = match sm {
+                    Some(m) if m.runtime_name.is_none() => m.name.clone(),
+                    _ => Some(s.id.clone()),
+                };
+                let image = image_ref(sm.and_then(|m| m.image_name.clone()), sm);
+                for (k, v) in [
+                    ("name", name),
+                    ("image", image),
+                    ("namespace", namespace),
+                    ("pod", pod),
+                ] {
+                    if let Some(v) = v {
+                        push_label(&mut net, k, &v);
+                    }
+                }
+                net_identity = Some(net);
             }
         }
     }
@@ -353,10 +526,8 @@ fn build_labels(
         Kind::Pod => b"k8s_pod_info".to_vec(),
     };
     info.extend_from_slice(&identity);
-    let mut used: std::collections::HashSet<String> =
-        identity_keys.iter().map(|k| label_name(k)).collect();
     for (k, v) in &attrs {
-        if identity_keys.contains(&k.as_str()) {
+        if identity_keys.contains(&k.as_str()) || on_every_series.contains(&k.as_str()) {
             continue;
         }
         let name = label_name(k);
@@ -374,21 +545,27 @@ fn build_labels(
     Labels {
         meta: d.meta.clone(),
         pod: d.pod.clone(),
+        sandbox: sandbox.map(|s| (s.id.clone(), s.meta.clone())),
         identity,
+        net_identity,
         info,
         used_in: 0,
     }
 }
 
-struct LineSink<'a> {
-    page: &'a mut Vec<u8>,
-    family: &'a Family,
-    identity: &'a [u8],
+pub(crate) struct LineSink<'a> {
+    pub(crate) page: &'a mut Vec<u8>,
+    pub(crate) family: &'a Family,
+    pub(crate) identity: &'a [u8],
 }
 
 impl LineSink<'_> {
     /// One sample with labels given by name (the cAdvisor families).
-    fn line<'l>(&mut self, labels: impl Iterator<Item = (&'l str, &'l str)>, value: Value) {
+    pub(crate) fn line<'l>(
+        &mut self,
+        labels: impl Iterator<Item = (&'l str, &'l str)>,
+        value: Value,
+    ) {
         let out = &mut *self.page;
         out.extend_from_slice(self.family.name.as_bytes());
         out.push(b'{');
@@ -399,93 +576,6 @@ impl LineSink<'_> {
         out.extend_from_slice(b"} ");
         push_value(out, value);
         out.push(b'\n');
-    }
-}
-
-/// One container's lines of a cAdvisor family: its metric's points, picked, relabelled and
-/// converted as the table says.
-fn cadvisor_lines(
-    f: &'static CadvisorFamily,
-    state: &ContainerState,
-    now: SystemTime,
-    sink: &mut LineSink<'_>,
-) {
-    if let Select::Sample(raw) = f.select {
-        if let Some(v) = state.sample().and_then(raw) {
-            sink.line(f.fixed.iter().copied(), v);
-        }
-        return;
-    }
-    if let Select::Disk(raw) = f.select {
-        cadvisor_disk_line(raw, state, sink);
-        return;
-    }
-    struct Cad<'s, 'p> {
-        f: &'static CadvisorFamily,
-        sink: &'s mut LineSink<'p>,
-        now: f64,
-        sum: Option<f64>,
-    }
-    impl Sink for Cad<'_, '_> {
-        fn point(&mut self, _m: Metric, attrs: &[&str], value: Value) {
-            match self.f.select {
-                Select::Sum => {
-                    *self.sum.get_or_insert(0.0) += value.as_f64();
-                    return;
-                }
-                Select::Attr(i, want) if attrs.get(i) != Some(&want) => return,
-                _ => {}
-            }
-            let value = match self.f.conv {
-                Conv::Same => value,
-                Conv::StartTime => Value::Double(self.now - value.as_f64()),
-            };
-            let out = &mut *self.sink.page;
-            out.extend_from_slice(self.sink.family.name.as_bytes());
-            out.push(b'{');
-            out.extend_from_slice(self.sink.identity);
-            for (name, v) in self.f.fixed {
-                push_label(out, name, v);
-            }
-            for (label, v) in self.f.labels.iter().zip(attrs) {
-                if let Some(label) = label {
-                    push_label(out, label, v);
-                }
-            }
-            out.extend_from_slice(b"} ");
-            push_value(out, value);
-            out.push(b'\n');
-        }
-    }
-    let now_s = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
-    let mut cad = Cad {
-        f,
-        sink,
-        now: now_s,
-        sum: None,
-    };
-    state.emit_metric(f.metric, now, &mut cad);
-    if let Some(total) = cad.sum {
-        cad.sink.line(f.fixed.iter().copied(), Value::Double(total));
-    }
-}
-
-/// A container's line of a cAdvisor filesystem family, with its `device`.
-fn cadvisor_disk_line(
-    raw: fn(&crate::disk::DiskSample) -> Option<Value>,
-    state: &ContainerState,
-    sink: &mut LineSink<'_>,
-) {
-    if state.kind != Kind::Container {
-        return;
-    }
-    let Some(d) = state.disk.as_deref() else {
-        return;
-    };
-    if let (Some(v), Some(device)) = (raw(d), d.device.as_deref()) {
-        sink.line(std::iter::once(("device", device)), v);
     }
 }
 
@@ -556,6 +646,7 @@ mod tests {
         assert_eq!(name(Metric::Uptime), "container_uptime_seconds");
         assert_eq!(name(Metric::PidCount), "container_pids");
         assert_eq!(name(Metric::PidLimit), "container_pid_limit");
+        assert_eq!(name(Metric::ExitCode), "container_exit_code");
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //!   `ListPodSandbox`, `ListContainers`, and `ListImages` when a container's image is an id
 //!   (the kubelet creates containers with the image id, so a name takes one lookup; the
 //!   answer is cached and asked again only when an unknown image shows up).
+//! - Once per new ready sandbox, a verbose `PodSandboxStatus` for its image (the "pause"
+//!   image; containerd says it), which the cAdvisor page puts on the pod's network series
+//!   as the kubelet's cAdvisor does.
 //! - Then `GetContainerEvents`, where the runtime has it (containerd 1.7+, CRI-O 1.26+): each
 //!   event carries its pod's sandbox and container statuses, so it costs no call.
 //! - Where it has not (Debian's containerd 1.6 answers UNIMPLEMENTED): when discovery asks
@@ -30,6 +33,13 @@
 //! flap. Entries missing from a full list, exited, or stopped by an event stay for
 //! [`CriConfig::removal_delay`] (the final sample of an exited container still has its name),
 //! then go: the store holds what the runtime has, plus the recently gone.
+//!
+//! Exits: when a container's cgroup empties, the collector asks ([`ExitStore::ask`]) and one
+//! `ContainerStatus` says its `exit_code`, `reason` and `finished_at` (asked again, a few times
+//! within the collector's bound, while the runtime has not noticed the exit yet), in tasks of
+//! their own, at most [`STATUS_CALLS`] at once, each within the bound. Where the runtime has
+//! `GetContainerEvents`, its stop event carries the same status and no call is made (unless the
+//! event is late). A call that fails leaves the kernel's verdict and no code.
 //!
 //! A runtime that is absent, down or restarting never blocks anything: the store keeps what it
 //! knew (containers are reported by id), one warning per outage names the socket and what to
@@ -52,6 +62,7 @@ use tonic::Code;
 use super::cri_api as api;
 use super::cri_client::{Client, EventMsg, status_text};
 use super::cri_view::{Ctr, Images, Sandbox, allowed, merge, nonempty};
+use super::exits::{ExitStore, RuntimeExit};
 use super::{ContainerMeta, MetadataStore, PodMeta, jitter};
 use crate::telemetry::CriStats;
 
@@ -78,7 +89,18 @@ pub const LOOKUP_GIVE_UP: Duration = Duration::from_secs(30);
 pub const GIVE_UP_TTL: Duration = Duration::from_secs(600);
 /// Bounds on ids being retried and ids given up (the store bounds the asks themselves).
 const MAX_PENDING: usize = 4096;
+/// Sandboxes asked for their image per pass of the loop, so that a node full of new pods does
+/// not hold events up.
+const SANDBOX_IMAGES_PER_PASS: usize = 16;
 const MAX_GIVEN_UP: usize = 16384;
+/// `ContainerStatus` calls in flight at most (the rest wait their turn, within their bound).
+pub const STATUS_CALLS: usize = 8;
+/// Asked again after this (doubling, up to `STATUS_RETRY_MAX`) while the runtime still says
+/// the container runs: it learns of the exit a moment after the kernel.
+const STATUS_RETRY_MIN: Duration = Duration::from_millis(25);
+const STATUS_RETRY_MAX: Duration = Duration::from_millis(400);
+/// With events, the stop event is waited for this long before a status call is made.
+const EVENT_GRACE: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone)]
 pub struct CriConfig {
@@ -97,6 +119,8 @@ pub struct CriConfig {
     /// Runtimes without `GetContainerEvents` only: a full list this often, so that removals
     /// are seen even when nothing new is asked for. Default 60 s.
     pub resync_interval: Duration,
+    /// Where containers' exits go, and the collector's asks for them come from.
+    pub exits: ExitStore,
 }
 
 impl Default for CriConfig {
@@ -107,6 +131,7 @@ impl Default for CriConfig {
             pod_label_globs: Vec::new(),
             removal_delay: Duration::from_secs(60),
             resync_interval: Duration::from_secs(60),
+            exits: ExitStore::new(),
         }
     }
 }
@@ -197,6 +222,9 @@ struct Follower {
     removals: HashMap<String, Instant>,
     pod_removals: HashMap<String, Instant>,
     images: Images,
+    /// Sandbox id → its image (the "pause" image), once asked (`None`: the runtime did not
+    /// say). Only for sandboxes in `sandboxes`, so bounded by them.
+    sandbox_images: HashMap<String, Option<String>>,
     pending: HashMap<String, Pending>,
     given_up: HashMap<String, Instant>,
     /// A connection failed since the last good one (for `reconnects` and log levels).
@@ -217,6 +245,7 @@ impl Follower {
             removals: HashMap::new(),
             pod_removals: HashMap::new(),
             images: Images::default(),
+            sandbox_images: HashMap::new(),
             pending: HashMap::new(),
             given_up: HashMap::new(),
             lost: false,
@@ -302,10 +331,20 @@ impl Follower {
 
         let mut resync_at: Option<Instant> = None;
         self.absorb_wanted();
+        // The collector's asks are served by a task of their own, so that a slow list never
+        // holds them up; it ends with the session (the connection is gone).
+        let events_flag = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let _asks = AbortOnDrop(tokio::spawn(serve_asks(
+            client.clone(),
+            self.cfg.exits.clone(),
+            self.stats.clone(),
+            events_flag.clone(),
+        )));
         loop {
             if let Err(e) = self.lookup(&client).await {
                 return format!("{endpoint}: {e}");
             }
+            self.name_sandboxes(&client).await;
             let due = [self.next_retry(), self.next_removal(), resync_at]
                 .into_iter()
                 .flatten()
@@ -326,6 +365,7 @@ impl Follower {
                     }
                     Some(EventMsg::Ended(Some(s))) if s.code() == Code::Unimplemented => {
                         events_on = false;
+                        events_flag.store(false, Ordering::Relaxed);
                         resync_at = Some(Instant::now() + self.cfg.resync_interval);
                         if !self.said_no_events {
                             self.said_no_events = true;
@@ -343,6 +383,7 @@ impl Follower {
                     tokio::time::sleep(BATCH_DELAY).await;
                     self.absorb_wanted();
                 }
+
                 _ = sleep_until_opt(due) => {}
             }
             self.sweep();
@@ -367,6 +408,44 @@ impl Follower {
         self.apply_containers(client, &ctrs, true, counted).await?;
         self.settle_pending(Instant::now());
         Ok(())
+    }
+
+    /// Asks for the images of ready sandboxes not asked about yet (one verbose
+    /// `PodSandboxStatus` each, at most [`SANDBOX_IMAGES_PER_PASS`] per pass, once per
+    /// sandbox): the cAdvisor page labels a pod's network with its sandbox's image, as the
+    /// kubelet's cAdvisor does. A failed call only leaves the image unknown.
+    async fn name_sandboxes(&mut self, client: &Client) {
+        let sandboxes = &self.sandboxes;
+        self.sandbox_images
+            .retain(|id, _| sandboxes.contains_key(id));
+        let ask: Vec<String> = self
+            .sandboxes
+            .values()
+            .filter(|s| s.ready && !self.sandbox_images.contains_key(&s.id))
+            .filter(|s| self.store.contains(&s.id))
+            .map(|s| s.id.clone())
+            .take(SANDBOX_IMAGES_PER_PASS)
+            .collect();
+        for id in ask {
+            let image = match client.sandbox_image(&id).await {
+                Ok(image) => image,
+                Err(e) => {
+                    tracing::debug!(sandbox = %id, "no sandbox image: {e}");
+                    None
+                }
+            };
+            self.sandbox_images.insert(id.clone(), image.clone());
+            if let Some(reference) = image {
+                let (image_name, image_tags) = super::image_name_and_tags(&reference);
+                let meta = ContainerMeta {
+                    image_name,
+                    image_tags,
+                    sandbox: true,
+                    ..Default::default()
+                };
+                self.put(&id, meta, true);
+            }
+        }
     }
 
     /// Takes what discovery asked for: ids the store does not know become pending.
@@ -694,6 +773,15 @@ impl Follower {
         self.store_containers(ctrs, false);
         let id = ev.container_id.as_str();
         let kind = api::ContainerEventType::try_from(ev.container_event_type).ok();
+        if kind == Some(api::ContainerEventType::ContainerStoppedEvent)
+            && let Some(st) = ev
+                .containers_statuses
+                .iter()
+                .find(|c| c.id == id && c.finished_at > 0)
+        {
+            // The stop carries the exit: no status call needed.
+            self.cfg.exits.record(id, exit_of(st));
+        }
         match kind {
             Some(api::ContainerEventType::ContainerStoppedEvent)
             | Some(api::ContainerEventType::ContainerDeletedEvent) => {
@@ -783,6 +871,116 @@ impl Follower {
     }
 }
 
+/// What a container's status says about its end (once it has one: `finished_at` set).
+fn exit_of(st: &api::ContainerStatus) -> RuntimeExit {
+    RuntimeExit {
+        oom: Some(st.reason == "OOMKilled"),
+        restart_count: st.metadata.as_ref().map(|m| m.attempt),
+        finished_at: u64::try_from(st.finished_at)
+            .ok()
+            .filter(|&ns| ns > 0)
+            .map(|ns| std::time::UNIX_EPOCH + Duration::from_nanos(ns)),
+        ..RuntimeExit::default()
+    }
+    .with_code(Some(i64::from(st.exit_code)))
+}
+
+/// Aborts a task when dropped (a session's helpers end with it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Serves the collector's asks for as long as the session lasts: a `ContainerStatus` task per
+/// container (at most [`STATUS_CALLS`] calls at once; the asks themselves are bounded by the
+/// store). Each task ends by its container's bound at the latest, and outlives the session it
+/// began in: a call that fails because the connection went says so at once.
+async fn serve_asks(
+    client: Client,
+    exits: ExitStore,
+    stats: Arc<CriStats>,
+    events_on: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(STATUS_CALLS));
+    loop {
+        exits.asked().await;
+        for (id, until) in exits.take_asks() {
+            tokio::spawn(exit_status(
+                client.clone(),
+                exits.clone(),
+                stats.clone(),
+                permits.clone(),
+                id,
+                Instant::from_std(until),
+                events_on.load(Ordering::Relaxed),
+            ));
+        }
+    }
+}
+
+/// Asks the runtime how the container `id` ended, until `until` (the collector's bound): one
+/// `ContainerStatus` once the runtime has seen the exit, asked again shortly while it still
+/// says the container runs. With events, the stop event is given a moment to say it first. A
+/// call that fails says "no code" at once (the kernel's verdict goes out without waiting); one
+/// that times out says nothing, and the bound passes.
+async fn exit_status(
+    client: Client,
+    exits: ExitStore,
+    stats: Arc<CriStats>,
+    permits: Arc<tokio::sync::Semaphore>,
+    id: String,
+    until: Instant,
+    events_on: bool,
+) {
+    if events_on {
+        tokio::time::sleep_until(until.min(Instant::now() + EVENT_GRACE)).await;
+        if exits.has(&id) {
+            return;
+        }
+    }
+    let mut retry = STATUS_RETRY_MIN;
+    loop {
+        let Ok(Ok(permit)) = tokio::time::timeout_at(until, permits.acquire()).await else {
+            return;
+        };
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        let asked = Instant::now();
+        match client.container_status(&id, left).await {
+            Ok(st) if st.finished_at > 0 => {
+                exits.record(&id, exit_of(&st));
+                return;
+            }
+            Ok(_) => {}
+            // Out of time (tonic says Cancelled when its own deadline passes): the bound has
+            // come; the final sample goes out without the runtime's word.
+            Err(s) if asked.elapsed() >= left || s.code() == Code::DeadlineExceeded => {
+                stats.api_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%id, "ContainerStatus: no answer within the bound");
+                return;
+            }
+            Err(s) => {
+                stats.api_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%id, error = %status_text(&s), "ContainerStatus failed: the kernel's verdict alone");
+                exits.record(&id, RuntimeExit::default());
+                return;
+            }
+        }
+        drop(permit);
+        let next = (Instant::now() + retry).min(until);
+        tokio::time::sleep_until(next).await;
+        if next >= until {
+            return;
+        }
+        retry = (retry * 2).min(STATUS_RETRY_MAX);
+    }
+}
+
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -855,6 +1053,9 @@ mod tests {
             labels: BTreeMap::from([("app".into(), "web".into()), ("x".into(), "y".into())]),
         };
         let container = |state: api::ContainerState| api::ContainerStatus {
+            finished_at: 0,
+            exit_code: 0,
+            reason: String::new(),
             id: "c1".into(),
             metadata: Some(api::ContainerMetadata {
                 name: "app".into(),
@@ -945,6 +1146,56 @@ mod tests {
         assert!(f.pending.is_empty());
     }
 
+    /// containerd 1.7's stop event carries the container's exit: it goes to the exit store
+    /// with no call; a stop without a finished status says nothing.
+    #[test]
+    fn a_stop_event_says_how_the_container_ended() {
+        use api::ContainerEventType as T;
+        let exits = ExitStore::new();
+        let cfg = CriConfig {
+            exits: exits.clone(),
+            ..Default::default()
+        };
+        let mut f = Follower::new(cfg, MetadataStore::new(), Arc::new(CriStats::default()));
+        let status = |finished_at: i64, exit_code: i32, reason: &str| api::ContainerStatus {
+            id: "c1".into(),
+            metadata: Some(api::ContainerMetadata {
+                name: "app".into(),
+                attempt: 3,
+            }),
+            state: api::ContainerState::ContainerExited as i32,
+            finished_at,
+            exit_code,
+            reason: reason.into(),
+            ..Default::default()
+        };
+        let ev = |st: api::ContainerStatus| api::ContainerEventResponse {
+            container_id: "c1".into(),
+            container_event_type: T::ContainerStoppedEvent as i32,
+            created_at: 1,
+            pod_sandbox_status: None,
+            containers_statuses: vec![st],
+        };
+        let e = ev(status(0, 0, ""));
+        let ctrs = f.event_sandbox(&e);
+        f.event_containers(&e, &ctrs);
+        assert!(exits.is_empty(), "no exit before the runtime has one");
+        let e = ev(status(1_700_000_000_000_000_000, 137, "OOMKilled"));
+        let ctrs = f.event_sandbox(&e);
+        f.event_containers(&e, &ctrs);
+        let got = exits.take("c1", UNIX_EPOCH).unwrap();
+        assert_eq!(got.code, Some(137));
+        assert_eq!(got.oom, Some(true));
+        assert_eq!(got.restart_count, Some(3));
+        assert_eq!(
+            got.finished_at,
+            Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        );
+        // An int32 status outside 0–255 is no exit status.
+        let got = exit_of(&status(1, -1, "Error"));
+        assert_eq!((got.code, got.invalid_code), (None, true));
+    }
+
     #[test]
     fn messages_decode_what_they_encode() {
         use prost::Message;
@@ -966,6 +1217,9 @@ mod tests {
                 labels: BTreeMap::from([("app".into(), "web".into())]),
             }),
             containers_statuses: vec![api::ContainerStatus {
+                finished_at: 0,
+                exit_code: 0,
+                reason: String::new(),
                 id: "c1".into(),
                 metadata: Some(api::ContainerMetadata {
                     name: "app".into(),

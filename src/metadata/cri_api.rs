@@ -22,7 +22,9 @@ pub const VERSION: &str = "/runtime.v1.RuntimeService/Version";
 pub const LIST_POD_SANDBOX: &str = "/runtime.v1.RuntimeService/ListPodSandbox";
 pub const LIST_CONTAINERS: &str = "/runtime.v1.RuntimeService/ListContainers";
 pub const GET_CONTAINER_EVENTS: &str = "/runtime.v1.RuntimeService/GetContainerEvents";
+pub const CONTAINER_STATUS: &str = "/runtime.v1.RuntimeService/ContainerStatus";
 pub const LIST_IMAGES: &str = "/runtime.v1.ImageService/ListImages";
+pub const POD_SANDBOX_STATUS: &str = "/runtime.v1.RuntimeService/PodSandboxStatus";
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct VersionRequest {
@@ -213,6 +215,38 @@ pub struct PodSandboxStatus {
     pub labels: BTreeMap<String, String>,
 }
 
+/// Why a container ended, asked once when its cgroup empties (runtimes without events).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ContainerStatusRequest {
+    #[prost(string, tag = "1")]
+    pub container_id: String,
+    #[prost(bool, tag = "2")]
+    pub verbose: bool,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ContainerStatusResponse {
+    #[prost(message, optional, tag = "1")]
+    pub status: Option<ContainerStatus>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PodSandboxStatusRequest {
+    #[prost(string, tag = "1")]
+    pub pod_sandbox_id: String,
+    /// Asks for `info`: what the runtime knows beyond the CRI fields.
+    #[prost(bool, tag = "2")]
+    pub verbose: bool,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PodSandboxStatusResponse {
+    /// Runtime-specific, when verbose: containerd's `info` is JSON with the sandbox container's
+    /// `image` (the "pause" image reference), its pid and its OCI spec.
+    #[prost(btree_map = "string, string", tag = "2")]
+    pub info: BTreeMap<String, String>,
+}
+
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ContainerStatus {
     #[prost(string, tag = "1")]
@@ -226,10 +260,19 @@ pub struct ContainerStatus {
     /// Nanoseconds since the epoch; 0 before it started.
     #[prost(int64, tag = "5")]
     pub started_at: i64,
+    /// Nanoseconds since the epoch; 0 before it finished.
+    #[prost(int64, tag = "6")]
+    pub finished_at: i64,
+    /// The exit status, once `finished_at` is set.
+    #[prost(int32, tag = "7")]
+    pub exit_code: i32,
     #[prost(message, optional, tag = "8")]
     pub image: Option<ImageSpec>,
     #[prost(string, tag = "9")]
     pub image_ref: String,
+    /// `OOMKilled` for a container the OOM killer ended; `Completed`, `Error` otherwise.
+    #[prost(string, tag = "10")]
+    pub reason: String,
     #[prost(btree_map = "string, string", tag = "12")]
     pub labels: BTreeMap<String, String>,
     #[prost(string, tag = "17")]

@@ -104,10 +104,24 @@ impl Client {
         Req: prost::Message + Send + 'static,
         Resp: prost::Message + Default + Send + 'static,
     {
+        self.unary_within(path, req, REQUEST_TIMEOUT).await
+    }
+
+    /// A call that gets `timeout` to answer.
+    pub(crate) async fn unary_within<Req, Resp>(
+        &self,
+        path: &'static str,
+        req: Req,
+        timeout: Duration,
+    ) -> Result<Resp, Status>
+    where
+        Req: prost::Message + Send + 'static,
+        Resp: prost::Message + Default + Send + 'static,
+    {
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
         let mut grpc = self.grpc.clone();
         let mut request = tonic::Request::new(req);
-        request.set_timeout(REQUEST_TIMEOUT);
+        request.set_timeout(timeout);
         let call = async move {
             grpc.ready()
                 .await
@@ -119,12 +133,32 @@ impl Client {
             )
             .await
         };
-        match tokio::time::timeout(REQUEST_TIMEOUT, call).await {
+        match tokio::time::timeout(timeout, call).await {
             Ok(r) => r.map(tonic::Response::into_inner),
             Err(_) => Err(Status::deadline_exceeded(format!(
-                "no answer within {REQUEST_TIMEOUT:?}"
+                "no answer within {timeout:?}"
             ))),
         }
+    }
+
+    /// `ContainerStatus` of one container, within `timeout`.
+    pub(crate) async fn container_status(
+        &self,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<api::ContainerStatus, Status> {
+        let r: api::ContainerStatusResponse = self
+            .unary_within(
+                api::CONTAINER_STATUS,
+                api::ContainerStatusRequest {
+                    container_id: id.to_owned(),
+                    verbose: false,
+                },
+                timeout,
+            )
+            .await?;
+        r.status
+            .ok_or_else(|| Status::not_found("ContainerStatus answered without a status"))
     }
 
     pub(crate) async fn version(&self) -> Result<CriVersion, String> {
@@ -167,6 +201,23 @@ impl Client {
             .await
             .map_err(|s| format!("ListImages: {}", status_text(&s)))?;
         Ok(r.images)
+    }
+
+    /// A sandbox's image (its "pause" container's), from a verbose `PodSandboxStatus`:
+    /// `info["info"]`'s `image`, where the runtime writes it (containerd does). `Ok(None)`:
+    /// the runtime says nothing of it.
+    pub(crate) async fn sandbox_image(&self, id: &str) -> Result<Option<String>, String> {
+        let r: api::PodSandboxStatusResponse = self
+            .unary(
+                api::POD_SANDBOX_STATUS,
+                api::PodSandboxStatusRequest {
+                    pod_sandbox_id: id.to_owned(),
+                    verbose: true,
+                },
+            )
+            .await
+            .map_err(|s| format!("PodSandboxStatus: {}", status_text(&s)))?;
+        Ok(r.info.get("info").and_then(|info| sandbox_info_image(info)))
     }
 
     /// Opens `GetContainerEvents` in a task of its own and forwards what arrives. A task,
@@ -212,6 +263,15 @@ impl Client {
         });
         EventsTask { rx, task }
     }
+}
+
+/// The `image` of a sandbox's verbose `info` JSON, if it is a non-empty string.
+pub(crate) fn sandbox_info_image(info: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(info).ok()?;
+    v.get("image")?
+        .as_str()
+        .filter(|s| !s.is_empty() && s.len() <= 4096)
+        .map(str::to_owned)
 }
 
 pub(crate) enum EventMsg {

@@ -15,6 +15,13 @@
 //! final sample the exporter takes of an exited container still carries its name, and is then
 //! dropped: the store holds running containers plus recently stopped ones, never more.
 //!
+//! **Exits.** The same stream says why containers end, with no call of its own: `die` carries
+//! the exit status (`exitCode`), `oom` comes before the `die` of a container the OOM killer
+//! hit, and the `RestartCount` of the run that ended is the one the last inspect saw (less one
+//! when that inspect already saw the next run, or the container waiting to restart). Each
+//! `die` goes to the [`ExitStore`] for the container's final sample. A `die` replayed after a
+//! reconnect is the same exit again (the store keeps one per run).
+//!
 //! Podman's Docker-compatible API is followed by the same code with [`Flavor::Podman`], for
 //! what Podman 4 does differently there:
 //! - its event filter names differ: an exit is filtered as `died` (and delivered with Action
@@ -23,6 +30,7 @@
 //! - its compat inspect cannot tell a pod's infra container (the helper that holds the pod's
 //!   namespaces) from an application container: one more call per container, the libpod
 //!   inspect's `IsInfra`, marks it [`ContainerMeta::sandbox`];
+//! - it has no `oom` event (its inspect's `OOMKilled` and the kernel's count say it);
 //! - `Config.Image` is the name Podman resolved (`localhost/app:1`,
 //!   `docker.io/library/busybox:latest`), not what the user typed; it is kept as Podman
 //!   reports it, as `podman ps` shows it.
@@ -45,6 +53,7 @@ use bollard::query_parameters::{EventsOptions, ListContainersOptionsBuilder};
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
+use super::exits::{ExitStore, RuntimeExit};
 use super::{ContainerMeta, MetadataStore, glob_match, image_name_and_tags, jitter, parse_rfc3339};
 use crate::telemetry::DockerStats;
 
@@ -66,10 +75,11 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const SINCE_MARGIN: Duration = Duration::from_secs(5);
 /// Inspect calls in flight while (re)listing: fast on a busy host without flooding the daemon.
 const INSPECT_CONCURRENCY: usize = 8;
-/// `start` (new or restarted: name, image, StartedAt), `die`/`destroy` (schedule removal),
+/// `start` (new or restarted: name, image, StartedAt), `die`/`destroy` (schedule removal;
+/// `die` says the exit status), `oom` (before the `die` of a container the OOM killer hit),
 /// `rename` (name), `update` (re-inspect; cheap and rare). Nothing else changes what we keep:
 /// create has no cgroup yet, kill/stop/restart are followed by die/start.
-const EVENT_ACTIONS: [&str; 5] = ["start", "die", "destroy", "rename", "update"];
+const EVENT_ACTIONS: [&str; 6] = ["start", "die", "destroy", "oom", "rename", "update"];
 /// The same for Podman 4, in its filter's names: `died` is delivered as Action `die`, and a
 /// removal is `remove`. (`update` events do not exist in Podman 4.3.)
 const PODMAN_EVENT_ACTIONS: [&str; 4] = ["start", "died", "remove", "rename"];
@@ -169,6 +179,8 @@ pub struct DockerConfig {
     /// Docker, or Podman's compat API. With [`Flavor::Podman`], `host: None` means
     /// [`PODMAN_DEFAULT_HOST`].
     pub flavor: Flavor,
+    /// Where the exits the events say go (for the containers' final samples).
+    pub exits: ExitStore,
 }
 
 impl Default for DockerConfig {
@@ -178,6 +190,7 @@ impl Default for DockerConfig {
             label_globs: Vec::new(),
             removal_delay: Duration::from_secs(60),
             flavor: Flavor::Docker,
+            exits: ExitStore::new(),
         }
     }
 }
@@ -231,6 +244,8 @@ pub async fn run(
         store,
         stats: stats.clone(),
         removals: HashMap::new(),
+        runs: HashMap::new(),
+        ooms: HashSet::new(),
         lost: false,
     };
     tokio::select! {
@@ -247,8 +262,47 @@ struct Follower {
     /// Pending removals: id → when to drop it. Only ids present in the store get one, so this
     /// is never larger than the store.
     removals: HashMap<String, Instant>,
+    /// The run each held container is on, as its last inspect said: the run's `RestartCount`
+    /// and when it started. Only ids in the store, so never larger than it.
+    runs: HashMap<String, Run>,
+    /// Held containers with an `oom` event since their last start.
+    ooms: HashSet<String>,
     /// A connection failed since the last good one (for `reconnects` and log levels).
     lost: bool,
+}
+
+/// One run of a container, as an inspect saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    /// Its `RestartCount`.
+    restart_count: u32,
+    started_at: Option<SystemTime>,
+}
+
+impl Run {
+    /// The run an inspect shows: the one running, or the last one. A container waiting to
+    /// restart already counts the restart to come (Docker increments `RestartCount` when it
+    /// decides to restart, before the `die` event).
+    fn of(resp: &ContainerInspectResponse) -> Option<Run> {
+        let count = u32::try_from(resp.restart_count?).ok()?;
+        let state = resp.state.as_ref();
+        let restarting = state.and_then(|s| s.restarting).unwrap_or(false);
+        Some(Run {
+            restart_count: count.saturating_sub(u32::from(restarting)),
+            started_at: state
+                .and_then(|s| s.started_at.as_deref())
+                .and_then(parse_rfc3339),
+        })
+    }
+
+    /// The restart count of the run that ended at `died`: this one, or the one before it when
+    /// this one started after that (the inspect came after the restart).
+    fn ended_at(self, died: Option<SystemTime>) -> u32 {
+        match (self.started_at, died) {
+            (Some(started), Some(died)) if started > died => self.restart_count.saturating_sub(1),
+            _ => self.restart_count,
+        }
+    }
 }
 
 /// What woke the events loop.
@@ -386,7 +440,7 @@ impl Follower {
     }
 
     async fn handle_event(&mut self, docker: &Docker, host: &str, ev: EventMessage) {
-        let Some(id) = ev.actor.and_then(|a| a.id) else {
+        let Some(id) = ev.actor.as_ref().and_then(|a| a.id.clone()) else {
             return;
         };
         let action = ev.action.as_deref().unwrap_or("");
@@ -404,12 +458,50 @@ impl Follower {
                 let res = inspect(docker, self.cfg.flavor, host, &id).await;
                 self.apply_inspect(&id, res);
             }
+            "oom" if self.store.contains(&id) => {
+                self.ooms.insert(id.clone());
+            }
             // Docker: `die`, `destroy`. Podman: `die` (filtered as `died`), `remove`.
-            "die" | "died" | "destroy" | "remove" => self.schedule_removal(&id),
+            "die" | "died" => {
+                let attrs = ev.actor.as_ref().and_then(|a| a.attributes.as_ref());
+                self.record_exit(&id, attrs, event_time(ev.time, ev.time_nano));
+                self.schedule_removal(&id);
+            }
+            "destroy" | "remove" => self.schedule_removal(&id),
             _ => {}
         }
         // Sweeping here too keeps removals on time under a steady stream of events.
         self.sweep();
+    }
+
+    /// A `die`: its exit status, the OOM verdict of an `oom` event since the start, and the
+    /// ended run's restart count, for the container's final sample.
+    fn record_exit(
+        &mut self,
+        id: &str,
+        attrs: Option<&HashMap<String, String>>,
+        died: Option<SystemTime>,
+    ) {
+        let attr = |k: &str| attrs.and_then(|a| a.get(k));
+        // Docker says `exitCode`; Podman both that and `containerExitCode`.
+        let raw = attr("exitCode").or_else(|| attr("containerExitCode"));
+        let code = raw.and_then(|c| c.trim().parse::<i64>().ok());
+        if raw.is_some() && code.is_none() {
+            tracing::debug!(id, code = ?raw, "a die event with an exit status that is no number");
+        }
+        let mut exit = RuntimeExit {
+            oom: match self.cfg.flavor {
+                Flavor::Docker => Some(self.ooms.remove(id)),
+                Flavor::Podman => None,
+            },
+            restart_count: self.runs.get(id).map(|r| r.ended_at(died)),
+            finished_at: died,
+            ..RuntimeExit::default()
+        }
+        .with_code(code);
+        exit.invalid_code |= raw.is_some() && code.is_none();
+        tracing::debug!(id, code = ?exit.code, oom = ?exit.oom, restart_count = ?exit.restart_count, "{} exit", self.cfg.flavor.name());
+        self.cfg.exits.record(id, exit);
     }
 
     fn apply_inspect(&mut self, id: &str, res: Result<Inspected, ApiError>) {
@@ -441,7 +533,21 @@ impl Follower {
                 tracing::debug!(id, error = %e, "Podman libpod inspect failed");
             }
         }
+        let run = Run::of(&resp);
         self.store.insert(full_id.clone(), meta);
+        match run {
+            Some(run) => {
+                if self.runs.insert(full_id.clone(), run).map(|r| r.started_at)
+                    != Some(run.started_at)
+                {
+                    // A new run: an `oom` before it was about an earlier one.
+                    self.ooms.remove(&full_id);
+                }
+            }
+            None => {
+                self.runs.remove(&full_id);
+            }
+        }
         if running {
             self.removals.remove(&full_id);
         } else {
@@ -465,10 +571,12 @@ impl Follower {
 
     fn sweep(&mut self) {
         let now = Instant::now();
-        let store = &self.store;
+        let (store, runs, ooms) = (&self.store, &mut self.runs, &mut self.ooms);
         self.removals.retain(|id, at| {
             if *at <= now {
                 store.remove(id);
+                runs.remove(id);
+                ooms.remove(id);
                 false
             } else {
                 true
@@ -588,6 +696,16 @@ where
     sender.send_request(req).await.map_err(|e| e.to_string())
 }
 
+/// When an event happened, by the daemon's clock.
+fn event_time(secs: Option<i64>, nanos: Option<i64>) -> Option<SystemTime> {
+    let since_epoch = match (nanos, secs) {
+        (Some(n), _) if n > 0 => Duration::from_nanos(n as u64),
+        (_, Some(s)) if s > 0 => Duration::from_secs(s as u64),
+        _ => return None,
+    };
+    UNIX_EPOCH.checked_add(since_epoch)
+}
+
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -599,6 +717,45 @@ async fn sleep_until_opt(at: Option<Instant>) {
 mod tests {
     use super::*;
     use bollard::models::{ContainerConfig, ContainerState};
+
+    /// Which run a `die` ended, from the last inspect: Docker counts a restart when it decides
+    /// on it, before the `die`, and the inspect at a `start` may already see the next run.
+    #[test]
+    fn the_run_a_die_ended() {
+        let at = |s: u64| UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s);
+        let resp =
+            |count: i64, running: bool, restarting: bool, started: &str| ContainerInspectResponse {
+                restart_count: Some(count),
+                state: Some(ContainerState {
+                    running: Some(running),
+                    restarting: Some(restarting),
+                    started_at: Some(started.into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+        // Running its third run (restarted twice), started at 10; it dies at 20.
+        let run = Run::of(&resp(2, true, false, "2023-11-14T22:13:30Z")).unwrap();
+        assert_eq!(run.started_at, Some(at(10)));
+        assert_eq!(run.ended_at(Some(at(20))), 2);
+        // Seen while waiting to restart: the restart to come is counted already.
+        let run = Run::of(&resp(3, true, true, "2023-11-14T22:13:30Z")).unwrap();
+        assert_eq!(run.ended_at(Some(at(20))), 2);
+        // Seen after the restart (started at 30): the die at 20 was the run before.
+        let run = Run::of(&resp(3, true, false, "2023-11-14T22:13:50Z")).unwrap();
+        assert_eq!(run.ended_at(Some(at(20))), 2);
+        // No restart count (an old daemon): none.
+        assert_eq!(Run::of(&ContainerInspectResponse::default()), None);
+        assert_eq!(
+            event_time(Some(1), Some(1_500_000_000)),
+            Some(UNIX_EPOCH + Duration::from_millis(1500))
+        );
+        assert_eq!(
+            event_time(Some(2), None),
+            Some(UNIX_EPOCH + Duration::from_secs(2))
+        );
+        assert_eq!(event_time(None, Some(-5)), None);
+    }
 
     #[test]
     fn meta_from_inspect() {

@@ -9,6 +9,9 @@
 //! - [`cri`]: the Kubernetes container runtime interface (containerd, CRI-O), with its hand-
 //!   written messages ([`cri_api`]).
 //!
+//! They also say why containers end, for their final samples: [`exits`] carries that from
+//! the sources to the collector.
+//!
 //! To add a source: a module here with a `run(config, store, stats, shutdown)` task that fills
 //! a [`MetadataStore`] and never returns on runtime trouble (back off and retry), a store in
 //! [`Metadata`] (looked up by the runtime of the cgroup path), and its start in
@@ -19,7 +22,9 @@ pub mod cri_api;
 mod cri_client;
 mod cri_view;
 pub mod docker;
+pub mod exits;
 pub mod kubelet_logs;
+pub mod limit;
 mod refs;
 
 pub(crate) use refs::is_image_id;
@@ -118,6 +123,11 @@ struct StoreInner {
     /// Containers whose runtime changed their resources (Docker's `update`), for the
     /// collector to read their limits again at its next tick instead of within a minute.
     limits_changed: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The length bound of every value stored ([`limit`]).
+    limit: limit::ValueLimit,
+    /// Entries held with values cut, warned about once each (bounded by the entries: an id
+    /// leaves with its entry).
+    warned: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// Ids asked for and not yet looked up are bounded: a source that is down does not make this
@@ -127,6 +137,16 @@ const MAX_WANTED: usize = 4096;
 impl MetadataStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store whose values are cut to `limit`.
+    pub fn with_limit(limit: limit::ValueLimit) -> Self {
+        MetadataStore {
+            inner: Arc::new(StoreInner {
+                limit,
+                ..Default::default()
+            }),
+        }
     }
 
     /// The metadata of a container by full id, if Docker knows it.
@@ -150,18 +170,38 @@ impl MetadataStore {
     /// Inserts or replaces an entry; the generation moves only if something changed, so that
     /// replayed events do not make every renderer rebuild its cache. Public for tests and
     /// benchmarks that need a filled store without a daemon.
-    pub fn insert(&self, id: String, meta: ContainerMeta) -> bool {
+    pub fn insert(&self, id: String, mut meta: ContainerMeta) -> bool {
+        let cut = self.inner.limit.apply(&mut meta);
         let mut map = self.write();
         if map.get(&id).is_some_and(|old| **old == meta) {
             return false;
         }
+        self.note_cut(&id, cut, "container");
         map.insert(id, Arc::new(meta));
         self.inner.generation.fetch_add(1, Ordering::Release);
         true
     }
 
+    /// Counts the values of a new description that were cut, and warns once per entry.
+    fn note_cut(&self, id: &str, cut: u64, what: &str) {
+        if cut == 0 {
+            return;
+        }
+        self.inner.limit.count(cut);
+        let mut warned = self.inner.warned.lock().unwrap_or_else(|e| e.into_inner());
+        if warned.insert(id.to_owned()) {
+            tracing::warn!(
+                %id,
+                "{cut} values of the {what}'s metadata (name, image, labels) are longer than \
+                 --attribute-value-length-limit ({} bytes): cut to it",
+                self.inner.limit.max()
+            );
+        }
+    }
+
     /// Removes an entry; returns whether there was one.
     pub fn remove(&self, id: &str) -> bool {
+        self.forget_warned(id);
         let mut map = self.write();
         let removed = map.remove(id).is_some();
         if removed {
@@ -176,11 +216,13 @@ impl MetadataStore {
     }
 
     /// Inserts or replaces a pod; the generation moves only if something changed.
-    pub fn insert_pod(&self, meta: PodMeta) -> bool {
+    pub fn insert_pod(&self, mut meta: PodMeta) -> bool {
+        let cut = self.inner.limit.apply_pod(&mut meta);
         let mut map = self.inner.pods.write().unwrap_or_else(|e| e.into_inner());
         if map.get(&meta.uid).is_some_and(|old| **old == meta) {
             return false;
         }
+        self.note_cut(&meta.uid, cut, "pod");
         map.insert(meta.uid.clone(), Arc::new(meta));
         self.inner.generation.fetch_add(1, Ordering::Release);
         true
@@ -188,12 +230,20 @@ impl MetadataStore {
 
     /// Removes a pod; returns whether there was one.
     pub fn remove_pod(&self, uid: &str) -> bool {
+        self.forget_warned(uid);
         let mut map = self.inner.pods.write().unwrap_or_else(|e| e.into_inner());
         let removed = map.remove(uid).is_some();
         if removed {
             self.inner.generation.fetch_add(1, Ordering::Release);
         }
         removed
+    }
+
+    fn forget_warned(&self, id: &str) {
+        let mut warned = self.inner.warned.lock().unwrap_or_else(|e| e.into_inner());
+        if !warned.is_empty() {
+            warned.remove(id);
+        }
     }
 
     /// Uids of the pods held.
@@ -284,11 +334,24 @@ pub struct Metadata {
     pub cri: MetadataStore,
     /// Names from the kubelet's log layout ([`kubelet_logs`]).
     pub kubelet: MetadataStore,
+    /// What the runtimes say about how containers ended, for their final samples.
+    pub exits: exits::ExitStore,
 }
 
 impl Metadata {
     pub fn new() -> Metadata {
         Metadata::default()
+    }
+
+    /// Stores whose values are cut to `limit`.
+    pub fn with_limit(limit: limit::ValueLimit) -> Metadata {
+        Metadata {
+            docker: MetadataStore::with_limit(limit.clone()),
+            podman: MetadataStore::with_limit(limit.clone()),
+            cri: MetadataStore::with_limit(limit.clone()),
+            kubelet: MetadataStore::with_limit(limit),
+            exits: exits::ExitStore::new(),
+        }
     }
 
     /// What a runtime says about the container `id`, found under `runtime`'s path pattern.
@@ -352,7 +415,10 @@ pub fn spawn_sources<F>(
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let metadata = Metadata::new();
+    let metadata = Metadata::with_limit(limit::ValueLimit::new(
+        args.attribute_value_length_limit.0 as usize,
+        telemetry.metadata_values_cut.clone(),
+    ));
     if !args.docker_host.as_deref().is_some_and(is_off) {
         let stats = Arc::new(DockerStats::default());
         let _ = telemetry.docker.set(stats.clone());
@@ -361,6 +427,7 @@ where
             label_globs: args.label_globs(),
             removal_delay,
             flavor: Flavor::Docker,
+            exits: metadata.exits.clone(),
         };
         runtime.spawn(docker::run(cfg, metadata.docker.clone(), stats, shutdown()));
     }
@@ -372,6 +439,7 @@ where
             label_globs: args.label_globs(),
             removal_delay,
             flavor: Flavor::Podman,
+            exits: metadata.exits.clone(),
         };
         runtime.spawn(docker::run(cfg, metadata.podman.clone(), stats, shutdown()));
     }
@@ -383,6 +451,7 @@ where
             label_globs: args.label_globs(),
             pod_label_globs: args.pod_labels.clone(),
             removal_delay,
+            exits: metadata.exits.clone(),
             ..Default::default()
         };
         runtime.spawn(cri::run(cfg, metadata.cri.clone(), stats, shutdown()));

@@ -883,6 +883,21 @@ oom_score = 0
         )
     }
 
+    /// What the runtime says about a container's end: (exit code, reason), once it finished.
+    pub fn exit_status(&self, id: &str) -> Option<(i32, String)> {
+        let r: api::CtrStatusResp = self
+            .call(
+                path::CONTAINER_STATUS,
+                api::CtrStatusReq {
+                    container_id: id.into(),
+                    verbose: false,
+                },
+            )
+            .unwrap_or_else(|s| panic!("ContainerStatus {id}: {s:?}"));
+        let s = r.status?;
+        (s.finished_at > 0).then_some((s.exit_code, s.reason))
+    }
+
     /// The sandbox's pause process and (for a pod-network pod) its address.
     pub fn sandbox_status(&self, pod: &Pod) -> (Option<u32>, String) {
         let r: api::SandboxStatusResp = self

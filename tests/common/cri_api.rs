@@ -314,10 +314,16 @@ pub struct CtrStatus {
     pub metadata: Option<CtrMeta>,
     #[prost(int32, tag = "3")]
     pub state: i32,
+    #[prost(int64, tag = "6")]
+    pub finished_at: i64,
+    #[prost(int32, tag = "7")]
+    pub exit_code: i32,
     #[prost(message, optional, tag = "8")]
     pub image: Option<Spec>,
     #[prost(string, tag = "9")]
     pub image_ref: String,
+    #[prost(string, tag = "10")]
+    pub reason: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

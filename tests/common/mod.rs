@@ -6,14 +6,18 @@
 //! Each test file has `mod common;`; not every file uses every helper.
 #![allow(dead_code)]
 
+pub mod bridge;
 pub mod cgroups;
 pub mod cri;
 pub mod cri_api;
+pub mod exits;
 pub mod exporter;
 pub mod otlp;
 pub mod otlp_reference;
 pub mod page;
+pub mod private_root;
 pub mod prometheus;
+pub mod proxy;
 pub mod tls;
 
 use std::fs;

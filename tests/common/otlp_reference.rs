@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use container_exporter::collect::Described;
+use container_exporter::collect::{Described, Show};
 use container_exporter::discovery::Kind;
 use container_exporter::export::otlp::{SCOPE_NAME, Temporality, VERSION};
 use container_exporter::metadata::{ContainerMeta, PodMeta};
@@ -169,7 +169,28 @@ impl Encoder {
         telemetry: &Telemetry,
         process: &ProcessStats,
     ) -> ExportMetricsServiceRequest {
-        self.pass += 1;
+        self.encode_with(now, containers, Some((telemetry, process)))
+    }
+
+    /// A request of departed containers alone, between ticks: no resource of the exporter's
+    /// own, and nothing forgotten of the containers not in it.
+    pub fn encode_departures<'a>(
+        &mut self,
+        now: SystemTime,
+        containers: impl IntoIterator<Item = &'a Described<'a>>,
+    ) -> ExportMetricsServiceRequest {
+        self.encode_with(now, containers, None)
+    }
+
+    fn encode_with<'a>(
+        &mut self,
+        now: SystemTime,
+        containers: impl IntoIterator<Item = &'a Described<'a>>,
+        own: Option<(&Telemetry, &ProcessStats)>,
+    ) -> ExportMetricsServiceRequest {
+        if own.is_some() {
+            self.pass += 1;
+        }
         let pass = self.pass;
         let now_ns = nanos(now);
         let delta = counters_delta(self.temporality);
@@ -182,7 +203,9 @@ impl Encoder {
                     .delta
                     .entry(state.id.clone())
                     .or_insert_with(|| SeriesState::new(state.created));
-                if s.created != state.created {
+                // An earlier run that shows only its exit (a gauge) is no new cgroup of the
+                // run shown under the same id.
+                if s.created != state.created && state.show() == Show::All {
                     *s = SeriesState::new(state.created);
                 }
                 s.seen = pass;
@@ -213,6 +236,9 @@ impl Encoder {
                 ..Default::default()
             });
         }
+        let Some((telemetry, process)) = own else {
+            return ExportMetricsServiceRequest { resource_metrics };
+        };
         // Bounded by what was just encoded: containers that are gone are forgotten.
         self.resources.retain(|_, r| r.seen == pass);
         resource_metrics.push(self.self_metrics(now_ns, telemetry, process, delta, pass));

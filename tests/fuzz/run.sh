@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.."
 SECS="${1:-180}"
 shift || true
 TARGETS=("$@")
-[ "${#TARGETS[@]}" -gt 0 ] || TARGETS=(flat_keyed single cpu_max io_stat blkio pressure net_dev first_pid mountinfo parse_files disk_mountinfo)
+[ "${#TARGETS[@]}" -gt 0 ] || TARGETS=(flat_keyed single cpu_max io_stat blkio pressure net_dev first_pid mountinfo parse_files mem_total cpu_list_len uevent_devname disk_mountinfo)
 WORK="${FUZZ_WORK:-/tmp/ce-fuzz}"
 FUZZ=(cargo fuzz run --fuzz-dir tests/fuzz -s none -O)
 

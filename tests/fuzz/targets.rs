@@ -17,8 +17,9 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use container_exporter::cgroup::parse::{self, BlkioKind, MAX_DEVICES, MAX_INTERFACES, Single};
+use container_exporter::cgroup::plan;
 use container_exporter::cgroup::reader;
-use container_exporter::cgroup::sample::{IoDevice, Psi};
+use container_exporter::cgroup::sample::{IoDevice, Limit, Psi};
 use container_exporter::cgroup::{CgroupSample, Layout};
 
 /// Every maximal run of ASCII digits in `data` that fits a u64: the only numbers a parser may
@@ -290,6 +291,61 @@ pub fn mountinfo(data: &[u8]) {
     }
 }
 
+pub fn mem_total(data: &[u8]) {
+    if let Ok(bytes) = parse::mem_total(data) {
+        mem_total_checked(data, bytes);
+    }
+}
+
+/// The checks of [`mem_total`] on a given answer.
+pub fn mem_total_checked(data: &[u8], bytes: u64) {
+    assert_eq!(bytes % 1024, 0, "{bytes} is not whole KiB");
+    assert!(
+        numbers(data).contains(&(bytes / 1024)),
+        "{bytes} is not 1024 times a number of the input"
+    );
+}
+
+pub fn cpu_list_len(data: &[u8]) {
+    if let Ok(n) = parse::cpu_list_len(data) {
+        assert!(!cut(data), "read from a cut file");
+        // The list is the first line (as `single` reads the first line of a one-value file).
+        let first = data.split(|&b| b == b'\n').next().unwrap_or_default();
+        let highest = numbers(first).into_iter().max().unwrap_or(0);
+        assert!(n >= 1, "an empty list read as {n}");
+        // Ranges go up without overlap: at most every CPU up to the highest named.
+        assert!(
+            highest <= parse::MAX_CPU && n <= highest + 1,
+            "{n} CPUs from a list topping at {highest}"
+        );
+        let items = first.iter().filter(|&&b| b == b',').count() as u64 + 1;
+        assert!(n >= items, "{n} CPUs from {items} items");
+    }
+}
+
+pub fn uevent_devname(data: &[u8]) {
+    if let Ok(name) = parse::uevent_devname(data) {
+        devname_checked(data, name);
+    }
+}
+
+/// The checks of [`uevent_devname`] on a given answer.
+pub fn devname_checked(data: &[u8], name: &[u8]) {
+    assert!(!name.is_empty() && name.len() <= parse::MAX_DEVNAME);
+    assert!(
+        name.iter().all(u8::is_ascii_graphic),
+        "name {name:?} has bytes that are not printable ASCII"
+    );
+    assert!(name[0] != b'/' && !name.windows(2).any(|w| w == b".."));
+    let mut line = b"DEVNAME=".to_vec();
+    line.extend_from_slice(name);
+    line.push(b'\n');
+    assert!(
+        data.windows(line.len()).any(|w| w == line.as_slice()),
+        "name {name:?} is not a complete DEVNAME line of the input"
+    );
+}
+
 /// Every file name the reader knows (`unified/cpu.stat`: the hybrid host's unified one).
 pub const FILES: &[&str] = &[
     "cpu.stat",
@@ -318,6 +374,13 @@ pub const FILES: &[&str] = &[
     "memory.oom_control",
     "blkio.throttle.io_service_bytes_recursive",
     "blkio.throttle.io_serviced_recursive",
+    "cpu.weight",
+    "memory.min",
+    "memory.swap.max",
+    "cpu.shares",
+    "memory.failcnt",
+    "memory.soft_limit_in_bytes",
+    "memory.memsw.limit_in_bytes",
 ];
 
 /// Two files of one container through `reader::parse_files`: byte 0 picks v1 or v2 and the
@@ -352,10 +415,18 @@ pub fn check_sample(s: &CgroupSample, nums: &HashSet<u64>, input: &[u8], v1: boo
         m.oom_kills,
         m.pgfault,
         m.pgmajfault,
+        m.pgfault_own,
+        m.pgmajfault_own,
+        m.mapped_file,
+        m.active_file,
+        m.failcnt,
+        m.events_high,
+        m.events_max,
         s.pids.current,
         s.pids.limit,
         s.cpu.periods,
         s.cpu.throttled_periods,
+        s.cpu.bursts,
         s.cpu.quota_us,
         s.cpu.period_us,
     ]
@@ -376,6 +447,34 @@ pub fn check_sample(s: &CgroupSample, nums: &HashSet<u64>, input: &[u8], v1: boo
             assert!(nums.contains(&v), "{v} is not in the input");
         }
     }
+    // Limits as written: a value of the input, or "no limit" (v1's huge value included).
+    let spec = &s.spec;
+    for l in [
+        spec.memory_limit,
+        spec.memory_reservation,
+        spec.memory_swap_limit,
+        spec.pids_limit,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Limit::Value(v) = l {
+            assert!(nums.contains(&v), "limit {v} is not in the input: {spec:?}");
+        }
+    }
+    if let (Some(l), Some(Limit::Value(v))) = (m.limit, spec.memory_limit) {
+        assert_eq!(l, v, "two memory limits from one file");
+    }
+    // Shares: v1's as written, or a weight of the input converted.
+    if let Some(shares) = s.cpu.shares {
+        let converted = nums
+            .iter()
+            .any(|&w| plan::weight_to_shares(w) == Some(shares));
+        assert!(
+            nums.contains(&shares) || converted,
+            "shares {shares} are not from the input"
+        );
+    }
     // Derived values only from their parts (defect 10b).
     match m.working_set() {
         Some(ws) => {
@@ -392,7 +491,10 @@ pub fn check_sample(s: &CgroupSample, nums: &HashSet<u64>, input: &[u8], v1: boo
     }
     // CPU times: µs × 1,000 from cpu.stat, ns from cpuacct.usage, or v1's split of it.
     let cpu = &s.cpu;
-    for v in [cpu.usage_ns, cpu.throttled_ns].into_iter().flatten() {
+    for v in [cpu.usage_ns, cpu.throttled_ns, cpu.burst_ns]
+        .into_iter()
+        .flatten()
+    {
         assert!(
             from_input(v, nums, true),
             "{v} ns is not from the input: {cpu:?}"

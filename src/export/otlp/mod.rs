@@ -175,6 +175,28 @@ impl Exporter {
     ) {
         self.encoder
             .encode(&mut self.buf, now, containers, telemetry, process);
+        self.queue_encoded();
+    }
+
+    /// Sends the final samples of departed containers between ticks, once their runtimes
+    /// said why they ended (see [`crate::departures`]). Never blocks.
+    pub fn submit_departures<'a>(
+        &mut self,
+        now: SystemTime,
+        containers: impl IntoIterator<Item = &'a Described<'a>>,
+    ) {
+        if self
+            .encoder
+            .encode_departures(&mut self.buf, now, containers)
+            == 0
+        {
+            return;
+        }
+        self.queue_encoded();
+    }
+
+    /// Cuts the request just encoded into `buf` to the size limit, and queues it.
+    fn queue_encoded(&mut self) {
         self.encoder.split(self.max_request_size, &mut self.parts);
         if !self.oversize_warned
             && let Some((r, _)) = self

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{SCOPE_NAME, Temporality, VERSION};
-use crate::collect::Described;
+use crate::collect::{Described, Show};
 use crate::discovery::Kind;
 use crate::metadata::{ContainerMeta, PodMeta};
 use crate::metrics::{Instrument, METRICS, Metric, Sink, Value};
@@ -486,7 +486,32 @@ impl WireEncoder {
         telemetry: &Telemetry,
         process: &ProcessStats,
     ) -> usize {
-        self.pass += 1;
+        self.encode_with(buf, now, containers, Some((telemetry, process)))
+    }
+
+    /// Writes a request of departed containers alone, published between ticks (as soon as
+    /// their runtimes said why they ended): no self-metrics, and the state of the containers
+    /// not in it is kept for the next tick. Returns the number of data points in it.
+    pub fn encode_departures<'a>(
+        &mut self,
+        buf: &mut Vec<u8>,
+        now: SystemTime,
+        containers: impl IntoIterator<Item = &'a Described<'a>>,
+    ) -> usize {
+        self.encode_with(buf, now, containers, None)
+    }
+
+    /// A tick's request with the exporter's own resource (`own`), or departures alone.
+    fn encode_with<'a>(
+        &mut self,
+        buf: &mut Vec<u8>,
+        now: SystemTime,
+        containers: impl IntoIterator<Item = &'a Described<'a>>,
+        own: Option<(&Telemetry, &ProcessStats)>,
+    ) -> usize {
+        if own.is_some() {
+            self.pass += 1;
+        }
         let pass = self.pass;
         let now_ns = nanos(now);
         buf.clear();
@@ -515,7 +540,9 @@ impl WireEncoder {
                 slot.meta = d.meta.clone();
                 slot.pod = d.pod.clone();
             }
-            if slot.created != state.created {
+            // An earlier run showing only its exit (a gauge) leaves the series of the run
+            // shown under the same id alone.
+            if slot.created != state.created && state.show() == Show::All {
                 slot.created = state.created;
                 slot.series = SeriesSet::default();
             }
@@ -553,6 +580,9 @@ impl WireEncoder {
             r.resource_metrics = close(buf, rm, r.resource_metrics);
             self.ends.push((buf.len(), points));
         }
+        let Some((telemetry, process)) = own else {
+            return points;
+        };
         // Bounded by what was just encoded: containers that are gone are forgotten.
         self.slots.retain(|_, s| s.seen == pass);
 

@@ -1,0 +1,213 @@
+//! Why a container ended: the one rule that joins the kernel's word and the runtime's into the
+//! exit shown on a container's final sample (`container.exit.code` and its
+//! `container.exit.reason`).
+//!
+//! The two sources know different things:
+//! - the kernel counts, in the container's own cgroup, the processes its OOM killer killed
+//!   (`memory.events` `oom_kill` and `oom_group_kill` on v2, `memory.oom_control` `oom_kill`
+//!   on v1) since the cgroup was created, that is since the container (this run of it)
+//!   started. It knows nothing of exit codes;
+//! - the runtime (Docker's `die` event, Podman's `died`, the CRI's `ContainerStatus`) knows the
+//!   main process's exit status, and says OOM from its own notifications, which can be lost and,
+//!   on cgroup v1, also fire for an OOM of an enclosing cgroup (a pod's) in which this container
+//!   lost nothing.
+//!
+//! The rule ([`verdict`]):
+//! - `OOMKilled` when the kernel counted an OOM kill in the container's cgroup, whatever the
+//!   code (a child killed for memory while the main process exits 0 is `OOMKilled` with code 0,
+//!   as the kubelet and Docker report it); the runtime's OOM word is used only when the kernel's
+//!   count could not be read (or was read before the exit and shows none);
+//! - else `Completed` for code 0 and `Error` for any other code;
+//! - the code is the runtime's, when it gave one in 0–255; a value outside that range is no exit
+//!   status and is dropped;
+//! - with neither an OOM kill nor a code there is no exit to show (no runtime reachable, or
+//!   none that answered in time, and no OOM kill).
+
+use crate::cgroup::CgroupSample;
+use crate::metadata::exits::RuntimeExit;
+
+/// The reason, in Kubernetes' words (the kubelet's `ContainerStateTerminated.Reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExitReason {
+    /// Exited with status 0.
+    Completed,
+    /// Exited with another status (or was killed by a signal).
+    Error,
+    /// A process of the container was killed by the kernel's OOM killer.
+    OomKilled,
+}
+
+impl ExitReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitReason::Completed => "Completed",
+            ExitReason::Error => "Error",
+            ExitReason::OomKilled => "OOMKilled",
+        }
+    }
+}
+
+/// The end of one run of a container, as shown on its final sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    /// The exit status the runtime reported (128 + n for signal n); `None` when only the
+    /// kernel's OOM verdict is known.
+    pub code: Option<u8>,
+    pub reason: ExitReason,
+    /// Which run ended: Docker's and Podman's `RestartCount` of that run, the CRI's `attempt`.
+    pub restart_count: Option<u32>,
+}
+
+/// What the container's own cgroup says about OOM kills, from its last sample: `Some(true)` when
+/// the OOM killer killed a process in it, `Some(false)` when the counters read after its last
+/// process left show none, `None` when they were not read (no memory controller, a file that
+/// could not be read) or only before the exit (a cgroup removed before its final read).
+pub fn kernel_oom(sample: Option<&CgroupSample>) -> Option<bool> {
+    let s = sample?;
+    let kills = s.memory.oom_kills.unwrap_or(0) + s.memory.oom_group_kills.unwrap_or(0);
+    if kills > 0 {
+        return Some(true);
+    }
+    let counted = s.memory.oom_kills.is_some() || s.memory.oom_group_kills.is_some();
+    (counted && s.populated == Some(false)).then_some(false)
+}
+
+/// The exit to show, by the rule in the module's documentation: `kernel` from [`kernel_oom`],
+/// `runtime` what the runtime said about this run, if anything.
+pub fn verdict(kernel: Option<bool>, runtime: Option<&RuntimeExit>) -> Option<Exit> {
+    let code = runtime.and_then(|r| r.code);
+    let restart_count = runtime.and_then(|r| r.restart_count);
+    let oom = match kernel {
+        Some(true) => true,
+        // Counted after the exit and none: a runtime saying OOM heard of another cgroup's.
+        Some(false) => false,
+        None => runtime.and_then(|r| r.oom) == Some(true),
+    };
+    let reason = match (oom, code) {
+        (true, _) => ExitReason::OomKilled,
+        (false, Some(0)) => ExitReason::Completed,
+        (false, Some(_)) => ExitReason::Error,
+        (false, None) => return None,
+    };
+    Some(Exit {
+        code,
+        reason,
+        restart_count,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt(code: Option<u8>, oom: Option<bool>) -> RuntimeExit {
+        RuntimeExit {
+            code,
+            oom,
+            restart_count: Some(0),
+            ..RuntimeExit::default()
+        }
+    }
+
+    fn reason(kernel: Option<bool>, runtime: Option<&RuntimeExit>) -> Option<(&str, Option<u8>)> {
+        verdict(kernel, runtime).map(|e| (e.reason.as_str(), e.code))
+    }
+
+    #[test]
+    fn the_runtime_gives_the_code_and_the_kernel_the_oom() {
+        assert_eq!(
+            reason(Some(false), Some(&rt(Some(0), Some(false)))),
+            Some(("Completed", Some(0)))
+        );
+        assert_eq!(
+            reason(Some(false), Some(&rt(Some(3), Some(false)))),
+            Some(("Error", Some(3)))
+        );
+        // Killed for memory: both agree.
+        assert_eq!(
+            reason(Some(true), Some(&rt(Some(137), Some(true)))),
+            Some(("OOMKilled", Some(137)))
+        );
+    }
+
+    #[test]
+    fn a_child_killed_for_memory_while_the_main_process_exits_0() {
+        assert_eq!(
+            reason(Some(true), Some(&rt(Some(0), Some(true)))),
+            Some(("OOMKilled", Some(0)))
+        );
+        // Even when the runtime missed the OOM notification.
+        assert_eq!(
+            reason(Some(true), Some(&rt(Some(0), Some(false)))),
+            Some(("OOMKilled", Some(0)))
+        );
+    }
+
+    #[test]
+    fn a_kill_is_not_an_oom() {
+        // `docker kill`: 137 from SIGKILL, no OOM kill counted.
+        assert_eq!(
+            reason(Some(false), Some(&rt(Some(137), Some(false)))),
+            Some(("Error", Some(137)))
+        );
+    }
+
+    #[test]
+    fn an_oom_of_the_pods_cgroup() {
+        // The pod's limit was hit: the kernel killed a process of another container. This
+        // one's own counter is 0, though a v1 runtime heard the pod's OOM notification.
+        assert_eq!(
+            reason(Some(false), Some(&rt(Some(0), Some(true)))),
+            Some(("Completed", Some(0)))
+        );
+        // The container whose process was killed counts it in its own cgroup.
+        assert_eq!(
+            reason(Some(true), Some(&rt(Some(137), Some(false)))),
+            Some(("OOMKilled", Some(137)))
+        );
+    }
+
+    #[test]
+    fn without_the_kernels_count_the_runtime_says_oom() {
+        assert_eq!(
+            reason(None, Some(&rt(Some(137), Some(true)))),
+            Some(("OOMKilled", Some(137)))
+        );
+        assert_eq!(
+            reason(None, Some(&rt(Some(1), None))),
+            Some(("Error", Some(1)))
+        );
+    }
+
+    #[test]
+    fn without_a_runtime_only_the_kernels_oom() {
+        assert_eq!(reason(Some(true), None), Some(("OOMKilled", None)));
+        assert_eq!(reason(Some(false), None), None);
+        assert_eq!(reason(None, None), None);
+        // A runtime that gave no usable code.
+        assert_eq!(reason(Some(false), Some(&rt(None, Some(false)))), None);
+        assert_eq!(
+            reason(Some(true), Some(&rt(None, None))),
+            Some(("OOMKilled", None))
+        );
+    }
+
+    #[test]
+    fn the_kernels_count_after_the_exit_or_before() {
+        let mut s = CgroupSample::default();
+        assert_eq!(kernel_oom(Some(&s)), None);
+        assert_eq!(kernel_oom(None), None);
+        s.memory.oom_kills = Some(0);
+        // Read while it still ran: a kill may have come after.
+        s.populated = Some(true);
+        assert_eq!(kernel_oom(Some(&s)), None);
+        s.populated = Some(false);
+        assert_eq!(kernel_oom(Some(&s)), Some(false));
+        s.memory.oom_group_kills = Some(1);
+        assert_eq!(kernel_oom(Some(&s)), Some(true));
+        s.memory.oom_group_kills = None;
+        s.memory.oom_kills = Some(2);
+        s.populated = Some(true);
+        assert_eq!(kernel_oom(Some(&s)), Some(true));
+    }
+}

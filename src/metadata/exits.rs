@@ -1,0 +1,399 @@
+//! The runtimes' word on how containers ended, carried from the metadata tasks (Docker's and
+//! Podman's event followers, the CRI source) to the collector thread, which joins it to the
+//! container's final sample ([`crate::departures`]).
+//!
+//! The two sides meet in either order: the final sample is usually taken first (the kernel
+//! says the cgroup is empty before the runtime has reaped and reported the process), but a
+//! collector that is busy, or a process that outlives the container's main one, can make the
+//! runtime's word arrive first. So an exit is kept by container id until a final sample takes
+//! it, and the collector is woken (a byte on the same socket pair that wakes it at shutdown)
+//! whenever one arrives, so that a waiting final sample goes out at once, between ticks.
+//!
+//! A container id is reused by Docker's and Podman's restart policies: an exit is taken only by
+//! the final sample of a cgroup created before the runtime says the process finished, so a late
+//! word about one run never lands on the next.
+//!
+//! Bounds: at most [`MAX_EXITS`] exits (the oldest go first; events about containers that never
+//! had a cgroup here must not grow it), at most [`MAX_RUNS`] per id, each kept at most the
+//! store's time to live; at most [`MAX_ASKS`] ids waiting for the CRI's `ContainerStatus`.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Exits held at most.
+pub const MAX_EXITS: usize = 4096;
+/// Exits held per container id at most (runs of a restarting container not yet taken).
+pub const MAX_RUNS: usize = 4;
+/// Containers at most waiting for a `ContainerStatus` call.
+pub const MAX_ASKS: usize = 4096;
+/// How long an exit waits for its final sample by default: an exit seen at a tick (when
+/// `cgroup.events` could not be watched) comes up to an interval late.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(120);
+
+/// What a runtime said about the end of one run of a container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuntimeExit {
+    /// The exit status, when the runtime gave one in 0–255.
+    pub code: Option<u8>,
+    /// The runtime gave a status outside 0–255 (not an exit status: dropped).
+    pub invalid_code: bool,
+    /// Whether the runtime says the OOM killer killed it, when it says.
+    pub oom: Option<bool>,
+    /// Which run ended (Docker's and Podman's `RestartCount`, the CRI's `attempt`).
+    pub restart_count: Option<u32>,
+    /// When the runtime says the process finished.
+    pub finished_at: Option<SystemTime>,
+}
+
+impl RuntimeExit {
+    /// An exit status as a runtime sends it (an event attribute, a CRI `int32`): kept when it
+    /// is one (0–255), else flagged.
+    pub fn with_code(mut self, code: Option<i64>) -> RuntimeExit {
+        match code.map(u8::try_from) {
+            Some(Ok(c)) => self.code = Some(c),
+            Some(Err(_)) => self.invalid_code = true,
+            None => {}
+        }
+        self
+    }
+}
+
+struct Entry {
+    exit: RuntimeExit,
+    at: Instant,
+}
+
+#[derive(Default)]
+struct Exits {
+    by_id: HashMap<String, Vec<Entry>>,
+    len: usize,
+}
+
+#[derive(Default)]
+struct Inner {
+    exits: Mutex<Exits>,
+    /// Id → until when its `ContainerStatus` is worth asking.
+    asks: Mutex<HashMap<String, Instant>>,
+    asked: tokio::sync::Notify,
+    waker: OnceLock<UnixStream>,
+    /// Time to live in ms (0: [`DEFAULT_TTL`]).
+    ttl_ms: AtomicU64,
+    /// Exits dropped unseen (too many, or too old).
+    dropped: AtomicU64,
+}
+
+/// The shared store of exits (cheap to clone: one `Arc`).
+#[derive(Clone, Default)]
+pub struct ExitStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ExitStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExitStore")
+            .field("held", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExitStore {
+    pub fn new() -> ExitStore {
+        ExitStore::default()
+    }
+
+    /// How long an exit waits for its final sample (the daemon makes it cover an interval).
+    pub fn set_ttl(&self, ttl: Duration) {
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.inner.ttl_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn ttl(&self) -> Duration {
+        match self.inner.ttl_ms.load(Ordering::Relaxed) {
+            0 => DEFAULT_TTL,
+            ms => Duration::from_millis(ms),
+        }
+    }
+
+    /// The collector's end of its wake-up socket: written (one byte, never blocking) when an
+    /// exit arrives.
+    pub fn set_waker(&self, socket: UnixStream) {
+        let _ = socket.set_nonblocking(true);
+        let _ = self.inner.waker.set(socket);
+    }
+
+    fn wake(&self) {
+        if let Some(s) = self.inner.waker.get() {
+            // A full socket already holds a wake-up: nothing is lost by a failed write.
+            let _ = (&*s).write(&[1]);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Exits> {
+        self.inner.exits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A runtime's word on `id`'s end. Replaces what was said of the same run (a replayed
+    /// event), and wakes the collector.
+    pub fn record(&self, id: &str, exit: RuntimeExit) {
+        if id.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let ttl = self.ttl();
+        {
+            let mut g = self.lock();
+            let e = &mut *g;
+            let runs = e.by_id.get(id);
+            let same = runs.and_then(|runs| {
+                runs.iter().position(|r| {
+                    r.exit.finished_at.is_some() && r.exit.finished_at == exit.finished_at
+                })
+            });
+            let held = runs.map_or(0, Vec::len);
+            if let Some(i) = same {
+                // A replayed event: the same run again.
+                e.by_id.get_mut(id).expect("held")[i] = Entry { exit, at: now };
+            } else {
+                if held >= MAX_RUNS {
+                    let runs = e.by_id.get_mut(id).expect("held");
+                    let oldest = (0..runs.len()).min_by_key(|&i| runs[i].at).unwrap_or(0);
+                    runs.remove(oldest);
+                    e.len -= 1;
+                    self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+                } else if e.len >= MAX_EXITS {
+                    let mut dropped = e.prune(now, ttl);
+                    if e.len >= MAX_EXITS {
+                        e.drop_oldest();
+                        dropped += 1;
+                    }
+                    self.inner.dropped.fetch_add(dropped, Ordering::Relaxed);
+                }
+                e.by_id
+                    .entry(id.to_owned())
+                    .or_default()
+                    .push(Entry { exit, at: now });
+                e.len += 1;
+            }
+        }
+        self.wake();
+    }
+
+    /// Takes what was said about the run of `id` whose cgroup was created at `created`: the
+    /// earliest exit not older than that cgroup (an exit without a time matches any).
+    pub fn take(&self, id: &str, created: SystemTime) -> Option<RuntimeExit> {
+        let now = Instant::now();
+        let ttl = self.ttl();
+        let mut g = self.lock();
+        let e = &mut *g;
+        let runs = e.by_id.get_mut(id)?;
+        let before = runs.len();
+        runs.retain(|r| now.duration_since(r.at) < ttl);
+        let expired = before - runs.len();
+        let pick = runs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.exit.finished_at.is_none_or(|f| f >= created))
+            .min_by_key(|(_, r)| r.exit.finished_at)
+            .map(|(i, _)| i);
+        let taken = pick.map(|i| runs.remove(i).exit);
+        let left = runs.is_empty();
+        e.len -= expired + usize::from(taken.is_some());
+        if left {
+            e.by_id.remove(id);
+        }
+        self.inner
+            .dropped
+            .fetch_add(expired as u64, Ordering::Relaxed);
+        taken
+    }
+
+    /// Whether something was said about `id` (for a source deciding whether to ask).
+    pub fn has(&self, id: &str) -> bool {
+        self.lock().by_id.contains_key(id)
+    }
+
+    /// Exits held.
+    pub fn len(&self) -> usize {
+        self.lock().len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Exits dropped before a final sample took them (too many held, or held too long).
+    pub fn dropped(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
+    }
+
+    /// For the collector: asks the CRI source for `id`'s status (its cgroup just emptied),
+    /// worth asking until `until`.
+    pub fn ask(&self, id: &str, until: Instant) {
+        let mut asks = self.inner.asks.lock().unwrap_or_else(|e| e.into_inner());
+        if asks.len() >= MAX_ASKS {
+            let now = Instant::now();
+            asks.retain(|_, u| *u > now);
+        }
+        if asks.len() < MAX_ASKS {
+            asks.insert(id.to_owned(), until);
+            self.inner.asked.notify_one();
+        }
+    }
+
+    /// For the CRI source: what was asked since the last call, still worth asking.
+    pub fn take_asks(&self) -> Vec<(String, Instant)> {
+        let mut asks = self.inner.asks.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        asks.drain().filter(|(_, until)| *until > now).collect()
+    }
+
+    /// For the CRI source: resolves when something is asked (at once if something was asked
+    /// before the call).
+    pub async fn asked(&self) {
+        self.inner.asked.notified().await
+    }
+}
+
+impl Exits {
+    /// Drops exits older than `ttl`; returns how many.
+    fn prune(&mut self, now: Instant, ttl: Duration) -> u64 {
+        let mut dropped = 0;
+        self.by_id.retain(|_, runs| {
+            let before = runs.len();
+            runs.retain(|r| now.duration_since(r.at) < ttl);
+            dropped += before - runs.len();
+            !runs.is_empty()
+        });
+        self.len -= dropped;
+        dropped as u64
+    }
+
+    fn drop_oldest(&mut self) {
+        let oldest = self
+            .by_id
+            .iter()
+            .flat_map(|(id, runs)| runs.iter().enumerate().map(move |(i, r)| (r.at, id, i)))
+            .min_by_key(|(at, _, _)| *at)
+            .map(|(_, id, i)| (id.clone(), i));
+        if let Some((id, i)) = oldest
+            && let Some(runs) = self.by_id.get_mut(&id)
+        {
+            runs.remove(i);
+            self.len -= 1;
+            if runs.is_empty() {
+                self.by_id.remove(&id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s)
+    }
+
+    fn exit(code: u8, finished: u64) -> RuntimeExit {
+        RuntimeExit {
+            code: Some(code),
+            finished_at: Some(at(finished)),
+            ..RuntimeExit::default()
+        }
+    }
+
+    #[test]
+    fn an_exit_waits_for_its_run_and_never_lands_on_the_next() {
+        let s = ExitStore::new();
+        // Run 0's cgroup was created at 0 and ended at 5; run 1's was created at 6.
+        s.record("a", exit(4, 5));
+        assert_eq!(s.take("a", at(6)), None, "run 0's exit is not run 1's");
+        assert_eq!(s.take("a", at(0)).unwrap().code, Some(4));
+        assert!(s.is_empty());
+        // Two runs' exits held at once go to their own runs, earliest first.
+        s.record("a", exit(4, 9));
+        s.record("a", exit(5, 5));
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.take("a", at(0)).unwrap().code, Some(5));
+        assert_eq!(s.take("a", at(6)).unwrap().code, Some(4));
+        assert_eq!(s.take("a", at(0)), None);
+        // A replayed event replaces its first copy.
+        s.record("b", exit(1, 3));
+        s.record("b", exit(1, 3));
+        assert_eq!(s.len(), 1);
+        // An exit without a time matches any run.
+        s.record("c", RuntimeExit::default().with_code(Some(2)));
+        assert_eq!(s.take("c", at(100)).unwrap().code, Some(2));
+    }
+
+    #[test]
+    fn codes_outside_0_255_are_dropped() {
+        let e = RuntimeExit::default().with_code(Some(300));
+        assert_eq!((e.code, e.invalid_code), (None, true));
+        let e = RuntimeExit::default().with_code(Some(-1));
+        assert_eq!((e.code, e.invalid_code), (None, true));
+        let e = RuntimeExit::default().with_code(Some(255));
+        assert_eq!((e.code, e.invalid_code), (Some(255), false));
+        let e = RuntimeExit::default().with_code(None);
+        assert_eq!((e.code, e.invalid_code), (None, false));
+    }
+
+    #[test]
+    fn bounded_by_count_runs_and_age() {
+        let s = ExitStore::new();
+        for i in 0..MAX_EXITS + 500 {
+            s.record(&format!("never-seen-{i}"), exit(1, i as u64));
+        }
+        assert_eq!(s.len(), MAX_EXITS);
+        assert_eq!(s.dropped(), 500);
+        // The newest stay.
+        assert!(s.has(&format!("never-seen-{}", MAX_EXITS + 499)));
+        assert!(!s.has("never-seen-0"));
+        for i in 0..10 {
+            s.record("restarting", exit(1, 10_000 + i));
+        }
+        assert!(s.len() <= MAX_EXITS);
+        let mut runs = 0;
+        while s.take("restarting", at(0)).is_some() {
+            runs += 1;
+        }
+        assert_eq!(runs, MAX_RUNS);
+
+        let s = ExitStore::new();
+        s.set_ttl(Duration::from_millis(1));
+        s.record("old", exit(1, 1));
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(s.take("old", at(0)), None);
+        assert!(s.is_empty());
+        assert_eq!(s.dropped(), 1);
+    }
+
+    #[test]
+    fn an_exit_wakes_the_collector() {
+        let s = ExitStore::new();
+        let (tx, rx) = UnixStream::pair().unwrap();
+        s.set_waker(tx);
+        s.record("a", exit(0, 1));
+        rx.set_nonblocking(true).unwrap();
+        let mut b = [0u8; 8];
+        assert_eq!(std::io::Read::read(&mut &rx, &mut b).unwrap(), 1);
+    }
+
+    #[test]
+    fn asks_are_bounded_and_expire() {
+        let s = ExitStore::new();
+        let later = Instant::now() + Duration::from_secs(5);
+        for i in 0..MAX_ASKS + 10 {
+            s.ask(&format!("c{i}"), later);
+        }
+        s.ask("gone", Instant::now());
+        let asks = s.take_asks();
+        assert_eq!(asks.len(), MAX_ASKS);
+        assert!(s.take_asks().is_empty());
+    }
+}

@@ -1,0 +1,257 @@
+//! Why Kubernetes containers ended, with a private containerd driven over the CRI as the kubelet
+//! drives it (`tests/common/cri.rs`), the real binary and a real OTLP receiver (issue 16): a pod
+//! container that exits 7 and its next attempt, one killed for memory, an OOM of the pod's own
+//! cgroup (the kernel's count decides which container was killed), and a `ContainerStatus` that
+//! times out or fails (the final sample goes out without a code, never held past the bound).
+//!
+//! containerd 1.6 has no `GetContainerEvents`: the exporter asks `ContainerStatus` once when a
+//! container's cgroup empties, and never per tick.
+//!
+//! They need root and `.ci/containerd-up.sh`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::cri::{BUSYBOX, Containerd, Net, Pod, Qos};
+use common::exits::{self, Seen};
+use common::exporter::Exporter;
+use common::otlp::{Proto, Receiver, attr};
+use common::proxy::Proxy;
+
+const ALLOCATE: &str = "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo ${#x}";
+
+fn exporter(endpoint: &str, rx: &Receiver, exit_wait: &str) -> Exporter {
+    let otlp = rx.endpoint();
+    let e = Exporter::start_with_env(
+        &[
+            "--interval",
+            "1s",
+            "--exit-wait",
+            exit_wait,
+            "--cri-endpoint",
+            endpoint,
+            "--docker-host",
+            "off",
+            "--podman-host",
+            "off",
+            "--otlp-endpoint",
+            &otlp,
+            "--otlp-protocol",
+            rx.protocol(),
+        ],
+        &[],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !e.log_text().contains("following the CRI runtime") {
+        assert!(
+            Instant::now() < deadline,
+            "CRI not followed:\n{}",
+            e.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    e
+}
+
+/// Waits for the exit of container `id` on the page, gathering over pages (each is served
+/// once, then leaves); checks its Kubernetes names there.
+fn exit_on_page(e: &Exporter, id: &str, pod: &Pod, container: &str) -> Seen {
+    let page = e.wait_for(
+        &format!("the exit of {container}"),
+        Duration::from_secs(30),
+        id,
+        |p| {
+            exits::assert_unique_series(p);
+            !exits::on_page(p, id).is_empty()
+        },
+    );
+    let labels = exits::page_labels(&page, id).unwrap();
+    for (k, v) in [
+        ("k8s_namespace_name", pod.namespace.as_str()),
+        ("k8s_pod_name", pod.name.as_str()),
+        ("k8s_container_name", container),
+    ] {
+        assert_eq!(labels.get(k).map(String::as_str), Some(v), "{labels:?}");
+    }
+    // With its final sample.
+    assert!(page.cpu_seconds(id).is_some());
+    let seen = exits::on_page(&page, id);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    seen[0].clone()
+}
+
+/// The exits of `id` over OTLP, on the resource that carries the final sample, with its
+/// Kubernetes names there.
+fn exit_in_otlp(rx: &Receiver, id: &str, pod: &Pod, container: &str) -> Vec<Seen> {
+    rx.wait_for("the exit over OTLP", Duration::from_secs(30), |got| {
+        let with_final: Vec<Seen> = exits::in_requests(got, id)
+            .into_iter()
+            .filter(|(_, with_final)| *with_final)
+            .map(|(s, _)| s)
+            .collect();
+        if with_final.is_empty() {
+            return None;
+        }
+        for (k, v) in [
+            ("k8s.namespace.name", pod.namespace.as_str()),
+            ("k8s.pod.name", pod.name.as_str()),
+            ("k8s.container.name", container),
+        ] {
+            assert_eq!(
+                exits::exit_resource_attr(got, id, k).as_deref(),
+                Some(v),
+                "{k}"
+            );
+        }
+        Some(with_final)
+    })
+}
+
+#[test]
+fn a_pod_container_that_exits_7_and_its_next_attempt() {
+    let cd = Containerd::start();
+    let rx = Receiver::start(Proto::Grpc);
+    let e = exporter(&cd.endpoint, &rx, "3s");
+    let pod = cd.run_pod("exits-7", "ns-exits", Qos::BestEffort, Net::Host, &[]);
+    for attempt in 0..2 {
+        let id = cd.create_container_cmd(&pod, "app", BUSYBOX, attempt, "sleep 2; exit 7");
+        cd.start_container(&id);
+        let want = Seen::new("Error", Some(7), Some(attempt));
+        assert_eq!(exit_on_page(&e, &id, &pod, "app"), want);
+        assert!(
+            exit_in_otlp(&rx, &id, &pod, "app")
+                .iter()
+                .all(|s| *s == want)
+        );
+        assert_eq!(cd.exit_status(&id), Some((7, "Error".to_string())));
+    }
+}
+
+#[test]
+fn a_pod_container_killed_for_memory() {
+    let cd = Containerd::start();
+    let rx = Receiver::start(Proto::Http);
+    let e = exporter(&cd.endpoint, &rx, "3s");
+    // Guaranteed: a 64 MiB limit on each container.
+    let pod = cd.run_pod("oom-1", "ns-exits", Qos::Guaranteed, Net::Host, &[]);
+    let id = cd.create_container_cmd(&pod, "hog", BUSYBOX, 0, &format!("sleep 1; {ALLOCATE}"));
+    cd.start_container(&id);
+    let want = Seen::new("OOMKilled", Some(137), Some(0));
+    assert_eq!(exit_on_page(&e, &id, &pod, "hog"), want);
+    assert!(
+        exit_in_otlp(&rx, &id, &pod, "hog")
+            .iter()
+            .all(|s| *s == want)
+    );
+    assert_eq!(cd.exit_status(&id), Some((137, "OOMKilled".to_string())));
+}
+
+/// The pod's own cgroup limited below what one of its containers takes: the kernel kills in
+/// that container, and counts it there. A sibling that loses nothing ends as it ends, whatever
+/// OOM notice the runtime got for the pod.
+#[test]
+fn an_oom_of_the_pods_cgroup() {
+    let cd = Containerd::start();
+    let rx = Receiver::start(Proto::Grpc);
+    let e = exporter(&cd.endpoint, &rx, "3s");
+    let pod = cd.run_pod("pod-oom", "ns-exits", Qos::BestEffort, Net::Host, &[]);
+    // cgroup v1's memory controller, or the v2 root.
+    let root = Path::new("/sys/fs/cgroup");
+    let limit = if root.join("cgroup.controllers").exists() {
+        root.join(pod.cgroup_rel()).join("memory.max")
+    } else {
+        root.join("memory")
+            .join(pod.cgroup_rel())
+            .join("memory.limit_in_bytes")
+    };
+    std::fs::write(&limit, (48u64 << 20).to_string())
+        .unwrap_or_else(|err| panic!("{}: {err}", limit.display()));
+    let quiet = cd.create_container_cmd(&pod, "quiet", BUSYBOX, 0, common::cri::SLEEPER);
+    cd.start_container(&quiet);
+    let hog = cd.create_container_cmd(&pod, "hog", BUSYBOX, 0, &format!("sleep 2; {ALLOCATE}"));
+    cd.start_container(&hog);
+    assert_eq!(
+        exit_on_page(&e, &hog, &pod, "hog"),
+        Seen::new("OOMKilled", Some(137), Some(0))
+    );
+    // The quiet one is stopped: it exits 0 on SIGTERM, and lost no process to the OOM killer.
+    cd.stop_container(&quiet);
+    // containerd 1.6 on cgroup v1 says `OOMKilled` (0): the pod's OOM notice reaches every
+    // container of the pod. The kernel counted no kill in this one.
+    let runtime_says = cd.exit_status(&quiet);
+    eprintln!("containerd says of the quiet container: {runtime_says:?}");
+    assert_eq!(
+        exit_on_page(&e, &quiet, &pod, "quiet"),
+        Seen::new("Completed", Some(0), Some(0)),
+        "containerd said {runtime_says:?}"
+    );
+    let page = e.metrics();
+    exits::assert_unique_series(&page);
+}
+
+/// The CRI socket through the test's proxy: frozen while the exporter asks, the call times out
+/// and the final sample goes out at the bound without a code; cut while the call waits, it
+/// fails and the final sample goes out at once.
+#[test]
+fn a_container_status_that_times_out_or_fails() {
+    let cd = Containerd::start();
+    let proxy = Proxy::bytes(&cd.socket);
+    let rx = Receiver::start(Proto::Grpc);
+    let e = exporter(&proxy.url(), &rx, "4s");
+    let pod = cd.run_pod("status-faults", "ns-exits", Qos::BestEffort, Net::Host, &[]);
+    let mut finals: BTreeMap<&str, Duration> = BTreeMap::new();
+    for (attempt, fault) in ["times out", "fails"].into_iter().enumerate() {
+        let id = cd.create_container_cmd(&pod, "app", BUSYBOX, attempt as u32, "sleep 3; exit 7");
+        cd.start_container(&id);
+        // Named (the lookups went through) before the proxy stops forwarding.
+        e.wait_for("named", Duration::from_secs(30), &id, |p| {
+            p.series("container_info", &[("container_id", &id)])
+                .first()
+                .is_some_and(|s| s.labels.contains_key("k8s_container_name"))
+        });
+        proxy.freeze();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while cd.exit_status(&id).is_none() {
+            assert!(Instant::now() < deadline, "{id} never exited");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let exited = Instant::now();
+        if fault == "fails" {
+            std::thread::sleep(Duration::from_millis(500));
+            proxy.cut();
+        }
+        // Its final sample over OTLP, without an exit (no OOM kill, no code).
+        let took = rx.wait_for("the final sample", Duration::from_secs(20), |got| {
+            got.iter()
+                .filter(|g| g.at > exited)
+                .flat_map(|g| g.request.resource_metrics.iter().map(move |r| (g, r)))
+                .find(|(_, r)| attr(r, "container.id").as_deref() == Some(id.as_str()))
+                .map(|(g, r)| {
+                    assert!(
+                        exits::in_resource(r).0.is_empty(),
+                        "{fault}: an exit: {r:?}"
+                    );
+                    g.at.duration_since(exited)
+                })
+        });
+        finals.insert(fault, took);
+        proxy.thaw();
+        proxy.restore();
+        e.wait_for("reconnected", Duration::from_secs(30), "", |p| {
+            p.get("container_exporter_cri_connected", &[]) == Some(1.0)
+        });
+    }
+    // Timed out: at the bound (4 s), not before the call's own 2 s, never much after.
+    let t = finals["times out"];
+    assert!(t >= Duration::from_secs(2), "{t:?}");
+    assert!(t < Duration::from_secs(8), "{t:?}");
+    // Failed: at once after the cut (500 ms after the exit), well before the bound.
+    let f = finals["fails"];
+    assert!(f < Duration::from_millis(3500), "{f:?}");
+    let page = e.metrics();
+    assert!(page.value("container_exporter_exits_total", &[("outcome", "timeout")]) >= 1.0);
+    assert!(page.value("container_exporter_exits_total", &[("outcome", "no_code")]) >= 1.0);
+}
