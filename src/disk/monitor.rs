@@ -11,6 +11,14 @@
 //! writer. A pod's `emptyDir` volumes and its log directory follow the pod's CPU time the
 //! same way.
 //!
+//! **Faster where it is cheap.** A container (or pod) whose last walk counted at most
+//! [`CHEAP_ENTRIES`] entries is walked again after a sixth of the interval (10 s by default,
+//! never less than a second) when its CPU time moved, as long as the disk thread has spare:
+//! its own CPU time over the last [`SPARE_WINDOW`] was at most a tenth of its budget (0.5 % of
+//! a core by default). So on a host of a few dozen containers of small layers a working
+//! container's figure is seconds old, and a host with many of them (or large ones) falls back
+//! to the interval by itself, paying no more than that tenth for the faster cadence.
+//!
 //! **Budget.** Work is done in slices of at most [`SLICE_ENTRIES`] entries or [`SLICE_TIME`];
 //! once a slice's worth of CPU time has been used (one big slice, or many small walks), the
 //! thread sleeps so that its CPU time (`CLOCK_THREAD_CPUTIME_ID`, kernel time included) stays
@@ -53,6 +61,12 @@ use crate::metadata::{ContainerMeta, PodMeta};
 pub const SLICE_ENTRIES: u64 = 4096;
 /// Time a slice may take, at most (checked every few dozen entries).
 pub const SLICE_TIME: Duration = Duration::from_millis(5);
+/// A walk that counted at most this many entries (about a millisecond of work) makes its
+/// container "cheap": walked again at [`DiskConfig::fast_interval`] while the thread has spare.
+pub const CHEAP_ENTRIES: u64 = 512;
+/// The window over which the thread's CPU time says whether it has spare for the faster
+/// cadence.
+pub const SPARE_WINDOW: Duration = Duration::from_secs(30);
 /// Walks paused at once, at most.
 pub const MAX_IN_PROGRESS: usize = 2;
 /// Descriptors kept back for the disk thread from the collector's budget: the host root, and
@@ -242,6 +256,31 @@ struct Pod {
     large: bool,
 }
 
+impl Ctr {
+    /// What its last walks counted (layer and logs), to tell a cheap one.
+    fn last_walk(&self) -> Option<Usage> {
+        sum(self.rootfs, self.logs)
+    }
+}
+
+impl Pod {
+    /// What its last walks counted (volumes and logs).
+    fn last_walk(&self) -> Option<Usage> {
+        sum(self.empty_dir, self.logs)
+    }
+}
+
+fn sum(a: Option<Usage>, b: Option<Usage>) -> Option<Usage> {
+    match (a, b) {
+        (None, None) => None,
+        (a, b) => {
+            let mut u = a.unwrap_or_default();
+            u += b.unwrap_or_default();
+            Some(u)
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
     Layer(String),
@@ -309,6 +348,11 @@ struct Monitor {
     stats: Arc<DiskStats>,
     out: Output,
     last_scan: Option<Instant>,
+    /// The disk thread used at most a tenth of its budget over the last window: cheap
+    /// containers are walked at the faster cadence.
+    spare: bool,
+    /// The current window: when it began, and the thread's CPU time then.
+    window: Option<(Instant, u64)>,
 }
 
 fn thread_cpu_ns() -> u64 {
@@ -351,6 +395,34 @@ impl Monitor {
             stats,
             out,
             last_scan: None,
+            spare: false,
+            window: None,
+        }
+    }
+
+    /// Whether the thread has spare for the faster cadence: its CPU time over the last
+    /// [`SPARE_WINDOW`] (its first window: none, the first pass walks everything).
+    fn refresh_spare(&mut self, now: Instant) {
+        let cpu = self.stats.cpu_ns.load(Relaxed);
+        match self.window {
+            None => self.window = Some((now, cpu)),
+            Some((since, at)) => {
+                let span = now.saturating_duration_since(since);
+                if span >= SPARE_WINDOW {
+                    let share = cpu.saturating_sub(at) as f64 / span.as_nanos() as f64;
+                    self.spare = share <= self.cfg.cpu_budget / 10.0;
+                    self.window = Some((now, cpu));
+                }
+            }
+        }
+    }
+
+    /// How long after its last walk a job whose CPU moved is due: the interval, or the faster
+    /// one when its last walk was cheap and the thread has spare.
+    fn working_interval(&self, last: Option<Usage>) -> Duration {
+        match last {
+            Some(u) if self.spare && u.inodes <= CHEAP_ENTRIES => self.cfg.fast_interval(),
+            _ => self.cfg.interval,
         }
     }
 
@@ -561,6 +633,7 @@ impl Monitor {
         walked_at: Option<Instant>,
         cpu_at_walk: Option<u64>,
         cpu_now: Option<u64>,
+        last: Option<Usage>,
         now: Instant,
     ) -> bool {
         let Some(at) = walked_at else { return true };
@@ -572,19 +645,22 @@ impl Monitor {
             (Some(a), Some(b)) => a != b,
             _ => true,
         };
-        moved && age >= self.cfg.interval
+        moved && age >= self.working_interval(last)
     }
 
     /// When the next job falls due (for the idle wait; a new roster, every tick, wakes the
     /// thread too).
     fn next_due(&self, now: Instant) -> Option<Instant> {
-        let due_at = |walked_at: Option<Instant>, cpu_a: Option<u64>, cpu_b: Option<u64>| {
+        let due_at = |walked_at: Option<Instant>,
+                      cpu_a: Option<u64>,
+                      cpu_b: Option<u64>,
+                      last: Option<Usage>| {
             match walked_at {
                 None => now,
                 Some(w) => {
                     let moved = !matches!((cpu_a, cpu_b), (Some(a), Some(b)) if a == b);
                     if moved {
-                        w + self.cfg.interval
+                        w + self.working_interval(last)
                     } else {
                         // Its CPU may move any time: looked at again with the next roster.
                         w + self.cfg.idle_interval
@@ -593,19 +669,25 @@ impl Monitor {
             }
         };
         let containers = self.containers.values().filter_map(|c| match c.layer {
-            Layer::Found(_) => Some(due_at(c.walked_at, c.cpu_at_walk, c.item.cpu_ns)),
+            Layer::Found(_) => Some(due_at(
+                c.walked_at,
+                c.cpu_at_walk,
+                c.item.cpu_ns,
+                c.last_walk(),
+            )),
             Layer::Pending { next_try, .. } => Some(next_try),
             _ => None,
         });
         let pods = self
             .pods
             .values()
-            .map(|p| due_at(p.walked_at, p.cpu_at_walk, p.item.cpu_ns));
+            .map(|p| due_at(p.walked_at, p.cpu_at_walk, p.item.cpu_ns, p.last_walk()));
         containers.chain(pods).min()
     }
 
     /// Queues every due job that is not queued or being walked, and updates the lag figure.
     fn enqueue_due(&mut self, now: Instant) {
+        self.refresh_spare(now);
         let mut due = Vec::new();
         for (id, c) in &self.containers {
             let wanted = match c.layer {
@@ -614,12 +696,26 @@ impl Monitor {
                 // Logs are still worth measuring without a layer.
                 Layer::Unsupported(_) | Layer::Unreachable(_) => c.item.meta.is_some(),
             };
-            if wanted && self.is_due(c.walked_at, c.cpu_at_walk, c.item.cpu_ns, now) {
+            if wanted
+                && self.is_due(
+                    c.walked_at,
+                    c.cpu_at_walk,
+                    c.item.cpu_ns,
+                    c.last_walk(),
+                    now,
+                )
+            {
                 due.push(Key::Layer(id.clone()));
             }
         }
         for (uid, p) in &self.pods {
-            if self.is_due(p.walked_at, p.cpu_at_walk, p.item.cpu_ns, now) {
+            if self.is_due(
+                p.walked_at,
+                p.cpu_at_walk,
+                p.item.cpu_ns,
+                p.last_walk(),
+                now,
+            ) {
                 due.push(Key::Pod(uid.clone()));
             }
         }
@@ -1307,7 +1403,7 @@ mod tests {
         m.apply(vec![item("busy", 2), item("idle", 1)]);
         let due = |m: &Monitor, id: &str, at: Instant| {
             let c = &m.containers[id];
-            m.is_due(c.walked_at, c.cpu_at_walk, c.item.cpu_ns, at)
+            m.is_due(c.walked_at, c.cpu_at_walk, c.item.cpu_ns, c.last_walk(), at)
         };
         let (s, i) = ("busy", "idle");
         let at = |secs| t0 + Duration::from_secs(secs);
@@ -1318,6 +1414,51 @@ mod tests {
             Some(m.containers[s].walked_at.unwrap() + Duration::from_secs(60))
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_cheap_container_is_walked_faster_while_the_thread_has_spare() {
+        let small = tmp("cheap-small");
+        std::fs::write(small.join("f"), b"x").unwrap();
+        let big = tmp("cheap-big");
+        for f in 0..CHEAP_ENTRIES + 10 {
+            std::fs::write(big.join(format!("f{f}")), b"").unwrap();
+        }
+        let mut m = monitor(60, 600);
+        m.apply(vec![item("small", 1), item("big", 1)]);
+        found(&mut m, "small", &small);
+        found(&mut m, "big", &big);
+        let t0 = Instant::now();
+        m.enqueue_due(t0);
+        while m.slice() {}
+        m.apply(vec![item("small", 2), item("big", 2)]);
+        let due = |m: &Monitor, id: &str, secs: u64| {
+            let c = &m.containers[id];
+            let at = c.walked_at.unwrap() + Duration::from_secs(secs);
+            m.is_due(c.walked_at, c.cpu_at_walk, c.item.cpu_ns, c.last_walk(), at)
+        };
+        // No window measured yet: the first pass is no proof of spare.
+        assert!(!m.spare && !due(&m, "small", 11));
+        // A quiet window: spare. The small one is due after a sixth of the interval, the
+        // big one (more entries than a cheap walk) after the interval.
+        let t1 = m.window.unwrap().0 + SPARE_WINDOW;
+        m.refresh_spare(t1);
+        assert!(m.spare);
+        assert!(!due(&m, "small", 9) && due(&m, "small", 11));
+        assert!(!due(&m, "big", 59) && due(&m, "big", 61));
+        // A window in which the thread used more than a tenth of its budget: no spare.
+        m.stats.cpu_ns.fetch_add(
+            (SPARE_WINDOW.as_nanos() as f64 * m.cfg.cpu_budget / 5.0) as u64,
+            Relaxed,
+        );
+        m.refresh_spare(t1 + SPARE_WINDOW);
+        assert!(!m.spare && !due(&m, "small", 59) && due(&m, "small", 61));
+        // Idle containers are not walked faster, spare or not.
+        m.spare = true;
+        m.apply(vec![item("small", 1), item("big", 1)]);
+        assert!(!due(&m, "small", 11) && !due(&m, "small", 599) && due(&m, "small", 601));
+        std::fs::remove_dir_all(&small).unwrap();
+        std::fs::remove_dir_all(&big).unwrap();
     }
 
     #[test]
