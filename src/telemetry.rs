@@ -528,7 +528,7 @@ pub static SELF_METRICS: &[SelfMetricDef] = &[
         emit: one!(|_, p: &ProcessStats| Value::Int(p.resident_bytes)),
     },
     SelfMetricDef {
-        name: "process.open_file_descriptor.count",
+        name: "process.unix.file_descriptor.count",
         prom_name: Some("process_open_fds"),
         instrument: Instrument::UpDownCounter,
         unit: "{file_descriptor}",
@@ -537,7 +537,7 @@ pub static SELF_METRICS: &[SelfMetricDef] = &[
         emit: one!(|_, p: &ProcessStats| Value::Int(p.open_fds)),
     },
     SelfMetricDef {
-        name: "process.open_file_descriptor.limit",
+        name: "process.unix.file_descriptor.limit",
         prom_name: Some("process_max_fds"),
         instrument: Instrument::UpDownCounter,
         unit: "{file_descriptor}",

@@ -27,6 +27,7 @@ use container_exporter::cgroup::CgroupSample;
 use container_exporter::cgroup::sample::{IfName, IoDevice, NetIface, Psi};
 use container_exporter::metrics::{self, Context, METRICS, Metric, Origin, Sink, Value};
 use container_exporter::resource::ATTRIBUTES;
+use container_exporter::telemetry::SELF_METRICS;
 use serde_json::Value as Json;
 
 const SETUP: &str = ".ci/semconv-up.sh";
@@ -265,6 +266,34 @@ fn names_match_the_semantic_conventions_registry() {
                 &format!("attribute of `{}`", m.name),
                 &mut problems,
             );
+        }
+    }
+
+    // The exporter's own `process.*` metrics (on its own resource) follow the process
+    // conventions: no deprecated name, and the instrument and unit of a defined one.
+    for m in SELF_METRICS.iter().filter(|m| m.name.starts_with("process.")) {
+        let name = m.name;
+        match reg.metrics.get(name) {
+            Some(entry) => {
+                if let Some(note) = deprecated(entry) {
+                    problems.push(format!("self-metric `{name}` is deprecated: {note}"));
+                }
+                let inst = entry["instrument"].as_str().unwrap_or("?");
+                let unit = entry["unit"].as_str().unwrap_or("?");
+                if inst != m.instrument.as_str() || unit != m.unit {
+                    problems.push(format!(
+                        "self-metric `{name}` is a {} in `{}` here, a {inst} in `{unit}` in the \
+                         conventions",
+                        m.instrument.as_str(),
+                        m.unit
+                    ));
+                }
+            }
+            None => {
+                if let Some(why) = reg.collision(name) {
+                    problems.push(format!("self-metric `{name}` collides: {why}"));
+                }
+            }
         }
     }
 
