@@ -271,7 +271,10 @@ fn names_match_the_semantic_conventions_registry() {
 
     // The exporter's own `process.*` metrics (on its own resource) follow the process
     // conventions: no deprecated name, and the instrument and unit of a defined one.
-    for m in SELF_METRICS.iter().filter(|m| m.name.starts_with("process.")) {
+    for m in SELF_METRICS
+        .iter()
+        .filter(|m| m.name.starts_with("process."))
+    {
         let name = m.name;
         match reg.metrics.get(name) {
             Some(entry) => {
