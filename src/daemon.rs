@@ -647,10 +647,14 @@ impl CollectorLoop {
 
         self.departed
             .expire(self.outputs.pages.served_generation.load(Ordering::Acquire));
+        // Counted before the outputs, so the page and the OTLP request of tick N say N (its
+        // duration, which includes rendering them, can only be the previous tick's).
+        add(&self.telemetry.collections, 1);
         self.output(true);
-        let t = &self.telemetry;
-        add(&t.collections, 1);
-        set(&t.last_collection_ns, started.elapsed().as_nanos() as u64);
+        set(
+            &self.telemetry.last_collection_ns,
+            started.elapsed().as_nanos() as u64,
+        );
         // A file that stays malformed would otherwise log every tick: warn once per file per
         // ten minutes (the counters on the page count every error), debug in between.
         let now = Instant::now();
