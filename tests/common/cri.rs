@@ -723,6 +723,20 @@ oom_score = 0
         attempt: u32,
         script: &str,
     ) -> String {
+        self.create_container_adj(pod, name, image, attempt, script, None)
+    }
+
+    /// The same with another `oom_score_adj` than the pod's class asks for (containerd, with
+    /// `restrict_oom_score_adj`, raises one below its own to its own).
+    pub fn create_container_adj(
+        &self,
+        pod: &Pod,
+        name: &str,
+        image: &str,
+        attempt: u32,
+        script: &str,
+        oom_score_adj: Option<i64>,
+    ) -> String {
         let image_id = self.image_id(image);
         let logdir = PathBuf::from(&pod.config.log_directory).join(name);
         fs::create_dir_all(&logdir).expect("container log dir");
@@ -770,7 +784,10 @@ oom_score = 0
             annotations,
             log_path: format!("{name}/{attempt}.log"),
             linux: Some(api::CtrLinux {
-                resources: Some(pod.qos.resources()),
+                resources: Some(api::Resources {
+                    oom_score_adj: oom_score_adj.unwrap_or(pod.qos.resources().oom_score_adj),
+                    ..pod.qos.resources()
+                }),
                 security_context: Some(api::CtrSecurity {
                     namespace_options: Some(namespaces(pod.net)),
                 }),
