@@ -55,7 +55,17 @@ impl TestCgroup {
         let mut dirs = Vec::new();
         for m in mounts(l) {
             let d = m.join(&rel);
-            fs::create_dir_all(&d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
+            // Another test's drop may remove the shared `ce-test.slice` between the two
+            // mkdirs of `create_dir_all`: try again then.
+            let mut tries = 0;
+            while let Err(e) = fs::create_dir_all(&d) {
+                tries += 1;
+                assert!(
+                    tries < 20 && e.kind() == std::io::ErrorKind::NotFound,
+                    "mkdir {}: {e}",
+                    d.display()
+                );
+            }
             dirs.push(d);
         }
         TestCgroup {
@@ -103,6 +113,11 @@ impl Drop for TestCgroup {
                     break;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            // Leave the host as it was: the shared slice goes with its last scope (rmdir
+            // fails, harmlessly, while another test's scope is still in it).
+            if let Some(slice) = d.parent() {
+                let _ = fs::remove_dir(slice);
             }
         }
     }
