@@ -5,7 +5,8 @@
 //! times out or fails (the final sample goes out without a code, never held past the bound).
 //!
 //! containerd 1.6 has no `GetContainerEvents`: the exporter asks `ContainerStatus` once when a
-//! container's cgroup empties, and never per tick.
+//! container's cgroup empties (again, shortly, while containerd has not noticed), and never per
+//! tick, which containerd's own log of the calls it served shows.
 //!
 //! They need root and `.ci/containerd-up.sh`.
 
@@ -199,6 +200,65 @@ fn an_oom_of_the_pods_cgroup() {
     );
     let page = e.metrics();
     exits::assert_unique_series(&page);
+}
+
+/// What the exporter asks the runtime, from containerd's own log (at `trace` it writes a line
+/// for every CRI call it serves): nothing while a named container runs, tick after tick, and one
+/// `ContainerStatus` (a few at most, while the runtime has not yet noticed) when it ends. The
+/// test itself keeps off the socket until it has counted.
+#[test]
+fn the_runtime_is_asked_once_per_exit_never_per_tick() {
+    let cd = Containerd::start_tracing();
+    let rx = Receiver::start(Proto::Grpc);
+    let started = Instant::now();
+    let e = exporter(&cd.endpoint, &rx, "3s");
+    let pod = cd.run_pod("asked-once", "ns-exits", Qos::BestEffort, Net::Host, &[]);
+    let id = cd.create_container_cmd(&pod, "app", BUSYBOX, 0, "sleep 9; exit 7");
+    cd.start_container(&id);
+    e.wait_for("named", Duration::from_secs(30), &id, |p| {
+        p.series("container_info", &[("container_id", &id)])
+            .first()
+            .is_some_and(|s| s.labels.contains_key("k8s_container_name"))
+    });
+    // Running, named: the ticks go by without a call.
+    let mark = cd.log_len();
+    let ticks = e.collections();
+    std::thread::sleep(Duration::from_secs(4));
+    let ticks = e.collections() - ticks;
+    let running = cd.cri_calls(mark);
+    assert!(ticks >= 3.0, "{ticks} ticks in 4 s at 1 s");
+    assert!(running.is_empty(), "{ticks} ticks, calls: {running:?}");
+    // (The exporter's one periodic call, the full list every 60 s without events, is not due.)
+    assert!(started.elapsed() < Duration::from_secs(55));
+
+    // It ends: one ContainerStatus for it, and nothing per tick around it.
+    let mark = cd.log_len();
+    let ticks = e.collections();
+    assert_eq!(
+        exit_on_page(&e, &id, &pod, "app"),
+        Seen::new("Error", Some(7), Some(0))
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let ticks = e.collections() - ticks;
+    let calls = cd.cri_calls(mark);
+    let status: Vec<_> = calls
+        .iter()
+        .filter(|(m, rest)| m == "ContainerStatus" && rest.contains(&id))
+        .collect();
+    // Asked again after 25, 50, 100, 200, then every 400 ms while containerd still says
+    // CONTAINER_RUNNING (it notices the exit some 10-300 ms after the cgroup empties), within
+    // the 3 s bound: 11 calls at the very most.
+    assert!(
+        (1..=11).contains(&status.len()),
+        "ContainerStatus for the exit: {calls:?}"
+    );
+    assert_eq!(status.len(), calls.len(), "other calls: {calls:?}");
+    assert!(ticks >= 3.0, "{ticks} ticks");
+    eprintln!(
+        "{} ContainerStatus calls for the exit and no other call, over {ticks} ticks",
+        status.len()
+    );
+    assert!(started.elapsed() < Duration::from_secs(55));
 }
 
 /// The CRI socket through the test's proxy: frozen while the exporter asks, the call times out

@@ -263,6 +263,8 @@ pub struct Containerd {
     pub bridge: String,
     pub subnet: String,
     cri: bool,
+    /// containerd's `[debug] level`: `trace` logs every CRI call (see [`Containerd::cri_calls`]).
+    log_level: &'static str,
     rt: Option<tokio::runtime::Runtime>,
     grpc: Mutex<Option<tonic::client::Grpc<Channel>>>,
     /// Pod cgroups to remove at the end (also those of failed RunPodSandbox calls).
@@ -276,16 +278,22 @@ static LIVE: AtomicUsize = AtomicUsize::new(0);
 impl Containerd {
     /// Starts a containerd with the CRI plugin and imports the test images.
     pub fn start() -> Containerd {
-        Self::start_inner(true)
+        Self::start_inner(true, "info")
+    }
+
+    /// One that logs every CRI call it serves (containerd's `trace` level), for
+    /// [`cri_calls`](Self::cri_calls).
+    pub fn start_tracing() -> Containerd {
+        Self::start_inner(true, "trace")
     }
 
     /// One whose CRI plugin is disabled, as Docker's packaging of containerd has it: its
     /// socket answers gRPC but not `runtime.v1`.
     pub fn start_without_cri() -> Containerd {
-        Self::start_inner(false)
+        Self::start_inner(false, "info")
     }
 
-    fn start_inner(cri: bool) -> Containerd {
+    fn start_inner(cri: bool, log_level: &'static str) -> Containerd {
         let images = test_images();
         // Short: unix socket paths are limited to 108 bytes, and the shim's are derived
         // from this one.
@@ -305,6 +313,7 @@ impl Containerd {
             bridge,
             subnet,
             cri,
+            log_level,
             rt: Some(
                 tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(1)
@@ -334,6 +343,7 @@ impl Containerd {
 
     fn write_config(&self) {
         let d = self.dir.display();
+        let level = self.log_level;
         let disabled = if self.cri {
             ""
         } else {
@@ -354,7 +364,7 @@ oom_score = 0
 
 [debug]
   address = ""
-  level = "info"
+  level = "{level}"
 
 [metrics]
   address = ""
@@ -476,6 +486,36 @@ oom_score = 0
 
     pub fn log_tail(&self) -> String {
         super::log_tail(&self.log, 30)
+    }
+
+    /// The length of containerd's log so far: a mark for [`cri_calls`](Self::cri_calls).
+    pub fn log_len(&self) -> u64 {
+        fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// The CRI calls containerd served since `mark` (a [`log_len`](Self::log_len)), as it
+    /// logged them at `trace` ([`start_tracing`](Self::start_tracing)): each call's method and
+    /// the rest of its line's message (`ContainerStatus`, `for "<id>"`). containerd 1.6 writes
+    /// `msg="<Method> for …"` or `msg="<Method> with …"` on entering each method of its CRI
+    /// service (and a second line with ` returns ` on leaving it, which is left out).
+    pub fn cri_calls(&self, mark: u64) -> Vec<(String, String)> {
+        assert_eq!(self.log_level, "trace", "cri_calls needs start_tracing");
+        let log = fs::read(&self.log).expect("containerd log");
+        let from = (mark as usize).min(log.len());
+        String::from_utf8_lossy(&log[from..])
+            .lines()
+            .filter(|l| l.contains("level=trace"))
+            .filter_map(|l| {
+                let msg = l.split_once("msg=\"")?.1;
+                let (method, rest) = msg.split_once(' ')?;
+                let cri = method.chars().next()?.is_ascii_uppercase()
+                    && method.chars().all(|c| c.is_ascii_alphanumeric())
+                    && (rest.starts_with("for ") || rest.starts_with("with "))
+                    // The line it writes on returning (`… for "<id>" returns status …`).
+                    && !rest.contains(" returns ");
+                cri.then(|| (method.to_owned(), rest.trim_end_matches('"').to_owned()))
+            })
+            .collect()
     }
 
     /// `ctr -a <socket> args…`, which must succeed.
