@@ -355,6 +355,28 @@ fn v1_settings_and_limit_hits() {
     assert_eq!(s.memory.inactive_file, Some(60 * MIB));
 }
 
+/// The v2 settings of a Burstable pod's container (`cpu.weight` 39, what runc writes for 1024
+/// shares; `memory.min` 64 MiB; `memory.swap.max` 128 MiB) and of one with none, from the VM.
+#[test]
+fn v2_settings() {
+    let files = ["cpu.weight", "memory.min", "memory.swap.max"];
+    let s = parse_dir("linux-6.1-cgroup-v2/spec", false, &files);
+    // Back to shares as cAdvisor converts: 2 + (39 - 1) * 262142 / 9999.
+    assert_eq!(s.cpu.shares, Some(998));
+    assert_eq!(
+        (s.spec.memory_reservation, s.spec.memory_swap_limit),
+        (Some(Limit::Value(64 * MIB)), Some(Limit::Value(128 * MIB)))
+    );
+    let u = parse_dir("linux-6.1-cgroup-v2/spec/unlimited", false, &files);
+    // The default weight, 100, shows as 2597 shares, not v1's default 1024: cAdvisor's
+    // conversion back is not the inverse of runc's (1024 shares -> weight 39 -> 998).
+    assert_eq!(u.cpu.shares, Some(2597));
+    assert_eq!(
+        (u.spec.memory_reservation, u.spec.memory_swap_limit),
+        (Some(Limit::Value(0)), Some(Limit::Unlimited))
+    );
+}
+
 #[test]
 fn net_dev_of_real_namespaces() {
     let mut out = Vec::new();

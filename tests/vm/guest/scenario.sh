@@ -56,6 +56,11 @@ echo "$CPU_MAX" > $D_CPU/cpu.max
 echo $MEM_MAX > $D_MEM/memory.max
 echo $MEM_PIDS_MAX > $D_MEM/pids.max
 echo $OOM_MAX > $D_OOM/memory.max
+# what a Burstable pod's container gets from the kubelet through runc: cpu.weight from its CPU
+# request (shares 1024 -> weight 39), and a memory.min and memory.swap.max to read back
+echo 39 > $D_MEM/cpu.weight
+echo $((64 << 20)) > $D_MEM/memory.min
+echo $((128 << 20)) > $D_MEM/memory.swap.max
 fact pod_uid $POD_UID
 fact cpu.id $ID_CPU;  fact cpu.dir ${D_CPU#$CG};  fact cpu.max "$CPU_MAX"
 fact mem.id $ID_MEM;  fact mem.dir ${D_MEM#$CG};  fact mem.max $MEM_MAX
@@ -137,7 +142,7 @@ run 3
 
 # ---- real kernel files for testdata/ -------------------------------------------------------
 C=$OUT/capture/cgroup
-mkdir -p $C/throttled $C/oom $C/plain $C/unlimited $C/root $OUT/capture/procfs
+mkdir -p $C/throttled $C/oom $C/plain $C/unlimited $C/root $C/spec $C/spec/unlimited $OUT/capture/procfs
 for f in cpu.stat cpu.max memory.current memory.max memory.stat memory.events memory.swap.current \
          pids.current pids.max io.stat cpu.pressure memory.pressure io.pressure cgroup.events \
          cgroup.controllers cgroup.procs cgroup.type cgroup.stat; do
@@ -147,6 +152,10 @@ for f in cpu.stat cpu.max cpu.pressure; do cat $D_CPU/$f > $C/throttled/$f; done
 for f in memory.events memory.max memory.current; do cat $D_OOM/$f > $C/oom/$f; done
 for f in cpu.stat cgroup.controllers cgroup.events cpu.pressure; do cat $CG/plain/leaf/$f > $C/plain/$f; done
 for f in memory.max pids.max cpu.max io.stat; do cat $D_IO/$f > $C/unlimited/$f; done
+# the limits the cAdvisor page shows as container_spec_*: set (the kubepods container) and not
+for f in cpu.weight memory.min memory.swap.max; do
+  cat $D_MEM/$f > $C/spec/$f; cat $D_IO/$f > $C/spec/unlimited/$f
+done
 for f in cgroup.controllers cgroup.subtree_control cpu.stat memory.stat io.stat cpu.pressure; do
   cat $CG/$f > $C/root/$f
 done
