@@ -293,6 +293,23 @@ pub struct MetadataArgs {
         value_name = "BYTES"
     )]
     pub attribute_value_length_limit: ValueLength,
+
+    /// The most labels a container, or a pod, shows (those `--container-labels` and
+    /// `--pod-labels` allow): past it, the first ones in key order are kept and the rest left
+    /// out, counted in `container_exporter_metadata_values_cut_total` and warned about once per
+    /// container. With an allow-list of globs a container chooses how many labels it shows, and
+    /// the cAdvisor page puts each on every series; a Prometheus server with `label_limit`
+    /// refuses the whole page for one series with more labels than that, and Mimir's
+    /// `max_label_names_per_series` (30) refuses the series. The default, 128, is
+    /// OpenTelemetry's default attribute count limit.
+    #[arg(
+        long,
+        env = "CONTAINER_EXPORTER_ATTRIBUTE_COUNT_LIMIT",
+        default_value_t = LabelCount::default(),
+        value_parser = parse_label_count,
+        value_name = "N"
+    )]
+    pub attribute_count_limit: LabelCount,
 }
 
 /// The default of `--attribute-value-length-limit`: Mimir's and Cortex's
@@ -321,6 +338,33 @@ fn parse_value_length(s: &str) -> Result<ValueLength, String> {
     match s.trim().parse::<u32>() {
         Ok(n) if (16..=1 << 20).contains(&n) => Ok(ValueLength(n)),
         _ => Err(format!("`{s}` is not a length in bytes from 16 to 1048576")),
+    }
+}
+
+/// The default of `--attribute-count-limit`: OpenTelemetry's default attribute count limit
+/// (`OTEL_ATTRIBUTE_COUNT_LIMIT`), far above the labels anyone allows on purpose.
+pub const DEFAULT_LABEL_COUNT_LIMIT: u32 = 128;
+
+/// `--attribute-count-limit`: labels, 1 to 10,000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabelCount(pub u32);
+
+impl Default for LabelCount {
+    fn default() -> LabelCount {
+        LabelCount(DEFAULT_LABEL_COUNT_LIMIT)
+    }
+}
+
+impl std::fmt::Display for LabelCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+fn parse_label_count(s: &str) -> Result<LabelCount, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if (1..=10_000).contains(&n) => Ok(LabelCount(n)),
+        _ => Err(format!("`{s}` is not a number of labels from 1 to 10000")),
     }
 }
 
@@ -828,7 +872,7 @@ pub fn flags_markdown() -> String {
     let mut cmd = Cli::command();
     cmd.build();
     let mut out = format!(
-        "Global flags (every command, before or after it):\n\n{}\nThe daemon (no command; `check` takes these too, and `snapshot` the metadata ones: `--docker-host`, `--podman-host`, `--cri-endpoint`, `--container-labels`, `--pod-labels`, `--attribute-value-length-limit`). A command's flags may stand before or after its name (`container-exporter --docker-host off snapshot`); a flag the command does not take, or one given both before and after it, is refused with a message that says where it goes:\n\n{}",
+        "Global flags (every command, before or after it):\n\n{}\nThe daemon (no command; `check` takes these too, and `snapshot` the metadata ones: `--docker-host`, `--podman-host`, `--cri-endpoint`, `--container-labels`, `--pod-labels`, `--attribute-value-length-limit`, `--attribute-count-limit`). A command's flags may stand before or after its name (`container-exporter --docker-host off snapshot`); a flag the command does not take, or one given both before and after it, is refused with a message that says where it goes:\n\n{}",
         table(&cmd, Some(true), &[]),
         table(&cmd, Some(false), &[])
     );

@@ -310,7 +310,7 @@ pub static SELF_METRICS: &[SelfMetricDef] = &[
         instrument: Instrument::Counter,
         unit: "{value}",
         attribute: None,
-        description: "Values from the container runtimes (names, image references, labels, pod labels) cut to --attribute-value-length-limit, and labels left out for a longer key; counted when a container's or pod's description is stored (an unchanged one again is not counted).",
+        description: "Values from the container runtimes (names, image references, labels, pod labels) cut to --attribute-value-length-limit, and labels left out for a longer key or past --attribute-count-limit; counted when a container's or pod's description is stored (an unchanged one again is not counted).",
         emit: one!(|t: &Telemetry, _| Value::Int(t.metadata_values_cut.load(Relaxed))),
     },
     SelfMetricDef {

@@ -4,6 +4,7 @@
 //! boundary, on the page and in OTLP alike; counted and warned about once; the exporter's
 //! memory does not take megabytes for it; and a real Prometheus server with
 //! `label_value_length_limit` takes the host's page (before, it refused the whole scrape).
+//! And 200 labels allowed by a glob, bounded in number by `--attribute-count-limit`.
 
 mod common;
 
@@ -197,5 +198,138 @@ fn a_label_of_megabytes_is_cut_everywhere_and_prometheus_takes_the_page() {
     assert_eq!(
         label(&series[0], "container_label_ce_big").map(str::len),
         Some(LIMIT - 1)
+    );
+}
+
+/// 200 labels, all allowed by a glob, with `--attribute-count-limit 50`: the first 50 in key
+/// order on the page (`container_info` and every series of the cAdvisor page) and in OTLP,
+/// the other 150 counted and warned about once.
+#[test]
+fn labels_past_the_count_are_left_out_everywhere() {
+    let rx = Receiver::start(Proto::Http);
+    let exp = Exporter::start(&[
+        "--interval",
+        "1s",
+        "--container-labels",
+        "ce.*",
+        "--attribute-count-limit",
+        "50",
+        "--podman-host",
+        "off",
+        "--cri-endpoint",
+        "off",
+        "--otlp-endpoint",
+        &rx.endpoint(),
+        "--otlp-protocol",
+        rx.protocol(),
+    ]);
+    let cadvisor = Exporter::start(&[
+        "--interval",
+        "1s",
+        "--container-labels",
+        "ce.*",
+        "--attribute-count-limit",
+        "50",
+        "--prometheus-names",
+        "cadvisor",
+        "--podman-host",
+        "off",
+        "--cri-endpoint",
+        "off",
+    ]);
+    // Listed in reverse, so that key order is not the order Docker keeps them in by chance.
+    let labels: serde_json::Map<String, serde_json::Value> = (0..200)
+        .rev()
+        .map(|i| {
+            (
+                format!("ce.l{i:03}"),
+                serde_json::Value::from(i.to_string()),
+            )
+        })
+        .collect();
+    let c = container_with_labels(&serde_json::Value::Object(labels));
+    let want: Vec<String> = (0..50).map(|i| format!("ce_l{i:03}")).collect();
+    let shown = |labels: &std::collections::BTreeMap<String, String>| -> Vec<String> {
+        labels
+            .keys()
+            .filter_map(|k| k.strip_prefix("container_label_"))
+            .map(str::to_owned)
+            .collect()
+    };
+
+    let page = exp.wait_for(
+        "the container's info with its labels",
+        Duration::from_secs(30),
+        &c.id,
+        |p| {
+            p.series("container_info", &[("container_id", &c.id)])
+                .first()
+                .is_some_and(|s| s.labels.contains_key("container_label_ce_l000"))
+        },
+    );
+    let info = &page.series("container_info", &[("container_id", &c.id)])[0];
+    assert_eq!(shown(&info.labels), want);
+    assert_eq!(info.labels["container_label_ce_l049"], "49");
+    assert_eq!(
+        page.value("container_exporter_metadata_values_cut_total", &[]),
+        150.0
+    );
+
+    // The cAdvisor page: the same 50 on every series of the container.
+    let page = cadvisor.wait_for(
+        "the container's series with its labels",
+        Duration::from_secs(30),
+        &c.id,
+        |p| {
+            p.samples.iter().any(|s| {
+                s.name == "container_cpu_usage_seconds_total"
+                    && s.labels.get("id").is_some_and(|id| id.ends_with(&c.id))
+                    && s.labels.contains_key("container_label_ce_l000")
+            })
+        },
+    );
+    let series: Vec<_> = page
+        .samples
+        .iter()
+        .filter(|s| s.labels.get("id").is_some_and(|id| id.ends_with(&c.id)))
+        .collect();
+    assert!(series.len() > 10, "{} series", series.len());
+    for s in &series {
+        assert_eq!(shown(&s.labels), want, "{}", s.name);
+    }
+
+    // OTLP: the same 50 attributes on the container's resource.
+    let keys = rx.wait_for(
+        "the container's resource over OTLP",
+        Duration::from_secs(15),
+        |got| {
+            got.iter().rev().find_map(|g| {
+                let r = resource(&g.request, &c.id)?;
+                let keys: Vec<String> = r
+                    .resource
+                    .as_ref()?
+                    .attributes
+                    .iter()
+                    .filter_map(|kv| kv.key.strip_prefix("container.label."))
+                    .map(|k| k.replace('.', "_"))
+                    .collect();
+                (!keys.is_empty()).then_some(keys)
+            })
+        },
+    );
+    let mut keys = keys;
+    keys.sort();
+    assert_eq!(keys, want);
+
+    let log = exp.log_text();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains(&c.id))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("150 labels past --attribute-count-limit (50)"),
+        "{}",
+        warnings[0]
     );
 }

@@ -12,7 +12,10 @@
 //! The bound is in bytes, as Prometheus's `label_value_length_limit` and Mimir's and Cortex's
 //! `max_label_value_length` count; a value is cut at the last UTF-8 character boundary
 //! within it. A label whose key alone is longer is left out (a cut key could pass for
-//! another label). What the operator sets (`OTEL_RESOURCE_ATTRIBUTES`, `--host-name`) is not
+//! another label). The number of labels is bounded too (`--attribute-count-limit`): an
+//! allow-list of globs (`--container-labels '*'`) lets a container choose how many it shows,
+//! and each is on every series of the cAdvisor page; past the bound, the labels are kept in
+//! key order and the rest left out. What the operator sets (`OTEL_RESOURCE_ATTRIBUTES`, `--host-name`) is not
 //! bounded: it is no container's to choose.
 
 use std::sync::Arc;
@@ -23,11 +26,32 @@ use super::{ContainerMeta, PodMeta};
 /// The default bound (see [`crate::config::DEFAULT_VALUE_LENGTH_LIMIT`] for why 2048 bytes).
 pub const DEFAULT_VALUE_LENGTH_LIMIT: usize = crate::config::DEFAULT_VALUE_LENGTH_LIMIT as usize;
 
-/// How long a value may be, and the count of values cut (shared with the self-metrics).
+/// The default bound on a container's (or pod's) labels (see
+/// [`crate::config::DEFAULT_LABEL_COUNT_LIMIT`]).
+pub const DEFAULT_LABEL_COUNT_LIMIT: usize = crate::config::DEFAULT_LABEL_COUNT_LIMIT as usize;
+
+/// How long a value may be, how many labels a description may carry, and the count of values
+/// cut or left out (shared with the self-metrics).
 #[derive(Debug, Clone)]
 pub struct ValueLimit {
     max: usize,
+    max_labels: usize,
     cut: Arc<AtomicU64>,
+}
+
+/// What [`ValueLimit::apply`] did to one description.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cuts {
+    /// Values cut to the length bound, or labels left out for a longer key.
+    pub values: u64,
+    /// Labels left out past the count bound.
+    pub labels: u64,
+}
+
+impl Cuts {
+    pub fn total(self) -> u64 {
+        self.values + self.labels
+    }
 }
 
 impl Default for ValueLimit {
@@ -39,19 +63,33 @@ impl Default for ValueLimit {
 impl ValueLimit {
     /// At most `max` bytes per value; cuts are added to `cut`.
     pub fn new(max: usize, cut: Arc<AtomicU64>) -> ValueLimit {
-        ValueLimit { max, cut }
+        ValueLimit {
+            max,
+            max_labels: DEFAULT_LABEL_COUNT_LIMIT,
+            cut,
+        }
+    }
+
+    /// At most `n` labels per description (container labels, and a pod's labels).
+    pub fn with_max_labels(mut self, n: usize) -> ValueLimit {
+        self.max_labels = n;
+        self
     }
 
     pub fn max(&self) -> usize {
         self.max
     }
 
+    pub fn max_labels(&self) -> usize {
+        self.max_labels
+    }
+
     /// Cuts the values of a container's description to the bound (and leaves out labels
-    /// whose key is longer); returns how many values were cut or left out ([`count`]ed by the
-    /// caller once it knows the description is news).
+    /// whose key is longer, and those past the count bound); returns what was cut or left out
+    /// ([`count`]ed by the caller once it knows the description is news).
     ///
     /// [`count`]: Self::count
-    pub fn apply(&self, m: &mut ContainerMeta) -> u64 {
+    pub fn apply(&self, m: &mut ContainerMeta) -> Cuts {
         let mut n = 0;
         for s in [
             &mut m.name,
@@ -71,28 +109,41 @@ impl ValueLimit {
         for t in &mut m.image_tags {
             n += u64::from(cut(t, self.max));
         }
-        n += self.labels(&mut m.labels);
-        n
+        let mut cuts = self.labels(&mut m.labels);
+        cuts.values += n;
+        cuts
     }
 
     /// The same for a pod's description (its uid is the key it is found by: not cut).
-    pub fn apply_pod(&self, m: &mut PodMeta) -> u64 {
+    pub fn apply_pod(&self, m: &mut PodMeta) -> Cuts {
         let mut n = 0;
         for s in [&mut m.name, &mut m.namespace].into_iter().flatten() {
             n += u64::from(cut(s, self.max));
         }
-        n += self.labels(&mut m.labels);
-        n
+        let mut cuts = self.labels(&mut m.labels);
+        cuts.values += n;
+        cuts
     }
 
-    fn labels(&self, labels: &mut Vec<(String, String)>) -> u64 {
+    fn labels(&self, labels: &mut Vec<(String, String)>) -> Cuts {
         let before = labels.len();
         labels.retain(|(k, _)| k.len() <= self.max);
-        let mut n = (before - labels.len()) as u64;
-        for (_, v) in labels.iter_mut() {
-            n += u64::from(cut(v, self.max));
+        let mut values = (before - labels.len()) as u64;
+        let mut dropped = 0;
+        if labels.len() > self.max_labels {
+            // The first ones in key order, whatever order the runtime listed them in.
+            labels.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            dropped = (labels.len() - self.max_labels) as u64;
+            labels.truncate(self.max_labels);
+            labels.shrink_to_fit();
         }
-        n
+        for (_, v) in labels.iter_mut() {
+            values += u64::from(cut(v, self.max));
+        }
+        Cuts {
+            values,
+            labels: dropped,
+        }
     }
 
     /// Adds `n` values cut to the count.
@@ -163,7 +214,13 @@ mod tests {
             runtime_name: Some(long.clone()),
             ..Default::default()
         };
-        assert_eq!(limit.apply(&mut m), 10);
+        assert_eq!(
+            limit.apply(&mut m),
+            Cuts {
+                values: 10,
+                labels: 0
+            }
+        );
         limit.count(10);
         assert_eq!(m.name.as_deref(), Some("xxxxxxxxxx"));
         assert_eq!(m.image_name.as_deref(), Some("busybox"));
@@ -191,11 +248,47 @@ mod tests {
             namespace: Some("default".into()),
             labels: vec![("app".into(), long.clone())],
         };
-        assert_eq!(limit.apply_pod(&mut p), 2);
+        assert_eq!(limit.apply_pod(&mut p).total(), 2);
         limit.count(2);
         assert_eq!(p.uid, long, "the pod's key is kept whole");
         assert_eq!(counter.load(Ordering::Relaxed), 12);
         // What is within the bound is untouched.
-        assert_eq!(limit.apply(&mut m), 0);
+        assert_eq!(limit.apply(&mut m), Cuts::default());
+    }
+
+    #[test]
+    fn labels_past_the_count_are_left_out_in_key_order() {
+        let limit = ValueLimit::new(10, Arc::default()).with_max_labels(3);
+        let label = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let mut m = ContainerMeta {
+            labels: vec![
+                label("e", "5"),
+                label("b", "a value longer than ten"),
+                label("d", "4"),
+                label("a", "1"),
+                label("c", "3"),
+            ],
+            ..Default::default()
+        };
+        // Two left out for the count, one value cut (of the labels kept).
+        assert_eq!(
+            limit.apply(&mut m),
+            Cuts {
+                values: 1,
+                labels: 2
+            }
+        );
+        assert_eq!(
+            m.labels,
+            [label("a", "1"), label("b", "a value lo"), label("c", "3")]
+        );
+        // At the bound: untouched, order included.
+        let mut p = PodMeta {
+            uid: "u".into(),
+            labels: vec![label("z", "1"), label("y", "2"), label("x", "3")],
+            ..Default::default()
+        };
+        assert_eq!(limit.apply_pod(&mut p), Cuts::default());
+        assert_eq!(p.labels[0], label("z", "1"));
     }
 }

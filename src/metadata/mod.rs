@@ -182,20 +182,34 @@ impl MetadataStore {
         true
     }
 
-    /// Counts the values of a new description that were cut, and warns once per entry.
-    fn note_cut(&self, id: &str, cut: u64, what: &str) {
-        if cut == 0 {
+    /// Counts the values of a new description that were cut or left out, and warns once per
+    /// entry.
+    fn note_cut(&self, id: &str, cut: limit::Cuts, what: &str) {
+        if cut.total() == 0 {
             return;
         }
-        self.inner.limit.count(cut);
+        self.inner.limit.count(cut.total());
         let mut warned = self.inner.warned.lock().unwrap_or_else(|e| e.into_inner());
         if warned.insert(id.to_owned()) {
-            tracing::warn!(
-                %id,
-                "{cut} values of the {what}'s metadata (name, image, labels) are longer than \
-                 --attribute-value-length-limit ({} bytes): cut to it",
-                self.inner.limit.max()
-            );
+            if cut.values > 0 {
+                tracing::warn!(
+                    %id,
+                    "{} values of the {what}'s metadata (name, image, labels) are longer than \
+                     --attribute-value-length-limit ({} bytes): cut to it",
+                    cut.values,
+                    self.inner.limit.max()
+                );
+            }
+            if cut.labels > 0 {
+                tracing::warn!(
+                    %id,
+                    "the {what} has {} labels past --attribute-count-limit ({}): the first {} \
+                     in key order are shown, the rest left out",
+                    cut.labels,
+                    self.inner.limit.max_labels(),
+                    self.inner.limit.max_labels()
+                );
+            }
         }
     }
 
@@ -415,10 +429,13 @@ pub fn spawn_sources<F>(
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let metadata = Metadata::with_limit(limit::ValueLimit::new(
-        args.attribute_value_length_limit.0 as usize,
-        telemetry.metadata_values_cut.clone(),
-    ));
+    let metadata = Metadata::with_limit(
+        limit::ValueLimit::new(
+            args.attribute_value_length_limit.0 as usize,
+            telemetry.metadata_values_cut.clone(),
+        )
+        .with_max_labels(args.attribute_count_limit.0 as usize),
+    );
     if !args.docker_host.as_deref().is_some_and(is_off) {
         let stats = Arc::new(DockerStats::default());
         let _ = telemetry.docker.set(stats.clone());
