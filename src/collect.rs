@@ -806,6 +806,20 @@ impl Tracked {
         if let Some(until) = self.retry_until {
             match self.reader.retry_missing(layout, &self.state.rel) {
                 Ok(true) if now < until => {}
+                Ok(true) => {
+                    self.retry_until = None;
+                    // Absent from a hierarchy can be a runtime's choice; something else in
+                    // the directory's place never is, and its values would be missing unsaid.
+                    let odd = self.reader.not_directories(layout, &self.state.rel);
+                    if !odd.is_empty() {
+                        tracing::warn!(
+                            id = %self.state.id,
+                            paths = ?odd,
+                            "not a directory where the container's cgroup directory should be: \
+                             the values of those hierarchies are not reported for it"
+                        );
+                    }
+                }
                 _ => self.retry_until = None,
             }
         }

@@ -263,7 +263,7 @@ const OTHER: &str = "0a0b0a0b0a0b0a0b0a0b0a0b0a0b0a0b0a0b0a0b0a0b0a0b0a0b0a0b0a0
 
 /// The daemon with a FIFO where a container's directory in a secondary hierarchy (`cpu`)
 /// should be: ready at its first tick, the container on the page with what the other
-/// hierarchies hold, and SIGTERM ends it at once with status 0.
+/// hierarchies hold, one warning naming the FIFO, and SIGTERM ends it at once with status 0.
 #[test]
 fn daemon_fifo_in_place_of_a_containers_directory() {
     let tree = HybridTree::new();
@@ -285,6 +285,25 @@ fn daemon_fifo_in_place_of_a_containers_directory() {
         page.container_lines(ID)
     );
     assert_eq!(exp.healthz(), 200);
+    // Said once, when the few seconds a new container's directories are looked for again
+    // are over, naming the FIFO.
+    let fifo = tree.dir("cpu", ID).display().to_string();
+    let said = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("WARN") && l.contains("not a directory") && l.contains(&fifo))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while said(&exp.log_text()) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no warning naming {fifo}:\n{}",
+            exp.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(said(&exp.log_text()), 1, "{}", exp.log_tail());
     let (status, took) = exp.stop();
     assert!(status.success(), "exit status {status}");
     assert!(took < Duration::from_secs(2), "SIGTERM took {took:?}");

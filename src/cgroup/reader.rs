@@ -322,6 +322,9 @@ pub struct CgroupReader {
     pub created: (i64, i64),
     /// Hierarchies whose directory for this container did not exist (yet) at open.
     missing: Vec<Hier>,
+    /// Those of them where something that is not a directory stands in its place (ENOTDIR:
+    /// a FIFO, a file), which no runtime makes: warned about (see [`Self::not_directories`]).
+    not_dirs: Vec<Hier>,
     /// When it was opened (the limits are read at every read for a few seconds after).
     opened: Instant,
     /// Names what it is reading when a read does not return ([`progress`]).
@@ -544,6 +547,7 @@ impl CgroupReader {
             inode: st.st_ino,
             created: (st.st_ctime, st.st_ctime_nsec),
             missing: Vec::new(),
+            not_dirs: Vec::new(),
             opened: Instant::now(),
             slot,
         };
@@ -568,6 +572,16 @@ impl CgroupReader {
             self.open_hierarchies(layout, rel, &missing)?;
         }
         Ok(!self.missing.is_empty())
+    }
+
+    /// The container's directories, among the hierarchies still missing, where something
+    /// that is not a directory stands (a FIFO, a file): never a runtime's doing.
+    pub fn not_directories(&self, layout: &Layout, rel: &Path) -> Vec<PathBuf> {
+        self.not_dirs
+            .iter()
+            .filter(|h| self.missing.contains(h))
+            .filter_map(|h| h.mount(layout).map(|m| m.join(rel)))
+            .collect()
     }
 
     fn open_hierarchies(
@@ -604,7 +618,14 @@ impl CgroupReader {
                             dirs.push((hier, None));
                             continue;
                         }
-                        Err(_) => None,
+                        Err(e) => {
+                            if e.raw_os_error() == Some(Errno::ENOTDIR as i32)
+                                && !self.not_dirs.contains(&hier)
+                            {
+                                self.not_dirs.push(hier);
+                            }
+                            None
+                        }
                     };
                     if d.is_none() && !self.missing.contains(&hier) {
                         self.missing.push(hier);
