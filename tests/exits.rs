@@ -82,10 +82,12 @@ fn why_docker_containers_end_on_the_page_and_in_otlp() {
     let exit3 = Container::sh(&[], "sleep 1; exit 3");
     let exit0 = Container::sh(&[], "sleep 1; exit 0");
     let oom = Container::sh(&["--memory", "24m"], &format!("sleep 1; {ALLOCATE}"));
-    // The main process survives a child the OOM killer ends, and exits 0.
+    // The main process survives a child the OOM killer ends, and exits 0. The child offers
+    // itself first (oom_score_adj 1000, which needs no privilege to raise): left to the
+    // kernel's choice by size, it now and then took the main process instead (137).
     let child_oom = Container::sh(
         &["--memory", "24m"],
-        r#"sleep 1; sh -c 'x=$(head -c 100000000 /dev/zero | tr "\0" a); echo ${#x}'; exit 0"#,
+        r#"sleep 1; sh -c 'echo 1000 > /proc/self/oom_score_adj; x=$(head -c 100000000 /dev/zero | tr "\0" a); echo ${#x}'; exit 0"#,
     );
     e.wait_for("the containers running", SHOW_WITHIN, "", |p| {
         p.cpu_seconds(&kill_me.id).is_some()
