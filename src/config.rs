@@ -305,11 +305,11 @@ pub struct MetadataArgs {
     #[arg(
         long,
         env = "CONTAINER_EXPORTER_ATTRIBUTE_COUNT_LIMIT",
-        default_value_t = LabelCount::default(),
-        value_parser = parse_label_count,
+        default_value_t = DEFAULT_LABEL_COUNT_LIMIT,
+        value_parser = clap::value_parser!(u32).range(1..=10_000),
         value_name = "N"
     )]
-    pub attribute_count_limit: LabelCount,
+    pub attribute_count_limit: u32,
 }
 
 /// The default of `--attribute-value-length-limit`: Mimir's and Cortex's
@@ -344,29 +344,6 @@ fn parse_value_length(s: &str) -> Result<ValueLength, String> {
 /// The default of `--attribute-count-limit`: OpenTelemetry's default attribute count limit
 /// (`OTEL_ATTRIBUTE_COUNT_LIMIT`), far above the labels anyone allows on purpose.
 pub const DEFAULT_LABEL_COUNT_LIMIT: u32 = 128;
-
-/// `--attribute-count-limit`: labels, 1 to 10,000.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LabelCount(pub u32);
-
-impl Default for LabelCount {
-    fn default() -> LabelCount {
-        LabelCount(DEFAULT_LABEL_COUNT_LIMIT)
-    }
-}
-
-impl std::fmt::Display for LabelCount {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-fn parse_label_count(s: &str) -> Result<LabelCount, String> {
-    match s.trim().parse::<u32>() {
-        Ok(n) if (1..=10_000).contains(&n) => Ok(LabelCount(n)),
-        _ => Err(format!("`{s}` is not a number of labels from 1 to 10000")),
-    }
-}
 
 impl MetadataArgs {
     /// The container-label allow-list (`--container-labels` and its former name).

@@ -15,8 +15,8 @@
 //! another label). The number of labels is bounded too (`--attribute-count-limit`): an
 //! allow-list of globs (`--container-labels '*'`) lets a container choose how many it shows,
 //! and each is on every series of the cAdvisor page; past the bound, the labels are kept in
-//! key order and the rest left out. What the operator sets (`OTEL_RESOURCE_ATTRIBUTES`, `--host-name`) is not
-//! bounded: it is no container's to choose.
+//! key order and the rest left out. What the operator sets (`OTEL_RESOURCE_ATTRIBUTES`,
+//! `--host-name`) is not bounded: it is no container's to choose.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

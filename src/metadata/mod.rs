@@ -434,7 +434,7 @@ where
             args.attribute_value_length_limit.0 as usize,
             telemetry.metadata_values_cut.clone(),
         )
-        .with_max_labels(args.attribute_count_limit.0 as usize),
+        .with_max_labels(args.attribute_count_limit as usize),
     );
     if !args.docker_host.as_deref().is_some_and(is_off) {
         let stats = Arc::new(DockerStats::default());
