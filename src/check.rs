@@ -15,9 +15,9 @@ use crate::collect::{MAX_FDS_LEAN, MAX_FDS_PER_CONTAINER};
 use crate::config::{DaemonArgs, HostArgs, MetadataArgs, is_off};
 use crate::discovery::{self, Found, Kind, Runtime};
 use crate::export::otlp::OtlpConfig;
+use crate::host::limits::FD_RESERVE;
 use crate::metadata::{Metadata, cri, cri_endpoint, docker, podman_host, spawn_sources};
 use crate::progress;
-use crate::system::FD_RESERVE;
 use crate::telemetry::Telemetry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -11,7 +11,7 @@
 //! even one that lived less than an interval.
 //!
 //! The collector keeps within a descriptor budget (the open-file limit less
-//! [`system::FD_RESERVE`](crate::system::FD_RESERVE) for everything else): a container found
+//! [`limits::FD_RESERVE`](crate::host::limits::FD_RESERVE) for everything else): a container found
 //! when the budget is spent is read by open-read-close instead, with one warning, and kept
 //! open again once descriptors are free. No container is ever left out for want of them.
 //!
@@ -373,7 +373,7 @@ impl Collector {
             removals: 0,
             last_errors: Vec::new(),
             tick_errors: Vec::new(),
-            fd_budget: crate::system::descriptor_budget(),
+            fd_budget: crate::host::limits::descriptor_budget(),
             fds_held: 0,
             reopening: 0,
             warned_budget: false,
@@ -388,7 +388,7 @@ impl Collector {
     }
 
     /// Sets how many descriptors the containers' files may hold (by default the open-file
-    /// limit less [`crate::system::FD_RESERVE`]).
+    /// limit less [`crate::host::limits::FD_RESERVE`]).
     pub fn set_fd_budget(&mut self, budget: usize) {
         self.fd_budget = budget;
     }

@@ -152,11 +152,11 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
     store.exits.set_waker(wake_tx.try_clone()?);
     // The host's CPUs and memory, for the cAdvisor page's `machine_*` (read once).
     let machine = match (serving, args.prometheus_names) {
-        (true, crate::config::Naming::Cadvisor) => crate::machine::Machine::read(
+        (true, crate::config::Naming::Cadvisor) => crate::host::machine::Machine::read(
             &host.proc_root,
-            std::path::Path::new(crate::machine::CPU_ONLINE),
+            std::path::Path::new(crate::host::machine::CPU_ONLINE),
         ),
-        _ => crate::machine::Machine::default(),
+        _ => crate::host::machine::Machine::default(),
     };
     let collector = {
         let shutdown = shutdown.clone();
@@ -170,7 +170,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
                 let mut collector = Collector::new(layout, proc_root);
                 if disk.is_some() {
                     collector.set_fd_budget(
-                        crate::system::descriptor_budget()
+                        crate::host::limits::descriptor_budget()
                             .saturating_sub(crate::disk::monitor::FD_RESERVE),
                     );
                 }

@@ -9,8 +9,9 @@ use tracing_subscriber::EnvFilter;
 
 use container_exporter::cgroup::{Layout, ProcRoot};
 use container_exporter::config::{Cli, Command, LogArgs, LogFormat};
+use container_exporter::host::limits;
 use container_exporter::resource::HostResource;
-use container_exporter::{check, daemon, progress, snapshot, system};
+use container_exporter::{check, daemon, progress, snapshot};
 
 fn main() -> ExitCode {
     let cli = Cli::parse_args();
@@ -53,7 +54,7 @@ fn init_logging(log: &LogArgs) {
 }
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
-    system::raise_fd_limit();
+    limits::raise_fd_limit();
     let command = match cli.command {
         None => return daemon::run(&cli.host, &cli.daemon),
         Some(Command::Check(args)) => {

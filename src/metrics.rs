@@ -11,7 +11,7 @@ use crate::cgroup::sample::{CgroupSample, IoDevice, Limit};
 use crate::discovery::Kind;
 use crate::disk::DiskSample;
 use crate::exit::Exit;
-use crate::machine::Machine;
+use crate::host::machine::Machine;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Instrument {

@@ -23,9 +23,9 @@ use container_exporter::cgroup::sample::{
 use container_exporter::collect::{ContainerState, Described};
 use container_exporter::config::Naming;
 use container_exporter::discovery::{Found, Kind, Runtime};
-use container_exporter::export::block_names::BlockNames;
 use container_exporter::export::prom::PromRenderer;
-use container_exporter::machine::Machine;
+use container_exporter::host::block::BlockNames;
+use container_exporter::host::machine::Machine;
 use container_exporter::metadata::{ContainerMeta, PodMeta};
 use container_exporter::telemetry::{ProcessStats, Telemetry};
 

@@ -10,7 +10,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use procfs::process::MountInfo;
+use crate::host::{fs, mountinfo};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LayoutKind {
@@ -55,7 +55,7 @@ pub struct Layout {
 pub enum LayoutError {
     Read {
         path: PathBuf,
-        error: String,
+        error: std::io::Error,
     },
     NoCgroupMounts {
         cgroup_root: PathBuf,
@@ -65,7 +65,6 @@ pub enum LayoutError {
     Unparsed {
         cgroup_root: PathBuf,
         line: usize,
-        error: String,
     },
 }
 
@@ -84,14 +83,10 @@ impl fmt::Display for LayoutError {
                 cgroup_root.display(),
                 cgroup_root.display()
             ),
-            LayoutError::Unparsed {
-                cgroup_root,
-                line,
-                error,
-            } => write!(
+            LayoutError::Unparsed { cgroup_root, line } => write!(
                 f,
                 "no cgroup or cgroup2 filesystem found at or under {}, and mountinfo line {line} \
-                 could not be parsed ({error})",
+                 could not be parsed",
                 cgroup_root.display()
             ),
         }
@@ -106,9 +101,9 @@ impl Layout {
         let path = proc_root.join("self/mountinfo");
         let _idle = crate::progress::IdleOnDrop;
         crate::progress::doing_path("reading", &path);
-        let text = super::reader::read_regular_file(&path).map_err(|e| LayoutError::Read {
+        let text = fs::read_regular_file(&path).map_err(|error| LayoutError::Read {
             path: path.clone(),
-            error: e.to_string(),
+            error,
         })?;
         Layout::from_mountinfo(cgroup_root, &text)
     }
@@ -120,27 +115,17 @@ impl Layout {
     pub fn from_mountinfo(cgroup_root: &Path, mountinfo: &[u8]) -> Result<Layout, LayoutError> {
         let mut mounts = Vec::new();
         let mut first_bad = None;
-        for (n, line) in mountinfo.split(|&b| b == b'\n').enumerate() {
-            if line.is_empty() {
-                continue;
-            }
-            let parsed = std::str::from_utf8(line)
-                .map_err(|_| "not UTF-8".to_owned())
-                .and_then(|l| MountInfo::from_line(l).map_err(|e| e.to_string()));
-            match parsed {
-                Ok(m) => mounts.push(triple(m)),
-                Err(e) => {
-                    first_bad.get_or_insert((n + 1, e));
+        for m in mountinfo::mounts(mountinfo) {
+            match m {
+                Ok(m) => mounts.push(triple(&m)),
+                Err(line) => {
+                    first_bad.get_or_insert(line);
                 }
             }
         }
         Layout::from_mounts(cgroup_root, &mounts).map_err(|e| match (e, first_bad) {
-            (LayoutError::NoCgroupMounts { cgroup_root }, Some((line, error))) => {
-                LayoutError::Unparsed {
-                    cgroup_root,
-                    line,
-                    error,
-                }
+            (LayoutError::NoCgroupMounts { cgroup_root }, Some(line)) => {
+                LayoutError::Unparsed { cgroup_root, line }
             }
             (e, _) => e,
         })
@@ -232,12 +217,19 @@ impl Layout {
 
 /// (mount point, fs type, super options) of a mount; a v1 hierarchy's name (`name=systemd`)
 /// is kept as one option, as `from_mounts` looks it up.
-fn triple(m: MountInfo) -> (PathBuf, String, Vec<String>) {
-    let mut opts: Vec<String> = m.super_options.keys().cloned().collect();
-    if let Some(Some(name)) = m.super_options.get("name") {
-        opts.push(format!("name={name}"));
-    }
-    (m.mount_point, m.fs_type, opts)
+fn triple(m: &mountinfo::Mount<'_>) -> (PathBuf, String, Vec<String>) {
+    let opts = m
+        .options()
+        .map(|o| match o.split_once('=') {
+            Some((key, _)) if key != "name" => key.to_owned(),
+            _ => o,
+        })
+        .collect();
+    (
+        m.mount_point(),
+        String::from_utf8_lossy(m.fstype).into_owned(),
+        opts,
+    )
 }
 
 #[cfg(test)]
@@ -245,9 +237,8 @@ mod tests {
     use super::*;
 
     fn mounts_of(mountinfo: &str) -> Vec<(PathBuf, String, Vec<String>)> {
-        mountinfo
-            .lines()
-            .map(|l| triple(MountInfo::from_line(l).unwrap()))
+        mountinfo::mounts(mountinfo.as_bytes())
+            .map(|m| triple(&m.unwrap()))
             .collect()
     }
 

@@ -1,166 +1,11 @@
-//! Parsers for the kernel's cgroup and procfs files: bytes in, typed fields out.
-//!
-//! Every parser works on the raw bytes of one read (no UTF-8 check, no allocation), looks
-//! values up by key, ignores keys it does not know (new kernels add keys between versions),
-//! and never panics. A line it cannot understand is skipped and reported in the returned
-//! [`ParseError`]; the fields of every other line are still filled in, so one bad line costs
-//! one value, not the whole file. A file whose last line has no newline was cut short (by our
-//! buffer or by the kernel, as `io.stat` can be on very large hosts): its complete lines are
-//! used and the cut line is reported as truncated.
-//!
-//! Nearly a third of it is tests; the parsers share their line and number scanners, so they
-//! stay together.
-
-use std::fmt;
+//! Parsers of the cgroup files and of `/proc/<pid>/net/dev`: bytes in, typed fields out, built
+//! on the kernel text primitives of [`crate::host::text`] (re-exported here). Each looks values
+//! up by key, ignores keys it does not know (new kernels add keys between versions), keeps
+//! every line it understands, and reports the first it does not as a [`ParseError`].
 
 use super::sample::{IfName, IoDevice, NetIface, Psi};
-
-/// What was wrong with a file's content. The caller adds the file's path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ParseError {
-    /// 1-based line of the first problem.
-    pub line: u32,
-    pub reason: &'static str,
-    pub kind: ErrorKind,
-}
-
-/// What was wrong with a file, for the read-error counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// Cut short: the last line has no newline (its value may be cut), and is not used.
-    Truncated,
-    /// Something the parser cannot read as the file's format.
-    Malformed,
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.reason)
-    }
-}
-
-/// Remembers the first problem seen while the rest of a file is still parsed.
-#[derive(Default)]
-struct Problems(Option<ParseError>);
-
-impl Problems {
-    fn note(&mut self, line: u32, reason: &'static str) {
-        self.note_kind(line, reason, ErrorKind::Malformed);
-    }
-    fn note_kind(&mut self, line: u32, reason: &'static str, kind: ErrorKind) {
-        if self.0.is_none() {
-            self.0 = Some(ParseError { line, reason, kind });
-        }
-    }
-    fn finish(self) -> Result<(), ParseError> {
-        match self.0 {
-            None => Ok(()),
-            Some(e) => Err(e),
-        }
-    }
-}
-
-/// The complete lines of `buf` with their 1-based numbers, and the problem to report when a
-/// final line lacks its newline (that line is not returned: its last value may be cut).
-fn lines(buf: &[u8]) -> (impl Iterator<Item = (u32, &[u8])>, Problems) {
-    let (complete, cut) = match buf.iter().rposition(|&b| b == b'\n') {
-        Some(end) => (&buf[..end], end + 1 < buf.len()),
-        None => (&buf[..0], !buf.is_empty()),
-    };
-    let mut problems = Problems::default();
-    if cut {
-        let n = if complete.is_empty() {
-            1
-        } else {
-            complete.split(|&b| b == b'\n').count() + 1
-        };
-        problems.note_kind(
-            n as u32,
-            "truncated: last line has no newline",
-            ErrorKind::Truncated,
-        );
-    }
-    let iter = complete
-        .split(|&b| b == b'\n')
-        .enumerate()
-        .filter(move |(_, l)| !complete.is_empty() || !l.is_empty())
-        .map(|(i, l)| (i as u32 + 1, l));
-    (iter, problems)
-}
-
-/// A decimal u64; `None` on anything else (sign, space, overflow, empty).
-pub fn parse_u64(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || s.len() > 20 {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &b in s {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add(u64::from(d))?;
-    }
-    Some(v)
-}
-
-fn trim(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
-}
-
-/// `key value` lines (`cpu.stat`, `memory.stat`, `memory.events`, `cgroup.events`,
-/// `cpuacct.stat`, `memory.oom_control`): `f` is called for each well-formed line.
-pub fn flat_keyed(buf: &[u8], mut f: impl FnMut(&[u8], u64)) -> Result<(), ParseError> {
-    let (lines, mut problems) = lines(buf);
-    for (n, line) in lines {
-        let line = trim(line);
-        if line.is_empty() {
-            continue;
-        }
-        let Some(sp) = line.iter().position(|&b| b == b' ') else {
-            problems.note(n, "expected `key value`");
-            continue;
-        };
-        match parse_u64(trim(&line[sp + 1..])) {
-            Some(v) => f(&line[..sp], v),
-            None => problems.note(n, "value is not an unsigned integer"),
-        }
-    }
-    problems.finish()
-}
-
-/// A single-value file (`memory.current`, `pids.max`, `cpuacct.usage`, ...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Single {
-    Value(u64),
-    /// The kernel's "no limit": `max` in v2, `-1` in v1's `cpu.cfs_quota_us`.
-    Unlimited,
-}
-
-pub fn single(buf: &[u8]) -> Result<Single, ParseError> {
-    let (mut lines, problems) = lines(buf);
-    let first = lines.next().map(|(_, l)| trim(l));
-    problems.finish()?;
-    match first {
-        None => Err(ParseError {
-            line: 1,
-            reason: "empty file",
-            kind: ErrorKind::Malformed,
-        }),
-        Some(b"max") | Some(b"-1") => Ok(Single::Unlimited),
-        Some(v) => parse_u64(v).map(Single::Value).ok_or(ParseError {
-            line: 1,
-            reason: "value is not an unsigned integer or `max`",
-            kind: ErrorKind::Malformed,
-        }),
-    }
-}
+pub use crate::host::text::{ErrorKind, ParseError, Single, flat_keyed, parse_u64, single};
+use crate::host::text::{lines, trim};
 
 /// v2 `cpu.max`: `$QUOTA $PERIOD` or `max $PERIOD`. Returns (quota, period).
 pub fn cpu_max(buf: &[u8]) -> Result<(Single, u64), ParseError> {
@@ -426,104 +271,6 @@ pub fn net_dev(buf: &[u8], out: &mut Vec<NetIface>, dropped: &mut u32) -> Result
     problems.finish()
 }
 
-/// `/proc/meminfo`: `MemTotal:` in bytes (the file says `kB`, meaning KiB).
-pub fn mem_total(buf: &[u8]) -> Result<u64, ParseError> {
-    let (lines, problems) = lines(buf);
-    for (n, line) in lines {
-        let Some(rest) = line.strip_prefix(b"MemTotal:") else {
-            continue;
-        };
-        let bad = |reason| ParseError {
-            line: n,
-            reason,
-            kind: ErrorKind::Malformed,
-        };
-        let value = trim(rest)
-            .strip_suffix(b"kB")
-            .ok_or(bad("expected `MemTotal: N kB`"))?;
-        return parse_u64(trim(value))
-            .and_then(|kib| kib.checked_mul(1024))
-            .ok_or(bad("MemTotal is not a number of kB"));
-    }
-    problems.finish()?;
-    Err(ParseError {
-        line: 0,
-        reason: "no MemTotal line",
-        kind: ErrorKind::Malformed,
-    })
-}
-
-/// The highest CPU number a CPU list may name: more than any kernel's `NR_CPUS` (8192).
-pub const MAX_CPU: u64 = 65_535;
-
-/// A kernel CPU list (`/sys/devices/system/cpu/online`: `0-3,8,10-11`): how many CPUs it
-/// names. Ranges must go up and stay within [`MAX_CPU`]; a list naming one CPU twice is
-/// refused.
-pub fn cpu_list_len(buf: &[u8]) -> Result<u64, ParseError> {
-    let (mut lines, problems) = lines(buf);
-    let first = lines.next().map(|(_, l)| trim(l));
-    problems.finish()?;
-    let bad = ParseError {
-        line: 1,
-        reason: "expected a CPU list like 0-3,8",
-        kind: ErrorKind::Malformed,
-    };
-    let list = first.filter(|l| !l.is_empty()).ok_or(bad)?;
-    let (mut count, mut next) = (0u64, 0u64);
-    for item in list.split(|&b| b == b',') {
-        let (lo, hi) = match item.iter().position(|&b| b == b'-') {
-            Some(dash) => (parse_u64(&item[..dash]), parse_u64(&item[dash + 1..])),
-            None => (parse_u64(item), parse_u64(item)),
-        };
-        let (Some(lo), Some(hi)) = (lo, hi) else {
-            return Err(bad);
-        };
-        // In order and without overlap, as the kernel writes it.
-        if lo < next || hi < lo || hi > MAX_CPU {
-            return Err(bad);
-        }
-        count += hi - lo + 1;
-        next = hi + 1;
-    }
-    Ok(count)
-}
-
-/// The longest block device name shown; longer ones are not shown (the kernel's are short:
-/// `nvme12n3p14`, `dm-7`).
-pub const MAX_DEVNAME: usize = 64;
-
-/// `/sys/dev/block/MAJ:MIN/uevent`: the `DEVNAME=` value, the device's name under `/dev`
-/// (`vda`, `nvme0n1p2`, `dm-0`, `cciss/c0d0`), if it can be shown as it is: printable ASCII
-/// without spaces, `..` or a leading `/`, at most [`MAX_DEVNAME`] bytes.
-pub fn uevent_devname(buf: &[u8]) -> Result<&[u8], ParseError> {
-    let (lines, problems) = lines(buf);
-    for (n, line) in lines {
-        let Some(name) = line.strip_prefix(b"DEVNAME=") else {
-            continue;
-        };
-        let showable = !name.is_empty()
-            && name.len() <= MAX_DEVNAME
-            && name.iter().all(|b| b.is_ascii_graphic())
-            && name[0] != b'/'
-            && !name.windows(2).any(|w| w == b"..");
-        return if showable {
-            Ok(name)
-        } else {
-            Err(ParseError {
-                line: n,
-                reason: "DEVNAME is not a device name that can be shown",
-                kind: ErrorKind::Malformed,
-            })
-        };
-    }
-    problems.finish()?;
-    Err(ParseError {
-        line: 0,
-        reason: "no DEVNAME line",
-        kind: ErrorKind::Malformed,
-    })
-}
-
 /// The first pid listed in `cgroup.procs` (one pid per line), if any. Pids of processes
 /// outside the reader's PID namespace read as 0 on cgroup2: those are skipped.
 pub fn first_pid(buf: &[u8]) -> Option<u32> {
@@ -535,31 +282,6 @@ pub fn first_pid(buf: &[u8]) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn u64_edges() {
-        assert_eq!(parse_u64(b"0"), Some(0));
-        assert_eq!(parse_u64(b"18446744073709551615"), Some(u64::MAX));
-        assert_eq!(parse_u64(b"18446744073709551616"), None);
-        assert_eq!(parse_u64(b""), None);
-        assert_eq!(parse_u64(b"-1"), None);
-        assert_eq!(parse_u64(b"1 "), None);
-    }
-
-    #[test]
-    fn flat_keyed_keeps_good_lines_around_a_bad_one() {
-        let mut seen = Vec::new();
-        let r = flat_keyed(b"a 1\nb x\nc 3\n", |k, v| seen.push((k.to_vec(), v)));
-        assert_eq!(seen, vec![(b"a".to_vec(), 1), (b"c".to_vec(), 3)]);
-        assert_eq!(
-            r,
-            Err(ParseError {
-                line: 2,
-                reason: "value is not an unsigned integer",
-                kind: ErrorKind::Malformed,
-            })
-        );
-    }
 
     #[test]
     fn truncated_last_line_is_not_used() {
@@ -575,16 +297,6 @@ mod tests {
         );
         assert!(r.is_err());
         assert_eq!(devs.len(), 1);
-    }
-
-    #[test]
-    fn single_values() {
-        assert_eq!(single(b"max\n"), Ok(Single::Unlimited));
-        assert_eq!(single(b"-1\n"), Ok(Single::Unlimited));
-        assert_eq!(single(b"4096\n"), Ok(Single::Value(4096)));
-        assert!(single(b"").is_err());
-        assert!(single(b"12").is_err());
-        assert!(single(b"abc\n").is_err());
     }
 
     #[test]
@@ -703,43 +415,6 @@ mod tests {
         assert_eq!(out.len(), MAX_INTERFACES);
         assert_eq!(dropped as usize, 1000 - MAX_INTERFACES);
         assert_eq!(out[7].rx_bytes, 7);
-    }
-
-    #[test]
-    fn host_facts() {
-        assert_eq!(
-            mem_total(b"MemTotal:       24683568 kB\nMemFree: 1 kB\n"),
-            Ok(24683568 * 1024)
-        );
-        assert!(mem_total(b"MemFree: 1 kB\n").is_err());
-        assert!(mem_total(b"MemTotal: 99999999999999999999 kB\n").is_err());
-        assert!(mem_total(b"MemTotal: 12 MB\n").is_err());
-        assert_eq!(cpu_list_len(b"0-1\n"), Ok(2));
-        assert_eq!(cpu_list_len(b"0\n"), Ok(1));
-        assert_eq!(cpu_list_len(b"0-3,8,10-11\n"), Ok(7));
-        for bad in [
-            &b"3-1\n"[..],
-            b"0-3,2\n",
-            b"0-70000\n",
-            b"\n",
-            b"x\n",
-            b"0-1",
-        ] {
-            assert!(cpu_list_len(bad).is_err(), "{bad:?}");
-        }
-        let uevent = b"MAJOR=254\nMINOR=0\nDEVNAME=vda\nDEVTYPE=disk\nDISKSEQ=9\n";
-        assert_eq!(uevent_devname(uevent), Ok(&b"vda"[..]));
-        for bad in [
-            &b"MAJOR=7\n"[..],
-            b"DEVNAME=\n",
-            b"DEVNAME=a b\n",
-            b"DEVNAME=../x\n",
-            b"DEVNAME=/dev/x\n",
-            b"DEVNAME=v\x01da\n",
-            b"DEVNAME=vda",
-        ] {
-            assert!(uevent_devname(bad).is_err(), "{bad:?}");
-        }
     }
 
     #[test]

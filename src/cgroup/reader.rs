@@ -32,25 +32,24 @@ use std::fmt;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, openat};
-use nix::sys::stat::{Mode, SFlag, fstat};
+use nix::fcntl::OFlag;
+use nix::sys::stat::{Mode, fstat};
 
 use super::layout::Layout;
 use super::parse::{self, ErrorKind, ParseError};
 use super::plan::{self, Cadence, FileDef, Hier, Partial};
 use super::sample::{CgroupSample, SpecSample};
+use crate::host::fs::{
+    OpenFail, gone_errno, is_out_of_descriptors, open_file, open_regular, pread_all,
+};
 use crate::progress;
 
 pub use super::plan::parse_files;
-
-/// Reads above this size are treated as truncated rather than grown without bound.
-const MAX_READ: usize = 4 << 20;
 
 /// Why a read of one file failed, with the file's path for the log.
 #[derive(Debug)]
@@ -413,77 +412,6 @@ fn shared_layout(layout: &Layout) -> Arc<Layout> {
             l
         }
     }
-}
-
-/// Why a file could not be opened.
-enum OpenFail {
-    /// Not there: this kernel or controller does not offer it, or the cgroup is gone.
-    Absent,
-    /// The process (EMFILE) or the system (ENFILE) has no descriptor to give.
-    OutOfDescriptors,
-    Other(io::Error),
-}
-
-impl OpenFail {
-    fn into_io(self) -> io::Error {
-        match self {
-            OpenFail::Absent => io::Error::from_raw_os_error(Errno::ENOENT as i32),
-            OpenFail::OutOfDescriptors => io::Error::from_raw_os_error(Errno::EMFILE as i32),
-            OpenFail::Other(e) => e,
-        }
-    }
-}
-
-/// [`open_regular`] by path, as an `io::Result` (`NotFound` when it is not there).
-fn open_file(path: &Path) -> io::Result<File> {
-    open_regular(None, path).map_err(OpenFail::into_io)
-}
-
-/// Opens `path` (relative to `dir` when given) for reading, but only if it is a regular file
-/// (every cgroup and procfs file read here is one): never blocking, so that a FIFO or a device
-/// put where a cgroup file should be cannot hang the collector.
-fn open_regular(dir: Option<std::os::fd::BorrowedFd<'_>>, path: &Path) -> Result<File, OpenFail> {
-    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
-    let fd = match dir {
-        Some(d) => openat(d, path, flags, Mode::empty()),
-        None => nix::fcntl::open(path, flags, Mode::empty()),
-    };
-    let file = match fd {
-        Ok(fd) => File::from(fd),
-        Err(e) if gone_errno(e) => return Err(OpenFail::Absent),
-        Err(Errno::EMFILE | Errno::ENFILE) => return Err(OpenFail::OutOfDescriptors),
-        Err(e) => return Err(OpenFail::Other(e.into())),
-    };
-    match fstat(file.as_fd()) {
-        Ok(st) if st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFREG.bits() => Ok(file),
-        Ok(_) => Err(OpenFail::Other(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file (a cgroup file always is): not read",
-        ))),
-        Err(e) => Err(OpenFail::Other(e.into())),
-    }
-}
-
-/// The whole of a file that must be a regular one (`mountinfo`), opened never blocking: a
-/// FIFO in its place is refused at once instead of blocking the open.
-pub(crate) fn read_regular_file(path: &Path) -> io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut file = open_file(path)?;
-    let mut out = Vec::new();
-    file.read_to_end(&mut out)?;
-    Ok(out)
-}
-
-/// The process (EMFILE) or the system (ENFILE) has no descriptor to give.
-fn is_out_of_descriptors(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error().map(Errno::from_raw),
-        Some(Errno::EMFILE | Errno::ENFILE)
-    )
-}
-
-fn gone_errno(e: Errno) -> bool {
-    matches!(e, Errno::ENOENT | Errno::ENODEV)
 }
 
 impl CgroupReader {
@@ -1208,23 +1136,5 @@ impl fmt::Display for OpenError {
             OpenError::Gone => f.write_str("the cgroup is gone"),
             OpenError::Io { path, error } => write!(f, "opening {}: {error}", path.display()),
         }
-    }
-}
-
-/// `pread` at offset 0 until the whole content fits in `buf` (grown as needed, up to
-/// `MAX_READ`). Returns the number of bytes read.
-fn pread_all(file: &File, buf: &mut Vec<u8>) -> io::Result<usize> {
-    if buf.len() < 4096 {
-        buf.resize(4096, 0);
-    }
-    loop {
-        let n = file.read_at(buf, 0)?;
-        if n < buf.len() || buf.len() >= MAX_READ {
-            return Ok(n);
-        }
-        // Filled the buffer: the file may be longer. Re-read from 0 with more room, so
-        // the content comes from one generation.
-        let bigger = (buf.len() * 2).min(MAX_READ);
-        buf.resize(bigger, 0);
     }
 }

@@ -2,8 +2,6 @@
 //! files, and a pod's ephemeral storage (its containers' layers and logs plus its `emptyDir`
 //! volumes), as `du` counts them, worked out off the collection tick in a thread of its own.
 //!
-//! - [`mountinfo`]: where a container's writable layer is (the `upperdir=` of the overlay
-//!   mounted at `/` in `/proc/<pid>/mountinfo` of one of its processes).
 //! - [`walk`]: `du` in slices, bounded in memory by depth.
 //! - [`logs`]: where each runtime writes a container's logs, and the kubelet's directories.
 //! - [`monitor`]: the thread: which container to walk when, within a CPU budget, and the
@@ -16,7 +14,6 @@
 
 pub mod logs;
 pub mod monitor;
-pub mod mountinfo;
 pub mod walk;
 
 use std::path::PathBuf;

@@ -51,10 +51,11 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
 use super::logs::{self, LogPlace};
-use super::mountinfo::{self, RootMount};
 use super::walk::{self, FsStat, Incomplete, Progress, Usage, Walk};
 use super::{DiskConfig, DiskSample};
 use crate::discovery::Kind;
+use crate::host::block;
+use crate::host::mountinfo::{self, RootMount};
 use crate::metadata::{ContainerMeta, PodMeta};
 
 /// Entries a slice looks at, at most.
@@ -1232,14 +1233,7 @@ impl Monitor {
             .ok()
             .and_then(|m| mountinfo::source_of(&m, (maj, min)))
             .filter(|s| s.starts_with('/'))
-            .or_else(|| {
-                let uevent =
-                    std::fs::read_to_string(format!("/sys/dev/block/{maj}:{min}/uevent")).ok()?;
-                uevent
-                    .lines()
-                    .find_map(|l| l.strip_prefix("DEVNAME="))
-                    .map(|n| format!("/dev/{n}"))
-            })
+            .or_else(|| block::dev_name(Path::new(block::SYS_DEV_BLOCK), &format!("{maj}:{min}")))
             .unwrap_or_else(|| format!("{maj}:{min}"));
         let name: Arc<str> = name.into();
         if self.devices.len() < 256 {

@@ -10,8 +10,8 @@ use crate::metrics::{
     CADVISOR_IGNORED_INTERFACES, CadvisorFamily, Conv, Label, Metric, Select, Sink, Value,
 };
 
-use super::block_names::BlockNames;
 use super::prom::{LineSink, push_label, push_value};
+use crate::host::block::BlockNames;
 
 /// Seconds since the epoch.
 fn epoch(t: SystemTime) -> f64 {

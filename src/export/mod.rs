@@ -1,8 +1,7 @@
 //! Outputs: the Prometheus page (rendering, HTTP serving and its TLS and auth) and OTLP export.
 //!
 //! - [`prom`]: the page, rendered once per tick from the metric table (OpenTelemetry names,
-//!   or cAdvisor's from `metrics::CADVISOR`, written by [`cadvisor`]) into a recycled buffer;
-//!   [`block_names`]: the cAdvisor page's `/dev/<name>` for each block device, looked up once.
+//!   or cAdvisor's from `metrics::CADVISOR`, written by [`cadvisor`]) into a recycled buffer.
 //! - [`http`], [`http_conn`], [`web_config`]: serving it, bounded, with the exporter-toolkit
 //!   web config (TLS, mutual TLS, basic auth, headers).
 //! - [`otlp`]: one request per tick, written straight as protobuf, queued and sent.
@@ -12,7 +11,6 @@
 //! `resource::HostResource::attributes`, and the self-metrics from `telemetry::SELF_METRICS`)
 //! and a line in `CollectorLoop::tick` (`src/daemon.rs`) that hands them over.
 
-pub mod block_names;
 pub mod cadvisor;
 pub mod http;
 pub mod http_conn;

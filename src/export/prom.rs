@@ -20,7 +20,7 @@ pub use crate::collect::Described;
 use crate::collect::{ContainerState, Show};
 use crate::config::Naming;
 use crate::discovery::Kind;
-use crate::machine::Machine;
+use crate::host::machine::Machine;
 use crate::metadata::{ContainerMeta, PodMeta};
 use crate::metrics::{
     CADVISOR, CADVISOR_MACHINE, CadvisorFamily, Instrument, Label, Metric, MetricDef, Sink, Value,
@@ -29,8 +29,8 @@ use crate::metrics::{
 use crate::resource::{AttrDef, HostResource};
 use crate::telemetry::{ProcessStats, SELF_METRICS, Telemetry};
 
-use super::block_names::BlockNames;
 use super::cadvisor::cadvisor_lines;
+use crate::host::block::BlockNames;
 
 /// The Prometheus name of a metric (`name`: its name on containers or on pods): the
 /// OpenTelemetry translation ([`otel_to_prometheus`]).

@@ -63,7 +63,8 @@ use super::cri_api as api;
 use super::cri_client::{Client, EventMsg, status_text};
 use super::cri_view::{Ctr, Images, Sandbox, allowed, merge, nonempty};
 use super::exits::{ExitStore, RuntimeExit};
-use super::{ContainerMeta, MetadataStore, PodMeta, jitter};
+use super::{ContainerMeta, MetadataStore, PodMeta};
+use crate::remote::{jitter, sleep_until_opt};
 use crate::telemetry::CriStats;
 
 /// Where containerd and CRI-O listen by default, tried in this order when no endpoint is set.
@@ -978,13 +979,6 @@ async fn exit_status(
             return;
         }
         retry = (retry * 2).min(STATUS_RETRY_MAX);
-    }
-}
-
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

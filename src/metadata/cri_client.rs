@@ -24,6 +24,7 @@ use tonic::transport::{Channel, Endpoint, Uri};
 use tonic_prost::ProstCodec;
 
 use super::cri_api as api;
+use crate::remote::error_chain;
 use crate::telemetry::CriStats;
 
 /// Per call. A hung runtime costs one timeout, then the reconnect backoff.
@@ -396,17 +397,6 @@ impl AsyncWrite for WatchedStream {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
-}
-
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 pub(crate) fn status_text(s: &Status) -> String {

@@ -54,7 +54,8 @@ use futures_util::StreamExt;
 use tokio::time::Instant;
 
 use super::exits::{ExitStore, RuntimeExit};
-use super::{ContainerMeta, MetadataStore, glob_match, image_name_and_tags, jitter, parse_rfc3339};
+use super::{ContainerMeta, MetadataStore, glob_match, image_name_and_tags, parse_rfc3339};
+use crate::remote::{jitter, sleep_until_opt};
 use crate::telemetry::DockerStats;
 
 /// Where the Docker daemon listens when neither the configuration nor `DOCKER_HOST` says.
@@ -704,13 +705,6 @@ fn event_time(secs: Option<i64>, nanos: Option<i64>) -> Option<SystemTime> {
         _ => return None,
     };
     UNIX_EPOCH.checked_add(since_epoch)
-}
-
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 #[cfg(test)]

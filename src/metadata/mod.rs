@@ -31,11 +31,9 @@ pub(crate) use refs::is_image_id;
 pub use refs::{ImageRef, glob_match, image_name_and_tags, parse_rfc3339, split_image_ref};
 
 use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use crate::config::{MetadataArgs, is_off};
 use crate::discovery::Runtime;
@@ -501,21 +499,6 @@ pub fn kubelet_logs_config(
         })
 }
 
-/// A delay between `d / 2` and `d`, so that many exporters on a cluster do not reconnect to
-/// their daemons (or a shared remote one) in lockstep. std's RandomState is random enough for
-/// this and saves a dependency.
-pub(crate) fn jitter(d: Duration) -> Duration {
-    let mut h = RandomState::new().build_hasher();
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
-    let frac = (h.finish() % 1024) as u32;
-    d / 2 + (d / 2) * frac / 1024
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -538,16 +521,5 @@ mod tests {
         assert!(s.generation() > g1);
         assert!(!s.remove("id"));
         assert!(s.is_empty());
-    }
-
-    #[test]
-    fn jitter_within_bounds() {
-        for _ in 0..100 {
-            let d = jitter(Duration::from_secs(4));
-            assert!(
-                d >= Duration::from_secs(2) && d <= Duration::from_secs(4),
-                "{d:?}"
-            );
-        }
     }
 }

@@ -21,6 +21,7 @@ use container_exporter::cgroup::plan;
 use container_exporter::cgroup::reader;
 use container_exporter::cgroup::sample::{IoDevice, Limit, Psi};
 use container_exporter::cgroup::{CgroupSample, Layout};
+use container_exporter::host::{block, machine};
 
 /// Every maximal run of ASCII digits in `data` that fits a u64: the only numbers a parser may
 /// return.
@@ -292,7 +293,7 @@ pub fn mountinfo(data: &[u8]) {
 }
 
 pub fn mem_total(data: &[u8]) {
-    if let Ok(bytes) = parse::mem_total(data) {
+    if let Ok(bytes) = machine::mem_total(data) {
         mem_total_checked(data, bytes);
     }
 }
@@ -307,7 +308,7 @@ pub fn mem_total_checked(data: &[u8], bytes: u64) {
 }
 
 pub fn cpu_list_len(data: &[u8]) {
-    if let Ok(n) = parse::cpu_list_len(data) {
+    if let Ok(n) = machine::cpu_list_len(data) {
         assert!(!cut(data), "read from a cut file");
         // The list is the first line (as `single` reads the first line of a one-value file).
         let first = data.split(|&b| b == b'\n').next().unwrap_or_default();
@@ -315,7 +316,7 @@ pub fn cpu_list_len(data: &[u8]) {
         assert!(n >= 1, "an empty list read as {n}");
         // Ranges go up without overlap: at most every CPU up to the highest named.
         assert!(
-            highest <= parse::MAX_CPU && n <= highest + 1,
+            highest <= machine::MAX_CPU && n <= highest + 1,
             "{n} CPUs from a list topping at {highest}"
         );
         let items = first.iter().filter(|&&b| b == b',').count() as u64 + 1;
@@ -324,14 +325,14 @@ pub fn cpu_list_len(data: &[u8]) {
 }
 
 pub fn uevent_devname(data: &[u8]) {
-    if let Ok(name) = parse::uevent_devname(data) {
+    if let Ok(name) = block::uevent_devname(data) {
         devname_checked(data, name);
     }
 }
 
 /// The checks of [`uevent_devname`] on a given answer.
 pub fn devname_checked(data: &[u8], name: &[u8]) {
-    assert!(!name.is_empty() && name.len() <= parse::MAX_DEVNAME);
+    assert!(!name.is_empty() && name.len() <= block::MAX_DEVNAME);
     assert!(
         name.iter().all(u8::is_ascii_graphic),
         "name {name:?} has bytes that are not printable ASCII"
@@ -520,7 +521,7 @@ pub fn check_sample(s: &CgroupSample, nums: &HashSet<u64>, input: &[u8], v1: boo
 /// container's `mountinfo` (its writable layer), a mount's source by device, and the kubelet's
 /// log link names. The first two bytes pick the device looked up.
 pub fn disk_mountinfo(data: &[u8]) {
-    use container_exporter::disk::mountinfo::{root_mount, source_of, unescape};
+    use container_exporter::host::mountinfo::{root_mount, source_of, unescape};
     use container_exporter::metadata::kubelet_logs::parse_link_name;
     let Some((dev, text)) = data.split_at_checked(2) else {
         return;

@@ -33,7 +33,6 @@
 //! their failures, which must agree on what a retry and a failure are.
 
 use std::collections::{HashSet, VecDeque};
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -46,6 +45,8 @@ use tokio::sync::Notify;
 use tonic::Code;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
+
+use crate::remote::{error_chain, jitter};
 
 use super::{OtlpConfig, Protocol};
 use crate::telemetry::{Telemetry, add, get, set};
@@ -324,14 +325,6 @@ pub async fn run(mut transport: Transport, queue: Arc<Queue>, telemetry: Arc<Tel
     }
 }
 
-/// Between half and the whole of `d` (full jitter would allow near-zero waits).
-fn jitter(d: Duration) -> Duration {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(0);
-    let r = (h.finish() % 1000) as f64 / 1000.0;
-    d.mul_f64(0.5 + r / 2.0)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Transports
 // ---------------------------------------------------------------------------------------------
@@ -565,17 +558,6 @@ fn status_message(body: &[u8]) -> String {
         return "(no message)".into();
     }
     text.chars().take(300).collect()
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 impl GrpcTransport {

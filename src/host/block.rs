@@ -10,9 +10,9 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::cgroup::parse;
+use super::text::{ErrorKind, ParseError, lines};
 
 /// Devices remembered at most.
 pub const MAX_DEVICES: usize = 4096;
@@ -53,7 +53,7 @@ pub struct BlockNames {
 
 impl Default for BlockNames {
     fn default() -> BlockNames {
-        BlockNames::new(PathBuf::from("/sys/dev/block"))
+        BlockNames::new(PathBuf::from(SYS_DEV_BLOCK))
     }
 }
 
@@ -97,14 +97,13 @@ impl BlockNames {
         if !is_majmin {
             return dev.into();
         }
-        let path = self.root.join(dev).join("uevent");
-        let name = std::fs::read(&path)
-            .ok()
-            .and_then(|b| parse::uevent_devname(&b).ok().map(<[u8]>::to_vec));
-        match name.map(String::from_utf8) {
-            Some(Ok(n)) => format!("/dev/{n}").into(),
-            _ => {
-                tracing::debug!("{} gives no device name: `device` is {dev}", path.display());
+        match dev_name(&self.root, dev) {
+            Some(n) => n.into(),
+            None => {
+                tracing::debug!(
+                    "{} gives no device name: `device` is {dev}",
+                    self.root.join(dev).display()
+                );
                 dev.into()
             }
         }
@@ -118,6 +117,53 @@ impl BlockNames {
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
     }
+}
+
+/// `/dev/<name>` of the block device `maj_min` (`MAJ:MIN`), from `<sys_dev_block>/MAJ:MIN/uevent`
+/// (`sys_dev_block` is normally [`SYS_DEV_BLOCK`]), if the kernel names it showably.
+pub fn dev_name(sys_dev_block: &Path, maj_min: &str) -> Option<String> {
+    let uevent = std::fs::read(sys_dev_block.join(maj_min).join("uevent")).ok()?;
+    let name = std::str::from_utf8(uevent_devname(&uevent).ok()?).ok()?;
+    Some(format!("/dev/{name}"))
+}
+
+/// Where the kernel lists block devices by `MAJ:MIN`.
+pub const SYS_DEV_BLOCK: &str = "/sys/dev/block";
+
+/// The longest block device name shown; longer ones are not shown (the kernel's are short:
+/// `nvme12n3p14`, `dm-7`).
+pub const MAX_DEVNAME: usize = 64;
+
+/// `/sys/dev/block/MAJ:MIN/uevent`: the `DEVNAME=` value, the device's name under `/dev`
+/// (`vda`, `nvme0n1p2`, `dm-0`, `cciss/c0d0`), if it can be shown as it is: printable ASCII
+/// without spaces, `..` or a leading `/`, at most [`MAX_DEVNAME`] bytes.
+pub fn uevent_devname(buf: &[u8]) -> Result<&[u8], ParseError> {
+    let (lines, problems) = lines(buf);
+    for (n, line) in lines {
+        let Some(name) = line.strip_prefix(b"DEVNAME=") else {
+            continue;
+        };
+        let showable = !name.is_empty()
+            && name.len() <= MAX_DEVNAME
+            && name.iter().all(|b| b.is_ascii_graphic())
+            && name[0] != b'/'
+            && !name.windows(2).any(|w| w == b"..");
+        return if showable {
+            Ok(name)
+        } else {
+            Err(ParseError {
+                line: n,
+                reason: "DEVNAME is not a device name that can be shown",
+                kind: ErrorKind::Malformed,
+            })
+        };
+    }
+    problems.finish()?;
+    Err(ParseError {
+        line: 0,
+        reason: "no DEVNAME line",
+        kind: ErrorKind::Malformed,
+    })
 }
 
 #[cfg(test)]
@@ -156,6 +202,23 @@ mod tests {
             let dev = format!("8:{i}");
             assert_eq!(names.name(&dev), dev);
             assert!(names.len() <= MAX_DEVICES);
+        }
+    }
+
+    #[test]
+    fn uevent_names() {
+        let uevent = b"MAJOR=254\nMINOR=0\nDEVNAME=vda\nDEVTYPE=disk\nDISKSEQ=9\n";
+        assert_eq!(uevent_devname(uevent), Ok(&b"vda"[..]));
+        for bad in [
+            &b"MAJOR=7\n"[..],
+            b"DEVNAME=\n",
+            b"DEVNAME=a b\n",
+            b"DEVNAME=../x\n",
+            b"DEVNAME=/dev/x\n",
+            b"DEVNAME=v\x01da\n",
+            b"DEVNAME=vda",
+        ] {
+            assert!(uevent_devname(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -1,17 +1,13 @@
-//! Where a container's writable layer is: the mount of its root filesystem in
-//! `/proc/<pid>/mountinfo` of one of its processes. On overlay (Docker's overlay2, Docker on
-//! the containerd image store, containerd, CRI-O and Podman alike) the layer is the mount's
-//! `upperdir=` option, a directory in the host's mount namespace; only that directory is ever
-//! walked, never the merged root, which would count the image too.
+//! The mount table of a process, `/proc/<pid>/mountinfo` (see `proc(5)`): `ID PARENT MAJ:MIN
+//! ROOT MOUNTPOINT OPTIONS [TAGS…] - FSTYPE SOURCE SUPER_OPTIONS`. The one parser of it, for
+//! the cgroup layout (which hierarchies are mounted where, `cgroup::layout`) and for disk usage
+//! (the mount at `/` of a container's process names its writable layer; the source of a
+//! filesystem names its device).
 //!
-//! Any other root filesystem (vfs, btrfs, zfs, devicemapper) holds the image's files as well as
-//! the container's, and no cheap exact figure for the container's own part exists: the
-//! container then gets no disk usage at all rather than a wrong number.
-//!
-//! mountinfo (see `proc(5)`): `ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS…] - FSTYPE SOURCE
-//! SUPER_OPTIONS`. The kernel escapes space, tab, newline and backslash in paths as `\ooo`, and
-//! overlay escapes commas in its option values the same way, so options split at commas and are
-//! then unescaped.
+//! The kernel escapes space, tab, newline and backslash in paths as `\ooo`, and overlay escapes
+//! commas in its option values the same way, so options split at commas and are then unescaped.
+//! Paths are bytes: a mount point need not be UTF-8, and a line that does not have mountinfo's
+//! shape costs only itself.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
@@ -68,17 +64,45 @@ fn parse_dev(s: &[u8]) -> Option<(u32, u32)> {
     Some((a.parse().ok()?, b.parse().ok()?))
 }
 
-/// One line's fields, still escaped.
-struct Line<'a> {
-    dev: (u32, u32),
-    root: &'a [u8],
-    mount_point: &'a [u8],
-    fstype: &'a [u8],
-    source: &'a [u8],
-    options: &'a [u8],
+/// One line's fields, still escaped as the kernel wrote them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mount<'a> {
+    /// `MAJ:MIN` of the mounted filesystem.
+    pub dev: (u32, u32),
+    /// The directory of that filesystem mounted here (`/` for a whole filesystem).
+    pub root: &'a [u8],
+    pub mount_point: &'a [u8],
+    pub fstype: &'a [u8],
+    pub source: &'a [u8],
+    /// The filesystem's own options (overlay's `upperdir=`, a v1 cgroup's controllers).
+    pub options: &'a [u8],
 }
 
-fn fields(line: &[u8]) -> Option<Line<'_>> {
+impl Mount<'_> {
+    /// The mount point, unescaped, as a path.
+    pub fn mount_point(&self) -> PathBuf {
+        PathBuf::from(OsString::from_vec(unescape(self.mount_point)))
+    }
+
+    /// The filesystem's own options, split at commas and unescaped, lossily as text.
+    pub fn options(&self) -> impl Iterator<Item = String> + '_ {
+        self.options
+            .split(|&b| b == b',')
+            .filter(|o| !o.is_empty())
+            .map(|o| String::from_utf8_lossy(&unescape(o)).into_owned())
+    }
+}
+
+/// Every line of a mountinfo text: its fields, or, for a line that does not have mountinfo's
+/// shape, its 1-based number. Empty lines are passed over.
+pub fn mounts(text: &[u8]) -> impl Iterator<Item = Result<Mount<'_>, usize>> {
+    text.split(|&b| b == b'\n')
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(n, l)| fields(l).ok_or(n + 1))
+}
+
+fn fields(line: &[u8]) -> Option<Mount<'_>> {
     let mut it = line.split(|&b| b == b' ');
     let _id = it.next()?;
     let _parent = it.next()?;
@@ -99,7 +123,7 @@ fn fields(line: &[u8]) -> Option<Line<'_>> {
     let fstype = it.next()?;
     let source = it.next()?;
     let options = it.next().unwrap_or(b"");
-    Some(Line {
+    Some(Mount {
         dev,
         root,
         mount_point,
@@ -112,18 +136,15 @@ fn fields(line: &[u8]) -> Option<Line<'_>> {
 /// The mount at `/` (the last one, if several are stacked there), from a mountinfo text.
 pub fn root_mount(mountinfo: &[u8]) -> Option<RootMount> {
     let mut found = None;
-    for line in mountinfo.split(|&b| b == b'\n') {
-        let Some(Line {
-            dev,
-            root,
-            mount_point,
-            fstype,
-            source,
-            options,
-        }) = fields(line)
-        else {
-            continue;
-        };
+    for Mount {
+        dev,
+        root,
+        mount_point,
+        fstype,
+        source,
+        options,
+    } in mounts(mountinfo).flatten()
+    {
         if mount_point != b"/" {
             continue;
         }
@@ -151,16 +172,13 @@ pub fn root_mount(mountinfo: &[u8]) -> Option<RootMount> {
 /// cAdvisor's `device` label. The mount of the filesystem's own root is preferred.
 pub fn source_of(mountinfo: &[u8], dev: (u32, u32)) -> Option<String> {
     let mut any = None;
-    for line in mountinfo.split(|&b| b == b'\n') {
-        let Some(Line {
-            dev: d,
-            root,
-            source,
-            ..
-        }) = fields(line)
-        else {
-            continue;
-        };
+    for Mount {
+        dev: d,
+        root,
+        source,
+        ..
+    } in mounts(mountinfo).flatten()
+    {
         if d != dev {
             continue;
         }

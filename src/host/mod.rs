@@ -1,0 +1,18 @@
+//! The host itself, below every other layer: how its kernel's text files are read and parsed,
+//! its mount table, its block devices' names, its CPUs and memory, and this process's
+//! descriptor limit.
+//!
+//! - [`fs`]: opening only regular files, never blocking, and `pread` of a whole file.
+//! - [`text`]: the kernel's text formats (lines, numbers, `key value`, single values) and the
+//!   typed [`text::ParseError`] every parser reports.
+//! - [`mountinfo`]: the one parser of `/proc/<pid>/mountinfo`.
+//! - [`block`]: `MAJ:MIN` to `/dev/<name>`.
+//! - [`machine`]: CPUs online and `MemTotal`, for the cAdvisor page.
+//! - [`limits`]: the open-file limit and the share of it the containers' files may take.
+
+pub mod block;
+pub mod fs;
+pub mod limits;
+pub mod machine;
+pub mod mountinfo;
+pub mod text;

@@ -1,0 +1,123 @@
+//! What talking to another process over a socket needs, whoever does it (the runtimes'
+//! metadata sources, OTLP delivery): a retry delay that doubles up to a cap, jittered so that
+//! the exporters of a cluster do not knock on a shared daemon in lockstep, a sleep until an
+//! optional deadline, and an error with all its causes for a log line.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A delay that starts at `min` and doubles after each failure up to `max`.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    min: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    pub const fn new(min: Duration, max: Duration) -> Backoff {
+        Backoff {
+            min,
+            max,
+            next: min,
+        }
+    }
+
+    /// The delay to wait now, jittered; the next one doubles.
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        jitter(d)
+    }
+
+    /// Back to `min`, after a success.
+    pub fn reset(&mut self) {
+        self.next = self.min;
+    }
+}
+
+/// A delay between `d / 2` and `d` (full jitter would allow waits near zero). std's
+/// `RandomState` is random enough for this and saves a dependency.
+pub fn jitter(d: Duration) -> Duration {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    let frac = (h.finish() % 1024) as u32;
+    d / 2 + (d / 2) * frac / 1024
+}
+
+/// Sleeps until `at`, or forever when there is no deadline (one branch of a `select!`).
+pub async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// An error and every error below it, `outer: inner: innermost`, for a log line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_within_bounds() {
+        for _ in 0..100 {
+            let d = jitter(Duration::from_secs(4));
+            assert!(
+                d >= Duration::from_secs(2) && d <= Duration::from_secs(4),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_to_its_cap_and_resets() {
+        let mut b = Backoff::new(Duration::from_millis(250), Duration::from_secs(1));
+        let caps = [250, 500, 1000, 1000].map(Duration::from_millis);
+        for cap in caps {
+            let d = b.next_delay();
+            assert!(d <= cap && d >= cap / 2, "{d:?} against {cap:?}");
+        }
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(250));
+    }
+
+    #[test]
+    fn chain_names_every_cause() {
+        let inner = std::io::Error::other("refused");
+        let outer = std::io::Error::other(inner);
+        assert_eq!(error_chain(&outer), "refused");
+        #[derive(Debug)]
+        struct Wrap(std::io::Error);
+        impl std::fmt::Display for Wrap {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("connect")
+            }
+        }
+        impl std::error::Error for Wrap {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        assert_eq!(
+            error_chain(&Wrap(std::io::Error::other("refused"))),
+            "connect: refused"
+        );
+    }
+}
