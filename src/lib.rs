@@ -2,25 +2,41 @@
 //! files.
 //!
 //! The data flows one way: [`discovery`] finds containers in the cgroup tree, [`cgroup`]
-//! reads their files into typed samples, [`collect`] runs one tick over every tracked
-//! container, [`metrics`] turns samples into data points, and the outputs ([`snapshot`])
-//! print them.
+//! reads their files into typed samples, [`metadata`] and [`disk`] add what the runtimes say
+//! and what the containers hold on disk, [`collect`] runs one tick over every tracked
+//! container, [`metrics`] turns samples into data points, and [`export`] writes them out (the
+//! Prometheus page, OTLP); [`daemon`], [`snapshot`] and [`check`] are the commands.
 //!
-//! Where things live, and how to add one more:
-//! - [`config`]: every flag and variable (a leaf: it imports nothing of the crate). A new flag
-//!   is a field with `env = "CONTAINER_EXPORTER_…"`; the README's flag table is generated.
-//! - [`cgroup`]: the kernel side (layout, file plan, parsers, readers). A new cgroup file is a
-//!   row in the file plan and its parser.
-//! - [`discovery`]: which cgroups are containers or pods. A new runtime is a path pattern.
-//! - [`metadata`]: what runtimes say about them (Docker, Podman, CRI). A new source is a
-//!   module with a `run` task filling a store.
-//! - [`metrics`]: the one table of metrics (and the cAdvisor page's rows over it), and
-//!   [`telemetry`]: the one table of self-metrics. A new metric from an existing sample field
-//!   is one row and one `emit` arm; every output and the README follow.
-//! - [`resource`]: the resource attributes of containers and pods, one table and one builder.
-//! - [`collect`]: one tick over every tracked container; [`daemon`]: the loop around it;
-//!   [`departures`]: final samples until delivered, and [`exit`]: why each container ended;
-//!   [`export`]: the outputs (the Prometheus page and its server, OTLP).
+//! ## Layers
+//!
+//! Bottom up. A module uses only modules of its own layer or below, and no file takes part in
+//! an import cycle; `tests/house.rs` checks both against this list (one numbered line per
+//! layer, its modules before the colon; a module that does not exist yet is named without a
+//! link).
+//!
+//! 1. [`config`], [`progress`], [`remote`]: the leaves: flags and variables; naming what a
+//!    stuck operation is stuck on; backoff, jitter, deadline sleep and error chain for every
+//!    client.
+//! 2. [`host`]: the host itself: safe opens and `pread_all`, the kernel's text formats, the
+//!    one mountinfo parser, block device names, CPUs and memory, the descriptor limit.
+//! 3. [`discovery`]: which cgroups are containers or pods; inotify.
+//! 4. [`cgroup`]: the layout, the file plan, parsers, readers and samples.
+//! 5. [`exit`]: why a container ended: the rule, and the runtime's word.
+//! 6. [`metadata`]: what the runtimes say (Docker, Podman, CRI, the kubelet's log names);
+//!    owns its stats.
+//! 7. [`disk`]: disk usage of writable layers, logs and pods' volumes; owns its stats.
+//! 8. [`metrics`]: the one table of metrics, and `emit`.
+//! 9. [`telemetry`]: the one table of self-metrics, over the stats the layers below own.
+//! 10. [`collect`]: one tick over every tracked container.
+//! 11. [`resource`], [`departures`]: resource attributes; final samples and their exits until
+//!     delivered.
+//! 12. [`export`]: the outputs: Prometheus text, the OpenTelemetry and cAdvisor pages, the
+//!     HTTP server and its web config, OTLP.
+//! 13. `live` (later, issue #25): the browser view.
+//! 14. [`daemon`], [`snapshot`], [`check`]: the commands.
+//!
+//! `docs/architecture.md` says how the parts work together; `docs/contributing.md` how to add
+//! a flag, a metric, a cgroup file or a runtime.
 
 #![forbid(unsafe_code)]
 
