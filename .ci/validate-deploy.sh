@@ -213,9 +213,9 @@ log "deploy/image/stub-targets.sh stubs exactly Cargo.toml's targets"
 
 # --- What this machine cannot test -------------------------------------------------------------
 not_tested "Dockerfile stages build and runtime" \
-    "not built: no image registry is reachable for the rust:1.95.0-bookworm base (their recipe is checked above; tests/image.rs tests the prebuilt stage)"
+    "not built: no image registry is reachable for the rust:1.95.0-bookworm base (validate-deploy checks their recipe statically; tests/image.rs tests the prebuilt stage)"
 not_tested "deploy/compose stack" \
-    "not started: its third-party images cannot be pulled here (the file is checked above against the Compose schema and its promises)"
+    "not started: its third-party images cannot be pulled here (validate-deploy checks the file against the Compose schema and its promises)"
 not_tested "deploy/kubernetes and deploy/prometheus-operator" \
     "not applied to a cluster: there is none here (built with kustomize, validated against the Kubernetes and operator schemas)"
 log "ok"
