@@ -3,10 +3,12 @@
 //! dashboard selects, runs in a real Prometheus and must return the series of the pods and
 //! containers that did the work.
 //!
-//! - Kubernetes, as kube-prometheus scrapes the kubelet's `/metrics/cadvisor` (its relabelling
-//!   and metric drops, `honor_labels`): the "Kubernetes / Compute Resources" dashboards of the
-//!   kubernetes-mixin (Cluster, Namespace (Pods), Pod, Workload), Storage IO and network panels
-//!   included, over two pods of a real containerd driven over the CRI as the kubelet drives it:
+//! - Kubernetes, as the shipped ServiceMonitor (`deploy/prometheus-operator/cadvisor/`) has the
+//!   Prometheus Operator scrape the page as the kubelet's `/metrics/cadvisor` (its relabelling
+//!   and metric drops, `honor_labels`, translated from the file by
+//!   `common::prometheus::service_monitor_job`, so the two cannot drift): the "Kubernetes /
+//!   Compute Resources" dashboards of the kubernetes-mixin (Cluster, Namespace (Pods), Pod,
+//!   Workload), Storage IO and network panels included, over two pods of a real containerd driven over the CRI as the kubelet drives it:
 //!   one serving HTTP on its pod network, writing to its disk with `O_DIRECT` and fetching a
 //!   large file from itself over `lo` (a sidecar's traffic, which the network panels must not
 //!   count), one fetching from it across the pod network, busy under a CPU quota. The
@@ -39,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use common::cri::{BUSYBOX, Containerd, Net, PAUSE, Pod, Qos, TOOLS};
 use common::exporter::Exporter;
-use common::prometheus::{Prometheus, label};
+use common::prometheus::{ExporterPod, Prometheus, label, service_monitor_job};
 use common::{Container, TempDir, disk_of, docker, unique_name};
 use serde_json::Value;
 
@@ -211,36 +213,24 @@ fn account_block_io(majmin: &str) {
 // Prometheus: the scrape jobs and the rules
 // ---------------------------------------------------------------------------------------------
 
-/// kube-prometheus's kubelet cAdvisor endpoint (honor labels, `metrics_path` and `node` set,
-/// the metrics it drops), pointed at the exporter; a plain cAdvisor job as dockprom has it;
-/// and the stand-in for kube-state-metrics.
-fn scrape_configs(exporter: u16, ksm: u16) -> String {
+/// The shipped ServiceMonitor of `deploy/prometheus-operator/cadvisor/` (kube-prometheus's
+/// kubelet cAdvisor endpoint: honor labels, `job`, `metrics_path` and `node` set, the exporter's
+/// own pod labels dropped, the metrics it drops), as the operator makes it a scrape job, pointed
+/// at the exporter; a plain cAdvisor job as dockprom has it; and the stand-in for
+/// kube-state-metrics.
+const SERVICE_MONITOR: &str = "deploy/prometheus-operator/cadvisor/servicemonitor.yaml";
+
+fn scrape_configs(exporter: u16, ksm: u16, pod: &ExporterPod) -> String {
     format!(
-        r#"  - job_name: kubelet
-    honor_labels: true
-    metrics_path: /metrics
-    static_configs:
-      - targets: ['127.0.0.1:{exporter}']
-    relabel_configs:
-      - target_label: metrics_path
-        replacement: /metrics/cadvisor
-      - target_label: node
-        replacement: node-1
-    metric_relabel_configs:
-      - source_labels: [__name__]
-        regex: container_(network_tcp_usage_total|network_udp_usage_total|tasks_state|cpu_load_average_10s)
-        action: drop
-      - source_labels: [__name__, pod, namespace]
-        regex: (container_fs_.*|container_spec_.*|container_blkio_device_usage_total|container_file_descriptors|container_sockets|container_threads_max|container_threads|container_start_time_seconds|container_last_seen);;
-        action: drop
-  - job_name: cadvisor
+        r#"{kubelet}  - job_name: cadvisor
     static_configs:
       - targets: ['127.0.0.1:{exporter}']
   - job_name: kube-state-metrics
     honor_labels: true
     static_configs:
       - targets: ['127.0.0.1:{ksm}']
-"#
+"#,
+        kubelet = service_monitor_job(SERVICE_MONITOR, exporter, pod)
     )
 }
 
@@ -463,7 +453,11 @@ fn dashboard_panels_return_the_pods_and_containers_series() {
         "org.label-schema.*",
     ]);
     let ksm = StaticPage::serve(kube_state_metrics(&web, &report));
-    let prom = Prometheus::start_with(&scrape_configs(exp.port, ksm.port), Some(RULES));
+    let exporter_pod = ExporterPod::on("node-1");
+    let prom = Prometheus::start_with(
+        &scrape_configs(exp.port, ksm.port, &exporter_pod),
+        Some(RULES),
+    );
 
     // The page itself: no loopback (nor veth, docker*) series; disks by their /dev name; a
     // pod's network on its sandbox, with the sandbox's image.
@@ -530,6 +524,27 @@ fn dashboard_panels_return_the_pods_and_containers_series() {
     assert!(
         sent <= after && sent + (1 << 20) >= before,
         "eth0 sent {before}..{after} B, the page says {sent} B"
+    );
+
+    // The ServiceMonitor's relabelings: every series of the kubelet job is on the node, and none
+    // carries the exporter's own pod as its namespace, pod or container (they are dropped; the
+    // page's own labels are the containers').
+    panel(
+        &prom,
+        "ServiceMonitor / the node on every series",
+        &format!(r#"count({{{KUBELET}, node="node-1"}})"#),
+        &[busy(&[])],
+    );
+    let strays = format!(
+        r#"{{{KUBELET}, node!="node-1"}} or {{{KUBELET}, namespace="{ns}"}} or {{{KUBELET}, pod="{pod}"}} or {{{KUBELET}, container="{ctr}"}}"#,
+        ns = exporter_pod.namespace,
+        pod = exporter_pod.pod,
+        ctr = exporter_pod.container,
+    );
+    let got = prom.query(&strays);
+    assert!(
+        got.is_empty(),
+        "series of the kubelet job without the node, or with the exporter's own pod labels:\n{got:#?}"
     );
 
     // --- Kubernetes / Compute Resources / Cluster --------------------------------------------

@@ -1,5 +1,7 @@
 //! A Prometheus server (Debian's `prometheus` package, `.ci/prometheus-up.sh`) started on a
-//! loopback port with a scratch storage directory, and child processes with their logs.
+//! loopback port with a scratch storage directory, and child processes with their logs; and the
+//! scrape job the Prometheus Operator makes of a ServiceMonitor of `deploy/`, so that the tests
+//! scrape the exporter exactly as the shipped ServiceMonitors say.
 
 use std::fs;
 use std::path::PathBuf;
@@ -8,6 +10,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use yaml_rust2::{Yaml, YamlLoader};
 
 use super::{free_port, http_get, log_tail, terminate, unique_name, urlencode};
 
@@ -225,4 +228,191 @@ impl Drop for Prometheus {
 
 pub fn label<'a>(series: &'a Value, name: &str) -> Option<&'a str> {
     series["metric"][name].as_str()
+}
+
+/// The exporter's pod as the Prometheus Operator's service discovery would see it: what the
+/// ServiceMonitor's relabelings get to read. Taken from `deploy/kubernetes/` (namespace, Service,
+/// port and container names); the pod's name and its node are the test's.
+pub struct ExporterPod {
+    pub namespace: String,
+    pub service: String,
+    pub port_name: String,
+    pub container: String,
+    pub pod: String,
+    pub node: String,
+}
+
+fn deploy_yaml(rel: &str) -> Yaml {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let mut docs = YamlLoader::load_from_str(&text).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    assert_eq!(docs.len(), 1, "{rel}: one document");
+    docs.remove(0)
+}
+
+fn yaml_str<'a>(y: &'a Yaml, what: &str) -> &'a str {
+    y.as_str()
+        .unwrap_or_else(|| panic!("{what}: not a string: {y:?}"))
+}
+
+impl ExporterPod {
+    /// The exporter's pod of `deploy/kubernetes/` on `node`.
+    pub fn on(node: &str) -> ExporterPod {
+        let svc = deploy_yaml("deploy/kubernetes/service.yaml");
+        let ds = deploy_yaml("deploy/kubernetes/daemonset.yaml");
+        let container = &ds["spec"]["template"]["spec"]["containers"][0];
+        ExporterPod {
+            namespace: yaml_str(&svc["metadata"]["namespace"], "service namespace").to_string(),
+            service: yaml_str(&svc["metadata"]["name"], "service name").to_string(),
+            port_name: yaml_str(&svc["spec"]["ports"][0]["name"], "service port").to_string(),
+            container: yaml_str(&container["name"], "container name").to_string(),
+            // A DaemonSet pod's name: the DaemonSet's and five random characters.
+            pod: format!(
+                "{}-x7k2p",
+                yaml_str(&ds["metadata"]["name"], "daemonset name")
+            ),
+            node: node.to_string(),
+        }
+    }
+}
+
+/// A YAML scalar for the config: JSON's quoting is YAML's double-quoted style.
+fn quoted(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+/// One relabel config of a ServiceMonitor (camelCase, as the CRD has it) in Prometheus's words.
+/// A field this translation does not know fails the test: it would otherwise be left out.
+fn relabel_config(r: &Yaml, what: &str) -> String {
+    let map = r
+        .as_hash()
+        .unwrap_or_else(|| panic!("{what}: not a mapping: {r:?}"));
+    let mut fields = Vec::new();
+    for (k, v) in map {
+        let k = yaml_str(k, what);
+        let field = match k {
+            "action" => format!("action: {}", quoted(&yaml_str(v, what).to_lowercase())),
+            "sourceLabels" => format!(
+                "source_labels: [{}]",
+                v.as_vec()
+                    .unwrap_or_else(|| panic!("{what}: sourceLabels is not a list"))
+                    .iter()
+                    .map(|l| quoted(yaml_str(l, what)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "separator" => format!("separator: {}", quoted(yaml_str(v, what))),
+            "targetLabel" => format!("target_label: {}", quoted(yaml_str(v, what))),
+            "regex" => format!("regex: {}", quoted(yaml_str(v, what))),
+            "replacement" => format!("replacement: {}", quoted(yaml_str(v, what))),
+            "modulus" => format!(
+                "modulus: {}",
+                v.as_i64().unwrap_or_else(|| panic!("{what}: modulus"))
+            ),
+            other => panic!(
+                "{what}: the tests cannot translate the relabeling field `{other}` into a scrape \
+                 config (tests/common/prometheus.rs): teach them, or leave it out"
+            ),
+        };
+        fields.push(field);
+    }
+    format!("      - {{{}}}\n", fields.join(", "))
+}
+
+/// The scrape job the Prometheus Operator generates for the one endpoint of the ServiceMonitor
+/// in `deploy_path` (relative to the repository), with a static target (the exporter on
+/// `127.0.0.1:port`) in place of Kubernetes service discovery: a YAML list item for
+/// [`Prometheus::start_with`].
+///
+/// As the operator does for a Service's pod: the discovery labels of `pod` on the target, then
+/// the operator's own relabelings (namespace, service, pod, container, job from the Service's
+/// name, endpoint from the port's), then the endpoint's `relabelings`; its `metricRelabelings`
+/// as `metric_relabel_configs`, `honorLabels` as `honor_labels`, `path` as `metrics_path`. The
+/// endpoint's `interval` is not used: the tests scrape every second. A field of the endpoint
+/// this does not translate fails the test.
+pub fn service_monitor_job(deploy_path: &str, port: u16, pod: &ExporterPod) -> String {
+    let sm = deploy_yaml(deploy_path);
+    assert_eq!(
+        yaml_str(&sm["kind"], "kind"),
+        "ServiceMonitor",
+        "{deploy_path}"
+    );
+    let endpoints = sm["spec"]["endpoints"]
+        .as_vec()
+        .unwrap_or_else(|| panic!("{deploy_path}: no endpoints"));
+    assert_eq!(endpoints.len(), 1, "{deploy_path}: one endpoint");
+    let ep = &endpoints[0];
+    let mut honor_labels = false;
+    let mut path = "/metrics".to_string();
+    let mut relabel = String::new();
+    let mut metric_relabel = String::new();
+    for (k, v) in ep
+        .as_hash()
+        .unwrap_or_else(|| panic!("{deploy_path}: endpoint"))
+    {
+        match yaml_str(k, deploy_path) {
+            "port" => assert_eq!(
+                yaml_str(v, "port"),
+                pod.port_name,
+                "{deploy_path}: the endpoint's port is not the Service's"
+            ),
+            "path" => path = yaml_str(v, "path").to_string(),
+            "interval" => {}
+            "honorLabels" => honor_labels = v.as_bool().expect("honorLabels: a boolean"),
+            "relabelings" => {
+                for (i, r) in v.as_vec().expect("relabelings: a list").iter().enumerate() {
+                    relabel.push_str(&relabel_config(
+                        r,
+                        &format!("{deploy_path} relabelings[{i}]"),
+                    ));
+                }
+            }
+            "metricRelabelings" => {
+                for (i, r) in v
+                    .as_vec()
+                    .expect("metricRelabelings: a list")
+                    .iter()
+                    .enumerate()
+                {
+                    metric_relabel.push_str(&relabel_config(
+                        r,
+                        &format!("{deploy_path} metricRelabelings[{i}]"),
+                    ));
+                }
+            }
+            other => panic!(
+                "{deploy_path}: the tests cannot translate the endpoint field `{other}` into a \
+                 scrape config (tests/common/prometheus.rs): teach them, or leave it out"
+            ),
+        }
+    }
+    let ns = yaml_str(&sm["metadata"]["namespace"], "namespace");
+    let name = yaml_str(&sm["metadata"]["name"], "name");
+    let mut job = format!(
+        "  - job_name: {job}\n    honor_labels: {honor_labels}\n    metrics_path: {path}\n    \
+         static_configs:\n      - targets: ['127.0.0.1:{port}']\n        labels:\n          \
+         __meta_kubernetes_namespace: {ns_l}\n          __meta_kubernetes_service_name: {svc}\n          \
+         __meta_kubernetes_pod_name: {pod_l}\n          __meta_kubernetes_pod_container_name: {ctr}\n          \
+         __meta_kubernetes_pod_node_name: {node}\n    relabel_configs:\n      \
+         - {{source_labels: [__meta_kubernetes_namespace], target_label: namespace}}\n      \
+         - {{source_labels: [__meta_kubernetes_service_name], target_label: service}}\n      \
+         - {{source_labels: [__meta_kubernetes_pod_name], target_label: pod}}\n      \
+         - {{source_labels: [__meta_kubernetes_pod_container_name], target_label: container}}\n      \
+         - {{source_labels: [__meta_kubernetes_service_name], target_label: job}}\n      \
+         - {{target_label: endpoint, replacement: {port_name}}}\n",
+        job = quoted(&format!("serviceMonitor/{ns}/{name}/0")),
+        path = quoted(&path),
+        ns_l = quoted(&pod.namespace),
+        svc = quoted(&pod.service),
+        pod_l = quoted(&pod.pod),
+        ctr = quoted(&pod.container),
+        node = quoted(&pod.node),
+        port_name = quoted(&pod.port_name),
+    );
+    job.push_str(&relabel);
+    if !metric_relabel.is_empty() {
+        job.push_str("    metric_relabel_configs:\n");
+        job.push_str(&metric_relabel);
+    }
+    job
 }
