@@ -169,3 +169,8 @@ cat /proc/$MEM_SLEEP_PID/cgroup > $OUT/capture/procfs/pid_cgroup
 cat /proc/self/mountinfo > $OUT/capture/procfs/mountinfo
 uname -r > $OUT/capture/kernel
 echo "scenario done after $(( $(ms) - T0 )) ms"
+
+# ---- real runtimes: runc (and containerd) make containers while the exporter runs as a daemon --
+if [ -s /vm/runtimes ]; then
+  . /vm/runtimes.sh
+fi
