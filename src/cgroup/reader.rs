@@ -914,6 +914,16 @@ impl CgroupReader {
                 return;
             }
             let every = self.options.limits_every;
+            // runc writes them only once `runc init`, already in the cgroup, has set the
+            // container up (its procReady/procHooks step): on a busy host that is later than
+            // the seconds above. So a container younger than a period trusts its limits no
+            // longer than it has existed (read again at about 10, 20, 40 s): limits written
+            // late show within about twice their delay, not a whole period later.
+            let age = now.duration_since(self.opened);
+            if age < every {
+                self.limits_due = Some(now + age);
+                return;
+            }
             // The first period is cut at a point set by the inode, so containers found
             // together do not all read their limits on the same tick ever after.
             let first = !self.staggered && !every.is_zero();

@@ -2,11 +2,20 @@
 # A stand-in for `container-exporter snapshot --format json`, in busybox sh + awk, used to
 # develop and check the VM harness and tests/vm_cgroup2.rs independently of the real exporter:
 #   CE_VM_EXPORTER=tests/vm/standin-exporter.sh cargo test --test vm_cgroup2
+# The test fails with it unless CE_VM_ALLOW_STANDIN=1 is set too, and then says NOT TESTED.
 # It knows only the cgroup v2 layouts the VM scenario creates (docker-*.scope and
-# cri-containerd-*.scope) and prints the same JSON shape as the exporter's contract.
+# cri-containerd-*.scope) and prints the same JSON shape as the exporter's contract. It is no
+# daemon: the runtime phase's page checks cannot run with it.
 CG=${CGROUP_ROOT:-/sys/fs/cgroup}
-sleep 1   # the real exporter samples twice, about a second apart
-find "$CG" -type d \( -name 'docker-*.scope' -o -name 'cri-containerd-*.scope' \) | awk -v q='"' '
+DIRS=$(find "$CG" -type d \( -name 'docker-*.scope' -o -name 'cri-containerd-*.scope' \))
+# the real exporter samples twice, about a second apart: cpu.usage is the rate between them
+T0=$(cut -d' ' -f1 /proc/uptime)
+U0=$(for d in $DIRS; do echo "$d $(awk '$1 == "usage_usec" { print $2 }' "$d/cpu.stat")"; done)
+sleep 1
+T1=$(cut -d' ' -f1 /proc/uptime)
+echo "$DIRS" | awk -v q='"' -v t0="$T0" -v t1="$T1" -v u0="$U0" '
+BEGIN { n0 = split(u0, l0, "\n"); for (i = 1; i <= n0; i++) { split(l0[i], w, " "); first[w[1]] = w[2] } }
+NF == 0 { next }
 function rd(f,   l, s) { s = ""; while ((getline l < f) > 0) s = s l "\n"; close(f); return s }
 function kv(f, k,   l, a) { while ((getline l < f) > 0) { split(l, a, " "); if (a[1] == k) { close(f); return a[2] } } close(f); return "" }
 function one(f,   l) { l = ""; getline l < f; close(f); return l }
@@ -21,6 +30,7 @@ function at(k, v) { return q k q ":" q v q }
   out = ""; n = 0
   m("container.cpu.time", "s", at("cpu.mode", "user"), kv(d "/cpu.stat", "user_usec") / 1e6)
   m("container.cpu.time", "s", at("cpu.mode", "system"), kv(d "/cpu.stat", "system_usec") / 1e6)
+  if ((d in first) && t1 > t0) m("container.cpu.usage", "{cpu}", "", (kv(d "/cpu.stat", "usage_usec") - first[d]) / 1e6 / (t1 - t0))
   split(one(d "/cpu.max"), cm, " "); if (cm[1] != "max") m("container.cpu.limit", "{cpu}", "", cm[1] / cm[2])
   m("container.cpu.cfs.periods", "{period}", "", kv(d "/cpu.stat", "nr_periods"))
   m("container.cpu.cfs.throttled_periods", "{period}", "", kv(d "/cpu.stat", "nr_throttled"))
@@ -29,7 +39,8 @@ function at(k, v) { return q k q ":" q v q }
   ws = u - kv(d "/memory.stat", "inactive_file"); if (ws < 0) ws = 0; m("container.memory.working_set", "By", "", ws)
   m("container.memory.rss", "By", "", kv(d "/memory.stat", "anon"))
   m("container.memory.file", "By", "", kv(d "/memory.stat", "file"))
-  m("container.memory.limit", "By", "", one(d "/memory.max"))
+  lim = one(d "/memory.max"); m("container.memory.limit", "By", "", lim)
+  if (lim != "max" && lim != "") m("container.memory.available", "By", "", lim - ws)
   m("container.memory.oom_kills", "{kill}", "", kv(d "/memory.events", "oom_kill"))
   m("container.pid.count", "{task}", "", one(d "/pids.current"))
   m("container.pid.limit", "{task}", "", one(d "/pids.max"))
