@@ -22,7 +22,7 @@
 FROM scratch AS prebuilt
 COPY rootfs/ /
 # Not root: cgroup files and /proc/<pid>/net/dev are world-readable. Docker names need the
-# socket's group (docker run --group-add); see the README.
+# socket's group (docker run --group-add); see docs/deploy.md.
 USER 65534:65534
 EXPOSE 9464
 ENTRYPOINT ["/container-exporter"]
@@ -49,7 +49,7 @@ RUN cargo build --release --locked \
 FROM scratch AS runtime
 COPY --from=build /rootfs/ /
 # Not root: cgroup files and /proc/<pid>/net/dev are world-readable. Docker names need the
-# socket's group (docker run --group-add); see the README.
+# socket's group (docker run --group-add); see docs/deploy.md.
 USER 65534:65534
 EXPOSE 9464
 ENTRYPOINT ["/container-exporter"]

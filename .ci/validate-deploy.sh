@@ -23,7 +23,7 @@
 #   2021 schema that refuses this file's top-level `name`. `promtool check config` (Debian's
 #   prometheus package, .ci/prometheus-up.sh) on its prometheus.yml;
 # - the promises no schema checks (.ci/validate-deploy.py): the same image, version, port,
-#   probes, host mounts and capabilities everywhere, as the README explains them; the
+#   probes, host mounts and capabilities everywhere, as docs/deploy.md explains them; the
 #   namespace, priority and memory request of the DaemonSet; what each ServiceMonitor must do;
 #   the compose stack's ports, password, healthchecks and pinned images; Grafana's wiring;
 #   the Dockerfile's pinned bases and stages;
