@@ -615,7 +615,7 @@ fn outputs(r: &mut Report, args: &DaemonArgs) {
 /// directory, or another filesystem that gets no figure), whether that directory is reachable
 /// below `--host-root` and readable, and the kubelet's directories.
 fn disk(r: &mut Report, host: &HostArgs, args: &DaemonArgs, layout: &Layout, found: &[Found]) {
-    use crate::disk::monitor::{Found as Root, find_layer, host_root_mount};
+    use crate::disk::layer::{Found as Root, find_layer, host_root_mount};
     use std::collections::BTreeMap;
     if args.disk.disk_interval.0.is_none() {
         r.add(

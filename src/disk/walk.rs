@@ -25,8 +25,7 @@
 //! directory that may not be read (`EACCES`) is remembered (the first one, for one warning),
 //! and the walk goes on, but its figure is then known to be short and is not published. A
 //! root removed while being walked (its link count drops to 0) is reported as vanished.
-//!
-//! A third of it is tests, each against `du` on the same tree.
+//! The tests compare each figure with `du`'s on the same tree.
 
 use std::collections::HashSet;
 use std::ffi::{CStr, OsStr};
