@@ -42,7 +42,7 @@ impl DiskConfig {
 
     /// How long after its last walk a cheap container (a small layer) that used CPU is walked
     /// again while the disk thread has spare: a sixth of the interval, at least a second
-    /// (see [`schedule`](super::schedule)'s "faster where it is cheap").
+    /// (the schedule's "faster where it is cheap").
     pub fn fast_interval(&self) -> Duration {
         (self.interval / 6)
             .max(Duration::from_secs(1))

@@ -82,7 +82,7 @@ pub type SampleMap = HashMap<String, Arc<DiskSample>>;
 
 /// Where the disk thread publishes: the map the collector reads (the thread holds its write
 /// lock for one insert or removal at a time), or a map of the caller's own
-/// ([`measure_once`](super::measure_once)).
+/// (`measure_once`).
 pub enum Results {
     Shared(Arc<RwLock<SampleMap>>),
     Local(SampleMap),

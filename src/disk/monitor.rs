@@ -4,7 +4,7 @@
 //!
 //! [`schedule`](super::schedule) says who is due and whose turn a slice is,
 //! [`jobs`](super::jobs) opens and finishes the walks, [`layer`](super::layer) finds the
-//! layers, and [`thread`](super::thread) runs the slices within the budget.
+//! layers, and the thread runs the slices within the budget.
 //!
 //! **Bounds.** Tracked containers and pods are exactly the latest roster (the collector's
 //! containers), results likewise; the queue holds each of them at most once; warnings are

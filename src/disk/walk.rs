@@ -77,27 +77,20 @@ pub struct FsStat {
 }
 
 /// Why a walk's figure is not published.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Incomplete {
     /// A directory could not be read (the path below the root, lossy UTF-8).
+    #[error("permission denied reading {0}")]
     Denied(String),
     /// Directories nested deeper than [`MAX_DEPTH`].
+    #[error("directories nested deeper than {MAX_DEPTH}")]
     TooDeep,
     /// The root was removed while it was walked.
+    #[error("removed while it was walked")]
     Vanished,
     /// The process ran out of descriptors (`EMFILE`) while walking.
+    #[error("out of file descriptors while walking")]
     Descriptors,
-}
-
-impl std::fmt::Display for Incomplete {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Incomplete::Denied(p) => write!(f, "permission denied reading {p}"),
-            Incomplete::TooDeep => write!(f, "directories nested deeper than {MAX_DEPTH}"),
-            Incomplete::Vanished => f.write_str("removed while it was walked"),
-            Incomplete::Descriptors => f.write_str("out of file descriptors while walking"),
-        }
-    }
 }
 
 /// Whether a slice finished the walk.

@@ -15,12 +15,23 @@ pub const WARNED_MAX: usize = 4096;
 
 #[derive(Default)]
 pub struct Warnings {
-    seen: HashSet<String>,
+    seen: HashSet<Warned>,
+}
+
+/// What was warned about.
+#[derive(PartialEq, Eq, Hash)]
+enum Warned {
+    /// A root filesystem type other than overlay.
+    NotOverlay(String),
+    /// A container's layer that does not open.
+    Unreachable(String),
+    /// A container's or pod's walk that could not finish.
+    Incomplete(Key),
 }
 
 impl Warnings {
     /// Whether `key` is new (to log once).
-    fn once(&mut self, key: String) -> bool {
+    fn once(&mut self, key: Warned) -> bool {
         if self.seen.len() >= WARNED_MAX {
             self.seen.clear();
         }
@@ -29,7 +40,7 @@ impl Warnings {
 
     /// Container `id`'s root is `fstype`, not overlay.
     pub fn not_overlay(&mut self, id: &str, fstype: &str) {
-        if self.once(format!("fstype\x1f{fstype}")) {
+        if self.once(Warned::NotOverlay(fstype.to_owned())) {
             tracing::info!(
                 %id,
                 fstype,
@@ -42,7 +53,7 @@ impl Warnings {
 
     /// Container `id`'s writable layer does not open below `host_root`.
     pub fn unreachable(&mut self, id: &str, why: &Unreachable, host_root: &Path) {
-        if self.once(format!("unreachable\x1f{id}")) {
+        if self.once(Warned::Unreachable(id.to_owned())) {
             tracing::warn!(
                 %id,
                 host_root = %host_root.display(),
@@ -58,7 +69,7 @@ impl Warnings {
             Key::Layer(id) => ("the writable layer of container", id),
             Key::Pod(uid) => ("the emptyDir volumes of pod", uid),
         };
-        if self.once(format!("incomplete\x1f{id}")) {
+        if self.once(Warned::Incomplete(key.clone())) {
             let hint = match why {
                 Incomplete::Denied(_) => {
                     " (the exporter needs CAP_DAC_READ_SEARCH to read every container's files)"
