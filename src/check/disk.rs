@@ -9,6 +9,7 @@ use crate::cgroup::Layout;
 use crate::config::{DaemonArgs, HostArgs};
 use crate::discovery::{Found, Kind};
 use crate::disk::layer::{Found as Root, find_layer, host_root_mount};
+use crate::disk::walk;
 
 /// Whether disk usage will work, per runtime: each container's root mount (overlay's upper
 /// directory, or another filesystem that gets no figure), whether that directory is reachable
@@ -22,11 +23,7 @@ pub fn check(r: &mut Report, host: &HostArgs, args: &DaemonArgs, layout: &Layout
         );
         return;
     }
-    let host_fd = match nix::fcntl::open(
-        &host.host_root,
-        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
-        nix::sys::stat::Mode::empty(),
-    ) {
+    let host_fd = match walk::open_root(&host.host_root) {
         Ok(fd) => fd,
         Err(e) => {
             r.add(
@@ -57,7 +54,7 @@ pub fn check(r: &mut Report, host: &HostArgs, args: &DaemonArgs, layout: &Layout
         let procs = layout.discovery_root().join(&f.rel).join("cgroup.procs");
         let t = by_runtime.entry(f.runtime.as_str()).or_default();
         match find_layer(&host.proc_root, &procs, host_root.as_ref()) {
-            Root::Overlay(up) => match crate::disk::walk::open_dir_in(&host_fd, &up) {
+            Root::Overlay(up) => match walk::open_dir_in(&host_fd, &up) {
                 Ok(_) => t.ok += 1,
                 Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => {
                     t.denied.push(up.display().to_string())

@@ -18,15 +18,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
-
 use super::config::DiskConfig;
 use super::exchange::{DiskSample, DiskStats, Results, RosterItem, SampleMap};
 use super::jobs::{self, Job, Key, NoVolumes};
 use super::layer::{self, DeviceNames, Layer, Unreachable};
 use super::schedule::{Cadence, Queue, SLICE_ENTRIES, SLICE_TIME, Turn, Walked};
-use super::walk::{FsStat, Incomplete, Progress, Usage};
+use super::walk::{self, FsStat, Incomplete, Progress, Usage};
 use super::warnings::Warnings;
 use crate::discovery::Kind;
 use crate::host::mountinfo::RootMount;
@@ -52,6 +49,18 @@ struct Pod {
 }
 
 impl Ctr {
+    fn new(item: RosterItem, now: Instant) -> Ctr {
+        Ctr {
+            item,
+            layer: Layer::pending(now),
+            walked: Walked::default(),
+            rootfs: None,
+            logs: None,
+            fs: None,
+            device: None,
+        }
+    }
+
     /// What its last walks counted (layer and logs), to tell a cheap one.
     fn last_walk(&self) -> Option<Usage> {
         sum(self.rootfs, self.logs)
@@ -59,6 +68,18 @@ impl Ctr {
 }
 
 impl Pod {
+    fn new(item: RosterItem) -> Pod {
+        Pod {
+            item,
+            walked: Walked::default(),
+            empty_dir: None,
+            logs: None,
+            log_dir: None,
+            fs: None,
+            device: None,
+        }
+    }
+
     /// What its last walks counted (volumes and logs).
     fn last_walk(&self) -> Option<Usage> {
         sum(self.empty_dir, self.logs)
@@ -92,12 +113,7 @@ pub struct Monitor {
 
 impl Monitor {
     pub fn new(cfg: DiskConfig, stats: Arc<DiskStats>, out: Results) -> Monitor {
-        let host = nix::fcntl::open(
-            &cfg.host_root,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        );
-        let host = match host {
+        let host = match walk::open_root(&cfg.host_root) {
             Ok(fd) => Some(fd),
             Err(e) => {
                 tracing::warn!(
@@ -172,80 +188,49 @@ impl Monitor {
             match item.kind {
                 Kind::Container => {
                     seen_c.insert(item.id.clone());
-                    match self.containers.get_mut(&item.id) {
-                        Some(c) => {
-                            // The log place may be known now (names arrive after the cgroup):
-                            // measure the logs at the next walk, soon.
-                            if c.item.meta != item.meta && c.logs.is_none() {
-                                c.walked.at = None;
-                            }
-                            c.item = item;
-                        }
-                        None => {
-                            let ctr = Ctr {
-                                item,
-                                layer: Layer::pending(now),
-                                walked: Walked::default(),
-                                rootfs: None,
-                                logs: None,
-                                fs: None,
-                                device: None,
-                            };
-                            self.containers.insert(ctr.item.id.clone(), ctr);
-                        }
+                    let Some(c) = self.containers.get_mut(&item.id) else {
+                        self.containers.insert(item.id.clone(), Ctr::new(item, now));
+                        continue;
+                    };
+                    // The log place may be known now (names arrive after the cgroup): measure
+                    // the logs at the next walk, soon.
+                    if c.item.meta != item.meta && c.logs.is_none() {
+                        c.walked.at = None;
                     }
+                    c.item = item;
                 }
                 Kind::Pod => {
                     seen_p.insert(item.id.clone());
-                    match self.pods.get_mut(&item.id) {
-                        Some(p) => {
-                            if p.item.pod != item.pod && p.log_dir.is_none() {
-                                p.walked.at = None;
-                            }
-                            p.item = item;
-                        }
-                        None => {
-                            let pod = Pod {
-                                item,
-                                walked: Walked::default(),
-                                empty_dir: None,
-                                logs: None,
-                                log_dir: None,
-                                fs: None,
-                                device: None,
-                            };
-                            self.pods.insert(pod.item.id.clone(), pod);
-                        }
+                    let Some(p) = self.pods.get_mut(&item.id) else {
+                        self.pods.insert(item.id.clone(), Pod::new(item));
+                        continue;
+                    };
+                    if p.item.pod != item.pod && p.log_dir.is_none() {
+                        p.walked.at = None;
                     }
+                    p.item = item;
                 }
             }
         }
-        let gone_c: Vec<String> = self
-            .containers
-            .keys()
-            .filter(|k| !seen_c.contains(*k))
-            .cloned()
+        let gone_c = self.containers.keys().filter(|id| !seen_c.contains(*id));
+        let gone_p = self.pods.keys().filter(|uid| !seen_p.contains(*uid));
+        let gone: Vec<Key> = (gone_c.cloned().map(Key::Layer))
+            .chain(gone_p.cloned().map(Key::Pod))
             .collect();
         let mut touched_pods = HashSet::new();
-        for id in gone_c {
-            if let Some(c) = self.containers.remove(&id)
-                && let Some(u) = c.item.pod_uid
-            {
-                touched_pods.insert(u);
-            }
-            self.out.put(&id, None);
-            self.queue.forget(&Key::Layer(id));
-        }
-        let gone_p: Vec<String> = self
-            .pods
-            .keys()
-            .filter(|k| !seen_p.contains(*k))
-            .cloned()
-            .collect();
-        for uid in gone_p {
-            self.pods.remove(&uid);
-            self.out.put(&uid, None);
-            self.queue.forget(&Key::Pod(uid));
+        for key in gone {
+            let id = match &key {
+                Key::Layer(id) => {
+                    touched_pods.extend(self.containers.remove(id).and_then(|c| c.item.pod_uid));
+                    id
+                }
+                Key::Pod(uid) => {
+                    self.pods.remove(uid);
+                    uid
+                }
+            };
+            self.out.put(id, None);
+            self.queue.forget(&key);
         }
         for uid in touched_pods {
             self.publish_pod(&uid);

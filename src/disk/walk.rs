@@ -152,6 +152,12 @@ fn is_dir(st: &FileStat) -> bool {
     st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits()
 }
 
+/// Opens the host's root (`--host-root`), the `base` every host path is resolved in.
+pub fn open_root(path: &Path) -> nix::Result<OwnedFd> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    nix::fcntl::open(path, flags, Mode::empty())
+}
+
 /// Opens `path` below `base` as a directory, resolving it as if `base` were `/` (symlinks
 /// inside it stay inside: a host path read through `--host-root` cannot lead back into the
 /// exporter's own filesystem). Kernels before 5.6 lack `openat2`: then a plain `openat`.
