@@ -171,7 +171,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
                 if disk.is_some() {
                     collector.set_fd_budget(
                         crate::host::limits::descriptor_budget()
-                            .saturating_sub(crate::disk::monitor::FD_RESERVE),
+                            .saturating_sub(crate::disk::FD_RESERVE),
                     );
                 }
                 let mut c = CollectorLoop::new(

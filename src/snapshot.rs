@@ -102,7 +102,7 @@ fn measure_disk(
     // Bounded like the tree: layers of millions of files, or a hung filesystem below
     // --host-root, cost the snapshot its disk figures, not its end.
     let results = match crate::progress::within(DISK_BOUND, move || {
-        crate::disk::monitor::measure_once(cfg, roster, stats)
+        crate::disk::measure_once(cfg, roster, stats)
     }) {
         Ok(results) => results,
         Err(stuck) => {

@@ -25,8 +25,7 @@
 //! directory that may not be read (`EACCES`) is remembered (the first one, for one warning),
 //! and the walk goes on, but its figure is then known to be short and is not published. A
 //! root removed while being walked (its link count drops to 0) is reported as vanished.
-//!
-//! A third of it is tests, each against `du` on the same tree.
+//! The tests compare each figure with `du`'s on the same tree.
 
 use std::collections::HashSet;
 use std::ffi::{CStr, OsStr};
@@ -78,27 +77,20 @@ pub struct FsStat {
 }
 
 /// Why a walk's figure is not published.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Incomplete {
     /// A directory could not be read (the path below the root, lossy UTF-8).
+    #[error("permission denied reading {0}")]
     Denied(String),
     /// Directories nested deeper than [`MAX_DEPTH`].
+    #[error("directories nested deeper than {MAX_DEPTH}")]
     TooDeep,
     /// The root was removed while it was walked.
+    #[error("removed while it was walked")]
     Vanished,
     /// The process ran out of descriptors (`EMFILE`) while walking.
+    #[error("out of file descriptors while walking")]
     Descriptors,
-}
-
-impl std::fmt::Display for Incomplete {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Incomplete::Denied(p) => write!(f, "permission denied reading {p}"),
-            Incomplete::TooDeep => write!(f, "directories nested deeper than {MAX_DEPTH}"),
-            Incomplete::Vanished => f.write_str("removed while it was walked"),
-            Incomplete::Descriptors => f.write_str("out of file descriptors while walking"),
-        }
-    }
 }
 
 /// Whether a slice finished the walk.
@@ -158,6 +150,12 @@ fn dir_flags() -> OFlag {
 
 fn is_dir(st: &FileStat) -> bool {
     st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits()
+}
+
+/// Opens the host's root (`--host-root`), the `base` every host path is resolved in.
+pub fn open_root(path: &Path) -> nix::Result<OwnedFd> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    nix::fcntl::open(path, flags, Mode::empty())
 }
 
 /// Opens `path` below `base` as a directory, resolving it as if `base` were `/` (symlinks

@@ -1,0 +1,85 @@
+//! The outputs: where the Prometheus page would be served, where OTLP would go and whether
+//! the receiver accepts a request, and whether the web config file loads.
+
+use super::probe::{ProbeError, answer};
+use super::report::{Level, Report};
+use crate::config::{DaemonArgs, Listen};
+use crate::export::otlp::OtlpConfig;
+
+/// Where the outputs would go, and whether their settings are valid.
+pub fn check(r: &mut Report, args: &DaemonArgs) {
+    r.add(
+        Level::Ok,
+        "prometheus",
+        match args.prometheus_listen {
+            Listen::On(a) => {
+                format!("the page would be served on http://{a}/metrics")
+            }
+            Listen::Off => "the page is off (--prometheus-listen off)".to_string(),
+        },
+    );
+    match OtlpConfig::from_args(&args.otlp) {
+        Ok(None) => r.add(
+            Level::Ok,
+            "otlp",
+            "off: set --otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT to push",
+        ),
+        Ok(Some(c)) => {
+            let headers: Vec<&str> = c.headers.iter().map(|(k, _)| k.as_str()).collect();
+            let probed = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(ProbeError::Runtime)
+                .and_then(|rt| answer(&rt, crate::export::otlp::send::probe(&c)));
+            let (level, answered) = match probed {
+                Ok(took) => (
+                    Level::Ok,
+                    format!(
+                        "; the receiver accepted an empty request in {} ms",
+                        took.as_millis()
+                    ),
+                ),
+                Err(e) => (
+                    Level::Warn,
+                    format!("; an empty request was not accepted: {e}"),
+                ),
+            };
+            r.add(
+                level,
+                "otlp",
+                format!(
+                    "{} to {} ({}{}, timeout {:?}, {} temporality, queue of {}{}){answered}",
+                    c.protocol.as_str(),
+                    c.endpoint,
+                    if c.gzip { "gzip" } else { "no compression" },
+                    c.ca_path
+                        .as_deref()
+                        .map(|p| format!(", CA {p}"))
+                        .unwrap_or_default(),
+                    c.timeout,
+                    c.temporality.as_str(),
+                    c.queue_size,
+                    if headers.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", headers {}", headers.join(", "))
+                    }
+                ),
+            );
+        }
+        Err(e) => r.add(Level::Fail, "otlp", e.to_string()),
+    }
+    if let Some(path) = &args.web.web_config_file {
+        match crate::export::http::ServeOptions::from_args(&args.web) {
+            Ok(_) => r.add(
+                Level::Ok,
+                "web config",
+                format!(
+                    "{} loads (TLS, auth and headers as it says)",
+                    path.display()
+                ),
+            ),
+            Err(e) => r.add(Level::Fail, "web config", e.to_string()),
+        }
+    }
+}
