@@ -29,7 +29,7 @@ fn readme_matches_the_code() {
         ),
         (
             "cadvisor",
-            container_exporter::metrics::cadvisor_markdown_table(),
+            container_exporter::export::cadvisor::cadvisor_markdown_table(),
         ),
     ];
     let update = std::env::var_os("UPDATE_README").is_some();

@@ -1,7 +1,8 @@
 //! Outputs: the Prometheus page (rendering, HTTP serving and its TLS and auth) and OTLP export.
 //!
 //! - [`prom`]: the page, rendered once per tick from the metric table (OpenTelemetry names,
-//!   or cAdvisor's from `metrics::CADVISOR`, written by [`cadvisor`]) into a recycled buffer.
+//!   or cAdvisor's, whose families and lines are [`cadvisor`]'s) into a recycled buffer; the
+//!   text format's pieces both use are in [`text`].
 //! - [`http`], [`http_conn`], [`web_config`]: serving it, bounded, with the exporter-toolkit
 //!   web config (TLS, mutual TLS, basic auth, headers).
 //! - [`otlp`]: one request per tick, written straight as protobuf, queued and sent.
@@ -16,4 +17,5 @@ pub mod http;
 pub mod http_conn;
 pub mod otlp;
 pub mod prom;
+pub mod text;
 pub mod web_config;
