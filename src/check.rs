@@ -18,6 +18,7 @@ use crate::export::otlp::OtlpConfig;
 use crate::host::limits::FD_RESERVE;
 use crate::metadata::{Metadata, cri, cri_endpoint, docker, podman_host, spawn_sources};
 use crate::progress;
+use crate::remote::error_chain;
 use crate::telemetry::Telemetry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -606,7 +607,7 @@ fn outputs(r: &mut Report, args: &DaemonArgs) {
                     path.display()
                 ),
             ),
-            Err(e) => r.add(Level::Fail, "web config", e),
+            Err(e) => r.add(Level::Fail, "web config", error_chain(&e)),
         }
     }
 }
