@@ -16,8 +16,9 @@ use crate::metrics::{Instrument, Metric, Value};
 ///
 /// Rows with the same name next to each other are one family: their lines go under one
 /// `# HELP`/`# TYPE` (the first row's), and their `fixed` labels tell them apart
-/// (`container_memory_failures_total`). Build rows with the `cadvisor!` macro, whose short
-/// forms fill in the defaults (no fixed labels, same value, the metric's type, always).
+/// (`container_memory_failures_total`). The rows are written with `cadvisor_families!`
+/// ([`super::table`]), which fills in the defaults (no fixed labels, same value, the metric's
+/// type, always).
 pub struct CadvisorFamily {
     pub name: &'static str,
     pub help: &'static str,
