@@ -558,7 +558,10 @@ fn outputs(r: &mut Report, args: &DaemonArgs) {
                 .enable_all()
                 .build()
                 .map_err(|e| format!("cannot start a runtime: {e}"))
-                .and_then(|rt| answer(&rt, crate::export::otlp::send::probe(&c)));
+                .and_then(|rt| {
+                    let probe = crate::export::otlp::send::probe(&c);
+                    answer(&rt, async { probe.await.map_err(|e| error_chain(&e)) })
+                });
             let (level, answered) = match probed {
                 Ok(took) => (
                     Level::Ok,
@@ -595,7 +598,7 @@ fn outputs(r: &mut Report, args: &DaemonArgs) {
                 ),
             );
         }
-        Err(e) => r.add(Level::Fail, "otlp", e),
+        Err(e) => r.add(Level::Fail, "otlp", error_chain(&e)),
     }
     if let Some(path) = &args.web.web_config_file {
         match crate::export::http::ServeOptions::from_args(&args.web) {

@@ -81,7 +81,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
         telemetry.clone(),
         runtime.handle(),
     )
-    .map_err(|e| format!("OTLP: {e}"))?;
+    .map_err(|e| format!("OTLP: {}", crate::remote::error_chain(&e)))?;
     let otlp_flusher = otlp.as_ref().map(otlp::Exporter::flusher);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
