@@ -1,5 +1,5 @@
 //! The Prometheus text format's pieces, shared by both pages (the OpenTelemetry one in
-//! [`super::prom`] and the cAdvisor one in [`super::cadvisor`]): label values escaped, label
+//! `export::prom` and the cAdvisor one in `export::cadvisor`): label values escaped, label
 //! names sanitized, labels and values appended to a line, `# HELP`/`# TYPE` headers, and the
 //! [`LineSink`] that writes one family's samples for one container.
 

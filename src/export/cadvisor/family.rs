@@ -2,7 +2,7 @@
 //! [`METRICS`](crate::metrics::METRICS) it is made from,
 //! which of that metric's points it shows ([`Select`]), how their attributes become labels
 //! ([`Label`]) and their values cAdvisor's ([`Conv`]), its `# TYPE` ([`PromType`]), and when a
-//! container has it at all. The rows themselves are in [`super::table`].
+//! container has it at all. The rows themselves are in `cadvisor::table`.
 
 use crate::cgroup::sample::CgroupSample;
 use crate::disk::DiskSample;
@@ -17,7 +17,7 @@ use crate::metrics::{Instrument, Metric, Value};
 /// Rows with the same name next to each other are one family: their lines go under one
 /// `# HELP`/`# TYPE` (the first row's), and their `fixed` labels tell them apart
 /// (`container_memory_failures_total`). The rows are written with `cadvisor_families!`
-/// ([`super::table`]), which fills in the defaults (no fixed labels, same value, the metric's
+/// (`cadvisor::table`), which fills in the defaults (no fixed labels, same value, the metric's
 /// type, always).
 pub struct CadvisorFamily {
     pub name: &'static str,

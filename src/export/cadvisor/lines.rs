@@ -1,7 +1,7 @@
-//! The cAdvisor page's lines (`--prometheus-names cadvisor`): each family of
-//! [`CADVISOR`](super::CADVISOR) written for one container from its metric's points, picked,
-//! relabelled and converted as the table says, and the host's `machine_*` lines. The label
-//! blocks and the page around them are the page's (`export::prom`).
+//! The cAdvisor page's lines (`--prometheus-names cadvisor`): each family of `CADVISOR`
+//! written for one container from its metric's points, picked, relabelled and converted as
+//! the table says, and the host's `machine_*` lines. The label blocks and the page around
+//! them are the page's (`export::prom`).
 
 use std::time::SystemTime;
 

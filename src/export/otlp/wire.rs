@@ -1,5 +1,5 @@
 //! The request of one tick written straight as protobuf, without building a message tree:
-//! what [`super::Exporter::submit`] sends. Everything in it is written here, from the tables:
+//! what `Exporter::submit` sends. Everything in it is written here, from the tables:
 //! each container's and pod's `ResourceMetrics` from [`METRICS`] and
 //! [`HostResource::attributes`], and the exporter's own from [`SELF_METRICS`] and
 //! [`own_resource`]. The tests compare it, byte for byte, with a reference that shares none of

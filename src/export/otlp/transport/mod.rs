@@ -7,7 +7,7 @@
 //!
 //! Both read the receiver's answer with the generated `opentelemetry-proto` response
 //! (partial success) and `tonic-types`' `google.rpc.Status` and `RetryInfo`. A transport
-//! classifies its own failures; the sender (`super::send`) only acts on the [`Outcome`].
+//! classifies its own failures; the sender (`otlp::send`) only acts on the [`Outcome`].
 
 pub mod grpc;
 pub mod http;
