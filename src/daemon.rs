@@ -81,7 +81,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
         telemetry.clone(),
         runtime.handle(),
     )
-    .map_err(|e| format!("OTLP: {e}"))?;
+    .map_err(|e| format!("OTLP: {}", crate::remote::error_chain(&e)))?;
     let otlp_flusher = otlp.as_ref().map(otlp::Exporter::flusher);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -103,7 +103,8 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
 
     let serving = match args.prometheus_listen {
         Listen::On(addr) => {
-            let opts = http::ServeOptions::from_args(&args.web)?;
+            let opts = http::ServeOptions::from_args(&args.web)
+                .map_err(|e| crate::remote::error_chain(&e))?;
             let listener = runtime.block_on(http::bind(addr))?;
             let scheme = match opts.web.as_ref().map(|w| w.current().tls.is_some()) {
                 Some(true) => "https",
@@ -111,7 +112,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
             };
             tracing::info!(%addr, scheme, "serving the Prometheus page on /metrics");
             if let Some(w) = &opts.web {
-                runtime.spawn(crate::export::web_config::watch(w.clone(), stopped()));
+                runtime.spawn(http::web_config::watch(w.clone(), stopped()));
             }
             runtime.spawn(http::serve(listener, pages.clone(), opts, stopped()));
             true

@@ -72,7 +72,7 @@ fn generated_sections_match_the_code() {
         ),
         (
             "cadvisor",
-            container_exporter::metrics::cadvisor_markdown_table(),
+            container_exporter::export::cadvisor::cadvisor_markdown_table(),
         ),
     ]
     .into_iter()

@@ -491,7 +491,15 @@ fn a_bad_file_stops_the_exporter_at_start() {
     for (text, want) in [
         (
             "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  client_auth: x\n",
-            "tls_server_config.client_auth",
+            "tls_server_config: unknown field `client_auth`",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  client_auth: x\n",
+            "at line 4 column 3",
+        ),
+        (
+            "http_server_config:\n  http2: maybe\n",
+            "http_server_config.http2: invalid type: string \"maybe\", expected a boolean",
         ),
         ("basic_auth_users:\n  prom: s3cret\n", "not a bcrypt hash"),
         (

@@ -5,6 +5,7 @@ use super::probe::{ProbeError, answer};
 use super::report::{Level, Report};
 use crate::config::{DaemonArgs, Listen};
 use crate::export::otlp::OtlpConfig;
+use crate::remote::error_chain;
 
 /// Where the outputs would go, and whether their settings are valid.
 pub fn check(r: &mut Report, args: &DaemonArgs) {
@@ -41,7 +42,7 @@ pub fn check(r: &mut Report, args: &DaemonArgs) {
                 ),
                 Err(e) => (
                     Level::Warn,
-                    format!("; an empty request was not accepted: {e}"),
+                    format!("; an empty request was not accepted: {}", error_chain(&e)),
                 ),
             };
             r.add(
@@ -67,7 +68,7 @@ pub fn check(r: &mut Report, args: &DaemonArgs) {
                 ),
             );
         }
-        Err(e) => r.add(Level::Fail, "otlp", e.to_string()),
+        Err(e) => r.add(Level::Fail, "otlp", error_chain(&e)),
     }
     if let Some(path) = &args.web.web_config_file {
         match crate::export::http::ServeOptions::from_args(&args.web) {
@@ -79,7 +80,7 @@ pub fn check(r: &mut Report, args: &DaemonArgs) {
                     path.display()
                 ),
             ),
-            Err(e) => r.add(Level::Fail, "web config", e.to_string()),
+            Err(e) => r.add(Level::Fail, "web config", error_chain(&e)),
         }
     }
 }

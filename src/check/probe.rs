@@ -9,8 +9,9 @@ pub const ANSWER_WITHIN: Duration = Duration::from_secs(5);
 /// Why a probe has no answer to show.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError<E> {
-    /// The other side answered, with an error.
-    #[error("{0}")]
+    /// The other side answered, with an error (shown with its causes by
+    /// [`crate::remote::error_chain`]).
+    #[error(transparent)]
     Failed(E),
     /// It did not answer within [`ANSWER_WITHIN`].
     #[error("no answer within {} s", ANSWER_WITHIN.as_secs())]

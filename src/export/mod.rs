@@ -1,9 +1,10 @@
 //! Outputs: the Prometheus page (rendering, HTTP serving and its TLS and auth) and OTLP export.
 //!
 //! - [`prom`]: the page, rendered once per tick from the metric table (OpenTelemetry names,
-//!   or cAdvisor's from `metrics::CADVISOR`, written by [`cadvisor`]) into a recycled buffer.
-//! - [`http`], [`http_conn`], [`web_config`]: serving it, bounded, with the exporter-toolkit
-//!   web config (TLS, mutual TLS, basic auth, headers).
+//!   or cAdvisor's, whose families and lines are [`cadvisor`]'s) into a recycled buffer; the
+//!   text format's pieces both use are in [`text`].
+//! - [`http`]: serving it, bounded, with the exporter-toolkit web config (TLS, mutual TLS,
+//!   basic auth, headers).
 //! - [`otlp`]: one request per tick, written straight as protobuf, queued and sent.
 //!
 //! To add an output: a module that takes each tick's `collect::Described` containers (with
@@ -13,7 +14,6 @@
 
 pub mod cadvisor;
 pub mod http;
-pub mod http_conn;
 pub mod otlp;
 pub mod prom;
-pub mod web_config;
+pub mod text;

@@ -8,9 +8,7 @@
 //! No sample carries a timestamp. With `--prometheus-names cadvisor` the same pass writes
 //! cAdvisor's families ([`super::cadvisor`]) with cAdvisor's labels (`id`, `name`, `image`,
 //! `namespace`, `pod`, `container`, allowed `container_label_*`), and the `machine_*` lines.
-//!
-//! Over 500 lines (with its tests) because the label blocks, their cache and the one pass over
-//! the families, each written for every container before the next, are one piece.
+//! The text format's pieces are [`super::text`]'s.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,17 +18,15 @@ pub use crate::collect::Described;
 use crate::collect::{ContainerState, Show};
 use crate::config::Naming;
 use crate::discovery::Kind;
+use crate::host::block::BlockNames;
 use crate::host::machine::Machine;
 use crate::metadata::{ContainerMeta, PodMeta};
-use crate::metrics::{
-    CADVISOR, CADVISOR_MACHINE, CadvisorFamily, Instrument, Label, Metric, MetricDef, Sink, Value,
-    otel_to_prometheus,
-};
+use crate::metrics::{Instrument, Metric, MetricDef, otel_to_prometheus};
 use crate::resource::{AttrDef, HostResource};
 use crate::telemetry::{ProcessStats, SELF_METRICS, Telemetry};
 
-use super::cadvisor::cadvisor_lines;
-use crate::host::block::BlockNames;
+use super::cadvisor::{CADVISOR, CadvisorFamily, cadvisor_lines, machine_lines};
+use super::text::{LineSink, header, push_label, push_value, sanitize_label_name};
 
 /// The Prometheus name of a metric (`name`: its name on containers or on pods): the
 /// OpenTelemetry translation ([`otel_to_prometheus`]).
@@ -44,58 +40,6 @@ pub fn prom_name(name: &str, def: &MetricDef) -> String {
     otel_to_prometheus(name, def.unit, def.instrument)
 }
 
-/// Appends `s` as the inside of a quoted label value: `\`, `"` and newline escaped.
-pub fn escape_label_value(out: &mut Vec<u8>, s: &str) {
-    for &b in s.as_bytes() {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            _ => out.push(b),
-        }
-    }
-}
-
-/// A label name from arbitrary text: `[a-zA-Z0-9_]`, anything else becomes `_`.
-pub fn sanitize_label_name(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert(0, '_');
-    }
-    out
-}
-
-pub(crate) fn push_label(out: &mut Vec<u8>, name: &str, value: &str) {
-    if out.last().is_some_and(|&b| b != b'{') {
-        out.push(b',');
-    }
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b"=\"");
-    escape_label_value(out, value);
-    out.push(b'"');
-}
-
-pub(crate) fn push_value(out: &mut Vec<u8>, v: Value) {
-    match v {
-        Value::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
-        Value::Double(d) if d.is_finite() => {
-            out.extend_from_slice(ryu::Buffer::new().format_finite(d).as_bytes())
-        }
-        Value::Double(d) if d.is_nan() => out.extend_from_slice(b"NaN"),
-        Value::Double(d) if d > 0.0 => out.extend_from_slice(b"+Inf"),
-        Value::Double(_) => out.extend_from_slice(b"-Inf"),
-    }
-}
-
 /// Where a family's samples come from.
 enum Source {
     /// One metric of the table, on containers or on pods (each has its own names).
@@ -105,9 +49,9 @@ enum Source {
     Cadvisor(&'static CadvisorFamily),
 }
 
-pub(crate) struct Family {
+struct Family {
     source: Source,
-    pub(crate) name: String,
+    name: String,
     /// `# HELP` and `# TYPE` lines.
     header: String,
     /// Attribute label names (dots to underscores), in `MetricDef::attributes` order.
@@ -178,10 +122,6 @@ pub struct PromRenderer {
 
 impl PromRenderer {
     pub fn new(host_name: Option<String>, naming: Naming) -> PromRenderer {
-        let header = |name: &str, help: &str, kind: &str| {
-            let help = help.replace('\\', "\\\\").replace('\n', "\\n");
-            format!("# HELP {name} {help}\n# TYPE {name} {kind}\n")
-        };
         let families = match naming {
             Naming::Otel => [Kind::Container, Kind::Pod]
                 .iter()
@@ -211,7 +151,7 @@ impl PromRenderer {
                     header: header(f.name, f.help, f.prom_type()),
                     name: f.name.to_string(),
                     attr_labels: Vec::new(),
-                    net: f.labels.iter().any(|l| matches!(l, Label::Interface)),
+                    net: f.network(),
                 })
                 .collect(),
         };
@@ -236,18 +176,10 @@ impl PromRenderer {
     /// `machine_memory_bytes` (nothing on the OpenTelemetry page: the host's own metrics are a
     /// host agent's).
     pub fn with_machine(mut self, m: Machine) -> PromRenderer {
-        self.machine.clear();
-        if self.naming != Naming::Cadvisor {
-            return self;
-        }
-        for f in CADVISOR_MACHINE {
-            if let Some(v) = (f.value)(&m) {
-                let (name, help) = (f.name, f.help);
-                self.machine.extend_from_slice(
-                    format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n").as_bytes(),
-                );
-            }
-        }
+        self.machine = match self.naming {
+            Naming::Cadvisor => machine_lines(&m),
+            Naming::Otel => Vec::new(),
+        };
         self
     }
 
@@ -342,7 +274,8 @@ impl PromRenderer {
                     };
                     let mut sink = LineSink {
                         page,
-                        family: f,
+                        name: &f.name,
+                        attr_labels: &f.attr_labels,
                         identity,
                     };
                     match &f.source {
@@ -553,47 +486,6 @@ fn build_labels(
     }
 }
 
-pub(crate) struct LineSink<'a> {
-    pub(crate) page: &'a mut Vec<u8>,
-    pub(crate) family: &'a Family,
-    pub(crate) identity: &'a [u8],
-}
-
-impl LineSink<'_> {
-    /// One sample with labels given by name (the cAdvisor families).
-    pub(crate) fn line<'l>(
-        &mut self,
-        labels: impl Iterator<Item = (&'l str, &'l str)>,
-        value: Value,
-    ) {
-        let out = &mut *self.page;
-        out.extend_from_slice(self.family.name.as_bytes());
-        out.push(b'{');
-        out.extend_from_slice(self.identity);
-        for (name, v) in labels {
-            push_label(out, name, v);
-        }
-        out.extend_from_slice(b"} ");
-        push_value(out, value);
-        out.push(b'\n');
-    }
-}
-
-impl Sink for LineSink<'_> {
-    fn point(&mut self, _metric: Metric, attrs: &[&str], value: Value) {
-        let out = &mut *self.page;
-        out.extend_from_slice(self.family.name.as_bytes());
-        out.push(b'{');
-        out.extend_from_slice(self.identity);
-        for (name, v) in self.family.attr_labels.iter().zip(attrs) {
-            push_label(out, name, v);
-        }
-        out.extend_from_slice(b"} ");
-        push_value(out, value);
-        out.push(b'\n');
-    }
-}
-
 /// The exporter's own metrics, from the one table ([`SELF_METRICS`]).
 fn render_telemetry(page: &mut Vec<u8>, t: &Telemetry, p: &ProcessStats) {
     for m in SELF_METRICS {
@@ -603,9 +495,7 @@ fn render_telemetry(page: &mut Vec<u8>, t: &Telemetry, p: &ProcessStats) {
             Instrument::Counter => "counter",
             Instrument::UpDownCounter | Instrument::Gauge => "gauge",
         };
-        page.extend_from_slice(
-            format!("# HELP {name} {}\n# TYPE {name} {kind}\n", m.description).as_bytes(),
-        );
+        page.extend_from_slice(header(&name, m.description, kind).as_bytes());
         let body = page.len();
         (m.emit)(t, p, &mut |attr, v| {
             page.extend_from_slice(name.as_bytes());
@@ -647,17 +537,5 @@ mod tests {
         assert_eq!(name(Metric::PidCount), "container_pids");
         assert_eq!(name(Metric::PidLimit), "container_pid_limit");
         assert_eq!(name(Metric::ExitCode), "container_exit_code");
-    }
-
-    #[test]
-    fn hostile_label_values_are_escaped() {
-        let mut out = Vec::new();
-        escape_label_value(&mut out, "a\"b\\c\nd é");
-        assert_eq!(out, "a\\\"b\\\\c\\nd é".as_bytes());
-        assert_eq!(
-            sanitize_label_name("io.kubernetes/pod-name"),
-            "io_kubernetes_pod_name"
-        );
-        assert_eq!(sanitize_label_name("1x"), "_1x");
     }
 }

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use yaml_rust2::{Yaml, YamlLoader};
+use serde_yaml_ng::Value as Yaml;
 
 use super::{free_port, http_get, log_tail, terminate, unique_name, urlencode};
 
@@ -245,9 +245,8 @@ pub struct ExporterPod {
 fn deploy_yaml(rel: &str) -> Yaml {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
     let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let mut docs = YamlLoader::load_from_str(&text).unwrap_or_else(|e| panic!("{rel}: {e}"));
-    assert_eq!(docs.len(), 1, "{rel}: one document");
-    docs.remove(0)
+    // One document: serde_yaml_ng refuses a file of several.
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
 fn yaml_str<'a>(y: &'a Yaml, what: &str) -> &'a str {
@@ -285,7 +284,7 @@ fn quoted(s: &str) -> String {
 /// A field this translation does not know fails the test: it would otherwise be left out.
 fn relabel_config(r: &Yaml, what: &str) -> String {
     let map = r
-        .as_hash()
+        .as_mapping()
         .unwrap_or_else(|| panic!("{what}: not a mapping: {r:?}"));
     let mut fields = Vec::new();
     for (k, v) in map {
@@ -294,7 +293,7 @@ fn relabel_config(r: &Yaml, what: &str) -> String {
             "action" => format!("action: {}", quoted(&yaml_str(v, what).to_lowercase())),
             "sourceLabels" => format!(
                 "source_labels: [{}]",
-                v.as_vec()
+                v.as_sequence()
                     .unwrap_or_else(|| panic!("{what}: sourceLabels is not a list"))
                     .iter()
                     .map(|l| quoted(yaml_str(l, what)))
@@ -338,7 +337,7 @@ pub fn service_monitor_job(deploy_path: &str, port: u16, pod: &ExporterPod) -> S
         "{deploy_path}"
     );
     let endpoints = sm["spec"]["endpoints"]
-        .as_vec()
+        .as_sequence()
         .unwrap_or_else(|| panic!("{deploy_path}: no endpoints"));
     assert_eq!(endpoints.len(), 1, "{deploy_path}: one endpoint");
     let ep = &endpoints[0];
@@ -347,7 +346,7 @@ pub fn service_monitor_job(deploy_path: &str, port: u16, pod: &ExporterPod) -> S
     let mut relabel = String::new();
     let mut metric_relabel = String::new();
     for (k, v) in ep
-        .as_hash()
+        .as_mapping()
         .unwrap_or_else(|| panic!("{deploy_path}: endpoint"))
     {
         match yaml_str(k, deploy_path) {
@@ -360,7 +359,12 @@ pub fn service_monitor_job(deploy_path: &str, port: u16, pod: &ExporterPod) -> S
             "interval" => {}
             "honorLabels" => honor_labels = v.as_bool().expect("honorLabels: a boolean"),
             "relabelings" => {
-                for (i, r) in v.as_vec().expect("relabelings: a list").iter().enumerate() {
+                for (i, r) in v
+                    .as_sequence()
+                    .expect("relabelings: a list")
+                    .iter()
+                    .enumerate()
+                {
                     relabel.push_str(&relabel_config(
                         r,
                         &format!("{deploy_path} relabelings[{i}]"),
@@ -369,7 +373,7 @@ pub fn service_monitor_job(deploy_path: &str, port: u16, pod: &ExporterPod) -> S
             }
             "metricRelabelings" => {
                 for (i, r) in v
-                    .as_vec()
+                    .as_sequence()
                     .expect("metricRelabelings: a list")
                     .iter()
                     .enumerate()

@@ -1,16 +1,137 @@
 //! What OTLP export is configured to do: the flags and the standard `OTEL_EXPORTER_OTLP_*`
 //! variables, resolved once at start with the specification's precedence (flag, then the
 //! metrics-specific variable, then the generic one, then the default). An invalid value stops
-//! the exporter at start with a message naming the variable.
-//!
-//! A third of it is tests of the specification's precedence rules.
+//! the exporter at start with a message naming the variable ([`OtlpConfigError`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::{Protocol, Temporality};
-use crate::config::OtlpArgs;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::{OtlpArgs, Protocol};
 use crate::resource::parse_resource_attributes;
+
+/// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`.
+///
+/// Every metric here is observed (read from the kernel each tick), so in the
+/// specification's terms they are *asynchronous* instruments: `delta` makes the Counters
+/// delta (UpDownCounters stay cumulative), and `lowmemory`, which asks for delta only on
+/// synchronous Counters and Histograms, leaves everything cumulative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Temporality {
+    Cumulative,
+    Delta,
+    LowMemory,
+}
+
+impl Temporality {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Temporality::Cumulative => "cumulative",
+            Temporality::Delta => "delta",
+            Temporality::LowMemory => "lowmemory",
+        }
+    }
+
+    /// Whether monotonic Sums (Counters) are sent as deltas.
+    pub fn counters_delta(self) -> bool {
+        self == Temporality::Delta
+    }
+}
+
+/// A flag or variable that does not hold what OTLP export needs: each names it.
+#[derive(Debug, thiserror::Error)]
+pub enum OtlpConfigError {
+    /// A value the variable does not take.
+    #[error("{key}={value:?}: {why}")]
+    Invalid {
+        key: String,
+        value: String,
+        why: &'static str,
+    },
+    /// The endpoint is not a URL requests can go to.
+    #[error("{key}={value:?}")]
+    Endpoint {
+        key: String,
+        value: String,
+        #[source]
+        source: EndpointError,
+    },
+    #[error("{key}")]
+    Headers {
+        key: &'static str,
+        #[source]
+        source: HeaderError,
+    },
+    /// A file the variable names cannot be read.
+    #[error("{key}={path:?}: cannot read the {what}")]
+    Read {
+        key: String,
+        path: String,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{key}={path:?}: no PEM certificate (-----BEGIN CERTIFICATE-----) in the file")]
+    NoCertificate { key: String, path: String },
+    /// A client certificate without its key, or a key without its certificate.
+    #[error("{set} is set but {missing} is not: a client certificate needs its key")]
+    Unpaired { set: String, missing: &'static str },
+    #[error("{keys}")]
+    ClientIdentity {
+        keys: String,
+        #[source]
+        source: IdentityError,
+    },
+}
+
+/// Why an endpoint is not a URL requests can go to.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error("the URL needs a scheme (`http://` or `https://`)")]
+    NoScheme,
+    #[error("not a URL")]
+    NotUrl(#[source] hyper::http::uri::InvalidUri),
+    #[error("the scheme must be http or https, not {0}")]
+    Scheme(String),
+    #[error("the URL has no host")]
+    NoHost,
+    #[error("a base URL with a query string cannot get `/v1/metrics` appended")]
+    Query,
+}
+
+/// Why `OTEL_EXPORTER_OTLP_HEADERS` does not parse.
+#[derive(Debug, thiserror::Error)]
+pub enum HeaderError {
+    #[error("{0:?} is not key=value")]
+    NotKeyValue(String),
+    #[error("{key}: bad percent-encoding in {value:?}")]
+    Encoding { key: String, value: String },
+    #[error("{0:?} is not a valid header name")]
+    Name(String),
+    #[error("{key}: {value:?} is not a valid header value")]
+    Value { key: String, value: String },
+}
+
+/// Why a client certificate or its key does not parse.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("{path}: not PEM")]
+    Pem {
+        path: String,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("{path}: no PEM certificate (-----BEGIN CERTIFICATE-----) in the file")]
+    NoCertificate { path: String },
+    #[error("the client key for {path}: no PEM private key")]
+    NoKey {
+        path: String,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+}
 
 /// Everything the exporter needs, resolved and validated.
 #[derive(Debug, Clone)]
@@ -57,28 +178,22 @@ impl ClientIdentity {
     /// The chain and key as rustls takes them.
     pub fn parts(
         &self,
-    ) -> Result<
-        (
-            Vec<rustls_pki_types::CertificateDer<'static>>,
-            rustls_pki_types::PrivateKeyDer<'static>,
-        ),
-        String,
-    > {
-        use rustls_pki_types::pem::PemObject;
-        let chain = rustls_pki_types::CertificateDer::pem_slice_iter(&self.cert_pem)
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), IdentityError> {
+        let path = || self.cert_path.clone();
+        let chain = CertificateDer::pem_slice_iter(&self.cert_pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("{}: {e}", self.cert_path))?;
+            .map_err(|source| IdentityError::Pem {
+                path: path(),
+                source,
+            })?;
         if chain.is_empty() {
-            return Err(format!(
-                "{}: no PEM certificate (-----BEGIN CERTIFICATE-----) in the file",
-                self.cert_path
-            ));
+            return Err(IdentityError::NoCertificate { path: path() });
         }
-        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|e| {
-            format!(
-                "the client key for {}: no PEM private key ({e})",
-                self.cert_path
-            )
+        let key = PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|source| {
+            IdentityError::NoKey {
+                path: path(),
+                source,
+            }
         })?;
         Ok((chain, key))
     }
@@ -120,11 +235,13 @@ fn otel(env: &dyn Env, suffix: &str) -> Option<(String, String)> {
 
 impl OtlpConfig {
     /// Resolves the flags and the process environment. `Ok(None)`: OTLP is off.
-    pub fn from_args(args: &OtlpArgs) -> Result<Option<OtlpConfig>, String> {
+    pub fn from_args(args: &OtlpArgs) -> Result<Option<OtlpConfig>, OtlpConfigError> {
         OtlpConfig::resolve(args, &ProcessEnv)
     }
 
-    pub fn resolve(args: &OtlpArgs, env: &dyn Env) -> Result<Option<OtlpConfig>, String> {
+    pub fn resolve(args: &OtlpArgs, env: &dyn Env) -> Result<Option<OtlpConfig>, OtlpConfigError> {
+        let invalid =
+            |key: String, value: String, why| OtlpConfigError::Invalid { key, value, why };
         let protocol = match args.otlp_protocol {
             Some(p) => p,
             None => match otel(env, "PROTOCOL") {
@@ -132,9 +249,11 @@ impl OtlpConfig {
                 Some((_, v)) if v == "grpc" => Protocol::Grpc,
                 Some((_, v)) if v == "http/protobuf" => Protocol::HttpProtobuf,
                 Some((key, v)) => {
-                    return Err(format!(
-                        "{key}={v:?}: the protocol must be `grpc` or `http/protobuf` \
-                         (http/json is not supported)"
+                    return Err(invalid(
+                        key,
+                        v,
+                        "the protocol must be `grpc` or `http/protobuf` (http/json is not \
+                         supported)",
                     ));
                 }
             },
@@ -175,10 +294,15 @@ impl OtlpConfig {
             None => false,
             Some((_, v)) if v.eq_ignore_ascii_case("true") => true,
             Some((_, v)) if v.eq_ignore_ascii_case("false") => false,
-            Some((key, v)) => return Err(format!("{key}={v:?}: must be `true` or `false`")),
+            Some((key, v)) => return Err(invalid(key, v, "must be `true` or `false`")),
         };
-        let endpoint = endpoint_url(protocol, &raw, as_is, insecure)
-            .map_err(|e| format!("{source}={raw:?}: {e}"))?;
+        let endpoint = endpoint_url(protocol, &raw, as_is, insecure).map_err(|e| {
+            OtlpConfigError::Endpoint {
+                key: source,
+                value: raw.clone(),
+                source: e,
+            }
+        })?;
 
         let mut headers: Vec<(String, String)> = Vec::new();
         for key in [
@@ -186,7 +310,9 @@ impl OtlpConfig {
             "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
         ] {
             if let Some(v) = env.get(key) {
-                for (k, v) in parse_headers(&v).map_err(|e| format!("{key}: {e}"))? {
+                let parsed =
+                    parse_headers(&v).map_err(|source| OtlpConfigError::Headers { key, source })?;
+                for (k, v) in parsed {
                     // The metrics-specific variable wins for a key in both.
                     headers.retain(|(o, _)| !o.eq_ignore_ascii_case(&k));
                     headers.push((k, v));
@@ -199,8 +325,10 @@ impl OtlpConfig {
             Some((key, v)) => match v.parse::<u64>() {
                 Ok(ms) if ms > 0 => Duration::from_millis(ms),
                 _ => {
-                    return Err(format!(
-                        "{key}={v:?}: the timeout is a positive number of milliseconds"
+                    return Err(invalid(
+                        key,
+                        v,
+                        "the timeout is a positive number of milliseconds",
                     ));
                 }
             },
@@ -209,23 +337,22 @@ impl OtlpConfig {
             None => false,
             Some((_, v)) if v.eq_ignore_ascii_case("gzip") => true,
             Some((_, v)) if v.eq_ignore_ascii_case("none") => false,
-            Some((key, v)) => {
-                return Err(format!("{key}={v:?}: compression is `gzip` or `none`"));
-            }
+            Some((key, v)) => return Err(invalid(key, v, "compression is `gzip` or `none`")),
         };
         let (ca_pem, ca_path) = match otel(env, "CERTIFICATE") {
             None => (None, None),
             Some((key, path)) => {
-                let pem = std::fs::read(&path)
-                    .map_err(|e| format!("{key}={path:?}: cannot read the CA file: {e}"))?;
-                use rustls_pki_types::pem::PemObject;
-                let n = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
+                let pem = std::fs::read(&path).map_err(|source| OtlpConfigError::Read {
+                    key: key.clone(),
+                    path: path.clone(),
+                    what: "CA file",
+                    source,
+                })?;
+                let n = CertificateDer::pem_slice_iter(&pem)
                     .filter(|c| c.is_ok())
                     .count();
                 if n == 0 {
-                    return Err(format!(
-                        "{key}={path:?}: no PEM certificate (-----BEGIN CERTIFICATE-----) in the file"
-                    ));
+                    return Err(OtlpConfigError::NoCertificate { key, path });
                 }
                 (Some(pem), Some(path))
             }
@@ -233,27 +360,36 @@ impl OtlpConfig {
         let client_identity = match (otel(env, "CLIENT_CERTIFICATE"), otel(env, "CLIENT_KEY")) {
             (None, None) => None,
             (Some((key, _)), None) => {
-                return Err(format!(
-                    "{key} is set but OTEL_EXPORTER_OTLP_CLIENT_KEY is not: a client certificate \
-                     needs its key"
-                ));
+                return Err(OtlpConfigError::Unpaired {
+                    set: key,
+                    missing: "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+                });
             }
             (None, Some((key, _))) => {
-                return Err(format!(
-                    "{key} is set but OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE is not"
-                ));
+                return Err(OtlpConfigError::Unpaired {
+                    set: key,
+                    missing: "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                });
             }
             (Some((ck, cp)), Some((kk, kp))) => {
-                let cert_pem = std::fs::read(&cp)
-                    .map_err(|e| format!("{ck}={cp:?}: cannot read the client certificate: {e}"))?;
-                let key_pem = std::fs::read(&kp)
-                    .map_err(|e| format!("{kk}={kp:?}: cannot read the client key: {e}"))?;
+                let read = |key: &str, path: &str, what| {
+                    std::fs::read(path).map_err(|source| OtlpConfigError::Read {
+                        key: key.to_string(),
+                        path: path.to_string(),
+                        what,
+                        source,
+                    })
+                };
                 let id = ClientIdentity {
-                    cert_pem,
-                    key_pem,
+                    cert_pem: read(&ck, &cp, "client certificate")?,
+                    key_pem: read(&kk, &kp, "client key")?,
                     cert_path: cp.clone(),
                 };
-                id.parts().map_err(|e| format!("{ck}/{kk}: {e}"))?;
+                id.parts()
+                    .map_err(|source| OtlpConfigError::ClientIdentity {
+                        keys: format!("{ck}/{kk}"),
+                        source,
+                    })?;
                 Some(id)
             }
         };
@@ -267,9 +403,10 @@ impl OtlpConfig {
             Some("delta") => Temporality::Delta,
             Some("lowmemory") => Temporality::LowMemory,
             Some(v) => {
-                return Err(format!(
-                    "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE={v:?}: must be \
-                     `cumulative`, `delta` or `lowmemory`"
+                return Err(invalid(
+                    "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE".into(),
+                    v.into(),
+                    "must be `cumulative`, `delta` or `lowmemory`",
                 ));
             }
         };
@@ -312,7 +449,7 @@ fn endpoint_url(
     raw: &str,
     as_is: Option<bool>,
     insecure: bool,
-) -> Result<String, String> {
+) -> Result<String, EndpointError> {
     let with_scheme = if raw.contains("://") {
         raw.to_string()
     } else if protocol == Protocol::Grpc {
@@ -320,22 +457,15 @@ fn endpoint_url(
         let scheme = if insecure { "http" } else { "https" };
         format!("{scheme}://{raw}")
     } else {
-        return Err("the URL needs a scheme (`http://` or `https://`)".into());
+        return Err(EndpointError::NoScheme);
     };
-    let uri: hyper::Uri = with_scheme
-        .parse()
-        .map_err(|e| format!("not a URL ({e})"))?;
+    let uri: hyper::Uri = with_scheme.parse().map_err(EndpointError::NotUrl)?;
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
-        other => {
-            return Err(format!(
-                "the scheme must be http or https, not {}",
-                other.unwrap_or("none")
-            ));
-        }
+        other => return Err(EndpointError::Scheme(other.unwrap_or("none").to_string())),
     }
     if uri.host().is_none_or(str::is_empty) {
-        return Err("the URL has no host".into());
+        return Err(EndpointError::NoHost);
     }
     if protocol == Protocol::Grpc {
         // The gRPC path is the service's; the URL names only where to connect.
@@ -357,31 +487,38 @@ fn endpoint_url(
     let base = with_scheme.trim_end_matches('/');
     // A query string on a base URL is unusual enough to refuse rather than guess.
     if uri.query().is_some() {
-        return Err("a base URL with a query string cannot get `/v1/metrics` appended".into());
+        return Err(EndpointError::Query);
     }
     Ok(format!("{base}/v1/metrics"))
 }
 
 /// `OTEL_EXPORTER_OTLP_HEADERS`: comma-separated `key=value`, percent-decoded (W3C Baggage
 /// style). Keys must be valid header names; values valid header values.
-pub fn parse_headers(s: &str) -> Result<Vec<(String, String)>, String> {
+pub fn parse_headers(s: &str) -> Result<Vec<(String, String)>, HeaderError> {
     let mut out = Vec::new();
     for pair in s.split(',') {
         if pair.trim().is_empty() {
             continue;
         }
         let Some((k, v)) = pair.split_once('=') else {
-            return Err(format!("{pair:?} is not key=value"));
+            return Err(HeaderError::NotKeyValue(pair.to_string()));
         };
         let k = k.trim().to_ascii_lowercase();
-        let decoded = parse_resource_attributes(&format!("k={}", v.trim()))
-            .pop()
-            .map(|(_, v)| v)
-            .ok_or_else(|| format!("{k}: bad percent-encoding in {v:?}"))?;
-        hyper::header::HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| format!("{k:?} is not a valid header name"))?;
-        hyper::header::HeaderValue::from_str(&decoded)
-            .map_err(|_| format!("{k}: {decoded:?} is not a valid header value"))?;
+        let Some((_, decoded)) = parse_resource_attributes(&format!("k={}", v.trim())).pop() else {
+            return Err(HeaderError::Encoding {
+                key: k,
+                value: v.to_string(),
+            });
+        };
+        if hyper::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
+            return Err(HeaderError::Name(k));
+        }
+        if hyper::header::HeaderValue::from_str(&decoded).is_err() {
+            return Err(HeaderError::Value {
+                key: k,
+                value: decoded,
+            });
+        }
         out.push((k, decoded));
     }
     Ok(out)
@@ -403,7 +540,7 @@ mod tests {
     fn resolve(
         a: &OtlpArgs,
         env: &[(&'static str, &'static str)],
-    ) -> Result<Option<OtlpConfig>, String> {
+    ) -> Result<Option<OtlpConfig>, OtlpConfigError> {
         let env: HashMap<&str, &str> = env.iter().copied().collect();
         OtlpConfig::resolve(a, &env)
     }
@@ -543,11 +680,28 @@ mod tests {
                 "/nonexistent/c.key",
             ),
         ] {
-            let e = resolve(&a, &[(k, v)]).unwrap_err();
+            let e = resolve(&a, &[(k, v)]).unwrap_err().to_string();
             assert!(e.contains(k), "{e}");
         }
-        assert!(resolve(&args(Some("c:4318")), &[]).is_err());
-        assert!(resolve(&args(Some("ftp://c:4318")), &[]).is_err());
+        assert!(matches!(
+            resolve(&args(Some("c:4318")), &[]),
+            Err(OtlpConfigError::Endpoint {
+                source: EndpointError::NoScheme,
+                ..
+            })
+        ));
+        assert!(matches!(
+            resolve(&args(Some("ftp://c:4318")), &[]),
+            Err(OtlpConfigError::Endpoint {
+                source: EndpointError::Scheme(_),
+                ..
+            })
+        ));
+        let e = resolve(&a, &[("OTEL_EXPORTER_OTLP_HEADERS", "a=b,novalue")]).unwrap_err();
+        assert_eq!(
+            crate::remote::error_chain(&e),
+            "OTEL_EXPORTER_OTLP_HEADERS: \"novalue\" is not key=value"
+        );
     }
 
     #[test]

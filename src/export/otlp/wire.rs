@@ -1,5 +1,5 @@
 //! The request of one tick written straight as protobuf, without building a message tree:
-//! what [`super::Exporter::submit`] sends. Everything in it is written here, from the tables:
+//! what `Exporter::submit` sends. Everything in it is written here, from the tables:
 //! each container's and pod's `ResourceMetrics` from [`METRICS`] and
 //! [`HostResource::attributes`], and the exporter's own from [`SELF_METRICS`] and
 //! [`own_resource`]. The tests compare it, byte for byte, with a reference that shares none of
@@ -25,21 +25,28 @@
 //! the exporter itself), in a list in emission order with a cursor: a tick that emits the same
 //! series in the same order finds each one in one comparison and allocates nothing.
 //!
-//! Longer than 500 lines because it is one piece: the protobuf primitives, the tables' heads,
-//! the resources and the delta state exist only for this writer, and are tested as one
-//! against the reference.
+//! Why by hand rather than `opentelemetry-proto` messages encoded by prost: measured by
+//! `benches/otlp.rs` for 1,000 containers (fastest of 100, 2-core VM), the message tree and its
+//! encoding take 40 ms and 284,000 allocations (24 MB) per tick, this writer 3.4 ms and none.
+//! The protobuf primitives are [`super::proto`]'s.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{SCOPE_NAME, Temporality, VERSION};
+use super::config::Temporality;
+use super::proto::{close, open, put_len_field, put_str_field, put_varint, varint_len};
 use crate::collect::{Described, Show};
 use crate::discovery::Kind;
 use crate::metadata::{ContainerMeta, PodMeta};
 use crate::metrics::{Instrument, METRICS, Metric, Sink, Value};
 use crate::resource::{AttrValue, HostResource, own_resource};
 use crate::telemetry::{ProcessStats, SELF_METRICS, Telemetry};
+
+/// The instrumentation scope of every `ScopeMetrics` (and the user agent's product).
+pub const SCOPE_NAME: &str = "container-exporter";
+/// The scope's version and the exporter's own `service.version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 // Field tags (field number << 3 | wire type), of the messages written here.
 /// `ExportMetricsServiceRequest.resource_metrics`, `ResourceMetrics.resource`,
@@ -76,71 +83,6 @@ const ANY_ARRAY: u8 = 0x2a;
 /// `AggregationTemporality` values.
 const AGGREGATION_DELTA: usize = 1;
 const AGGREGATION_CUMULATIVE: usize = 2;
-
-#[inline]
-fn varint_len(v: usize) -> usize {
-    // 1 byte per 7 bits, at least one.
-    let bits = usize::BITS - (v | 1).leading_zeros();
-    bits.div_ceil(7) as usize
-}
-
-#[inline]
-fn put_varint(buf: &mut Vec<u8>, mut v: usize) {
-    while v >= 0x80 {
-        buf.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    buf.push(v as u8);
-}
-
-#[inline]
-fn put_len_field(buf: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
-    buf.push(tag);
-    put_varint(buf, bytes.len());
-    buf.extend_from_slice(bytes);
-}
-
-/// A proto3 `string` field outside a oneof: not written when empty.
-fn put_str_field(buf: &mut Vec<u8>, tag: u8, s: &str) {
-    if !s.is_empty() {
-        put_len_field(buf, tag, s.as_bytes());
-    }
-}
-
-/// Opens a length-delimited field: writes its tag and reserves `reserve` bytes for the
-/// length. Returns where the length goes.
-#[inline]
-fn open(buf: &mut Vec<u8>, tag: u8, reserve: u8) -> usize {
-    buf.push(tag);
-    let at = buf.len();
-    buf.resize(at + reserve as usize, 0);
-    at
-}
-
-/// Closes the field [`open`] started at `at`: writes its length (minimal varint), moving
-/// the body when the reserved size was wrong. Returns the size the length took.
-#[inline]
-fn close(buf: &mut Vec<u8>, at: usize, reserve: u8) -> u8 {
-    let reserve = reserve as usize;
-    let body = at + reserve;
-    let len = buf.len() - body;
-    let need = varint_len(len);
-    if need > reserve {
-        let end = buf.len();
-        buf.resize(end + need - reserve, 0);
-        buf.copy_within(body..end, at + need);
-    } else if need < reserve {
-        buf.copy_within(body.., at + need);
-        buf.truncate(buf.len() - (reserve - need));
-    }
-    let mut v = len;
-    for b in &mut buf[at..at + need] {
-        *b = (v as u8 & 0x7f) | 0x80;
-        v >>= 7;
-    }
-    buf[at + need - 1] &= 0x7f;
-    need as u8
-}
 
 fn nanos(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
@@ -753,49 +695,5 @@ impl WireSink<'_> {
 impl Sink for WireSink<'_> {
     fn point(&mut self, m: Metric, attrs: &[&str], value: Value) {
         self.point_at(m as usize, attrs, value);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn varints() {
-        for v in [
-            0usize,
-            1,
-            127,
-            128,
-            300,
-            16383,
-            16384,
-            1 << 21,
-            usize::MAX >> 1,
-        ] {
-            let mut a = Vec::new();
-            put_varint(&mut a, v);
-            assert_eq!(a.len(), varint_len(v), "{v}");
-            assert_eq!(a.len(), prost::encoding::encoded_len_varint(v as u64));
-            let mut b = Vec::new();
-            prost::encoding::encode_varint(v as u64, &mut b);
-            assert_eq!(a, b);
-        }
-    }
-
-    #[test]
-    fn close_moves_the_body_when_the_guess_is_wrong() {
-        for len in [0usize, 5, 127, 128, 200, 16383, 16384, 20000] {
-            for reserve in 1..=3u8 {
-                let mut buf = vec![9u8];
-                let at = open(&mut buf, F1_LEN, reserve);
-                buf.extend((0..len).map(|i| i as u8));
-                close(&mut buf, at, reserve);
-                let mut want = vec![9u8, F1_LEN];
-                put_varint(&mut want, len);
-                want.extend((0..len).map(|i| i as u8));
-                assert_eq!(buf, want, "len {len} reserve {reserve}");
-            }
-        }
     }
 }

@@ -1,24 +1,13 @@
-//! The HTTP side of the Prometheus page: `/metrics` serves the bytes rendered at the last
-//! tick (gzip-compressed once, on the first request that asks for it), `/healthz` says the
-//! collector is alive, `/readyz` that the first collection is done. Nothing here reads a
-//! cgroup file or waits for a tick.
-//!
-//! The server is built to stay bounded under abuse ([`super::http_conn`]): connections are
-//! capped (`--web.max-connections`, and never more than an eighth of the descriptor limit, so
-//! the collector's files come first), `/metrics` responses in flight are capped
-//! (`--web.max-requests`), each response must be written within `--web.write-timeout`, and a
-//! response two pages behind the current one is cut, so stalled readers pin at most three
-//! pages. With `--web.config.file` it speaks TLS (HTTP/2 by ALPN), checks client certificates
-//! and basic auth, and adds the configured headers ([`super::web_config`]).
-//!
-//! Long because the server's bounds (connections, in-flight responses, write timeouts) and the
-//! request handling share one state; the per-connection accounting is in `http_conn`.
+//! The server of the Prometheus page: `/metrics` serves the page published at the last tick,
+//! `/healthz` says the collector is alive, `/readyz` that the first collection is done; the
+//! limits it keeps under abuse ([`ServeOptions`]), and TLS and basic auth when a web config
+//! asks for them. Nothing here reads a cgroup file or waits for a tick.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -33,10 +22,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use super::http_conn::{AcceptBackoff, Conn, Held, Registry, ResponseGuard, Tracked};
-use super::web_config::{WebConfig, WebConfigHandle, san_allowed};
+use super::conn::{AcceptBackoff, Conn, Held, Registry, ResponseGuard, Tracked};
+use super::page::PageState;
+use super::web_config::{WebConfig, WebConfigError, WebConfigHandle, san_allowed};
 use crate::config::WebArgs;
-use crate::telemetry::{Telemetry, add};
+use crate::telemetry::add;
 
 /// How long a client has to send its request headers, and to finish a TLS handshake.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,117 +38,6 @@ const WATCHDOG_EVERY: Duration = Duration::from_millis(250);
 const AUTH_PARALLEL: usize = 2;
 /// Streams per HTTP/2 connection.
 const H2_STREAMS: u32 = 8;
-
-/// One rendered page.
-pub struct Page {
-    pub body: Bytes,
-    gzip: OnceLock<Bytes>,
-    pub generation: u64,
-}
-
-impl Page {
-    pub fn new(body: Vec<u8>, generation: u64) -> Page {
-        Page {
-            body: Bytes::from(body),
-            gzip: OnceLock::new(),
-            generation,
-        }
-    }
-
-    /// The page's buffer back, when nobody else holds the page (for the next render).
-    pub fn into_buffer(self: Arc<Self>) -> Option<Vec<u8>> {
-        let page = Arc::try_unwrap(self).ok()?;
-        page.body.try_into_mut().ok().map(Vec::from)
-    }
-
-    fn gzipped(&self) -> &Bytes {
-        self.gzip.get_or_init(|| {
-            use std::io::Write;
-            // Level 1: a tenth of the time of level 6 for most of the size gain on text
-            // this repetitive (FINDINGS: 13 ms vs 126 ms for a 7.6 MB page).
-            let mut enc = flate2::write::GzEncoder::new(
-                Vec::with_capacity(self.body.len() / 8),
-                flate2::Compression::fast(),
-            );
-            let _ = enc.write_all(&self.body);
-            Bytes::from(enc.finish().unwrap_or_default())
-        })
-    }
-}
-
-/// State shared between the collector thread (which publishes pages) and the server.
-pub struct PageState {
-    page: RwLock<Arc<Page>>,
-    /// The newest page generation served to a scraper: departed containers stay on the page
-    /// until a page holding them was served.
-    pub served_generation: AtomicU64,
-    pub ready: AtomicBool,
-    /// Unix milliseconds of the last completed tick.
-    pub last_tick: AtomicU64,
-    /// `/healthz` fails when no tick completed for this long (counted from the start until
-    /// the first one: a collector stuck before it is not alive either).
-    pub stall_after: Duration,
-    started: SystemTime,
-    pub telemetry: Arc<Telemetry>,
-}
-
-impl PageState {
-    pub fn new(stall_after: Duration, telemetry: Arc<Telemetry>) -> PageState {
-        PageState {
-            page: RwLock::new(Arc::new(Page::new(Vec::new(), 0))),
-            served_generation: AtomicU64::new(0),
-            ready: AtomicBool::new(false),
-            last_tick: AtomicU64::new(0),
-            stall_after,
-            started: SystemTime::now(),
-            telemetry,
-        }
-    }
-
-    /// Makes `page` the one served, and returns the one it replaces.
-    pub fn publish(&self, page: Page) -> Arc<Page> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        self.last_tick
-            .store(now.as_millis() as u64, Ordering::Relaxed);
-        let old = std::mem::replace(
-            &mut *self.page.write().unwrap_or_else(|e| e.into_inner()),
-            Arc::new(page),
-        );
-        self.ready.store(true, Ordering::Release);
-        old
-    }
-
-    pub fn current(&self) -> Arc<Page> {
-        self.page.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// How long since the last tick completed (since the start, before the first).
-    pub fn quiet_for(&self) -> Duration {
-        let now = SystemTime::now();
-        if !self.ready.load(Ordering::Acquire) {
-            return now.duration_since(self.started).unwrap_or_default();
-        }
-        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-        now.saturating_sub(Duration::from_millis(
-            self.last_tick.load(Ordering::Relaxed),
-        ))
-    }
-
-    fn healthy(&self) -> bool {
-        let now = SystemTime::now();
-        if !self.ready.load(Ordering::Acquire) {
-            // Starting up is allowed as long as a stalled tick would be.
-            return now
-                .duration_since(self.started)
-                .is_ok_and(|d| d <= self.stall_after);
-        }
-        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let last = Duration::from_millis(self.last_tick.load(Ordering::Relaxed));
-        now.saturating_sub(last) <= self.stall_after
-    }
-}
 
 fn text(status: StatusCode, body: &'static str) -> Response<Held> {
     let mut r = Response::new(Held::new(Bytes::from_static(body.as_bytes()), None));
@@ -219,7 +98,7 @@ fn misdirected(req: &Request<Incoming>) -> bool {
 impl ServeOptions {
     /// The options the flags say, with the web config loaded (an error stops the exporter at
     /// start).
-    pub fn from_args(args: &WebArgs) -> Result<ServeOptions, String> {
+    pub fn from_args(args: &WebArgs) -> Result<ServeOptions, WebConfigError> {
         let web = match &args.web_config_file {
             Some(p) => Some(WebConfigHandle::open(p)?),
             None => None,
@@ -578,16 +457,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_collector_stuck_before_its_first_tick_is_not_alive() {
-        let state = PageState::new(Duration::from_millis(50), Arc::new(Telemetry::default()));
-        assert!(state.healthy(), "starting up");
-        std::thread::sleep(Duration::from_millis(80));
-        assert!(!state.healthy(), "no first tick within the stall limit");
-        state.publish(Page::new(Vec::new(), 1));
-        assert!(state.healthy(), "a tick was just published");
-    }
 
     fn gz(v: &[&str]) -> bool {
         let mut h = hyper::HeaderMap::new();

@@ -1,17 +1,20 @@
-//! The cAdvisor page's lines (`--prometheus-names cadvisor`): each family of
-//! [`CADVISOR`](crate::metrics::CADVISOR) written for one container from its metric's points,
-//! picked, relabelled and converted as the table says. The label blocks and the page around
-//! them are [`super::prom`]'s.
+//! The cAdvisor page's lines (`--prometheus-names cadvisor`): each family of `CADVISOR`
+//! written for one container from its metric's points, picked, relabelled and converted as
+//! the table says, and the host's `machine_*` lines. The label blocks and the page around
+//! them are the page's (`export::prom`).
 
 use std::time::SystemTime;
 
 use crate::collect::ContainerState;
-use crate::metrics::{
-    CADVISOR_IGNORED_INTERFACES, CadvisorFamily, Conv, Label, Metric, Select, Sink, Value,
-};
-
-use super::prom::{LineSink, push_label, push_value};
+use crate::discovery::Kind;
+use crate::disk::DiskSample;
+use crate::export::text::{LineSink, header, push_label};
 use crate::host::block::BlockNames;
+use crate::host::machine::Machine;
+use crate::metrics::{Metric, Sink, Value};
+
+use super::family::{CADVISOR_IGNORED_INTERFACES, CadvisorFamily, Conv, Label, Select};
+use super::table::CADVISOR_MACHINE;
 
 /// Seconds since the epoch.
 fn epoch(t: SystemTime) -> f64 {
@@ -58,7 +61,7 @@ fn push_cadvisor_label(out: &mut Vec<u8>, label: &Label, v: &str, devices: &mut 
 
 /// One container's lines of a cAdvisor family: its metric's points, picked, relabelled and
 /// converted as the table says.
-pub(crate) fn cadvisor_lines(
+pub fn cadvisor_lines(
     f: &'static CadvisorFamily,
     state: &ContainerState,
     now: SystemTime,
@@ -119,19 +122,14 @@ pub(crate) fn cadvisor_lines(
                     Value::Int(epoch(at) as u64)
                 }
             };
-            let out = &mut *self.sink.page;
-            out.extend_from_slice(self.sink.family.name.as_bytes());
-            out.push(b'{');
-            out.extend_from_slice(self.sink.identity);
+            let out = self.sink.open();
             for (name, v) in self.f.fixed {
                 push_label(out, name, v);
             }
             for (label, v) in self.f.labels.iter().zip(attrs) {
                 push_cadvisor_label(out, label, v, self.devices);
             }
-            out.extend_from_slice(b"} ");
-            push_value(out, value);
-            out.push(b'\n');
+            self.sink.close(value);
         }
     }
     let mut cad = Cad {
@@ -152,11 +150,11 @@ pub(crate) fn cadvisor_lines(
 /// filesystem holding its writable layer. Containers only: cAdvisor has none for a pod's own
 /// cgroup.
 fn disk_line(
-    raw: fn(&crate::disk::DiskSample) -> Option<crate::metrics::Value>,
+    raw: fn(&DiskSample) -> Option<Value>,
     state: &ContainerState,
     sink: &mut LineSink<'_>,
 ) {
-    if state.kind != crate::discovery::Kind::Container {
+    if state.kind != Kind::Container {
         return;
     }
     let Some(d) = state.disk.as_deref() else {
@@ -165,6 +163,19 @@ fn disk_line(
     if let (Some(v), Some(device)) = (raw(d), d.device.as_deref()) {
         sink.line(std::iter::once(("device", device)), v);
     }
+}
+
+/// The host's `machine_*` lines (`machine_cpu_cores`, `machine_memory_bytes`), each with its
+/// header: the same on every page, so written once.
+pub fn machine_lines(m: &Machine) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in CADVISOR_MACHINE {
+        if let Some(v) = (f.value)(m) {
+            out.extend_from_slice(header(f.name, f.help, "gauge").as_bytes());
+            out.extend_from_slice(format!("{} {v}\n", f.name).as_bytes());
+        }
+    }
+    out
 }
 
 #[cfg(test)]

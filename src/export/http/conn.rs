@@ -4,7 +4,7 @@
 //! chunk, not a page), and I/O that records when each connection last made progress.
 //!
 //! The page a response is cut from stays in memory until the response's body is dropped; the
-//! watchdog in [`super::http`] closes a connection whose response outlives its deadline or is
+//! watchdog in the server (`http::server`) closes a connection whose response outlives its deadline or is
 //! two pages behind, so at most three pages (and their gzip copies) are ever pinned.
 
 use std::io::IoSlice;

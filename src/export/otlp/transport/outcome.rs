@@ -1,0 +1,68 @@
+//! What the transports share: what one attempt came to ([`Outcome`]: accepted, to retry, or
+//! refused for good), why a transport could not be built ([`TransportError`]), and the user
+//! agent they send.
+
+use std::time::Duration;
+
+use crate::export::otlp::wire::VERSION;
+
+/// What one attempt came to.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Delivered; the receiver may have rejected some points (`rejected`, and why).
+    Accepted { rejected: i64, message: String },
+    /// Worth another attempt, after `after` when the server said when.
+    Retry {
+        after: Option<Duration>,
+        reason: String,
+    },
+    /// Refused for good.
+    Permanent { reason: String },
+}
+
+/// Why a transport could not be built from the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("{endpoint}: not a URL")]
+    Uri {
+        endpoint: String,
+        #[source]
+        source: hyper::http::uri::InvalidUri,
+    },
+    /// tonic refused the endpoint or its TLS.
+    #[error("{what} {endpoint}")]
+    Grpc {
+        what: &'static str,
+        endpoint: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("TLS")]
+    Tls(#[source] rustls::Error),
+    /// The CA file (`OTEL_EXPORTER_OTLP_CERTIFICATE`) holds something that is not a CA
+    /// certificate.
+    #[error("{path:?}")]
+    Ca {
+        path: Option<String>,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error(transparent)]
+    ClientIdentity(#[from] crate::export::otlp::config::IdentityError),
+    #[error("the client certificate {path}")]
+    ClientCertificate {
+        path: String,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("header {name}")]
+    Header {
+        name: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+pub fn user_agent() -> String {
+    format!("container-exporter/{VERSION}")
+}
