@@ -21,6 +21,7 @@
 //! runtimes it names first, how it says exits, which counters it reports). Discovery needs
 //! the runtime's cgroup path pattern; nothing else changes.
 
+mod checks;
 pub mod cri;
 pub mod docker;
 pub mod exits;
@@ -29,13 +30,16 @@ pub mod limit;
 mod refs;
 mod registry;
 mod source;
+mod sources;
 mod stats;
 mod store;
 
+pub use checks::{CheckInput, CheckLevel, SourceCheck};
 pub use refs::{ImageRef, glob_match, image_name_and_tags, parse_rfc3339, split_image_ref};
 pub use registry::{
-    CheckLevel, ExitWord, Metadata, SOURCES, Source, SourceCheck, SourceDef, check_sources,
-    cri_endpoint, kubelet_logs_dir, podman_host, spawn_sources,
+    ExitWord, SOURCES, Source, SourceDef, SourceTask, Start, cri_endpoint, kubelet_logs_dir,
+    podman_host,
 };
+pub use sources::{Metadata, check_sources, spawn_sources};
 pub use stats::{Figure, MetadataStats, SourceStats};
 pub use store::{ContainerMeta, MetadataStore, PodMeta};

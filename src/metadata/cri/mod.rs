@@ -41,11 +41,11 @@
 //! with backoff. A closed connection is seen at once (the socket's end of file), without a
 //! call; the reconnect lists everything again.
 //!
-//! Where things are: `follower` (connect, lists, events, sandboxes and pods), `lookups`,
-//! `exits`, and the runtime's side: `client` (tonic on the unix socket), `api` (the messages,
-//! written by hand: the CRI `.proto` is in no registry this project can reach, and `cargo
-//! build` must not need `protoc`), `view` (CRI objects in one shape, and how they become
-//! descriptions), `error`.
+//! Where things are: `follower` (connect, lists, events: the calls), `node` (what they say:
+//! sandboxes, pods and containers, kept in the store), `lookups`, `exits`, and the runtime's
+//! side: `client` (tonic on the unix socket), `api` (the messages, written by hand: the CRI
+//! `.proto` is in no registry this project can reach, and `cargo build` must not need
+//! `protoc`), `view` (CRI objects in one shape, and how they become descriptions), `error`.
 
 mod api;
 mod client;
@@ -53,6 +53,7 @@ mod error;
 mod exits;
 mod follower;
 mod lookups;
+mod node;
 mod view;
 
 pub use client::CriVersion;
