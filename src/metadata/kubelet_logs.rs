@@ -20,9 +20,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::meta::{ContainerMeta, PodMeta};
 use super::source::{self, Follow, Held, Words};
 use super::stats::SourceStats;
-use super::store::{ContainerMeta, MetadataStore, PodMeta};
+use super::store::MetadataStore;
 
 /// How often the directory is listed without being asked.
 pub const SCAN_EVERY: Duration = Duration::from_secs(10);

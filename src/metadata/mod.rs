@@ -27,6 +27,7 @@ pub mod docker;
 pub mod exits;
 pub mod kubelet_logs;
 pub mod limit;
+mod meta;
 mod refs;
 mod registry;
 mod source;
@@ -35,6 +36,7 @@ mod stats;
 mod store;
 
 pub use checks::{CheckInput, CheckLevel, SourceCheck};
+pub use meta::{ContainerMeta, PodMeta};
 pub use refs::{ImageRef, glob_match, image_name_and_tags, parse_rfc3339, split_image_ref};
 pub use registry::{
     ExitWord, SOURCES, Source, SourceDef, SourceTask, Start, cri_endpoint, kubelet_logs_dir,
@@ -42,4 +44,4 @@ pub use registry::{
 };
 pub use sources::{Metadata, check_sources, spawn_sources};
 pub use stats::{Figure, MetadataStats, SourceStats};
-pub use store::{ContainerMeta, MetadataStore, PodMeta};
+pub use store::MetadataStore;

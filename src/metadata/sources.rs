@@ -8,9 +8,10 @@ use std::time::Duration;
 use super::checks::{CheckInput, SourceCheck};
 use super::exits::ExitStore;
 use super::limit::ValueLimit;
+use super::meta::{ContainerMeta, PodMeta};
 use super::registry::{ExitWord, SOURCES, Source, Start};
 use super::stats::{MetadataStats, SourceStats};
-use super::store::{ContainerMeta, MetadataStore, PodMeta};
+use super::store::MetadataStore;
 use crate::config::{HostArgs, MetadataArgs};
 use crate::discovery::{Found, Kind, Runtime};
 

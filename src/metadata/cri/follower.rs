@@ -18,11 +18,12 @@ use super::exits::StatusLookup;
 use super::node::Node;
 use super::view::{Ctr, nonempty};
 use crate::metadata::exits::ExitStore;
+use crate::metadata::meta::ContainerMeta;
 use crate::metadata::refs::image_name_and_tags;
 use crate::metadata::source::asks::{self, AbortOnDrop};
 use crate::metadata::source::{self, Follow, Held, Words};
 use crate::metadata::stats::SourceStats;
-use crate::metadata::store::{ContainerMeta, MetadataStore};
+use crate::metadata::store::MetadataStore;
 use crate::remote::sleep_until_opt;
 
 /// Where containerd and CRI-O listen by default, tried in this order when no endpoint is set.

@@ -12,8 +12,9 @@ use super::exits::exit_of;
 use super::lookups::Lookups;
 use super::view::{Ctr, Images, Sandbox, allowed, merge, nonempty};
 use crate::metadata::exits::ExitStore;
+use crate::metadata::meta::{ContainerMeta, PodMeta};
 use crate::metadata::source::Held;
-use crate::metadata::store::{ContainerMeta, MetadataStore, PodMeta};
+use crate::metadata::store::MetadataStore;
 
 pub(crate) struct Node {
     /// Each id put in the store, `true` for sandboxes; and the pods.

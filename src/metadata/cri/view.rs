@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::api;
+use crate::metadata::meta::ContainerMeta;
 use crate::metadata::refs::{glob_match, image_name_and_tags, is_image_id, split_image_ref};
-use crate::metadata::store::ContainerMeta;
 
 /// A pod sandbox, from `ListPodSandbox` or an event's `PodSandboxStatus`: the pod's identity
 /// (its metadata is the contract, not the labels) and whether it is ready.

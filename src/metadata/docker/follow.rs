@@ -19,9 +19,10 @@ use super::flavor::{DEFAULT_HOST, Flavor, PODMAN_DEFAULT_HOST};
 use super::inspect::{Inspected, REQUEST_TIMEOUT, Run, event_time, inspect};
 use crate::exit::RuntimeExit;
 use crate::metadata::exits::ExitStore;
+use crate::metadata::meta::ContainerMeta;
 use crate::metadata::source::{self, Follow, Held, Words};
 use crate::metadata::stats::SourceStats;
-use crate::metadata::store::{ContainerMeta, MetadataStore};
+use crate::metadata::store::MetadataStore;
 
 /// The events stream is opened after the list, with `since` this far before the list began, so
 /// an event that happened while listing is replayed rather than lost. Replays are harmless:

@@ -10,9 +10,9 @@ use bollard::models::ContainerInspectResponse;
 
 use super::error::LibpodError;
 use super::flavor::Flavor;
+use crate::metadata::meta::ContainerMeta;
 use crate::metadata::refs::{glob_match, image_name_and_tags, parse_rfc3339};
 use crate::metadata::stats::SourceStats;
-use crate::metadata::store::ContainerMeta;
 
 /// Per-request timeout (list, inspect, version). bollard applies it until the response headers
 /// arrive, so it does not cut the long-lived `/events` stream; bollard's own default (2 min)

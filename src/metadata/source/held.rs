@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::metadata::store::{ContainerMeta, MetadataStore, PodMeta};
+use crate::metadata::meta::{ContainerMeta, PodMeta};
+use crate::metadata::store::MetadataStore;
 
 /// A source's store and what goes with its entries. `S` is the source's own state for each
 /// container id it holds (Docker's last run of the container; whether a CRI id is a sandbox).
