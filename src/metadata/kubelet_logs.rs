@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::meta::{ContainerMeta, PodMeta};
 use super::source::{self, Follow, Held, Words};
 use super::stats::SourceStats;
@@ -218,6 +220,7 @@ pub async fn run(
         },
         cfg,
         stats: stats.clone(),
+        next_scan: Instant::now(),
     };
     source::run(follower, stats, shutdown).await
 }
@@ -227,6 +230,8 @@ struct Follower {
     held: Held<()>,
     stats: Arc<SourceStats>,
     words: Words,
+    /// When to list the directory again unasked.
+    next_scan: Instant,
 }
 
 enum Wake {
@@ -254,7 +259,7 @@ impl Follow for Follower {
 
     async fn next(&mut self, _: &mut ()) -> Wake {
         tokio::select! {
-            _ = tokio::time::sleep(SCAN_EVERY) => Wake::Timer,
+            _ = tokio::time::sleep_until(self.next_scan) => Wake::Timer,
             _ = self.held.store().wanted() => Wake::Wanted,
         }
     }
@@ -285,6 +290,7 @@ impl Follow for Follower {
 impl Follower {
     /// Lists the links (in a blocking task) and brings the store in line with them.
     async fn scan(&mut self) -> Result<(), KubeletLogsError> {
+        self.next_scan = Instant::now() + SCAN_EVERY;
         let c = self.cfg.clone();
         let links = tokio::task::spawn_blocking(move || read_links(&c))
             .await

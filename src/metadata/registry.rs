@@ -29,6 +29,10 @@ pub enum Source {
 }
 
 impl Source {
+    /// How many there are.
+    pub const COUNT: usize = 4;
+
+    /// Its registry row.
     pub fn def(self) -> &'static SourceDef {
         &SOURCES[self as usize]
     }
@@ -54,10 +58,10 @@ pub struct Start<'a> {
     pub stats: Arc<SourceStats>,
     pub exits: ExitStore,
     /// Resolves at shutdown.
-    pub shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
+    pub shutdown: SourceTask,
 }
 
-/// A source's task.
+/// A source's task (and the future that ends it).
 pub type SourceTask = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// One metadata source.
@@ -86,7 +90,7 @@ pub struct SourceDef {
 }
 
 /// Every source, in the order containers are looked up after the one their runtime names.
-pub static SOURCES: [SourceDef; 4] = [
+pub static SOURCES: [SourceDef; Source::COUNT] = [
     SourceDef {
         source: Source::Docker,
         name: "docker",

@@ -22,7 +22,7 @@ use crate::discovery::{Found, Kind, Runtime};
 /// kubelet's log layout last, for nodes whose CRI socket does not answer.
 #[derive(Clone, Default)]
 pub struct Metadata {
-    stores: [MetadataStore; 4],
+    stores: [MetadataStore; Source::COUNT],
     /// What the runtimes say about how containers ended, for their final samples.
     pub exits: ExitStore,
     stats: MetadataStats,
