@@ -106,13 +106,13 @@ fn metadata(r: &mut Report, args: &MetadataArgs, host: &HostArgs, found: &[Found
     };
 
     // Each source's probe, as its registry row words it.
-    for (topic, c) in check_sources(args, host, found, &rt) {
-        let level = match c.level {
+    for (topic, (level, text)) in check_sources(args, host, found, &rt) {
+        let level = match level {
             CheckLevel::Ok => Level::Ok,
             CheckLevel::Note => Level::Note,
             CheckLevel::Warn => Level::Warn,
         };
-        r.add(level, topic, c.text);
+        r.add(level, topic, text);
     }
 
     // How many of the containers found have names: what the daemon would show.

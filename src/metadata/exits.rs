@@ -1,6 +1,6 @@
 //! The runtimes' word on how containers ended, carried from the metadata tasks (Docker's and
 //! Podman's event followers, the CRI source) to the collector thread, which joins it to the
-//! container's final sample ([`crate::departures`]).
+//! container's final sample.
 //!
 //! The two sides meet in either order: the final sample is usually taken first (the kernel
 //! says the cgroup is empty before the runtime has reaped and reported the process), but a

@@ -89,6 +89,15 @@ pub struct SourceDef {
     pub check: Option<fn(CheckInput<'_>) -> Option<SourceCheck>>,
 }
 
+/// What a source on the Docker Engine API counts: it makes no lookups.
+const DOCKER_API_FIGURES: &[Figure] = &[
+    Figure::ApiErrors,
+    Figure::Connected,
+    Figure::Reconnects,
+    Figure::Calls,
+    Figure::Events,
+];
+
 /// Every source, in the order containers are looked up after the one their runtime names.
 pub static SOURCES: [SourceDef; Source::COUNT] = [
     SourceDef {
@@ -98,13 +107,7 @@ pub static SOURCES: [SourceDef; Source::COUNT] = [
         pods: false,
         asked: false,
         exits: Some(ExitWord::Events),
-        figures: &[
-            Figure::ApiErrors,
-            Figure::Connected,
-            Figure::Reconnects,
-            Figure::Calls,
-            Figure::Events,
-        ],
+        figures: DOCKER_API_FIGURES,
         endpoint: |args, _| {
             let flag = args.docker_host.as_deref();
             (!flag.is_some_and(is_off)).then(|| docker::resolve_host(flag))
@@ -148,13 +151,7 @@ pub static SOURCES: [SourceDef; Source::COUNT] = [
         pods: false,
         asked: false,
         exits: Some(ExitWord::Events),
-        figures: &[
-            Figure::ApiErrors,
-            Figure::Connected,
-            Figure::Reconnects,
-            Figure::Calls,
-            Figure::Events,
-        ],
+        figures: DOCKER_API_FIGURES,
         endpoint: |args, _| podman_host(args),
         start: |s| start_docker(s, Flavor::Podman),
         check: Some(checks::podman),

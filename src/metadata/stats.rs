@@ -1,5 +1,5 @@
-//! What the metadata sources count about themselves, handed to the self-metrics
-//! (`crate::telemetry` reads [`MetadataStats`], one row per [`Figure`], labelled by source).
+//! What the metadata sources count about themselves ([`SourceStats`]), handed to the
+//! self-metrics as [`MetadataStats`]: one row per [`Figure`], labelled by source.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};

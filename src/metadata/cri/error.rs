@@ -91,7 +91,7 @@ fn join(errors: &[CriError]) -> String {
 }
 
 /// A gRPC status for a log line: its code, message and causes.
-pub(crate) fn status_text(s: &Status) -> String {
+fn status_text(s: &Status) -> String {
     let mut t = format!("{:?}: {}", s.code(), s.message());
     if let Some(src) = std::error::Error::source(s) {
         t.push_str(": ");

@@ -8,7 +8,7 @@ use tonic::Code;
 
 use super::api;
 use super::client::Client;
-use super::error::status_text;
+use super::error::CriError;
 use crate::exit::RuntimeExit;
 use crate::metadata::source::asks::{ExitLookup, LookupFailure};
 
@@ -30,29 +30,23 @@ pub(crate) fn exit_of(st: &api::ContainerStatus) -> RuntimeExit {
 #[derive(Clone)]
 pub(crate) struct StatusLookup(pub(crate) Client);
 
-/// A failed `ContainerStatus`, for the log.
-pub(crate) struct StatusError(tonic::Status);
-
-impl std::fmt::Display for StatusError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ContainerStatus: {}", status_text(&self.0))
-    }
-}
-
 impl ExitLookup for StatusLookup {
-    type Error = StatusError;
+    type Error = CriError;
 
     async fn exit(
         &self,
         id: &str,
         within: Duration,
-    ) -> Result<Option<RuntimeExit>, LookupFailure<StatusError>> {
+    ) -> Result<Option<RuntimeExit>, LookupFailure<CriError>> {
         match self.0.container_status(id, within).await {
             Ok(st) if st.finished_at > 0 => Ok(Some(exit_of(&st))),
             Ok(_) => Ok(None),
-            // tonic says Cancelled when its own deadline passes.
             Err(s) if s.code() == Code::DeadlineExceeded => Err(LookupFailure::OutOfTime),
-            Err(s) => Err(LookupFailure::Failed(StatusError(s))),
+            // (tonic says Cancelled when its own deadline passes: the asks tell by the time.)
+            Err(status) => Err(LookupFailure::Failed(CriError::Call {
+                call: "ContainerStatus",
+                status,
+            })),
         }
     }
 }

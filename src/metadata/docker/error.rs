@@ -34,28 +34,17 @@ pub enum LibpodError {
         #[source]
         source: std::io::Error,
     },
-    #[error("GET {path}: {source}")]
-    Request {
-        path: String,
-        #[source]
-        source: hyper::http::Error,
-    },
-    #[error("GET {path}: {source}")]
-    Http {
-        path: String,
-        #[source]
-        source: hyper::Error,
-    },
     #[error("GET {path}: {status}")]
     Status {
         path: String,
         status: hyper::StatusCode,
     },
+    /// The request could not be made or its answer not read (HTTP, JSON).
     #[error("GET {path}: {source}")]
-    Json {
+    Request {
         path: String,
         #[source]
-        source: serde_json::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("timed out")]
     TimedOut,

@@ -155,26 +155,23 @@ async fn podman_is_infra(host: &str, id: &str) -> Result<bool, LibpodError> {
         return Err(LibpodError::BadId(id.to_owned()));
     }
     let path = format!("/v4.0.0/libpod/containers/{id}/json");
+    let failed = |source: Box<dyn std::error::Error + Send + Sync>| LibpodError::Request {
+        path: path.clone(),
+        source,
+    };
     let req = hyper::Request::get(&path)
         .header(hyper::header::HOST, "podman")
         .body(Empty::<bytes::Bytes>::new())
-        .map_err(|source| LibpodError::Request {
-            path: path.clone(),
-            source,
-        })?;
+        .map_err(|e| failed(e.into()))?;
     let connect = |addr: &str| {
         let addr = addr.to_owned();
         move |source| LibpodError::Connect { addr, source }
-    };
-    let http = |source| LibpodError::Http {
-        path: path.clone(),
-        source,
     };
     let resp = if let Some(socket) = host.strip_prefix("unix://") {
         let io = tokio::net::UnixStream::connect(socket)
             .await
             .map_err(connect(socket))?;
-        send(io, req).await.map_err(http)?
+        send(io, req).await
     } else if let Some(addr) = host
         .strip_prefix("tcp://")
         .or_else(|| host.strip_prefix("http://"))
@@ -182,10 +179,11 @@ async fn podman_is_infra(host: &str, id: &str) -> Result<bool, LibpodError> {
         let io = tokio::net::TcpStream::connect(addr.trim_end_matches('/'))
             .await
             .map_err(connect(addr))?;
-        send(io, req).await.map_err(http)?
+        send(io, req).await
     } else {
         return Err(LibpodError::Scheme(host.to_owned()));
-    };
+    }
+    .map_err(|e| failed(e.into()))?;
     let status = resp.status();
     if status == hyper::StatusCode::NOT_FOUND {
         return Ok(false);
@@ -193,10 +191,11 @@ async fn podman_is_infra(host: &str, id: &str) -> Result<bool, LibpodError> {
     if !status.is_success() {
         return Err(LibpodError::Status { path, status });
     }
-    let body = resp.into_body().collect().await.map_err(http)?.to_bytes();
+    let body = resp.into_body().collect().await;
+    let body = body.map_err(|e| failed(e.into()))?.to_bytes();
     serde_json::from_slice::<LibpodInspect>(&body)
         .map(|i| i.is_infra)
-        .map_err(|source| LibpodError::Json { path, source })
+        .map_err(|e| failed(e.into()))
 }
 
 /// One request on a fresh HTTP/1.1 connection.
