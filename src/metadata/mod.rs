@@ -17,9 +17,10 @@
 //!
 //! To add a runtime: a module here whose follower implements the skeleton's `Follow` (connect
 //! and list, wait for the next event, handle it) and whose `run` starts it, and one row in
-//! [`SOURCES`] (its name, when it is on, how it starts, its `check` probe, which discovery
-//! runtimes it names first, how it says exits, which counters it reports). Discovery needs
-//! the runtime's cgroup path pattern; nothing else changes.
+//! [`SOURCES`] with its [`Source`] (its name, when it is on, how it starts, its `check` probe,
+//! which discovery runtimes it names first, how it says exits, which counters it reports).
+//! Discovery needs the runtime's cgroup path pattern; nothing else changes: the lookups, the
+//! exit asks, `check` and the self-metrics all read the row.
 
 mod checks;
 pub mod cri;

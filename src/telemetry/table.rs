@@ -205,7 +205,7 @@ pub static SELF_METRICS: &[SelfMetricDef] = &[
         instrument: Instrument::Counter,
         unit: "{value}",
         attribute: None,
-        description: "Values from the container runtimes (names, image references, labels, pod labels) cut to --attribute-value-length-limit, and labels left out for a longer key or past --attribute-count-limit; counted when a container's or pod's description is stored (an unchanged one again is not counted).",
+        description: "Values from the runtimes cut to --attribute-value-length-limit, and labels left out (a longer key, or past --attribute-count-limit).",
         emit: |t, _, out| {
             if let Some(m) = t.metadata.get() {
                 out(None, int(&m.values_cut));
@@ -218,7 +218,7 @@ pub static SELF_METRICS: &[SelfMetricDef] = &[
         instrument: Instrument::Counter,
         unit: "{error}",
         attribute: Some("source"),
-        description: "Calls to a container runtime, or its event streams, that failed (and listings of the kubelet's log directory), by metadata source (docker, cri, podman, kubelet_logs; sources that are off have no point); the source reconnects with backoff.",
+        description: "Failed calls to a runtime, event streams included.",
         emit: |t, _, out| sources(t, Figure::ApiErrors, out),
     },
     SelfMetricDef {
@@ -227,7 +227,7 @@ pub static SELF_METRICS: &[SelfMetricDef] = &[
         instrument: Instrument::Gauge,
         unit: "1",
         attribute: Some("source"),
-        description: "1 while the metadata source is connected to its runtime and in sync.",
+        description: "1 while a metadata source is in sync with its runtime.",
         emit: |t, _, out| sources(t, Figure::Connected, out),
     },
     SelfMetricDef {
@@ -236,7 +236,7 @@ pub static SELF_METRICS: &[SelfMetricDef] = &[
         instrument: Instrument::Counter,
         unit: "{connection}",
         attribute: Some("source"),
-        description: "Connections of a metadata source to its runtime made again after a failure (or made late: the runtime was absent when the exporter started).",
+        description: "Connections to a runtime made again after a failure.",
         emit: |t, _, out| sources(t, Figure::Reconnects, out),
     },
     SelfMetricDef {
@@ -245,7 +245,7 @@ pub static SELF_METRICS: &[SelfMetricDef] = &[
         instrument: Instrument::Counter,
         unit: "{call}",
         attribute: Some("source"),
-        description: "Calls a metadata source sent to its runtime, the listing at every connect included (never one per tick).",
+        description: "Calls sent to a runtime (none per tick).",
         emit: |t, _, out| sources(t, Figure::Calls, out),
     },
     SelfMetricDef {
@@ -254,7 +254,7 @@ pub static SELF_METRICS: &[SelfMetricDef] = &[
         instrument: Instrument::Counter,
         unit: "{lookup}",
         attribute: Some("source"),
-        description: "Listings made after the first sync to name containers and pods that discovery found (CRI list calls, their retries and periodic resyncs; scans of the kubelet's log directory on such an ask).",
+        description: "Listings after the first sync, to name what discovery found.",
         emit: |t, _, out| sources(t, Figure::Lookups, out),
     },
     SelfMetricDef {
@@ -263,7 +263,7 @@ pub static SELF_METRICS: &[SelfMetricDef] = &[
         instrument: Instrument::Counter,
         unit: "{event}",
         attribute: Some("source"),
-        description: "Events a metadata source received from its runtime (Docker's and Podman's event streams, the CRI's GetContainerEvents).",
+        description: "Events received from a runtime.",
         emit: |t, _, out| sources(t, Figure::Events, out),
     },
     SelfMetricDef {
