@@ -227,7 +227,7 @@ pub static SELF_METRICS: &[SelfMetricDef] = &[
         instrument: Instrument::Gauge,
         unit: "1",
         attribute: Some("source"),
-        description: "1 while a metadata source is in sync with its runtime.",
+        description: "1 while a metadata source (docker, cri, podman, kubelet_logs) is in sync with its runtime.",
         emit: |t, _, out| sources(t, Figure::Connected, out),
     },
     SelfMetricDef {
