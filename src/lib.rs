@@ -12,8 +12,8 @@
 //! - [`cgroup`]: the kernel side (layout, file plan, parsers, readers). A new cgroup file is a
 //!   row in the file plan and its parser.
 //! - [`discovery`]: which cgroups are containers or pods. A new runtime is a path pattern.
-//! - [`metadata`]: what runtimes say about them (Docker, Podman, CRI, the kubelet's logs). A
-//!   new runtime is one module on the sources' skeleton and one row in `metadata::SOURCES`.
+//! - [`metadata`]: what runtimes say about them (Docker, Podman, CRI). A new source is a
+//!   module with a `run` task filling a store.
 //! - [`metrics`]: the one table of metrics (and the cAdvisor page's rows over it), and
 //!   [`telemetry`]: the one table of self-metrics. A new metric from an existing sample field
 //!   is one row and one `emit` arm; every output and the README follow.
