@@ -21,15 +21,15 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::cgroup::{Layout, ProcRoot};
-use crate::collect::{Collector, ContainerState, Described, DiscoveryChanges, ErrorLog};
+use crate::collect::{Collector, Described, DiscoveryChanges, ErrorLog};
 use crate::config::{DaemonArgs, HostArgs, Listen};
 use crate::departures::{Departures, runtime_removal_delay};
 use crate::discovery::watch::{WatchEvent, Watcher};
-use crate::discovery::{self, Found, Kind, Runtime};
+use crate::discovery::{self, Found, Kind};
 use crate::export::http::{self, Page, PageState};
 use crate::export::otlp;
 use crate::export::prom::PromRenderer;
-use crate::metadata::Metadata;
+use crate::metadata::{ExitWord, Metadata, Source};
 use crate::progress;
 use crate::telemetry::{ProcessStats, Telemetry, add, set};
 
@@ -126,10 +126,10 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
         &args.metadata,
         host,
         removal_delay,
-        &telemetry,
         runtime.handle(),
         &stopped,
     );
+    let _ = telemetry.metadata.set(store.stats());
 
     // Disk usage: walked in a thread of its own, read by the collector at each tick.
     let disk = match crate::disk::DiskConfig::from_args(host, &args.disk) {
@@ -470,34 +470,11 @@ impl CollectorLoop {
         self.count(&changes);
         if changes.added > 0 {
             tracing::debug!(%id, cgroup = %rel.display(), "container found");
-            self.want_metadata(kind, runtime, &id);
+            // Asks the sources that look ids up (one batched lookup, never a call per tick).
+            self.store.want(kind, runtime, &id);
         }
         if !self.collector.is_tracked(&id) {
             self.unwatch(&id);
-        }
-    }
-
-    /// Asks the CRI source for a container or pod it does not know yet (one batched lookup,
-    /// never a call per tick). Docker and Podman need no asking: their event streams say.
-    fn want_metadata(&self, kind: Kind, runtime: Runtime, id: &str) {
-        let (cri, kubelet) = (&self.store.cri, &self.store.kubelet);
-        match kind {
-            Kind::Pod if cri.get_pod(id).is_none() => {
-                cri.want(id);
-                if kubelet.get_pod(id).is_none() {
-                    kubelet.want(id);
-                }
-            }
-            Kind::Container
-                if matches!(runtime, Runtime::Containerd | Runtime::CriO)
-                    && cri.get(id).is_none() =>
-            {
-                cri.want(id);
-                if kubelet.get(id).is_none() {
-                    kubelet.want(id);
-                }
-            }
-            _ => {}
         }
     }
 
@@ -598,34 +575,19 @@ impl CollectorLoop {
         for state in self.collector.take_departed() {
             add(&self.telemetry.final_samples, 1);
             tracing::debug!(id = %state.id, "final sample taken");
-            let ask = self.can_ask(&state);
-            let cri = matches!(state.runtime, Runtime::Containerd | Runtime::CriO);
+            // Whether its runtime can say why it ended (pods have no exit).
+            let word = (state.kind == Kind::Container)
+                .then(|| self.store.exit_word(state.runtime, &state.id))
+                .flatten();
             let id = state.id.clone();
-            if self.departed.add(state, ask, &self.store.exits, now) && cri {
+            if self
+                .departed
+                .add(state, word.is_some(), &self.store.exits, now)
+                && word == Some(ExitWord::Asked)
+            {
                 self.store.exits.ask(&id, now + self.args.exit_wait);
             }
         }
-    }
-
-    /// Whether the runtime of a departed container can say why it ended: its metadata source
-    /// is connected (and, for the CRI, knows it as a container: containerd's own namespaces are
-    /// not the CRI's, and a pod's sandbox is not shown). Pods have no exit.
-    fn can_ask(&self, s: &ContainerState) -> bool {
-        let connected = |d: Option<&Arc<crate::telemetry::DockerStats>>| {
-            d.is_some_and(|d| d.connected.load(Ordering::Relaxed))
-        };
-        let t = &self.telemetry;
-        s.kind == Kind::Container
-            && match s.runtime {
-                Runtime::Docker => connected(t.docker.get()),
-                Runtime::Podman => connected(t.podman.get()),
-                Runtime::Containerd | Runtime::CriO => {
-                    t.cri
-                        .get()
-                        .is_some_and(|c| c.connected.load(Ordering::Relaxed))
-                        && self.store.cri.get(&s.id).is_some_and(|m| !m.sandbox)
-                }
-            }
     }
 
     fn tick(&mut self) {
@@ -633,7 +595,7 @@ impl CollectorLoop {
         for f in self.collector.take_unopened() {
             self.track(f);
         }
-        for id in self.store.docker.take_limits_changed() {
+        for id in self.store.take_limits_changed() {
             self.collector.refresh_limits(&id);
         }
         self.collector.collect();
@@ -679,11 +641,7 @@ impl CollectorLoop {
             self.collector.containers().map(|c| c.id.as_str()).collect();
         self.departed.mark(&live);
         let store = &self.store;
-        let cri_connected = self
-            .telemetry
-            .cri
-            .get()
-            .is_some_and(|c| c.connected.load(Ordering::Relaxed));
+        let cri_connected = store.connected(Source::Cri);
         let (described, hidden): (Vec<_>, Vec<_>) = self
             .collector
             .containers()

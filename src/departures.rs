@@ -39,8 +39,8 @@ use std::time::{Duration, Instant};
 
 use crate::collect::{ContainerState, Show};
 use crate::discovery::Kind;
-use crate::exit::{self, Exit, ExitReason};
-use crate::metadata::exits::{ExitStore, RuntimeExit};
+use crate::exit::{self, Exit, ExitReason, RuntimeExit};
+use crate::metadata::exits::ExitStore;
 
 /// How long a runtime's names of a stopped container are kept: the final sample is taken up to
 /// an interval after the exit, waits for the runtime's word up to `exit_wait`, then for a scrape

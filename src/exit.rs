@@ -1,6 +1,7 @@
 //! Why a container ended: the one rule that joins the kernel's word and the runtime's into the
 //! exit shown on a container's final sample (`container.exit.code` and its
-//! `container.exit.reason`).
+//! `container.exit.reason`), and the runtime's word itself ([`RuntimeExit`]), which the
+//! runtimes' metadata sources fill for the collector.
 //!
 //! The two sources know different things:
 //! - the kernel counts, in the container's own cgroup, the processes its OOM killer killed
@@ -23,8 +24,37 @@
 //! - with neither an OOM kill nor a code there is no exit to show (no runtime reachable, or
 //!   none that answered in time, and no OOM kill).
 
+use std::time::SystemTime;
+
 use crate::cgroup::CgroupSample;
-use crate::metadata::exits::RuntimeExit;
+
+/// What a runtime said about the end of one run of a container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuntimeExit {
+    /// The exit status, when the runtime gave one in 0–255.
+    pub code: Option<u8>,
+    /// The runtime gave a status outside 0–255 (not an exit status: dropped).
+    pub invalid_code: bool,
+    /// Whether the runtime says the OOM killer killed it, when it says.
+    pub oom: Option<bool>,
+    /// Which run ended (Docker's and Podman's `RestartCount`, the CRI's `attempt`).
+    pub restart_count: Option<u32>,
+    /// When the runtime says the process finished.
+    pub finished_at: Option<SystemTime>,
+}
+
+impl RuntimeExit {
+    /// An exit status as a runtime sends it (an event attribute, a CRI `int32`): kept when it
+    /// is one (0–255), else flagged.
+    pub fn with_code(mut self, code: Option<i64>) -> RuntimeExit {
+        match code.map(u8::try_from) {
+            Some(Ok(c)) => self.code = Some(c),
+            Some(Err(_)) => self.invalid_code = true,
+            None => {}
+        }
+        self
+    }
+}
 
 /// The reason, in Kubernetes' words (the kubelet's `ContainerStateTerminated.Reason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,6 +141,18 @@ mod tests {
 
     fn reason(kernel: Option<bool>, runtime: Option<&RuntimeExit>) -> Option<(&str, Option<u8>)> {
         verdict(kernel, runtime).map(|e| (e.reason.as_str(), e.code))
+    }
+
+    #[test]
+    fn codes_outside_0_255_are_dropped() {
+        let e = RuntimeExit::default().with_code(Some(300));
+        assert_eq!((e.code, e.invalid_code), (None, true));
+        let e = RuntimeExit::default().with_code(Some(-1));
+        assert_eq!((e.code, e.invalid_code), (None, true));
+        let e = RuntimeExit::default().with_code(Some(255));
+        assert_eq!((e.code, e.invalid_code), (Some(255), false));
+        let e = RuntimeExit::default().with_code(None);
+        assert_eq!((e.code, e.invalid_code), (None, false));
     }
 
     #[test]

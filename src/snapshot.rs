@@ -12,13 +12,11 @@ use crate::cgroup::{Layout, ProcRoot};
 use crate::collect::{Collector, ContainerState, Described};
 use crate::config::{HostArgs, MetadataArgs, SnapshotFormat};
 use crate::departures::DEFAULT_EXIT_WAIT;
-use crate::discovery::{Kind, Runtime};
+use crate::discovery::Kind;
 use crate::exit;
-use crate::metadata::Metadata;
-use crate::metadata::spawn_sources;
+use crate::metadata::{ExitWord, Metadata, spawn_sources};
 use crate::metrics::{Metric, Sink, Value};
 use crate::resource::{AttrValue, HostResource};
-use crate::telemetry::Telemetry;
 
 /// `snapshot`: reads every container twice, asks the runtimes about them meanwhile (the same
 /// sources and flags as the daemon), and prints the result in `format`.
@@ -43,13 +41,11 @@ pub fn run(
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let telemetry = Telemetry::default();
     // The sources list everything when they connect, during the gap between the two reads.
     let metadata = spawn_sources(
         metadata_args,
         host_args,
         Duration::from_secs(60),
-        &telemetry,
         runtime.handle(),
         &stopped,
     );
@@ -62,7 +58,7 @@ pub fn run(
     })
     .map(|(collector, mut views)| {
         // Containers that ended wait (boundedly) for their runtime's word, as in the daemon.
-        settle_exits(&mut views, &metadata, &telemetry, DEFAULT_EXIT_WAIT);
+        settle_exits(&mut views, &metadata, DEFAULT_EXIT_WAIT);
         measure_disk(&mut views, &layout, host_args, &metadata);
         (collector, views)
     });
@@ -169,42 +165,20 @@ pub fn take(collector: &mut Collector) -> Vec<ContainerView> {
 /// Gives each container that ended during the snapshot its exit, by the rule of
 /// [`crate::exit`]: its runtime's word, waited for at most `wait` when the runtime's source is
 /// connected (the CRI is asked), and the kernel's OOM verdict from its final sample.
-pub fn settle_exits(
-    views: &mut [ContainerView],
-    metadata: &Metadata,
-    telemetry: &Telemetry,
-    wait: Duration,
-) {
+pub fn settle_exits(views: &mut [ContainerView], metadata: &Metadata, wait: Duration) {
     let until = Instant::now() + wait;
-    let connected = |r: Runtime, id: &str| match r {
-        Runtime::Docker => telemetry
-            .docker
-            .get()
-            .is_some_and(|d| d.connected.load(std::sync::atomic::Ordering::Relaxed)),
-        Runtime::Podman => telemetry
-            .podman
-            .get()
-            .is_some_and(|d| d.connected.load(std::sync::atomic::Ordering::Relaxed)),
-        Runtime::Containerd | Runtime::CriO => {
-            telemetry
-                .cri
-                .get()
-                .is_some_and(|c| c.connected.load(std::sync::atomic::Ordering::Relaxed))
-                && metadata.cri.get(id).is_some_and(|m| !m.sandbox)
-        }
-    };
-    // (view, whether its runtime is asked)
+    // (view, whether its runtime can say why it ended)
     let mut pending: Vec<(usize, bool)> = Vec::new();
     for (i, v) in views.iter().enumerate() {
         let s = &v.state;
         if v.running || s.kind != Kind::Container {
             continue;
         }
-        let ask = connected(s.runtime, &s.id);
-        if ask && matches!(s.runtime, Runtime::Containerd | Runtime::CriO) {
+        let word = metadata.exit_word(s.runtime, &s.id);
+        if word == Some(ExitWord::Asked) {
             metadata.exits.ask(&s.id, until);
         }
-        pending.push((i, ask));
+        pending.push((i, word.is_some()));
     }
     loop {
         let over = Instant::now() >= until;

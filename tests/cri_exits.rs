@@ -310,7 +310,10 @@ fn a_container_status_that_times_out_or_fails() {
         proxy.thaw();
         proxy.restore();
         e.wait_for("reconnected", Duration::from_secs(30), "", |p| {
-            p.get("container_exporter_cri_connected", &[]) == Some(1.0)
+            p.get(
+                "container_exporter_metadata_connected",
+                &[("source", "cri")],
+            ) == Some(1.0)
         });
     }
     // Timed out: at the bound (4 s), not before the call's own 2 s, never much after.

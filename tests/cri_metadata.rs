@@ -33,9 +33,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use container_exporter::discovery;
-use container_exporter::metadata::MetadataStore;
-use container_exporter::metadata::cri::{self, CriConfig};
-use container_exporter::telemetry::CriStats;
+use container_exporter::metadata::cri::{self, CriConfig, CriError};
+use container_exporter::metadata::{MetadataStore, SourceStats};
 use tokio::sync::oneshot;
 
 use common::cri::{
@@ -52,7 +51,7 @@ use common::cri_api::{CONTAINER_CREATED, CONTAINER_RUNNING};
 struct Follower {
     rt: Option<tokio::runtime::Runtime>,
     store: MetadataStore,
-    stats: Arc<CriStats>,
+    stats: Arc<SourceStats>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     /// Pod uids whose cgroups discovery reports (the test's own, not other tests').
@@ -71,7 +70,7 @@ impl Follower {
             .build()
             .unwrap();
         let store = MetadataStore::new();
-        let stats = Arc::new(CriStats::default());
+        let stats = Arc::new(SourceStats::default());
         let (tx, rx) = oneshot::channel();
         let task = rt.spawn(cri::run(cfg, store.clone(), stats.clone(), async {
             let _ = rx.await;
@@ -548,6 +547,8 @@ fn absent_stale_and_foreign_sockets_never_connect_and_probe_says_why() {
 
     let absent = format!("unix://{}/absent.sock", dir.0.display());
     let e = rt.block_on(cri::probe(&absent)).unwrap_err();
+    assert!(matches!(e, CriError::Connect { .. }), "{e}");
+    let e = e.to_string();
     assert!(e.contains("no socket there") && e.contains(&absent), "{e}");
 
     // A socket file nobody listens on (a runtime that died).
@@ -555,12 +556,14 @@ fn absent_stale_and_foreign_sockets_never_connect_and_probe_says_why() {
     drop(std::os::unix::net::UnixListener::bind(&stale_path).unwrap());
     let stale = format!("unix://{}", stale_path.display());
     let e = rt.block_on(cri::probe(&stale)).unwrap_err();
-    assert!(e.contains("nothing listens"), "{e}");
+    assert!(matches!(e, CriError::Connect { .. }), "{e}");
+    assert!(e.to_string().contains("nothing listens"), "{e}");
 
     // A containerd without its CRI plugin (Docker's packaging ships it so).
     let no_cri = Containerd::start_without_cri();
     let e = rt.block_on(cri::probe(&no_cri.endpoint)).unwrap_err();
-    assert!(e.contains("does not serve the CRI"), "{e}");
+    assert!(matches!(e, CriError::Version { .. }), "{e}");
+    assert!(e.to_string().contains("does not serve the CRI"), "{e}");
 
     // The real thing: its name and the version the binary reports.
     let cd = Containerd::start();

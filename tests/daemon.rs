@@ -621,11 +621,17 @@ fn collection_survives_a_docker_daemon_restart_and_names_return() {
                 &[("container_id", &a.id), ("container_name", &a.name)],
             )
             .is_some()
-                && p.value("container_exporter_docker_connected", &[]) == 1.0
+                && p.value(
+                    "container_exporter_metadata_connected",
+                    &[("source", "docker")],
+                ) == 1.0
         },
     );
     let page = exp.metrics();
-    let errors_before = page.value("container_exporter_docker_api_errors_total", &[]);
+    let errors_before = page.value(
+        "container_exporter_metadata_api_errors_total",
+        &[("source", "docker")],
+    );
 
     // The daemon goes away.
     let t = Instant::now();
@@ -633,7 +639,7 @@ fn collection_survives_a_docker_daemon_restart_and_names_return() {
     eprintln!("second dockerd stopped in {:?}", t.elapsed());
     let mut last_collections = 0.0;
     let page = exp.wait_for(
-        "docker_connected 0 and a Docker API error counted",
+        "metadata_connected{source=\"docker\"} 0 and a Docker API error counted",
         Duration::from_secs(20),
         "",
         |p| {
@@ -641,8 +647,14 @@ fn collection_survives_a_docker_daemon_restart_and_names_return() {
             assert!(c >= last_collections, "collections_total went backwards");
             last_collections = c;
             assert_eq!(exp.healthz(), 200, "/healthz while Docker is down");
-            p.value("container_exporter_docker_connected", &[]) == 0.0
-                && p.value("container_exporter_docker_api_errors_total", &[]) > errors_before
+            p.value(
+                "container_exporter_metadata_connected",
+                &[("source", "docker")],
+            ) == 0.0
+                && p.value(
+                    "container_exporter_metadata_api_errors_total",
+                    &[("source", "docker")],
+                ) > errors_before
         },
     );
     // Collection goes on, and the container that outlived its daemon is still reported.
@@ -684,7 +696,10 @@ fn collection_survives_a_docker_daemon_restart_and_names_return() {
                     &[("container_id", &a.id), ("container_name", &a.name)],
                 )
                 .is_some()
-                && p.value("container_exporter_docker_connected", &[]) == 1.0
+                && p.value(
+                    "container_exporter_metadata_connected",
+                    &[("source", "docker")],
+                ) == 1.0
         },
     );
     eprintln!("names back {:?} after docker run", t.elapsed());

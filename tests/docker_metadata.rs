@@ -25,9 +25,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use container_exporter::metadata::MetadataStore;
 use container_exporter::metadata::docker::{DockerConfig, run};
-use container_exporter::telemetry::DockerStats;
+use container_exporter::metadata::{MetadataStore, SourceStats};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -64,7 +63,7 @@ fn sleeper(host: Option<&str>, extra: &[&str]) -> Container {
 /// `run` spawned on the test's runtime, stopped by `stop` (or by drop, unchecked).
 struct Follower {
     store: MetadataStore,
-    stats: Arc<DockerStats>,
+    stats: Arc<SourceStats>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -72,7 +71,7 @@ struct Follower {
 impl Follower {
     fn start(cfg: DockerConfig) -> Follower {
         let store = MetadataStore::new();
-        let stats = Arc::new(DockerStats::default());
+        let stats = Arc::new(SourceStats::default());
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(run(cfg, store.clone(), stats.clone(), async {
             let _ = rx.await;

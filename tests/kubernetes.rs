@@ -408,7 +408,12 @@ fn collection_goes_on_while_containerd_restarts_and_names_return() {
     let pod = cd.run_pod("db-0", "data", Qos::BestEffort, Net::Host, &[]);
     let db = cd.run_container(&pod, "db", BUSYBOX, 0);
     wait_named(&exp, &[&db]);
-    let connected = |p: &Page| p.get("container_exporter_cri_connected", &[]);
+    let connected = |p: &Page| {
+        p.get(
+            "container_exporter_metadata_connected",
+            &[("source", "cri")],
+        )
+    };
     exp.wait_for("connected", Duration::from_secs(10), "", |p| {
         connected(p) == Some(1.0)
     });
@@ -425,7 +430,10 @@ fn collection_goes_on_while_containerd_restarts_and_names_return() {
         |p| {
             p.value("container_exporter_collections_total", &[]) >= at + 3.0
                 && connected(p) == Some(0.0)
-                && p.value("container_exporter_cri_api_errors_total", &[]) >= 4.0
+                && p.value(
+                    "container_exporter_metadata_api_errors_total",
+                    &[("source", "cri")],
+                ) >= 4.0
         },
     );
     // Still read, still named by what was known.
@@ -438,7 +446,10 @@ fn collection_goes_on_while_containerd_restarts_and_names_return() {
     assert_eq!(info(&page, &later).unwrap()["k8s_container_name"], "cache");
     assert_eq!(connected(&page), Some(1.0));
     assert!(
-        page.value("container_exporter_cri_api_errors_total", &[]) >= 1.0,
+        page.value(
+            "container_exporter_metadata_api_errors_total",
+            &[("source", "cri")]
+        ) >= 1.0,
         "the outage is counted"
     );
     // One warning for the outage, not one per retry, and one line when it ends.

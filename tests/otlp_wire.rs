@@ -27,8 +27,9 @@ use container_exporter::export::otlp::Temporality;
 use container_exporter::export::otlp::wire::WireEncoder;
 use container_exporter::export::prom::Described;
 use container_exporter::metadata::{ContainerMeta, PodMeta};
+use container_exporter::metadata::{MetadataStats, Source};
 use container_exporter::resource::HostResource;
-use container_exporter::telemetry::{CriStats, DockerStats, ProcessStats, Telemetry, set};
+use container_exporter::telemetry::{ProcessStats, Telemetry, set};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -270,15 +271,23 @@ fn host() -> HostResource {
 /// are written only when it is on, the OTLP ones only when OTLP is: both cases are covered).
 fn sources(rng: &mut Rng) -> Telemetry {
     let t = Telemetry::default();
-    if rng.chance(2) {
-        let _ = t.docker.set(Arc::new(DockerStats::default()));
+    if rng.chance(4) {
+        // Metadata never started: not even its values-cut count.
+        return t;
     }
-    if rng.chance(3) {
-        let _ = t.podman.set(Arc::new(DockerStats::default()));
+    let mut m = MetadataStats::default();
+    for (source, one_in) in [
+        (Source::Docker, 2),
+        (Source::Cri, 2),
+        (Source::Podman, 3),
+        (Source::KubeletLogs, 3),
+    ] {
+        if rng.chance(one_in) {
+            let def = source.def();
+            m.add(def.name, def.figures);
+        }
     }
-    if rng.chance(2) {
-        let _ = t.cri.set(Arc::new(CriStats::default()));
-    }
+    let _ = t.metadata.set(m);
     t
 }
 
@@ -317,22 +326,27 @@ fn self_telemetry(rng: &mut Rng, t: &Telemetry, tick: u64) -> ProcessStats {
     let flag = |rng: &mut Rng, b: &std::sync::atomic::AtomicBool| {
         b.store(rng.chance(2), std::sync::atomic::Ordering::Relaxed)
     };
-    for d in [t.docker.get(), t.podman.get()].into_iter().flatten() {
-        set(&d.api_errors, rng.counter(tick));
-        set(&d.reconnects, rng.counter(tick));
-        flag(rng, &d.connected);
-    }
-    if let Some(c) = t.cri.get() {
-        for v in [
-            &c.api_errors,
-            &c.reconnects,
-            &c.lookups,
-            &c.calls,
-            &c.events,
+    if let Some(m) = t.metadata.get() {
+        set(&m.values_cut, rng.counter(tick));
+        for source in [
+            Source::Docker,
+            Source::Cri,
+            Source::Podman,
+            Source::KubeletLogs,
         ] {
-            set(v, rng.counter(tick));
+            if let Some(c) = m.get(source.def().name) {
+                for v in [
+                    &c.api_errors,
+                    &c.reconnects,
+                    &c.lookups,
+                    &c.calls,
+                    &c.events,
+                ] {
+                    set(v, rng.counter(tick));
+                }
+                flag(rng, &c.connected);
+            }
         }
-        flag(rng, &c.connected);
     }
     ProcessStats {
         cpu_seconds: rng.below(1000) as f64 / 7.0,
@@ -842,19 +856,22 @@ fn self_metrics_follow_the_sources_and_the_table() {
         }
         // Sources that are off, and OTLP that is off, write nothing.
         for name in [
-            "container_exporter.docker.connected",
-            "container_exporter.cri.calls",
+            "container_exporter.metadata.connected",
+            "container_exporter.metadata.lookups",
             "container_exporter.otlp.exports",
         ] {
             assert!(find_in(me, name).is_none(), "{who}: {name}");
         }
     }
-    let _ = t.docker.set(Arc::new(DockerStats::default()));
+    let mut m = MetadataStats::default();
+    let docker = Source::Docker.def();
+    m.add(docker.name, docker.figures);
+    let _ = t.metadata.set(m);
     set(&t.otlp_queue_capacity, 10);
     for (who, req) in both.encode(now, &[], &t, &p) {
         let me = &req.resource_metrics[0];
         assert!(
-            find_in(me, "container_exporter.docker.connected").is_some(),
+            find_in(me, "container_exporter.metadata.connected").is_some(),
             "{who}"
         );
         assert_eq!(
@@ -864,8 +881,9 @@ fn self_metrics_follow_the_sources_and_the_table() {
             2,
             "{who}"
         );
+        // Docker makes no lookups: a figure no source that is on reports is not written.
         assert!(
-            find_in(me, "container_exporter.cri.calls").is_none(),
+            find_in(me, "container_exporter.metadata.lookups").is_none(),
             "{who}"
         );
     }

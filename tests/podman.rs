@@ -29,9 +29,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use container_exporter::metadata::MetadataStore;
 use container_exporter::metadata::docker::{DockerConfig, Flavor, run};
-use container_exporter::telemetry::DockerStats;
+use container_exporter::metadata::{MetadataStore, SourceStats};
 use tokio::sync::oneshot;
 
 use common::exporter::Exporter;
@@ -246,7 +245,7 @@ async fn the_follower_names_podman_containers_and_marks_pod_infra() {
     );
 
     let store = MetadataStore::new();
-    let stats = Arc::new(DockerStats::default());
+    let stats = Arc::new(SourceStats::default());
     let (stop, stopped) = oneshot::channel::<()>();
     let removal_delay = Duration::from_secs(2);
     let task = tokio::spawn(run(

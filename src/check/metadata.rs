@@ -3,12 +3,10 @@
 
 use std::time::Duration;
 
-use super::probe::answer;
 use super::report::{Level, Report};
-use crate::config::{HostArgs, MetadataArgs, is_off};
-use crate::discovery::{Found, Kind, Runtime};
-use crate::metadata::{Metadata, cri, cri_endpoint, docker, podman_host, spawn_sources};
-use crate::telemetry::Telemetry;
+use crate::config::{HostArgs, MetadataArgs};
+use crate::discovery::{Found, Kind};
+use crate::metadata::{CheckLevel, Metadata, check_sources, spawn_sources};
 
 /// The runtimes' APIs: which answer, what they are, and how many of the containers found they
 /// name (the same sources the daemon would start, given a moment to list).
@@ -26,97 +24,14 @@ pub fn check(r: &mut Report, args: &MetadataArgs, host: &HostArgs, found: &[Foun
         return;
     };
 
-    // Docker
-    let docker_host = args.docker_host.as_deref();
-    if docker_host.is_some_and(is_off) {
-        r.add(Level::Note, "docker", "off (--docker-host off)");
-    } else {
-        let url = docker::resolve_host(docker_host);
-        match answer(&rt, docker::probe(&url)) {
-            Ok((version, api)) => r.add(
-                Level::Ok,
-                "docker",
-                format!("Docker {version} (API {api}) at {url}: names, images and labels"),
-            ),
-            Err(e)
-                if docker_host.is_none() && !found.iter().any(|f| f.runtime == Runtime::Docker) =>
-            {
-                r.add(
-                    Level::Note,
-                    "docker",
-                    format!("no Docker at {url} ({e}), and no Docker containers"),
-                )
-            }
-            Err(e) => r.add(
-                Level::Warn,
-                "docker",
-                format!(
-                    "cannot reach Docker at {url} ({e}): metrics still work, but containers \
-                     are reported by id only. Mount the socket (-v /var/run/docker.sock:\
-                     /var/run/docker.sock:ro), set --docker-host, or --docker-host off"
-                ),
-            ),
-        }
-    }
-
-    // Podman
-    match podman_host(args) {
-        None if found.iter().any(|f| f.runtime == Runtime::Podman) => r.add(
-            Level::Warn,
-            "podman",
-            "Podman containers found but no Podman API (start `podman system service` or \
-             podman.socket, and set --podman-host): they are reported by id",
-        ),
-        None => {}
-        Some(url) => match answer(&rt, docker::probe(&url)) {
-            Ok((version, api)) => r.add(
-                Level::Ok,
-                "podman",
-                format!("Podman {version} (Docker API {api}) at {url}"),
-            ),
-            Err(e) => r.add(
-                Level::Warn,
-                "podman",
-                format!("cannot reach Podman at {url} ({e}): Podman containers are reported by id"),
-            ),
-        },
-    }
-
-    // CRI
-    let in_pods = found
-        .iter()
-        .filter(|f| f.kind == Kind::Container && f.pod_uid.is_some())
-        .count();
-    match cri_endpoint(args) {
-        None if in_pods > 0 => r.add(
-            Level::Warn,
-            "cri",
-            format!(
-                "{in_pods} Kubernetes containers found but no CRI socket ({}): they are \
-                 reported by id and pod uid, without pod, namespace or container names. Mount \
-                 the runtime's socket and set --cri-endpoint",
-                cri::DEFAULT_ENDPOINTS.join(", ")
-            ),
-        ),
-        None => {}
-        Some(endpoint) => match answer(&rt, cri::probe(&endpoint)) {
-            Ok(v) => r.add(
-                Level::Ok,
-                "cri",
-                format!(
-                    "{} {} (CRI {}) at {endpoint}: pod, namespace and container names",
-                    v.runtime_name, v.runtime_version, v.runtime_api_version
-                ),
-            ),
-            Err(e) => r.add(
-                Level::Warn,
-                "cri",
-                format!(
-                    "cannot use the CRI at {endpoint} ({e}): Kubernetes containers are \
-                     reported by id and pod uid"
-                ),
-            ),
-        },
+    // Each source's probe, as its registry row words it.
+    for (topic, (level, text)) in check_sources(args, host, found, &rt) {
+        let level = match level {
+            CheckLevel::Ok => Level::Ok,
+            CheckLevel::Note => Level::Note,
+            CheckLevel::Warn => Level::Warn,
+        };
+        r.add(level, topic, text);
     }
 
     // How many of the containers found have names: what the daemon would show.
@@ -131,15 +46,7 @@ pub fn check(r: &mut Report, args: &MetadataArgs, host: &HostArgs, found: &[Foun
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let telemetry = Telemetry::default();
-    let store = spawn_sources(
-        args,
-        host,
-        Duration::from_secs(60),
-        &telemetry,
-        rt.handle(),
-        &stopped,
-    );
+    let store = spawn_sources(args, host, Duration::from_secs(60), rt.handle(), &stopped);
     let named = |s: &Metadata| {
         containers
             .iter()

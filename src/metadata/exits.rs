@@ -1,6 +1,6 @@
 //! The runtimes' word on how containers ended, carried from the metadata tasks (Docker's and
 //! Podman's event followers, the CRI source) to the collector thread, which joins it to the
-//! container's final sample ([`crate::departures`]).
+//! container's final sample.
 //!
 //! The two sides meet in either order: the final sample is usually taken first (the kernel
 //! says the cgroup is empty before the runtime has reaped and reported the process), but a
@@ -24,6 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::exit::RuntimeExit;
+
 /// Exits held at most.
 pub const MAX_EXITS: usize = 4096;
 /// Exits held per container id at most (runs of a restarting container not yet taken).
@@ -33,34 +35,6 @@ pub const MAX_ASKS: usize = 4096;
 /// How long an exit waits for its final sample by default: an exit seen at a tick (when
 /// `cgroup.events` could not be watched) comes up to an interval late.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(120);
-
-/// What a runtime said about the end of one run of a container.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RuntimeExit {
-    /// The exit status, when the runtime gave one in 0–255.
-    pub code: Option<u8>,
-    /// The runtime gave a status outside 0–255 (not an exit status: dropped).
-    pub invalid_code: bool,
-    /// Whether the runtime says the OOM killer killed it, when it says.
-    pub oom: Option<bool>,
-    /// Which run ended (Docker's and Podman's `RestartCount`, the CRI's `attempt`).
-    pub restart_count: Option<u32>,
-    /// When the runtime says the process finished.
-    pub finished_at: Option<SystemTime>,
-}
-
-impl RuntimeExit {
-    /// An exit status as a runtime sends it (an event attribute, a CRI `int32`): kept when it
-    /// is one (0–255), else flagged.
-    pub fn with_code(mut self, code: Option<i64>) -> RuntimeExit {
-        match code.map(u8::try_from) {
-            Some(Ok(c)) => self.code = Some(c),
-            Some(Err(_)) => self.invalid_code = true,
-            None => {}
-        }
-        self
-    }
-}
 
 struct Entry {
     exit: RuntimeExit,
@@ -329,18 +303,6 @@ mod tests {
         // An exit without a time matches any run.
         s.record("c", RuntimeExit::default().with_code(Some(2)));
         assert_eq!(s.take("c", at(100)).unwrap().code, Some(2));
-    }
-
-    #[test]
-    fn codes_outside_0_255_are_dropped() {
-        let e = RuntimeExit::default().with_code(Some(300));
-        assert_eq!((e.code, e.invalid_code), (None, true));
-        let e = RuntimeExit::default().with_code(Some(-1));
-        assert_eq!((e.code, e.invalid_code), (None, true));
-        let e = RuntimeExit::default().with_code(Some(255));
-        assert_eq!((e.code, e.invalid_code), (Some(255), false));
-        let e = RuntimeExit::default().with_code(None);
-        assert_eq!((e.code, e.invalid_code), (None, false));
     }
 
     #[test]

@@ -8,19 +8,24 @@
 //!
 //! [`run`] lists that directory (one `readdir` and a `readlink` per entry) when started, every
 //! [`SCAN_EVERY`], and when discovery asks for an id it does not know, into a store of its
-//! own that [`super::Metadata`] consults after the CRI's: the CRI stays first when it answers.
-//! Entries that are no longer listed stay for the removal delay (a final sample keeps its
-//! names), then go: the store holds what the directory lists, plus the recently gone.
+//! own that is looked up after the CRI's: the CRI stays first when it answers. Entries that
+//! are no longer listed stay for the removal delay (a final sample keeps its names), then go:
+//! the store holds what the directory lists, plus the recently gone. A directory that cannot
+//! be listed is an outage like a runtime's: the names known stay, and listing is retried.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::future::Future;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{ContainerMeta, MetadataStore, PodMeta};
+use super::meta::{ContainerMeta, PodMeta};
+use super::source::{self, Follow, Held, Words};
+use super::stats::SourceStats;
+use super::store::MetadataStore;
 
 /// How often the directory is listed without being asked.
 pub const SCAN_EVERY: Duration = Duration::from_secs(10);
@@ -115,12 +120,30 @@ pub fn parse_target(
     (uid, restart)
 }
 
+/// Why the links directory could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeletLogsError {
+    #[error("{}: {source}", dir.display())]
+    List {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("listing {}: {source}", dir.display())]
+    Task {
+        dir: PathBuf,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+}
+
 /// Lists the links directory (below the host root). Entries that do not parse are skipped.
-pub fn scan(cfg: &KubeletLogsConfig) -> Vec<LogLink> {
+pub fn scan(cfg: &KubeletLogsConfig) -> Result<Vec<LogLink>, KubeletLogsError> {
     let dir = below(&cfg.host_root, &cfg.container_logs_dir);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
+    let entries = std::fs::read_dir(&dir).map_err(|source| KubeletLogsError::List {
+        dir: dir.clone(),
+        source,
+    })?;
     let mut out = Vec::new();
     for e in entries.flatten().take(MAX_ENTRIES) {
         let name = e.file_name();
@@ -143,7 +166,7 @@ pub fn scan(cfg: &KubeletLogsConfig) -> Vec<LogLink> {
             restart,
         });
     }
-    out
+    Ok(out)
 }
 
 /// `path` (a host path) below `root`.
@@ -176,96 +199,165 @@ impl LogLink {
 }
 
 /// Keeps `store` in line with the kubelet's log links until `shutdown` resolves.
-pub async fn run(cfg: KubeletLogsConfig, store: MetadataStore, shutdown: impl Future<Output = ()>) {
-    tokio::select! {
-        _ = shutdown => {}
-        _ = follow(&cfg, &store) => {}
+pub async fn run(
+    cfg: KubeletLogsConfig,
+    store: MetadataStore,
+    stats: Arc<SourceStats>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let follower = Follower {
+        held: Held::new(store, cfg.removal_delay),
+        words: Words {
+            what: "the kubelet's log directory",
+            endpoint: cfg.container_logs_dir.display().to_string(),
+            lost: "cannot list the kubelet's log directory any more; Kubernetes containers keep \
+                   the names it gave, retrying"
+                .to_owned(),
+            absent: "cannot list the kubelet's log directory (--container-logs-dir, below \
+                     --host-root); Kubernetes containers are reported without names it would \
+                     give, retrying"
+                .to_owned(),
+        },
+        cfg,
+        stats: stats.clone(),
+        next_scan: Instant::now(),
+    };
+    source::run(follower, stats, shutdown).await
+}
+
+struct Follower {
+    cfg: KubeletLogsConfig,
+    held: Held<()>,
+    stats: Arc<SourceStats>,
+    words: Words,
+    /// When to list the directory again unasked.
+    next_scan: Instant,
+}
+
+enum Wake {
+    Timer,
+    Wanted,
+}
+
+impl Follow for Follower {
+    type State = ();
+    type Session = ();
+    type Wake = Wake;
+    type Error = KubeletLogsError;
+
+    fn held(&self) -> &Held<()> {
+        &self.held
+    }
+
+    fn held_mut(&mut self) -> &mut Held<()> {
+        &mut self.held
+    }
+
+    async fn connect(&mut self) -> Result<(), KubeletLogsError> {
+        self.scan().await
+    }
+
+    async fn next(&mut self, _: &mut ()) -> Wake {
+        tokio::select! {
+            _ = tokio::time::sleep_until(self.next_scan) => Wake::Timer,
+            _ = self.held.store().wanted() => Wake::Wanted,
+        }
+    }
+
+    async fn handle(&mut self, _: &mut (), wake: Option<Wake>) -> Result<(), KubeletLogsError> {
+        match wake {
+            None => Ok(()),
+            Some(Wake::Timer) => self.scan().await,
+            Some(Wake::Wanted) => {
+                // Asks of the next few ms share one scan, which answers all of them.
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                let _ = self.held.store().take_wanted();
+                SourceStats::count(&self.stats.lookups);
+                self.scan().await
+            }
+        }
+    }
+
+    fn words(&self) -> &Words {
+        &self.words
+    }
+
+    fn following(&self) -> String {
+        "reading Kubernetes names from the kubelet's log directory".to_owned()
     }
 }
 
-async fn follow(cfg: &KubeletLogsConfig, store: &MetadataStore) {
-    let mut removals: HashMap<String, Instant> = HashMap::new();
-    let mut pod_removals: HashMap<String, Instant> = HashMap::new();
-    loop {
-        let c = cfg.clone();
-        let links = tokio::task::spawn_blocking(move || {
-            let links = scan(&c);
-            let pod_dirs: Vec<String> = if links.iter().any(|l| l.uid.is_none()) {
-                std::fs::read_dir(below(&c.host_root, &c.pod_logs_dir))
-                    .map(|d| {
-                        d.flatten()
-                            .take(MAX_ENTRIES)
-                            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            } else {
-                Vec::new()
-            };
-            links
-                .into_iter()
-                .map(|mut l| {
-                    if l.uid.is_none() {
-                        l.uid = uid_from_pod_dirs(&pod_dirs, &l.pod, &l.namespace);
-                    }
-                    l
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_default();
-        let now = Instant::now();
-        let mut seen = std::collections::HashSet::new();
-        let mut pods_seen = std::collections::HashSet::new();
+impl Follower {
+    /// Lists the links (in a blocking task) and brings the store in line with them.
+    async fn scan(&mut self) -> Result<(), KubeletLogsError> {
+        self.next_scan = Instant::now() + SCAN_EVERY;
+        let c = self.cfg.clone();
+        let links = tokio::task::spawn_blocking(move || read_links(&c))
+            .await
+            .map_err(|source| KubeletLogsError::Task {
+                dir: self.cfg.container_logs_dir.clone(),
+                source,
+            })??;
+        let mut seen = HashSet::new();
+        let mut pods_seen = HashSet::new();
         for l in &links {
-            seen.insert(l.id.clone());
-            removals.remove(&l.id);
-            store.insert(l.id.clone(), l.meta());
+            seen.insert(l.id.as_str());
+            self.held.put(&l.id, l.meta(), ());
+            self.held.keep(&l.id);
             if let Some(uid) = &l.uid {
-                pods_seen.insert(uid.clone());
-                pod_removals.remove(uid);
-                store.insert_pod(PodMeta {
+                pods_seen.insert(uid.as_str());
+                self.held.put_pod(PodMeta {
                     uid: uid.clone(),
                     name: Some(l.pod.clone()),
                     namespace: Some(l.namespace.clone()),
                     labels: Vec::new(),
                 });
+                self.held.keep_pod(uid);
             }
         }
-        for id in store.ids() {
-            if !seen.contains(&id) {
-                removals.entry(id).or_insert(now + cfg.removal_delay);
-            }
+        let gone: Vec<String> = (self.held.iter())
+            .map(|(id, _)| id)
+            .filter(|id| !seen.contains(id.as_str()))
+            .cloned()
+            .collect();
+        for id in gone {
+            self.held.remove_later(&id);
         }
-        for uid in store.pod_uids() {
-            if !pods_seen.contains(&uid) {
-                pod_removals.entry(uid).or_insert(now + cfg.removal_delay);
-            }
+        let gone: Vec<String> = (self.held.pods())
+            .filter(|uid| !pods_seen.contains(uid.as_str()))
+            .cloned()
+            .collect();
+        for uid in gone {
+            self.held.remove_pod_later(&uid);
         }
-        removals.retain(|id, at| {
-            let keep = *at > now;
-            if !keep {
-                store.remove(id);
-            }
-            keep
-        });
-        pod_removals.retain(|uid, at| {
-            let keep = *at > now;
-            if !keep {
-                store.remove_pod(uid);
-            }
-            keep
-        });
-        // Asked-for ids are looked up at once (one scan answers all of them).
-        let _ = store.take_wanted();
-        tokio::select! {
-            _ = tokio::time::sleep(SCAN_EVERY) => {}
-            _ = store.wanted() => {
-                // Asks of the next few ms share one scan.
-                tokio::time::sleep(Duration::from_millis(30)).await;
-            }
-        }
+        Ok(())
     }
+}
+
+/// The links, with the uids their targets do not say taken from the pod log directory.
+fn read_links(c: &KubeletLogsConfig) -> Result<Vec<LogLink>, KubeletLogsError> {
+    let links = scan(c)?;
+    let pod_dirs: Vec<String> = if links.iter().any(|l| l.uid.is_none()) {
+        std::fs::read_dir(below(&c.host_root, &c.pod_logs_dir))
+            .map(|d| {
+                d.flatten()
+                    .take(MAX_ENTRIES)
+                    .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Ok(links
+        .into_iter()
+        .map(|mut l| {
+            if l.uid.is_none() {
+                l.uid = uid_from_pod_dirs(&pod_dirs, &l.pod, &l.namespace);
+            }
+            l
+        })
+        .collect())
 }
 
 #[cfg(test)]

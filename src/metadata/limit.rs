@@ -1,6 +1,6 @@
 //! The length bound of what the runtimes say about a container (names, image references,
 //! labels, Kubernetes names, pod labels), applied where a description enters a store
-//! ([`super::MetadataStore::insert`]), so that every output (the Prometheus page, OTLP,
+//! (`MetadataStore::insert`), so that every output (the Prometheus page, OTLP,
 //! `snapshot`) and the daemon's memory see the same bounded values.
 //!
 //! Anyone who may create a container chooses its labels, and the Docker API takes a label of
@@ -21,7 +21,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{ContainerMeta, PodMeta};
+use super::meta::{ContainerMeta, PodMeta};
 
 /// The default bound (see [`crate::config::DEFAULT_VALUE_LENGTH_LIMIT`] for why 2048 bytes).
 pub const DEFAULT_VALUE_LENGTH_LIMIT: usize = crate::config::DEFAULT_VALUE_LENGTH_LIMIT as usize;

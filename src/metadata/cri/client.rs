@@ -1,6 +1,5 @@
-//! The CRI client of the metadata source ([`super::cri`]): tonic over the runtime's unix
-//! socket, with the hand-written messages of [`super::cri_api`], and errors that say what to
-//! do about them.
+//! The CRI source's client: tonic over the runtime's unix socket, with the hand-written
+//! messages of [`super::api`], and errors that say what to do about them ([`CriError`]).
 //!
 //! The socket is wrapped so that the connection's end (the runtime exited or restarted) is
 //! known at once, without a call: hyper's connection task reads all the time, and the wrapper
@@ -10,7 +9,6 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -23,9 +21,10 @@ use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::{Channel, Endpoint, Uri};
 use tonic_prost::ProstCodec;
 
-use super::cri_api as api;
+use super::api;
+use super::error::CriError;
+use crate::metadata::stats::SourceStats;
 use crate::remote::error_chain;
-use crate::telemetry::CriStats;
 
 /// Per call. A hung runtime costs one timeout, then the reconnect backoff.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,17 +48,16 @@ pub struct CriVersion {
 }
 
 /// The socket's path in `unix:///path`, `unix:/path` or `/path`.
-pub(crate) fn socket_path(endpoint: &str) -> Result<PathBuf, String> {
+pub(crate) fn socket_path(endpoint: &str) -> Result<PathBuf, CriError> {
     let path = endpoint
         .strip_prefix("unix://")
         .or_else(|| endpoint.strip_prefix("unix:"))
         .or_else(|| endpoint.starts_with('/').then_some(endpoint));
     match path {
         Some(p) if p.starts_with('/') => Ok(PathBuf::from(p)),
-        _ => Err(format!(
-            "{endpoint}: not a unix socket endpoint (the CRI is served on a unix socket: write \
-             unix:///path/to/socket)"
-        )),
+        _ => Err(CriError::NotUnixSocket {
+            endpoint: endpoint.to_owned(),
+        }),
     }
 }
 
@@ -69,12 +67,15 @@ pub(crate) struct Client {
     grpc: tonic::client::Grpc<Channel>,
     /// Notified when the runtime closes the connection (or it fails).
     pub(crate) closed: Arc<Notify>,
-    stats: Arc<CriStats>,
+    stats: Arc<SourceStats>,
 }
 
 impl Client {
     /// Connects now (not lazily), so that an absent or dead socket fails here.
-    pub(crate) async fn connect(endpoint: &str, stats: Arc<CriStats>) -> Result<Client, String> {
+    pub(crate) async fn connect(
+        endpoint: &str,
+        stats: Arc<SourceStats>,
+    ) -> Result<Client, CriError> {
         let path = socket_path(endpoint)?;
         let closed = Arc::new(Notify::new());
         let connector = UnixConnector {
@@ -86,7 +87,10 @@ impl Client {
             .connect_timeout(CONNECT_TIMEOUT)
             .connect_with_connector(connector)
             .await
-            .map_err(|e| explain(endpoint, &error_chain(&e)))?;
+            .map_err(|source| CriError::Connect {
+                endpoint: endpoint.to_owned(),
+                source,
+            })?;
         let grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(MAX_MESSAGE);
         Ok(Client {
             endpoint: endpoint.to_owned(),
@@ -119,7 +123,7 @@ impl Client {
         Req: prost::Message + Send + 'static,
         Resp: prost::Message + Default + Send + 'static,
     {
-        self.stats.calls.fetch_add(1, Ordering::Relaxed);
+        SourceStats::count(&self.stats.calls);
         let mut grpc = self.grpc.clone();
         let mut request = tonic::Request::new(req);
         request.set_timeout(timeout);
@@ -162,7 +166,7 @@ impl Client {
             .ok_or_else(|| Status::not_found("ContainerStatus answered without a status"))
     }
 
-    pub(crate) async fn version(&self) -> Result<CriVersion, String> {
+    pub(crate) async fn version(&self) -> Result<CriVersion, CriError> {
         let v: api::VersionResponse = self
             .unary(
                 api::VERSION,
@@ -171,7 +175,10 @@ impl Client {
                 },
             )
             .await
-            .map_err(|s| explain(&self.endpoint, &status_text(&s)))?;
+            .map_err(|status| CriError::Version {
+                endpoint: self.endpoint.clone(),
+                status,
+            })?;
         Ok(CriVersion {
             endpoint: self.endpoint.clone(),
             runtime_name: v.runtime_name,
@@ -180,34 +187,43 @@ impl Client {
         })
     }
 
-    pub(crate) async fn list_sandboxes(&self) -> Result<Vec<api::PodSandbox>, String> {
+    pub(crate) async fn list_sandboxes(&self) -> Result<Vec<api::PodSandbox>, CriError> {
         let r: api::ListPodSandboxResponse = self
             .unary(api::LIST_POD_SANDBOX, api::ListPodSandboxRequest {})
             .await
-            .map_err(|s| format!("ListPodSandbox: {}", status_text(&s)))?;
+            .map_err(|status| CriError::Call {
+                call: "ListPodSandbox",
+                status,
+            })?;
         Ok(r.items)
     }
 
-    pub(crate) async fn list_containers(&self) -> Result<Vec<api::Container>, String> {
+    pub(crate) async fn list_containers(&self) -> Result<Vec<api::Container>, CriError> {
         let r: api::ListContainersResponse = self
             .unary(api::LIST_CONTAINERS, api::ListContainersRequest {})
             .await
-            .map_err(|s| format!("ListContainers: {}", status_text(&s)))?;
+            .map_err(|status| CriError::Call {
+                call: "ListContainers",
+                status,
+            })?;
         Ok(r.containers)
     }
 
-    pub(crate) async fn list_images(&self) -> Result<Vec<api::Image>, String> {
+    pub(crate) async fn list_images(&self) -> Result<Vec<api::Image>, CriError> {
         let r: api::ListImagesResponse = self
             .unary(api::LIST_IMAGES, api::ListImagesRequest {})
             .await
-            .map_err(|s| format!("ListImages: {}", status_text(&s)))?;
+            .map_err(|status| CriError::Call {
+                call: "ListImages",
+                status,
+            })?;
         Ok(r.images)
     }
 
     /// A sandbox's image (its "pause" container's), from a verbose `PodSandboxStatus`:
     /// `info["info"]`'s `image`, where the runtime writes it (containerd does). `Ok(None)`:
     /// the runtime says nothing of it.
-    pub(crate) async fn sandbox_image(&self, id: &str) -> Result<Option<String>, String> {
+    pub(crate) async fn sandbox_image(&self, id: &str) -> Result<Option<String>, CriError> {
         let r: api::PodSandboxStatusResponse = self
             .unary(
                 api::POD_SANDBOX_STATUS,
@@ -217,7 +233,10 @@ impl Client {
                 },
             )
             .await
-            .map_err(|s| format!("PodSandboxStatus: {}", status_text(&s)))?;
+            .map_err(|status| CriError::Call {
+                call: "PodSandboxStatus",
+                status,
+            })?;
         Ok(r.info.get("info").and_then(|info| sandbox_info_image(info)))
     }
 
@@ -225,7 +244,7 @@ impl Client {
     /// because grpc-go servers send a stream's headers only with its first message: opening
     /// the stream does not return before the first event, and must not hold the loop up.
     pub(crate) fn events(&self) -> EventsTask {
-        self.stats.calls.fetch_add(1, Ordering::Relaxed);
+        SourceStats::count(&self.stats.calls);
         let (tx, rx) = mpsc::channel(EVENT_QUEUE);
         let mut grpc = self.grpc.clone();
         let task = tokio::spawn(async move {
@@ -399,38 +418,6 @@ impl AsyncWrite for WatchedStream {
     }
 }
 
-pub(crate) fn status_text(s: &Status) -> String {
-    let mut t = format!("{:?}: {}", s.code(), s.message());
-    if let Some(src) = std::error::Error::source(s) {
-        t.push_str(": ");
-        t.push_str(&error_chain(src));
-    }
-    t
-}
-
-/// The error with what to do about it.
-pub(crate) fn explain(endpoint: &str, err: &str) -> String {
-    let e = err.to_ascii_lowercase();
-    let hint = if e.contains("no such file") || e.contains("os error 2)") {
-        "no socket there: mount the runtime's socket into the exporter (containerd: \
-         /run/containerd/containerd.sock, CRI-O: /var/run/crio/crio.sock) or set --cri-endpoint"
-    } else if e.contains("permission denied") {
-        "the socket needs root (or the socket's group)"
-    } else if e.contains("connection refused") {
-        "nothing listens on the socket: the runtime is down or restarting"
-    } else if e.contains("unimplemented") {
-        "the socket answers but does not serve the CRI: is containerd's CRI plugin disabled \
-         (disabled_plugins = [\"cri\"] in its config.toml)?"
-    } else {
-        ""
-    };
-    if hint.is_empty() {
-        format!("{endpoint}: {err}")
-    } else {
-        format!("{endpoint}: {err} ({hint})")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -442,26 +429,8 @@ mod tests {
         }
         for e in ["tcp://127.0.0.1:1234", "unix://relative.sock", "x.sock", ""] {
             let err = socket_path(e).unwrap_err();
-            assert!(err.contains("unix:///"), "{e}: {err}");
+            assert!(matches!(err, CriError::NotUnixSocket { .. }), "{e}: {err}");
+            assert!(err.to_string().contains("unix:///"), "{e}: {err}");
         }
-    }
-
-    #[test]
-    fn errors_say_what_to_do() {
-        let e = explain(
-            "unix:///a.sock",
-            "transport error: No such file or directory (os error 2)",
-        );
-        assert!(e.contains("mount the runtime's socket"), "{e}");
-        let e = explain(
-            "unix:///a.sock",
-            "Unimplemented: unknown service runtime.v1.RuntimeService",
-        );
-        assert!(e.contains("CRI plugin disabled"), "{e}");
-        let e = explain("unix:///a.sock", "Connection refused (os error 111)");
-        assert!(e.contains("down or restarting"), "{e}");
-        let e = explain("unix:///a.sock", "Permission denied (os error 13)");
-        assert!(e.contains("root"), "{e}");
-        assert_eq!(explain("unix:///a.sock", "odd"), "unix:///a.sock: odd");
     }
 }

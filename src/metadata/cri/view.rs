@@ -1,13 +1,14 @@
 //! What a CRI runtime says about a sandbox or a container, in one shape whether it came from
-//! a list or from an event, and how the metadata source ([`super::cri`]) turns it into
+//! a list or from an event, and how the CRI source turns it into
 //! [`ContainerMeta`]: image names from the node's image list, allowed labels, and the rule
 //! that a stored container's fields never change.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::cri_api as api;
-use super::{ContainerMeta, glob_match, image_name_and_tags, is_image_id, split_image_ref};
+use super::api;
+use crate::metadata::meta::ContainerMeta;
+use crate::metadata::refs::{glob_match, image_name_and_tags, is_image_id, split_image_ref};
 
 /// A pod sandbox, from `ListPodSandbox` or an event's `PodSandboxStatus`: the pod's identity
 /// (its metadata is the contract, not the labels) and whether it is ready.
@@ -398,5 +399,65 @@ mod tests {
         assert_eq!(m.image_id.as_deref(), Some(ID));
         // Missing fields are filled in.
         assert_eq!(m.k8s_pod_name.as_deref(), Some("web-0"));
+    }
+
+    #[test]
+    fn messages_decode_what_they_encode() {
+        use prost::Message;
+        // A sandbox status and a container status as a containerd 1.7 event carries them.
+        let ev = api::ContainerEventResponse {
+            container_id: "c1".into(),
+            container_event_type: api::ContainerEventType::ContainerStartedEvent as i32,
+            created_at: 1,
+            pod_sandbox_status: Some(api::PodSandboxStatus {
+                id: "s1".into(),
+                metadata: Some(api::PodSandboxMetadata {
+                    name: "web-0".into(),
+                    uid: "u-1".into(),
+                    namespace: "prod".into(),
+                    attempt: 0,
+                }),
+                state: api::PodSandboxState::SandboxReady as i32,
+                created_at: 1,
+                labels: BTreeMap::from([("app".into(), "web".into())]),
+            }),
+            containers_statuses: vec![api::ContainerStatus {
+                finished_at: 0,
+                exit_code: 0,
+                reason: String::new(),
+                id: "c1".into(),
+                metadata: Some(api::ContainerMetadata {
+                    name: "app".into(),
+                    attempt: 2,
+                }),
+                state: api::ContainerState::ContainerRunning as i32,
+                created_at: 1,
+                started_at: 1_700_000_000_000_000_000,
+                image: Some(api::ImageSpec {
+                    image: "docker.io/library/busybox:1.36".into(),
+                    user_specified_image: String::new(),
+                }),
+                image_ref: "docker.io/library/busybox@sha256:abcd".into(),
+                labels: BTreeMap::new(),
+                image_id: ID.into(),
+            }],
+        };
+        let bytes = ev.encode_to_vec();
+        let back = api::ContainerEventResponse::decode(&bytes[..]).unwrap();
+        assert_eq!(back, ev);
+        let c = Ctr::from_status(&back.containers_statuses[0], "s1");
+        assert_eq!(
+            (c.name.as_str(), c.attempt, c.alive),
+            ("app", Some(2), true)
+        );
+        assert_eq!(
+            c.started_at,
+            Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        );
+        let s = Sandbox::from_status(back.pod_sandbox_status.as_ref().unwrap());
+        assert!(s.ready);
+        assert_eq!((s.uid.as_str(), s.name.as_str()), ("u-1", "web-0"));
+        // Garbage is an error, not a panic.
+        assert!(api::ContainerEventResponse::decode(&[0xff, 0xff, 0xff][..]).is_err());
     }
 }

@@ -119,6 +119,8 @@ pub struct ImageSpec {
     pub user_specified_image: String,
 }
 
+// The CRI's own names (`CONTAINER_CREATED`, …), as its `.proto` spells them.
+#[allow(clippy::enum_variant_names)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
 #[repr(i32)]
 pub enum ContainerState {
@@ -175,6 +177,8 @@ pub struct Image {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct GetEventsRequest {}
 
+// The CRI's own names (`CONTAINER_CREATED`, …), as its `.proto` spells them.
+#[allow(clippy::enum_variant_names)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
 #[repr(i32)]
 pub enum ContainerEventType {

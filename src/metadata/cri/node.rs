@@ -1,0 +1,497 @@
+//! What the CRI source knows of the node's runtime, kept in line with its lists and events:
+//! the sandboxes, the pods and the containers it stores (and the images that name them),
+//! what discovery asked for and no list has shown yet, and the exits stop events carry.
+//! Nothing here calls the runtime: the follower calls, and hands the answers here.
+
+use std::collections::{HashMap, HashSet};
+
+use tokio::time::Instant;
+
+use super::api;
+use super::exits::exit_of;
+use super::lookups::Lookups;
+use super::view::{Ctr, Images, Sandbox, allowed, merge, nonempty};
+use crate::metadata::exits::ExitStore;
+use crate::metadata::meta::{ContainerMeta, PodMeta};
+use crate::metadata::source::Held;
+use crate::metadata::store::MetadataStore;
+
+pub(crate) struct Node {
+    /// Each id put in the store, `true` for sandboxes; and the pods.
+    pub(crate) held: Held<bool>,
+    label_globs: Vec<String>,
+    pod_label_globs: Vec<String>,
+    /// Where the exits of stop events go.
+    exits: ExitStore,
+    /// From `Version`, for `container.runtime.name`.
+    pub(crate) runtime_name: Option<String>,
+    /// The runtime's sandboxes as last listed (or as events described them).
+    pub(crate) sandboxes: HashMap<String, Sandbox>,
+    pub(crate) images: Images,
+    pub(crate) lookups: Lookups,
+}
+
+impl Node {
+    pub(crate) fn new(
+        store: MetadataStore,
+        removal_delay: std::time::Duration,
+        label_globs: Vec<String>,
+        pod_label_globs: Vec<String>,
+        exits: ExitStore,
+    ) -> Node {
+        Node {
+            held: Held::new(store, removal_delay),
+            label_globs,
+            pod_label_globs,
+            exits,
+            runtime_name: None,
+            sandboxes: HashMap::new(),
+            images: Images::default(),
+            lookups: Lookups::default(),
+        }
+    }
+
+    /// The entry `id` was dropped: a sandbox's goes with what is known of it.
+    pub(crate) fn forget(&mut self, id: &str, sandbox: bool) {
+        if sandbox {
+            self.sandboxes.remove(id);
+        }
+    }
+
+    /// The containers of `ctrs` to store whose image has no name yet (stored names never
+    /// change: see `merge`).
+    pub(crate) fn unnamed<'c>(&self, ctrs: &'c [Ctr]) -> Vec<&'c Ctr> {
+        ctrs.iter()
+            .filter(|c| self.stores(c))
+            .filter(|c| {
+                self.held
+                    .store()
+                    .get(&c.id)
+                    .is_none_or(|m| m.image_name.is_none())
+            })
+            .collect()
+    }
+
+    /// Takes what discovery asked for: ids the store does not know become pending.
+    pub(crate) fn absorb_wanted(&mut self) {
+        let store = self.held.store();
+        let known = |id: &str| store.contains(id) || store.get_pod(id).is_some();
+        self.lookups.absorb(store.take_wanted(), known);
+    }
+
+    pub(crate) fn known(&self, id: &str) -> bool {
+        let store = self.held.store();
+        store.contains(id) || store.get_pod(id).is_some()
+    }
+
+    /// After a list: found ids leave the lookups; the others are retried later, or given up.
+    pub(crate) fn settle_lookups(&mut self) {
+        let store = self.held.store();
+        let known = |id: &str| store.contains(id) || store.get_pod(id).is_some();
+        self.lookups.settle(Instant::now(), known);
+    }
+
+    /// A full `ListPodSandbox`: replaces what is known of sandboxes, stores the ready ones (and
+    /// gone ones discovery asked for), schedules the removal of the rest, then the pods.
+    pub(crate) fn apply_sandboxes(&mut self, list: &[api::PodSandbox]) {
+        let listed: HashMap<String, Sandbox> = list
+            .iter()
+            .filter(|s| !s.id.is_empty())
+            .map(|s| (s.id.clone(), Sandbox::from_list(s)))
+            .collect();
+        let gone: Vec<String> = self
+            .held
+            .iter()
+            .filter(|&(id, &is_sandbox)| is_sandbox && !listed.contains_key(id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            self.held.remove_later(&id);
+        }
+        self.sandboxes = listed;
+        let ids: Vec<String> = self.sandboxes.keys().cloned().collect();
+        for id in &ids {
+            self.apply_sandbox(id);
+        }
+        self.refresh_pods(None);
+    }
+
+    fn apply_sandbox(&mut self, id: &str) {
+        let Some(s) = self.sandboxes.get(id) else {
+            return;
+        };
+        if !(s.ready || self.held.holds(id) || self.lookups.is_pending(id)) {
+            return;
+        }
+        let ready = s.ready;
+        let meta = ContainerMeta {
+            labels: allowed(&s.labels, &self.label_globs),
+            k8s_pod_name: nonempty(&s.name),
+            k8s_namespace_name: nonempty(&s.namespace),
+            k8s_pod_uid: nonempty(&s.uid),
+            runtime_name: self.runtime_name.clone(),
+            sandbox: true,
+            ..Default::default()
+        };
+        self.put(id, meta, true);
+        if ready {
+            self.held.keep(id);
+        } else {
+            self.held.remove_later(id);
+        }
+    }
+
+    /// Pods from the sandboxes: a pod is there while one of its sandboxes is ready. `only`
+    /// limits the work to one pod (after an event).
+    fn refresh_pods(&mut self, only: Option<&str>) {
+        let mut best: HashMap<&str, &Sandbox> = HashMap::new();
+        for s in self.sandboxes.values() {
+            if s.uid.is_empty() || only.is_some_and(|u| u != s.uid) {
+                continue;
+            }
+            let slot = best.entry(s.uid.as_str()).or_insert(s);
+            if s.better_than(slot) {
+                *slot = s;
+            }
+        }
+        let mut present = Vec::new();
+        let mut absent = Vec::new();
+        for (uid, s) in &best {
+            if s.ready || self.held.holds_pod(uid) || self.lookups.is_pending(uid) {
+                self.held.put_pod(PodMeta {
+                    uid: uid.to_string(),
+                    name: nonempty(&s.name),
+                    namespace: nonempty(&s.namespace),
+                    labels: allowed(&s.labels, &self.pod_label_globs),
+                });
+                if s.ready {
+                    present.push(uid.to_string());
+                } else {
+                    absent.push(uid.to_string());
+                }
+            }
+        }
+        for uid in self.held.pods() {
+            if only.is_none_or(|u| u == uid) && !best.contains_key(uid.as_str()) {
+                absent.push(uid.clone());
+            }
+        }
+        for uid in present {
+            self.held.keep_pod(&uid);
+        }
+        for uid in absent {
+            self.held.remove_pod_later(&uid);
+        }
+    }
+
+    /// Whether a listed container goes in the store.
+    fn stores(&self, c: &Ctr) -> bool {
+        !c.id.is_empty() && (c.alive || self.held.holds(&c.id) || self.lookups.is_pending(&c.id))
+    }
+
+    pub(crate) fn store_containers(&mut self, ctrs: &[Ctr], full: bool) {
+        let take: Vec<&Ctr> = ctrs.iter().filter(|c| self.stores(c)).collect();
+        for c in take {
+            let meta = self.describe(c);
+            self.put(&c.id, meta, false);
+            if c.alive {
+                self.held.keep(&c.id);
+            } else {
+                self.held.remove_later(&c.id);
+            }
+        }
+        if full {
+            let listed: HashSet<&str> = ctrs.iter().map(|c| c.id.as_str()).collect();
+            let gone: Vec<String> = self
+                .held
+                .iter()
+                .filter(|&(id, &is_sandbox)| !is_sandbox && !listed.contains(id.as_str()))
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in gone {
+                self.held.remove_later(&id);
+            }
+        }
+    }
+
+    fn describe(&self, c: &Ctr) -> ContainerMeta {
+        let sandbox = self.sandboxes.get(&c.sandbox_id);
+        let label = |k: &str| c.labels.get(k).and_then(|v| nonempty(v));
+        let from_sandbox = |f: fn(&Sandbox) -> &String| sandbox.and_then(|s| nonempty(f(s)));
+        let (image_name, image_tags, image_id) = self.images.describe(c);
+        ContainerMeta {
+            name: nonempty(&c.name),
+            image_name,
+            image_tags,
+            image_id,
+            labels: allowed(&c.labels, &self.label_globs),
+            k8s_pod_name: from_sandbox(|s| &s.name).or_else(|| label("io.kubernetes.pod.name")),
+            k8s_namespace_name: from_sandbox(|s| &s.namespace)
+                .or_else(|| label("io.kubernetes.pod.namespace")),
+            k8s_container_name: nonempty(&c.name).or_else(|| label("io.kubernetes.container.name")),
+            k8s_pod_uid: from_sandbox(|s| &s.uid).or_else(|| label("io.kubernetes.pod.uid")),
+            k8s_container_restart_count: c.attempt,
+            runtime_name: self.runtime_name.clone(),
+            sandbox: c.labels.get("io.cri-containerd.kind").map(String::as_str) == Some("sandbox"),
+            started_at: c.started_at,
+            log_path: None,
+        }
+    }
+
+    pub(crate) fn put(&mut self, id: &str, meta: ContainerMeta, is_sandbox: bool) {
+        let meta = match self.held.store().get(id) {
+            Some(old) => merge(&old, meta),
+            None => meta,
+        };
+        self.held.put(id, meta, is_sandbox);
+    }
+
+    /// The event's sandbox status; returns its containers' statuses.
+    pub(crate) fn event_sandbox(&mut self, ev: &api::ContainerEventResponse) -> Vec<Ctr> {
+        let mut sandbox_id = String::new();
+        if let Some(ps) = &ev.pod_sandbox_status {
+            let s = Sandbox::from_status(ps);
+            if !s.id.is_empty() {
+                sandbox_id = s.id.clone();
+                let uid = s.uid.clone();
+                self.sandboxes.insert(s.id.clone(), s);
+                self.apply_sandbox(&sandbox_id);
+                self.refresh_pods(Some(&uid));
+            }
+        }
+        ev.containers_statuses
+            .iter()
+            .map(|c| Ctr::from_status(c, &sandbox_id))
+            .collect()
+    }
+
+    pub(crate) fn event_containers(&mut self, ev: &api::ContainerEventResponse, ctrs: &[Ctr]) {
+        self.store_containers(ctrs, false);
+        let id = ev.container_id.as_str();
+        let kind = api::ContainerEventType::try_from(ev.container_event_type).ok();
+        if kind == Some(api::ContainerEventType::ContainerStoppedEvent)
+            && let Some(st) = ev
+                .containers_statuses
+                .iter()
+                .find(|c| c.id == id && c.finished_at > 0)
+        {
+            // The stop carries the exit: no status call needed.
+            self.exits.record(id, exit_of(st));
+        }
+        match kind {
+            Some(api::ContainerEventType::ContainerStoppedEvent)
+            | Some(api::ContainerEventType::ContainerDeletedEvent) => {
+                self.held.remove_later(id);
+                if let Some(s) = self.sandboxes.get_mut(id) {
+                    s.ready = false;
+                    let uid = s.uid.clone();
+                    if !self.held.holds(id)
+                        && kind == Some(api::ContainerEventType::ContainerDeletedEvent)
+                    {
+                        self.sandboxes.remove(id);
+                    }
+                    self.refresh_pods(Some(&uid));
+                }
+            }
+            _ => {
+                // An event about something its statuses did not describe: look it up.
+                if !self.known(id) {
+                    self.lookups.ask(id);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const ID: &str = "sha256:3da5578349ac6d5a0130915b135da86571ea7db380da2e2d2c6f189b81db3f54";
+
+    /// What the skeleton does when removals come due.
+    fn sweep(n: &mut Node) {
+        for (id, sandbox) in n.held.sweep() {
+            n.forget(&id, sandbox);
+        }
+    }
+
+    /// The event sequence of a pod's life as containerd 1.7 sends it (each event carries the
+    /// sandbox's status and its containers'), applied without a runtime: what the store holds
+    /// after each, and that everything is gone, store and follower state alike, after the stops.
+    #[test]
+    fn events_follow_a_pod_through_its_life() {
+        use api::ContainerEventType as T;
+        let store = MetadataStore::new();
+        let pod_labels = vec!["app".into()];
+        let mut f = Node::new(
+            store.clone(),
+            Duration::ZERO,
+            Vec::new(),
+            pod_labels,
+            ExitStore::new(),
+        );
+        f.runtime_name = Some("containerd".into());
+        let sandbox = |ready: bool| api::PodSandboxStatus {
+            id: "s1".into(),
+            metadata: Some(api::PodSandboxMetadata {
+                name: "web-0".into(),
+                uid: "u-1".into(),
+                namespace: "prod".into(),
+                attempt: 0,
+            }),
+            state: if ready {
+                api::PodSandboxState::SandboxReady
+            } else {
+                api::PodSandboxState::SandboxNotready
+            } as i32,
+            created_at: 1,
+            labels: BTreeMap::from([("app".into(), "web".into()), ("x".into(), "y".into())]),
+        };
+        let container = |state: api::ContainerState| api::ContainerStatus {
+            finished_at: 0,
+            exit_code: 0,
+            reason: String::new(),
+            id: "c1".into(),
+            metadata: Some(api::ContainerMetadata {
+                name: "app".into(),
+                attempt: 1,
+            }),
+            state: state as i32,
+            created_at: 1,
+            started_at: 0,
+            // containerd's statuses give the image's first repo tag and its repo digest.
+            image: Some(api::ImageSpec {
+                image: "docker.io/library/busybox:1.36".into(),
+                user_specified_image: String::new(),
+            }),
+            image_ref: "docker.io/library/busybox@sha256:abcd".into(),
+            labels: BTreeMap::new(),
+            image_id: ID.into(),
+        };
+        let mut apply = |id: &str, kind: T, ready: bool, c: Option<api::ContainerState>| {
+            let ev = api::ContainerEventResponse {
+                container_id: id.into(),
+                container_event_type: kind as i32,
+                created_at: 1,
+                pod_sandbox_status: Some(sandbox(ready)),
+                containers_statuses: c.map(container).into_iter().collect(),
+            };
+            let ctrs = f.event_sandbox(&ev);
+            // Statuses name their images: no ListImages needed.
+            assert!(!f.images.worth_listing(&ctrs));
+            f.event_containers(&ev, &ctrs);
+            sweep(&mut f);
+        };
+
+        apply("s1", T::ContainerStartedEvent, true, None);
+        let s = store.get("s1").unwrap();
+        assert!(s.sandbox);
+        assert_eq!(s.k8s_pod_name.as_deref(), Some("web-0"));
+        let p = store.get_pod("u-1").unwrap();
+        assert_eq!(p.namespace.as_deref(), Some("prod"));
+        assert_eq!(p.labels, [("app".to_owned(), "web".to_owned())]);
+
+        apply(
+            "c1",
+            T::ContainerCreatedEvent,
+            true,
+            Some(api::ContainerState::ContainerCreated),
+        );
+        apply(
+            "c1",
+            T::ContainerStartedEvent,
+            true,
+            Some(api::ContainerState::ContainerRunning),
+        );
+        let c = store.get("c1").unwrap();
+        assert_eq!(c.name.as_deref(), Some("app"));
+        assert_eq!(c.k8s_pod_name.as_deref(), Some("web-0"));
+        assert_eq!(c.k8s_namespace_name.as_deref(), Some("prod"));
+        assert_eq!(c.k8s_pod_uid.as_deref(), Some("u-1"));
+        assert_eq!(c.k8s_container_restart_count, Some(1));
+        assert_eq!(c.image_name.as_deref(), Some("docker.io/library/busybox"));
+        assert_eq!(c.image_tags, ["1.36"]);
+        assert_eq!(c.image_id.as_deref(), Some(ID));
+        assert_eq!(c.runtime_name.as_deref(), Some("containerd"));
+        assert_eq!(store.len(), 2);
+
+        // The container stops: gone after the (zero) delay; the pod stays.
+        apply(
+            "c1",
+            T::ContainerStoppedEvent,
+            true,
+            Some(api::ContainerState::ContainerExited),
+        );
+        assert!(store.get("c1").is_none());
+        assert!(store.get("s1").is_some() && store.get_pod("u-1").is_some());
+        // The sandbox stops, then is deleted (its status then no longer comes).
+        apply("s1", T::ContainerStoppedEvent, false, None);
+        assert!(store.is_empty() && store.get_pod("u-1").is_none());
+        let ev = api::ContainerEventResponse {
+            container_id: "s1".into(),
+            container_event_type: T::ContainerDeletedEvent as i32,
+            ..Default::default()
+        };
+        let ctrs = f.event_sandbox(&ev);
+        f.event_containers(&ev, &ctrs);
+        sweep(&mut f);
+        assert!(f.sandboxes.is_empty(), "{:?}", f.sandboxes);
+        assert!(f.held.is_empty());
+        assert!(f.lookups.is_empty());
+    }
+
+    /// containerd 1.7's stop event carries the container's exit: it goes to the exit store
+    /// with no call; a stop without a finished status says nothing.
+    #[test]
+    fn a_stop_event_says_how_the_container_ended() {
+        use api::ContainerEventType as T;
+        let exits = ExitStore::new();
+        let mut f = Node::new(
+            MetadataStore::new(),
+            Duration::from_secs(60),
+            Vec::new(),
+            Vec::new(),
+            exits.clone(),
+        );
+        let status = |finished_at: i64, exit_code: i32, reason: &str| api::ContainerStatus {
+            id: "c1".into(),
+            metadata: Some(api::ContainerMetadata {
+                name: "app".into(),
+                attempt: 3,
+            }),
+            state: api::ContainerState::ContainerExited as i32,
+            finished_at,
+            exit_code,
+            reason: reason.into(),
+            ..Default::default()
+        };
+        let ev = |st: api::ContainerStatus| api::ContainerEventResponse {
+            container_id: "c1".into(),
+            container_event_type: T::ContainerStoppedEvent as i32,
+            created_at: 1,
+            pod_sandbox_status: None,
+            containers_statuses: vec![st],
+        };
+        let e = ev(status(0, 0, ""));
+        let ctrs = f.event_sandbox(&e);
+        f.event_containers(&e, &ctrs);
+        assert!(exits.is_empty(), "no exit before the runtime has one");
+        let e = ev(status(1_700_000_000_000_000_000, 137, "OOMKilled"));
+        let ctrs = f.event_sandbox(&e);
+        f.event_containers(&e, &ctrs);
+        let got = exits.take("c1", UNIX_EPOCH).unwrap();
+        assert_eq!(got.code, Some(137));
+        assert_eq!(got.oom, Some(true));
+        assert_eq!(got.restart_count, Some(3));
+        assert_eq!(
+            got.finished_at,
+            Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        );
+        // An int32 status outside 0–255 is no exit status.
+        let got = exit_of(&status(1, -1, "Error"));
+        assert_eq!((got.code, got.invalid_code), (None, true));
+    }
+}

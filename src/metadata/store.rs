@@ -1,0 +1,271 @@
+//! The store a source keeps current ([`MetadataStore`]): what a runtime says about each
+//! container and each Kubernetes pod, by id, for the exporters to read every tick.
+
+use super::limit;
+use super::meta::{ContainerMeta, PodMeta};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Shared map from full container id to its metadata (and from pod uid to the pod's), written
+/// by one source's task and read by the exporters every tick (a read lock and an `Arc` clone
+/// per lookup).
+///
+/// [`generation`](Self::generation) grows on every change, so a renderer can cache each
+/// container's label block and rebuild it only when the number moved. Read the generation
+/// *before* the entries: a change racing with the read then shows as a new generation on the
+/// next tick instead of being cached as current.
+#[derive(Clone, Default)]
+pub struct MetadataStore {
+    inner: Arc<StoreInner>,
+}
+
+#[derive(Default)]
+struct StoreInner {
+    map: RwLock<HashMap<String, Arc<ContainerMeta>>>,
+    pods: RwLock<HashMap<String, Arc<PodMeta>>>,
+    generation: AtomicU64,
+    /// Ids that discovery found and the store did not know, for the source to look up (in one
+    /// batch) instead of calling its runtime once per tick.
+    wanted: Mutex<HashSet<String>>,
+    wanted_signal: tokio::sync::Notify,
+    /// Containers whose runtime changed their resources (Docker's `update`), for the
+    /// collector to read their limits again at its next tick instead of within a minute.
+    limits_changed: Mutex<HashSet<String>>,
+    /// The length bound of every value stored ([`limit`]).
+    limit: limit::ValueLimit,
+    /// Entries held with values cut, warned about once each (bounded by the entries: an id
+    /// leaves with its entry).
+    warned: Mutex<HashSet<String>>,
+}
+
+/// Ids asked for and not yet looked up are bounded: a source that is down does not make this
+/// grow with every container that comes and goes.
+const MAX_WANTED: usize = 4096;
+
+impl MetadataStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A store whose values are cut to `limit`.
+    pub fn with_limit(limit: limit::ValueLimit) -> Self {
+        MetadataStore {
+            inner: Arc::new(StoreInner {
+                limit,
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// The metadata of a container by full id, if Docker knows it.
+    pub fn get(&self, id: &str) -> Option<Arc<ContainerMeta>> {
+        self.read().get(id).cloned()
+    }
+
+    /// Bumped after every insert, change or removal.
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Acquire)
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
+
+    /// Inserts or replaces an entry; the generation moves only if something changed, so that
+    /// replayed events do not make every renderer rebuild its cache. Public for tests and
+    /// benchmarks that need a filled store without a daemon.
+    pub fn insert(&self, id: String, mut meta: ContainerMeta) -> bool {
+        let cut = self.inner.limit.apply(&mut meta);
+        let mut map = self.write();
+        if map.get(&id).is_some_and(|old| **old == meta) {
+            return false;
+        }
+        self.note_cut(&id, cut, "container");
+        map.insert(id, Arc::new(meta));
+        self.inner.generation.fetch_add(1, Ordering::Release);
+        true
+    }
+
+    /// Counts the values of a new description that were cut or left out, and warns once per
+    /// entry.
+    fn note_cut(&self, id: &str, cut: limit::Cuts, what: &str) {
+        if cut.total() == 0 {
+            return;
+        }
+        self.inner.limit.count(cut.total());
+        let mut warned = self.inner.warned.lock().unwrap_or_else(|e| e.into_inner());
+        if warned.insert(id.to_owned()) {
+            if cut.values > 0 {
+                tracing::warn!(
+                    %id,
+                    "{} values of the {what}'s metadata (name, image, labels) are longer than \
+                     --attribute-value-length-limit ({} bytes): cut to it",
+                    cut.values,
+                    self.inner.limit.max()
+                );
+            }
+            if cut.labels > 0 {
+                tracing::warn!(
+                    %id,
+                    "the {what} has {} labels past --attribute-count-limit ({}): the first {} \
+                     in key order are shown, the rest left out",
+                    cut.labels,
+                    self.inner.limit.max_labels(),
+                    self.inner.limit.max_labels()
+                );
+            }
+        }
+    }
+
+    /// Removes an entry; returns whether there was one.
+    pub fn remove(&self, id: &str) -> bool {
+        self.forget_warned(id);
+        let mut map = self.write();
+        let removed = map.remove(id).is_some();
+        if removed {
+            self.inner.generation.fetch_add(1, Ordering::Release);
+        }
+        removed
+    }
+
+    /// The metadata of a pod by uid, if a runtime knows it.
+    pub fn get_pod(&self, uid: &str) -> Option<Arc<PodMeta>> {
+        self.read_pods().get(uid).cloned()
+    }
+
+    /// Inserts or replaces a pod; the generation moves only if something changed.
+    pub fn insert_pod(&self, mut meta: PodMeta) -> bool {
+        let cut = self.inner.limit.apply_pod(&mut meta);
+        let mut map = self.inner.pods.write().unwrap_or_else(|e| e.into_inner());
+        if map.get(&meta.uid).is_some_and(|old| **old == meta) {
+            return false;
+        }
+        self.note_cut(&meta.uid, cut, "pod");
+        map.insert(meta.uid.clone(), Arc::new(meta));
+        self.inner.generation.fetch_add(1, Ordering::Release);
+        true
+    }
+
+    /// Removes a pod; returns whether there was one.
+    pub fn remove_pod(&self, uid: &str) -> bool {
+        self.forget_warned(uid);
+        let mut map = self.inner.pods.write().unwrap_or_else(|e| e.into_inner());
+        let removed = map.remove(uid).is_some();
+        if removed {
+            self.inner.generation.fetch_add(1, Ordering::Release);
+        }
+        removed
+    }
+
+    fn forget_warned(&self, id: &str) {
+        let mut warned = self.inner.warned.lock().unwrap_or_else(|e| e.into_inner());
+        if !warned.is_empty() {
+            warned.remove(id);
+        }
+    }
+
+    /// Uids of the pods held.
+    pub fn pod_uids(&self) -> Vec<String> {
+        self.read_pods().keys().cloned().collect()
+    }
+
+    /// Asks the source to look `id` up (a container or pod that discovery found and
+    /// [`get`](Self::get) does not know). Cheap and never blocks on the runtime: the source
+    /// collects what was asked and makes one call for all of it.
+    pub fn want(&self, id: &str) {
+        let mut wanted = self.inner.wanted.lock().unwrap_or_else(|e| e.into_inner());
+        if wanted.len() < MAX_WANTED && wanted.insert(id.to_owned()) {
+            self.inner.wanted_signal.notify_one();
+        }
+    }
+
+    /// For the source: what was asked since the last call (emptied).
+    pub fn take_wanted(&self) -> Vec<String> {
+        let mut wanted = self.inner.wanted.lock().unwrap_or_else(|e| e.into_inner());
+        wanted.drain().collect()
+    }
+
+    /// For the source: resolves when something is wanted (at once if something was asked
+    /// before the call).
+    pub async fn wanted(&self) {
+        self.inner.wanted_signal.notified().await
+    }
+
+    /// For a source: the runtime changed the resources (limits) of `id`.
+    pub fn flag_limits_changed(&self, id: &str) {
+        let mut ids = self
+            .inner
+            .limits_changed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if ids.len() < MAX_WANTED {
+            ids.insert(id.to_owned());
+        }
+    }
+
+    /// For the collector: the containers flagged since the last call (emptied).
+    pub fn take_limits_changed(&self) -> Vec<String> {
+        let mut ids = self
+            .inner
+            .limits_changed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        ids.drain().collect()
+    }
+
+    fn read_pods(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<PodMeta>>> {
+        self.inner.pods.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ids of the containers held.
+    pub fn ids(&self) -> Vec<String> {
+        self.read().keys().cloned().collect()
+    }
+
+    pub(crate) fn contains(&self, id: &str) -> bool {
+        self.read().contains_key(id)
+    }
+
+    // A panic while holding the lock cannot leave the map half-updated (each write is a single
+    // insert or remove), so a poisoned lock is still usable: never let it take the exporter down.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<ContainerMeta>>> {
+        self.inner.map.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<ContainerMeta>>> {
+        self.inner.map.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_generation_moves_only_on_change() {
+        let s = MetadataStore::new();
+        let g0 = s.generation();
+        let meta = ContainerMeta {
+            name: Some("a".into()),
+            ..Default::default()
+        };
+        assert!(s.insert("id".into(), meta.clone()));
+        let g1 = s.generation();
+        assert!(g1 > g0);
+        assert!(!s.insert("id".into(), meta.clone()));
+        assert_eq!(s.generation(), g1);
+        assert_eq!(s.get("id").unwrap().name.as_deref(), Some("a"));
+        assert!(s.remove("id"));
+        assert!(s.generation() > g1);
+        assert!(!s.remove("id"));
+        assert!(s.is_empty());
+    }
+}
