@@ -31,7 +31,7 @@ pub use metadata::{DEFAULT_LABEL_COUNT_LIMIT, MetadataArgs};
 pub use otlp::{OtlpArgs, Protocol};
 pub use reference::flags_markdown;
 pub use values::{
-    DEFAULT_VALUE_LENGTH_LIMIT, DurationOrOff, Listen, ValueLength, is_off, parse_duration,
-    parse_exit_wait,
+    DEFAULT_VALUE_LENGTH_LIMIT, DurationError, DurationOrOff, Listen, ValueLength, is_off,
+    parse_duration, parse_exit_wait, parse_span,
 };
 pub use web::WebArgs;

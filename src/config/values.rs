@@ -10,27 +10,71 @@ pub fn is_off(s: &str) -> bool {
     s.is_empty() || s.eq_ignore_ascii_case("off")
 }
 
-/// `10s`, `500ms`, `1m`, `2h`, or a bare number of seconds; zero is refused.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration like 10s, 500ms or 1m"))?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("`{s}`: the unit must be ms, s, m or h")),
-    };
-    if !(secs > 0.0 && secs.is_finite() && secs < 1e9) {
-        return Err(format!("`{s}` must be more than zero"));
+/// A span of time, the one grammar of every duration the exporter reads (its flags and the
+/// web config's `rate_limit.interval`): Go's `time.ParseDuration` form, one or more numbers
+/// each with its unit (`ns`, `us`/`µs`, `ms`, `s`, `m`, `h`: `1m30s`, `1.5s`), or a bare number
+/// of seconds; `0` is zero.
+pub fn parse_span(s: &str) -> Result<Duration, DurationError> {
+    let text = s.trim();
+    if let Ok(secs) = text.parse::<f64>() {
+        return in_range(s, secs);
     }
-    Ok(Duration::from_secs_f64(secs))
+    if text.is_empty() {
+        return Err(DurationError::Malformed(s.to_owned()));
+    }
+    let (mut secs, mut rest) = (0f64, text);
+    while !rest.is_empty() {
+        let n_end = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .ok_or_else(|| DurationError::Malformed(s.to_owned()))?;
+        let n: f64 = rest[..n_end]
+            .parse()
+            .map_err(|_| DurationError::Malformed(s.to_owned()))?;
+        rest = &rest[n_end..];
+        let u_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..u_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(DurationError::Unit(s.to_owned())),
+        };
+        secs += n * scale;
+        rest = &rest[u_end..];
+    }
+    in_range(s, secs)
+}
+
+fn in_range(s: &str, secs: f64) -> Result<Duration, DurationError> {
+    if secs.is_finite() && (0.0..1e9).contains(&secs) {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(DurationError::Range(s.to_owned()))
+    }
+}
+
+/// Why a text is not a duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("`{0}` is not a duration like 10s, 500ms, 1m or 1m30s")]
+    Malformed(String),
+    #[error("`{0}`: the unit must be ns, us, ms, s, m or h")]
+    Unit(String),
+    #[error("`{0}` is out of range")]
+    Range(String),
+}
+
+/// `10s`, `500ms`, `1m`, `2h`, `1m30s`, or a bare number of seconds; zero is refused.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    match parse_span(s) {
+        Ok(d) if d.is_zero() => Err(format!("`{s}` must be more than zero")),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// `--exit-wait`: a duration, or `0`, up to a minute.
@@ -131,6 +175,19 @@ mod tests {
     #[test]
     fn durations_and_addresses() {
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_span("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_span("1h1m1s1ms").unwrap().as_millis(), 3_661_001);
+        assert!(matches!(
+            parse_span("5 parsecs"),
+            Err(DurationError::Unit(_))
+        ));
+        assert!(matches!(parse_span("s"), Err(DurationError::Malformed(_))));
+        assert!(matches!(
+            parse_span("-1s"),
+            Err(DurationError::Malformed(_))
+        ));
+        assert!(matches!(parse_span("1e12"), Err(DurationError::Range(_))));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));

@@ -14,9 +14,9 @@ use rustls::server::ServerConfig;
 use rustls_pki_types::ServerName;
 use serde::Deserialize;
 
-use super::duration::go_duration;
 use super::error::WebConfigError;
 use super::tls::{self, ClientAuth, TlsSection, set};
+use crate::config::parse_span;
 
 /// The file, as the exporter-toolkit's `web.Config` has it.
 #[derive(Deserialize, Default)]
@@ -242,7 +242,8 @@ fn headers(h: &Headers) -> Result<Vec<(HeaderName, HeaderValue)>, WebConfigError
 fn rate_limit(r: &RateSection) -> Result<Option<RateLimit>, WebConfigError> {
     let interval = match set(&r.interval) {
         None => Duration::ZERO,
-        Some(s) => go_duration(s).map_err(|e| WebConfigError::invalid("rate_limit.interval", e))?,
+        Some(s) => parse_span(s)
+            .map_err(|e| WebConfigError::invalid("rate_limit.interval", e.to_string()))?,
     };
     if interval.is_zero() {
         return Ok(None);
@@ -318,7 +319,7 @@ mod tests {
                 "http_server_config.http2: invalid type: string \"maybe\", expected a boolean",
             ),
             ("rate_limit:\n  interval: 1x", "rate_limit.interval"),
-            ("rate_limit:\n  interval: 1x", "unknown unit"),
+            ("rate_limit:\n  interval: 1x", "the unit must be"),
             (
                 "rate_limit:\n  burst: -1",
                 "rate_limit.burst: invalid type: integer `-1`, expected u32",

@@ -28,7 +28,6 @@
 //! wrong. A new key is a field of its section in [`file`] and the code that honours it.
 
 pub mod auth;
-mod duration;
 pub mod error;
 pub mod file;
 pub mod reload;
