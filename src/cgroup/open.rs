@@ -1,0 +1,427 @@
+//! Opening a container's files: its directory in each hierarchy (never blocking, refusing
+//! anything that is not a directory), then each file of the plan that exists there.
+//!
+//! A file is kept open, or (descriptors short, or a rare file of a lean reader) opened when read
+//! through one `O_PATH` descriptor per hierarchy mount, shared by every reader. Which files are
+//! kept is decided in one place, [`OpenFiles::keeps`]; the collector decides the options
+//! ([`OpenOptions`]) from its descriptor budget.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+use super::error::OpenError;
+use super::layout::Layout;
+use super::place::doing;
+use super::plan::{self, Cadence, FileDef, Hier};
+use crate::host::fs::{OpenFail, is_out_of_descriptors, open_regular};
+use crate::progress;
+
+/// How a reader treats its descriptors and its limits, and which files it reads.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenOptions {
+    /// Keep every file open (the normal case). False when the process's descriptor budget is
+    /// spent: files are then opened, read and closed at every read.
+    pub keep_open: bool,
+    /// Also keep open the files that are not read every tick (limits, a watched
+    /// `cgroup.events`, `cgroup.procs`, v1 `cpu.stat` without a quota, v1 blkio files that
+    /// account no device). False when descriptors are short: they are then opened when read.
+    pub keep_rare: bool,
+    /// How long the last read of the limits stays good; zero re-reads them at every read.
+    pub limits_every: Duration,
+    /// The files to read ([`plan::PLAN`]; a test may give an extended one).
+    pub plan: &'static [FileDef],
+}
+
+impl Default for OpenOptions {
+    fn default() -> OpenOptions {
+        OpenOptions {
+            keep_open: true,
+            keep_rare: true,
+            limits_every: Duration::ZERO,
+            plan: plan::PLAN,
+        }
+    }
+}
+
+/// What decides which files are read every tick; the others are read with the limits (or,
+/// for `cgroup.events`, when its watch reports a change).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct TickSet {
+    /// An inotify watch on `cgroup.events` reports every change of it.
+    pub events_watched: bool,
+    /// A CPU quota is set: v1 throttling counters move only under one.
+    pub quota: bool,
+    /// The v1 blkio files accounted some device at their last read. They list a device only
+    /// once some cgroup had a throttle rule on it (a host-wide event), and show `Total 0`
+    /// until then; counting starts then, so reading them late loses nothing.
+    pub io_seen: bool,
+}
+
+impl TickSet {
+    pub fn per_tick(self, def: &FileDef) -> bool {
+        match def.cadence {
+            Cadence::Tick => true,
+            Cadence::Limit => false,
+            Cadence::Events => !self.events_watched,
+            Cadence::UnderQuota => self.quota,
+            Cadence::OnceCounting => self.io_seen,
+        }
+    }
+}
+
+/// One file of the container's plan.
+#[derive(Debug)]
+pub(super) struct Planned {
+    pub def: &'static FileDef,
+    /// Its row in the plan, for naming it when a read does not return.
+    pub row: u32,
+    /// Kept open; `None` when it is opened at every read.
+    pub file: Option<File>,
+    /// Known to exist (opened once). A file planned while no descriptor could be had is
+    /// dropped from the plan at the first read that finds it absent.
+    pub seen: bool,
+    /// For a file not read at every read: the length of its last content, which the reader
+    /// keeps (one buffer for all of them, in the order of the files) to stand in for it
+    /// between reads.
+    pub kept: Option<u16>,
+}
+
+/// A hierarchy's mount, for files opened when read: one `O_PATH` descriptor per mount,
+/// shared by every reader, so a reopened file is opened relative to it without walking the
+/// mount's own path (`/sys/fs/cgroup/memory`), about a third of the cost of opening a cgroup
+/// file. Without that descriptor, files are opened by their full path.
+#[derive(Debug, Clone)]
+struct Mount {
+    root: PathBuf,
+    fd: Option<Arc<File>>,
+}
+
+impl Mount {
+    fn get(root: &Path) -> Mount {
+        static MOUNTS: Mutex<Vec<(PathBuf, Arc<File>)>> = Mutex::new(Vec::new());
+        let mut mounts = MOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+        let fd = match mounts.iter().find(|(p, _)| p == root) {
+            Some((_, f)) => Some(f.clone()),
+            None => {
+                let f = nix::fcntl::open(
+                    root,
+                    OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .ok()
+                .map(|fd| Arc::new(File::from(fd)));
+                if let Some(f) = &f {
+                    mounts.push((root.to_path_buf(), f.clone()));
+                }
+                f
+            }
+        };
+        Mount {
+            root: root.to_path_buf(),
+            fd,
+        }
+    }
+
+    fn open(&self, below: &Path) -> io::Result<File> {
+        match &self.fd {
+            Some(m) => open_regular(Some(m.as_fd()), below),
+            None => open_regular(None, &self.root.join(below)),
+        }
+        .map_err(OpenFail::into_io)
+    }
+}
+
+/// Opens a container's directory in one hierarchy, as a directory and never blocking: a FIFO
+/// (or anything else that is not a directory) put where it should be is refused at once
+/// (ENOTDIR) instead of blocking the open until a writer comes.
+pub(super) fn open_dir(root: &Path, rel: &Path) -> io::Result<File> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    Ok(File::from(nix::fcntl::open(
+        &root.join(rel),
+        flags,
+        Mode::empty(),
+    )?))
+}
+
+/// A container's files in every hierarchy: which exist, which are kept open, and how the
+/// others are opened when read.
+#[derive(Debug)]
+pub(super) struct OpenFiles {
+    pub files: Vec<Planned>,
+    pub options: OpenOptions,
+    /// The mount of each hierarchy that has files opened when read (empty while every file
+    /// is kept open), and the container's path below the mounts.
+    dirs: Vec<(Hier, Mount)>,
+    rel: Option<PathBuf>,
+    /// Hierarchies whose directory for this container did not exist (yet) at open.
+    missing: Vec<Hier>,
+    /// Those of them where something that is not a directory stands in its place (ENOTDIR:
+    /// a FIFO, a file), which no runtime makes: warned about (see
+    /// [`Self::not_directories`]).
+    not_dirs: Vec<Hier>,
+}
+
+impl OpenFiles {
+    pub fn new(options: OpenOptions, kind: super::layout::LayoutKind) -> OpenFiles {
+        OpenFiles {
+            files: Vec::with_capacity(plan::files_of(options.plan, kind).count()),
+            options,
+            dirs: Vec::new(),
+            rel: None,
+            missing: Vec::new(),
+            not_dirs: Vec::new(),
+        }
+    }
+
+    /// Whether `def` is kept open (else it is opened when read).
+    pub fn keeps(&self, def: &FileDef, ticks: TickSet) -> bool {
+        self.options.keep_open && (self.options.keep_rare || ticks.per_tick(def))
+    }
+
+    /// Whether the files not read every tick (and `cgroup.procs`) are kept open.
+    pub fn keeps_rare(&self) -> bool {
+        self.options.keep_open && self.options.keep_rare
+    }
+
+    /// The row of `def` in the plan.
+    fn row(&self, def: &'static FileDef) -> u32 {
+        self.options
+            .plan
+            .iter()
+            .position(|d| std::ptr::eq(d, def))
+            .unwrap_or(usize::MAX) as u32
+    }
+
+    /// Opens the files of the hierarchies in `which`. A hierarchy without the container's
+    /// directory is noted missing; with no descriptor left even for the directory, its files
+    /// are planned unseen, to be opened (or found absent) at each read.
+    pub fn open_hierarchies(
+        &mut self,
+        layout: &Layout,
+        rel: &Path,
+        which: &[Hier],
+        ticks: TickSet,
+        slot: &progress::Slot,
+    ) -> Result<(), OpenError> {
+        // One directory descriptor per hierarchy, opened on first use.
+        let mut dirs: Vec<(Hier, Option<File>)> = Vec::with_capacity(which.len());
+        for def in plan::files_of(self.options.plan, layout.kind) {
+            let (hier, name) = (def.hier, def.name);
+            if !which.contains(&hier) {
+                continue;
+            }
+            let has_unified_cpu = self.files.iter().any(|f| f.def.exact_cpu());
+            if def.cpu_fallback && has_unified_cpu {
+                continue;
+            }
+            let Some(root) = hier.mount(layout) else {
+                continue;
+            };
+            let dir_fd = match dirs.iter().position(|(h, _)| *h == hier) {
+                Some(i) => &dirs[i].1,
+                None => {
+                    let h = Hier::ALL.iter().position(|&x| x == hier).unwrap_or(0);
+                    slot.doing(doing::OPEN_DIR, h as u32);
+                    let d = match open_dir(root, rel) {
+                        Ok(d) => Some(d),
+                        Err(e) if is_out_of_descriptors(&e) => {
+                            self.plan_unseen(layout, rel, hier);
+                            dirs.push((hier, None));
+                            continue;
+                        }
+                        Err(e) => {
+                            if e.raw_os_error() == Some(Errno::ENOTDIR as i32)
+                                && !self.not_dirs.contains(&hier)
+                            {
+                                self.not_dirs.push(hier);
+                            }
+                            None
+                        }
+                    };
+                    if d.is_none() && !self.missing.contains(&hier) {
+                        self.missing.push(hier);
+                    }
+                    dirs.push((hier, d));
+                    &dirs.last().expect("just pushed").1
+                }
+            };
+            let Some(dir_fd) = dir_fd else { continue };
+            let row = self.row(def);
+            slot.doing(doing::OPEN, row);
+            let (file, seen) = match open_regular(Some(dir_fd.as_fd()), Path::new(name)) {
+                Ok(file) => {
+                    if def.exact_cpu() {
+                        // Exact µs user/system beats v1's tick-based split.
+                        self.files.retain(|f| !f.def.cpu_fallback);
+                    }
+                    (self.keeps(def, ticks).then_some(file), true)
+                }
+                // Absent file: this kernel or controller does not offer it.
+                Err(OpenFail::Absent) => continue,
+                Err(OpenFail::OutOfDescriptors) => (None, false),
+                Err(OpenFail::Other(error)) => {
+                    return Err(OpenError::Io {
+                        path: root.join(rel).join(name),
+                        error,
+                    });
+                }
+            };
+            if file.is_none() {
+                self.note_dir(layout, rel, hier);
+            }
+            self.files.push(Planned {
+                def,
+                row,
+                file,
+                seen,
+                kept: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Some hierarchy had no directory for the container when last tried.
+    pub fn any_missing(&self) -> bool {
+        !self.missing.is_empty()
+    }
+
+    /// Opens the files of the hierarchies that were missing.
+    pub fn retry_missing(
+        &mut self,
+        layout: &Layout,
+        rel: &Path,
+        ticks: TickSet,
+        slot: &progress::Slot,
+    ) -> Result<(), OpenError> {
+        let missing = std::mem::take(&mut self.missing);
+        self.open_hierarchies(layout, rel, &missing, ticks, slot)
+    }
+
+    /// The container's directories, among the hierarchies still missing, where something
+    /// that is not a directory stands (a FIFO, a file): never a runtime's doing.
+    pub fn not_directories(&self, layout: &Layout, rel: &Path) -> Vec<PathBuf> {
+        self.not_dirs
+            .iter()
+            .filter(|h| self.missing.contains(h))
+            .filter_map(|h| h.mount(layout).map(|m| m.join(rel)))
+            .collect()
+    }
+
+    /// Remembers the container's directory in `hier`, for files opened at every read.
+    fn note_dir(&mut self, layout: &Layout, rel: &Path, hier: Hier) {
+        if !self.dirs.iter().any(|(h, _)| *h == hier)
+            && let Some(root) = hier.mount(layout)
+        {
+            self.dirs.push((hier, Mount::get(root)));
+        }
+        if self.rel.is_none() {
+            self.rel = Some(rel.to_path_buf());
+        }
+    }
+
+    /// Plans every file of `hier` without knowing which exist (no descriptor to look).
+    fn plan_unseen(&mut self, layout: &Layout, rel: &Path, hier: Hier) {
+        self.note_dir(layout, rel, hier);
+        let has_unified_cpu = self.files.iter().any(|f| f.def.exact_cpu());
+        for def in plan::files_of(self.options.plan, layout.kind) {
+            if def.hier == hier && !(def.cpu_fallback && has_unified_cpu) {
+                let row = self.row(def);
+                self.files.push(Planned {
+                    def,
+                    row,
+                    file: None,
+                    seen: false,
+                    kept: None,
+                });
+            }
+        }
+    }
+
+    /// Opens file `i` by its path below its hierarchy's mount.
+    fn open_planned(&self, i: usize) -> io::Result<File> {
+        let f = &self.files[i];
+        let (Some((_, m)), Some(rel)) =
+            (self.dirs.iter().find(|(h, _)| *h == f.def.hier), &self.rel)
+        else {
+            return Err(io::ErrorKind::NotFound.into());
+        };
+        m.open(&rel.join(f.def.name))
+    }
+
+    /// Opens file `i` for this read only, by its path below its hierarchy's mount (no
+    /// directory is opened). `Ok(None)`: a file planned unseen is absent. For a file seen
+    /// before, ENOENT means the container's directory is gone (the caller's "gone").
+    pub fn reopen(&mut self, i: usize) -> io::Result<Option<File>> {
+        match self.open_planned(i) {
+            Ok(file) => {
+                self.files[i].seen = true;
+                Ok(Some(file))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !self.files[i].seen => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Descriptors held.
+    pub fn held(&self) -> usize {
+        self.files.iter().filter(|f| f.file.is_some()).count()
+    }
+
+    /// Files read every tick under `ticks`.
+    pub fn per_tick(&self, ticks: TickSet) -> usize {
+        self.files.iter().filter(|f| ticks.per_tick(f.def)).count()
+    }
+
+    /// Whether some of the files read every tick are opened at every read.
+    pub fn reopens(&self, ticks: TickSet) -> bool {
+        self.files
+            .iter()
+            .any(|f| f.file.is_none() && ticks.per_tick(f.def))
+    }
+
+    /// Opens and keeps the files it keeps but opened at every read (there are descriptors
+    /// to spare again). Stops at the first failure; returns whether every such file is kept
+    /// now.
+    pub fn keep_open(&mut self, ticks: TickSet, slot: &progress::Slot) -> bool {
+        self.options.keep_open = true;
+        for i in 0..self.files.len() {
+            let f = &self.files[i];
+            if f.file.is_some() || !self.keeps(f.def, ticks) {
+                continue;
+            }
+            slot.doing(doing::OPEN, f.row);
+            match self.open_planned(i) {
+                Ok(file) => {
+                    self.files[i].file = Some(file);
+                    self.files[i].seen = true;
+                }
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// Closes the kept files it no longer keeps: what is read every tick can change (a quota
+    /// set, a device accounted). Returns the descriptors freed.
+    pub fn trim(&mut self, ticks: TickSet, layout: &Layout, rel: &Path) -> usize {
+        let mut freed = 0;
+        for i in 0..self.files.len() {
+            let f = &self.files[i];
+            if f.file.is_some() && !self.keeps(f.def, ticks) {
+                let hier = f.def.hier;
+                self.files[i].file = None;
+                self.note_dir(layout, rel, hier);
+                freed += 1;
+            }
+        }
+        freed
+    }
+}
