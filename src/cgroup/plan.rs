@@ -1,6 +1,6 @@
 //! The files read from each container's cgroup, one row per file: where it lives, on which
 //! layouts, how often it must be read, and how its bytes become fields of the sample. The
-//! reader ([`super::reader`]) opens, keeps and re-reads what this table says; tests and
+//! reader (`reader.rs`) opens, keeps and re-reads what this table says; tests and
 //! benchmarks take their file lists from it too.
 //!
 //! To read one more cgroup file: a row in [`PLAN`] whose `parse` fills fields of
