@@ -5,10 +5,10 @@
 //! - [`plan`]: the files read, one row each (hierarchy, name, layouts, cadence, parser).
 //! - [`parse`]: the parsers of the kernel's formats, by key, without allocating; a cut or
 //!   malformed line costs only its own values and is reported typed.
-//! - [`reader`]: one container's files re-read with `pread` on their cadence; "gone" is
-//!   decided there, once. [`open`] opens them (kept open, or opened when read when
-//!   descriptors are short); [`net`] finds and reads the container's `net/dev`; `place` names
-//!   what a read that does not return is stuck on.
+//! - [`reader`]: one container's files, opened once and kept open (or opened when read, when
+//!   descriptors are short); `read` re-reads them with `pread` on their cadence, and decides
+//!   "gone", once; [`net`] finds and reads the container's `net/dev`; `place` names what a
+//!   read that does not return is stuck on.
 //! - [`error`]: gone, a file that could not be read or parsed, a container that could not be
 //!   opened.
 //! - [`sample`]: the typed values of one read, `Option` everywhere: absent is never zero.
@@ -19,16 +19,15 @@
 pub mod error;
 pub mod layout;
 pub mod net;
-pub mod open;
 pub mod parse;
 mod place;
 pub mod plan;
+mod read;
 pub mod reader;
 pub mod sample;
 
 pub use error::{Gone, OpenError, ReadError, ReadErrorKind};
 pub use layout::{Layout, LayoutKind};
 pub use net::{NetSource, ProcRoot};
-pub use open::OpenOptions;
-pub use reader::CgroupReader;
+pub use reader::{CgroupReader, OpenOptions};
 pub use sample::CgroupSample;

@@ -1,51 +1,166 @@
-//! Reads one container's cgroup files into a [`CgroupSample`], at close to the cost of the
-//! syscalls.
+//! One container's cgroup reader: its files in every hierarchy, opened when the container is
+//! found and re-read each tick (`read.rs`) with `pread` into one buffer shared by all
+//! containers; a file that does not exist for this container (controller not enabled, older
+//! kernel) is not read, so its values stay absent. Its network counters come from
+//! [`super::net`].
 //!
-//! Every file the layout offers is opened once ([`super::open`]), relative to the container's
-//! directory in its hierarchy, when the container is discovered; each tick re-reads it with
-//! `pread` at offset 0 (cgroupfs regenerates the content on every read from offset 0) into
-//! one buffer shared by all containers, then parses it in place by key. A file that does
-//! not exist for this container (controller not enabled, older kernel) is simply not read,
-//! so its values stay absent. The network counters come from [`super::net`].
-//!
-//! "Gone" is decided here, once: ENODEV on a kept-open file or ENOENT on open means the
-//! cgroup was removed, which is normal life for a container and not an error.
-//!
-//! Each file is read on its row's [`Cadence`]: limits and the settings only the cAdvisor page
-//! shows almost never change, so they are re-read only every [`OpenOptions::limits_every`]
-//! (and at once after [`CgroupReader::refresh_limits`], which a runtime's `update` event
-//! triggers); so is v1 `cpu.stat` while the container has no CPU quota (its throttling
-//! counters only move under one). That spares a quarter of the reads on a v1 or hybrid host.
-//! Between two reads of such a file, its last content is parsed again in its place, so no
-//! code but its plan row knows its fields.
+//! Opening: the container's directory in each hierarchy (never blocking, refusing anything
+//! that is not a directory), then each file of the plan found there, relative to it. A file is
+//! kept open, or (descriptors short, or a rare file of a lean reader) opened when read through
+//! one `O_PATH` descriptor per hierarchy mount, shared by every reader. Which files are kept is
+//! decided in one place, `CgroupReader::keeps`; the collector sets the [`OpenOptions`] from
+//! its descriptor budget.
 
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::sys::stat::fstat;
-use std::os::fd::AsFd;
+use nix::fcntl::OFlag;
+use nix::sys::stat::{Mode, fstat};
 
-use super::error::{Gone, OpenError, ReadError, ReadErrorKind};
+use super::error::OpenError;
 use super::layout::Layout;
-use super::net::{NetReader, NetSource, ProcRoot};
-use super::open::{OpenFiles, OpenOptions, TickSet, open_dir};
+use super::net::{NetReader, NetSource};
 use super::place::{ReaderPlace, doing};
-use super::plan::{self, Cadence, Hier, Partial};
-use super::sample::CgroupSample;
-use crate::host::fs::{gone_errno, pread_all};
+use super::plan::{self, Cadence, FileDef, Hier};
+use crate::host::fs::{OpenFail, is_out_of_descriptors, open_regular};
 use crate::progress;
 
-/// The longest content kept to stand in for a file between its reads. Limits are a number or
-/// two, v1 `cpu.stat` five counters (under 200 bytes); a longer file (a hostile one, or a
-/// kernel that adds many keys) is read at every read instead.
-const MAX_KEPT: usize = 512;
+/// How a reader treats its descriptors and its limits, and which files it reads.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenOptions {
+    /// Keep every file open (the normal case). False when the process's descriptor budget is
+    /// spent: files are then opened, read and closed at every read.
+    pub keep_open: bool,
+    /// Also keep open the files that are not read every tick (limits, a watched
+    /// `cgroup.events`, `cgroup.procs`, v1 `cpu.stat` without a quota, v1 blkio files that
+    /// account no device). False when descriptors are short: they are then opened when read.
+    pub keep_rare: bool,
+    /// How long the last read of the limits stays good; zero re-reads them at every read.
+    pub limits_every: Duration,
+    /// The files to read ([`plan::PLAN`]; a test may give an extended one).
+    pub plan: &'static [FileDef],
+}
+
+impl Default for OpenOptions {
+    fn default() -> OpenOptions {
+        OpenOptions {
+            keep_open: true,
+            keep_rare: true,
+            limits_every: Duration::ZERO,
+            plan: plan::PLAN,
+        }
+    }
+}
+
+/// What decides which files are read every tick; the others are read with the limits (or,
+/// for `cgroup.events`, when its watch reports a change).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct TickSet {
+    /// An inotify watch on `cgroup.events` reports every change of it.
+    pub events_watched: bool,
+    /// A CPU quota is set: v1 throttling counters move only under one.
+    pub quota: bool,
+    /// The v1 blkio files accounted some device at their last read. They list a device only
+    /// once some cgroup had a throttle rule on it (a host-wide event), and show `Total 0`
+    /// until then; counting starts then, so reading them late loses nothing.
+    pub io_seen: bool,
+}
+
+impl TickSet {
+    pub fn per_tick(self, def: &FileDef) -> bool {
+        match def.cadence {
+            Cadence::Tick => true,
+            Cadence::Limit => false,
+            Cadence::Events => !self.events_watched,
+            Cadence::UnderQuota => self.quota,
+            Cadence::OnceCounting => self.io_seen,
+        }
+    }
+}
+
+/// One file of the container's plan.
+#[derive(Debug)]
+pub(super) struct Planned {
+    pub def: &'static FileDef,
+    /// Its row in the plan, for naming it when a read does not return.
+    pub row: u32,
+    /// Kept open; `None` when it is opened at every read.
+    pub file: Option<File>,
+    /// Known to exist (opened once). A file planned while no descriptor could be had is
+    /// dropped from the plan at the first read that finds it absent.
+    pub seen: bool,
+    /// For a file not read at every read: the length of its last content, which the reader
+    /// keeps (one buffer for all of them, in the order of the files) to stand in for it
+    /// between reads.
+    pub kept: Option<u16>,
+}
+
+/// A hierarchy's mount, for files opened when read: one `O_PATH` descriptor per mount,
+/// shared by every reader, so a reopened file is opened relative to it without walking the
+/// mount's own path (`/sys/fs/cgroup/memory`), about a third of the cost of opening a cgroup
+/// file. Without that descriptor, files are opened by their full path.
+#[derive(Debug, Clone)]
+struct Mount {
+    root: PathBuf,
+    fd: Option<Arc<File>>,
+}
+
+impl Mount {
+    fn get(root: &Path) -> Mount {
+        static MOUNTS: Mutex<Vec<(PathBuf, Arc<File>)>> = Mutex::new(Vec::new());
+        let mut mounts = MOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+        let fd = match mounts.iter().find(|(p, _)| p == root) {
+            Some((_, f)) => Some(f.clone()),
+            None => {
+                let f = nix::fcntl::open(
+                    root,
+                    OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .ok()
+                .map(|fd| Arc::new(File::from(fd)));
+                if let Some(f) = &f {
+                    mounts.push((root.to_path_buf(), f.clone()));
+                }
+                f
+            }
+        };
+        Mount {
+            root: root.to_path_buf(),
+            fd,
+        }
+    }
+
+    fn open(&self, below: &Path) -> io::Result<File> {
+        match &self.fd {
+            Some(m) => open_regular(Some(m.as_fd()), below),
+            None => open_regular(None, &self.root.join(below)),
+        }
+        .map_err(OpenFail::into_io)
+    }
+}
+
+/// Opens a container's directory in one hierarchy, as a directory and never blocking: a FIFO
+/// (or anything else that is not a directory) put where it should be is refused at once
+/// (ENOTDIR) instead of blocking the open until a writer comes.
+fn open_dir(root: &Path, rel: &Path) -> io::Result<File> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    Ok(File::from(nix::fcntl::open(
+        &root.join(rel),
+        flags,
+        Mode::empty(),
+    )?))
+}
 
 /// The open files of one container, ready to be re-read each tick.
 #[derive(Debug)]
 pub struct CgroupReader {
-    open: OpenFiles,
-    net: NetReader,
+    pub(super) files: Vec<Planned>,
     /// The last content of each file a read may skip (`Planned::kept` long each, one after
     /// the other in the order of the files), parsed again in its place when skipped, so that
     /// no code but the plan row knows their fields. 50 bytes on v2, 170 on hybrid, where a
@@ -53,26 +168,38 @@ pub struct CgroupReader {
     /// (release, 2 shared cores): parsing them again costs 0.24 µs per read on v2 (7 files)
     /// and 0.6 µs on hybrid (9), against 10-15 ns for copying fields; skipping a file saves a
     /// `pread` of 1 µs or more.
-    kept: Box<[u8]>,
+    pub(super) kept: Box<[u8]>,
+    pub(super) options: OpenOptions,
+    /// The mount of each hierarchy that has files opened when read (empty while every file
+    /// is kept open), and the container's path below the mounts.
+    dirs: Vec<(Hier, Mount)>,
+    rel: Option<PathBuf>,
+    /// Hierarchies whose directory for this container did not exist (yet) at open.
+    missing: Vec<Hier>,
+    /// Those of them where something that is not a directory stands in its place (ENOTDIR:
+    /// a FIFO, a file), which no runtime makes: warned about (see
+    /// [`Self::not_directories`]).
+    not_dirs: Vec<Hier>,
+    pub(super) net: NetReader,
     /// When the limits are read again; `None`: at the next read.
-    limits_due: Option<Instant>,
+    pub(super) limits_due: Option<Instant>,
     /// The first period between limit reads was cut short already.
-    staggered: bool,
+    pub(super) staggered: bool,
     /// Which files are read every tick (the others with the limits, or on an event).
-    ticks: TickSet,
+    pub(super) ticks: TickSet,
     /// `cgroup.events` changed, or may have: read it at the next read.
-    events_stale: bool,
+    pub(super) events_stale: bool,
     /// The container's directory under the discovery root, for error messages.
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
     /// Inode of the container's directory in the discovery hierarchy: its identity.
     pub inode: u64,
     /// When the cgroup directory was created (kernfs sets its change time then), in
     /// seconds and nanoseconds since the epoch.
     pub created: (i64, i64),
     /// When it was opened (the limits are read at every read for a few seconds after).
-    opened: Instant,
+    pub(super) opened: Instant,
     /// Names what it is reading when a read does not return ([`progress`]).
-    slot: progress::Slot,
+    pub(super) slot: progress::Slot,
 }
 
 impl CgroupReader {
@@ -110,9 +237,14 @@ impl CgroupReader {
         })?;
         let procs_dir = layout.unified.as_deref().unwrap_or(primary).join(rel);
         let mut reader = CgroupReader {
-            open: OpenFiles::new(options, layout.kind),
-            net: NetReader::new(&procs_dir),
+            files: Vec::with_capacity(plan::files_of(options.plan, layout.kind).count()),
             kept: Box::default(),
+            options,
+            dirs: Vec::new(),
+            rel: None,
+            missing: Vec::new(),
+            not_dirs: Vec::new(),
+            net: NetReader::new(&procs_dir),
             limits_due: None,
             staggered: false,
             ticks: TickSet::default(),
@@ -123,10 +255,7 @@ impl CgroupReader {
             opened: Instant::now(),
             slot,
         };
-        reader
-            .open
-            .open_hierarchies(layout, rel, &Hier::ALL, reader.ticks, &reader.slot)?;
-        reader.net.open_procs(reader.open.keeps_rare());
+        reader.open_hierarchies(layout, rel, &Hier::ALL)?;
         Ok(reader)
     }
 
@@ -141,24 +270,27 @@ impl CgroupReader {
     /// moment. This opens the files of hierarchies that were missing; it returns whether any
     /// are still missing.
     pub fn retry_missing(&mut self, layout: &Layout, rel: &Path) -> Result<bool, OpenError> {
-        if self.open.any_missing() {
+        if !self.missing.is_empty() {
             let _idle = progress::IdleOnDrop;
-            self.open
-                .retry_missing(layout, rel, self.ticks, &self.slot)?;
-            self.net.open_procs(self.open.keeps_rare());
+            let missing = std::mem::take(&mut self.missing);
+            self.open_hierarchies(layout, rel, &missing)?;
         }
-        Ok(self.open.any_missing())
+        Ok(!self.missing.is_empty())
     }
 
     /// The container's directories, among the hierarchies still missing, where something
     /// that is not a directory stands (a FIFO, a file): never a runtime's doing.
     pub fn not_directories(&self, layout: &Layout, rel: &Path) -> Vec<PathBuf> {
-        self.open.not_directories(layout, rel)
+        self.not_dirs
+            .iter()
+            .filter(|h| self.missing.contains(h))
+            .filter_map(|h| h.mount(layout).map(|m| m.join(rel)))
+            .collect()
     }
 
     /// Descriptors this reader holds.
     pub fn held(&self) -> usize {
-        self.open.held() + self.net.held()
+        self.files.iter().filter(|f| f.file.is_some()).count() + self.net.held()
     }
 
     /// Descriptors it would hold with only the files read every tick kept open (its
@@ -169,13 +301,16 @@ impl CgroupReader {
             events_watched: true,
             ..self.ticks
         };
-        self.open.per_tick(ticks) + self.net.per_tick_fds()
+        self.files.iter().filter(|f| ticks.per_tick(f.def)).count() + self.net.per_tick_fds()
     }
 
     /// Whether some of the files it reads every tick are opened at every read instead of
     /// kept open.
     pub fn reopens(&self) -> bool {
-        self.open.reopens(self.ticks) || self.net.reopens()
+        self.files
+            .iter()
+            .any(|f| f.file.is_none() && self.ticks.per_tick(f.def))
+            || self.net.reopens()
     }
 
     /// Opens and keeps the files that were opened at every read (there are descriptors to
@@ -183,13 +318,28 @@ impl CgroupReader {
     /// kept. Stops at the first failure; returns whether every such file is kept now.
     pub fn keep_open(&mut self) -> bool {
         let _idle = progress::IdleOnDrop;
-        self.open.keep_open(self.ticks, &self.slot) && self.net.keep_open(self.open.keeps_rare())
+        self.options.keep_open = true;
+        for i in 0..self.files.len() {
+            let f = &self.files[i];
+            if f.file.is_some() || !self.keeps(f.def) {
+                continue;
+            }
+            self.slot.doing(doing::OPEN, f.row);
+            match self.open_planned(i) {
+                Ok(file) => {
+                    self.files[i].file = Some(file);
+                    self.files[i].seen = true;
+                }
+                Err(_) => return false,
+            }
+        }
+        self.net.keep_open(self.keeps_rare())
     }
 
     /// From now on keeps open only the files read every tick, and closes the others now
     /// (descriptors are short). Returns the descriptors freed.
     pub fn keep_rare(&mut self, keep: bool, layout: &Layout, rel: &Path) -> usize {
-        self.open.options.keep_rare = keep;
+        self.options.keep_rare = keep;
         self.trim(layout, rel)
     }
 
@@ -197,10 +347,20 @@ impl CgroupReader {
     /// what is read every tick can change (a quota set, a device accounted). Returns the
     /// descriptors freed.
     pub fn trim(&mut self, layout: &Layout, rel: &Path) -> usize {
-        if self.open.options.keep_rare {
+        if self.options.keep_rare {
             return 0;
         }
-        self.open.trim(self.ticks, layout, rel) + self.net.trim()
+        let mut freed = 0;
+        for i in 0..self.files.len() {
+            let f = &self.files[i];
+            if f.file.is_some() && !self.keeps(f.def) {
+                let hier = f.def.hier;
+                self.files[i].file = None;
+                self.note_dir(layout, rel, hier);
+                freed += 1;
+            }
+        }
+        freed + self.net.trim()
     }
 
     /// Reads the limits again at the next read (a runtime said it changed them).
@@ -235,157 +395,168 @@ impl CgroupReader {
     /// The kept-open descriptors a tick reads (cgroup files and `net/dev` once open), for
     /// the benchmark's floor: the same preads with no parsing.
     pub fn raw_files(&self) -> impl Iterator<Item = &std::fs::File> {
-        let files = self.open.files.iter().filter_map(|f| f.file.as_ref());
+        let files = self.files.iter().filter_map(|f| f.file.as_ref());
         files.chain(self.net.kept_file())
     }
 
-    /// Re-reads every file due into `out` (cleared first); a file not due stands in with its
-    /// content as last read. Problems with single files are passed to `on_error` (once, when
-    /// read) and cost only their own values.
-    pub fn read(
+    /// Whether `def` is kept open (else it is opened when read).
+    fn keeps(&self, def: &FileDef) -> bool {
+        self.options.keep_open && (self.options.keep_rare || self.ticks.per_tick(def))
+    }
+
+    /// Whether the files not read every tick (and `cgroup.procs`) are kept open.
+    fn keeps_rare(&self) -> bool {
+        self.options.keep_open && self.options.keep_rare
+    }
+
+    /// The row of `def` in the plan.
+    fn row(&self, def: &'static FileDef) -> u32 {
+        self.options
+            .plan
+            .iter()
+            .position(|d| std::ptr::eq(d, def))
+            .unwrap_or(usize::MAX) as u32
+    }
+
+    /// Opens the files of the hierarchies in `which`. A hierarchy without the container's
+    /// directory is noted missing; with no descriptor left even for the directory, its files
+    /// are planned unseen, to be opened (or found absent) at each read.
+    fn open_hierarchies(
         &mut self,
-        proc_root: &ProcRoot,
-        buf: &mut Vec<u8>,
-        out: &mut CgroupSample,
-        on_error: &mut dyn FnMut(ReadError),
-    ) -> Result<(), Gone> {
-        out.clear();
-        let _idle = progress::IdleOnDrop;
-        let mut partial = Partial::default();
-        let now = Instant::now();
-        let limits_due = self.limits_due.is_none_or(|due| now >= due);
-        let ticks = self.ticks;
-        let events_due = !ticks.events_watched || self.events_stale;
-        let mut read_blkio = false;
-        // Where file `i`'s kept content starts in `self.kept`.
-        let mut at = 0;
-        let mut i = 0;
-        while i < self.open.files.len() {
-            let f = &self.open.files[i];
-            let def = f.def;
-            let due = match def.cadence {
-                Cadence::Events => events_due,
-                _ => limits_due || ticks.per_tick(def),
-            };
-            // A file never read (or too long to keep) is read whenever it comes.
-            if !due && (f.kept.is_some() || !def.cadence.kept()) {
-                if let Some(len) = f.kept {
-                    let end = at + usize::from(len);
-                    // Its problems were reported when it was read.
-                    let _ = (def.parse)(&self.kept[at..end], out, &mut partial);
-                    at = end;
-                }
-                i += 1;
+        layout: &Layout,
+        rel: &Path,
+        which: &[Hier],
+    ) -> Result<(), OpenError> {
+        // One directory descriptor per hierarchy, opened on first use.
+        let mut dirs: Vec<(Hier, Option<File>)> = Vec::with_capacity(which.len());
+        for def in plan::files_of(self.options.plan, layout.kind) {
+            let (hier, name) = (def.hier, def.name);
+            if !which.contains(&hier) {
                 continue;
             }
-            read_blkio |= def.cadence == Cadence::OnceCounting;
-            self.slot.doing(doing::READ, f.row);
-            let result = match &f.file {
-                Some(file) => pread_all(file, buf),
-                None => match self.open.reopen(i) {
-                    Ok(Some(file)) => pread_all(&file, buf),
-                    // Planned unseen, and absent: this kernel does not offer it.
-                    Ok(None) => {
-                        self.open.files.remove(i);
-                        continue;
-                    }
-                    Err(e) => Err(e),
-                },
-            };
-            let n = match result {
-                Ok(n) => n,
-                Err(e)
-                    if e.raw_os_error()
-                        .is_some_and(|c| gone_errno(Errno::from_raw(c))) =>
-                {
-                    return Err(Gone);
-                }
-                Err(e) => {
-                    on_error(ReadError {
-                        path: self.dir.join(def.name),
-                        kind: ReadErrorKind::Io(e),
-                    });
-                    // Absent until read again, as if it had been empty.
-                    at = self.keep(i, at, &[]);
-                    i += 1;
-                    continue;
-                }
-            };
-            if let Err(e) = (def.parse)(&buf[..n], out, &mut partial) {
-                on_error(ReadError {
-                    path: self.dir.join(def.name),
-                    kind: ReadErrorKind::Parse(e),
-                });
+            let has_unified_cpu = self.files.iter().any(|f| f.def.exact_cpu());
+            if def.cpu_fallback && has_unified_cpu {
+                continue;
             }
-            at = self.keep(i, at, &buf[..n]);
-            i += 1;
+            let Some(root) = hier.mount(layout) else {
+                continue;
+            };
+            let dir_fd = match dirs.iter().position(|(h, _)| *h == hier) {
+                Some(i) => &dirs[i].1,
+                None => {
+                    let h = Hier::ALL.iter().position(|&x| x == hier).unwrap_or(0);
+                    self.slot.doing(doing::OPEN_DIR, h as u32);
+                    let d = match open_dir(root, rel) {
+                        Ok(d) => Some(d),
+                        Err(e) if is_out_of_descriptors(&e) => {
+                            self.plan_unseen(layout, rel, hier);
+                            dirs.push((hier, None));
+                            continue;
+                        }
+                        Err(e) => {
+                            if e.raw_os_error() == Some(Errno::ENOTDIR as i32)
+                                && !self.not_dirs.contains(&hier)
+                            {
+                                self.not_dirs.push(hier);
+                            }
+                            None
+                        }
+                    };
+                    if d.is_none() && !self.missing.contains(&hier) {
+                        self.missing.push(hier);
+                    }
+                    dirs.push((hier, d));
+                    &dirs.last().expect("just pushed").1
+                }
+            };
+            let Some(dir_fd) = dir_fd else { continue };
+            let row = self.row(def);
+            self.slot.doing(doing::OPEN, row);
+            let (file, seen) = match open_regular(Some(dir_fd.as_fd()), Path::new(name)) {
+                Ok(file) => {
+                    if def.exact_cpu() {
+                        // Exact µs user/system beats v1's tick-based split.
+                        self.files.retain(|f| !f.def.cpu_fallback);
+                    }
+                    (self.keeps(def).then_some(file), true)
+                }
+                // Absent file: this kernel or controller does not offer it.
+                Err(OpenFail::Absent) => continue,
+                Err(OpenFail::OutOfDescriptors) => (None, false),
+                Err(OpenFail::Other(error)) => {
+                    return Err(OpenError::Io {
+                        path: root.join(rel).join(name),
+                        error,
+                    });
+                }
+            };
+            if file.is_none() {
+                self.note_dir(layout, rel, hier);
+            }
+            self.files.push(Planned {
+                def,
+                row,
+                file,
+                seen,
+                kept: None,
+            });
         }
-        if events_due {
-            self.events_stale = false;
-        }
-        plan::finish(out, partial);
-        if read_blkio {
-            self.ticks.io_seen = !out.io.is_empty();
-        }
-        if limits_due {
-            self.ticks.quota = out.cpu.quota_us.is_some();
-            self.schedule_limits(now);
-        }
-        let keep_open = self.open.options.keep_open;
-        if let Err(kind) = self.net.read(proc_root, buf, out, &self.slot, keep_open) {
-            let path = PathBuf::from(format!("net/dev of {}", self.dir.display()));
-            on_error(ReadError { path, kind });
-        }
+        self.net.open_procs(self.keeps_rare());
         Ok(())
     }
 
-    /// Keeps `content` as file `i`'s last content, at `at` in `self.kept`, if its cadence
-    /// lets a read skip it; returns where the next file's kept content starts.
-    fn keep(&mut self, i: usize, at: usize, content: &[u8]) -> usize {
-        let f = &mut self.open.files[i];
-        if !f.def.cadence.kept() {
-            return at;
+    /// Remembers the container's directory in `hier`, for files opened at every read.
+    fn note_dir(&mut self, layout: &Layout, rel: &Path, hier: Hier) {
+        if !self.dirs.iter().any(|(h, _)| *h == hier)
+            && let Some(root) = hier.mount(layout)
+        {
+            self.dirs.push((hier, Mount::get(root)));
         }
-        let old = f.kept.map_or(0, usize::from);
-        let new = if content.len() <= MAX_KEPT {
-            f.kept = Some(content.len() as u16);
-            content
-        } else {
-            f.kept = None;
-            &[]
-        };
-        if new.len() == old {
-            self.kept[at..at + old].copy_from_slice(new);
-        } else {
-            // Rare (a limit changed its length): the buffer is rebuilt at its exact size.
-            let mut kept = Vec::with_capacity(self.kept.len() - old + new.len());
-            kept.extend_from_slice(&self.kept[..at]);
-            kept.extend_from_slice(new);
-            kept.extend_from_slice(&self.kept[at + old..]);
-            self.kept = kept.into_boxed_slice();
+        if self.rel.is_none() {
+            self.rel = Some(rel.to_path_buf());
         }
-        at + new.len()
     }
 
-    /// After a read of the limits: when to read them next.
-    fn schedule_limits(&mut self, now: Instant) {
-        // Runtimes write a new container's limits just after creating its cgroup: what the
-        // first reads find is not its limits yet. Read them at every read for a few seconds,
-        // then at their cadence.
-        if now.duration_since(self.opened) < crate::discovery::RETRY_AFTER_DISCOVERY {
-            self.limits_due = None;
-            return;
+    /// Plans every file of `hier` without knowing which exist (no descriptor to look).
+    fn plan_unseen(&mut self, layout: &Layout, rel: &Path, hier: Hier) {
+        self.note_dir(layout, rel, hier);
+        let has_unified_cpu = self.files.iter().any(|f| f.def.exact_cpu());
+        for def in plan::files_of(self.options.plan, layout.kind) {
+            if def.hier == hier && !(def.cpu_fallback && has_unified_cpu) {
+                let row = self.row(def);
+                self.files.push(Planned {
+                    def,
+                    row,
+                    file: None,
+                    seen: false,
+                    kept: None,
+                });
+            }
         }
-        let every = self.open.options.limits_every;
-        // The first period is cut at a point set by the inode, so containers found together
-        // do not all read their limits on the same tick ever after.
-        let first = !self.staggered && !every.is_zero();
-        self.staggered = true;
-        let wait = if first {
-            every.mul_f64((self.inode % 997) as f64 / 997.0)
-        } else {
-            every
+    }
+
+    /// Opens file `i` by its path below its hierarchy's mount.
+    fn open_planned(&self, i: usize) -> io::Result<File> {
+        let f = &self.files[i];
+        let (Some((_, m)), Some(rel)) =
+            (self.dirs.iter().find(|(h, _)| *h == f.def.hier), &self.rel)
+        else {
+            return Err(io::ErrorKind::NotFound.into());
         };
-        self.limits_due = Some(now + wait);
+        m.open(&rel.join(f.def.name))
+    }
+
+    /// Opens file `i` for this read only, by its path below its hierarchy's mount (no
+    /// directory is opened). `Ok(None)`: a file planned unseen is absent. For a file seen
+    /// before, ENOENT means the container's directory is gone (the caller's "gone").
+    pub(super) fn reopen(&mut self, i: usize) -> io::Result<Option<File>> {
+        match self.open_planned(i) {
+            Ok(file) => {
+                self.files[i].seen = true;
+                Ok(Some(file))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !self.files[i].seen => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
