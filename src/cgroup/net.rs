@@ -3,7 +3,7 @@
 //! the container lives, and not read at all when the process turns out to be in the host's
 //! network namespace (its counters would be the host's).
 //!
-//! A kept-open `net/dev` keeps its network namespace alive: [`NetReader::close`] drops it when
+//! A kept-open `net/dev` keeps its network namespace alive: it is closed (`NetReader::close`) when
 //! the container's last process leaves.
 
 use std::fs::File;
