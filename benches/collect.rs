@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::{Mutex, OnceLock};
 
-use container_exporter::cgroup::reader::parse_files;
+use container_exporter::cgroup::plan::parse_files;
 use container_exporter::cgroup::{CgroupSample, Layout, LayoutKind, ProcRoot, plan};
 use container_exporter::collect::Collector;
 use divan::{Bencher, counter::ItemsCount};

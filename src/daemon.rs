@@ -621,14 +621,13 @@ impl CollectorLoop {
         // A file that stays malformed would otherwise log every tick: warn once per file per
         // ten minutes (the counters on the page count every error), debug in between.
         let now = Instant::now();
-        for (file, e) in self.collector.take_errors() {
-            match self.error_log.admit(&file, now) {
+        for e in self.collector.take_errors() {
+            match self.error_log.admit(&e.path, now) {
                 Some(0) => tracing::warn!("{e}"),
                 Some(n) => tracing::warn!("{e} (and {n} more times since the last warning)"),
                 None => tracing::debug!("{e}"),
             }
         }
-        self.collector.last_errors.clear();
     }
 
     /// Hands the containers to the outputs: at a tick (`tick`) everything, the OTLP request

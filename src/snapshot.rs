@@ -73,7 +73,7 @@ pub fn run(
         }
         SnapshotFormat::Table => write_table(out, &views, &metadata)?,
     }
-    for e in &collector.last_errors {
+    for e in collector.last_errors() {
         tracing::warn!("{e}");
     }
     Ok(())
@@ -134,7 +134,7 @@ pub fn take(collector: &mut Collector) -> Vec<ContainerView> {
     // Containers created during the gap are picked up too (with one sample).
     failed.extend(collector.discover().failed);
     collector.collect();
-    failed.sort();
+    failed.sort_by(|a, b| a.0.cmp(&b.0));
     failed.dedup_by(|a, b| a.0 == b.0);
     for (id, error) in failed {
         tracing::warn!(%id, "cannot open the container's cgroup files ({error}): not shown");

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use container_exporter::cgroup::CgroupSample;
 use container_exporter::cgroup::parse::{self, BlkioKind};
 use container_exporter::cgroup::plan;
-use container_exporter::cgroup::reader::parse_files;
+use container_exporter::cgroup::plan::parse_files;
 use container_exporter::cgroup::sample::{IoDevice, Limit, Psi, SpecSample};
 use proptest::prelude::*;
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use container_exporter::cgroup::CgroupSample;
 use container_exporter::cgroup::parse;
-use container_exporter::cgroup::reader::parse_files;
+use container_exporter::cgroup::plan::parse_files;
 use container_exporter::cgroup::sample::Limit;
 use container_exporter::discovery::{self, Kind, Runtime};
 use container_exporter::exit;

@@ -58,9 +58,8 @@ fn limits_written_after_the_first_seconds_show_within_twice_their_delay() {
     };
     // the daemon's period (60 s less its interval)
     let options = OpenOptions {
-        keep_open: true,
-        keep_rare: true,
         limits_every: Duration::from_secs(59),
+        ..OpenOptions::default()
     };
     let before_open = Instant::now();
     let mut reader = CgroupReader::open_with(&l, &cg.rel, options).unwrap();

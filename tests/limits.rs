@@ -20,8 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use container_exporter::cgroup::reader::OpenOptions;
-use container_exporter::cgroup::{CgroupReader, CgroupSample, Layout, LayoutKind, ProcRoot};
+use container_exporter::cgroup::{
+    CgroupReader, CgroupSample, Layout, LayoutKind, OpenOptions, ProcRoot,
+};
 use container_exporter::discovery::walk;
 
 use common::exporter::Exporter;
@@ -385,6 +386,7 @@ fn limits_are_trusted_for_their_period_then_read_again() {
         keep_open: true,
         keep_rare: true,
         limits_every: every,
+        ..OpenOptions::default()
     };
     let mut reader = CgroupReader::open_with(&l, &cg.rel, options).unwrap();
     let proc_root = ProcRoot::new(Path::new("/proc"));
@@ -447,6 +449,7 @@ fn a_lean_reader_keeps_only_what_it_reads_every_tick() {
         keep_open: true,
         keep_rare: false,
         limits_every: Duration::from_secs(3600),
+        ..OpenOptions::default()
     };
     let mut lean = CgroupReader::open_with(&l, &cg.rel, options).unwrap();
     let mut full = CgroupReader::open(&l, &cg.rel).unwrap();

@@ -8,9 +8,13 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use container_exporter::cgroup::reader::CgroupReader;
-use container_exporter::cgroup::{CgroupSample, Gone, Layout, LayoutKind, ProcRoot};
+use container_exporter::cgroup::parse::{self, ParseError, Single};
+use container_exporter::cgroup::plan::{Cadence, FileDef, Hier, Layouts, Partial};
+use container_exporter::cgroup::{
+    CgroupReader, CgroupSample, Gone, Layout, LayoutKind, OpenOptions, ProcRoot,
+};
 use container_exporter::collect::Collector;
 use container_exporter::discovery::{self, Runtime};
 
@@ -334,4 +338,77 @@ fn one_final_sample_for_a_process_that_joins_the_unified_hierarchy_last() {
         collector.take_departed().is_empty(),
         "a second final sample"
     );
+}
+
+/// A plan of one limit file the exporter does not read: `cgroup.max.descendants`, a file of
+/// every cgroup2 directory (no controller needed, so the hybrid host's unified hierarchy has
+/// it too), parsed into `pids.limit`. Its row is all the reader is told about it.
+static EXTENDED_PLAN: &[FileDef] = &[
+    FileDef {
+        hier: Hier::Unified,
+        name: "cgroup.max.descendants",
+        layouts: Layouts::V2,
+        cadence: Cadence::Limit,
+        cpu_fallback: false,
+        parse: max_descendants,
+    },
+    FileDef {
+        hier: Hier::Unified,
+        name: "cgroup.max.descendants",
+        layouts: Layouts::V1,
+        cadence: Cadence::Limit,
+        cpu_fallback: false,
+        parse: max_descendants,
+    },
+];
+
+fn max_descendants(b: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
+    out.pids.limit = match parse::single(b)? {
+        Single::Value(v) => Some(v),
+        Single::Unlimited => None,
+    };
+    Ok(())
+}
+
+#[test]
+fn a_limit_row_added_to_a_plan_is_read_kept_and_refreshed() {
+    let l = layout();
+    let Some(unified) = &l.unified else {
+        return; // pure v1: no cgroup2 to hold the file
+    };
+    let cg = TestCgroup::new(&l, 9);
+    let file = unified.join(&cg.rel).join("cgroup.max.descendants");
+    let options = OpenOptions {
+        limits_every: Duration::from_secs(36_000),
+        plan: EXTENDED_PLAN,
+        ..OpenOptions::default()
+    };
+    let mut reader = CgroupReader::open_with(&l, &cg.rel, options).unwrap();
+    let proc_root = ProcRoot::new(Path::new("/proc"));
+    let (mut buf, mut sample) = (Vec::new(), CgroupSample::default());
+    let mut read = |r: &mut CgroupReader| -> Option<u64> {
+        r.read(&proc_root, &mut buf, &mut sample, &mut |e| panic!("{e}"))
+            .expect("the cgroup is there");
+        sample.pids.limit
+    };
+    assert_eq!(read(&mut reader), None, "`max` in a new cgroup");
+    fs::write(&file, "5").unwrap();
+    assert_eq!(read(&mut reader), Some(5), "read at every read while new");
+    std::thread::sleep(discovery::RETRY_AFTER_DISCOVERY);
+    // The first period after that is cut short at a point set by the inode (maybe to
+    // nothing); after the second read the next is ten hours away, or at least 36 s.
+    assert_eq!(read(&mut reader), Some(5));
+    assert_eq!(read(&mut reader), Some(5));
+
+    fs::write(&file, "6").unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            read(&mut reader),
+            Some(5),
+            "kept from its last read by reads that skip it (each sample starts empty)"
+        );
+    }
+    reader.refresh_limits();
+    assert_eq!(read(&mut reader), Some(6), "read again when asked to");
+    assert_eq!(read(&mut reader), Some(6), "and kept again");
 }

@@ -93,7 +93,14 @@ impl fmt::Display for LayoutError {
     }
 }
 
-impl std::error::Error for LayoutError {}
+impl std::error::Error for LayoutError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LayoutError::Read { error, .. } => Some(error),
+            LayoutError::NoCgroupMounts { .. } | LayoutError::Unparsed { .. } => None,
+        }
+    }
+}
 
 impl Layout {
     /// Reads `<proc_root>/self/mountinfo` and keeps the cgroup mounts under `cgroup_root`.

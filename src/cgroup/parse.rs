@@ -3,6 +3,8 @@
 //! up by key, ignores keys it does not know (new kernels add keys between versions), keeps
 //! every line it understands, and reports the first it does not as a [`ParseError`].
 
+use std::path::Path;
+
 use super::sample::{IfName, IoDevice, NetIface, Psi};
 pub use crate::host::text::{ErrorKind, ParseError, Single, flat_keyed, parse_u64, single};
 use crate::host::text::{lines, trim};
@@ -271,12 +273,20 @@ pub fn net_dev(buf: &[u8], out: &mut Vec<NetIface>, dropped: &mut u32) -> Result
     problems.finish()
 }
 
-/// The first pid listed in `cgroup.procs` (one pid per line), if any. Pids of processes
-/// outside the reader's PID namespace read as 0 on cgroup2: those are skipped.
+/// The first pid listed in the content of a `cgroup.procs` (one pid per line), if any: the one
+/// process whose `/proc/<pid>` stands for the container (its network namespace, its root
+/// mount). Pids of processes outside the reader's PID namespace read as 0 on cgroup2: those
+/// are skipped, and so are lines that are not a pid.
 pub fn first_pid(buf: &[u8]) -> Option<u32> {
     buf.split(|&b| b == b'\n')
         .filter_map(|l| u32::try_from(parse_u64(trim(l))?).ok())
         .find(|&p| p != 0)
+}
+
+/// [`first_pid`] of the `cgroup.procs` file at `path`, read whole and never blocking (a FIFO
+/// in its place is refused). `None` when it cannot be read or lists no process.
+pub fn first_pid_in(path: &Path) -> Option<u32> {
+    first_pid(&crate::host::fs::read_regular_file(path).ok()?)
 }
 
 #[cfg(test)]

@@ -1,13 +1,14 @@
 //! The files read from each container's cgroup, one row per file: where it lives, on which
 //! layouts, how often it must be read, and how its bytes become fields of the sample. The
-//! reader ([`super::reader`]) opens, keeps and re-reads what this table says; tests and
+//! reader (`reader.rs`) opens, keeps and re-reads what this table says; tests and
 //! benchmarks take their file lists from it too.
 //!
 //! To read one more cgroup file: a row in [`PLAN`] whose `parse` fills fields of
 //! [`CgroupSample`] (usually a few lines over [`parse::flat_keyed`] or [`parse::single`]),
-//! and, if a metric shows them, its row in `metrics.rs`. A `Limit` row's fields are also kept
-//! between its reads by the reader (`reader::Slow`); the settings only the cAdvisor page shows
-//! (`cpu.shares`, `memory.min`, …) are `Limit` rows too.
+//! and, if a metric shows them, its row in `metrics.rs`. The row is all the reader needs: a
+//! file whose [`Cadence`] skips it at some reads is read when due, and in between its last
+//! content is parsed again, so its fields keep their values (see [`Cadence::kept`]). The
+//! settings only the cAdvisor page shows (`cpu.shares`, `memory.min`, …) are `Limit` rows too.
 //!
 //! On hybrid hosts the unified hierarchy gives exact user/system CPU (`cpu.stat` in µs
 //! instead of v1's USER_HZ ticks), pressure and `cgroup.events`; the v1 controllers give the
@@ -89,6 +90,18 @@ pub enum Cadence {
     /// v1 blkio: at every read once it accounts a device (it lists one only after some
     /// cgroup had a throttle rule on it), else with the limits.
     OnceCounting,
+}
+
+impl Cadence {
+    /// Whether a file of this cadence, at a read that skips it, stands in with its content as
+    /// last read (its fields keep their values). v1 blkio is skipped only while it accounts
+    /// nothing, so it has nothing to keep.
+    pub fn kept(self) -> bool {
+        match self {
+            Cadence::Limit | Cadence::Events | Cadence::UnderQuota => true,
+            Cadence::Tick | Cadence::OnceCounting => false,
+        }
+    }
 }
 
 /// What the parsers of one read leave for after the last file: v1 `cpuacct.stat`'s USER_HZ
@@ -446,13 +459,21 @@ pub static PLAN: &[FileDef] = &[
     ),
 ];
 
-/// The rows for a layout.
+/// The rows of [`PLAN`] for a layout.
 pub fn files(kind: LayoutKind) -> impl Iterator<Item = &'static FileDef> {
+    files_of(PLAN, kind)
+}
+
+/// The rows of `plan` for a layout.
+pub fn files_of(
+    plan: &'static [FileDef],
+    kind: LayoutKind,
+) -> impl Iterator<Item = &'static FileDef> {
     let want = match kind {
         LayoutKind::V2 => Layouts::V2,
         LayoutKind::Hybrid | LayoutKind::V1 => Layouts::V1,
     };
-    PLAN.iter().filter(move |f| f.layouts == want)
+    plan.iter().filter(move |f| f.layouts == want)
 }
 
 /// After the last file of a read: v1 `cpuacct.stat` is in USER_HZ ticks, so the exact

@@ -213,9 +213,9 @@ pub struct CgroupSample {
     /// `cgroup.events` populated: false once the last process has left.
     pub populated: Option<bool>,
     /// Devices left out of `io` because the file listed more than
-    /// [`MAX_DEVICES`](super::parse::MAX_DEVICES) (counted once per file that lists them).
+    /// `parse::MAX_DEVICES` (counted once per file that lists them).
     pub io_dropped: u32,
-    /// Interfaces left out of `net`: more than [`MAX_INTERFACES`](super::parse::MAX_INTERFACES),
+    /// Interfaces left out of `net`: more than `parse::MAX_INTERFACES`,
     /// or a name that cannot be shown as it is (control bytes, not UTF-8).
     pub net_dropped: u32,
 }

@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
-use super::{Found, Kind, classify, descend, walk_from};
+use super::classify::{Found, Kind, classify};
+use super::walk::{descend, walk_from};
 
 /// What the watcher saw, in terms the collector understands.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,7 +18,6 @@ use std::path::Path;
 
 use container_exporter::cgroup::parse::{self, BlkioKind, MAX_DEVICES, MAX_INTERFACES, Single};
 use container_exporter::cgroup::plan;
-use container_exporter::cgroup::reader;
 use container_exporter::cgroup::sample::{IoDevice, Limit, Psi};
 use container_exporter::cgroup::{CgroupSample, Layout};
 use container_exporter::host::{block, machine};
@@ -384,7 +383,7 @@ pub const FILES: &[&str] = &[
     "memory.memsw.limit_in_bytes",
 ];
 
-/// Two files of one container through `reader::parse_files`: byte 0 picks v1 or v2 and the
+/// Two files of one container through `plan::parse_files`: byte 0 picks v1 or v2 and the
 /// first file's name, byte 1 the second's, byte 2 where the rest is split between them.
 pub fn parse_files(data: &[u8]) {
     let [a, b, at, rest @ ..] = data else { return };
@@ -396,7 +395,7 @@ pub fn parse_files(data: &[u8]) {
     let split = usize::from(*at) * rest.len() / 255;
     let (one, two) = rest.split_at(split.min(rest.len()));
     let mut s = CgroupSample::default();
-    let problems = reader::parse_files(v1, &[(names[0], one), (names[1], two)], &mut s);
+    let problems = plan::parse_files(v1, &[(names[0], one), (names[1], two)], &mut s);
     assert!(problems.len() <= 2, "{problems:?}");
     // The numbers of each file (a number may straddle the split).
     let nums: HashSet<u64> = numbers(one).union(&numbers(two)).copied().collect();
