@@ -11,7 +11,7 @@ use nix::sys::resource::{Resource, getrlimit, setrlimit};
 pub const FD_RESERVE: u64 = 128;
 
 /// Raises the soft limit on open files to the hard limit: each tracked container keeps
-/// about eighteen cgroup files open (see `cgroup::open`). Returns the new soft limit.
+/// about eighteen cgroup files open (see `cgroup::reader`). Returns the new soft limit.
 pub fn raise_fd_limit() -> Option<u64> {
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
     if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
