@@ -233,15 +233,37 @@ fn a_restart_policy_gives_each_run_its_end() {
 // snapshot
 // ---------------------------------------------------------------------------------------------
 
-/// A container that waits for `/t/go` (a directory of the test's) before running `then`.
+/// A container that says it runs (`/t/up.<its hostname>`, in a directory of the test's), then
+/// waits for `/t/go` before running `then`.
 fn on_signal(dir: &TempDir, extra: &[&str], then: &str) -> Container {
     let mount = format!("{}:/t", dir.0.display());
     let mut args = vec!["-v", mount.as_str()];
     args.extend_from_slice(extra);
     Container::sh(
         &args,
-        &format!("while [ ! -e /t/go ]; do sleep 0.05; done; {then}"),
+        &format!("touch /t/up.$HOSTNAME; while [ ! -e /t/go ]; do sleep 0.05; done; {then}"),
     )
+}
+
+/// Waits until each container's process has said it runs (`/t/up.<hostname>`; Docker's
+/// hostname is the id's first 12 characters).
+fn wait_up(dir: &TempDir, cs: &[&Container]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let missing: Vec<&str> = cs
+            .iter()
+            .filter(|c| !dir.0.join(format!("up.{}", &c.id[..12])).exists())
+            .map(|c| c.name.as_str())
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "these containers never said they run: {missing:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Waits until process `pid` (a snapshot) holds a file of each container's cgroup open: it has
@@ -329,11 +351,14 @@ fn why_docker_containers_end_in_a_snapshot() {
         let exit3 = on_signal(&dir, &[], "exit 3");
         let exit0 = on_signal(&dir, &[], "exit 0");
         let oom = on_signal(&dir, &["--memory", "24m"], ALLOCATE);
-        let killed = Container::run(&[], &["sleep", "3600"]);
+        let killed = Container::sh(
+            &["-v", &format!("{}:/t", dir.0.display())],
+            "touch /t/up.$HOSTNAME; exec sleep 3600",
+        );
         let cs = [&exit3, &exit0, &oom, &killed];
         let ids: Vec<&str> = cs.iter().map(|c| c.id.as_str()).collect();
         // All running before the snapshot starts.
-        std::thread::sleep(Duration::from_millis(500));
+        wait_up(&dir, &cs);
         let Some(entries) = snapshot_while_ending(&dir, &ids, &[&killed]) else {
             assert!(
                 rounds < 4,
@@ -383,12 +408,17 @@ fn each_run_ends_in_the_snapshot_it_ends_in() {
                 "-v",
                 &format!("{}:/t", dir.0.display()),
             ],
-            "if [ -e /ran ]; then n=2; else n=1; touch /ran; fi; \
+            "if [ -e /ran ]; then n=2; else n=1; touch /ran; fi; touch /t/running$n; \
              while [ ! -e /t/go$n ]; do sleep 0.05; done; exit 4",
         );
         for (run, restart) in [(1, 0), (2, 1)] {
-            // The run (the restart, for the second) is running.
-            std::thread::sleep(Duration::from_millis(800));
+            // The run (the restart, for the second) is running: it says so.
+            let running = dir.0.join(format!("running{run}"));
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !running.exists() {
+                assert!(Instant::now() < deadline, "run {run} never started");
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let child = Command::new(env!("CARGO_BIN_EXE_container-exporter"))
                 .args([
                     "snapshot",
