@@ -201,9 +201,12 @@ fn a_fifo_in_place_of_a_cgroup_file_never_blocks_the_collector() {
             .any(|l| l.contains(&fifo) && l.contains("not a regular file")),
         "no warning naming {fifo}:\n{log}"
     );
+    // SIGTERM still ends it, within the promised bound `stop` enforces.
     let (status, took) = exp.stop();
-    assert!(status.success(), "exit status {status}");
-    assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
+    assert!(
+        status.success(),
+        "exit status {status} ({took:?} after SIGTERM)"
+    );
 }
 
 /// 40 containers with a malformed `memory.stat` each: every file gets its own warning (not

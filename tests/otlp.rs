@@ -421,7 +421,8 @@ fn a_large_tick_is_cut_to_the_receivers_limit_over_http() {
     a_large_tick_is_cut_to_the_receivers_limit(Proto::Http);
 }
 
-/// Refuses for 3 s (15 ticks, queue of 5), then accepts.
+/// Refuses until the queue (of 5, a tick every 200 ms) has overflowed and dropped a request,
+/// then accepts.
 fn outage_loses_no_counts(proto: Proto) {
     let rx = Receiver::start(proto);
     // A little CPU all along, so the counter moves during the outage.
@@ -457,8 +458,20 @@ fn outage_loses_no_counts(proto: Proto) {
     let outage = Instant::now();
     let mut max_queue = 0.0f64;
     let (mut before, mut last_time) = (before, 0u64);
-    while outage.elapsed() < Duration::from_secs(3) {
+    // The outage lasts until the receiver has refused requests (retries included) and the
+    // full queue has dropped one: events, not a time. The deadline only ends a wait for them.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
         max_queue = max_queue.max(e.page_value("container_exporter_otlp_queue_length", ""));
+        let refused = rx.shared.refused.load(Ordering::SeqCst);
+        let dropped = e.page_value("container_exporter_otlp_dropped_requests_total", "");
+        if refused >= 2 && dropped >= 1.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the outage never overflowed the queue: {refused} refused, {dropped} dropped"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     {
@@ -520,7 +533,7 @@ fn outage_loses_no_counts(proto: Proto) {
         5.0
     );
     // The page is rendered each tick: poll until it shows the deliveries.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let retries = e.page_value("container_exporter_otlp_retries_total", "");
         let dropped = e.page_value("container_exporter_otlp_dropped_requests_total", "");
