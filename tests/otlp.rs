@@ -207,7 +207,9 @@ fn burned_cpu_arrives(proto: Proto) {
         ],
     );
     let burned = burned(&c, Duration::from_secs(20));
-    assert!(burned > 0.3, "the workload burned only {burned} s");
+    // `timeout 2 yes` gets what CPU the machine gives it in 2 s: on a loaded machine, a few
+    // tenths of a second.
+    assert!(burned > 0.1, "the workload burned only {burned} s");
     // A request collected after the burn ended (a tick is 500 ms) that names the container.
     let since = Instant::now() + Duration::from_millis(700);
     let (cpu, attrs, headers) =
@@ -231,8 +233,10 @@ fn burned_cpu_arrives(proto: Proto) {
                 Some((cpu, attrs, g.headers.clone()))
             })
         });
+    // 10 %, plus a little for the shell, runc's init and `time` itself, which the cgroup
+    // counts and `time` does not (as tests/docker.rs): a fixed cost, not a share.
     assert!(
-        (cpu - burned).abs() <= burned * 0.10,
+        (cpu - burned).abs() <= burned * 0.10 + 0.05,
         "container.cpu.time {cpu:.3} s vs {burned:.3} s burned"
     );
     assert_eq!(attrs["container.id"].as_deref(), Some(c.id.as_str()));
