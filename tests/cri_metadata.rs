@@ -793,7 +793,7 @@ fn harness_pods_have_the_kubelets_cgroups_and_networks() {
     cd.stop_container(&id);
     wait_for(
         "the stopped container's cgroup to go",
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         || !cgroup_anywhere(&pod.cgroup_of(&id)),
     );
 

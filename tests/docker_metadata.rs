@@ -165,7 +165,7 @@ async fn metadata_follows_the_host_daemon() {
     })
     .await;
     let after = sleeper(None, &["--label", "team=b", "--label", "secret=y"]);
-    wait_for("the started container", Duration::from_secs(5), || {
+    wait_for("the started container", Duration::from_secs(30), || {
         f.store.get(&after.id).is_some()
     })
     .await;
@@ -212,7 +212,7 @@ async fn metadata_follows_the_host_daemon() {
     let generation = f.store.generation();
     let new_name = format!("{}-renamed", after.name);
     docker_ok(None, &["rename", &after.id, &new_name]);
-    wait_for("the new name", Duration::from_secs(5), || {
+    wait_for("the new name", Duration::from_secs(30), || {
         f.store.get(&after.id).unwrap().name.as_deref() == Some(new_name.as_str())
     })
     .await;

@@ -103,7 +103,7 @@ fn a_container_that_could_not_be_opened_is_retried_every_tick_and_named_right() 
     let opened = Instant::now();
     exp.wait_for(
         "both containers on the page once their files open",
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         &a.id,
         |p| p.cpu_seconds(&a.id).is_some() && p.cpu_seconds(&b.id).is_some(),
     );

@@ -332,8 +332,9 @@ fn docker_update_shows_new_limits_at_the_next_tick() {
         "docker update: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Without the `update` event the old values would be kept for up to 59 s.
-    e.wait_for("the new limits", Duration::from_secs(5), &c.id, |p| {
+    // Without the `update` event the old values would be kept for up to 59 s. A promised
+    // bound: the next tick after the event; 30 s is a wide margin, still well short of 59 s.
+    e.wait_for("the new limits", Duration::from_secs(30), &c.id, |p| {
         limit(p, "container_memory_limit_bytes") == Some((96 * MIB) as f64)
             && limit(p, "container_pid_limit") == Some(70.0)
     });
