@@ -23,6 +23,18 @@ use common::proxy::Proxy;
 
 const ALLOCATE: &str = "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo ${#x}";
 
+/// The tests of this file make pods; the one that counts the exporter's calls must see none
+/// but its own. Every pod on the host is a cgroup its exporter finds, and an id its runtime
+/// does not know is looked up (a `ListContainers`, again with backoff for up to 30 s): another
+/// test's new pod in its window shows as calls that are not about its container. So it takes
+/// this lock alone; the others share it. (Pods of other processes on the host, another
+/// engineer's tests, can still fall in its window: then rerun it alone.)
+static PODS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn pods_shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    PODS.read().unwrap_or_else(|e| e.into_inner())
+}
+
 fn exporter(endpoint: &str, rx: &Receiver, exit_wait: &str) -> Exporter {
     let otlp = rx.endpoint();
     let e = Exporter::start_with_env(
@@ -112,6 +124,7 @@ fn exit_in_otlp(rx: &Receiver, id: &str, pod: &Pod, container: &str) -> Vec<Seen
 
 #[test]
 fn a_pod_container_that_exits_7_and_its_next_attempt() {
+    let _pods = pods_shared();
     let cd = Containerd::start();
     let rx = Receiver::start(Proto::Grpc);
     let e = exporter(&cd.endpoint, &rx, "3s");
@@ -132,6 +145,7 @@ fn a_pod_container_that_exits_7_and_its_next_attempt() {
 
 #[test]
 fn a_pod_container_killed_for_memory() {
+    let _pods = pods_shared();
     let cd = Containerd::start();
     let rx = Receiver::start(Proto::Http);
     let e = exporter(&cd.endpoint, &rx, "3s");
@@ -154,6 +168,7 @@ fn a_pod_container_killed_for_memory() {
 /// OOM notice the runtime got for the pod.
 #[test]
 fn an_oom_of_the_pods_cgroup() {
+    let _pods = pods_shared();
     let cd = Containerd::start();
     let rx = Receiver::start(Proto::Grpc);
     let e = exporter(&cd.endpoint, &rx, "3s");
@@ -201,10 +216,6 @@ fn an_oom_of_the_pods_cgroup() {
     exits::assert_unique_series(&page);
 }
 
-/// What the exporter asks the runtime, from containerd's own log (at `trace` it writes a line
-/// for every CRI call it serves): nothing while a named container runs, tick after tick, and one
-/// `ContainerStatus` (a few at most, while the runtime has not yet noticed) when it ends. The
-/// test itself keeps off the socket until it has counted.
 /// `calls` without the exporter's one periodic call, the full list (`ListPodSandbox` then
 /// `ListContainers`) every 60 s while the runtime has no events: it may fall in any window of a
 /// loaded machine, at most once in a window shorter than its period. A call per tick shows as
@@ -230,14 +241,30 @@ fn ticks_after(e: &Exporter, from: f64, n: f64) -> f64 {
     .value("container_exporter_collections_total", &[])
 }
 
+/// What the exporter asks the runtime, from containerd's own log (at `trace` it writes a line
+/// for every CRI call it serves): nothing while a named container runs, tick after tick, and one
+/// `ContainerStatus` (a few at most, while the runtime has not yet noticed) when it ends. The
+/// test itself keeps off the socket until it has counted.
 #[test]
 fn the_runtime_is_asked_once_per_exit_never_per_tick() {
+    // Alone: no other test's pod in its window (see PODS). Taken first, dropped last.
+    let _pods = PODS.write().unwrap_or_else(|e| e.into_inner());
     let cd = Containerd::start_tracing();
     let rx = Receiver::start(Proto::Grpc);
     let e = exporter(&cd.endpoint, &rx, "3s");
     let pod = cd.run_pod("asked-once", "ns-exits", Qos::BestEffort, Net::Host, &[]);
-    let id = cd.create_container_cmd(&pod, "app", BUSYBOX, 0, "sleep 9; exit 7");
+    // It exits 7 when the test says so: a file the test writes into its root (through
+    // /proc/<pid>/root, not over the runtime's socket).
+    let id = cd.create_container_cmd(
+        &pod,
+        "app",
+        BUSYBOX,
+        0,
+        "while [ ! -e /tmp/go ]; do sleep 0.05; done; exit 7",
+    );
     cd.start_container(&id);
+    let (_, pid) = cd.container_status(&id);
+    let go = format!("/proc/{}/root/tmp/go", pid.expect("the container's pid"));
     e.wait_for("named", Duration::from_secs(30), &id, |p| {
         p.series("container_info", &[("container_id", &id)])
             .first()
@@ -254,6 +281,7 @@ fn the_runtime_is_asked_once_per_exit_never_per_tick() {
     // It ends: one ContainerStatus for it, and nothing per tick around it.
     let mark = cd.log_len();
     let from = e.collections();
+    std::fs::write(&go, "").unwrap_or_else(|err| panic!("{go}: {err}"));
     assert_eq!(
         exit_on_page(&e, &id, &pod, "app"),
         Seen::new("Error", Some(7), Some(0))
@@ -291,21 +319,32 @@ fn the_runtime_is_asked_once_per_exit_never_per_tick() {
 /// that a loaded machine cannot use up.
 #[test]
 fn a_container_status_that_times_out_or_fails() {
+    let _pods = pods_shared();
     let cd = Containerd::start();
     let proxy = Proxy::bytes(&cd.socket);
     let rx = Receiver::start(Proto::Grpc);
     let pod = cd.run_pod("status-faults", "ns-exits", Qos::BestEffort, Net::Host, &[]);
     for (attempt, (fault, bound)) in [("times out", 4u64), ("fails", 30)].into_iter().enumerate() {
         let e = exporter(&proxy.url(), &rx, &format!("{bound}s"));
-        let id = cd.create_container_cmd(&pod, "app", BUSYBOX, attempt as u32, "sleep 3; exit 7");
+        // It exits 7 when the test writes /tmp/go into its root (through /proc/<pid>/root).
+        let id = cd.create_container_cmd(
+            &pod,
+            "app",
+            BUSYBOX,
+            attempt as u32,
+            "while [ ! -e /tmp/go ]; do sleep 0.05; done; exit 7",
+        );
         cd.start_container(&id);
-        // Named (the lookups went through) before the proxy stops forwarding.
+        let (_, pid) = cd.container_status(&id);
+        let go = format!("/proc/{}/root/tmp/go", pid.expect("the container's pid"));
+        // Named (the lookups went through) before the proxy stops forwarding; then it ends.
         e.wait_for("named", Duration::from_secs(30), &id, |p| {
             p.series("container_info", &[("container_id", &id)])
                 .first()
                 .is_some_and(|s| s.labels.contains_key("k8s_container_name"))
         });
         proxy.freeze();
+        std::fs::write(&go, "").unwrap_or_else(|err| panic!("{go}: {err}"));
         let deadline = Instant::now() + Duration::from_secs(30);
         while cd.exit_status(&id).is_none() {
             assert!(Instant::now() < deadline, "{id} never exited");
