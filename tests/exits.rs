@@ -78,20 +78,31 @@ fn why_docker_containers_end_on_the_page_and_in_otlp() {
     let rx = Receiver::start(Proto::Grpc);
     let e = exporter(&rx);
     wait_connected(&e);
+    // Each ends once the test writes `go`, when the exporter has read it running.
+    let dir = TempDir::new();
     let kill_me = Container::run(&[], &["sleep", "3600"]);
-    let exit3 = Container::sh(&[], "sleep 1; exit 3");
-    let exit0 = Container::sh(&[], "sleep 1; exit 0");
-    let oom = Container::sh(&["--memory", "24m"], &format!("sleep 1; {ALLOCATE}"));
+    let exit3 = on_signal(&dir, &[], "exit 3");
+    let exit0 = on_signal(&dir, &[], "exit 0");
+    let oom = on_signal(&dir, &["--memory", "24m"], ALLOCATE);
     // The main process survives a child the OOM killer ends, and exits 0. The child offers
     // itself first (oom_score_adj 1000, which needs no privilege to raise): left to the
     // kernel's choice by size, it now and then took the main process instead (137).
-    let child_oom = Container::sh(
+    let child_oom = on_signal(
+        &dir,
         &["--memory", "24m"],
-        r#"sleep 1; sh -c 'echo 1000 > /proc/self/oom_score_adj; x=$(head -c 100000000 /dev/zero | tr "\0" a); echo ${#x}'; exit 0"#,
+        r#"sh -c 'echo 1000 > /proc/self/oom_score_adj; x=$(head -c 100000000 /dev/zero | tr "\0" a); echo ${#x}'; exit 0"#,
     );
-    e.wait_for("the containers running", SHOW_WITHIN, "", |p| {
-        p.cpu_seconds(&kill_me.id).is_some()
-    });
+    e.wait_for(
+        "the containers running, on the page",
+        Duration::from_secs(60),
+        "",
+        |p| {
+            [&kill_me, &exit3, &exit0, &oom, &child_oom]
+                .iter()
+                .all(|c| p.cpu_seconds(&c.id).is_some())
+        },
+    );
+    std::fs::write(dir.0.join("go"), "").unwrap();
     let out = docker(&["kill", &kill_me.name]);
     assert!(out.status.success(), "docker kill: {out:?}");
     for c in [&exit3, &exit0, &oom, &child_oom, &kill_me] {
