@@ -194,11 +194,17 @@ fn busybox_time_user_sys(log: &str) -> f64 {
 
 #[test]
 fn cpu_time_matches_the_workload() {
-    let c = Container::sh(&[], "time timeout 2 yes >/dev/null; echo DONE; sleep 600");
+    // A fixed amount of work (a million 1 KiB reads and writes), not a fixed time: what CPU
+    // `timeout 2 yes` gets depends on the machine's load (0.47 s once in CI).
+    let c = Container::sh(
+        &[],
+        "time sh -c 'dd if=/dev/zero of=/dev/null bs=1k count=1000000 2>/dev/null'; \
+         echo DONE; sleep 600",
+    );
     let log = wait_done(&c);
     let truth = busybox_time_user_sys(&log);
     assert!(
-        truth > 0.5,
+        truth > 0.2,
         "the CPU burner used only {truth} s; log:\n{log}"
     );
 
