@@ -1,21 +1,11 @@
-//! The runtimes' word on how containers ended, carried from the metadata tasks (Docker's and
-//! Podman's event followers, the CRI source) to the collector thread, which joins it to the
-//! container's final sample.
-//!
-//! The two sides meet in either order: the final sample is usually taken first (the kernel
-//! says the cgroup is empty before the runtime has reaped and reported the process), but a
-//! collector that is busy, or a process that outlives the container's main one, can make the
-//! runtime's word arrive first. So an exit is kept by container id until a final sample takes
-//! it, and the collector is woken (a byte on the same socket pair that wakes it at shutdown)
-//! whenever one arrives, so that a waiting final sample goes out at once, between ticks.
-//!
-//! A container id is reused by Docker's and Podman's restart policies: an exit is taken only by
-//! the final sample of a cgroup created before the runtime says the process finished, so a late
-//! word about one run never lands on the next.
-//!
-//! Bounds: at most [`MAX_EXITS`] exits (the oldest go first; events about containers that never
-//! had a cgroup here must not grow it), at most [`MAX_RUNS`] per id, each kept at most the
-//! store's time to live; at most [`MAX_ASKS`] ids waiting for the CRI's `ContainerStatus`.
+//! The runtimes' word on how containers ended, carried from the metadata tasks to the
+//! collector thread, which joins it to the container's final sample (`docs/exits.md`). The two
+//! meet in either order, so an exit is kept by container id until a final sample takes it, and
+//! the collector is woken (a byte on the socket pair that wakes it at shutdown) whenever one
+//! arrives. An exit is taken only by the final sample of a cgroup created before the runtime
+//! says the process finished: restart policies reuse the id, and a late word about one run
+//! must never land on the next. Bounds: [`MAX_EXITS`] (the oldest go first), [`MAX_RUNS`] per
+//! id, each kept at most the store's time to live; [`MAX_ASKS`] ids waiting to be asked about.
 
 use std::collections::HashMap;
 use std::io::Write;

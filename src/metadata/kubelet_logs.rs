@@ -1,17 +1,9 @@
-//! Kubernetes names from the kubelet's log layout, for nodes where no CRI socket answers (not
-//! mounted, another runtime's, down). The kubelet writes every container's log under
-//! `<pod logs>/<namespace>_<pod>_<uid>/<container>/<restart>.log` and links it as
-//! `/var/log/containers/<pod>_<namespace>_<container>-<container id>.log`: the link's name
-//! gives the container id, pod, namespace and container names, its target the pod uid and
-//! the restart count. Pod, namespace and container names are DNS labels and subdomains, which
-//! have no `_`, so the names split without ambiguity.
-//!
-//! [`run`] lists that directory (one `readdir` and a `readlink` per entry) when started, every
-//! [`SCAN_EVERY`], and when discovery asks for an id it does not know, into a store of its
-//! own that is looked up after the CRI's: the CRI stays first when it answers. Entries that
-//! are no longer listed stay for the removal delay (a final sample keeps its names), then go:
-//! the store holds what the directory lists, plus the recently gone. A directory that cannot
-//! be listed is an outage like a runtime's: the names known stay, and listing is retried.
+//! Kubernetes names from the kubelet's log layout, for nodes where no CRI socket answers
+//! (`docs/disk.md`): the link `<container logs>/<pod>_<namespace>_<container>-<id>.log` gives
+//! the container id, pod, namespace and container names (DNS labels and subdomains, which have
+//! no `_`), its target `<pod logs>/<namespace>_<pod>_<uid>/<container>/<restart>.log` the pod
+//! uid and the restart count. [`run`] lists the directory at start, every [`SCAN_EVERY`], and
+//! when discovery asks for an id it does not know, into a store looked up after the CRI's.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -95,17 +87,11 @@ pub fn parse_target(
     namespace: &str,
     container: &str,
 ) -> (Option<String>, Option<u32>) {
-    let mut comps = target.components().rev();
-    let file = comps
-        .next()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned());
-    let cdir = comps
-        .next()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned());
-    let pdir = comps
-        .next()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned());
-    let (Some(file), Some(cdir), Some(pdir)) = (file, cdir, pdir) else {
+    let mut comps = target
+        .components()
+        .rev()
+        .map(|c| c.as_os_str().to_string_lossy());
+    let (Some(file), Some(cdir), Some(pdir)) = (comps.next(), comps.next(), comps.next()) else {
         return (None, None);
     };
     if cdir != container {

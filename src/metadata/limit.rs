@@ -1,41 +1,24 @@
 //! The length bound of what the runtimes say about a container (names, image references,
 //! labels, Kubernetes names, pod labels), applied where a description enters a store
-//! (`MetadataStore::insert`), so that every output (the Prometheus page, OTLP,
-//! `snapshot`) and the daemon's memory see the same bounded values.
-//!
-//! Anyone who may create a container chooses its labels, and the Docker API takes a label of
-//! megabytes: shown through `--container-labels`, one such label would put megabytes on every
-//! page and into the exporter's memory, and a Prometheus server with
-//! `label_value_length_limit` refuses the scrape of the whole host for it, not just that
-//! container.
-//!
-//! The bound is in bytes, as Prometheus's `label_value_length_limit` and Mimir's and Cortex's
-//! `max_label_value_length` count; a value is cut at the last UTF-8 character boundary
-//! within it. A label whose key alone is longer is left out (a cut key could pass for
-//! another label). The number of labels is bounded too (`--attribute-count-limit`): an
-//! allow-list of globs (`--container-labels '*'`) lets a container choose how many it shows,
-//! and each is on every series of the cAdvisor page; past the bound, the labels are kept in
-//! key order and the rest left out. What the operator sets (`OTEL_RESOURCE_ATTRIBUTES`,
-//! `--host-name`) is not bounded: it is no container's to choose.
+//! (`MetadataStore::insert`), so that every output and the daemon's memory see the same
+//! bounded values: whoever starts a container chooses its labels (`docs/operations.md` says why
+//! that matters, at `--attribute-value-length-limit`). The bound is in bytes, as Prometheus and
+//! Mimir count; a value is cut at a character boundary; a label whose key alone is longer is
+//! left out (a cut key could pass for another label); past `--attribute-count-limit`, labels
+//! are kept in key order. What the operator sets is not bounded: it is no container's to choose.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::meta::{ContainerMeta, PodMeta};
-
-/// The default bound (see [`crate::config::DEFAULT_VALUE_LENGTH_LIMIT`] for why 2048 bytes).
-pub const DEFAULT_VALUE_LENGTH_LIMIT: usize = crate::config::DEFAULT_VALUE_LENGTH_LIMIT as usize;
-
-/// The default bound on a container's (or pod's) labels (see
-/// [`crate::config::DEFAULT_LABEL_COUNT_LIMIT`]).
-pub const DEFAULT_LABEL_COUNT_LIMIT: usize = crate::config::DEFAULT_LABEL_COUNT_LIMIT as usize;
+use crate::config::{DEFAULT_LABEL_COUNT_LIMIT, DEFAULT_VALUE_LENGTH_LIMIT};
 
 /// How long a value may be, how many labels a description may carry, and the count of values
 /// cut or left out (shared with the self-metrics).
 #[derive(Debug, Clone)]
 pub struct ValueLimit {
-    max: usize,
-    max_labels: usize,
+    pub(crate) max: usize,
+    pub(crate) max_labels: usize,
     cut: Arc<AtomicU64>,
 }
 
@@ -56,7 +39,7 @@ impl Cuts {
 
 impl Default for ValueLimit {
     fn default() -> ValueLimit {
-        ValueLimit::new(DEFAULT_VALUE_LENGTH_LIMIT, Arc::default())
+        ValueLimit::new(DEFAULT_VALUE_LENGTH_LIMIT as usize, Arc::default())
     }
 }
 
@@ -65,7 +48,7 @@ impl ValueLimit {
     pub fn new(max: usize, cut: Arc<AtomicU64>) -> ValueLimit {
         ValueLimit {
             max,
-            max_labels: DEFAULT_LABEL_COUNT_LIMIT,
+            max_labels: DEFAULT_LABEL_COUNT_LIMIT as usize,
             cut,
         }
     }
@@ -76,22 +59,13 @@ impl ValueLimit {
         self
     }
 
-    pub fn max(&self) -> usize {
-        self.max
-    }
-
-    pub fn max_labels(&self) -> usize {
-        self.max_labels
-    }
-
     /// Cuts the values of a container's description to the bound (and leaves out labels
     /// whose key is longer, and those past the count bound); returns what was cut or left out
     /// ([`count`]ed by the caller once it knows the description is news).
     ///
     /// [`count`]: Self::count
     pub fn apply(&self, m: &mut ContainerMeta) -> Cuts {
-        let mut n = 0;
-        for s in [
+        let values = [
             &mut m.name,
             &mut m.image_name,
             &mut m.image_id,
@@ -100,35 +74,26 @@ impl ValueLimit {
             &mut m.k8s_container_name,
             &mut m.k8s_pod_uid,
             &mut m.runtime_name,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            n += u64::from(cut(s, self.max));
-        }
-        for t in &mut m.image_tags {
-            n += u64::from(cut(t, self.max));
-        }
-        let mut cuts = self.labels(&mut m.labels);
-        cuts.values += n;
-        cuts
+        ];
+        let values = values.into_iter().flatten().chain(&mut m.image_tags);
+        self.cut_all(values, &mut m.labels)
     }
 
     /// The same for a pod's description (its uid is the key it is found by: not cut).
     pub fn apply_pod(&self, m: &mut PodMeta) -> Cuts {
-        let mut n = 0;
-        for s in [&mut m.name, &mut m.namespace].into_iter().flatten() {
-            n += u64::from(cut(s, self.max));
-        }
-        let mut cuts = self.labels(&mut m.labels);
-        cuts.values += n;
-        cuts
+        let values = [&mut m.name, &mut m.namespace].into_iter().flatten();
+        self.cut_all(values, &mut m.labels)
     }
 
-    fn labels(&self, labels: &mut Vec<(String, String)>) -> Cuts {
+    fn cut_all<'a>(
+        &self,
+        values: impl Iterator<Item = &'a mut String>,
+        labels: &mut Vec<(String, String)>,
+    ) -> Cuts {
+        let mut values = values.map(|s| u64::from(cut(s, self.max))).sum::<u64>();
         let before = labels.len();
         labels.retain(|(k, _)| k.len() <= self.max);
-        let mut values = (before - labels.len()) as u64;
+        values += (before - labels.len()) as u64;
         let mut dropped = 0;
         if labels.len() > self.max_labels {
             // The first ones in key order, whatever order the runtime listed them in.

@@ -1,7 +1,8 @@
 //! The sources, one row each ([`SOURCES`]): its name, whether the flags turn it on and where
-//! it connects, how it starts, what `check` says of it, which containers it is asked about
-//! first, and how it says why they end. `spawn_sources`, `Metadata`'s lookups and `check` all
-//! read the rows, so a new runtime is its module and one row here.
+//! it connects, how it starts, what `check` says of it (whether its runtime answers, what it
+//! is, and what to do when it does not), which containers it is asked about first, and how it
+//! says why they end. `spawn_sources`, `Metadata`'s lookups and `check` all read the rows, so
+//! a new runtime is its module and one row here.
 
 use std::future::Future;
 use std::path::Path;
@@ -9,15 +10,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::checks::{self, CheckInput, SourceCheck};
 use super::cri::{self, CriConfig};
 use super::docker::{self, DockerConfig, Flavor};
 use super::exits::ExitStore;
 use super::kubelet_logs::{self, KubeletLogsConfig};
-use super::stats::{Figure, SourceStats};
+use super::stats::Figure::{self, ApiErrors, Calls, Connected, Events, Lookups, Reconnects};
+use super::stats::SourceStats;
 use super::store::MetadataStore;
 use crate::config::{HostArgs, MetadataArgs, is_off};
-use crate::discovery::Runtime;
+use crate::discovery::{Found, Kind, Runtime};
 
 /// A metadata source; its registry row is `SOURCES[source as usize]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -89,15 +90,6 @@ pub struct SourceDef {
     pub check: Option<fn(CheckInput<'_>) -> Option<SourceCheck>>,
 }
 
-/// What a source on the Docker Engine API counts: it makes no lookups.
-const DOCKER_API_FIGURES: &[Figure] = &[
-    Figure::ApiErrors,
-    Figure::Connected,
-    Figure::Reconnects,
-    Figure::Calls,
-    Figure::Events,
-];
-
 /// Every source, in the order containers are looked up after the one their runtime names.
 pub static SOURCES: [SourceDef; Source::COUNT] = [
     SourceDef {
@@ -107,13 +99,13 @@ pub static SOURCES: [SourceDef; Source::COUNT] = [
         pods: false,
         asked: false,
         exits: Some(ExitWord::Events),
-        figures: DOCKER_API_FIGURES,
+        figures: &[ApiErrors, Connected, Reconnects, Calls, Events],
         endpoint: |args, _| {
             let flag = args.docker_host.as_deref();
             (!flag.is_some_and(is_off)).then(|| docker::resolve_host(flag))
         },
         start: |s| start_docker(s, Flavor::Docker),
-        check: Some(checks::docker),
+        check: Some(check_docker),
     },
     SourceDef {
         source: Source::Cri,
@@ -122,14 +114,7 @@ pub static SOURCES: [SourceDef; Source::COUNT] = [
         pods: true,
         asked: true,
         exits: Some(ExitWord::Asked),
-        figures: &[
-            Figure::ApiErrors,
-            Figure::Connected,
-            Figure::Reconnects,
-            Figure::Calls,
-            Figure::Lookups,
-            Figure::Events,
-        ],
+        figures: &[ApiErrors, Connected, Reconnects, Calls, Lookups, Events],
         endpoint: |args, _| cri_endpoint(args),
         start: |s| {
             let cfg = CriConfig {
@@ -142,7 +127,7 @@ pub static SOURCES: [SourceDef; Source::COUNT] = [
             };
             Box::pin(cri::run(cfg, s.store, s.stats, s.shutdown))
         },
-        check: Some(checks::cri),
+        check: Some(check_cri),
     },
     SourceDef {
         source: Source::Podman,
@@ -151,10 +136,10 @@ pub static SOURCES: [SourceDef; Source::COUNT] = [
         pods: false,
         asked: false,
         exits: Some(ExitWord::Events),
-        figures: DOCKER_API_FIGURES,
+        figures: &[ApiErrors, Connected, Reconnects, Calls, Events],
         endpoint: |args, _| podman_host(args),
         start: |s| start_docker(s, Flavor::Podman),
-        check: Some(checks::podman),
+        check: Some(check_podman),
     },
     SourceDef {
         source: Source::KubeletLogs,
@@ -163,12 +148,7 @@ pub static SOURCES: [SourceDef; Source::COUNT] = [
         pods: true,
         asked: true,
         exits: None,
-        figures: &[
-            Figure::ApiErrors,
-            Figure::Connected,
-            Figure::Reconnects,
-            Figure::Lookups,
-        ],
+        figures: &[ApiErrors, Connected, Reconnects, Lookups],
         endpoint: |_, host| kubelet_logs_dir(host),
         start: |s| {
             let cfg = KubeletLogsConfig {
@@ -196,7 +176,7 @@ fn start_docker(s: Start<'_>, flavor: Flavor) -> SourceTask {
 
 /// The Podman API to follow, if any: the flag, else the standard rootful socket when it
 /// exists (a host without Podman gets no retry loop and no warning).
-pub fn podman_host(args: &MetadataArgs) -> Option<String> {
+fn podman_host(args: &MetadataArgs) -> Option<String> {
     match args.podman_host.as_deref() {
         Some(h) if is_off(h) => None,
         Some(h) => Some(h.to_owned()),
@@ -211,7 +191,7 @@ pub fn podman_host(args: &MetadataArgs) -> Option<String> {
 
 /// The CRI endpoint to follow, if any: the flag, else the first of the standard sockets that
 /// exists (a node without a CRI runtime gets no retry loop and no warning).
-pub fn cri_endpoint(args: &MetadataArgs) -> Option<String> {
+fn cri_endpoint(args: &MetadataArgs) -> Option<String> {
     match args.cri_endpoint.as_deref() {
         Some(e) if is_off(e) => None,
         Some(e) => cri::resolve_endpoints(Some(e)).into_iter().next(),
@@ -224,7 +204,7 @@ pub fn cri_endpoint(args: &MetadataArgs) -> Option<String> {
 
 /// The kubelet's log layout to follow, if any: `--container-logs-dir` unless `off`, when it
 /// exists below the host root (a host without Kubernetes gets no task).
-pub fn kubelet_logs_dir(host: &HostArgs) -> Option<String> {
+fn kubelet_logs_dir(host: &HostArgs) -> Option<String> {
     let dir = &host.container_logs_dir;
     if dir.to_str().is_some_and(is_off) {
         return None;
@@ -234,4 +214,122 @@ pub fn kubelet_logs_dir(host: &HostArgs) -> Option<String> {
         .join(rel)
         .is_dir()
         .then(|| dir.display().to_string())
+}
+
+/// What `check` says of a source: how it stands, in words.
+pub type SourceCheck = (CheckLevel, String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckLevel {
+    Ok,
+    Note,
+    Warn,
+}
+
+/// What a source's `check` is given.
+pub struct CheckInput<'a> {
+    pub args: &'a MetadataArgs,
+    /// Where the flags say to connect, `None` when the source is off.
+    pub endpoint: Option<String>,
+    /// What discovery found.
+    pub found: &'a [Found],
+    /// Where to run the probe.
+    pub rt: &'a tokio::runtime::Runtime,
+}
+
+fn check_docker(c: CheckInput<'_>) -> Option<SourceCheck> {
+    let Some(url) = c.endpoint else {
+        return Some((CheckLevel::Note, "off (--docker-host off)".into()));
+    };
+    Some(match c.rt.block_on(docker::probe(&url)) {
+        Ok(v) => (
+            CheckLevel::Ok,
+            format!(
+                "Docker {} (API {}) at {url}: names, images and labels",
+                v.version, v.api_version
+            ),
+        ),
+        Err(e)
+            if c.args.docker_host.is_none()
+                && !c.found.iter().any(|f| f.runtime == Runtime::Docker) =>
+        {
+            (
+                CheckLevel::Note,
+                format!("no Docker at {url} ({e}), and no Docker containers"),
+            )
+        }
+        Err(e) => (
+            CheckLevel::Warn,
+            format!(
+                "cannot reach Docker at {url} ({e}): metrics still work, but containers are \
+             reported by id only. Mount the socket (-v /var/run/docker.sock:\
+             /var/run/docker.sock:ro), set --docker-host, or --docker-host off"
+            ),
+        ),
+    })
+}
+
+fn check_podman(c: CheckInput<'_>) -> Option<SourceCheck> {
+    let Some(url) = c.endpoint else {
+        return c
+            .found
+            .iter()
+            .any(|f| f.runtime == Runtime::Podman)
+            .then(|| {
+                let text = "Podman containers found but no Podman API (start `podman system \
+                            service` or podman.socket, and set --podman-host): they are \
+                            reported by id";
+                (CheckLevel::Warn, text.into())
+            });
+    };
+    Some(match c.rt.block_on(docker::probe(&url)) {
+        Ok(v) => (
+            CheckLevel::Ok,
+            format!(
+                "Podman {} (Docker API {}) at {url}",
+                v.version, v.api_version
+            ),
+        ),
+        Err(e) => (
+            CheckLevel::Warn,
+            format!("cannot reach Podman at {url} ({e}): Podman containers are reported by id"),
+        ),
+    })
+}
+
+fn check_cri(c: CheckInput<'_>) -> Option<SourceCheck> {
+    let Some(endpoint) = c.endpoint else {
+        let in_pods = c
+            .found
+            .iter()
+            .filter(|f| f.kind == Kind::Container && f.pod_uid.is_some())
+            .count();
+        return (in_pods > 0).then(|| {
+            (
+                CheckLevel::Warn,
+                format!(
+                    "{in_pods} Kubernetes containers found but no CRI socket ({}): they are \
+                 reported by id and pod uid, without pod, namespace or container names. Mount \
+                 the runtime's socket and set --cri-endpoint",
+                    cri::DEFAULT_ENDPOINTS.join(", ")
+                ),
+            )
+        });
+    };
+    Some(match c.rt.block_on(cri::probe(&endpoint)) {
+        Ok(v) => (
+            CheckLevel::Ok,
+            format!(
+                "{} {} (CRI {}) at {endpoint}: pod, namespace and container names",
+                v.runtime_name, v.runtime_version, v.runtime_api_version
+            ),
+        ),
+        Err(e) => (
+            CheckLevel::Warn,
+            format!(
+                "cannot use the CRI at {endpoint} ({e}): Kubernetes containers are reported by id \
+             and pod uid"
+            ),
+        ),
+    })
 }

@@ -5,11 +5,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::checks::{CheckInput, SourceCheck};
 use super::exits::ExitStore;
 use super::limit::ValueLimit;
 use super::meta::{ContainerMeta, PodMeta};
-use super::registry::{ExitWord, SOURCES, Source, Start};
+use super::registry::{CheckInput, ExitWord, SOURCES, Source, SourceCheck, Start};
 use super::stats::{MetadataStats, SourceStats};
 use super::store::MetadataStore;
 use crate::config::{HostArgs, MetadataArgs};
@@ -29,10 +28,6 @@ pub struct Metadata {
 }
 
 impl Metadata {
-    pub fn new() -> Metadata {
-        Metadata::default()
-    }
-
     /// Stores whose values are cut to `limit` (which counts in `stats.values_cut`).
     fn with_limit(limit: ValueLimit, stats: MetadataStats) -> Metadata {
         Metadata {
@@ -220,7 +215,7 @@ mod tests {
 
     #[test]
     fn lookups_go_to_the_runtimes_source_first() {
-        let m = Metadata::new();
+        let m = Metadata::default();
         let named = |n: &str| ContainerMeta {
             name: Some(n.into()),
             ..Default::default()

@@ -106,7 +106,7 @@ impl MetadataStore {
                     "{} values of the {what}'s metadata (name, image, labels) are longer than \
                      --attribute-value-length-limit ({} bytes): cut to it",
                     cut.values,
-                    self.inner.limit.max()
+                    self.inner.limit.max
                 );
             }
             if cut.labels > 0 {
@@ -115,8 +115,8 @@ impl MetadataStore {
                     "the {what} has {} labels past --attribute-count-limit ({}): the first {} \
                      in key order are shown, the rest left out",
                     cut.labels,
-                    self.inner.limit.max_labels(),
-                    self.inner.limit.max_labels()
+                    self.inner.limit.max_labels,
+                    self.inner.limit.max_labels
                 );
             }
         }
@@ -167,11 +167,6 @@ impl MetadataStore {
         if !warned.is_empty() {
             warned.remove(id);
         }
-    }
-
-    /// Uids of the pods held.
-    pub fn pod_uids(&self) -> Vec<String> {
-        self.read_pods().keys().cloned().collect()
     }
 
     /// Asks the source to look `id` up (a container or pod that discovery found and
@@ -230,8 +225,9 @@ impl MetadataStore {
         self.read().keys().cloned().collect()
     }
 
-    pub(crate) fn contains(&self, id: &str) -> bool {
-        self.read().contains_key(id)
+    /// Whether `id` is a container or a pod held.
+    pub(crate) fn knows(&self, id: &str) -> bool {
+        self.read().contains_key(id) || self.read_pods().contains_key(id)
     }
 
     // A panic while holding the lock cannot leave the map half-updated (each write is a single

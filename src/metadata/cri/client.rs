@@ -1,5 +1,6 @@
 //! The CRI source's client: tonic over the runtime's unix socket, with the hand-written
-//! messages of [`super::api`], and errors that say what to do about them ([`CriError`]).
+//! messages of [`super::api`], and errors that say what to do about them ([`CriError`]); it
+//! answers the collector's asks for exits with one `ContainerStatus` each.
 //!
 //! The socket is wrapped so that the connection's end (the runtime exited or restarted) is
 //! known at once, without a call: hyper's connection task reads all the time, and the wrapper
@@ -16,13 +17,16 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::UnixStream;
 use tokio::sync::{Notify, mpsc};
-use tonic::Status;
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::{Code, Status};
 use tonic_prost::ProstCodec;
 
 use super::api;
 use super::error::CriError;
+use super::view::exit_of;
+use crate::exit::RuntimeExit;
+use crate::metadata::source::asks::{ExitLookup, LookupFailure};
 use crate::metadata::stats::SourceStats;
 use crate::remote::error_chain;
 
@@ -100,18 +104,6 @@ impl Client {
         })
     }
 
-    pub(crate) async fn unary<Req, Resp>(
-        &self,
-        path: &'static str,
-        req: Req,
-    ) -> Result<Resp, Status>
-    where
-        Req: prost::Message + Send + 'static,
-        Resp: prost::Message + Default + Send + 'static,
-    {
-        self.unary_within(path, req, REQUEST_TIMEOUT).await
-    }
-
     /// A call that gets `timeout` to answer.
     pub(crate) async fn unary_within<Req, Resp>(
         &self,
@@ -146,34 +138,23 @@ impl Client {
         }
     }
 
-    /// `ContainerStatus` of one container, within `timeout`.
-    pub(crate) async fn container_status(
-        &self,
-        id: &str,
-        timeout: Duration,
-    ) -> Result<api::ContainerStatus, Status> {
-        let r: api::ContainerStatusResponse = self
-            .unary_within(
-                api::CONTAINER_STATUS,
-                api::ContainerStatusRequest {
-                    container_id: id.to_owned(),
-                    verbose: false,
-                },
-                timeout,
-            )
-            .await?;
-        r.status
-            .ok_or_else(|| Status::not_found("ContainerStatus answered without a status"))
+    /// A call after `Version`, its failure named by the call.
+    async fn call<Req, Resp>(&self, path: &'static str, req: Req) -> Result<Resp, CriError>
+    where
+        Req: prost::Message + Send + 'static,
+        Resp: prost::Message + Default + Send + 'static,
+    {
+        let call = path.rsplit('/').next().unwrap_or(path);
+        let r = self.unary_within(path, req, REQUEST_TIMEOUT).await;
+        r.map_err(|status| CriError::Call { call, status })
     }
 
     pub(crate) async fn version(&self) -> Result<CriVersion, CriError> {
+        let req = api::VersionRequest {
+            version: "v1".into(),
+        };
         let v: api::VersionResponse = self
-            .unary(
-                api::VERSION,
-                api::VersionRequest {
-                    version: "v1".into(),
-                },
-            )
+            .unary_within(api::VERSION, req, REQUEST_TIMEOUT)
             .await
             .map_err(|status| CriError::Version {
                 endpoint: self.endpoint.clone(),
@@ -188,55 +169,29 @@ impl Client {
     }
 
     pub(crate) async fn list_sandboxes(&self) -> Result<Vec<api::PodSandbox>, CriError> {
-        let r: api::ListPodSandboxResponse = self
-            .unary(api::LIST_POD_SANDBOX, api::ListPodSandboxRequest {})
-            .await
-            .map_err(|status| CriError::Call {
-                call: "ListPodSandbox",
-                status,
-            })?;
-        Ok(r.items)
+        let r = self.call(api::LIST_POD_SANDBOX, api::ListPodSandboxRequest {});
+        r.await.map(|r: api::ListPodSandboxResponse| r.items)
     }
 
     pub(crate) async fn list_containers(&self) -> Result<Vec<api::Container>, CriError> {
-        let r: api::ListContainersResponse = self
-            .unary(api::LIST_CONTAINERS, api::ListContainersRequest {})
-            .await
-            .map_err(|status| CriError::Call {
-                call: "ListContainers",
-                status,
-            })?;
-        Ok(r.containers)
+        let r = self.call(api::LIST_CONTAINERS, api::ListContainersRequest {});
+        r.await.map(|r: api::ListContainersResponse| r.containers)
     }
 
     pub(crate) async fn list_images(&self) -> Result<Vec<api::Image>, CriError> {
-        let r: api::ListImagesResponse = self
-            .unary(api::LIST_IMAGES, api::ListImagesRequest {})
-            .await
-            .map_err(|status| CriError::Call {
-                call: "ListImages",
-                status,
-            })?;
-        Ok(r.images)
+        let r = self.call(api::LIST_IMAGES, api::ListImagesRequest {});
+        r.await.map(|r: api::ListImagesResponse| r.images)
     }
 
     /// A sandbox's image (its "pause" container's), from a verbose `PodSandboxStatus`:
     /// `info["info"]`'s `image`, where the runtime writes it (containerd does). `Ok(None)`:
     /// the runtime says nothing of it.
     pub(crate) async fn sandbox_image(&self, id: &str) -> Result<Option<String>, CriError> {
-        let r: api::PodSandboxStatusResponse = self
-            .unary(
-                api::POD_SANDBOX_STATUS,
-                api::PodSandboxStatusRequest {
-                    pod_sandbox_id: id.to_owned(),
-                    verbose: true,
-                },
-            )
-            .await
-            .map_err(|status| CriError::Call {
-                call: "PodSandboxStatus",
-                status,
-            })?;
+        let req = api::PodSandboxStatusRequest {
+            pod_sandbox_id: id.to_owned(),
+            verbose: true,
+        };
+        let r: api::PodSandboxStatusResponse = self.call(api::POD_SANDBOX_STATUS, req).await?;
         Ok(r.info.get("info").and_then(|info| sandbox_info_image(info)))
     }
 
@@ -282,6 +237,36 @@ impl Client {
             }
         });
         EventsTask { rx, task }
+    }
+}
+
+/// `ContainerStatus` on a connection, for the collector's asks.
+impl ExitLookup for Client {
+    type Error = CriError;
+
+    async fn exit(
+        &self,
+        id: &str,
+        within: Duration,
+    ) -> Result<Option<RuntimeExit>, LookupFailure<CriError>> {
+        let req = api::ContainerStatusRequest {
+            container_id: id.to_owned(),
+            verbose: false,
+        };
+        let r: Result<api::ContainerStatusResponse, _> =
+            self.unary_within(api::CONTAINER_STATUS, req, within).await;
+        let status = match r {
+            Ok(api::ContainerStatusResponse { status: Some(st) }) if st.finished_at > 0 => {
+                return Ok(Some(exit_of(&st)));
+            }
+            Ok(api::ContainerStatusResponse { status: Some(_) }) => return Ok(None),
+            Ok(_) => Status::not_found("ContainerStatus answered without a status"),
+            Err(s) if s.code() == Code::DeadlineExceeded => return Err(LookupFailure::OutOfTime),
+            // (tonic says Cancelled when its own deadline passes: the asks tell by the time.)
+            Err(status) => status,
+        };
+        let call = "ContainerStatus";
+        Err(LookupFailure::Failed(CriError::Call { call, status }))
     }
 }
 

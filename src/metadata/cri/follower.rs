@@ -14,7 +14,6 @@ use tonic::Code;
 use super::api;
 use super::client::{Client, CriVersion, EventMsg, EventsTask};
 use super::error::CriError;
-use super::exits::StatusLookup;
 use super::node::Node;
 use super::view::{Ctr, nonempty};
 use crate::metadata::exits::ExitStore;
@@ -180,7 +179,7 @@ impl Follow for Follower {
         self.node.absorb_wanted();
         let events_flag = Arc::new(AtomicBool::new(true));
         let asks = asks::serve(
-            StatusLookup(client.clone()),
+            client.clone(),
             self.cfg.exits.clone(),
             self.stats.clone(),
             events_flag.clone(),
@@ -347,7 +346,8 @@ impl Follower {
         }
         self.node.apply_sandboxes(&sandboxes);
         let ctrs: Vec<Ctr> = containers.iter().map(Ctr::from_list).collect();
-        self.apply_containers(client, &ctrs, true, counted).await?;
+        self.name_images(client, &ctrs, counted).await?;
+        self.node.store_containers(&ctrs, true);
         self.node.settle_lookups();
         Ok(())
     }
@@ -412,23 +412,9 @@ impl Follower {
             SourceStats::count(&self.stats.lookups);
             self.node.apply_sandboxes(&sandboxes);
         }
-        self.apply_containers(client, &ctrs, true, true).await?;
+        self.name_images(client, &ctrs, true).await?;
+        self.node.store_containers(&ctrs, true);
         self.node.settle_lookups();
-        Ok(())
-    }
-
-    /// Stores the containers that are alive (or asked for, or already held), naming their
-    /// images first (one `ListImages` if an unknown image shows up). With `full` the list is
-    /// the runtime's every container: held ones missing from it are gone.
-    async fn apply_containers(
-        &mut self,
-        client: &Client,
-        ctrs: &[Ctr],
-        full: bool,
-        counted: bool,
-    ) -> Result<(), CriError> {
-        self.name_images(client, ctrs, counted).await?;
-        self.node.store_containers(ctrs, full);
         Ok(())
     }
 

@@ -8,9 +8,8 @@ use std::collections::{HashMap, HashSet};
 use tokio::time::Instant;
 
 use super::api;
-use super::exits::exit_of;
 use super::lookups::Lookups;
-use super::view::{Ctr, Images, Sandbox, allowed, merge, nonempty};
+use super::view::{Ctr, Images, Sandbox, allowed, exit_of, merge, nonempty};
 use crate::metadata::exits::ExitStore;
 use crate::metadata::meta::{ContainerMeta, PodMeta};
 use crate::metadata::source::Held;
@@ -75,20 +74,14 @@ impl Node {
     /// Takes what discovery asked for: ids the store does not know become pending.
     pub(crate) fn absorb_wanted(&mut self) {
         let store = self.held.store();
-        let known = |id: &str| store.contains(id) || store.get_pod(id).is_some();
-        self.lookups.absorb(store.take_wanted(), known);
-    }
-
-    pub(crate) fn known(&self, id: &str) -> bool {
-        let store = self.held.store();
-        store.contains(id) || store.get_pod(id).is_some()
+        self.lookups
+            .absorb(store.take_wanted(), |id| store.knows(id));
     }
 
     /// After a list: found ids leave the lookups; the others are retried later, or given up.
     pub(crate) fn settle_lookups(&mut self) {
         let store = self.held.store();
-        let known = |id: &str| store.contains(id) || store.get_pod(id).is_some();
-        self.lookups.settle(Instant::now(), known);
+        self.lookups.settle(Instant::now(), |id| store.knows(id));
     }
 
     /// A full `ListPodSandbox`: replaces what is known of sandboxes, stores the ready ones (and
@@ -189,6 +182,8 @@ impl Node {
         !c.id.is_empty() && (c.alive || self.held.holds(&c.id) || self.lookups.is_pending(&c.id))
     }
 
+    /// Stores the containers that are alive (or asked for, or already held). With `full` the
+    /// list is the runtime's every container: held ones missing from it are gone.
     pub(crate) fn store_containers(&mut self, ctrs: &[Ctr], full: bool) {
         let take: Vec<&Ctr> = ctrs.iter().filter(|c| self.stores(c)).collect();
         for c in take {
@@ -295,7 +290,7 @@ impl Node {
             }
             _ => {
                 // An event about something its statuses did not describe: look it up.
-                if !self.known(id) {
+                if !self.held.store().knows(id) {
                     self.lookups.ask(id);
                 }
             }

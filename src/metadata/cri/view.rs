@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::api;
+use crate::exit::RuntimeExit;
 use crate::metadata::meta::ContainerMeta;
 use crate::metadata::refs::{glob_match, image_name_and_tags, is_image_id, split_image_ref};
 
@@ -78,11 +79,6 @@ pub(crate) struct Ctr {
     pub(crate) labels: BTreeMap<String, String>,
 }
 
-pub(crate) fn alive(state: i32) -> bool {
-    state == api::ContainerState::ContainerCreated as i32
-        || state == api::ContainerState::ContainerRunning as i32
-}
-
 impl Ctr {
     pub(crate) fn from_list(c: &api::Container) -> Ctr {
         let image = c.image.clone().unwrap_or_default();
@@ -99,33 +95,29 @@ impl Ctr {
             user_image: image.user_specified_image,
             image_ref: c.image_ref.clone(),
             image_id: c.image_id.clone(),
-            alive: alive(c.state),
+            alive: c.state == api::ContainerState::ContainerCreated as i32
+                || c.state == api::ContainerState::ContainerRunning as i32,
             started_at: None,
             labels: c.labels.clone(),
         }
     }
 
+    /// A status says what a list does, and when the container started.
     pub(crate) fn from_status(c: &api::ContainerStatus, sandbox_id: &str) -> Ctr {
-        let image = c.image.clone().unwrap_or_default();
-        Ctr {
+        let listed = api::Container {
             id: c.id.clone(),
-            sandbox_id: sandbox_id.to_owned(),
-            name: c
-                .metadata
-                .as_ref()
-                .map(|m| m.name.clone())
-                .unwrap_or_default(),
-            attempt: c.metadata.as_ref().map(|m| m.attempt),
-            image: image.image,
-            user_image: image.user_specified_image,
+            pod_sandbox_id: sandbox_id.to_owned(),
+            metadata: c.metadata.clone(),
+            image: c.image.clone(),
             image_ref: c.image_ref.clone(),
-            image_id: c.image_id.clone(),
-            alive: alive(c.state),
-            started_at: u64::try_from(c.started_at)
-                .ok()
-                .filter(|&ns| ns > 0)
-                .map(|ns| UNIX_EPOCH + Duration::from_nanos(ns)),
+            state: c.state,
+            created_at: c.created_at,
             labels: c.labels.clone(),
+            image_id: c.image_id.clone(),
+        };
+        Ctr {
+            started_at: time_ns(c.started_at),
+            ..Ctr::from_list(&listed)
         }
     }
 
@@ -141,6 +133,12 @@ impl Ctr {
             .map(String::as_str)
             .filter(|r| !r.is_empty())
     }
+}
+
+/// A CRI time (nanoseconds since the epoch; 0: not yet).
+fn time_ns(ns: i64) -> Option<SystemTime> {
+    let ns = u64::try_from(ns).ok().filter(|&ns| ns > 0)?;
+    Some(UNIX_EPOCH + Duration::from_nanos(ns))
 }
 
 pub(crate) fn nonempty(s: &str) -> Option<String> {
@@ -290,6 +288,17 @@ pub(crate) fn merge(old: &ContainerMeta, new: ContainerMeta) -> ContainerMeta {
         started_at: old.started_at.or(new.started_at),
         log_path: old.log_path.clone().or(new.log_path),
     }
+}
+
+/// What a container's status says about its end (once it has one: `finished_at` set).
+pub(crate) fn exit_of(st: &api::ContainerStatus) -> RuntimeExit {
+    RuntimeExit {
+        oom: Some(st.reason == "OOMKilled"),
+        restart_count: st.metadata.as_ref().map(|m| m.attempt),
+        finished_at: time_ns(st.finished_at),
+        ..RuntimeExit::default()
+    }
+    .with_code(Some(i64::from(st.exit_code)))
 }
 
 #[cfg(test)]

@@ -14,9 +14,10 @@ use bollard::models::EventMessage;
 use bollard::query_parameters::{EventsOptions, ListContainersOptionsBuilder};
 use futures_util::{Stream, StreamExt};
 
-use super::error::DockerError;
-use super::flavor::{DEFAULT_HOST, Flavor, PODMAN_DEFAULT_HOST};
-use super::inspect::{Inspected, REQUEST_TIMEOUT, Run, event_time, inspect};
+use super::inspect::{
+    DEFAULT_HOST, DockerError, Flavor, Inspected, PODMAN_DEFAULT_HOST, REQUEST_TIMEOUT, Run,
+    event_time, inspect,
+};
 use crate::exit::RuntimeExit;
 use crate::metadata::exits::ExitStore;
 use crate::metadata::meta::ContainerMeta;
@@ -84,13 +85,16 @@ pub struct DockerVersion {
 pub async fn probe(host: &str) -> Result<DockerVersion, DockerError> {
     let attempt = async {
         let docker = Docker::connect_with_host(host)
-            .map_err(DockerError::Connect)?
+            .map_err(|e| DockerError::Call("connect", e))?
             .with_timeout(Duration::from_secs(3));
         let docker = docker
             .negotiate_version()
             .await
-            .map_err(DockerError::Version)?;
-        let v = docker.version().await.map_err(DockerError::Version)?;
+            .map_err(|e| DockerError::Call("version", e))?;
+        let v = docker
+            .version()
+            .await
+            .map_err(|e| DockerError::Call("version", e))?;
         Ok(DockerVersion {
             version: v.version.unwrap_or_else(|| "?".into()),
             api_version: v.api_version.unwrap_or_else(|| "?".into()),
@@ -179,17 +183,19 @@ impl Follow for Follower {
         // bollard speaks API 1.53 by default and Docker 20.10 (API 1.41) rejects that as "too
         // new": negotiate down on every connect, the daemon may have been up- or downgraded.
         let docker = Docker::connect_with_host(&self.words.endpoint)
-            .map_err(DockerError::Connect)?
+            .map_err(|e| DockerError::Call("connect", e))?
             .with_timeout(REQUEST_TIMEOUT);
         SourceStats::count(&self.stats.calls);
         let docker = docker
             .negotiate_version()
             .await
-            .map_err(DockerError::Version)?;
+            .map_err(|e| DockerError::Call("version", e))?;
         let since = SystemTime::now()
             .checked_sub(SINCE_MARGIN)
             .unwrap_or(UNIX_EPOCH);
-        self.resync(&docker).await.map_err(DockerError::List)?;
+        self.resync(&docker)
+            .await
+            .map_err(|e| DockerError::Call("list containers", e))?;
 
         let since = since.duration_since(UNIX_EPOCH).unwrap_or_default();
         let filters = HashMap::from([
@@ -232,7 +238,7 @@ impl Follow for Follower {
                 self.handle_event(&session.docker, ev).await;
                 Ok(())
             }
-            Some(Some(Err(e))) => Err(DockerError::Events(e)),
+            Some(Some(Err(e))) => Err(DockerError::Call("events", e)),
             Some(None) => Err(DockerError::EventsClosed),
         }
     }
