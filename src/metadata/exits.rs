@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::store::lock;
 use crate::exit::RuntimeExit;
 
 /// Exits held at most.
@@ -97,7 +98,7 @@ impl ExitStore {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Exits> {
-        self.inner.exits.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.inner.exits)
     }
 
     /// A runtime's word on `id`'s end. Replaces what was said of the same run (a replayed
@@ -197,7 +198,7 @@ impl ExitStore {
     /// For the collector: asks the CRI source for `id`'s status (its cgroup just emptied),
     /// worth asking until `until`.
     pub fn ask(&self, id: &str, until: Instant) {
-        let mut asks = self.inner.asks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut asks = lock(&self.inner.asks);
         if asks.len() >= MAX_ASKS {
             let now = Instant::now();
             asks.retain(|_, u| *u > now);
@@ -210,7 +211,7 @@ impl ExitStore {
 
     /// For the CRI source: what was asked since the last call, still worth asking.
     pub fn take_asks(&self) -> Vec<(String, Instant)> {
-        let mut asks = self.inner.asks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut asks = lock(&self.inner.asks);
         let now = Instant::now();
         asks.drain().filter(|(_, until)| *until > now).collect()
     }

@@ -203,6 +203,7 @@ pub async fn run(
                      --host-root); Kubernetes containers are reported without names it would \
                      give, retrying"
                 .to_owned(),
+            following: "reading Kubernetes names from the kubelet's log directory".to_owned(),
         },
         cfg,
         stats: stats.clone(),
@@ -267,10 +268,6 @@ impl Follow for Follower {
     fn words(&self) -> &Words {
         &self.words
     }
-
-    fn following(&self) -> String {
-        "reading Kubernetes names from the kubelet's log directory".to_owned()
-    }
 }
 
 impl Follower {
@@ -301,21 +298,9 @@ impl Follower {
                 self.held.keep_pod(uid);
             }
         }
-        let gone: Vec<String> = (self.held.iter())
-            .map(|(id, _)| id)
-            .filter(|id| !seen.contains(id.as_str()))
-            .cloned()
-            .collect();
-        for id in gone {
-            self.held.remove_later(&id);
-        }
-        let gone: Vec<String> = (self.held.pods())
-            .filter(|uid| !pods_seen.contains(uid.as_str()))
-            .cloned()
-            .collect();
-        for uid in gone {
-            self.held.remove_pod_later(&uid);
-        }
+        self.held.remove_later_if(|id, _| !seen.contains(id));
+        self.held
+            .remove_pods_later_if(|uid| !pods_seen.contains(uid));
         Ok(())
     }
 }

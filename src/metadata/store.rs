@@ -98,7 +98,7 @@ impl MetadataStore {
             return;
         }
         self.inner.limit.count(cut.total());
-        let mut warned = self.inner.warned.lock().unwrap_or_else(|e| e.into_inner());
+        let mut warned = lock(&self.inner.warned);
         if warned.insert(id.to_owned()) {
             if cut.values > 0 {
                 tracing::warn!(
@@ -163,7 +163,7 @@ impl MetadataStore {
     }
 
     fn forget_warned(&self, id: &str) {
-        let mut warned = self.inner.warned.lock().unwrap_or_else(|e| e.into_inner());
+        let mut warned = lock(&self.inner.warned);
         if !warned.is_empty() {
             warned.remove(id);
         }
@@ -173,7 +173,7 @@ impl MetadataStore {
     /// [`get`](Self::get) does not know). Cheap and never blocks on the runtime: the source
     /// collects what was asked and makes one call for all of it.
     pub fn want(&self, id: &str) {
-        let mut wanted = self.inner.wanted.lock().unwrap_or_else(|e| e.into_inner());
+        let mut wanted = lock(&self.inner.wanted);
         if wanted.len() < MAX_WANTED && wanted.insert(id.to_owned()) {
             self.inner.wanted_signal.notify_one();
         }
@@ -181,7 +181,7 @@ impl MetadataStore {
 
     /// For the source: what was asked since the last call (emptied).
     pub fn take_wanted(&self) -> Vec<String> {
-        let mut wanted = self.inner.wanted.lock().unwrap_or_else(|e| e.into_inner());
+        let mut wanted = lock(&self.inner.wanted);
         wanted.drain().collect()
     }
 
@@ -193,11 +193,7 @@ impl MetadataStore {
 
     /// For a source: the runtime changed the resources (limits) of `id`.
     pub fn flag_limits_changed(&self, id: &str) {
-        let mut ids = self
-            .inner
-            .limits_changed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut ids = lock(&self.inner.limits_changed);
         if ids.len() < MAX_WANTED {
             ids.insert(id.to_owned());
         }
@@ -205,11 +201,7 @@ impl MetadataStore {
 
     /// For the collector: the containers flagged since the last call (emptied).
     pub fn take_limits_changed(&self) -> Vec<String> {
-        let mut ids = self
-            .inner
-            .limits_changed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut ids = lock(&self.inner.limits_changed);
         if ids.is_empty() {
             return Vec::new();
         }
@@ -239,6 +231,11 @@ impl MetadataStore {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<ContainerMeta>>> {
         self.inner.map.write().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// A poisoned lock is still usable: each write is a single insert or removal.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

@@ -17,7 +17,8 @@
 
 use std::collections::BTreeMap;
 
-/// gRPC paths of the calls made.
+/// gRPC paths of the calls made. The lists and `GetContainerEvents` are asked with an empty
+/// message (`()`): no filter, every sandbox, container and image, whatever its state.
 pub const VERSION: &str = "/runtime.v1.RuntimeService/Version";
 pub const LIST_POD_SANDBOX: &str = "/runtime.v1.RuntimeService/ListPodSandbox";
 pub const LIST_CONTAINERS: &str = "/runtime.v1.RuntimeService/ListContainers";
@@ -45,10 +46,6 @@ pub struct VersionResponse {
     #[prost(string, tag = "4")]
     pub runtime_api_version: String,
 }
-
-/// No filter: every sandbox, ready or not.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ListPodSandboxRequest {}
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ListPodSandboxResponse {
@@ -89,10 +86,6 @@ pub struct PodSandbox {
     #[prost(btree_map = "string, string", tag = "5")]
     pub labels: BTreeMap<String, String>,
 }
-
-/// No filter: every container, whatever its state.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ListContainersRequest {}
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ListContainersResponse {
@@ -155,9 +148,6 @@ pub struct Container {
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct ListImagesRequest {}
-
-#[derive(Clone, PartialEq, prost::Message)]
 pub struct ListImagesResponse {
     #[prost(message, repeated, tag = "1")]
     pub images: Vec<Image>,
@@ -173,9 +163,6 @@ pub struct Image {
     #[prost(string, repeated, tag = "3")]
     pub repo_digests: Vec<String>,
 }
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct GetEventsRequest {}
 
 // The CRI's own names (`CONTAINER_CREATED`, …), as its `.proto` spells them.
 #[allow(clippy::enum_variant_names)]

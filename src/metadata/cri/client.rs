@@ -26,7 +26,7 @@ use super::api;
 use super::error::CriError;
 use super::view::exit_of;
 use crate::exit::RuntimeExit;
-use crate::metadata::source::asks::{ExitLookup, LookupFailure};
+use crate::metadata::source::asks::{AbortOnDrop, ExitLookup, LookupFailure};
 use crate::metadata::stats::SourceStats;
 use crate::remote::error_chain;
 
@@ -169,17 +169,17 @@ impl Client {
     }
 
     pub(crate) async fn list_sandboxes(&self) -> Result<Vec<api::PodSandbox>, CriError> {
-        let r = self.call(api::LIST_POD_SANDBOX, api::ListPodSandboxRequest {});
+        let r = self.call(api::LIST_POD_SANDBOX, ());
         r.await.map(|r: api::ListPodSandboxResponse| r.items)
     }
 
     pub(crate) async fn list_containers(&self) -> Result<Vec<api::Container>, CriError> {
-        let r = self.call(api::LIST_CONTAINERS, api::ListContainersRequest {});
+        let r = self.call(api::LIST_CONTAINERS, ());
         r.await.map(|r: api::ListContainersResponse| r.containers)
     }
 
     pub(crate) async fn list_images(&self) -> Result<Vec<api::Image>, CriError> {
-        let r = self.call(api::LIST_IMAGES, api::ListImagesRequest {});
+        let r = self.call(api::LIST_IMAGES, ());
         r.await.map(|r: api::ListImagesResponse| r.images)
     }
 
@@ -208,9 +208,9 @@ impl Client {
                     .await
                     .map_err(|e| Status::unavailable(error_chain(&e)))?;
                 grpc.server_streaming(
-                    tonic::Request::new(api::GetEventsRequest {}),
+                    tonic::Request::new(()),
                     PathAndQuery::from_static(api::GET_CONTAINER_EVENTS),
-                    ProstCodec::<api::GetEventsRequest, api::ContainerEventResponse>::default(),
+                    ProstCodec::<(), api::ContainerEventResponse>::default(),
                 )
                 .await
             };
@@ -236,7 +236,10 @@ impl Client {
                 }
             }
         });
-        EventsTask { rx, task }
+        EventsTask {
+            rx,
+            _task: AbortOnDrop(task),
+        }
     }
 }
 
@@ -291,13 +294,7 @@ pub(crate) enum EventMsg {
 /// The events stream's task, stopped with the session.
 pub(crate) struct EventsTask {
     pub(crate) rx: mpsc::Receiver<EventMsg>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for EventsTask {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _task: AbortOnDrop,
 }
 
 /// Opens the runtime's unix socket for tonic, wrapped so that the connection's end is known

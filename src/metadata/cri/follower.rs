@@ -124,8 +124,6 @@ struct Follower {
     node: Node,
     stats: Arc<SourceStats>,
     words: Words,
-    /// From `Version`, for the log.
-    version: Option<CriVersion>,
     /// Sandbox id → its image (the "pause" image), once asked (`None`: the runtime did not
     /// say). Only for known sandboxes, so bounded by them.
     sandbox_images: HashMap<String, Option<String>>,
@@ -135,9 +133,8 @@ struct Follower {
 struct Session {
     client: Client,
     events: EventsTask,
-    events_on: bool,
-    /// Whether the events say exits, for the asks' task.
-    events_flag: Arc<AtomicBool>,
+    /// Whether the runtime has events (then they say exits: for the asks' task too).
+    events_on: Arc<AtomicBool>,
     /// Runtimes without events: when to list everything again.
     resync_at: Option<Instant>,
     /// The collector's asks are served by a task of their own, so that a slow list never
@@ -171,24 +168,24 @@ impl Follow for Follower {
     async fn connect(&mut self) -> Result<Session, CriError> {
         let (client, version) = self.connect_any().await?;
         self.node.runtime_name = nonempty(&version.runtime_name);
-        self.version = Some(version);
+        let (name, v) = (&version.runtime_name, &version.runtime_version);
+        self.words.following = format!("following the CRI runtime ({name} {v})");
         // Subscribed before listing, so that what happens during the lists is not lost
         // (applying an event twice is harmless).
         let events = client.events();
         self.resync(&client, false).await?;
         self.node.absorb_wanted();
-        let events_flag = Arc::new(AtomicBool::new(true));
+        let events_on = Arc::new(AtomicBool::new(true));
         let asks = asks::serve(
             client.clone(),
             self.cfg.exits.clone(),
             self.stats.clone(),
-            events_flag.clone(),
+            events_on.clone(),
         );
         Ok(Session {
             client,
             events,
-            events_on: true,
-            events_flag,
+            events_on,
             resync_at: None,
             _asks: asks,
         })
@@ -201,7 +198,9 @@ impl Follow for Follower {
             .min();
         tokio::select! {
             _ = session.client.closed.notified() => Wake::Closed,
-            msg = session.events.rx.recv(), if session.events_on => Wake::Event(msg),
+            msg = session.events.rx.recv(), if session.events_on.load(Ordering::Relaxed) => {
+                Wake::Event(msg)
+            }
             _ = self.node.held.store().wanted() => Wake::Wanted,
             _ = sleep_until_opt(due) => Wake::Timer,
         }
@@ -235,16 +234,6 @@ impl Follow for Follower {
     fn words(&self) -> &Words {
         &self.words
     }
-
-    fn following(&self) -> String {
-        match &self.version {
-            Some(v) => format!(
-                "following the CRI runtime ({} {})",
-                v.runtime_name, v.runtime_version
-            ),
-            None => "following the CRI runtime".to_owned(),
-        }
-    }
 }
 
 impl Follower {
@@ -264,6 +253,7 @@ impl Follower {
                      are reported by id and pod uid until one does (mount the runtime's socket, \
                      or set --cri-endpoint; `off` turns this off), retrying"
                 .to_owned(),
+            following: String::new(),
         };
         Follower {
             node: Node::new(
@@ -277,7 +267,6 @@ impl Follower {
             endpoints,
             stats,
             words,
-            version: None,
             sandbox_images: HashMap::new(),
             said_no_events: false,
         }
@@ -318,8 +307,7 @@ impl Follower {
                 self.apply_event(&session.client, *ev).await?;
             }
             Some(EventMsg::Ended(Some(s))) if s.code() == Code::Unimplemented => {
-                session.events_on = false;
-                session.events_flag.store(false, Ordering::Relaxed);
+                session.events_on.store(false, Ordering::Relaxed);
                 session.resync_at = Some(Instant::now() + self.cfg.resync_interval);
                 if !self.said_no_events {
                     self.said_no_events = true;

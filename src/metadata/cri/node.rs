@@ -92,15 +92,7 @@ impl Node {
             .filter(|s| !s.id.is_empty())
             .map(|s| (s.id.clone(), Sandbox::from_list(s)))
             .collect();
-        let gone: Vec<String> = self
-            .held
-            .iter()
-            .filter(|&(id, &is_sandbox)| is_sandbox && !listed.contains_key(id))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in gone {
-            self.held.remove_later(&id);
-        }
+        (self.held).remove_later_if(|id, &is_sandbox| is_sandbox && !listed.contains_key(id));
         self.sandboxes = listed;
         let ids: Vec<String> = self.sandboxes.keys().cloned().collect();
         for id in &ids {
@@ -147,8 +139,6 @@ impl Node {
                 *slot = s;
             }
         }
-        let mut present = Vec::new();
-        let mut absent = Vec::new();
         for (uid, s) in &best {
             if s.ready || self.held.holds_pod(uid) || self.lookups.is_pending(uid) {
                 self.held.put_pod(PodMeta {
@@ -158,23 +148,14 @@ impl Node {
                     labels: allowed(&s.labels, &self.pod_label_globs),
                 });
                 if s.ready {
-                    present.push(uid.to_string());
+                    self.held.keep_pod(uid);
                 } else {
-                    absent.push(uid.to_string());
+                    self.held.remove_pod_later(uid);
                 }
             }
         }
-        for uid in self.held.pods() {
-            if only.is_none_or(|u| u == uid) && !best.contains_key(uid.as_str()) {
-                absent.push(uid.clone());
-            }
-        }
-        for uid in present {
-            self.held.keep_pod(&uid);
-        }
-        for uid in absent {
-            self.held.remove_pod_later(&uid);
-        }
+        let gone = |uid: &str| only.is_none_or(|u| u == uid) && !best.contains_key(uid);
+        self.held.remove_pods_later_if(gone);
     }
 
     /// Whether a listed container goes in the store.
@@ -197,15 +178,7 @@ impl Node {
         }
         if full {
             let listed: HashSet<&str> = ctrs.iter().map(|c| c.id.as_str()).collect();
-            let gone: Vec<String> = self
-                .held
-                .iter()
-                .filter(|&(id, &is_sandbox)| !is_sandbox && !listed.contains(id.as_str()))
-                .map(|(id, _)| id.clone())
-                .collect();
-            for id in gone {
-                self.held.remove_later(&id);
-            }
+            (self.held).remove_later_if(|id, &is_sandbox| !is_sandbox && !listed.contains(id));
         }
     }
 

@@ -133,6 +133,7 @@ pub async fn run(
             endpoint: host,
             lost: unavailable.clone(),
             absent: unavailable,
+            following: format!("following {api} events"),
         },
         cfg,
         stats: stats.clone(),
@@ -246,10 +247,6 @@ impl Follow for Follower {
     fn words(&self) -> &Words {
         &self.words
     }
-
-    fn following(&self) -> String {
-        format!("following {} events", self.cfg.flavor.name())
-    }
 }
 
 impl Follower {
@@ -264,16 +261,7 @@ impl Follower {
             .await?;
         let ids: Vec<String> = list.into_iter().filter_map(|c| c.id).collect();
         let listed: HashSet<&str> = ids.iter().map(String::as_str).collect();
-        let gone: Vec<String> = self
-            .held
-            .iter()
-            .map(|(id, _)| id)
-            .filter(|id| !listed.contains(id.as_str()))
-            .cloned()
-            .collect();
-        for id in gone {
-            self.held.remove_later(&id);
-        }
+        self.held.remove_later_if(|id, _| !listed.contains(id));
         // Owned ids and a cloned client (an Arc inside) per inspect: futures that borrow from
         // this frame make `run` not `Send` (higher-ranked lifetime inference), so it could not
         // be spawned.

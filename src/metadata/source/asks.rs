@@ -48,7 +48,7 @@ pub(crate) trait ExitLookup: Clone + Send + Sync + 'static {
 }
 
 /// Aborts a task when dropped (a session's helpers end with it).
-pub(crate) struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

@@ -56,9 +56,6 @@ pub(crate) trait Follow: Send {
 
     /// How the log lines name the source and where it connects.
     fn words(&self) -> &Words;
-
-    /// The first line once connected.
-    fn following(&self) -> String;
 }
 
 /// How the log lines of a source's connections read.
@@ -71,6 +68,8 @@ pub(crate) struct Words {
     pub(crate) lost: String,
     /// The warning when it has never answered: also what to do about it.
     pub(crate) absent: String,
+    /// The first line once connected.
+    pub(crate) following: String,
 }
 
 /// Follows the runtime until `shutdown` resolves: never returns before, and never panics on
@@ -129,7 +128,7 @@ async fn session<F: Follow>(
         tracing::info!(%endpoint, containers, pods, "{} reachable again", f.words().what);
         *lost = false;
     } else if !*ever_connected {
-        tracing::info!(%endpoint, containers, pods, "{}", f.following());
+        tracing::info!(%endpoint, containers, pods, "{}", f.words().following);
     }
     *ever_connected = true;
     backoff.reset();

@@ -55,11 +55,6 @@ impl<S> Held<S> {
         self.ids.get_mut(id)
     }
 
-    /// The ids held, with their state.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &S)> {
-        self.ids.iter()
-    }
-
     /// Containers held.
     pub(crate) fn len(&self) -> usize {
         self.ids.len()
@@ -79,6 +74,17 @@ impl<S> Held<S> {
         }
     }
 
+    /// Drops after the removal delay every id held that `gone` says is gone (what a full list
+    /// of the runtime no longer shows).
+    pub(crate) fn remove_later_if(&mut self, gone: impl Fn(&str, &S) -> bool) {
+        let at = Instant::now() + self.removal_delay;
+        for (id, state) in &self.ids {
+            if gone(id, state) {
+                self.removals.entry(id.clone()).or_insert(at);
+            }
+        }
+    }
+
     pub(crate) fn put_pod(&mut self, meta: PodMeta) {
         self.pods.insert(meta.uid.clone());
         self.store.insert_pod(meta);
@@ -86,11 +92,6 @@ impl<S> Held<S> {
 
     pub(crate) fn holds_pod(&self, uid: &str) -> bool {
         self.pods.contains(uid)
-    }
-
-    /// Pods held.
-    pub(crate) fn pods(&self) -> impl Iterator<Item = &String> {
-        self.pods.iter()
     }
 
     pub(crate) fn pod_count(&self) -> usize {
@@ -106,6 +107,14 @@ impl<S> Held<S> {
         if self.pods.contains(uid) {
             let at = Instant::now() + self.removal_delay;
             self.pod_removals.entry(uid.to_owned()).or_insert(at);
+        }
+    }
+
+    /// The same for pods.
+    pub(crate) fn remove_pods_later_if(&mut self, gone: impl Fn(&str) -> bool) {
+        let at = Instant::now() + self.removal_delay;
+        for uid in self.pods.iter().filter(|uid| gone(uid)) {
+            self.pod_removals.entry(uid.clone()).or_insert(at);
         }
     }
 
