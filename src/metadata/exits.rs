@@ -27,18 +27,19 @@ pub const MAX_ASKS: usize = 4096;
 /// `cgroup.events` could not be watched) comes up to an interval late.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(120);
 
+#[derive(Debug)]
 struct Entry {
     exit: RuntimeExit,
     at: Instant,
 }
 
-#[derive(Default)]
+#[derive(Default, Debug)]
 struct Exits {
     by_id: HashMap<String, Vec<Entry>>,
     len: usize,
 }
 
-#[derive(Default)]
+#[derive(Default, Debug)]
 struct Inner {
     exits: Mutex<Exits>,
     /// Id → until when its `ContainerStatus` is worth asking.
@@ -52,17 +53,9 @@ struct Inner {
 }
 
 /// The shared store of exits (cheap to clone: one `Arc`).
-#[derive(Clone, Default)]
+#[derive(Clone, Default, Debug)]
 pub struct ExitStore {
     inner: Arc<Inner>,
-}
-
-impl std::fmt::Debug for ExitStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExitStore")
-            .field("held", &self.len())
-            .finish_non_exhaustive()
-    }
 }
 
 impl ExitStore {

@@ -232,11 +232,7 @@ impl Follow for Follower {
     type Wake = Wake;
     type Error = KubeletLogsError;
 
-    fn held(&self) -> &Held<()> {
-        &self.held
-    }
-
-    fn held_mut(&mut self) -> &mut Held<()> {
+    fn held(&mut self) -> &mut Held<()> {
         &mut self.held
     }
 

@@ -8,7 +8,7 @@
 //! [`cri`] (containerd, CRI-O), [`kubelet_logs`] (the kubelet's log names, where no CRI socket
 //! answers). They run on one skeleton (`source`): connect, list, follow, reconnect with
 //! backoff, one warning per outage, removal of the gone after a delay, the collector's asks for
-//! exits, and their counters ([`SourceStats`], handed to the self-metrics as
+//! exits (`asks`), and their counters ([`SourceStats`], handed to the self-metrics as
 //! [`MetadataStats`]). The exits they hear of go to the collector through [`exits`]; every
 //! value stored is bounded ([`limit`]).
 //!
@@ -19,6 +19,7 @@
 //! runtime's cgroup path pattern; the lookups, the exit asks, `check` and the self-metrics all
 //! read the row.
 
+mod asks;
 pub mod cri;
 pub mod docker;
 pub mod exits;

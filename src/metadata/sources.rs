@@ -63,35 +63,27 @@ impl Metadata {
     /// one knows it. Containers are asked for only when their runtime's own source is one that
     /// is asked; the others hear of every container from their runtime.
     pub fn want(&self, kind: Kind, runtime: Runtime, id: &str) {
-        let asked = (0..SOURCES.len()).filter(|&i| SOURCES[i].asked);
-        match kind {
-            Kind::Pod => {
-                for i in asked {
-                    if self.stores[i].get_pod(id).is_some() {
-                        return;
-                    }
-                    self.stores[i].want(id);
-                }
-            }
+        let known: fn(&MetadataStore, &str) -> bool = match kind {
+            Kind::Pod => |s, id| s.get_pod(id).is_some(),
             Kind::Container if first_for(runtime).is_some_and(|i| SOURCES[i].asked) => {
-                for i in asked {
-                    if self.stores[i].get(id).is_some() {
-                        return;
-                    }
-                    self.stores[i].want(id);
-                }
+                |s, id| s.get(id).is_some()
             }
-            Kind::Container => {}
+            Kind::Container => return,
+        };
+        for i in (0..SOURCES.len()).filter(|&i| SOURCES[i].asked) {
+            if known(&self.stores[i], id) {
+                return;
+            }
+            self.stores[i].want(id);
         }
     }
 
     /// The containers whose runtime changed their limits since the last call (emptied).
     pub fn take_limits_changed(&self) -> Vec<String> {
-        let mut all = Vec::new();
-        for s in &self.stores {
-            all.extend(s.take_limits_changed());
-        }
-        all
+        let stores = self.stores.iter();
+        stores
+            .flat_map(MetadataStore::take_limits_changed)
+            .collect()
     }
 
     /// Whether `source` is on and in sync with its runtime.

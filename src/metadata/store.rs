@@ -1,29 +1,27 @@
 //! The store a source keeps current ([`MetadataStore`]): what a runtime says about each
 //! container and each Kubernetes pod, by id, for the exporters to read every tick.
 
-use super::limit;
-use super::meta::{ContainerMeta, PodMeta};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::limit::{Cuts, ValueLimit};
+use super::meta::{ContainerMeta, PodMeta};
 
 /// Shared map from full container id to its metadata (and from pod uid to the pod's), written
 /// by one source's task and read by the exporters every tick (a read lock and an `Arc` clone
-/// per lookup).
-///
-/// [`generation`](Self::generation) grows on every change, so a renderer can cache each
-/// container's label block and rebuild it only when the number moved. Read the generation
-/// *before* the entries: a change racing with the read then shows as a new generation on the
-/// next tick instead of being cached as current.
+/// per lookup). [`generation`](Self::generation) grows on every change.
 #[derive(Clone, Default)]
 pub struct MetadataStore {
     inner: Arc<StoreInner>,
 }
 
+type Map<T> = RwLock<HashMap<String, Arc<T>>>;
+
 #[derive(Default)]
 struct StoreInner {
-    map: RwLock<HashMap<String, Arc<ContainerMeta>>>,
-    pods: RwLock<HashMap<String, Arc<PodMeta>>>,
+    map: Map<ContainerMeta>,
+    pods: Map<PodMeta>,
     generation: AtomicU64,
     /// Ids that discovery found and the store did not know, for the source to look up (in one
     /// batch) instead of calling its runtime once per tick.
@@ -32,10 +30,9 @@ struct StoreInner {
     /// Containers whose runtime changed their resources (Docker's `update`), for the
     /// collector to read their limits again at its next tick instead of within a minute.
     limits_changed: Mutex<HashSet<String>>,
-    /// The length bound of every value stored ([`limit`]).
-    limit: limit::ValueLimit,
-    /// Entries held with values cut, warned about once each (bounded by the entries: an id
-    /// leaves with its entry).
+    /// The length bound of every value stored.
+    limit: ValueLimit,
+    /// Entries held with values cut, warned about once each (an id leaves with its entry).
     warned: Mutex<HashSet<String>>,
 }
 
@@ -49,7 +46,7 @@ impl MetadataStore {
     }
 
     /// A store whose values are cut to `limit`.
-    pub fn with_limit(limit: limit::ValueLimit) -> Self {
+    pub fn with_limit(limit: ValueLimit) -> Self {
         MetadataStore {
             inner: Arc::new(StoreInner {
                 limit,
@@ -58,9 +55,9 @@ impl MetadataStore {
         }
     }
 
-    /// The metadata of a container by full id, if Docker knows it.
+    /// The metadata of a container by full id, if its runtime says it.
     pub fn get(&self, id: &str) -> Option<Arc<ContainerMeta>> {
-        self.read().get(id).cloned()
+        read(&self.inner.map).get(id).cloned()
     }
 
     /// Bumped after every insert, change or removal.
@@ -69,103 +66,90 @@ impl MetadataStore {
     }
 
     pub fn len(&self) -> usize {
-        self.read().len()
+        read(&self.inner.map).len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.read().is_empty()
+        read(&self.inner.map).is_empty()
     }
 
-    /// Inserts or replaces an entry; the generation moves only if something changed, so that
-    /// replayed events do not make every renderer rebuild its cache. Public for tests and
-    /// benchmarks that need a filled store without a daemon.
+    /// Inserts or replaces an entry; the generation moves only if something changed (a
+    /// replayed event changes nothing). Public for tests and benchmarks that need a filled
+    /// store without a daemon.
     pub fn insert(&self, id: String, mut meta: ContainerMeta) -> bool {
         let cut = self.inner.limit.apply(&mut meta);
-        let mut map = self.write();
-        if map.get(&id).is_some_and(|old| **old == meta) {
-            return false;
-        }
-        self.note_cut(&id, cut, "container");
-        map.insert(id, Arc::new(meta));
-        self.inner.generation.fetch_add(1, Ordering::Release);
-        true
-    }
-
-    /// Counts the values of a new description that were cut or left out, and warns once per
-    /// entry.
-    fn note_cut(&self, id: &str, cut: limit::Cuts, what: &str) {
-        if cut.total() == 0 {
-            return;
-        }
-        self.inner.limit.count(cut.total());
-        let mut warned = lock(&self.inner.warned);
-        if warned.insert(id.to_owned()) {
-            if cut.values > 0 {
-                tracing::warn!(
-                    %id,
-                    "{} values of the {what}'s metadata (name, image, labels) are longer than \
-                     --attribute-value-length-limit ({} bytes): cut to it",
-                    cut.values,
-                    self.inner.limit.max
-                );
-            }
-            if cut.labels > 0 {
-                tracing::warn!(
-                    %id,
-                    "the {what} has {} labels past --attribute-count-limit ({}): the first {} \
-                     in key order are shown, the rest left out",
-                    cut.labels,
-                    self.inner.limit.max_labels,
-                    self.inner.limit.max_labels
-                );
-            }
-        }
+        self.put(&self.inner.map, id, meta, cut, "container")
     }
 
     /// Removes an entry; returns whether there was one.
     pub fn remove(&self, id: &str) -> bool {
-        self.forget_warned(id);
-        let mut map = self.write();
-        let removed = map.remove(id).is_some();
-        if removed {
-            self.inner.generation.fetch_add(1, Ordering::Release);
-        }
-        removed
+        self.take_out(&self.inner.map, id)
     }
 
     /// The metadata of a pod by uid, if a runtime knows it.
     pub fn get_pod(&self, uid: &str) -> Option<Arc<PodMeta>> {
-        self.read_pods().get(uid).cloned()
+        read(&self.inner.pods).get(uid).cloned()
     }
 
     /// Inserts or replaces a pod; the generation moves only if something changed.
     pub fn insert_pod(&self, mut meta: PodMeta) -> bool {
         let cut = self.inner.limit.apply_pod(&mut meta);
-        let mut map = self.inner.pods.write().unwrap_or_else(|e| e.into_inner());
-        if map.get(&meta.uid).is_some_and(|old| **old == meta) {
-            return false;
-        }
-        self.note_cut(&meta.uid, cut, "pod");
-        map.insert(meta.uid.clone(), Arc::new(meta));
-        self.inner.generation.fetch_add(1, Ordering::Release);
-        true
+        self.put(&self.inner.pods, meta.uid.clone(), meta, cut, "pod")
     }
 
     /// Removes a pod; returns whether there was one.
     pub fn remove_pod(&self, uid: &str) -> bool {
-        self.forget_warned(uid);
-        let mut map = self.inner.pods.write().unwrap_or_else(|e| e.into_inner());
-        let removed = map.remove(uid).is_some();
+        self.take_out(&self.inner.pods, uid)
+    }
+
+    fn put<T: PartialEq>(&self, map: &Map<T>, id: String, meta: T, cut: Cuts, what: &str) -> bool {
+        let mut map = write(map);
+        if map.get(&id).is_some_and(|old| **old == meta) {
+            return false;
+        }
+        self.note_cut(&id, cut, what);
+        map.insert(id, Arc::new(meta));
+        self.inner.generation.fetch_add(1, Ordering::Release);
+        true
+    }
+
+    fn take_out<T>(&self, map: &Map<T>, id: &str) -> bool {
+        let mut warned = lock(&self.inner.warned);
+        if !warned.is_empty() {
+            warned.remove(id);
+        }
+        let removed = write(map).remove(id).is_some();
         if removed {
             self.inner.generation.fetch_add(1, Ordering::Release);
         }
         removed
     }
 
-    fn forget_warned(&self, id: &str) {
-        let mut warned = lock(&self.inner.warned);
-        if !warned.is_empty() {
-            warned.remove(id);
+    /// Counts the values of a new description that were cut or left out, and warns once per
+    /// entry.
+    fn note_cut(&self, id: &str, cut: Cuts, what: &str) {
+        if cut.total() == 0 {
+            return;
+        }
+        self.inner.limit.count(cut.total());
+        let (max, max_labels) = (self.inner.limit.max, self.inner.limit.max_labels);
+        if lock(&self.inner.warned).insert(id.to_owned()) {
+            if cut.values > 0 {
+                tracing::warn!(
+                    %id,
+                    "{} values of the {what}'s metadata (name, image, labels) are longer than \
+                     --attribute-value-length-limit ({max} bytes): cut to it",
+                    cut.values,
+                );
+            }
+            if cut.labels > 0 {
+                tracing::warn!(
+                    %id,
+                    "the {what} has {} labels past --attribute-count-limit ({max_labels}): the \
+                     first {max_labels} in key order are shown, the rest left out",
+                    cut.labels,
+                );
+            }
         }
     }
 
@@ -181,8 +165,7 @@ impl MetadataStore {
 
     /// For the source: what was asked since the last call (emptied).
     pub fn take_wanted(&self) -> Vec<String> {
-        let mut wanted = lock(&self.inner.wanted);
-        wanted.drain().collect()
+        lock(&self.inner.wanted).drain().collect()
     }
 
     /// For the source: resolves when something is wanted (at once if something was asked
@@ -201,41 +184,32 @@ impl MetadataStore {
 
     /// For the collector: the containers flagged since the last call (emptied).
     pub fn take_limits_changed(&self) -> Vec<String> {
-        let mut ids = lock(&self.inner.limits_changed);
-        if ids.is_empty() {
-            return Vec::new();
-        }
-        ids.drain().collect()
-    }
-
-    fn read_pods(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<PodMeta>>> {
-        self.inner.pods.read().unwrap_or_else(|e| e.into_inner())
+        lock(&self.inner.limits_changed).drain().collect()
     }
 
     /// Ids of the containers held.
     pub fn ids(&self) -> Vec<String> {
-        self.read().keys().cloned().collect()
+        read(&self.inner.map).keys().cloned().collect()
     }
 
     /// Whether `id` is a container or a pod held.
     pub(crate) fn knows(&self, id: &str) -> bool {
-        self.read().contains_key(id) || self.read_pods().contains_key(id)
-    }
-
-    // A panic while holding the lock cannot leave the map half-updated (each write is a single
-    // insert or remove), so a poisoned lock is still usable: never let it take the exporter down.
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<ContainerMeta>>> {
-        self.inner.map.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<ContainerMeta>>> {
-        self.inner.map.write().unwrap_or_else(|e| e.into_inner())
+        read(&self.inner.map).contains_key(id) || read(&self.inner.pods).contains_key(id)
     }
 }
 
-/// A poisoned lock is still usable: each write is a single insert or removal.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+// A panic while holding a lock cannot leave what it guards half-updated (each write is a single
+// insert or removal), so a poisoned lock is still usable: never let it take the exporter down.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

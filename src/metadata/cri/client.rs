@@ -26,7 +26,7 @@ use super::api;
 use super::error::CriError;
 use super::view::exit_of;
 use crate::exit::RuntimeExit;
-use crate::metadata::source::asks::{AbortOnDrop, ExitLookup, LookupFailure};
+use crate::metadata::asks::{AbortOnDrop, ExitLookup, LookupFailure};
 use crate::metadata::stats::SourceStats;
 use crate::remote::error_chain;
 

@@ -16,10 +16,10 @@ use super::client::{Client, CriVersion, EventMsg, EventsTask};
 use super::error::CriError;
 use super::node::Node;
 use super::view::{Ctr, nonempty};
+use crate::metadata::asks::{self, AbortOnDrop};
 use crate::metadata::exits::ExitStore;
 use crate::metadata::meta::ContainerMeta;
 use crate::metadata::refs::image_name_and_tags;
-use crate::metadata::source::asks::{self, AbortOnDrop};
 use crate::metadata::source::{self, Follow, Held, Words};
 use crate::metadata::stats::SourceStats;
 use crate::metadata::store::MetadataStore;
@@ -156,11 +156,7 @@ impl Follow for Follower {
     type Wake = Wake;
     type Error = CriError;
 
-    fn held(&self) -> &Held<bool> {
-        &self.node.held
-    }
-
-    fn held_mut(&mut self) -> &mut Held<bool> {
+    fn held(&mut self) -> &mut Held<bool> {
         &mut self.node.held
     }
 

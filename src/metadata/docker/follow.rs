@@ -171,11 +171,7 @@ impl Follow for Follower {
     type Wake = Option<Result<EventMessage, ApiError>>;
     type Error = DockerError;
 
-    fn held(&self) -> &Held<Ran> {
-        &self.held
-    }
-
-    fn held_mut(&mut self) -> &mut Held<Ran> {
+    fn held(&mut self) -> &mut Held<Ran> {
         &mut self.held
     }
 
@@ -199,17 +195,10 @@ impl Follow for Follower {
             .map_err(|e| DockerError::Call("list containers", e))?;
 
         let since = since.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let actions = self.cfg.flavor.event_filter().iter().map(|s| s.to_string());
         let filters = HashMap::from([
             ("type".to_owned(), vec!["container".to_owned()]),
-            (
-                "event".to_owned(),
-                self.cfg
-                    .flavor
-                    .event_filter()
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect(),
-            ),
+            ("event".to_owned(), actions.collect()),
         ]);
         SourceStats::count(&self.stats.calls);
         let events = docker.events(Some(EventsOptions {
