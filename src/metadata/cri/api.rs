@@ -36,8 +36,6 @@ pub struct VersionRequest {
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct VersionResponse {
-    #[prost(string, tag = "1")]
-    pub version: String,
     /// `containerd`, `cri-o`.
     #[prost(string, tag = "2")]
     pub runtime_name: String,
@@ -120,7 +118,6 @@ pub enum ContainerState {
     ContainerCreated = 0,
     ContainerRunning = 1,
     ContainerExited = 2,
-    ContainerUnknown = 3,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -138,8 +135,6 @@ pub struct Container {
     pub image_ref: String,
     #[prost(enumeration = "ContainerState", tag = "6")]
     pub state: i32,
-    #[prost(int64, tag = "7")]
-    pub created_at: i64,
     #[prost(btree_map = "string, string", tag = "8")]
     pub labels: BTreeMap<String, String>,
     /// The image id (newer runtimes only).
@@ -183,8 +178,6 @@ pub struct ContainerEventResponse {
     pub container_id: String,
     #[prost(enumeration = "ContainerEventType", tag = "2")]
     pub container_event_type: i32,
-    #[prost(int64, tag = "3")]
-    pub created_at: i64,
     #[prost(message, optional, tag = "4")]
     pub pod_sandbox_status: Option<PodSandboxStatus>,
     /// The sandbox's containers.
@@ -211,8 +204,6 @@ pub struct PodSandboxStatus {
 pub struct ContainerStatusRequest {
     #[prost(string, tag = "1")]
     pub container_id: String,
-    #[prost(bool, tag = "2")]
-    pub verbose: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -246,8 +237,6 @@ pub struct ContainerStatus {
     pub metadata: Option<ContainerMetadata>,
     #[prost(enumeration = "ContainerState", tag = "3")]
     pub state: i32,
-    #[prost(int64, tag = "4")]
-    pub created_at: i64,
     /// Nanoseconds since the epoch; 0 before it started.
     #[prost(int64, tag = "5")]
     pub started_at: i64,

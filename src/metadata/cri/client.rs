@@ -252,10 +252,8 @@ impl ExitLookup for Client {
         id: &str,
         within: Duration,
     ) -> Result<Option<RuntimeExit>, LookupFailure<CriError>> {
-        let req = api::ContainerStatusRequest {
-            container_id: id.to_owned(),
-            verbose: false,
-        };
+        let container_id = id.to_owned();
+        let req = api::ContainerStatusRequest { container_id };
         let r: Result<api::ContainerStatusResponse, _> =
             self.unary_within(api::CONTAINER_STATUS, req, within).await;
         let status = match r {
@@ -373,22 +371,6 @@ impl AsyncWrite for WatchedStream {
             self.fire();
         }
         r
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(r, Poll::Ready(Err(_))) {
-            self.fire();
-        }
-        r
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

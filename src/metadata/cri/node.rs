@@ -273,11 +273,9 @@ impl Node {
 
 #[cfg(test)]
 mod tests {
+    use super::super::view::tests::{ID, container_status, sandbox_status};
     use super::*;
-    use std::collections::BTreeMap;
     use std::time::{Duration, UNIX_EPOCH};
-
-    const ID: &str = "sha256:3da5578349ac6d5a0130915b135da86571ea7db380da2e2d2c6f189b81db3f54";
 
     /// What the skeleton does when removals come due.
     fn sweep(n: &mut Node) {
@@ -302,48 +300,12 @@ mod tests {
             ExitStore::new(),
         );
         f.runtime_name = Some("containerd".into());
-        let sandbox = |ready: bool| api::PodSandboxStatus {
-            id: "s1".into(),
-            metadata: Some(api::PodSandboxMetadata {
-                name: "web-0".into(),
-                uid: "u-1".into(),
-                namespace: "prod".into(),
-                attempt: 0,
-            }),
-            state: if ready {
-                api::PodSandboxState::SandboxReady
-            } else {
-                api::PodSandboxState::SandboxNotready
-            } as i32,
-            created_at: 1,
-            labels: BTreeMap::from([("app".into(), "web".into()), ("x".into(), "y".into())]),
-        };
-        let container = |state: api::ContainerState| api::ContainerStatus {
-            finished_at: 0,
-            exit_code: 0,
-            reason: String::new(),
-            id: "c1".into(),
-            metadata: Some(api::ContainerMetadata {
-                name: "app".into(),
-                attempt: 1,
-            }),
-            state: state as i32,
-            created_at: 1,
-            started_at: 0,
-            // containerd's statuses give the image's first repo tag and its repo digest.
-            image: Some(api::ImageSpec {
-                image: "docker.io/library/busybox:1.36".into(),
-                user_specified_image: String::new(),
-            }),
-            image_ref: "docker.io/library/busybox@sha256:abcd".into(),
-            labels: BTreeMap::new(),
-            image_id: ID.into(),
-        };
+        let sandbox = sandbox_status;
+        let container = |state| container_status(state, 1);
         let mut apply = |id: &str, kind: T, ready: bool, c: Option<api::ContainerState>| {
             let ev = api::ContainerEventResponse {
                 container_id: id.into(),
                 container_event_type: kind as i32,
-                created_at: 1,
                 pod_sandbox_status: Some(sandbox(ready)),
                 containers_statuses: c.map(container).into_iter().collect(),
             };
@@ -439,7 +401,6 @@ mod tests {
         let ev = |st: api::ContainerStatus| api::ContainerEventResponse {
             container_id: "c1".into(),
             container_event_type: T::ContainerStoppedEvent as i32,
-            created_at: 1,
             pod_sandbox_status: None,
             containers_statuses: vec![st],
         };

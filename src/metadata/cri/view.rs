@@ -111,7 +111,6 @@ impl Ctr {
             image: c.image.clone(),
             image_ref: c.image_ref.clone(),
             state: c.state,
-            created_at: c.created_at,
             labels: c.labels.clone(),
             image_id: c.image_id.clone(),
         };
@@ -302,8 +301,51 @@ pub(crate) fn exit_of(st: &api::ContainerStatus) -> RuntimeExit {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A pod's sandbox `s1` as containerd 1.7's events describe it.
+    pub(crate) fn sandbox_status(ready: bool) -> api::PodSandboxStatus {
+        let state = match ready {
+            true => api::PodSandboxState::SandboxReady,
+            false => api::PodSandboxState::SandboxNotready,
+        };
+        api::PodSandboxStatus {
+            id: "s1".into(),
+            metadata: Some(api::PodSandboxMetadata {
+                name: "web-0".into(),
+                uid: "u-1".into(),
+                namespace: "prod".into(),
+                attempt: 0,
+            }),
+            state: state as i32,
+            created_at: 1,
+            labels: BTreeMap::from([("app".into(), "web".into()), ("x".into(), "y".into())]),
+        }
+    }
+
+    /// Its container `c1`: containerd's statuses give the image's first repo tag and its repo
+    /// digest.
+    pub(crate) fn container_status(
+        state: api::ContainerState,
+        attempt: u32,
+    ) -> api::ContainerStatus {
+        api::ContainerStatus {
+            id: "c1".into(),
+            metadata: Some(api::ContainerMetadata {
+                name: "app".into(),
+                attempt,
+            }),
+            state: state as i32,
+            image: Some(api::ImageSpec {
+                image: "docker.io/library/busybox:1.36".into(),
+                ..Default::default()
+            }),
+            image_ref: "docker.io/library/busybox@sha256:abcd".into(),
+            image_id: ID.into(),
+            ..Default::default()
+        }
+    }
 
     fn ctr(image: &str, image_ref: &str) -> Ctr {
         Ctr {
@@ -321,7 +363,8 @@ mod tests {
         }
     }
 
-    const ID: &str = "sha256:3da5578349ac6d5a0130915b135da86571ea7db380da2e2d2c6f189b81db3f54";
+    pub(crate) const ID: &str =
+        "sha256:3da5578349ac6d5a0130915b135da86571ea7db380da2e2d2c6f189b81db3f54";
 
     #[test]
     fn images_are_named_from_the_list_only_when_needed() {
@@ -417,38 +460,10 @@ mod tests {
         let ev = api::ContainerEventResponse {
             container_id: "c1".into(),
             container_event_type: api::ContainerEventType::ContainerStartedEvent as i32,
-            created_at: 1,
-            pod_sandbox_status: Some(api::PodSandboxStatus {
-                id: "s1".into(),
-                metadata: Some(api::PodSandboxMetadata {
-                    name: "web-0".into(),
-                    uid: "u-1".into(),
-                    namespace: "prod".into(),
-                    attempt: 0,
-                }),
-                state: api::PodSandboxState::SandboxReady as i32,
-                created_at: 1,
-                labels: BTreeMap::from([("app".into(), "web".into())]),
-            }),
+            pod_sandbox_status: Some(sandbox_status(true)),
             containers_statuses: vec![api::ContainerStatus {
-                finished_at: 0,
-                exit_code: 0,
-                reason: String::new(),
-                id: "c1".into(),
-                metadata: Some(api::ContainerMetadata {
-                    name: "app".into(),
-                    attempt: 2,
-                }),
-                state: api::ContainerState::ContainerRunning as i32,
-                created_at: 1,
                 started_at: 1_700_000_000_000_000_000,
-                image: Some(api::ImageSpec {
-                    image: "docker.io/library/busybox:1.36".into(),
-                    user_specified_image: String::new(),
-                }),
-                image_ref: "docker.io/library/busybox@sha256:abcd".into(),
-                labels: BTreeMap::new(),
-                image_id: ID.into(),
+                ..container_status(api::ContainerState::ContainerRunning, 2)
             }],
         };
         let bytes = ev.encode_to_vec();
