@@ -36,18 +36,6 @@ pub struct KubeletLogsConfig {
     pub removal_delay: Duration,
 }
 
-/// One link's names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogLink {
-    pub id: String,
-    pub pod: String,
-    pub namespace: String,
-    pub container: String,
-    /// From the link's target: `<pod logs>/<namespace>_<pod>_<uid>/<container>/<n>.log`.
-    pub uid: Option<String>,
-    pub restart: Option<u32>,
-}
-
 fn is_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
@@ -123,36 +111,53 @@ pub enum KubeletLogsError {
     },
 }
 
-/// Lists the links directory (below the host root). Entries that do not parse are skipped.
-pub fn scan(cfg: &KubeletLogsConfig) -> Result<Vec<LogLink>, KubeletLogsError> {
+/// Lists the links directory (below the host root): each link's container id and what its
+/// name and target say, with the uids the targets do not say taken from the pod log directory.
+/// Entries that do not parse are skipped.
+fn read_links(cfg: &KubeletLogsConfig) -> Result<Vec<(String, ContainerMeta)>, KubeletLogsError> {
     let dir = below(&cfg.host_root, &cfg.container_logs_dir);
     let entries = std::fs::read_dir(&dir).map_err(|source| KubeletLogsError::List {
         dir: dir.clone(),
         source,
     })?;
+    let mut pod_dirs = None;
     let mut out = Vec::new();
     for e in entries.flatten().take(MAX_ENTRIES) {
         let name = e.file_name();
-        let Ok(name) = std::str::from_utf8(name.as_bytes()) else {
-            continue;
-        };
-        let Some((pod, namespace, container, id)) = parse_link_name(name) else {
+        let name = std::str::from_utf8(name.as_bytes()).ok();
+        let Some((pod, namespace, container, id)) = name.and_then(parse_link_name) else {
             continue;
         };
         let (uid, restart) = match std::fs::read_link(e.path()) {
             Ok(t) => parse_target(&t, &pod, &namespace, &container),
             Err(_) => (None, None),
         };
-        out.push(LogLink {
-            id,
-            pod,
-            namespace,
-            container,
-            uid,
-            restart,
+        let uid = uid.or_else(|| {
+            let dirs = pod_dirs.get_or_insert_with(|| pod_dir_names(cfg));
+            uid_from_pod_dirs(dirs, &pod, &namespace)
         });
+        let meta = ContainerMeta {
+            name: Some(container.clone()),
+            k8s_pod_name: Some(pod),
+            k8s_namespace_name: Some(namespace),
+            k8s_container_name: Some(container),
+            k8s_pod_uid: uid,
+            k8s_container_restart_count: restart,
+            ..Default::default()
+        };
+        out.push((id, meta));
     }
     Ok(out)
+}
+
+fn pod_dir_names(cfg: &KubeletLogsConfig) -> Vec<String> {
+    let Ok(dirs) = std::fs::read_dir(below(&cfg.host_root, &cfg.pod_logs_dir)) else {
+        return Vec::new();
+    };
+    let names = dirs.flatten().take(MAX_ENTRIES);
+    names
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .collect()
 }
 
 /// `path` (a host path) below `root`.
@@ -168,20 +173,6 @@ fn uid_from_pod_dirs(pod_dirs: &[String], pod: &str, namespace: &str) -> Option<
     let uid = found.next()?;
     // Two pods of the same name (one being deleted, one new): no guess.
     found.next().is_none().then(|| uid.to_owned())
-}
-
-impl LogLink {
-    fn meta(&self) -> ContainerMeta {
-        ContainerMeta {
-            name: Some(self.container.clone()),
-            k8s_pod_name: Some(self.pod.clone()),
-            k8s_namespace_name: Some(self.namespace.clone()),
-            k8s_container_name: Some(self.container.clone()),
-            k8s_pod_uid: self.uid.clone(),
-            k8s_container_restart_count: self.restart,
-            ..Default::default()
-        }
-    }
 }
 
 /// Keeps `store` in line with the kubelet's log links until `shutdown` resolves.
@@ -277,54 +268,27 @@ impl Follower {
                 dir: self.cfg.container_logs_dir.clone(),
                 source,
             })??;
-        let mut seen = HashSet::new();
-        let mut pods_seen = HashSet::new();
-        for l in &links {
-            seen.insert(l.id.as_str());
-            self.held.put(&l.id, l.meta(), ());
-            self.held.keep(&l.id);
-            if let Some(uid) = &l.uid {
-                pods_seen.insert(uid.as_str());
+        let (mut seen, mut pods_seen) = (HashSet::new(), HashSet::new());
+        for (id, meta) in links {
+            if let Some(uid) = &meta.k8s_pod_uid {
                 self.held.put_pod(PodMeta {
                     uid: uid.clone(),
-                    name: Some(l.pod.clone()),
-                    namespace: Some(l.namespace.clone()),
+                    name: meta.k8s_pod_name.clone(),
+                    namespace: meta.k8s_namespace_name.clone(),
                     labels: Vec::new(),
                 });
                 self.held.keep_pod(uid);
+                pods_seen.insert(uid.clone());
             }
+            self.held.put(&id, meta, ());
+            self.held.keep(&id);
+            seen.insert(id);
         }
         self.held.remove_later_if(|id, _| !seen.contains(id));
         self.held
             .remove_pods_later_if(|uid| !pods_seen.contains(uid));
         Ok(())
     }
-}
-
-/// The links, with the uids their targets do not say taken from the pod log directory.
-fn read_links(c: &KubeletLogsConfig) -> Result<Vec<LogLink>, KubeletLogsError> {
-    let links = scan(c)?;
-    let pod_dirs: Vec<String> = if links.iter().any(|l| l.uid.is_none()) {
-        std::fs::read_dir(below(&c.host_root, &c.pod_logs_dir))
-            .map(|d| {
-                d.flatten()
-                    .take(MAX_ENTRIES)
-                    .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    Ok(links
-        .into_iter()
-        .map(|mut l| {
-            if l.uid.is_none() {
-                l.uid = uid_from_pod_dirs(&pod_dirs, &l.pod, &l.namespace);
-            }
-            l
-        })
-        .collect())
 }
 
 #[cfg(test)]

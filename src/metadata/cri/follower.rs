@@ -11,7 +11,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tonic::Code;
 
-use super::api;
 use super::client::{Client, CriVersion, EventMsg, EventsTask};
 use super::error::CriError;
 use super::node::Node;
@@ -114,7 +113,34 @@ pub async fn run(
         shutdown.await;
         return;
     }
-    let follower = Follower::new(cfg, endpoints, store, stats.clone());
+    let words = Words {
+        what: "CRI runtime",
+        endpoint: endpoints.join(", "),
+        lost: "lost the CRI runtime; Kubernetes containers are reported by id until it returns, \
+               retrying"
+            .to_owned(),
+        absent: "no CRI runtime (containerd, CRI-O) answers; Kubernetes pods and containers are \
+                 reported by id and pod uid until one does (mount the runtime's socket, or set \
+                 --cri-endpoint; `off` turns this off), retrying"
+            .to_owned(),
+        following: String::new(),
+    };
+    let (globs, pod_globs) = (cfg.label_globs.clone(), cfg.pod_label_globs.clone());
+    let follower = Follower {
+        node: Node::new(
+            store,
+            cfg.removal_delay,
+            globs,
+            pod_globs,
+            cfg.exits.clone(),
+        ),
+        cfg,
+        endpoints,
+        stats: stats.clone(),
+        words,
+        sandbox_images: HashMap::new(),
+        said_no_events: false,
+    };
     source::run(follower, stats, shutdown).await
 }
 
@@ -233,41 +259,6 @@ impl Follow for Follower {
 }
 
 impl Follower {
-    fn new(
-        cfg: CriConfig,
-        endpoints: Vec<String>,
-        store: MetadataStore,
-        stats: Arc<SourceStats>,
-    ) -> Follower {
-        let words = Words {
-            what: "CRI runtime",
-            endpoint: endpoints.join(", "),
-            lost: "lost the CRI runtime; Kubernetes containers are reported by id until it \
-                   returns, retrying"
-                .to_owned(),
-            absent: "no CRI runtime (containerd, CRI-O) answers; Kubernetes pods and containers \
-                     are reported by id and pod uid until one does (mount the runtime's socket, \
-                     or set --cri-endpoint; `off` turns this off), retrying"
-                .to_owned(),
-            following: String::new(),
-        };
-        Follower {
-            node: Node::new(
-                store,
-                cfg.removal_delay,
-                cfg.label_globs.clone(),
-                cfg.pod_label_globs.clone(),
-                cfg.exits.clone(),
-            ),
-            cfg,
-            endpoints,
-            stats,
-            words,
-            sandbox_images: HashMap::new(),
-            said_no_events: false,
-        }
-    }
-
     /// The first endpoint that connects and answers `Version`.
     async fn connect_any(&self) -> Result<(Client, CriVersion), CriError> {
         let mut errors = Vec::new();
@@ -299,8 +290,12 @@ impl Follower {
                 tracing::debug!(endpoint = %session.client.endpoint, "following CRI container events");
             }
             Some(EventMsg::Event(ev)) => {
+                // Its pod's sandbox and containers as they are now, then the event itself (a
+                // stop or deletion schedules the removal of what it is about).
                 SourceStats::count(&self.stats.events);
-                self.apply_event(&session.client, *ev).await?;
+                let ctrs = self.node.event_sandbox(&ev);
+                self.name_images(&session.client, &ctrs, true).await?;
+                self.node.event_containers(&ev, &ctrs);
             }
             Some(EventMsg::Ended(Some(s))) if s.code() == Code::Unimplemented => {
                 session.events_on.store(false, Ordering::Relaxed);
@@ -330,8 +325,19 @@ impl Follower {
         }
         self.node.apply_sandboxes(&sandboxes);
         let ctrs: Vec<Ctr> = containers.iter().map(Ctr::from_list).collect();
-        self.name_images(client, &ctrs, counted).await?;
-        self.node.store_containers(&ctrs, true);
+        self.store_all(client, &ctrs, counted).await
+    }
+
+    /// Stores what a full `ListContainers` says (naming images first); the ids it shows leave
+    /// the lookups.
+    async fn store_all(
+        &mut self,
+        client: &Client,
+        ctrs: &[Ctr],
+        counted: bool,
+    ) -> Result<(), CriError> {
+        self.name_images(client, ctrs, counted).await?;
+        self.node.store_containers(ctrs, true);
         self.node.settle_lookups();
         Ok(())
     }
@@ -396,10 +402,7 @@ impl Follower {
             SourceStats::count(&self.stats.lookups);
             self.node.apply_sandboxes(&sandboxes);
         }
-        self.name_images(client, &ctrs, true).await?;
-        self.node.store_containers(&ctrs, true);
-        self.node.settle_lookups();
-        Ok(())
+        self.store_all(client, &ctrs, true).await
     }
 
     /// `ListImages` when one of the containers to store has an image no name is known for.
@@ -418,19 +421,6 @@ impl Follower {
             self.node.images.replace(images);
             self.node.images.settle(unnamed.iter().copied());
         }
-        Ok(())
-    }
-
-    /// One event: its pod's sandbox and containers as they are now, then the event itself
-    /// (a stop or deletion schedules the removal of what it is about).
-    async fn apply_event(
-        &mut self,
-        client: &Client,
-        ev: api::ContainerEventResponse,
-    ) -> Result<(), CriError> {
-        let ctrs = self.node.event_sandbox(&ev);
-        self.name_images(client, &ctrs, true).await?;
-        self.node.event_containers(&ev, &ctrs);
         Ok(())
     }
 }
