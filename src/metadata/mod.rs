@@ -27,7 +27,6 @@ pub mod kubelet_logs;
 pub mod limit;
 mod meta;
 mod refs;
-mod registry;
 mod source;
 mod sources;
 mod stats;
@@ -35,7 +34,6 @@ mod store;
 
 pub use meta::{ContainerMeta, PodMeta};
 pub use refs::parse_rfc3339;
-pub use registry::{CheckLevel, ExitWord, Source};
-pub use sources::{Metadata, check_sources, spawn_sources};
+pub use sources::{CheckLevel, ExitWord, Metadata, Source, check_sources, spawn_sources};
 pub use stats::{Figure, MetadataStats, SourceStats};
 pub use store::MetadataStore;

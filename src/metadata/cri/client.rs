@@ -42,8 +42,6 @@ const EVENT_QUEUE: usize = 1024;
 /// What `Version` says, for `check`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CriVersion {
-    /// The endpoint that answered.
-    pub endpoint: String,
     /// `containerd`, `cri-o`.
     pub runtime_name: String,
     pub runtime_version: String,
@@ -161,7 +159,6 @@ impl Client {
                 status,
             })?;
         Ok(CriVersion {
-            endpoint: self.endpoint.clone(),
             runtime_name: v.runtime_name,
             runtime_version: v.runtime_version,
             runtime_api_version: v.runtime_api_version,

@@ -35,7 +35,7 @@ pub enum CriError {
     #[error("the runtime ended the events stream")]
     EventsEnded,
     /// Every endpoint tried failed.
-    #[error("{}", join(.0))]
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Endpoints(Vec<CriError>),
 }
 
@@ -83,11 +83,6 @@ fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
 
 fn hint_text(hint: Option<&str>) -> String {
     hint.map(|h| format!(" ({h})")).unwrap_or_default()
-}
-
-fn join(errors: &[CriError]) -> String {
-    let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
-    all.join("; ")
 }
 
 /// A gRPC status for a log line: its code, message and causes.

@@ -13,7 +13,7 @@
 //! only the fallback. What is gone stays for [`CriConfig::removal_delay`].
 //!
 //! `follower`: connect, lists, events (the calls); `node`: what they say, kept in the store;
-//! `lookups`: ids asked for that no list has shown yet; the runtime's side: `client` (tonic on
+//! the runtime's side: `client` (tonic on
 //! the unix socket), `api` (the messages, by hand: it says why), `view` (CRI objects in one
 //! shape, and what they say of a container and of its exit), `error`.
 
@@ -21,7 +21,6 @@ mod api;
 mod client;
 mod error;
 mod follower;
-mod lookups;
 mod node;
 mod view;
 
