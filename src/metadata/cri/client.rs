@@ -39,15 +39,8 @@ const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 /// Events waiting to be applied; the stream is not read further while this is full.
 const EVENT_QUEUE: usize = 1024;
 
-/// What `Version` says, for `check`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CriVersion {
-    /// `containerd`, `cri-o`.
-    pub runtime_name: String,
-    pub runtime_version: String,
-    /// The CRI version the runtime speaks (`v1`).
-    pub runtime_api_version: String,
-}
+/// What `Version` says (for `check`, and the log).
+pub type CriVersion = api::VersionResponse;
 
 /// The socket's path in `unix:///path`, `unix:/path` or `/path`.
 pub(crate) fn socket_path(endpoint: &str) -> Result<PathBuf, CriError> {
@@ -151,17 +144,10 @@ impl Client {
         let req = api::VersionRequest {
             version: "v1".into(),
         };
-        let v: api::VersionResponse = self
-            .unary_within(api::VERSION, req, REQUEST_TIMEOUT)
-            .await
-            .map_err(|status| CriError::Version {
-                endpoint: self.endpoint.clone(),
-                status,
-            })?;
-        Ok(CriVersion {
-            runtime_name: v.runtime_name,
-            runtime_version: v.runtime_version,
-            runtime_api_version: v.runtime_api_version,
+        let v = self.unary_within(api::VERSION, req, REQUEST_TIMEOUT).await;
+        v.map_err(|status| CriError::Version {
+            endpoint: self.endpoint.clone(),
+            status,
         })
     }
 

@@ -422,25 +422,18 @@ mod tests {
     /// after each, and that everything is gone, store and follower state alike, after the stops.
     #[test]
     fn events_follow_a_pod_through_its_life() {
-        use api::ContainerEventType as T;
+        use api::{ContainerEventType as T, ContainerState as S};
         let store = MetadataStore::new();
         let pod_labels = vec!["app".into()];
-        let mut f = Node::new(
-            store.clone(),
-            Duration::ZERO,
-            Vec::new(),
-            pod_labels,
-            ExitStore::new(),
-        );
+        let (delay, exits) = (Duration::ZERO, ExitStore::new());
+        let mut f = Node::new(store.clone(), delay, Vec::new(), pod_labels, exits);
         f.runtime_name = Some("containerd".into());
-        let sandbox = sandbox_status;
-        let container = |state| container_status(state, 1);
-        let mut apply = |id: &str, kind: T, ready: bool, c: Option<api::ContainerState>| {
+        let mut apply = |id: &str, kind: T, ready: bool, c: Option<S>| {
             let ev = api::ContainerEventResponse {
                 container_id: id.into(),
                 container_event_type: kind as i32,
-                pod_sandbox_status: Some(sandbox(ready)),
-                containers_statuses: c.map(container).into_iter().collect(),
+                pod_sandbox_status: Some(sandbox_status(ready)),
+                containers_statuses: c.map(|s| container_status(s, 1)).into_iter().collect(),
             };
             let ctrs = f.event_sandbox(&ev);
             // Statuses name their images: no ListImages needed.
@@ -461,13 +454,13 @@ mod tests {
             "c1",
             T::ContainerCreatedEvent,
             true,
-            Some(api::ContainerState::ContainerCreated),
+            Some(S::ContainerCreated),
         );
         apply(
             "c1",
             T::ContainerStartedEvent,
             true,
-            Some(api::ContainerState::ContainerRunning),
+            Some(S::ContainerRunning),
         );
         let c = store.get("c1").unwrap();
         assert_eq!(c.name.as_deref(), Some("app"));
@@ -486,7 +479,7 @@ mod tests {
             "c1",
             T::ContainerStoppedEvent,
             true,
-            Some(api::ContainerState::ContainerExited),
+            Some(S::ContainerExited),
         );
         assert!(store.get("c1").is_none());
         assert!(store.get("s1").is_some() && store.get_pod("u-1").is_some());
@@ -512,13 +505,8 @@ mod tests {
     fn a_stop_event_says_how_the_container_ended() {
         use api::ContainerEventType as T;
         let exits = ExitStore::new();
-        let mut f = Node::new(
-            MetadataStore::new(),
-            Duration::from_secs(60),
-            Vec::new(),
-            Vec::new(),
-            exits.clone(),
-        );
+        let (store, delay) = (MetadataStore::new(), Duration::from_secs(60));
+        let mut f = Node::new(store, delay, Vec::new(), Vec::new(), exits.clone());
         let status = |finished_at: i64, exit_code: i32, reason: &str| api::ContainerStatus {
             id: "c1".into(),
             metadata: Some(api::ContainerMetadata {
