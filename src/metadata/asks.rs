@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use crate::exit::RuntimeExit;
 use crate::metadata::exits::ExitStore;
-use crate::metadata::stats::SourceStats;
+use crate::metadata::source::SourceStats;
 
 /// Lookups in flight at most (the rest wait their turn, within their bound).
 pub const LOOKUPS_AT_ONCE: usize = 8;

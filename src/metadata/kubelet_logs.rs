@@ -14,10 +14,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::meta::{ContainerMeta, PodMeta};
-use super::source::{self, Follow, Held, Words};
-use super::stats::SourceStats;
-use super::store::MetadataStore;
+use super::source::{self, Follow, Held, SourceStats, Words};
+use super::store::{ContainerMeta, MetadataStore, PodMeta};
 
 /// How often the directory is listed without being asked.
 pub const SCAN_EVERY: Duration = Duration::from_secs(10);

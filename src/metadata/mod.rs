@@ -10,7 +10,7 @@
 //! backoff, one warning per outage, removal of the gone after a delay, the collector's asks for
 //! exits (`asks`), and their counters ([`SourceStats`], handed to the self-metrics as
 //! [`MetadataStats`]). The exits they hear of go to the collector through [`exits`]; every
-//! value stored is bounded ([`limit`]).
+//! value stored is bounded (`store`).
 //!
 //! To add a runtime: a module here whose follower implements the skeleton's `Follow` (connect
 //! and list, wait for the next event, handle it) and whose `run` starts it, and one row in
@@ -24,16 +24,12 @@ pub mod cri;
 pub mod docker;
 pub mod exits;
 pub mod kubelet_logs;
-pub mod limit;
-mod meta;
 mod refs;
 mod source;
 mod sources;
-mod stats;
 mod store;
 
-pub use meta::{ContainerMeta, PodMeta};
 pub use refs::parse_rfc3339;
+pub use source::{Figure, MetadataStats, SourceStats};
 pub use sources::{CheckLevel, ExitWord, Metadata, Source, check_sources, spawn_sources};
-pub use stats::{Figure, MetadataStats, SourceStats};
-pub use store::MetadataStore;
+pub use store::{ContainerMeta, MetadataStore, PodMeta};

@@ -15,11 +15,9 @@ use super::cri::{self, CriConfig};
 use super::docker::{self, DockerConfig, Flavor};
 use super::exits::ExitStore;
 use super::kubelet_logs::{self, KubeletLogsConfig};
-use super::limit::ValueLimit;
-use super::meta::{ContainerMeta, PodMeta};
-use super::stats::Figure::{self, ApiErrors, Calls, Connected, Events, Lookups, Reconnects};
-use super::stats::{MetadataStats, SourceStats};
-use super::store::MetadataStore;
+use super::source::Figure::{self, ApiErrors, Calls, Connected, Events, Lookups, Reconnects};
+use super::source::{MetadataStats, SourceStats};
+use super::store::{ContainerMeta, MetadataStore, PodMeta, ValueLimit};
 use crate::config::{HostArgs, MetadataArgs, is_off};
 use crate::discovery::{Found, Kind, Runtime};
 

@@ -11,17 +11,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tonic::Code;
 
-use super::client::{Client, CriVersion, EventMsg, EventsTask};
-use super::error::CriError;
+use super::client::{Client, CriError, CriVersion, EventMsg, EventsTask};
 use super::node::Node;
 use super::view::{Ctr, nonempty};
 use crate::metadata::asks::{self, AbortOnDrop};
 use crate::metadata::exits::ExitStore;
-use crate::metadata::meta::ContainerMeta;
 use crate::metadata::refs::image_name_and_tags;
-use crate::metadata::source::{self, Follow, Held, Words};
-use crate::metadata::stats::SourceStats;
-use crate::metadata::store::MetadataStore;
+use crate::metadata::source::{self, Follow, Held, SourceStats, Words};
+use crate::metadata::store::{ContainerMeta, MetadataStore};
 use crate::remote::sleep_until_opt;
 
 /// Where containerd and CRI-O listen by default, tried in this order when no endpoint is set.

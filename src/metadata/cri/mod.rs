@@ -12,18 +12,16 @@
 //! container under its id; names come from the CRI metadata, the `io.kubernetes.*` labels are
 //! only the fallback. What is gone stays for [`CriConfig::removal_delay`].
 //!
-//! `follower`: connect, lists, events (the calls); `node`: what they say, kept in the store;
-//! the runtime's side: `client` (tonic on
-//! the unix socket), `api` (the messages, by hand: it says why), `view` (CRI objects in one
-//! shape, and what they say of a container and of its exit), `error`.
+//! `follower`: connect, lists, events (the calls); `node`: what they say, kept in the store,
+//! and the ids asked for that no list has shown yet; the runtime's side: `client` (tonic on the
+//! unix socket, and the errors), `api` (the messages, by hand: it says why), `view` (CRI
+//! objects in one shape, and what they say of a container and of its exit).
 
 mod api;
 mod client;
-mod error;
 mod follower;
 mod node;
 mod view;
 
-pub use client::CriVersion;
-pub use error::CriError;
+pub use client::{CriError, CriVersion};
 pub use follower::{CriConfig, DEFAULT_ENDPOINTS, probe, resolve_endpoints, run};

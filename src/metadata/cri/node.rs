@@ -12,9 +12,8 @@ use tokio::time::Instant;
 use super::api;
 use super::view::{Ctr, Images, Sandbox, allowed, exit_of, merge, nonempty};
 use crate::metadata::exits::ExitStore;
-use crate::metadata::meta::{ContainerMeta, PodMeta};
 use crate::metadata::source::Held;
-use crate::metadata::store::MetadataStore;
+use crate::metadata::store::{ContainerMeta, MetadataStore, PodMeta};
 
 pub(crate) struct Node {
     /// Each id put in the store, `true` for sandboxes; and the pods.

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::api;
 use crate::exit::RuntimeExit;
-use crate::metadata::meta::ContainerMeta;
 use crate::metadata::refs::{glob_match, image_name_and_tags, is_image_id, split_image_ref};
+use crate::metadata::store::ContainerMeta;
 
 /// A pod sandbox, from `ListPodSandbox` or an event's `PodSandboxStatus`: the pod's identity
 /// (its metadata is the contract, not the labels) and whether it is ready.
@@ -256,25 +256,19 @@ impl Images {
 /// and lists and events describe images slightly differently (an event's status may give the
 /// repo digest where the list gave the id). Only what was missing is filled in.
 pub(crate) fn merge(old: &ContainerMeta, new: ContainerMeta) -> ContainerMeta {
-    let image_named = old.image_name.is_some();
+    let (image_name, image_tags) = match &old.image_name {
+        Some(_) => (old.image_name.clone(), old.image_tags.clone()),
+        None => (new.image_name, new.image_tags),
+    };
+    let labels = [&old.labels, &new.labels]
+        .into_iter()
+        .find(|l| !l.is_empty());
     ContainerMeta {
         name: old.name.clone().or(new.name),
-        image_name: if image_named {
-            old.image_name.clone()
-        } else {
-            new.image_name
-        },
-        image_tags: if image_named {
-            old.image_tags.clone()
-        } else {
-            new.image_tags
-        },
+        image_name,
+        image_tags,
         image_id: old.image_id.clone().or(new.image_id),
-        labels: if old.labels.is_empty() {
-            new.labels
-        } else {
-            old.labels.clone()
-        },
+        labels: labels.cloned().unwrap_or_default(),
         k8s_pod_name: old.k8s_pod_name.clone().or(new.k8s_pod_name),
         k8s_namespace_name: old.k8s_namespace_name.clone().or(new.k8s_namespace_name),
         k8s_container_name: old.k8s_container_name.clone().or(new.k8s_container_name),

@@ -20,10 +20,8 @@ use super::inspect::{
 };
 use crate::exit::RuntimeExit;
 use crate::metadata::exits::ExitStore;
-use crate::metadata::meta::ContainerMeta;
-use crate::metadata::source::{self, Follow, Held, Words};
-use crate::metadata::stats::SourceStats;
-use crate::metadata::store::MetadataStore;
+use crate::metadata::source::{self, Follow, Held, SourceStats, Words};
+use crate::metadata::store::{ContainerMeta, MetadataStore};
 
 /// The events stream is opened after the list, with `since` this far before the list began, so
 /// an event that happened while listing is replayed rather than lost. Replays are harmless:

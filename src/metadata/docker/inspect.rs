@@ -9,9 +9,9 @@ use bollard::Docker;
 use bollard::errors::Error as ApiError;
 use bollard::models::ContainerInspectResponse;
 
-use crate::metadata::meta::ContainerMeta;
 use crate::metadata::refs::{glob_match, image_name_and_tags, parse_rfc3339};
-use crate::metadata::stats::SourceStats;
+use crate::metadata::source::SourceStats;
+use crate::metadata::store::ContainerMeta;
 
 /// Per-request timeout (list, inspect, version). bollard applies it until the response headers
 /// arrive, so it does not cut the long-lived `/events` stream; bollard's own default (2 min)
