@@ -239,9 +239,12 @@ pub struct CheckInput<'a> {
 }
 
 fn check_docker(c: CheckInput<'_>) -> Option<SourceCheck> {
+    use CheckLevel::{Note, Warn};
     let Some(url) = c.endpoint else {
-        return Some((CheckLevel::Note, "off (--docker-host off)".into()));
+        return Some((Note, "off (--docker-host off)".into()));
     };
+    let quiet =
+        c.args.docker_host.is_none() && !c.found.iter().any(|f| f.runtime == Runtime::Docker);
     Some(match c.rt.block_on(docker::probe(&url)) {
         Ok(v) => (
             CheckLevel::Ok,
@@ -250,17 +253,12 @@ fn check_docker(c: CheckInput<'_>) -> Option<SourceCheck> {
                 v.version, v.api_version
             ),
         ),
-        Err(e)
-            if c.args.docker_host.is_none()
-                && !c.found.iter().any(|f| f.runtime == Runtime::Docker) =>
-        {
-            (
-                CheckLevel::Note,
-                format!("no Docker at {url} ({e}), and no Docker containers"),
-            )
-        }
+        Err(e) if quiet => (
+            Note,
+            format!("no Docker at {url} ({e}), and no Docker containers"),
+        ),
         Err(e) => (
-            CheckLevel::Warn,
+            Warn,
             format!(
                 "cannot reach Docker at {url} ({e}): metrics still work, but containers are \
              reported by id only. Mount the socket (-v /var/run/docker.sock:\
@@ -271,17 +269,15 @@ fn check_docker(c: CheckInput<'_>) -> Option<SourceCheck> {
 }
 
 fn check_podman(c: CheckInput<'_>) -> Option<SourceCheck> {
+    use CheckLevel::Warn;
     let Some(url) = c.endpoint else {
+        let text = "Podman containers found but no Podman API (start `podman system service` or \
+                    podman.socket, and set --podman-host): they are reported by id";
         return c
             .found
             .iter()
             .any(|f| f.runtime == Runtime::Podman)
-            .then(|| {
-                let text = "Podman containers found but no Podman API (start `podman system \
-                            service` or podman.socket, and set --podman-host): they are \
-                            reported by id";
-                (CheckLevel::Warn, text.into())
-            });
+            .then(|| (Warn, text.into()));
     };
     Some(match c.rt.block_on(docker::probe(&url)) {
         Ok(v) => (
@@ -292,27 +288,26 @@ fn check_podman(c: CheckInput<'_>) -> Option<SourceCheck> {
             ),
         ),
         Err(e) => (
-            CheckLevel::Warn,
+            Warn,
             format!("cannot reach Podman at {url} ({e}): Podman containers are reported by id"),
         ),
     })
 }
 
 fn check_cri(c: CheckInput<'_>) -> Option<SourceCheck> {
+    use CheckLevel::Warn;
     let Some(endpoint) = c.endpoint else {
-        let in_pods = c
-            .found
-            .iter()
+        let in_pods = (c.found.iter())
             .filter(|f| f.kind == Kind::Container && f.pod_uid.is_some())
             .count();
+        let sockets = cri::DEFAULT_ENDPOINTS.join(", ");
         return (in_pods > 0).then(|| {
             (
-                CheckLevel::Warn,
+                Warn,
                 format!(
-                    "{in_pods} Kubernetes containers found but no CRI socket ({}): they are \
+                    "{in_pods} Kubernetes containers found but no CRI socket ({sockets}): they are \
                  reported by id and pod uid, without pod, namespace or container names. Mount \
-                 the runtime's socket and set --cri-endpoint",
-                    cri::DEFAULT_ENDPOINTS.join(", ")
+                 the runtime's socket and set --cri-endpoint"
                 ),
             )
         });
@@ -326,7 +321,7 @@ fn check_cri(c: CheckInput<'_>) -> Option<SourceCheck> {
             ),
         ),
         Err(e) => (
-            CheckLevel::Warn,
+            Warn,
             format!(
                 "cannot use the CRI at {endpoint} ({e}): Kubernetes containers are reported by id \
              and pod uid"

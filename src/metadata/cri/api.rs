@@ -41,7 +41,6 @@ pub struct VersionResponse {
     pub runtime_name: String,
     #[prost(string, tag = "3")]
     pub runtime_version: String,
-    /// The CRI version the runtime speaks (`v1`).
     #[prost(string, tag = "4")]
     pub runtime_api_version: String,
 }

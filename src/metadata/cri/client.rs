@@ -39,8 +39,17 @@ const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 /// Events waiting to be applied; the stream is not read further while this is full.
 const EVENT_QUEUE: usize = 1024;
 
-/// What `Version` says (for `check`, and the log).
-pub type CriVersion = api::VersionResponse;
+/// What `Version` says, for `check`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CriVersion {
+    /// The endpoint that answered.
+    pub endpoint: String,
+    /// `containerd`, `cri-o`.
+    pub runtime_name: String,
+    pub runtime_version: String,
+    /// The CRI version the runtime speaks (`v1`).
+    pub runtime_api_version: String,
+}
 
 /// The socket's path in `unix:///path`, `unix:/path` or `/path`.
 pub(crate) fn socket_path(endpoint: &str) -> Result<PathBuf, CriError> {
@@ -144,10 +153,18 @@ impl Client {
         let req = api::VersionRequest {
             version: "v1".into(),
         };
-        let v = self.unary_within(api::VERSION, req, REQUEST_TIMEOUT).await;
-        v.map_err(|status| CriError::Version {
+        let v: api::VersionResponse = self
+            .unary_within(api::VERSION, req, REQUEST_TIMEOUT)
+            .await
+            .map_err(|status| CriError::Version {
+                endpoint: self.endpoint.clone(),
+                status,
+            })?;
+        Ok(CriVersion {
             endpoint: self.endpoint.clone(),
-            status,
+            runtime_name: v.runtime_name,
+            runtime_version: v.runtime_version,
+            runtime_api_version: v.runtime_api_version,
         })
     }
 
