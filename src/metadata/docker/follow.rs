@@ -285,14 +285,8 @@ impl Follower {
                     // `docker update` wrote new limits: the collector reads them next tick.
                     self.held.store().flag_limits_changed(&id);
                 }
-                let res = inspect(
-                    docker,
-                    self.cfg.flavor,
-                    &self.words.endpoint,
-                    &id,
-                    &self.stats,
-                )
-                .await;
+                let (flavor, host) = (self.cfg.flavor, &self.words.endpoint);
+                let res = inspect(docker, flavor, host, &id, &self.stats).await;
                 self.apply_inspect(&id, res);
             }
             "oom" => {
@@ -333,10 +327,8 @@ impl Follower {
             ran.oom = false;
         }
         let mut exit = RuntimeExit {
-            oom: match self.cfg.flavor {
-                Flavor::Docker => Some(oom),
-                Flavor::Podman => None,
-            },
+            // Podman has no `oom` event: its word says nothing of the OOM killer.
+            oom: (self.cfg.flavor == Flavor::Docker).then_some(oom),
             restart_count,
             finished_at: died,
             ..RuntimeExit::default()
