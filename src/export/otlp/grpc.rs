@@ -14,8 +14,8 @@ use tonic::transport::Channel;
 use tonic_prost::ProstDecoder;
 use tonic_types::StatusExt;
 
+use super::config::OtlpConfig;
 use super::outcome::{Outcome, TransportError, user_agent};
-use crate::export::otlp::config::OtlpConfig;
 use crate::remote::error_chain;
 
 const GRPC_PATH: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";

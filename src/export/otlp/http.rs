@@ -14,8 +14,8 @@ use prost::Message;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
+use super::config::OtlpConfig;
 use super::outcome::{Outcome, TransportError, user_agent};
-use crate::export::otlp::config::OtlpConfig;
 use crate::remote::error_chain;
 
 /// Response bodies read at most (a partial-success message or an error status).

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::export::otlp::wire::VERSION;
+use super::wire::VERSION;
 
 /// What one attempt came to.
 #[derive(Debug)]
@@ -48,7 +48,7 @@ pub enum TransportError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error(transparent)]
-    ClientIdentity(#[from] crate::export::otlp::config::IdentityError),
+    ClientIdentity(#[from] super::config::IdentityError),
     #[error("the client certificate {path}")]
     ClientCertificate {
         path: String,

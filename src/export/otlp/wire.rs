@@ -507,11 +507,7 @@ impl WireEncoder {
                 open: None,
                 now_ns,
                 start_ns: nanos(state.created),
-                series: if self.delta {
-                    Some(&mut slot.series)
-                } else {
-                    None
-                },
+                series: self.delta.then_some(&mut slot.series),
                 key: &mut self.key,
                 points: 0,
             };
@@ -544,11 +540,7 @@ impl WireEncoder {
             open: None,
             now_ns,
             start_ns: nanos(own.started),
-            series: if self.delta {
-                Some(&mut own.series)
-            } else {
-                None
-            },
+            series: self.delta.then_some(&mut own.series),
             key: &mut self.key,
             points: 0,
         };
