@@ -76,8 +76,7 @@ impl Registry {
         let mut conns = self.lock();
         if conns.len() >= self.cap {
             let victim = pick(&conns, now)?;
-            let v = conns.swap_remove(victim);
-            v.cancel.notify_one();
+            conns.swap_remove(victim).cancel.notify_one();
         }
         let c = Arc::new(Conn {
             id: self.next.fetch_add(1, Ordering::Relaxed),
@@ -97,22 +96,15 @@ impl Registry {
     pub fn evict_stalled(&self, except: &Conn) -> bool {
         let now = self.now_ms();
         let mut conns = self.lock();
-        let busy_only = |c: &Conn| c.busy.load(Ordering::Acquire) > 0;
+        let busy = |c: &Conn| c.busy.load(Ordering::Acquire) > 0;
         let idx = conns
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.id != except.id && busy_only(c))
-            .filter(|(_, c)| stalled(c, now))
+            .filter(|(_, c)| c.id != except.id && busy(c) && stalled(c, now))
             .min_by_key(|(_, c)| c.last_write.load(Ordering::Relaxed))
             .map(|(i, _)| i);
-        match idx {
-            Some(i) => {
-                let v = conns.swap_remove(i);
-                v.cancel.notify_one();
-                true
-            }
-            None => false,
-        }
+        idx.map(|i| conns.swap_remove(i).cancel.notify_one())
+            .is_some()
     }
 
     pub fn remove(&self, c: &Conn) {

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use hyper::header::{HeaderName, HeaderValue};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -138,7 +139,7 @@ pub struct OtlpConfig {
     pub protocol: Protocol,
     /// The full URL: for http/protobuf including the path; for gRPC `scheme://host:port`.
     pub endpoint: String,
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
     pub timeout: Duration,
     pub gzip: bool,
     /// PEM bytes of the CA certificates to trust instead of the system roots.
@@ -272,7 +273,7 @@ impl OtlpConfig {
             }
         })?;
 
-        let mut headers: Vec<(String, String)> = Vec::new();
+        let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
         for key in [
             "OTEL_EXPORTER_OTLP_HEADERS",
             "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
@@ -282,7 +283,7 @@ impl OtlpConfig {
                     parse_headers(&v).map_err(|source| OtlpConfigError::Headers { key, source })?;
                 for (k, v) in parsed {
                     // The metrics-specific variable wins for a key in both.
-                    headers.retain(|(o, _)| !o.eq_ignore_ascii_case(&k));
+                    headers.retain(|(o, _)| *o != k);
                     headers.push((k, v));
                 }
             }
@@ -451,7 +452,7 @@ fn endpoint_url(
 
 /// `OTEL_EXPORTER_OTLP_HEADERS`: comma-separated `key=value`, percent-decoded (W3C Baggage
 /// style). Keys must be valid header names; values valid header values.
-pub fn parse_headers(s: &str) -> Result<Vec<(String, String)>, HeaderError> {
+pub fn parse_headers(s: &str) -> Result<Vec<(HeaderName, HeaderValue)>, HeaderError> {
     let mut out = Vec::new();
     for pair in s.split(',') {
         if pair.trim().is_empty() {
@@ -467,16 +468,16 @@ pub fn parse_headers(s: &str) -> Result<Vec<(String, String)>, HeaderError> {
                 value: v.to_string(),
             });
         };
-        if hyper::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
+        let Ok(name) = HeaderName::from_bytes(k.as_bytes()) else {
             return Err(HeaderError::Name(k));
-        }
-        if hyper::header::HeaderValue::from_str(&decoded).is_err() {
+        };
+        let Ok(value) = HeaderValue::from_str(&decoded) else {
             return Err(HeaderError::Value {
                 key: k,
                 value: decoded,
             });
-        }
-        out.push((k, decoded));
+        };
+        out.push((name, value));
     }
     Ok(out)
 }
@@ -530,35 +531,19 @@ mod tests {
 
     #[test]
     fn endpoint_precedence_and_paths() {
-        let c = ok(
-            &args(None),
-            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")],
-        );
+        const GENERIC: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+        const METRICS: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
+        let c = ok(&args(None), &[(GENERIC, "http://c:4318")]);
         assert_eq!(c.endpoint, "http://c:4318/v1/metrics");
         assert_eq!(c.protocol, Protocol::HttpProtobuf);
-        let c = ok(
-            &args(None),
-            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/base/")],
-        );
+        let c = ok(&args(None), &[(GENERIC, "http://c:4318/base/")]);
         assert_eq!(c.endpoint, "http://c:4318/base/v1/metrics");
-        let c = ok(
-            &args(None),
-            &[
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
-                (
-                    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-                    "https://m:443/custom",
-                ),
-            ],
-        );
-        assert_eq!(c.endpoint, "https://m:443/custom");
-        let c = ok(
-            &args(Some("http://flag:4318")),
-            &[(
-                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-                "https://m:443/custom",
-            )],
-        );
+        let both = [
+            (GENERIC, "http://c:4318"),
+            (METRICS, "https://m:443/custom"),
+        ];
+        assert_eq!(ok(&args(None), &both).endpoint, "https://m:443/custom");
+        let c = ok(&args(Some("http://flag:4318")), &both[1..]);
         assert_eq!(c.endpoint, "http://flag:4318/v1/metrics");
         let c = ok(&args(Some("http://flag:4318/x/y")), &[]);
         assert_eq!(c.endpoint, "http://flag:4318/x/y");
@@ -592,13 +577,12 @@ mod tests {
                 ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "gzip"),
             ],
         );
-        assert_eq!(
-            c.headers,
-            vec![
-                ("api-key".to_string(), "a b".to_string()),
-                ("x-team".to_string(), "two".to_string())
-            ]
-        );
+        let headers: Vec<_> = c
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_str()))
+            .collect();
+        assert_eq!(headers, [("api-key", Ok("a b")), ("x-team", Ok("two"))]);
         assert_eq!(c.timeout, Duration::from_millis(2500));
         assert!(c.gzip);
         assert_eq!(c.temporality, Temporality::Cumulative);

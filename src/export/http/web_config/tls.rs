@@ -188,16 +188,12 @@ pub(super) fn build(
 
     let mut server = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)
-        .map_err(|source| WebConfigError::Tls {
-            what: format!("{AT}: the protocol versions"),
-            source,
-        })?
+        .map_err(WebConfigError::tls(format!("{AT}: the protocol versions")))?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, private)
-        .map_err(|source| WebConfigError::Tls {
-            what: format!("{AT}: the certificate and key do not work together"),
-            source,
-        })?;
+        .map_err(WebConfigError::tls(format!(
+            "{AT}: the certificate and key do not work together"
+        )))?;
     server.ignore_client_order = t.prefer_server_cipher_suites.unwrap_or(true);
     server.alpn_protocols = if http2 {
         vec![b"h2".to_vec(), b"http/1.1".to_vec()]
@@ -252,10 +248,7 @@ fn client_verifier(
             let mut roots = rustls::RootCertStore::empty();
             for c in CertificateDer::pem_slice_iter(&ca.bytes) {
                 let c = c.map_err(|e| pem_error(&ca.what, "not PEM", Some(e)))?;
-                roots.add(c).map_err(|source| WebConfigError::Tls {
-                    what: ca.what.clone(),
-                    source,
-                })?;
+                roots.add(c).map_err(WebConfigError::tls(ca.what.clone()))?;
             }
             if roots.is_empty() {
                 return Err(pem_error(&ca.what, "no PEM certificate", None));
@@ -266,10 +259,7 @@ fn client_verifier(
             } else {
                 b
             };
-            b.build().map_err(|source| WebConfigError::Verifier {
-                what: ca.what.clone(),
-                source,
-            })?
+            b.build().map_err(WebConfigError::tls(ca.what.clone()))?
         }
     })
 }
