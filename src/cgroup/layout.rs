@@ -51,55 +51,28 @@ pub struct Layout {
     pub systemd: Option<PathBuf>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
+    #[error("cannot read {}: {error} (is --proc-root a procfs mount?)", path.display())]
     Read {
         path: PathBuf,
+        #[source]
         error: std::io::Error,
     },
-    NoCgroupMounts {
-        cgroup_root: PathBuf,
-    },
+    #[error(
+        "no cgroup or cgroup2 filesystem is mounted at or under {root}: set --cgroup-root to \
+         where the host's /sys/fs/cgroup is mounted (in a container: -v /sys/fs/cgroup:{root}:ro)",
+        root = cgroup_root.display()
+    )]
+    NoCgroupMounts { cgroup_root: PathBuf },
     /// No cgroup mount found, and some mountinfo lines could not be parsed (one of them may
     /// have been it).
-    Unparsed {
-        cgroup_root: PathBuf,
-        line: usize,
-    },
-}
-
-impl fmt::Display for LayoutError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LayoutError::Read { path, error } => write!(
-                f,
-                "cannot read {}: {error} (is --proc-root a procfs mount?)",
-                path.display()
-            ),
-            LayoutError::NoCgroupMounts { cgroup_root } => write!(
-                f,
-                "no cgroup or cgroup2 filesystem is mounted at or under {}: set --cgroup-root to \
-                 where the host's /sys/fs/cgroup is mounted (in a container: -v /sys/fs/cgroup:{}:ro)",
-                cgroup_root.display(),
-                cgroup_root.display()
-            ),
-            LayoutError::Unparsed { cgroup_root, line } => write!(
-                f,
-                "no cgroup or cgroup2 filesystem found at or under {}, and mountinfo line {line} \
-                 could not be parsed",
-                cgroup_root.display()
-            ),
-        }
-    }
-}
-
-impl std::error::Error for LayoutError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            LayoutError::Read { error, .. } => Some(error),
-            LayoutError::NoCgroupMounts { .. } | LayoutError::Unparsed { .. } => None,
-        }
-    }
+    #[error(
+        "no cgroup or cgroup2 filesystem found at or under {}, and mountinfo line {line} could \
+         not be parsed",
+        cgroup_root.display()
+    )]
+    Unparsed { cgroup_root: PathBuf, line: usize },
 }
 
 impl Layout {
