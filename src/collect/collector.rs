@@ -89,11 +89,6 @@ impl Collector {
         self.fds.reopening
     }
 
-    /// Descriptors the containers' files hold.
-    pub fn fds_held(&self) -> usize {
-        self.fds.held
-    }
-
     /// Whether the container's `cgroup.events` is watched by inotify: then it is read only
     /// when an event says it changed ([`refresh`](Self::refresh)), not every tick.
     pub fn set_events_watched(&mut self, id: &str, watched: bool) {

@@ -17,9 +17,6 @@ use crate::metadata::ContainerMeta;
 pub const KUBELET_ROOT: &str = "/var/lib/kubelet";
 /// The kubelet's default pod log directory (`podLogsDir`).
 pub const POD_LOGS_DIR: &str = "/var/log/pods";
-/// Where the kubelet links every container's current log, named
-/// `<pod>_<namespace>_<container>-<container id>.log`.
-pub const CONTAINER_LOGS_DIR: &str = "/var/log/containers";
 
 /// Where one container's logs are (host paths).
 #[derive(Debug, Clone, PartialEq, Eq)]
