@@ -7,8 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use super::config::DiskConfig;
-use super::exchange::{DiskSample, DiskStats, Results, RosterItem, SampleMap};
+use super::exchange::{DiskConfig, DiskSample, DiskStats, Results, RosterItem, SampleMap};
 use super::monitor::Monitor;
 use super::schedule::Pacer;
 
