@@ -1,17 +1,9 @@
-//! The long-running exporter: a collector thread that owns every open cgroup file, and a
-//! small tokio runtime for the HTTP server and the Docker event stream.
-//!
-//! The collector thread polls the inotify descriptor with the next tick as its timeout:
-//! new containers are tracked the moment their cgroup appears, and a container's final
-//! sample is read the moment its `cgroup.events` says its last process left, in the same
-//! thread, before the runtime removes the directory. Each tick reads every container and
-//! renders the Prometheus page once; scrapes only copy the rendered bytes.
-//!
-//! A final sample waits a moment for its runtime's word on why the container ended (see
-//! [`crate::departures`]): the poll also wakes when a runtime's exit arrives (the metadata tasks
-//! write to the same socket pair as the shutdown) and at the earliest bound of a waiting
-//! sample, and the departures then ready are published at once, between ticks: the page is
-//! rendered again and their final samples go out over OTLP in a request of their own.
+//! The long-running exporter: a collector thread that owns every open cgroup file, polls
+//! inotify with the next tick as its timeout, reads each final sample the moment its
+//! `cgroup.events` says the last process left, and renders the page once per tick (scrapes only
+//! copy the bytes); and a small tokio runtime for the HTTP server and the runtimes' sources.
+//! The poll also wakes when a runtime says why a container ended, so departures are published
+//! between ticks (see `docs/architecture.md`, "Final samples" and "Exits").
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,15 +1,10 @@
 //! One container's cgroup reader: its files in every hierarchy, opened when the container is
-//! found and re-read each tick (`read.rs`) with `pread` into one buffer shared by all
-//! containers; a file that does not exist for this container (controller not enabled, older
-//! kernel) is not read, so its values stay absent. Its network counters come from
-//! [`super::net`].
-//!
-//! Opening: the container's directory in each hierarchy (never blocking, refusing anything
-//! that is not a directory), then each file of the plan found there, relative to it. A file is
-//! kept open, or (descriptors short, or a rare file of a lean reader) opened when read through
-//! one `O_PATH` descriptor per hierarchy mount, shared by every reader. Which files are kept is
-//! decided in one place, `CgroupReader::keeps`; the collector sets the [`OpenOptions`] from
-//! its descriptor budget.
+//! found (its directories as directories, never blocking) and re-read each tick (`read.rs`)
+//! with `pread` into one buffer shared by all containers; a file this container does not have
+//! is not read, so its values stay absent. A file is kept open, or (descriptors short, or a
+//! rare file of a lean reader) opened when read through one `O_PATH` descriptor per hierarchy
+//! mount; which is decided in one place, `CgroupReader::keeps`, from the [`OpenOptions`] the
+//! collector sets. Its network counters come from [`super::net`].
 
 use std::fs::File;
 use std::io;

@@ -1,22 +1,13 @@
 //! Discovery without polling: inotify on the directories that can hold containers, and on
-//! each container's `cgroup.events` to catch the moment its last process leaves.
+//! each container's `cgroup.events` to catch the moment its last process leaves. The
+//! descriptor is non-blocking and polled by the collector's own loop next to its tick timer.
 //!
-//! cgroupfs differs from ordinary filesystems in a way that decides the design (see
-//! FINDINGS): `rmdir` raises `IN_DELETE` on the parent, but the removed directory's own watch
-//! never gets `IN_DELETE_SELF` or `IN_IGNORED`. So watches are dropped here, by path, when the
-//! parent reports the deletion; nothing relies on the kernel to retire them. An event queue
-//! overflow (`IN_Q_OVERFLOW`) is reported so the caller rescans the tree.
-//!
-//! The descriptor is non-blocking and polled by the collector's own loop next to its tick
-//! timer, so a final sample is read in the same thread, at once, with no channel between.
-//!
-//! Watches can run out (`fs.inotify.max_user_watches` is per user, shared with every other
-//! process of that user). A directory that cannot be watched is still listed, and then
-//! listed again every [`UNWATCHED_RESCAN`] (a diff against the previous listing gives the
-//! containers created and removed meanwhile), and its watch is retried each time; the whole
-//! tree's slow rescan is not needed for it. A container whose `cgroup.events` cannot be
-//! watched is still found and read; its exit is seen at the next tick instead of at once.
-//! Both are logged once per shortage and counted (`unwatched_counts`).
+//! cgroupfs never retires the watch of a removed directory (`rmdir` raises `IN_DELETE` on the
+//! parent, never `IN_DELETE_SELF` or `IN_IGNORED` on the directory): watches are dropped here,
+//! by path, when the parent reports the deletion. An overflow is reported for a rescan. When
+//! watches run out, a directory is listed again every [`UNWATCHED_RESCAN`] (and its watch
+//! retried), and a container whose `cgroup.events` cannot be watched has its exit seen at the
+//! next tick; both are logged once per shortage and counted ([`Watcher::unwatched_counts`]).
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
