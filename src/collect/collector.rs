@@ -12,9 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::budget::FdBudget;
-use super::errors::ReadErrorCounts;
 use super::state::ContainerState;
-use super::tracked::Tracked;
+use super::tracked::{ReadErrorCounts, Tracked};
 use crate::cgroup::{CgroupReader, Gone, Layout, NetSource, OpenError, ProcRoot, ReadError};
 use crate::discovery::{self, Found, Kind};
 use crate::disk::DiskSample;
@@ -284,7 +283,7 @@ impl Collector {
     }
 
     /// The read errors since the last call, each with the file it is about: for a log that
-    /// limits itself per file ([`ErrorLog`](super::errors::ErrorLog)).
+    /// limits itself per file ([`ErrorLog`](super::ErrorLog)).
     pub fn take_errors(&mut self) -> Vec<ReadError> {
         std::mem::take(&mut self.tick_errors)
     }
