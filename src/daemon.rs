@@ -224,11 +224,8 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
         runtime.block_on(f.flush(OTLP_FLUSH_DEADLINE));
     }
     runtime.shutdown_timeout(Duration::from_secs(2));
-    match gave_up {
-        // Not a clean stop: the exit status says so (and a supervisor may look).
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
+    // Not a clean stop: the exit status says so (and a supervisor may look).
+    gave_up.map_or(Ok(()), |e| Err(e.into()))
 }
 
 /// How long a new container of a Kubernetes pod waits for its CRI metadata before it is shown
@@ -684,6 +681,7 @@ impl CollectorLoop {
             let at = Instant::now();
             if tick {
                 o.submit(now, &described, &self.telemetry, &process);
+                set(&t.last_otlp_encode_ns, at.elapsed().as_nanos() as u64);
             } else {
                 let fresh: Vec<Described<'_>> = self
                     .departed
@@ -692,9 +690,6 @@ impl CollectorLoop {
                     .filter(|d| shown(d, now, cri_connected))
                     .collect();
                 o.submit_departures(now, &fresh);
-            }
-            if tick {
-                set(&t.last_otlp_encode_ns, at.elapsed().as_nanos() as u64);
             }
         }
         if let Some(renderer) = self.outputs.renderer.as_mut() {

@@ -37,7 +37,7 @@ impl Tracked {
     ) -> Result<(), Gone> {
         let s = &mut self.state;
         std::mem::swap(&mut s.current, &mut s.previous);
-        let previous_at = std::mem::replace(&mut s.previous_at, s.current_at);
+        s.previous_at = s.current_at;
         match self.reader.read(proc_root, buf, &mut s.current, &mut |e| {
             counts.count(&e);
             errors.push(e);
@@ -53,7 +53,6 @@ impl Tracked {
                 std::mem::swap(&mut s.current, &mut s.previous);
                 s.current_at = s.previous_at;
                 s.previous_at = None;
-                let _ = previous_at;
                 Err(Gone)
             }
         }

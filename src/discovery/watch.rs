@@ -136,10 +136,6 @@ pub struct Watcher {
     warned: bool,
 }
 
-fn dir_flags() -> AddWatchFlags {
-    AddWatchFlags::IN_CREATE | AddWatchFlags::IN_DELETE | AddWatchFlags::IN_ONLYDIR
-}
-
 impl Watcher {
     pub fn new(discovery_root: &Path, events_root: Option<&Path>) -> io::Result<Watcher> {
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
@@ -189,20 +185,8 @@ impl Watcher {
         if self.dirs.contains_key(rel) {
             return true;
         }
-        match self
-            .inotify
-            .add_watch(&self.discovery_root.join(rel), dir_flags())
-        {
-            Ok(wd) => {
-                // A wd can come back for a path whose old watch the kernel retired.
-                if let Some(Watched::Dir(old)) =
-                    self.by_wd.insert(wd, Watched::Dir(rel.to_path_buf()))
-                {
-                    self.dirs.remove(&old);
-                }
-                self.dirs.insert(rel.to_path_buf(), wd);
-                true
-            }
+        match self.add_dir_watch(rel) {
+            Ok(()) => true,
             Err(Errno::ENOENT) => false,
             // Out of watches (fs.inotify.max_user_watches, ENOSPC): still list it, so its
             // containers are found, and list it again every few seconds.
@@ -212,6 +196,20 @@ impl Watcher {
                 true
             }
         }
+    }
+
+    /// Adds the watch of directory `rel` for created and removed children.
+    fn add_dir_watch(&mut self, rel: &Path) -> Result<(), Errno> {
+        let flags = AddWatchFlags::IN_CREATE | AddWatchFlags::IN_DELETE | AddWatchFlags::IN_ONLYDIR;
+        let wd = self
+            .inotify
+            .add_watch(&self.discovery_root.join(rel), flags)?;
+        // A wd can come back for a path whose old watch the kernel retired.
+        if let Some(Watched::Dir(old)) = self.by_wd.insert(wd, Watched::Dir(rel.to_path_buf())) {
+            self.dirs.remove(&old);
+        }
+        self.dirs.insert(rel.to_path_buf(), wd);
+        Ok(())
     }
 
     fn warn_shortage(&mut self, e: Errno) {
@@ -241,13 +239,7 @@ impl Watcher {
         let dirs: Vec<PathBuf> = self.unwatched.keys().cloned().collect();
         for rel in dirs {
             // Watch first, then list: nothing created in between is missed.
-            if let Ok(wd) = self
-                .inotify
-                .add_watch(&self.discovery_root.join(&rel), dir_flags())
-            {
-                self.by_wd.insert(wd, Watched::Dir(rel.clone()));
-                self.dirs.insert(rel.clone(), wd);
-            }
+            let _ = self.add_dir_watch(&rel);
             let seen = self.unwatched.get(&rel).cloned().unwrap_or_default();
             let dir = self.discovery_root.join(&rel);
             crate::progress::doing_path("listing", &dir);
@@ -389,9 +381,7 @@ impl Watcher {
     /// [`UNWATCHED_RESCAN`], what the directories that could not be watched hold.
     pub fn read(&mut self, out: &mut Vec<WatchEvent>) {
         self.read_queue(out);
-        if !(self.unwatched.is_empty() && self.events_unwatched.is_empty())
-            && self.last_unwatched_scan.elapsed() >= UNWATCHED_RESCAN
-        {
+        if self.rescan_due().is_some_and(|due| Instant::now() >= due) {
             self.rescan_unwatched(out);
         }
     }
