@@ -237,20 +237,20 @@ pub fn within<T: Send + 'static>(
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
         let word = NOW.load(Relaxed);
+        let stuck = word == seen.0 && word != 0 && seen.1.elapsed() >= bound.per_operation;
         if word != seen.0 {
             seen = (word, Instant::now());
-        } else if word != 0 && seen.1.elapsed() >= bound.per_operation {
-            return Err(Stuck {
-                doing: describe_word(word),
-                waited: bound.per_operation,
-                total: false,
-            });
         }
-        if started.elapsed() >= bound.total {
+        let total = !stuck && started.elapsed() >= bound.total;
+        if stuck || total {
             return Err(Stuck {
                 doing: describe_word(word),
-                waited: bound.total,
-                total: true,
+                waited: if total {
+                    bound.total
+                } else {
+                    bound.per_operation
+                },
+                total,
             });
         }
     }
@@ -272,19 +272,18 @@ pub async fn watchdog(
             let wait = if q > stall_after {
                 if !stalled {
                     stalled = true;
-                    match describe() {
-                        Some(doing) => tracing::error!(
-                            "collection has stalled: no tick for {} s, so /healthz fails; the \
-                             collector is stuck {doing} (a hung filesystem, or something in the \
-                             tree that is not a cgroup file)",
-                            q.as_secs()
+                    let collector = match describe() {
+                        Some(d) => format!(
+                            "is stuck {d} (a hung filesystem, or something in the tree that is \
+                             not a cgroup file)"
                         ),
-                        None => tracing::error!(
-                            "collection has stalled: no tick for {} s, so /healthz fails; the \
-                             collector is not in a read of the cgroup tree",
-                            q.as_secs()
-                        ),
-                    }
+                        None => "is not in a read of the cgroup tree".into(),
+                    };
+                    tracing::error!(
+                        "collection has stalled: no tick for {} s, so /healthz fails; the \
+                         collector {collector}",
+                        q.as_secs()
+                    );
                 }
                 Duration::from_secs(5).min(stall_after)
             } else {

@@ -216,19 +216,19 @@ fn triple(m: &mountinfo::Mount<'_>) -> (PathBuf, String, Vec<String>) {
 mod tests {
     use super::*;
 
-    fn mounts_of(mountinfo: &str) -> Vec<(PathBuf, String, Vec<String>)> {
-        mountinfo::mounts(mountinfo.as_bytes())
+    fn mounts_of(mountinfo: &[u8]) -> Vec<(PathBuf, String, Vec<String>)> {
+        mountinfo::mounts(mountinfo)
             .map(|m| triple(&m.unwrap()))
             .collect()
     }
 
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
     #[test]
     fn hybrid_host_of_this_project() {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/testdata/linux-6.18-procfs/mountinfo-hybrid"
-        ))
-        .unwrap();
+        let text = fixture("linux-6.18-procfs/mountinfo-hybrid");
         let l = Layout::from_mounts(Path::new("/sys/fs/cgroup"), &mounts_of(&text)).unwrap();
         assert_eq!(l.kind, LayoutKind::Hybrid);
         assert_eq!(
@@ -248,11 +248,7 @@ mod tests {
 
     #[test]
     fn pure_v2_vm() {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/testdata/linux-6.1-procfs/mountinfo"
-        ))
-        .unwrap();
+        let text = fixture("linux-6.1-procfs/mountinfo");
         let l = Layout::from_mounts(Path::new("/sys/fs/cgroup"), &mounts_of(&text)).unwrap();
         assert_eq!(l.kind, LayoutKind::V2);
         assert_eq!(l.discovery_root(), Path::new("/sys/fs/cgroup"));
@@ -263,7 +259,11 @@ mod tests {
         let text = "30 25 0:26 / /host/sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
                     31 25 0:27 / /host/sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
                     32 25 0:28 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n";
-        let l = Layout::from_mounts(Path::new("/host/sys/fs/cgroup"), &mounts_of(text)).unwrap();
+        let l = Layout::from_mounts(
+            Path::new("/host/sys/fs/cgroup"),
+            &mounts_of(text.as_bytes()),
+        )
+        .unwrap();
         assert_eq!(l.kind, LayoutKind::V1);
         assert_eq!(l.cpu, l.cpuacct);
         assert_eq!(
@@ -274,11 +274,7 @@ mod tests {
 
     #[test]
     fn a_line_that_cannot_be_parsed_costs_only_itself() {
-        let mut text = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/testdata/linux-6.18-procfs/mountinfo-hybrid"
-        ))
-        .unwrap();
+        let mut text = fixture("linux-6.18-procfs/mountinfo-hybrid");
         // A mount point that is not UTF-8 (the kernel allows any byte but NUL and `/` in a
         // name), and a line of nonsense.
         text.extend_from_slice(b"99 1 0:99 / /mnt/\xff\xfe rw - tmpfs tmpfs rw\ngarbage\n");

@@ -328,12 +328,4 @@ impl Collector {
     pub fn readers(&self) -> impl Iterator<Item = &CgroupReader> {
         self.containers.values().map(|t| &t.reader)
     }
-
-    pub fn len(&self) -> usize {
-        self.containers.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.containers.is_empty()
-    }
 }

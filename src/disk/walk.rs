@@ -202,20 +202,15 @@ impl Walk {
                 return Progress::Paused;
             }
             let entry = match frame.next() {
-                None => {
-                    self.stack.pop();
-                    self.names.pop();
-                    continue;
-                }
-                // The directory was removed under us (ENOENT) or is unreadable midway:
-                // what was listed so far stays counted.
-                Some(Err(_)) => {
-                    self.vanished += 1;
-                    self.stack.pop();
-                    self.names.pop();
-                    continue;
-                }
                 Some(Ok(e)) => e,
+                // The listing is over, or (an error) the directory was removed under us
+                // (ENOENT) or is unreadable midway: what was listed so far stays counted.
+                end => {
+                    self.vanished += u64::from(end.is_some());
+                    self.stack.pop();
+                    self.names.pop();
+                    continue;
+                }
             };
             let name = entry.file_name();
             if name.to_bytes() == b"." || name.to_bytes() == b".." {
@@ -233,14 +228,11 @@ impl Walk {
         };
         let st = match fstatat(frame.dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(st) => st,
-            Err(Errno::ENOENT) => {
-                self.vanished += 1;
-                return;
-            }
             Err(Errno::EACCES | Errno::EPERM) => {
                 self.deny(None);
                 return;
             }
+            // Gone (ENOENT) since `readdir`, or unreadable.
             Err(_) => {
                 self.vanished += 1;
                 return;
