@@ -216,20 +216,15 @@ impl CgroupReader {
         let _idle = progress::IdleOnDrop;
         progress::doing_path("opening", &dir);
         let slot = ReaderPlace::slot(layout, options.plan, rel);
-        let dir_file = match open_dir(primary, rel) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(OpenError::Gone),
-            Err(e) => {
-                return Err(OpenError::Io {
-                    path: dir,
-                    error: e,
-                });
-            }
-        };
-        let st = fstat(dir_file.as_fd()).map_err(|e| OpenError::Io {
-            path: dir.clone(),
-            error: e.into(),
-        })?;
+        let st = open_dir(primary, rel)
+            .and_then(|d| Ok(fstat(d.as_fd())?))
+            .map_err(|error| match error.kind() {
+                io::ErrorKind::NotFound => OpenError::Gone,
+                _ => OpenError::Io {
+                    path: dir.clone(),
+                    error,
+                },
+            })?;
         let procs_dir = layout.unified.as_deref().unwrap_or(primary).join(rel);
         let mut reader = CgroupReader {
             files: Vec::with_capacity(plan::files_of(options.plan, layout.kind).count()),

@@ -288,13 +288,7 @@ impl Watcher {
                 out.extend(found.into_iter().map(WatchEvent::Found));
             }
         }
-        let ids: Vec<(String, PathBuf)> = self
-            .events_unwatched
-            .iter()
-            .map(|(i, r)| (i.clone(), r.clone()))
-            .collect();
-        for (id, rel) in ids {
-            self.events_unwatched.remove(&id);
+        for (id, rel) in std::mem::take(&mut self.events_unwatched) {
             self.watch_container(&id, &rel);
         }
         if self.unwatched.is_empty() && self.events_unwatched.is_empty() {
@@ -363,18 +357,15 @@ impl Watcher {
 
     fn unwatch_dir_tree(&mut self, rel: &Path) {
         self.unwatched.retain(|p, _| !p.starts_with(rel));
-        let below: Vec<PathBuf> = self
-            .dirs
-            .keys()
-            .filter(|p| p.starts_with(rel))
-            .cloned()
-            .collect();
-        for p in below {
-            if let Some(wd) = self.dirs.remove(&p) {
-                self.by_wd.remove(&wd);
-                let _ = self.inotify.rm_watch(wd);
+        let (by_wd, inotify) = (&mut self.by_wd, &self.inotify);
+        self.dirs.retain(|p, wd| {
+            let below = p.starts_with(rel);
+            if below {
+                by_wd.remove(wd);
+                let _ = inotify.rm_watch(*wd);
             }
-        }
+            !below
+        });
     }
 
     /// Reads what is queued (never blocks) and appends it to `out` as events; every
