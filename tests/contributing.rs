@@ -158,7 +158,10 @@ fn listed(lines: &[&str], header: &str) -> Option<(usize, Vec<String>)> {
         .iter()
         .skip_while(|l| l.trim().is_empty())
         .take_while(|l| !l.trim().is_empty())
-        .filter(|l| l.split_once(". ").is_some_and(|(n, _)| n.parse::<u32>().is_ok()))
+        .filter(|l| {
+            l.split_once(". ")
+                .is_some_and(|(n, _)| n.parse::<u32>().is_ok())
+        })
         .map(|l| {
             l.split('`')
                 .nth(1)
@@ -346,10 +349,8 @@ struct TempCgroup {
 
 impl TempCgroup {
     fn new(name: &str) -> TempCgroup {
-        let mount = std::env::temp_dir().join(format!(
-            "ce-contributing-{name}-{}",
-            std::process::id()
-        ));
+        let mount =
+            std::env::temp_dir().join(format!("ce-contributing-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&mount);
         fs::create_dir_all(mount.join("ctr")).unwrap();
         TempCgroup { mount }
@@ -436,7 +437,11 @@ fn a_limit_row_alone_makes_its_file_read_kept_and_refreshed() {
         Some(Limit::Value(value)),
         "read again when asked to"
     );
-    assert_eq!(read(&mut reader), Some(Limit::Value(value)), "and kept again");
+    assert_eq!(
+        read(&mut reader),
+        Some(Limit::Value(value)),
+        "and kept again"
+    );
 }
 
 #[test]
