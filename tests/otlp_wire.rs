@@ -424,6 +424,7 @@ fn check(seed: u64, containers: u64, ticks: u64, temporality: Temporality) {
                             ExitReason::OomKilled,
                         ][rng.below(3) as usize],
                         restart_count: rng.chance(2).then(|| rng.below(5) as u32),
+                        run: 1 + rng.below(3) as u32,
                     }));
                 }
                 (state, s.meta.clone(), s.pod.clone())
@@ -1010,6 +1011,7 @@ fn exits_of_every_kind() {
                 code,
                 reason,
                 restart_count: restart,
+                run: 1,
             }));
             s
         };
@@ -1075,6 +1077,7 @@ fn exits_of_every_kind() {
             keys,
             [
                 ("container.exit.reason", "Error".to_string()),
+                ("container.run", "1".to_string()),
                 ("container.restart_count", "0".to_string())
             ]
         );
@@ -1087,7 +1090,7 @@ fn exits_of_every_kind() {
             Some(number_data_point::Value::AsDouble(v)) => assert!(v.is_nan()),
             ref other => panic!("{other:?}"),
         }
-        assert_eq!(g.data_points[0].attributes.len(), 1);
+        assert_eq!(g.data_points[0].attributes.len(), 2);
 
         // Between ticks: the departure alone.
         let t2 = t1 + Duration::from_secs(1);
