@@ -503,6 +503,7 @@ fn check(seed: u64, containers: u64, ticks: u64, temporality: Temporality) {
                             ExitReason::OomKilled,
                         ][rng.below(3) as usize],
                         restart_count: rng.chance(2).then(|| rng.below(5) as u32),
+                        run: 1 + rng.below(3) as u32,
                     });
                 }
                 c
@@ -1354,6 +1355,7 @@ fn exits_of_every_kind() {
                 code,
                 reason,
                 restart_count: restart,
+                run: 1,
             });
             c
         };
@@ -1409,11 +1411,12 @@ fn exits_of_every_kind() {
                 keys,
                 [
                     ("container.exit.reason", "Error".to_string()),
-                    ("container.restart_count", "0".to_string())
+                    ("container.restart_count", "0".to_string()),
+                    ("container.run", "1".to_string())
                 ],
                 "{who}"
             );
-            // No code: NaN, and no restart count attribute.
+            // No code: NaN, and no restart count attribute (the run only).
             let oom_exit = find_in(&r.resource_metrics[2], "container.exit.code").unwrap();
             let Some(metric::Data::Gauge(g)) = &oom_exit.data else {
                 panic!("{who}")
@@ -1422,7 +1425,7 @@ fn exits_of_every_kind() {
                 Some(number_data_point::Value::AsDouble(v)) => assert!(v.is_nan(), "{who}"),
                 ref other => panic!("{who}: {other:?}"),
             }
-            assert_eq!(g.data_points[0].attributes.len(), 1, "{who}");
+            assert_eq!(g.data_points[0].attributes.len(), 2, "{who}");
         }
 
         // Between ticks: the departure alone.

@@ -451,15 +451,19 @@ fn container_families(c: &Case, now: SystemTime) -> Families {
             }
         }
     }
-    // Why it ended: the code as a double (NaN without one), unit "1", with the reason and,
-    // when known, the restart count.
+    // Why it ended: the code as a double (NaN without one), unit "1", with the reason, the
+    // run and, when known, the restart count.
     if let Some(e) = c.exit.filter(|_| !pod) {
         let reason = match e.reason {
             ExitReason::Completed => "Completed",
             ExitReason::Error => "Error",
             ExitReason::OomKilled => "OOMKilled",
         };
-        let mut attrs = vec![("container.exit.reason", reason.to_string())];
+        // The exporter's own count of this id's runs (docs/exits.md), always there.
+        let mut attrs = vec![
+            ("container.exit.reason", reason.to_string()),
+            ("container.run", e.run.to_string()),
+        ];
         if let Some(r) = e.restart_count {
             attrs.push(("container.restart_count", r.to_string()));
         }
