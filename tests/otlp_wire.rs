@@ -332,6 +332,7 @@ fn self_telemetry(rng: &mut Rng, t: &Telemetry, tick: u64) -> ProcessStats {
         &t.exits_code,
         &t.exits_no_code,
         &t.exits_timeout,
+        &t.exits_late,
         &t.exits_unasked,
         &t.exits_held,
         &t.exits_waiting,

@@ -778,6 +778,7 @@ fn own_families(t: &Telemetry, p: &ProcessStats) -> Families {
             ],
         ),
     );
+    f.one(&n("exits.late"), "{container}", Counter, g(&t.exits_late));
     f.add(
         &n("exits.pending"),
         "{exit}",
