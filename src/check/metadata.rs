@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::report::{Level, Report};
+use super::{Level, Report};
 use crate::config::{HostArgs, MetadataArgs};
 use crate::discovery::{Found, Kind};
 use crate::metadata::{CheckLevel, Metadata, check_sources, spawn_sources};
@@ -16,11 +16,8 @@ pub fn check(r: &mut Report, args: &MetadataArgs, host: &HostArgs, found: &[Foun
         .enable_all()
         .build()
     else {
-        r.add(
-            Level::Warn,
-            "metadata",
-            "cannot start a runtime to ask the container runtimes",
-        );
+        r.on("metadata")
+            .warn("cannot start a runtime to ask the container runtimes");
         return;
     };
 
