@@ -227,6 +227,12 @@ pub enum CheckLevel {
     Warn,
 }
 
+impl CheckLevel {
+    fn says(self, text: impl Into<String>) -> SourceCheck {
+        (self, text.into())
+    }
+}
+
 /// What a source's `check` is given.
 pub struct CheckInput<'a> {
     pub args: &'a MetadataArgs,
@@ -239,37 +245,28 @@ pub struct CheckInput<'a> {
 }
 
 fn check_docker(c: CheckInput<'_>) -> Option<SourceCheck> {
-    use CheckLevel::{Note, Warn};
     let Some(url) = c.endpoint else {
-        return Some((Note, "off (--docker-host off)".into()));
+        return Some(CheckLevel::Note.says("off (--docker-host off)"));
     };
     let quiet =
         c.args.docker_host.is_none() && !c.found.iter().any(|f| f.runtime == Runtime::Docker);
     Some(match c.rt.block_on(docker::probe(&url)) {
-        Ok(v) => (
-            CheckLevel::Ok,
-            format!(
-                "Docker {} (API {}) at {url}: names, images and labels",
-                v.version, v.api_version
-            ),
-        ),
-        Err(e) if quiet => (
-            Note,
-            format!("no Docker at {url} ({e}), and no Docker containers"),
-        ),
-        Err(e) => (
-            Warn,
-            format!(
-                "cannot reach Docker at {url} ({e}): metrics still work, but containers are \
+        Ok(v) => CheckLevel::Ok.says(format!(
+            "Docker {} (API {}) at {url}: names, images and labels",
+            v.version, v.api_version
+        )),
+        Err(e) if quiet => CheckLevel::Note.says(format!(
+            "no Docker at {url} ({e}), and no Docker containers"
+        )),
+        Err(e) => CheckLevel::Warn.says(format!(
+            "cannot reach Docker at {url} ({e}): metrics still work, but containers are \
              reported by id only. Mount the socket (-v /var/run/docker.sock:\
              /var/run/docker.sock:ro), set --docker-host, or --docker-host off"
-            ),
-        ),
+        )),
     })
 }
 
 fn check_podman(c: CheckInput<'_>) -> Option<SourceCheck> {
-    use CheckLevel::Warn;
     let Some(url) = c.endpoint else {
         let text = "Podman containers found but no Podman API (start `podman system service` or \
                     podman.socket, and set --podman-host): they are reported by id";
@@ -277,56 +274,42 @@ fn check_podman(c: CheckInput<'_>) -> Option<SourceCheck> {
             .found
             .iter()
             .any(|f| f.runtime == Runtime::Podman)
-            .then(|| (Warn, text.into()));
+            .then(|| CheckLevel::Warn.says(text));
     };
     Some(match c.rt.block_on(docker::probe(&url)) {
-        Ok(v) => (
-            CheckLevel::Ok,
-            format!(
-                "Podman {} (Docker API {}) at {url}",
-                v.version, v.api_version
-            ),
-        ),
-        Err(e) => (
-            Warn,
-            format!("cannot reach Podman at {url} ({e}): Podman containers are reported by id"),
-        ),
+        Ok(v) => CheckLevel::Ok.says(format!(
+            "Podman {} (Docker API {}) at {url}",
+            v.version, v.api_version
+        )),
+        Err(e) => CheckLevel::Warn.says(format!(
+            "cannot reach Podman at {url} ({e}): Podman containers are reported by id"
+        )),
     })
 }
 
 fn check_cri(c: CheckInput<'_>) -> Option<SourceCheck> {
-    use CheckLevel::Warn;
     let Some(endpoint) = c.endpoint else {
         let in_pods = (c.found.iter())
             .filter(|f| f.kind == Kind::Container && f.pod_uid.is_some())
             .count();
         let sockets = cri::DEFAULT_ENDPOINTS.join(", ");
         return (in_pods > 0).then(|| {
-            (
-                Warn,
-                format!(
-                    "{in_pods} Kubernetes containers found but no CRI socket ({sockets}): they are \
+            CheckLevel::Warn.says(format!(
+                "{in_pods} Kubernetes containers found but no CRI socket ({sockets}): they are \
                  reported by id and pod uid, without pod, namespace or container names. Mount \
                  the runtime's socket and set --cri-endpoint"
-                ),
-            )
+            ))
         });
     };
     Some(match c.rt.block_on(cri::probe(&endpoint)) {
-        Ok(v) => (
-            CheckLevel::Ok,
-            format!(
-                "{} {} (CRI {}) at {endpoint}: pod, namespace and container names",
-                v.runtime_name, v.runtime_version, v.runtime_api_version
-            ),
-        ),
-        Err(e) => (
-            Warn,
-            format!(
-                "cannot use the CRI at {endpoint} ({e}): Kubernetes containers are reported by id \
+        Ok(v) => CheckLevel::Ok.says(format!(
+            "{} {} (CRI {}) at {endpoint}: pod, namespace and container names",
+            v.runtime_name, v.runtime_version, v.runtime_api_version
+        )),
+        Err(e) => CheckLevel::Warn.says(format!(
+            "cannot use the CRI at {endpoint} ({e}): Kubernetes containers are reported by id \
              and pod uid"
-            ),
-        ),
+        )),
     })
 }
 
