@@ -16,7 +16,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
 use serde::Deserialize;
 
-use super::error::WebConfigError;
+use super::file::WebConfigError;
 
 const AT: &str = "tls_server_config";
 
