@@ -210,11 +210,8 @@ fn kubelet_logs_dir(host: &HostArgs) -> Option<String> {
     if dir.to_str().is_some_and(is_off) {
         return None;
     }
-    let rel = dir.strip_prefix("/").unwrap_or(dir);
-    host.host_root
-        .join(rel)
-        .is_dir()
-        .then(|| dir.display().to_string())
+    let below = kubelet_logs::below(&host.host_root, dir);
+    below.is_dir().then(|| dir.display().to_string())
 }
 
 /// What `check` says of a source: how it stands, in words.
