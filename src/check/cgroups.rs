@@ -3,7 +3,7 @@
 //! whether `--proc-root` is the host's. What reading the first containers shows ([`Probe`])
 //! feeds the checks of `/proc` and descriptors.
 
-use super::{Level, Report};
+use super::report::{Level, Report};
 use crate::cgroup::{CgroupReader, CgroupSample, Layout, LayoutKind, ProcRoot};
 use crate::config::HostArgs;
 use crate::discovery::Found;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::Report;
+use super::report::Report;
 use crate::cgroup::Layout;
 use crate::config::{DaemonArgs, HostArgs};
 use crate::discovery::{Found, Kind};

@@ -1,7 +1,7 @@
 //! The process's limits against the containers found: open descriptors and inotify watches.
 
-use super::Report;
 use super::cgroups::Probe;
+use super::report::Report;
 use crate::cgroup::Layout;
 use crate::collect::{MAX_FDS_LEAN, MAX_FDS_PER_CONTAINER};
 use crate::discovery::Found;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Level, Report};
+use super::report::{Level, Report};
 use crate::config::{HostArgs, MetadataArgs};
 use crate::discovery::{Found, Kind};
 use crate::metadata::{CheckLevel, Metadata, check_sources, spawn_sources};

@@ -5,7 +5,7 @@
 //! One module per subject, each adding its findings to the [`Report`], called in order by
 //! [`run`]: [`cgroups`] (the hierarchies, the containers' files, `/proc`), [`limits`]
 //! (descriptors and inotify), [`disk`], [`metadata`] (the runtimes' APIs), [`outputs`] (the
-//! page, OTLP, the web config). The report's findings and its rendering are here. To add a
+//! page, OTLP, the web config). [`report`] holds the findings and their rendering. To add a
 //! check: a function that adds findings to the report, in the module of its subject, and its
 //! call in [`run`].
 
@@ -14,97 +14,15 @@ pub mod disk;
 pub mod limits;
 pub mod metadata;
 pub mod outputs;
+pub mod report;
 
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use crate::cgroup::ProcRoot;
 use crate::config::{DaemonArgs, HostArgs};
 use crate::{discovery, progress};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    Ok,
-    Note,
-    Warn,
-    Fail,
-}
-
-/// One finding.
-pub struct Finding {
-    pub level: Level,
-    pub topic: &'static str,
-    pub text: String,
-}
-
-#[derive(Default)]
-pub struct Report {
-    pub findings: Vec<Finding>,
-}
-
-impl Report {
-    pub fn add(&mut self, level: Level, topic: &'static str, text: impl Into<String>) {
-        self.findings.push(Finding {
-            level,
-            topic,
-            text: text.into(),
-        });
-    }
-
-    /// Where findings on `topic` go: `r.on("disk").warn(text)`.
-    pub fn on(&mut self, topic: &'static str) -> On<'_> {
-        On(self, topic)
-    }
-
-    /// True when the exporter could not do its job here.
-    pub fn failed(&self) -> bool {
-        self.findings.iter().any(|f| f.level == Level::Fail)
-    }
-
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        for f in &self.findings {
-            let tag = match f.level {
-                Level::Ok => "ok  ",
-                Level::Note => "note",
-                Level::Warn => "warn",
-                Level::Fail => "FAIL",
-            };
-            let _ = writeln!(out, "{tag}  {:<12} {}", f.topic, f.text);
-        }
-        let verdict = if self.failed() {
-            "\nverdict: the exporter cannot work here as configured; fix the FAIL lines above."
-        } else if self.findings.iter().any(|f| f.level == Level::Warn) {
-            "\nverdict: the exporter works here, with the limits the warn lines describe."
-        } else {
-            "\nverdict: the exporter works here."
-        };
-        out.push_str(verdict);
-        out.push('\n');
-        out
-    }
-}
-
-/// Findings on one topic, added at the level each method names.
-pub struct On<'a>(&'a mut Report, &'static str);
-
-impl On<'_> {
-    pub fn ok(self, text: impl Into<String>) {
-        self.0.add(Level::Ok, self.1, text)
-    }
-
-    pub fn note(self, text: impl Into<String>) {
-        self.0.add(Level::Note, self.1, text)
-    }
-
-    pub fn warn(self, text: impl Into<String>) {
-        self.0.add(Level::Warn, self.1, text)
-    }
-
-    pub fn fail(self, text: impl Into<String>) {
-        self.0.add(Level::Fail, self.1, text)
-    }
-}
+pub use report::{Finding, Level, On, Report};
 
 /// Runs every check. The ones that read the cgroup tree run within
 /// [`progress::COMMAND_BOUND`]: a read that does not return (a hung filesystem) is a FAIL

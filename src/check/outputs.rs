@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{Level, Report};
+use super::report::{Level, Report};
 use crate::config::{DaemonArgs, Listen};
 use crate::export::otlp::OtlpConfig;
 use crate::remote::error_chain;

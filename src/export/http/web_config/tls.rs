@@ -16,7 +16,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
 use serde::Deserialize;
 
-use super::file::WebConfigError;
+use super::error::WebConfigError;
 
 const AT: &str = "tls_server_config";
 
