@@ -3,7 +3,7 @@
 //! whether `--proc-root` is the host's. What reading the first containers shows ([`Probe`])
 //! feeds the checks of `/proc` and descriptors.
 
-use super::report::{Level, Report};
+use super::report::Report;
 use crate::cgroup::{CgroupReader, CgroupSample, Layout, LayoutKind, ProcRoot};
 use crate::config::HostArgs;
 use crate::discovery::Found;
@@ -63,20 +63,11 @@ pub fn files(
     found: &[Found],
     proc_root: &ProcRoot,
 ) -> Probe {
-    r.add(
-        if found.is_empty() {
-            Level::Note
-        } else {
-            Level::Ok
-        },
-        "containers",
-        match found.len() {
-            0 => {
-                "no containers found (none running, or --cgroup-root is not the host's)".to_string()
-            }
-            n => format!("{n} found by cgroup path"),
-        },
-    );
+    match found.len() {
+        0 => (r.on("containers"))
+            .note("no containers found (none running, or --cgroup-root is not the host's)"),
+        n => r.on("containers").ok(format!("{n} found by cgroup path")),
+    }
     let mut p = Probe::default();
     let mut errors = Vec::new();
     let mut sample = CgroupSample::default();

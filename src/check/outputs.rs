@@ -43,9 +43,7 @@ pub fn answer<T, E>(
 /// Where the outputs would go, and whether their settings are valid.
 pub fn check(r: &mut Report, args: &DaemonArgs) {
     r.on("prometheus").ok(match args.prometheus_listen {
-        Listen::On(a) => {
-            format!("the page would be served on http://{a}/metrics")
-        }
+        Listen::On(a) => format!("the page would be served on http://{a}/metrics"),
         Listen::Off => "the page is off (--prometheus-listen off)".to_string(),
     });
     match OtlpConfig::from_args(&args.otlp) {
