@@ -91,78 +91,67 @@ pub struct SourceDef {
     pub check: Option<fn(CheckInput<'_>) -> Option<SourceCheck>>,
 }
 
-/// Every source, in the order containers are looked up after the one their runtime names.
-pub static SOURCES: [SourceDef; Source::COUNT] = [
-    SourceDef {
-        source: Source::Docker,
-        name: "docker",
-        first_for: &[Runtime::Docker],
-        pods: false,
-        asked: false,
-        exits: Some(ExitWord::Events),
-        figures: &[ApiErrors, Connected, Reconnects, Calls, Events],
-        endpoint: |args, _| {
+/// The registry's rows, one field of [`SourceDef`] after the other: `Source "name"
+/// [first_for] pods asked exits, [figures], endpoint, start, check;`.
+macro_rules! sources {
+    ($($source:ident $name:literal [$($first:ident),*] $pods:literal $asked:literal $exits:expr,
+        [$($figure:ident),*], $endpoint:expr, $start:expr, $check:expr;)*) => {
+        /// Every source, in the order containers are looked up after the one their runtime
+        /// names.
+        pub static SOURCES: [SourceDef; Source::COUNT] = [$(SourceDef {
+            source: Source::$source,
+            name: $name,
+            first_for: &[$(Runtime::$first),*],
+            pods: $pods,
+            asked: $asked,
+            exits: $exits,
+            figures: &[$($figure),*],
+            endpoint: $endpoint,
+            start: $start,
+            check: $check,
+        }),*];
+    };
+}
+
+sources! {
+    Docker "docker" [Docker] false false Some(ExitWord::Events),
+        [ApiErrors, Connected, Reconnects, Calls, Events],
+        |args, _| {
             let flag = args.docker_host.as_deref();
             (!flag.is_some_and(is_off)).then(|| docker::resolve_host(flag))
         },
-        start: |s| start_docker(s, Flavor::Docker),
-        check: Some(check_docker),
-    },
-    SourceDef {
-        source: Source::Cri,
-        name: "cri",
-        first_for: &[Runtime::Containerd, Runtime::CriO],
-        pods: true,
-        asked: true,
-        exits: Some(ExitWord::Asked),
-        figures: &[ApiErrors, Connected, Reconnects, Calls, Lookups, Events],
-        endpoint: |args, _| cri_endpoint(args),
-        start: |s| {
-            let cfg = CriConfig {
-                endpoint: Some(s.endpoint),
-                label_globs: s.args.label_globs(),
-                pod_label_globs: s.args.pod_labels.clone(),
-                removal_delay: s.removal_delay,
-                exits: s.exits,
-                ..Default::default()
-            };
-            Box::pin(cri::run(cfg, s.store, s.stats, s.shutdown))
-        },
-        check: Some(check_cri),
-    },
-    SourceDef {
-        source: Source::Podman,
-        name: "podman",
-        first_for: &[Runtime::Podman],
-        pods: false,
-        asked: false,
-        exits: Some(ExitWord::Events),
-        figures: &[ApiErrors, Connected, Reconnects, Calls, Events],
-        endpoint: |args, _| podman_host(args),
-        start: |s| start_docker(s, Flavor::Podman),
-        check: Some(check_podman),
-    },
-    SourceDef {
-        source: Source::KubeletLogs,
-        name: "kubelet_logs",
-        first_for: &[],
-        pods: true,
-        asked: true,
-        exits: None,
-        figures: &[ApiErrors, Connected, Reconnects, Lookups],
-        endpoint: |_, host| kubelet_logs_dir(host),
-        start: |s| {
-            let cfg = KubeletLogsConfig {
-                container_logs_dir: s.host.container_logs_dir.clone(),
-                pod_logs_dir: s.host.pod_logs_dir.clone(),
-                host_root: s.host.host_root.clone(),
-                removal_delay: s.removal_delay,
-            };
-            Box::pin(kubelet_logs::run(cfg, s.store, s.stats, s.shutdown))
-        },
-        check: None,
-    },
-];
+        |s| start_docker(s, Flavor::Docker), Some(check_docker);
+    Cri "cri" [Containerd, CriO] true true Some(ExitWord::Asked),
+        [ApiErrors, Connected, Reconnects, Calls, Lookups, Events],
+        |args, _| cri_endpoint(args), start_cri, Some(check_cri);
+    Podman "podman" [Podman] false false Some(ExitWord::Events),
+        [ApiErrors, Connected, Reconnects, Calls, Events],
+        |args, _| podman_host(args), |s| start_docker(s, Flavor::Podman), Some(check_podman);
+    KubeletLogs "kubelet_logs" [] true true None, [ApiErrors, Connected, Reconnects, Lookups],
+        |_, host| kubelet_logs_dir(host), start_kubelet_logs, None;
+}
+
+fn start_cri(s: Start<'_>) -> SourceTask {
+    let cfg = CriConfig {
+        endpoint: Some(s.endpoint),
+        label_globs: s.args.label_globs(),
+        pod_label_globs: s.args.pod_labels.clone(),
+        removal_delay: s.removal_delay,
+        exits: s.exits,
+        ..Default::default()
+    };
+    Box::pin(cri::run(cfg, s.store, s.stats, s.shutdown))
+}
+
+fn start_kubelet_logs(s: Start<'_>) -> SourceTask {
+    let cfg = KubeletLogsConfig {
+        container_logs_dir: s.host.container_logs_dir.clone(),
+        pod_logs_dir: s.host.pod_logs_dir.clone(),
+        host_root: s.host.host_root.clone(),
+        removal_delay: s.removal_delay,
+    };
+    Box::pin(kubelet_logs::run(cfg, s.store, s.stats, s.shutdown))
+}
 
 fn start_docker(s: Start<'_>, flavor: Flavor) -> SourceTask {
     let cfg = DockerConfig {
