@@ -11,7 +11,6 @@
 //! assumed; with more, the word says what one of them does. The readers describe their own
 //! places through [`Place`].
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, mpsc};
@@ -49,6 +48,7 @@ static SLOTS: Mutex<Slots> = Mutex::new(Slots {
 });
 
 /// A reader's slot: what it reads is named through it. Given back when dropped.
+#[derive(Debug)]
 pub struct Slot(u32);
 
 impl Slot {
@@ -89,12 +89,6 @@ impl Drop for Slot {
             *p = None;
             s.free.push(self.0);
         }
-    }
-}
-
-impl fmt::Debug for Slot {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Slot({})", self.0)
     }
 }
 
@@ -174,7 +168,8 @@ pub const COMMAND_BOUND: Bound = Bound {
 };
 
 /// Reading the tree did not finish within its bound.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", self.message())]
 pub struct Stuck {
     /// What the reading thread was doing ([`describe`]), if it was in an operation.
     pub doing: Option<String>,
@@ -184,27 +179,20 @@ pub struct Stuck {
     pub total: bool,
 }
 
-impl fmt::Display for Stuck {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let doing = self.doing.as_deref().unwrap_or("(not in a read)");
+impl Stuck {
+    fn message(&self) -> String {
+        let (doing, secs) = (self.doing.as_deref(), self.waited.as_secs());
+        let doing = doing.unwrap_or("(not in a read)");
         if self.total {
-            write!(
-                f,
-                "reading the cgroup tree took longer than {} s (last: {doing})",
-                self.waited.as_secs()
-            )
+            format!("reading the cgroup tree took longer than {secs} s (last: {doing})")
         } else {
-            write!(
-                f,
-                "stuck for {} s {doing}: a hung filesystem under --cgroup-root or \
-                 --proc-root, or something there that is not what a cgroup tree holds",
-                self.waited.as_secs()
+            format!(
+                "stuck for {secs} s {doing}: a hung filesystem under --cgroup-root or \
+                 --proc-root, or something there that is not what a cgroup tree holds"
             )
         }
     }
 }
-
-impl std::error::Error for Stuck {}
 
 /// Runs `work` on a thread of its own and waits for it within `bound`. When the bound runs
 /// out, the thread is left where it is stuck (no thread can be woken from a hung filesystem)

@@ -189,18 +189,9 @@ mod tests {
         let inner = std::io::Error::other("refused");
         let outer = std::io::Error::other(inner);
         assert_eq!(error_chain(&outer), "refused");
-        #[derive(Debug)]
-        struct Wrap(std::io::Error);
-        impl std::fmt::Display for Wrap {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("connect")
-            }
-        }
-        impl std::error::Error for Wrap {
-            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-                Some(&self.0)
-            }
-        }
+        #[derive(Debug, thiserror::Error)]
+        #[error("connect")]
+        struct Wrap(#[source] std::io::Error);
         assert_eq!(
             error_chain(&Wrap(std::io::Error::other("refused"))),
             "connect: refused"

@@ -331,18 +331,9 @@ pub fn write_table(
     views: &[ContainerView],
     metadata: &Metadata,
 ) -> io::Result<()> {
-    let mut rows = vec![[
-        "CONTAINER ID".to_string(),
-        "NAME".into(),
-        "RUNTIME".into(),
-        "CPU %".into(),
-        "MEM USAGE / LIMIT".into(),
-        "MEM %".into(),
-        "NET I/O".into(),
-        "BLOCK I/O".into(),
-        "PIDS".into(),
-        "EXIT".into(),
-    ]];
+    let header =
+        "CONTAINER ID|NAME|RUNTIME|CPU %|MEM USAGE / LIMIT|MEM %|NET I/O|BLOCK I/O|PIDS|EXIT";
+    let mut rows: Vec<Vec<String>> = vec![header.split('|').map(String::from).collect()];
     for v in views {
         let c = &v.state;
         let d = Described::new(c, metadata);
@@ -370,6 +361,11 @@ pub fn write_table(
             }),
         };
         let p = v.points();
+        // Both directions of an IO metric, as `docker stats` shows them.
+        let io = |m, a, b| {
+            let (a, b) = (sum(&p, m, Some(a)), sum(&p, m, Some(b)));
+            format!("{} / {}", size(a, false), size(b, false))
+        };
         let cpu = sum(&p, Metric::CpuUsage, None);
         let usage = sum(&p, Metric::MemoryUsage, None);
         let limit = sum(&p, Metric::MemoryLimit, None);
@@ -384,7 +380,7 @@ pub fn write_table(
         if !v.running {
             id.push_str(" (exited)");
         }
-        rows.push([
+        rows.push(vec![
             id,
             name.unwrap_or_else(|| "-".into()),
             match c.kind {
@@ -398,16 +394,8 @@ pub fn write_table(
                 limit.map_or("unlimited".into(), |l| size(Some(l), true))
             ),
             mem_pct,
-            format!(
-                "{} / {}",
-                size(sum(&p, Metric::NetworkIo, Some("receive")), false),
-                size(sum(&p, Metric::NetworkIo, Some("transmit")), false)
-            ),
-            format!(
-                "{} / {}",
-                size(sum(&p, Metric::DiskIo, Some("read")), false),
-                size(sum(&p, Metric::DiskIo, Some("write")), false)
-            ),
+            io(Metric::NetworkIo, "receive", "transmit"),
+            io(Metric::DiskIo, "read", "write"),
             sum(&p, Metric::PidCount, None).map_or("-".into(), |n| format!("{n:.0}")),
             match (v.running, c.exit()) {
                 (true, _) => "-".into(),

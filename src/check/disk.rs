@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::report::{Level, Report};
+use super::report::Report;
 use crate::cgroup::Layout;
 use crate::config::{DaemonArgs, HostArgs};
 use crate::discovery::{Found, Kind};
@@ -14,26 +14,19 @@ use crate::disk::walk;
 /// Whether disk usage will work, per runtime (see the module doc).
 pub fn check(r: &mut Report, host: &HostArgs, args: &DaemonArgs, layout: &Layout, found: &[Found]) {
     if args.disk.disk_interval.0.is_none() {
-        r.add(
-            Level::Note,
-            "disk",
-            "off (--disk-interval off): no filesystem usage",
-        );
+        r.on("disk")
+            .note("off (--disk-interval off): no filesystem usage");
         return;
     }
     let host_fd = match walk::open_root(&host.host_root) {
         Ok(fd) => fd,
         Err(e) => {
-            r.add(
-                Level::Warn,
-                "disk",
-                format!(
-                    "cannot open --host-root {} ({e}): no disk usage. Mount the host's / \
-                     read-only (docker run -v /:/host:ro, a hostPath volume) and point \
-                     --host-root at it",
-                    host.host_root.display()
-                ),
-            );
+            r.on("disk").warn(format!(
+                "cannot open --host-root {} ({e}): no disk usage. Mount the host's / \
+                 read-only (docker run -v /:/host:ro, a hostPath volume) and point \
+                 --host-root at it",
+                host.host_root.display()
+            ));
             return;
         }
     };
@@ -64,79 +57,53 @@ pub fn check(r: &mut Report, host: &HostArgs, args: &DaemonArgs, layout: &Layout
         }
     }
     if by_runtime.is_empty() {
-        r.add(
-            Level::Note,
-            "disk",
-            format!(
-                "no container to look at yet; writable layers will be read below --host-root {}",
-                host.host_root.display()
-            ),
-        );
+        r.on("disk").note(format!(
+            "no container to look at yet; writable layers will be read below --host-root {}",
+            host.host_root.display()
+        ));
     }
     for (runtime, t) in &by_runtime {
         if t.ok > 0 {
-            r.add(
-                Level::Ok,
-                "disk",
-                format!(
-                    "{runtime}: {} containers on overlay, their writable layers readable below {}: \
-                     layer and log usage",
-                    t.ok,
-                    host.host_root.display()
-                ),
-            );
+            r.on("disk").ok(format!(
+                "{runtime}: {} containers on overlay, their writable layers readable below {}: \
+                 layer and log usage",
+                t.ok,
+                host.host_root.display()
+            ));
         }
         if let Some(first) = t.denied.first() {
-            r.add(
-                Level::Warn,
-                "disk",
-                format!(
-                    "{runtime}: {} writable layers cannot be read (e.g. {first}): their usage is \
-                     not shown. Run as root with CAP_DAC_READ_SEARCH (docker run --user 0 \
-                     --cap-add DAC_READ_SEARCH)",
-                    t.denied.len()
-                ),
-            );
+            r.on("disk").warn(format!(
+                "{runtime}: {} writable layers cannot be read (e.g. {first}): their usage is \
+                 not shown. Run as root with CAP_DAC_READ_SEARCH (docker run --user 0 \
+                 --cap-add DAC_READ_SEARCH)",
+                t.denied.len()
+            ));
         }
         if let Some(first) = t.unreachable.first() {
-            r.add(
-                Level::Warn,
-                "disk",
-                format!(
-                    "{runtime}: {} writable layers are not below --host-root {} (e.g. {first}): \
-                     mount the host's / there, read-only",
-                    t.unreachable.len(),
-                    host.host_root.display()
-                ),
-            );
+            r.on("disk").warn(format!(
+                "{runtime}: {} writable layers are not below --host-root {} (e.g. {first}): \
+                 mount the host's / there, read-only",
+                t.unreachable.len(),
+                host.host_root.display()
+            ));
         }
         for (fstype, n) in &t.other {
-            r.add(
-                Level::Note,
-                "disk",
-                format!(
-                    "{runtime}: {n} containers have a {fstype} root, not overlay: no writable-layer \
-                     usage for them (with {fstype} the container's own data cannot be told from \
-                     its image's cheaply and exactly; only their logs are measured)"
-                ),
-            );
+            r.on("disk").note(format!(
+                "{runtime}: {n} containers have a {fstype} root, not overlay: no writable-layer \
+                 usage for them (with {fstype} the container's own data cannot be told from \
+                 its image's cheaply and exactly; only their logs are measured)"
+            ));
         }
         if t.unknown > 0 {
-            r.add(
-                Level::Note,
-                "disk",
-                format!(
-                    "{runtime}: {} containers have no process in a root of their own to look at \
-                     (starting, or not in the host's PID namespace: run with --pid host)",
-                    t.unknown
-                ),
-            );
+            r.on("disk").note(format!(
+                "{runtime}: {} containers have no process in a root of their own to look at \
+                 (starting, or not in the host's PID namespace: run with --pid host)",
+                t.unknown
+            ));
         }
     }
     if by_runtime.values().any(|t| t.ok > 0) && !can_read_anything() {
-        r.add(
-            Level::Warn,
-            "disk",
+        r.on("disk").warn(
             "without CAP_DAC_READ_SEARCH (or CAP_DAC_OVERRIDE), a layer holding a directory that \
              only its owner may read (e.g. a database's, mode 700) cannot be walked, and that \
              container's usage is not shown (one warning each). Add the capability (docker run \
@@ -154,16 +121,12 @@ pub fn check(r: &mut Report, host: &HostArgs, args: &DaemonArgs, layout: &Layout
             ("pod logs", below(&host.pod_logs_dir), "--pod-logs-dir"),
         ] {
             if dir.is_dir() {
-                r.add(Level::Ok, "disk", format!("{what}: {}", dir.display()));
+                r.on("disk").ok(format!("{what}: {}", dir.display()));
             } else {
-                r.add(
-                    Level::Warn,
-                    "disk",
-                    format!(
-                        "{what}: {} does not exist: pods' ephemeral storage is not summed ({flag})",
-                        dir.display()
-                    ),
-                );
+                r.on("disk").warn(format!(
+                    "{what}: {} does not exist: pods' ephemeral storage is not summed ({flag})",
+                    dir.display()
+                ));
             }
         }
     }

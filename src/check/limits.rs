@@ -1,7 +1,7 @@
 //! The process's limits against the containers found: open descriptors and inotify watches.
 
 use super::cgroups::Probe;
-use super::report::{Level, Report};
+use super::report::Report;
 use crate::cgroup::Layout;
 use crate::collect::{MAX_FDS_LEAN, MAX_FDS_PER_CONTAINER};
 use crate::discovery::Found;
@@ -29,15 +29,11 @@ pub fn descriptors(r: &mut Report, found: &[Found], p: &Probe) {
         );
         let raise = "ulimit -n, LimitNOFILE=, docker run --ulimit nofile=65536";
         if capacity_lean == 0 {
-            r.add(
-                Level::Fail,
-                "descriptors",
-                format!(
-                    "open-file limit {soft} is too low: the exporter needs at least {} ({why}). \
-                     Raise it ({raise})",
-                    FD_RESERVE + per_lean
-                ),
-            );
+            r.on("descriptors").fail(format!(
+                "open-file limit {soft} is too low: the exporter needs at least {} ({why}). \
+                 Raise it ({raise})",
+                FD_RESERVE + per_lean
+            ));
         } else if capacity < found_n {
             let reopened = found_n.saturating_sub(capacity_lean);
             let rest = if reopened == 0 {
@@ -52,21 +48,15 @@ pub fn descriptors(r: &mut Report, found: &[Found], p: &Probe) {
                      closing their files every tick, which costs more CPU but loses nothing"
                 )
             };
-            r.add(
-                Level::Warn,
-                "descriptors",
-                format!(
-                    "open-file limit {soft}: room to keep all the files of {capacity} of the \
-                     {found_n} containers open ({why}); {rest}. Raise it to {} ({raise})",
-                    found_n * per + FD_RESERVE
-                ),
-            );
+            r.on("descriptors").warn(format!(
+                "open-file limit {soft}: room to keep all the files of {capacity} of the \
+                 {found_n} containers open ({why}); {rest}. Raise it to {} ({raise})",
+                found_n * per + FD_RESERVE
+            ));
         } else {
-            r.add(
-                Level::Ok,
-                "descriptors",
-                format!("open-file limit {soft}: room for about {capacity} containers ({why})"),
-            );
+            r.on("descriptors").ok(format!(
+                "open-file limit {soft}: room for about {capacity} containers ({why})"
+            ));
         }
     }
 }
@@ -81,17 +71,13 @@ pub fn inotify(r: &mut Report, layout: &Layout, found: &[Found]) {
                 .and_then(|s| s.trim().parse::<u64>().ok())
         };
         match read("/proc/sys/fs/inotify/max_user_watches") {
-            Some(w) if w < containers * 2 + 256 => r.add(
-                Level::Warn,
-                "inotify",
-                format!(
-                    "max_user_watches is {w}: too few for {containers} containers (one per \
-                     container plus the directories above them); raise \
-                     fs.inotify.max_user_watches, or directories that cannot be watched are listed \
-                     every 2 s and exits are seen at the next tick instead of at once"
-                ),
-            ),
-            Some(w) => r.add(Level::Ok, "inotify", format!("max_user_watches {w}")),
+            Some(w) if w < containers * 2 + 256 => r.on("inotify").warn(format!(
+                "max_user_watches is {w}: too few for {containers} containers (one per \
+                 container plus the directories above them); raise \
+                 fs.inotify.max_user_watches, or directories that cannot be watched are listed \
+                 every 2 s and exits are seen at the next tick instead of at once"
+            )),
+            Some(w) => r.on("inotify").ok(format!("max_user_watches {w}")),
             None => {}
         }
     }

@@ -16,11 +16,8 @@ pub fn check(r: &mut Report, args: &MetadataArgs, host: &HostArgs, found: &[Foun
         .enable_all()
         .build()
     else {
-        r.add(
-            Level::Warn,
-            "metadata",
-            "cannot start a runtime to ask the container runtimes",
-        );
+        r.on("metadata")
+            .warn("cannot start a runtime to ask the container runtimes");
         return;
     };
 
@@ -68,16 +65,10 @@ pub fn check(r: &mut Report, args: &MetadataArgs, host: &HostArgs, found: &[Foun
     let _ = stop_tx.send(true);
     rt.shutdown_timeout(Duration::from_secs(1));
     let shown = containers.len() - sb;
-    r.add(
-        if n == shown { Level::Ok } else { Level::Note },
-        "names",
-        format!(
-            "{n} of {shown} containers have names{}",
-            if sb > 0 {
-                format!(" ({sb} Kubernetes pod sandboxes are not reported as containers)")
-            } else {
-                String::new()
-            }
-        ),
-    );
+    let mut text = format!("{n} of {shown} containers have names");
+    if sb > 0 {
+        text += &format!(" ({sb} Kubernetes pod sandboxes are not reported as containers)");
+    }
+    let level = if n == shown { Level::Ok } else { Level::Note };
+    r.add(level, "names", text);
 }

@@ -22,7 +22,7 @@ use crate::cgroup::ProcRoot;
 use crate::config::{DaemonArgs, HostArgs};
 use crate::{discovery, progress};
 
-pub use report::{Finding, Level, Report};
+pub use report::{Finding, Level, On, Report};
 
 /// Runs every check. The ones that read the cgroup tree run within
 /// [`progress::COMMAND_BOUND`]: a read that does not return (a hung filesystem) is a FAIL
@@ -64,14 +64,10 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
             outputs::check(&mut r, args);
         }
         Err(stuck) => {
-            r.add(
-                Level::Fail,
-                "cgroups",
-                format!(
-                    "{stuck}. The daemon would stop collecting there (its /healthz then fails, \
-                     and its log names the file)"
-                ),
-            );
+            r.on("cgroups").fail(format!(
+                "{stuck}. The daemon would stop collecting there (its /healthz then fails, \
+                 and its log names the file)"
+            ));
             metadata::check(&mut r, &args.metadata, host, &[]);
             outputs::check(&mut r, args);
         }

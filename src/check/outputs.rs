@@ -42,22 +42,14 @@ pub fn answer<T, E>(
 
 /// Where the outputs would go, and whether their settings are valid.
 pub fn check(r: &mut Report, args: &DaemonArgs) {
-    r.add(
-        Level::Ok,
-        "prometheus",
-        match args.prometheus_listen {
-            Listen::On(a) => {
-                format!("the page would be served on http://{a}/metrics")
-            }
-            Listen::Off => "the page is off (--prometheus-listen off)".to_string(),
-        },
-    );
+    r.on("prometheus").ok(match args.prometheus_listen {
+        Listen::On(a) => format!("the page would be served on http://{a}/metrics"),
+        Listen::Off => "the page is off (--prometheus-listen off)".to_string(),
+    });
     match OtlpConfig::from_args(&args.otlp) {
-        Ok(None) => r.add(
-            Level::Ok,
-            "otlp",
-            "off: set --otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT to push",
-        ),
+        Ok(None) => r
+            .on("otlp")
+            .ok("off: set --otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT to push"),
         Ok(Some(c)) => {
             let headers: Vec<&str> = c.headers.iter().map(|(k, _)| k.as_str()).collect();
             let probed = tokio::runtime::Builder::new_current_thread()
@@ -101,19 +93,15 @@ pub fn check(r: &mut Report, args: &DaemonArgs) {
                 ),
             );
         }
-        Err(e) => r.add(Level::Fail, "otlp", error_chain(&e)),
+        Err(e) => r.on("otlp").fail(error_chain(&e)),
     }
     if let Some(path) = &args.web.web_config_file {
         match crate::export::http::ServeOptions::from_args(&args.web) {
-            Ok(_) => r.add(
-                Level::Ok,
-                "web config",
-                format!(
-                    "{} loads (TLS, auth and headers as it says)",
-                    path.display()
-                ),
-            ),
-            Err(e) => r.add(Level::Fail, "web config", error_chain(&e)),
+            Ok(_) => r.on("web config").ok(format!(
+                "{} loads (TLS, auth and headers as it says)",
+                path.display()
+            )),
+            Err(e) => r.on("web config").fail(error_chain(&e)),
         }
     }
 }

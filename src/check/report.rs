@@ -31,6 +31,11 @@ impl Report {
         });
     }
 
+    /// Where findings on `topic` go: `r.on("disk").warn(text)`.
+    pub fn on(&mut self, topic: &'static str) -> On<'_> {
+        On(self, topic)
+    }
+
     /// True when the exporter could not do its job here.
     pub fn failed(&self) -> bool {
         self.findings.iter().any(|f| f.level == Level::Fail)
@@ -57,5 +62,26 @@ impl Report {
         out.push_str(verdict);
         out.push('\n');
         out
+    }
+}
+
+/// Findings on one topic, added at the level each method names.
+pub struct On<'a>(&'a mut Report, &'static str);
+
+impl On<'_> {
+    pub fn ok(self, text: impl Into<String>) {
+        self.0.add(Level::Ok, self.1, text)
+    }
+
+    pub fn note(self, text: impl Into<String>) {
+        self.0.add(Level::Note, self.1, text)
+    }
+
+    pub fn warn(self, text: impl Into<String>) {
+        self.0.add(Level::Warn, self.1, text)
+    }
+
+    pub fn fail(self, text: impl Into<String>) {
+        self.0.add(Level::Fail, self.1, text)
     }
 }

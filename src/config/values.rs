@@ -19,17 +19,16 @@ pub fn parse_span(s: &str) -> Result<Duration, DurationError> {
     if let Ok(secs) = text.parse::<f64>() {
         return in_range(s, secs);
     }
+    let malformed = || DurationError::Malformed(s.to_owned());
     if text.is_empty() {
-        return Err(DurationError::Malformed(s.to_owned()));
+        return Err(malformed());
     }
     let (mut secs, mut rest) = (0f64, text);
     while !rest.is_empty() {
         let n_end = rest
             .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .ok_or_else(|| DurationError::Malformed(s.to_owned()))?;
-        let n: f64 = rest[..n_end]
-            .parse()
-            .map_err(|_| DurationError::Malformed(s.to_owned()))?;
+            .ok_or_else(malformed)?;
+        let n: f64 = rest[..n_end].parse().map_err(|_| malformed())?;
         rest = &rest[n_end..];
         let u_end = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
@@ -129,11 +128,9 @@ pub fn parse_listen(s: &str) -> Result<Listen, String> {
         return Ok(Listen::Off);
     }
     // `:9464` is a common shorthand for every interface.
-    let full = if s.starts_with(':') {
-        format!("0.0.0.0{s}")
-    } else {
-        s.to_string()
-    };
+    let full = s
+        .strip_prefix(':')
+        .map_or(s.to_string(), |port| format!("0.0.0.0:{port}"));
     full.parse()
         .map(Listen::On)
         .map_err(|_| format!("`{s}` is not an address like 0.0.0.0:9464, [::]:9464 or off"))

@@ -174,6 +174,14 @@ mod tests {
             .map(|f| (f.id, f.runtime, f.pod_uid))
     }
 
+    /// `p` with `{ID}`, `{UID}`, and `{U}` (the pod uid as a systemd slice name has it).
+    fn path(p: &str) -> String {
+        let u = UID.replace('-', "_");
+        p.replace("{ID}", ID)
+            .replace("{UID}", UID)
+            .replace("{U}", &u)
+    }
+
     fn pod(p: &str) -> Option<String> {
         classify(Path::new(p))
             .filter(|f| f.kind == Kind::Pod)
@@ -183,16 +191,13 @@ mod tests {
     #[test]
     fn pods_and_containerd_namespaces() {
         for p in [
-            format!("kubepods/besteffort/pod{UID}"),
-            format!("kubepods/burstable/pod{UID}"),
-            format!("kubepods/pod{UID}"),
-            format!(
-                "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice",
-                UID.replace('-', "_")
-            ),
-            format!("kubepods.slice/kubepods-pod{}.slice", UID.replace('-', "_")),
+            "kubepods/besteffort/pod{UID}",
+            "kubepods/burstable/pod{UID}",
+            "kubepods/pod{UID}",
+            "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{U}.slice",
+            "kubepods.slice/kubepods-pod{U}.slice",
         ] {
-            assert_eq!(pod(&p), Some(UID.to_string()), "{p}");
+            assert_eq!(pod(&path(p)), Some(UID.to_string()), "{p}");
         }
         // A pod uid outside the kubelet's tree is no pod; QoS slices are none either.
         assert_eq!(pod(&format!("user.slice/pod{UID}")), None);
@@ -216,70 +221,43 @@ mod tests {
 
     #[test]
     fn runtime_path_patterns() {
+        use Runtime::{Containerd, CriO, Docker, Podman};
         let cases = [
-            (format!("docker/{ID}"), Runtime::Docker, None),
+            ("docker/{ID}", Docker, false),
+            ("system.slice/docker-{ID}.scope", Docker, false),
+            ("system.slice/cri-containerd-{ID}.scope", Containerd, false),
+            ("machine.slice/libpod-{ID}.scope", Podman, false),
+            ("libpod_parent/libpod-{ID}", Podman, false),
             (
-                format!("system.slice/docker-{ID}.scope"),
-                Runtime::Docker,
-                None,
+                "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{U}.slice/cri-containerd-{ID}.scope",
+                Containerd,
+                true,
             ),
             (
-                format!("system.slice/cri-containerd-{ID}.scope"),
-                Runtime::Containerd,
-                None,
+                "kubepods.slice/kubepods-pod{U}.slice/crio-{ID}.scope",
+                CriO,
+                true,
             ),
-            (
-                format!("machine.slice/libpod-{ID}.scope"),
-                Runtime::Podman,
-                None,
-            ),
-            (format!("libpod_parent/libpod-{ID}"), Runtime::Podman, None),
-            (
-                format!(
-                    "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{ID}.scope",
-                    UID.replace('-', "_")
-                ),
-                Runtime::Containerd,
-                Some(UID.to_string()),
-            ),
-            (
-                format!(
-                    "kubepods.slice/kubepods-pod{}.slice/crio-{ID}.scope",
-                    UID.replace('-', "_")
-                ),
-                Runtime::CriO,
-                Some(UID.to_string()),
-            ),
-            (
-                format!("kubepods/besteffort/pod{UID}/{ID}"),
-                Runtime::Containerd,
-                Some(UID.to_string()),
-            ),
-            (
-                format!("kubepods/pod{UID}/{ID}"),
-                Runtime::Containerd,
-                Some(UID.to_string()),
-            ),
+            ("kubepods/besteffort/pod{UID}/{ID}", Containerd, true),
+            ("kubepods/pod{UID}/{ID}", Containerd, true),
         ];
-        for (path, runtime, pod) in cases {
-            assert_eq!(c(&path), Some((ID.to_string(), runtime, pod)), "{path}");
+        for (p, runtime, in_pod) in cases {
+            let pod = in_pod.then(|| UID.to_string());
+            assert_eq!(c(&path(p)), Some((ID.to_string(), runtime, pod)), "{p}");
         }
     }
 
     #[test]
     fn other_cgroups_are_not_containers() {
         for p in [
-            "system.slice/docker.service".to_string(),
-            "system.slice/docker.socket".to_string(),
-            format!("machine.slice/libpod-conmon-{ID}.scope"),
-            format!(
-                "kubepods.slice/kubepods-pod{}.slice/crio-conmon-{ID}.scope",
-                UID.replace('-', "_")
-            ),
+            path("system.slice/docker.service"),
+            path("system.slice/docker.socket"),
+            path("machine.slice/libpod-conmon-{ID}.scope"),
+            path("kubepods.slice/kubepods-pod{U}.slice/crio-conmon-{ID}.scope"),
             format!("system.slice/docker-{}.scope", &ID[..63]),
             format!("system.slice/docker-{}.scope", ID.to_uppercase()),
-            format!("user.slice/{ID}"),
-            format!("kubepods/besteffort/pod{UID}"),
+            path("user.slice/{ID}"),
+            path("kubepods/besteffort/pod{UID}"),
             "docker".to_string(),
             String::new(),
         ] {

@@ -76,19 +76,17 @@ fn walk_from(
                 continue;
             }
             let child = rel.join(entry.file_name());
-            match classify(&child) {
+            let enter = match classify(&child) {
                 // A pod is read as a whole, and its containers one by one.
-                Some(f) if f.kind == Kind::Pod => {
+                Some(f) => {
+                    let pod = f.kind == Kind::Pod;
                     found.push(f);
-                    if depth + 1 < MAX_DEPTH {
-                        stack.push((child, depth + 1));
-                    }
+                    pod
                 }
-                Some(f) => found.push(f),
-                None if descend(&entry.file_name()) && depth + 1 < MAX_DEPTH => {
-                    stack.push((child, depth + 1))
-                }
-                None => {}
+                None => descend(&entry.file_name()),
+            };
+            if enter && depth + 1 < MAX_DEPTH {
+                stack.push((child, depth + 1));
             }
         }
     }

@@ -19,16 +19,7 @@ pub fn escape_label_value(out: &mut Vec<u8>, s: &str) {
 
 /// A label name from arbitrary text: `[a-zA-Z0-9_]`, anything else becomes `_`.
 pub fn label_name(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let mut out = s.replace(|c: char| !(c.is_ascii_alphanumeric() || c == '_'), "_");
     if out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
     }
@@ -115,12 +106,8 @@ impl LineSink<'_> {
 
 impl Sink for LineSink<'_> {
     fn point(&mut self, _metric: Metric, attrs: &[&str], value: Value) {
-        let labels = self.attr_labels;
-        let out = self.open();
-        for (name, v) in labels.iter().zip(attrs) {
-            push_label(out, name, v);
-        }
-        self.close(value);
+        let labels = self.attr_labels.iter().map(String::as_str);
+        self.line(labels.zip(attrs.iter().copied()), value);
     }
 }
 

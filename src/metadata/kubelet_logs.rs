@@ -57,12 +57,8 @@ pub fn parse_link_name(name: &str) -> Option<(String, String, String, String)> {
     if parts.next().is_some() || ![pod, ns, container].iter().all(|s| is_name(s)) {
         return None;
     }
-    Some((
-        pod.into(),
-        ns.into(),
-        container.into(),
-        id.to_ascii_lowercase(),
-    ))
+    let id = id.to_ascii_lowercase();
+    Some((pod.into(), ns.into(), container.into(), id))
 }
 
 /// The uid and restart count from a link's target, when it is in the kubelet's layout and
@@ -159,7 +155,7 @@ fn pod_dir_names(cfg: &KubeletLogsConfig) -> Vec<String> {
 }
 
 /// `path` (a host path) below `root`.
-fn below(root: &Path, path: &Path) -> PathBuf {
+pub(crate) fn below(root: &Path, path: &Path) -> PathBuf {
     root.join(path.strip_prefix("/").unwrap_or(path))
 }
 

@@ -91,78 +91,67 @@ pub struct SourceDef {
     pub check: Option<fn(CheckInput<'_>) -> Option<SourceCheck>>,
 }
 
-/// Every source, in the order containers are looked up after the one their runtime names.
-pub static SOURCES: [SourceDef; Source::COUNT] = [
-    SourceDef {
-        source: Source::Docker,
-        name: "docker",
-        first_for: &[Runtime::Docker],
-        pods: false,
-        asked: false,
-        exits: Some(ExitWord::Events),
-        figures: &[ApiErrors, Connected, Reconnects, Calls, Events],
-        endpoint: |args, _| {
+/// The registry's rows, one field of [`SourceDef`] after the other: `Source "name"
+/// [first_for] pods asked exits, [figures], endpoint, start, check;`.
+macro_rules! sources {
+    ($($source:ident $name:literal [$($first:ident),*] $pods:literal $asked:literal $exits:expr,
+        [$($figure:ident),*], $endpoint:expr, $start:expr, $check:expr;)*) => {
+        /// Every source, in the order containers are looked up after the one their runtime
+        /// names.
+        pub static SOURCES: [SourceDef; Source::COUNT] = [$(SourceDef {
+            source: Source::$source,
+            name: $name,
+            first_for: &[$(Runtime::$first),*],
+            pods: $pods,
+            asked: $asked,
+            exits: $exits,
+            figures: &[$($figure),*],
+            endpoint: $endpoint,
+            start: $start,
+            check: $check,
+        }),*];
+    };
+}
+
+sources! {
+    Docker "docker" [Docker] false false Some(ExitWord::Events),
+        [ApiErrors, Connected, Reconnects, Calls, Events],
+        |args, _| {
             let flag = args.docker_host.as_deref();
             (!flag.is_some_and(is_off)).then(|| docker::resolve_host(flag))
         },
-        start: |s| start_docker(s, Flavor::Docker),
-        check: Some(check_docker),
-    },
-    SourceDef {
-        source: Source::Cri,
-        name: "cri",
-        first_for: &[Runtime::Containerd, Runtime::CriO],
-        pods: true,
-        asked: true,
-        exits: Some(ExitWord::Asked),
-        figures: &[ApiErrors, Connected, Reconnects, Calls, Lookups, Events],
-        endpoint: |args, _| cri_endpoint(args),
-        start: |s| {
-            let cfg = CriConfig {
-                endpoint: Some(s.endpoint),
-                label_globs: s.args.label_globs(),
-                pod_label_globs: s.args.pod_labels.clone(),
-                removal_delay: s.removal_delay,
-                exits: s.exits,
-                ..Default::default()
-            };
-            Box::pin(cri::run(cfg, s.store, s.stats, s.shutdown))
-        },
-        check: Some(check_cri),
-    },
-    SourceDef {
-        source: Source::Podman,
-        name: "podman",
-        first_for: &[Runtime::Podman],
-        pods: false,
-        asked: false,
-        exits: Some(ExitWord::Events),
-        figures: &[ApiErrors, Connected, Reconnects, Calls, Events],
-        endpoint: |args, _| podman_host(args),
-        start: |s| start_docker(s, Flavor::Podman),
-        check: Some(check_podman),
-    },
-    SourceDef {
-        source: Source::KubeletLogs,
-        name: "kubelet_logs",
-        first_for: &[],
-        pods: true,
-        asked: true,
-        exits: None,
-        figures: &[ApiErrors, Connected, Reconnects, Lookups],
-        endpoint: |_, host| kubelet_logs_dir(host),
-        start: |s| {
-            let cfg = KubeletLogsConfig {
-                container_logs_dir: s.host.container_logs_dir.clone(),
-                pod_logs_dir: s.host.pod_logs_dir.clone(),
-                host_root: s.host.host_root.clone(),
-                removal_delay: s.removal_delay,
-            };
-            Box::pin(kubelet_logs::run(cfg, s.store, s.stats, s.shutdown))
-        },
-        check: None,
-    },
-];
+        |s| start_docker(s, Flavor::Docker), Some(check_docker);
+    Cri "cri" [Containerd, CriO] true true Some(ExitWord::Asked),
+        [ApiErrors, Connected, Reconnects, Calls, Lookups, Events],
+        |args, _| cri_endpoint(args), start_cri, Some(check_cri);
+    Podman "podman" [Podman] false false Some(ExitWord::Events),
+        [ApiErrors, Connected, Reconnects, Calls, Events],
+        |args, _| podman_host(args), |s| start_docker(s, Flavor::Podman), Some(check_podman);
+    KubeletLogs "kubelet_logs" [] true true None, [ApiErrors, Connected, Reconnects, Lookups],
+        |_, host| kubelet_logs_dir(host), start_kubelet_logs, None;
+}
+
+fn start_cri(s: Start<'_>) -> SourceTask {
+    let cfg = CriConfig {
+        endpoint: Some(s.endpoint),
+        label_globs: s.args.label_globs(),
+        pod_label_globs: s.args.pod_labels.clone(),
+        removal_delay: s.removal_delay,
+        exits: s.exits,
+        ..Default::default()
+    };
+    Box::pin(cri::run(cfg, s.store, s.stats, s.shutdown))
+}
+
+fn start_kubelet_logs(s: Start<'_>) -> SourceTask {
+    let cfg = KubeletLogsConfig {
+        container_logs_dir: s.host.container_logs_dir.clone(),
+        pod_logs_dir: s.host.pod_logs_dir.clone(),
+        host_root: s.host.host_root.clone(),
+        removal_delay: s.removal_delay,
+    };
+    Box::pin(kubelet_logs::run(cfg, s.store, s.stats, s.shutdown))
+}
 
 fn start_docker(s: Start<'_>, flavor: Flavor) -> SourceTask {
     let cfg = DockerConfig {
@@ -210,11 +199,8 @@ fn kubelet_logs_dir(host: &HostArgs) -> Option<String> {
     if dir.to_str().is_some_and(is_off) {
         return None;
     }
-    let rel = dir.strip_prefix("/").unwrap_or(dir);
-    host.host_root
-        .join(rel)
-        .is_dir()
-        .then(|| dir.display().to_string())
+    let below = kubelet_logs::below(&host.host_root, dir);
+    below.is_dir().then(|| dir.display().to_string())
 }
 
 /// What `check` says of a source: how it stands, in words.
@@ -225,6 +211,12 @@ pub enum CheckLevel {
     Ok,
     Note,
     Warn,
+}
+
+impl CheckLevel {
+    fn says(self, text: impl Into<String>) -> SourceCheck {
+        (self, text.into())
+    }
 }
 
 /// What a source's `check` is given.
@@ -239,37 +231,28 @@ pub struct CheckInput<'a> {
 }
 
 fn check_docker(c: CheckInput<'_>) -> Option<SourceCheck> {
-    use CheckLevel::{Note, Warn};
     let Some(url) = c.endpoint else {
-        return Some((Note, "off (--docker-host off)".into()));
+        return Some(CheckLevel::Note.says("off (--docker-host off)"));
     };
     let quiet =
         c.args.docker_host.is_none() && !c.found.iter().any(|f| f.runtime == Runtime::Docker);
     Some(match c.rt.block_on(docker::probe(&url)) {
-        Ok(v) => (
-            CheckLevel::Ok,
-            format!(
-                "Docker {} (API {}) at {url}: names, images and labels",
-                v.version, v.api_version
-            ),
-        ),
-        Err(e) if quiet => (
-            Note,
-            format!("no Docker at {url} ({e}), and no Docker containers"),
-        ),
-        Err(e) => (
-            Warn,
-            format!(
-                "cannot reach Docker at {url} ({e}): metrics still work, but containers are \
+        Ok(v) => CheckLevel::Ok.says(format!(
+            "Docker {} (API {}) at {url}: names, images and labels",
+            v.version, v.api_version
+        )),
+        Err(e) if quiet => CheckLevel::Note.says(format!(
+            "no Docker at {url} ({e}), and no Docker containers"
+        )),
+        Err(e) => CheckLevel::Warn.says(format!(
+            "cannot reach Docker at {url} ({e}): metrics still work, but containers are \
              reported by id only. Mount the socket (-v /var/run/docker.sock:\
              /var/run/docker.sock:ro), set --docker-host, or --docker-host off"
-            ),
-        ),
+        )),
     })
 }
 
 fn check_podman(c: CheckInput<'_>) -> Option<SourceCheck> {
-    use CheckLevel::Warn;
     let Some(url) = c.endpoint else {
         let text = "Podman containers found but no Podman API (start `podman system service` or \
                     podman.socket, and set --podman-host): they are reported by id";
@@ -277,56 +260,42 @@ fn check_podman(c: CheckInput<'_>) -> Option<SourceCheck> {
             .found
             .iter()
             .any(|f| f.runtime == Runtime::Podman)
-            .then(|| (Warn, text.into()));
+            .then(|| CheckLevel::Warn.says(text));
     };
     Some(match c.rt.block_on(docker::probe(&url)) {
-        Ok(v) => (
-            CheckLevel::Ok,
-            format!(
-                "Podman {} (Docker API {}) at {url}",
-                v.version, v.api_version
-            ),
-        ),
-        Err(e) => (
-            Warn,
-            format!("cannot reach Podman at {url} ({e}): Podman containers are reported by id"),
-        ),
+        Ok(v) => CheckLevel::Ok.says(format!(
+            "Podman {} (Docker API {}) at {url}",
+            v.version, v.api_version
+        )),
+        Err(e) => CheckLevel::Warn.says(format!(
+            "cannot reach Podman at {url} ({e}): Podman containers are reported by id"
+        )),
     })
 }
 
 fn check_cri(c: CheckInput<'_>) -> Option<SourceCheck> {
-    use CheckLevel::Warn;
     let Some(endpoint) = c.endpoint else {
         let in_pods = (c.found.iter())
             .filter(|f| f.kind == Kind::Container && f.pod_uid.is_some())
             .count();
         let sockets = cri::DEFAULT_ENDPOINTS.join(", ");
         return (in_pods > 0).then(|| {
-            (
-                Warn,
-                format!(
-                    "{in_pods} Kubernetes containers found but no CRI socket ({sockets}): they are \
+            CheckLevel::Warn.says(format!(
+                "{in_pods} Kubernetes containers found but no CRI socket ({sockets}): they are \
                  reported by id and pod uid, without pod, namespace or container names. Mount \
                  the runtime's socket and set --cri-endpoint"
-                ),
-            )
+            ))
         });
     };
     Some(match c.rt.block_on(cri::probe(&endpoint)) {
-        Ok(v) => (
-            CheckLevel::Ok,
-            format!(
-                "{} {} (CRI {}) at {endpoint}: pod, namespace and container names",
-                v.runtime_name, v.runtime_version, v.runtime_api_version
-            ),
-        ),
-        Err(e) => (
-            Warn,
-            format!(
-                "cannot use the CRI at {endpoint} ({e}): Kubernetes containers are reported by id \
+        Ok(v) => CheckLevel::Ok.says(format!(
+            "{} {} (CRI {}) at {endpoint}: pod, namespace and container names",
+            v.runtime_name, v.runtime_version, v.runtime_api_version
+        )),
+        Err(e) => CheckLevel::Warn.says(format!(
+            "cannot use the CRI at {endpoint} ({e}): Kubernetes containers are reported by id \
              and pod uid"
-            ),
-        ),
+        )),
     })
 }
 

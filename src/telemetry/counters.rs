@@ -8,6 +8,8 @@ use std::sync::{Arc, OnceLock};
 use crate::disk::DiskStats;
 use crate::metadata::MetadataStats;
 
+/// What each counter means: its row in [`super::SELF_METRICS`]; the docs here add only what
+/// the row does not say.
 #[derive(Debug, Default)]
 pub struct Telemetry {
     pub collections: AtomicU64,
@@ -33,23 +35,16 @@ pub struct Telemetry {
     /// Containers whose `cgroup.events` could not be watched: their exit is seen at the
     /// next tick instead of at once.
     pub unwatched_events: AtomicU64,
-    /// Containers read by open-read-close because the open-file limit leaves no room to keep
-    /// their files open.
     pub containers_reopened: AtomicU64,
     /// Time the last tick spent rendering the page, and encoding the OTLP request
     /// (nanoseconds).
     pub last_render_ns: AtomicU64,
     pub last_otlp_encode_ns: AtomicU64,
     pub scrapes: AtomicU64,
-    /// OTLP requests the receiver accepted (fully or partially).
     pub otlp_exports_succeeded: AtomicU64,
-    /// OTLP requests that failed for good (permanent error, or given up while retrying).
     pub otlp_exports_failed: AtomicU64,
-    /// OTLP send attempts repeated after a retryable failure.
     pub otlp_retries: AtomicU64,
-    /// OTLP requests dropped unsent: the oldest of a full queue, or pending at shutdown.
     pub otlp_dropped_requests: AtomicU64,
-    /// Data points the receiver rejected in partial-success responses.
     pub otlp_rejected_points: AtomicU64,
     /// Ticks with OTLP requests waiting in the queue (not counting the request being sent).
     pub otlp_queue_length: AtomicU64,

@@ -495,19 +495,16 @@ mod tests {
         }
     }
 
-    fn resolve(
-        a: &OtlpArgs,
-        env: &[(&'static str, &'static str)],
-    ) -> Result<Option<OtlpConfig>, OtlpConfigError> {
+    /// `env`: `KEY=value` each.
+    fn resolve(a: &OtlpArgs, env: &[&str]) -> Result<Option<OtlpConfig>, OtlpConfigError> {
         let env = |key: &str| {
-            env.iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| v.to_string())
+            let mut pairs = env.iter().filter_map(|kv| kv.split_once('='));
+            pairs.find(|(k, _)| *k == key).map(|(_, v)| v.to_string())
         };
         OtlpConfig::resolve(a, &env)
     }
 
-    fn ok(a: &OtlpArgs, env: &[(&'static str, &'static str)]) -> OtlpConfig {
+    fn ok(a: &OtlpArgs, env: &[&str]) -> OtlpConfig {
         resolve(a, env).unwrap().unwrap()
     }
 
@@ -515,14 +512,14 @@ mod tests {
     fn off_without_an_endpoint() {
         assert!(resolve(&args(None), &[]).unwrap().is_none());
         assert!(
-            resolve(&args(None), &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")])
+            resolve(&args(None), &["OTEL_EXPORTER_OTLP_PROTOCOL=grpc"])
                 .unwrap()
                 .is_none()
         );
         assert!(
             resolve(
                 &args(Some("off")),
-                &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://x:4318")]
+                &["OTEL_EXPORTER_OTLP_ENDPOINT=http://x:4318"]
             )
             .unwrap()
             .is_none()
@@ -531,16 +528,17 @@ mod tests {
 
     #[test]
     fn endpoint_precedence_and_paths() {
-        const GENERIC: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
-        const METRICS: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
-        let c = ok(&args(None), &[(GENERIC, "http://c:4318")]);
+        let c = ok(&args(None), &["OTEL_EXPORTER_OTLP_ENDPOINT=http://c:4318"]);
         assert_eq!(c.endpoint, "http://c:4318/v1/metrics");
         assert_eq!(c.protocol, Protocol::HttpProtobuf);
-        let c = ok(&args(None), &[(GENERIC, "http://c:4318/base/")]);
+        let c = ok(
+            &args(None),
+            &["OTEL_EXPORTER_OTLP_ENDPOINT=http://c:4318/base/"],
+        );
         assert_eq!(c.endpoint, "http://c:4318/base/v1/metrics");
         let both = [
-            (GENERIC, "http://c:4318"),
-            (METRICS, "https://m:443/custom"),
+            "OTEL_EXPORTER_OTLP_ENDPOINT=http://c:4318",
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=https://m:443/custom",
         ];
         assert_eq!(ok(&args(None), &both).endpoint, "https://m:443/custom");
         let c = ok(&args(Some("http://flag:4318")), &both[1..]);
@@ -552,9 +550,9 @@ mod tests {
     #[test]
     fn grpc_endpoints() {
         let env = [
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
-            ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc"),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317/ignored"),
+            "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+            "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL=grpc",
+            "OTEL_EXPORTER_OTLP_ENDPOINT=http://c:4317/ignored",
         ];
         let c = ok(&args(None), &env);
         assert_eq!(c.protocol, Protocol::Grpc);
@@ -562,7 +560,7 @@ mod tests {
         let mut a = args(Some("c:4317"));
         a.otlp_protocol = Some(Protocol::Grpc);
         assert_eq!(ok(&a, &[]).endpoint, "https://c:4317");
-        let c = ok(&a, &[("OTEL_EXPORTER_OTLP_INSECURE", "true")]);
+        let c = ok(&a, &["OTEL_EXPORTER_OTLP_INSECURE=true"]);
         assert_eq!(c.endpoint, "http://c:4317");
     }
 
@@ -571,10 +569,10 @@ mod tests {
         let c = ok(
             &args(Some("http://c:4318")),
             &[
-                ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=a%20b,X-Team=one"),
-                ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "x-team=two"),
-                ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
-                ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "gzip"),
+                "OTEL_EXPORTER_OTLP_HEADERS=api-key=a%20b,X-Team=one",
+                "OTEL_EXPORTER_OTLP_METRICS_HEADERS=x-team=two",
+                "OTEL_EXPORTER_OTLP_TIMEOUT=2500",
+                "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION=gzip",
             ],
         );
         let headers: Vec<_> = c
@@ -592,27 +590,19 @@ mod tests {
     #[test]
     fn invalid_values_are_errors_that_name_the_variable() {
         let a = args(Some("http://c:4318"));
-        for (k, v) in [
-            ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s"),
-            ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd"),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
-            ("OTEL_EXPORTER_OTLP_HEADERS", "novalue"),
-            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem"),
-            (
-                "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
-                "sometimes",
-            ),
-            ("OTEL_EXPORTER_OTLP_INSECURE", "yes"),
-            (
-                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
-                "/nonexistent/c.pem",
-            ),
-            (
-                "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY",
-                "/nonexistent/c.key",
-            ),
+        for kv in [
+            "OTEL_EXPORTER_OTLP_TIMEOUT=10s",
+            "OTEL_EXPORTER_OTLP_COMPRESSION=zstd",
+            "OTEL_EXPORTER_OTLP_PROTOCOL=http/json",
+            "OTEL_EXPORTER_OTLP_HEADERS=novalue",
+            "OTEL_EXPORTER_OTLP_CERTIFICATE=/nonexistent/ca.pem",
+            "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=sometimes",
+            "OTEL_EXPORTER_OTLP_INSECURE=yes",
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE=/nonexistent/c.pem",
+            "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY=/nonexistent/c.key",
         ] {
-            let e = resolve(&a, &[(k, v)]).unwrap_err().to_string();
+            let k = kv.split_once('=').unwrap().0;
+            let e = resolve(&a, &[kv]).unwrap_err().to_string();
             assert!(e.contains(k), "{e}");
         }
         assert!(matches!(
@@ -629,7 +619,7 @@ mod tests {
                 ..
             })
         ));
-        let e = resolve(&a, &[("OTEL_EXPORTER_OTLP_HEADERS", "a=b,novalue")]).unwrap_err();
+        let e = resolve(&a, &["OTEL_EXPORTER_OTLP_HEADERS=a=b,novalue"]).unwrap_err();
         assert_eq!(
             crate::remote::error_chain(&e),
             "OTEL_EXPORTER_OTLP_HEADERS: \"novalue\" is not key=value"
@@ -639,22 +629,19 @@ mod tests {
     #[test]
     fn service_name() {
         let a = args(Some("http://c:4318"));
-        let c = ok(
-            &a,
-            &[("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs")],
-        );
+        let c = ok(&a, &["OTEL_RESOURCE_ATTRIBUTES=service.name=from-attrs"]);
         assert_eq!(c.service_name, "from-attrs");
         let c = ok(
             &a,
             &[
-                ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs"),
-                ("OTEL_SERVICE_NAME", "svc"),
+                "OTEL_RESOURCE_ATTRIBUTES=service.name=from-attrs",
+                "OTEL_SERVICE_NAME=svc",
             ],
         );
         assert_eq!(c.service_name, "svc");
         let c = ok(
             &a,
-            &[("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "Delta")],
+            &["OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=Delta"],
         );
         assert_eq!(c.temporality, Temporality::Delta);
     }

@@ -115,14 +115,10 @@ impl Exporter {
         now: SystemTime,
         containers: impl IntoIterator<Item = &'a Described<'a>>,
     ) {
-        if self
-            .encoder
-            .encode_departures(&mut self.buf, now, containers)
-            == 0
-        {
-            return;
+        let points = (self.encoder).encode_departures(&mut self.buf, now, containers);
+        if points > 0 {
+            self.queue_encoded();
         }
-        self.queue_encoded();
     }
 
     /// Cuts the request just encoded into `buf` to the size limit, and queues it.

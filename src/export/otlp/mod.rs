@@ -4,7 +4,7 @@
 //! network. What is sent and how it is delivered: `docs/otlp.md`.
 //!
 //! - [`config`]: the flags and the `OTEL_EXPORTER_OTLP_*` variables, resolved once at start.
-//! - [`wire`]: a tick's request, written with [`proto`]'s field primitives.
+//! - [`wire`]: a tick's request, written straight as protobuf.
 //! - [`exporter`]: the collector thread's end: encodes, cuts, compresses and queues each tick.
 //! - [`queue`]: the bounded queue between the two ends, in ticks, dropping the oldest.
 //! - [`send`]: the sender task (retries, and the accounting of every request), and the probe
@@ -17,7 +17,6 @@ pub mod exporter;
 pub mod grpc;
 pub mod http;
 pub mod outcome;
-pub mod proto;
 pub mod queue;
 pub mod send;
 pub mod wire;

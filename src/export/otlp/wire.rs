@@ -4,38 +4,30 @@
 //! [`HostResource::attributes`], and the exporter's own from [`SELF_METRICS`] and
 //! [`own_resource`]. The tests compare it, byte for byte, with a reference that shares none of
 //! this code: the `opentelemetry-proto` message tree encoded by prost
-//! (`tests/common/otlp_reference.rs`).
+//! (`tests/common/otlp_reference.rs`). Why by hand: `docs/dependencies.md` (prost's tree costs
+//! ten times the time and 284,000 allocations per tick for 1,000 containers).
 //!
-//! How: the bytes are written forwards into one reused `Vec<u8>`. Data points have an exact
-//! size computed before they are written; the enclosing messages (`ResourceMetrics`,
-//! `ScopeMetrics`, `Metric`, `Sum`/`Gauge`) get a length prefix reserved at the size it had
+//! How: the bytes are written forwards into one reused `Vec<u8>`, fields in tag order as prost
+//! does, with the protobuf primitives at the end of this file. Data points have an exact size computed before
+//! they are written; the enclosing messages get a length prefix reserved at the size it had
 //! the last time the same message was written (per metric), filled in when the message is
-//! closed — and, in the rare case the guess was wrong, the body is shifted by a byte or two.
-//! Fields are written in tag order, as prost does, so the output is byte for byte what
-//! prost gives for the same request.
+//! closed (the body shifted by a byte or two when the guess was wrong).
 //!
-//! What never changes is encoded once: each metric's `name`/`description`/`unit` (and the
-//! `Sum` temporality and monotonicity) and attribute keys, for the container, pod and
-//! self-metric tables alike (`MetricHead`); the scope; the exporter's own `Resource`; and
-//! each container's `Resource` (cached per container id, rebuilt when its metadata `Arc`
-//! changes, dropped when the container is no longer encoded). A tick allocates nothing once
-//! the containers are known.
+//! What never changes is encoded once: each metric's `name`/`description`/`unit`, `Sum`
+//! temporality and monotonicity, and attribute keys (`MetricHead`); the scope; the exporter's
+//! own `Resource`; and each container's `Resource` (cached per container id, rebuilt when its
+//! metadata `Arc` changes, dropped when the container is no longer encoded). A tick allocates
+//! nothing once the containers are known.
 //!
 //! Delta temporality keeps the previous value of each series per container (and one set for
 //! the exporter itself), in a list in emission order with a cursor: a tick that emits the same
 //! series in the same order finds each one in one comparison and allocates nothing.
-//!
-//! Why by hand rather than `opentelemetry-proto` messages encoded by prost: measured by
-//! `benches/otlp.rs` for 1,000 containers (fastest of 100, 2-core VM), the message tree and its
-//! encoding take 40 ms and 284,000 allocations (24 MB) per tick, this writer 3.4 ms and none.
-//! The protobuf primitives are [`super::proto`]'s.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::config::Temporality;
-use super::proto::{close, open, put_len_field, put_str_field, put_varint, varint_len};
 use crate::collect::{Described, Show};
 use crate::discovery::Kind;
 use crate::metadata::{ContainerMeta, PodMeta};
@@ -49,36 +41,25 @@ pub const SCOPE_NAME: &str = "container-exporter";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 // Field tags (field number << 3 | wire type), of the messages written here.
-/// `ExportMetricsServiceRequest.resource_metrics`, `ResourceMetrics.resource`,
-/// `Resource.attributes`, `ScopeMetrics.scope`, `InstrumentationScope.name`, `Metric.name`,
-/// `Sum/Gauge.data_points`, `KeyValue.key`, `AnyValue.string_value`, `ArrayValue.values`:
-/// field 1, length-delimited.
+/// Field 1, length-delimited: `ExportMetricsServiceRequest.resource_metrics`,
+/// `ResourceMetrics.resource`, `Resource.attributes`, `ScopeMetrics.scope`,
+/// `InstrumentationScope.name`, `Metric.name`, `Sum/Gauge.data_points`, `KeyValue.key`,
+/// `AnyValue.string_value`, `ArrayValue.values`.
 const F1_LEN: u8 = 0x0a;
-/// `ResourceMetrics.scope_metrics`, `ScopeMetrics.metrics`, `InstrumentationScope.version`,
-/// `Metric.description`, `KeyValue.value`: field 2, length-delimited.
+/// Field 2, length-delimited: `ResourceMetrics.scope_metrics`, `ScopeMetrics.metrics`,
+/// `InstrumentationScope.version`, `Metric.description`, `KeyValue.value`.
 const F2_LEN: u8 = 0x12;
-/// `Metric.unit`: field 3, length-delimited.
-const F3_LEN: u8 = 0x1a;
-/// `Metric.gauge`: field 5, length-delimited.
-const GAUGE: u8 = 0x2a;
-/// `Metric.sum`: field 7, length-delimited.
-const SUM: u8 = 0x3a;
-/// `Sum.aggregation_temporality`: field 2, varint.
-const SUM_TEMPORALITY: u8 = 0x10;
-/// `Sum.is_monotonic`: field 3, varint.
-const SUM_MONOTONIC: u8 = 0x18;
-/// `NumberDataPoint.start_time_unix_nano`: field 2, fixed64.
-const POINT_START: u8 = 0x11;
-/// `NumberDataPoint.time_unix_nano`: field 3, fixed64.
-const POINT_TIME: u8 = 0x19;
-/// `NumberDataPoint.as_double`: field 4, fixed64.
-const POINT_DOUBLE: u8 = 0x21;
-/// `NumberDataPoint.as_int`: field 6, fixed64 (sfixed64).
-const POINT_INT: u8 = 0x31;
-/// `NumberDataPoint.attributes`: field 7, length-delimited.
-const POINT_ATTR: u8 = 0x3a;
-/// `AnyValue.array_value`: field 5, length-delimited.
-const ANY_ARRAY: u8 = 0x2a;
+const F3_LEN: u8 = 0x1a; // `Metric.unit`
+const GAUGE: u8 = 0x2a; // `Metric.gauge`: field 5
+const SUM: u8 = 0x3a; // `Metric.sum`: field 7
+const SUM_TEMPORALITY: u8 = 0x10; // `Sum.aggregation_temporality`: field 2, varint
+const SUM_MONOTONIC: u8 = 0x18; // `Sum.is_monotonic`: field 3, varint
+const POINT_START: u8 = 0x11; // `NumberDataPoint.start_time_unix_nano`: field 2, fixed64
+const POINT_TIME: u8 = 0x19; // `NumberDataPoint.time_unix_nano`: field 3, fixed64
+const POINT_DOUBLE: u8 = 0x21; // `NumberDataPoint.as_double`: field 4, fixed64
+const POINT_INT: u8 = 0x31; // `NumberDataPoint.as_int`: field 6, sfixed64
+const POINT_ATTR: u8 = 0x3a; // `NumberDataPoint.attributes`: field 7
+const ANY_ARRAY: u8 = 0x2a; // `AnyValue.array_value`: field 5
 
 /// `AggregationTemporality` values.
 const AGGREGATION_DELTA: usize = 1;
@@ -212,6 +193,8 @@ struct SeriesSet {
     keys: Vec<u8>,
     /// Where the next series is expected (reset per tick).
     cursor: usize,
+    /// The key being looked up (reused).
+    key: Vec<u8>,
 }
 
 impl SeriesSet {
@@ -230,15 +213,20 @@ impl SeriesSet {
     fn delta(
         &mut self,
         metric: u16,
-        key: &[u8],
+        attrs: &[&str],
         value: Value,
         now_ns: u64,
         start_ns: u64,
     ) -> (u64, Value) {
-        match self.find(metric, key) {
+        self.key.clear();
+        for a in attrs {
+            self.key.push(0x1f);
+            self.key.extend_from_slice(a.as_bytes());
+        }
+        match self.find(metric, &self.key) {
             None => {
                 let from = self.keys.len() as u32;
-                self.keys.extend_from_slice(key);
+                self.keys.extend_from_slice(&self.key);
                 let s = Series {
                     metric,
                     key: (from, self.keys.len() as u32),
@@ -297,6 +285,16 @@ impl Reserve {
             data: vec![1; metrics],
         }
     }
+
+    /// Opens a `ResourceMetrics` with `resource` and its `ScopeMetrics` with `scope`: where
+    /// their lengths go, for [`WireSink::finish`].
+    fn open(&self, buf: &mut Vec<u8>, resource: &[u8], scope: &[u8]) -> (usize, usize) {
+        let rm = open(buf, F1_LEN, self.resource_metrics);
+        buf.extend_from_slice(resource);
+        let sm = open(buf, F2_LEN, self.scope_metrics);
+        buf.extend_from_slice(scope);
+        (rm, sm)
+    }
 }
 
 /// The exporter's own `ResourceMetrics`: its resource, its self-metrics' heads and, with
@@ -326,7 +324,6 @@ pub struct WireEncoder {
     reserve: Reserve,
     own: Own,
     pass: u64,
-    key: Vec<u8>,
     /// Where each `ResourceMetrics` of the last request ends, and the points up to there.
     ends: Vec<(usize, usize)>,
 }
@@ -397,7 +394,6 @@ impl WireEncoder {
                 started: SystemTime::now(),
             },
             pass: 0,
-            key: Vec::new(),
             ends: Vec::new(),
         }
     }
@@ -482,31 +478,22 @@ impl WireEncoder {
             slot.seen = pass;
             slot.series.cursor = 0;
 
-            let r = &mut self.reserve;
-            let rm = open(buf, F1_LEN, r.resource_metrics);
-            buf.extend_from_slice(&slot.resource);
-            let sm = open(buf, F2_LEN, r.scope_metrics);
-            buf.extend_from_slice(&self.scope);
             let mut sink = WireSink {
+                at: self.reserve.open(buf, &slot.resource, &self.scope),
                 buf: &mut *buf,
                 heads: match state.kind {
                     Kind::Container => &self.heads,
                     Kind::Pod => &self.pod_heads,
                 },
-                reserve_metric: &mut r.metric,
-                reserve_data: &mut r.data,
+                reserve: &mut self.reserve,
                 open: None,
                 now_ns,
                 start_ns: nanos(state.created),
                 series: self.delta.then_some(&mut slot.series),
-                key: &mut self.key,
                 points: 0,
             };
             state.emit(now, &mut sink);
-            sink.finish();
-            points += sink.points;
-            r.scope_metrics = close(buf, sm, r.scope_metrics);
-            r.resource_metrics = close(buf, rm, r.resource_metrics);
+            points += sink.finish();
             self.ends.push((buf.len(), points));
         }
         let Some((telemetry, process)) = own else {
@@ -517,22 +504,16 @@ impl WireEncoder {
 
         // The exporter's own, last, from the same table as the page's.
         let own = &mut self.own;
-        let r = &mut own.reserve;
-        let rm = open(buf, F1_LEN, r.resource_metrics);
-        buf.extend_from_slice(&own.resource);
-        let sm = open(buf, F2_LEN, r.scope_metrics);
-        buf.extend_from_slice(&self.scope);
         own.series.cursor = 0;
         let mut sink = WireSink {
+            at: own.reserve.open(buf, &own.resource, &self.scope),
             buf: &mut *buf,
             heads: &own.heads,
-            reserve_metric: &mut r.metric,
-            reserve_data: &mut r.data,
+            reserve: &mut own.reserve,
             open: None,
             now_ns,
             start_ns: nanos(own.started),
             series: self.delta.then_some(&mut own.series),
-            key: &mut self.key,
             points: 0,
         };
         for (i, m) in SELF_METRICS.iter().enumerate() {
@@ -542,10 +523,7 @@ impl WireEncoder {
                 sink.point_at(i, attr.as_slice(), value);
             });
         }
-        sink.finish();
-        points += sink.points;
-        r.scope_metrics = close(buf, sm, r.scope_metrics);
-        r.resource_metrics = close(buf, rm, r.resource_metrics);
+        points += sink.finish();
         self.ends.push((buf.len(), points));
         points
     }
@@ -581,47 +559,52 @@ struct WireSink<'a> {
     buf: &'a mut Vec<u8>,
     /// The metric table's heads; points name their metric by its row.
     heads: &'a [MetricHead],
-    reserve_metric: &'a mut [u8],
-    reserve_data: &'a mut [u8],
+    reserve: &'a mut Reserve,
+    /// Where the lengths of the `ResourceMetrics` and its `ScopeMetrics` go.
+    at: (usize, usize),
     /// The row being written, where its length and its data's length go.
     open: Option<(usize, usize, usize)>,
     now_ns: u64,
     start_ns: u64,
     series: Option<&'a mut SeriesSet>,
-    key: &'a mut Vec<u8>,
     points: usize,
 }
 
 impl WireSink<'_> {
-    fn finish(&mut self) {
+    fn close_metric(&mut self) {
         if let Some((i, metric_at, data_at)) = self.open.take() {
+            let r = &mut *self.reserve;
             self.buf.extend_from_slice(&self.heads[i].trailer);
-            self.reserve_data[i] = close(self.buf, data_at, self.reserve_data[i]);
-            self.reserve_metric[i] = close(self.buf, metric_at, self.reserve_metric[i]);
+            r.data[i] = close(self.buf, data_at, r.data[i]);
+            r.metric[i] = close(self.buf, metric_at, r.metric[i]);
         }
+    }
+
+    /// Closes the resource; returns its points.
+    fn finish(mut self) -> usize {
+        self.close_metric();
+        let r = &mut *self.reserve;
+        r.scope_metrics = close(self.buf, self.at.1, r.scope_metrics);
+        r.resource_metrics = close(self.buf, self.at.0, r.resource_metrics);
+        self.points
     }
 
     /// One point of the metric in row `i`: a new `Metric` when the row changes (a table's
     /// points come grouped by metric).
     fn point_at(&mut self, i: usize, attrs: &[&str], value: Value) {
         if self.open.map(|o| o.0) != Some(i) {
-            self.finish();
+            self.close_metric();
             let h = &self.heads[i];
-            let metric_at = open(self.buf, F2_LEN, self.reserve_metric[i]);
+            let metric_at = open(self.buf, F2_LEN, self.reserve.metric[i]);
             self.buf.extend_from_slice(&h.head);
-            let data_at = open(self.buf, h.data_tag, self.reserve_data[i]);
+            let data_at = open(self.buf, h.data_tag, self.reserve.data[i]);
             self.open = Some((i, metric_at, data_at));
         }
         let h = &self.heads[i];
         let (start, value) = match (h.instrument, self.series.as_deref_mut()) {
             (Instrument::Gauge, _) => (0, value),
             (Instrument::Counter, Some(s)) => {
-                self.key.clear();
-                for a in attrs {
-                    self.key.push(0x1f);
-                    self.key.extend_from_slice(a.as_bytes());
-                }
-                s.delta(i as u16, self.key, value, self.now_ns, self.start_ns)
+                s.delta(i as u16, attrs, value, self.now_ns, self.start_ns)
             }
             _ => (self.start_ns, value),
         };
@@ -678,5 +661,109 @@ impl WireSink<'_> {
 impl Sink for WireSink<'_> {
     fn point(&mut self, m: Metric, attrs: &[&str], value: Value) {
         self.point_at(m as usize, attrs, value);
+    }
+}
+
+// Protobuf's wire format, the few pieces used here: varints, length-delimited fields, and
+// fields whose length is reserved before their body is written and filled in after ([`open`]
+// and [`close`]).
+
+#[inline]
+fn varint_len(v: usize) -> usize {
+    // 1 byte per 7 bits, at least one.
+    let bits = usize::BITS - (v | 1).leading_zeros();
+    bits.div_ceil(7) as usize
+}
+
+#[inline]
+fn put_varint(buf: &mut Vec<u8>, mut v: usize) {
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+#[inline]
+fn put_len_field(buf: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+    buf.push(tag);
+    put_varint(buf, bytes.len());
+    buf.extend_from_slice(bytes);
+}
+
+/// A proto3 `string` field outside a oneof: not written when empty.
+fn put_str_field(buf: &mut Vec<u8>, tag: u8, s: &str) {
+    if !s.is_empty() {
+        put_len_field(buf, tag, s.as_bytes());
+    }
+}
+
+/// Opens a length-delimited field: writes its tag and reserves `reserve` bytes for the
+/// length. Returns where the length goes.
+#[inline]
+fn open(buf: &mut Vec<u8>, tag: u8, reserve: u8) -> usize {
+    buf.push(tag);
+    let at = buf.len();
+    buf.resize(at + reserve as usize, 0);
+    at
+}
+
+/// Closes the field [`open`] started at `at`: writes its length (minimal varint), moving
+/// the body when the reserved size was wrong. Returns the size the length took.
+#[inline]
+fn close(buf: &mut Vec<u8>, at: usize, reserve: u8) -> u8 {
+    let reserve = reserve as usize;
+    let body = at + reserve;
+    let len = buf.len() - body;
+    let need = varint_len(len);
+    if need > reserve {
+        let end = buf.len();
+        buf.resize(end + need - reserve, 0);
+        buf.copy_within(body..end, at + need);
+    } else if need < reserve {
+        buf.copy_within(body.., at + need);
+        buf.truncate(buf.len() - (reserve - need));
+    }
+    let mut v = len;
+    for b in &mut buf[at..at + need] {
+        *b = (v as u8 & 0x7f) | 0x80;
+        v >>= 7;
+    }
+    buf[at + need - 1] &= 0x7f;
+    need as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints() {
+        let max = usize::MAX >> 1;
+        for v in [0usize, 1, 127, 128, 300, 16383, 16384, 1 << 21, max] {
+            let mut a = Vec::new();
+            put_varint(&mut a, v);
+            assert_eq!(a.len(), varint_len(v), "{v}");
+            assert_eq!(a.len(), prost::encoding::encoded_len_varint(v as u64));
+            let mut b = Vec::new();
+            prost::encoding::encode_varint(v as u64, &mut b);
+            assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn close_moves_the_body_when_the_guess_is_wrong() {
+        for len in [0usize, 5, 127, 128, 200, 16383, 16384, 20000] {
+            for reserve in 1..=3u8 {
+                let mut buf = vec![9u8];
+                let at = open(&mut buf, 0x0a, reserve);
+                buf.extend((0..len).map(|i| i as u8));
+                close(&mut buf, at, reserve);
+                let mut want = vec![9u8, 0x0a];
+                put_varint(&mut want, len);
+                want.extend((0..len).map(|i| i as u8));
+                assert_eq!(buf, want, "len {len} reserve {reserve}");
+            }
+        }
     }
 }

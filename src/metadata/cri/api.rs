@@ -1,19 +1,11 @@
 //! The few messages of the Kubernetes container runtime interface (`runtime.v1`) that the CRI
-//! metadata source sends and reads, written by hand with prost's derive.
-//!
-//! Why by hand: the CRI `.proto` is in no registry this project can reach, and generating code
-//! would need `protoc` at build time; `cargo build` alone must keep working. Only the fields
-//! the follower reads exist here: protobuf decoders skip unknown fields, so a runtime that sends
-//! more (newer CRI versions do) decodes fine, and a field it does not send reads as its default.
-//!
-//! Field numbers and enum values are those of `pkg/apis/runtime/v1/api.proto` in k8s.io/cri-api
-//! as of Kubernetes master commit 0268656a (staging/src/k8s.io/cri-api there). Protobuf field
-//! numbers are never reused, so they hold for every runtime/v1 runtime; the fields that newer
-//! cri-api versions added (`ImageSpec.user_specified_image`, `Container.image_id`,
-//! `ContainerStatus.image_id`, the `GetContainerEvents` call) are simply unset, or answered
-//! UNIMPLEMENTED, by older runtimes such as Debian's containerd 1.6. A wrong number here shows
-//! in tests/cri_metadata.rs, whose kubelet-like client (tests/common/cri_api.rs) is written
-//! separately from this file.
+//! metadata source sends and reads, written by hand with prost's derive (why:
+//! `docs/dependencies.md`). Only the fields read exist: decoders skip unknown fields, and a
+//! field a runtime does not send reads as its default. Field numbers and enum values are those
+//! of k8s.io/cri-api's `pkg/apis/runtime/v1/api.proto` (Kubernetes commit 0268656a); fields
+//! newer cri-api versions added are unset, or answered UNIMPLEMENTED, by older runtimes such
+//! as containerd 1.6. A wrong number shows in tests/cri_metadata.rs, whose client
+//! (tests/common/cri_api.rs) is written apart from this file.
 
 use std::collections::BTreeMap;
 

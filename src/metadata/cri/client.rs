@@ -15,7 +15,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::UnixStream;
 use tokio::sync::{Notify, mpsc};
 use tonic::codegen::http::uri::PathAndQuery;
@@ -28,7 +27,7 @@ use super::view::exit_of;
 use crate::exit::RuntimeExit;
 use crate::metadata::asks::{AbortOnDrop, ExitLookup, LookupFailure};
 use crate::metadata::source::SourceStats;
-use crate::remote::error_chain;
+use crate::remote::{Io, Observed, error_chain};
 
 /// Per call. A hung runtime costs one timeout, then the reconnect backoff.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -295,7 +294,7 @@ pub(crate) struct EventsTask {
     _task: AbortOnDrop,
 }
 
-/// Opens the runtime's unix socket for tonic, wrapped so that the connection's end is known
+/// Opens the runtime's unix socket for tonic, observed so that the connection's end is known
 /// at once.
 #[derive(Clone)]
 struct UnixConnector {
@@ -303,8 +302,11 @@ struct UnixConnector {
     closed: Arc<Notify>,
 }
 
+/// Told what each read and write of the socket came to.
+type OnIo = Box<dyn FnMut(Io) + Send>;
+
 impl tonic::codegen::Service<Uri> for UnixConnector {
-    type Response = TokioIo<WatchedStream>;
+    type Response = TokioIo<Observed<UnixStream, OnIo>>;
     type Error = std::io::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
@@ -316,69 +318,15 @@ impl tonic::codegen::Service<Uri> for UnixConnector {
         let (path, closed) = (self.path.clone(), self.closed.clone());
         Box::pin(async move {
             let inner = UnixStream::connect(&path).await?;
-            Ok(TokioIo::new(WatchedStream {
-                inner,
-                closed,
-                fired: false,
-            }))
+            // End of file or a failure: the connection's end, said once.
+            let mut fired = false;
+            let on: OnIo = Box::new(move |io| {
+                if matches!(io, Io::Read(0) | Io::Failed) && !std::mem::replace(&mut fired, true) {
+                    closed.notify_one();
+                }
+            });
+            Ok(TokioIo::new(Observed::new(inner, on)))
         })
-    }
-}
-
-/// A unix stream that notifies when it reads end of file or fails: hyper's connection task
-/// reads all the time, so a runtime that exits or restarts is noticed without a call.
-struct WatchedStream {
-    inner: UnixStream,
-    closed: Arc<Notify>,
-    fired: bool,
-}
-
-impl WatchedStream {
-    fn fire(&mut self) {
-        if !self.fired {
-            self.fired = true;
-            self.closed.notify_one();
-        }
-    }
-}
-
-impl AsyncRead for WatchedStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let room = buf.remaining() > 0;
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        match &r {
-            Poll::Ready(Err(_)) => self.fire(),
-            Poll::Ready(Ok(())) if room && buf.filled().len() == before => self.fire(),
-            _ => {}
-        }
-        r
-    }
-}
-
-impl AsyncWrite for WatchedStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, data);
-        if matches!(r, Poll::Ready(Err(_))) {
-            self.fire();
-        }
-        r
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

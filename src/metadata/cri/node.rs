@@ -422,6 +422,11 @@ mod tests {
     #[test]
     fn events_follow_a_pod_through_its_life() {
         use api::{ContainerEventType as T, ContainerState as S};
+        let (created, running, exited) = (
+            Some(S::ContainerCreated),
+            Some(S::ContainerRunning),
+            Some(S::ContainerExited),
+        );
         let store = MetadataStore::new();
         let pod_labels = vec!["app".into()];
         let (delay, exits) = (Duration::ZERO, ExitStore::new());
@@ -449,18 +454,8 @@ mod tests {
         assert_eq!(p.namespace.as_deref(), Some("prod"));
         assert_eq!(p.labels, [("app".to_owned(), "web".to_owned())]);
 
-        apply(
-            "c1",
-            T::ContainerCreatedEvent,
-            true,
-            Some(S::ContainerCreated),
-        );
-        apply(
-            "c1",
-            T::ContainerStartedEvent,
-            true,
-            Some(S::ContainerRunning),
-        );
+        apply("c1", T::ContainerCreatedEvent, true, created);
+        apply("c1", T::ContainerStartedEvent, true, running);
         let c = store.get("c1").unwrap();
         assert_eq!(c.name.as_deref(), Some("app"));
         assert_eq!(c.k8s_pod_name.as_deref(), Some("web-0"));
@@ -474,12 +469,7 @@ mod tests {
         assert_eq!(store.len(), 2);
 
         // The container stops: gone after the (zero) delay; the pod stays.
-        apply(
-            "c1",
-            T::ContainerStoppedEvent,
-            true,
-            Some(S::ContainerExited),
-        );
+        apply("c1", T::ContainerStoppedEvent, true, exited);
         assert!(store.get("c1").is_none());
         assert!(store.get("s1").is_some() && store.get_pod("u-1").is_some());
         // The sandbox stops, then is deleted (its status then no longer comes).

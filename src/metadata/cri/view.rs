@@ -357,6 +357,12 @@ pub(crate) mod tests {
         }
     }
 
+    /// What `describe` gives for an image of this name and tags, with the id [`ID`].
+    fn named(name: &str, tags: &[&str]) -> (Option<String>, Vec<String>, Option<String>) {
+        let tags = tags.iter().map(|t| t.to_string()).collect();
+        (Some(name.into()), tags, Some(ID.into()))
+    }
+
     pub(crate) const ID: &str =
         "sha256:3da5578349ac6d5a0130915b135da86571ea7db380da2e2d2c6f189b81db3f54";
 
@@ -377,46 +383,31 @@ pub(crate) mod tests {
         assert!(!images.worth_listing([&by_id]));
         assert_eq!(
             images.describe(&by_id),
-            (
-                Some("docker.io/library/busybox".into()),
-                vec!["1.36".into()],
-                Some(ID.into())
-            )
+            named("docker.io/library/busybox", &["1.36"])
         );
         // CRI-O: bare hex ids, the repo digest as image_ref; still the same image.
         let crio = ctr(&ID[7..], "docker.io/library/busybox@sha256:abcd");
-        assert_eq!(images.describe(&crio).2.as_deref(), Some(ID));
         assert_eq!(
-            images.describe(&crio).0.as_deref(),
-            Some("docker.io/library/busybox")
+            images.describe(&crio),
+            named("docker.io/library/busybox", &["1.36"])
         );
         // A reference that names an image is taken as written, and needs no list.
-        let named = ctr("registry:5000/ns/app:2", ID);
-        assert!(!named.needs_image_list());
-        assert_eq!(
-            images.describe(&named),
-            (
-                Some("registry:5000/ns/app".into()),
-                vec!["2".into()],
-                Some(ID.into())
-            )
-        );
+        let app = ctr("registry:5000/ns/app:2", ID);
+        assert!(!app.needs_image_list());
+        assert_eq!(images.describe(&app), named("registry:5000/ns/app", &["2"]));
         // What the user wrote wins over everything.
         let mut user = by_id.clone();
         user.user_image = "busybox:1.36".into();
         assert_eq!(images.describe(&user).0.as_deref(), Some("busybox"));
         assert!(!user.needs_image_list());
         // An id no image has: listed once, then not again until something new shows up.
-        let lost = ctr(&format!("sha256:{}", "0".repeat(64)), "");
+        let lost_id = format!("sha256:{}", "0".repeat(64));
+        let lost = ctr(&lost_id, "");
         assert!(images.worth_listing([&lost]));
         images.settle([&lost]);
         assert!(!images.worth_listing([&lost]));
         assert!(images.worth_listing([&lost, &ctr(&format!("sha256:{}", "1".repeat(64)), "")]));
-        assert_eq!(images.describe(&lost).0, None);
-        assert_eq!(
-            images.describe(&lost).2,
-            Some(format!("sha256:{}", "0".repeat(64)))
-        );
+        assert_eq!(images.describe(&lost), (None, vec![], Some(lost_id)));
     }
 
     #[test]

@@ -49,13 +49,9 @@ impl Authenticator {
             None => (DUMMY_HASH, false),
         };
         let key = {
-            let mut a = self.keys.0.build_hasher();
-            let mut b = self.keys.1.build_hasher();
-            for h in [&mut a as &mut dyn Hasher, &mut b] {
-                user.hash(&mut HasherRef(h));
-                hash.hash(&mut HasherRef(h));
-                pass.hash(&mut HasherRef(h));
-            }
+            let (mut a, mut b) = (self.keys.0.build_hasher(), self.keys.1.build_hasher());
+            (&user, hash, &pass).hash(&mut a);
+            (&user, hash, &pass).hash(&mut b);
             (u128::from(a.finish()) << 64) | u128::from(b.finish())
         };
         if let Some(ok) = self.lock().get(&key) {
@@ -72,17 +68,6 @@ impl Authenticator {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u128, bool>> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-struct HasherRef<'a>(&'a mut dyn Hasher);
-
-impl Hasher for HasherRef<'_> {
-    fn finish(&self) -> u64 {
-        self.0.finish()
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        self.0.write(bytes)
     }
 }
 

@@ -353,62 +353,35 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_are_errors_that_name_them() {
-        for (y, want) in [
-            ("tls_config: {}", "unknown field `tls_config`"),
-            (
-                "tls_server_config:\n  certfile: x",
-                "tls_server_config: unknown field `certfile`",
-            ),
-            ("tls_server_config:\n  certfile: x", "line 2 column 3"),
-            (
-                "tls_server_config:\n  cert_file: [a]",
-                "tls_server_config.cert_file: invalid type: sequence, expected a string",
-            ),
-            (
-                "tls_server_config:\n  client_allowed_sans: a",
-                "tls_server_config.client_allowed_sans: invalid type",
-            ),
-            ("tls_server_config:\n  key_file: k", "cert_file is missing"),
-            (
-                "tls_server_config:\n  cert_file: c\n  cert: x\n  key: y",
-                "both cert_file and cert",
-            ),
-            ("basic_auth_users:\n  alice: plain", "not a bcrypt hash"),
-            (
-                "basic_auth_users:\n  alice: plain",
-                "basic_auth_users.alice",
-            ),
-            (
-                "basic_auth_users: [alice]",
-                "basic_auth_users: invalid type: sequence, expected a map",
-            ),
-            (
-                "http_server_config:\n  headers:\n    X-Frame-Options: allow",
-                "http_server_config.headers.X-Frame-Options: \"allow\" is not one of deny, \
-                 sameorigin",
-            ),
-            (
-                "http_server_config:\n  headers:\n    Server: x",
-                "http_server_config.headers: unknown field `Server`, expected one of \
-                 `Content-Security-Policy`",
-            ),
-            (
-                "http_server_config:\n  http2: maybe",
-                "http_server_config.http2: invalid type: string \"maybe\", expected a boolean",
-            ),
-            ("rate_limit:\n  interval: 1x", "rate_limit.interval"),
-            ("rate_limit:\n  interval: 1x", "the unit must be"),
-            (
-                "rate_limit:\n  burst: -1",
-                "rate_limit.burst: invalid type: integer `-1`, expected u32",
-            ),
-            ("- a\n- b", "expected a map of keys"),
-            ("\tx: 1", "cannot start any token"),
-            (
-                "rate_limit: {}\n---\nrate_limit: {}",
-                "more than one document",
-            ),
+        // `yaml => what the error says`.
+        for case in [
+            "tls_config: {} => unknown field `tls_config`",
+            "tls_server_config:\n  certfile: x => tls_server_config: unknown field `certfile`",
+            "tls_server_config:\n  certfile: x => line 2 column 3",
+            "tls_server_config:\n  cert_file: [a] => tls_server_config.cert_file: invalid type: \
+             sequence, expected a string",
+            "tls_server_config:\n  client_allowed_sans: a => \
+             tls_server_config.client_allowed_sans: invalid type",
+            "tls_server_config:\n  key_file: k => cert_file is missing",
+            "tls_server_config:\n  cert_file: c\n  cert: x\n  key: y => both cert_file and cert",
+            "basic_auth_users:\n  alice: plain => not a bcrypt hash",
+            "basic_auth_users:\n  alice: plain => basic_auth_users.alice",
+            "basic_auth_users: [alice] => basic_auth_users: invalid type: sequence, expected a map",
+            "http_server_config:\n  headers:\n    X-Frame-Options: allow => \
+             http_server_config.headers.X-Frame-Options: \"allow\" is not one of deny, sameorigin",
+            "http_server_config:\n  headers:\n    Server: x => http_server_config.headers: \
+             unknown field `Server`, expected one of `Content-Security-Policy`",
+            "http_server_config:\n  http2: maybe => http_server_config.http2: invalid type: \
+             string \"maybe\", expected a boolean",
+            "rate_limit:\n  interval: 1x => rate_limit.interval",
+            "rate_limit:\n  interval: 1x => the unit must be",
+            "rate_limit:\n  burst: -1 => rate_limit.burst: invalid type: integer `-1`, expected \
+             u32",
+            "- a\n- b => expected a map of keys",
+            "\tx: 1 => cannot start any token",
+            "rate_limit: {}\n---\nrate_limit: {} => more than one document",
         ] {
+            let (y, want) = case.split_once(" => ").unwrap();
             let e = error_chain(&parse(y).err().unwrap_or_else(|| panic!("{y:?} parsed")));
             assert!(e.contains(want), "{y:?}: {e}");
         }
