@@ -250,8 +250,8 @@ impl HostResource {
 
 /// The exporter's own resource (the one its self-metrics are on), in the order it is written:
 /// `OTEL_RESOURCE_ATTRIBUTES` without the three keys the exporter sets itself, then
-/// `host.name` (from `host`), `service.name` and `service.version`: what the OTLP writer and
-/// the snapshot put on the exporter's own resource.
+/// `host.name` (from `host`), `service.name` and `service.version`: the exporter's own
+/// resource in OTLP.
 pub fn own_resource(
     host: &HostResource,
     service_name: &str,
