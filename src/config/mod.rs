@@ -4,7 +4,7 @@
 //! - [`cli`]: the command line ([`Cli`], its commands), and a command's flags given before
 //!   its name.
 //! - One module per flag group: [`host`] (global), [`log`] (global), [`daemon`], and the
-//!   groups flattened into it, [`metadata`], [`disk`], [`web`], [`otlp`].
+//!   groups flattened into it, [`metadata`], [`disk`], [`web`], [`otlp`], [`live`].
 //! - [`values`]: the value types and their parsers (durations, `off`, shares, addresses).
 //! - [`reference`]: the README's flag table, generated from the definitions.
 //!
@@ -15,6 +15,7 @@ pub mod cli;
 pub mod daemon;
 pub mod disk;
 pub mod host;
+pub mod live;
 pub mod log;
 pub mod metadata;
 pub mod otlp;
@@ -26,6 +27,7 @@ pub use cli::{CheckArgs, Cli, Command, SnapshotArgs, SnapshotFormat};
 pub use daemon::{DaemonArgs, Naming};
 pub use disk::DiskArgs;
 pub use host::HostArgs;
+pub use live::LiveArgs;
 pub use log::{LogArgs, LogFormat};
 pub use metadata::{DEFAULT_LABEL_COUNT_LIMIT, MetadataArgs};
 pub use otlp::{OtlpArgs, Protocol};
