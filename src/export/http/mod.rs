@@ -11,11 +11,14 @@
 //! - [`conn`]: the per-connection accounting those limits are kept with.
 //! - [`web_config`]: `--web.config.file`, loaded, checked, reloaded, and the TLS and auth it
 //!   sets up.
+//! - [`routes`]: the hook for paths the server does not serve itself ([`Routes`]).
 
 pub mod conn;
 pub mod page;
+pub mod routes;
 pub mod server;
 pub mod web_config;
 
 pub use page::{Page, PageState};
+pub use routes::Routes;
 pub use server::{ServeOptions, accepts_gzip, bind, connection_cap, serve};
