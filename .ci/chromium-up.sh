@@ -22,5 +22,6 @@ else
     have || die "chromium or chromedriver not found after installing the packages"
 fi
 
-/usr/bin/chromium --version 2>&1 | head -n 1 >&2
+# (The Debian launcher script says a word about memory on stderr: not ours to show.)
+/usr/bin/chromium --version 2> /dev/null | head -n 1 >&2
 /usr/bin/chromedriver --version 2>&1 | head -n 1 >&2

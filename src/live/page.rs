@@ -165,7 +165,10 @@ mod tests {
     #[test]
     fn the_vendored_chart_library_is_the_pinned_version() {
         let version = include_str!("assets/vendor/uplot/VERSION").trim();
-        let js = ASSETS.iter().find(|a| a.path.ends_with("uPlot.iife.min.js")).unwrap();
+        let js = ASSETS
+            .iter()
+            .find(|a| a.path.ends_with("uPlot.iife.min.js"))
+            .unwrap();
         let head = std::str::from_utf8(&js.body[..80]).unwrap();
         assert!(head.contains(&format!("(v{version})")), "{head}");
     }
