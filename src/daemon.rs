@@ -1,17 +1,9 @@
-//! The long-running exporter: a collector thread that owns every open cgroup file, and a
-//! small tokio runtime for the HTTP server and the Docker event stream.
-//!
-//! The collector thread polls the inotify descriptor with the next tick as its timeout:
-//! new containers are tracked the moment their cgroup appears, and a container's final
-//! sample is read the moment its `cgroup.events` says its last process left, in the same
-//! thread, before the runtime removes the directory. Each tick reads every container and
-//! renders the Prometheus page once; scrapes only copy the rendered bytes.
-//!
-//! A final sample waits a moment for its runtime's word on why the container ended (see
-//! [`crate::departures`]): the poll also wakes when a runtime's exit arrives (the metadata tasks
-//! write to the same socket pair as the shutdown) and at the earliest bound of a waiting
-//! sample, and the departures then ready are published at once, between ticks: the page is
-//! rendered again and their final samples go out over OTLP in a request of their own.
+//! The long-running exporter: a collector thread that owns every open cgroup file, polls
+//! inotify with the next tick as its timeout, reads each final sample the moment its
+//! `cgroup.events` says the last process left, and renders the page once per tick (scrapes only
+//! copy the bytes); and a small tokio runtime for the HTTP server and the runtimes' sources.
+//! The poll also wakes when a runtime says why a container ended, so departures are published
+//! between ticks (see `docs/architecture.md`, "Final samples" and "Exits").
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -237,11 +229,8 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
         runtime.block_on(f.flush(OTLP_FLUSH_DEADLINE));
     }
     runtime.shutdown_timeout(Duration::from_secs(2));
-    match gave_up {
-        // Not a clean stop: the exit status says so (and a supervisor may look).
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
+    // Not a clean stop: the exit status says so (and a supervisor may look).
+    gave_up.map_or(Ok(()), |e| Err(e.into()))
 }
 
 /// How long a new container of a Kubernetes pod waits for its CRI metadata before it is shown
@@ -699,6 +688,7 @@ impl CollectorLoop {
             let at = Instant::now();
             if tick {
                 o.submit(now, &described, &self.telemetry, &process);
+                set(&t.last_otlp_encode_ns, at.elapsed().as_nanos() as u64);
             } else {
                 let fresh: Vec<Described<'_>> = self
                     .departed
@@ -707,9 +697,6 @@ impl CollectorLoop {
                     .filter(|d| shown(d, now, cri_connected))
                     .collect();
                 o.submit_departures(now, &fresh);
-            }
-            if tick {
-                set(&t.last_otlp_encode_ns, at.elapsed().as_nanos() as u64);
             }
         }
         if let Some(view) = &self.outputs.live {

@@ -1,38 +1,10 @@
-//! The end of a container's life, in one place: its final sample (taken by the collector the
-//! moment its last process leaves, see [`crate::collect`]) waits a moment for the runtime's word
-//! on why it ended, is published with it, and is kept on the outputs until it has been
-//! delivered; the runtimes' names for it are kept as long as that can take.
-//!
-//! **The wait for the runtime's word.** The kernel says a cgroup is empty before the runtime
-//! has reaped the process and reported it (Docker's `die` event, the CRI's status: usually a
-//! few milliseconds later, from another thread). So a departed container whose runtime can be
-//! asked waits for its exit ([`ExitStore`]) at most the bound `--exit-wait` (3 s by default),
-//! and is published as soon as the exit arrives or the bound passes, whichever comes first:
-//! the collector thread is woken when an exit arrives, and polls with the earliest deadline as
-//! its timeout, so this happens between ticks too (a tick would be up to an interval late).
-//! Exits that arrive together are published together: a publication waits [`BATCH`] for more,
-//! and publications between ticks come at most once per [`PUBLISH_GAP`], never past a
-//! departure's bound. A container whose runtime is not reachable does not wait: its final
-//! sample goes out with the kernel's OOM verdict alone. A final sample is never dropped for
-//! want of its exit, and never held past the bound.
-//!
-//! **Runs.** Docker's and Podman's restart policies reuse the container id with a new cgroup:
-//! each run departs on its own (identity is id and cgroup creation), and each run's exit is
-//! shown, told apart by its `container.restart_count`. Only the newest run of an id shows its
-//! other series (the page must not carry two samples with the same labels); older runs, and
-//! runs of an id that is running again, show their exit series only ([`Show::ExitOnly`]).
-//!
-//! **Delivery.** A departed container leaves the outputs once a Prometheus page holding it was
-//! served (or, with the page off, once it was in one collection), but never before it went out
-//! in one OTLP request when OTLP is on; nobody coming for it within `--exited-retention` lets it
-//! go anyway. The metadata sources keep a stopped container's names for
-//! [`runtime_removal_delay`], which covers that whole wait.
-//!
-//! Bounds: one departure per run, at most [`MAX_RUNS`] runs of one id, each kept at most until
-//! delivered or `--exited-retention`.
-//!
-//! Over 500 lines for its tests: the wait, the runs and the publications are checked here, on
-//! states made by hand, without a daemon.
+//! The end of a container's life: its final sample (taken the moment its last process leaves,
+//! see [`crate::collect`]) waits for the runtime's word on why it ended ([`ExitStore`], at most
+//! `--exit-wait`), is published with it, between ticks if need be (batched for [`BATCH`], at most
+//! once per [`PUBLISH_GAP`]), and stays on the outputs until delivered (a page holding it served,
+//! an OTLP request sent) or `--exited-retention` passed. Each run of a restarted id departs on its
+//! own; only the newest shows all its series, older ones their exit only ([`Show::ExitOnly`]), at
+//! most [`MAX_RUNS`] of them. The rules and their timing: `docs/exits.md`.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -98,11 +70,6 @@ struct Departure {
 impl Departure {
     fn ready(&self) -> bool {
         self.waiting.is_none()
-    }
-
-    /// The last moment it may be published.
-    fn due(&self, wait: Duration) -> Instant {
-        self.at + wait
     }
 }
 
@@ -242,7 +209,8 @@ impl Departures {
         let (mut first_ready, mut due) = (None::<Instant>, None::<Instant>);
         for d in fresh {
             first_ready = Some(first_ready.map_or(d.ready_at, |f| f.min(d.ready_at)));
-            let dd = d.due(self.wait).max(d.ready_at);
+            // The last moment it may be published.
+            let dd = (d.at + self.wait).max(d.ready_at);
             due = Some(due.map_or(dd, |x| x.min(dd)));
         }
         let first_ready = first_ready?;
@@ -335,14 +303,6 @@ impl Departures {
     pub fn waiting(&self) -> usize {
         self.list.iter().filter(|d| !d.ready()).count()
     }
-
-    pub fn len(&self) -> usize {
-        self.list.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -381,6 +341,18 @@ mod tests {
         )
     }
 
+    /// A store for the runtimes' words, departures delivered by scrape (and by OTLP with
+    /// `otlp`), and the start.
+    fn setup(otlp: bool) -> (ExitStore, Departures, Instant) {
+        let d = Departures::new(Duration::from_secs(300), true, otlp, WAIT);
+        (ExitStore::new(), d, Instant::now())
+    }
+
+    /// Adds the final sample of container `id` (created at `created(s)`, no OOM kill).
+    fn add(d: &mut Departures, x: &ExitStore, id: &str, s: u64, ask: bool, t: Instant) -> bool {
+        d.add(departed(id, Kind::Container, created(s), 0), ask, x, t)
+    }
+
     fn said(code: u8, restart_count: Option<u32>, finished: SystemTime) -> RuntimeExit {
         RuntimeExit {
             code: Some(code),
@@ -399,15 +371,8 @@ mod tests {
 
     #[test]
     fn a_final_sample_waits_for_the_runtimes_word_and_goes_when_it_comes() {
-        let exits = ExitStore::new();
-        let mut d = Departures::new(Duration::from_secs(300), true, true, WAIT);
-        let t0 = Instant::now();
-        assert!(d.add(
-            departed("a", Kind::Container, created(0), 0),
-            true,
-            &exits,
-            t0
-        ));
+        let (exits, mut d, t0) = setup(true);
+        assert!(add(&mut d, &exits, "a", 0, true, t0));
         d.mark(&HashSet::new());
         assert!(shown(&d).is_empty(), "not shown while waiting");
         assert_eq!(d.next_wake(), Some(t0 + WAIT));
@@ -435,15 +400,8 @@ mod tests {
 
     #[test]
     fn never_held_past_the_bound() {
-        let exits = ExitStore::new();
-        let mut d = Departures::new(Duration::from_secs(300), true, true, WAIT);
-        let t0 = Instant::now();
-        d.add(
-            departed("a", Kind::Container, created(0), 0),
-            true,
-            &exits,
-            t0,
-        );
+        let (exits, mut d, t0) = setup(true);
+        add(&mut d, &exits, "a", 0, true, t0);
         assert!(!d.resolve(&exits, t0 + WAIT - Duration::from_millis(1)));
         assert!(d.resolve(&exits, t0 + WAIT));
         // Due at once: its bound has come.
@@ -459,37 +417,23 @@ mod tests {
 
     #[test]
     fn the_word_before_the_final_sample() {
-        let exits = ExitStore::new();
-        let mut d = Departures::new(Duration::from_secs(300), true, false, WAIT);
+        let (exits, mut d, t0) = setup(false);
         exits.record("a", said(0, Some(0), created(5)));
-        let t0 = Instant::now();
-        assert!(!d.add(
-            departed("a", Kind::Container, created(0), 0),
-            true,
-            &exits,
-            t0
-        ));
+        assert!(!add(&mut d, &exits, "a", 0, true, t0));
         d.mark(&HashSet::new());
         assert_eq!(shown(&d)[0].2.unwrap().reason, ExitReason::Completed);
     }
 
     #[test]
     fn without_a_runtime_the_kernels_verdict_at_once() {
-        let exits = ExitStore::new();
-        let mut d = Departures::new(Duration::from_secs(300), true, false, WAIT);
-        let t0 = Instant::now();
+        let (exits, mut d, t0) = setup(false);
         assert!(!d.add(
             departed("oom", Kind::Container, created(0), 1),
             false,
             &exits,
             t0
         ));
-        assert!(!d.add(
-            departed("ok", Kind::Container, created(0), 0),
-            false,
-            &exits,
-            t0
-        ));
+        assert!(!add(&mut d, &exits, "ok", 0, false, t0));
         // A pod's own cgroup has no exit, even with an OOM kill in it.
         assert!(!d.add(departed("pod", Kind::Pod, created(0), 1), true, &exits, t0));
         d.mark(&HashSet::new());
@@ -506,24 +450,12 @@ mod tests {
 
     #[test]
     fn every_run_ends_and_labels_never_repeat() {
-        let exits = ExitStore::new();
-        let mut d = Departures::new(Duration::from_secs(300), true, false, WAIT);
-        let t0 = Instant::now();
+        let (exits, mut d, t0) = setup(false);
         // Run 0 (created at 0) ended at 5; run 1 (created at 6) ended at 9.
         exits.record("a", said(4, Some(0), created(5)));
-        d.add(
-            departed("a", Kind::Container, created(0), 0),
-            true,
-            &exits,
-            t0,
-        );
+        add(&mut d, &exits, "a", 0, true, t0);
         exits.record("a", said(4, Some(1), created(9)));
-        d.add(
-            departed("a", Kind::Container, created(6), 0),
-            true,
-            &exits,
-            t0,
-        );
+        add(&mut d, &exits, "a", 6, true, t0);
         d.mark(&HashSet::new());
         let mut got: Vec<(Show, Option<u32>)> = shown(&d)
             .iter()
@@ -544,54 +476,27 @@ mod tests {
         // the newest shows.
         let mut d = Departures::new(Duration::from_secs(300), true, false, WAIT);
         exits.record("b", said(4, None, created(5)));
-        d.add(
-            departed("b", Kind::Container, created(0), 0),
-            true,
-            &exits,
-            t0,
-        );
+        add(&mut d, &exits, "b", 0, true, t0);
         exits.record("b", said(4, None, created(9)));
-        d.add(
-            departed("b", Kind::Container, created(6), 0),
-            true,
-            &exits,
-            t0,
-        );
+        add(&mut d, &exits, "b", 6, true, t0);
         d.mark(&HashSet::new());
         assert_eq!(shown(&d).len(), 1);
         // The same run departing twice keeps one departure.
-        d.add(
-            departed("b", Kind::Container, created(6), 0),
-            false,
-            &exits,
-            t0,
-        );
-        assert_eq!(d.len(), 2);
+        add(&mut d, &exits, "b", 6, false, t0);
+        assert_eq!(d.list.len(), 2);
     }
 
     #[test]
     fn waiting_departures_are_never_expired_and_publications_are_spaced() {
-        let exits = ExitStore::new();
         // Page served, OTLP off: delivery by scrape.
-        let mut d = Departures::new(Duration::from_secs(300), true, false, WAIT);
-        let t0 = Instant::now();
-        d.add(
-            departed("w", Kind::Container, created(0), 0),
-            true,
-            &exits,
-            t0,
-        );
-        d.add(
-            departed("r", Kind::Container, created(0), 0),
-            false,
-            &exits,
-            t0,
-        );
+        let (exits, mut d, t0) = setup(false);
+        add(&mut d, &exits, "w", 0, true, t0);
+        add(&mut d, &exits, "r", 0, false, t0);
         d.mark(&HashSet::new());
         d.rendered(1, t0);
         d.expire(1);
         assert_eq!(
-            d.len(),
+            d.list.len(),
             1,
             "the ready one was served; the waiting one stays"
         );
@@ -608,19 +513,9 @@ mod tests {
             false,
             Duration::from_millis(200),
         );
-        short.add(
-            departed("x", Kind::Container, created(0), 0),
-            false,
-            &exits,
-            t0,
-        );
+        add(&mut short, &exits, "x", 0, false, t0);
         short.rendered(1, t0);
-        short.add(
-            departed("y", Kind::Container, created(0), 0),
-            false,
-            &exits,
-            t1,
-        );
+        add(&mut short, &exits, "y", 0, false, t1);
         assert_eq!(short.next_wake(), Some(t1 + Duration::from_millis(200)));
     }
 }

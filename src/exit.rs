@@ -1,28 +1,8 @@
 //! Why a container ended: the one rule that joins the kernel's word and the runtime's into the
 //! exit shown on a container's final sample (`container.exit.code` and its
 //! `container.exit.reason`), and the runtime's word itself ([`RuntimeExit`]), which the
-//! runtimes' metadata sources fill for the collector.
-//!
-//! The two sources know different things:
-//! - the kernel counts, in the container's own cgroup, the processes its OOM killer killed
-//!   (`memory.events` `oom_kill` and `oom_group_kill` on v2, `memory.oom_control` `oom_kill`
-//!   on v1) since the cgroup was created, that is since the container (this run of it)
-//!   started. It knows nothing of exit codes;
-//! - the runtime (Docker's `die` event, Podman's `died`, the CRI's `ContainerStatus`) knows the
-//!   main process's exit status, and says OOM from its own notifications, which can be lost and,
-//!   on cgroup v1, also fire for an OOM of an enclosing cgroup (a pod's) in which this container
-//!   lost nothing.
-//!
-//! The rule ([`verdict`]):
-//! - `OOMKilled` when the kernel counted an OOM kill in the container's cgroup, whatever the
-//!   code (a child killed for memory while the main process exits 0 is `OOMKilled` with code 0,
-//!   as the kubelet and Docker report it); the runtime's OOM word is used only when the kernel's
-//!   count could not be read (or was read before the exit and shows none);
-//! - else `Completed` for code 0 and `Error` for any other code;
-//! - the code is the runtime's, when it gave one in 0–255; a value outside that range is no exit
-//!   status and is dropped;
-//! - with neither an OOM kill nor a code there is no exit to show (no runtime reachable, or
-//!   none that answered in time, and no OOM kill).
+//! runtimes' metadata sources fill for the collector. Where each value comes from, and why the
+//! kernel decides OOM and the runtime the code: `docs/exits.md`.
 
 use std::time::SystemTime;
 
@@ -102,8 +82,10 @@ pub fn kernel_oom(sample: Option<&CgroupSample>) -> Option<bool> {
     (counted && s.populated == Some(false)).then_some(false)
 }
 
-/// The exit to show, by the rule in the module's documentation: `kernel` from [`kernel_oom`],
-/// `runtime` what the runtime said about this run, if anything.
+/// The exit to show: `kernel` from [`kernel_oom`], `runtime` what the runtime said about this
+/// run, if anything. `OOMKilled` when the kernel counted an OOM kill in the container's cgroup,
+/// whatever the code (the runtime's OOM word only when the kernel's count is unknown); else
+/// `Completed` for code 0, `Error` for another; with neither an OOM kill nor a code, none.
 pub fn verdict(kernel: Option<bool>, runtime: Option<&RuntimeExit>) -> Option<Exit> {
     let code = runtime.and_then(|r| r.code);
     let restart_count = runtime.and_then(|r| r.restart_count);

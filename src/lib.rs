@@ -1,11 +1,5 @@
 //! container-exporter: per-host container metrics read straight from the kernel's cgroup
-//! files.
-//!
-//! The data flows one way: [`discovery`] finds containers in the cgroup tree, [`cgroup`]
-//! reads their files into typed samples, [`metadata`] and [`disk`] add what the runtimes say
-//! and what the containers hold on disk, [`collect`] runs one tick over every tracked
-//! container, [`metrics`] turns samples into data points, and [`export`] writes them out (the
-//! Prometheus page, OTLP); [`daemon`], [`snapshot`] and [`check`] are the commands.
+//! files. The data flows one way, up the layers below.
 //!
 //! ## Layers
 //!

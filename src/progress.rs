@@ -1,25 +1,15 @@
 //! What the thread that reads the cgroup tree is doing right now, so that a read that never
-//! returns can be named, and the bounds that keep every command from waiting on one forever.
+//! returns (a hung filesystem, which no thread can be woken from) can be named, and the bounds
+//! that keep every command from waiting on one forever (see `docs/architecture.md`, "Hostile
+//! trees").
 //!
-//! Nothing in a tree of directories and files the exporter only opens and reads should block
-//! for long, and every directory and file is opened non-blocking and checked for its type. But
-//! a hung filesystem (a FUSE or network mount under `--cgroup-root` or `--proc-root`) blocks
-//! any `open`, `stat` or `read` of it without end, and no thread can be woken from that. So:
-//! - the reading thread says what it is doing in one atomic word before each operation: on
-//!   the per-tick path a container's slot and the index of the file in the plan (a store, no
-//!   allocation, no string), elsewhere (opening a container, listing a directory, reading
-//!   `mountinfo`) a path kept behind a lock. [`describe`] turns the word into a path only
-//!   when someone asks;
-//! - the daemon's [`watchdog`] logs that path when ticks stop for as long as makes `/healthz`
-//!   fail, and the daemon exits non-zero when shutdown had to give up on its collector;
-//! - `snapshot` and `check` run their reading in [`within`], which gives up when one operation
-//!   has not returned for [`COMMAND_BOUND`]`.per_operation` or all of them together took
-//!   `.total`, and says which.
-//!
-//! One reading thread per process is assumed (the daemon's collector, or the thread of
-//! `snapshot` or `check`); with more, the word says what one of them does.
-//!
-//! A leaf: the readers describe their own places through [`Place`].
+//! The reading thread says what it is doing in one atomic word before each operation: on the
+//! per-tick path a container's [`Slot`] and the index of the file in the plan (one store),
+//! elsewhere a path kept behind a lock ([`doing_path`]); [`describe`] turns the word into a
+//! path only when someone asks. The daemon's [`watchdog`] logs it when ticks stop; `snapshot`
+//! and `check` read within [`COMMAND_BOUND`] ([`within`]). One reading thread per process is
+//! assumed; with more, the word says what one of them does. The readers describe their own
+//! places through [`Place`].
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -247,20 +237,20 @@ pub fn within<T: Send + 'static>(
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
         let word = NOW.load(Relaxed);
+        let stuck = word == seen.0 && word != 0 && seen.1.elapsed() >= bound.per_operation;
         if word != seen.0 {
             seen = (word, Instant::now());
-        } else if word != 0 && seen.1.elapsed() >= bound.per_operation {
-            return Err(Stuck {
-                doing: describe_word(word),
-                waited: bound.per_operation,
-                total: false,
-            });
         }
-        if started.elapsed() >= bound.total {
+        let total = !stuck && started.elapsed() >= bound.total;
+        if stuck || total {
             return Err(Stuck {
                 doing: describe_word(word),
-                waited: bound.total,
-                total: true,
+                waited: if total {
+                    bound.total
+                } else {
+                    bound.per_operation
+                },
+                total,
             });
         }
     }
@@ -282,19 +272,18 @@ pub async fn watchdog(
             let wait = if q > stall_after {
                 if !stalled {
                     stalled = true;
-                    match describe() {
-                        Some(doing) => tracing::error!(
-                            "collection has stalled: no tick for {} s, so /healthz fails; the \
-                             collector is stuck {doing} (a hung filesystem, or something in the \
-                             tree that is not a cgroup file)",
-                            q.as_secs()
+                    let collector = match describe() {
+                        Some(d) => format!(
+                            "is stuck {d} (a hung filesystem, or something in the tree that is \
+                             not a cgroup file)"
                         ),
-                        None => tracing::error!(
-                            "collection has stalled: no tick for {} s, so /healthz fails; the \
-                             collector is not in a read of the cgroup tree",
-                            q.as_secs()
-                        ),
-                    }
+                        None => "is not in a read of the cgroup tree".into(),
+                    };
+                    tracing::error!(
+                        "collection has stalled: no tick for {} s, so /healthz fails; the \
+                         collector {collector}",
+                        q.as_secs()
+                    );
                 }
                 Duration::from_secs(5).min(stall_after)
             } else {

@@ -1,11 +1,17 @@
 //! What talking to another process over a socket needs, whoever does it (the runtimes'
-//! metadata sources, OTLP delivery): a retry delay that doubles up to a cap, jittered so that
-//! the exporters of a cluster do not knock on a shared daemon in lockstep, a sleep until an
-//! optional deadline, and an error with all its causes for a log line.
+//! metadata sources, OTLP delivery, the page's server): a retry delay that doubles up to a cap,
+//! jittered so that the exporters of a cluster do not knock on a shared daemon in lockstep, a
+//! sleep until an optional deadline, an error with all its causes for a log line, and a stream
+//! that reports what each read and write came to.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// A delay that starts at `min` and doubles after each failure up to `max`.
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +75,86 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         src = c.source();
     }
     s
+}
+
+/// What one read or write of an [`Observed`] stream came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Io {
+    /// Bytes read; 0 is the end of the stream (only said when there was room to read into).
+    Read(usize),
+    Wrote(usize),
+    Failed,
+}
+
+/// A stream that tells `on` what each read and write came to, and is otherwise the stream.
+pub struct Observed<S, F> {
+    inner: S,
+    on: F,
+}
+
+impl<S, F: FnMut(Io)> Observed<S, F> {
+    pub fn new(inner: S, on: F) -> Observed<S, F> {
+        Observed { inner, on }
+    }
+
+    fn wrote(&mut self, r: &Poll<std::io::Result<usize>>) {
+        match r {
+            Poll::Ready(Ok(n)) => (self.on)(Io::Wrote(*n)),
+            Poll::Ready(Err(_)) => (self.on)(Io::Failed),
+            Poll::Pending => {}
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin, F: FnMut(Io) + Unpin> AsyncRead for Observed<S, F> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let (before, room) = (buf.filled().len(), buf.remaining() > 0);
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        match &r {
+            Poll::Ready(Ok(())) if room => (self.on)(Io::Read(buf.filled().len() - before)),
+            Poll::Ready(Err(_)) => (self.on)(Io::Failed),
+            _ => {}
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin, F: FnMut(Io) + Unpin> AsyncWrite for Observed<S, F> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.wrote(&r);
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.wrote(&r);
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]

@@ -49,94 +49,46 @@ pub struct AttrDef {
     pub source: &'static str,
 }
 
-/// Every resource attribute, in the order they are written. The README's attribute
-/// reference comes from this table, and a test checks that every attribute written is in it.
-pub static ATTRIBUTES: &[AttrDef] = &[
-    AttrDef {
-        key: "container.id",
-        on: On::Containers,
-        identity: (true, false),
-        source: "the cgroup path (the full id)",
-    },
-    AttrDef {
-        key: "container.runtime.name",
-        on: On::Containers,
-        identity: (false, false),
-        source: "the runtime as it names itself over the CRI (`containerd`, `cri-o`), else the cgroup path (`docker`, `containerd`, `cri-o`, `podman`)",
-    },
-    AttrDef {
-        key: "k8s.pod.uid",
-        on: On::Both,
-        identity: (false, true),
-        source: "the cgroup path (`pod<uid>`, `kubepods-…-pod<uid>.slice`), else the `io.kubernetes.pod.uid` label",
-    },
-    AttrDef {
-        key: "container.name",
-        on: On::Containers,
-        identity: (true, false),
-        source: "Docker/Podman `Name`; the CRI container's metadata name",
-    },
-    AttrDef {
-        key: "container.image.name",
-        on: On::Containers,
-        identity: (true, false),
-        source: "the image reference without tag or digest (a CRI image id resolved to its first repo tag)",
-    },
-    AttrDef {
-        key: "container.image.id",
-        on: On::Containers,
-        identity: (false, false),
-        source: "Docker/Podman `Image`; CRI `image_ref`",
-    },
-    AttrDef {
-        key: "k8s.pod.name",
-        on: On::Both,
-        identity: (true, true),
-        source: "the CRI sandbox's metadata, else the `io.kubernetes.pod.name` label",
-    },
-    AttrDef {
-        key: "k8s.namespace.name",
-        on: On::Both,
-        identity: (true, true),
-        source: "the CRI sandbox's metadata, else the `io.kubernetes.pod.namespace` label",
-    },
-    AttrDef {
-        key: "k8s.container.name",
-        on: On::Containers,
-        identity: (true, false),
-        source: "the CRI container's metadata name, else the `io.kubernetes.container.name` label",
-    },
-    AttrDef {
-        key: "k8s.container.restart_count",
-        on: On::Containers,
-        identity: (false, false),
-        source: "the CRI container's `attempt`",
-    },
-    AttrDef {
-        key: "container.image.tags",
-        on: On::Containers,
-        identity: (false, false),
-        source: "the image reference's tag (`latest` when it names none); a string array in OTLP, comma-joined on the page",
-    },
-    AttrDef {
-        key: "container.label.",
-        on: On::Containers,
-        identity: (false, false),
-        source: "container labels whose key matches `--container-labels`",
-    },
-    AttrDef {
-        key: "k8s.pod.label.",
-        on: On::Pods,
-        identity: (false, false),
-        source: "pod labels (CRI) whose key matches `--pod-labels`",
-    },
-    AttrDef {
-        key: "host.name",
-        on: On::Both,
-        identity: (false, false),
-        source: "`--host-name`, else the machine's hostname",
-    },
-];
+/// The table's rows: `key on (identity on containers, on pods), source;`.
+macro_rules! attributes {
+    ($($key:literal $on:ident $identity:expr, $source:literal;)*) => {
+        /// Every resource attribute, in the order they are written. The README's attribute
+        /// reference comes from this table, and a test checks that every attribute written is
+        /// in it.
+        pub static ATTRIBUTES: &[AttrDef] = &[$(AttrDef {
+            key: $key,
+            on: On::$on,
+            identity: $identity,
+            source: $source,
+        }),*];
+    };
+}
+
+attributes! {
+    "container.id" Containers (true, false), "the cgroup path (the full id)";
+    "container.runtime.name" Containers (false, false),
+        "the runtime as it names itself over the CRI (`containerd`, `cri-o`), else the cgroup path (`docker`, `containerd`, `cri-o`, `podman`)";
+    "k8s.pod.uid" Both (false, true),
+        "the cgroup path (`pod<uid>`, `kubepods-…-pod<uid>.slice`), else the `io.kubernetes.pod.uid` label";
+    "container.name" Containers (true, false),
+        "Docker/Podman `Name`; the CRI container's metadata name";
+    "container.image.name" Containers (true, false),
+        "the image reference without tag or digest (a CRI image id resolved to its first repo tag)";
+    "container.image.id" Containers (false, false), "Docker/Podman `Image`; CRI `image_ref`";
+    "k8s.pod.name" Both (true, true),
+        "the CRI sandbox's metadata, else the `io.kubernetes.pod.name` label";
+    "k8s.namespace.name" Both (true, true),
+        "the CRI sandbox's metadata, else the `io.kubernetes.pod.namespace` label";
+    "k8s.container.name" Containers (true, false),
+        "the CRI container's metadata name, else the `io.kubernetes.container.name` label";
+    "k8s.container.restart_count" Containers (false, false), "the CRI container's `attempt`";
+    "container.image.tags" Containers (false, false),
+        "the image reference's tag (`latest` when it names none); a string array in OTLP, comma-joined on the page";
+    "container.label." Containers (false, false),
+        "container labels whose key matches `--container-labels`";
+    "k8s.pod.label." Pods (false, false), "pod labels (CRI) whose key matches `--pod-labels`";
+    "host.name" Both (false, false), "`--host-name`, else the machine's hostname";
+}
 
 impl AttrDef {
     /// The table's row for an attribute key.
@@ -210,18 +162,6 @@ impl HostResource {
             attributes.push(("host.name".to_string(), h));
         }
         HostResource { attributes }
-    }
-
-    /// Only `host.name` (what the Prometheus page carries of the host).
-    pub fn host_name_only(&self) -> HostResource {
-        HostResource {
-            attributes: self
-                .attributes
-                .iter()
-                .filter(|(k, _)| k == "host.name")
-                .cloned()
-                .collect(),
-        }
     }
 
     /// The resource of one container or pod: its own attributes (from the cgroup path and the
@@ -386,6 +326,7 @@ mod tests {
         use crate::discovery::{Found, Runtime};
         use crate::metadata::{ContainerMeta, PodMeta};
         use std::sync::Arc;
+        use std::time::{Duration, SystemTime};
         let host = HostResource::new(Some("node-1".into()), None);
         let found = |kind, id: &str| Found {
             id: id.to_string(),
@@ -414,21 +355,17 @@ mod tests {
             namespace: Some("n".into()),
             labels: vec![("app".into(), "x".into())],
         });
-        let now = std::time::SystemTime::now();
-        let c = ContainerState::with_samples(
-            found(Kind::Container, "c"),
-            now,
-            Default::default(),
-            Default::default(),
-            std::time::Duration::from_secs(1),
-        );
-        let p = ContainerState::with_samples(
-            found(Kind::Pod, "u"),
-            now,
-            Default::default(),
-            Default::default(),
-            std::time::Duration::from_secs(1),
-        );
+        let state = |found| {
+            ContainerState::with_samples(
+                found,
+                SystemTime::now(),
+                Default::default(),
+                Default::default(),
+                Duration::from_secs(1),
+            )
+        };
+        let c = state(found(Kind::Container, "c"));
+        let p = state(found(Kind::Pod, "u"));
         // Which rows were written, on containers and on pods.
         let mut seen: Vec<(&'static str, Kind)> = Vec::new();
         for d in [

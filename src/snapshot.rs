@@ -140,24 +140,15 @@ pub fn take(collector: &mut Collector) -> Vec<ContainerView> {
         tracing::warn!(%id, "cannot open the container's cgroup files ({error}): not shown");
     }
     let now = SystemTime::now();
-    let mut views: Vec<ContainerView> = collector
-        .containers()
-        .map(|c| ContainerView {
-            state: c.clone(),
-            running: true,
+    let running: Vec<_> = collector.containers().map(|c| (c.clone(), true)).collect();
+    let departed = collector.take_departed().into_iter().map(|s| (s, false));
+    let mut views: Vec<ContainerView> = (running.into_iter().chain(departed))
+        .map(|(state, running)| ContainerView {
+            state,
+            running,
             now,
         })
         .collect();
-    views.extend(
-        collector
-            .take_departed()
-            .into_iter()
-            .map(|state| ContainerView {
-                state,
-                running: false,
-                now,
-            }),
-    );
     views.sort_by(|a, b| a.state.id.cmp(&b.state.id));
     views
 }

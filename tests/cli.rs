@@ -5,19 +5,44 @@
 
 mod common;
 
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::TempDir;
 
 /// A Unix socket that accepts connections, counts them and closes each at once (so a
-/// client that came fails fast instead of waiting for an answer).
+/// client that came fails fast instead of waiting for an answer). Connections from this test
+/// process itself are markers, not counted: see [`CountingSocket::connections`].
 struct CountingSocket {
     path: std::path::PathBuf,
     connections: Arc<AtomicUsize>,
+    markers: Arc<AtomicUsize>,
+}
+
+/// The process id at the other end of an accepted Unix socket (`SO_PEERCRED`).
+fn peer_pid(conn: &UnixStream) -> Option<u32> {
+    use nix::libc;
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for the kernel to write, and `len` is their size.
+    let rc = unsafe {
+        libc::getsockopt(
+            conn.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(cred.pid as u32)
 }
 
 impl CountingSocket {
@@ -25,24 +50,43 @@ impl CountingSocket {
         let path = dir.0.join(name);
         let listener = UnixListener::bind(&path).expect("bind a test socket");
         let connections = Arc::new(AtomicUsize::new(0));
-        let n = connections.clone();
+        let markers = Arc::new(AtomicUsize::new(0));
+        let (n, m) = (connections.clone(), markers.clone());
         std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if conn.is_ok() {
+            for conn in listener.incoming().flatten() {
+                if peer_pid(&conn) == Some(std::process::id()) {
+                    m.fetch_add(1, Ordering::SeqCst);
+                } else {
                     n.fetch_add(1, Ordering::SeqCst);
                 }
             }
         });
-        CountingSocket { path, connections }
+        CountingSocket {
+            path,
+            connections,
+            markers,
+        }
     }
 
     fn url(&self) -> String {
         format!("unix://{}", self.path.display())
     }
 
-    /// Connections seen, after a moment for the accepting thread to count the last one.
+    /// Connections seen from other processes, once every connection made so far is counted:
+    /// the test connects a marker of its own, and waits until the accepting thread has taken
+    /// it. The listener's queue is first in, first out, so whatever the binary (which has
+    /// exited) connected before is counted by then.
     fn connections(&self) -> usize {
-        std::thread::sleep(Duration::from_millis(100));
+        let marked = self.markers.load(Ordering::SeqCst);
+        let _marker = UnixStream::connect(&self.path).expect("connect a marker");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.markers.load(Ordering::SeqCst) <= marked {
+            assert!(
+                Instant::now() < deadline,
+                "the test socket's accepting thread never took the marker"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         self.connections.load(Ordering::SeqCst)
     }
 }

@@ -12,7 +12,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -23,6 +22,18 @@ use common::otlp::{Proto, Receiver, attr};
 use common::proxy::Proxy;
 
 const ALLOCATE: &str = "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo ${#x}";
+
+/// The tests of this file make pods; the one that counts the exporter's calls must see none
+/// but its own. Every pod on the host is a cgroup its exporter finds, and an id its runtime
+/// does not know is looked up (a `ListContainers`, again with backoff for up to 30 s): another
+/// test's new pod in its window shows as calls that are not about its container. So it takes
+/// this lock alone; the others share it. (Pods of other processes on the host, another
+/// engineer's tests, can still fall in its window: then rerun it alone.)
+static PODS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn pods_shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    PODS.read().unwrap_or_else(|e| e.into_inner())
+}
 
 fn exporter(endpoint: &str, rx: &Receiver, exit_wait: &str) -> Exporter {
     let otlp = rx.endpoint();
@@ -113,6 +124,7 @@ fn exit_in_otlp(rx: &Receiver, id: &str, pod: &Pod, container: &str) -> Vec<Seen
 
 #[test]
 fn a_pod_container_that_exits_7_and_its_next_attempt() {
+    let _pods = pods_shared();
     let cd = Containerd::start();
     let rx = Receiver::start(Proto::Grpc);
     let e = exporter(&cd.endpoint, &rx, "3s");
@@ -133,6 +145,7 @@ fn a_pod_container_that_exits_7_and_its_next_attempt() {
 
 #[test]
 fn a_pod_container_killed_for_memory() {
+    let _pods = pods_shared();
     let cd = Containerd::start();
     let rx = Receiver::start(Proto::Http);
     let e = exporter(&cd.endpoint, &rx, "3s");
@@ -155,6 +168,7 @@ fn a_pod_container_killed_for_memory() {
 /// OOM notice the runtime got for the pod.
 #[test]
 fn an_oom_of_the_pods_cgroup() {
+    let _pods = pods_shared();
     let cd = Containerd::start();
     let rx = Receiver::start(Proto::Grpc);
     let e = exporter(&cd.endpoint, &rx, "3s");
@@ -202,45 +216,80 @@ fn an_oom_of_the_pods_cgroup() {
     exits::assert_unique_series(&page);
 }
 
+/// `calls` without the exporter's one periodic call, the full list (`ListPodSandbox` then
+/// `ListContainers`) every 60 s while the runtime has no events: it may fall in any window of a
+/// loaded machine, at most once in a window shorter than its period. A call per tick shows as
+/// many, and stays.
+fn without_one_resync(calls: &[(String, String)]) -> Vec<(String, String)> {
+    let mut rest = calls.to_vec();
+    for method in ["ListPodSandbox", "ListContainers"] {
+        if let Some(i) = rest.iter().position(|(m, _)| m == method) {
+            rest.remove(i);
+        }
+    }
+    rest
+}
+
+/// Waits until the exporter has collected `n` more times than `from` (each tick counted).
+fn ticks_after(e: &Exporter, from: f64, n: f64) -> f64 {
+    e.wait_for(
+        &format!("{n} more ticks"),
+        Duration::from_secs(60),
+        "",
+        |p| p.value("container_exporter_collections_total", &[]) >= from + n,
+    )
+    .value("container_exporter_collections_total", &[])
+}
+
 /// What the exporter asks the runtime, from containerd's own log (at `trace` it writes a line
 /// for every CRI call it serves): nothing while a named container runs, tick after tick, and one
 /// `ContainerStatus` (a few at most, while the runtime has not yet noticed) when it ends. The
 /// test itself keeps off the socket until it has counted.
 #[test]
 fn the_runtime_is_asked_once_per_exit_never_per_tick() {
+    // Alone: no other test's pod in its window (see PODS). Taken first, dropped last.
+    let _pods = PODS.write().unwrap_or_else(|e| e.into_inner());
     let cd = Containerd::start_tracing();
     let rx = Receiver::start(Proto::Grpc);
-    let started = Instant::now();
     let e = exporter(&cd.endpoint, &rx, "3s");
     let pod = cd.run_pod("asked-once", "ns-exits", Qos::BestEffort, Net::Host, &[]);
-    let id = cd.create_container_cmd(&pod, "app", BUSYBOX, 0, "sleep 9; exit 7");
+    // It exits 7 when the test says so: a file the test writes into its root (through
+    // /proc/<pid>/root, not over the runtime's socket).
+    let id = cd.create_container_cmd(
+        &pod,
+        "app",
+        BUSYBOX,
+        0,
+        "while [ ! -e /tmp/go ]; do sleep 0.05; done; exit 7",
+    );
     cd.start_container(&id);
+    let (_, pid) = cd.container_status(&id);
+    let go = format!("/proc/{}/root/tmp/go", pid.expect("the container's pid"));
     e.wait_for("named", Duration::from_secs(30), &id, |p| {
         p.series("container_info", &[("container_id", &id)])
             .first()
             .is_some_and(|s| s.labels.contains_key("k8s_container_name"))
     });
-    // Running, named: the ticks go by without a call.
+    // Running, named: three ticks go by without a call (counted ticks, not seconds: a loaded
+    // machine ticks late).
     let mark = cd.log_len();
-    let ticks = e.collections();
-    std::thread::sleep(Duration::from_secs(4));
-    let ticks = e.collections() - ticks;
-    let running = cd.cri_calls(mark);
-    assert!(ticks >= 3.0, "{ticks} ticks in 4 s at 1 s");
+    let from = e.collections();
+    let ticks = ticks_after(&e, from, 3.0) - from;
+    let running = without_one_resync(&cd.cri_calls(mark));
     assert!(running.is_empty(), "{ticks} ticks, calls: {running:?}");
-    // (The exporter's one periodic call, the full list every 60 s without events, is not due.)
-    assert!(started.elapsed() < Duration::from_secs(55));
 
     // It ends: one ContainerStatus for it, and nothing per tick around it.
     let mark = cd.log_len();
-    let ticks = e.collections();
+    let from = e.collections();
+    std::fs::write(&go, "").unwrap_or_else(|err| panic!("{go}: {err}"));
     assert_eq!(
         exit_on_page(&e, &id, &pod, "app"),
         Seen::new("Error", Some(7), Some(0))
     );
-    std::thread::sleep(Duration::from_secs(3));
-    let ticks = e.collections() - ticks;
-    let calls = cd.cri_calls(mark);
+    // Three more ticks after the exit showed, for any call per tick to show.
+    let exited_at = e.collections();
+    let ticks = ticks_after(&e, exited_at, 3.0) - from;
+    let calls = without_one_resync(&cd.cri_calls(mark));
     let status: Vec<_> = calls
         .iter()
         .filter(|(m, rest)| m == "ContainerStatus" && rest.contains(&id))
@@ -253,47 +302,73 @@ fn the_runtime_is_asked_once_per_exit_never_per_tick() {
         "ContainerStatus for the exit: {calls:?}"
     );
     assert_eq!(status.len(), calls.len(), "other calls: {calls:?}");
-    assert!(ticks >= 3.0, "{ticks} ticks");
     eprintln!(
         "{} ContainerStatus calls for the exit and no other call, over {ticks} ticks",
         status.len()
     );
-    assert!(started.elapsed() < Duration::from_secs(55));
 }
 
 /// The CRI socket through the test's proxy: frozen while the exporter asks, the call times out
 /// and the final sample goes out at the bound without a code; cut while the call waits, it
-/// fails and the final sample goes out at once.
+/// fails and the final sample goes out at once, without a code.
+///
+/// Each fault has an exporter of its own, with its own bound: a short one where the bound is
+/// what is waited for, a long one where the final sample must not wait for it. Which way each
+/// ended is the exporter's own count (`container_exporter_exits_total{outcome}`: `timeout`, or
+/// `no_code` for a failed call); the times are only checked against the bounds, with margins
+/// that a loaded machine cannot use up.
 #[test]
 fn a_container_status_that_times_out_or_fails() {
+    let _pods = pods_shared();
     let cd = Containerd::start();
     let proxy = Proxy::bytes(&cd.socket);
     let rx = Receiver::start(Proto::Grpc);
-    let e = exporter(&proxy.url(), &rx, "4s");
     let pod = cd.run_pod("status-faults", "ns-exits", Qos::BestEffort, Net::Host, &[]);
-    let mut finals: BTreeMap<&str, Duration> = BTreeMap::new();
-    for (attempt, fault) in ["times out", "fails"].into_iter().enumerate() {
-        let id = cd.create_container_cmd(&pod, "app", BUSYBOX, attempt as u32, "sleep 3; exit 7");
+    for (attempt, (fault, bound)) in [("times out", 4u64), ("fails", 30)].into_iter().enumerate() {
+        let e = exporter(&proxy.url(), &rx, &format!("{bound}s"));
+        // It exits 7 when the test writes /tmp/go into its root (through /proc/<pid>/root).
+        let id = cd.create_container_cmd(
+            &pod,
+            "app",
+            BUSYBOX,
+            attempt as u32,
+            "while [ ! -e /tmp/go ]; do sleep 0.05; done; exit 7",
+        );
         cd.start_container(&id);
-        // Named (the lookups went through) before the proxy stops forwarding.
+        let (_, pid) = cd.container_status(&id);
+        let go = format!("/proc/{}/root/tmp/go", pid.expect("the container's pid"));
+        // Named (the lookups went through) before the proxy stops forwarding; then it ends.
         e.wait_for("named", Duration::from_secs(30), &id, |p| {
             p.series("container_info", &[("container_id", &id)])
                 .first()
                 .is_some_and(|s| s.labels.contains_key("k8s_container_name"))
         });
         proxy.freeze();
-        let deadline = Instant::now() + Duration::from_secs(20);
+        std::fs::write(&go, "").unwrap_or_else(|err| panic!("{go}: {err}"));
+        let deadline = Instant::now() + Duration::from_secs(30);
         while cd.exit_status(&id).is_none() {
             assert!(Instant::now() < deadline, "{id} never exited");
             std::thread::sleep(Duration::from_millis(20));
         }
         let exited = Instant::now();
         if fault == "fails" {
-            std::thread::sleep(Duration::from_millis(500));
+            // Once the exporter's call waits (its ask is counted on the page, which asks
+            // nothing of the runtime), the connection is cut under it.
+            e.wait_for(
+                "the exporter waiting for the runtime's word",
+                Duration::from_secs(30),
+                "",
+                |p| {
+                    p.get(
+                        "container_exporter_exits_pending",
+                        &[("waiting_for", "runtime")],
+                    ) >= Some(1.0)
+                },
+            );
             proxy.cut();
         }
         // Its final sample over OTLP, without an exit (no OOM kill, no code).
-        let took = rx.wait_for("the final sample", Duration::from_secs(20), |got| {
+        let took = rx.wait_for("the final sample", Duration::from_secs(60), |got| {
             got.iter()
                 .filter(|g| g.at > exited)
                 .flat_map(|g| g.request.resource_metrics.iter().map(move |r| (g, r)))
@@ -306,26 +381,42 @@ fn a_container_status_that_times_out_or_fails() {
                     g.at.duration_since(exited)
                 })
         });
-        finals.insert(fault, took);
+        // How it ended, as the exporter counted it (this exporter saw no other exit).
+        let outcome = |p: &common::page::Page, o: &str| {
+            p.get("container_exporter_exits_total", &[("outcome", o)])
+                .unwrap_or(0.0)
+        };
+        let (want_timeout, want_no_code) = if fault == "times out" {
+            (1.0, 0.0)
+        } else {
+            (0.0, 1.0)
+        };
+        let page = e.wait_for(
+            &format!("{fault}: the exit counted"),
+            Duration::from_secs(30),
+            "",
+            |p| outcome(p, "timeout") + outcome(p, "no_code") >= 1.0,
+        );
+        assert_eq!(
+            (outcome(&page, "timeout"), outcome(&page, "no_code")),
+            (want_timeout, want_no_code),
+            "{fault}: exits counted as (timeout, no_code)"
+        );
+        let bound = Duration::from_secs(bound);
+        if fault == "times out" {
+            // A promised bound: never held past --exit-wait (4 s); 10 s more for a loaded
+            // machine, still far from "held until the runtime answers" (it never does here).
+            assert!(took < bound + Duration::from_secs(10), "{fault}: {took:?}");
+        } else {
+            // A promised bound: a failed call lets the final sample go at once, not at the
+            // bound (30 s); half the bound is a margin no loaded machine needs.
+            assert!(took < bound / 2, "{fault}: {took:?}, bound {bound:?}");
+        }
+        eprintln!("{fault}: the final sample went out {took:?} after the exit (bound {bound:?})");
         proxy.thaw();
         proxy.restore();
-        e.wait_for("reconnected", Duration::from_secs(30), "", |p| {
-            p.get(
-                "container_exporter_metadata_connected",
-                &[("source", "cri")],
-            ) == Some(1.0)
-        });
+        drop(e);
     }
-    // Timed out: at the bound (4 s), not before the call's own 2 s, never much after.
-    let t = finals["times out"];
-    assert!(t >= Duration::from_secs(2), "{t:?}");
-    assert!(t < Duration::from_secs(8), "{t:?}");
-    // Failed: at once after the cut (500 ms after the exit), well before the bound.
-    let f = finals["fails"];
-    assert!(f < Duration::from_millis(3500), "{f:?}");
-    let page = e.metrics();
-    assert!(page.value("container_exporter_exits_total", &[("outcome", "timeout")]) >= 1.0);
-    assert!(page.value("container_exporter_exits_total", &[("outcome", "no_code")]) >= 1.0);
 }
 
 /// The OOM kills the kernel counted in a cgroup: `oom_kill` of `memory.oom_control` under the

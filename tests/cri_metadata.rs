@@ -27,7 +27,7 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -58,6 +58,8 @@ struct Follower {
     pods: Arc<Mutex<HashSet<String>>>,
     /// When discovery first saw each id.
     seen: Arc<Mutex<HashMap<String, Instant>>>,
+    /// Passes discovery has made over the whole tree.
+    passes: Arc<AtomicUsize>,
     discovering: Arc<AtomicBool>,
     discovery: Option<thread::JoinHandle<()>>,
 }
@@ -78,12 +80,14 @@ impl Follower {
         let pods: Arc<Mutex<HashSet<String>>> = Arc::default();
         let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
         let discovering = Arc::new(AtomicBool::new(true));
+        let passes = Arc::new(AtomicUsize::new(0));
         let discovery = {
-            let (store, pods, seen, on) = (
+            let (store, pods, seen, on, passes) = (
                 store.clone(),
                 pods.clone(),
                 seen.clone(),
                 discovering.clone(),
+                passes.clone(),
             );
             thread::spawn(move || {
                 let root = discovery_root();
@@ -104,6 +108,7 @@ impl Follower {
                             store.want(&uid);
                         }
                     }
+                    passes.fetch_add(1, Ordering::SeqCst);
                     thread::sleep(Duration::from_millis(20));
                 }
             })
@@ -116,9 +121,21 @@ impl Follower {
             task: Some(task),
             pods,
             seen,
+            passes,
             discovering,
             discovery: Some(discovery),
         }
+    }
+
+    /// Waits until discovery has made `n` more passes over the tree (each one asking for
+    /// whatever of the test's pods the store does not know).
+    fn discovery_passes(&self, n: usize) {
+        let from = self.passes.load(Ordering::SeqCst);
+        wait_for(
+            &format!("{n} passes of discovery"),
+            Duration::from_secs(60),
+            || self.passes.load(Ordering::SeqCst) >= from + n,
+        );
     }
 
     fn watch(&self, pod: &Pod) {
@@ -145,7 +162,7 @@ impl Follower {
         self.stats.connected.load(Ordering::Relaxed)
     }
 
-    /// Shutdown must end `run` promptly, whatever state it is in.
+    /// Shutdown must end `run`, whatever state it is in.
     fn stop(mut self) {
         self.discovering.store(false, Ordering::Relaxed);
         if let Some(d) = self.discovery.take() {
@@ -155,9 +172,11 @@ impl Follower {
         let task = self.task.take().unwrap();
         let rt = self.rt.take().unwrap();
         rt.block_on(async {
-            tokio::time::timeout(Duration::from_secs(2), task)
+            // A promised bound: shutdown ends `run` (it waits on nothing). 10 s is a wide
+            // margin for a loaded machine, and ends a hang.
+            tokio::time::timeout(Duration::from_secs(10), task)
                 .await
-                .expect("run did not return within 2 s of shutdown")
+                .expect("run did not return within 10 s of shutdown")
                 .expect("run panicked");
         });
         assert!(!self.connected(), "still marked connected after shutdown");
@@ -384,8 +403,12 @@ fn pods_and_containers_are_named_as_the_kubelet_created_them() {
 
     // Nothing new: discovery keeps walking (and would ask for anything unknown), no calls.
     let idle0 = f.calls();
-    thread::sleep(Duration::from_secs(1));
-    assert_eq!(f.calls(), idle0, "calls while nothing changed");
+    f.discovery_passes(50);
+    assert_eq!(
+        f.calls(),
+        idle0,
+        "calls over 50 passes of discovery while nothing changed"
+    );
 
     // One more container in a known pod.
     let calls1 = f.calls();
@@ -455,30 +478,38 @@ fn a_removed_pod_leaves_the_store_after_the_delay() {
         named(&f, &keep_c) && named(&f, &gone_c) && f.store.get_pod(&gone.uid).is_some()
     });
 
+    // Timed from before the removal: nothing of it can be noticed earlier. Each entry must
+    // stay at least the delay from then (the final sample needs its names), then go.
+    let removing = Instant::now();
     cd.remove_pod(&gone);
-    let removed = Instant::now();
     assert!(
         !cgroup_anywhere(&gone.cgroup_of(&gone_c)),
         "runc left the cgroup"
     );
-    thread::sleep(Duration::from_millis(500));
-    assert!(
-        f.store.get(&gone_c).is_some() && f.store.get_pod(&gone.uid).is_some(),
-        "removed before the delay: the final sample would have no name"
-    );
-    wait_for("the removed pod to leave", Duration::from_secs(10), || {
-        f.store.get(&gone_c).is_none()
-            && f.store.get(&gone.sandbox_id).is_none()
-            && f.store.get_pod(&gone.uid).is_none()
+    let mut left: HashMap<&str, Duration> = HashMap::new();
+    // A promised bound: the entries go one resync (1 s) and the delay (1 s) after the removal;
+    // 30 s only ends a wait for entries that never go.
+    wait_for("the removed pod to leave", Duration::from_secs(30), || {
+        let now = removing.elapsed();
+        for (what, gone_now) in [
+            ("container", f.store.get(&gone_c).is_none()),
+            ("sandbox", f.store.get(&gone.sandbox_id).is_none()),
+            ("pod", f.store.get_pod(&gone.uid).is_none()),
+        ] {
+            if gone_now {
+                left.entry(what).or_insert(now);
+            }
+        }
+        left.len() == 3
     });
-    let took = removed.elapsed();
-    eprintln!("the removed pod left the store {took:?} after RemovePodSandbox");
-    // At most one resync to notice, then the delay.
-    assert!(took >= delay, "{took:?}");
-    assert!(
-        took < delay + Duration::from_secs(1) + Duration::from_millis(900),
-        "{took:?}"
-    );
+    eprintln!("the removed pod's entries left the store {left:?} after RemovePodSandbox began");
+    for (what, took) in &left {
+        assert!(
+            *took >= delay,
+            "the {what} left {took:?} after the removal began, before the delay ({delay:?}): \
+             the final sample would have no name"
+        );
+    }
     assert!(named(&f, &keep_c) && f.store.get_pod(&keep.uid).is_some());
     assert_eq!(f.store.len(), 2, "{:?}", f.store.ids());
     assert_eq!(f.api_errors(), 0);
@@ -501,7 +532,7 @@ fn containerd_restarted_under_the_follower() {
     let stopping = Instant::now();
     cd.stop();
     let exited = stopping.elapsed();
-    wait_for("the follower to notice", Duration::from_secs(5), || {
+    wait_for("the follower to notice", Duration::from_secs(30), || {
         !f.connected()
     });
     eprintln!(
@@ -509,16 +540,28 @@ fn containerd_restarted_under_the_follower() {
          SIGTERM (no call needed)",
         stopping.elapsed()
     );
-    // While it is away, names stay, and retries back off.
+    // While it is away, names stay, and retries back off: three more failed attempts (the
+    // loss itself is the first) take at least the backoff's shortest waits, 250, 500 and
+    // 1000 ms jittered to half, since the stop began. A retry loop without backoff takes
+    // milliseconds; a slow machine only takes longer.
     let errors0 = f.api_errors();
-    thread::sleep(Duration::from_millis(1500));
-    let retries = f.api_errors() - errors0;
-    assert!(retries <= 5, "{retries} failed attempts in 1.5 s");
+    wait_for("three failed reconnects", Duration::from_secs(60), || {
+        f.api_errors() >= errors0 + 3
+    });
+    let away = stopping.elapsed();
+    let shortest = Duration::from_millis(125 + 250 + 500);
+    assert!(
+        away >= shortest,
+        "{} failed attempts within {away:?} of the stop: no backoff (at least {shortest:?})",
+        f.api_errors() - errors0 + 1
+    );
     assert!(named(&f, &c0), "names dropped while the runtime is away");
 
     let starting = Instant::now();
     cd.start_again();
-    let back = wait_for("the reconnect", Duration::from_secs(10), || {
+    // A promised bound: retries are at most 5 s apart (the backoff's cap); 30 s is a wide
+    // margin, and ends a wait for a follower that gave up.
+    let back = wait_for("the reconnect", Duration::from_secs(30), || {
         f.connected() && f.reconnects() == 1
     });
     eprintln!(
@@ -591,18 +634,27 @@ fn absent_stale_and_foreign_sockets_never_connect_and_probe_says_why() {
     // Followers on the bad sockets: never connected, errors counted with backoff, an empty
     // store, prompt shutdown.
     for endpoint in [absent, stale, no_cri.endpoint.clone()] {
+        let started = Instant::now();
         let f = Follower::start(CriConfig {
             endpoint: Some(endpoint.clone()),
             ..Default::default()
         });
-        thread::sleep(Duration::from_secs(2));
-        assert!(!f.connected(), "{endpoint}");
-        let errors = f.api_errors();
-        // 250 ms doubling (with jitter): 3 to 6 attempts in 2 s.
-        assert!(
-            (2..=8).contains(&errors),
-            "{endpoint}: {errors} attempts in 2 s"
+        // It keeps trying (four failed attempts), and backs off: 250 ms doubling, jittered to
+        // half at the least, so the fourth comes 125 + 250 + 500 ms after the first at the
+        // earliest. A loop without backoff takes milliseconds; a slow machine only longer.
+        wait_for(
+            &format!("{endpoint}: four failed attempts"),
+            Duration::from_secs(60),
+            || f.api_errors() >= 4,
         );
+        let took = started.elapsed();
+        let shortest = Duration::from_millis(125 + 250 + 500);
+        assert!(
+            took >= shortest,
+            "{endpoint}: {} attempts within {took:?}: no backoff (at least {shortest:?})",
+            f.api_errors()
+        );
+        assert!(!f.connected(), "{endpoint}");
         assert!(f.store.is_empty());
         assert_eq!(f.reconnects(), 0);
         f.stop();
@@ -624,12 +676,26 @@ fn harness_pods_have_the_kubelets_cgroups_and_networks() {
         .cgroup_parent(&uid)
         .trim_start_matches('/')
         .to_owned();
-    let watching = AtomicBool::new(true);
     let root = discovery_root();
     let t0 = Instant::now();
+    // The watchers look until they see what they look for: once RunPodSandbox has returned,
+    // both hold, so each sees it at its next look. Their deadline only ends a wait for
+    // something that never comes; a failed RunPodSandbox ends it at once.
+    let watch_until = t0 + Duration::from_secs(120);
+    let abandoned = AtomicBool::new(false);
+    let watching = || !abandoned.load(Ordering::Relaxed) && Instant::now() < watch_until;
+    struct AbandonOnPanic<'a>(&'a AtomicBool);
+    impl Drop for AbandonOnPanic<'_> {
+        fn drop(&mut self) {
+            if thread::panicking() {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+    }
     let (pod, returned, first_cgroup, first_listed) = thread::scope(|s| {
+        let _abandon = AbandonOnPanic(&abandoned);
         let cgroup = s.spawn(|| {
-            while watching.load(Ordering::Relaxed) {
+            while watching() {
                 let has_child = std::fs::read_dir(root.join(&pod_rel)).is_ok_and(|mut d| {
                     d.any(|e| e.is_ok_and(|e| e.file_type().is_ok_and(|t| t.is_dir())))
                 });
@@ -641,7 +707,7 @@ fn harness_pods_have_the_kubelets_cgroups_and_networks() {
             None
         });
         let listed = s.spawn(|| {
-            while watching.load(Ordering::Relaxed) {
+            while watching() {
                 let items = cd.list_sandboxes();
                 if items
                     .iter()
@@ -655,9 +721,6 @@ fn harness_pods_have_the_kubelets_cgroups_and_networks() {
         });
         let pod = cd.run_pod_as(&uid, "timeline", "ce-ns", Qos::BestEffort, Net::Host, &[]);
         let returned = Instant::now();
-        // Let the watchers see the final state too.
-        thread::sleep(Duration::from_millis(50));
-        watching.store(false, Ordering::Relaxed);
         (
             pod,
             returned,
@@ -733,7 +796,7 @@ fn harness_pods_have_the_kubelets_cgroups_and_networks() {
     cd.stop_container(&id);
     wait_for(
         "the stopped container's cgroup to go",
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         || !cgroup_anywhere(&pod.cgroup_of(&id)),
     );
 
@@ -742,12 +805,24 @@ fn harness_pods_have_the_kubelets_cgroups_and_networks() {
     assert_eq!(g.cgroup_parent, format!("/kubepods/pod{}", g.uid));
     let gc = cd.run_container(&g, "app", BUSYBOX, 0);
     assert!(cgroup_everywhere(&g.cgroup_of(&gc)));
-    let quota = PathBuf::from("/sys/fs/cgroup/cpu")
-        .join(g.cgroup_of(&gc))
-        .join("cpu.cfs_quota_us");
-    if quota.exists() {
-        assert_eq!(std::fs::read_to_string(&quota).unwrap().trim(), "10000");
-    }
+    // Its CPU limit (0.1 CPU) in the file of this host's layout: v1's quota (pure v1 and
+    // hybrid), or the first field of v2's `cpu.max`.
+    let rel = g.cgroup_of(&gc);
+    let quota = if PathBuf::from("/sys/fs/cgroup/cgroup.controllers").exists() {
+        PathBuf::from("/sys/fs/cgroup").join(&rel).join("cpu.max")
+    } else {
+        PathBuf::from("/sys/fs/cgroup/cpu")
+            .join(&rel)
+            .join("cpu.cfs_quota_us")
+    };
+    let text = std::fs::read_to_string(&quota)
+        .unwrap_or_else(|e| panic!("the guaranteed pod's CPU limit, {}: {e}", quota.display()));
+    assert_eq!(
+        text.split_whitespace().next(),
+        Some("10000"),
+        "{}: {text:?}",
+        quota.display()
+    );
 
     // Pod network: an address on the instance's bridge, and a network namespace of the pod's
     // own, shared by its containers.

@@ -190,8 +190,9 @@ fn podman_layer_and_log_match_du_and_deletion_shows() {
 
     assert!(podman(&["exec", &id, "touch", "/go"]).status.success());
     podman_wait_file(&id, "/deleted");
-    let at = Instant::now();
-    e.wait_for("the deletion", Duration::from_secs(30), &id, |p| {
+    // Shown at the next walks: a promised bound, with a wide margin (60 s, far less than the
+    // 10-minute full pass); how fast it shows is not asserted.
+    e.wait_for("the deletion", Duration::from_secs(60), &id, |p| {
         get(
             p,
             "container_filesystem_usage_bytes",
@@ -199,7 +200,6 @@ fn podman_layer_and_log_match_du_and_deletion_shows() {
         )
         .is_some_and(|u| u < (64 * 1024) as f64)
     });
-    assert!(at.elapsed() < Duration::from_secs(8), "{:?}", at.elapsed());
 }
 
 // ---------------------------------------------------------------------------------------------

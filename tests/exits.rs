@@ -78,20 +78,28 @@ fn why_docker_containers_end_on_the_page_and_in_otlp() {
     let rx = Receiver::start(Proto::Grpc);
     let e = exporter(&rx);
     wait_connected(&e);
+    // Each ends once the test writes `go`, when the exporter has it.
+    let dir = TempDir::new();
     let kill_me = Container::run(&[], &["sleep", "3600"]);
-    let exit3 = Container::sh(&[], "sleep 1; exit 3");
-    let exit0 = Container::sh(&[], "sleep 1; exit 0");
-    let oom = Container::sh(&["--memory", "24m"], &format!("sleep 1; {ALLOCATE}"));
+    let exit3 = on_signal(&dir, &[], "exit 3");
+    let exit0 = on_signal(&dir, &[], "exit 0");
+    let oom = on_signal(&dir, &["--memory", "24m"], ALLOCATE);
     // The main process survives a child the OOM killer ends, and exits 0. The child offers
     // itself first (oom_score_adj 1000, which needs no privilege to raise): left to the
     // kernel's choice by size, it now and then took the main process instead (137).
-    let child_oom = Container::sh(
+    let child_oom = on_signal(
+        &dir,
         &["--memory", "24m"],
-        r#"sleep 1; sh -c 'echo 1000 > /proc/self/oom_score_adj; x=$(head -c 100000000 /dev/zero | tr "\0" a); echo ${#x}'; exit 0"#,
+        r#"sh -c 'echo 1000 > /proc/self/oom_score_adj; x=$(head -c 100000000 /dev/zero | tr "\0" a); echo ${#x}'; exit 0"#,
     );
-    e.wait_for("the containers running", SHOW_WITHIN, "", |p| {
-        p.cpu_seconds(&kill_me.id).is_some()
-    });
+    // The exporter tracks them all: it holds their cgroup files open (its page would show
+    // them only at the next tick, 30 s away).
+    let ids: Vec<&str> = [&kill_me, &exit3, &exit0, &oom, &child_oom]
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+    wait_tracked(e.pid(), &ids);
+    std::fs::write(dir.0.join("go"), "").unwrap();
     let out = docker(&["kill", &kill_me.name]);
     assert!(out.status.success(), "docker kill: {out:?}");
     for c in [&exit3, &exit0, &oom, &child_oom, &kill_me] {
@@ -233,19 +241,42 @@ fn a_restart_policy_gives_each_run_its_end() {
 // snapshot
 // ---------------------------------------------------------------------------------------------
 
-/// A container that waits for `/t/go` (a directory of the test's) before running `then`.
+/// A container that says it runs (`/t/up.<its hostname>`, in a directory of the test's), then
+/// waits for `/t/go` before running `then`.
 fn on_signal(dir: &TempDir, extra: &[&str], then: &str) -> Container {
     let mount = format!("{}:/t", dir.0.display());
     let mut args = vec!["-v", mount.as_str()];
     args.extend_from_slice(extra);
     Container::sh(
         &args,
-        &format!("while [ ! -e /t/go ]; do sleep 0.05; done; {then}"),
+        &format!("touch /t/up.$HOSTNAME; while [ ! -e /t/go ]; do sleep 0.05; done; {then}"),
     )
 }
 
-/// Waits until process `pid` (a snapshot) holds a file of each container's cgroup open: it has
-/// tracked and read them once (on a host with many containers, that takes a while).
+/// Waits until each container's process has said it runs (`/t/up.<hostname>`; Docker's
+/// hostname is the id's first 12 characters).
+fn wait_up(dir: &TempDir, cs: &[&Container]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let missing: Vec<&str> = cs
+            .iter()
+            .filter(|c| !dir.0.join(format!("up.{}", &c.id[..12])).exists())
+            .map(|c| c.name.as_str())
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "these containers never said they run: {missing:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until process `pid` (a snapshot, or the daemon) holds a file of each container's cgroup
+/// open: it has tracked and read them once (on a host with many containers, that takes a
+/// while).
 fn wait_tracked(pid: u32, ids: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -329,11 +360,14 @@ fn why_docker_containers_end_in_a_snapshot() {
         let exit3 = on_signal(&dir, &[], "exit 3");
         let exit0 = on_signal(&dir, &[], "exit 0");
         let oom = on_signal(&dir, &["--memory", "24m"], ALLOCATE);
-        let killed = Container::run(&[], &["sleep", "3600"]);
+        let killed = Container::sh(
+            &["-v", &format!("{}:/t", dir.0.display())],
+            "touch /t/up.$HOSTNAME; exec sleep 3600",
+        );
         let cs = [&exit3, &exit0, &oom, &killed];
         let ids: Vec<&str> = cs.iter().map(|c| c.id.as_str()).collect();
         // All running before the snapshot starts.
-        std::thread::sleep(Duration::from_millis(500));
+        wait_up(&dir, &cs);
         let Some(entries) = snapshot_while_ending(&dir, &ids, &[&killed]) else {
             assert!(
                 rounds < 4,
@@ -383,12 +417,17 @@ fn each_run_ends_in_the_snapshot_it_ends_in() {
                 "-v",
                 &format!("{}:/t", dir.0.display()),
             ],
-            "if [ -e /ran ]; then n=2; else n=1; touch /ran; fi; \
+            "if [ -e /ran ]; then n=2; else n=1; touch /ran; fi; touch /t/running$n; \
              while [ ! -e /t/go$n ]; do sleep 0.05; done; exit 4",
         );
         for (run, restart) in [(1, 0), (2, 1)] {
-            // The run (the restart, for the second) is running.
-            std::thread::sleep(Duration::from_millis(800));
+            // The run (the restart, for the second) is running: it says so.
+            let running = dir.0.join(format!("running{run}"));
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !running.exists() {
+                assert!(Instant::now() < deadline, "run {run} never started");
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let child = Command::new(env!("CARGO_BIN_EXE_container-exporter"))
                 .args([
                     "snapshot",

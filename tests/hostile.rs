@@ -293,7 +293,7 @@ fn daemon_fifo_in_place_of_a_containers_directory() {
             .filter(|l| l.contains("WARN") && l.contains("not a directory") && l.contains(&fifo))
             .count()
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while said(&exp.log_text()) == 0 {
         assert!(
             std::time::Instant::now() < deadline,
@@ -302,11 +302,18 @@ fn daemon_fifo_in_place_of_a_containers_directory() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    std::thread::sleep(Duration::from_secs(2));
+    // Not again, at any of the next ticks (counted, at 500 ms each).
+    let ticks = exp.collections();
+    exp.wait_for("four more ticks", Duration::from_secs(60), "", |p| {
+        p.value("container_exporter_collections_total", &[]) >= ticks + 4.0
+    });
     assert_eq!(said(&exp.log_text()), 1, "{}", exp.log_tail());
+    // SIGTERM ends it with status 0, within the promised bound `stop` enforces.
     let (status, took) = exp.stop();
-    assert!(status.success(), "exit status {status}");
-    assert!(took < Duration::from_secs(2), "SIGTERM took {took:?}");
+    assert!(
+        status.success(),
+        "exit status {status} ({took:?} after SIGTERM)"
+    );
 }
 
 #[test]
@@ -366,7 +373,9 @@ fn a_fifo_in_place_of_mountinfo_is_refused_at_once() {
     ] {
         let mut args = tree.args(&root, &proc_root);
         args.extend(command);
-        let (status, took, out) = run_bounded(&args, Duration::from_secs(20));
+        // Refused at once (it is not a regular file), not given up after the 10 s an
+        // operation may block: the message says which. 60 s only ends a hang.
+        let (status, took, out) = run_bounded(&args, Duration::from_secs(60));
         assert!(
             status.is_some_and(|s| s.code() == Some(1)),
             "{command:?}: {status:?} after {took:?}:\n{out}"
@@ -375,7 +384,10 @@ fn a_fifo_in_place_of_mountinfo_is_refused_at_once() {
             out.contains(&mountinfo.display().to_string()) && out.contains("not a regular file"),
             "{command:?}: the message names the file:\n{out}"
         );
-        assert!(took < Duration::from_secs(5), "{command:?} took {took:?}");
+        assert!(
+            !out.contains("stuck for"),
+            "{command:?}: blocked on the FIFO until the bound ({took:?}):\n{out}"
+        );
     }
 }
 
@@ -395,7 +407,9 @@ fn daemon_stuck_on_a_hung_file_names_it_and_exits_non_zero() {
     let mut exp = start_unready(&args);
     assert_eq!(exp.get("/readyz", &[]).status, 503);
     let file = file.display().to_string();
-    let deadline = Instant::now() + Duration::from_secs(45);
+    // A promised bound: the stall is said once the liveness limit (3 intervals + 30 s) has
+    // passed; 90 s is a wide margin, and ends a wait for a stall never said.
+    let deadline = Instant::now() + Duration::from_secs(90);
     let line = loop {
         let log = exp.log_text();
         if let Some(l) = log.lines().find(|l| l.contains("collection has stalled")) {
@@ -403,7 +417,7 @@ fn daemon_stuck_on_a_hung_file_names_it_and_exits_non_zero() {
         }
         assert!(
             Instant::now() < deadline,
-            "no stall logged within 45 s:\n{log}"
+            "no stall logged within 90 s:\n{log}"
         );
         std::thread::sleep(Duration::from_millis(200));
     };
@@ -413,9 +427,14 @@ fn daemon_stuck_on_a_hung_file_names_it_and_exits_non_zero() {
     );
     assert_eq!(exp.healthz(), 503);
     assert_eq!(exp.get("/readyz", &[]).status, 503);
+    // A promised bound: it waits 3 s for the stuck collector, then exits; `stop` fails the
+    // test past its wide SHUTDOWN_BOUND.
     let (status, took) = exp.stop();
-    assert_eq!(status.code(), Some(1), "exit status {status}");
-    assert!(took < Duration::from_secs(8), "SIGTERM took {took:?}");
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "exit status {status} ({took:?} after SIGTERM)"
+    );
     let log = exp.log_text();
     assert!(
         log.lines()
@@ -439,7 +458,7 @@ fn snapshot_ends_within_its_bound_on_a_hung_tree() {
         let (root, proc_root) = (tree.root(), tree.proc_root());
         let mut args = tree.args(&root, &proc_root);
         args.extend(["snapshot"]);
-        let (status, took, out) = run_bounded(&args, Duration::from_secs(30));
+        let (status, took, out) = run_bounded(&args, Duration::from_secs(90));
         assert!(
             status.is_some_and(|s| s.code() == Some(1)),
             "{}: {status:?} after {took:?}:\n{out}",
@@ -450,7 +469,8 @@ fn snapshot_ends_within_its_bound_on_a_hung_tree() {
             "the error names {}:\n{out}",
             at.display()
         );
-        assert!(took < Duration::from_secs(15), "took {took:?}");
+        // A promised bound: 10 s for one operation (60 s in all); 20 s more is a wide margin.
+        assert!(took < Duration::from_secs(30), "took {took:?}");
     }
 }
 
@@ -465,7 +485,7 @@ fn check_ends_within_its_bound_on_a_hung_tree() {
     let (root, proc_root) = (tree.root(), tree.proc_root());
     let mut args = tree.args(&root, &proc_root);
     args.extend(["check"]);
-    let (status, took, out) = run_bounded(&args, Duration::from_secs(30));
+    let (status, took, out) = run_bounded(&args, Duration::from_secs(90));
     assert!(
         status.is_some_and(|s| s.code() == Some(1)),
         "{status:?} after {took:?}:\n{out}"
@@ -486,5 +506,6 @@ fn check_ends_within_its_bound_on_a_hung_tree() {
         out.contains("prometheus"),
         "the outputs are still checked:\n{out}"
     );
-    assert!(took < Duration::from_secs(15), "took {took:?}");
+    // A promised bound: 10 s for one operation (60 s in all); 20 s more is a wide margin.
+    assert!(took < Duration::from_secs(30), "took {took:?}");
 }

@@ -356,6 +356,160 @@ fn two_pods_of_two_containers_are_named_and_their_network_counted_once() {
     );
 }
 
+/// The file the server pod serves over `eth0`: 1 MiB and an odd remainder.
+const SERVED_BYTES: u64 = (1 << 20) + 4321;
+/// How many times the client pod fetches it.
+const FETCHES: u64 = 8;
+/// What an `eth0` carries besides the file, in either direction, for the whole test: per
+/// fetch the TCP handshake and close, the request or response head (under 300 bytes), and the
+/// Ethernet, IP and TCP headers of each segment (66 bytes on at most 1448 of data: 4.6 %, or
+/// the data's ACKs the other way); and once, ARP and IPv6 neighbour and multicast chatter of a
+/// new interface. 5 % of the payload, 4 KiB per fetch and 64 KiB in all bound it.
+fn eth0_overhead(payload: u64) -> u64 {
+    payload / 20 + FETCHES * 4096 + 64 * 1024
+}
+
+/// Whether the log of `container` in `pod` has a line that ends with `word` (the CRI log
+/// format: `<time> stdout F <text>`).
+fn logged(cd: &Containerd, pod: &Pod, container: &str, word: &str) -> bool {
+    let log = cd
+        .dir
+        .join("pods")
+        .join(format!("{}_{}_{}", pod.namespace, pod.name, pod.uid))
+        .join(container)
+        .join("0.log");
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.ends_with(&format!(" {word}")))
+}
+
+fn wait_logged(cd: &Containerd, pod: &Pod, container: &str, word: &str) {
+    // Only ends a wait for a workload that never gets there.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !logged(cd, pod, container, word) {
+        assert!(
+            !logged(cd, pod, container, "FAIL"),
+            "{}/{container} failed before {word:?}",
+            pod.name
+        );
+        assert!(
+            Instant::now() < deadline,
+            "{}/{container} never said {word:?}",
+            pod.name
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A pod's `eth0` counters against the bytes the workload moved between two pods on the CNI
+/// bridge: one serves a file, the other fetches it [`FETCHES`] times and stops. The server's
+/// transmitted bytes and the client's received bytes are at least the files' bytes and at
+/// most that plus the overhead; the other way, the requests and ACKs. Each pod's eth0 is the
+/// other's only peer, so what one sent, the other received.
+#[test]
+fn a_pods_eth0_counts_the_bytes_moved_between_two_pods() {
+    let cd = Containerd::start();
+    let exp = exporter(&cd, &[]);
+    let server = cd.run_pod("files-0", "net", Qos::BestEffort, Net::Pod, &[]);
+    let (_, server_ip) = cd.sandbox_status(&server);
+    assert!(!server_ip.is_empty(), "the server pod has no address");
+    let serve = format!(
+        "trap 'exit 0' TERM INT; mkdir -p /w && head -c {SERVED_BYTES} /dev/zero >/w/f \
+         && httpd -p 8080 -h /w && echo serving || echo FAIL; \
+         while :; do sleep 3600 & wait; done"
+    );
+    let s = cd.create_container_cmd(&server, "web", BUSYBOX, 0, &serve);
+    cd.start_container(&s);
+    wait_logged(&cd, &server, "web", "serving");
+
+    let client = cd.run_pod("fetch-0", "net", Qos::BestEffort, Net::Pod, &[]);
+    let fetch = format!(
+        "trap 'exit 0' TERM INT; for i in $(seq {FETCHES}); do \
+         wget -q -O /dev/null http://{server_ip}:8080/f || {{ echo FAIL; exit 1; }}; done; \
+         echo fetched; while :; do sleep 3600 & wait; done"
+    );
+    let c = cd.create_container_cmd(&client, "get", BUSYBOX, 0, &fetch);
+    cd.start_container(&c);
+    wait_logged(&cd, &client, "get", "fetched");
+
+    let payload = SERVED_BYTES * FETCHES;
+    let eth0 = |p: &Page, pod: &Pod, direction: &str| -> u64 {
+        p.get(
+            "k8s_pod_network_io_bytes_total",
+            &[
+                ("k8s_pod_uid", &pod.uid),
+                ("network_interface_name", "eth0"),
+                ("network_io_direction", direction),
+            ],
+        )
+        .unwrap_or(0.0) as u64
+    };
+    // The traffic is over: the page has it once its counters reach the payload.
+    let page = exp.wait_for(
+        "both pods' eth0 with the fetched files",
+        Duration::from_secs(60),
+        &server.uid,
+        |p| eth0(p, &server, "transmit") >= payload && eth0(p, &client, "receive") >= payload,
+    );
+    let (server_tx, server_rx) = (
+        eth0(&page, &server, "transmit"),
+        eth0(&page, &server, "receive"),
+    );
+    let (client_tx, client_rx) = (
+        eth0(&page, &client, "transmit"),
+        eth0(&page, &client, "receive"),
+    );
+    eprintln!(
+        "{FETCHES} fetches of {SERVED_BYTES} B ({payload} B): server eth0 tx {server_tx} rx \
+         {server_rx}, client eth0 tx {client_tx} rx {client_rx}"
+    );
+    let most = payload + eth0_overhead(payload);
+    for (what, v) in [
+        ("server transmitted", server_tx),
+        ("client received", client_rx),
+    ] {
+        assert!(
+            (payload..=most).contains(&v),
+            "{what} {v} B on eth0 for {FETCHES} files of {SERVED_BYTES} B: want {payload}..={most}"
+        );
+    }
+    // The other way: at least each fetch's request line, at most the overhead (no file).
+    let request = format!("GET /f HTTP/1.1\r\nHost: {server_ip}:8080\r\n\r\n").len() as u64;
+    let least = FETCHES * request;
+    for (what, v) in [
+        ("client transmitted", client_tx),
+        ("server received", server_rx),
+    ] {
+        assert!(
+            (least..=eth0_overhead(payload)).contains(&v),
+            "{what} {v} B on eth0 for {FETCHES} requests: want {least}..={}",
+            eth0_overhead(payload)
+        );
+    }
+    // One's only peer is the other: what one sent, the other received (bar the chatter).
+    for (a, b, what) in [
+        (server_tx, client_rx, "server tx vs client rx"),
+        (client_tx, server_rx, "client tx vs server rx"),
+    ] {
+        assert!(
+            a.abs_diff(b) <= 64 * 1024,
+            "{what}: {a} B vs {b} B on the two ends of the same transfers"
+        );
+    }
+    // Network once per pod: the containers have none of their own.
+    for id in [&s, &c] {
+        assert!(
+            !page
+                .samples
+                .iter()
+                .any(|x| x.name.starts_with("container_network_")
+                    && x.labels.get("container_id") == Some(id)),
+            "{id} has network series of its own"
+        );
+    }
+}
+
 #[test]
 fn a_restarted_container_gets_its_new_id_and_count_and_a_removed_pod_leaves() {
     let cd = Containerd::start();

@@ -207,7 +207,9 @@ fn burned_cpu_arrives(proto: Proto) {
         ],
     );
     let burned = burned(&c, Duration::from_secs(20));
-    assert!(burned > 0.3, "the workload burned only {burned} s");
+    // `timeout 2 yes` gets what CPU the machine gives it in 2 s: on a loaded machine, a few
+    // tenths of a second.
+    assert!(burned > 0.1, "the workload burned only {burned} s");
     // A request collected after the burn ended (a tick is 500 ms) that names the container.
     let since = Instant::now() + Duration::from_millis(700);
     let (cpu, attrs, headers) =
@@ -231,8 +233,10 @@ fn burned_cpu_arrives(proto: Proto) {
                 Some((cpu, attrs, g.headers.clone()))
             })
         });
+    // 10 %, plus a little for the shell, runc's init and `time` itself, which the cgroup
+    // counts and `time` does not (as tests/docker.rs): a fixed cost, not a share.
     assert!(
-        (cpu - burned).abs() <= burned * 0.10,
+        (cpu - burned).abs() <= burned * 0.10 + 0.05,
         "container.cpu.time {cpu:.3} s vs {burned:.3} s burned"
     );
     assert_eq!(attrs["container.id"].as_deref(), Some(c.id.as_str()));
@@ -421,7 +425,8 @@ fn a_large_tick_is_cut_to_the_receivers_limit_over_http() {
     a_large_tick_is_cut_to_the_receivers_limit(Proto::Http);
 }
 
-/// Refuses for 3 s (15 ticks, queue of 5), then accepts.
+/// Refuses until the queue (of 5, a tick every 200 ms) has overflowed and dropped a request,
+/// then accepts.
 fn outage_loses_no_counts(proto: Proto) {
     let rx = Receiver::start(proto);
     // A little CPU all along, so the counter moves during the outage.
@@ -457,8 +462,20 @@ fn outage_loses_no_counts(proto: Proto) {
     let outage = Instant::now();
     let mut max_queue = 0.0f64;
     let (mut before, mut last_time) = (before, 0u64);
-    while outage.elapsed() < Duration::from_secs(3) {
+    // The outage lasts until the receiver has refused requests (retries included) and the
+    // full queue has dropped one: events, not a time. The deadline only ends a wait for them.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
         max_queue = max_queue.max(e.page_value("container_exporter_otlp_queue_length", ""));
+        let refused = rx.shared.refused.load(Ordering::SeqCst);
+        let dropped = e.page_value("container_exporter_otlp_dropped_requests_total", "");
+        if refused >= 2 && dropped >= 1.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the outage never overflowed the queue: {refused} refused, {dropped} dropped"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     {
@@ -520,7 +537,7 @@ fn outage_loses_no_counts(proto: Proto) {
         5.0
     );
     // The page is rendered each tick: poll until it shows the deliveries.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let retries = e.page_value("container_exporter_otlp_retries_total", "");
         let dropped = e.page_value("container_exporter_otlp_dropped_requests_total", "");

@@ -100,7 +100,14 @@ fn wait_on_page(exp: &Daemon, c: &Container, labels: &[(&str, String)]) -> Strin
 fn prometheus_scrapes_the_page_and_returns_the_expected_series() {
     require_prometheus();
     let exp = start_exporter(&["--interval", "1s", "--docker-labels", "ce.*"]);
-    let plain = Container::run(&["--label", "ce.team=blue"], &["sleep", "120"]);
+    // Burns CPU (a fixed amount of work: half a million 1 KiB reads and writes; its own `time`
+    // says how much CPU that took), then idles: the CPU time Prometheus returns is compared
+    // with what the workload used.
+    let plain = Container::sh(
+        &["--label", "ce.team=blue"],
+        "time sh -c 'dd if=/dev/zero of=/dev/null bs=1k count=500000 2>/dev/null'; \
+         echo DONE; exec sleep 120",
+    );
     let hostile = Container::run(
         &["--label", &format!("ce.hostile={HOSTILE}")],
         &["sleep", "120"],
@@ -152,12 +159,60 @@ fn prometheus_scrapes_the_page_and_returns_the_expected_series() {
     let up = prom.wait_query("up{job=\"container-exporter\"}", 1);
     assert_eq!(up[0]["value"][1], "1", "{up:?}");
 
-    // CPU time of the running container: one series per mode, with its identity labels.
+    // CPU time of the running container: one series per mode, with its identity labels, and
+    // together the CPU time the workload used.
+    let burned = {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let log = plain.logs();
+            if log.lines().any(|l| l.trim() == "DONE") {
+                break common::busybox_time(&log)
+                    .unwrap_or_else(|| panic!("no busybox `time` figures in:\n{log}"));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the CPU burner never finished:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert!(burned > 0.1, "the workload burned only {burned} s");
+    // 10 %, plus a little for the shell, runc's init and `time` itself (as tests/docker.rs).
+    let (lo, hi) = (burned * 0.9 - 0.05, burned * 1.1 + 0.05);
     let q = format!(
         "container_cpu_time_seconds_total{{container_name=\"{}\"}}",
         plain.name
     );
-    let series = prom.wait_query(&q, 2);
+    // Prometheus has a scrape from after the burn once the total reaches the workload's.
+    let total = |series: &[serde_json::Value]| -> f64 {
+        series
+            .iter()
+            .map(|s| {
+                s["value"][1]
+                    .as_str()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or_else(|| panic!("not a number: {s}"))
+            })
+            .sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let series = loop {
+        let series = prom.wait_query(&q, 2);
+        if total(&series) >= lo {
+            break series;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never had the workload's CPU time ({burned} s): {series:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let cpu = total(&series);
+    assert!(
+        (lo..=hi).contains(&cpu),
+        "user + system CPU time in Prometheus {cpu} s, the workload's own {burned} s (want \
+         {lo}..{hi}): {series:?}"
+    );
     let mut modes: Vec<&str> = series
         .iter()
         .map(|s| label(s, "cpu_mode").unwrap_or("?"))
@@ -174,11 +229,6 @@ fn prometheus_scrapes_the_page_and_returns_the_expected_series() {
             Some(format!("127.0.0.1:{}", exp.port).as_str()),
             "{s}"
         );
-        let v: f64 = s["value"][1]
-            .as_str()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(-1.0);
-        assert!(v >= 0.0, "{s}");
     }
 
     // container_info: the runtime, tags and allowed labels; the hostile value arrives intact.

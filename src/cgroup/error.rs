@@ -45,26 +45,14 @@ impl std::error::Error for ReadError {
 }
 
 /// Failure to start reading a container.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum OpenError {
+    #[error("the cgroup is gone")]
     Gone,
-    Io { path: PathBuf, error: io::Error },
-}
-
-impl fmt::Display for OpenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            OpenError::Gone => f.write_str("the cgroup is gone"),
-            OpenError::Io { path, error } => write!(f, "opening {}: {error}", path.display()),
-        }
-    }
-}
-
-impl std::error::Error for OpenError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            OpenError::Gone => None,
-            OpenError::Io { error, .. } => Some(error),
-        }
-    }
+    #[error("opening {}: {error}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        error: io::Error,
+    },
 }

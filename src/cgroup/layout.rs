@@ -51,55 +51,28 @@ pub struct Layout {
     pub systemd: Option<PathBuf>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
+    #[error("cannot read {}: {error} (is --proc-root a procfs mount?)", path.display())]
     Read {
         path: PathBuf,
+        #[source]
         error: std::io::Error,
     },
-    NoCgroupMounts {
-        cgroup_root: PathBuf,
-    },
+    #[error(
+        "no cgroup or cgroup2 filesystem is mounted at or under {root}: set --cgroup-root to \
+         where the host's /sys/fs/cgroup is mounted (in a container: -v /sys/fs/cgroup:{root}:ro)",
+        root = cgroup_root.display()
+    )]
+    NoCgroupMounts { cgroup_root: PathBuf },
     /// No cgroup mount found, and some mountinfo lines could not be parsed (one of them may
     /// have been it).
-    Unparsed {
-        cgroup_root: PathBuf,
-        line: usize,
-    },
-}
-
-impl fmt::Display for LayoutError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LayoutError::Read { path, error } => write!(
-                f,
-                "cannot read {}: {error} (is --proc-root a procfs mount?)",
-                path.display()
-            ),
-            LayoutError::NoCgroupMounts { cgroup_root } => write!(
-                f,
-                "no cgroup or cgroup2 filesystem is mounted at or under {}: set --cgroup-root to \
-                 where the host's /sys/fs/cgroup is mounted (in a container: -v /sys/fs/cgroup:{}:ro)",
-                cgroup_root.display(),
-                cgroup_root.display()
-            ),
-            LayoutError::Unparsed { cgroup_root, line } => write!(
-                f,
-                "no cgroup or cgroup2 filesystem found at or under {}, and mountinfo line {line} \
-                 could not be parsed",
-                cgroup_root.display()
-            ),
-        }
-    }
-}
-
-impl std::error::Error for LayoutError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            LayoutError::Read { error, .. } => Some(error),
-            LayoutError::NoCgroupMounts { .. } | LayoutError::Unparsed { .. } => None,
-        }
-    }
+    #[error(
+        "no cgroup or cgroup2 filesystem found at or under {}, and mountinfo line {line} could \
+         not be parsed",
+        cgroup_root.display()
+    )]
+    Unparsed { cgroup_root: PathBuf, line: usize },
 }
 
 impl Layout {
@@ -243,19 +216,19 @@ fn triple(m: &mountinfo::Mount<'_>) -> (PathBuf, String, Vec<String>) {
 mod tests {
     use super::*;
 
-    fn mounts_of(mountinfo: &str) -> Vec<(PathBuf, String, Vec<String>)> {
-        mountinfo::mounts(mountinfo.as_bytes())
+    fn mounts_of(mountinfo: &[u8]) -> Vec<(PathBuf, String, Vec<String>)> {
+        mountinfo::mounts(mountinfo)
             .map(|m| triple(&m.unwrap()))
             .collect()
     }
 
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
     #[test]
     fn hybrid_host_of_this_project() {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/testdata/linux-6.18-procfs/mountinfo-hybrid"
-        ))
-        .unwrap();
+        let text = fixture("linux-6.18-procfs/mountinfo-hybrid");
         let l = Layout::from_mounts(Path::new("/sys/fs/cgroup"), &mounts_of(&text)).unwrap();
         assert_eq!(l.kind, LayoutKind::Hybrid);
         assert_eq!(
@@ -275,11 +248,7 @@ mod tests {
 
     #[test]
     fn pure_v2_vm() {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/testdata/linux-6.1-procfs/mountinfo"
-        ))
-        .unwrap();
+        let text = fixture("linux-6.1-procfs/mountinfo");
         let l = Layout::from_mounts(Path::new("/sys/fs/cgroup"), &mounts_of(&text)).unwrap();
         assert_eq!(l.kind, LayoutKind::V2);
         assert_eq!(l.discovery_root(), Path::new("/sys/fs/cgroup"));
@@ -290,7 +259,11 @@ mod tests {
         let text = "30 25 0:26 / /host/sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
                     31 25 0:27 / /host/sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
                     32 25 0:28 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n";
-        let l = Layout::from_mounts(Path::new("/host/sys/fs/cgroup"), &mounts_of(text)).unwrap();
+        let l = Layout::from_mounts(
+            Path::new("/host/sys/fs/cgroup"),
+            &mounts_of(text.as_bytes()),
+        )
+        .unwrap();
         assert_eq!(l.kind, LayoutKind::V1);
         assert_eq!(l.cpu, l.cpuacct);
         assert_eq!(
@@ -301,11 +274,7 @@ mod tests {
 
     #[test]
     fn a_line_that_cannot_be_parsed_costs_only_itself() {
-        let mut text = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/testdata/linux-6.18-procfs/mountinfo-hybrid"
-        ))
-        .unwrap();
+        let mut text = fixture("linux-6.18-procfs/mountinfo-hybrid");
         // A mount point that is not UTF-8 (the kernel allows any byte but NUL and `/` in a
         // name), and a line of nonsense.
         text.extend_from_slice(b"99 1 0:99 / /mnt/\xff\xfe rw - tmpfs tmpfs rw\ngarbage\n");

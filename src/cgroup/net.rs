@@ -294,10 +294,10 @@ impl NetReader {
                     },
                     Procs::Unopened => return Net::Unknown,
                 };
-                match first_pid_of(procs, buf).map(|pid| open_net_dev(proc_root, pid)) {
-                    Some(NetDev::Own(file, path)) => found(file, path),
-                    Some(NetDev::Host) => host,
-                    Some(NetDev::Missing) | None => Net::Unknown,
+                match net_dev_of(procs, buf, proc_root) {
+                    NetDev::Own(file, path) => found(file, path),
+                    NetDev::Host => host,
+                    NetDev::Missing => Net::Unknown,
                 }
             }
             NetSource::Children => {
@@ -316,10 +316,10 @@ impl NetReader {
                     let Ok(procs) = open_regular(None, &child.path().join("cgroup.procs")) else {
                         continue;
                     };
-                    match first_pid_of(&procs, buf).map(|pid| open_net_dev(proc_root, pid)) {
-                        Some(NetDev::Own(file, path)) => return found(file, path),
-                        Some(NetDev::Host) => seen_host = true,
-                        Some(NetDev::Missing) | None => {}
+                    match net_dev_of(&procs, buf, proc_root) {
+                        NetDev::Own(file, path) => return found(file, path),
+                        NetDev::Host => seen_host = true,
+                        NetDev::Missing => {}
                     }
                 }
                 if seen_host { host } else { Net::Unknown }
@@ -328,22 +328,20 @@ impl NetReader {
     }
 }
 
-/// The first process listed in an open `cgroup.procs`.
-fn first_pid_of(procs: &File, buf: &mut Vec<u8>) -> Option<u32> {
-    let n = pread_all(procs, buf).ok()?;
-    parse::first_pid(&buf[..n])
-}
-
 enum NetDev {
     Own(File, PathBuf),
     Host,
     Missing,
 }
 
-/// Opens `/proc/<pid>/net/dev`, and says whether it is the host's. procfs gives each network
-/// namespace's `net/dev` its own inode, so the host network is recognised without the ptrace
-/// access that `ns/net` would need.
-fn open_net_dev(proc_root: &ProcRoot, pid: u32) -> NetDev {
+/// Opens `/proc/<pid>/net/dev` of the first process listed in an open `cgroup.procs`, and says
+/// whether it is the host's. procfs gives each network namespace's `net/dev` its own inode, so
+/// the host network is recognised without the ptrace access that `ns/net` would need.
+fn net_dev_of(procs: &File, buf: &mut Vec<u8>, proc_root: &ProcRoot) -> NetDev {
+    let n = pread_all(procs, buf).unwrap_or(0);
+    let Some(pid) = parse::first_pid(&buf[..n]) else {
+        return NetDev::Missing;
+    };
     let mut path = proc_root.path.clone();
     path.push(itoa::Buffer::new().format(pid));
     path.push("net/dev");

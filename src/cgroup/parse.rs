@@ -3,8 +3,6 @@
 //! up by key, ignores keys it does not know (new kernels add keys between versions), keeps
 //! every line it understands, and reports the first it does not as a [`ParseError`].
 
-use std::path::Path;
-
 use super::sample::{IfName, IoDevice, NetIface, Psi};
 pub use crate::host::text::{ErrorKind, ParseError, Single, flat_keyed, parse_u64, single};
 use crate::host::text::{lines, trim};
@@ -14,11 +12,7 @@ pub fn cpu_max(buf: &[u8]) -> Result<(Single, u64), ParseError> {
     let (mut lines, problems) = lines(buf);
     let first = lines.next().map(|(_, l)| trim(l));
     problems.finish()?;
-    let bad = ParseError {
-        line: 1,
-        reason: "expected `$QUOTA $PERIOD` or `max $PERIOD`",
-        kind: ErrorKind::Malformed,
-    };
+    let bad = ParseError::malformed(1, "expected `$QUOTA $PERIOD` or `max $PERIOD`");
     let line = first.ok_or(bad)?;
     let mut parts = line.split(|&b| b == b' ').filter(|p| !p.is_empty());
     let quota = match parts.next() {
@@ -281,12 +275,6 @@ pub fn first_pid(buf: &[u8]) -> Option<u32> {
     buf.split(|&b| b == b'\n')
         .filter_map(|l| u32::try_from(parse_u64(trim(l))?).ok())
         .find(|&p| p != 0)
-}
-
-/// [`first_pid`] of the `cgroup.procs` file at `path`, read whole and never blocking (a FIFO
-/// in its place is refused). `None` when it cannot be read or lists no process.
-pub fn first_pid_in(path: &Path) -> Option<u32> {
-    first_pid(&crate::host::fs::read_regular_file(path).ok()?)
 }
 
 #[cfg(test)]

@@ -1,18 +1,14 @@
 //! The files read from each container's cgroup, one row per file: where it lives, on which
 //! layouts, how often it must be read, and how its bytes become fields of the sample. The
-//! reader (`reader.rs`) opens, keeps and re-reads what this table says; tests and
-//! benchmarks take their file lists from it too.
+//! reader opens, keeps and re-reads what this table says; tests and benchmarks take their
+//! file lists from it too.
 //!
-//! To read one more cgroup file: a row in [`PLAN`] whose `parse` fills fields of
-//! [`CgroupSample`] (usually a few lines over [`parse::flat_keyed`] or [`parse::single`]),
-//! and, if a metric shows them, its row in `metrics.rs`. The row is all the reader needs: a
-//! file whose [`Cadence`] skips it at some reads is read when due, and in between its last
-//! content is parsed again, so its fields keep their values (see [`Cadence::kept`]). The
-//! settings only the cAdvisor page shows (`cpu.shares`, `memory.min`, …) are `Limit` rows too.
-//!
-//! On hybrid hosts the unified hierarchy gives exact user/system CPU (`cpu.stat` in µs
-//! instead of v1's USER_HZ ticks), pressure and `cgroup.events`; the v1 controllers give the
-//! rest.
+//! To read one more cgroup file: a row in [`PLAN`] whose parser fills fields of
+//! [`CgroupSample`] (`single!` for a one-value file, else a function of a few lines over
+//! [`parse::flat_keyed`] or [`parse::single`]), and, if a metric shows them, its row in
+//! `metrics.rs`. The row is all the reader needs: a file whose [`Cadence`] skips it at some
+//! reads is read when due, and in between its last content is parsed again, so its fields keep
+//! their values (see [`Cadence::kept`]).
 
 use super::layout::{Layout, LayoutKind};
 use super::parse::{self, BlkioKind, ParseError, Single};
@@ -193,12 +189,41 @@ fn cpu_stat_v2(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<()
     })
 }
 
-fn cgroup_events(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
-    let populated = &mut out.populated;
-    parse::flat_keyed(buf, |k, v| {
-        if k == b"populated" {
-            *populated = Some(v != 0);
-        }
+fn cpu_max(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
+    let (quota, period) = parse::cpu_max(buf)?;
+    out.cpu.quota_us = value(quota);
+    out.cpu.period_us = Some(period);
+    Ok(())
+}
+
+fn cpu_weight(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
+    let weight = value(parse::single(buf)?);
+    out.cpu.shares = weight.and_then(weight_to_shares);
+    match (weight, out.cpu.shares) {
+        (Some(_), None) => Err(ParseError::malformed(1, "cpu.weight is outside 1-10000")),
+        _ => Ok(()),
+    }
+}
+
+fn memory_max(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
+    let s = parse::single(buf)?;
+    out.memory.limit = value(s);
+    out.spec.memory_limit = Some(limit(s));
+    Ok(())
+}
+
+fn memory_stat_v2(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
+    let mem = &mut out.memory;
+    // Always hierarchical: the cgroup's own faults are these too.
+    parse::flat_keyed(buf, |k, v| match k {
+        b"anon" => mem.anon = Some(v),
+        b"file" => mem.file = Some(v),
+        b"active_file" => mem.active_file = Some(v),
+        b"inactive_file" => mem.inactive_file = Some(v),
+        b"file_mapped" => mem.mapped_file = Some(v),
+        b"pgfault" => (mem.pgfault, mem.pgfault_own) = (Some(v), Some(v)),
+        b"pgmajfault" => (mem.pgmajfault, mem.pgmajfault_own) = (Some(v), Some(v)),
+        _ => {}
     })
 }
 
@@ -214,250 +239,168 @@ fn memory_events(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<
     })
 }
 
-macro_rules! row {
-    ($hier:ident, $name:literal, $layouts:ident, $cadence:ident, $parse:expr) => {
-        FileDef {
-            hier: Hier::$hier,
-            name: $name,
-            layouts: Layouts::$layouts,
-            cadence: Cadence::$cadence,
-            cpu_fallback: false,
-            parse: $parse,
+fn pids_max(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
+    let s = parse::single(buf)?;
+    out.pids.limit = value(s);
+    out.spec.pids_limit = Some(limit(s));
+    Ok(())
+}
+
+fn io_stat(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
+    parse::io_stat(buf, &mut out.io, &mut out.io_dropped)
+}
+
+fn cgroup_events(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
+    let populated = &mut out.populated;
+    parse::flat_keyed(buf, |k, v| {
+        if k == b"populated" {
+            *populated = Some(v != 0);
+        }
+    })
+}
+
+fn cpuacct_stat(buf: &[u8], _: &mut CgroupSample, partial: &mut Partial) -> Result<(), ParseError> {
+    let ticks = &mut partial.v1_ticks;
+    parse::flat_keyed(buf, |k, v| match k {
+        b"user" => ticks.0 = Some(v),
+        b"system" => ticks.1 = Some(v),
+        _ => {}
+    })
+}
+
+fn cpu_stat_v1(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
+    let cpu = &mut out.cpu;
+    parse::flat_keyed(buf, |k, v| match k {
+        b"nr_periods" => cpu.periods = Some(v),
+        b"nr_throttled" => cpu.throttled_periods = Some(v),
+        b"throttled_time" => cpu.throttled_ns = Some(v),
+        b"nr_bursts" => cpu.bursts = Some(v),
+        b"burst_time" => cpu.burst_ns = Some(v),
+        _ => {}
+    })
+}
+
+fn memory_limit_v1(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
+    let s = parse::single(buf)?;
+    out.memory.limit = value(s).filter(|&v| v < V1_UNLIMITED);
+    out.spec.memory_limit = Some(v1_limit(s));
+    Ok(())
+}
+
+fn memory_stat_v1(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
+    let mem = &mut out.memory;
+    parse::flat_keyed(buf, |k, v| match k {
+        b"total_rss" => mem.anon = Some(v),
+        b"total_cache" => mem.file = Some(v),
+        b"total_active_file" => mem.active_file = Some(v),
+        b"total_inactive_file" => mem.inactive_file = Some(v),
+        b"total_mapped_file" => mem.mapped_file = Some(v),
+        b"total_swap" => mem.swap = Some(v),
+        b"total_pgfault" => mem.pgfault = Some(v),
+        b"total_pgmajfault" => mem.pgmajfault = Some(v),
+        b"pgfault" => mem.pgfault_own = Some(v),
+        b"pgmajfault" => mem.pgmajfault_own = Some(v),
+        _ => {}
+    })
+}
+
+fn blkio_bytes(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
+    parse::blkio(buf, BlkioKind::Bytes, &mut out.io, &mut out.io_dropped)
+}
+
+fn blkio_ops(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
+    parse::blkio(buf, BlkioKind::Ops, &mut out.io, &mut out.io_dropped)
+}
+
+/// A single-value file into one field of the sample (`max` is `None`).
+macro_rules! single {
+    ($($field:ident).+) => {
+        |b, out, _| {
+            out$(.$field)+ = value(parse::single(b)?);
+            Ok(())
         }
     };
 }
 
+/// A limit only the cAdvisor page shows into its field of `spec`, through `$limit` ([`limit`],
+/// or [`v1_limit`] where v1's huge value means none).
+macro_rules! spec {
+    ($field:ident, $limit:ident) => {
+        |b, out, _| {
+            out.spec.$field = Some($limit(parse::single(b)?));
+            Ok(())
+        }
+    };
+}
+
+/// A pressure file into its field of the sample.
+macro_rules! pressure {
+    ($field:ident) => {
+        |b, out, _| psi(b, &mut out.$field)
+    };
+}
+
+/// The plan from rows of `hierarchy "file" layouts cadence => parser;`. The `Cpuacct` rows are
+/// the `cpu_fallback` ones.
+macro_rules! plan {
+    ($($hier:ident $name:literal $layouts:ident $cadence:ident => $parse:expr;)*) => {
+        &[$(FileDef {
+            hier: Hier::$hier,
+            name: $name,
+            layouts: Layouts::$layouts,
+            cadence: Cadence::$cadence,
+            cpu_fallback: matches!(Hier::$hier, Hier::Cpuacct),
+            parse: $parse,
+        }),*]
+    };
+}
+
 /// Every file read, for both layout families, in the order they are read.
-pub static PLAN: &[FileDef] = &[
+pub static PLAN: &[FileDef] = plan! {
     // Pure v2.
-    row!(Unified, "cpu.stat", V2, Tick, cpu_stat_v2),
-    row!(Unified, "cpu.max", V2, Limit, |b, out, _| {
-        let (quota, period) = parse::cpu_max(b)?;
-        out.cpu.quota_us = value(quota);
-        out.cpu.period_us = Some(period);
-        Ok(())
-    }),
-    row!(Unified, "memory.current", V2, Tick, |b, out, _| {
-        out.memory.usage = value(parse::single(b)?);
-        Ok(())
-    }),
-    row!(Unified, "memory.max", V2, Limit, |b, out, _| {
-        let s = parse::single(b)?;
-        out.memory.limit = value(s);
-        out.spec.memory_limit = Some(limit(s));
-        Ok(())
-    }),
-    row!(Unified, "memory.stat", V2, Tick, |b, out, _| {
-        let mem = &mut out.memory;
-        // Always hierarchical: the cgroup's own faults are these too.
-        parse::flat_keyed(b, |k, v| match k {
-            b"anon" => mem.anon = Some(v),
-            b"file" => mem.file = Some(v),
-            b"active_file" => mem.active_file = Some(v),
-            b"inactive_file" => mem.inactive_file = Some(v),
-            b"file_mapped" => mem.mapped_file = Some(v),
-            b"pgfault" => (mem.pgfault, mem.pgfault_own) = (Some(v), Some(v)),
-            b"pgmajfault" => (mem.pgmajfault, mem.pgmajfault_own) = (Some(v), Some(v)),
-            _ => {}
-        })
-    }),
-    row!(Unified, "memory.peak", V2, Tick, |b, out, _| {
-        out.memory.peak = value(parse::single(b)?);
-        Ok(())
-    }),
-    row!(Unified, "memory.events", V2, Tick, memory_events),
-    row!(Unified, "memory.swap.current", V2, Tick, |b, out, _| {
-        out.memory.swap = value(parse::single(b)?);
-        Ok(())
-    }),
-    row!(Unified, "pids.current", V2, Tick, |b, out, _| {
-        out.pids.current = value(parse::single(b)?);
-        Ok(())
-    }),
-    row!(Unified, "pids.max", V2, Limit, |b, out, _| {
-        let s = parse::single(b)?;
-        out.pids.limit = value(s);
-        out.spec.pids_limit = Some(limit(s));
-        Ok(())
-    }),
-    row!(Unified, "io.stat", V2, Tick, |b, out, _| {
-        parse::io_stat(b, &mut out.io, &mut out.io_dropped)
-    }),
-    row!(Unified, "cpu.pressure", V2, Tick, |b, out, _| psi(
-        b,
-        &mut out.cpu_pressure
-    )),
-    row!(Unified, "memory.pressure", V2, Tick, |b, out, _| psi(
-        b,
-        &mut out.memory_pressure
-    )),
-    row!(Unified, "io.pressure", V2, Tick, |b, out, _| psi(
-        b,
-        &mut out.io_pressure
-    )),
-    row!(Unified, "cgroup.events", V2, Events, cgroup_events),
-    row!(Unified, "cpu.weight", V2, Limit, |b, out, _| {
-        let weight = value(parse::single(b)?);
-        out.cpu.shares = weight.and_then(weight_to_shares);
-        match (weight, out.cpu.shares) {
-            (Some(_), None) => Err(ParseError {
-                line: 1,
-                reason: "cpu.weight is outside 1-10000",
-                kind: parse::ErrorKind::Malformed,
-            }),
-            _ => Ok(()),
-        }
-    }),
-    row!(Unified, "memory.min", V2, Limit, |b, out, _| {
-        out.spec.memory_reservation = Some(limit(parse::single(b)?));
-        Ok(())
-    }),
-    row!(Unified, "memory.swap.max", V2, Limit, |b, out, _| {
-        out.spec.memory_swap_limit = Some(limit(parse::single(b)?));
-        Ok(())
-    }),
+    Unified "cpu.stat"                    V2 Tick       => cpu_stat_v2;
+    Unified "cpu.max"                     V2 Limit      => cpu_max;
+    Unified "memory.current"              V2 Tick       => single!(memory.usage);
+    Unified "memory.max"                  V2 Limit      => memory_max;
+    Unified "memory.stat"                 V2 Tick       => memory_stat_v2;
+    Unified "memory.peak"                 V2 Tick       => single!(memory.peak);
+    Unified "memory.events"               V2 Tick       => memory_events;
+    Unified "memory.swap.current"         V2 Tick       => single!(memory.swap);
+    Unified "pids.current"                V2 Tick       => single!(pids.current);
+    Unified "pids.max"                    V2 Limit      => pids_max;
+    Unified "io.stat"                     V2 Tick       => io_stat;
+    Unified "cpu.pressure"                V2 Tick       => pressure!(cpu_pressure);
+    Unified "memory.pressure"             V2 Tick       => pressure!(memory_pressure);
+    Unified "io.pressure"                 V2 Tick       => pressure!(io_pressure);
+    Unified "cgroup.events"               V2 Events     => cgroup_events;
+    Unified "cpu.weight"                  V2 Limit      => cpu_weight;
+    Unified "memory.min"                  V2 Limit      => spec!(memory_reservation, limit);
+    Unified "memory.swap.max"             V2 Limit      => spec!(memory_swap_limit, limit);
     // Hybrid (the unified rows) and pure v1.
-    row!(Unified, "cpu.stat", V1, Tick, cpu_stat_v2),
-    row!(Unified, "cpu.pressure", V1, Tick, |b, out, _| psi(
-        b,
-        &mut out.cpu_pressure
-    )),
-    row!(Unified, "memory.pressure", V1, Tick, |b, out, _| psi(
-        b,
-        &mut out.memory_pressure
-    )),
-    row!(Unified, "io.pressure", V1, Tick, |b, out, _| psi(
-        b,
-        &mut out.io_pressure
-    )),
-    row!(Unified, "cgroup.events", V1, Events, cgroup_events),
-    FileDef {
-        cpu_fallback: true,
-        ..row!(Cpuacct, "cpuacct.usage", V1, Tick, |b, out, _| {
-            out.cpu.usage_ns = value(parse::single(b)?);
-            Ok(())
-        })
-    },
-    FileDef {
-        cpu_fallback: true,
-        ..row!(Cpuacct, "cpuacct.stat", V1, Tick, |b, _, partial| {
-            let ticks = &mut partial.v1_ticks;
-            parse::flat_keyed(b, |k, v| match k {
-                b"user" => ticks.0 = Some(v),
-                b"system" => ticks.1 = Some(v),
-                _ => {}
-            })
-        })
-    },
-    row!(Cpu, "cpu.stat", V1, UnderQuota, |b, out, _| {
-        let cpu = &mut out.cpu;
-        parse::flat_keyed(b, |k, v| match k {
-            b"nr_periods" => cpu.periods = Some(v),
-            b"nr_throttled" => cpu.throttled_periods = Some(v),
-            b"throttled_time" => cpu.throttled_ns = Some(v),
-            b"nr_bursts" => cpu.bursts = Some(v),
-            b"burst_time" => cpu.burst_ns = Some(v),
-            _ => {}
-        })
-    }),
-    row!(Cpu, "cpu.cfs_quota_us", V1, Limit, |b, out, _| {
-        out.cpu.quota_us = value(parse::single(b)?);
-        Ok(())
-    }),
-    row!(Cpu, "cpu.cfs_period_us", V1, Limit, |b, out, _| {
-        out.cpu.period_us = value(parse::single(b)?);
-        Ok(())
-    }),
-    row!(Cpu, "cpu.shares", V1, Limit, |b, out, _| {
-        out.cpu.shares = value(parse::single(b)?);
-        Ok(())
-    }),
-    row!(Memory, "memory.usage_in_bytes", V1, Tick, |b, out, _| {
-        out.memory.usage = value(parse::single(b)?);
-        Ok(())
-    }),
-    row!(Memory, "memory.limit_in_bytes", V1, Limit, |b, out, _| {
-        let s = parse::single(b)?;
-        out.memory.limit = value(s).filter(|&v| v < V1_UNLIMITED);
-        out.spec.memory_limit = Some(v1_limit(s));
-        Ok(())
-    }),
-    row!(Memory, "memory.stat", V1, Tick, |b, out, _| {
-        let mem = &mut out.memory;
-        parse::flat_keyed(b, |k, v| match k {
-            b"total_rss" => mem.anon = Some(v),
-            b"total_cache" => mem.file = Some(v),
-            b"total_active_file" => mem.active_file = Some(v),
-            b"total_inactive_file" => mem.inactive_file = Some(v),
-            b"total_mapped_file" => mem.mapped_file = Some(v),
-            b"total_swap" => mem.swap = Some(v),
-            b"total_pgfault" => mem.pgfault = Some(v),
-            b"total_pgmajfault" => mem.pgmajfault = Some(v),
-            b"pgfault" => mem.pgfault_own = Some(v),
-            b"pgmajfault" => mem.pgmajfault_own = Some(v),
-            _ => {}
-        })
-    }),
-    row!(Memory, "memory.failcnt", V1, Tick, |b, out, _| {
-        out.memory.failcnt = value(parse::single(b)?);
-        Ok(())
-    }),
-    row!(
-        Memory,
-        "memory.soft_limit_in_bytes",
-        V1,
-        Limit,
-        |b, out, _| {
-            out.spec.memory_reservation = Some(v1_limit(parse::single(b)?));
-            Ok(())
-        }
-    ),
-    row!(
-        Memory,
-        "memory.memsw.limit_in_bytes",
-        V1,
-        Limit,
-        |b, out, _| {
-            out.spec.memory_swap_limit = Some(v1_limit(parse::single(b)?));
-            Ok(())
-        }
-    ),
-    row!(
-        Memory,
-        "memory.max_usage_in_bytes",
-        V1,
-        Tick,
-        |b, out, _| {
-            out.memory.peak = value(parse::single(b)?);
-            Ok(())
-        }
-    ),
-    row!(Memory, "memory.oom_control", V1, Tick, memory_events),
-    row!(Pids, "pids.current", V1, Tick, |b, out, _| {
-        out.pids.current = value(parse::single(b)?);
-        Ok(())
-    }),
-    row!(Pids, "pids.max", V1, Limit, |b, out, _| {
-        let s = parse::single(b)?;
-        out.pids.limit = value(s);
-        out.spec.pids_limit = Some(limit(s));
-        Ok(())
-    }),
-    row!(
-        Blkio,
-        "blkio.throttle.io_service_bytes_recursive",
-        V1,
-        OnceCounting,
-        |b, out, _| { parse::blkio(b, BlkioKind::Bytes, &mut out.io, &mut out.io_dropped) }
-    ),
-    row!(
-        Blkio,
-        "blkio.throttle.io_serviced_recursive",
-        V1,
-        OnceCounting,
-        |b, out, _| { parse::blkio(b, BlkioKind::Ops, &mut out.io, &mut out.io_dropped) }
-    ),
-];
+    Unified "cpu.stat"                    V1 Tick       => cpu_stat_v2;
+    Unified "cpu.pressure"                V1 Tick       => pressure!(cpu_pressure);
+    Unified "memory.pressure"             V1 Tick       => pressure!(memory_pressure);
+    Unified "io.pressure"                 V1 Tick       => pressure!(io_pressure);
+    Unified "cgroup.events"               V1 Events     => cgroup_events;
+    Cpuacct "cpuacct.usage"               V1 Tick       => single!(cpu.usage_ns);
+    Cpuacct "cpuacct.stat"                V1 Tick       => cpuacct_stat;
+    Cpu "cpu.stat"                        V1 UnderQuota => cpu_stat_v1;
+    Cpu "cpu.cfs_quota_us"                V1 Limit      => single!(cpu.quota_us);
+    Cpu "cpu.cfs_period_us"               V1 Limit      => single!(cpu.period_us);
+    Cpu "cpu.shares"                      V1 Limit      => single!(cpu.shares);
+    Memory "memory.usage_in_bytes"        V1 Tick       => single!(memory.usage);
+    Memory "memory.limit_in_bytes"        V1 Limit      => memory_limit_v1;
+    Memory "memory.stat"                  V1 Tick       => memory_stat_v1;
+    Memory "memory.failcnt"               V1 Tick       => single!(memory.failcnt);
+    Memory "memory.soft_limit_in_bytes"   V1 Limit      => spec!(memory_reservation, v1_limit);
+    Memory "memory.memsw.limit_in_bytes"  V1 Limit      => spec!(memory_swap_limit, v1_limit);
+    Memory "memory.max_usage_in_bytes"    V1 Tick       => single!(memory.peak);
+    Memory "memory.oom_control"           V1 Tick       => memory_events;
+    Pids "pids.current"                   V1 Tick       => single!(pids.current);
+    Pids "pids.max"                       V1 Limit      => pids_max;
+    Blkio "blkio.throttle.io_service_bytes_recursive" V1 OnceCounting => blkio_bytes;
+    Blkio "blkio.throttle.io_serviced_recursive" V1 OnceCounting => blkio_ops;
+};
 
 /// The rows of [`PLAN`] for a layout.
 pub fn files(kind: LayoutKind) -> impl Iterator<Item = &'static FileDef> {
@@ -517,11 +460,7 @@ pub fn parse_files<'a>(
         });
         let result = match def {
             Some(def) => (def.parse)(content, out, &mut partial),
-            None => Err(ParseError {
-                line: 0,
-                reason: "not a file this exporter reads",
-                kind: parse::ErrorKind::Malformed,
-            }),
+            None => Err(ParseError::malformed(0, "not a file this exporter reads")),
         };
         if let Err(e) = result {
             problems.push((name, e));

@@ -1,14 +1,9 @@
-//! One read of a container's files, each on its row's [`Cadence`]: limits and the settings
-//! only the cAdvisor page shows almost never change, so they are re-read only every
-//! [`OpenOptions::limits_every`](super::reader::OpenOptions::limits_every) (and at once after
-//! [`CgroupReader::refresh_limits`], which a runtime's `update` event triggers); so is v1
-//! `cpu.stat` while the container has no CPU quota (its throttling counters only move under
-//! one). That spares a quarter of the reads on a v1 or hybrid host. Between two reads of such
-//! a file its last content is parsed again in its place, so no code but its plan row knows
-//! its fields.
-//!
-//! "Gone" is decided here, once: ENODEV on a kept-open file or ENOENT on open means the
-//! cgroup was removed, which is normal life for a container and not an error.
+//! One read of a container's files, each on its row's [`Cadence`]: a file a read may skip
+//! (limits, re-read every [`OpenOptions::limits_every`](super::reader::OpenOptions) or after
+//! [`CgroupReader::refresh_limits`]; v1 `cpu.stat` without a quota; a watched `cgroup.events`)
+//! stands in with its last content, parsed again in its place, so no code but its plan row
+//! knows its fields. "Gone" is decided here, once: ENODEV on a kept-open file or ENOENT on open
+//! means the cgroup was removed, normal life for a container and not an error.
 
 use std::path::PathBuf;
 use std::time::Instant;

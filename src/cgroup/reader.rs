@@ -1,15 +1,10 @@
 //! One container's cgroup reader: its files in every hierarchy, opened when the container is
-//! found and re-read each tick (`read.rs`) with `pread` into one buffer shared by all
-//! containers; a file that does not exist for this container (controller not enabled, older
-//! kernel) is not read, so its values stay absent. Its network counters come from
-//! [`super::net`].
-//!
-//! Opening: the container's directory in each hierarchy (never blocking, refusing anything
-//! that is not a directory), then each file of the plan found there, relative to it. A file is
-//! kept open, or (descriptors short, or a rare file of a lean reader) opened when read through
-//! one `O_PATH` descriptor per hierarchy mount, shared by every reader. Which files are kept is
-//! decided in one place, `CgroupReader::keeps`; the collector sets the [`OpenOptions`] from
-//! its descriptor budget.
+//! found (its directories as directories, never blocking) and re-read each tick (`read.rs`)
+//! with `pread` into one buffer shared by all containers; a file this container does not have
+//! is not read, so its values stay absent. A file is kept open, or (descriptors short, or a
+//! rare file of a lean reader) opened when read through one `O_PATH` descriptor per hierarchy
+//! mount; which is decided in one place, `CgroupReader::keeps`, from the [`OpenOptions`] the
+//! collector sets. Its network counters come from [`super::net`].
 
 use std::fs::File;
 use std::io;
@@ -221,20 +216,15 @@ impl CgroupReader {
         let _idle = progress::IdleOnDrop;
         progress::doing_path("opening", &dir);
         let slot = ReaderPlace::slot(layout, options.plan, rel);
-        let dir_file = match open_dir(primary, rel) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(OpenError::Gone),
-            Err(e) => {
-                return Err(OpenError::Io {
-                    path: dir,
-                    error: e,
-                });
-            }
-        };
-        let st = fstat(dir_file.as_fd()).map_err(|e| OpenError::Io {
-            path: dir.clone(),
-            error: e.into(),
-        })?;
+        let st = open_dir(primary, rel)
+            .and_then(|d| Ok(fstat(d.as_fd())?))
+            .map_err(|error| match error.kind() {
+                io::ErrorKind::NotFound => OpenError::Gone,
+                _ => OpenError::Io {
+                    path: dir.clone(),
+                    error,
+                },
+            })?;
         let procs_dir = layout.unified.as_deref().unwrap_or(primary).join(rel);
         let mut reader = CgroupReader {
             files: Vec::with_capacity(plan::files_of(options.plan, layout.kind).count()),

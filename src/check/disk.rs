@@ -11,9 +11,7 @@ use crate::discovery::{Found, Kind};
 use crate::disk::layer::{Found as Root, find_layer, host_root_mount};
 use crate::disk::walk;
 
-/// Whether disk usage will work, per runtime: each container's root mount (overlay's upper
-/// directory, or another filesystem that gets no figure), whether that directory is reachable
-/// below `--host-root` and readable, and the kubelet's directories.
+/// Whether disk usage will work, per runtime (see the module doc).
 pub fn check(r: &mut Report, host: &HostArgs, args: &DaemonArgs, layout: &Layout, found: &[Found]) {
     if args.disk.disk_interval.0.is_none() {
         r.add(

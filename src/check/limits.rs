@@ -1,6 +1,6 @@
 //! The process's limits against the containers found: open descriptors and inotify watches.
 
-use super::files::Probe;
+use super::cgroups::Probe;
 use super::report::{Level, Report};
 use crate::cgroup::Layout;
 use crate::collect::{MAX_FDS_LEAN, MAX_FDS_PER_CONTAINER};

@@ -47,28 +47,24 @@ pub fn check(r: &mut Report, args: &MetadataArgs, host: &HostArgs, found: &[Foun
         }
     };
     let store = spawn_sources(args, host, Duration::from_secs(60), rt.handle(), &stopped);
-    let named = |s: &Metadata| {
-        containers
+    // (named, sandboxes)
+    let count = |s: &Metadata| {
+        let known = containers
             .iter()
-            .filter(|f| {
-                s.container(f.runtime, &f.id)
-                    .is_some_and(|m| !m.sandbox && m.name.is_some())
-            })
-            .count()
-    };
-    let sandboxes = |s: &Metadata| {
-        containers
-            .iter()
-            .filter(|f| s.container(f.runtime, &f.id).is_some_and(|m| m.sandbox))
-            .count()
+            .filter_map(|f| s.container(f.runtime, &f.id));
+        known.fold((0, 0), |(n, sb), m| match (m.sandbox, m.name.is_some()) {
+            (true, _) => (n, sb + 1),
+            (false, named) => (n + usize::from(named), sb),
+        })
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
-    while std::time::Instant::now() < deadline
-        && named(&store) + sandboxes(&store) < containers.len()
-    {
+    let (n, sb) = loop {
+        let (n, sb) = count(&store);
+        if n + sb >= containers.len() || std::time::Instant::now() >= deadline {
+            break (n, sb);
+        }
         std::thread::sleep(Duration::from_millis(100));
-    }
-    let (n, sb) = (named(&store), sandboxes(&store));
+    };
     let _ = stop_tx.send(true);
     rt.shutdown_timeout(Duration::from_secs(1));
     let shown = containers.len() - sb;

@@ -3,21 +3,17 @@
 //! exporter could not work.
 //!
 //! One module per subject, each adding its findings to the [`Report`], called in order by
-//! [`run`]: [`layout`] (the cgroup hierarchies), [`files`] (the containers' cgroup files),
-//! [`proc`], [`limits`] (descriptors and inotify), [`disk`], [`metadata`] (the runtimes'
-//! APIs), [`outputs`] (the page, OTLP, the web config). [`report`] holds the findings and
-//! their rendering, [`probe`] the bounded wait for another program's answer. To add a check:
-//! a function that adds findings to the report, in the module of its subject, and its call in
-//! [`run`].
+//! [`run`]: [`cgroups`] (the hierarchies, the containers' files, `/proc`), [`limits`]
+//! (descriptors and inotify), [`disk`], [`metadata`] (the runtimes' APIs), [`outputs`] (the
+//! page, OTLP, the web config). [`report`] holds the findings and their rendering. To add a
+//! check: a function that adds findings to the report, in the module of its subject, and its
+//! call in [`run`].
 
+pub mod cgroups;
 pub mod disk;
-pub mod files;
-pub mod layout;
 pub mod limits;
 pub mod metadata;
 pub mod outputs;
-pub mod probe;
-pub mod proc;
 pub mod report;
 
 use std::sync::{Arc, Mutex};
@@ -42,14 +38,14 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Report {
         };
         progress::within(progress::COMMAND_BOUND, move || {
             let mut r = Report::default();
-            let layout = layout::check(&mut r, &host);
+            let layout = cgroups::layout(&mut r, &host);
             keep(&mut r);
             let layout = layout?;
             let found = discovery::walk(layout.discovery_root());
             let proc_root = ProcRoot::new(&host.proc_root);
-            let probe = files::check(&mut r, &host, &layout, &found, &proc_root);
+            let probe = cgroups::files(&mut r, &host, &layout, &found, &proc_root);
             keep(&mut r);
-            proc::check(&mut r, &host, &layout, &proc_root, &probe);
+            cgroups::proc(&mut r, &host, &layout, &proc_root, &probe);
             keep(&mut r);
             // Disk reads the containers' mountinfo and their layers below --host-root: bounded
             // like the tree.

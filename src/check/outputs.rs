@@ -1,11 +1,44 @@
 //! The outputs: where the Prometheus page would be served, where OTLP would go and whether
-//! the receiver accepts a request, and whether the web config file loads.
+//! the receiver accepts a request (asked with a bound on the wait: a check never hangs on a
+//! socket that accepts and never answers), and whether the web config file loads.
 
-use super::probe::{ProbeError, answer};
+use std::time::Duration;
+
 use super::report::{Level, Report};
 use crate::config::{DaemonArgs, Listen};
 use crate::export::otlp::OtlpConfig;
 use crate::remote::error_chain;
+
+/// How long an answer is waited for.
+pub const ANSWER_WITHIN: Duration = Duration::from_secs(5);
+
+/// Why a probe has no answer to show.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError<E> {
+    /// The other side answered, with an error (shown with its causes by
+    /// [`crate::remote::error_chain`]).
+    #[error(transparent)]
+    Failed(E),
+    /// It did not answer within [`ANSWER_WITHIN`].
+    #[error("no answer within {} s", ANSWER_WITHIN.as_secs())]
+    NoAnswer,
+    /// No runtime to ask with.
+    #[error("cannot start a runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// `fut`'s answer, or why there was none within [`ANSWER_WITHIN`].
+pub fn answer<T, E>(
+    rt: &tokio::runtime::Runtime,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, ProbeError<E>> {
+    rt.block_on(async {
+        match tokio::time::timeout(ANSWER_WITHIN, fut).await {
+            Ok(answered) => answered.map_err(ProbeError::Failed),
+            Err(_) => Err(ProbeError::NoAnswer),
+        }
+    })
+}
 
 /// Where the outputs would go, and whether their settings are valid.
 pub fn check(r: &mut Report, args: &DaemonArgs) {

@@ -12,9 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::budget::FdBudget;
-use super::errors::ReadErrorCounts;
 use super::state::ContainerState;
-use super::tracked::Tracked;
+use super::tracked::{ReadErrorCounts, Tracked};
 use crate::cgroup::{CgroupReader, Gone, Layout, NetSource, OpenError, ProcRoot, ReadError};
 use crate::discovery::{self, Found, Kind};
 use crate::disk::DiskSample;
@@ -87,11 +86,6 @@ impl Collector {
     /// Containers read by open-read-close because the descriptor budget is spent.
     pub fn reopening(&self) -> usize {
         self.fds.reopening
-    }
-
-    /// Descriptors the containers' files hold.
-    pub fn fds_held(&self) -> usize {
-        self.fds.held
     }
 
     /// Whether the container's `cgroup.events` is watched by inotify: then it is read only
@@ -289,7 +283,7 @@ impl Collector {
     }
 
     /// The read errors since the last call, each with the file it is about: for a log that
-    /// limits itself per file ([`ErrorLog`](super::errors::ErrorLog)).
+    /// limits itself per file ([`ErrorLog`](super::ErrorLog)).
     pub fn take_errors(&mut self) -> Vec<ReadError> {
         std::mem::take(&mut self.tick_errors)
     }
@@ -333,13 +327,5 @@ impl Collector {
     /// The kept-open descriptors of every tracked container (for the benchmark's floor).
     pub fn readers(&self) -> impl Iterator<Item = &CgroupReader> {
         self.containers.values().map(|t| &t.reader)
-    }
-
-    pub fn len(&self) -> usize {
-        self.containers.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.containers.is_empty()
     }
 }

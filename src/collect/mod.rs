@@ -6,18 +6,17 @@
 //!   container that departs (its last process left, or its cgroup went).
 //! - [`state`]: what the outputs read of each container ([`ContainerState`], [`Described`]):
 //!   the last two samples, so rates can be computed, its disk figures and exit.
-//! - `tracked`: a tracked container's reader and what its reads said of its processes.
+//! - `tracked`: a tracked container's reader and what its reads said of its processes; read
+//!   errors, counted by kind and logged at most once per file per period ([`ErrorLog`]).
 //! - `budget`: the descriptors the containers' files may hold, and what to do when they run
 //!   short (no container is ever left out for want of them).
-//! - [`errors`]: read errors, counted by kind and logged at most once per file per period.
 
 mod budget;
 pub mod collector;
-pub mod errors;
 pub mod state;
 mod tracked;
 
 pub use budget::{MAX_FDS_LEAN, MAX_FDS_PER_CONTAINER};
 pub use collector::{Collector, DiscoveryChanges, LIMITS_EVERY};
-pub use errors::{ErrorLog, ReadErrorCounts};
 pub use state::{ContainerState, Described, Show};
+pub use tracked::{ErrorLog, ReadErrorCounts};

@@ -9,9 +9,8 @@ use clap::{Args, ValueEnum};
 use super::disk::DiskArgs;
 use super::live::LiveArgs;
 use super::metadata::MetadataArgs;
-use super::otlp::OtlpArgs;
+use super::outputs::{OtlpArgs, WebArgs};
 use super::values::{Listen, parse_duration, parse_exit_wait, parse_listen};
-use super::web::WebArgs;
 
 /// The daemon (what runs without a command).
 #[derive(Debug, Clone, Args)]

@@ -6,14 +6,13 @@
 //! own daemons, conmon) is not a container.
 //!
 //! - [`classify`](mod@classify): whether a cgroup's path is a container's (or a pod's), and whose.
-//! - [`walk`](mod@walk): the walk of the tree that finds them all.
-//! - [`watch`]: inotify on the tree, to find them without polling and see them end.
+//! - [`watch`]: the walk of the tree that finds them all, and inotify on it, to find them
+//!   without polling and see them end.
 //!
 //! To recognise one more runtime: a pattern in [`classify()`] and a case in its tests.
 
 pub mod classify;
-pub mod walk;
 pub mod watch;
 
 pub use classify::{CONTAINERD_NAMESPACES, Found, Kind, Runtime, classify};
-pub use walk::{RETRY_AFTER_DISCOVERY, walk};
+pub use watch::{RETRY_AFTER_DISCOVERY, walk};

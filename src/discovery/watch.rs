@@ -1,22 +1,14 @@
-//! Discovery without polling: inotify on the directories that can hold containers, and on
-//! each container's `cgroup.events` to catch the moment its last process leaves.
+//! Finding the containers: the walk of the tree ([`walk`]), entering only the directories that
+//! can hold more, and discovery without polling ([`Watcher`]): inotify on those directories,
+//! and on each container's `cgroup.events` to catch the moment its last process leaves. The
+//! descriptor is non-blocking and polled by the collector's own loop next to its tick timer.
 //!
-//! cgroupfs differs from ordinary filesystems in a way that decides the design (see
-//! FINDINGS): `rmdir` raises `IN_DELETE` on the parent, but the removed directory's own watch
-//! never gets `IN_DELETE_SELF` or `IN_IGNORED`. So watches are dropped here, by path, when the
-//! parent reports the deletion; nothing relies on the kernel to retire them. An event queue
-//! overflow (`IN_Q_OVERFLOW`) is reported so the caller rescans the tree.
-//!
-//! The descriptor is non-blocking and polled by the collector's own loop next to its tick
-//! timer, so a final sample is read in the same thread, at once, with no channel between.
-//!
-//! Watches can run out (`fs.inotify.max_user_watches` is per user, shared with every other
-//! process of that user). A directory that cannot be watched is still listed, and then
-//! listed again every [`UNWATCHED_RESCAN`] (a diff against the previous listing gives the
-//! containers created and removed meanwhile), and its watch is retried each time; the whole
-//! tree's slow rescan is not needed for it. A container whose `cgroup.events` cannot be
-//! watched is still found and read; its exit is seen at the next tick instead of at once.
-//! Both are logged once per shortage and counted (`unwatched_counts`).
+//! cgroupfs never retires the watch of a removed directory (`rmdir` raises `IN_DELETE` on the
+//! parent, never `IN_DELETE_SELF` or `IN_IGNORED` on the directory): watches are dropped here,
+//! by path, when the parent reports the deletion. An overflow is reported for a rescan. When
+//! watches run out, a directory is listed again every [`UNWATCHED_RESCAN`] (and its watch
+//! retried), and a container whose `cgroup.events` cannot be watched has its exit seen at the
+//! next tick; both are logged once per shortage and counted ([`Watcher::unwatched_counts`]).
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
@@ -29,7 +21,78 @@ use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
 use super::classify::{Found, Kind, classify};
-use super::walk::{descend, walk_from};
+
+/// How long after a container is found what is not there yet is tried again: runtimes create
+/// a container's directory in each hierarchy one after the other (its files, and its
+/// `cgroup.events` to watch, may be missing for a moment). One policy for both.
+pub const RETRY_AFTER_DISCOVERY: Duration = Duration::from_secs(5);
+
+/// Whether a non-container directory may hold containers further down. Non-container
+/// scopes (login sessions, `init.scope`, conmon) never do.
+fn descend(name: &std::ffi::OsStr) -> bool {
+    !name.to_string_lossy().ends_with(".scope")
+}
+
+/// How deep the walk goes: real container cgroups sit a few levels down
+/// (`kubepods.slice/kubepods-burstable.slice/…pod….slice/cri-containerd-….scope`).
+const MAX_DEPTH: usize = 12;
+
+/// Walks the hierarchy mounted at `root` and returns every container (and pod) in it.
+/// Containers' own sub-cgroups are not entered; pods' are. Directories that vanish during the walk are skipped.
+pub fn walk(root: &Path) -> Vec<Found> {
+    let mut found = Vec::new();
+    walk_from(root, PathBuf::new(), &mut found, |_| true);
+    found.sort_by(|a, b| a.id.cmp(&b.id));
+    found
+}
+
+/// The walk below `start` (relative to `root`), appending containers to `found`. `visit` is
+/// called with each non-container directory before it is listed (the watcher adds its
+/// inotify watch there, so nothing created after the listing is missed); it returns false
+/// to skip the directory.
+fn walk_from(
+    root: &Path,
+    start: PathBuf,
+    found: &mut Vec<Found>,
+    mut visit: impl FnMut(&Path) -> bool,
+) {
+    let depth = start.iter().count();
+    let mut stack = vec![(start, depth)];
+    let _idle = crate::progress::IdleOnDrop;
+    while let Some((rel, depth)) = stack.pop() {
+        let dir = root.join(&rel);
+        crate::progress::doing_path("listing", &dir);
+        if !visit(&rel) {
+            continue;
+        }
+        // `read_dir` opens with O_DIRECTORY (and glibc's opendir with O_NONBLOCK too): a
+        // FIFO in the tree is refused, never waited on. Entries are told apart by the type
+        // the listing gives, without opening them.
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let child = rel.join(entry.file_name());
+            match classify(&child) {
+                // A pod is read as a whole, and its containers one by one.
+                Some(f) if f.kind == Kind::Pod => {
+                    found.push(f);
+                    if depth + 1 < MAX_DEPTH {
+                        stack.push((child, depth + 1));
+                    }
+                }
+                Some(f) => found.push(f),
+                None if descend(&entry.file_name()) && depth + 1 < MAX_DEPTH => {
+                    stack.push((child, depth + 1))
+                }
+                None => {}
+            }
+        }
+    }
+}
 
 /// What the watcher saw, in terms the collector understands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,10 +134,6 @@ pub struct Watcher {
     last_unwatched_scan: Instant,
     /// The shortage was logged (once, until every watch is in place again).
     warned: bool,
-}
-
-fn dir_flags() -> AddWatchFlags {
-    AddWatchFlags::IN_CREATE | AddWatchFlags::IN_DELETE | AddWatchFlags::IN_ONLYDIR
 }
 
 impl Watcher {
@@ -126,20 +185,8 @@ impl Watcher {
         if self.dirs.contains_key(rel) {
             return true;
         }
-        match self
-            .inotify
-            .add_watch(&self.discovery_root.join(rel), dir_flags())
-        {
-            Ok(wd) => {
-                // A wd can come back for a path whose old watch the kernel retired.
-                if let Some(Watched::Dir(old)) =
-                    self.by_wd.insert(wd, Watched::Dir(rel.to_path_buf()))
-                {
-                    self.dirs.remove(&old);
-                }
-                self.dirs.insert(rel.to_path_buf(), wd);
-                true
-            }
+        match self.add_dir_watch(rel) {
+            Ok(()) => true,
             Err(Errno::ENOENT) => false,
             // Out of watches (fs.inotify.max_user_watches, ENOSPC): still list it, so its
             // containers are found, and list it again every few seconds.
@@ -149,6 +196,20 @@ impl Watcher {
                 true
             }
         }
+    }
+
+    /// Adds the watch of directory `rel` for created and removed children.
+    fn add_dir_watch(&mut self, rel: &Path) -> Result<(), Errno> {
+        let flags = AddWatchFlags::IN_CREATE | AddWatchFlags::IN_DELETE | AddWatchFlags::IN_ONLYDIR;
+        let wd = self
+            .inotify
+            .add_watch(&self.discovery_root.join(rel), flags)?;
+        // A wd can come back for a path whose old watch the kernel retired.
+        if let Some(Watched::Dir(old)) = self.by_wd.insert(wd, Watched::Dir(rel.to_path_buf())) {
+            self.dirs.remove(&old);
+        }
+        self.dirs.insert(rel.to_path_buf(), wd);
+        Ok(())
     }
 
     fn warn_shortage(&mut self, e: Errno) {
@@ -178,13 +239,7 @@ impl Watcher {
         let dirs: Vec<PathBuf> = self.unwatched.keys().cloned().collect();
         for rel in dirs {
             // Watch first, then list: nothing created in between is missed.
-            if let Ok(wd) = self
-                .inotify
-                .add_watch(&self.discovery_root.join(&rel), dir_flags())
-            {
-                self.by_wd.insert(wd, Watched::Dir(rel.clone()));
-                self.dirs.insert(rel.clone(), wd);
-            }
+            let _ = self.add_dir_watch(&rel);
             let seen = self.unwatched.get(&rel).cloned().unwrap_or_default();
             let dir = self.discovery_root.join(&rel);
             crate::progress::doing_path("listing", &dir);
@@ -233,13 +288,7 @@ impl Watcher {
                 out.extend(found.into_iter().map(WatchEvent::Found));
             }
         }
-        let ids: Vec<(String, PathBuf)> = self
-            .events_unwatched
-            .iter()
-            .map(|(i, r)| (i.clone(), r.clone()))
-            .collect();
-        for (id, rel) in ids {
-            self.events_unwatched.remove(&id);
+        for (id, rel) in std::mem::take(&mut self.events_unwatched) {
             self.watch_container(&id, &rel);
         }
         if self.unwatched.is_empty() && self.events_unwatched.is_empty() {
@@ -308,27 +357,22 @@ impl Watcher {
 
     fn unwatch_dir_tree(&mut self, rel: &Path) {
         self.unwatched.retain(|p, _| !p.starts_with(rel));
-        let below: Vec<PathBuf> = self
-            .dirs
-            .keys()
-            .filter(|p| p.starts_with(rel))
-            .cloned()
-            .collect();
-        for p in below {
-            if let Some(wd) = self.dirs.remove(&p) {
-                self.by_wd.remove(&wd);
-                let _ = self.inotify.rm_watch(wd);
+        let (by_wd, inotify) = (&mut self.by_wd, &self.inotify);
+        self.dirs.retain(|p, wd| {
+            let below = p.starts_with(rel);
+            if below {
+                by_wd.remove(wd);
+                let _ = inotify.rm_watch(*wd);
             }
-        }
+            !below
+        });
     }
 
     /// Reads what is queued (never blocks) and appends it to `out` as events; every
     /// [`UNWATCHED_RESCAN`], what the directories that could not be watched hold.
     pub fn read(&mut self, out: &mut Vec<WatchEvent>) {
         self.read_queue(out);
-        if !(self.unwatched.is_empty() && self.events_unwatched.is_empty())
-            && self.last_unwatched_scan.elapsed() >= UNWATCHED_RESCAN
-        {
+        if self.rescan_due().is_some_and(|due| Instant::now() >= due) {
             self.rescan_unwatched(out);
         }
     }

@@ -1,6 +1,7 @@
 //! The walks the disk thread makes: a job walks a container's writable layer, or a pod's
 //! `emptyDir` volumes, a slice at a time ([`Job`]); a container's or pod's logs, a small
-//! directory, are walked whole when its job finishes.
+//! directory, are walked whole when its job finishes. Where each runtime writes a container's
+//! logs ([`place`]) and where the kubelet keeps a pod's volumes are here too.
 //!
 //! Every path is a host path, opened below the host's root (`--host-root`) as if it were `/`
 //! (see [`walk::open_dir_in`]).
@@ -12,7 +13,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use super::exchange::DiskStats;
-use super::logs::{self, LogPlace};
 use super::walk::{self, FsStat, Incomplete, Usage, Walk};
 use crate::metadata::{ContainerMeta, PodMeta};
 
@@ -70,7 +70,7 @@ impl Job {
         now: Instant,
         cpu: Option<u64>,
     ) -> Result<Job, NoVolumes> {
-        let root = logs::empty_dir_root(kubelet_root, uid);
+        let root = empty_dir_root(kubelet_root, uid);
         match root.as_deref().and_then(|r| Walk::open_in(host, r).ok()) {
             Some(walk) => Ok(Job {
                 key: Key::Pod(uid.to_owned()),
@@ -85,7 +85,7 @@ impl Job {
                     .unwrap_or_default(),
             }),
             None => {
-                let pod_dir = logs::pod_dir(kubelet_root, uid);
+                let pod_dir = pod_dir(kubelet_root, uid);
                 if pod_dir.is_some_and(|d| walk::open_dir_in(host, &d).is_ok()) {
                     Err(NoVolumes::None)
                 } else {
@@ -134,7 +134,7 @@ pub fn container_logs(
     pod_logs_dir: &Path,
     stats: &DiskStats,
 ) -> Option<Usage> {
-    match logs::place(meta, pod_uid, pod_logs_dir)? {
+    match place(meta, pod_uid, pod_logs_dir)? {
         LogPlace::File(f) => {
             walk::files_with_prefix(host, f.parent()?, f.file_name()?.as_bytes()).ok()
         }
@@ -153,7 +153,7 @@ pub fn pod_log_dir(
     if let Some(m) = pod
         && let (Some(ns), Some(name)) = (&m.namespace, &m.name)
     {
-        return Some(logs::pod_log_dir(pod_logs_dir, ns, name, uid));
+        return Some(log_dir_of(pod_logs_dir, ns, name, uid));
     }
     let fd = walk::open_dir_in(host?, pod_logs_dir).ok()?;
     let suffix = format!("_{uid}");
@@ -184,4 +184,93 @@ fn own_usage(host: &OwnedFd, dir: &Path) -> Option<Usage> {
         bytes: (st.st_blocks.max(0) as u64) * 512,
         inodes: 1,
     })
+}
+
+/// Where one container's logs are (host paths).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogPlace {
+    /// A file and its rotations: entries of its directory whose names start with its name.
+    File(PathBuf),
+    /// A directory holding every log of the container, rotations and earlier restarts'.
+    Dir(PathBuf),
+}
+
+/// `<pod logs>/<namespace>_<pod>_<uid>`, the kubelet's directory for a pod's logs.
+fn log_dir_of(pod_logs_dir: &Path, namespace: &str, pod: &str, uid: &str) -> PathBuf {
+    pod_logs_dir.join(format!("{namespace}_{pod}_{uid}"))
+}
+
+/// A name the kubelet could have made a path component of: not empty, no `/`, not `.`/`..`.
+fn component(s: &str) -> bool {
+    !s.is_empty() && !s.contains('/') && s != "." && s != ".." && !s.contains('\0')
+}
+
+/// Where the runtime writes this container's logs, from what its runtime says of it.
+pub fn place(meta: &ContainerMeta, pod_uid: Option<&str>, pod_logs_dir: &Path) -> Option<LogPlace> {
+    if let Some(p) = meta.log_path.as_ref().filter(|p| p.is_absolute()) {
+        return Some(LogPlace::File(p.clone()));
+    }
+    let ns = meta.k8s_namespace_name.as_deref()?;
+    let pod = meta.k8s_pod_name.as_deref()?;
+    let uid = meta.k8s_pod_uid.as_deref().or(pod_uid)?;
+    let container = meta.k8s_container_name.as_deref()?;
+    if ![ns, pod, uid, container].iter().all(|s| component(s)) {
+        return None;
+    }
+    Some(LogPlace::Dir(
+        log_dir_of(pod_logs_dir, ns, pod, uid).join(container),
+    ))
+}
+
+/// `<kubelet root>/pods/<uid>/volumes/kubernetes.io~empty-dir`.
+pub fn empty_dir_root(kubelet_root: &Path, uid: &str) -> Option<PathBuf> {
+    component(uid).then(|| {
+        kubelet_root
+            .join("pods")
+            .join(uid)
+            .join("volumes/kubernetes.io~empty-dir")
+    })
+}
+
+/// `<kubelet root>/pods/<uid>`.
+pub fn pod_dir(kubelet_root: &Path, uid: &str) -> Option<PathBuf> {
+    component(uid).then(|| kubelet_root.join("pods").join(uid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn places() {
+        let logs = Path::new("/var/log/pods");
+        let docker = ContainerMeta {
+            log_path: Some("/var/lib/docker/containers/a/a-json.log".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            place(&docker, None, logs),
+            Some(LogPlace::File(
+                "/var/lib/docker/containers/a/a-json.log".into()
+            ))
+        );
+        let cri = ContainerMeta {
+            k8s_namespace_name: Some("ns".into()),
+            k8s_pod_name: Some("web-0".into()),
+            k8s_container_name: Some("app".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            place(&cri, Some("u-1"), logs),
+            Some(LogPlace::Dir("/var/log/pods/ns_web-0_u-1/app".into()))
+        );
+        assert_eq!(place(&cri, None, logs), None);
+        let hostile = ContainerMeta {
+            k8s_container_name: Some("../../etc".into()),
+            ..cri.clone()
+        };
+        assert_eq!(place(&hostile, Some("u-1"), logs), None);
+        assert_eq!(place(&ContainerMeta::default(), Some("u"), logs), None);
+        assert_eq!(empty_dir_root(Path::new("/k"), ".."), None);
+    }
 }

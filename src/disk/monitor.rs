@@ -8,23 +8,20 @@
 //!
 //! **Bounds.** Tracked containers and pods are exactly the latest roster (the collector's
 //! containers), results likewise; the queue holds each of them at most once; warnings are
-//! remembered per container and per filesystem type, at most
-//! [`WARNED_MAX`](super::warnings::WARNED_MAX).
+//! remembered per container and per filesystem type, at most [`WARNED_MAX`].
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use super::config::DiskConfig;
-use super::exchange::{DiskSample, DiskStats, Results, RosterItem, SampleMap};
+use super::exchange::{DiskConfig, DiskSample, DiskStats, Results, RosterItem, SampleMap};
 use super::jobs::{self, Job, Key, NoVolumes};
 use super::layer::{self, DeviceNames, Layer, Unreachable};
 use super::schedule::{Cadence, Queue, SLICE_ENTRIES, SLICE_TIME, Turn, Walked};
 use super::walk::{self, FsStat, Incomplete, Progress, Usage};
-use super::warnings::Warnings;
 use crate::discovery::Kind;
 use crate::host::mountinfo::RootMount;
 
@@ -313,31 +310,26 @@ impl Monitor {
     /// anything to do.
     pub fn slice(&mut self) -> bool {
         let until = Instant::now() + SLICE_TIME;
-        match self.queue.take_turn() {
-            None => false,
-            Some(Turn::New(key)) => {
-                if let Some(mut job) = self.start(&key, Instant::now()) {
-                    match job.walk.step(SLICE_ENTRIES, until) {
-                        Progress::Done => self.finish(job),
-                        Progress::Paused => {
-                            job.count_entries(&self.stats);
-                            self.queue.pause_new(job);
-                        }
-                    }
+        let (mut job, new) = match self.queue.take_turn() {
+            None => return false,
+            Some(Turn::New(key)) => match self.start(&key, Instant::now()) {
+                Some(job) => (job, true),
+                None => return true,
+            },
+            Some(Turn::Paused(job)) => (job, false),
+        };
+        match job.walk.step(SLICE_ENTRIES, until) {
+            Progress::Done => self.finish(job),
+            Progress::Paused => {
+                job.count_entries(&self.stats);
+                if new {
+                    self.queue.pause_new(job);
+                } else {
+                    self.queue.pause_again(job);
                 }
-                true
-            }
-            Some(Turn::Paused(mut job)) => {
-                match job.walk.step(SLICE_ENTRIES, until) {
-                    Progress::Done => self.finish(job),
-                    Progress::Paused => {
-                        job.count_entries(&self.stats);
-                        self.queue.pause_again(job);
-                    }
-                }
-                true
             }
         }
+        true
     }
 
     /// Begins a job: finds the layer if need be, opens the walk. `None` when there is
@@ -568,12 +560,87 @@ impl Monitor {
     }
 }
 
+/// Warnings remembered, at most.
+const WARNED_MAX: usize = 4096;
+
+/// The thread's warnings, each logged once: per container (a layer that cannot be opened,
+/// a walk that cannot finish) or per filesystem type (a root that is not overlay). Past
+/// [`WARNED_MAX`] they are all forgotten and may be logged again.
+#[derive(Default)]
+struct Warnings {
+    seen: HashSet<Warned>,
+}
+
+/// What was warned about.
+#[derive(PartialEq, Eq, Hash)]
+enum Warned {
+    /// A root filesystem type other than overlay.
+    NotOverlay(String),
+    /// A container's layer that does not open.
+    Unreachable(String),
+    /// A container's or pod's walk that could not finish.
+    Incomplete(Key),
+}
+
+impl Warnings {
+    /// Whether `key` is new (to log once).
+    fn once(&mut self, key: Warned) -> bool {
+        if self.seen.len() >= WARNED_MAX {
+            self.seen.clear();
+        }
+        self.seen.insert(key)
+    }
+
+    /// Container `id`'s root is `fstype`, not overlay.
+    fn not_overlay(&mut self, id: &str, fstype: &str) {
+        if self.once(Warned::NotOverlay(fstype.to_owned())) {
+            tracing::info!(
+                %id,
+                fstype,
+                "a container's root filesystem is {fstype}, not overlay: containers like it \
+                 get no writable-layer usage (only overlay's upper directory is the \
+                 container's own data; logged once per filesystem type)"
+            );
+        }
+    }
+
+    /// Container `id`'s writable layer does not open below `host_root`.
+    fn unreachable(&mut self, id: &str, why: &Unreachable, host_root: &Path) {
+        if self.once(Warned::Unreachable(id.to_owned())) {
+            tracing::warn!(
+                %id,
+                host_root = %host_root.display(),
+                "cannot open the container's writable layer ({why}): no disk usage for it. \
+                 Is the host's / mounted at --host-root?"
+            );
+        }
+    }
+
+    /// The walk of `key` could not finish.
+    fn incomplete(&mut self, key: &Key, why: &Incomplete) {
+        let (what, id) = match key {
+            Key::Layer(id) => ("the writable layer of container", id),
+            Key::Pod(uid) => ("the emptyDir volumes of pod", uid),
+        };
+        if self.once(Warned::Incomplete(key.clone())) {
+            let hint = match why {
+                Incomplete::Denied(_) => {
+                    " (the exporter needs CAP_DAC_READ_SEARCH to read every container's files)"
+                }
+                _ => "",
+            };
+            tracing::warn!(
+                "{what} {id}: {why}{hint}; its usage is not shown while that lasts (warned once)"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::disk::layer::{LOCATE_FOR, LOCATE_RETRY};
     use crate::disk::schedule::{CHEAP_ENTRIES, SPARE_WINDOW};
-    use std::path::Path;
 
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("ce-monitor-{name}-{}", std::process::id()));

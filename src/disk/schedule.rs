@@ -1,41 +1,18 @@
 //! Who is walked when, within what budget: the cadence of each container and pod, the queue
-//! of due jobs and paused walks, and the pacing that keeps the thread within its CPU share.
+//! of due jobs and paused walks, and the pacing that keeps the thread within its CPU share
+//! (the rules, their reasons and their figures: `docs/disk.md`, "When, and at what cost").
 //!
-//! **Cadence.** A container is walked when it is first seen, then again once
-//! [`DiskConfig::interval`] (default 1 min) has passed *and* its CPU time moved since the
-//! last walk began: a container that ran no instruction wrote nothing (its log lines, written
-//! by the runtime, come from its own writes to stdout too). Every container is also walked at
-//! least every [`DiskConfig::idle_interval`] (default 10 min), for what is written from outside
-//! (`docker cp`, a host process, the kubelet compressing a rotated log). Block IO counters
-//! cannot serve as the "it wrote" signal: cgroup v1 does not charge buffered writes to the
-//! writer. A pod's `emptyDir` volumes and its log directory follow the pod's CPU time the
-//! same way.
-//!
-//! **Faster where it is cheap.** A container (or pod) whose last walk counted at most
-//! [`CHEAP_ENTRIES`] entries is walked again after a sixth of the interval (10 s by default,
-//! never less than a second) when its CPU time moved, as long as the disk thread has spare:
-//! its own CPU time over the last [`SPARE_WINDOW`] was at most a tenth of its budget (0.5 % of
-//! a core by default). So on a host of a few dozen containers of small layers a working
-//! container's figure is seconds old, and a host with many of them (or large ones) falls back
-//! to the interval by itself, paying no more than that tenth for the faster cadence.
-//!
-//! **Budget.** Work is done in slices of at most [`SLICE_ENTRIES`] entries or [`SLICE_TIME`];
-//! once a slice's worth of CPU time has been used (one big slice, or many small walks), the
-//! thread sleeps so that its CPU time (`CLOCK_THREAD_CPUTIME_ID`, kernel time included) stays
-//! within [`DiskConfig::cpu_budget`] of one CPU ([`Pacer`]). A slice that ends mid-walk
-//! leaves the walk paused, and the next slice goes to another job, round robin: a layer of
-//! 200,000 files is walked a slice at a time while small containers (a whole walk in one
-//! slice) keep their cadence. At most [`MAX_IN_PROGRESS`] walks are paused at once (each holds
-//! descriptors, see [`walk`](super::walk)); a new walk that does not finish in its first slice
-//! while that many are paused is dropped and waits until one finishes (marked large: it is not
-//! started again before then). So a container whose walk fits in one slice waits at most one
-//! slice per paused walk plus one per container due before it; the longest wait of a due job is
-//! `container_exporter.disk.lag` on the page.
+//! A container or pod is due once [`DiskConfig::interval`] has passed and its CPU time moved
+//! since its last walk began (a sixth of that when its last walk was cheap, [`CHEAP_ENTRIES`],
+//! and the thread has spare over [`SPARE_WINDOW`]), and always after
+//! [`DiskConfig::idle_interval`]. Work goes in slices of [`SLICE_ENTRIES`] or [`SLICE_TIME`],
+//! paced by [`Pacer`], round robin between new jobs and the at most [`MAX_IN_PROGRESS`] paused
+//! walks.
 
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::config::DiskConfig;
+use super::exchange::DiskConfig;
 use super::jobs::{Job, Key};
 use super::walk::Usage;
 

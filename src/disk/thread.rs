@@ -7,8 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use super::config::DiskConfig;
-use super::exchange::{DiskSample, DiskStats, Results, RosterItem, SampleMap};
+use super::exchange::{DiskConfig, DiskStats, Results, RosterItem, SampleMap};
 use super::monitor::Monitor;
 use super::schedule::Pacer;
 
@@ -59,11 +58,6 @@ impl Disk {
             .read()
             .unwrap_or_else(|e| e.into_inner());
         f(&map)
-    }
-
-    /// The latest figures of one container or pod.
-    pub fn get(&self, id: &str) -> Option<Arc<DiskSample>> {
-        self.with_results(|m| m.get(id).cloned())
     }
 
     /// Stops the thread (it ends within one slice).

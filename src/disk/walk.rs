@@ -1,30 +1,9 @@
 //! `du -s -x -P` of one directory, in slices: space (`st_blocks × 512`) and inodes of
 //! everything below a root, a hard-linked file counted once, never crossing into another
-//! mount, never following a symlink, and stoppable after any entry so that a directory of
-//! hundreds of thousands of files is walked a slice at a time, between other work.
-//!
-//! Everything is opened relative to a directory descriptor (`openat`, `fstatat` with
-//! `AT_SYMLINK_NOFOLLOW`), so no path is ever resolved twice and a name that is not UTF-8 is
-//! just bytes. Only directories are opened, with `O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK`: a
-//! FIFO, socket or device is only `fstatat`ed and can never block the walk. Directories are
-//! opened with `openat2(RESOLVE_NO_XDEV)` where the kernel has it (5.6+), which refuses every
-//! mount point, bind mounts of the same filesystem included; a root's `st_dev` is checked too
-//! (a mount of another filesystem is skipped without being counted, as `du -x` does).
-//!
-//! The walk's memory is bounded by depth, not by the number of files: one frame per open
-//! directory (a descriptor and libc's directory buffer, about 32 KiB), at most [`MAX_DEPTH`]
-//! frames. A tree deeper than that is not walked further and its figure is not
-//! published (a wrong number is worse than none). Hard links are remembered by
-//! `(st_dev, st_ino)` only for files with `st_nlink > 1`, at most [`MAX_LINKS`] of them per
-//! walk; past that, each further link of a file not remembered counts `1/st_nlink` of the
-//! file, which is exact when all of a file's links are inside the walked tree and an
-//! undercount otherwise, never an overcount.
-//!
-//! Files appear and vanish while a container runs: an entry gone between `readdir` and
-//! `fstatat` (`ENOENT`) is skipped, a directory that became something else is skipped. A
-//! directory that may not be read (`EACCES`) is remembered (the first one, for one warning),
-//! and the walk goes on, but its figure is then known to be short and is not published. A
-//! root removed while being walked (its link count drops to 0) is reported as vanished.
+//! mount, never following a symlink, never opening anything but a directory (so nothing can
+//! block it), and stoppable after any entry. Memory is bounded by depth ([`MAX_DEPTH`]) and by
+//! the hard links remembered ([`MAX_LINKS`]); a walk that could not see everything
+//! ([`Incomplete`]) has no figure to publish. How, and why: `docs/disk.md`, "As `du` counts".
 //! The tests compare each figure with `du`'s on the same tree.
 
 use std::collections::HashSet;
@@ -223,20 +202,15 @@ impl Walk {
                 return Progress::Paused;
             }
             let entry = match frame.next() {
-                None => {
-                    self.stack.pop();
-                    self.names.pop();
-                    continue;
-                }
-                // The directory was removed under us (ENOENT) or is unreadable midway:
-                // what was listed so far stays counted.
-                Some(Err(_)) => {
-                    self.vanished += 1;
-                    self.stack.pop();
-                    self.names.pop();
-                    continue;
-                }
                 Some(Ok(e)) => e,
+                // The listing is over, or (an error) the directory was removed under us
+                // (ENOENT) or is unreadable midway: what was listed so far stays counted.
+                end => {
+                    self.vanished += u64::from(end.is_some());
+                    self.stack.pop();
+                    self.names.pop();
+                    continue;
+                }
             };
             let name = entry.file_name();
             if name.to_bytes() == b"." || name.to_bytes() == b".." {
@@ -254,14 +228,11 @@ impl Walk {
         };
         let st = match fstatat(frame.dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(st) => st,
-            Err(Errno::ENOENT) => {
-                self.vanished += 1;
-                return;
-            }
             Err(Errno::EACCES | Errno::EPERM) => {
                 self.deny(None);
                 return;
             }
+            // Gone (ENOENT) since `readdir`, or unreadable.
             Err(_) => {
                 self.vanished += 1;
                 return;

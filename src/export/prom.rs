@@ -1,14 +1,10 @@
 //! The Prometheus page: rendered once per tick from the collection, straight into reused
 //! buffers, and served from memory by `export::http` (a scrape never reads a cgroup file).
-//!
-//! Names follow the OpenTelemetry-to-Prometheus translation: dots become underscores, the
-//! unit is appended as a word (`s` → `seconds`, `By` → `bytes`; `{…}` annotations are
-//! dropped) and monotonic counters end in `_total`. Each series carries the container's
-//! identity labels; everything else about the container is on one `container_info` series.
-//! No sample carries a timestamp. With `--prometheus-names cadvisor` the same pass writes
-//! cAdvisor's families ([`super::cadvisor`]) with cAdvisor's labels (`id`, `name`, `image`,
-//! `namespace`, `pod`, `container`, allowed `container_label_*`), and the `machine_*` lines.
-//! The text format's pieces are [`super::text`]'s.
+//! Names follow the OpenTelemetry-to-Prometheus translation ([`otel_to_prometheus`]); each
+//! series carries the container's identity labels, everything else about it is on one
+//! `container_info` series (`docs/metrics.md`). With `--prometheus-names cadvisor` the same pass
+//! writes cAdvisor's families and labels ([`super::cadvisor`]). The text format's pieces are
+//! [`super::text`]'s.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,12 +17,12 @@ use crate::discovery::Kind;
 use crate::host::block::BlockNames;
 use crate::host::machine::Machine;
 use crate::metadata::{ContainerMeta, PodMeta};
-use crate::metrics::{Instrument, Metric, MetricDef, otel_to_prometheus};
+use crate::metrics::{Metric, MetricDef, otel_to_prometheus};
 use crate::resource::{AttrDef, HostResource};
 use crate::telemetry::{ProcessStats, SELF_METRICS, Telemetry};
 
 use super::cadvisor::{CADVISOR, CadvisorFamily, cadvisor_lines, machine_lines};
-use super::text::{LineSink, header, push_label, push_value, sanitize_label_name};
+use super::text::{LineSink, header, label_name, prom_type, push_label, push_value};
 
 /// The Prometheus name of a metric (`name`: its name on containers or on pods): the
 /// OpenTelemetry translation ([`otel_to_prometheus`]).
@@ -131,13 +127,9 @@ impl PromRenderer {
                 .map(|(metric, subject)| {
                     let def = metric.def();
                     let name = prom_name(metric.name(subject), def);
-                    let kind = match def.instrument {
-                        Instrument::Counter => "counter",
-                        Instrument::UpDownCounter | Instrument::Gauge => "gauge",
-                    };
                     Family {
                         source: Source::Otel(metric, subject),
-                        header: header(&name, def.description, kind),
+                        header: header(&name, def.description, prom_type(def.instrument)),
                         name,
                         attr_labels: def.attributes.iter().map(|a| a.replace('.', "_")).collect(),
                         net: false,
@@ -323,11 +315,6 @@ impl PromRenderer {
     }
 }
 
-/// The label name of a resource attribute: `[a-zA-Z0-9_]`, dots and the rest to `_`.
-fn label_name(key: &str) -> String {
-    sanitize_label_name(key)
-}
-
 /// Whether a pod's label blocks were built with this sandbox (the same one, described the
 /// same).
 fn same_sandbox(
@@ -337,12 +324,7 @@ fn same_sandbox(
     match (built, now) {
         (None, None) => true,
         (Some((id, meta)), Some(s)) => {
-            *id == s.id
-                && match (meta, &s.meta) {
-                    (None, None) => true,
-                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                    _ => false,
-                }
+            *id == s.id && meta.as_ref().map(Arc::as_ptr) == s.meta.as_ref().map(Arc::as_ptr)
         }
         _ => false,
     }
@@ -491,11 +473,7 @@ fn render_telemetry(page: &mut Vec<u8>, t: &Telemetry, p: &ProcessStats) {
     for m in SELF_METRICS {
         let start = page.len();
         let name = m.prometheus_name();
-        let kind = match m.instrument {
-            Instrument::Counter => "counter",
-            Instrument::UpDownCounter | Instrument::Gauge => "gauge",
-        };
-        page.extend_from_slice(header(&name, m.description, kind).as_bytes());
+        page.extend_from_slice(header(&name, m.description, prom_type(m.instrument)).as_bytes());
         let body = page.len();
         (m.emit)(t, p, &mut |attr, v| {
             page.extend_from_slice(name.as_bytes());

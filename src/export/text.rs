@@ -3,7 +3,7 @@
 //! names sanitized, labels and values appended to a line, `# HELP`/`# TYPE` headers, and the
 //! [`LineSink`] that writes one family's samples for one container.
 
-use crate::metrics::{Metric, Sink, Value};
+use crate::metrics::{Instrument, Metric, Sink, Value};
 
 /// Appends `s` as the inside of a quoted label value: `\`, `"` and newline escaped.
 pub fn escape_label_value(out: &mut Vec<u8>, s: &str) {
@@ -18,7 +18,7 @@ pub fn escape_label_value(out: &mut Vec<u8>, s: &str) {
 }
 
 /// A label name from arbitrary text: `[a-zA-Z0-9_]`, anything else becomes `_`.
-pub fn sanitize_label_name(s: &str) -> String {
+pub fn label_name(s: &str) -> String {
     let mut out: String = s
         .chars()
         .map(|c| {
@@ -56,6 +56,14 @@ pub fn push_value(out: &mut Vec<u8>, v: Value) {
         Value::Double(d) if d.is_nan() => out.extend_from_slice(b"NaN"),
         Value::Double(d) if d > 0.0 => out.extend_from_slice(b"+Inf"),
         Value::Double(_) => out.extend_from_slice(b"-Inf"),
+    }
+}
+
+/// The `# TYPE` of an instrument's family.
+pub fn prom_type(i: Instrument) -> &'static str {
+    match i {
+        Instrument::Counter => "counter",
+        Instrument::UpDownCounter | Instrument::Gauge => "gauge",
     }
 }
 
@@ -126,10 +134,10 @@ mod tests {
         escape_label_value(&mut out, "a\"b\\c\nd é");
         assert_eq!(out, "a\\\"b\\\\c\\nd é".as_bytes());
         assert_eq!(
-            sanitize_label_name("io.kubernetes/pod-name"),
+            label_name("io.kubernetes/pod-name"),
             "io_kubernetes_pod_name"
         );
-        assert_eq!(sanitize_label_name("1x"), "_1x");
+        assert_eq!(label_name("1x"), "_1x");
     }
 
     #[test]

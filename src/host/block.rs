@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 
-use super::text::{ErrorKind, ParseError, lines};
+use super::text::{ParseError, lines};
 
 /// Devices remembered at most.
 pub const MAX_DEVICES: usize = 4096;
@@ -151,19 +151,14 @@ pub fn uevent_devname(buf: &[u8]) -> Result<&[u8], ParseError> {
         return if showable {
             Ok(name)
         } else {
-            Err(ParseError {
-                line: n,
-                reason: "DEVNAME is not a device name that can be shown",
-                kind: ErrorKind::Malformed,
-            })
+            Err(ParseError::malformed(
+                n,
+                "DEVNAME is not a device name that can be shown",
+            ))
         };
     }
     problems.finish()?;
-    Err(ParseError {
-        line: 0,
-        reason: "no DEVNAME line",
-        kind: ErrorKind::Malformed,
-    })
+    Err(ParseError::malformed(0, "no DEVNAME line"))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use super::text::{ErrorKind, ParseError, lines, parse_u64, trim};
+use super::text::{ParseError, lines, parse_u64, trim};
 
 /// The CPU list of the logical CPUs online.
 pub const CPU_ONLINE: &str = "/sys/devices/system/cpu/online";
@@ -56,11 +56,7 @@ pub fn mem_total(buf: &[u8]) -> Result<u64, ParseError> {
         let Some(rest) = line.strip_prefix(b"MemTotal:") else {
             continue;
         };
-        let bad = |reason| ParseError {
-            line: n,
-            reason,
-            kind: ErrorKind::Malformed,
-        };
+        let bad = |reason| ParseError::malformed(n, reason);
         let value = trim(rest)
             .strip_suffix(b"kB")
             .ok_or(bad("expected `MemTotal: N kB`"))?;
@@ -69,11 +65,7 @@ pub fn mem_total(buf: &[u8]) -> Result<u64, ParseError> {
             .ok_or(bad("MemTotal is not a number of kB"));
     }
     problems.finish()?;
-    Err(ParseError {
-        line: 0,
-        reason: "no MemTotal line",
-        kind: ErrorKind::Malformed,
-    })
+    Err(ParseError::malformed(0, "no MemTotal line"))
 }
 
 /// The highest CPU number a CPU list may name: more than any kernel's `NR_CPUS` (8192).
@@ -86,11 +78,7 @@ pub fn cpu_list_len(buf: &[u8]) -> Result<u64, ParseError> {
     let (mut lines, problems) = lines(buf);
     let first = lines.next().map(|(_, l)| trim(l));
     problems.finish()?;
-    let bad = ParseError {
-        line: 1,
-        reason: "expected a CPU list like 0-3,8",
-        kind: ErrorKind::Malformed,
-    };
+    let bad = ParseError::malformed(1, "expected a CPU list like 0-3,8");
     let list = first.filter(|l| !l.is_empty()).ok_or(bad)?;
     let (mut count, mut next) = (0u64, 0u64);
     for item in list.split(|&b| b == b',') {

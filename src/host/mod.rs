@@ -1,6 +1,4 @@
-//! The host itself, below every other layer: how its kernel's text files are read and parsed,
-//! its mount table, its block devices' names, its CPUs and memory, and this process's
-//! descriptor limit.
+//! The host itself, below every other layer.
 //!
 //! - [`fs`]: opening only regular files, never blocking, and `pread` of a whole file.
 //! - [`text`]: the kernel's text formats (lines, numbers, `key value`, single values) and the

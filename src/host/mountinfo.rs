@@ -110,16 +110,7 @@ fn fields(line: &[u8]) -> Option<Mount<'_>> {
     let root = it.next()?;
     let mount_point = it.next()?;
     // Optional fields up to the lone `-`.
-    let mut sep = false;
-    for f in it.by_ref() {
-        if f == b"-" {
-            sep = true;
-            break;
-        }
-    }
-    if !sep {
-        return None;
-    }
+    it.by_ref().find(|f| *f == b"-")?;
     let fstype = it.next()?;
     let source = it.next()?;
     let options = it.next().unwrap_or(b"");
@@ -135,55 +126,35 @@ fn fields(line: &[u8]) -> Option<Mount<'_>> {
 
 /// The mount at `/` (the last one, if several are stacked there), from a mountinfo text.
 pub fn root_mount(mountinfo: &[u8]) -> Option<RootMount> {
-    let mut found = None;
-    for Mount {
-        dev,
-        root,
-        mount_point,
-        fstype,
-        source,
-        options,
-    } in mounts(mountinfo).flatten()
-    {
-        if mount_point != b"/" {
-            continue;
-        }
-        let fstype = String::from_utf8_lossy(fstype).into_owned();
-        let upperdir = (fstype == "overlay")
-            .then(|| {
-                options.split(|&b| b == b',').find_map(|o| {
-                    o.strip_prefix(b"upperdir=")
-                        .map(|v| PathBuf::from(OsString::from_vec(unescape(v))))
-                })
+    let m = mounts(mountinfo)
+        .flatten()
+        .filter(|m| m.mount_point == b"/")
+        .last()?;
+    let fstype = String::from_utf8_lossy(m.fstype).into_owned();
+    let upperdir = (fstype == "overlay")
+        .then(|| {
+            m.options.split(|&b| b == b',').find_map(|o| {
+                o.strip_prefix(b"upperdir=")
+                    .map(|v| PathBuf::from(OsString::from_vec(unescape(v))))
             })
-            .flatten();
-        found = Some(RootMount {
-            dev,
-            root: unescape(root),
-            fstype,
-            source: unescape(source),
-            upperdir,
-        });
-    }
-    found
+        })
+        .flatten();
+    Some(RootMount {
+        dev: m.dev,
+        root: unescape(m.root),
+        fstype,
+        source: unescape(m.source),
+        upperdir,
+    })
 }
 
 /// The source (`/dev/vda1`) of a mount of the filesystem `dev`, from a mountinfo text:
 /// cAdvisor's `device` label. The mount of the filesystem's own root is preferred.
 pub fn source_of(mountinfo: &[u8], dev: (u32, u32)) -> Option<String> {
     let mut any = None;
-    for Mount {
-        dev: d,
-        root,
-        source,
-        ..
-    } in mounts(mountinfo).flatten()
-    {
-        if d != dev {
-            continue;
-        }
-        let s = String::from_utf8_lossy(&unescape(source)).into_owned();
-        if root == b"/" {
+    for m in mounts(mountinfo).flatten().filter(|m| m.dev == dev) {
+        let s = String::from_utf8_lossy(&unescape(m.source)).into_owned();
+        if m.root == b"/" {
             return Some(s);
         }
         any.get_or_insert(s);

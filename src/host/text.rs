@@ -8,10 +8,9 @@
 //! The parsers of particular files build on these: the cgroup files' in `cgroup::parse`, the
 //! host's own in [`super::machine`] and [`super::block`].
 
-use std::fmt;
-
 /// What was wrong with a file's content. The caller adds the file's path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {reason}")]
 pub struct ParseError {
     /// 1-based line of the first problem.
     pub line: u32,
@@ -28,9 +27,14 @@ pub enum ErrorKind {
     Malformed,
 }
 
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.reason)
+impl ParseError {
+    /// A [`ErrorKind::Malformed`] problem at `line` (1-based; 0 for the file as a whole).
+    pub fn malformed(line: u32, reason: &'static str) -> ParseError {
+        ParseError {
+            line,
+            reason,
+            kind: ErrorKind::Malformed,
+        }
     }
 }
 
@@ -143,17 +147,12 @@ pub fn single(buf: &[u8]) -> Result<Single, ParseError> {
     let first = lines.next().map(|(_, l)| trim(l));
     problems.finish()?;
     match first {
-        None => Err(ParseError {
-            line: 1,
-            reason: "empty file",
-            kind: ErrorKind::Malformed,
-        }),
+        None => Err(ParseError::malformed(1, "empty file")),
         Some(b"max") | Some(b"-1") => Ok(Single::Unlimited),
-        Some(v) => parse_u64(v).map(Single::Value).ok_or(ParseError {
-            line: 1,
-            reason: "value is not an unsigned integer or `max`",
-            kind: ErrorKind::Malformed,
-        }),
+        Some(v) => parse_u64(v).map(Single::Value).ok_or(ParseError::malformed(
+            1,
+            "value is not an unsigned integer or `max`",
+        )),
     }
 }
 

@@ -1,29 +1,20 @@
-//! The runtimes' word on how containers ended, carried from the metadata tasks (Docker's and
-//! Podman's event followers, the CRI source) to the collector thread, which joins it to the
-//! container's final sample.
-//!
-//! The two sides meet in either order: the final sample is usually taken first (the kernel
-//! says the cgroup is empty before the runtime has reaped and reported the process), but a
-//! collector that is busy, or a process that outlives the container's main one, can make the
-//! runtime's word arrive first. So an exit is kept by container id until a final sample takes
-//! it, and the collector is woken (a byte on the same socket pair that wakes it at shutdown)
-//! whenever one arrives, so that a waiting final sample goes out at once, between ticks.
-//!
-//! A container id is reused by Docker's and Podman's restart policies: an exit is taken only by
-//! the final sample of a cgroup created before the runtime says the process finished, so a late
-//! word about one run never lands on the next.
-//!
-//! Bounds: at most [`MAX_EXITS`] exits (the oldest go first; events about containers that never
-//! had a cgroup here must not grow it), at most [`MAX_RUNS`] per id, each kept at most the
-//! store's time to live; at most [`MAX_ASKS`] ids waiting for the CRI's `ContainerStatus`.
+//! The runtimes' word on how containers ended, carried from the metadata tasks to the
+//! collector thread, which joins it to the container's final sample (`docs/exits.md`). The two
+//! meet in either order, so an exit is kept by container id until a final sample takes it, and
+//! the collector is woken (a byte on the socket pair that wakes it at shutdown) whenever one
+//! arrives. An exit is taken only by the final sample of a cgroup created before the runtime
+//! says the process finished: restart policies reuse the id, and a late word about one run
+//! must never land on the next. Bounds: [`MAX_EXITS`] (the oldest go first), [`MAX_RUNS`] per
+//! id, each kept at most the store's time to live; [`MAX_ASKS`] ids waiting to be asked about.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::store::lock;
 use crate::exit::RuntimeExit;
 
 /// Exits held at most.
@@ -36,20 +27,17 @@ pub const MAX_ASKS: usize = 4096;
 /// `cgroup.events` could not be watched) comes up to an interval late.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(120);
 
+#[derive(Debug)]
 struct Entry {
+    id: String,
     exit: RuntimeExit,
     at: Instant,
 }
 
-#[derive(Default)]
-struct Exits {
-    by_id: HashMap<String, Vec<Entry>>,
-    len: usize,
-}
-
-#[derive(Default)]
+#[derive(Default, Debug)]
 struct Inner {
-    exits: Mutex<Exits>,
+    /// In the order they came: the oldest first.
+    exits: Mutex<VecDeque<Entry>>,
     /// Id → until when its `ContainerStatus` is worth asking.
     asks: Mutex<HashMap<String, Instant>>,
     asked: tokio::sync::Notify,
@@ -61,17 +49,9 @@ struct Inner {
 }
 
 /// The shared store of exits (cheap to clone: one `Arc`).
-#[derive(Clone, Default)]
+#[derive(Clone, Default, Debug)]
 pub struct ExitStore {
     inner: Arc<Inner>,
-}
-
-impl std::fmt::Debug for ExitStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExitStore")
-            .field("held", &self.len())
-            .finish_non_exhaustive()
-    }
 }
 
 impl ExitStore {
@@ -106,52 +86,38 @@ impl ExitStore {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Exits> {
-        self.inner.exits.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// A runtime's word on `id`'s end. Replaces what was said of the same run (a replayed
     /// event), and wakes the collector.
     pub fn record(&self, id: &str, exit: RuntimeExit) {
         if id.is_empty() {
             return;
         }
-        let now = Instant::now();
         let ttl = self.ttl();
         {
-            let mut g = self.lock();
-            let e = &mut *g;
-            let runs = e.by_id.get(id);
-            let same = runs.and_then(|runs| {
-                runs.iter().position(|r| {
-                    r.exit.finished_at.is_some() && r.exit.finished_at == exit.finished_at
-                })
-            });
-            let held = runs.map_or(0, Vec::len);
-            if let Some(i) = same {
+            let mut exits = lock(&self.inner.exits);
+            let now = Instant::now();
+            let same_run = |e: &Entry| {
+                e.id == id && e.exit.finished_at.is_some() && e.exit.finished_at == exit.finished_at
+            };
+            let mut dropped = 0;
+            if let Some(i) = exits.iter().position(same_run) {
                 // A replayed event: the same run again.
-                e.by_id.get_mut(id).expect("held")[i] = Entry { exit, at: now };
-            } else {
-                if held >= MAX_RUNS {
-                    let runs = e.by_id.get_mut(id).expect("held");
-                    let oldest = (0..runs.len()).min_by_key(|&i| runs[i].at).unwrap_or(0);
-                    runs.remove(oldest);
-                    e.len -= 1;
-                    self.inner.dropped.fetch_add(1, Ordering::Relaxed);
-                } else if e.len >= MAX_EXITS {
-                    let mut dropped = e.prune(now, ttl);
-                    if e.len >= MAX_EXITS {
-                        e.drop_oldest();
-                        dropped += 1;
-                    }
-                    self.inner.dropped.fetch_add(dropped, Ordering::Relaxed);
+                exits.remove(i);
+            } else if exits.iter().filter(|e| e.id == id).count() >= MAX_RUNS {
+                let oldest = exits.iter().position(|e| e.id == id);
+                exits.remove(oldest.expect("held"));
+                dropped = 1;
+            } else if exits.len() >= MAX_EXITS {
+                let before = exits.len();
+                exits.retain(|e| now.duration_since(e.at) < ttl);
+                if exits.len() >= MAX_EXITS {
+                    exits.pop_front();
                 }
-                e.by_id
-                    .entry(id.to_owned())
-                    .or_default()
-                    .push(Entry { exit, at: now });
-                e.len += 1;
+                dropped = before - exits.len();
             }
+            (self.inner.dropped).fetch_add(dropped as u64, Ordering::Relaxed);
+            let id = id.to_owned();
+            exits.push_back(Entry { id, exit, at: now });
         }
         self.wake();
     }
@@ -159,40 +125,28 @@ impl ExitStore {
     /// Takes what was said about the run of `id` whose cgroup was created at `created`: the
     /// earliest exit not older than that cgroup (an exit without a time matches any).
     pub fn take(&self, id: &str, created: SystemTime) -> Option<RuntimeExit> {
-        let now = Instant::now();
         let ttl = self.ttl();
-        let mut g = self.lock();
-        let e = &mut *g;
-        let runs = e.by_id.get_mut(id)?;
-        let before = runs.len();
-        runs.retain(|r| now.duration_since(r.at) < ttl);
-        let expired = before - runs.len();
-        let pick = runs
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.exit.finished_at.is_none_or(|f| f >= created))
-            .min_by_key(|(_, r)| r.exit.finished_at)
+        let mut exits = lock(&self.inner.exits);
+        let now = Instant::now();
+        let before = exits.len();
+        exits.retain(|e| e.id != id || now.duration_since(e.at) < ttl);
+        let expired = before - exits.len();
+        (self.inner.dropped).fetch_add(expired as u64, Ordering::Relaxed);
+        let pick = (exits.iter().enumerate())
+            .filter(|(_, e)| e.id == id && e.exit.finished_at.is_none_or(|f| f >= created))
+            .min_by_key(|(_, e)| e.exit.finished_at)
             .map(|(i, _)| i);
-        let taken = pick.map(|i| runs.remove(i).exit);
-        let left = runs.is_empty();
-        e.len -= expired + usize::from(taken.is_some());
-        if left {
-            e.by_id.remove(id);
-        }
-        self.inner
-            .dropped
-            .fetch_add(expired as u64, Ordering::Relaxed);
-        taken
+        pick.and_then(|i| exits.remove(i)).map(|e| e.exit)
     }
 
     /// Whether something was said about `id` (for a source deciding whether to ask).
     pub fn has(&self, id: &str) -> bool {
-        self.lock().by_id.contains_key(id)
+        lock(&self.inner.exits).iter().any(|e| e.id == id)
     }
 
     /// Exits held.
     pub fn len(&self) -> usize {
-        self.lock().len
+        lock(&self.inner.exits).len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -207,7 +161,7 @@ impl ExitStore {
     /// For the collector: asks the CRI source for `id`'s status (its cgroup just emptied),
     /// worth asking until `until`.
     pub fn ask(&self, id: &str, until: Instant) {
-        let mut asks = self.inner.asks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut asks = lock(&self.inner.asks);
         if asks.len() >= MAX_ASKS {
             let now = Instant::now();
             asks.retain(|_, u| *u > now);
@@ -220,7 +174,7 @@ impl ExitStore {
 
     /// For the CRI source: what was asked since the last call, still worth asking.
     pub fn take_asks(&self) -> Vec<(String, Instant)> {
-        let mut asks = self.inner.asks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut asks = lock(&self.inner.asks);
         let now = Instant::now();
         asks.drain().filter(|(_, until)| *until > now).collect()
     }
@@ -229,39 +183,6 @@ impl ExitStore {
     /// before the call).
     pub async fn asked(&self) {
         self.inner.asked.notified().await
-    }
-}
-
-impl Exits {
-    /// Drops exits older than `ttl`; returns how many.
-    fn prune(&mut self, now: Instant, ttl: Duration) -> u64 {
-        let mut dropped = 0;
-        self.by_id.retain(|_, runs| {
-            let before = runs.len();
-            runs.retain(|r| now.duration_since(r.at) < ttl);
-            dropped += before - runs.len();
-            !runs.is_empty()
-        });
-        self.len -= dropped;
-        dropped as u64
-    }
-
-    fn drop_oldest(&mut self) {
-        let oldest = self
-            .by_id
-            .iter()
-            .flat_map(|(id, runs)| runs.iter().enumerate().map(move |(i, r)| (r.at, id, i)))
-            .min_by_key(|(at, _, _)| *at)
-            .map(|(_, id, i)| (id.clone(), i));
-        if let Some((id, i)) = oldest
-            && let Some(runs) = self.by_id.get_mut(&id)
-        {
-            runs.remove(i);
-            self.len -= 1;
-            if runs.is_empty() {
-                self.by_id.remove(&id);
-            }
-        }
     }
 }
 

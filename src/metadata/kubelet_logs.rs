@@ -1,17 +1,9 @@
-//! Kubernetes names from the kubelet's log layout, for nodes where no CRI socket answers (not
-//! mounted, another runtime's, down). The kubelet writes every container's log under
-//! `<pod logs>/<namespace>_<pod>_<uid>/<container>/<restart>.log` and links it as
-//! `/var/log/containers/<pod>_<namespace>_<container>-<container id>.log`: the link's name
-//! gives the container id, pod, namespace and container names, its target the pod uid and
-//! the restart count. Pod, namespace and container names are DNS labels and subdomains, which
-//! have no `_`, so the names split without ambiguity.
-//!
-//! [`run`] lists that directory (one `readdir` and a `readlink` per entry) when started, every
-//! [`SCAN_EVERY`], and when discovery asks for an id it does not know, into a store of its
-//! own that is looked up after the CRI's: the CRI stays first when it answers. Entries that
-//! are no longer listed stay for the removal delay (a final sample keeps its names), then go:
-//! the store holds what the directory lists, plus the recently gone. A directory that cannot
-//! be listed is an outage like a runtime's: the names known stay, and listing is retried.
+//! Kubernetes names from the kubelet's log layout, for nodes where no CRI socket answers
+//! (`docs/disk.md`): the link `<container logs>/<pod>_<namespace>_<container>-<id>.log` gives
+//! the container id, pod, namespace and container names (DNS labels and subdomains, which have
+//! no `_`), its target `<pod logs>/<namespace>_<pod>_<uid>/<container>/<restart>.log` the pod
+//! uid and the restart count. [`run`] lists the directory at start, every [`SCAN_EVERY`], and
+//! when discovery asks for an id it does not know, into a store looked up after the CRI's.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -22,10 +14,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::meta::{ContainerMeta, PodMeta};
-use super::source::{self, Follow, Held, Words};
-use super::stats::SourceStats;
-use super::store::MetadataStore;
+use super::source::{self, Follow, Held, SourceStats, Words};
+use super::store::{ContainerMeta, MetadataStore, PodMeta};
 
 /// How often the directory is listed without being asked.
 pub const SCAN_EVERY: Duration = Duration::from_secs(10);
@@ -42,18 +32,6 @@ pub struct KubeletLogsConfig {
     pub host_root: PathBuf,
     /// How long a container no longer listed keeps its entry.
     pub removal_delay: Duration,
-}
-
-/// One link's names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogLink {
-    pub id: String,
-    pub pod: String,
-    pub namespace: String,
-    pub container: String,
-    /// From the link's target: `<pod logs>/<namespace>_<pod>_<uid>/<container>/<n>.log`.
-    pub uid: Option<String>,
-    pub restart: Option<u32>,
 }
 
 fn is_id(s: &str) -> bool {
@@ -95,17 +73,11 @@ pub fn parse_target(
     namespace: &str,
     container: &str,
 ) -> (Option<String>, Option<u32>) {
-    let mut comps = target.components().rev();
-    let file = comps
-        .next()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned());
-    let cdir = comps
-        .next()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned());
-    let pdir = comps
-        .next()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned());
-    let (Some(file), Some(cdir), Some(pdir)) = (file, cdir, pdir) else {
+    let mut comps = target
+        .components()
+        .rev()
+        .map(|c| c.as_os_str().to_string_lossy());
+    let (Some(file), Some(cdir), Some(pdir)) = (comps.next(), comps.next(), comps.next()) else {
         return (None, None);
     };
     if cdir != container {
@@ -137,36 +109,53 @@ pub enum KubeletLogsError {
     },
 }
 
-/// Lists the links directory (below the host root). Entries that do not parse are skipped.
-pub fn scan(cfg: &KubeletLogsConfig) -> Result<Vec<LogLink>, KubeletLogsError> {
+/// Lists the links directory (below the host root): each link's container id and what its
+/// name and target say, with the uids the targets do not say taken from the pod log directory.
+/// Entries that do not parse are skipped.
+fn read_links(cfg: &KubeletLogsConfig) -> Result<Vec<(String, ContainerMeta)>, KubeletLogsError> {
     let dir = below(&cfg.host_root, &cfg.container_logs_dir);
     let entries = std::fs::read_dir(&dir).map_err(|source| KubeletLogsError::List {
         dir: dir.clone(),
         source,
     })?;
+    let mut pod_dirs = None;
     let mut out = Vec::new();
     for e in entries.flatten().take(MAX_ENTRIES) {
         let name = e.file_name();
-        let Ok(name) = std::str::from_utf8(name.as_bytes()) else {
-            continue;
-        };
-        let Some((pod, namespace, container, id)) = parse_link_name(name) else {
+        let name = std::str::from_utf8(name.as_bytes()).ok();
+        let Some((pod, namespace, container, id)) = name.and_then(parse_link_name) else {
             continue;
         };
         let (uid, restart) = match std::fs::read_link(e.path()) {
             Ok(t) => parse_target(&t, &pod, &namespace, &container),
             Err(_) => (None, None),
         };
-        out.push(LogLink {
-            id,
-            pod,
-            namespace,
-            container,
-            uid,
-            restart,
+        let uid = uid.or_else(|| {
+            let dirs = pod_dirs.get_or_insert_with(|| pod_dir_names(cfg));
+            uid_from_pod_dirs(dirs, &pod, &namespace)
         });
+        let meta = ContainerMeta {
+            name: Some(container.clone()),
+            k8s_pod_name: Some(pod),
+            k8s_namespace_name: Some(namespace),
+            k8s_container_name: Some(container),
+            k8s_pod_uid: uid,
+            k8s_container_restart_count: restart,
+            ..Default::default()
+        };
+        out.push((id, meta));
     }
     Ok(out)
+}
+
+fn pod_dir_names(cfg: &KubeletLogsConfig) -> Vec<String> {
+    let Ok(dirs) = std::fs::read_dir(below(&cfg.host_root, &cfg.pod_logs_dir)) else {
+        return Vec::new();
+    };
+    let names = dirs.flatten().take(MAX_ENTRIES);
+    names
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .collect()
 }
 
 /// `path` (a host path) below `root`.
@@ -182,20 +171,6 @@ fn uid_from_pod_dirs(pod_dirs: &[String], pod: &str, namespace: &str) -> Option<
     let uid = found.next()?;
     // Two pods of the same name (one being deleted, one new): no guess.
     found.next().is_none().then(|| uid.to_owned())
-}
-
-impl LogLink {
-    fn meta(&self) -> ContainerMeta {
-        ContainerMeta {
-            name: Some(self.container.clone()),
-            k8s_pod_name: Some(self.pod.clone()),
-            k8s_namespace_name: Some(self.namespace.clone()),
-            k8s_container_name: Some(self.container.clone()),
-            k8s_pod_uid: self.uid.clone(),
-            k8s_container_restart_count: self.restart,
-            ..Default::default()
-        }
-    }
 }
 
 /// Keeps `store` in line with the kubelet's log links until `shutdown` resolves.
@@ -217,6 +192,7 @@ pub async fn run(
                      --host-root); Kubernetes containers are reported without names it would \
                      give, retrying"
                 .to_owned(),
+            following: "reading Kubernetes names from the kubelet's log directory".to_owned(),
         },
         cfg,
         stats: stats.clone(),
@@ -245,11 +221,7 @@ impl Follow for Follower {
     type Wake = Wake;
     type Error = KubeletLogsError;
 
-    fn held(&self) -> &Held<()> {
-        &self.held
-    }
-
-    fn held_mut(&mut self) -> &mut Held<()> {
+    fn held(&mut self) -> &mut Held<()> {
         &mut self.held
     }
 
@@ -281,10 +253,6 @@ impl Follow for Follower {
     fn words(&self) -> &Words {
         &self.words
     }
-
-    fn following(&self) -> String {
-        "reading Kubernetes names from the kubelet's log directory".to_owned()
-    }
 }
 
 impl Follower {
@@ -298,66 +266,27 @@ impl Follower {
                 dir: self.cfg.container_logs_dir.clone(),
                 source,
             })??;
-        let mut seen = HashSet::new();
-        let mut pods_seen = HashSet::new();
-        for l in &links {
-            seen.insert(l.id.as_str());
-            self.held.put(&l.id, l.meta(), ());
-            self.held.keep(&l.id);
-            if let Some(uid) = &l.uid {
-                pods_seen.insert(uid.as_str());
+        let (mut seen, mut pods_seen) = (HashSet::new(), HashSet::new());
+        for (id, meta) in links {
+            if let Some(uid) = &meta.k8s_pod_uid {
                 self.held.put_pod(PodMeta {
                     uid: uid.clone(),
-                    name: Some(l.pod.clone()),
-                    namespace: Some(l.namespace.clone()),
+                    name: meta.k8s_pod_name.clone(),
+                    namespace: meta.k8s_namespace_name.clone(),
                     labels: Vec::new(),
                 });
                 self.held.keep_pod(uid);
+                pods_seen.insert(uid.clone());
             }
+            self.held.put(&id, meta, ());
+            self.held.keep(&id);
+            seen.insert(id);
         }
-        let gone: Vec<String> = (self.held.iter())
-            .map(|(id, _)| id)
-            .filter(|id| !seen.contains(id.as_str()))
-            .cloned()
-            .collect();
-        for id in gone {
-            self.held.remove_later(&id);
-        }
-        let gone: Vec<String> = (self.held.pods())
-            .filter(|uid| !pods_seen.contains(uid.as_str()))
-            .cloned()
-            .collect();
-        for uid in gone {
-            self.held.remove_pod_later(&uid);
-        }
+        self.held.remove_later_if(|id, _| !seen.contains(id));
+        self.held
+            .remove_pods_later_if(|uid| !pods_seen.contains(uid));
         Ok(())
     }
-}
-
-/// The links, with the uids their targets do not say taken from the pod log directory.
-fn read_links(c: &KubeletLogsConfig) -> Result<Vec<LogLink>, KubeletLogsError> {
-    let links = scan(c)?;
-    let pod_dirs: Vec<String> = if links.iter().any(|l| l.uid.is_none()) {
-        std::fs::read_dir(below(&c.host_root, &c.pod_logs_dir))
-            .map(|d| {
-                d.flatten()
-                    .take(MAX_ENTRIES)
-                    .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    Ok(links
-        .into_iter()
-        .map(|mut l| {
-            if l.uid.is_none() {
-                l.uid = uid_from_pod_dirs(&pod_dirs, &l.pod, &l.namespace);
-            }
-            l
-        })
-        .collect())
 }
 
 #[cfg(test)]

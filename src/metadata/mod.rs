@@ -3,46 +3,33 @@
 //! cgroup path cannot give, and why containers ended. These sources describe containers; they
 //! never find them, and collection never waits for them.
 //!
-//! Each source keeps a [`MetadataStore`] current from its runtime with as few calls as
-//! possible, and the exporters read the stores ([`Metadata`]), never the runtimes:
-//! - [`docker`]: the Docker Engine API (and Podman's Docker-compatible API);
-//! - [`cri`]: the Kubernetes container runtime interface (containerd, CRI-O);
-//! - [`kubelet_logs`]: the names in the kubelet's log layout, where no CRI socket answers.
-//!
-//! They run on one skeleton (`source`): connect, list, follow, reconnect with backoff, one
-//! warning per outage, removal of the gone after a delay, the collector's asks for exits, and
-//! their counters ([`SourceStats`], handed to the self-metrics as [`MetadataStats`]). The exits
-//! they hear of go to the collector through [`exits`]; every value stored is bounded
-//! ([`limit`]).
+//! Each source keeps a [`MetadataStore`] current from its runtime, and the exporters read the
+//! stores ([`Metadata`]), never the runtimes: [`docker`] (and Podman's Docker-compatible API),
+//! [`cri`] (containerd, CRI-O), [`kubelet_logs`] (the kubelet's log names, where no CRI socket
+//! answers). They run on one skeleton (`source`): connect, list, follow, reconnect with
+//! backoff, one warning per outage, removal of the gone after a delay, the collector's asks for
+//! exits (`asks`), and their counters ([`SourceStats`], handed to the self-metrics as
+//! [`MetadataStats`]). The exits they hear of go to the collector through [`exits`]; every
+//! value stored is bounded (`store`).
 //!
 //! To add a runtime: a module here whose follower implements the skeleton's `Follow` (connect
 //! and list, wait for the next event, handle it) and whose `run` starts it, and one row in
-//! [`SOURCES`] with its [`Source`] (its name, when it is on, how it starts, its `check` probe,
-//! which discovery runtimes it names first, how it says exits, which counters it reports).
-//! Discovery needs the runtime's cgroup path pattern; nothing else changes: the lookups, the
-//! exit asks, `check` and the self-metrics all read the row.
+//! `SOURCES` (its name, when it is on, how it starts, its `check` probe, which discovery
+//! runtimes it names first, how it says exits, which counters it reports). Discovery needs the
+//! runtime's cgroup path pattern; the lookups, the exit asks, `check` and the self-metrics all
+//! read the row.
 
-mod checks;
+mod asks;
 pub mod cri;
 pub mod docker;
 pub mod exits;
 pub mod kubelet_logs;
-pub mod limit;
-mod meta;
 mod refs;
-mod registry;
 mod source;
 mod sources;
-mod stats;
 mod store;
 
-pub use checks::{CheckInput, CheckLevel, SourceCheck};
-pub use meta::{ContainerMeta, PodMeta};
-pub use refs::{ImageRef, glob_match, image_name_and_tags, parse_rfc3339, split_image_ref};
-pub use registry::{
-    ExitWord, SOURCES, Source, SourceDef, SourceTask, Start, cri_endpoint, kubelet_logs_dir,
-    podman_host,
-};
-pub use sources::{Metadata, check_sources, spawn_sources};
-pub use stats::{Figure, MetadataStats, SourceStats};
-pub use store::MetadataStore;
+pub use refs::parse_rfc3339;
+pub use source::{Figure, MetadataStats, SourceStats};
+pub use sources::{CheckLevel, ExitWord, Metadata, Source, check_sources, spawn_sources};
+pub use store::{ContainerMeta, MetadataStore, PodMeta};

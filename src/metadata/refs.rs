@@ -251,32 +251,22 @@ mod tests {
     #[test]
     fn rfc3339() {
         let t = |s| parse_rfc3339(s).map(|t| t.duration_since(UNIX_EPOCH).unwrap());
-        assert_eq!(t("1970-01-01T00:00:00Z"), Some(Duration::ZERO));
-        assert_eq!(
-            t("2024-02-29T12:34:56.123456789Z"),
-            Some(Duration::new(1_709_210_096, 123_456_789))
-        );
-        assert_eq!(
-            t("2024-02-29T12:34:56.5Z"),
-            Some(Duration::new(1_709_210_096, 500_000_000))
-        );
-        assert_eq!(
-            t("2024-02-29T14:34:56+02:00"),
-            Some(Duration::new(1_709_210_096, 0))
-        );
-        assert_eq!(
-            t("2024-02-29T10:04:56-02:30"),
-            Some(Duration::new(1_709_210_096, 0))
-        );
-        assert_eq!(
-            t("2024-02-29T12:34:56.1234567891Z"),
-            Some(Duration::new(1_709_210_096, 123_456_789))
-        );
-        assert_eq!(t("0001-01-01T00:00:00Z"), None); // Docker's "never started"
-        assert_eq!(t("2024-02-29T12:34:56"), None);
-        assert_eq!(t("2024-02-29T12:34:56.Z"), None);
-        assert_eq!(t("2024-13-01T00:00:00Z"), None);
-        assert_eq!(t("garbage"), None);
-        assert_eq!(t(""), None);
+        let at = |nanos| Some(Duration::new(1_709_210_096, nanos));
+        for (s, want) in [
+            ("1970-01-01T00:00:00Z", Some(Duration::ZERO)),
+            ("2024-02-29T12:34:56.123456789Z", at(123_456_789)),
+            ("2024-02-29T12:34:56.5Z", at(500_000_000)),
+            ("2024-02-29T14:34:56+02:00", at(0)),
+            ("2024-02-29T10:04:56-02:30", at(0)),
+            ("2024-02-29T12:34:56.1234567891Z", at(123_456_789)),
+            ("0001-01-01T00:00:00Z", None), // Docker's "never started"
+            ("2024-02-29T12:34:56", None),
+            ("2024-02-29T12:34:56.Z", None),
+            ("2024-13-01T00:00:00Z", None),
+            ("garbage", None),
+            ("", None),
+        ] {
+            assert_eq!(t(s), want, "{s}");
+        }
     }
 }

@@ -1,19 +1,334 @@
-//! The sources of one exporter: started from the flags ([`spawn_sources`]), asked by `check`
-//! ([`check_sources`]), and looked up together ([`Metadata`]), all by the registry's rows.
+//! The sources, one row each ([`SOURCES`]): its name, whether the flags turn it on and where
+//! it connects, how it starts, what `check` says of it (whether its runtime answers, what it
+//! is, and what to do when it does not), which containers it is asked about first, and how it
+//! says why they end; and what reads the rows: [`spawn_sources`] starts the sources the flags
+//! turn on, [`check_sources`] asks them for `check`, [`Metadata`] looks them up together. A new
+//! runtime is its module and one row here.
 
 use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::checks::{CheckInput, SourceCheck};
+use super::cri::{self, CriConfig};
+use super::docker::{self, DockerConfig, Flavor};
 use super::exits::ExitStore;
-use super::limit::ValueLimit;
-use super::meta::{ContainerMeta, PodMeta};
-use super::registry::{ExitWord, SOURCES, Source, Start};
-use super::stats::{MetadataStats, SourceStats};
-use super::store::MetadataStore;
-use crate::config::{HostArgs, MetadataArgs};
+use super::kubelet_logs::{self, KubeletLogsConfig};
+use super::source::Figure::{self, ApiErrors, Calls, Connected, Events, Lookups, Reconnects};
+use super::source::{MetadataStats, SourceStats};
+use super::store::{ContainerMeta, MetadataStore, PodMeta, ValueLimit};
+use crate::config::{HostArgs, MetadataArgs, is_off};
 use crate::discovery::{Found, Kind, Runtime};
+
+/// A metadata source; its registry row is `SOURCES[source as usize]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Source {
+    Docker,
+    Cri,
+    Podman,
+    KubeletLogs,
+}
+
+impl Source {
+    /// How many there are.
+    pub const COUNT: usize = 4;
+
+    /// Its registry row.
+    pub fn def(self) -> &'static SourceDef {
+        &SOURCES[self as usize]
+    }
+}
+
+/// How a source says why containers ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitWord {
+    /// Its events say it unasked (Docker's `die`).
+    Events,
+    /// It answers when asked ([`ExitStore::ask`]: the CRI's `ContainerStatus`).
+    Asked,
+}
+
+/// What a source's start is given.
+pub struct Start<'a> {
+    pub args: &'a MetadataArgs,
+    pub host: &'a HostArgs,
+    /// Where the flags say to connect.
+    pub endpoint: String,
+    pub removal_delay: Duration,
+    pub store: MetadataStore,
+    pub stats: Arc<SourceStats>,
+    pub exits: ExitStore,
+    /// Resolves at shutdown.
+    pub shutdown: SourceTask,
+}
+
+/// A source's task (and the future that ends it).
+pub type SourceTask = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// One metadata source.
+pub struct SourceDef {
+    pub source: Source,
+    /// The value of the self-metrics' `source` attribute, and `check`'s topic.
+    pub name: &'static str,
+    /// Containers found under these runtimes' path patterns are looked up here first (the
+    /// other sources follow in the registry's order).
+    pub first_for: &'static [Runtime],
+    /// Whether it describes pods too.
+    pub pods: bool,
+    /// Whether it looks up the ids discovery asks for ([`MetadataStore::want`]) instead of
+    /// hearing of every container from its runtime.
+    pub asked: bool,
+    /// How it says why its containers ended, if it does.
+    pub exits: Option<ExitWord>,
+    /// The self-metrics it reports.
+    pub figures: &'static [Figure],
+    /// Where the flags say to connect; `None` when it is off (or its runtime is not here).
+    pub endpoint: fn(&MetadataArgs, &HostArgs) -> Option<String>,
+    /// Its task, following the runtime until shutdown.
+    pub start: fn(Start<'_>) -> SourceTask,
+    /// What `check` says of it, if it says anything.
+    pub check: Option<fn(CheckInput<'_>) -> Option<SourceCheck>>,
+}
+
+/// Every source, in the order containers are looked up after the one their runtime names.
+pub static SOURCES: [SourceDef; Source::COUNT] = [
+    SourceDef {
+        source: Source::Docker,
+        name: "docker",
+        first_for: &[Runtime::Docker],
+        pods: false,
+        asked: false,
+        exits: Some(ExitWord::Events),
+        figures: &[ApiErrors, Connected, Reconnects, Calls, Events],
+        endpoint: |args, _| {
+            let flag = args.docker_host.as_deref();
+            (!flag.is_some_and(is_off)).then(|| docker::resolve_host(flag))
+        },
+        start: |s| start_docker(s, Flavor::Docker),
+        check: Some(check_docker),
+    },
+    SourceDef {
+        source: Source::Cri,
+        name: "cri",
+        first_for: &[Runtime::Containerd, Runtime::CriO],
+        pods: true,
+        asked: true,
+        exits: Some(ExitWord::Asked),
+        figures: &[ApiErrors, Connected, Reconnects, Calls, Lookups, Events],
+        endpoint: |args, _| cri_endpoint(args),
+        start: |s| {
+            let cfg = CriConfig {
+                endpoint: Some(s.endpoint),
+                label_globs: s.args.label_globs(),
+                pod_label_globs: s.args.pod_labels.clone(),
+                removal_delay: s.removal_delay,
+                exits: s.exits,
+                ..Default::default()
+            };
+            Box::pin(cri::run(cfg, s.store, s.stats, s.shutdown))
+        },
+        check: Some(check_cri),
+    },
+    SourceDef {
+        source: Source::Podman,
+        name: "podman",
+        first_for: &[Runtime::Podman],
+        pods: false,
+        asked: false,
+        exits: Some(ExitWord::Events),
+        figures: &[ApiErrors, Connected, Reconnects, Calls, Events],
+        endpoint: |args, _| podman_host(args),
+        start: |s| start_docker(s, Flavor::Podman),
+        check: Some(check_podman),
+    },
+    SourceDef {
+        source: Source::KubeletLogs,
+        name: "kubelet_logs",
+        first_for: &[],
+        pods: true,
+        asked: true,
+        exits: None,
+        figures: &[ApiErrors, Connected, Reconnects, Lookups],
+        endpoint: |_, host| kubelet_logs_dir(host),
+        start: |s| {
+            let cfg = KubeletLogsConfig {
+                container_logs_dir: s.host.container_logs_dir.clone(),
+                pod_logs_dir: s.host.pod_logs_dir.clone(),
+                host_root: s.host.host_root.clone(),
+                removal_delay: s.removal_delay,
+            };
+            Box::pin(kubelet_logs::run(cfg, s.store, s.stats, s.shutdown))
+        },
+        check: None,
+    },
+];
+
+fn start_docker(s: Start<'_>, flavor: Flavor) -> SourceTask {
+    let cfg = DockerConfig {
+        host: Some(s.endpoint),
+        label_globs: s.args.label_globs(),
+        removal_delay: s.removal_delay,
+        flavor,
+        exits: s.exits,
+    };
+    Box::pin(docker::run(cfg, s.store, s.stats, s.shutdown))
+}
+
+/// The Podman API to follow, if any: the flag, else the standard rootful socket when it
+/// exists (a host without Podman gets no retry loop and no warning).
+fn podman_host(args: &MetadataArgs) -> Option<String> {
+    match args.podman_host.as_deref() {
+        Some(h) if is_off(h) => None,
+        Some(h) => Some(h.to_owned()),
+        None => {
+            let path = docker::PODMAN_DEFAULT_HOST.trim_start_matches("unix://");
+            Path::new(path)
+                .exists()
+                .then(|| docker::PODMAN_DEFAULT_HOST.to_owned())
+        }
+    }
+}
+
+/// The CRI endpoint to follow, if any: the flag, else the first of the standard sockets that
+/// exists (a node without a CRI runtime gets no retry loop and no warning).
+fn cri_endpoint(args: &MetadataArgs) -> Option<String> {
+    match args.cri_endpoint.as_deref() {
+        Some(e) if is_off(e) => None,
+        Some(e) => cri::resolve_endpoints(Some(e)).into_iter().next(),
+        None => cri::DEFAULT_ENDPOINTS
+            .iter()
+            .find(|e| Path::new(e.trim_start_matches("unix://")).exists())
+            .map(|e| e.to_string()),
+    }
+}
+
+/// The kubelet's log layout to follow, if any: `--container-logs-dir` unless `off`, when it
+/// exists below the host root (a host without Kubernetes gets no task).
+fn kubelet_logs_dir(host: &HostArgs) -> Option<String> {
+    let dir = &host.container_logs_dir;
+    if dir.to_str().is_some_and(is_off) {
+        return None;
+    }
+    let rel = dir.strip_prefix("/").unwrap_or(dir);
+    host.host_root
+        .join(rel)
+        .is_dir()
+        .then(|| dir.display().to_string())
+}
+
+/// What `check` says of a source: how it stands, in words.
+pub type SourceCheck = (CheckLevel, String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckLevel {
+    Ok,
+    Note,
+    Warn,
+}
+
+/// What a source's `check` is given.
+pub struct CheckInput<'a> {
+    pub args: &'a MetadataArgs,
+    /// Where the flags say to connect, `None` when the source is off.
+    pub endpoint: Option<String>,
+    /// What discovery found.
+    pub found: &'a [Found],
+    /// Where to run the probe.
+    pub rt: &'a tokio::runtime::Runtime,
+}
+
+fn check_docker(c: CheckInput<'_>) -> Option<SourceCheck> {
+    use CheckLevel::{Note, Warn};
+    let Some(url) = c.endpoint else {
+        return Some((Note, "off (--docker-host off)".into()));
+    };
+    let quiet =
+        c.args.docker_host.is_none() && !c.found.iter().any(|f| f.runtime == Runtime::Docker);
+    Some(match c.rt.block_on(docker::probe(&url)) {
+        Ok(v) => (
+            CheckLevel::Ok,
+            format!(
+                "Docker {} (API {}) at {url}: names, images and labels",
+                v.version, v.api_version
+            ),
+        ),
+        Err(e) if quiet => (
+            Note,
+            format!("no Docker at {url} ({e}), and no Docker containers"),
+        ),
+        Err(e) => (
+            Warn,
+            format!(
+                "cannot reach Docker at {url} ({e}): metrics still work, but containers are \
+             reported by id only. Mount the socket (-v /var/run/docker.sock:\
+             /var/run/docker.sock:ro), set --docker-host, or --docker-host off"
+            ),
+        ),
+    })
+}
+
+fn check_podman(c: CheckInput<'_>) -> Option<SourceCheck> {
+    use CheckLevel::Warn;
+    let Some(url) = c.endpoint else {
+        let text = "Podman containers found but no Podman API (start `podman system service` or \
+                    podman.socket, and set --podman-host): they are reported by id";
+        return c
+            .found
+            .iter()
+            .any(|f| f.runtime == Runtime::Podman)
+            .then(|| (Warn, text.into()));
+    };
+    Some(match c.rt.block_on(docker::probe(&url)) {
+        Ok(v) => (
+            CheckLevel::Ok,
+            format!(
+                "Podman {} (Docker API {}) at {url}",
+                v.version, v.api_version
+            ),
+        ),
+        Err(e) => (
+            Warn,
+            format!("cannot reach Podman at {url} ({e}): Podman containers are reported by id"),
+        ),
+    })
+}
+
+fn check_cri(c: CheckInput<'_>) -> Option<SourceCheck> {
+    use CheckLevel::Warn;
+    let Some(endpoint) = c.endpoint else {
+        let in_pods = (c.found.iter())
+            .filter(|f| f.kind == Kind::Container && f.pod_uid.is_some())
+            .count();
+        let sockets = cri::DEFAULT_ENDPOINTS.join(", ");
+        return (in_pods > 0).then(|| {
+            (
+                Warn,
+                format!(
+                    "{in_pods} Kubernetes containers found but no CRI socket ({sockets}): they are \
+                 reported by id and pod uid, without pod, namespace or container names. Mount \
+                 the runtime's socket and set --cri-endpoint"
+                ),
+            )
+        });
+    };
+    Some(match c.rt.block_on(cri::probe(&endpoint)) {
+        Ok(v) => (
+            CheckLevel::Ok,
+            format!(
+                "{} {} (CRI {}) at {endpoint}: pod, namespace and container names",
+                v.runtime_name, v.runtime_version, v.runtime_api_version
+            ),
+        ),
+        Err(e) => (
+            Warn,
+            format!(
+                "cannot use the CRI at {endpoint} ({e}): Kubernetes containers are reported by id \
+             and pod uid"
+            ),
+        ),
+    })
+}
 
 /// Every source's store, and the lookups the outputs use. Each source owns its store (a
 /// resync of one never drops another's entries); a container is looked up first in the store
@@ -29,10 +344,6 @@ pub struct Metadata {
 }
 
 impl Metadata {
-    pub fn new() -> Metadata {
-        Metadata::default()
-    }
-
     /// Stores whose values are cut to `limit` (which counts in `stats.values_cut`).
     fn with_limit(limit: ValueLimit, stats: MetadataStats) -> Metadata {
         Metadata {
@@ -68,35 +379,27 @@ impl Metadata {
     /// one knows it. Containers are asked for only when their runtime's own source is one that
     /// is asked; the others hear of every container from their runtime.
     pub fn want(&self, kind: Kind, runtime: Runtime, id: &str) {
-        let asked = (0..SOURCES.len()).filter(|&i| SOURCES[i].asked);
-        match kind {
-            Kind::Pod => {
-                for i in asked {
-                    if self.stores[i].get_pod(id).is_some() {
-                        return;
-                    }
-                    self.stores[i].want(id);
-                }
-            }
+        let known: fn(&MetadataStore, &str) -> bool = match kind {
+            Kind::Pod => |s, id| s.get_pod(id).is_some(),
             Kind::Container if first_for(runtime).is_some_and(|i| SOURCES[i].asked) => {
-                for i in asked {
-                    if self.stores[i].get(id).is_some() {
-                        return;
-                    }
-                    self.stores[i].want(id);
-                }
+                |s, id| s.get(id).is_some()
             }
-            Kind::Container => {}
+            Kind::Container => return,
+        };
+        for i in (0..SOURCES.len()).filter(|&i| SOURCES[i].asked) {
+            if known(&self.stores[i], id) {
+                return;
+            }
+            self.stores[i].want(id);
         }
     }
 
     /// The containers whose runtime changed their limits since the last call (emptied).
     pub fn take_limits_changed(&self) -> Vec<String> {
-        let mut all = Vec::new();
-        for s in &self.stores {
-            all.extend(s.take_limits_changed());
-        }
-        all
+        let stores = self.stores.iter();
+        stores
+            .flat_map(MetadataStore::take_limits_changed)
+            .collect()
     }
 
     /// Whether `source` is on and in sync with its runtime.
@@ -220,7 +523,7 @@ mod tests {
 
     #[test]
     fn lookups_go_to_the_runtimes_source_first() {
-        let m = Metadata::new();
+        let m = Metadata::default();
         let named = |n: &str| ContainerMeta {
             name: Some(n.into()),
             ..Default::default()

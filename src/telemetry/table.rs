@@ -1,5 +1,5 @@
 //! The one table of self-metrics ([`SELF_METRICS`]) that the Prometheus page, OTLP and the
-//! README's reference are all written from.
+//! README's reference are all written from. A new self-metric is one row of `self_metrics!`.
 
 use std::sync::atomic::AtomicU64;
 
@@ -42,14 +42,16 @@ fn int(a: &AtomicU64) -> Value {
     Value::Int(get(a))
 }
 
-macro_rules! one {
-    ($f:expr) => {
-        |t: &Telemetry, p: &ProcessStats, out: &mut SelfPoint<'_>| {
-            let _ = (t, p);
-            #[allow(clippy::redundant_closure_call)]
-            out(None, ($f)(t, p))
-        }
-    };
+/// Nanoseconds, in seconds.
+fn secs(ns: &AtomicU64) -> Value {
+    Value::Double(get(ns) as f64 / 1e9)
+}
+
+/// One point per attribute value.
+fn each(out: &mut SelfPoint<'_>, points: &[(&'static str, &AtomicU64)]) {
+    for &(attr, a) in points {
+        out(Some(attr), int(a));
+    }
 }
 
 /// A figure of every metadata source that is on and reports it, labelled by source.
@@ -61,433 +63,169 @@ fn sources(t: &Telemetry, figure: Figure, out: &mut SelfPoint<'_>) {
     }
 }
 
-/// Every self-metric, in the order of the page.
-pub static SELF_METRICS: &[SelfMetricDef] = &[
-    SelfMetricDef {
-        name: "container_exporter.containers.tracked",
-        prom_name: None,
-        instrument: Instrument::UpDownCounter,
-        unit: "{container}",
-        attribute: None,
-        description: "Containers being read each tick.",
-        emit: one!(|t: &Telemetry, _| int(&t.containers_tracked)),
-    },
-    SelfMetricDef {
-        name: "container_exporter.collections",
-        prom_name: None,
-        instrument: Instrument::Counter,
-        unit: "{collection}",
-        attribute: None,
-        description: "Collection ticks completed.",
-        emit: one!(|t: &Telemetry, _| int(&t.collections)),
-    },
-    SelfMetricDef {
-        name: "container_exporter.collection.duration",
-        prom_name: None,
-        instrument: Instrument::Gauge,
-        unit: "s",
-        attribute: None,
-        description: "Duration of the last collection tick (reading every container and rendering).",
-        emit: one!(|t: &Telemetry, _| Value::Double(get(&t.last_collection_ns) as f64 / 1e9)),
-    },
-    SelfMetricDef {
-        name: "container_exporter.read_errors",
-        prom_name: None,
-        instrument: Instrument::Counter,
-        unit: "{error}",
-        attribute: Some("kind"),
-        description: "cgroup files that could not be read (io), opened (open) or parsed (malformed, truncated).",
-        emit: |t, _, out| {
-            out(Some("io"), int(&t.read_errors_io));
-            out(Some("open"), int(&t.read_errors_open));
-            out(Some("malformed"), int(&t.read_errors_malformed));
-            out(Some("truncated"), int(&t.read_errors_truncated));
-        },
-    },
-    SelfMetricDef {
-        name: "container_exporter.dropped_entries",
-        prom_name: None,
-        instrument: Instrument::Counter,
-        unit: "{entry}",
-        attribute: Some("kind"),
-        description: "Block devices and network interfaces left out of a container's sample past the caps (256 of each per container), summed over reads.",
-        emit: |t, _, out| {
-            out(Some("device"), int(&t.dropped_devices));
-            out(Some("interface"), int(&t.dropped_interfaces));
-        },
-    },
-    SelfMetricDef {
-        name: "container_exporter.discovery.events",
-        prom_name: None,
-        instrument: Instrument::Counter,
-        unit: "{event}",
-        attribute: Some("event"),
-        description: "Containers added and removed (each container's end once, however it was noticed: inotify, a rescan, a read that found it gone, a new directory under the same id), full rescans, and inotify queue overflows.",
-        emit: |t, _, out| {
-            out(Some("added"), int(&t.discovery_added));
-            out(Some("removed"), int(&t.discovery_removed));
-            out(Some("rescan"), int(&t.discovery_rescans));
-            out(Some("overflow"), int(&t.discovery_overflows));
-        },
-    },
-    SelfMetricDef {
-        name: "container_exporter.final_samples",
-        prom_name: None,
-        instrument: Instrument::Counter,
-        unit: "{sample}",
-        attribute: None,
-        description: "Final samples taken when a container's last process left or its cgroup went.",
-        emit: one!(|t: &Telemetry, _| int(&t.final_samples)),
-    },
-    SelfMetricDef {
-        name: "container_exporter.inotify.watches",
-        prom_name: None,
-        instrument: Instrument::UpDownCounter,
-        unit: "{watch}",
-        attribute: Some("kind"),
-        description: "inotify watches held, on directories and on cgroup.events files.",
-        emit: |t, _, out| {
-            out(Some("directory"), int(&t.watches_dirs));
-            out(Some("cgroup_events"), int(&t.watches_events));
-        },
-    },
-    SelfMetricDef {
-        name: "container_exporter.inotify.unwatched",
-        prom_name: None,
-        instrument: Instrument::UpDownCounter,
-        unit: "{watch}",
-        attribute: Some("kind"),
-        description: "Watches missing for want of inotify watches: directories (listed every 2 s instead) and cgroup.events files (exits then seen at the next tick).",
-        emit: |t, _, out| {
-            out(Some("directory"), int(&t.unwatched_dirs));
-            out(Some("cgroup_events"), int(&t.unwatched_events));
-        },
-    },
-    SelfMetricDef {
-        name: "container_exporter.containers.reopened",
-        prom_name: None,
-        instrument: Instrument::UpDownCounter,
-        unit: "{container}",
-        attribute: None,
-        description: "Containers whose files are opened, read and closed every tick because the open-file limit leaves no room to keep them open.",
-        emit: one!(|t: &Telemetry, _| int(&t.containers_reopened)),
-    },
-    SelfMetricDef {
-        name: "container_exporter.output.duration",
-        prom_name: None,
-        instrument: Instrument::Gauge,
-        unit: "s",
-        attribute: Some("output"),
-        description: "Time the last tick spent writing each output: the Prometheus page (render) and the OTLP request (encode and compress).",
-        emit: |t, _, out| {
-            out(
-                Some("prometheus"),
-                Value::Double(get(&t.last_render_ns) as f64 / 1e9),
-            );
-            out(
-                Some("otlp"),
-                Value::Double(get(&t.last_otlp_encode_ns) as f64 / 1e9),
-            );
-        },
-    },
-    SelfMetricDef {
-        name: "container_exporter.scrapes",
-        prom_name: None,
-        instrument: Instrument::Counter,
-        unit: "{request}",
-        attribute: None,
-        description: "Requests served on /metrics (up to the previous render).",
-        emit: one!(|t: &Telemetry, _| int(&t.scrapes)),
-    },
-    SelfMetricDef {
-        name: "container_exporter.metadata.values_cut",
-        prom_name: None,
-        instrument: Instrument::Counter,
-        unit: "{value}",
-        attribute: None,
-        description: "Values from the runtimes cut to --attribute-value-length-limit, and labels left out (a longer key, or past --attribute-count-limit).",
-        emit: |t, _, out| {
-            if let Some(m) = t.metadata.get() {
-                out(None, int(&m.values_cut));
-            }
-        },
-    },
-    SelfMetricDef {
-        name: "container_exporter.metadata.api_errors",
-        prom_name: None,
-        instrument: Instrument::Counter,
-        unit: "{error}",
-        attribute: Some("source"),
-        description: "Failed calls to a runtime, event streams included.",
-        emit: |t, _, out| sources(t, Figure::ApiErrors, out),
-    },
-    SelfMetricDef {
-        name: "container_exporter.metadata.connected",
-        prom_name: None,
-        instrument: Instrument::Gauge,
-        unit: "1",
-        attribute: Some("source"),
-        description: "1 while a metadata source (docker, cri, podman, kubelet_logs) is in sync with its runtime.",
-        emit: |t, _, out| sources(t, Figure::Connected, out),
-    },
-    SelfMetricDef {
-        name: "container_exporter.metadata.reconnects",
-        prom_name: None,
-        instrument: Instrument::Counter,
-        unit: "{connection}",
-        attribute: Some("source"),
-        description: "Connections to a runtime made again after a failure.",
-        emit: |t, _, out| sources(t, Figure::Reconnects, out),
-    },
-    SelfMetricDef {
-        name: "container_exporter.metadata.calls",
-        prom_name: None,
-        instrument: Instrument::Counter,
-        unit: "{call}",
-        attribute: Some("source"),
-        description: "Calls sent to a runtime (none per tick).",
-        emit: |t, _, out| sources(t, Figure::Calls, out),
-    },
-    SelfMetricDef {
-        name: "container_exporter.metadata.lookups",
-        prom_name: None,
-        instrument: Instrument::Counter,
-        unit: "{lookup}",
-        attribute: Some("source"),
-        description: "Listings after the first sync, to name what discovery found.",
-        emit: |t, _, out| sources(t, Figure::Lookups, out),
-    },
-    SelfMetricDef {
-        name: "container_exporter.metadata.events",
-        prom_name: None,
-        instrument: Instrument::Counter,
-        unit: "{event}",
-        attribute: Some("source"),
-        description: "Events received from a runtime.",
-        emit: |t, _, out| sources(t, Figure::Events, out),
-    },
-    SelfMetricDef {
-        name: "container_exporter.otlp.exports",
-        prom_name: None,
-        instrument: Instrument::Counter,
-        unit: "{request}",
-        attribute: Some("outcome"),
-        description: "OTLP requests the receiver accepted (success) or that failed for good (failure).",
-        emit: |t, _, out| {
-            if get(&t.otlp_queue_capacity) > 0 {
-                out(Some("success"), int(&t.otlp_exports_succeeded));
-                out(Some("failure"), int(&t.otlp_exports_failed));
-            }
-        },
-    },
-    SelfMetricDef {
-        name: "container_exporter.otlp.retries",
-        prom_name: None,
-        instrument: Instrument::Counter,
-        unit: "{attempt}",
-        attribute: None,
-        description: "OTLP send attempts repeated after a retryable failure.",
-        emit: |t, _, out| {
-            if get(&t.otlp_queue_capacity) > 0 {
-                out(None, int(&t.otlp_retries));
-            }
-        },
-    },
-    SelfMetricDef {
-        name: "container_exporter.otlp.dropped_requests",
-        prom_name: None,
-        instrument: Instrument::Counter,
-        unit: "{request}",
-        attribute: None,
-        description: "OTLP requests dropped unsent: the oldest of a full queue, or pending at shutdown.",
-        emit: |t, _, out| {
-            if get(&t.otlp_queue_capacity) > 0 {
-                out(None, int(&t.otlp_dropped_requests));
-            }
-        },
-    },
-    SelfMetricDef {
-        name: "container_exporter.otlp.rejected_points",
-        prom_name: None,
-        instrument: Instrument::Counter,
-        unit: "{data_point}",
-        attribute: None,
-        description: "Data points the OTLP receiver rejected in partial-success responses.",
-        emit: |t, _, out| {
-            if get(&t.otlp_queue_capacity) > 0 {
-                out(None, int(&t.otlp_rejected_points));
-            }
-        },
-    },
-    SelfMetricDef {
-        name: "container_exporter.otlp.queue.length",
-        prom_name: None,
-        instrument: Instrument::UpDownCounter,
-        unit: "{tick}",
-        attribute: None,
-        description: "Ticks whose OTLP requests wait to be sent, each one request or more when cut to --otlp-max-request-size (not counting the request in flight).",
-        emit: |t, _, out| {
-            if get(&t.otlp_queue_capacity) > 0 {
-                out(None, int(&t.otlp_queue_length));
-            }
-        },
-    },
-    SelfMetricDef {
-        name: "container_exporter.otlp.queue.capacity",
-        prom_name: None,
-        instrument: Instrument::UpDownCounter,
-        unit: "{tick}",
-        attribute: None,
-        description: "The bound of the OTLP queue, in ticks (--otlp-queue-size).",
-        emit: |t, _, out| {
-            if get(&t.otlp_queue_capacity) > 0 {
-                out(None, int(&t.otlp_queue_capacity));
-            }
-        },
-    },
-    SelfMetricDef {
-        name: "process.cpu.time",
-        prom_name: Some("process_cpu_seconds_total"),
-        instrument: Instrument::Counter,
-        unit: "s",
-        attribute: None,
-        description: "Total user and system CPU time spent in seconds.",
-        emit: one!(|_, p: &ProcessStats| Value::Double(p.cpu_seconds)),
-    },
-    SelfMetricDef {
-        name: "process.memory.usage",
-        prom_name: Some("process_resident_memory_bytes"),
-        instrument: Instrument::UpDownCounter,
-        unit: "By",
-        attribute: None,
-        description: "Resident memory size in bytes.",
-        emit: one!(|_, p: &ProcessStats| Value::Int(p.resident_bytes)),
-    },
-    SelfMetricDef {
-        name: "process.unix.file_descriptor.count",
-        prom_name: Some("process_open_fds"),
-        instrument: Instrument::UpDownCounter,
-        unit: "{file_descriptor}",
-        attribute: None,
-        description: "Number of open file descriptors.",
-        emit: one!(|_, p: &ProcessStats| Value::Int(p.open_fds)),
-    },
-    SelfMetricDef {
-        name: "process.unix.file_descriptor.limit",
-        prom_name: Some("process_max_fds"),
-        instrument: Instrument::UpDownCounter,
-        unit: "{file_descriptor}",
-        attribute: None,
-        description: "Maximum number of open file descriptors.",
-        emit: one!(|_, p: &ProcessStats| Value::Int(p.max_fds)),
-    },
-    SelfMetricDef {
-        name: "process.start_time",
-        prom_name: Some("process_start_time_seconds"),
-        instrument: Instrument::Gauge,
-        unit: "s",
-        attribute: None,
-        description: "Start time of the process since unix epoch in seconds.",
-        emit: one!(|_, p: &ProcessStats| Value::Double(p.start_time_seconds)),
-    },
-    SelfMetricDef {
-        name: "container_exporter.disk.walks",
-        prom_name: None,
-        instrument: Instrument::Counter,
-        unit: "{walk}",
-        attribute: Some("outcome"),
-        description: "Walks of writable layers and emptyDir volumes finished: complete, or not published (denied: a directory could not be read; too_deep: nested past 64 levels; vanished: removed meanwhile).",
-        emit: |t, _, out| {
-            if let Some(d) = t.disk.get() {
-                out(Some("complete"), int(&d.walks_complete));
-                out(Some("denied"), int(&d.walks_denied));
-                out(Some("too_deep"), int(&d.walks_too_deep));
-                out(Some("vanished"), int(&d.walks_vanished));
-            }
-        },
-    },
-    SelfMetricDef {
-        name: "container_exporter.disk.entries",
-        prom_name: None,
-        instrument: Instrument::Counter,
-        unit: "{entry}",
-        attribute: None,
-        description: "Directory entries the disk thread looked at (one fstatat each).",
-        emit: |t, _, out| {
-            if let Some(d) = t.disk.get() {
-                out(None, int(&d.entries));
-            }
-        },
-    },
-    SelfMetricDef {
-        name: "container_exporter.disk.cpu.time",
-        prom_name: None,
-        instrument: Instrument::Counter,
-        unit: "s",
-        attribute: None,
-        description: "CPU time of the disk thread (user and system), which --disk-cpu-budget bounds.",
-        emit: |t, _, out| {
-            if let Some(d) = t.disk.get() {
-                out(None, Value::Double(get(&d.cpu_ns) as f64 / 1e9));
-            }
-        },
-    },
-    SelfMetricDef {
-        name: "container_exporter.disk.layers",
-        prom_name: None,
-        instrument: Instrument::UpDownCounter,
-        unit: "{container}",
-        attribute: Some("state"),
-        description: "Containers by what is known of their writable layer: found (overlay), unsupported (another root filesystem: no usage shown), unreachable (not below --host-root), pending (not looked at yet).",
-        emit: |t, _, out| {
-            if let Some(d) = t.disk.get() {
-                out(Some("found"), int(&d.layers_found));
-                out(Some("unsupported"), int(&d.layers_unsupported));
-                out(Some("unreachable"), int(&d.layers_unreachable));
-                out(Some("pending"), int(&d.layers_pending));
-            }
-        },
-    },
-    SelfMetricDef {
-        name: "container_exporter.disk.lag",
-        prom_name: None,
-        instrument: Instrument::Gauge,
-        unit: "s",
-        attribute: None,
-        description: "The longest a due walk has waited so far (0 when the disk thread keeps up): how much older than --disk-interval usage gets under --disk-cpu-budget.",
-        emit: |t, _, out| {
-            if let Some(d) = t.disk.get() {
-                out(None, Value::Double(get(&d.lag_ns) as f64 / 1e9));
-            }
-        },
-    },
-    SelfMetricDef {
-        name: "container_exporter.exits",
-        prom_name: None,
-        instrument: Instrument::Counter,
-        unit: "{container}",
-        attribute: Some("outcome"),
-        description: "Containers that ended, by what was known of why when their final sample went out: the runtime's exit status (code), its word without a usable status (no_code: outside 0–255, or a status call that failed), no word within --exit-wait (timeout), or no runtime to ask (unasked: the kernel's OOM verdict alone).",
-        emit: |t, _, out| {
-            out(Some("code"), int(&t.exits_code));
-            out(Some("no_code"), int(&t.exits_no_code));
-            out(Some("timeout"), int(&t.exits_timeout));
-            out(Some("unasked"), int(&t.exits_unasked));
-        },
-    },
-    SelfMetricDef {
-        name: "container_exporter.exits.pending",
-        prom_name: None,
-        instrument: Instrument::UpDownCounter,
-        unit: "{exit}",
-        attribute: Some("waiting_for"),
-        description: "Exits the runtimes reported that wait for their container's final sample (final_sample; at most 4096, each at most 2 minutes or two intervals), and final samples waiting for their runtime's word (runtime; each at most --exit-wait).",
-        emit: |t, _, out| {
-            out(Some("final_sample"), int(&t.exits_held));
-            out(Some("runtime"), int(&t.exits_waiting));
-        },
-    },
-];
+/// The OTLP metrics apply only while OTLP is on.
+fn otlp_on(t: &Telemetry) -> bool {
+    get(&t.otlp_queue_capacity) > 0
+}
+
+/// A row's optional part, or `None`.
+macro_rules! or_none {
+    () => {
+        None
+    };
+    ($value:expr) => {
+        Some($value)
+    };
+}
+
+/// The table, one self-metric a row: `"name" Instrument "unit"`, then `["attribute"]` if its
+/// points carry one, `as "prom_name"` where the page's name is not the translation, the
+/// description, and how its points are read (`emit`).
+macro_rules! self_metrics {
+    ($(
+        $name:literal $instrument:ident $unit:literal $([$attr:literal])? $(as $prom:literal)?
+        $description:literal $emit:expr;
+    )*) => {
+        /// Every self-metric, in the order of the page.
+        pub static SELF_METRICS: &[SelfMetricDef] = &[$(SelfMetricDef {
+            name: $name,
+            prom_name: or_none!($($prom)?),
+            instrument: Instrument::$instrument,
+            unit: $unit,
+            attribute: or_none!($($attr)?),
+            description: $description,
+            emit: $emit,
+        }),*];
+    };
+}
+
+self_metrics! {
+    "container_exporter.containers.tracked" UpDownCounter "{container}"
+        "Containers being read each tick."
+        |t, _, o| o(None, int(&t.containers_tracked));
+    "container_exporter.collections" Counter "{collection}"
+        "Collection ticks completed."
+        |t, _, o| o(None, int(&t.collections));
+    "container_exporter.collection.duration" Gauge "s"
+        "Duration of the last collection tick (reading every container and rendering)."
+        |t, _, o| o(None, secs(&t.last_collection_ns));
+    "container_exporter.read_errors" Counter "{error}" ["kind"]
+        "cgroup files that could not be read (io), opened (open) or parsed (malformed, truncated)."
+        |t, _, o| each(o, &[("io", &t.read_errors_io), ("open", &t.read_errors_open),
+            ("malformed", &t.read_errors_malformed), ("truncated", &t.read_errors_truncated)]);
+    "container_exporter.dropped_entries" Counter "{entry}" ["kind"]
+        "Block devices and network interfaces left out of a container's sample past the caps (256 of each per container), summed over reads."
+        |t, _, o| each(o, &[("device", &t.dropped_devices), ("interface", &t.dropped_interfaces)]);
+    "container_exporter.discovery.events" Counter "{event}" ["event"]
+        "Containers added and removed (each container's end once, however it was noticed: inotify, a rescan, a read that found it gone, a new directory under the same id), full rescans, and inotify queue overflows."
+        |t, _, o| each(o, &[("added", &t.discovery_added), ("removed", &t.discovery_removed),
+            ("rescan", &t.discovery_rescans), ("overflow", &t.discovery_overflows)]);
+    "container_exporter.final_samples" Counter "{sample}"
+        "Final samples taken when a container's last process left or its cgroup went."
+        |t, _, o| o(None, int(&t.final_samples));
+    "container_exporter.inotify.watches" UpDownCounter "{watch}" ["kind"]
+        "inotify watches held, on directories and on cgroup.events files."
+        |t, _, o| each(o, &[("directory", &t.watches_dirs), ("cgroup_events", &t.watches_events)]);
+    "container_exporter.inotify.unwatched" UpDownCounter "{watch}" ["kind"]
+        "Watches missing for want of inotify watches: directories (listed every 2 s instead) and cgroup.events files (exits then seen at the next tick)."
+        |t, _, o| each(o, &[("directory", &t.unwatched_dirs), ("cgroup_events", &t.unwatched_events)]);
+    "container_exporter.containers.reopened" UpDownCounter "{container}"
+        "Containers whose files are opened, read and closed every tick because the open-file limit leaves no room to keep them open."
+        |t, _, o| o(None, int(&t.containers_reopened));
+    "container_exporter.output.duration" Gauge "s" ["output"]
+        "Time the last tick spent writing each output: the Prometheus page (render) and the OTLP request (encode and compress)."
+        |t, _, o| {
+            o(Some("prometheus"), secs(&t.last_render_ns));
+            o(Some("otlp"), secs(&t.last_otlp_encode_ns));
+        };
+    "container_exporter.scrapes" Counter "{request}"
+        "Requests served on /metrics (up to the previous render)."
+        |t, _, o| o(None, int(&t.scrapes));
+    "container_exporter.metadata.values_cut" Counter "{value}"
+        "Values from the runtimes cut to --attribute-value-length-limit, and labels left out (a longer key, or past --attribute-count-limit)."
+        |t, _, o| if let Some(m) = t.metadata.get() { o(None, int(&m.values_cut)) };
+    "container_exporter.metadata.api_errors" Counter "{error}" ["source"]
+        "Failed calls to a runtime, event streams included."
+        |t, _, o| sources(t, Figure::ApiErrors, o);
+    "container_exporter.metadata.connected" Gauge "1" ["source"]
+        "1 while a metadata source (docker, cri, podman, kubelet_logs) is in sync with its runtime."
+        |t, _, o| sources(t, Figure::Connected, o);
+    "container_exporter.metadata.reconnects" Counter "{connection}" ["source"]
+        "Connections to a runtime made again after a failure."
+        |t, _, o| sources(t, Figure::Reconnects, o);
+    "container_exporter.metadata.calls" Counter "{call}" ["source"]
+        "Calls sent to a runtime (none per tick)."
+        |t, _, o| sources(t, Figure::Calls, o);
+    "container_exporter.metadata.lookups" Counter "{lookup}" ["source"]
+        "Listings after the first sync, to name what discovery found."
+        |t, _, o| sources(t, Figure::Lookups, o);
+    "container_exporter.metadata.events" Counter "{event}" ["source"]
+        "Events received from a runtime."
+        |t, _, o| sources(t, Figure::Events, o);
+    "container_exporter.otlp.exports" Counter "{request}" ["outcome"]
+        "OTLP requests the receiver accepted (success) or that failed for good (failure)."
+        |t, _, o| if otlp_on(t) {
+            each(o, &[("success", &t.otlp_exports_succeeded), ("failure", &t.otlp_exports_failed)])
+        };
+    "container_exporter.otlp.retries" Counter "{attempt}"
+        "OTLP send attempts repeated after a retryable failure."
+        |t, _, o| if otlp_on(t) { o(None, int(&t.otlp_retries)) };
+    "container_exporter.otlp.dropped_requests" Counter "{request}"
+        "OTLP requests dropped unsent: the oldest of a full queue, or pending at shutdown."
+        |t, _, o| if otlp_on(t) { o(None, int(&t.otlp_dropped_requests)) };
+    "container_exporter.otlp.rejected_points" Counter "{data_point}"
+        "Data points the OTLP receiver rejected in partial-success responses."
+        |t, _, o| if otlp_on(t) { o(None, int(&t.otlp_rejected_points)) };
+    "container_exporter.otlp.queue.length" UpDownCounter "{tick}"
+        "Ticks whose OTLP requests wait to be sent, each one request or more when cut to --otlp-max-request-size (not counting the request in flight)."
+        |t, _, o| if otlp_on(t) { o(None, int(&t.otlp_queue_length)) };
+    "container_exporter.otlp.queue.capacity" UpDownCounter "{tick}"
+        "The bound of the OTLP queue, in ticks (--otlp-queue-size)."
+        |t, _, o| if otlp_on(t) { o(None, int(&t.otlp_queue_capacity)) };
+    "process.cpu.time" Counter "s" as "process_cpu_seconds_total"
+        "Total user and system CPU time spent in seconds."
+        |_, p, o| o(None, Value::Double(p.cpu_seconds));
+    "process.memory.usage" UpDownCounter "By" as "process_resident_memory_bytes"
+        "Resident memory size in bytes."
+        |_, p, o| o(None, Value::Int(p.resident_bytes));
+    "process.unix.file_descriptor.count" UpDownCounter "{file_descriptor}" as "process_open_fds"
+        "Number of open file descriptors."
+        |_, p, o| o(None, Value::Int(p.open_fds));
+    "process.unix.file_descriptor.limit" UpDownCounter "{file_descriptor}" as "process_max_fds"
+        "Maximum number of open file descriptors."
+        |_, p, o| o(None, Value::Int(p.max_fds));
+    "process.start_time" Gauge "s" as "process_start_time_seconds"
+        "Start time of the process since unix epoch in seconds."
+        |_, p, o| o(None, Value::Double(p.start_time_seconds));
+    "container_exporter.disk.walks" Counter "{walk}" ["outcome"]
+        "Walks of writable layers and emptyDir volumes finished: complete, or not published (denied: a directory could not be read; too_deep: nested past 64 levels; vanished: removed meanwhile)."
+        |t, _, o| if let Some(d) = t.disk.get() {
+            each(o, &[("complete", &d.walks_complete), ("denied", &d.walks_denied),
+                ("too_deep", &d.walks_too_deep), ("vanished", &d.walks_vanished)])
+        };
+    "container_exporter.disk.entries" Counter "{entry}"
+        "Directory entries the disk thread looked at (one fstatat each)."
+        |t, _, o| if let Some(d) = t.disk.get() { o(None, int(&d.entries)) };
+    "container_exporter.disk.cpu.time" Counter "s"
+        "CPU time of the disk thread (user and system), which --disk-cpu-budget bounds."
+        |t, _, o| if let Some(d) = t.disk.get() { o(None, secs(&d.cpu_ns)) };
+    "container_exporter.disk.layers" UpDownCounter "{container}" ["state"]
+        "Containers by what is known of their writable layer: found (overlay), unsupported (another root filesystem: no usage shown), unreachable (not below --host-root), pending (not looked at yet)."
+        |t, _, o| if let Some(d) = t.disk.get() {
+            each(o, &[("found", &d.layers_found), ("unsupported", &d.layers_unsupported),
+                ("unreachable", &d.layers_unreachable), ("pending", &d.layers_pending)])
+        };
+    "container_exporter.disk.lag" Gauge "s"
+        "The longest a due walk has waited so far (0 when the disk thread keeps up): how much older than --disk-interval usage gets under --disk-cpu-budget."
+        |t, _, o| if let Some(d) = t.disk.get() { o(None, secs(&d.lag_ns)) };
+    "container_exporter.exits" Counter "{container}" ["outcome"]
+        "Containers that ended, by what was known of why when their final sample went out: the runtime's exit status (code), its word without a usable status (no_code: outside 0–255, or a status call that failed), no word within --exit-wait (timeout), or no runtime to ask (unasked: the kernel's OOM verdict alone)."
+        |t, _, o| each(o, &[("code", &t.exits_code), ("no_code", &t.exits_no_code),
+            ("timeout", &t.exits_timeout), ("unasked", &t.exits_unasked)]);
+    "container_exporter.exits.pending" UpDownCounter "{exit}" ["waiting_for"]
+        "Exits the runtimes reported that wait for their container's final sample (final_sample; at most 4096, each at most 2 minutes or two intervals), and final samples waiting for their runtime's word (runtime; each at most --exit-wait)."
+        |t, _, o| each(o, &[("final_sample", &t.exits_held), ("runtime", &t.exits_waiting)]);
+}
 
 /// The README's self-metric reference, generated from [`SELF_METRICS`].
 pub fn markdown_table() -> String {

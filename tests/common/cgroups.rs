@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use container_exporter::cgroup::Layout;
+use container_exporter::cgroup::{Layout, LayoutKind};
 
 /// A container-shaped cgroup (`ce-test.slice/docker-<id>.scope`) in every hierarchy,
 /// removed on drop after its processes are killed.
@@ -26,6 +26,50 @@ pub fn layout() -> Layout {
         "these tests create cgroups and must run as root"
     );
     l
+}
+
+/// The environment variable that names the cgroup layout CI machines have: `v1`, `v2` or
+/// `hybrid`. `.ci/run` sets it (to `hybrid` unless it is set already).
+pub const EXPECT_LAYOUT: &str = "CE_EXPECT_CGROUP_LAYOUT";
+
+/// Whether this host's layout `l` is one of `needs`, the layouts on which `what` can be tested
+/// at all. When it is not, the test cannot test `what` here, and:
+/// - fails when [`EXPECT_LAYOUT`] names one of `needs`: CI is expected to have such a layout,
+///   so a CI machine without it is broken, not a reason to pass;
+/// - says `NOT TESTED` loudly otherwise (a developer's host of another layout, or a CI machine
+///   declared to be of another layout), in the test output and in `.ci/run`'s summary.
+///
+/// A `false` means: return from the test, nothing more can be checked on this host.
+pub fn layout_is(l: &Layout, needs: &[LayoutKind], what: &str) -> bool {
+    if needs.contains(&l.kind) {
+        return true;
+    }
+    let needs_text = needs
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let expected = std::env::var(EXPECT_LAYOUT).unwrap_or_default();
+    if needs.iter().any(|k| k.as_str() == expected) {
+        panic!(
+            "{what} needs a {needs_text} cgroup layout, and {EXPECT_LAYOUT}={expected} says this              machine has one, but this host's layout is {}. Fix the machine, or set              {EXPECT_LAYOUT}={} to have this reported as not tested.",
+            l.kind.as_str(),
+            l.kind.as_str()
+        );
+    }
+    super::not_tested(
+        what,
+        &format!(
+            "needs a {needs_text} cgroup layout, this host's is {} ({EXPECT_LAYOUT}={})",
+            l.kind.as_str(),
+            if expected.is_empty() {
+                "unset"
+            } else {
+                &expected
+            }
+        ),
+    );
+    false
 }
 
 pub fn mounts(l: &Layout) -> Vec<PathBuf> {

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests that run real Docker containers, the real binary and
 //! real HTTP servers: the `docker` CLI, the test image check, unique names, a container guard, a
-//! temporary directory on the build disk, a minimal HTTP/1.1 GET client, busybox `time` output
-//! and the stopping of child processes.
+//! temporary directory on the build disk, a minimal HTTP/1.1 GET client, busybox `time` output,
+//! the stopping of child processes, and the `NOT TESTED` report of what a test could not test.
 //!
 //! Each test file has `mod common;`; not every file uses every helper.
 #![allow(dead_code)]
@@ -205,6 +205,43 @@ impl Drop for Container {
             cmd.args(["-H", h]);
         }
         let _ = cmd.args(["rm", "-f", "-v", target]).output();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a test could not test
+// ---------------------------------------------------------------------------------------------
+
+/// Says loudly that `what` was not tested, and `why`: a banner (`NOT TESTED: <what>: <why>`)
+/// written straight to the process's stderr, past the test harness's capture, so that
+/// `cargo test` shows it for a test that passes too; and the same line, naming the test file,
+/// appended to the file `CE_SKIP_REPORT` names when it is set. `.ci/run` sets it and prints the
+/// file as its closing summary, so a skip is never silent.
+///
+/// Use it only where the CI machine cannot have the thing at all (another cgroup layout, for
+/// example); where CI can have it, a test fails instead.
+pub fn not_tested(what: &str, why: &str) {
+    let line = format!(
+        "NOT TESTED: {what}: {why} (tests/{}.rs)",
+        env!("CARGO_CRATE_NAME")
+    );
+    let bar = "!".repeat(line.len().min(100));
+    // Not `eprintln!`: the harness captures that for tests that pass.
+    let _ = std::io::stderr().write_all(format!("\n{bar}\n{line}\n{bar}\n").as_bytes());
+    if let Some(path) = std::env::var_os("CE_SKIP_REPORT").filter(|p| !p.is_empty()) {
+        // One write of the whole line, with O_APPEND: lines of tests running at the same time
+        // do not interleave.
+        let appended = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
+        if let Err(e) = appended {
+            panic!(
+                "cannot append to CE_SKIP_REPORT={}: {e} (the skip would go unreported)",
+                path.to_string_lossy()
+            );
+        }
     }
 }
 

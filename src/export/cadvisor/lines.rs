@@ -13,8 +13,9 @@ use crate::host::block::BlockNames;
 use crate::host::machine::Machine;
 use crate::metrics::{Metric, Sink, Value};
 
-use super::family::{CADVISOR_IGNORED_INTERFACES, CadvisorFamily, Conv, Label, Select};
-use super::table::CADVISOR_MACHINE;
+use super::table::{
+    CADVISOR_IGNORED_INTERFACES, CADVISOR_MACHINE, CadvisorFamily, Conv, Label, Select,
+};
 
 /// Seconds since the epoch.
 fn epoch(t: SystemTime) -> f64 {

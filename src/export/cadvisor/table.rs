@@ -1,12 +1,119 @@
-//! The cAdvisor page's rows: every family the kubelet's `/metrics/cadvisor` writes for a
-//! container or pod where the cgroup files hold it, and the host's `machine_*` families. A new
-//! family is one row of `cadvisor_families!` (which fills in the defaults); the page, its lines
-//! and the README's table follow.
+//! The cAdvisor page's families: what a family is (its name and help, the metric of
+//! [`METRICS`](crate::metrics::METRICS) it is made from, which points, which labels, which
+//! conversion, which `# TYPE`), one row for each family the kubelet's `/metrics/cadvisor` writes
+//! for a container or pod where the cgroup files hold it, the host's `machine_*` families, and
+//! the README's table made from them. A new family is one row of `cadvisor_families!` (which
+//! fills in the defaults); the page, its lines and the README's table follow.
 
 use crate::cgroup::sample::{CgroupSample, Limit};
+use crate::disk::DiskSample;
+use crate::export::text::prom_type;
+use crate::host::machine::Machine;
 use crate::metrics::{Metric, Value, ns_to_s};
 
-use super::family::{CadvisorFamily, Conv, Label, MachineFamily, PromType, Select};
+/// A family of the cAdvisor page, made from the points of one metric.
+///
+/// Rows with the same name next to each other are one family: their lines go under one
+/// `# HELP`/`# TYPE` (the first row's), and their `fixed` labels tell them apart
+/// (`container_memory_failures_total`).
+pub struct CadvisorFamily {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub metric: Metric,
+    pub select: Select,
+    /// How each of the metric's attributes becomes cAdvisor's labels, in the order of
+    /// [`MetricDef::attributes`](crate::metrics::MetricDef::attributes) ([`Label::Skip`] for
+    /// the one `select` picks on).
+    pub labels: &'static [Label],
+    /// Labels cAdvisor always writes (`cpu="total"`), or that tell the rows of one family apart.
+    pub fixed: &'static [(&'static str, &'static str)],
+    pub conv: Conv,
+    /// The `# TYPE`.
+    pub kind: PromType,
+    /// Written only for the samples where this holds: cAdvisor writes the CFS counters only
+    /// for containers with a CPU quota.
+    pub when: fn(&CgroupSample) -> bool,
+}
+
+impl CadvisorFamily {
+    /// Its `# TYPE`.
+    pub fn prom_type(&self) -> &'static str {
+        match self.kind {
+            PromType::OfMetric => prom_type(self.metric.def().instrument),
+            PromType::Gauge => "gauge",
+        }
+    }
+
+    /// A network family: on the page, a pod's lines carry its sandbox's identity.
+    pub fn network(&self) -> bool {
+        self.labels.iter().any(|l| matches!(l, Label::Interface))
+    }
+}
+
+/// A host family of the cAdvisor page (`machine_*`): one line, no container labels.
+pub struct MachineFamily {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub value: fn(&Machine) -> Option<u64>,
+    /// Where it comes from, for the README.
+    pub source: &'static str,
+}
+
+/// Which points of the metric a cAdvisor family shows.
+pub enum Select {
+    All,
+    /// Those whose attribute at this index has this value.
+    Attr(usize, &'static str),
+    /// One point: the sum of all of them (cAdvisor's total CPU is user + system).
+    Sum,
+    /// A raw figure of the sample the metric is derived from, and where it comes from (for
+    /// the README): cAdvisor's `container_spec_*` show the CFS quota and period in µs where
+    /// the metric shows their quotient, and limits as 0 where the metric leaves out "no limit".
+    Sample(fn(&CgroupSample) -> Option<Value>, &'static str),
+    /// A figure of a container's disk sample, with cAdvisor's `device` label (the device of
+    /// the filesystem holding the layer); containers only, as cAdvisor has none for a pod's
+    /// own cgroup.
+    Disk(fn(&DiskSample) -> Option<Value>),
+}
+
+/// How a metric attribute becomes labels of a cAdvisor family.
+pub enum Label {
+    /// Not written (the attribute `select` picks on).
+    Skip,
+    /// The value, under this name.
+    Name(&'static str),
+    /// The value with its first letter upper-case, under this name: blkio's operation names
+    /// (`read` → `Read`).
+    Title(&'static str),
+    /// A network interface, as `interface`. The points of the interfaces cAdvisor leaves out
+    /// (names starting with `lo`, `veth`, `docker` or `nerdctl`) are not written at all.
+    Interface,
+    /// A block device `MAJ:MIN`, as `device`: `/dev/<name>`, the name the kernel gives it in
+    /// `/sys/dev/block/MAJ:MIN/uevent` (`MAJ:MIN` itself when it has none).
+    Device,
+    /// The same, and its numbers as `major` and `minor`.
+    DeviceNumbers,
+}
+
+/// How a point's value becomes cAdvisor's.
+pub enum Conv {
+    Same,
+    /// `now − value`, in seconds since the epoch: an uptime as a start time.
+    StartTime,
+    /// When the sample was taken, in whole seconds since the epoch (`container_last_seen`).
+    LastSeen,
+}
+
+/// The `# TYPE` of a cAdvisor family.
+pub enum PromType {
+    /// `counter` for a Counter metric, else `gauge`.
+    OfMetric,
+    Gauge,
+}
+
+/// Interfaces cAdvisor leaves out of a container's network (by prefix, as it does): loopback,
+/// and the host ends of veth pairs and bridges that show up in a host-network container.
+pub const CADVISOR_IGNORED_INTERFACES: &[&str] = &["lo", "veth", "docker", "nerdctl"];
 
 /// The host families of the cAdvisor page, read once at start.
 pub static CADVISOR_MACHINE: &[MachineFamily] = &[
@@ -255,4 +362,95 @@ cadvisor_families! {
         FsInodesUsed, Select::Disk(|d| d.rootfs.map(|r| Value::Int(r.inodes))), &[];
     "container_fs_inodes_free" "Number of available Inodes"
         FsInodesFree, Select::Disk(|d| d.rootfs.and(d.fs).map(|f| Value::Int(f.inodes_free))), &[];
+}
+
+/// The README's cAdvisor page reference, generated from [`CADVISOR`] and
+/// [`CADVISOR_MACHINE`].
+pub fn cadvisor_markdown_table() -> String {
+    let mut out =
+        String::from("| family | type | labels besides the identity | from |\n|---|---|---|---|\n");
+    let mut i = 0;
+    while i < CADVISOR.len() {
+        let f = &CADVISOR[i];
+        let rows: Vec<&CadvisorFamily> = CADVISOR[i..]
+            .iter()
+            .take_while(|r| r.name == f.name)
+            .collect();
+        i += rows.len();
+        let mut labels: Vec<String> = Vec::new();
+        let mut from: Vec<String> = Vec::new();
+        for r in &rows {
+            let fixed: Vec<String> = r
+                .fixed
+                .iter()
+                .map(|(k, v)| format!("`{k}=\"{v}\"`"))
+                .collect();
+            for l in r.labels {
+                let names: &[&str] = match l {
+                    Label::Skip => &[],
+                    Label::Name(n) | Label::Title(n) => &[n],
+                    Label::Interface => &["interface"],
+                    Label::Device => &["device"],
+                    Label::DeviceNumbers => &["device", "major", "minor"],
+                };
+                for n in names {
+                    let n = format!("`{n}`");
+                    if !labels.contains(&n) {
+                        labels.push(n);
+                    }
+                }
+            }
+            let def = r.metric.def();
+            let what = match &r.select {
+                Select::All => format!("`{}`", def.name),
+                Select::Attr(at, v) => format!("`{}` {} = {v}", def.name, def.attributes[*at]),
+                Select::Sum => format!("`{}`, summed", def.name),
+                Select::Sample(_, source) => source.to_string(),
+                Select::Disk(_) => format!(
+                    "`{}` of the container's writable layer, from the disk thread; `device` is \
+                     the source of the filesystem holding it",
+                    def.name
+                ),
+            };
+            if matches!(r.select, Select::Disk(_)) && !labels.iter().any(|l| l == "`device`") {
+                labels.push("`device`".to_string());
+            }
+            let what = match r.conv {
+                Conv::Same => what,
+                Conv::StartTime => format!("now − {what}"),
+                Conv::LastSeen => format!("when the sample was read ({what})"),
+            };
+            from.push(if fixed.is_empty() {
+                what
+            } else {
+                format!("{}: {what}", fixed.join(", "))
+            });
+        }
+        let none = CgroupSample::default();
+        let mut quota = CgroupSample::default();
+        quota.cpu.quota_us = Some(100_000);
+        let when = match rows.iter().find(|r| !(r.when)(&none)) {
+            None => "",
+            Some(r) if (r.when)(&quota) => " (under a CPU quota only)",
+            Some(_) => " (not for every container)",
+        };
+        let labels = if labels.is_empty() {
+            "–".to_string()
+        } else {
+            labels.join(", ")
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {labels} | {}{when} |\n",
+            f.name,
+            f.prom_type(),
+            from.join("<br>")
+        ));
+    }
+    for m in CADVISOR_MACHINE {
+        out.push_str(&format!(
+            "| `{}` | gauge | – (no container labels) | {}, read at start |\n",
+            m.name, m.source
+        ));
+    }
+    out
 }

@@ -7,7 +7,6 @@
 //! watchdog in the server (`http::server`) closes a connection whose response outlives its deadline or is
 //! two pages behind, so at most three pages (and their gzip copies) are ever pinned.
 
-use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit};
+
+use crate::remote::{Io, Observed};
 
 /// A response that wrote nothing for this long is stalled, and may be evicted for a newcomer.
 pub const STALLED_AFTER: Duration = Duration::from_secs(1);
@@ -68,14 +68,6 @@ impl Registry {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Registers a new connection, evicting one when at the cap: the longest idle, else the
     /// longest stalled. `None`: every connection is busy and making progress (refuse the new
     /// one).
@@ -84,8 +76,7 @@ impl Registry {
         let mut conns = self.lock();
         if conns.len() >= self.cap {
             let victim = pick(&conns, now)?;
-            let v = conns.swap_remove(victim);
-            v.cancel.notify_one();
+            conns.swap_remove(victim).cancel.notify_one();
         }
         let c = Arc::new(Conn {
             id: self.next.fetch_add(1, Ordering::Relaxed),
@@ -105,22 +96,15 @@ impl Registry {
     pub fn evict_stalled(&self, except: &Conn) -> bool {
         let now = self.now_ms();
         let mut conns = self.lock();
-        let busy_only = |c: &Conn| c.busy.load(Ordering::Acquire) > 0;
+        let busy = |c: &Conn| c.busy.load(Ordering::Acquire) > 0;
         let idx = conns
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.id != except.id && busy_only(c))
-            .filter(|(_, c)| stalled(c, now))
+            .filter(|(_, c)| c.id != except.id && busy(c) && stalled(c, now))
             .min_by_key(|(_, c)| c.last_write.load(Ordering::Relaxed))
             .map(|(i, _)| i);
-        match idx {
-            Some(i) => {
-                let v = conns.swap_remove(i);
-                v.cancel.notify_one();
-                true
-            }
-            None => false,
-        }
+        idx.map(|i| conns.swap_remove(i).cancel.notify_one())
+            .is_some()
     }
 
     pub fn remove(&self, c: &Conn) {
@@ -239,101 +223,33 @@ impl Body for Held {
     }
 }
 
-/// A TCP stream that records progress on its connection.
-pub struct Tracked {
+/// A TCP stream that records on `conn` when it last wrote, and when it last read or wrote.
+pub fn tracked(
     inner: TcpStream,
     conn: Arc<Conn>,
     registry: Arc<Registry>,
-}
-
-impl Tracked {
-    pub fn new(inner: TcpStream, conn: Arc<Conn>, registry: Arc<Registry>) -> Tracked {
-        Tracked {
-            inner,
-            conn,
-            registry,
+) -> Observed<TcpStream, impl FnMut(Io) + Send + Unpin> {
+    Observed::new(inner, move |io| {
+        let wrote = match io {
+            Io::Wrote(n) if n > 0 => true,
+            Io::Read(n) if n > 0 => false,
+            _ => return,
+        };
+        let now = registry.now_ms();
+        if wrote {
+            conn.last_write.store(now, Ordering::Relaxed);
         }
-    }
-
-    fn wrote(&self, n: usize) {
-        if n > 0 {
-            let now = self.registry.now_ms();
-            self.conn.last_write.store(now, Ordering::Relaxed);
-            self.conn.last_activity.store(now, Ordering::Relaxed);
-        }
-    }
-}
-
-impl AsyncRead for Tracked {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            let now = self.registry.now_ms();
-            self.conn.last_activity.store(now, Ordering::Relaxed);
-        }
-        r
-    }
-}
-
-impl AsyncWrite for Tracked {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = r {
-            self.wrote(n);
-        }
-        r
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = r {
-            self.wrote(n);
-        }
-        r
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
+        conn.last_activity.store(now, Ordering::Relaxed);
+    })
 }
 
 /// Accept errors (out of descriptors, mostly): a growing pause, and a log line at most every
 /// 30 s with how many were not logged.
+#[derive(Default)]
 pub struct AcceptBackoff {
     delay: Duration,
     last_log: Option<Instant>,
     suppressed: u64,
-}
-
-impl Default for AcceptBackoff {
-    fn default() -> Self {
-        AcceptBackoff {
-            delay: Duration::ZERO,
-            last_log: None,
-            suppressed: 0,
-        }
-    }
 }
 
 const LOG_EVERY: Duration = Duration::from_secs(30);
@@ -382,7 +298,7 @@ mod tests {
         a.last_write.store(0, Ordering::Relaxed);
         // b is idle: it goes first, whatever a's state.
         let c = r.admit().unwrap();
-        assert_eq!(r.len(), 2);
+        assert_eq!(r.lock().len(), 2);
         assert!(!r.lock().iter().any(|x| x.id == b.id));
         // Both busy; a is stalled only once a second has passed since its last write.
         c.busy.store(1, Ordering::Relaxed);

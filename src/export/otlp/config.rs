@@ -3,9 +3,9 @@
 //! metrics-specific variable, then the generic one, then the default). An invalid value stops
 //! the exporter at start with a message naming the variable ([`OtlpConfigError`]).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
+use hyper::header::{HeaderName, HeaderValue};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -139,7 +139,7 @@ pub struct OtlpConfig {
     pub protocol: Protocol,
     /// The full URL: for http/protobuf including the path; for gRPC `scheme://host:port`.
     pub endpoint: String,
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
     pub timeout: Duration,
     pub gzip: bool,
     /// PEM bytes of the CA certificates to trust instead of the system roots.
@@ -200,31 +200,15 @@ impl ClientIdentity {
 }
 
 /// How the environment is read (a map in tests, the process environment in production).
-pub trait Env {
-    fn get(&self, key: &str) -> Option<String>;
-}
-
-struct ProcessEnv;
-
-impl Env for ProcessEnv {
-    fn get(&self, key: &str) -> Option<String> {
-        std::env::var(key).ok()
-    }
-}
-
-impl Env for HashMap<&str, &str> {
-    fn get(&self, key: &str) -> Option<String> {
-        HashMap::get(self, key).map(|v| v.to_string())
-    }
-}
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// The metrics-specific variable, else the generic one; empty values count as unset.
-fn otel(env: &dyn Env, suffix: &str) -> Option<(String, String)> {
+fn otel(env: Env, suffix: &str) -> Option<(String, String)> {
     for key in [
         format!("OTEL_EXPORTER_OTLP_METRICS_{suffix}"),
         format!("OTEL_EXPORTER_OTLP_{suffix}"),
     ] {
-        if let Some(v) = env.get(&key).map(|v| v.trim().to_string())
+        if let Some(v) = env(&key).map(|v| v.trim().to_string())
             && !v.is_empty()
         {
             return Some((key, v));
@@ -236,10 +220,10 @@ fn otel(env: &dyn Env, suffix: &str) -> Option<(String, String)> {
 impl OtlpConfig {
     /// Resolves the flags and the process environment. `Ok(None)`: OTLP is off.
     pub fn from_args(args: &OtlpArgs) -> Result<Option<OtlpConfig>, OtlpConfigError> {
-        OtlpConfig::resolve(args, &ProcessEnv)
+        OtlpConfig::resolve(args, &|key| std::env::var(key).ok())
     }
 
-    pub fn resolve(args: &OtlpArgs, env: &dyn Env) -> Result<Option<OtlpConfig>, OtlpConfigError> {
+    pub fn resolve(args: &OtlpArgs, env: Env) -> Result<Option<OtlpConfig>, OtlpConfigError> {
         let invalid =
             |key: String, value: String, why| OtlpConfigError::Invalid { key, value, why };
         let protocol = match args.otlp_protocol {
@@ -258,36 +242,21 @@ impl OtlpConfig {
                 }
             },
         };
-        // (source, value, whether the path is taken as is)
         let flag = args
             .otlp_endpoint
             .as_deref()
             .map(str::trim)
             .filter(|v| !v.is_empty());
-        let (source, raw, as_is) = if let Some(v) = flag {
-            if v.eq_ignore_ascii_case("off") || v.eq_ignore_ascii_case("none") {
-                return Ok(None);
-            }
-            ("--otlp-endpoint".to_string(), v.to_string(), None)
-        } else if let Some(v) = env
-            .get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
-            .filter(|v| !v.trim().is_empty())
-        {
-            (
-                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT".to_string(),
-                v.trim().to_string(),
-                Some(true),
-            )
-        } else if let Some(v) = env
-            .get("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .filter(|v| !v.trim().is_empty())
-        {
-            (
-                "OTEL_EXPORTER_OTLP_ENDPOINT".to_string(),
-                v.trim().to_string(),
-                Some(false),
-            )
-        } else {
+        if flag.is_some_and(|v| v.eq_ignore_ascii_case("off") || v.eq_ignore_ascii_case("none")) {
+            return Ok(None);
+        }
+        // (source, value, whether the path is taken as is: see `endpoint_url`)
+        let Some((source, raw, as_is)) = flag
+            .map(|v| ("--otlp-endpoint".to_string(), v.to_string(), None))
+            .or_else(|| {
+                otel(env, "ENDPOINT").map(|(k, v)| (k.clone(), v, Some(k.contains("METRICS"))))
+            })
+        else {
             return Ok(None);
         };
         let insecure = match otel(env, "INSECURE") {
@@ -304,17 +273,17 @@ impl OtlpConfig {
             }
         })?;
 
-        let mut headers: Vec<(String, String)> = Vec::new();
+        let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
         for key in [
             "OTEL_EXPORTER_OTLP_HEADERS",
             "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
         ] {
-            if let Some(v) = env.get(key) {
+            if let Some(v) = env(key) {
                 let parsed =
                     parse_headers(&v).map_err(|source| OtlpConfigError::Headers { key, source })?;
                 for (k, v) in parsed {
                     // The metrics-specific variable wins for a key in both.
-                    headers.retain(|(o, _)| !o.eq_ignore_ascii_case(&k));
+                    headers.retain(|(o, _)| *o != k);
                     headers.push((k, v));
                 }
             }
@@ -339,15 +308,18 @@ impl OtlpConfig {
             Some((_, v)) if v.eq_ignore_ascii_case("none") => false,
             Some((key, v)) => return Err(invalid(key, v, "compression is `gzip` or `none`")),
         };
+        let read = |key: &str, path: &str, what| {
+            std::fs::read(path).map_err(|source| OtlpConfigError::Read {
+                key: key.to_string(),
+                path: path.to_string(),
+                what,
+                source,
+            })
+        };
         let (ca_pem, ca_path) = match otel(env, "CERTIFICATE") {
             None => (None, None),
             Some((key, path)) => {
-                let pem = std::fs::read(&path).map_err(|source| OtlpConfigError::Read {
-                    key: key.clone(),
-                    path: path.clone(),
-                    what: "CA file",
-                    source,
-                })?;
+                let pem = read(&key, &path, "CA file")?;
                 let n = CertificateDer::pem_slice_iter(&pem)
                     .filter(|c| c.is_ok())
                     .count();
@@ -359,27 +331,15 @@ impl OtlpConfig {
         };
         let client_identity = match (otel(env, "CLIENT_CERTIFICATE"), otel(env, "CLIENT_KEY")) {
             (None, None) => None,
-            (Some((key, _)), None) => {
-                return Err(OtlpConfigError::Unpaired {
-                    set: key,
-                    missing: "OTEL_EXPORTER_OTLP_CLIENT_KEY",
-                });
-            }
-            (None, Some((key, _))) => {
-                return Err(OtlpConfigError::Unpaired {
-                    set: key,
-                    missing: "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
-                });
+            (Some((set, _)), None) | (None, Some((set, _))) => {
+                let missing = if set.ends_with("_KEY") {
+                    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"
+                } else {
+                    "OTEL_EXPORTER_OTLP_CLIENT_KEY"
+                };
+                return Err(OtlpConfigError::Unpaired { set, missing });
             }
             (Some((ck, cp)), Some((kk, kp))) => {
-                let read = |key: &str, path: &str, what| {
-                    std::fs::read(path).map_err(|source| OtlpConfigError::Read {
-                        key: key.to_string(),
-                        path: path.to_string(),
-                        what,
-                        source,
-                    })
-                };
                 let id = ClientIdentity {
                     cert_pem: read(&ck, &cp, "client certificate")?,
                     key_pem: read(&kk, &kp, "client key")?,
@@ -393,8 +353,7 @@ impl OtlpConfig {
                 Some(id)
             }
         };
-        let temporality = match env
-            .get("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE")
+        let temporality = match env("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE")
             .map(|v| v.trim().to_ascii_lowercase())
             .filter(|v| !v.is_empty())
             .as_deref()
@@ -410,9 +369,8 @@ impl OtlpConfig {
                 ));
             }
         };
-        let resource_attributes = env.get("OTEL_RESOURCE_ATTRIBUTES");
-        let service_name = env
-            .get("OTEL_SERVICE_NAME")
+        let resource_attributes = env("OTEL_RESOURCE_ATTRIBUTES");
+        let service_name = env("OTEL_SERVICE_NAME")
             .filter(|v| !v.trim().is_empty())
             .or_else(|| {
                 resource_attributes.as_deref().and_then(|r| {
@@ -494,7 +452,7 @@ fn endpoint_url(
 
 /// `OTEL_EXPORTER_OTLP_HEADERS`: comma-separated `key=value`, percent-decoded (W3C Baggage
 /// style). Keys must be valid header names; values valid header values.
-pub fn parse_headers(s: &str) -> Result<Vec<(String, String)>, HeaderError> {
+pub fn parse_headers(s: &str) -> Result<Vec<(HeaderName, HeaderValue)>, HeaderError> {
     let mut out = Vec::new();
     for pair in s.split(',') {
         if pair.trim().is_empty() {
@@ -510,16 +468,16 @@ pub fn parse_headers(s: &str) -> Result<Vec<(String, String)>, HeaderError> {
                 value: v.to_string(),
             });
         };
-        if hyper::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
+        let Ok(name) = HeaderName::from_bytes(k.as_bytes()) else {
             return Err(HeaderError::Name(k));
-        }
-        if hyper::header::HeaderValue::from_str(&decoded).is_err() {
+        };
+        let Ok(value) = HeaderValue::from_str(&decoded) else {
             return Err(HeaderError::Value {
                 key: k,
                 value: decoded,
             });
-        }
-        out.push((k, decoded));
+        };
+        out.push((name, value));
     }
     Ok(out)
 }
@@ -541,8 +499,16 @@ mod tests {
         a: &OtlpArgs,
         env: &[(&'static str, &'static str)],
     ) -> Result<Option<OtlpConfig>, OtlpConfigError> {
-        let env: HashMap<&str, &str> = env.iter().copied().collect();
+        let env = |key: &str| {
+            env.iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_string())
+        };
         OtlpConfig::resolve(a, &env)
+    }
+
+    fn ok(a: &OtlpArgs, env: &[(&'static str, &'static str)]) -> OtlpConfig {
+        resolve(a, env).unwrap().unwrap()
     }
 
     #[test]
@@ -565,47 +531,21 @@ mod tests {
 
     #[test]
     fn endpoint_precedence_and_paths() {
-        let c = resolve(
-            &args(None),
-            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")],
-        )
-        .unwrap()
-        .unwrap();
+        const GENERIC: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+        const METRICS: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
+        let c = ok(&args(None), &[(GENERIC, "http://c:4318")]);
         assert_eq!(c.endpoint, "http://c:4318/v1/metrics");
         assert_eq!(c.protocol, Protocol::HttpProtobuf);
-        let c = resolve(
-            &args(None),
-            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/base/")],
-        )
-        .unwrap()
-        .unwrap();
+        let c = ok(&args(None), &[(GENERIC, "http://c:4318/base/")]);
         assert_eq!(c.endpoint, "http://c:4318/base/v1/metrics");
-        let c = resolve(
-            &args(None),
-            &[
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
-                (
-                    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-                    "https://m:443/custom",
-                ),
-            ],
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(c.endpoint, "https://m:443/custom");
-        let c = resolve(
-            &args(Some("http://flag:4318")),
-            &[(
-                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-                "https://m:443/custom",
-            )],
-        )
-        .unwrap()
-        .unwrap();
+        let both = [
+            (GENERIC, "http://c:4318"),
+            (METRICS, "https://m:443/custom"),
+        ];
+        assert_eq!(ok(&args(None), &both).endpoint, "https://m:443/custom");
+        let c = ok(&args(Some("http://flag:4318")), &both[1..]);
         assert_eq!(c.endpoint, "http://flag:4318/v1/metrics");
-        let c = resolve(&args(Some("http://flag:4318/x/y")), &[])
-            .unwrap()
-            .unwrap();
+        let c = ok(&args(Some("http://flag:4318/x/y")), &[]);
         assert_eq!(c.endpoint, "http://flag:4318/x/y");
     }
 
@@ -616,24 +556,19 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317/ignored"),
         ];
-        let c = resolve(&args(None), &env).unwrap().unwrap();
+        let c = ok(&args(None), &env);
         assert_eq!(c.protocol, Protocol::Grpc);
         assert_eq!(c.endpoint, "http://c:4317");
         let mut a = args(Some("c:4317"));
         a.otlp_protocol = Some(Protocol::Grpc);
-        assert_eq!(
-            resolve(&a, &[]).unwrap().unwrap().endpoint,
-            "https://c:4317"
-        );
-        let c = resolve(&a, &[("OTEL_EXPORTER_OTLP_INSECURE", "true")])
-            .unwrap()
-            .unwrap();
+        assert_eq!(ok(&a, &[]).endpoint, "https://c:4317");
+        let c = ok(&a, &[("OTEL_EXPORTER_OTLP_INSECURE", "true")]);
         assert_eq!(c.endpoint, "http://c:4317");
     }
 
     #[test]
     fn headers_timeout_compression() {
-        let c = resolve(
+        let c = ok(
             &args(Some("http://c:4318")),
             &[
                 ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=a%20b,X-Team=one"),
@@ -641,16 +576,13 @@ mod tests {
                 ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
                 ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "gzip"),
             ],
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(
-            c.headers,
-            vec![
-                ("api-key".to_string(), "a b".to_string()),
-                ("x-team".to_string(), "two".to_string())
-            ]
         );
+        let headers: Vec<_> = c
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_str().ok()))
+            .collect();
+        assert_eq!(headers, [("api-key", Some("a b")), ("x-team", Some("two"))]);
         assert_eq!(c.timeout, Duration::from_millis(2500));
         assert!(c.gzip);
         assert_eq!(c.temporality, Temporality::Cumulative);
@@ -707,29 +639,23 @@ mod tests {
     #[test]
     fn service_name() {
         let a = args(Some("http://c:4318"));
-        let c = resolve(
+        let c = ok(
             &a,
             &[("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs")],
-        )
-        .unwrap()
-        .unwrap();
+        );
         assert_eq!(c.service_name, "from-attrs");
-        let c = resolve(
+        let c = ok(
             &a,
             &[
                 ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs"),
                 ("OTEL_SERVICE_NAME", "svc"),
             ],
-        )
-        .unwrap()
-        .unwrap();
+        );
         assert_eq!(c.service_name, "svc");
-        let c = resolve(
+        let c = ok(
             &a,
             &[("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "Delta")],
-        )
-        .unwrap()
-        .unwrap();
+        );
         assert_eq!(c.temporality, Temporality::Delta);
     }
 }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::config::{OtlpConfig, OtlpConfigError};
+use super::outcome::TransportError;
 use super::queue::{Flusher, Pending, Queue};
 use super::send::{Transport, gzip, run};
-use super::transport::TransportError;
 use super::wire::WireEncoder;
 use crate::collect::Described;
 use crate::config::{OtlpArgs, Protocol};
@@ -52,15 +52,6 @@ impl Exporter {
         let Some(cfg) = OtlpConfig::from_args(args)? else {
             return Ok(None);
         };
-        Exporter::with_config(cfg, host_name, telemetry, runtime).map(Some)
-    }
-
-    pub fn with_config(
-        cfg: OtlpConfig,
-        host_name: Option<String>,
-        telemetry: Arc<Telemetry>,
-        runtime: &tokio::runtime::Handle,
-    ) -> Result<Exporter, StartError> {
         if cfg.protocol == Protocol::HttpProtobuf && cfg.endpoint.contains(":4317") {
             tracing::warn!(
                 endpoint = %cfg.endpoint,
@@ -91,7 +82,7 @@ impl Exporter {
             "exporting OTLP metrics"
         );
         runtime.spawn(run(transport, queue.clone(), telemetry));
-        Ok(Exporter {
+        Ok(Some(Exporter {
             encoder,
             queue,
             protocol: cfg.protocol,
@@ -100,7 +91,7 @@ impl Exporter {
             max_request_size: cfg.max_request_size,
             parts: Vec::new(),
             oversize_warned: false,
-        })
+        }))
     }
 
     /// Builds this tick's request from the containers the page shows (live and departed) and
@@ -173,6 +164,8 @@ impl Exporter {
 
     /// A handle to flush the queue at shutdown.
     pub fn flusher(&self) -> Flusher {
-        Flusher::new(self.queue.clone())
+        Flusher {
+            queue: self.queue.clone(),
+        }
     }
 }

@@ -1,13 +1,10 @@
-//! The bounded queue between the collector thread and the sender task. Its bound is in ticks
-//! (`--otlp-queue-size`): a tick whose containers did not fit one request is one or more
-//! requests, dropped together when the queue is full. A full queue drops its *oldest* tick
-//! (each request counted as dropped and failed): requests go out oldest first, so a receiver
-//! sees every series in time order (receivers and the backends behind them, e.g. Prometheus
-//! remote write, reject out-of-order samples), and a backlog after an outage drains as a
-//! gap-free history of the last `--otlp-queue-size` ticks. Sending only the newest tick would
-//! lose nothing of cumulative counters (each tick carries the totals) but would lose every
-//! gauge reading and final sample of the backlog, and with delta temporality every dropped
-//! request is lost data: FIFO with drop-oldest loses the least.
+//! The bounded queue between the collector thread and the sender task, in ticks
+//! (`--otlp-queue-size`; a tick may be several requests, dropped together). A full queue drops
+//! its *oldest* tick: requests go out oldest first, so receivers (and backends such as
+//! Prometheus remote write, which refuse out-of-order samples) see every series in time order
+//! and a backlog drains as a gap-free history. Keeping only the newest tick would lose every
+//! gauge reading and final sample of the backlog (and, with delta temporality, data):
+//! drop-oldest loses the least.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,9 +22,7 @@ pub struct Pending {
     pub points: usize,
 }
 
-/// The bounded queue shared by the collector thread (push) and the sender task (pop). Its
-/// bound is in ticks: a tick whose containers did not fit one request is one or more
-/// requests, dropped together when the queue is full.
+/// The bounded queue shared by the collector thread (push) and the sender task (pop).
 pub struct Queue {
     items: Mutex<Items>,
     cap: usize,
@@ -150,14 +145,10 @@ impl Queue {
 
 /// Flushes what is pending at shutdown.
 pub struct Flusher {
-    queue: Arc<Queue>,
+    pub(super) queue: Arc<Queue>,
 }
 
 impl Flusher {
-    pub fn new(queue: Arc<Queue>) -> Flusher {
-        Flusher { queue }
-    }
-
     /// Waits until every pending request was sent (or failed for good), at most `deadline`.
     /// What is still pending then is counted as dropped. Returns whether everything went.
     pub async fn flush(self, deadline: Duration) -> bool {

@@ -1,22 +1,9 @@
-//! Delivery: the sender task that owns the transport, takes requests from the [`Queue`]
-//! oldest first, one at a time, and retries; and the probe `check` sends.
-//!
-//! - Retryable failures (see [`super::transport`]: HTTP 429/502/503/504 honouring
-//!   `Retry-After`, the retryable gRPC codes, connection errors, timeouts) are retried with
-//!   exponential backoff and jitter. Newer requests wait in the queue meanwhile; once the queue
-//!   is full the request being retried is the oldest of all and is dropped in its turn (the
-//!   next attempt, with the next request, still waits for the backoff: an unreachable receiver
-//!   sees one attempt per backoff step, never a storm).
-//! - Permanent failures are not retried: the server's message is logged (once per distinct
-//!   message) and the request counted as failed.
-//! - Every request ends as exactly one of: delivered (`exports_total{outcome="success"}`), or
-//!   failed (`outcome="failure"`): refused for good, dropped from a full queue, given up after
-//!   five minutes of retries, or left at shutdown. Dropped ones are also in
-//!   `dropped_requests_total`.
-//! - Partial success: rejected data points are counted and the server's message logged once.
-//! - Every attempt has the configured timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`), so a receiver
-//!   that accepts connections and never answers costs one timeout per attempt, and memory stays
-//!   at the queue's bound plus the request in flight.
+//! Delivery: the sender task that owns the transport, takes requests from the [`Queue`] oldest
+//! first, one at a time, and retries what a transport says may be retried, with backoff and
+//! jitter (one attempt per step, never a storm); and the probe `check` sends. Every request ends
+//! as exactly one of delivered or failed (refused for good, dropped from a full queue, given up
+//! after five minutes, left at shutdown), so a hanging receiver shows as failures, not
+//! as silence. The rules as users see them: `docs/otlp.md`.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -27,8 +14,10 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::config::OtlpConfig;
+use super::grpc::GrpcTransport;
+use super::http::HttpTransport;
+use super::outcome::{Outcome, TransportError};
 use super::queue::Queue;
-use super::transport::{GrpcTransport, HttpTransport, Outcome, TransportError};
 use crate::config::Protocol;
 use crate::remote::Backoff;
 use crate::telemetry::{Telemetry, add};

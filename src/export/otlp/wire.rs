@@ -151,41 +151,6 @@ impl MetricHead {
             instrument,
         }
     }
-
-    /// The heads of [`METRICS`], under the names they have on a resource of `kind`.
-    fn of_metrics(kind: Kind, delta: bool) -> Vec<MetricHead> {
-        Metric::ALL
-            .iter()
-            .map(|&m| {
-                let def = m.def();
-                MetricHead::new(
-                    m.name(kind),
-                    def.description,
-                    def.unit,
-                    def.instrument,
-                    def.attributes,
-                    delta,
-                )
-            })
-            .collect()
-    }
-
-    /// The heads of [`SELF_METRICS`].
-    fn of_self_metrics(delta: bool) -> Vec<MetricHead> {
-        SELF_METRICS
-            .iter()
-            .map(|m| {
-                MetricHead::new(
-                    m.name,
-                    m.description,
-                    m.unit,
-                    m.instrument,
-                    m.attribute.as_slice(),
-                    delta,
-                )
-            })
-            .collect()
-    }
 }
 
 /// One `KeyValue` of a `Resource.attributes` (tag and length included).
@@ -378,6 +343,32 @@ impl WireEncoder {
         temporality: Temporality,
     ) -> WireEncoder {
         let delta = temporality.counters_delta();
+        // The heads of `METRICS`, under the names they have on a resource of `kind`.
+        let heads = |kind| -> Vec<MetricHead> {
+            let head = |m: &Metric| {
+                let d = m.def();
+                MetricHead::new(
+                    m.name(kind),
+                    d.description,
+                    d.unit,
+                    d.instrument,
+                    d.attributes,
+                    delta,
+                )
+            };
+            Metric::ALL.iter().map(head).collect()
+        };
+        let own_heads = SELF_METRICS.iter().map(|m| {
+            let attribute = m.attribute.as_slice();
+            MetricHead::new(
+                m.name,
+                m.description,
+                m.unit,
+                m.instrument,
+                attribute,
+                delta,
+            )
+        });
         let mut scope = Vec::new();
         put_scope(&mut scope);
         let own_attributes: Vec<(String, AttrValue)> =
@@ -394,13 +385,13 @@ impl WireEncoder {
             host,
             delta,
             scope,
-            heads: MetricHead::of_metrics(Kind::Container, delta),
-            pod_heads: MetricHead::of_metrics(Kind::Pod, delta),
+            heads: heads(Kind::Container),
+            pod_heads: heads(Kind::Pod),
             slots: HashMap::new(),
             reserve: Reserve::new(METRICS.len()),
             own: Own {
                 resource: own_bytes,
-                heads: MetricHead::of_self_metrics(delta),
+                heads: own_heads.collect(),
                 reserve: Reserve::new(SELF_METRICS.len()),
                 series: SeriesSet::default(),
                 started: SystemTime::now(),
@@ -507,11 +498,7 @@ impl WireEncoder {
                 open: None,
                 now_ns,
                 start_ns: nanos(state.created),
-                series: if self.delta {
-                    Some(&mut slot.series)
-                } else {
-                    None
-                },
+                series: self.delta.then_some(&mut slot.series),
                 key: &mut self.key,
                 points: 0,
             };
@@ -544,11 +531,7 @@ impl WireEncoder {
             open: None,
             now_ns,
             start_ns: nanos(own.started),
-            series: if self.delta {
-                Some(&mut own.series)
-            } else {
-                None
-            },
+            series: self.delta.then_some(&mut own.series),
             key: &mut self.key,
             points: 0,
         };

@@ -17,7 +17,8 @@
 
 use std::collections::BTreeMap;
 
-/// gRPC paths of the calls made.
+/// gRPC paths of the calls made. The lists and `GetContainerEvents` are asked with an empty
+/// message (`()`): no filter, every sandbox, container and image, whatever its state.
 pub const VERSION: &str = "/runtime.v1.RuntimeService/Version";
 pub const LIST_POD_SANDBOX: &str = "/runtime.v1.RuntimeService/ListPodSandbox";
 pub const LIST_CONTAINERS: &str = "/runtime.v1.RuntimeService/ListContainers";
@@ -35,8 +36,6 @@ pub struct VersionRequest {
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct VersionResponse {
-    #[prost(string, tag = "1")]
-    pub version: String,
     /// `containerd`, `cri-o`.
     #[prost(string, tag = "2")]
     pub runtime_name: String,
@@ -45,10 +44,6 @@ pub struct VersionResponse {
     #[prost(string, tag = "4")]
     pub runtime_api_version: String,
 }
-
-/// No filter: every sandbox, ready or not.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ListPodSandboxRequest {}
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ListPodSandboxResponse {
@@ -90,10 +85,6 @@ pub struct PodSandbox {
     pub labels: BTreeMap<String, String>,
 }
 
-/// No filter: every container, whatever its state.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ListContainersRequest {}
-
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ListContainersResponse {
     #[prost(message, repeated, tag = "1")]
@@ -127,7 +118,6 @@ pub enum ContainerState {
     ContainerCreated = 0,
     ContainerRunning = 1,
     ContainerExited = 2,
-    ContainerUnknown = 3,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -145,17 +135,12 @@ pub struct Container {
     pub image_ref: String,
     #[prost(enumeration = "ContainerState", tag = "6")]
     pub state: i32,
-    #[prost(int64, tag = "7")]
-    pub created_at: i64,
     #[prost(btree_map = "string, string", tag = "8")]
     pub labels: BTreeMap<String, String>,
     /// The image id (newer runtimes only).
     #[prost(string, tag = "10")]
     pub image_id: String,
 }
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ListImagesRequest {}
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ListImagesResponse {
@@ -173,9 +158,6 @@ pub struct Image {
     #[prost(string, repeated, tag = "3")]
     pub repo_digests: Vec<String>,
 }
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct GetEventsRequest {}
 
 // The CRI's own names (`CONTAINER_CREATED`, …), as its `.proto` spells them.
 #[allow(clippy::enum_variant_names)]
@@ -196,8 +178,6 @@ pub struct ContainerEventResponse {
     pub container_id: String,
     #[prost(enumeration = "ContainerEventType", tag = "2")]
     pub container_event_type: i32,
-    #[prost(int64, tag = "3")]
-    pub created_at: i64,
     #[prost(message, optional, tag = "4")]
     pub pod_sandbox_status: Option<PodSandboxStatus>,
     /// The sandbox's containers.
@@ -224,8 +204,6 @@ pub struct PodSandboxStatus {
 pub struct ContainerStatusRequest {
     #[prost(string, tag = "1")]
     pub container_id: String,
-    #[prost(bool, tag = "2")]
-    pub verbose: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -259,8 +237,6 @@ pub struct ContainerStatus {
     pub metadata: Option<ContainerMetadata>,
     #[prost(enumeration = "ContainerState", tag = "3")]
     pub state: i32,
-    #[prost(int64, tag = "4")]
-    pub created_at: i64,
     /// Nanoseconds since the epoch; 0 before it started.
     #[prost(int64, tag = "5")]
     pub started_at: i64,

@@ -1,11 +1,13 @@
 //! The CRI source's client: tonic over the runtime's unix socket, with the hand-written
-//! messages of [`super::api`], and errors that say what to do about them ([`CriError`]).
+//! messages of [`super::api`], and what goes wrong with it, saying what to do about it
+//! ([`CriError`]); it answers the collector's asks for exits with one `ContainerStatus` each.
 //!
 //! The socket is wrapped so that the connection's end (the runtime exited or restarted) is
 //! known at once, without a call: hyper's connection task reads all the time, and the wrapper
 //! notifies when a read sees end of file or fails.
 
 use std::future::Future;
+use std::io::ErrorKind;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,14 +18,16 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::UnixStream;
 use tokio::sync::{Notify, mpsc};
-use tonic::Status;
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::{Code, Status};
 use tonic_prost::ProstCodec;
 
 use super::api;
-use super::error::CriError;
-use crate::metadata::stats::SourceStats;
+use super::view::exit_of;
+use crate::exit::RuntimeExit;
+use crate::metadata::asks::{AbortOnDrop, ExitLookup, LookupFailure};
+use crate::metadata::source::SourceStats;
 use crate::remote::error_chain;
 
 /// Per call. A hung runtime costs one timeout, then the reconnect backoff.
@@ -100,18 +104,6 @@ impl Client {
         })
     }
 
-    pub(crate) async fn unary<Req, Resp>(
-        &self,
-        path: &'static str,
-        req: Req,
-    ) -> Result<Resp, Status>
-    where
-        Req: prost::Message + Send + 'static,
-        Resp: prost::Message + Default + Send + 'static,
-    {
-        self.unary_within(path, req, REQUEST_TIMEOUT).await
-    }
-
     /// A call that gets `timeout` to answer.
     pub(crate) async fn unary_within<Req, Resp>(
         &self,
@@ -146,34 +138,23 @@ impl Client {
         }
     }
 
-    /// `ContainerStatus` of one container, within `timeout`.
-    pub(crate) async fn container_status(
-        &self,
-        id: &str,
-        timeout: Duration,
-    ) -> Result<api::ContainerStatus, Status> {
-        let r: api::ContainerStatusResponse = self
-            .unary_within(
-                api::CONTAINER_STATUS,
-                api::ContainerStatusRequest {
-                    container_id: id.to_owned(),
-                    verbose: false,
-                },
-                timeout,
-            )
-            .await?;
-        r.status
-            .ok_or_else(|| Status::not_found("ContainerStatus answered without a status"))
+    /// A call after `Version`, its failure named by the call.
+    async fn call<Req, Resp>(&self, path: &'static str, req: Req) -> Result<Resp, CriError>
+    where
+        Req: prost::Message + Send + 'static,
+        Resp: prost::Message + Default + Send + 'static,
+    {
+        let call = path.rsplit('/').next().unwrap_or(path);
+        let r = self.unary_within(path, req, REQUEST_TIMEOUT).await;
+        r.map_err(|status| CriError::Call { call, status })
     }
 
     pub(crate) async fn version(&self) -> Result<CriVersion, CriError> {
+        let req = api::VersionRequest {
+            version: "v1".into(),
+        };
         let v: api::VersionResponse = self
-            .unary(
-                api::VERSION,
-                api::VersionRequest {
-                    version: "v1".into(),
-                },
-            )
+            .unary_within(api::VERSION, req, REQUEST_TIMEOUT)
             .await
             .map_err(|status| CriError::Version {
                 endpoint: self.endpoint.clone(),
@@ -188,55 +169,29 @@ impl Client {
     }
 
     pub(crate) async fn list_sandboxes(&self) -> Result<Vec<api::PodSandbox>, CriError> {
-        let r: api::ListPodSandboxResponse = self
-            .unary(api::LIST_POD_SANDBOX, api::ListPodSandboxRequest {})
-            .await
-            .map_err(|status| CriError::Call {
-                call: "ListPodSandbox",
-                status,
-            })?;
-        Ok(r.items)
+        let r = self.call(api::LIST_POD_SANDBOX, ());
+        r.await.map(|r: api::ListPodSandboxResponse| r.items)
     }
 
     pub(crate) async fn list_containers(&self) -> Result<Vec<api::Container>, CriError> {
-        let r: api::ListContainersResponse = self
-            .unary(api::LIST_CONTAINERS, api::ListContainersRequest {})
-            .await
-            .map_err(|status| CriError::Call {
-                call: "ListContainers",
-                status,
-            })?;
-        Ok(r.containers)
+        let r = self.call(api::LIST_CONTAINERS, ());
+        r.await.map(|r: api::ListContainersResponse| r.containers)
     }
 
     pub(crate) async fn list_images(&self) -> Result<Vec<api::Image>, CriError> {
-        let r: api::ListImagesResponse = self
-            .unary(api::LIST_IMAGES, api::ListImagesRequest {})
-            .await
-            .map_err(|status| CriError::Call {
-                call: "ListImages",
-                status,
-            })?;
-        Ok(r.images)
+        let r = self.call(api::LIST_IMAGES, ());
+        r.await.map(|r: api::ListImagesResponse| r.images)
     }
 
     /// A sandbox's image (its "pause" container's), from a verbose `PodSandboxStatus`:
     /// `info["info"]`'s `image`, where the runtime writes it (containerd does). `Ok(None)`:
     /// the runtime says nothing of it.
     pub(crate) async fn sandbox_image(&self, id: &str) -> Result<Option<String>, CriError> {
-        let r: api::PodSandboxStatusResponse = self
-            .unary(
-                api::POD_SANDBOX_STATUS,
-                api::PodSandboxStatusRequest {
-                    pod_sandbox_id: id.to_owned(),
-                    verbose: true,
-                },
-            )
-            .await
-            .map_err(|status| CriError::Call {
-                call: "PodSandboxStatus",
-                status,
-            })?;
+        let req = api::PodSandboxStatusRequest {
+            pod_sandbox_id: id.to_owned(),
+            verbose: true,
+        };
+        let r: api::PodSandboxStatusResponse = self.call(api::POD_SANDBOX_STATUS, req).await?;
         Ok(r.info.get("info").and_then(|info| sandbox_info_image(info)))
     }
 
@@ -253,9 +208,9 @@ impl Client {
                     .await
                     .map_err(|e| Status::unavailable(error_chain(&e)))?;
                 grpc.server_streaming(
-                    tonic::Request::new(api::GetEventsRequest {}),
+                    tonic::Request::new(()),
                     PathAndQuery::from_static(api::GET_CONTAINER_EVENTS),
-                    ProstCodec::<api::GetEventsRequest, api::ContainerEventResponse>::default(),
+                    ProstCodec::<(), api::ContainerEventResponse>::default(),
                 )
                 .await
             };
@@ -281,7 +236,38 @@ impl Client {
                 }
             }
         });
-        EventsTask { rx, task }
+        EventsTask {
+            rx,
+            _task: AbortOnDrop(task),
+        }
+    }
+}
+
+/// `ContainerStatus` on a connection, for the collector's asks.
+impl ExitLookup for Client {
+    type Error = CriError;
+
+    async fn exit(
+        &self,
+        id: &str,
+        within: Duration,
+    ) -> Result<Option<RuntimeExit>, LookupFailure<CriError>> {
+        let container_id = id.to_owned();
+        let req = api::ContainerStatusRequest { container_id };
+        let r: Result<api::ContainerStatusResponse, _> =
+            self.unary_within(api::CONTAINER_STATUS, req, within).await;
+        let status = match r {
+            Ok(api::ContainerStatusResponse { status: Some(st) }) if st.finished_at > 0 => {
+                return Ok(Some(exit_of(&st)));
+            }
+            Ok(api::ContainerStatusResponse { status: Some(_) }) => return Ok(None),
+            Ok(_) => Status::not_found("ContainerStatus answered without a status"),
+            Err(s) if s.code() == Code::DeadlineExceeded => return Err(LookupFailure::OutOfTime),
+            // (tonic says Cancelled when its own deadline passes: the asks tell by the time.)
+            Err(status) => status,
+        };
+        let call = "ContainerStatus";
+        Err(LookupFailure::Failed(CriError::Call { call, status }))
     }
 }
 
@@ -306,13 +292,7 @@ pub(crate) enum EventMsg {
 /// The events stream's task, stopped with the session.
 pub(crate) struct EventsTask {
     pub(crate) rx: mpsc::Receiver<EventMsg>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for EventsTask {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _task: AbortOnDrop,
 }
 
 /// Opens the runtime's unix socket for tonic, wrapped so that the connection's end is known
@@ -393,22 +373,6 @@ impl AsyncWrite for WatchedStream {
         r
     }
 
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(r, Poll::Ready(Err(_))) {
-            self.fire();
-        }
-        r
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)
     }
@@ -416,6 +380,94 @@ impl AsyncWrite for WatchedStream {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
+}
+
+/// Why a connection to a CRI runtime failed or ended.
+#[derive(Debug, thiserror::Error)]
+pub enum CriError {
+    #[error(
+        "{endpoint}: not a unix socket endpoint (the CRI is served on a unix socket: write \
+         unix:///path/to/socket)"
+    )]
+    NotUnixSocket { endpoint: String },
+    /// The socket could not be connected to.
+    #[error("{endpoint}: {}{}", error_chain(source), hint_text(self.hint()))]
+    Connect {
+        endpoint: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// `Version`, the first call of a connection, failed: the socket may serve something else.
+    #[error("{endpoint}: {}{}", status_text(status), hint_text(self.hint()))]
+    Version { endpoint: String, status: Status },
+    /// A later call failed.
+    #[error("{call}: {}", status_text(status))]
+    Call { call: &'static str, status: Status },
+    #[error("{endpoint}: no answer within {within:?} (is the runtime hung?)")]
+    NoAnswer { endpoint: String, within: Duration },
+    #[error("the runtime closed the connection")]
+    Closed,
+    #[error("the runtime ended the events stream")]
+    EventsEnded,
+    /// Every endpoint tried failed.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Endpoints(Vec<CriError>),
+}
+
+impl CriError {
+    /// What to do about it, where the kind of failure says: no socket, no permission, nobody
+    /// listening, or a socket that does not serve the CRI.
+    pub fn hint(&self) -> Option<&'static str> {
+        let kind = match self {
+            CriError::Connect { source, .. } => io_kind(source),
+            CriError::Version { status, .. } if status.code() == Code::Unimplemented => {
+                return Some(
+                    "the socket answers but does not serve the CRI: is containerd's CRI plugin \
+                     disabled (disabled_plugins = [\"cri\"] in its config.toml)?",
+                );
+            }
+            CriError::Version { status, .. } => io_kind(status),
+            _ => None,
+        }?;
+        match kind {
+            ErrorKind::NotFound => Some(
+                "no socket there: mount the runtime's socket into the exporter (containerd: \
+                 /run/containerd/containerd.sock, CRI-O: /var/run/crio/crio.sock) or set \
+                 --cri-endpoint",
+            ),
+            ErrorKind::PermissionDenied => Some("the socket needs root (or the socket's group)"),
+            ErrorKind::ConnectionRefused => {
+                Some("nothing listens on the socket: the runtime is down or restarting")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The kind of the I/O error at the bottom of `e`, if there is one.
+fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        cur = err.source();
+    }
+    None
+}
+
+fn hint_text(hint: Option<&str>) -> String {
+    hint.map(|h| format!(" ({h})")).unwrap_or_default()
+}
+
+/// A gRPC status for a log line: its code, message and causes.
+fn status_text(s: &Status) -> String {
+    let mut t = format!("{:?}: {}", s.code(), s.message());
+    if let Some(src) = std::error::Error::source(s) {
+        t.push_str(": ");
+        t.push_str(&error_chain(src));
+    }
+    t
 }
 
 #[cfg(test)]
@@ -432,5 +484,32 @@ mod tests {
             assert!(matches!(err, CriError::NotUnixSocket { .. }), "{e}: {err}");
             assert!(err.to_string().contains("unix:///"), "{e}: {err}");
         }
+    }
+
+    #[test]
+    fn errors_say_what_to_do() {
+        let status = |code, source: Option<std::io::Error>| {
+            let mut s = Status::new(code, "call failed");
+            if let Some(e) = source {
+                s = Status::from_error(Box::new(e));
+            }
+            CriError::Version {
+                endpoint: "unix:///a.sock".into(),
+                status: s,
+            }
+        };
+        let e = status(Code::Unimplemented, None);
+        assert!(e.to_string().contains("CRI plugin disabled"), "{e}");
+        for (kind, words) in [
+            (ErrorKind::NotFound, "mount the runtime's socket"),
+            (ErrorKind::ConnectionRefused, "down or restarting"),
+            (ErrorKind::PermissionDenied, "root"),
+        ] {
+            let e = status(Code::Unknown, Some(std::io::Error::from(kind)));
+            assert!(e.to_string().contains(words), "{kind:?}: {e}");
+        }
+        let e = status(Code::Internal, None);
+        assert_eq!(e.hint(), None);
+        assert_eq!(e.to_string(), "unix:///a.sock: Internal: call failed");
     }
 }

@@ -11,19 +11,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tonic::Code;
 
-use super::api;
-use super::client::{Client, CriVersion, EventMsg, EventsTask};
-use super::error::CriError;
-use super::exits::StatusLookup;
+use super::client::{Client, CriError, CriVersion, EventMsg, EventsTask};
 use super::node::Node;
 use super::view::{Ctr, nonempty};
+use crate::metadata::asks::{self, AbortOnDrop};
 use crate::metadata::exits::ExitStore;
-use crate::metadata::meta::ContainerMeta;
 use crate::metadata::refs::image_name_and_tags;
-use crate::metadata::source::asks::{self, AbortOnDrop};
-use crate::metadata::source::{self, Follow, Held, Words};
-use crate::metadata::stats::SourceStats;
-use crate::metadata::store::MetadataStore;
+use crate::metadata::source::{self, Follow, Held, SourceStats, Words};
+use crate::metadata::store::{ContainerMeta, MetadataStore};
 use crate::remote::sleep_until_opt;
 
 /// Where containerd and CRI-O listen by default, tried in this order when no endpoint is set.
@@ -115,7 +110,34 @@ pub async fn run(
         shutdown.await;
         return;
     }
-    let follower = Follower::new(cfg, endpoints, store, stats.clone());
+    let words = Words {
+        what: "CRI runtime",
+        endpoint: endpoints.join(", "),
+        lost: "lost the CRI runtime; Kubernetes containers are reported by id until it returns, \
+               retrying"
+            .to_owned(),
+        absent: "no CRI runtime (containerd, CRI-O) answers; Kubernetes pods and containers are \
+                 reported by id and pod uid until one does (mount the runtime's socket, or set \
+                 --cri-endpoint; `off` turns this off), retrying"
+            .to_owned(),
+        following: String::new(),
+    };
+    let (globs, pod_globs) = (cfg.label_globs.clone(), cfg.pod_label_globs.clone());
+    let follower = Follower {
+        node: Node::new(
+            store,
+            cfg.removal_delay,
+            globs,
+            pod_globs,
+            cfg.exits.clone(),
+        ),
+        cfg,
+        endpoints,
+        stats: stats.clone(),
+        words,
+        sandbox_images: HashMap::new(),
+        said_no_events: false,
+    };
     source::run(follower, stats, shutdown).await
 }
 
@@ -125,8 +147,6 @@ struct Follower {
     node: Node,
     stats: Arc<SourceStats>,
     words: Words,
-    /// From `Version`, for the log.
-    version: Option<CriVersion>,
     /// Sandbox id → its image (the "pause" image), once asked (`None`: the runtime did not
     /// say). Only for known sandboxes, so bounded by them.
     sandbox_images: HashMap<String, Option<String>>,
@@ -136,9 +156,8 @@ struct Follower {
 struct Session {
     client: Client,
     events: EventsTask,
-    events_on: bool,
-    /// Whether the events say exits, for the asks' task.
-    events_flag: Arc<AtomicBool>,
+    /// Whether the runtime has events (then they say exits: for the asks' task too).
+    events_on: Arc<AtomicBool>,
     /// Runtimes without events: when to list everything again.
     resync_at: Option<Instant>,
     /// The collector's asks are served by a task of their own, so that a slow list never
@@ -160,11 +179,7 @@ impl Follow for Follower {
     type Wake = Wake;
     type Error = CriError;
 
-    fn held(&self) -> &Held<bool> {
-        &self.node.held
-    }
-
-    fn held_mut(&mut self) -> &mut Held<bool> {
+    fn held(&mut self) -> &mut Held<bool> {
         &mut self.node.held
     }
 
@@ -172,24 +187,24 @@ impl Follow for Follower {
     async fn connect(&mut self) -> Result<Session, CriError> {
         let (client, version) = self.connect_any().await?;
         self.node.runtime_name = nonempty(&version.runtime_name);
-        self.version = Some(version);
+        let (name, v) = (&version.runtime_name, &version.runtime_version);
+        self.words.following = format!("following the CRI runtime ({name} {v})");
         // Subscribed before listing, so that what happens during the lists is not lost
         // (applying an event twice is harmless).
         let events = client.events();
         self.resync(&client, false).await?;
         self.node.absorb_wanted();
-        let events_flag = Arc::new(AtomicBool::new(true));
+        let events_on = Arc::new(AtomicBool::new(true));
         let asks = asks::serve(
-            StatusLookup(client.clone()),
+            client.clone(),
             self.cfg.exits.clone(),
             self.stats.clone(),
-            events_flag.clone(),
+            events_on.clone(),
         );
         Ok(Session {
             client,
             events,
-            events_on: true,
-            events_flag,
+            events_on,
             resync_at: None,
             _asks: asks,
         })
@@ -202,7 +217,9 @@ impl Follow for Follower {
             .min();
         tokio::select! {
             _ = session.client.closed.notified() => Wake::Closed,
-            msg = session.events.rx.recv(), if session.events_on => Wake::Event(msg),
+            msg = session.events.rx.recv(), if session.events_on.load(Ordering::Relaxed) => {
+                Wake::Event(msg)
+            }
             _ = self.node.held.store().wanted() => Wake::Wanted,
             _ = sleep_until_opt(due) => Wake::Timer,
         }
@@ -236,54 +253,9 @@ impl Follow for Follower {
     fn words(&self) -> &Words {
         &self.words
     }
-
-    fn following(&self) -> String {
-        match &self.version {
-            Some(v) => format!(
-                "following the CRI runtime ({} {})",
-                v.runtime_name, v.runtime_version
-            ),
-            None => "following the CRI runtime".to_owned(),
-        }
-    }
 }
 
 impl Follower {
-    fn new(
-        cfg: CriConfig,
-        endpoints: Vec<String>,
-        store: MetadataStore,
-        stats: Arc<SourceStats>,
-    ) -> Follower {
-        let words = Words {
-            what: "CRI runtime",
-            endpoint: endpoints.join(", "),
-            lost: "lost the CRI runtime; Kubernetes containers are reported by id until it \
-                   returns, retrying"
-                .to_owned(),
-            absent: "no CRI runtime (containerd, CRI-O) answers; Kubernetes pods and containers \
-                     are reported by id and pod uid until one does (mount the runtime's socket, \
-                     or set --cri-endpoint; `off` turns this off), retrying"
-                .to_owned(),
-        };
-        Follower {
-            node: Node::new(
-                store,
-                cfg.removal_delay,
-                cfg.label_globs.clone(),
-                cfg.pod_label_globs.clone(),
-                cfg.exits.clone(),
-            ),
-            cfg,
-            endpoints,
-            stats,
-            words,
-            version: None,
-            sandbox_images: HashMap::new(),
-            said_no_events: false,
-        }
-    }
-
     /// The first endpoint that connects and answers `Version`.
     async fn connect_any(&self) -> Result<(Client, CriVersion), CriError> {
         let mut errors = Vec::new();
@@ -315,12 +287,15 @@ impl Follower {
                 tracing::debug!(endpoint = %session.client.endpoint, "following CRI container events");
             }
             Some(EventMsg::Event(ev)) => {
+                // Its pod's sandbox and containers as they are now, then the event itself (a
+                // stop or deletion schedules the removal of what it is about).
                 SourceStats::count(&self.stats.events);
-                self.apply_event(&session.client, *ev).await?;
+                let ctrs = self.node.event_sandbox(&ev);
+                self.name_images(&session.client, &ctrs, true).await?;
+                self.node.event_containers(&ev, &ctrs);
             }
             Some(EventMsg::Ended(Some(s))) if s.code() == Code::Unimplemented => {
-                session.events_on = false;
-                session.events_flag.store(false, Ordering::Relaxed);
+                session.events_on.store(false, Ordering::Relaxed);
                 session.resync_at = Some(Instant::now() + self.cfg.resync_interval);
                 if !self.said_no_events {
                     self.said_no_events = true;
@@ -347,7 +322,19 @@ impl Follower {
         }
         self.node.apply_sandboxes(&sandboxes);
         let ctrs: Vec<Ctr> = containers.iter().map(Ctr::from_list).collect();
-        self.apply_containers(client, &ctrs, true, counted).await?;
+        self.store_all(client, &ctrs, counted).await
+    }
+
+    /// Stores what a full `ListContainers` says (naming images first); the ids it shows leave
+    /// the lookups.
+    async fn store_all(
+        &mut self,
+        client: &Client,
+        ctrs: &[Ctr],
+        counted: bool,
+    ) -> Result<(), CriError> {
+        self.name_images(client, ctrs, counted).await?;
+        self.node.store_containers(ctrs, true);
         self.node.settle_lookups();
         Ok(())
     }
@@ -412,24 +399,7 @@ impl Follower {
             SourceStats::count(&self.stats.lookups);
             self.node.apply_sandboxes(&sandboxes);
         }
-        self.apply_containers(client, &ctrs, true, true).await?;
-        self.node.settle_lookups();
-        Ok(())
-    }
-
-    /// Stores the containers that are alive (or asked for, or already held), naming their
-    /// images first (one `ListImages` if an unknown image shows up). With `full` the list is
-    /// the runtime's every container: held ones missing from it are gone.
-    async fn apply_containers(
-        &mut self,
-        client: &Client,
-        ctrs: &[Ctr],
-        full: bool,
-        counted: bool,
-    ) -> Result<(), CriError> {
-        self.name_images(client, ctrs, counted).await?;
-        self.node.store_containers(ctrs, full);
-        Ok(())
+        self.store_all(client, &ctrs, true).await
     }
 
     /// `ListImages` when one of the containers to store has an image no name is known for.
@@ -448,19 +418,6 @@ impl Follower {
             self.node.images.replace(images);
             self.node.images.settle(unnamed.iter().copied());
         }
-        Ok(())
-    }
-
-    /// One event: its pod's sandbox and containers as they are now, then the event itself
-    /// (a stop or deletion schedules the removal of what it is about).
-    async fn apply_event(
-        &mut self,
-        client: &Client,
-        ev: api::ContainerEventResponse,
-    ) -> Result<(), CriError> {
-        let ctrs = self.node.event_sandbox(&ev);
-        self.name_images(client, &ctrs, true).await?;
-        self.node.event_containers(&ev, &ctrs);
         Ok(())
     }
 }

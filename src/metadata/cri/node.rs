@@ -1,20 +1,19 @@
 //! What the CRI source knows of the node's runtime, kept in line with its lists and events:
 //! the sandboxes, the pods and the containers it stores (and the images that name them),
-//! what discovery asked for and no list has shown yet, and the exits stop events carry.
+//! what discovery asked for and no list has shown yet ([`Lookups`]), and the exits stop events
+//! carry.
 //! Nothing here calls the runtime: the follower calls, and hands the answers here.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::api;
-use super::exits::exit_of;
-use super::lookups::Lookups;
-use super::view::{Ctr, Images, Sandbox, allowed, merge, nonempty};
+use super::view::{Ctr, Images, Sandbox, allowed, exit_of, merge, nonempty};
 use crate::metadata::exits::ExitStore;
-use crate::metadata::meta::{ContainerMeta, PodMeta};
 use crate::metadata::source::Held;
-use crate::metadata::store::MetadataStore;
+use crate::metadata::store::{ContainerMeta, MetadataStore, PodMeta};
 
 pub(crate) struct Node {
     /// Each id put in the store, `true` for sandboxes; and the pods.
@@ -34,7 +33,7 @@ pub(crate) struct Node {
 impl Node {
     pub(crate) fn new(
         store: MetadataStore,
-        removal_delay: std::time::Duration,
+        removal_delay: Duration,
         label_globs: Vec<String>,
         pod_label_globs: Vec<String>,
         exits: ExitStore,
@@ -75,20 +74,14 @@ impl Node {
     /// Takes what discovery asked for: ids the store does not know become pending.
     pub(crate) fn absorb_wanted(&mut self) {
         let store = self.held.store();
-        let known = |id: &str| store.contains(id) || store.get_pod(id).is_some();
-        self.lookups.absorb(store.take_wanted(), known);
-    }
-
-    pub(crate) fn known(&self, id: &str) -> bool {
-        let store = self.held.store();
-        store.contains(id) || store.get_pod(id).is_some()
+        self.lookups
+            .absorb(store.take_wanted(), |id| store.knows(id));
     }
 
     /// After a list: found ids leave the lookups; the others are retried later, or given up.
     pub(crate) fn settle_lookups(&mut self) {
         let store = self.held.store();
-        let known = |id: &str| store.contains(id) || store.get_pod(id).is_some();
-        self.lookups.settle(Instant::now(), known);
+        self.lookups.settle(Instant::now(), |id| store.knows(id));
     }
 
     /// A full `ListPodSandbox`: replaces what is known of sandboxes, stores the ready ones (and
@@ -99,15 +92,7 @@ impl Node {
             .filter(|s| !s.id.is_empty())
             .map(|s| (s.id.clone(), Sandbox::from_list(s)))
             .collect();
-        let gone: Vec<String> = self
-            .held
-            .iter()
-            .filter(|&(id, &is_sandbox)| is_sandbox && !listed.contains_key(id))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in gone {
-            self.held.remove_later(&id);
-        }
+        (self.held).remove_later_if(|id, &is_sandbox| is_sandbox && !listed.contains_key(id));
         self.sandboxes = listed;
         let ids: Vec<String> = self.sandboxes.keys().cloned().collect();
         for id in &ids {
@@ -154,8 +139,6 @@ impl Node {
                 *slot = s;
             }
         }
-        let mut present = Vec::new();
-        let mut absent = Vec::new();
         for (uid, s) in &best {
             if s.ready || self.held.holds_pod(uid) || self.lookups.is_pending(uid) {
                 self.held.put_pod(PodMeta {
@@ -165,23 +148,14 @@ impl Node {
                     labels: allowed(&s.labels, &self.pod_label_globs),
                 });
                 if s.ready {
-                    present.push(uid.to_string());
+                    self.held.keep_pod(uid);
                 } else {
-                    absent.push(uid.to_string());
+                    self.held.remove_pod_later(uid);
                 }
             }
         }
-        for uid in self.held.pods() {
-            if only.is_none_or(|u| u == uid) && !best.contains_key(uid.as_str()) {
-                absent.push(uid.clone());
-            }
-        }
-        for uid in present {
-            self.held.keep_pod(&uid);
-        }
-        for uid in absent {
-            self.held.remove_pod_later(&uid);
-        }
+        let gone = |uid: &str| only.is_none_or(|u| u == uid) && !best.contains_key(uid);
+        self.held.remove_pods_later_if(gone);
     }
 
     /// Whether a listed container goes in the store.
@@ -189,6 +163,8 @@ impl Node {
         !c.id.is_empty() && (c.alive || self.held.holds(&c.id) || self.lookups.is_pending(&c.id))
     }
 
+    /// Stores the containers that are alive (or asked for, or already held). With `full` the
+    /// list is the runtime's every container: held ones missing from it are gone.
     pub(crate) fn store_containers(&mut self, ctrs: &[Ctr], full: bool) {
         let take: Vec<&Ctr> = ctrs.iter().filter(|c| self.stores(c)).collect();
         for c in take {
@@ -202,15 +178,7 @@ impl Node {
         }
         if full {
             let listed: HashSet<&str> = ctrs.iter().map(|c| c.id.as_str()).collect();
-            let gone: Vec<String> = self
-                .held
-                .iter()
-                .filter(|&(id, &is_sandbox)| !is_sandbox && !listed.contains(id.as_str()))
-                .map(|(id, _)| id.clone())
-                .collect();
-            for id in gone {
-                self.held.remove_later(&id);
-            }
+            (self.held).remove_later_if(|id, &is_sandbox| !is_sandbox && !listed.contains(id));
         }
     }
 
@@ -295,7 +263,7 @@ impl Node {
             }
             _ => {
                 // An event about something its statuses did not describe: look it up.
-                if !self.known(id) {
+                if !self.held.store().knows(id) {
                     self.lookups.ask(id);
                 }
             }
@@ -303,13 +271,143 @@ impl Node {
     }
 }
 
+// The ids discovery asked for that no list has shown yet, for runtimes without
+// `GetContainerEvents` (and for events about what their statuses did not describe). Runtimes
+// create a sandbox's cgroup before their lists show it (containerd lists a sandbox only once
+// `RunPodSandbox` is done), so an id still unknown after a list is asked again with backoff
+// for up to `LOOKUP_GIVE_UP`, then left alone for `GIVE_UP_TTL`.
+
+/// Retries of an id a list did not show: 100 ms, 200 ms, … capped at 5 s.
+const LOOKUP_RETRY_MIN: Duration = Duration::from_millis(100);
+const LOOKUP_RETRY_MAX: Duration = Duration::from_secs(5);
+/// An id no list has shown for this long is not the runtime's (a container of another runtime,
+/// or one that came and went): it is dropped, about a dozen lists after it was first asked.
+pub const LOOKUP_GIVE_UP: Duration = Duration::from_secs(30);
+/// …and asks for it are ignored this long, so that a discovery that asks for an unknown id on
+/// every tick costs one retry series per id, not one list per tick.
+pub const GIVE_UP_TTL: Duration = Duration::from_secs(600);
+/// Bounds on ids being retried and ids given up (the store bounds the asks themselves).
+const MAX_PENDING: usize = 4096;
+const MAX_GIVEN_UP: usize = 16384;
+
+/// An id that discovery asked for and no list has shown yet.
+struct Pending {
+    since: Instant,
+    next: Instant,
+    tries: u32,
+}
+
+/// The ids being looked up, and those given up on.
+#[derive(Default)]
+pub(crate) struct Lookups {
+    pending: HashMap<String, Pending>,
+    given_up: HashMap<String, Instant>,
+}
+
+impl Lookups {
+    /// Takes what discovery asked for: ids not `known` (and not given up) become pending.
+    pub(crate) fn absorb(&mut self, asked: Vec<String>, known: impl Fn(&str) -> bool) {
+        let now = Instant::now();
+        if self.given_up.len() >= MAX_GIVEN_UP / 2 {
+            self.given_up.retain(|_, until| *until > now);
+        }
+        for id in asked {
+            let id = normalize_wanted(id);
+            let asked_off = self.given_up.get(&id).is_some_and(|until| *until > now);
+            if id.is_empty() || asked_off || known(&id) || self.pending.contains_key(&id) {
+                continue;
+            }
+            if self.pending.len() >= MAX_PENDING {
+                break;
+            }
+            self.add(id, now);
+        }
+    }
+
+    /// Looks `id` up at the next chance (an event about something its statuses did not
+    /// describe).
+    pub(crate) fn ask(&mut self, id: &str) {
+        if !id.is_empty() && !self.pending.contains_key(id) && self.pending.len() < MAX_PENDING {
+            self.add(id.to_owned(), Instant::now());
+        }
+    }
+
+    fn add(&mut self, id: String, now: Instant) {
+        let p = Pending {
+            since: now,
+            next: now,
+            tries: 0,
+        };
+        self.pending.insert(id, p);
+    }
+
+    pub(crate) fn is_pending(&self, id: &str) -> bool {
+        self.pending.contains_key(id)
+    }
+
+    /// The ids being looked up.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = &String> {
+        self.pending.keys()
+    }
+
+    /// Whether a list is due for one of them.
+    pub(crate) fn due(&self, now: Instant) -> bool {
+        self.pending.values().any(|p| p.next <= now)
+    }
+
+    pub(crate) fn next_retry(&self) -> Option<Instant> {
+        self.pending.values().map(|p| p.next).min()
+    }
+
+    /// After a list: ids now `known` leave; the others are retried later, or given up.
+    pub(crate) fn settle(&mut self, now: Instant, known: impl Fn(&str) -> bool) {
+        let given_up = &mut self.given_up;
+        self.pending.retain(|id, p| {
+            if known(id) {
+                return false;
+            }
+            if p.next > now {
+                return true;
+            }
+            if now.duration_since(p.since) >= LOOKUP_GIVE_UP {
+                tracing::debug!(
+                    id,
+                    "the CRI runtime does not know this id; not asking again for a while"
+                );
+                if given_up.len() < MAX_GIVEN_UP {
+                    given_up.insert(id.clone(), now + GIVE_UP_TTL);
+                }
+                return false;
+            }
+            p.tries += 1;
+            let wait = LOOKUP_RETRY_MIN
+                .saturating_mul(1 << p.tries.min(16))
+                .min(LOOKUP_RETRY_MAX);
+            p.next = now + wait;
+            true
+        });
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
+/// Discovery gives pod uids with dashes; a systemd slice name has them as underscores.
+fn normalize_wanted(id: String) -> String {
+    if id.len() == 36 && id.contains('_') && !id.contains('-') {
+        id.replace('_', "-")
+    } else {
+        id
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::view::tests::{ID, container_status, sandbox_status};
     use super::*;
-    use std::collections::BTreeMap;
     use std::time::{Duration, UNIX_EPOCH};
-
-    const ID: &str = "sha256:3da5578349ac6d5a0130915b135da86571ea7db380da2e2d2c6f189b81db3f54";
 
     /// What the skeleton does when removals come due.
     fn sweep(n: &mut Node) {
@@ -323,61 +421,18 @@ mod tests {
     /// after each, and that everything is gone, store and follower state alike, after the stops.
     #[test]
     fn events_follow_a_pod_through_its_life() {
-        use api::ContainerEventType as T;
+        use api::{ContainerEventType as T, ContainerState as S};
         let store = MetadataStore::new();
         let pod_labels = vec!["app".into()];
-        let mut f = Node::new(
-            store.clone(),
-            Duration::ZERO,
-            Vec::new(),
-            pod_labels,
-            ExitStore::new(),
-        );
+        let (delay, exits) = (Duration::ZERO, ExitStore::new());
+        let mut f = Node::new(store.clone(), delay, Vec::new(), pod_labels, exits);
         f.runtime_name = Some("containerd".into());
-        let sandbox = |ready: bool| api::PodSandboxStatus {
-            id: "s1".into(),
-            metadata: Some(api::PodSandboxMetadata {
-                name: "web-0".into(),
-                uid: "u-1".into(),
-                namespace: "prod".into(),
-                attempt: 0,
-            }),
-            state: if ready {
-                api::PodSandboxState::SandboxReady
-            } else {
-                api::PodSandboxState::SandboxNotready
-            } as i32,
-            created_at: 1,
-            labels: BTreeMap::from([("app".into(), "web".into()), ("x".into(), "y".into())]),
-        };
-        let container = |state: api::ContainerState| api::ContainerStatus {
-            finished_at: 0,
-            exit_code: 0,
-            reason: String::new(),
-            id: "c1".into(),
-            metadata: Some(api::ContainerMetadata {
-                name: "app".into(),
-                attempt: 1,
-            }),
-            state: state as i32,
-            created_at: 1,
-            started_at: 0,
-            // containerd's statuses give the image's first repo tag and its repo digest.
-            image: Some(api::ImageSpec {
-                image: "docker.io/library/busybox:1.36".into(),
-                user_specified_image: String::new(),
-            }),
-            image_ref: "docker.io/library/busybox@sha256:abcd".into(),
-            labels: BTreeMap::new(),
-            image_id: ID.into(),
-        };
-        let mut apply = |id: &str, kind: T, ready: bool, c: Option<api::ContainerState>| {
+        let mut apply = |id: &str, kind: T, ready: bool, c: Option<S>| {
             let ev = api::ContainerEventResponse {
                 container_id: id.into(),
                 container_event_type: kind as i32,
-                created_at: 1,
-                pod_sandbox_status: Some(sandbox(ready)),
-                containers_statuses: c.map(container).into_iter().collect(),
+                pod_sandbox_status: Some(sandbox_status(ready)),
+                containers_statuses: c.map(|s| container_status(s, 1)).into_iter().collect(),
             };
             let ctrs = f.event_sandbox(&ev);
             // Statuses name their images: no ListImages needed.
@@ -398,13 +453,13 @@ mod tests {
             "c1",
             T::ContainerCreatedEvent,
             true,
-            Some(api::ContainerState::ContainerCreated),
+            Some(S::ContainerCreated),
         );
         apply(
             "c1",
             T::ContainerStartedEvent,
             true,
-            Some(api::ContainerState::ContainerRunning),
+            Some(S::ContainerRunning),
         );
         let c = store.get("c1").unwrap();
         assert_eq!(c.name.as_deref(), Some("app"));
@@ -423,7 +478,7 @@ mod tests {
             "c1",
             T::ContainerStoppedEvent,
             true,
-            Some(api::ContainerState::ContainerExited),
+            Some(S::ContainerExited),
         );
         assert!(store.get("c1").is_none());
         assert!(store.get("s1").is_some() && store.get_pod("u-1").is_some());
@@ -449,13 +504,8 @@ mod tests {
     fn a_stop_event_says_how_the_container_ended() {
         use api::ContainerEventType as T;
         let exits = ExitStore::new();
-        let mut f = Node::new(
-            MetadataStore::new(),
-            Duration::from_secs(60),
-            Vec::new(),
-            Vec::new(),
-            exits.clone(),
-        );
+        let (store, delay) = (MetadataStore::new(), Duration::from_secs(60));
+        let mut f = Node::new(store, delay, Vec::new(), Vec::new(), exits.clone());
         let status = |finished_at: i64, exit_code: i32, reason: &str| api::ContainerStatus {
             id: "c1".into(),
             metadata: Some(api::ContainerMetadata {
@@ -471,7 +521,6 @@ mod tests {
         let ev = |st: api::ContainerStatus| api::ContainerEventResponse {
             container_id: "c1".into(),
             container_event_type: T::ContainerStoppedEvent as i32,
-            created_at: 1,
             pod_sandbox_status: None,
             containers_statuses: vec![st],
         };
@@ -493,5 +542,15 @@ mod tests {
         // An int32 status outside 0–255 is no exit status.
         let got = exit_of(&status(1, -1, "Error"));
         assert_eq!((got.code, got.invalid_code), (None, true));
+    }
+
+    #[test]
+    fn wanted_ids() {
+        assert_eq!(
+            normalize_wanted("0b0e6b0c_8c51_4d43_9a3f_0d5a7b0b6c1e".into()),
+            "0b0e6b0c-8c51-4d43-9a3f-0d5a7b0b6c1e"
+        );
+        let id = "a".repeat(64);
+        assert_eq!(normalize_wanted(id.clone()), id);
     }
 }

@@ -7,8 +7,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::api;
-use crate::metadata::meta::ContainerMeta;
+use crate::exit::RuntimeExit;
 use crate::metadata::refs::{glob_match, image_name_and_tags, is_image_id, split_image_ref};
+use crate::metadata::store::ContainerMeta;
 
 /// A pod sandbox, from `ListPodSandbox` or an event's `PodSandboxStatus`: the pod's identity
 /// (its metadata is the contract, not the labels) and whether it is ready.
@@ -78,11 +79,6 @@ pub(crate) struct Ctr {
     pub(crate) labels: BTreeMap<String, String>,
 }
 
-pub(crate) fn alive(state: i32) -> bool {
-    state == api::ContainerState::ContainerCreated as i32
-        || state == api::ContainerState::ContainerRunning as i32
-}
-
 impl Ctr {
     pub(crate) fn from_list(c: &api::Container) -> Ctr {
         let image = c.image.clone().unwrap_or_default();
@@ -99,33 +95,28 @@ impl Ctr {
             user_image: image.user_specified_image,
             image_ref: c.image_ref.clone(),
             image_id: c.image_id.clone(),
-            alive: alive(c.state),
+            alive: c.state == api::ContainerState::ContainerCreated as i32
+                || c.state == api::ContainerState::ContainerRunning as i32,
             started_at: None,
             labels: c.labels.clone(),
         }
     }
 
+    /// A status says what a list does, and when the container started.
     pub(crate) fn from_status(c: &api::ContainerStatus, sandbox_id: &str) -> Ctr {
-        let image = c.image.clone().unwrap_or_default();
-        Ctr {
+        let listed = api::Container {
             id: c.id.clone(),
-            sandbox_id: sandbox_id.to_owned(),
-            name: c
-                .metadata
-                .as_ref()
-                .map(|m| m.name.clone())
-                .unwrap_or_default(),
-            attempt: c.metadata.as_ref().map(|m| m.attempt),
-            image: image.image,
-            user_image: image.user_specified_image,
+            pod_sandbox_id: sandbox_id.to_owned(),
+            metadata: c.metadata.clone(),
+            image: c.image.clone(),
             image_ref: c.image_ref.clone(),
-            image_id: c.image_id.clone(),
-            alive: alive(c.state),
-            started_at: u64::try_from(c.started_at)
-                .ok()
-                .filter(|&ns| ns > 0)
-                .map(|ns| UNIX_EPOCH + Duration::from_nanos(ns)),
+            state: c.state,
             labels: c.labels.clone(),
+            image_id: c.image_id.clone(),
+        };
+        Ctr {
+            started_at: time_ns(c.started_at),
+            ..Ctr::from_list(&listed)
         }
     }
 
@@ -141,6 +132,12 @@ impl Ctr {
             .map(String::as_str)
             .filter(|r| !r.is_empty())
     }
+}
+
+/// A CRI time (nanoseconds since the epoch; 0: not yet).
+fn time_ns(ns: i64) -> Option<SystemTime> {
+    let ns = u64::try_from(ns).ok().filter(|&ns| ns > 0)?;
+    Some(UNIX_EPOCH + Duration::from_nanos(ns))
 }
 
 pub(crate) fn nonempty(s: &str) -> Option<String> {
@@ -259,25 +256,19 @@ impl Images {
 /// and lists and events describe images slightly differently (an event's status may give the
 /// repo digest where the list gave the id). Only what was missing is filled in.
 pub(crate) fn merge(old: &ContainerMeta, new: ContainerMeta) -> ContainerMeta {
-    let image_named = old.image_name.is_some();
+    let (image_name, image_tags) = match &old.image_name {
+        Some(_) => (old.image_name.clone(), old.image_tags.clone()),
+        None => (new.image_name, new.image_tags),
+    };
+    let labels = [&old.labels, &new.labels]
+        .into_iter()
+        .find(|l| !l.is_empty());
     ContainerMeta {
         name: old.name.clone().or(new.name),
-        image_name: if image_named {
-            old.image_name.clone()
-        } else {
-            new.image_name
-        },
-        image_tags: if image_named {
-            old.image_tags.clone()
-        } else {
-            new.image_tags
-        },
+        image_name,
+        image_tags,
         image_id: old.image_id.clone().or(new.image_id),
-        labels: if old.labels.is_empty() {
-            new.labels
-        } else {
-            old.labels.clone()
-        },
+        labels: labels.cloned().unwrap_or_default(),
         k8s_pod_name: old.k8s_pod_name.clone().or(new.k8s_pod_name),
         k8s_namespace_name: old.k8s_namespace_name.clone().or(new.k8s_namespace_name),
         k8s_container_name: old.k8s_container_name.clone().or(new.k8s_container_name),
@@ -292,9 +283,63 @@ pub(crate) fn merge(old: &ContainerMeta, new: ContainerMeta) -> ContainerMeta {
     }
 }
 
+/// What a container's status says about its end (once it has one: `finished_at` set).
+pub(crate) fn exit_of(st: &api::ContainerStatus) -> RuntimeExit {
+    RuntimeExit {
+        oom: Some(st.reason == "OOMKilled"),
+        restart_count: st.metadata.as_ref().map(|m| m.attempt),
+        finished_at: time_ns(st.finished_at),
+        ..RuntimeExit::default()
+    }
+    .with_code(Some(i64::from(st.exit_code)))
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A pod's sandbox `s1` as containerd 1.7's events describe it.
+    pub(crate) fn sandbox_status(ready: bool) -> api::PodSandboxStatus {
+        let state = match ready {
+            true => api::PodSandboxState::SandboxReady,
+            false => api::PodSandboxState::SandboxNotready,
+        };
+        api::PodSandboxStatus {
+            id: "s1".into(),
+            metadata: Some(api::PodSandboxMetadata {
+                name: "web-0".into(),
+                uid: "u-1".into(),
+                namespace: "prod".into(),
+                attempt: 0,
+            }),
+            state: state as i32,
+            created_at: 1,
+            labels: BTreeMap::from([("app".into(), "web".into()), ("x".into(), "y".into())]),
+        }
+    }
+
+    /// Its container `c1`: containerd's statuses give the image's first repo tag and its repo
+    /// digest.
+    pub(crate) fn container_status(
+        state: api::ContainerState,
+        attempt: u32,
+    ) -> api::ContainerStatus {
+        api::ContainerStatus {
+            id: "c1".into(),
+            metadata: Some(api::ContainerMetadata {
+                name: "app".into(),
+                attempt,
+            }),
+            state: state as i32,
+            image: Some(api::ImageSpec {
+                image: "docker.io/library/busybox:1.36".into(),
+                ..Default::default()
+            }),
+            image_ref: "docker.io/library/busybox@sha256:abcd".into(),
+            image_id: ID.into(),
+            ..Default::default()
+        }
+    }
 
     fn ctr(image: &str, image_ref: &str) -> Ctr {
         Ctr {
@@ -312,7 +357,8 @@ mod tests {
         }
     }
 
-    const ID: &str = "sha256:3da5578349ac6d5a0130915b135da86571ea7db380da2e2d2c6f189b81db3f54";
+    pub(crate) const ID: &str =
+        "sha256:3da5578349ac6d5a0130915b135da86571ea7db380da2e2d2c6f189b81db3f54";
 
     #[test]
     fn images_are_named_from_the_list_only_when_needed() {
@@ -408,38 +454,10 @@ mod tests {
         let ev = api::ContainerEventResponse {
             container_id: "c1".into(),
             container_event_type: api::ContainerEventType::ContainerStartedEvent as i32,
-            created_at: 1,
-            pod_sandbox_status: Some(api::PodSandboxStatus {
-                id: "s1".into(),
-                metadata: Some(api::PodSandboxMetadata {
-                    name: "web-0".into(),
-                    uid: "u-1".into(),
-                    namespace: "prod".into(),
-                    attempt: 0,
-                }),
-                state: api::PodSandboxState::SandboxReady as i32,
-                created_at: 1,
-                labels: BTreeMap::from([("app".into(), "web".into())]),
-            }),
+            pod_sandbox_status: Some(sandbox_status(true)),
             containers_statuses: vec![api::ContainerStatus {
-                finished_at: 0,
-                exit_code: 0,
-                reason: String::new(),
-                id: "c1".into(),
-                metadata: Some(api::ContainerMetadata {
-                    name: "app".into(),
-                    attempt: 2,
-                }),
-                state: api::ContainerState::ContainerRunning as i32,
-                created_at: 1,
                 started_at: 1_700_000_000_000_000_000,
-                image: Some(api::ImageSpec {
-                    image: "docker.io/library/busybox:1.36".into(),
-                    user_specified_image: String::new(),
-                }),
-                image_ref: "docker.io/library/busybox@sha256:abcd".into(),
-                labels: BTreeMap::new(),
-                image_id: ID.into(),
+                ..container_status(api::ContainerState::ContainerRunning, 2)
             }],
         };
         let bytes = ev.encode_to_vec();

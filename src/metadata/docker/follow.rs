@@ -14,15 +14,14 @@ use bollard::models::EventMessage;
 use bollard::query_parameters::{EventsOptions, ListContainersOptionsBuilder};
 use futures_util::{Stream, StreamExt};
 
-use super::error::DockerError;
-use super::flavor::{DEFAULT_HOST, Flavor, PODMAN_DEFAULT_HOST};
-use super::inspect::{Inspected, REQUEST_TIMEOUT, Run, event_time, inspect};
+use super::inspect::{
+    DEFAULT_HOST, DockerError, Flavor, Inspected, PODMAN_DEFAULT_HOST, REQUEST_TIMEOUT, Run,
+    event_time, inspect,
+};
 use crate::exit::RuntimeExit;
 use crate::metadata::exits::ExitStore;
-use crate::metadata::meta::ContainerMeta;
-use crate::metadata::source::{self, Follow, Held, Words};
-use crate::metadata::stats::SourceStats;
-use crate::metadata::store::MetadataStore;
+use crate::metadata::source::{self, Follow, Held, SourceStats, Words};
+use crate::metadata::store::{ContainerMeta, MetadataStore};
 
 /// The events stream is opened after the list, with `since` this far before the list began, so
 /// an event that happened while listing is replayed rather than lost. Replays are harmless:
@@ -84,13 +83,16 @@ pub struct DockerVersion {
 pub async fn probe(host: &str) -> Result<DockerVersion, DockerError> {
     let attempt = async {
         let docker = Docker::connect_with_host(host)
-            .map_err(DockerError::Connect)?
+            .map_err(|e| DockerError::Call("connect", e))?
             .with_timeout(Duration::from_secs(3));
         let docker = docker
             .negotiate_version()
             .await
-            .map_err(DockerError::Version)?;
-        let v = docker.version().await.map_err(DockerError::Version)?;
+            .map_err(|e| DockerError::Call("version", e))?;
+        let v = docker
+            .version()
+            .await
+            .map_err(|e| DockerError::Call("version", e))?;
         Ok(DockerVersion {
             version: v.version.unwrap_or_else(|| "?".into()),
             api_version: v.api_version.unwrap_or_else(|| "?".into()),
@@ -129,6 +131,7 @@ pub async fn run(
             endpoint: host,
             lost: unavailable.clone(),
             absent: unavailable,
+            following: format!("following {api} events"),
         },
         cfg,
         stats: stats.clone(),
@@ -166,11 +169,7 @@ impl Follow for Follower {
     type Wake = Option<Result<EventMessage, ApiError>>;
     type Error = DockerError;
 
-    fn held(&self) -> &Held<Ran> {
-        &self.held
-    }
-
-    fn held_mut(&mut self) -> &mut Held<Ran> {
+    fn held(&mut self) -> &mut Held<Ran> {
         &mut self.held
     }
 
@@ -179,30 +178,25 @@ impl Follow for Follower {
         // bollard speaks API 1.53 by default and Docker 20.10 (API 1.41) rejects that as "too
         // new": negotiate down on every connect, the daemon may have been up- or downgraded.
         let docker = Docker::connect_with_host(&self.words.endpoint)
-            .map_err(DockerError::Connect)?
+            .map_err(|e| DockerError::Call("connect", e))?
             .with_timeout(REQUEST_TIMEOUT);
         SourceStats::count(&self.stats.calls);
         let docker = docker
             .negotiate_version()
             .await
-            .map_err(DockerError::Version)?;
+            .map_err(|e| DockerError::Call("version", e))?;
         let since = SystemTime::now()
             .checked_sub(SINCE_MARGIN)
             .unwrap_or(UNIX_EPOCH);
-        self.resync(&docker).await.map_err(DockerError::List)?;
+        self.resync(&docker)
+            .await
+            .map_err(|e| DockerError::Call("list containers", e))?;
 
         let since = since.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let actions = self.cfg.flavor.event_filter().iter().map(|s| s.to_string());
         let filters = HashMap::from([
             ("type".to_owned(), vec!["container".to_owned()]),
-            (
-                "event".to_owned(),
-                self.cfg
-                    .flavor
-                    .event_filter()
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect(),
-            ),
+            ("event".to_owned(), actions.collect()),
         ]);
         SourceStats::count(&self.stats.calls);
         let events = docker.events(Some(EventsOptions {
@@ -232,17 +226,13 @@ impl Follow for Follower {
                 self.handle_event(&session.docker, ev).await;
                 Ok(())
             }
-            Some(Some(Err(e))) => Err(DockerError::Events(e)),
+            Some(Some(Err(e))) => Err(DockerError::Call("events", e)),
             Some(None) => Err(DockerError::EventsClosed),
         }
     }
 
     fn words(&self) -> &Words {
         &self.words
-    }
-
-    fn following(&self) -> String {
-        format!("following {} events", self.cfg.flavor.name())
     }
 }
 
@@ -258,16 +248,7 @@ impl Follower {
             .await?;
         let ids: Vec<String> = list.into_iter().filter_map(|c| c.id).collect();
         let listed: HashSet<&str> = ids.iter().map(String::as_str).collect();
-        let gone: Vec<String> = self
-            .held
-            .iter()
-            .map(|(id, _)| id)
-            .filter(|id| !listed.contains(id.as_str()))
-            .cloned()
-            .collect();
-        for id in gone {
-            self.held.remove_later(&id);
-        }
+        self.held.remove_later_if(|id, _| !listed.contains(id));
         // Owned ids and a cloned client (an Arc inside) per inspect: futures that borrow from
         // this frame make `run` not `Send` (higher-ranked lifetime inference), so it could not
         // be spawned.
@@ -304,14 +285,8 @@ impl Follower {
                     // `docker update` wrote new limits: the collector reads them next tick.
                     self.held.store().flag_limits_changed(&id);
                 }
-                let res = inspect(
-                    docker,
-                    self.cfg.flavor,
-                    &self.words.endpoint,
-                    &id,
-                    &self.stats,
-                )
-                .await;
+                let (flavor, host) = (self.cfg.flavor, &self.words.endpoint);
+                let res = inspect(docker, flavor, host, &id, &self.stats).await;
                 self.apply_inspect(&id, res);
             }
             "oom" => {
@@ -352,10 +327,8 @@ impl Follower {
             ran.oom = false;
         }
         let mut exit = RuntimeExit {
-            oom: match self.cfg.flavor {
-                Flavor::Docker => Some(oom),
-                Flavor::Podman => None,
-            },
+            // Podman has no `oom` event: its word says nothing of the OOM killer.
+            oom: (self.cfg.flavor == Flavor::Docker).then_some(oom),
             restart_count,
             finished_at: died,
             ..RuntimeExit::default()

@@ -1,6 +1,7 @@
 //! What one inspect of a container says: its description ([`ContainerMeta::from_inspect`]),
 //! the run it is on ([`Run`]), and, for Podman, whether it is a pod's infra container (one
-//! libpod inspect more: the compat inspect has no field for it).
+//! libpod inspect more: the compat inspect has no field for it); which daemon answers
+//! ([`Flavor`]) and what goes wrong with it ([`DockerError`], [`LibpodError`]).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -8,16 +9,87 @@ use bollard::Docker;
 use bollard::errors::Error as ApiError;
 use bollard::models::ContainerInspectResponse;
 
-use super::error::LibpodError;
-use super::flavor::Flavor;
-use crate::metadata::meta::ContainerMeta;
 use crate::metadata::refs::{glob_match, image_name_and_tags, parse_rfc3339};
-use crate::metadata::stats::SourceStats;
+use crate::metadata::source::SourceStats;
+use crate::metadata::store::ContainerMeta;
 
 /// Per-request timeout (list, inspect, version). bollard applies it until the response headers
 /// arrive, so it does not cut the long-lived `/events` stream; bollard's own default (2 min)
 /// would let a hung daemon stall resynchronisation far longer than the backoff cap.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the Docker daemon listens when neither the configuration nor `DOCKER_HOST` says.
+pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+/// Where rootful Podman's service (`podman.socket`, or `podman system service`) listens.
+pub const PODMAN_DEFAULT_HOST: &str = "unix:///run/podman/podman.sock";
+
+/// Which daemon is at the other end of the Docker Engine API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flavor {
+    #[default]
+    Docker,
+    /// Podman's Docker-compatible service.
+    Podman,
+}
+
+impl Flavor {
+    /// For logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavor::Docker => "Docker",
+            Flavor::Podman => "Podman",
+        }
+    }
+
+    /// The events followed. Docker: `start` (new or restarted: name, image, StartedAt),
+    /// `die`/`destroy` (schedule removal; `die` says the exit status), `oom` (before the `die`
+    /// of a container the OOM killer hit), `rename` (name), `update` (re-inspect; cheap and
+    /// rare); nothing else changes what is kept: create has no cgroup yet, kill/stop/restart
+    /// are followed by die/start. Podman 4 names them in its filter otherwise: `died` (then
+    /// delivered as Action `die`; filtering `die` matches nothing) and `remove` (it never sends
+    /// `destroy`); it has no `oom` event, and no `update` in Podman 4.3.
+    pub(crate) fn event_filter(self) -> &'static [&'static str] {
+        match self {
+            Flavor::Docker => &["start", "die", "destroy", "oom", "rename", "update"],
+            Flavor::Podman => &["start", "died", "remove", "rename"],
+        }
+    }
+}
+
+/// Why a connection to the Docker Engine API (Docker's or Podman's) failed or ended.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    /// A call failed: `connect`, `version`, `list containers`, `events`.
+    #[error("{0}: {1}")]
+    Call(&'static str, #[source] ApiError),
+    #[error("events: stream closed by the daemon")]
+    EventsClosed,
+    #[error("no answer within {0:?}")]
+    NoAnswer(Duration),
+}
+
+/// Why Podman's libpod inspect (whether a container is a pod's infra container) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LibpodError {
+    #[error("unexpected container id {0:?}")]
+    BadId(String),
+    #[error("{0}: only unix:// and tcp:// hosts are asked")]
+    Scheme(String),
+    #[error("GET {path}: {status}")]
+    Status {
+        path: String,
+        status: hyper::StatusCode,
+    },
+    /// The socket could not be connected to, the request not made or its answer not read.
+    #[error("GET {path}: {source}")]
+    Request {
+        path: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("timed out")]
+    TimedOut,
+}
 
 impl ContainerMeta {
     /// Builds the metadata from an inspect response. Returns the full container id and whether
@@ -155,7 +227,7 @@ async fn podman_is_infra(host: &str, id: &str) -> Result<bool, LibpodError> {
         return Err(LibpodError::BadId(id.to_owned()));
     }
     let path = format!("/v4.0.0/libpod/containers/{id}/json");
-    let failed = |source: Box<dyn std::error::Error + Send + Sync>| LibpodError::Request {
+    let failed = |source: BoxError| LibpodError::Request {
         path: path.clone(),
         source,
     };
@@ -163,27 +235,18 @@ async fn podman_is_infra(host: &str, id: &str) -> Result<bool, LibpodError> {
         .header(hyper::header::HOST, "podman")
         .body(Empty::<bytes::Bytes>::new())
         .map_err(|e| failed(e.into()))?;
-    let connect = |addr: &str| {
-        let addr = addr.to_owned();
-        move |source| LibpodError::Connect { addr, source }
-    };
     let resp = if let Some(socket) = host.strip_prefix("unix://") {
-        let io = tokio::net::UnixStream::connect(socket)
-            .await
-            .map_err(connect(socket))?;
-        send(io, req).await
+        send(tokio::net::UnixStream::connect(socket).await, req).await
     } else if let Some(addr) = host
         .strip_prefix("tcp://")
         .or_else(|| host.strip_prefix("http://"))
     {
-        let io = tokio::net::TcpStream::connect(addr.trim_end_matches('/'))
-            .await
-            .map_err(connect(addr))?;
-        send(io, req).await
+        let addr = addr.trim_end_matches('/');
+        send(tokio::net::TcpStream::connect(addr).await, req).await
     } else {
         return Err(LibpodError::Scheme(host.to_owned()));
     }
-    .map_err(|e| failed(e.into()))?;
+    .map_err(failed)?;
     let status = resp.status();
     if status == hyper::StatusCode::NOT_FOUND {
         return Ok(false);
@@ -198,19 +261,21 @@ async fn podman_is_infra(host: &str, id: &str) -> Result<bool, LibpodError> {
         .map_err(|e| failed(e.into()))
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// One request on a fresh HTTP/1.1 connection.
 async fn send<IO>(
-    io: IO,
+    io: std::io::Result<IO>,
     req: hyper::Request<http_body_util::Empty<bytes::Bytes>>,
-) -> Result<hyper::Response<hyper::body::Incoming>, hyper::Error>
+) -> Result<hyper::Response<hyper::body::Incoming>, BoxError>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io)).await?;
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io?)).await?;
     // The connection task ends when the response is read and `sender` is dropped.
     tokio::spawn(conn);
-    sender.send_request(req).await
+    Ok(sender.send_request(req).await?)
 }
 
 /// When an event happened, by the daemon's clock.

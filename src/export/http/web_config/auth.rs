@@ -5,12 +5,10 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-
-use super::file::RateLimit;
 
 /// Distinct (user, password) results kept, so a scrape costs one bcrypt per password, not per
 /// request (a cost-10 hash takes about 70 ms).
@@ -28,6 +26,7 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// Checks `Authorization: Basic` against the users, with a bounded cache of bcrypt results.
+#[derive(Default)]
 pub struct Authenticator {
     /// A keyed hash of (user, stored hash, password) → whether it matched. Keyed with a random
     /// key per process, 128 bits, so an entry cannot be forged and the passwords are not kept.
@@ -36,15 +35,6 @@ pub struct Authenticator {
         std::collections::hash_map::RandomState,
         std::collections::hash_map::RandomState,
     ),
-}
-
-impl Default for Authenticator {
-    fn default() -> Self {
-        Authenticator {
-            cache: Mutex::new(HashMap::new()),
-            keys: Default::default(),
-        }
-    }
 }
 
 impl Authenticator {
@@ -113,6 +103,13 @@ fn parse_basic(h: &[u8]) -> Option<(String, String)> {
     let s = String::from_utf8(raw).ok()?;
     let (u, p) = s.split_once(':')?;
     Some((u.to_string(), p.to_string()))
+}
+
+/// The toolkit's `rate_limit`: `burst` requests at once, then one per `interval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub interval: Duration,
+    pub burst: u32,
 }
 
 /// A token bucket over every request (the toolkit's `rate_limit`).

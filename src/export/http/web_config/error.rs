@@ -43,19 +43,13 @@ pub enum WebConfigError {
         #[source]
         source: Option<rustls_pki_types::pem::Error>,
     },
-    /// rustls refused what the file describes.
+    /// rustls refused what the file describes (the certificates, the versions, the client
+    /// certificate verifier).
     #[error("{what}")]
     Tls {
         what: String,
         #[source]
-        source: rustls::Error,
-    },
-    /// The client certificate verifier could not be built from `client_ca_file`.
-    #[error("{what}")]
-    Verifier {
-        what: String,
-        #[source]
-        source: rustls::server::VerifierBuilderError,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -64,6 +58,17 @@ impl WebConfigError {
         WebConfigError::Invalid {
             key: key.into(),
             why: why.into(),
+        }
+    }
+
+    /// rustls' refusal of `what`, for `map_err`.
+    pub(super) fn tls<E: Into<Box<dyn std::error::Error + Send + Sync>>>(
+        what: impl Into<String>,
+    ) -> impl FnOnce(E) -> WebConfigError {
+        let what = what.into();
+        move |e| WebConfigError::Tls {
+            what,
+            source: e.into(),
         }
     }
 }

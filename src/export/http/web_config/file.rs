@@ -1,12 +1,14 @@
 //! The web config file: its format as typed sections (serde refuses a key the format has not,
-//! naming it and its line, as Go's `UnmarshalStrict` does for the toolkit), and the
-//! configuration loaded from it: users, headers, the rate limit, and the TLS [`super::tls`]
-//! builds from its own section.
+//! naming it and its line, as Go's `UnmarshalStrict` does for the toolkit), the configuration
+//! loaded from it (users, headers, the rate limit, and the TLS [`super::tls`] builds from its own
+//! section), and the configuration in force: loaded at start (an error stops the exporter),
+//! swapped whole when SIGHUP comes or a file it was built from changes, and kept when the new one
+//! does not load.
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hyper::header::{HeaderName, HeaderValue};
@@ -14,9 +16,11 @@ use rustls::server::ServerConfig;
 use rustls_pki_types::ServerName;
 use serde::Deserialize;
 
+use super::auth::{Authenticator, Bucket, RateLimit};
 use super::error::WebConfigError;
 use super::tls::{self, ClientAuth, TlsSection, set};
 use crate::config::parse_span;
+use crate::remote::error_chain;
 
 /// The file, as the exporter-toolkit's `web.Config` has it.
 #[derive(Deserialize, Default)]
@@ -75,24 +79,18 @@ pub struct WebConfig {
     pub rate_limit: Option<RateLimit>,
     client_auth: Option<ClientAuth>,
     /// The files it was built from, with what they looked like (reload on change).
-    pub(super) files: Vec<(PathBuf, Option<FileStamp>)>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    pub interval: Duration,
-    pub burst: u32,
+    files: Vec<(PathBuf, Option<FileStamp>)>,
 }
 
 /// What a file looked like, to tell when it changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct FileStamp {
+struct FileStamp {
     ino: u64,
     size: u64,
     mtime_ns: i128,
 }
 
-pub(super) fn stamp(p: &Path) -> Option<FileStamp> {
+fn stamp(p: &Path) -> Option<FileStamp> {
     let m = std::fs::metadata(p).ok()?;
     Some(FileStamp {
         ino: m.ino(),
@@ -158,7 +156,7 @@ impl WebConfig {
     }
 
     /// Whether the file or any file it names changed since it was loaded.
-    pub(super) fn changed(&self) -> bool {
+    fn changed(&self) -> bool {
         self.files.iter().any(|(p, s)| stamp(p) != *s)
     }
 
@@ -190,51 +188,32 @@ impl WebConfig {
 /// The response headers, with the toolkit's value checks.
 fn headers(h: &Headers) -> Result<Vec<(HeaderName, HeaderValue)>, WebConfigError> {
     let mut out = Vec::new();
-    for (name, header, value, allowed) in [
-        (
-            "Content-Security-Policy",
-            hyper::header::CONTENT_SECURITY_POLICY,
-            &h.content_security_policy,
-            None,
-        ),
-        (
-            "X-Frame-Options",
-            hyper::header::X_FRAME_OPTIONS,
-            &h.x_frame_options,
-            Some(&["deny", "sameorigin"][..]),
-        ),
-        (
-            "X-Content-Type-Options",
-            hyper::header::X_CONTENT_TYPE_OPTIONS,
-            &h.x_content_type_options,
-            Some(&["nosniff"][..]),
-        ),
-        (
-            "X-XSS-Protection",
-            hyper::header::X_XSS_PROTECTION,
-            &h.x_xss_protection,
-            None,
-        ),
-        (
-            "Strict-Transport-Security",
-            hyper::header::STRICT_TRANSPORT_SECURITY,
-            &h.strict_transport_security,
-            None,
-        ),
+    for (name, value) in [
+        ("Content-Security-Policy", &h.content_security_policy),
+        ("X-Frame-Options", &h.x_frame_options),
+        ("X-Content-Type-Options", &h.x_content_type_options),
+        ("X-XSS-Protection", &h.x_xss_protection),
+        ("Strict-Transport-Security", &h.strict_transport_security),
     ] {
         let Some(v) = set(value) else { continue };
         let key = || format!("http_server_config.headers.{name}");
-        if let Some(allowed) = allowed
-            && !allowed.iter().any(|a| a.eq_ignore_ascii_case(v))
-        {
+        let allowed: &[&str] = match name {
+            "X-Frame-Options" => &["deny", "sameorigin"],
+            "X-Content-Type-Options" => &["nosniff"],
+            _ => &[],
+        };
+        if !allowed.is_empty() && !allowed.iter().any(|a| a.eq_ignore_ascii_case(v)) {
             return Err(WebConfigError::invalid(
                 key(),
                 format!("{v:?} is not one of {}", allowed.join(", ")),
             ));
         }
-        let value = HeaderValue::from_str(v)
-            .map_err(|_| WebConfigError::invalid(key(), "not a valid header value"))?;
-        out.push((header, value));
+        let invalid = |_| WebConfigError::invalid(key(), "not a valid header value");
+        let value = HeaderValue::from_str(v).map_err(invalid)?;
+        // One of the five names above: always a valid header name.
+        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+            out.push((name, value));
+        }
     }
     Ok(out)
 }
@@ -252,6 +231,105 @@ fn rate_limit(r: &RateSection) -> Result<Option<RateLimit>, WebConfigError> {
         interval,
         burst: r.burst.unwrap_or(0).max(1),
     }))
+}
+
+/// How often the file and the files it names are checked for changes.
+const POLL_EVERY: Duration = Duration::from_secs(2);
+
+/// The configuration in force, swapped whole on reload.
+pub struct WebConfigHandle {
+    path: PathBuf,
+    current: RwLock<Arc<WebConfig>>,
+    pub auth: Authenticator,
+    pub bucket: Bucket,
+}
+
+impl WebConfigHandle {
+    /// Loads the file; an error here stops the exporter at start.
+    pub fn open(path: &Path) -> Result<Arc<WebConfigHandle>, WebConfigError> {
+        let cfg = WebConfig::load(path)?;
+        tracing::info!(file = %path.display(), "web config: {}", cfg.describe());
+        Ok(Arc::new(WebConfigHandle {
+            path: path.to_path_buf(),
+            current: RwLock::new(Arc::new(cfg)),
+            auth: Authenticator::default(),
+            bucket: Bucket::default(),
+        }))
+    }
+
+    pub fn current(&self) -> Arc<WebConfig> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Loads the file again; on error the old configuration stays.
+    pub fn reload(&self, why: &str) -> bool {
+        match WebConfig::load(&self.path) {
+            Ok(cfg) => {
+                let old_http2 = self.current().http2;
+                if cfg.http2 != old_http2 {
+                    tracing::warn!("web config: http2 changed; it applies to new TLS connections");
+                }
+                tracing::info!(file = %self.path.display(), "web config reloaded ({why}): {}", cfg.describe());
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
+                true
+            }
+            Err(e) => {
+                tracing::error!(
+                    "web config not reloaded ({why}), the previous one stays in force: {}",
+                    error_chain(&e)
+                );
+                false
+            }
+        }
+    }
+}
+
+/// Reloads on SIGHUP and when the file or a file it names changes, until `shutdown`.
+pub async fn watch(handle: Arc<WebConfigHandle>, shutdown: impl Future<Output = ()>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    tokio::pin!(shutdown);
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("web config: no SIGHUP handler ({e}); changes are still picked up");
+            None
+        }
+    };
+    let mut tick = tokio::time::interval(POLL_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A file that failed to load is retried only once it changes again.
+    let mut failed_at: Option<Vec<Option<FileStamp>>> = None;
+    loop {
+        let hup_recv = async {
+            match hup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = hup_recv => {
+                failed_at = None;
+                handle.reload("SIGHUP");
+            }
+            _ = tick.tick() => {
+                let cur = handle.current();
+                if !cur.changed() {
+                    continue;
+                }
+                let now: Vec<_> = std::iter::once(stamp(&handle.path))
+                    .chain(cur.files.iter().map(|(p, _)| stamp(p)))
+                    .collect();
+                if failed_at.as_ref() == Some(&now) {
+                    continue;
+                }
+                failed_at = if handle.reload("a file changed") { None } else { Some(now) };
+            }
+        }
+    }
 }
 
 #[cfg(test)]

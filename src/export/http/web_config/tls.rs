@@ -188,16 +188,12 @@ pub(super) fn build(
 
     let mut server = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)
-        .map_err(|source| WebConfigError::Tls {
-            what: format!("{AT}: the protocol versions"),
-            source,
-        })?
+        .map_err(WebConfigError::tls(format!("{AT}: the protocol versions")))?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, private)
-        .map_err(|source| WebConfigError::Tls {
-            what: format!("{AT}: the certificate and key do not work together"),
-            source,
-        })?;
+        .map_err(WebConfigError::tls(format!(
+            "{AT}: the certificate and key do not work together"
+        )))?;
     server.ignore_client_order = t.prefer_server_cipher_suites.unwrap_or(true);
     server.alpn_protocols = if http2 {
         vec![b"h2".to_vec(), b"http/1.1".to_vec()]
@@ -252,10 +248,7 @@ fn client_verifier(
             let mut roots = rustls::RootCertStore::empty();
             for c in CertificateDer::pem_slice_iter(&ca.bytes) {
                 let c = c.map_err(|e| pem_error(&ca.what, "not PEM", Some(e)))?;
-                roots.add(c).map_err(|source| WebConfigError::Tls {
-                    what: ca.what.clone(),
-                    source,
-                })?;
+                roots.add(c).map_err(WebConfigError::tls(ca.what.clone()))?;
             }
             if roots.is_empty() {
                 return Err(pem_error(&ca.what, "no PEM certificate", None));
@@ -266,10 +259,7 @@ fn client_verifier(
             } else {
                 b
             };
-            b.build().map_err(|source| WebConfigError::Verifier {
-                what: ca.what.clone(),
-                source,
-            })?
+            b.build().map_err(WebConfigError::tls(ca.what.clone()))?
         }
     })
 }
@@ -366,58 +356,43 @@ fn tls_versions(
 
 /// The ring provider narrowed (and ordered) by `cipher_suites` and `curve_preferences`.
 fn crypto_provider(suites: &[String], curves: &[String]) -> Result<CryptoProvider, WebConfigError> {
-    use rustls::crypto::ring::cipher_suite as cs;
     use rustls::crypto::ring::kx_group;
     let mut p = ring_provider::default_provider();
     if !suites.is_empty() {
         let mut tls12 = Vec::new();
         let mut skipped = Vec::new();
         for name in suites {
-            let s = match name.as_str() {
-                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" => {
-                    Some(cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)
-                }
-                "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384" => {
-                    Some(cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384)
-                }
-                "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"
-                | "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305" => {
-                    Some(cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256)
-                }
-                "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" => {
-                    Some(cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)
-                }
-                "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384" => {
-                    Some(cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384)
-                }
-                "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"
-                | "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305" => {
-                    Some(cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256)
-                }
+            match name.as_str() {
                 // Go ignores cipher_suites for TLS 1.3, and so does this.
                 "TLS_AES_128_GCM_SHA256"
                 | "TLS_AES_256_GCM_SHA384"
-                | "TLS_CHACHA20_POLY1305_SHA256" => None,
+                | "TLS_CHACHA20_POLY1305_SHA256" => {}
                 // Go's secure CBC suites: real names, not implemented by rustls.
                 "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA"
                 | "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA"
                 | "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"
-                | "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA" => {
-                    skipped.push(name.as_str());
-                    None
+                | "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA" => skipped.push(name.as_str()),
+                // The provider's TLS 1.2 suites go by Go's names (its ChaCha20 ones also
+                // without `_SHA256`).
+                go => {
+                    let named = |n: &str| {
+                        n == go
+                            || (go.contains("CHACHA20") && n.strip_suffix("_SHA256") == Some(go))
+                    };
+                    let Some(s) = p.cipher_suites.iter().find(|s| {
+                        s.version() == &rustls::version::TLS12
+                            && s.suite().as_str().is_some_and(named)
+                    }) else {
+                        return Err(WebConfigError::invalid(
+                            format!("{AT}.cipher_suites"),
+                            format!(
+                                "{go:?} is not a cipher suite Go's crypto/tls offers as secure \
+                                 (tls.CipherSuites)"
+                            ),
+                        ));
+                    };
+                    tls12.push(*s);
                 }
-                other => {
-                    return Err(WebConfigError::invalid(
-                        format!("{AT}.cipher_suites"),
-                        format!(
-                            "{other:?} is not a cipher suite Go's crypto/tls offers as secure \
-                             (tls.CipherSuites)"
-                        ),
-                    ));
-                }
-            };
-            if let Some(s) = s {
-                tls12.push(s);
             }
         }
         if !skipped.is_empty() {
@@ -584,6 +559,19 @@ mod tests {
             .collect();
         assert_eq!(tls12.len(), 1);
         assert_eq!(p.kx_groups.len(), 2);
+        // Every TLS 1.2 suite Go offers as secure that rustls implements, by Go's names.
+        let ciphers =
+            "AES_128_GCM_SHA256 AES_256_GCM_SHA384 CHACHA20_POLY1305_SHA256 CHACHA20_POLY1305";
+        for c in ciphers.split(' ') {
+            for name in [
+                format!("TLS_ECDHE_ECDSA_WITH_{c}"),
+                format!("TLS_ECDHE_RSA_WITH_{c}"),
+            ] {
+                let p = crypto_provider(&[name.clone()], &[]).unwrap();
+                assert_eq!(p.cipher_suites.len(), 4, "{name}: TLS 1.3's three and it");
+            }
+        }
+        assert!(crypto_provider(&["TLS13_AES_128_GCM_SHA256".into()], &[]).is_err());
         assert!(crypto_provider(&["TLS_RSA_WITH_RC4_128_SHA".into()], &[]).is_err());
         assert!(crypto_provider(&["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA".into()], &[]).is_err());
         assert!(crypto_provider(&[], &["CurveP521".into()]).is_err());

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::export::otlp::wire::VERSION;
+use super::wire::VERSION;
 
 /// What one attempt came to.
 #[derive(Debug)]
@@ -37,24 +37,16 @@ pub enum TransportError {
         #[source]
         source: tonic::transport::Error,
     },
-    #[error("TLS")]
-    Tls(#[source] rustls::Error),
-    /// The CA file (`OTEL_EXPORTER_OTLP_CERTIFICATE`) holds something that is not a CA
-    /// certificate.
-    #[error("{path:?}")]
-    Ca {
-        path: Option<String>,
+    /// rustls refused the protocol versions, the CA file (`OTEL_EXPORTER_OTLP_CERTIFICATE`:
+    /// something in it is not a CA certificate) or the client certificate.
+    #[error("{what}")]
+    Tls {
+        what: String,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error(transparent)]
-    ClientIdentity(#[from] crate::export::otlp::config::IdentityError),
-    #[error("the client certificate {path}")]
-    ClientCertificate {
-        path: String,
-        #[source]
-        source: rustls::Error,
-    },
+    ClientIdentity(#[from] super::config::IdentityError),
     #[error("header {name}")]
     Header {
         name: String,

@@ -14,8 +14,8 @@ use prost::Message;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
+use super::config::OtlpConfig;
 use super::outcome::{Outcome, TransportError, user_agent};
-use crate::export::otlp::config::OtlpConfig;
 use crate::remote::error_chain;
 
 /// Response bodies read at most (a partial-success message or an error status).
@@ -36,8 +36,8 @@ pub struct HttpTransport {
 }
 
 fn tls_roots(cfg: &OtlpConfig) -> Result<rustls::RootCertStore, TransportError> {
-    let ca = |source: Box<dyn std::error::Error + Send + Sync>| TransportError::Ca {
-        path: cfg.ca_path.clone(),
+    let ca = |source: Box<dyn std::error::Error + Send + Sync>| TransportError::Tls {
+        what: format!("{:?}", cfg.ca_path),
         source,
     };
     let mut roots = rustls::RootCertStore::empty();
@@ -72,17 +72,19 @@ impl HttpTransport {
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
-        .map_err(TransportError::Tls)?
+        .map_err(|e| TransportError::Tls {
+            what: "TLS".into(),
+            source: e.into(),
+        })?
         .with_root_certificates(tls_roots(cfg)?);
         let tls = match &cfg.client_identity {
             Some(id) => {
                 let (chain, key) = id.parts()?;
-                tls.with_client_auth_cert(chain, key).map_err(|source| {
-                    TransportError::ClientCertificate {
-                        path: id.cert_path.clone(),
-                        source,
-                    }
-                })?
+                tls.with_client_auth_cert(chain, key)
+                    .map_err(|e| TransportError::Tls {
+                        what: format!("the client certificate {}", id.cert_path),
+                        source: e.into(),
+                    })?
             }
             None => tls.with_no_client_auth(),
         };
@@ -100,25 +102,10 @@ impl HttpTransport {
                 .pool_idle_timeout(Duration::from_secs(60))
                 .pool_max_idle_per_host(1)
                 .build(https);
-        let headers = cfg
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                let header =
-                    |source: Box<dyn std::error::Error + Send + Sync>| TransportError::Header {
-                        name: k.clone(),
-                        source,
-                    };
-                Ok((
-                    HeaderName::from_bytes(k.as_bytes()).map_err(|e| header(e.into()))?,
-                    HeaderValue::from_str(v).map_err(|e| header(e.into()))?,
-                ))
-            })
-            .collect::<Result<_, TransportError>>()?;
         Ok(HttpTransport {
             client,
             uri,
-            headers,
+            headers: cfg.headers.clone(),
             gzip: cfg.gzip,
             timeout: cfg.timeout,
         })

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use crate::exit::RuntimeExit;
 use crate::metadata::exits::ExitStore;
-use crate::metadata::stats::SourceStats;
+use crate::metadata::source::SourceStats;
 
 /// Lookups in flight at most (the rest wait their turn, within their bound).
 pub const LOOKUPS_AT_ONCE: usize = 8;
@@ -48,7 +48,7 @@ pub(crate) trait ExitLookup: Clone + Send + Sync + 'static {
 }
 
 /// Aborts a task when dropped (a session's helpers end with it).
-pub(crate) struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

@@ -14,8 +14,8 @@ use tonic::transport::Channel;
 use tonic_prost::ProstDecoder;
 use tonic_types::StatusExt;
 
+use super::config::OtlpConfig;
 use super::outcome::{Outcome, TransportError, user_agent};
-use crate::export::otlp::config::OtlpConfig;
 use crate::remote::error_chain;
 
 const GRPC_PATH: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
@@ -68,12 +68,13 @@ impl GrpcTransport {
         for (k, v) in &cfg.headers {
             let header =
                 |source: Box<dyn std::error::Error + Send + Sync>| TransportError::Header {
-                    name: k.clone(),
+                    name: k.to_string(),
                     source,
                 };
-            let key = tonic::metadata::MetadataKey::from_bytes(k.as_bytes())
+            let key = tonic::metadata::MetadataKey::from_bytes(k.as_str().as_bytes())
                 .map_err(|e| header(e.into()))?;
-            let value = v.parse().map_err(|e| header(Box::new(e)))?;
+            let value = tonic::metadata::MetadataValue::try_from(v.as_bytes())
+                .map_err(|e| header(Box::new(e)))?;
             metadata.insert(key, value);
         }
         Ok(GrpcTransport {
