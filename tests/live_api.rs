@@ -244,16 +244,17 @@ fn a_container_its_own_view_and_its_end() {
     ]);
     let c = Container::run(&["--label", "team=<b>blue</b>"], &["sleep", "3600"]);
     let ends = Container::sh(&[], "sleep 3; exit 3");
+    // Its cgroup may be found a tick before Docker has named it: wait for the name.
     let v = wait_json(
         &e,
-        "the container in the overview",
+        "the container, named, in the overview",
         "/api/v1/overview",
         |v| {
             v["rows"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|r| r["id"] == c.id.as_str())
+                .any(|r| r["id"] == c.id.as_str() && r["identity"]["image"].is_string())
         },
     );
     let row = v["rows"]
