@@ -17,9 +17,6 @@ pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const SETUP: &str = ".ci/chromium-up.sh";
 
-/// WebDriver's id of an element in its answers.
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-
 pub struct Browser {
     driver: Option<Child>,
     port: u16,
@@ -184,9 +181,13 @@ impl Browser {
             "/element",
             Some(json!({ "using": "css selector", "value": css })),
         );
-        v[ELEMENT]
-            .as_str()
-            .unwrap_or_else(|| panic!("no element id for {css}: {v}"))
+        // W3C: an element is an object of one key (the web element identifier) whose value
+        // is its reference; take it from the answer rather than spell the key here.
+        v.as_object()
+            .filter(|o| o.len() == 1)
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element reference for {css}: {v}"))
             .to_string()
     }
 
