@@ -289,10 +289,11 @@ fn the_live_view_in_a_real_browser() {
     b.type_into("#filter", &prefix);
 
     // A container killed by the OOM killer is listed as ended, OOMKilled, 137.
-    let oom = Container::sh(&["--memory", "24m"], &format!("sleep 1; {ALLOCATE}"));
+    let mut oom = Container::sh(&["--memory", "24m"], &format!("sleep 1; {ALLOCATE}"));
     if shots {
         let _ = docker(&["rm", "-f", "demo-batch"]);
         assert!(docker(&["rename", &oom.id, "demo-batch"]).status.success());
+        oom.name = "demo-batch".into();
     }
     oom.wait_exit();
     let ended = b.wait_for(
