@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bring up what the live view's browser tests need (tests/live_browser.rs, tests/live_scale.rs,
+# Bring up what the live view's browser tests need (tests/live_browser.rs, benches/live_page.rs,
 # docs/screenshots.sh) on a Debian 12 host, as root: Debian's `chromium` and `chromium-driver`
 # (/usr/bin/chromium, /usr/bin/chromedriver), installed only if missing. Nothing is downloaded
 # from a browser vendor; the tests start the browser headless with a fresh profile.
