@@ -3,10 +3,10 @@
 //! tick, then protobuf and gzip (level 1) of it. Allocation is measured by divan's
 //! `AllocProfiler`.
 //!
-//! `encode_*` build the `opentelemetry-proto` message tree and prost-encode it (the reference
-//! the tests check the writer against, `tests/common/otlp_reference.rs`, included here: the
-//! library does not contain it); `wire_*` write the same bytes straight from the containers
-//! into a reused buffer (what the daemon does).
+//! `encode_*` build the `opentelemetry-proto` message tree from the same tables and
+//! prost-encode it (`benches/common/otlp_tree.rs`: what the writer saves; the library does
+//! not contain it); `wire_*` write the same bytes straight from the containers into a reused
+//! buffer (what the daemon does).
 //!
 //! `cargo bench --bench otlp` (no root needed).
 
@@ -28,7 +28,7 @@ static ALLOC: AllocProfiler = AllocProfiler::system();
 #[path = "common/synthetic.rs"]
 mod synthetic;
 
-#[path = "../tests/common/otlp_reference.rs"]
+#[path = "common/otlp_tree.rs"]
 mod reference;
 
 use reference::Encoder;

@@ -659,6 +659,7 @@ impl CollectorLoop {
         set(&t.exits_no_code, counts.no_code);
         set(&t.exits_timeout, counts.timeout);
         set(&t.exits_unasked, counts.unasked);
+        set(&t.exits_late, counts.late);
         set(&t.exits_held, store.exits.len() as u64);
         set(&t.exits_waiting, self.departed.waiting() as u64);
         set(

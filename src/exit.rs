@@ -66,6 +66,9 @@ pub struct Exit {
     pub reason: ExitReason,
     /// Which run ended: Docker's and Podman's `RestartCount` of that run, the CRI's `attempt`.
     pub restart_count: Option<u32>,
+    /// Which run ended by the exporter's own count: the n-th run of this container id it saw
+    /// end, from 1 (runtimes count only some restarts: Docker none made by `docker restart`).
+    pub run: u32,
 }
 
 /// What the container's own cgroup says about OOM kills, from its last sample: `Some(true)` when
@@ -85,7 +88,10 @@ pub fn kernel_oom(sample: Option<&CgroupSample>) -> Option<bool> {
 /// The exit to show: `kernel` from [`kernel_oom`], `runtime` what the runtime said about this
 /// run, if anything. `OOMKilled` when the kernel counted an OOM kill in the container's cgroup,
 /// whatever the code (the runtime's OOM word only when the kernel's count is unknown); else
-/// `Completed` for code 0, `Error` for another; with neither an OOM kill nor a code, none.
+/// `Completed` for code 0, `Error` for another; with neither an OOM kill nor a code, none. The
+/// kernel's word stands against the runtime's: Docker says `OOMKilled=false` for some
+/// containers the OOM killer killed when many end at once (`docs/exits.md`). Its run is the
+/// first; the caller that counts runs sets it.
 pub fn verdict(kernel: Option<bool>, runtime: Option<&RuntimeExit>) -> Option<Exit> {
     let code = runtime.and_then(|r| r.code);
     let restart_count = runtime.and_then(|r| r.restart_count);
@@ -105,6 +111,7 @@ pub fn verdict(kernel: Option<bool>, runtime: Option<&RuntimeExit>) -> Option<Ex
         code,
         reason,
         restart_count,
+        run: 1,
     })
 }
 

@@ -232,8 +232,8 @@ metrics! {
         "Pods only: their `emptyDir` volumes that are not memory-backed, summed (the part of the pod's ephemeral storage that is neither layers nor logs).",
         "`du` of each `<--kubelet-root>/pods/<uid>/volumes/kubernetes.io~empty-dir/<volume>/` (a memory-backed one is a tmpfs mount: not entered)", "same";
     ExitCode => "container.exit.code", "",
-        Ext, Gauge, true, "1", ["container.exit.reason", "container.restart_count"],
-        "Why the container ended, on its final sample only: the exit status its runtime reported (0–255; 128 + n for signal n; NaN when only the kernel's OOM kill is known), the reason in Kubernetes' words (`Completed`, `Error`, `OOMKilled`) and the run's restart count (when the runtime keeps one).",
+        Ext, Gauge, true, "1", ["container.exit.reason", "container.run", "container.restart_count"],
+        "Why the container ended, on its final sample (or alone, when the runtime's word came after it): the exit status its runtime reported (0–255; 128 + n for signal n; NaN when only the kernel's OOM kill is known), the reason in Kubernetes' words (`Completed`, `Error`, `OOMKilled`), which run of the container id it was by the exporter's own count (`container.run`, from 1; `docker restart` leaves Docker's count unchanged) and the run's restart count (when the runtime keeps one).",
         "the runtime's status (Docker `die` event, Podman `died` event, CRI `ContainerStatus`); `OOMKilled` from `memory.events` oom_kill, oom_group_kill",
         "the runtime's status, as on v2; `OOMKilled` from `memory.oom_control` oom_kill";
 }
@@ -440,10 +440,11 @@ pub fn emit_metric(m: Metric, s: &CgroupSample, ctx: &Context<'_>, sink: &mut dy
         M::ExitCode => {
             if let Some(e) = ctx.exit {
                 let value = Value::Double(e.code.map_or(f64::NAN, f64::from));
-                let mut n = itoa::Buffer::new();
+                let (mut run, mut n) = (itoa::Buffer::new(), itoa::Buffer::new());
+                let (reason, run) = (e.reason.as_str(), run.format(e.run));
                 match e.restart_count {
-                    Some(r) => sink.point(m, &[e.reason.as_str(), n.format(r)], value),
-                    None => sink.point(m, &[e.reason.as_str()], value),
+                    Some(r) => sink.point(m, &[reason, run, n.format(r)], value),
+                    None => sink.point(m, &[reason, run], value),
                 }
             }
         }

@@ -271,6 +271,7 @@ pub fn to_json(
                 "code": e.code,
                 "reason": e.reason.as_str(),
                 "restart_count": e.restart_count,
+                "run": e.run,
             });
         }
         match c.kind {

@@ -1,7 +1,8 @@
 //! Why containers ended when Docker's word is late, early, lost, malformed or about nothing the
 //! exporter saw (issue 16, "Bad input and faults"). Each loses no final sample: it goes out with
 //! its exit when the word comes within the bound, and without it at the bound otherwise, never
-//! later. (300 containers ending at once: `tests/exits_at_scale.rs`.)
+//! later; a word after the bound publishes the exit then (issue 24). (300 containers ending at
+//! once: `tests/exits_at_scale.rs`; 200 real ones whose words come late: `tests/exits_late.rs`.)
 //!
 //! Between the exporter and the real dockerd sits a unix-socket proxy of the test's
 //! (`tests/common/proxy.rs`) that can hold back, drop or rewrite the `/events` stream's events,
@@ -150,9 +151,9 @@ fn final_sample(rig: &Rig, c: &Container, with_exit: bool) -> (Vec<Seen>, Durati
 }
 
 /// Waits until the exporter has taken Docker's `die` of `c` (its log says so), then until a
-/// copy of `c`'s final sample went out after that: the copies that can show what the `die`
-/// changed.
-fn after_the_die(rig: &Rig, c: &Container) {
+/// copy of `c`'s exit went out after that: a word later than the bound is not lost (issue
+/// 24), its exit series follows the final sample. Every copy sent after the die carries it.
+fn late_exit(rig: &Rig, c: &Container, want: &Seen) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !rig
         .e
@@ -168,15 +169,24 @@ fn after_the_die(rig: &Rig, c: &Container) {
         std::thread::sleep(Duration::from_millis(20));
     }
     let taken = SystemTime::now();
-    while finals(rig, &c.id, taken).is_empty() {
+    loop {
+        let f = finals(rig, &c.id, taken);
+        if !f.is_empty() {
+            for (_, s) in &f {
+                assert_eq!(s, std::slice::from_ref(want), "{}: {f:?}", c.name);
+            }
+            break;
+        }
         assert!(
             Instant::now() < deadline,
-            "{}: no copy of its final sample after its die:\n{}",
+            "{}: no copy of its exit after its die:\n{}",
             c.name,
             rig.e.log_tail()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    let late = rig.e.metrics();
+    assert!(late.value("container_exporter_exits_late_total", &[]) >= 1.0);
 }
 
 /// Waits until the container is running and known to the exporter (its `start` came).
@@ -285,18 +295,15 @@ fn a_die_later_than_the_bound_never_holds_the_final_sample() {
     // a final sample held for the word would never come.
     let (_, took) = final_sample(&rig, &c, false);
     eprintln!("final sample out {took:?} after the exit (bound 1 s), its die held back");
-    // The word arrives, late, and lands on nothing: no copy of the final sample sent after
-    // the exporter took it carries an exit.
+    // The word arrives, late: its exit follows (no longer lost, issue 24).
     let die = held
         .lock()
         .unwrap()
         .take()
         .expect("the proxy held back the container's die");
     assert_eq!(proxy.inject(&die), 1, "the die sent on the events stream");
-    after_the_die(&rig, &c);
-    final_sample(&rig, &c, false);
+    late_exit(&rig, &c, &Seen::new("Error", Some(3), Some(0)));
     let page = rig.e.metrics();
-    assert!(exits::on_page(&page, &c.id).is_empty());
     assert!(page.value("container_exporter_exits_total", &[("outcome", "timeout")]) >= 1.0);
 }
 
@@ -416,7 +423,7 @@ fn a_stream_that_drops_in_the_middle_of_an_exit() {
     drop(rig1);
 
     // Cut for longer than the bound: the final sample goes out without its exit, and the
-    // die replayed after the reconnect, late, lands on nothing.
+    // die replayed after the reconnect, late, publishes its exit then.
     let proxy = Proxy::docker(Path::new(DOCKER_SOCKET));
     let target = Arc::new(Mutex::new(String::new()));
     let held: Arc<Mutex<Option<Value>>> = Arc::default();
@@ -448,8 +455,8 @@ fn a_stream_that_drops_in_the_middle_of_an_exit() {
     }
     // The die, late: Docker replays it on the new stream when the reconnect came within its
     // 5 s `since` margin; the test sends it on the new stream too, so that it comes however
-    // long the reconnect took (taking it twice is harmless). Once the exporter has it, no copy
-    // sent after carries an exit.
+    // long the reconnect took (taking it twice is harmless). Once the exporter has it, every
+    // copy sent after carries its exit.
     let die = held
         .lock()
         .unwrap()
@@ -460,8 +467,7 @@ fn a_stream_that_drops_in_the_middle_of_an_exit() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(proxy.inject(&die) >= 1, "the die sent on the new stream");
-    after_the_die(&rig2, &c);
-    final_sample(&rig2, &c, false);
+    late_exit(&rig2, &c, &Seen::new("Error", Some(3), Some(0)));
 }
 
 #[test]

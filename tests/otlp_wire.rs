@@ -1,31 +1,38 @@
-//! The direct protobuf writer (`WireEncoder`, what the daemon sends) against the reference
-//! (`tests/common/otlp_reference.rs`: the `opentelemetry-proto` message tree, encoded by
-//! prost), two encoders that share no encoding code: for synthetic containers and pods — with
-//! and without metadata, missing values, 0, 2 or many interfaces and devices, counters that go
-//! back (resets), containers that leave and come back, metadata and cgroup changes — and the
-//! exporter's own self-metrics (every source on or off, counters that reset or pass
-//! `i64::MAX`), over several ticks and for every temporality, both requests decode to equal
-//! messages (and the bytes are even the same: fields are written in prost's order).
+//! The direct protobuf writer (`WireEncoder`, what the daemon sends) against the expected
+//! request of `tests/common/otlp_reference.rs`, built apart: from the containers' cgroup
+//! samples (random ones, and samples parsed from the kernel captures in `testdata/`), their
+//! metadata and exits and the exporter's counters, with the names, units, instruments and
+//! attributes of the metric contract written out there, as `opentelemetry-proto` messages. The
+//! writer's bytes are decoded by prost and compared with it message by message, in any order
+//! where OTLP defines none: for containers and pods — with and without metadata, missing
+//! values, 0, 2 or many interfaces and devices, counters that go back (resets) or pass
+//! `i64::MAX`, containers that leave and come back, metadata and cgroup changes, exits, disk
+//! usage — and the exporter's own metrics (every source on or off), over several ticks and for
+//! every temporality. The writer's bytes are also prost's canonical encoding of what they
+//! decode to, and every request cut at a size limit gives whole requests.
 //!
-//! Both are also checked apart against what a request must contain (resources, instruments,
-//! temporality, start times), so that agreeing on a mistake would still fail.
+//! Hand-written checks of single requests (resources, instruments, temporality, start times)
+//! pin the contract's literal values on both.
 
 mod common;
 
 use std::collections::HashSet;
+use std::fs;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::otlp_reference::{self as reference, Encoder, nanos};
+use common::otlp_reference::{Case, Reference, assert_same, count_points, nanos};
+use container_exporter::cgroup::plan::parse_files;
 use container_exporter::cgroup::sample::{
     CgroupSample, CpuSample, IfName, IoDevice, MemorySample, NetIface, PidsSample, Psi,
 };
-use container_exporter::collect::{ContainerState, Show};
-use container_exporter::discovery::{Found, Kind, Runtime};
+use container_exporter::collect::{ContainerState, Described};
+use container_exporter::discovery::{Kind, Runtime};
+use container_exporter::disk::{DiskSample, DiskStats, FsStat, Usage};
 use container_exporter::exit::{Exit, ExitReason};
 use container_exporter::export::otlp::Temporality;
 use container_exporter::export::otlp::wire::WireEncoder;
-use container_exporter::export::prom::Described;
 use container_exporter::metadata::{ContainerMeta, PodMeta};
 use container_exporter::metadata::{MetadataStats, Source};
 use container_exporter::resource::HostResource;
@@ -136,13 +143,17 @@ fn sample(rng: &mut Rng, tick: u64, interfaces: usize, devices: usize) -> Cgroup
         io_pressure,
         net: (0..interfaces)
             .map(|n| NetIface {
-                name: IfName::new(match n {
-                    0 => b"lo".as_slice(),
-                    1 => b"eth0",
-                    2 => b"",
-                    3 => b"a-very-long-nam",
-                    _ => b"veth",
-                }),
+                // Unique, as in one network namespace.
+                name: IfName::new(
+                    match n {
+                        0 => b"lo".to_vec(),
+                        1 => b"eth0".to_vec(),
+                        2 => b"".to_vec(),
+                        3 => b"a-very-long-nam".to_vec(),
+                        _ => format!("veth{n}").into_bytes(),
+                    }
+                    .as_slice(),
+                ),
                 rx_bytes: rng.counter(tick),
                 rx_packets: rng.counter(tick),
                 rx_errors: rng.counter(tick),
@@ -180,16 +191,11 @@ fn meta(rng: &mut Rng, i: u64) -> Option<Arc<ContainerMeta>> {
         k8s_namespace_name: s(rng, String::new()),
         k8s_container_name: s(rng, "c".into()),
         k8s_pod_uid: s(rng, "uid-1".into()),
+        k8s_container_restart_count: rng.chance(2).then(|| rng.below(4) as u32),
+        runtime_name: rng.chance(3).then(|| "containerd".to_string()),
         ..ContainerMeta::default()
     }))
 }
-
-/// A state with its container and pod metadata.
-type Described3 = (
-    ContainerState,
-    Option<Arc<ContainerMeta>>,
-    Option<Arc<PodMeta>>,
-);
 
 /// One container across ticks.
 struct Spec {
@@ -271,6 +277,9 @@ fn host() -> HostResource {
 /// are written only when it is on, the OTLP ones only when OTLP is: both cases are covered).
 fn sources(rng: &mut Rng) -> Telemetry {
     let t = Telemetry::default();
+    if rng.chance(2) {
+        let _ = t.disk.set(Arc::new(DiskStats::default()));
+    }
     if rng.chance(4) {
         // Metadata never started: not even its values-cut count.
         return t;
@@ -315,10 +324,41 @@ fn self_telemetry(rng: &mut Rng, t: &Telemetry, tick: u64) -> ProcessStats {
         &t.otlp_dropped_requests,
         &t.otlp_rejected_points,
         &t.otlp_queue_length,
+        &t.dropped_devices,
+        &t.dropped_interfaces,
+        &t.unwatched_dirs,
+        &t.unwatched_events,
+        &t.containers_reopened,
+        &t.exits_code,
+        &t.exits_no_code,
+        &t.exits_timeout,
+        &t.exits_late,
+        &t.exits_unasked,
+        &t.exits_held,
+        &t.exits_waiting,
     ] {
         set(c, rng.counter(tick));
     }
     set(&t.last_collection_ns, rng.below(1_000_000_000));
+    set(&t.last_render_ns, rng.below(1_000_000_000));
+    set(&t.last_otlp_encode_ns, rng.below(1_000_000_000));
+    if let Some(d) = t.disk.get() {
+        for c in [
+            &d.walks_complete,
+            &d.walks_denied,
+            &d.walks_too_deep,
+            &d.walks_vanished,
+            &d.entries,
+            &d.layers_found,
+            &d.layers_unsupported,
+            &d.layers_unreachable,
+            &d.layers_pending,
+        ] {
+            set(c, rng.counter(tick));
+        }
+        set(&d.cpu_ns, rng.counter(tick) / 3);
+        set(&d.lag_ns, rng.below(10_000_000_000));
+    }
     set(
         &t.otlp_queue_capacity,
         if rng.chance(3) { 0 } else { rng.below(100) },
@@ -357,13 +397,60 @@ fn self_telemetry(rng: &mut Rng, t: &Telemetry, tick: u64) -> ProcessStats {
     }
 }
 
-/// Runs `ticks` ticks of the same containers through both encoders and compares.
+/// Disk figures, sometimes partial; a pod's with its emptyDir volumes.
+fn disk(rng: &mut Rng, kind: Kind, tick: u64) -> Option<DiskSample> {
+    if rng.chance(2) {
+        return None;
+    }
+    let usage = |rng: &mut Rng| {
+        (!rng.chance(4)).then(|| Usage {
+            bytes: rng.counter(tick),
+            inodes: rng.below(10_000),
+        })
+    };
+    Some(DiskSample {
+        usage: usage(rng),
+        rootfs: usage(rng),
+        logs: usage(rng),
+        empty_dir: if kind == Kind::Pod { usage(rng) } else { None },
+        kubernetes: rng.chance(2),
+        fs: (!rng.chance(4)).then(|| FsStat {
+            capacity: rng.counter(tick),
+            available: rng.below(1 << 40),
+            inodes_free: rng.below(1 << 20),
+            dev: 0,
+        }),
+        device: None,
+    })
+}
+
+/// The writer's request decoded; its bytes must be prost's own encoding of it.
+fn decode(buf: &[u8], context: &str) -> ExportMetricsServiceRequest {
+    let got = ExportMetricsServiceRequest::decode(buf)
+        .unwrap_or_else(|e| panic!("{context}: the writer's bytes do not decode: {e}"));
+    assert!(
+        got.encode_to_vec() == buf,
+        "{context}: the writer's bytes are not prost's encoding of what they decode to"
+    );
+    got
+}
+
+/// Runs `ticks` ticks of the same containers through the writer and the reference, and
+/// compares.
 fn check(seed: u64, containers: u64, ticks: u64, temporality: Temporality) {
     let mut rng = Rng::new(seed);
     let mut specs = specs(&mut rng, containers);
     let started = UNIX_EPOCH + Duration::from_secs(1_700_000_500);
     let attrs = Some("deployment.environment=prod,service.name=svc");
-    let mut reference = Encoder::new(host(), "ce".into(), attrs, temporality).started_at(started);
+    let host_attrs = "deployment.environment=prod,env=x";
+    let mut reference = Reference::new(
+        "node-1",
+        Some(host_attrs),
+        "ce",
+        attrs,
+        temporality,
+        started,
+    );
     let mut wire = WireEncoder::new(host(), "ce".into(), attrs, temporality).started_at(started);
     let telemetry = sources(&mut rng);
     let mut buf = Vec::new();
@@ -383,18 +470,11 @@ fn check(seed: u64, containers: u64, ticks: u64, temporality: Temporality) {
         let now = UNIX_EPOCH + Duration::from_secs(1_700_001_000 + tick * 10);
         // Some leave for a tick (departed, forgotten) and come back.
         let present: Vec<bool> = specs.iter().map(|_| !rng.chance(5)).collect();
-        let states: Vec<Described3> = specs
+        let cases: Vec<Case> = specs
             .iter()
             .zip(&present)
             .filter(|(_, p)| **p)
             .map(|(s, _)| {
-                let found = Found {
-                    id: s.id.clone(),
-                    kind: s.kind,
-                    runtime: s.runtime,
-                    pod_uid: s.pod_uid.clone(),
-                    rel: format!("x/{}", s.id).into(),
-                };
                 let previous = sample(&mut rng, tick - 1, s.interfaces, s.devices);
                 let mut current = sample(&mut rng, tick, s.interfaces, s.devices);
                 if rng.chance(8) {
@@ -406,54 +486,47 @@ fn check(seed: u64, containers: u64, ticks: u64, temporality: Temporality) {
                 } else {
                     s.created
                 };
-                let mut state = ContainerState::with_samples(
-                    found,
-                    created,
-                    previous,
-                    current,
-                    Duration::from_secs(10),
-                );
-                // Some are final samples that know why the container ended (with a code: a
-                // NaN would make the decoded messages unequal; `exits_of_every_kind` has those).
+                let mut c = Case::new(&s.id, s.kind, created, current);
+                c.runtime = s.runtime;
+                c.pod_uid = s.pod_uid.clone();
+                c.previous = previous;
+                c.meta = s.meta.clone();
+                c.pod = s.pod.clone();
+                c.disk = disk(&mut rng, s.kind, tick);
+                // Some are final samples that know why the container ended (with a code or
+                // without: NaN).
                 if s.kind == Kind::Container && rng.chance(4) {
-                    state.set_exit(Some(Exit {
-                        code: Some(rng.below(256) as u8),
+                    c.exit = Some(Exit {
+                        code: (!rng.chance(5)).then(|| rng.below(256) as u8),
                         reason: [
                             ExitReason::Completed,
                             ExitReason::Error,
                             ExitReason::OomKilled,
                         ][rng.below(3) as usize],
                         restart_count: rng.chance(2).then(|| rng.below(5) as u32),
-                    }));
+                        run: 1 + rng.below(3) as u32,
+                    });
                 }
-                (state, s.meta.clone(), s.pod.clone())
+                c
             })
             .collect();
-        let described: Vec<Described<'_>> = states
+        let states: Vec<ContainerState> = cases.iter().map(Case::state).collect();
+        let described: Vec<Described<'_>> = cases
             .iter()
-            .map(|(state, meta, pod)| Described {
-                state,
-                meta: meta.clone(),
-                pod: pod.clone(),
-            })
+            .zip(&states)
+            .map(|(c, s)| c.described(s))
             .collect();
         let process = self_telemetry(&mut rng, &telemetry, tick);
 
-        let req = reference.encode(now, &described, &telemetry, &process);
+        let context = format!("seed {seed}, tick {tick}, {temporality:?}");
+        let refs: Vec<&Case> = cases.iter().collect();
+        let expected = reference.tick(now, &refs, &telemetry, &process);
         let points = wire.encode(&mut buf, now, &described, &telemetry, &process);
-        let got = ExportMetricsServiceRequest::decode(&buf[..]).expect("wire output decodes");
-        assert_eq!(
-            got, req,
-            "seed {seed}, tick {tick}, {temporality:?}: decoded requests differ"
-        );
-        assert_eq!(points, reference::count_points(&req));
-        assert_eq!(
-            buf,
-            reference::to_bytes(&req, 0),
-            "seed {seed}, tick {tick}: bytes differ"
-        );
-        check_split(&wire, &buf, &req, points, &mut rng);
-        let ids: HashSet<&str> = states.iter().map(|(s, _, _)| s.id.as_str()).collect();
+        let got = decode(&buf, &context);
+        assert_same(&expected, &got, &context);
+        assert_eq!(points, count_points(&got), "{context}: points counted");
+        check_split(&wire, &buf, &got, points, &mut rng);
+        let ids: HashSet<&str> = cases.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(
             wire.cached(),
             ids.len(),
@@ -464,7 +537,7 @@ fn check(seed: u64, containers: u64, ticks: u64, temporality: Temporality) {
 
 /// The request cut for a size limit (`--otlp-max-request-size`): the parts cover the buffer in
 /// order, each decodes as a request of its own, none is over the limit unless it is a single
-/// resource, and together they hold the reference's resources in order and every point.
+/// resource, and together they hold the whole request's resources in order and every point.
 fn check_split(
     wire: &WireEncoder,
     buf: &[u8],
@@ -492,13 +565,20 @@ fn check_split(
                 range.len(),
                 part.resource_metrics.len()
             );
-            assert_eq!(*n, reference::count_points(&part), "a part's points");
+            assert_eq!(*n, count_points(&part), "a part's points");
             counted += n;
             resources.extend(part.resource_metrics);
         }
         assert_eq!(at, buf.len(), "the parts cover the request");
         assert_eq!(counted, points);
-        assert_eq!(resources, req.resource_metrics, "limit {max}");
+        // Compared encoded: an exit code without a code is NaN, unequal to itself.
+        let encoded = |r: &[ResourceMetrics]| -> Vec<Vec<u8>> {
+            r.iter().map(Message::encode_to_vec).collect()
+        };
+        assert!(
+            encoded(&resources) == encoded(&req.resource_metrics),
+            "limit {max}: the parts' resources are not the request's"
+        );
         if buf.len() <= max {
             assert_eq!(parts.len(), 1, "a request within the limit is not cut");
         } else {
@@ -514,21 +594,21 @@ fn check_split(
 }
 
 #[test]
-fn equal_to_the_reference_cumulative() {
+fn as_expected_cumulative() {
     for seed in 0..20 {
         check(seed, 12, 6, Temporality::Cumulative);
     }
 }
 
 #[test]
-fn equal_to_the_reference_delta() {
+fn as_expected_delta() {
     for seed in 0..20 {
         check(seed, 12, 6, Temporality::Delta);
     }
 }
 
 #[test]
-fn equal_to_the_reference_lowmemory() {
+fn as_expected_lowmemory() {
     for seed in 0..5 {
         check(seed, 12, 4, Temporality::LowMemory);
     }
@@ -545,7 +625,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
-    fn equal_to_the_reference_for_any_seed(
+    fn as_expected_for_any_seed(
         seed in any::<u64>(),
         containers in 0u64..20,
         ticks in 1u64..6,
@@ -557,11 +637,260 @@ proptest! {
 }
 
 // -------------------------------------------------------------------------------------------
-// Each encoder against what a request must contain.
+// The kernel's own files: samples parsed from the captures in `testdata/`, and the values the
+// request must carry read from the same files here.
+// -------------------------------------------------------------------------------------------
+
+fn testdata(rel: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(rel)
+}
+
+/// The sample the collector makes of these files (`dir/path` each, named by their file name).
+fn parsed(dir: &str, v1: bool, paths: &[&str]) -> CgroupSample {
+    let contents: Vec<(String, Vec<u8>)> = paths
+        .iter()
+        .map(|p| {
+            let name = Path::new(p)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let path = testdata(dir).join(p);
+            (
+                name,
+                fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+            )
+        })
+        .collect();
+    let files: Vec<(&str, &[u8])> = contents
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    let mut s = CgroupSample::default();
+    let problems = parse_files(v1, &files, &mut s);
+    assert!(problems.is_empty(), "{dir}: {problems:?}");
+    s
+}
+
+/// A number file's value, or a flat-keyed file's value of `key`.
+fn raw(dir: &str, path: &str, key: Option<&str>) -> u64 {
+    let text = fs::read_to_string(testdata(dir).join(path)).unwrap();
+    let field = match key {
+        None => text.trim().to_string(),
+        Some(k) => text
+            .lines()
+            .find_map(|l| l.strip_prefix(k)?.strip_prefix(' ').map(str::to_string))
+            .unwrap_or_else(|| panic!("{path}: no {k}")),
+    };
+    field.trim().parse().unwrap()
+}
+
+fn int_value(req: &ExportMetricsServiceRequest, name: &str, attrs: &[&str]) -> i64 {
+    match point(req, name, attrs) {
+        Some(number_data_point::Value::AsInt(v)) => v,
+        other => panic!("{name}{attrs:?}: {other:?}"),
+    }
+}
+
+fn double_value(req: &ExportMetricsServiceRequest, name: &str, attrs: &[&str]) -> f64 {
+    match point(req, name, attrs) {
+        Some(number_data_point::Value::AsDouble(v)) => v,
+        other => panic!("{name}{attrs:?}: {other:?}"),
+    }
+}
+
+/// The value of the point of `name` (on the first resource) whose attribute values are
+/// `attrs`.
+fn point(
+    req: &ExportMetricsServiceRequest,
+    name: &str,
+    attrs: &[&str],
+) -> Option<number_data_point::Value> {
+    let m = find(req, 0, name);
+    let points = match &m.data {
+        Some(metric::Data::Sum(s)) => &s.data_points,
+        Some(metric::Data::Gauge(g)) => &g.data_points,
+        _ => return None,
+    };
+    points
+        .iter()
+        .find(|p| {
+            let values: Vec<String> = p
+                .attributes
+                .iter()
+                .map(
+                    |kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                        Some(any_value::Value::StringValue(s)) => s.clone(),
+                        other => format!("{other:?}"),
+                    },
+                )
+                .collect();
+            values == attrs
+        })
+        .and_then(|p| p.value)
+}
+
+/// One container of each capture, through the writer: as expected, and the figures the
+/// files hold (read here, not by the exporter's parsers) are the request's.
+#[test]
+fn kernel_captures() {
+    let v2 = "linux-6.1-cgroup-v2";
+    let v2_files = [
+        "cpu.stat",
+        "cpu.max",
+        "memory.current",
+        "memory.max",
+        "memory.stat",
+        "memory.events",
+        "memory.swap.current",
+        "pids.current",
+        "pids.max",
+        "io.stat",
+        "cpu.pressure",
+        "memory.pressure",
+        "io.pressure",
+    ];
+    let v1 = "linux-6.18-cgroup-v1";
+    let v1_files = [
+        "cpu/cpu.stat",
+        "cpu/cpu.cfs_quota_us",
+        "cpu/cpu.cfs_period_us",
+        "cpuacct/cpuacct.usage",
+        "cpuacct/cpuacct.stat",
+        "memory/memory.usage_in_bytes",
+        "memory/memory.limit_in_bytes",
+        "memory/memory.stat",
+        "memory/memory.oom_control",
+        "pids/pids.current",
+        "pids/pids.max",
+        "blkio/blkio.throttle.io_service_bytes_recursive",
+        "blkio/blkio.throttle.io_serviced_recursive",
+    ];
+    let created = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let now = created + Duration::from_secs(600);
+    for (dir, is_v1, files) in [(v2, false, &v2_files[..]), (v1, true, &v1_files[..])] {
+        for temporality in [Temporality::Cumulative, Temporality::Delta] {
+            let current = parsed(dir, is_v1, files);
+            // A second earlier: one CPU-second less.
+            let mut previous = current.clone();
+            previous.cpu.usage_ns = current.cpu.usage_ns.map(|u| u - 500_000_000);
+            let mut c = Case::new(&"c".repeat(64), Kind::Container, created, current);
+            c.previous = previous;
+            c.interval = Duration::from_secs(1);
+            let (mut reference, mut wire, mut buf) = pair(temporality, created);
+            let t = Telemetry::default();
+            let p = ProcessStats::default();
+            let expected = reference.tick(now, &[&c], &t, &p);
+            let state = c.state();
+            wire.encode(&mut buf, now, &[c.described(&state)], &t, &p);
+            let got = decode(&buf, dir);
+            assert_same(&expected, &got, dir);
+            // The files' own figures.
+            let cpu = double_value(&got, "container.cpu.usage", &[]);
+            assert!((cpu - 0.5).abs() < 1e-9, "{dir}: {cpu}");
+            if is_v1 {
+                let m = |f| raw(dir, &format!("memory/{f}"), None) as i64;
+                assert_eq!(
+                    int_value(&got, "container.memory.usage", &[]),
+                    m("memory.usage_in_bytes")
+                );
+                assert_eq!(
+                    int_value(&got, "container.memory.limit", &[]),
+                    m("memory.limit_in_bytes")
+                );
+                let quota = raw(dir, "cpu/cpu.cfs_quota_us", None) as f64;
+                let period = raw(dir, "cpu/cpu.cfs_period_us", None) as f64;
+                assert_eq!(
+                    double_value(&got, "container.cpu.limit", &[]),
+                    quota / period
+                );
+                assert_eq!(
+                    int_value(&got, "container.cpu.cfs.periods", &[]),
+                    raw(dir, "cpu/cpu.stat", Some("nr_periods")) as i64
+                );
+                assert_eq!(
+                    int_value(&got, "container.pid.count", &[]),
+                    raw(dir, "pids/pids.current", None) as i64
+                );
+                let usage = raw(dir, "cpuacct/cpuacct.usage", None) as f64 / 1e9;
+                let user = double_value(&got, "container.cpu.time", &["user"]);
+                let system = double_value(&got, "container.cpu.time", &["system"]);
+                assert!(
+                    (user + system - usage).abs() < 1e-6,
+                    "{dir}: {user} + {system}"
+                );
+                let rss = raw(dir, "memory/memory.stat", Some("total_rss")) as i64;
+                assert_eq!(int_value(&got, "container.memory.rss", &[]), rss);
+            } else {
+                let f = |f| raw(dir, f, None) as i64;
+                assert_eq!(
+                    int_value(&got, "container.memory.usage", &[]),
+                    f("memory.current")
+                );
+                assert_eq!(
+                    int_value(&got, "container.memory.limit", &[]),
+                    f("memory.max")
+                );
+                assert_eq!(int_value(&got, "container.pid.limit", &[]), f("pids.max"));
+                assert_eq!(
+                    int_value(&got, "container.memory.swap.usage", &[]),
+                    f("memory.swap.current")
+                );
+                let stat = |k| raw(dir, "cpu.stat", Some(k)) as f64 / 1e6;
+                assert_eq!(
+                    double_value(&got, "container.cpu.time", &["user"]),
+                    stat("user_usec")
+                );
+                assert_eq!(
+                    double_value(&got, "container.cpu.time", &["system"]),
+                    stat("system_usec")
+                );
+                let mem = |k| raw(dir, "memory.stat", Some(k)) as i64;
+                assert_eq!(int_value(&got, "container.memory.rss", &[]), mem("anon"));
+                assert_eq!(
+                    int_value(&got, "container.paging.faults", &["major"]),
+                    mem("pgmajfault")
+                );
+                assert_eq!(
+                    int_value(&got, "container.paging.faults", &["minor"]),
+                    mem("pgfault") - mem("pgmajfault")
+                );
+                assert_eq!(
+                    int_value(&got, "container.memory.oom_kills", &[]),
+                    raw(dir, "memory.events", Some("oom_kill")) as i64
+                );
+                // io.stat: `254:0 rbytes=… wbytes=… rios=…`.
+                let io = fs::read_to_string(testdata(dir).join("io.stat")).unwrap();
+                let line = io.lines().next().unwrap();
+                let dev = line.split(' ').next().unwrap();
+                let field = |k: &str| {
+                    line.split(' ')
+                        .find_map(|w| w.strip_prefix(k)?.strip_prefix('='))
+                        .unwrap()
+                        .parse::<i64>()
+                        .unwrap()
+                };
+                assert_eq!(
+                    int_value(&got, "container.disk.io", &["read", dev]),
+                    field("rbytes")
+                );
+                assert_eq!(
+                    int_value(&got, "container.disk.operations", &["write", dev]),
+                    field("wios")
+                );
+            }
+        }
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// Single requests, checked by hand on both.
 // -------------------------------------------------------------------------------------------
 
 /// A container that used `user_s` seconds of CPU (one less a tick before) and 1 MiB.
-fn cpu_state(id: &str, kind: Kind, user_s: u64, created: SystemTime) -> ContainerState {
+fn cpu_case(id: &str, kind: Kind, user_s: u64, created: SystemTime) -> Case {
     let sample = |u: u64| CgroupSample {
         cpu: CpuSample {
             usage_ns: Some(u * 1_000_000_000),
@@ -576,19 +905,10 @@ fn cpu_state(id: &str, kind: Kind, user_s: u64, created: SystemTime) -> Containe
         },
         ..Default::default()
     };
-    ContainerState::with_samples(
-        Found {
-            id: id.to_string(),
-            kind,
-            runtime: Runtime::Docker,
-            pod_uid: None,
-            rel: format!("docker/{id}").into(),
-        },
-        created,
-        sample(user_s.saturating_sub(1)),
-        sample(user_s),
-        Duration::from_secs(1),
-    )
+    let mut c = Case::new(id, kind, created, sample(user_s));
+    c.previous = sample(user_s.saturating_sub(1));
+    c.interval = Duration::from_secs(1);
+    c
 }
 
 fn find<'a>(req: &'a ExportMetricsServiceRequest, rm: usize, name: &str) -> &'a pm::Metric {
@@ -608,37 +928,80 @@ fn attr<'a>(r: &'a ResourceMetrics, key: &str) -> Option<&'a any_value::Value> {
         .and_then(|k| k.value.as_ref()?.value.as_ref())
 }
 
-fn prod_host() -> HostResource {
-    HostResource::new(Some("node-1".into()), Some("env=prod,service.name=x"))
+const PROD: &str = "env=prod,service.name=x";
+
+/// The reference and the writer with the same settings, and the writer's buffer.
+fn pair(t: Temporality, started: SystemTime) -> (Reference, WireEncoder, Vec<u8>) {
+    pair_with(None, t, started)
 }
 
-/// Both encoders fed the same ticks: [reference, wire] requests (the wire's decoded).
+fn pair_with(
+    attrs: Option<&str>,
+    t: Temporality,
+    started: SystemTime,
+) -> (Reference, WireEncoder, Vec<u8>) {
+    let host = HostResource::new(Some("node-1".into()), Some(PROD));
+    (
+        Reference::new("node-1", Some(PROD), "ce", attrs, t, started),
+        WireEncoder::new(host, "ce".into(), attrs, t).started_at(started),
+        Vec::new(),
+    )
+}
+
+/// Both fed the same ticks: [expected, writer] requests (the writer's decoded), compared.
 struct Both {
-    reference: Encoder,
+    reference: Reference,
     wire: WireEncoder,
     buf: Vec<u8>,
 }
 
 impl Both {
     fn new(attrs: Option<&str>, t: Temporality, started: SystemTime) -> Both {
+        let (reference, wire, buf) = pair_with(attrs, t, started);
         Both {
-            reference: Encoder::new(prod_host(), "ce".into(), attrs, t).started_at(started),
-            wire: WireEncoder::new(prod_host(), "ce".into(), attrs, t).started_at(started),
-            buf: Vec::new(),
+            reference,
+            wire,
+            buf,
         }
     }
 
     fn encode(
         &mut self,
         now: SystemTime,
-        d: &[Described<'_>],
+        cases: &[&Case],
         t: &Telemetry,
         p: &ProcessStats,
     ) -> [(&'static str, ExportMetricsServiceRequest); 2] {
-        let r = self.reference.encode(now, d, t, p);
-        self.wire.encode(&mut self.buf, now, d, t, p);
-        let w = ExportMetricsServiceRequest::decode(&self.buf[..]).expect("wire output decodes");
-        [("reference", r), ("wire", w)]
+        let r = self.reference.tick(now, cases, t, p);
+        let states: Vec<ContainerState> = cases.iter().map(|c| c.state()).collect();
+        let d: Vec<Described<'_>> = cases
+            .iter()
+            .zip(&states)
+            .map(|(c, s)| c.described(s))
+            .collect();
+        self.wire.encode(&mut self.buf, now, &d, t, p);
+        let w = decode(&self.buf, "writer");
+        assert_same(&r, &w, "a tick");
+        [("expected", r), ("writer", w)]
+    }
+
+    fn departures(
+        &mut self,
+        now: SystemTime,
+        cases: &[&Case],
+    ) -> [(&'static str, ExportMetricsServiceRequest); 2] {
+        let r = self.reference.departures(now, cases);
+        let states: Vec<ContainerState> = cases.iter().map(|c| c.state()).collect();
+        let d: Vec<Described<'_>> = cases
+            .iter()
+            .zip(&states)
+            .map(|(c, s)| c.described(s))
+            .collect();
+        let points = self.wire.encode_departures(&mut self.buf, now, &d);
+        let w = decode(&self.buf, "writer");
+        assert_same(&r, &w, "departures");
+        assert_eq!(points, count_points(&w));
+        [("expected", r), ("writer", w)]
     }
 }
 
@@ -652,7 +1015,7 @@ fn sum(m: &pm::Metric) -> &pm::Sum {
 #[test]
 fn resources_and_instruments() {
     let created = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-    let s = cpu_state("abc", Kind::Container, 3, created);
+    let mut s = cpu_case("abc", Kind::Container, 3, created);
     let meta = Arc::new(ContainerMeta {
         name: Some("web".into()),
         image_name: Some("nginx".into()),
@@ -661,11 +1024,8 @@ fn resources_and_instruments() {
         labels: vec![("team".into(), "a".into())],
         ..Default::default()
     });
-    let d = [Described {
-        state: &s,
-        meta: Some(meta),
-        pod: None,
-    }];
+    s.meta = Some(meta);
+    let d = [&s];
     let mut both = Both::new(
         Some("env=prod,service.name=x"),
         Temporality::Cumulative,
@@ -740,13 +1100,6 @@ fn resources_and_instruments() {
             .unwrap();
         assert_eq!(scope.name, "container-exporter", "{who}");
         assert_eq!(scope.version, env!("CARGO_PKG_VERSION"), "{who}");
-        // It decodes as what it is.
-        let bytes = reference::to_bytes(&req, 0);
-        assert_eq!(
-            ExportMetricsServiceRequest::decode(&bytes[..]).unwrap(),
-            req,
-            "{who}"
-        );
     }
 }
 
@@ -754,18 +1107,15 @@ fn resources_and_instruments() {
 fn a_pod_has_its_own_resource_and_names() {
     let created = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let uid = "0f2b5a8c-3c5e-4f7e-9d1a-2b3c4d5e6f70";
-    let s = cpu_state(uid, Kind::Pod, 3, created);
+    let mut s = cpu_case(uid, Kind::Pod, 3, created);
     let pod = Arc::new(PodMeta {
         uid: uid.into(),
         name: Some("web-1".into()),
         namespace: Some("shop".into()),
         labels: vec![("app".into(), "web".into())],
     });
-    let d = [Described {
-        state: &s,
-        meta: None,
-        pod: Some(pod),
-    }];
+    s.pod = Some(pod);
+    let d = [&s];
     let mut both = Both::new(None, Temporality::Cumulative, SystemTime::now());
     for (who, req) in both.encode(
         SystemTime::now(),
@@ -908,14 +1258,10 @@ fn delta_keeps_the_previous_value_and_forgets_gone_containers() {
             s.data_points[0].start_time_unix_nano,
         )
     };
-    let a = cpu_state("a", Kind::Container, 3, created);
+    let a = cpu_case("a", Kind::Container, 3, created);
     let t1 = SystemTime::now();
     set(&t.collections, 5);
-    let d = [Described {
-        state: &a,
-        meta: None,
-        pod: None,
-    }];
+    let d = [&a];
     for (who, r1) in both.encode(t1, &d, &t, &p) {
         assert_eq!(
             value(who, &r1, 0, "container.cpu.time"),
@@ -932,13 +1278,9 @@ fn delta_keeps_the_previous_value_and_forgets_gone_containers() {
             "{who}"
         );
     }
-    let a = cpu_state("a", Kind::Container, 5, created);
+    let a = cpu_case("a", Kind::Container, 5, created);
     set(&t.collections, 6);
-    let d = [Described {
-        state: &a,
-        meta: None,
-        pod: None,
-    }];
+    let d = [&a];
     for (who, r2) in both.encode(t1 + Duration::from_secs(1), &d, &t, &p) {
         assert_eq!(
             value(who, &r2, 0, "container.cpu.time"),
@@ -957,23 +1299,27 @@ fn delta_keeps_the_previous_value_and_forgets_gone_containers() {
             "{who}"
         );
     }
-    // The container and the exporter itself.
-    assert_eq!(both.reference.kept(), (1, 2));
     assert_eq!(both.wire.cached(), 1);
     both.encode(t1 + Duration::from_secs(2), &[], &t, &p);
-    assert_eq!(both.reference.kept(), (0, 1));
     assert_eq!(both.wire.cached(), 0);
+    // Back after a tick away: all of it again, since the cgroup's creation.
+    for (who, r) in both.encode(t1 + Duration::from_secs(3), &d, &t, &p) {
+        assert_eq!(
+            value(who, &r, 0, "container.cpu.time"),
+            (
+                Some(number_data_point::Value::AsDouble(5.0)),
+                nanos(created)
+            ),
+            "{who}"
+        );
+    }
 }
 
 #[test]
 fn lowmemory_is_cumulative_for_observed_counters() {
     let mut both = Both::new(None, Temporality::LowMemory, SystemTime::now());
-    let a = cpu_state("a", Kind::Container, 3, UNIX_EPOCH);
-    let d = [Described {
-        state: &a,
-        meta: None,
-        pod: None,
-    }];
+    let a = cpu_case("a", Kind::Container, 3, UNIX_EPOCH);
+    let d = [&a];
     for (who, r) in both.encode(
         SystemTime::now(),
         &d,
@@ -993,7 +1339,7 @@ fn lowmemory_is_cumulative_for_observed_counters() {
     }
 }
 
-/// Why containers ended, on both encoders, byte for byte: a code, no code (NaN, with only the
+/// Why containers ended, on both: a code, no code (NaN, with only the
 /// kernel's OOM verdict), a restart count or none; an earlier run of a container id showing
 /// only its exit next to the run shown (its series state left alone); and a request of
 /// departures alone between ticks (no self-metrics, nothing forgotten).
@@ -1005,126 +1351,116 @@ fn exits_of_every_kind() {
         let mut both = Both::new(None, temporality, started);
         let t = Telemetry::default();
         let p = ProcessStats::default();
-        let with_exit = |mut s: ContainerState, code: Option<u8>, reason, restart| {
-            s.set_exit(Some(Exit {
+        let with_exit = |mut c: Case, code: Option<u8>, reason, restart| {
+            c.exit = Some(Exit {
                 code,
                 reason,
                 restart_count: restart,
-            }));
-            s
+                run: 1,
+            });
+            c
         };
-        let live = cpu_state("a", Kind::Container, 3, created + Duration::from_secs(60));
+        let live = cpu_case("a", Kind::Container, 3, created + Duration::from_secs(60));
         let mut earlier = with_exit(
-            cpu_state("a", Kind::Container, 9, created),
+            cpu_case("a", Kind::Container, 9, created),
             Some(4),
             ExitReason::Error,
             Some(0),
         );
-        earlier.set_show(Show::ExitOnly);
+        earlier.exit_only = true;
         let oom = with_exit(
-            cpu_state("b", Kind::Container, 2, created),
+            cpu_case("b", Kind::Container, 2, created),
             None,
             ExitReason::OomKilled,
             None,
         );
         let done = with_exit(
-            cpu_state("c", Kind::Container, 1, created),
+            cpu_case("c", Kind::Container, 1, created),
             Some(0),
             ExitReason::Completed,
             Some(2),
         );
-        let d = |s| Described {
-            state: s,
-            meta: None,
-            pod: None,
-        };
         let t1 = created + Duration::from_secs(100);
-        let tick = [d(&live), d(&earlier), d(&oom)];
-        let r = both.reference.encode(t1, &tick, &t, &p);
-        both.wire.encode(&mut both.buf, t1, &tick, &t, &p);
-        assert_eq!(
-            both.buf,
-            reference::to_bytes(&r, 0),
-            "{temporality:?}: a tick"
-        );
-        // The earlier run: its exit only, with its restart count; the live run's series
-        // untouched by it.
-        let rm = &r.resource_metrics[1];
-        assert_eq!(rm.scope_metrics[0].metrics.len(), 1);
-        let exit = &rm.scope_metrics[0].metrics[0];
-        assert_eq!(exit.name, "container.exit.code");
-        let Some(metric::Data::Gauge(g)) = &exit.data else {
-            panic!("not a gauge: {exit:?}")
-        };
-        assert_eq!(
-            g.data_points[0].value,
-            Some(number_data_point::Value::AsDouble(4.0))
-        );
-        let keys: Vec<(&str, String)> = g.data_points[0]
-            .attributes
-            .iter()
-            .map(|kv| {
-                let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                    Some(any_value::Value::StringValue(s)) => s.clone(),
-                    other => panic!("{other:?}"),
-                };
-                (kv.key.as_str(), v)
-            })
-            .collect();
-        assert_eq!(
-            keys,
-            [
-                ("container.exit.reason", "Error".to_string()),
-                ("container.restart_count", "0".to_string())
-            ]
-        );
-        // No code: NaN, and no restart count attribute.
-        let oom_exit = find_in(&r.resource_metrics[2], "container.exit.code").unwrap();
-        let Some(metric::Data::Gauge(g)) = &oom_exit.data else {
-            panic!()
-        };
-        match g.data_points[0].value {
-            Some(number_data_point::Value::AsDouble(v)) => assert!(v.is_nan()),
-            ref other => panic!("{other:?}"),
+        for (who, r) in both.encode(t1, &[&live, &earlier, &oom], &t, &p) {
+            // The earlier run: its exit only, with its restart count; the live run's series
+            // untouched by it.
+            let rm = &r.resource_metrics[1];
+            assert_eq!(rm.scope_metrics[0].metrics.len(), 1, "{who}");
+            let exit = &rm.scope_metrics[0].metrics[0];
+            assert_eq!(exit.name, "container.exit.code", "{who}");
+            let Some(metric::Data::Gauge(g)) = &exit.data else {
+                panic!("{who}: not a gauge: {exit:?}")
+            };
+            assert_eq!(
+                g.data_points[0].value,
+                Some(number_data_point::Value::AsDouble(4.0)),
+                "{who}"
+            );
+            let mut keys: Vec<(&str, String)> = g.data_points[0]
+                .attributes
+                .iter()
+                .map(|kv| {
+                    let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                        Some(any_value::Value::StringValue(s)) => s.clone(),
+                        other => panic!("{who}: {other:?}"),
+                    };
+                    (kv.key.as_str(), v)
+                })
+                .collect();
+            keys.sort();
+            assert_eq!(
+                keys,
+                [
+                    ("container.exit.reason", "Error".to_string()),
+                    ("container.restart_count", "0".to_string()),
+                    ("container.run", "1".to_string())
+                ],
+                "{who}"
+            );
+            // No code: NaN, and no restart count attribute (the run only).
+            let oom_exit = find_in(&r.resource_metrics[2], "container.exit.code").unwrap();
+            let Some(metric::Data::Gauge(g)) = &oom_exit.data else {
+                panic!("{who}")
+            };
+            match g.data_points[0].value {
+                Some(number_data_point::Value::AsDouble(v)) => assert!(v.is_nan(), "{who}"),
+                ref other => panic!("{who}: {other:?}"),
+            }
+            assert_eq!(g.data_points[0].attributes.len(), 2, "{who}");
         }
-        assert_eq!(g.data_points[0].attributes.len(), 1);
 
         // Between ticks: the departure alone.
         let t2 = t1 + Duration::from_secs(1);
-        let alone = [d(&done)];
-        let r = both.reference.encode_departures(t2, &alone);
-        let points = both.wire.encode_departures(&mut both.buf, t2, &alone);
-        assert_eq!(
-            both.buf,
-            reference::to_bytes(&r, 0),
-            "{temporality:?}: departures"
-        );
-        assert_eq!(points, reference::count_points(&r));
-        assert_eq!(
-            r.resource_metrics.len(),
-            1,
-            "no resource of the exporter's own"
-        );
-        assert!(find_in(&r.resource_metrics[0], "container.exit.code").is_some());
+        for (who, r) in both.departures(t2, &[&done]) {
+            assert_eq!(
+                r.resource_metrics.len(),
+                1,
+                "{who}: no resource of the exporter's own"
+            );
+            assert!(
+                find_in(&r.resource_metrics[0], "container.exit.code").is_some(),
+                "{who}"
+            );
+        }
         // Nothing of the containers not in it was forgotten: the next tick has the live
         // run's deltas since the first tick.
-        let live2 = cpu_state("a", Kind::Container, 5, created + Duration::from_secs(60));
-        let tick = [d(&live2), d(&done)];
+        let live2 = cpu_case("a", Kind::Container, 5, created + Duration::from_secs(60));
         let t3 = t1 + Duration::from_secs(10);
-        let r = both.reference.encode(t3, &tick, &t, &p);
-        both.wire.encode(&mut both.buf, t3, &tick, &t, &p);
-        assert_eq!(
-            both.buf,
-            reference::to_bytes(&r, 0),
-            "{temporality:?}: next tick"
-        );
-        if temporality == Temporality::Delta {
-            let cpu = sum(find(&r, 0, "container.cpu.time"));
-            assert_eq!(
-                cpu.data_points[0].value,
-                Some(number_data_point::Value::AsDouble(2.0))
-            );
-            assert_eq!(cpu.data_points[0].start_time_unix_nano, nanos(t1));
+        for (who, r) in both.encode(t3, &[&live2, &done], &t, &p) {
+            if temporality == Temporality::Delta {
+                let cpu = sum(find(&r, 0, "container.cpu.time"));
+                let user = cpu
+                    .data_points
+                    .iter()
+                    .find(|p| format!("{:?}", p.attributes).contains("user"))
+                    .unwrap();
+                assert_eq!(
+                    user.value,
+                    Some(number_data_point::Value::AsDouble(2.0)),
+                    "{who}"
+                );
+                assert_eq!(user.start_time_unix_nano, nanos(t1), "{who}");
+            }
         }
         assert_eq!(both.wire.cached(), 2);
     }

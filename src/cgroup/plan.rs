@@ -83,6 +83,11 @@ pub enum Cadence {
     /// v1 `cpu.stat`: at every read under a CFS quota (its counters move only then), else
     /// with the limits.
     UnderQuota,
+    /// v1 `memory.failcnt`: at every read under a memory limit, else with the limits. The
+    /// kernel counts a failure on the cgroup whose own limit refused a charge
+    /// (`page_counter_try_charge`), never on its descendants, so without a limit of its own
+    /// the count cannot move (but for a reset, a write to the file: seen with the limits).
+    UnderMemoryLimit,
     /// v1 blkio: at every read once it accounts a device (it lists one only after some
     /// cgroup had a throttle rule on it), else with the limits.
     OnceCounting,
@@ -94,7 +99,9 @@ impl Cadence {
     /// nothing, so it has nothing to keep.
     pub fn kept(self) -> bool {
         match self {
-            Cadence::Limit | Cadence::Events | Cadence::UnderQuota => true,
+            Cadence::Limit | Cadence::Events | Cadence::UnderQuota | Cadence::UnderMemoryLimit => {
+                true
+            }
             Cadence::Tick | Cadence::OnceCounting => false,
         }
     }
@@ -391,7 +398,7 @@ pub static PLAN: &[FileDef] = plan! {
     Memory "memory.usage_in_bytes"        V1 Tick       => single!(memory.usage);
     Memory "memory.limit_in_bytes"        V1 Limit      => memory_limit_v1;
     Memory "memory.stat"                  V1 Tick       => memory_stat_v1;
-    Memory "memory.failcnt"               V1 Tick       => single!(memory.failcnt);
+    Memory "memory.failcnt"               V1 UnderMemoryLimit => single!(memory.failcnt);
     Memory "memory.soft_limit_in_bytes"   V1 Limit      => spec!(memory_reservation, v1_limit);
     Memory "memory.memsw.limit_in_bytes"  V1 Limit      => spec!(memory_swap_limit, v1_limit);
     Memory "memory.max_usage_in_bytes"    V1 Tick       => single!(memory.peak);

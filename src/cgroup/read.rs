@@ -1,6 +1,7 @@
 //! One read of a container's files, each on its row's [`Cadence`]: a file a read may skip
 //! (limits, re-read every [`OpenOptions::limits_every`](super::reader::OpenOptions) or after
-//! [`CgroupReader::refresh_limits`]; v1 `cpu.stat` without a quota; a watched `cgroup.events`)
+//! [`CgroupReader::refresh_limits`]; v1 `cpu.stat` without a quota, v1 `memory.failcnt` without
+//! a memory limit; a watched `cgroup.events`)
 //! stands in with its last content, parsed again in its place, so no code but its plan row
 //! knows its fields. "Gone" is decided here, once: ENODEV on a kept-open file or ENOENT on open
 //! means the cgroup was removed, normal life for a container and not an error.
@@ -115,6 +116,7 @@ impl CgroupReader {
         }
         if limits_due {
             self.ticks.quota = out.cpu.quota_us.is_some();
+            self.ticks.memory_limit = out.memory.limit.is_some();
             self.schedule_limits(now);
         }
         let keep_open = self.options.keep_open;

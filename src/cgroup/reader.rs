@@ -32,7 +32,8 @@ pub struct OpenOptions {
     /// spent: files are then opened, read and closed at every read.
     pub keep_open: bool,
     /// Also keep open the files that are not read every tick (limits, a watched
-    /// `cgroup.events`, `cgroup.procs`, v1 `cpu.stat` without a quota, v1 blkio files that
+    /// `cgroup.events`, `cgroup.procs`, v1 `cpu.stat` without a quota, v1 `memory.failcnt`
+    /// without a memory limit, v1 blkio files that
     /// account no device). False when descriptors are short: they are then opened when read.
     pub keep_rare: bool,
     /// How long the last read of the limits stays good; zero re-reads them at every read.
@@ -60,6 +61,8 @@ pub(super) struct TickSet {
     pub events_watched: bool,
     /// A CPU quota is set: v1 throttling counters move only under one.
     pub quota: bool,
+    /// A memory limit is set: v1 `memory.failcnt` moves only under one.
+    pub memory_limit: bool,
     /// The v1 blkio files accounted some device at their last read. They list a device only
     /// once some cgroup had a throttle rule on it (a host-wide event), and show `Total 0`
     /// until then; counting starts then, so reading them late loses nothing.
@@ -73,6 +76,7 @@ impl TickSet {
             Cadence::Limit => false,
             Cadence::Events => !self.events_watched,
             Cadence::UnderQuota => self.quota,
+            Cadence::UnderMemoryLimit => self.memory_limit,
             Cadence::OnceCounting => self.io_seen,
         }
     }
@@ -292,6 +296,15 @@ impl CgroupReader {
             ..self.ticks
         };
         self.files.iter().filter(|f| ticks.per_tick(f.def)).count() + self.net.per_tick_fds()
+    }
+
+    /// The files it reads at every read now; the others are read with the limits (or, for a
+    /// watched `cgroup.events`, on its events).
+    pub fn per_tick(&self) -> impl Iterator<Item = &'static FileDef> + '_ {
+        self.files
+            .iter()
+            .filter(|f| self.ticks.per_tick(f.def))
+            .map(|f| f.def)
     }
 
     /// Whether some of the files it reads every tick are opened at every read instead of

@@ -173,7 +173,10 @@ mod tests {
                 rows.iter()
                     .filter(|f| !(exact && f.cpu_fallback))
                     .filter(|f| match f.cadence {
-                        Cadence::Tick | Cadence::UnderQuota | Cadence::OnceCounting => true,
+                        Cadence::Tick
+                        | Cadence::UnderQuota
+                        | Cadence::UnderMemoryLimit
+                        | Cadence::OnceCounting => true,
                         Cadence::Limit | Cadence::Events => !lean,
                     })
                     .count()

@@ -72,8 +72,9 @@ pub struct DaemonArgs {
     /// How long the final sample of a container that ended waits for its runtime to say why
     /// (the exit status of Docker's `die` event, Podman's `died`, the CRI's `ContainerStatus`)
     /// before it is published without it (with the kernel's OOM verdict alone). It is
-    /// published as soon as the runtime's word arrives, between ticks; `0` never waits (only
-    /// a word that arrived first is used). At most 60s.
+    /// published as soon as the runtime's word arrives, between ticks; `0` never waits. A word
+    /// that comes after it went out, within 2 minutes, publishes the exit series then. At most
+    /// 60s.
     #[arg(
         long,
         env = "CONTAINER_EXPORTER_EXIT_WAIT",

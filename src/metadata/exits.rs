@@ -5,7 +5,8 @@
 //! arrives. An exit is taken only by the final sample of a cgroup created before the runtime
 //! says the process finished: restart policies reuse the id, and a late word about one run
 //! must never land on the next. Bounds: [`MAX_EXITS`] (the oldest go first), [`MAX_RUNS`] per
-//! id, each kept at most the store's time to live; [`MAX_ASKS`] ids waiting to be asked about.
+//! id, each kept at most the store's time to live (let go when it passes, whether or not the
+//! store is full); [`MAX_ASKS`] ids waiting to be asked about.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
@@ -125,18 +126,37 @@ impl ExitStore {
     /// Takes what was said about the run of `id` whose cgroup was created at `created`: the
     /// earliest exit not older than that cgroup (an exit without a time matches any).
     pub fn take(&self, id: &str, created: SystemTime) -> Option<RuntimeExit> {
-        let ttl = self.ttl();
+        self.take_run(id, created, None)
+    }
+
+    /// [`take`](Self::take), for a run known to have ended before `next` (when a newer run of
+    /// `id` began): an exit that finished at or after `next` is not this run's.
+    pub fn take_run(
+        &self,
+        id: &str,
+        created: SystemTime,
+        next: Option<SystemTime>,
+    ) -> Option<RuntimeExit> {
         let mut exits = lock(&self.inner.exits);
-        let now = Instant::now();
-        let before = exits.len();
-        exits.retain(|e| e.id != id || now.duration_since(e.at) < ttl);
-        let expired = before - exits.len();
-        (self.inner.dropped).fetch_add(expired as u64, Ordering::Relaxed);
+        self.prune(&mut exits);
+        let of_run = |f: SystemTime| f >= created && next.is_none_or(|n| f < n);
         let pick = (exits.iter().enumerate())
-            .filter(|(_, e)| e.id == id && e.exit.finished_at.is_none_or(|f| f >= created))
+            .filter(|(_, e)| e.id == id && e.exit.finished_at.is_none_or(of_run))
             .min_by_key(|(_, e)| e.exit.finished_at)
             .map(|(i, _)| i);
         pick.and_then(|i| exits.remove(i)).map(|e| e.exit)
+    }
+
+    /// Lets go of the exits held longer than the time to live (counted as dropped).
+    fn prune(&self, exits: &mut VecDeque<Entry>) {
+        let (ttl, now) = (self.ttl(), Instant::now());
+        // In the order they came: the expired ones are at the front.
+        let expired = exits
+            .iter()
+            .take_while(|e| now.duration_since(e.at) >= ttl)
+            .count();
+        exits.drain(..expired);
+        (self.inner.dropped).fetch_add(expired as u64, Ordering::Relaxed);
     }
 
     /// Whether something was said about `id` (for a source deciding whether to ask).
@@ -144,9 +164,12 @@ impl ExitStore {
         lock(&self.inner.exits).iter().any(|e| e.id == id)
     }
 
-    /// Exits held.
+    /// Exits held, once those held past the time to live are let go: what waits for a final
+    /// sample.
     pub fn len(&self) -> usize {
-        lock(&self.inner.exits).len()
+        let mut exits = lock(&self.inner.exits);
+        self.prune(&mut exits);
+        exits.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -254,6 +277,24 @@ mod tests {
         assert_eq!(s.take("old", at(0)), None);
         assert!(s.is_empty());
         assert_eq!(s.dropped(), 1);
+        // Exits no final sample ever asks for leave too: what is held is what waits.
+        for i in 0..10 {
+            s.record(&format!("never-{i}"), exit(1, i));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(s.len(), 0);
+        assert_eq!(s.dropped(), 11);
+    }
+
+    #[test]
+    fn a_run_known_to_have_ended_takes_no_later_word() {
+        let s = ExitStore::new();
+        // Run 0 (created at 0) has no word yet; run 1 began at 6 and ended at 9.
+        s.record("a", exit(137, 9));
+        assert_eq!(s.take_run("a", at(0), Some(at(6))), None);
+        assert_eq!(s.take_run("a", at(6), None).unwrap().code, Some(137));
+        s.record("a", exit(3, 5));
+        assert_eq!(s.take_run("a", at(0), Some(at(6))).unwrap().code, Some(3));
     }
 
     #[test]

@@ -64,6 +64,8 @@ pub struct Telemetry {
     pub exits_no_code: AtomicU64,
     pub exits_timeout: AtomicU64,
     pub exits_unasked: AtomicU64,
+    /// Of the timeouts, those whose runtime's word came later (see `departures::LATE_WINDOW`).
+    pub exits_late: AtomicU64,
     /// Runtimes' exits held for a final sample, and final samples waiting for an exit.
     pub exits_held: AtomicU64,
     pub exits_waiting: AtomicU64,

@@ -222,6 +222,9 @@ self_metrics! {
         "Containers that ended, by what was known of why when their final sample went out: the runtime's exit status (code), its word without a usable status (no_code: outside 0–255, or a status call that failed), no word within --exit-wait (timeout), or no runtime to ask (unasked: the kernel's OOM verdict alone)."
         |t, _, o| each(o, &[("code", &t.exits_code), ("no_code", &t.exits_no_code),
             ("timeout", &t.exits_timeout), ("unasked", &t.exits_unasked)]);
+    "container_exporter.exits.late" Counter "{container}"
+        "Of the containers counted as timeout by container_exporter.exits: those whose runtime's word came later, within 2 minutes of the final sample; their exit series was published then (alone, when the final sample had been delivered)."
+        |t, _, o| o(None, int(&t.exits_late));
     "container_exporter.exits.pending" UpDownCounter "{exit}" ["waiting_for"]
         "Exits the runtimes reported that wait for their container's final sample (final_sample; at most 4096, each at most 2 minutes or two intervals), and final samples waiting for their runtime's word (runtime; each at most --exit-wait)."
         |t, _, o| each(o, &[("final_sample", &t.exits_held), ("runtime", &t.exits_waiting)]);

@@ -25,6 +25,9 @@ pub fn layout() -> Layout {
         nix::unistd::geteuid().is_root(),
         "these tests create cgroups and must run as root"
     );
+    // What the daemon does before it opens any container's files: the tests build collectors
+    // that hold every container-shaped cgroup on the host open, several at a time.
+    container_exporter::host::limits::raise_fd_limit();
     l
 }
 

@@ -158,3 +158,50 @@ pub fn in_snapshot(entry: &serde_json::Value) -> Option<Seen> {
         restart_count: e["restart_count"].as_u64().map(|r| r.to_string()),
     })
 }
+
+/// The exits of container `id` on the page (OTel names), each with its `container_run`.
+pub fn runs_on_page(page: &Page, id: &str) -> Vec<(Seen, Option<String>)> {
+    page.series("container_exit_code", &[("container_id", id)])
+        .iter()
+        .map(|s| {
+            let seen = Seen {
+                reason: (s.labels.get("container_exit_reason").cloned()).unwrap_or_default(),
+                code: code(s.value),
+                restart_count: s.labels.get("container_restart_count").cloned(),
+            };
+            (seen, s.labels.get("container_run").cloned())
+        })
+        .collect()
+}
+
+/// Every exit of container `id` in the requests received, each with its `container.run`.
+pub fn runs_in_requests(got: &[Got], id: &str) -> Vec<(Seen, Option<String>)> {
+    let mut out = Vec::new();
+    for r in got.iter().flat_map(|g| &g.request.resource_metrics) {
+        if attr(r, "container.id").as_deref() != Some(id) {
+            continue;
+        }
+        for m in r.scope_metrics.iter().flat_map(|s| &s.metrics) {
+            let Some(metric::Data::Gauge(g)) = &m.data else {
+                continue;
+            };
+            if m.name != "container.exit.code" {
+                continue;
+            }
+            for p in &g.data_points {
+                let v = match p.value {
+                    Some(number_data_point::Value::AsDouble(d)) => d,
+                    Some(number_data_point::Value::AsInt(i)) => i as f64,
+                    None => f64::NAN,
+                };
+                let seen = Seen {
+                    reason: string_attr(&p.attributes, "container.exit.reason").unwrap_or_default(),
+                    code: code(v),
+                    restart_count: string_attr(&p.attributes, "container.restart_count"),
+                };
+                out.push((seen, string_attr(&p.attributes, "container.run")));
+            }
+        }
+    }
+    out
+}

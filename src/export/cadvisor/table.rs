@@ -346,8 +346,8 @@ cadvisor_families! {
     // (`kube_pod_container_status_last_terminated_exitcode`, `…_reason{reason}`), with that
     // `reason` label, on the container's final sample.
     "container_last_terminated_exitcode"
-        "Exit status of a container that ended (on its final sample), with the reason (Completed, Error, OOMKilled) and the run's restart count."
-        ExitCode, Select::All, &[Label::Name("reason"), Label::Name("restart_count")];
+        "Exit status of a container that ended (on its final sample), with the reason (Completed, Error, OOMKilled), the run by the exporter's count and the run's restart count."
+        ExitCode, Select::All, &[Label::Name("reason"), Label::Name("run"), Label::Name("restart_count")];
     // cAdvisor's usage is its `TotalUsageBytes`: the layer plus Docker's log directory.
     "container_fs_usage_bytes"
         "Number of bytes that are consumed by the container on this filesystem."
