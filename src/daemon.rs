@@ -93,10 +93,14 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
         ));
     }
 
+    let mut live = None;
     let serving = match args.prometheus_listen {
         Listen::On(addr) => {
-            let opts = http::ServeOptions::from_args(&args.web)
+            let mut opts = http::ServeOptions::from_args(&args.web)
                 .map_err(|e| crate::remote::error_chain(&e))?;
+            // The live view answers `/`, `/ui/*` and `/api/*` on the same listener.
+            live = crate::live::LiveView::from_args(&args.live, args.interval)?.map(Arc::new);
+            opts.routes = live.clone().map(|l| l as Arc<dyn http::Routes>);
             let listener = runtime.block_on(http::bind(addr))?;
             let scheme = match opts.web.as_ref().map(|w| w.current().tls.is_some()) {
                 Some(true) => "https",
@@ -175,6 +179,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
                             .then(|| PromRenderer::new(host_name, naming).with_machine(machine)),
                         pages,
                         otlp,
+                        live,
                     },
                     telemetry,
                     store,
@@ -271,6 +276,8 @@ struct Outputs {
     pages: Arc<PageState>,
     /// OTLP export, when configured: one request per tick.
     otlp: Option<otlp::Exporter>,
+    /// The live view, when served: fed what the page shows.
+    live: Option<Arc<crate::live::LiveView>>,
 }
 
 /// The collector thread's loop: inotify events, rescans and ticks, and what each tick hands
@@ -692,6 +699,9 @@ impl CollectorLoop {
                     .collect();
                 o.submit_departures(now, &fresh);
             }
+        }
+        if let Some(view) = &self.outputs.live {
+            view.observe(tick, now, &described, &live);
         }
         if let Some(renderer) = self.outputs.renderer.as_mut() {
             let at = Instant::now();

@@ -26,7 +26,8 @@
 //!     delivered.
 //! 12. [`export`]: the outputs: Prometheus text, the OpenTelemetry and cAdvisor pages, the
 //!     HTTP server and its web config, OTLP.
-//! 13. `live` (later, issue #25): the browser view.
+//! 13. [`live`]: the browser view: every container's latest values and history, the ended
+//!     ones, and the JSON API the page reads.
 //! 14. [`daemon`], [`snapshot`], [`check`]: the commands.
 //!
 //! `docs/architecture.md` says how the parts work together; `docs/contributing.md` how to add
@@ -45,6 +46,7 @@ pub mod disk;
 pub mod exit;
 pub mod export;
 pub mod host;
+pub mod live;
 pub mod metadata;
 pub mod metrics;
 pub mod progress;

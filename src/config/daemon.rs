@@ -1,12 +1,13 @@
 //! The daemon's flags: the interval, the Prometheus page's address and names, the rescan, and
-//! how long final samples wait; the flag groups of metadata, disk, the page's security and
-//! OTLP are flattened into it.
+//! how long final samples wait; the flag groups of metadata, disk, the page's security, OTLP
+//! and the live view are flattened into it.
 
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
 use super::disk::DiskArgs;
+use super::live::LiveArgs;
 use super::metadata::MetadataArgs;
 use super::outputs::{OtlpArgs, WebArgs};
 use super::values::{Listen, parse_duration, parse_exit_wait, parse_listen};
@@ -94,6 +95,9 @@ pub struct DaemonArgs {
 
     #[command(flatten)]
     pub otlp: OtlpArgs,
+
+    #[command(flatten)]
+    pub live: LiveArgs,
 }
 
 /// Which names the Prometheus page uses.

@@ -5,7 +5,7 @@
 //!   name, and the README's flag table generated from it.
 //! - One module per flag group: [`host`] (global: the host's paths and name, logging),
 //!   [`daemon`], and the groups flattened into it, [`metadata`], [`disk`], [`outputs`] (the
-//!   page's security, OTLP).
+//!   page's security, OTLP), [`live`] (the browser view).
 //! - [`values`]: the value types and their parsers (durations, `off`, shares, addresses).
 //!
 //! A new flag is a field of its group with its help text and `env = "CONTAINER_EXPORTER_…"`;
@@ -15,6 +15,7 @@ pub mod cli;
 pub mod daemon;
 pub mod disk;
 pub mod host;
+pub mod live;
 pub mod metadata;
 pub mod outputs;
 pub mod values;
@@ -23,6 +24,7 @@ pub use cli::{CheckArgs, Cli, Command, SnapshotArgs, SnapshotFormat, flags_markd
 pub use daemon::{DaemonArgs, Naming};
 pub use disk::DiskArgs;
 pub use host::{HostArgs, LogArgs, LogFormat};
+pub use live::LiveArgs;
 pub use metadata::{DEFAULT_LABEL_COUNT_LIMIT, MetadataArgs};
 pub use outputs::{OtlpArgs, Protocol, WebArgs};
 pub use values::{

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod bridge;
+pub mod browser;
 pub mod cgroups;
 pub mod cri;
 pub mod cri_api;

@@ -8,9 +8,12 @@
 //!   two pages behind, so stalled readers pin at most three pages.
 //! - [`conn`]: the per-connection accounting those limits are kept with.
 //! - [`web_config`]: `--web.config.file`, and the TLS and auth it sets up.
+//! - [`routes`]: the hook for paths the server does not serve itself ([`Routes`]).
 
 pub mod conn;
+pub mod routes;
 pub mod server;
 pub mod web_config;
 
-pub use server::{Page, PageState, ServeOptions, bind, serve};
+pub use routes::Routes;
+pub use server::{Page, PageState, ServeOptions, accepts_gzip, bind, serve};

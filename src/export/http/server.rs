@@ -2,8 +2,8 @@
 //! last tick ([`PageState`]: the bytes, gzip-compressed once on the first request that asks,
 //! which generation a scraper last got), `/healthz` says the collector is alive, `/readyz` that
 //! the first collection is done; the limits it keeps under abuse ([`ServeOptions`]), and TLS and
-//! basic auth when a web config asks for them. Nothing here reads a cgroup file or waits for a
-//! tick.
+//! basic auth when a web config asks for them; any other path goes to the [`Routes`] plugged in,
+//! if any. Nothing here reads a cgroup file or waits for a tick.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -25,6 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use super::conn::{AcceptBackoff, Conn, Held, Registry, ResponseGuard, tracked};
+use super::routes::Routes;
 use super::web_config::{WebConfig, WebConfigError, WebConfigHandle, san_allowed};
 use crate::config::WebArgs;
 use crate::telemetry::{Telemetry, add};
@@ -159,13 +160,10 @@ fn text(status: StatusCode, body: &'static str) -> Response<Held> {
     r
 }
 
-const INDEX: &str = "container-exporter\n\n/metrics  Prometheus page (rendered every tick)\n\
-                     /healthz  200 while collection runs\n/readyz   200 once the first collection is done\n";
-
 /// Whether `Accept-Encoding` accepts gzip (RFC 9110 12.5.3): `gzip` (or `x-gzip`) with a
 /// q-value above zero, or `*` above zero when gzip is not named. `gzip;q=0` refuses it, and a
 /// coding that only starts with "gzip" is another coding.
-fn accepts_gzip(headers: &hyper::HeaderMap) -> bool {
+pub fn accepts_gzip(headers: &hyper::HeaderMap) -> bool {
     let mut gzip: Option<bool> = None;
     let mut star: Option<bool> = None;
     for v in headers.get_all(ACCEPT_ENCODING) {
@@ -218,6 +216,7 @@ impl ServeOptions {
             max_requests: args.web_max_requests as usize,
             write_timeout: args.web_write_timeout,
             web,
+            routes: None,
         })
     }
 }
@@ -229,6 +228,8 @@ pub struct ServeOptions {
     pub max_requests: usize,
     pub write_timeout: Duration,
     pub web: Option<Arc<WebConfigHandle>>,
+    /// Serves the paths that are not the server's own (`/metrics`, `/healthz`, `/readyz`).
+    pub routes: Option<Arc<dyn Routes>>,
 }
 
 struct Server {
@@ -238,6 +239,7 @@ struct Server {
     auth_slots: Semaphore,
     write_timeout: Duration,
     web: Option<Arc<WebConfigHandle>>,
+    routes: Option<Arc<dyn Routes>>,
 }
 
 impl Server {
@@ -297,8 +299,35 @@ impl Server {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "first collection not done yet\n",
             ),
-            "/" => text(StatusCode::OK, INDEX),
-            _ => text(StatusCode::NOT_FOUND, "not found: try /metrics\n"),
+            _ => self.other(req, conn).await,
+        }
+    }
+
+    /// A path of the routes plugged in, built on a blocking thread while holding a slot of
+    /// `--web.max-requests` (a response may be large); 404 when none answers it.
+    async fn other(&self, req: &Request<Incoming>, conn: &Arc<Conn>) -> Response<Held> {
+        let not_found = || text(StatusCode::NOT_FOUND, "not found: try /metrics\n");
+        let Some(routes) = self.routes.clone() else {
+            return not_found();
+        };
+        let Ok(permit) = self.requests.clone().try_acquire_owned() else {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many requests in flight\n",
+            );
+        };
+        let mut head = Request::new(());
+        *head.method_mut() = req.method().clone();
+        *head.uri_mut() = req.uri().clone();
+        *head.headers_mut() = req.headers().clone();
+        match tokio::task::spawn_blocking(move || routes.route(&head)).await {
+            Ok(Some(r)) => {
+                let (parts, body) = r.into_parts();
+                let guard =
+                    ResponseGuard::new(conn.clone(), &self.registry, u64::MAX, Some(permit));
+                Response::from_parts(parts, Held::new(body, Some(guard)))
+            }
+            _ => not_found(),
         }
     }
 
@@ -436,6 +465,7 @@ pub async fn serve(
         auth_slots: Semaphore::new(AUTH_PARALLEL),
         write_timeout: opts.write_timeout,
         web: opts.web,
+        routes: opts.routes,
     });
     let mut backoff = AcceptBackoff::default();
     let mut refused: u64 = 0;
