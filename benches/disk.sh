@@ -47,10 +47,10 @@ ID_PREFIX=${ID_PREFIX:-ce5d15c0} LAYER_FILES=$files benches/fake-containers.sh c
 sleep 2
 
 # --- du, on the same directories (page cache warm: each run twice, the second counted) -------
-python3 - "$state/fake/layers" << 'EOF'
+python3 - "$state/fake/layers/overlay" << 'EOF'
 import os, resource, subprocess, sys
 root = sys.argv[1]
-dirs = sorted(os.path.join(root, d, "upper") for d in os.listdir(root))
+dirs = sorted(os.path.join(root, d, "diff") for d in os.listdir(root))
 def children_cpu():
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime

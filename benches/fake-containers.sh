@@ -13,7 +13,9 @@
 # With NETNS=1 each process gets its own network namespace (so `net/dev` is read too).
 # With LAYER_FILES=K each process runs in a mount namespace of its own with an overlay as its
 # root, as a runtime makes it: busybox as the image (lower), K files of 100 bytes written in the
-# writable layer (upper, under STATE_DIR/layers/), so the disk thread has layers to walk; with
+# writable layer (upper, STATE_DIR/layers/overlay/<id>/diff: where containers/storage keeps its
+# layers, the only kind of place the exporter trusts as a layer), so the disk thread has layers
+# to walk; with
 # BUSY=1 those processes wake every second (their CPU time moves, so they are walked at
 # --disk-interval rather than --disk-idle-interval).
 set -euo pipefail
@@ -66,16 +68,16 @@ create() {
             fi
         done
         if [ -n "${LAYER_FILES:-}" ]; then
-            local d="$state/layers/$i" f
-            mkdir -p "$d/upper" "$d/work" "$d/merged"
+            local d="$state/layers/overlay/$id" f
+            mkdir -p "$d/diff" "$d/work" "$d/merged"
             for ((f = 0; f < LAYER_FILES; f++)); do
-                printf '%100s' x > "$d/upper/f$f"
+                printf '%100s' x > "$d/diff/f$f"
             done
             local cmd="exec /bin/busybox sleep $lifetime"
             # Busy: wakes every second on a read that times out (no process forked).
             [ "${BUSY:-0}" = 1 ] && cmd="exec 3<> /p; i=0; while [ \$i -lt $lifetime ]; do read -t 1 -u 3 x; i=\$((i + 1)); done"
             unshare --mount --propagation private /bin/busybox sh -c \
-                "mount -t overlay overlay -o lowerdir=$state/lower,upperdir=$d/upper,workdir=$d/work $d/merged && cd $d/merged && exec /bin/busybox chroot . /bin/busybox sh -c '$cmd'" \
+                "mount -t overlay overlay -o lowerdir=$state/lower,upperdir=$d/diff,workdir=$d/work $d/merged && cd $d/merged && exec /bin/busybox chroot . /bin/busybox sh -c '$cmd'" \
                 < /dev/null > /dev/null 2>&1 &
         elif [ "${NETNS:-0}" = 1 ]; then
             unshare --net sleep "$lifetime" < /dev/null > /dev/null 2>&1 &

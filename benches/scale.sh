@@ -82,8 +82,9 @@ echo "ready (first collection done, $tracked containers tracked) $(awk -v a="$st
 
 cpu_ns() { cat /proc/"$pid"/task/*/schedstat | awk '{s += $1} END {print s}'; }
 # Past the first ticks, Docker's list and the first limit reads (WARMUP=seconds to wait longer:
-# these cgroups' processes share the host's root, so the disk thread looks for their writable
-# layers for about two minutes, within its budget, before it takes them as having none).
+# these cgroups' processes share the host's mount namespace, so the disk thread looks at them
+# again for a minute, a readlink of /proc/<pid>/ns/mnt each time, before it takes them as having
+# no layer).
 sleep "${WARMUP:-$(awk -v i="${interval%s}" 'BEGIN { print 2 * i + 1 }')}"
 c0=$(value container_exporter_collections_total)
 d0=$(value container_exporter_disk_cpu_time_seconds_total)

@@ -202,7 +202,7 @@ metrics! {
     FsUsage => "container.filesystem.usage", "k8s.pod.filesystem.usage",
         Semconv, UpDownCounter, false, "By", [],
         "Disk space used as `du` counts it (`st_blocks` × 512, hard links once): the container's writable layer; on a pod, its ephemeral storage (every container's layer, the pod's logs, its emptyDir volumes), what the kubelet evicts on.",
-        "`du` of overlay's `upperdir` (the root mount in `/proc/<pid>/mountinfo` of a process of the container), in the disk thread: every minute while the container uses CPU, every 10 min otherwise", "same";
+        "`du` of the writable layer its runtime made (Docker's record of it, else overlay's `upperdir` of the root mount in `/proc/<pid>/mountinfo` of a process of the container, where a runtime keeps its layers), in the disk thread: every minute while the container uses CPU, every 10 min otherwise", "same";
     FsCapacity => "container.filesystem.capacity", "k8s.pod.filesystem.capacity",
         Semconv, UpDownCounter, false, "By", [],
         "Size of the filesystem holding the writable layer.",

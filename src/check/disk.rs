@@ -8,7 +8,8 @@ use super::report::Report;
 use crate::cgroup::Layout;
 use crate::config::{DaemonArgs, HostArgs};
 use crate::discovery::{Found, Kind};
-use crate::disk::layer::{Found as Root, find_layer, host_root_mount};
+use crate::disk::DiskStats;
+use crate::disk::layer::{Found as Root, HostView, locate};
 use crate::disk::walk;
 
 /// Whether disk usage will work, per runtime (see the module doc).
@@ -30,13 +31,15 @@ pub fn check(r: &mut Report, host: &HostArgs, args: &DaemonArgs, layout: &Layout
             return;
         }
     };
-    let host_root = host_root_mount(&host.proc_root);
+    let view = HostView::new(&host.proc_root, &host.host_root);
+    let stats = DiskStats::default();
     // Per runtime: overlay layers readable, denied, unreachable; other root filesystems.
     #[derive(Default)]
     struct Tally {
         ok: usize,
         denied: Vec<String>,
         unreachable: Vec<String>,
+        untrusted: Vec<String>,
         other: BTreeMap<String, usize>,
         unknown: usize,
     }
@@ -44,7 +47,7 @@ pub fn check(r: &mut Report, host: &HostArgs, args: &DaemonArgs, layout: &Layout
     for f in found.iter().filter(|f| f.kind == Kind::Container) {
         let procs = layout.discovery_root().join(&f.rel).join("cgroup.procs");
         let t = by_runtime.entry(f.runtime.as_str()).or_default();
-        match find_layer(&host.proc_root, &procs, host_root.as_ref()) {
+        match locate(&view, Some(&host_fd), &f.id, &procs, &stats) {
             Root::Overlay(up) => match walk::open_dir_in(&host_fd, &up) {
                 Ok(_) => t.ok += 1,
                 Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => {
@@ -52,6 +55,7 @@ pub fn check(r: &mut Report, host: &HostArgs, args: &DaemonArgs, layout: &Layout
                 }
                 Err(e) => t.unreachable.push(format!("{} ({e})", up.display())),
             },
+            Root::Untrusted(up) => t.untrusted.push(up.display().to_string()),
             Root::NotOverlay(fstype) => *t.other.entry(fstype).or_default() += 1,
             Root::HostRoot | Root::NoProcess => t.unknown += 1,
         }
@@ -86,6 +90,17 @@ pub fn check(r: &mut Report, host: &HostArgs, args: &DaemonArgs, layout: &Layout
                 t.unreachable.len(),
                 host.host_root.display()
             ));
+        }
+        if let Some(first) = t.untrusted.first() {
+            r.add(
+                Level::Warn,
+                "disk",
+                format!(
+                    "{runtime}: {} containers have a root whose upper directory no runtime made \
+                     (e.g. {first}: the container mounted an overlay of its own): not walked",
+                    t.untrusted.len()
+                ),
+            );
         }
         for (fstype, n) in &t.other {
             r.on("disk").note(format!(

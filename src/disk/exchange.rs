@@ -144,6 +144,13 @@ pub struct DiskStats {
     pub layers_unsupported: AtomicU64,
     pub layers_unreachable: AtomicU64,
     pub layers_pending: AtomicU64,
+    /// Containers whose root names an upper directory no runtime made (gauge).
+    pub layers_untrusted: AtomicU64,
+    /// Looks for a container's layer, by how they were answered: Docker's record, a read of
+    /// the process's mountinfo, or its mount namespace alone (the host's: nothing to read).
+    pub lookups_runtime: AtomicU64,
+    pub lookups_mountinfo: AtomicU64,
+    pub lookups_host_namespace: AtomicU64,
     /// The longest a due job has waited, or is waiting (ns): the budget keeping up or not.
     pub lag_ns: AtomicU64,
 }

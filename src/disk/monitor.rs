@@ -23,7 +23,6 @@ use super::layer::{self, DeviceNames, Layer, Unreachable};
 use super::schedule::{Cadence, Queue, SLICE_ENTRIES, SLICE_TIME, Turn, Walked};
 use super::walk::{self, FsStat, Incomplete, Progress, Usage};
 use crate::discovery::Kind;
-use crate::host::mountinfo::RootMount;
 
 struct Ctr {
     item: RosterItem,
@@ -97,7 +96,7 @@ fn sum(a: Option<Usage>, b: Option<Usage>) -> Option<Usage> {
 pub struct Monitor {
     cfg: DiskConfig,
     host: Option<OwnedFd>,
-    host_root_mount: Option<RootMount>,
+    view: layer::HostView,
     containers: HashMap<String, Ctr>,
     pods: HashMap<String, Pod>,
     queue: Queue,
@@ -122,7 +121,7 @@ impl Monitor {
             }
         };
         Monitor {
-            host_root_mount: layer::host_root_mount(&cfg.proc_root),
+            view: layer::HostView::new(&cfg.proc_root, &cfg.host_root),
             cadence: Cadence::new(&cfg),
             cfg,
             host,
@@ -237,12 +236,14 @@ impl Monitor {
 
     fn count_layers(&self) {
         let (mut found, mut unsupported, mut unreachable, mut pending) = (0, 0, 0, 0);
+        let mut untrusted = 0;
         for c in self.containers.values().filter(|c| !c.item.is_sandbox()) {
             match c.layer {
                 Layer::Found(_) => found += 1,
                 Layer::Unsupported(_) => unsupported += 1,
                 Layer::Unreachable(_) => unreachable += 1,
                 Layer::Pending { .. } => pending += 1,
+                Layer::Untrusted(_) => untrusted += 1,
             }
         }
         let s = &self.stats;
@@ -250,6 +251,7 @@ impl Monitor {
         s.layers_unsupported.store(unsupported, Relaxed);
         s.layers_unreachable.store(unreachable, Relaxed);
         s.layers_pending.store(pending, Relaxed);
+        s.layers_untrusted.store(untrusted, Relaxed);
     }
 
     /// When the next job falls due (for the idle wait; a new roster, every tick, wakes the
@@ -278,7 +280,9 @@ impl Monitor {
                 Layer::Found(_) => true,
                 Layer::Pending { next_try, .. } => now >= next_try,
                 // Logs are still worth measuring without a layer.
-                Layer::Unsupported(_) | Layer::Unreachable(_) => c.item.meta.is_some(),
+                Layer::Unsupported(_) | Layer::Unreachable(_) | Layer::Untrusted(_) => {
+                    c.item.meta.is_some()
+                }
             };
             if wanted
                 && cadence.is_due(&c.walked, c.item.cpu_ns, c.last_walk(), now)
@@ -545,11 +549,14 @@ impl Monitor {
         let Layer::Pending { since, .. } = c.layer else {
             return;
         };
-        let host_root = self.host_root_mount.as_ref();
-        let found = layer::find_layer(&self.cfg.proc_root, &c.item.procs, host_root);
+        let host = self.host.as_ref();
+        let found = layer::locate(&self.view, host, id, &c.item.procs, &self.stats);
         let Some(layer) = Layer::located(found, since, now) else {
             return;
         };
+        if let Layer::Untrusted(up) = &layer {
+            self.warnings.untrusted(id, up);
+        }
         if let Layer::Unsupported(fstype) = &layer {
             self.warnings.not_overlay(id, fstype);
         }
@@ -600,6 +607,19 @@ impl Warnings {
                 "a container's root filesystem is {fstype}, not overlay: containers like it \
                  get no writable-layer usage (only overlay's upper directory is the \
                  container's own data; logged once per filesystem type)"
+            );
+        }
+    }
+
+    /// Container `id`'s root names `upper`, an upper directory no runtime made.
+    fn untrusted(&mut self, id: &str, upper: &Path) {
+        if self.once(Warned::Unreachable(id.to_owned())) {
+            tracing::warn!(
+                %id,
+                upper = %upper.display(),
+                "the container's root is an overlay whose upper directory is not a layer its \
+                 runtime made (the container mounted it itself): not walked, no writable-layer \
+                 usage for it"
             );
         }
     }

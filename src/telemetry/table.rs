@@ -210,10 +210,17 @@ self_metrics! {
         "CPU time of the disk thread (user and system), which --disk-cpu-budget bounds."
         |t, _, o| if let Some(d) = t.disk.get() { o(None, secs(&d.cpu_ns)) };
     "container_exporter.disk.layers" UpDownCounter "{container}" ["state"]
-        "Containers by what is known of their writable layer: found (overlay), unsupported (another root filesystem: no usage shown), unreachable (not below --host-root), pending (not looked at yet)."
+        "Containers by what is known of their writable layer: found (overlay), unsupported (another root filesystem: no usage shown), unreachable (not below --host-root), untrusted (an overlay whose upper directory no runtime made: the container mounted it, never walked), pending (not looked at yet)."
         |t, _, o| if let Some(d) = t.disk.get() {
             each(o, &[("found", &d.layers_found), ("unsupported", &d.layers_unsupported),
-                ("unreachable", &d.layers_unreachable), ("pending", &d.layers_pending)])
+                ("unreachable", &d.layers_unreachable), ("untrusted", &d.layers_untrusted),
+                ("pending", &d.layers_pending)])
+        };
+    "container_exporter.disk.layer.lookups" Counter "{lookup}" ["by"]
+        "Looks for a container's writable layer, by what answered: runtime (Docker's own record of the container's layer), mountinfo (a read of the root mount of one of its processes), host_namespace (its process shares the host's mount namespace: nothing read, looked at again later)."
+        |t, _, o| if let Some(d) = t.disk.get() {
+            each(o, &[("runtime", &d.lookups_runtime), ("mountinfo", &d.lookups_mountinfo),
+                ("host_namespace", &d.lookups_host_namespace)])
         };
     "container_exporter.disk.lag" Gauge "s"
         "The longest a due walk has waited so far (0 when the disk thread keeps up): how much older than --disk-interval usage gets under --disk-cpu-budget."
