@@ -92,15 +92,11 @@ pub fn check(r: &mut Report, host: &HostArgs, args: &DaemonArgs, layout: &Layout
             ));
         }
         if let Some(first) = t.untrusted.first() {
-            r.add(
-                Level::Warn,
-                "disk",
-                format!(
-                    "{runtime}: {} containers have a root whose upper directory no runtime made \
-                     (e.g. {first}: the container mounted an overlay of its own): not walked",
-                    t.untrusted.len()
-                ),
-            );
+            r.on("disk").warn(format!(
+                "{runtime}: {} containers have a root whose upper directory no runtime made \
+                 (e.g. {first}: the container mounted an overlay of its own): not walked",
+                t.untrusted.len()
+            ));
         }
         for (fstype, n) in &t.other {
             r.on("disk").note(format!(
