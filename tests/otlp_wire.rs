@@ -353,6 +353,10 @@ fn self_telemetry(rng: &mut Rng, t: &Telemetry, tick: u64) -> ProcessStats {
             &d.layers_unsupported,
             &d.layers_unreachable,
             &d.layers_pending,
+            &d.layers_untrusted,
+            &d.lookups_runtime,
+            &d.lookups_mountinfo,
+            &d.lookups_host_namespace,
         ] {
             set(c, rng.counter(tick));
         }

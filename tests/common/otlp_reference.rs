@@ -759,6 +759,20 @@ fn own_families(t: &Telemetry, p: &ProcessStats) -> Families {
                     ("unsupported", g(&d.layers_unsupported)),
                     ("unreachable", g(&d.layers_unreachable)),
                     ("pending", g(&d.layers_pending)),
+                    ("untrusted", g(&d.layers_untrusted)),
+                ],
+            ),
+        );
+        f.add(
+            &n("disk.layer.lookups"),
+            "{lookup}",
+            Counter,
+            by(
+                "by",
+                &[
+                    ("runtime", g(&d.lookups_runtime)),
+                    ("mountinfo", g(&d.lookups_mountinfo)),
+                    ("host_namespace", g(&d.lookups_host_namespace)),
                 ],
             ),
         );
