@@ -6,8 +6,8 @@
 //! - [`parse`]: the parsers of the kernel's formats, by key, without allocating; a cut or
 //!   malformed line costs only its own values and is reported typed.
 //! - [`reader`]: one container's files, opened once and kept open (or opened when read, when
-//!   descriptors are short); `read` re-reads them with `pread` on their cadence, and decides
-//!   "gone", once; [`net`] finds and reads the container's `net/dev`; `place` names what a
+//!   descriptors are short), re-read with `pread` on their cadence; it decides "gone", once;
+//!   [`net`] finds and reads the container's `net/dev`; `place` names what a
 //!   read that does not return is stuck on.
 //! - [`error`]: gone, a file that could not be read or parsed, a container that could not be
 //!   opened.
@@ -22,7 +22,6 @@ pub mod net;
 pub mod parse;
 mod place;
 pub mod plan;
-mod read;
 pub mod reader;
 pub mod sample;
 
