@@ -209,7 +209,6 @@ pub struct CgroupReader {
     pub(super) slot: progress::Slot,
 }
 
-
 /// The longest content kept to stand in for a file between its reads. Limits are a number or
 /// two, v1 `cpu.stat` five counters (under 200 bytes); a longer file (a hostile one, or a
 /// kernel that adds many keys) is read at every read instead.

@@ -390,8 +390,6 @@ impl Follower {
     }
 }
 
-
-
 /// Per-request timeout (list, inspect, version). bollard applies it until the response headers
 /// arrive, so it does not cut the long-lived `/events` stream; bollard's own default (2 min)
 /// would let a hung daemon stall resynchronisation far longer than the backoff cap.
