@@ -24,12 +24,12 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::{Mode, fstat};
 
-use super::error::{Gone, OpenError, ReadError, ReadErrorKind};
 use super::layout::Layout;
 use super::net::{NetReader, NetSource, ProcRoot};
 use super::place::{ReaderPlace, doing};
 use super::plan::{self, Cadence, FileDef, Hier, Partial};
 use super::sample::CgroupSample;
+use super::{Gone, OpenError, ReadError, ReadErrorKind};
 use crate::host::fs::{OpenFail, gone_errno, is_out_of_descriptors, open_regular, pread_all};
 use crate::progress;
 
