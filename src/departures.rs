@@ -651,12 +651,8 @@ mod tests {
     #[test]
     fn without_a_runtime_the_kernels_verdict_at_once() {
         let (exits, mut d, t0) = setup(false);
-        assert!(!d.add(
-            departed("oom", Kind::Container, created(0), 1),
-            false,
-            &exits,
-            t0
-        ));
+        let oom = departed("oom", Kind::Container, created(0), 1);
+        assert!(!d.add(oom, false, &exits, t0));
         assert!(!add(&mut d, &exits, "ok", 0, false, t0));
         // A pod's own cgroup has no exit, even with an OOM kill in it.
         assert!(!d.add(departed("pod", Kind::Pod, created(0), 1), true, &exits, t0));

@@ -699,14 +699,9 @@ mod tests {
         assert_eq!(run.ended_at(Some(at(20))), 2);
         // No restart count (an old daemon): none.
         assert_eq!(Run::of(&ContainerInspectResponse::default()), None);
-        assert_eq!(
-            event_time(Some(1), Some(1_500_000_000)),
-            Some(UNIX_EPOCH + Duration::from_millis(1500))
-        );
-        assert_eq!(
-            event_time(Some(2), None),
-            Some(UNIX_EPOCH + Duration::from_secs(2))
-        );
+        let ms = |ms| Some(UNIX_EPOCH + Duration::from_millis(ms));
+        assert_eq!(event_time(Some(1), Some(1_500_000_000)), ms(1500));
+        assert_eq!(event_time(Some(2), None), ms(2000));
         assert_eq!(event_time(None, Some(-5)), None);
     }
 
