@@ -1,13 +1,9 @@
 //! The end of a container's life: its final sample (taken the moment its last process leaves,
 //! see [`crate::collect`]) waits for the runtime's word on why it ended ([`ExitStore`], at most
-//! `--exit-wait`), is published with it, between ticks if need be (batched for [`BATCH`], at most
-//! once per [`PUBLISH_GAP`]), and stays on the outputs until delivered (a page holding it served,
-//! an OTLP request sent) or `--exited-retention` passed. Each run of a restarted id departs on its
-//! own, numbered by the exporter's own count of runs per id ([`Exit::run`]); only the newest shows
-//! all its series, older ones their exit only ([`Show::ExitOnly`]), at most [`MAX_RUNS`] of them.
-//! A final sample that went out without its runtime's word still takes it for [`LATE_WINDOW`]:
-//! its exit series is published then (with the final sample when that is still shown, alone
-//! otherwise). The rules and their timing: `docs/exits.md`.
+//! `--exit-wait`), is published with it, between ticks if need be, and stays on the outputs
+//! until delivered (a page holding it served, an OTLP request sent) or `--exited-retention`
+//! passed. The rules and their timing (batches, runs of a restarted id, late words):
+//! `docs/exits.md`; their bounds are the constants below.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
@@ -655,12 +651,8 @@ mod tests {
     #[test]
     fn without_a_runtime_the_kernels_verdict_at_once() {
         let (exits, mut d, t0) = setup(false);
-        assert!(!d.add(
-            departed("oom", Kind::Container, created(0), 1),
-            false,
-            &exits,
-            t0
-        ));
+        let oom = departed("oom", Kind::Container, created(0), 1);
+        assert!(!d.add(oom, false, &exits, t0));
         assert!(!add(&mut d, &exits, "ok", 0, false, t0));
         // A pod's own cgroup has no exit, even with an OOM kill in it.
         assert!(!d.add(departed("pod", Kind::Pod, created(0), 1), true, &exits, t0));

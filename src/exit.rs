@@ -132,95 +132,87 @@ mod tests {
         verdict(kernel, runtime).map(|e| (e.reason.as_str(), e.code))
     }
 
+    /// Cases of the kernel's count, the runtime's code and OOM word, and the verdict on them.
+    type Case = (Option<bool>, Option<u8>, Option<bool>, Verdict);
+    type Verdict = Option<(&'static str, Option<u8>)>;
+    const T: Option<bool> = Some(true);
+    const F: Option<bool> = Some(false);
+
+    fn check(cases: &[Case]) {
+        for &(kernel, code, oom, want) in cases {
+            let said = rt(code, oom);
+            let got = reason(kernel, Some(&said));
+            assert_eq!(got, want, "{kernel:?} {code:?} {oom:?}");
+        }
+    }
+
     #[test]
     fn codes_outside_0_255_are_dropped() {
-        let e = RuntimeExit::default().with_code(Some(300));
-        assert_eq!((e.code, e.invalid_code), (None, true));
-        let e = RuntimeExit::default().with_code(Some(-1));
-        assert_eq!((e.code, e.invalid_code), (None, true));
-        let e = RuntimeExit::default().with_code(Some(255));
-        assert_eq!((e.code, e.invalid_code), (Some(255), false));
-        let e = RuntimeExit::default().with_code(None);
-        assert_eq!((e.code, e.invalid_code), (None, false));
+        for (raw, code, invalid) in [
+            (Some(300), None, true),
+            (Some(-1), None, true),
+            (Some(255), Some(255), false),
+            (None, None, false),
+        ] {
+            let e = RuntimeExit::default().with_code(raw);
+            assert_eq!((e.code, e.invalid_code), (code, invalid), "{raw:?}");
+        }
     }
 
     #[test]
     fn the_runtime_gives_the_code_and_the_kernel_the_oom() {
-        assert_eq!(
-            reason(Some(false), Some(&rt(Some(0), Some(false)))),
-            Some(("Completed", Some(0)))
-        );
-        assert_eq!(
-            reason(Some(false), Some(&rt(Some(3), Some(false)))),
-            Some(("Error", Some(3)))
-        );
-        // Killed for memory: both agree.
-        assert_eq!(
-            reason(Some(true), Some(&rt(Some(137), Some(true)))),
-            Some(("OOMKilled", Some(137)))
-        );
+        check(&[
+            (F, Some(0), F, Some(("Completed", Some(0)))),
+            (F, Some(3), F, Some(("Error", Some(3)))),
+            // Killed for memory: both agree.
+            (T, Some(137), T, Some(("OOMKilled", Some(137)))),
+        ]);
     }
 
     #[test]
     fn a_child_killed_for_memory_while_the_main_process_exits_0() {
-        assert_eq!(
-            reason(Some(true), Some(&rt(Some(0), Some(true)))),
-            Some(("OOMKilled", Some(0)))
-        );
-        // Even when the runtime missed the OOM notification.
-        assert_eq!(
-            reason(Some(true), Some(&rt(Some(0), Some(false)))),
-            Some(("OOMKilled", Some(0)))
-        );
+        check(&[
+            (T, Some(0), T, Some(("OOMKilled", Some(0)))),
+            // Even when the runtime missed the OOM notification.
+            (T, Some(0), F, Some(("OOMKilled", Some(0)))),
+        ]);
     }
 
     #[test]
     fn a_kill_is_not_an_oom() {
         // `docker kill`: 137 from SIGKILL, no OOM kill counted.
-        assert_eq!(
-            reason(Some(false), Some(&rt(Some(137), Some(false)))),
-            Some(("Error", Some(137)))
-        );
+        check(&[(F, Some(137), F, Some(("Error", Some(137))))]);
     }
 
     #[test]
     fn an_oom_of_the_pods_cgroup() {
-        // The pod's limit was hit: the kernel killed a process of another container. This
-        // one's own counter is 0, though a v1 runtime heard the pod's OOM notification.
-        assert_eq!(
-            reason(Some(false), Some(&rt(Some(0), Some(true)))),
-            Some(("Completed", Some(0)))
-        );
-        // The container whose process was killed counts it in its own cgroup.
-        assert_eq!(
-            reason(Some(true), Some(&rt(Some(137), Some(false)))),
-            Some(("OOMKilled", Some(137)))
-        );
+        check(&[
+            // The pod's limit was hit: the kernel killed a process of another container. This
+            // one's own counter is 0, though a v1 runtime heard the pod's OOM notification.
+            (F, Some(0), T, Some(("Completed", Some(0)))),
+            // The container whose process was killed counts it in its own cgroup.
+            (T, Some(137), F, Some(("OOMKilled", Some(137)))),
+        ]);
     }
 
     #[test]
     fn without_the_kernels_count_the_runtime_says_oom() {
-        assert_eq!(
-            reason(None, Some(&rt(Some(137), Some(true)))),
-            Some(("OOMKilled", Some(137)))
-        );
-        assert_eq!(
-            reason(None, Some(&rt(Some(1), None))),
-            Some(("Error", Some(1)))
-        );
+        check(&[
+            (None, Some(137), T, Some(("OOMKilled", Some(137)))),
+            (None, Some(1), None, Some(("Error", Some(1)))),
+        ]);
     }
 
     #[test]
     fn without_a_runtime_only_the_kernels_oom() {
-        assert_eq!(reason(Some(true), None), Some(("OOMKilled", None)));
-        assert_eq!(reason(Some(false), None), None);
+        assert_eq!(reason(T, None), Some(("OOMKilled", None)));
+        assert_eq!(reason(F, None), None);
         assert_eq!(reason(None, None), None);
         // A runtime that gave no usable code.
-        assert_eq!(reason(Some(false), Some(&rt(None, Some(false)))), None);
-        assert_eq!(
-            reason(Some(true), Some(&rt(None, None))),
-            Some(("OOMKilled", None))
-        );
+        check(&[
+            (F, None, F, None),
+            (T, None, None, Some(("OOMKilled", None))),
+        ]);
     }
 
     #[test]

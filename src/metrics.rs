@@ -91,18 +91,15 @@ metrics! {
         "CPU time consumed, by mode.",
         "`cpu.stat` user_usec, system_usec",
         "`cpuacct.stat` user, system (USER_HZ), scaled to sum to `cpuacct.usage`; the unified `cpu.stat` on hybrid hosts";
-    CpuUsage => "container.cpu.usage", "k8s.pod.cpu.usage",
-        Semconv, Gauge, true, "{cpu}", [],
+    CpuUsage => "container.cpu.usage", "k8s.pod.cpu.usage", Semconv, Gauge, true, "{cpu}", [],
         "CPUs in use over the last interval (1 = one full CPU).",
         "Δ`cpu.stat` usage_usec ÷ Δt", "Δ`cpuacct.usage` ÷ Δt";
-    CpuLimit => "container.cpu.limit", "k8s.pod.cpu.limit",
-        Ext, UpDownCounter, true, "{cpu}", [],
+    CpuLimit => "container.cpu.limit", "k8s.pod.cpu.limit", Ext, UpDownCounter, true, "{cpu}", [],
         "CPU limit (CFS quota ÷ period); absent when unlimited.",
         "`cpu.max`", "`cpu.cfs_quota_us` ÷ `cpu.cfs_period_us`";
     CpuPeriods => "container.cpu.cfs.periods", "k8s.pod.cpu.cfs.periods",
         Ext, Counter, false, "{period}", [],
-        "CFS enforcement periods that elapsed.",
-        "`cpu.stat` nr_periods", "`cpu.stat` nr_periods";
+        "CFS enforcement periods that elapsed.", "`cpu.stat` nr_periods", "`cpu.stat` nr_periods";
     CpuThrottledPeriods => "container.cpu.cfs.throttled_periods", "k8s.pod.cpu.cfs.throttled_periods",
         Ext, Counter, false, "{period}", [],
         "CFS periods in which the container was throttled.",
@@ -137,12 +134,10 @@ metrics! {
         "limit − working set", "limit − working set";
     MemoryLimit => "container.memory.limit", "k8s.pod.memory.limit",
         Ext, UpDownCounter, false, "By", [],
-        "Memory limit; absent when unlimited.",
-        "`memory.max`", "`memory.limit_in_bytes`";
+        "Memory limit; absent when unlimited.", "`memory.max`", "`memory.limit_in_bytes`";
     MemorySwap => "container.memory.swap.usage", "k8s.pod.memory.swap.usage",
         Ext, UpDownCounter, false, "By", [],
-        "Swap used by the container.",
-        "`memory.swap.current`", "`memory.stat` total_swap";
+        "Swap used by the container.", "`memory.swap.current`", "`memory.stat` total_swap";
     MemoryOomKills => "container.memory.oom_kills", "k8s.pod.memory.oom_kills",
         Ext, Counter, false, "{kill}", [],
         "Processes killed by the OOM killer in the container.",
@@ -151,14 +146,10 @@ metrics! {
         Semconv, Counter, false, "{fault}", ["system.paging.fault.type"],
         "Page faults, by type.",
         "`memory.stat` pgmajfault, pgfault − pgmajfault", "`memory.stat` total_pgmajfault, total_pgfault − total_pgmajfault";
-    PidCount => "container.pid.count", "k8s.pod.pid.count",
-        Ext, UpDownCounter, false, "{task}", [],
-        "Tasks (processes and threads) in the container.",
-        "`pids.current`", "`pids.current`";
-    PidLimit => "container.pid.limit", "k8s.pod.pid.limit",
-        Ext, UpDownCounter, false, "{task}", [],
-        "Task limit; absent when unlimited.",
-        "`pids.max`", "`pids.max`";
+    PidCount => "container.pid.count", "k8s.pod.pid.count", Ext, UpDownCounter, false, "{task}", [],
+        "Tasks (processes and threads) in the container.", "`pids.current`", "`pids.current`";
+    PidLimit => "container.pid.limit", "k8s.pod.pid.limit", Ext, UpDownCounter, false, "{task}", [],
+        "Task limit; absent when unlimited.", "`pids.max`", "`pids.max`";
     DiskIo => "container.disk.io", "k8s.pod.disk.io",
         Semconv, Counter, false, "By", ["disk.io.direction", "system.device"],
         "Bytes read and written on each block device.",
@@ -173,12 +164,10 @@ metrics! {
         "`/proc/<pid>/net/dev`", "`/proc/<pid>/net/dev`";
     NetworkPackets => "container.network.packet.count", "k8s.pod.network.packet.count",
         Ext, Counter, false, "{packet}", ["network.io.direction", "network.interface.name"],
-        "Packets received and transmitted.",
-        "`/proc/<pid>/net/dev`", "`/proc/<pid>/net/dev`";
+        "Packets received and transmitted.", "`/proc/<pid>/net/dev`", "`/proc/<pid>/net/dev`";
     NetworkErrors => "container.network.errors", "k8s.pod.network.errors",
         Ext, Counter, false, "{error}", ["network.io.direction", "network.interface.name"],
-        "Receive and transmit errors.",
-        "`/proc/<pid>/net/dev`", "`/proc/<pid>/net/dev`";
+        "Receive and transmit errors.", "`/proc/<pid>/net/dev`", "`/proc/<pid>/net/dev`";
     NetworkDropped => "container.network.packet.dropped", "k8s.pod.network.packet.dropped",
         Ext, Counter, false, "{packet}", ["network.io.direction", "network.interface.name"],
         "Packets dropped on receive and transmit.",
@@ -195,8 +184,7 @@ metrics! {
         Ext, Counter, true, "s", ["pressure.stall_type"],
         "Time some (or all) tasks were stalled waiting for IO.",
         "`io.pressure` total", "the unified hierarchy's `io.pressure` where mounted";
-    Uptime => "container.uptime", "k8s.pod.uptime",
-        Semconv, Gauge, true, "s", [],
+    Uptime => "container.uptime", "k8s.pod.uptime", Semconv, Gauge, true, "s", [],
         "Time since the container's cgroup was created.",
         "now − cgroup creation", "now − cgroup creation";
     FsUsage => "container.filesystem.usage", "k8s.pod.filesystem.usage",
@@ -227,8 +215,7 @@ metrics! {
         Semconv, UpDownCounter, false, "By", ["k8s.container.ephemeral_storage.fs_type"],
         "Kubernetes containers and pods: ephemeral storage by part, `rootfs` (writable layers) and `logs` (the conventions' two values); a pod's third part is `k8s.pod.empty_dir.usage`, and the three sum to what the kubelet compares with `ephemeral-storage` limits.",
         "the figures above", "same";
-    EmptyDirUsage => "", "k8s.pod.empty_dir.usage",
-        Ext, UpDownCounter, false, "By", [],
+    EmptyDirUsage => "", "k8s.pod.empty_dir.usage", Ext, UpDownCounter, false, "By", [],
         "Pods only: their `emptyDir` volumes that are not memory-backed, summed (the part of the pod's ephemeral storage that is neither layers nor logs).",
         "`du` of each `<--kubelet-root>/pods/<uid>/volumes/kubernetes.io~empty-dir/<volume>/` (a memory-backed one is a tmpfs mount: not entered)", "same";
     ExitCode => "container.exit.code", "",
@@ -535,31 +522,25 @@ mod tests {
         assert_eq!(&buf[..n], b"4294967295:0");
     }
 
-    #[test]
-    fn names_are_unique() {
-        let mut names: Vec<_> = METRICS
-            .iter()
-            .map(|m| m.name)
-            .filter(|n| !n.is_empty())
-            .collect();
-        let with_names = names.len();
+    /// The non-empty names `name` picks, after checking none repeats.
+    fn unique(name: fn(&MetricDef) -> &'static str) -> Vec<&'static str> {
+        let mut names: Vec<_> = METRICS.iter().map(name).filter(|n| !n.is_empty()).collect();
+        let n = names.len();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), with_names);
+        assert_eq!(names.len(), n);
+        names
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let names = unique(|m| m.name);
+        let pods = unique(|m| m.pod_name);
         assert!(
             METRICS
                 .iter()
                 .all(|m| !(m.name.is_empty() && m.pod_name.is_empty()))
         );
-        let mut pods: Vec<_> = METRICS
-            .iter()
-            .map(|m| m.pod_name)
-            .filter(|n| !n.is_empty())
-            .collect();
-        let with_pods = pods.len();
-        pods.sort();
-        pods.dedup();
-        assert_eq!(pods.len(), with_pods);
         assert!(pods.iter().all(|n| n.starts_with("k8s.pod.")));
         assert!(
             names

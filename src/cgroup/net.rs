@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::stat::fstat;
 
-use super::error::ReadErrorKind;
+use super::ReadErrorKind;
 use super::parse;
 use super::place::doing;
 use super::sample::CgroupSample;

@@ -15,51 +15,31 @@ use super::parse::{self, BlkioKind, ParseError, Single};
 use super::sample::{CgroupSample, Limit, Psi};
 use std::path::Path;
 
-/// Which mount a file lives in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hier {
-    Unified,
-    Cpu,
-    Cpuacct,
-    Memory,
-    Blkio,
-    Pids,
+/// The hierarchies: each is named as its field of [`Layout`], and so is the directory of its
+/// files in `testdata/` captures (`cpu/cpu.stat`).
+macro_rules! hierarchies {
+    ($($hier:ident $field:ident),*) => {
+        /// Which mount a file lives in.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Hier { $($hier),* }
+
+        impl Hier {
+            pub const ALL: [Hier; 6] = [$(Hier::$hier),*];
+
+            /// Its mount in `layout`, if the host has it.
+            pub fn mount(self, layout: &Layout) -> Option<&Path> {
+                match self { $(Hier::$hier => layout.$field.as_deref()),* }
+            }
+
+            /// The directory of a v1 controller's files in `testdata/` captures.
+            pub fn dir(self) -> &'static str {
+                match self { $(Hier::$hier => stringify!($field)),* }
+            }
+        }
+    };
 }
 
-impl Hier {
-    pub const ALL: [Hier; 6] = [
-        Hier::Unified,
-        Hier::Cpu,
-        Hier::Cpuacct,
-        Hier::Memory,
-        Hier::Blkio,
-        Hier::Pids,
-    ];
-
-    /// Its mount in `layout`, if the host has it.
-    pub fn mount(self, layout: &Layout) -> Option<&Path> {
-        match self {
-            Hier::Unified => layout.unified.as_deref(),
-            Hier::Cpu => layout.cpu.as_deref(),
-            Hier::Cpuacct => layout.cpuacct.as_deref(),
-            Hier::Memory => layout.memory.as_deref(),
-            Hier::Blkio => layout.blkio.as_deref(),
-            Hier::Pids => layout.pids.as_deref(),
-        }
-    }
-
-    /// The directory of a v1 controller's files in `testdata/` captures (`cpu/cpu.stat`).
-    pub fn dir(self) -> &'static str {
-        match self {
-            Hier::Unified => "unified",
-            Hier::Cpu => "cpu",
-            Hier::Cpuacct => "cpuacct",
-            Hier::Memory => "memory",
-            Hier::Blkio => "blkio",
-            Hier::Pids => "pids",
-        }
-    }
-}
+hierarchies!(Unified unified, Cpu cpu, Cpuacct cpuacct, Memory memory, Blkio blkio, Pids pids);
 
 /// Where a row applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,18 +3,30 @@
 //! by its directory's inode, starts afresh), reads each container that still has processes,
 //! and hands out each departed container's final sample once ([`Collector::take_departed`]),
 //! so outputs show the last seconds of every container, even one that lived less than an
-//! interval.
+//! interval. What a tracked container's reads said of its processes (whether it ran, whether
+//! it exited) decides when a sample is its final one; read errors are counted by kind and
+//! logged at most once per file per ten minutes.
+//!
+//! The containers' files may hold the open-file limit less
+//! [`FD_RESERVE`](crate::host::limits::FD_RESERVE) descriptors. When they run short, every
+//! reader keeps only the files it reads every tick (lean); a container that still does not fit
+//! is read by opening, reading and closing its files, with one warning, and kept open again
+//! once descriptors are free. No container is ever left out for want of them. What a reader
+//! keeps of its options is decided in `CgroupReader::keeps`; when the collector changes them,
+//! here.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::budget::FdBudget;
 use super::state::ContainerState;
-use super::tracked::{ReadErrorCounts, Tracked};
-use crate::cgroup::{CgroupReader, Gone, Layout, NetSource, OpenError, ProcRoot, ReadError};
+use crate::cgroup::parse::ErrorKind;
+use crate::cgroup::{
+    CgroupReader, Gone, Layout, NetSource, OpenError, OpenOptions, ProcRoot, ReadError,
+    ReadErrorKind,
+};
 use crate::discovery::{self, Found, Kind};
 use crate::disk::DiskSample;
 
@@ -327,5 +339,365 @@ impl Collector {
     /// The kept-open descriptors of every tracked container (for the benchmark's floor).
     pub fn readers(&self) -> impl Iterator<Item = &CgroupReader> {
         self.containers.values().map(|t| &t.reader)
+    }
+}
+
+/// A container being read every tick.
+#[derive(Debug)]
+pub(super) struct Tracked {
+    pub state: ContainerState,
+    pub reader: CgroupReader,
+    /// It ran and its last process left (`populated 0`): its final sample was taken; it is
+    /// no longer read or shown, until it has processes again or its cgroup goes.
+    pub exited: bool,
+    /// `cgroup.events` said `populated 1` at some read.
+    seen_running: bool,
+    /// Until when to retry hierarchies whose directory did not exist yet at open.
+    retry_until: Option<Instant>,
+}
+
+impl Tracked {
+    /// Reads the container: on success the new sample becomes current and the old one
+    /// previous; when it is gone, the last complete sample stays current.
+    pub fn read(
+        &mut self,
+        proc_root: &ProcRoot,
+        buf: &mut Vec<u8>,
+        errors: &mut Vec<ReadError>,
+        counts: &mut ReadErrorCounts,
+    ) -> Result<(), Gone> {
+        let s = &mut self.state;
+        std::mem::swap(&mut s.current, &mut s.previous);
+        s.previous_at = s.current_at;
+        match self.reader.read(proc_root, buf, &mut s.current, &mut |e| {
+            counts.count(&e);
+            errors.push(e);
+        }) {
+            Ok(()) => {
+                s.current_at = Some(Instant::now());
+                counts.dropped_devices += u64::from(s.current.io_dropped);
+                counts.dropped_interfaces += u64::from(s.current.net_dropped);
+                Ok(())
+            }
+            Err(Gone) => {
+                // The partial read is dropped; the last complete sample is the final one.
+                std::mem::swap(&mut s.current, &mut s.previous);
+                s.current_at = s.previous_at;
+                s.previous_at = None;
+                Err(Gone)
+            }
+        }
+    }
+
+    /// It has run: seen populated, or it has used CPU. A cgroup made but never entered has
+    /// no final sample to give. Tasks counted in the `pids` controller say so only on pure
+    /// v1: where `cgroup.events` is read, a runtime may have attached the process to the v1
+    /// controllers and not yet to the unified hierarchy (whose `cpu.stat` is the CPU read
+    /// there), and `populated 0` then means "not started yet", not "exited".
+    pub fn has_run(&self) -> bool {
+        let s = &self.state.current;
+        self.seen_running
+            || s.cpu.usage_ns.is_some_and(|u| u > 0)
+            || (s.populated.is_none() && s.pids.current.is_some_and(|p| p > 0))
+    }
+
+    /// Opens the files of hierarchies whose directory was missing at discovery, for a few
+    /// seconds after it.
+    pub fn retry_missing(&mut self, layout: &Layout, now: Instant) {
+        if let Some(until) = self.retry_until {
+            match self.reader.retry_missing(layout, &self.state.rel) {
+                Ok(true) if now < until => {}
+                Ok(true) => {
+                    self.retry_until = None;
+                    // Absent from a hierarchy can be a runtime's choice; something else in
+                    // the directory's place never is, and its values would be missing unsaid.
+                    let odd = self.reader.not_directories(layout, &self.state.rel);
+                    if !odd.is_empty() {
+                        tracing::warn!(
+                            id = %self.state.id,
+                            paths = ?odd,
+                            "not a directory where the container's cgroup directory should be: \
+                             the values of those hierarchies are not reported for it"
+                        );
+                    }
+                }
+                _ => self.retry_until = None,
+            }
+        }
+    }
+
+    /// Applies what the latest read says about the container's processes. Returns true when
+    /// that read is its final sample: it ran, and now no process is left.
+    pub fn observe(&mut self) -> bool {
+        match self.state.current.populated {
+            Some(true) => {
+                self.seen_running = true;
+                self.exited = false;
+                false
+            }
+            Some(false) if !self.exited && self.has_run() => {
+                self.exited = true;
+                self.reader.close_net();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Shown on the outputs: running, or not known not to be (v1 has no `populated`). A
+    /// container created but not yet entered is tracked and read, but not shown.
+    pub fn shown(&self) -> bool {
+        !self.exited && self.state.current.populated != Some(false)
+    }
+
+    pub fn new(f: Found, reader: CgroupReader) -> Tracked {
+        let state = ContainerState::new(f, reader.created);
+        Tracked {
+            state,
+            reader,
+            exited: false,
+            seen_running: false,
+            retry_until: Some(Instant::now() + discovery::RETRY_AFTER_DISCOVERY),
+        }
+    }
+}
+
+/// Logs problems with files at most once per file per [`ErrorLog::EVERY`]: the first one at
+/// once, later ones with how many were left out. A file that stays broken does not log every
+/// tick, and every broken file gets its line (counters on the page count every error).
+#[derive(Default)]
+pub struct ErrorLog {
+    /// File → when it was last logged, and errors left out since.
+    logged: HashMap<PathBuf, (Instant, u64)>,
+}
+
+impl ErrorLog {
+    pub const EVERY: Duration = Duration::from_secs(600);
+    /// Files remembered at most; beyond, the oldest entries go (the next error of a file
+    /// forgotten is logged again, which is harmless).
+    const MAX: usize = 8192;
+
+    /// Whether to log this error now at warning level, and how many errors of the same file
+    /// were left out since its last line.
+    pub fn admit(&mut self, file: &Path, now: Instant) -> Option<u64> {
+        if let Some((at, left_out)) = self.logged.get_mut(file) {
+            if now.duration_since(*at) < Self::EVERY {
+                *left_out += 1;
+                return None;
+            }
+            let n = std::mem::take(left_out);
+            *at = now;
+            return Some(n);
+        }
+        if self.logged.len() >= Self::MAX {
+            self.logged
+                .retain(|_, (at, _)| now.duration_since(*at) < Self::EVERY);
+            if self.logged.len() >= Self::MAX {
+                self.logged.clear();
+            }
+        }
+        self.logged.insert(file.to_path_buf(), (now, 0));
+        Some(0)
+    }
+}
+
+/// Counts of what went wrong while reading, by kind.
+#[derive(Debug, Default, Clone)]
+pub struct ReadErrorCounts {
+    pub io: u64,
+    pub malformed: u64,
+    pub truncated: u64,
+    pub open: u64,
+    /// Block devices and network interfaces left out of samples past the per-container caps
+    /// (summed over reads: a container with 300 devices adds 44 each tick).
+    pub dropped_devices: u64,
+    pub dropped_interfaces: u64,
+}
+
+impl ReadErrorCounts {
+    /// Counts one read error by its kind.
+    pub fn count(&mut self, e: &ReadError) {
+        match &e.kind {
+            ReadErrorKind::Io(_) => self.io += 1,
+            ReadErrorKind::Parse(p) if p.kind == ErrorKind::Truncated => self.truncated += 1,
+            ReadErrorKind::Parse(_) => self.malformed += 1,
+        }
+    }
+}
+
+/// Descriptors one container may take at most: every file of the largest plan (the hybrid
+/// one), its `cgroup.procs` and its `net/dev`.
+pub const MAX_FDS_PER_CONTAINER: usize = 23;
+
+/// Descriptors one container may take at most when only the files read every tick are kept
+/// open (descriptors are short): the largest plan's per-tick files (v1's `memory.failcnt`
+/// among them) and `net/dev`.
+pub const MAX_FDS_LEAN: usize = 14;
+
+/// The containers' share of the process's descriptors, and how it is spent.
+#[derive(Debug)]
+pub(super) struct FdBudget {
+    /// Descriptors the containers' files may hold.
+    pub budget: usize,
+    /// Descriptors they hold (exact after each tick, kept up to date in between).
+    pub held: usize,
+    /// Containers read by open-read-close for want of descriptors.
+    pub reopening: usize,
+    /// The budget warning was logged (once per shortage).
+    warned: bool,
+    /// Descriptors are short: only the files read every tick are kept open (the rest, read
+    /// once a minute or on an event, are opened when read), so more containers fit.
+    pub lean: bool,
+}
+
+impl FdBudget {
+    pub fn new() -> FdBudget {
+        FdBudget {
+            budget: crate::host::limits::descriptor_budget(),
+            held: 0,
+            reopening: 0,
+            warned: false,
+            lean: false,
+        }
+    }
+
+    /// The options of a new container's reader: every file kept open while they all fit,
+    /// only those read every tick once they do not (every container goes lean then), none
+    /// past the budget.
+    pub fn options(
+        &mut self,
+        limits_every: Duration,
+        containers: &mut HashMap<String, Tracked>,
+        layout: &Layout,
+    ) -> OpenOptions {
+        if !self.lean && self.held + MAX_FDS_PER_CONTAINER > self.budget {
+            self.go_lean(containers, layout);
+        }
+        let need = if self.lean {
+            MAX_FDS_LEAN
+        } else {
+            MAX_FDS_PER_CONTAINER
+        };
+        OpenOptions {
+            keep_open: self.held + need <= self.budget,
+            keep_rare: !self.lean,
+            limits_every,
+            ..OpenOptions::default()
+        }
+    }
+
+    /// A new reader opened with `options` holds its descriptors now; one that could keep none
+    /// is warned about.
+    pub fn opened(&mut self, reader: &CgroupReader, options: &OpenOptions) {
+        self.held += reader.held();
+        if !options.keep_open {
+            self.reopening += 1;
+            self.warn();
+        }
+    }
+
+    /// A reader was dropped.
+    pub fn closed(&mut self, reader: &CgroupReader) {
+        self.held = self.held.saturating_sub(reader.held());
+    }
+
+    /// Counts the descriptors held (net/dev opens and closes move it between ticks) and the
+    /// containers read by open-read-close; gives kept descriptors back to those when the
+    /// budget has room again.
+    pub fn balance(&mut self, containers: &mut HashMap<String, Tracked>) {
+        let mut held = 0;
+        let mut reopening = 0;
+        for t in containers.values() {
+            held += t.reader.held();
+            reopening += usize::from(t.reader.reopens());
+        }
+        if reopening > 0 && held + MAX_FDS_LEAN <= self.budget {
+            for t in containers.values_mut() {
+                if held + MAX_FDS_LEAN > self.budget {
+                    break;
+                }
+                if t.reader.reopens() {
+                    let before = t.reader.held();
+                    if t.reader.keep_open() {
+                        reopening -= 1;
+                    }
+                    held += t.reader.held() - before;
+                }
+            }
+        }
+        if reopening == 0 && self.reopening > 0 {
+            tracing::info!("every container's files are kept open again");
+            self.warned = false;
+        }
+        self.held = held;
+        self.reopening = reopening;
+    }
+
+    /// Keeps only the files read every tick open, for every container from now on: when not
+    /// all containers fit with all their files, more of them fit that way, and the few files
+    /// read once a minute cost little to open.
+    fn go_lean(&mut self, containers: &mut HashMap<String, Tracked>, layout: &Layout) {
+        self.lean = true;
+        let mut freed = 0;
+        for t in containers.values_mut() {
+            freed += t.reader.keep_rare(false, layout, &t.state.rel);
+        }
+        self.held = self.held.saturating_sub(freed);
+        tracing::info!(
+            freed,
+            "descriptors are short: only the files read every tick are kept open"
+        );
+    }
+
+    fn warn(&mut self) {
+        if self.warned {
+            return;
+        }
+        self.warned = true;
+        let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map_or(0, |(soft, _)| soft);
+        tracing::warn!(
+            "the open-file limit ({limit}) leaves room to keep the files of about {} containers \
+             open: the others are read by opening, reading and closing their files every tick \
+             (slower, nothing is lost; container_exporter_containers_reopened counts them). \
+             Raise the limit (ulimit -n, LimitNOFILE=, docker run --ulimit nofile=…)",
+            self.budget / MAX_FDS_LEAN
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroup::LayoutKind;
+    use crate::cgroup::plan::{self, Cadence};
+
+    /// The descriptor bounds are those of the largest plan: what a reader can keep open (every
+    /// row; v1's tick-based CPU rows only without the unified `cpu.stat`), and what it keeps
+    /// when lean (the rows that can be read every tick, `cgroup.events` being watched).
+    #[test]
+    fn descriptor_bounds_cover_every_plan() {
+        for kind in [LayoutKind::V2, LayoutKind::Hybrid] {
+            let rows: Vec<_> = plan::files(kind).collect();
+            let exact = rows.iter().any(|f| f.exact_cpu());
+            let kept = |lean: bool| {
+                rows.iter()
+                    .filter(|f| !(exact && f.cpu_fallback))
+                    .filter(|f| match f.cadence {
+                        Cadence::Tick
+                        | Cadence::UnderQuota
+                        | Cadence::UnderMemoryLimit
+                        | Cadence::OnceCounting => true,
+                        Cadence::Limit | Cadence::Events => !lean,
+                    })
+                    .count()
+            };
+            assert!(
+                kept(false) + 2 <= MAX_FDS_PER_CONTAINER,
+                "{kind:?}: {}",
+                kept(false)
+            );
+            assert!(kept(true) < MAX_FDS_LEAN, "{kind:?}: {}", kept(true));
+        }
     }
 }
