@@ -22,15 +22,15 @@ pub struct LiveArgs {
 
     /// How much history the live view keeps in memory for each container (ten values per
     /// tick, 4 bytes each: 3.6 KB per container at 15m and a 10s interval); `0` keeps the
-    /// latest values only. At most 3600 ticks' worth.
+    /// latest values only. At most 3600 ticks' worth: unset, it is 15m, or 3600 ticks at an
+    /// --interval under 250ms; set longer than 3600 ticks, the daemon refuses to start.
     #[arg(
         long,
         env = "CONTAINER_EXPORTER_LIVE_HISTORY",
-        default_value = "15m",
         value_parser = super::values::parse_span,
         value_name = "DURATION"
     )]
-    pub live_history: Duration,
+    pub live_history: Option<Duration>,
 
     /// How many ended containers the live view lists (the newest), with their exit code,
     /// reason, CPU time and memory peak; their history is kept as long as they are listed.

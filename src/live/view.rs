@@ -19,6 +19,9 @@ use crate::export::http::{Routes, accepts_gzip};
 /// Ticks of history at most (`--live-history` ÷ `--interval`).
 pub const MAX_TICKS: u128 = 3600;
 
+/// The history kept when `--live-history` is not set (at most [`MAX_TICKS`] ticks of it).
+pub const DEFAULT_HISTORY: Duration = Duration::from_secs(15 * 60);
+
 /// Why the live view's flags cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveConfigError {
@@ -56,17 +59,26 @@ impl LiveView {
         if !args.live_view {
             return Ok(None);
         }
-        let ticks = args.live_history.as_nanos() / interval.as_nanos().max(1);
-        if ticks > MAX_TICKS {
-            return Err(LiveConfigError::TooLong {
-                history: args.live_history,
-                interval,
-                ticks,
-            });
-        }
+        let interval_ns = interval.as_nanos().max(1);
+        let history = match args.live_history {
+            Some(history) => {
+                let ticks = history.as_nanos() / interval_ns;
+                if ticks > MAX_TICKS {
+                    return Err(LiveConfigError::TooLong {
+                        history,
+                        interval,
+                        ticks,
+                    });
+                }
+                history
+            }
+            // Unset: the default, shortened to what fits at a short interval.
+            None => DEFAULT_HISTORY.min(interval.saturating_mul(MAX_TICKS as u32)),
+        };
+        let ticks = history.as_nanos() / interval_ns;
         Ok(Some(LiveView::new(
             interval,
-            args.live_history,
+            history,
             ticks as usize,
             args.live_ended as usize,
         )))
@@ -216,4 +228,38 @@ impl LiveView {
 
 fn error(e: &ApiError, status: StatusCode) -> Response<Bytes> {
     page::respond(status, "application/json", Bytes::from(e.body()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(history: Option<Duration>) -> LiveArgs {
+        LiveArgs {
+            live_view: true,
+            live_history: history,
+            live_ended: 100,
+        }
+    }
+
+    fn history(a: &LiveArgs, interval: Duration) -> Result<Duration, LiveConfigError> {
+        Ok(LiveView::from_args(a, interval)?.unwrap().setting.history)
+    }
+
+    #[test]
+    fn the_default_history_fits_any_interval_and_a_set_one_too_long_is_refused() {
+        let ms = Duration::from_millis;
+        assert_eq!(history(&args(None), ms(10_000)).unwrap(), DEFAULT_HISTORY);
+        // 15 minutes at 100 ms would be 9,000 ticks: unset, it is cut to 3,600.
+        assert_eq!(history(&args(None), ms(100)).unwrap(), ms(360_000));
+        let set = args(Some(Duration::from_secs(900)));
+        assert_eq!(history(&set, ms(250)).unwrap(), Duration::from_secs(900));
+        let err = history(&set, ms(100)).unwrap_err().to_string();
+        assert!(err.contains("9000 ticks: at most 3600"), "{err}");
+        let off = LiveArgs {
+            live_view: false,
+            ..args(None)
+        };
+        assert!(LiveView::from_args(&off, ms(100)).unwrap().is_none());
+    }
 }
