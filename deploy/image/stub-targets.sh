@@ -8,6 +8,6 @@ set -eu
 mkdir -p src benches
 echo 'fn main() {}' >src/main.rs
 : >src/lib.rs
-for bench in collect render otlp parse floor; do
+for bench in collect render otlp parse floor live live_page; do
     echo 'fn main() {}' >"benches/$bench.rs"
 done
