@@ -245,6 +245,7 @@ fn start_unready(args: &[&str]) -> Exporter {
         child: Some(child),
         port,
         log,
+        group: false,
     };
     let deadline = Instant::now() + Duration::from_secs(15);
     while http_request(port, "/healthz", &[], HTTP_TIMEOUT).is_err() {

@@ -64,6 +64,7 @@ fn exporter_with_nofile(nofile: u32) -> Exporter {
         child: Some(child),
         port,
         log,
+        group: false,
     };
     let deadline = Instant::now() + Duration::from_secs(15);
     while http_request(port, "/healthz", &[], HTTP_TIMEOUT).is_err() {

@@ -61,6 +61,7 @@ fn start(args: &[&str], nofile: Option<u64>) -> Exporter {
         child: Some(child),
         port,
         log,
+        group: false,
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while !matches!(http_request(port, "/readyz", &[], HTTP_TIMEOUT), Ok(r) if r.status == 200) {

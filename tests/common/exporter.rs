@@ -24,6 +24,9 @@ pub struct Exporter {
     pub child: Option<Child>,
     pub port: u16,
     pub log: PathBuf,
+    /// Started under a wrapper (strace, prlimit) in a process group of its own: the whole
+    /// group is stopped, since strace detaches its tracee, still running, when it is killed.
+    pub group: bool,
 }
 
 impl Exporter {
@@ -70,6 +73,10 @@ impl Exporter {
                 }
                 None => Command::new(bin),
             };
+            if !wrapper.is_empty() {
+                use std::os::unix::process::CommandExt;
+                cmd.process_group(0);
+            }
             if let Some(uid) = uid {
                 use std::os::unix::process::CommandExt;
                 // std drops the supplementary groups when root sets a uid.
@@ -89,6 +96,7 @@ impl Exporter {
                 child: Some(child),
                 port,
                 log,
+                group: !wrapper.is_empty(),
             };
             let deadline = Instant::now() + Duration::from_secs(15);
             loop {
@@ -216,11 +224,18 @@ impl Drop for Exporter {
             );
         }
         if let Some(mut child) = self.child.take() {
+            let group = Pid::from_raw(-(child.id() as i32));
+            if self.group {
+                let _ = kill(group, Signal::SIGTERM);
+            }
             terminate(
                 &mut child,
                 Duration::from_secs(5),
                 Duration::from_millis(20),
             );
+            if self.group {
+                let _ = kill(group, Signal::SIGKILL);
+            }
         }
         if !std::thread::panicking() {
             let _ = fs::remove_file(&self.log);

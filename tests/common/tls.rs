@@ -219,6 +219,7 @@ pub fn start_exporter(args: &[&str], env: &[(&str, &str)], probe: (&[&str], &str
         child: Some(child),
         port,
         log,
+        group: false,
     };
     let url = format!("{}://127.0.0.1:{port}/readyz", probe.1);
     let deadline = Instant::now() + Duration::from_secs(20);
