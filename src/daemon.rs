@@ -364,6 +364,9 @@ impl CollectorLoop {
             if !self.pending_watch.is_empty() {
                 wake = wake.min(now + Duration::from_millis(50));
             }
+            if let Some(due) = self.collector.next_network_look() {
+                wake = wake.min(due);
+            }
             if let Some(due) = self.watcher.as_ref().and_then(Watcher::rescan_due) {
                 wake = wake.min(due);
             }
@@ -381,6 +384,7 @@ impl CollectorLoop {
             }
             self.retry_pending_watches();
             let now = Instant::now();
+            self.collector.look_for_networks(now);
             if now >= next_rescan {
                 self.rescan();
                 next_rescan = now + self.args.rescan_interval;

@@ -16,6 +16,9 @@
 //! HTTP and TCP overhead ([`OVERHEAD_PER_FETCH`]). The host's own `lo` (what reading the
 //! runtime's init would give) carries far more.
 //!
+//! A second test runs containers that move their bytes and end between two ticks: their final
+//! sample must carry their own `lo`.
+//!
 //! Needs root and a running dockerd with the test image: run `.ci/docker-up.sh` first.
 
 mod common;
@@ -23,6 +26,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use common::exits;
 use common::exporter::Exporter;
 use common::page::Page;
 use common::{Container, require_docker};
@@ -215,5 +219,81 @@ fn every_container_started_under_the_exporter_gets_its_network_counters() {
         }
         drop(started);
         drop(host_net);
+    }
+}
+
+/// Containers that move their bytes and end within a second.
+const BRIEF: usize = 10;
+
+/// A container that lives less than an interval gets its network in its final sample: its
+/// first process is in its own namespace only after the runtime's init (in the host's) was
+/// seen, and is gone long before the next tick (30 s away), so the namespace is looked for
+/// between ticks while it starts. Ten at once, twice: the race cannot pass by luck.
+#[test]
+fn a_container_shorter_than_an_interval_has_its_network_in_its_final_sample() {
+    require_docker();
+    let exp = Exporter::start(&["--interval", "30s", "--exited-retention", "10m"]);
+    exp.wait_for("a first collection", Duration::from_secs(15), "", |p| {
+        p.get("container_exporter_collections_total", &[])
+            .unwrap_or(0.0)
+            >= 1.0
+    });
+    // As WORKLOAD, but the first fetch waits for `httpd` to listen (a refused connection
+    // moves a few hundred bytes at most), and the container ends once done.
+    let brief = "mkdir -p /w && dd if=/dev/zero of=/w/f bs=1024 count=256 2>/dev/null \
+         && httpd -p 8080 -h /w || exit 1; \
+         for t in $(seq 100); do wget -q -O /dev/null http://127.0.0.1:8080/f && break; \
+         [ $t = 100 ] && exit 1; sleep 0.05; done; \
+         for i in $(seq 19); do wget -q -O /dev/null http://127.0.0.1:8080/f || exit 1; done; \
+         exit 0";
+    for round in 1..=2 {
+        let ended: Vec<Container> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..BRIEF)
+                .map(|_| s.spawn(|| Container::sh(&[], brief)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for c in &ended {
+            c.wait_exit();
+        }
+        // Each final sample is published between ticks, with its exit (within the exit wait),
+        // and leaves at a tick once served: each is judged on the first page that has it.
+        let mut judged: HashMap<&str, Option<String>> = HashMap::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while judged.len() < ended.len() {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: final samples of {} of {BRIEF} never shown with their exit:\n{}",
+                BRIEF - judged.len(),
+                exp.log_tail()
+            );
+            let page = exp.metrics();
+            for c in &ended {
+                if judged.contains_key(c.id.as_str()) || exits::on_page(&page, &c.id).is_empty() {
+                    continue;
+                }
+                let code = exits::on_page(&page, &c.id)[0].code;
+                let wrong = if code != Some(0) {
+                    Some(format!(
+                        "{}: the workload failed ({code:?}): {}",
+                        c.id,
+                        c.logs()
+                    ))
+                } else if page.has_lo_network(&c.id) {
+                    lo_wrong(&page, &c.id, true)
+                } else {
+                    Some(format!("{}: no network series", c.id))
+                };
+                judged.insert(&c.id, wrong);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let short: Vec<&String> = judged.values().flatten().collect();
+        assert!(
+            short.is_empty(),
+            "round {round}: {} of {BRIEF} containers that ended between ticks have a final sample \
+             without their own lo: {short:#?}",
+            short.len(),
+        );
     }
 }

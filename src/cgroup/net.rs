@@ -201,6 +201,22 @@ impl NetReader {
         }
     }
 
+    /// Looks for a process outside the host's network namespace now, between reads, while the
+    /// container starts (see [`Net::HostNetwork`]): its first process may enter its namespace
+    /// and end before the next read. Returns true while none is found (look again later).
+    pub(super) fn look_again(
+        &mut self,
+        proc_root: &ProcRoot,
+        buf: &mut Vec<u8>,
+        keep_open: bool,
+    ) -> bool {
+        if self.source == NetSource::Skip || matches!(self.net, Net::Open(_) | Net::Reopen(_)) {
+            return false;
+        }
+        self.net = self.open(proc_root, buf, 1, keep_open, PIDS_LOOKED_AT_START);
+        !matches!(self.net, Net::Open(_) | Net::Reopen(_))
+    }
+
     /// Reads the counters into `out.net`, looking for a process first when there is none
     /// (or the host network's is due for a second look). `keep_open`: a `net/dev` found is
     /// kept open. A problem costs only the network values.
@@ -222,7 +238,7 @@ impl NetReader {
         match &mut self.net {
             Net::Unknown => {
                 looking(&self.procs_path);
-                self.net = self.open(proc_root, buf, 1, keep_open)
+                self.net = self.open(proc_root, buf, 1, keep_open, 1)
             }
             Net::HostNetwork {
                 recheck_in,
@@ -232,7 +248,7 @@ impl NetReader {
                 if *recheck_in == 0 {
                     let next = (*backoff * 2).min(HOST_NETWORK_RECHECK_MAX);
                     looking(&self.procs_path);
-                    self.net = self.open(proc_root, buf, next, keep_open);
+                    self.net = self.open(proc_root, buf, next, keep_open, 1);
                 }
             }
             Net::Open(_) | Net::Reopen(_) => {}
@@ -266,7 +282,14 @@ impl NetReader {
 
     /// Finds a process of the cgroup and opens its `net/dev`. A process in the host's
     /// namespace makes it [`Net::HostNetwork`], to be checked again after `backoff` reads.
-    fn open(&self, proc_root: &ProcRoot, buf: &mut Vec<u8>, backoff: u32, keep: bool) -> Net {
+    fn open(
+        &self,
+        proc_root: &ProcRoot,
+        buf: &mut Vec<u8>,
+        backoff: u32,
+        keep: bool,
+        look_at: usize,
+    ) -> Net {
         let host = Net::HostNetwork {
             recheck_in: backoff,
             backoff,
@@ -294,7 +317,7 @@ impl NetReader {
                     },
                     Procs::Unopened => return Net::Unknown,
                 };
-                match net_dev_of(procs, buf, proc_root) {
+                match net_dev_of(procs, buf, proc_root, look_at) {
                     NetDev::Own(file, path) => found(file, path),
                     NetDev::Host => host,
                     NetDev::Missing => Net::Unknown,
@@ -316,7 +339,7 @@ impl NetReader {
                     let Ok(procs) = open_regular(None, &child.path().join("cgroup.procs")) else {
                         continue;
                     };
-                    match net_dev_of(&procs, buf, proc_root) {
+                    match net_dev_of(&procs, buf, proc_root, look_at) {
                         NetDev::Own(file, path) => return found(file, path),
                         NetDev::Host => seen_host = true,
                         NetDev::Missing => {}
@@ -334,24 +357,32 @@ enum NetDev {
     Missing,
 }
 
-/// Opens `/proc/<pid>/net/dev` of the first process listed in an open `cgroup.procs`, and says
-/// whether it is the host's. procfs gives each network namespace's `net/dev` its own inode, so
-/// the host network is recognised without the ptrace access that `ns/net` would need.
-fn net_dev_of(procs: &File, buf: &mut Vec<u8>, proc_root: &ProcRoot) -> NetDev {
+/// Processes of one `cgroup.procs` looked at while a container starts, at most.
+const PIDS_LOOKED_AT_START: usize = 4;
+
+/// Opens `/proc/<pid>/net/dev` of the first of the first `look_at` processes listed in an open
+/// `cgroup.procs` that is not in the host's network namespace. While a runtime starts a
+/// container, its own init (in the host's) is listed next to the container's first process (in
+/// the container's); later, only the first is looked at (a process that made a namespace of
+/// its own inside a host-network container does not make it the container's). procfs gives
+/// each network namespace's `net/dev` its own inode, so the host network is recognised without
+/// the ptrace access that `ns/net` would need.
+fn net_dev_of(procs: &File, buf: &mut Vec<u8>, proc_root: &ProcRoot, look_at: usize) -> NetDev {
     let n = pread_all(procs, buf).unwrap_or(0);
-    let Some(pid) = parse::first_pid(&buf[..n]) else {
-        return NetDev::Missing;
-    };
-    let mut path = proc_root.path.clone();
-    path.push(itoa::Buffer::new().format(pid));
-    path.push("net/dev");
-    let Ok(file) = open_regular(None, &path) else {
-        return NetDev::Missing;
-    };
-    let netns = fstat(file.as_fd()).ok().map(|st| st.st_ino);
-    if netns.is_some() && netns == proc_root.host_netns {
-        NetDev::Host
-    } else {
-        NetDev::Own(file, path)
+    let mut seen = NetDev::Missing;
+    for pid in parse::pids(&buf[..n]).take(look_at) {
+        let mut path = proc_root.path.clone();
+        path.push(itoa::Buffer::new().format(pid));
+        path.push("net/dev");
+        let Ok(file) = open_regular(None, &path) else {
+            continue;
+        };
+        let netns = fstat(file.as_fd()).ok().map(|st| st.st_ino);
+        if netns.is_some() && netns == proc_root.host_netns {
+            seen = NetDev::Host;
+        } else {
+            return NetDev::Own(file, path);
+        }
     }
+    seen
 }

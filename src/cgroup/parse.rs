@@ -272,9 +272,15 @@ pub fn net_dev(buf: &[u8], out: &mut Vec<NetIface>, dropped: &mut u32) -> Result
 /// mount). Pids of processes outside the reader's PID namespace read as 0 on cgroup2: those
 /// are skipped, and so are lines that are not a pid.
 pub fn first_pid(buf: &[u8]) -> Option<u32> {
+    pids(buf).next()
+}
+
+/// The process ids listed in a `cgroup.procs` (one per line; 0, a process in another pid
+/// namespace, left out).
+pub fn pids(buf: &[u8]) -> impl Iterator<Item = u32> + '_ {
     buf.split(|&b| b == b'\n')
         .filter_map(|l| u32::try_from(parse_u64(trim(l))?).ok())
-        .find(|&p| p != 0)
+        .filter(|&p| p != 0)
 }
 
 #[cfg(test)]

@@ -408,6 +408,13 @@ impl CgroupReader {
         self.net.host_network()
     }
 
+    /// Looks for the container's own network namespace now, between reads, while it starts.
+    /// Returns true while it has none yet (in the host's, or no process).
+    pub fn look_for_network(&mut self, proc_root: &ProcRoot, buf: &mut Vec<u8>) -> bool {
+        let keep_open = self.options.keep_open;
+        self.net.look_again(proc_root, buf, keep_open)
+    }
+
     /// The kept-open descriptors a tick reads (cgroup files and `net/dev` once open), for
     /// the benchmark's floor: the same preads with no parsing.
     pub fn raw_files(&self) -> impl Iterator<Item = &std::fs::File> {

@@ -58,7 +58,31 @@ pub struct Collector {
     tick_errors: Vec<ReadError>,
     fds: FdBudget,
     limits_every: Duration,
+    /// Starting containers whose network namespace is looked for between ticks.
+    net_looks: Vec<NetLook>,
 }
+
+/// A starting container seen in the host's network namespace: most likely its runtime's init
+/// (`runc init`), which is in the container's cgroup before the container's first process is
+/// in its namespace. That process may end before the next tick (a container that lives less
+/// than an interval), and only a `net/dev` opened while it lives gives the final sample its
+/// network. So it is looked for again between ticks, at doubling waits, for a few seconds.
+#[derive(Debug)]
+struct NetLook {
+    id: String,
+    next: Instant,
+    step: Duration,
+}
+
+/// How long after a container is found its network namespace is looked for between ticks.
+const NET_LOOK_FOR: Duration = Duration::from_secs(3);
+/// The first wait between two looks; each is twice the last, up to [`NET_LOOK_STEP_MAX`]: about
+/// 20 looks in all for a container that does use the host's network.
+const NET_LOOK_FIRST: Duration = Duration::from_millis(10);
+const NET_LOOK_STEP_MAX: Duration = Duration::from_millis(160);
+/// Containers looked for at once, at most: in a larger burst of starts, the rest are looked at
+/// at each tick only.
+const NET_LOOKS_MAX: usize = 512;
 
 /// Errors [`Collector::last_errors`] gives at most.
 const KEEP_ERRORS: usize = 16;
@@ -81,6 +105,7 @@ impl Collector {
             tick_errors: Vec::new(),
             fds: FdBudget::new(),
             limits_every: LIMITS_EVERY,
+            net_looks: Vec::new(),
         }
     }
 
@@ -247,7 +272,50 @@ impl Collector {
         if t.observe() {
             self.departed.push(t.state.clone());
         }
+        if t.starting_in_host_network() {
+            self.look_for_network(id);
+        }
         populated
+    }
+
+    /// Looks for a starting container's network namespace between ticks, unless already
+    /// looking (or looking for too many).
+    fn look_for_network(&mut self, id: &str) {
+        if self.net_looks.len() < NET_LOOKS_MAX && !self.net_looks.iter().any(|l| l.id == id) {
+            self.net_looks.push(NetLook {
+                id: id.to_string(),
+                next: Instant::now() + NET_LOOK_FIRST,
+                step: NET_LOOK_FIRST,
+            });
+        }
+    }
+
+    /// When the next look for a starting container's network namespace is due.
+    pub fn next_network_look(&self) -> Option<Instant> {
+        self.net_looks.iter().map(|l| l.next).min()
+    }
+
+    /// Looks for the network namespaces of starting containers that are due: each is looked
+    /// for until found, until the container ends, or for [`NET_LOOK_FOR`] after it was found.
+    pub fn look_for_networks(&mut self, now: Instant) {
+        let (proc_root, buf, containers) = (&self.proc_root, &mut self.buf, &mut self.containers);
+        self.net_looks.retain_mut(|l| {
+            if l.next > now {
+                return true;
+            }
+            let Some(t) = containers.get_mut(&l.id) else {
+                return false;
+            };
+            if t.exited || now.duration_since(t.found_at) >= NET_LOOK_FOR {
+                return false;
+            }
+            if !t.reader.look_for_network(proc_root, buf) {
+                return false;
+            }
+            l.step = (l.step * 2).min(NET_LOOK_STEP_MAX);
+            l.next = now + l.step;
+            true
+        });
     }
 
     /// The containers whose files could not be opened, to [`track`](Self::track) again (those
@@ -260,6 +328,7 @@ impl Collector {
     /// whose cgroup is gone depart with their last complete sample.
     pub fn collect(&mut self) {
         let mut gone = Vec::new();
+        let mut starting = Vec::new();
         let now = Instant::now();
         for (id, t) in self.containers.iter_mut() {
             t.retry_missing(&self.layout, now);
@@ -279,9 +348,13 @@ impl Collector {
             match result {
                 // An exit whose event was lost is caught here, one tick late.
                 Ok(()) if t.observe() => self.departed.push(t.state.clone()),
+                Ok(()) if t.starting_in_host_network() => starting.push(id.clone()),
                 Ok(()) => {}
                 Err(Gone) => gone.push(id.clone()),
             }
+        }
+        for id in starting {
+            self.look_for_network(&id);
         }
         for id in gone {
             self.untrack(&id);
@@ -354,6 +427,8 @@ pub(super) struct Tracked {
     seen_running: bool,
     /// Until when to retry hierarchies whose directory did not exist yet at open.
     retry_until: Option<Instant>,
+    /// When it was found.
+    found_at: Instant,
 }
 
 impl Tracked {
@@ -458,7 +533,14 @@ impl Tracked {
             exited: false,
             seen_running: false,
             retry_until: Some(Instant::now() + discovery::RETRY_AFTER_DISCOVERY),
+            found_at: Instant::now(),
         }
+    }
+
+    /// Found moments ago, running, and seen in the host's network namespace (perhaps only
+    /// its runtime's init so far).
+    fn starting_in_host_network(&self) -> bool {
+        !self.exited && self.reader.host_network() && self.found_at.elapsed() < NET_LOOK_FOR
     }
 }
 
