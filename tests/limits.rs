@@ -6,6 +6,8 @@
 //! - `fs.inotify.max_user_watches` lowered to 1 while containers start (one in a new cgroup
 //!   parent, one under `docker/`): both are found, with one warning and the self-metric; once
 //!   it is restored the watches come back (the sysctl is restored on failure too);
+//! - 400 container-shaped cgroups appearing at once under `--nofile=2048`: every scrape answers,
+//!   the descriptors never reach the limit less 64, and all are on the page within two ticks;
 //! - `docker update` shows its new limits at the next tick (the `update` event), not after the
 //!   minute the limits are otherwise trusted for;
 //! - a limit written straight to a real cgroup file shows once the reader's period has passed,
@@ -507,4 +509,161 @@ fn a_lean_reader_keeps_only_what_it_reads_every_tick() {
         "the limit is kept between its reads"
     );
     assert_eq!(s.cpu.periods, Some(0));
+}
+
+/// Container-shaped cgroups made by `benches/fake-containers.sh`, removed when dropped (also
+/// when the test fails).
+struct FakeContainers(PathBuf);
+
+impl FakeContainers {
+    fn create(n: usize, id_prefix: &str) -> FakeContainers {
+        let state = std::env::temp_dir().join(unique_name());
+        let guard = FakeContainers(state.clone());
+        let out = Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/benches/fake-containers.sh"
+            ))
+            .args(["create", &n.to_string()])
+            .arg(&state)
+            .env("ID_PREFIX", id_prefix)
+            .env("LIFETIME", "600")
+            // Each in a network namespace of its own, as containers are: its `net/dev` is read.
+            .env("NETNS", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "fake-containers.sh create: {out:?}");
+        guard
+    }
+}
+
+impl Drop for FakeContainers {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/benches/fake-containers.sh"
+            ))
+            .arg("remove")
+            .arg(&self.0)
+            .output();
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A surge of containers under a low open-file limit (issue 24 item 5): 400 appear at once,
+/// each in a network namespace of its own, while the daemon runs under `--nofile=2048` (room
+/// for the files of about 180 of them, when only those read every tick are kept). The page
+/// must answer every scrape during the surge (the listener's descriptors are kept back from
+/// the containers' files), no descriptor error may reach the log, and every container must be
+/// on the page by the second tick after the last one appeared (the budget reacts as each
+/// container is opened, not a tick later). Descriptors a reader opens at its first read
+/// (`cgroup.procs`, `net/dev`) count against the budget from the start: counted only once
+/// open, the surge took every descriptor (about two per container past the budget), and
+/// `accept` failed.
+#[test]
+fn a_surge_under_a_low_descriptor_limit_leaves_the_page_answering() {
+    const SURGE: usize = 400;
+    const NOFILE: u32 = 2048;
+    const PREFIX: &str = "ce5a2e24";
+    let _serial = serial();
+    let e = exporter_with_nofile(NOFILE);
+    e.wait_for("a first collection", Duration::from_secs(15), "", |p| {
+        p.get("container_exporter_collections_total", &[])
+            .unwrap_or(0.0)
+            >= 1.0
+    });
+    // Before the surge: the runtime, the listener, inotify, the connections, and the files of
+    // the host's other containers.
+    let fd_dir = format!("/proc/{}/fd", e.pid());
+    let before_fds = fs::read_dir(&fd_dir).unwrap().count();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (scrapes, failed, fake, created_at_tick, peak_fds) = std::thread::scope(|s| {
+        // Two scrapers, back to back, for the whole surge.
+        let scrapers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    let (mut n, mut failed, mut peak) = (0u32, Vec::new(), 0usize);
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        n += 1;
+                        peak = peak.max(fs::read_dir(&fd_dir).map_or(0, |d| d.count()));
+                        match http_request(e.port, "/metrics", &[], HTTP_TIMEOUT) {
+                            Ok(r) if r.status == 200 => {}
+                            Ok(r) => failed.push(format!("status {}", r.status)),
+                            Err(err) => failed.push(err.to_string()),
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    (n, failed, peak)
+                })
+            })
+            .collect();
+        let fake = FakeContainers::create(SURGE, PREFIX);
+        let tick = e
+            .metrics()
+            .value("container_exporter_collections_total", &[]);
+        // Until every one is on the page (the deadline only guards against waiting forever).
+        let on_page = |p: &Page| {
+            p.series("container_cpu_time_seconds_total", &[("cpu_mode", "user")])
+                .iter()
+                .filter(|s| {
+                    s.labels
+                        .get("container_id")
+                        .is_some_and(|v| v.starts_with(PREFIX))
+                })
+                .count()
+        };
+        let shown = e.wait_for("the surge on the page", Duration::from_secs(60), "", |p| {
+            on_page(p) == SURGE
+        });
+        // Two more ticks under the surge, still scraped.
+        let at = shown.value("container_exporter_collections_total", &[]);
+        e.wait_for("two more ticks", Duration::from_secs(20), "", |p| {
+            p.value("container_exporter_collections_total", &[]) >= at + 2.0
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (mut scrapes, mut failed, mut peak) = (0, Vec::new(), 0);
+        for h in scrapers {
+            let (n, f, p) = h.join().unwrap();
+            scrapes += n;
+            failed.extend(f);
+            peak = peak.max(p);
+        }
+        (scrapes, failed, fake, (tick, at), peak)
+    });
+    assert!(
+        failed.is_empty(),
+        "{} of {scrapes} scrapes failed during the surge: {:?}\n{}",
+        failed.len(),
+        &failed[..failed.len().min(10)],
+        e.log_tail()
+    );
+    eprintln!(
+        "{scrapes} scrapes; {before_fds} descriptors open before the surge, at most {peak_fds} \
+         during it, under a limit of {NOFILE}"
+    );
+    // The containers' files may hold the limit less 128 (FD_RESERVE), the disk thread's less
+    // 64 more: half the reserve at least stays free for connections.
+    assert!(
+        peak_fds <= NOFILE as usize - 64,
+        "{peak_fds} descriptors open at once under a limit of {NOFILE}: the containers' files \
+         took more than their budget, out of the listener's reserve"
+    );
+    let (created, shown) = created_at_tick;
+    assert!(
+        shown <= created + 2.0,
+        "all {SURGE} on the page at tick {shown}, the surge was made by tick {created}"
+    );
+    let page = e.metrics();
+    assert!(
+        page.value("container_exporter_containers_reopened", &[]) > 0.0,
+        "most of the surge is read by open-read-close"
+    );
+    let log = e.log_text();
+    assert!(
+        !log.contains("Too many open files") && !log.contains("os error 24"),
+        "a descriptor error reached the log:\n{}",
+        e.log_tail()
+    );
+    drop(fake);
 }

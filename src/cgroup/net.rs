@@ -139,9 +139,23 @@ impl NetReader {
         }
     }
 
-    /// Descriptors held.
-    pub(super) fn held(&self) -> usize {
-        usize::from(matches!(self.procs, Procs::Kept(_))) + usize::from(self.kept_file().is_some())
+    /// Descriptors held, or kept for: a reader that keeps its files open (`keep_open`, and
+    /// `keep_procs` for `cgroup.procs`) counts the ones it will open at its first read, or once
+    /// its container's first process is in a namespace of its own, from the start. Counted
+    /// only once open, a surge of containers between two ticks would take more descriptors
+    /// than the budget holds, and leave none for the listener.
+    pub(super) fn held(&self, keep_open: bool, keep_procs: bool) -> usize {
+        let procs = match self.procs {
+            Procs::Kept(_) => true,
+            Procs::Unopened => keep_open && keep_procs,
+            Procs::WhenNeeded => false,
+        };
+        let net = match self.net {
+            Net::Open(_) => true,
+            Net::Unknown | Net::HostNetwork { .. } => keep_open && self.source != NetSource::Skip,
+            Net::Reopen(_) => false,
+        };
+        usize::from(procs) + usize::from(net)
     }
 
     /// Descriptors held by what is read every tick, `net/dev` (opened or to be opened).

@@ -295,9 +295,10 @@ impl CgroupReader {
             .collect()
     }
 
-    /// Descriptors this reader holds.
+    /// Descriptors this reader holds, or will hold once its container's processes are found.
     pub fn held(&self) -> usize {
-        self.files.iter().filter(|f| f.file.is_some()).count() + self.net.held()
+        self.files.iter().filter(|f| f.file.is_some()).count()
+            + self.net.held(self.options.keep_open, self.keeps_rare())
     }
 
     /// Descriptors it would hold with only the files read every tick kept open (its

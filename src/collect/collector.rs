@@ -255,6 +255,7 @@ impl Collector {
     /// is no longer read until it has processes again. Returns `populated`, if known.
     pub fn refresh(&mut self, id: &str) -> Option<bool> {
         let t = self.containers.get_mut(id)?;
+        let held = t.reader.held();
         t.retry_missing(&self.layout, Instant::now());
         t.reader.events_changed();
         let result = t.read(
@@ -263,6 +264,9 @@ impl Collector {
             &mut self.tick_errors,
             &mut self.errors,
         );
+        // What it opened (a hierarchy's directory that appeared) counts at once: in a surge
+        // of new containers between two ticks, the next one's room depends on it.
+        self.fds.held = (self.fds.held + t.reader.held()).saturating_sub(held);
         if result.is_err() {
             self.untrack(id);
             return None;
