@@ -46,16 +46,48 @@ pub const DOCKER_SETUP: &str = ".ci/docker-up.sh";
 /// `docker [-H host] args…`; fails with a message naming the setup script if the client cannot
 /// be run at all.
 pub fn docker_at(host: Option<&str>, args: &[&str]) -> Output {
+    // A daemon that stopped answering (Debian's Docker 20.10 can deadlock in libnetwork) fails
+    // the test with its cause, rather than hanging it until CI's own limit; once seen, every
+    // later call in this test binary fails at once.
+    static WEDGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    const ANSWER_WITHIN: Duration = Duration::from_secs(300);
+    let shown = format!("docker {}", args.join(" "));
+    assert!(
+        !WEDGED.load(Ordering::Relaxed),
+        "`{shown}` not run: dockerd stopped answering earlier in this test binary"
+    );
     let mut cmd = Command::new("docker");
     if let Some(h) = host {
         cmd.args(["-H", h]);
     }
-    cmd.args(args).output().unwrap_or_else(|e| {
-        panic!(
-            "cannot run `docker {}`: {e}; run {DOCKER_SETUP} as root first",
-            args.join(" ")
-        )
-    })
+    let child = cmd
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run `{shown}`: {e}; run {DOCKER_SETUP} as root first"));
+    let pid = Pid::from_raw(child.id() as i32);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(ANSWER_WITHIN) {
+        Ok(out) => out.unwrap_or_else(|e| panic!("`{shown}`: {e}")),
+        Err(_) => {
+            WEDGED.store(true, Ordering::Relaxed);
+            let _ = kill(pid, Signal::SIGKILL);
+            // dockerd writes its goroutines to /var/run/docker/goroutine-stacks-*.log.
+            let _ = Command::new("pkill")
+                .args(["-USR1", "-x", "dockerd"])
+                .status();
+            panic!(
+                "`{shown}` got no answer within {ANSWER_WITHIN:?}: dockerd is wedged (its \
+                 goroutine dump is in /var/run/docker/goroutine-stacks-*.log; restart it with \
+                 {DOCKER_SETUP} after stopping it)"
+            )
+        }
+    }
 }
 
 /// `docker args…` against the host's daemon.
