@@ -2,7 +2,8 @@
 # The daemon at scale: N container-shaped cgroups on the real cgroupfs (benches/fake-containers.sh:
 # Docker's cgroupfs-driver paths in every hierarchy, one sleeping process each), the release
 # daemon at --interval 10s with the page on and OTLP/HTTP going to a local sink. Prints:
-# time to ready, CPU per tick and % of one core (all threads, /proc/PID/task/*/schedstat),
+# time to ready, CPU per tick and % of one core (all threads, /proc/PID/task/*/schedstat, and
+# each thread's share), with a scrape every 15 s (SCRAPE=seconds, 0: none) during the window,
 # peak RSS, page bytes (plain and gzip), render time, scrape time, OTLP encode time.
 #
 #   benches/scale.sh [N=1000] [SECONDS=60] [INTERVAL=10s]
@@ -25,6 +26,7 @@ state=$(mktemp -d /tmp/ce-scale.XXXXXX)
 cleanup() {
     [ -n "${pid:-}" ] && kill "$pid" 2> /dev/null && wait "$pid" 2> /dev/null || true
     [ -n "${sink:-}" ] && kill "$sink" 2> /dev/null || true
+    [ -n "${scraper:-}" ] && kill "$scraper" 2> /dev/null || true
     benches/fake-containers.sh remove "$state/fake" || true
     rm -rf "$state"
 }
@@ -86,13 +88,30 @@ cpu_ns() { cat /proc/"$pid"/task/*/schedstat | awk '{s += $1} END {print s}'; }
 # again for a minute, a readlink of /proc/<pid>/ns/mnt each time, before it takes them as having
 # no layer).
 sleep "${WARMUP:-$(awk -v i="${interval%s}" 'BEGIN { print 2 * i + 1 }')}"
+# Each thread's CPU time (ns), by name: "name ns" lines.
+threads() {
+    for t in /proc/"$pid"/task/*; do
+        printf '%s %s\n' "$(tr ' ' '_' < "$t/comm")" "$(cut -d' ' -f1 "$t/schedstat")"
+    done 2> /dev/null | awk '{s[$1] += $2} END {for (k in s) print k, s[k]}'
+}
 c0=$(value container_exporter_collections_total)
 d0=$(value container_exporter_disk_cpu_time_seconds_total)
+threads > "$state/threads0"
 n0=$(cpu_ns)
 w0=$(date +%s.%N)
+# A Prometheus server's scrape every SCRAPE seconds (default 15; 0: none), gzip as it asks,
+# during the measurement: its cost is part of what a user pays.
+if [ "${SCRAPE:-15}" != 0 ]; then
+    (while sleep "${SCRAPE:-15}"; do
+        curl -s -o /dev/null -H 'Accept-Encoding: gzip' "$url/metrics"
+    done) &
+    scraper=$!
+fi
 sleep "$secs"
 n1=$(cpu_ns)
 w1=$(date +%s.%N)
+threads > "$state/threads1"
+[ -n "${scraper:-}" ] && kill "$scraper" 2> /dev/null
 c1=$(value container_exporter_collections_total)
 d1=$(value container_exporter_disk_cpu_time_seconds_total)
 
@@ -128,3 +147,9 @@ awk -v n="$n" -v c0="$c0" -v c1="$c1" -v d0="${d0:-0}" -v d1="${d1:-0}" -v n0="$
     printf "scrape (median of 5, loopback curl): plain %.1f ms, gzip %.1f ms\n", 1e3 * tp, 1e3 * tg
     printf "OTLP: encode + gzip %.1f ms per tick, %d requests accepted by the sink\n", 1e3 * encode, exports
 }'
+# Each thread's share of one core over the same window (threads of one name summed).
+echo "by thread (% of one core; scrapes every ${SCRAPE:-15} s$( [ "${SCRAPE:-15}" = 0 ] && echo ': none')):"
+awk -v wall="$(awk -v a="$w0" -v b="$w1" 'BEGIN { print b - a }')" '
+    NR == FNR { t0[$1] = $2; next }
+    { printf "  %-32s %.3f\n", $1, 100 * ($2 - t0[$1]) / 1e9 / wall }' \
+    "$state/threads0" "$state/threads1" | sort -k2 -rn
