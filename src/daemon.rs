@@ -64,7 +64,9 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
     let pages = Arc::new(PageState::new(stall_after, telemetry.clone()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        .thread_name("container-exporter-io")
+        // Thread names fit the kernel's 15 bytes (`comm`), so top, ps and /proc tell them apart:
+        // ce-io, ce-collector, ce-disk, ce-reader, ce-metadata.
+        .thread_name("ce-io")
         .enable_all()
         .build()?;
     let otlp = otlp::Exporter::start(
@@ -161,7 +163,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
         let telemetry = telemetry.clone();
         let pages = pages.clone();
         std::thread::Builder::new()
-            .name("container-exporter-collector".into())
+            .name("ce-collector".into())
             .spawn(move || {
                 let naming = args.prometheus_names;
                 let mut collector = Collector::new(layout, proc_root);

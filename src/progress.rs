@@ -205,7 +205,7 @@ pub fn within<T: Send + 'static>(
     // Spawning fails only when the process may not have one more thread: nothing would
     // work then.
     let handle = std::thread::Builder::new()
-        .name("container-exporter-reader".into())
+        .name("ce-reader".into())
         .spawn(move || {
             let _ = tx.send(work());
         })

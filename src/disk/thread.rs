@@ -37,7 +37,7 @@ impl Disk {
         let mut m = Monitor::new(cfg, stats, Results::Shared(shared.results.clone()));
         let s = shared.clone();
         std::thread::Builder::new()
-            .name("container-exporter-disk".into())
+            .name("ce-disk".into())
             .spawn(move || run(&mut m, &s))?;
         Ok(Disk { shared })
     }
