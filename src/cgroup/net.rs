@@ -202,6 +202,13 @@ impl NetReader {
         self.net = Net::Unknown;
     }
 
+    /// No namespace of its own found yet: no process was found (none listed yet in the
+    /// hierarchy looked at, whose `cgroup.procs` a runtime may fill after another's), or the
+    /// one found was in the host's.
+    pub(super) fn unresolved(&self) -> bool {
+        self.source != NetSource::Skip && matches!(self.net, Net::Unknown | Net::HostNetwork { .. })
+    }
+
     /// The process was in the host's network namespace when last looked at.
     pub(super) fn host_network(&self) -> bool {
         matches!(self.net, Net::HostNetwork { .. })

@@ -409,6 +409,11 @@ impl CgroupReader {
         self.net.host_network()
     }
 
+    /// Its network namespace is not known yet: no process found, or one in the host's.
+    pub fn network_unresolved(&self) -> bool {
+        self.net.unresolved()
+    }
+
     /// Looks for the container's own network namespace now, between reads, while it starts.
     /// Returns true while it has none yet (in the host's, or no process).
     pub fn look_for_network(&mut self, proc_root: &ProcRoot, buf: &mut Vec<u8>) -> bool {

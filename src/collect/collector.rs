@@ -74,12 +74,14 @@ struct NetLook {
     step: Duration,
 }
 
-/// How long after a container is found its network namespace is looked for between ticks.
-const NET_LOOK_FOR: Duration = Duration::from_secs(3);
+/// How long after a container is found its network namespace is looked for between ticks: on a
+/// loaded host, a runtime's init can stay in the host's namespace for seconds (3 s was too
+/// short with 30 containers starting at once on 2 CPUs).
+const NET_LOOK_FOR: Duration = Duration::from_secs(10);
 /// The first wait between two looks; each is twice the last, up to [`NET_LOOK_STEP_MAX`]: about
-/// 20 looks in all for a container that does use the host's network.
+/// 35 looks in all for a container that does use the host's network.
 const NET_LOOK_FIRST: Duration = Duration::from_millis(10);
-const NET_LOOK_STEP_MAX: Duration = Duration::from_millis(160);
+const NET_LOOK_STEP_MAX: Duration = Duration::from_millis(320);
 /// Containers looked for at once, at most: in a larger burst of starts, the rest are looked at
 /// at each tick only.
 const NET_LOOKS_MAX: usize = 512;
@@ -541,10 +543,14 @@ impl Tracked {
         }
     }
 
-    /// Found moments ago, running, and seen in the host's network namespace (perhaps only
-    /// its runtime's init so far).
+    /// Found moments ago, running, and without a network namespace of its own yet: seen in the
+    /// host's (perhaps only its runtime's init so far), or no process listed yet where it is
+    /// looked for (a runtime joins one hierarchy after another).
     fn starting_in_host_network(&self) -> bool {
-        !self.exited && self.reader.host_network() && self.found_at.elapsed() < NET_LOOK_FOR
+        !self.exited
+            && self.state.current.populated != Some(false)
+            && self.reader.network_unresolved()
+            && self.found_at.elapsed() < NET_LOOK_FOR
     }
 }
 
