@@ -33,6 +33,10 @@ pub struct Exporter {
     /// The request being written: reused when it is compressed, else handed to the queue
     /// (and the next one allocated at its size).
     buf: Vec<u8>,
+    /// The size of the last tick's request: the next one's buffer is reserved at that size
+    /// when it is encoded, not when the last one is queued, so that at most one tick's
+    /// request is held between ticks (the queued one is dropped once sent).
+    last_len: usize,
     max_request_size: usize,
     /// This tick's requests, as ranges of `buf` (reused).
     parts: Vec<(std::ops::Range<usize>, usize)>,
@@ -88,6 +92,7 @@ impl Exporter {
             protocol: cfg.protocol,
             gzip: cfg.gzip,
             buf: Vec::new(),
+            last_len: 0,
             max_request_size: cfg.max_request_size,
             parts: Vec::new(),
             oversize_warned: false,
@@ -103,8 +108,10 @@ impl Exporter {
         telemetry: &Telemetry,
         process: &ProcessStats,
     ) {
+        self.buf.reserve(self.last_len + self.last_len / 8);
         self.encoder
             .encode(&mut self.buf, now, containers, telemetry, process);
+        self.last_len = self.buf.len();
         self.queue_encoded();
     }
 
@@ -147,8 +154,7 @@ impl Exporter {
                     points: *points,
                 }));
         } else {
-            let next = Vec::with_capacity(self.buf.len() + self.buf.len() / 8);
-            let whole = bytes::Bytes::from(std::mem::replace(&mut self.buf, next));
+            let whole = bytes::Bytes::from(std::mem::take(&mut self.buf));
             // Slices of one buffer, not copies.
             self.queue
                 .push(self.parts.iter().map(|(r, points)| Pending {
