@@ -14,6 +14,7 @@ use container_exporter::resource::HostResource;
 use container_exporter::{check, daemon, progress, snapshot};
 
 fn main() -> ExitCode {
+    container_exporter::host::alloc::tune();
     let cli = Cli::parse_args();
     init_logging(&cli.log);
     match run(cli) {

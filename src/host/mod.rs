@@ -6,8 +6,10 @@
 //! - [`mountinfo`]: the one parser of `/proc/<pid>/mountinfo`.
 //! - [`block`]: `MAJ:MIN` to `/dev/<name>`.
 //! - [`machine`]: CPUs online and `MemTotal`, for the cAdvisor page.
+//! - [`alloc`]: the C allocator's thresholds, set first thing.
 //! - [`limits`]: the open-file limit and the share of it the containers' files may take.
 
+pub mod alloc;
 pub mod block;
 pub mod fs;
 pub mod limits;
