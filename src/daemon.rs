@@ -18,12 +18,15 @@ use crate::config::{DaemonArgs, HostArgs, Listen};
 use crate::departures::{Departures, runtime_removal_delay};
 use crate::discovery::watch::{WatchEvent, Watcher};
 use crate::discovery::{self, Found, Kind};
-use crate::export::http::{self, Page, PageState};
+use crate::export::http::{self, Page, PageGzip, PageState};
 use crate::export::otlp;
 use crate::export::prom::PromRenderer;
 use crate::metadata::{ExitWord, Metadata, Source};
 use crate::progress;
 use crate::telemetry::{ProcessStats, Telemetry, add, set};
+
+/// The page is compressed in pieces of about this size as it is rendered.
+const PAGE_PIECE: usize = 64 * 1024;
 
 /// How long the collector thread may take to stop at shutdown.
 const COLLECTOR_STOP_DEADLINE: Duration = Duration::from_secs(3);
@@ -296,8 +299,10 @@ struct CollectorLoop {
     pending_watch: HashMap<String, Instant>,
     generation: u64,
     events: Vec<WatchEvent>,
-    /// The buffer of the page before last, to render the next page into.
-    spare_page: Vec<u8>,
+    /// The piece of the page being rendered, compressed once it reaches [`PAGE_PIECE`].
+    page_piece: Vec<u8>,
+    /// The last page's compressed size (the next one's buffer is reserved at it).
+    page_gzip_len: usize,
     /// Open errors already logged at warn level (bounded).
     logged_errors: std::collections::HashSet<String>,
     /// Read errors, logged at most once per file per ten minutes.
@@ -347,7 +352,8 @@ impl CollectorLoop {
             pending_watch: HashMap::new(),
             generation: 0,
             events: Vec::new(),
-            spare_page: Vec::new(),
+            page_piece: Vec::new(),
+            page_gzip_len: 0,
             logged_errors: std::collections::HashSet::new(),
             error_log: ErrorLog::default(),
             disk,
@@ -714,11 +720,25 @@ impl CollectorLoop {
             // Pods' sandboxes are not on the page, but the cAdvisor page shows a pod's network
             // under its sandbox's identity.
             renderer.set_sandboxes(hidden);
-            let mut body = std::mem::take(&mut self.spare_page);
-            renderer.render(&mut body, now, described, &self.telemetry, &process);
-            let old = self.outputs.pages.publish(Page::new(body, self.generation));
-            // Reuse the previous page's buffer when no scrape still holds it.
-            self.spare_page = old.into_buffer().unwrap_or_default();
+            // Compressed in pieces as it is rendered: the plain page is never held whole.
+            let mut gz = PageGzip::new(self.page_gzip_len);
+            let mut spill = |piece: &mut Vec<u8>, last: bool| {
+                if last || piece.len() >= PAGE_PIECE {
+                    gz.write(piece);
+                    piece.clear();
+                }
+            };
+            renderer.render_with(
+                &mut self.page_piece,
+                &mut spill,
+                now,
+                described,
+                &self.telemetry,
+                &process,
+            );
+            let page = Page::new(gz, self.generation);
+            self.page_gzip_len = page.gzipped().len();
+            self.outputs.pages.publish(page);
             if tick {
                 set(&t.last_render_ns, at.elapsed().as_nanos() as u64);
             }

@@ -208,11 +208,27 @@ impl PromRenderer {
     }
 
     /// Renders the page for these containers and the exporter's own telemetry into `page`
-    /// (cleared first; pass the previous page's buffer back to avoid reallocating). Family
-    /// by family, straight into the page: nothing is buffered in between.
+    /// (cleared first). Family by family, straight into the page: nothing is buffered in
+    /// between.
     pub fn render<'a>(
         &mut self,
         page: &mut Vec<u8>,
+        now: SystemTime,
+        containers: impl IntoIterator<Item = Described<'a>>,
+        telemetry: &Telemetry,
+        process: &ProcessStats,
+    ) {
+        self.render_with(page, &mut |_, _| {}, now, containers, telemetry, process);
+    }
+
+    /// Renders as [`render`](Self::render), handing the page to `spill` in pieces: after each
+    /// family (`false`) and at the end (`true`); what `spill` takes out of the buffer is not
+    /// seen again. The daemon compresses the pieces as they come, so that the whole page is
+    /// never held uncompressed.
+    pub fn render_with<'a>(
+        &mut self,
+        page: &mut Vec<u8>,
+        spill: &mut dyn FnMut(&mut Vec<u8>, bool),
         now: SystemTime,
         containers: impl IntoIterator<Item = Described<'a>>,
         telemetry: &Telemetry,
@@ -285,6 +301,7 @@ impl PromRenderer {
                 page.truncate(start); // no samples: no header either
             }
             i += group;
+            spill(page, false);
         }
         page.extend_from_slice(&self.machine);
         for (kind, header) in [
@@ -310,8 +327,10 @@ impl PromRenderer {
                     page.extend_from_slice(&labels.info);
                 }
             }
+            spill(page, false);
         }
         render_telemetry(page, telemetry, process);
+        spill(page, true);
     }
 }
 

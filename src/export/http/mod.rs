@@ -16,4 +16,4 @@ pub mod server;
 pub mod web_config;
 
 pub use routes::Routes;
-pub use server::{Page, PageState, ServeOptions, accepts_gzip, bind, serve};
+pub use server::{Page, PageGzip, PageState, ServeOptions, accepts_gzip, bind, serve};
