@@ -688,6 +688,9 @@ impl CollectorLoop {
         set(&t.dropped_devices, e.dropped_devices);
         set(&t.dropped_interfaces, e.dropped_interfaces);
         set(&t.containers_reopened, self.collector.reopening() as u64);
+        let (all, per_tick) = self.collector.files_kept();
+        set(&t.containers_files_all, all as u64);
+        set(&t.containers_files_per_tick, per_tick as u64);
         if let Some(w) = &self.watcher {
             let (dirs, events) = w.watch_counts();
             set(&t.watches_dirs, dirs as u64);

@@ -8,6 +8,8 @@
 //!   it is restored the watches come back (the sysctl is restored on failure too);
 //! - 400 container-shaped cgroups appearing at once under `--nofile=2048`: every scrape answers,
 //!   the descriptors never reach the limit less 64, and all are on the page within two ticks;
+//! - 200 of them under `--nofile=3200`, where their per-tick files fit and not all their
+//!   files do: every file of as many as fit is kept open, and the self-metric shows the states;
 //! - `docker update` shows its new limits at the next tick (the `update` event), not after the
 //!   minute the limits are otherwise trusted for;
 //! - a limit written straight to a real cgroup file shows once the reader's period has passed,
@@ -658,6 +660,75 @@ fn a_surge_under_a_low_descriptor_limit_leaves_the_page_answering() {
     assert!(
         page.value("container_exporter_containers_reopened", &[]) > 0.0,
         "most of the surge is read by open-read-close"
+    );
+    let log = e.log_text();
+    assert!(
+        !log.contains("Too many open files") && !log.contains("os error 24"),
+        "a descriptor error reached the log:\n{}",
+        e.log_tail()
+    );
+    drop(fake);
+}
+
+/// When every container's files do not fit the budget but those read every tick do, the
+/// room left keeps every file of as many containers as it holds (issue #23, item 1): the
+/// others open their rarely read files (limits, settings) when they are due. Before, every
+/// container kept only its per-tick files as soon as one did not fit, and each tick opened,
+/// read and closed the rare files of a sixth of them (about 1,900 opens a tick at 1,000
+/// containers under 20,000 descriptors). The self-metric shows each state.
+#[test]
+fn short_descriptors_keep_every_file_of_as_many_containers_as_fit() {
+    const N: usize = 200;
+    const NOFILE: u32 = 3200;
+    const PREFIX: &str = "ce5a1e23";
+    let _serial = serial();
+    let fake = FakeContainers::create(N, PREFIX);
+    let e = exporter_with_nofile(NOFILE);
+    let on_page = |p: &Page| {
+        p.series("container_cpu_time_seconds_total", &[("cpu_mode", "user")])
+            .iter()
+            .filter(|s| {
+                s.labels
+                    .get("container_id")
+                    .is_some_and(|v| v.starts_with(PREFIX))
+            })
+            .count()
+    };
+    let shown = e.wait_for(
+        "every container on the page",
+        Duration::from_secs(30),
+        "",
+        |p| on_page(p) == N,
+    );
+    // The room is spent a few hundred containers a tick: three ticks more.
+    let at = shown.value("container_exporter_collections_total", &[]);
+    let page = e.wait_for("three more ticks", Duration::from_secs(20), "", |p| {
+        p.value("container_exporter_collections_total", &[]) >= at + 3.0
+    });
+    let kept = |how: &str| page.value("container_exporter_containers_files", &[("kept", how)]);
+    let (all, per_tick, none) = (kept("all"), kept("per_tick"), kept("none"));
+    let tracked = page.value("container_exporter_containers_tracked", &[]);
+    let fds = page.value("process_open_fds", &[]);
+    eprintln!(
+        "{tracked} containers: {all} keep every file, {per_tick} those read every tick, {none} \
+         none; {fds} descriptors open under a limit of {NOFILE}"
+    );
+    assert_eq!(
+        all + per_tick + none,
+        tracked,
+        "each container in one state"
+    );
+    assert_eq!(none, 0.0, "every container's per-tick files fit");
+    assert_eq!(on_page(&page), N, "every container still on the page");
+    // About 9 per-tick files each take 1,800 of the 3,072 the containers may hold; the
+    // rest (less the room kept for new containers) holds about 70 containers' other 12.
+    assert!(
+        all >= 40.0 && per_tick >= 1.0,
+        "the room left keeps every file of some containers, not of all: {all} and {per_tick}"
+    );
+    assert!(
+        fds <= NOFILE as f64 - 64.0,
+        "{fds} descriptors open under a limit of {NOFILE}"
     );
     let log = e.log_text();
     assert!(

@@ -7,13 +7,8 @@
 //! it exited) decides when a sample is its final one; read errors are counted by kind and
 //! logged at most once per file per ten minutes.
 //!
-//! The containers' files may hold the open-file limit less
-//! [`FD_RESERVE`](crate::host::limits::FD_RESERVE) descriptors. When they run short, every
-//! reader keeps only the files it reads every tick (lean); a container that still does not fit
-//! is read by opening, reading and closing its files, with one warning, and kept open again
-//! once descriptors are free. No container is ever left out for want of them. What a reader
-//! keeps of its options is decided in `CgroupReader::keeps`; when the collector changes them,
-//! here.
+//! How many descriptors the containers' files may hold, and which files stay open when they
+//! run short, is [`super::fds`]'s.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -21,11 +16,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::fds::{FdBudget, Holder};
 use super::state::ContainerState;
 use crate::cgroup::parse::ErrorKind;
 use crate::cgroup::{
-    CgroupReader, Gone, Layout, NetSource, OpenError, OpenOptions, ProcRoot, ReadError,
-    ReadErrorKind,
+    CgroupReader, Gone, Layout, NetSource, OpenError, ProcRoot, ReadError, ReadErrorKind,
 };
 use crate::discovery::{self, Found, Kind};
 use crate::disk::DiskSample;
@@ -43,7 +38,7 @@ pub struct DiscoveryChanges {
 pub struct Collector {
     layout: Layout,
     proc_root: ProcRoot,
-    containers: HashMap<String, Tracked>,
+    containers: HashMap<String, Box<Tracked>>,
     /// Found but not opened (an error other than "gone"): tried again at every tick. Bounded
     /// by the cgroups that exist: a rescan that no longer finds one drops it.
     unopened: HashMap<String, Found>,
@@ -125,6 +120,14 @@ impl Collector {
     /// Containers read by open-read-close because the descriptor budget is spent.
     pub fn reopening(&self) -> usize {
         self.fds.reopening
+    }
+
+    /// Containers that keep every file open, and those that keep only the files read every
+    /// tick (the others are [`reopening`](Self::reopening)).
+    pub fn files_kept(&self) -> (usize, usize) {
+        let tracked = self.containers.len();
+        let all = self.fds.kept_all.min(tracked);
+        (all, tracked.saturating_sub(all + self.fds.reopening))
     }
 
     /// Whether the container's `cgroup.events` is watched by inotify: then it is read only
@@ -218,7 +221,7 @@ impl Collector {
             }
             Entry::Occupied(mut o) => {
                 self.fds.opened(&reader, &options);
-                let old = o.insert(Tracked::new(f, reader));
+                let old = o.insert(Box::new(Tracked::new(f, reader)));
                 self.fds.closed(&old.reader);
                 if !old.exited && old.state.current_at.is_some() {
                     self.departed.push(old.state);
@@ -229,7 +232,7 @@ impl Collector {
             }
             Entry::Vacant(v) => {
                 self.fds.opened(&reader, &options);
-                v.insert(Tracked::new(f, reader));
+                v.insert(Box::new(Tracked::new(f, reader)));
                 changes.added += 1;
             }
         }
@@ -365,7 +368,7 @@ impl Collector {
         for id in gone {
             self.untrack(&id);
         }
-        self.fds.balance(&mut self.containers);
+        self.fds.balance(&mut self.containers, &self.layout);
     }
 
     /// The containers that departed since the last call, each with its final sample.
@@ -435,6 +438,16 @@ pub(super) struct Tracked {
     retry_until: Option<Instant>,
     /// When it was found.
     found_at: Instant,
+}
+
+impl Holder for Tracked {
+    fn reader(&self) -> &CgroupReader {
+        &self.reader
+    }
+
+    fn reader_mut(&mut self) -> (&mut CgroupReader, &Path, bool) {
+        (&mut self.reader, &self.state.rel, self.exited)
+    }
 }
 
 impl Tracked {
@@ -613,183 +626,6 @@ impl ReadErrorCounts {
             ReadErrorKind::Io(_) => self.io += 1,
             ReadErrorKind::Parse(p) if p.kind == ErrorKind::Truncated => self.truncated += 1,
             ReadErrorKind::Parse(_) => self.malformed += 1,
-        }
-    }
-}
-
-/// Descriptors one container may take at most: every file of the largest plan (the hybrid
-/// one), its `cgroup.procs` and its `net/dev`.
-pub const MAX_FDS_PER_CONTAINER: usize = 23;
-
-/// Descriptors one container may take at most when only the files read every tick are kept
-/// open (descriptors are short): the largest plan's per-tick files (v1's `memory.failcnt`
-/// among them) and `net/dev`.
-pub const MAX_FDS_LEAN: usize = 14;
-
-/// The containers' share of the process's descriptors, and how it is spent.
-#[derive(Debug)]
-pub(super) struct FdBudget {
-    /// Descriptors the containers' files may hold.
-    pub budget: usize,
-    /// Descriptors they hold (exact after each tick, kept up to date in between).
-    pub held: usize,
-    /// Containers read by open-read-close for want of descriptors.
-    pub reopening: usize,
-    /// The budget warning was logged (once per shortage).
-    warned: bool,
-    /// Descriptors are short: only the files read every tick are kept open (the rest, read
-    /// once a minute or on an event, are opened when read), so more containers fit.
-    pub lean: bool,
-}
-
-impl FdBudget {
-    pub fn new() -> FdBudget {
-        FdBudget {
-            budget: crate::host::limits::descriptor_budget(),
-            held: 0,
-            reopening: 0,
-            warned: false,
-            lean: false,
-        }
-    }
-
-    /// The options of a new container's reader: every file kept open while they all fit,
-    /// only those read every tick once they do not (every container goes lean then), none
-    /// past the budget.
-    pub fn options(
-        &mut self,
-        limits_every: Duration,
-        containers: &mut HashMap<String, Tracked>,
-        layout: &Layout,
-    ) -> OpenOptions {
-        if !self.lean && self.held + MAX_FDS_PER_CONTAINER > self.budget {
-            self.go_lean(containers, layout);
-        }
-        let need = if self.lean {
-            MAX_FDS_LEAN
-        } else {
-            MAX_FDS_PER_CONTAINER
-        };
-        OpenOptions {
-            keep_open: self.held + need <= self.budget,
-            keep_rare: !self.lean,
-            limits_every,
-            ..OpenOptions::default()
-        }
-    }
-
-    /// A new reader opened with `options` holds its descriptors now; one that could keep none
-    /// is warned about.
-    pub fn opened(&mut self, reader: &CgroupReader, options: &OpenOptions) {
-        self.held += reader.held();
-        if !options.keep_open {
-            self.reopening += 1;
-            self.warn();
-        }
-    }
-
-    /// A reader was dropped.
-    pub fn closed(&mut self, reader: &CgroupReader) {
-        self.held = self.held.saturating_sub(reader.held());
-    }
-
-    /// Counts the descriptors held (net/dev opens and closes move it between ticks) and the
-    /// containers read by open-read-close; gives kept descriptors back to those when the
-    /// budget has room again.
-    pub fn balance(&mut self, containers: &mut HashMap<String, Tracked>) {
-        let mut held = 0;
-        let mut reopening = 0;
-        for t in containers.values() {
-            held += t.reader.held();
-            reopening += usize::from(t.reader.reopens());
-        }
-        if reopening > 0 && held + MAX_FDS_LEAN <= self.budget {
-            for t in containers.values_mut() {
-                if held + MAX_FDS_LEAN > self.budget {
-                    break;
-                }
-                if t.reader.reopens() {
-                    let before = t.reader.held();
-                    if t.reader.keep_open() {
-                        reopening -= 1;
-                    }
-                    held += t.reader.held() - before;
-                }
-            }
-        }
-        if reopening == 0 && self.reopening > 0 {
-            tracing::info!("every container's files are kept open again");
-            self.warned = false;
-        }
-        self.held = held;
-        self.reopening = reopening;
-    }
-
-    /// Keeps only the files read every tick open, for every container from now on: when not
-    /// all containers fit with all their files, more of them fit that way, and the few files
-    /// read once a minute cost little to open.
-    fn go_lean(&mut self, containers: &mut HashMap<String, Tracked>, layout: &Layout) {
-        self.lean = true;
-        let mut freed = 0;
-        for t in containers.values_mut() {
-            freed += t.reader.keep_rare(false, layout, &t.state.rel);
-        }
-        self.held = self.held.saturating_sub(freed);
-        tracing::info!(
-            freed,
-            "descriptors are short: only the files read every tick are kept open"
-        );
-    }
-
-    fn warn(&mut self) {
-        if self.warned {
-            return;
-        }
-        self.warned = true;
-        let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-            .map_or(0, |(soft, _)| soft);
-        tracing::warn!(
-            "the open-file limit ({limit}) leaves room to keep the files of about {} containers \
-             open: the others are read by opening, reading and closing their files every tick \
-             (slower, nothing is lost; container_exporter_containers_reopened counts them). \
-             Raise the limit (ulimit -n, LimitNOFILE=, docker run --ulimit nofile=…)",
-            self.budget / MAX_FDS_LEAN
-        );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cgroup::LayoutKind;
-    use crate::cgroup::plan::{self, Cadence};
-
-    /// The descriptor bounds are those of the largest plan: what a reader can keep open (every
-    /// row; v1's tick-based CPU rows only without the unified `cpu.stat`), and what it keeps
-    /// when lean (the rows that can be read every tick, `cgroup.events` being watched).
-    #[test]
-    fn descriptor_bounds_cover_every_plan() {
-        for kind in [LayoutKind::V2, LayoutKind::Hybrid] {
-            let rows: Vec<_> = plan::files(kind).collect();
-            let exact = rows.iter().any(|f| f.exact_cpu());
-            let kept = |lean: bool| {
-                rows.iter()
-                    .filter(|f| !(exact && f.cpu_fallback))
-                    .filter(|f| match f.cadence {
-                        Cadence::Tick
-                        | Cadence::UnderQuota
-                        | Cadence::UnderMemoryLimit
-                        | Cadence::OnceCounting => true,
-                        Cadence::Limit | Cadence::Events => !lean,
-                    })
-                    .count()
-            };
-            assert!(
-                kept(false) + 2 <= MAX_FDS_PER_CONTAINER,
-                "{kind:?}: {}",
-                kept(false)
-            );
-            assert!(kept(true) < MAX_FDS_LEAN, "{kind:?}: {}", kept(true));
         }
     }
 }

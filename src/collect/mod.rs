@@ -4,16 +4,16 @@
 //!   the cgroup directory's inode, so a container recreated under the same id starts afresh,
 //!   never with a negative or huge rate), one tick over them, and the final sample of each
 //!   container that departs (its last process left, or its cgroup went); read errors, counted
-//!   by kind and logged at most once per file per period ([`ErrorLog`]); the descriptors the
-//!   containers' files may hold, and what to do when they run short.
+//!   by kind and logged at most once per file per period ([`ErrorLog`]).
+//! - [`fds`]: the descriptors the containers' files may hold, and which files stay open when
+//!   they run short.
 //! - [`state`]: what the outputs read of each container ([`ContainerState`], [`Described`]):
 //!   the last two samples, so rates can be computed, its disk figures and exit.
 
 pub mod collector;
+pub mod fds;
 pub mod state;
 
-pub use collector::{
-    Collector, DiscoveryChanges, ErrorLog, LIMITS_EVERY, MAX_FDS_LEAN, MAX_FDS_PER_CONTAINER,
-    ReadErrorCounts,
-};
+pub use collector::{Collector, DiscoveryChanges, ErrorLog, LIMITS_EVERY, ReadErrorCounts};
+pub use fds::{MAX_FDS_LEAN, MAX_FDS_PER_CONTAINER};
 pub use state::{ContainerState, Described, Show};

@@ -36,6 +36,10 @@ pub struct Telemetry {
     /// next tick instead of at once.
     pub unwatched_events: AtomicU64,
     pub containers_reopened: AtomicU64,
+    /// Containers that keep every cgroup file open, and those that keep only the files read
+    /// every tick (descriptors are short); the rest are `containers_reopened`.
+    pub containers_files_all: AtomicU64,
+    pub containers_files_per_tick: AtomicU64,
     /// Time the last tick spent rendering the page, and encoding the OTLP request
     /// (nanoseconds).
     pub last_render_ns: AtomicU64,

@@ -132,6 +132,9 @@ self_metrics! {
     "container_exporter.containers.reopened" UpDownCounter "{container}"
         "Containers whose files are opened, read and closed every tick because the open-file limit leaves no room to keep them open."
         |t, _, o| o(None, int(&t.containers_reopened));
+    "container_exporter.containers.files" UpDownCounter "{container}" ["kept"]
+        "Containers by which of their cgroup files stay open between reads: all, only those read every tick (descriptors are short: the others, read once a minute, are opened when due), or none (opened, read and closed every tick)."
+        |t, _, o| each(o, &[("all", &t.containers_files_all), ("per_tick", &t.containers_files_per_tick), ("none", &t.containers_reopened)]);
     "container_exporter.output.duration" Gauge "s" ["output"]
         "Time the last tick spent writing each output: the Prometheus page (render) and the OTLP request (encode and compress)."
         |t, _, o| {
