@@ -3,7 +3,7 @@
 use super::cgroups::Probe;
 use super::report::Report;
 use crate::cgroup::Layout;
-use crate::collect::{MAX_FDS_LEAN, MAX_FDS_PER_CONTAINER};
+use crate::collect::{MAX_FDS_LEAN, MAX_FDS_PER_CONTAINER, headroom};
 use crate::discovery::Found;
 use crate::host::limits::FD_RESERVE;
 
@@ -37,9 +37,16 @@ pub fn descriptors(r: &mut Report, found: &[Found], p: &Probe) {
         } else if capacity < found_n {
             let reopened = found_n.saturating_sub(capacity_lean);
             let rest = if reopened == 0 {
+                // Past the per-tick files and the headroom, the room left keeps every file of
+                // as many containers as it holds.
+                let left = budget
+                    .saturating_sub(headroom(budget as usize) as u64)
+                    .saturating_sub(found_n * per_lean);
+                let all = (left / per.saturating_sub(per_lean).max(1)).min(found_n);
                 format!(
                     "with only the files read every tick kept open ({per_lean} per container) \
-                     all {found_n} fit"
+                     all {found_n} fit, and the room left keeps every file of about {all} of \
+                     them (the others open their limits and settings when due, once a minute)"
                 )
             } else {
                 format!(

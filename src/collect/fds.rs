@@ -31,6 +31,13 @@ pub const MAX_FDS_PER_CONTAINER: usize = 23;
 /// among them) and `net/dev`.
 pub const MAX_FDS_LEAN: usize = 14;
 
+/// Descriptors of a `budget` left free for new containers' files read every tick, and for
+/// the files the containers already tracked may come to read every tick (a quota set, a
+/// network namespace found): the rare files of more containers are kept only past it.
+pub fn headroom(budget: usize) -> usize {
+    (MAX_FDS_LEAN * 32).min(budget / 8)
+}
+
 /// The containers' share of the process's descriptors, and how it is spent.
 #[derive(Debug)]
 pub(super) struct FdBudget {
@@ -67,11 +74,8 @@ impl FdBudget {
         }
     }
 
-    /// Descriptors left free for new containers' files read every tick, and for the files
-    /// the containers already tracked may come to read every tick (a quota set, a network
-    /// namespace found): the rare files of more containers are kept only past it.
     fn headroom(&self) -> usize {
-        (MAX_FDS_LEAN * 32).min(self.budget / 8)
+        headroom(self.budget)
     }
 
     /// The options of a new container's reader: every file kept open while they all fit,

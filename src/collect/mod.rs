@@ -15,5 +15,5 @@ pub mod fds;
 pub mod state;
 
 pub use collector::{Collector, DiscoveryChanges, ErrorLog, LIMITS_EVERY, ReadErrorCounts};
-pub use fds::{MAX_FDS_LEAN, MAX_FDS_PER_CONTAINER};
+pub use fds::{MAX_FDS_LEAN, MAX_FDS_PER_CONTAINER, headroom};
 pub use state::{ContainerState, Described, Show};

@@ -610,6 +610,19 @@ fn own_families(t: &Telemetry, p: &ProcessStats) -> Families {
         g(&t.containers_reopened),
     );
     f.add(
+        &n("containers.files"),
+        "{container}",
+        UpDown,
+        by(
+            "kept",
+            &[
+                ("all", g(&t.containers_files_all)),
+                ("per_tick", g(&t.containers_files_per_tick)),
+                ("none", g(&t.containers_reopened)),
+            ],
+        ),
+    );
+    f.add(
         &n("output.duration"),
         "s",
         Gauge,
