@@ -23,6 +23,7 @@ use container_exporter::cgroup::sample::{
 use container_exporter::collect::{ContainerState, Described};
 use container_exporter::config::Naming;
 use container_exporter::discovery::{Found, Kind, Runtime};
+use container_exporter::export::http::{Page as ServedPage, PageGzip};
 use container_exporter::export::prom::PromRenderer;
 use container_exporter::host::block::BlockNames;
 use container_exporter::host::machine::Machine;
@@ -173,13 +174,30 @@ fn render(naming: Naming, described: Vec<Described<'_>>, sandboxes: Vec<Describe
             memory_bytes: Some(16 << 30),
         });
     r.set_sandboxes(sandboxes);
+    let now = SystemTime::now();
     let mut page = Vec::new();
-    r.render(
-        &mut page,
-        SystemTime::now(),
+    let (telemetry, process) = (Telemetry::default(), ProcessStats::default());
+    r.render(&mut page, now, described.clone(), &telemetry, &process);
+    // The same page as the daemon makes a large one: handed out family by family, each piece
+    // compressed as it comes and taken out of the buffer, kept only compressed.
+    let mut gz = PageGzip::new(0);
+    let mut piece = Vec::new();
+    r.render_with(
+        &mut piece,
+        &mut |p: &mut Vec<u8>, _last| {
+            gz.write(p);
+            p.clear();
+        },
+        now,
         described,
-        &Telemetry::default(),
-        &ProcessStats::default(),
+        &telemetry,
+        &process,
+    );
+    let kept = ServedPage::new(gz, 1);
+    assert_eq!(kept.plain_len(), page.len());
+    assert!(
+        kept.plain() == page,
+        "the page compressed in pieces differs from the page rendered whole"
     );
     let _ = fs::remove_dir_all(root);
     Page::new(String::from_utf8(page).unwrap())

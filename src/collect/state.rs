@@ -173,6 +173,7 @@ impl ContainerState {
 /// A container or pod as the outputs see it: its state, and what its runtime says about it
 /// (both `Arc`s change identity whenever their content changes, so outputs cache what they
 /// derive from them by pointer).
+#[derive(Clone)]
 pub struct Described<'a> {
     pub state: &'a ContainerState,
     /// The container's metadata (Docker, Podman or CRI), when a source knows it.

@@ -1,6 +1,7 @@
 //! The server of the Prometheus page: `/metrics` serves the page the collector published at the
-//! last tick ([`PageState`]: the page gzip-compressed as it was rendered, decompressed for a
-//! client that does not take gzip, which generation a scraper last got), `/healthz` says the collector is alive, `/readyz` that
+//! last tick ([`PageState`]: a large page gzip-compressed as it was rendered and decompressed
+//! for a client that does not take gzip, a small one compressed on the first request that asks;
+//! which generation a scraper last got), `/healthz` says the collector is alive, `/readyz` that
 //! the first collection is done; the limits it keeps under abuse ([`ServeOptions`]), and TLS and
 //! basic auth when a web config asks for them; any other path goes to the [`Routes`] plugged in,
 //! if any. Nothing here reads a cgroup file or waits for a tick.
@@ -8,7 +9,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -41,15 +42,20 @@ const AUTH_PARALLEL: usize = 2;
 /// Streams per HTTP/2 connection.
 const H2_STREAMS: u32 = 8;
 
-/// One rendered page, kept only gzip-compressed: at 1,000 containers the plain page is
-/// 3.2 MB and its gzip 0.15 MB, and Prometheus always asks for gzip. The daemon compresses it
-/// while rendering ([`PageGzip`]); a client that does not accept gzip gets it decompressed
-/// for its request.
+/// One rendered page. A large one is kept only gzip-compressed ([`Page::new`]): at 1,000
+/// containers the plain page is 3.2 MB and its gzip 0.15 MB, and Prometheus always asks for
+/// gzip; the daemon compresses it while rendering ([`PageGzip`]), and a client that does not
+/// accept gzip gets it decompressed for its request. A small one is kept plain and compressed
+/// on the first request that asks ([`Page::plain_text`]): compressing every tick would cost
+/// more than the memory it saves.
 pub struct Page {
-    gzip: Bytes,
-    /// The length of the page uncompressed.
-    plain_len: usize,
+    body: Body,
     pub generation: u64,
+}
+
+enum Body {
+    Plain { plain: Bytes, gzip: OnceLock<Bytes> },
+    Gzip { gzip: Bytes, plain_len: usize },
 }
 
 impl Page {
@@ -57,36 +63,69 @@ impl Page {
     pub fn new(gzip: PageGzip, generation: u64) -> Page {
         let (gzip, plain_len) = gzip.finish();
         Page {
-            gzip,
-            plain_len,
+            body: Body::Gzip { gzip, plain_len },
             generation,
         }
     }
 
-    /// A page of this text (compressed here).
+    /// A page kept as this text.
+    pub fn plain_text(body: Vec<u8>, generation: u64) -> Page {
+        Page {
+            body: Body::Plain {
+                plain: Bytes::from(body),
+                gzip: OnceLock::new(),
+            },
+            generation,
+        }
+    }
+
+    /// A page of this text.
     pub fn from_text(text: &[u8], generation: u64) -> Page {
-        let mut gz = PageGzip::new(0);
-        gz.write(text);
-        Page::new(gz, generation)
+        Page::plain_text(text.to_vec(), generation)
     }
 
-    /// The body gzip-compressed, as kept.
+    /// The page's buffer back, when it is kept plain and nobody else holds it (for the next
+    /// render).
+    pub fn into_buffer(self: Arc<Self>) -> Option<Vec<u8>> {
+        let page = Arc::try_unwrap(self).ok()?;
+        match page.body {
+            Body::Plain { plain, .. } => plain.try_into_mut().ok().map(Vec::from),
+            Body::Gzip { .. } => None,
+        }
+    }
+
+    /// The body gzip-compressed (a plain page's made on the first call).
     pub fn gzipped(&self) -> &Bytes {
-        &self.gzip
+        match &self.body {
+            Body::Gzip { gzip, .. } => gzip,
+            Body::Plain { plain, gzip } => gzip.get_or_init(|| {
+                let mut gz = PageGzip::new(plain.len() / 8);
+                gz.write(plain);
+                gz.finish().0
+            }),
+        }
     }
 
-    /// The body uncompressed, made for the caller.
+    /// The body uncompressed (a compressed page's decompressed for the caller).
     pub fn plain(&self) -> Bytes {
         use std::io::Read;
-        let mut out = Vec::with_capacity(self.plain_len);
-        // Cannot fail: the bytes are the daemon's own compression of the page.
-        let _ = flate2::read::GzDecoder::new(&self.gzip[..]).read_to_end(&mut out);
-        Bytes::from(out)
+        match &self.body {
+            Body::Plain { plain, .. } => plain.clone(),
+            Body::Gzip { gzip, plain_len } => {
+                let mut out = Vec::with_capacity(*plain_len);
+                // Cannot fail: the bytes are the daemon's own compression of the page.
+                let _ = flate2::read::GzDecoder::new(&gzip[..]).read_to_end(&mut out);
+                Bytes::from(out)
+            }
+        }
     }
 
     /// The length of the body uncompressed.
     pub fn plain_len(&self) -> usize {
-        self.plain_len
+        match &self.body {
+            Body::Plain { plain, .. } => plain.len(),
+            Body::Gzip { plain_len, .. } => *plain_len,
+        }
     }
 }
 
@@ -662,6 +701,33 @@ mod tests {
             "gzip named and refused: * does not override it"
         );
         assert!(!gz(&["gzip;q=abc"]));
+    }
+
+    #[test]
+    fn a_page_kept_plain_or_compressed_serves_the_same_bytes() {
+        use std::io::Read;
+        let text = b"# HELP a A.\n# TYPE a gauge\na{x=\"1\"} 1\n".repeat(1000);
+        let gunzip = |b: &Bytes| {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&b[..])
+                .read_to_end(&mut out)
+                .unwrap();
+            out
+        };
+        let plain = Page::plain_text(text.clone(), 1);
+        assert_eq!(plain.plain(), text);
+        assert_eq!(gunzip(plain.gzipped()), text);
+        let mut gz = PageGzip::new(0);
+        for piece in text.chunks(777) {
+            gz.write(piece);
+        }
+        let kept = Page::new(gz, 2);
+        assert_eq!(kept.plain_len(), text.len());
+        assert_eq!(kept.plain(), text);
+        assert_eq!(gunzip(kept.gzipped()), text);
+        assert!(kept.gzipped().len() < text.len() / 10);
+        assert!(Arc::new(kept).into_buffer().is_none());
+        assert_eq!(Arc::new(plain).into_buffer(), Some(text));
     }
 
     #[test]
