@@ -33,6 +33,9 @@ const PAGE_PIECE: usize = 64 * 1024;
 /// 7.3 MiB of peak heap; at 100 (0.3 MB) compressing every tick raised the daemon's cost
 /// from 0.92 to 1.16 times the floor of its reads (`benches/side-by-side.sh`).
 const PAGE_COMPRESS_FROM: usize = 1 << 20;
+/// Containers (and pods) whose page is about [`PAGE_COMPRESS_FROM`] (3.2 KB each on the
+/// OpenTelemetry page), for the first page, which has no last one to go by.
+const PAGE_COMPRESS_ROWS: usize = 320;
 
 /// How long the collector thread may take to stop at shutdown.
 const COLLECTOR_STOP_DEADLINE: Duration = Duration::from_secs(3);
@@ -736,7 +739,8 @@ impl CollectorLoop {
             // Pods' sandboxes are not on the page, but the cAdvisor page shows a pod's network
             // under its sandbox's identity.
             renderer.set_sandboxes(hidden);
-            if self.page_plain_len >= PAGE_COMPRESS_FROM {
+            // The first page of a large host is known large by its rows, before any page.
+            if self.page_plain_len >= PAGE_COMPRESS_FROM || described.len() >= PAGE_COMPRESS_ROWS {
                 // Compressed in pieces as it is rendered: the plain page is never held whole.
                 let mut gz = PageGzip::new(self.page_gzip_len);
                 let mut spill = |piece: &mut Vec<u8>, last: bool| {
