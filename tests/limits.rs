@@ -515,6 +515,19 @@ fn a_lean_reader_keeps_only_what_it_reads_every_tick() {
 
 /// Container-shaped cgroups made by `benches/fake-containers.sh`, removed when dropped (also
 /// when the test fails).
+/// How many of the fake containers whose ids start with `prefix` have their CPU time on the
+/// page.
+fn fakes_on_page(p: &Page, prefix: &str) -> usize {
+    p.series("container_cpu_time_seconds_total", &[("cpu_mode", "user")])
+        .iter()
+        .filter(|s| {
+            s.labels
+                .get("container_id")
+                .is_some_and(|v| v.starts_with(prefix))
+        })
+        .count()
+}
+
 struct FakeContainers(PathBuf);
 
 impl FakeContainers {
@@ -605,16 +618,7 @@ fn a_surge_under_a_low_descriptor_limit_leaves_the_page_answering() {
             .metrics()
             .value("container_exporter_collections_total", &[]);
         // Until every one is on the page (the deadline only guards against waiting forever).
-        let on_page = |p: &Page| {
-            p.series("container_cpu_time_seconds_total", &[("cpu_mode", "user")])
-                .iter()
-                .filter(|s| {
-                    s.labels
-                        .get("container_id")
-                        .is_some_and(|v| v.starts_with(PREFIX))
-                })
-                .count()
-        };
+        let on_page = |p: &Page| fakes_on_page(p, PREFIX);
         let shown = e.wait_for("the surge on the page", Duration::from_secs(60), "", |p| {
             on_page(p) == SURGE
         });
@@ -684,16 +688,7 @@ fn short_descriptors_keep_every_file_of_as_many_containers_as_fit() {
     let _serial = serial();
     let fake = FakeContainers::create(N, PREFIX);
     let e = exporter_with_nofile(NOFILE);
-    let on_page = |p: &Page| {
-        p.series("container_cpu_time_seconds_total", &[("cpu_mode", "user")])
-            .iter()
-            .filter(|s| {
-                s.labels
-                    .get("container_id")
-                    .is_some_and(|v| v.starts_with(PREFIX))
-            })
-            .count()
-    };
+    let on_page = |p: &Page| fakes_on_page(p, PREFIX);
     let shown = e.wait_for(
         "every container on the page",
         Duration::from_secs(30),
