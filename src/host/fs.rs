@@ -53,12 +53,7 @@ pub fn open_regular(
         Some(d) => openat(d, path, flags, Mode::empty()),
         None => nix::fcntl::open(path, flags, Mode::empty()),
     };
-    let file = match fd {
-        Ok(fd) => File::from(fd),
-        Err(e) if gone_errno(e) => return Err(OpenFail::Absent),
-        Err(Errno::EMFILE | Errno::ENFILE) => return Err(OpenFail::OutOfDescriptors),
-        Err(e) => return Err(OpenFail::Other(e.into())),
-    };
+    let file = opened(fd)?;
     match fstat(file.as_fd()) {
         Ok(st) if st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFREG.bits() => Ok(file),
         Ok(_) => Err(OpenFail::Other(io::Error::new(
@@ -74,7 +69,12 @@ pub fn open_regular(
 /// most of what a container's rarely read files cost.
 pub fn open_cgroup_file(dir: std::os::fd::BorrowedFd<'_>, path: &Path) -> Result<File, OpenFail> {
     let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
-    match openat(dir, path, flags, Mode::empty()) {
+    opened(openat(dir, path, flags, Mode::empty()))
+}
+
+/// An `open`'s result as an [`OpenFail`].
+fn opened(fd: nix::Result<std::os::fd::OwnedFd>) -> Result<File, OpenFail> {
+    match fd {
         Ok(fd) => Ok(File::from(fd)),
         Err(e) if gone_errno(e) => Err(OpenFail::Absent),
         Err(Errno::EMFILE | Errno::ENFILE) => Err(OpenFail::OutOfDescriptors),
