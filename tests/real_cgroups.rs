@@ -245,6 +245,77 @@ fn a_cgroup_removed_while_tracked_departs_with_its_last_sample() {
     assert_eq!(collector.errors.io + collector.errors.malformed, 0);
 }
 
+/// A container removed before its last read (the runtime's `rmdir` came first) departs with
+/// its last complete sample; its network counters are read once more from the `net/dev` still
+/// held open (the namespace outlives the cgroup while it is), so the bytes it moved since that
+/// sample are not lost. Ground truth: what the process sent on its own loopback.
+#[test]
+fn a_cgroup_removed_before_its_last_read_keeps_the_bytes_it_moved() {
+    let l = layout();
+    let mut cg = TestCgroup::new(&l, 11);
+    let child = cg.spawn_perl_in_own_network(
+        "use IO::Socket::INET; $| = 1; \
+         my $r = IO::Socket::INET->new(Proto => 'udp', LocalAddr => '127.0.0.1', LocalPort => 0) \
+           or die qq(bind: $!); \
+         my $s = IO::Socket::INET->new(Proto => 'udp', PeerAddr => '127.0.0.1:' . $r->sockport) \
+           or die qq(connect: $!); \
+         my $go = 0; $SIG{USR1} = sub { $go = 1 }; print qq(ready\\n); sleep 1 until $go; \
+         my ($buf, $in) = ('x' x 1000, ''); \
+         for (1 .. 1000) { $s->send($buf) or die qq(send: $!); $r->recv($in, 2000); } \
+         print qq(sent\\n); sleep 600;",
+    );
+    assert_eq!(read_line(child), "ready");
+    let pid = child.id();
+    let mut collector = Collector::new(l.clone(), ProcRoot::new(Path::new("/proc")));
+    collector.discover();
+    collector.collect();
+    let lo_rx = |s: &CgroupSample| {
+        s.net
+            .iter()
+            .find(|i| i.name.as_str() == "lo")
+            .map(|i| i.rx_bytes)
+    };
+    let before = collector
+        .containers()
+        .find(|c| c.id == cg.id)
+        .and_then(|c| c.sample())
+        .and_then(lo_rx)
+        .expect("the container's own loopback is read");
+    assert!(before < 100_000, "{before} bytes on lo before any was sent");
+
+    let signalled = Command::new("kill")
+        .args(["-USR1", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    assert_eq!(read_line(&mut cg.children[0]), "sent");
+    // The process goes and the cgroup is removed behind the collector's back.
+    for c in &mut cg.children {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+    for d in &cg.dirs {
+        let removed = (0..100).any(|_| {
+            fs::remove_dir(d).is_ok() || {
+                std::thread::sleep(Duration::from_millis(10));
+                false
+            }
+        });
+        assert!(removed, "rmdir {}", d.display());
+    }
+    collector.collect();
+    let departed = collector.take_departed();
+    let c = departed
+        .iter()
+        .find(|c| c.id == cg.id)
+        .expect("departs with its last sample");
+    let after = c.sample().and_then(lo_rx).unwrap_or(0);
+    assert!(
+        after >= before + 1_000_000,
+        "final sample: {after} bytes received on lo, {before} before 1,000,000 were sent"
+    );
+}
+
 #[test]
 fn final_sample_when_the_last_process_leaves() {
     let l = layout();

@@ -197,6 +197,24 @@ impl NetReader {
         }
     }
 
+    /// Reads the counters from a `net/dev` kept open, into `out.net` (replacing what is
+    /// there) when it reads and parses whole; nothing is opened. Returns whether it did.
+    pub(super) fn read_kept(&mut self, buf: &mut Vec<u8>, out: &mut CgroupSample) -> bool {
+        let Net::Open(file) = &self.net else {
+            return false;
+        };
+        let Ok(n) = pread_all(file, buf) else {
+            return false;
+        };
+        let (mut net, mut dropped) = (Vec::new(), 0);
+        if parse::net_dev(&buf[..n], &mut net, &mut dropped).is_err() {
+            return false;
+        }
+        out.net = net;
+        out.net_dropped = dropped;
+        true
+    }
+
     /// Closes `net/dev`: its descriptor keeps the network namespace alive.
     pub(super) fn close(&mut self) {
         self.net = Net::Unknown;

@@ -411,6 +411,14 @@ impl CgroupReader {
         self.events_stale = true;
     }
 
+    /// Reads the network counters into `out.net` from a `net/dev` kept open, and nothing
+    /// else: its descriptor keeps the namespace alive after the cgroup's files are gone, so a
+    /// container removed before its last read still ends with the bytes it moved. Returns
+    /// whether they were read.
+    pub fn read_kept_network(&mut self, buf: &mut Vec<u8>, out: &mut CgroupSample) -> bool {
+        self.net.read_kept(buf, out)
+    }
+
     /// Closes `net/dev`: its descriptor keeps the network namespace alive, which must not
     /// outlive the container's processes.
     pub fn close_net(&mut self) {

@@ -474,10 +474,15 @@ impl Tracked {
                 Ok(())
             }
             Err(Gone) => {
-                // The partial read is dropped; the last complete sample is the final one.
+                // The partial read is dropped; the last complete sample is the final one,
+                // with the network counters of now where `net/dev` is still open (its
+                // namespace outlives the cgroup's files while it is).
                 std::mem::swap(&mut s.current, &mut s.previous);
                 s.current_at = s.previous_at;
                 s.previous_at = None;
+                if s.current_at.is_some() {
+                    self.reader.read_kept_network(buf, &mut s.current);
+                }
                 Err(Gone)
             }
         }

@@ -145,6 +145,24 @@ impl TestCgroup {
         self.children.push(child);
         self.children.last_mut().unwrap()
     }
+
+    /// As [`spawn_perl`](Self::spawn_perl), in a network namespace of its own whose loopback
+    /// is up (`unshare -n` runs in the same process: the cgroup's first process is perl).
+    pub fn spawn_perl_in_own_network(&mut self, code: &str) -> &mut Child {
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(
+                r#"for f in "$@"; do echo $$ > "$f" || exit 99; done; exec unshare -n sh -c 'ip link set lo up && exec perl -e "$CE_PERL"'"#,
+            )
+            .arg("sh")
+            .args(self.procs_files())
+            .env("CE_PERL", code)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn sh");
+        self.children.push(child);
+        self.children.last_mut().unwrap()
+    }
 }
 
 impl Drop for TestCgroup {
