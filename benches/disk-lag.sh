@@ -9,6 +9,7 @@
 #
 # BIG_FILES=N adds a busy container (its CPU time moves every 0.2 s) whose layer holds N files
 # of 10 bytes, written from the host before it starts, walked over and over meanwhile.
+# BUDGET=F passes --disk-cpu-budget F (default: the exporter's own default).
 #
 # As root, with Docker running and the test image (ce-busybox:test) built. BIN names the binary
 # (default: target/debug/container-exporter, built if missing; the lag does not depend on it).
@@ -18,7 +19,7 @@ bin=${BIN:-target/debug/container-exporter}
 [ -x "$bin" ] || cargo build --quiet
 port=$((20000 + RANDOM % 10000))
 "$bin" --prometheus-listen 127.0.0.1:$port --interval "$interval" --disk-interval "$disk_interval" \
-    > /dev/null 2>&1 &
+    ${BUDGET:+--disk-cpu-budget "$BUDGET"} > /dev/null 2>&1 &
 exporter=$!
 name=ce-disk-lag-$$
 trap 'kill $exporter 2>/dev/null; docker rm -f $name $name-big > /dev/null 2>&1 || true' EXIT
@@ -54,6 +55,6 @@ for ((r = 0; r < runs; r++)); do
     while [ "$(value)" = "$before" ]; do sleep 0.1; done
     t1=$(date +%s.%N)
     awk -v a="$t0" -v b="$t1" -v i="$interval" -v d="$disk_interval" \
-        -v big="${BIG_FILES:-0}" \
-        'BEGIN { printf "--interval %s --disk-interval %s, busy layer of %d files beside it: a 10 MiB write shown after %.1f s\n", i, d, big, b - a }'
+        -v big="${BIG_FILES:-0}" -v budget="${BUDGET:-default}" \
+        'BEGIN { printf "--interval %s --disk-interval %s --disk-cpu-budget %s, busy layer of %d files beside it: a 10 MiB write shown after %.1f s\n", i, d, budget, big, b - a }'
 done
