@@ -36,14 +36,16 @@ pub struct DiskArgs {
     )]
     pub disk_idle_interval: Duration,
 
-    /// The share of one CPU the disk thread may use, as `5%` or `0.05`. Walks are cut into
+    /// The share of one CPU the disk thread may use, as `2%` or `0.02`. Walks are cut into
     /// slices of a few milliseconds with pauses between them to keep within it; on a host with
     /// more files than that allows in `--disk-interval`, usage gets older instead
-    /// (`container_exporter_disk_lag_seconds` says by how much).
+    /// (`container_exporter_disk_lag_seconds` says by how much). A small container's write
+    /// shows as soon at 1 % as at 10 %: the budget sets how often the largest layers are
+    /// walked (2 %: about 10,000 entries a second, a layer of half a million files a minute).
     #[arg(
         long,
         env = "CONTAINER_EXPORTER_DISK_CPU_BUDGET",
-        default_value = "5%",
+        default_value = "2%",
         value_parser = parse_share,
         value_name = "SHARE"
     )]

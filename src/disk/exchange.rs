@@ -24,7 +24,7 @@ pub struct DiskConfig {
     pub interval: Duration,
     /// Every container is walked at least this often (writes from outside it).
     pub idle_interval: Duration,
-    /// Share of one CPU the disk thread may use (0.05 = 5 %).
+    /// Share of one CPU the disk thread may use (0.02 = 2 %).
     pub cpu_budget: f64,
     /// The kubelet's root (`/var/lib/kubelet`): pods' `emptyDir` volumes.
     pub kubelet_root: PathBuf,
@@ -74,7 +74,7 @@ impl Default for DiskConfig {
             proc_root: PathBuf::from("/proc"),
             interval: Duration::from_secs(60),
             idle_interval: Duration::from_secs(600),
-            cpu_budget: 0.05,
+            cpu_budget: 0.02,
             // The kubelet's defaults (`--root-dir`, `podLogsDir`).
             kubelet_root: PathBuf::from("/var/lib/kubelet"),
             pod_logs_dir: PathBuf::from("/var/log/pods"),
