@@ -11,7 +11,9 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use container_exporter::cgroup::{CgroupReader, CgroupSample, LayoutKind, OpenOptions, ProcRoot};
+use container_exporter::cgroup::{
+    CgroupReader, CgroupSample, LayoutKind, NetSource, OpenOptions, ProcRoot,
+};
 use container_exporter::discovery;
 
 use common::TempDir;
@@ -141,5 +143,92 @@ fn failcnt_is_read_every_tick_only_under_a_memory_limit() {
         failcnt(&mut reader),
         Some(hit),
         "the count under the new limit, at the next tick"
+    );
+}
+
+/// v2 `memory.swap.current` under `memory.swap.max` 0 (what runc writes for a memory limit
+/// with no swap over it, as for every Kubernetes container with one): the kernel refuses a swap
+/// charge past the limit (`page_counter_try_charge`), so a count of 0 cannot move and the file
+/// is read with the limits; with swap allowed, or swap still in use, every tick. This host's
+/// unified hierarchy has no memory controller, so the reader runs over a copy of the VM's real
+/// v2 files (the VM test reads real ones), the kernel's side of the rule being the refusal above.
+#[test]
+fn swap_is_read_every_tick_unless_the_container_may_not_swap_and_uses_none() {
+    let mount = TempDir::new();
+    let dir = mount.0.join("ctr");
+    fs::create_dir_all(&dir).unwrap();
+    let (current, max) = (dir.join("memory.swap.current"), dir.join("memory.swap.max"));
+    let fixture = |f: &str| {
+        fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("testdata/linux-6.1-cgroup-v2")
+                .join(f),
+        )
+        .unwrap()
+    };
+    // No swap used (the fixture's 0), none allowed.
+    fs::write(&current, fixture("memory.swap.current")).unwrap();
+    fs::write(&max, b"0\n").unwrap();
+    let layout = container_exporter::cgroup::Layout {
+        kind: LayoutKind::V2,
+        unified: Some(mount.0.clone()),
+        cpu: None,
+        cpuacct: None,
+        memory: None,
+        blkio: None,
+        pids: None,
+        systemd: None,
+    };
+    let options = OpenOptions {
+        limits_every: Duration::from_secs(36_000),
+        ..OpenOptions::default()
+    };
+    let mut reader = CgroupReader::open_with(&layout, Path::new("ctr"), options)
+        .unwrap()
+        .with_net_source(NetSource::Skip);
+    let mut swap = |r: &mut CgroupReader| {
+        let (mut buf, mut sample) = (Vec::new(), CgroupSample::default());
+        r.read(
+            &ProcRoot::new(Path::new("/proc")),
+            &mut buf,
+            &mut sample,
+            &mut |e| panic!("{e}"),
+        )
+        .expect("the copy is there");
+        sample.memory.swap
+    };
+    // Past the first seconds, when every file is read at every read.
+    std::thread::sleep(discovery::RETRY_AFTER_DISCOVERY);
+    assert_eq!(swap(&mut reader), Some(0));
+    assert!(
+        !every_tick(&reader, "memory.swap.current"),
+        "no swap allowed and none used: not read every tick"
+    );
+    // A change the kernel cannot make under the 0 limit is not seen: its last content stands in.
+    fs::write(&current, b"4096\n").unwrap();
+    assert_eq!(swap(&mut reader), Some(0), "skipped");
+
+    // Swap allowed (the fixture's `max` of a runc container): read with the limits, then every
+    // tick.
+    fs::write(&max, fixture("runc/memory.swap.max")).unwrap();
+    reader.refresh_limits();
+    assert_eq!(swap(&mut reader), Some(4096), "read with the limits");
+    assert!(every_tick(&reader, "memory.swap.current"), "swap allowed");
+    fs::write(&current, b"8192\n").unwrap();
+    assert_eq!(swap(&mut reader), Some(8192), "and at every tick");
+
+    // The limit lowered to 0 while swap is in use: the count can still fall (pages swapped in),
+    // so it is read every tick until it is 0.
+    fs::write(&max, b"0\n").unwrap();
+    reader.refresh_limits();
+    assert_eq!(swap(&mut reader), Some(8192));
+    assert!(every_tick(&reader, "memory.swap.current"), "swap in use");
+    fs::write(&current, b"0\n").unwrap();
+    assert_eq!(swap(&mut reader), Some(0), "read as it falls");
+    reader.refresh_limits();
+    assert_eq!(swap(&mut reader), Some(0));
+    assert!(
+        !every_tick(&reader, "memory.swap.current"),
+        "none used and none allowed: with the limits again"
     );
 }

@@ -71,6 +71,12 @@ pub enum Cadence {
     /// v1 blkio: at every read once it accounts a device (it lists one only after some
     /// cgroup had a throttle rule on it), else with the limits.
     OnceCounting,
+    /// v2 `memory.swap.current`: at every read, but with the limits while the container may
+    /// not swap (`memory.swap.max` 0, as runc writes for a memory limit with no swap over it:
+    /// every Kubernetes container with a memory limit) and uses none. The kernel refuses a
+    /// swap charge past the limit of the cgroup or of any ancestor
+    /// (`page_counter_try_charge`), so from 0 under a 0 limit the count cannot move.
+    UnlessSwapOff,
 }
 
 impl Cadence {
@@ -79,9 +85,11 @@ impl Cadence {
     /// nothing, so it has nothing to keep.
     pub fn kept(self) -> bool {
         match self {
-            Cadence::Limit | Cadence::Events | Cadence::UnderQuota | Cadence::UnderMemoryLimit => {
-                true
-            }
+            Cadence::Limit
+            | Cadence::Events
+            | Cadence::UnderQuota
+            | Cadence::UnderMemoryLimit
+            | Cadence::UnlessSwapOff => true,
             Cadence::Tick | Cadence::OnceCounting => false,
         }
     }
@@ -352,7 +360,7 @@ pub static PLAN: &[FileDef] = plan! {
     Unified "memory.stat"                 V2 Tick       => memory_stat_v2;
     Unified "memory.peak"                 V2 Tick       => single!(memory.peak);
     Unified "memory.events"               V2 Tick       => memory_events;
-    Unified "memory.swap.current"         V2 Tick       => single!(memory.swap);
+    Unified "memory.swap.current"         V2 UnlessSwapOff => single!(memory.swap);
     Unified "pids.current"                V2 Tick       => single!(pids.current);
     Unified "pids.max"                    V2 Limit      => pids_max;
     Unified "io.stat"                     V2 Tick       => io_stat;

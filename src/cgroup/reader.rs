@@ -28,7 +28,7 @@ use super::layout::Layout;
 use super::net::{NetReader, NetSource, ProcRoot};
 use super::place::{ReaderPlace, doing};
 use super::plan::{self, Cadence, FileDef, Hier, Partial};
-use super::sample::CgroupSample;
+use super::sample::{CgroupSample, Limit};
 use super::{Gone, OpenError, ReadError, ReadErrorKind};
 use crate::host::fs::{
     OpenFail, gone_errno, is_out_of_descriptors, open_cgroup_file, open_regular, pread_all,
@@ -77,6 +77,9 @@ pub(super) struct TickSet {
     /// once some cgroup had a throttle rule on it (a host-wide event), and show `Total 0`
     /// until then; counting starts then, so reading them late loses nothing.
     pub io_seen: bool,
+    /// v2: the container may not swap (`memory.swap.max` 0) and uses no swap, so
+    /// `memory.swap.current` cannot move.
+    pub swap_off: bool,
 }
 
 impl TickSet {
@@ -88,6 +91,7 @@ impl TickSet {
             Cadence::UnderQuota => self.quota,
             Cadence::UnderMemoryLimit => self.memory_limit,
             Cadence::OnceCounting => self.io_seen,
+            Cadence::UnlessSwapOff => !self.swap_off,
         }
     }
 }
@@ -702,6 +706,8 @@ impl CgroupReader {
         if limits_due {
             self.ticks.quota = out.cpu.quota_us.is_some();
             self.ticks.memory_limit = out.memory.limit.is_some();
+            self.ticks.swap_off =
+                out.spec.memory_swap_limit == Some(Limit::Value(0)) && out.memory.swap == Some(0);
             self.schedule_limits(now);
         }
         let keep_open = self.options.keep_open;

@@ -256,6 +256,7 @@ mod tests {
                         Cadence::Tick
                         | Cadence::UnderQuota
                         | Cadence::UnderMemoryLimit
+                        | Cadence::UnlessSwapOff
                         | Cadence::OnceCounting => true,
                         Cadence::Limit | Cadence::Events => !lean,
                     })
