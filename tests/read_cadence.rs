@@ -186,7 +186,7 @@ fn swap_is_read_every_tick_unless_the_container_may_not_swap_and_uses_none() {
     let mut reader = CgroupReader::open_with(&layout, Path::new("ctr"), options)
         .unwrap()
         .with_net_source(NetSource::Skip);
-    let mut swap = |r: &mut CgroupReader| {
+    let swap = |r: &mut CgroupReader| {
         let (mut buf, mut sample) = (Vec::new(), CgroupSample::default());
         r.read(
             &ProcRoot::new(Path::new("/proc")),
