@@ -284,8 +284,9 @@ pub trait Sink {
 
 /// What `emit` needs besides the current sample.
 pub struct Context<'a> {
-    /// The previous sample of the same cgroup (same inode) and the seconds between the two.
-    pub previous: Option<(&'a CgroupSample, f64)>,
+    /// The CPU time (ns) of the previous sample of the same cgroup (same inode), and the
+    /// seconds between the two.
+    pub previous_cpu: Option<(u64, f64)>,
     /// Seconds since the cgroup was created.
     pub uptime: Option<f64>,
     /// The latest disk figures (from the disk thread), when known.
@@ -344,8 +345,7 @@ pub fn emit_metric(m: Metric, s: &CgroupSample, ctx: &Context<'_>, sink: &mut dy
             secs(sink, m, &["system"], cpu.system_ns.map(ns_to_s));
         }
         M::CpuUsage => {
-            if let (Some(now), Some((prev, dt))) = (cpu.usage_ns, ctx.previous)
-                && let Some(before) = prev.cpu.usage_ns
+            if let (Some(now), Some((before, dt))) = (cpu.usage_ns, ctx.previous_cpu)
                 && dt > 0.0
                 && now >= before
             {

@@ -271,7 +271,7 @@ impl Sink for Points {
 
 fn emitted(s: &CgroupSample, metric: Metric) -> Vec<Value> {
     let ctx = Context {
-        previous: None,
+        previous_cpu: None,
         uptime: None,
         disk: None,
         exit: None,

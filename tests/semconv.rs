@@ -326,7 +326,7 @@ fn names_match_the_semantic_conventions_registry() {
         device: None,
     };
     let ctx = Context {
-        previous: Some((&sample, 1.0)),
+        previous_cpu: sample.cpu.usage_ns.map(|ns| (ns, 1.0)),
         uptime: Some(1.0),
         exit: None,
         disk: Some(&disk),

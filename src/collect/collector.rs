@@ -20,7 +20,8 @@ use super::fds::{FdBudget, Holder};
 use super::state::ContainerState;
 use crate::cgroup::parse::ErrorKind;
 use crate::cgroup::{
-    CgroupReader, Gone, Layout, NetSource, OpenError, ProcRoot, ReadError, ReadErrorKind,
+    CgroupReader, CgroupSample, Gone, Layout, NetSource, OpenError, ProcRoot, ReadError,
+    ReadErrorKind,
 };
 use crate::discovery::{self, Found, Kind};
 use crate::disk::DiskSample;
@@ -44,6 +45,8 @@ pub struct Collector {
     unopened: HashMap<String, Found>,
     departed: Vec<ContainerState>,
     buf: Vec<u8>,
+    /// The sample being read, swapped with the container's current one when complete.
+    scratch: CgroupSample,
     pub errors: ReadErrorCounts,
     /// Containers whose end was seen, each counted once however it was noticed: a rescan or
     /// inotify that no longer finds its directory, a read that finds it gone, a new
@@ -97,6 +100,7 @@ impl Collector {
             unopened: HashMap::new(),
             departed: Vec::new(),
             buf: vec![0; 64 * 1024],
+            scratch: CgroupSample::default(),
             errors: ReadErrorCounts::default(),
             removals: 0,
             tick_errors: Vec::new(),
@@ -266,6 +270,7 @@ impl Collector {
         let result = t.read(
             &self.proc_root,
             &mut self.buf,
+            &mut self.scratch,
             &mut self.tick_errors,
             &mut self.errors,
         );
@@ -347,6 +352,7 @@ impl Collector {
             let result = t.read(
                 &self.proc_root,
                 &mut self.buf,
+                &mut self.scratch,
                 &mut self.tick_errors,
                 &mut self.errors,
             );
@@ -451,23 +457,26 @@ impl Holder for Tracked {
 }
 
 impl Tracked {
-    /// Reads the container: on success the new sample becomes current and the old one
-    /// previous; when it is gone, the last complete sample stays current.
+    /// Reads the container into `scratch` (the collector's one spare sample): on success it
+    /// becomes current, and the old one, with its buffers, the spare for the next read; when
+    /// the container is gone, the last complete sample stays current.
     pub fn read(
         &mut self,
         proc_root: &ProcRoot,
         buf: &mut Vec<u8>,
+        scratch: &mut CgroupSample,
         errors: &mut Vec<ReadError>,
         counts: &mut ReadErrorCounts,
     ) -> Result<(), Gone> {
         let s = &mut self.state;
-        std::mem::swap(&mut s.current, &mut s.previous);
-        s.previous_at = s.current_at;
-        match self.reader.read(proc_root, buf, &mut s.current, &mut |e| {
+        match self.reader.read(proc_root, buf, scratch, &mut |e| {
             counts.count(&e);
             errors.push(e);
         }) {
             Ok(()) => {
+                std::mem::swap(&mut s.current, scratch);
+                s.previous_cpu_ns = scratch.cpu.usage_ns;
+                s.previous_at = s.current_at;
                 s.current_at = Some(Instant::now());
                 counts.dropped_devices += u64::from(s.current.io_dropped);
                 counts.dropped_interfaces += u64::from(s.current.net_dropped);
@@ -477,8 +486,6 @@ impl Tracked {
                 // The partial read is dropped; the last complete sample is the final one,
                 // with the network counters of now where `net/dev` is still open (its
                 // namespace outlives the cgroup's files while it is).
-                std::mem::swap(&mut s.current, &mut s.previous);
-                s.current_at = s.previous_at;
                 s.previous_at = None;
                 if s.current_at.is_some() {
                     self.reader.read_kept_network(buf, &mut s.current);

@@ -8,7 +8,8 @@
 //! - [`fds`]: the descriptors the containers' files may hold, and which files stay open when
 //!   they run short.
 //! - [`state`]: what the outputs read of each container ([`ContainerState`], [`Described`]):
-//!   the last two samples, so rates can be computed, its disk figures and exit.
+//!   the last sample and the CPU time of the one before (for the usage rate), its disk
+//!   figures and exit.
 
 pub mod collector;
 pub mod fds;

@@ -1,5 +1,6 @@
 //! What the outputs read of each container: its state ([`ContainerState`]: identity, the last
-//! two samples, its disk figures and exit, what it shows), kept after the container is gone,
+//! sample and the CPU time of the one before, its disk figures and exit, what it shows), kept
+//! after the container is gone,
 //! and the same with what its runtime says ([`Described`]).
 
 use std::path::PathBuf;
@@ -29,7 +30,9 @@ pub struct ContainerState {
     pub created: SystemTime,
     pub(super) current: CgroupSample,
     pub(super) current_at: Option<Instant>,
-    pub(super) previous: CgroupSample,
+    /// The CPU time (ns) of the sample before `current`, for the usage rate: all that the
+    /// outputs need of it (a whole sample per container would be 1 KB of 1,000 kept for it).
+    pub(super) previous_cpu_ns: Option<u64>,
     pub(super) previous_at: Option<Instant>,
     /// The latest disk figures (writable layer, logs, a pod's ephemeral storage) from the disk
     /// thread, attached at each tick; `None` before the first walk or with disk usage off.
@@ -112,15 +115,16 @@ impl ContainerState {
 
     fn context(&self, now: SystemTime) -> Option<Context<'_>> {
         let at = self.current_at?;
-        let previous = self
+        let previous_cpu = self
             .previous_at
-            .map(|p| (&self.previous, at.duration_since(p).as_secs_f64()));
+            .zip(self.previous_cpu_ns)
+            .map(|(p, ns)| (ns, at.duration_since(p).as_secs_f64()));
         let uptime = now
             .duration_since(self.created)
             .ok()
             .map(|d| d.as_secs_f64());
         Some(Context {
-            previous,
+            previous_cpu,
             uptime,
             disk: self.disk.as_deref(),
             exit: self.exit.as_ref(),
@@ -146,7 +150,7 @@ impl ContainerState {
             created,
             current,
             current_at: Some(now),
-            previous,
+            previous_cpu_ns: previous.cpu.usage_ns,
             previous_at: now.checked_sub(interval),
             disk: None,
             exit: None,
