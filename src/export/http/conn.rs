@@ -168,24 +168,86 @@ impl Drop for ResponseGuard {
 }
 
 /// A response body: the bytes handed over in copied chunks, with the guard that counts the
-/// response in flight until the last chunk was taken.
+/// response in flight until the last chunk was taken. A page kept only compressed is sent
+/// plain by decompressing it chunk by chunk as the client takes them, so that a client that
+/// does not read holds the inflater's state (tens of KiB), not a whole decompressed page.
 pub struct Held {
-    data: Bytes,
-    pos: usize,
+    source: Source,
     guard: Option<ResponseGuard>,
+}
+
+enum Source {
+    Bytes {
+        data: Bytes,
+        pos: usize,
+    },
+    Gunzip {
+        dec: Box<flate2::read::GzDecoder<std::io::Cursor<Bytes>>>,
+        /// Plain bytes still to come.
+        left: usize,
+    },
 }
 
 impl Held {
     pub fn new(data: Bytes, guard: Option<ResponseGuard>) -> Held {
         Held {
-            data,
-            pos: 0,
+            source: Source::Bytes { data, pos: 0 },
+            guard,
+        }
+    }
+
+    /// The plain text of `gzip` (the daemon's own compression of `plain_len` bytes),
+    /// decompressed as it is taken.
+    pub fn gunzip(gzip: Bytes, plain_len: usize, guard: Option<ResponseGuard>) -> Held {
+        let dec = flate2::read::GzDecoder::new(std::io::Cursor::new(gzip));
+        Held {
+            source: Source::Gunzip {
+                dec: Box::new(dec),
+                left: plain_len,
+            },
             guard,
         }
     }
 
     pub fn empty() -> Held {
         Held::new(Bytes::new(), None)
+    }
+
+    fn left(&self) -> usize {
+        match &self.source {
+            Source::Bytes { data, pos } => data.len() - (*pos).min(data.len()),
+            Source::Gunzip { left, .. } => *left,
+        }
+    }
+
+    /// The next chunk, or `None` at the end.
+    fn next_chunk(&mut self) -> Option<Bytes> {
+        match &mut self.source {
+            Source::Bytes { data, pos } => {
+                if *pos >= data.len() {
+                    return None;
+                }
+                let end = (*pos + CHUNK).min(data.len());
+                let chunk = Bytes::copy_from_slice(&data[*pos..end]);
+                *pos = end;
+                Some(chunk)
+            }
+            Source::Gunzip { dec, left } => {
+                if *left == 0 {
+                    return None;
+                }
+                let mut chunk = vec![0; CHUNK.min(*left)];
+                // Cannot fail: the bytes are the daemon's own compression of the page, of
+                // exactly `left` more bytes. Were it to, the body ends short and hyper drops
+                // the connection rather than send a wrong length.
+                if std::io::Read::read_exact(dec.as_mut(), &mut chunk).is_err() {
+                    *left = 0;
+                    return None;
+                }
+                *left -= chunk.len();
+                Some(Bytes::from(chunk))
+            }
+        }
     }
 }
 
@@ -197,29 +259,24 @@ impl Body for Held {
         mut self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        if self.pos >= self.data.len() {
+        let chunk = self.next_chunk();
+        if chunk.is_none() || self.left() == 0 {
+            // The page is no longer needed once its last chunk is taken.
             self.guard = None;
-            self.data = Bytes::new();
-            return Poll::Ready(None);
+            self.source = Source::Bytes {
+                data: Bytes::new(),
+                pos: 0,
+            };
         }
-        let end = (self.pos + CHUNK).min(self.data.len());
-        let chunk = Bytes::copy_from_slice(&self.data[self.pos..end]);
-        self.pos = end;
-        if end == self.data.len() {
-            // The page is no longer needed once its last chunk is copied.
-            self.guard = None;
-            self.data = Bytes::new();
-            self.pos = 0;
-        }
-        Poll::Ready(Some(Ok(Frame::data(chunk))))
+        Poll::Ready(chunk.map(|c| Ok(Frame::data(c))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.pos >= self.data.len()
+        self.left() == 0
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact((self.data.len() - self.pos.min(self.data.len())) as u64)
+        SizeHint::with_exact(self.left() as u64)
     }
 }
 

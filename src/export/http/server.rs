@@ -45,7 +45,7 @@ const H2_STREAMS: u32 = 8;
 /// One rendered page. A large one is kept only gzip-compressed ([`Page::new`]): at 1,000
 /// containers the plain page is 3.2 MB and its gzip 0.15 MB, and Prometheus always asks for
 /// gzip; the daemon compresses it while rendering ([`PageGzip`]), and a client that does not
-/// accept gzip gets it decompressed for its request. A small one is kept plain and compressed
+/// accept gzip gets it decompressed as it reads ([`Held::gunzip`]). A small one is kept plain and compressed
 /// on the first request that asks ([`Page::plain_text`]): compressing every tick would cost
 /// more than the memory it saves.
 pub struct Page {
@@ -117,6 +117,14 @@ impl Page {
                 let _ = flate2::read::GzDecoder::new(&gzip[..]).read_to_end(&mut out);
                 Bytes::from(out)
             }
+        }
+    }
+
+    /// A page kept only compressed: its gzip and the length of its text.
+    pub fn compressed(&self) -> Option<(&Bytes, usize)> {
+        match &self.body {
+            Body::Gzip { gzip, plain_len } => Some((gzip, *plain_len)),
+            Body::Plain { .. } => None,
         }
     }
 
@@ -465,13 +473,14 @@ impl Server {
             .fetch_max(page.generation, Ordering::AcqRel);
         add(&self.state.telemetry.scrapes, 1);
         let gzip = accepts_gzip(req.headers());
-        let body = if gzip {
-            page.gzipped().clone()
-        } else {
-            page.plain()
-        };
         let guard = ResponseGuard::new(conn.clone(), &self.registry, page.generation, Some(permit));
-        let mut r = Response::new(Held::new(body, Some(guard)));
+        let body = match (gzip, page.compressed()) {
+            (true, _) => Held::new(page.gzipped().clone(), Some(guard)),
+            // Decompressed as the client reads: one that stalls holds no copy of the page.
+            (false, Some((gz, plain_len))) => Held::gunzip(gz.clone(), plain_len, Some(guard)),
+            (false, None) => Held::new(page.plain(), Some(guard)),
+        };
+        let mut r = Response::new(body);
         let h = r.headers_mut();
         h.insert(
             CONTENT_TYPE,
