@@ -40,6 +40,8 @@ pub struct Conn {
     /// The oldest page generation a response in flight is cut from.
     pub generation: AtomicU64,
     pub cancel: Notify,
+    /// Closed to make room: counted in [`Registry::closing`] until its task has ended.
+    evicted: std::sync::atomic::AtomicBool,
 }
 
 /// The connections of one server.
@@ -48,6 +50,11 @@ pub struct Registry {
     next: AtomicU64,
     pub epoch: Instant,
     pub cap: usize,
+    /// Connections told to close to make room whose socket is not closed yet: each closes
+    /// when its task next runs, which under load can be after many more accepts.
+    closing: AtomicUsize,
+    /// Signalled when one of those has closed.
+    pub closed: Notify,
 }
 
 impl Registry {
@@ -57,7 +64,21 @@ impl Registry {
             next: AtomicU64::new(0),
             epoch: Instant::now(),
             cap,
+            closing: AtomicUsize::new(0),
+            closed: Notify::new(),
         }
+    }
+
+    /// Connections told to close whose socket is still open.
+    pub fn closing(&self) -> usize {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Tells `c` (already out of the list) to close, and counts it until it has.
+    fn evict(&self, c: Arc<Conn>) {
+        c.evicted.store(true, Ordering::Release);
+        self.closing.fetch_add(1, Ordering::AcqRel);
+        c.cancel.notify_one();
     }
 
     pub fn now_ms(&self) -> u64 {
@@ -76,7 +97,7 @@ impl Registry {
         let mut conns = self.lock();
         if conns.len() >= self.cap {
             let victim = pick(&conns, now)?;
-            conns.swap_remove(victim).cancel.notify_one();
+            self.evict(conns.swap_remove(victim));
         }
         let c = Arc::new(Conn {
             id: self.next.fetch_add(1, Ordering::Relaxed),
@@ -86,6 +107,7 @@ impl Registry {
             last_activity: AtomicU64::new(now),
             generation: AtomicU64::new(u64::MAX),
             cancel: Notify::new(),
+            evicted: std::sync::atomic::AtomicBool::new(false),
         });
         conns.push(c.clone());
         Some(c)
@@ -103,12 +125,16 @@ impl Registry {
             .filter(|(_, c)| c.id != except.id && busy(c) && stalled(c, now))
             .min_by_key(|(_, c)| c.last_write.load(Ordering::Relaxed))
             .map(|(i, _)| i);
-        idx.map(|i| conns.swap_remove(i).cancel.notify_one())
-            .is_some()
+        idx.map(|i| self.evict(conns.swap_remove(i))).is_some()
     }
 
+    /// The connection's task has ended (its socket is closed).
     pub fn remove(&self, c: &Conn) {
         self.lock().retain(|o| o.id != c.id);
+        if c.evicted.load(Ordering::Acquire) {
+            self.closing.fetch_sub(1, Ordering::AcqRel);
+            self.closed.notify_one();
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -39,6 +39,8 @@ const SLOT_WAIT: Duration = Duration::from_secs(1);
 const WATCHDOG_EVERY: Duration = Duration::from_millis(250);
 /// bcrypt checks at once (each takes tens of milliseconds of CPU).
 const AUTH_PARALLEL: usize = 2;
+/// Connections closed to make room whose sockets may still be open before accepting waits.
+const CLOSING_MAX: usize = 4;
 /// Streams per HTTP/2 connection.
 const H2_STREAMS: u32 = 8;
 
@@ -567,6 +569,18 @@ pub async fn serve(
     let mut refused: u64 = 0;
     tokio::pin!(shutdown);
     loop {
+        // Connections closed to make room close when their tasks next run: accept no more
+        // until most have, so that open sockets stay near the cap in a rush of connections
+        // (the kernel's backlog holds the newcomers meanwhile).
+        let waited = Instant::now();
+        while server.registry.closing() >= CLOSING_MAX && waited.elapsed() < Duration::from_secs(1)
+        {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = server.registry.closed.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
         let stream = tokio::select! {
             _ = &mut shutdown => return,
             accepted = listener.accept() => match accepted {
