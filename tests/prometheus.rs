@@ -177,8 +177,10 @@ fn prometheus_scrapes_the_page_and_returns_the_expected_series() {
         }
     };
     assert!(burned > 0.1, "the workload burned only {burned} s");
-    // 10 %, plus a little for the shell, runc's init and `time` itself (as tests/docker.rs).
-    let (lo, hi) = (burned * 0.9 - 0.05, burned * 1.1 + 0.05);
+    // 10 %, plus a little for the shell, runc's init and `time` itself, which the cgroup is
+    // charged for and `time` does not see: 0.05 s below, 0.1 s above (a loaded CI machine
+    // measured 0.076 s more than a 0.26 s workload: mostly system time of the start).
+    let (lo, hi) = (burned * 0.9 - 0.05, burned * 1.1 + 0.1);
     let q = format!(
         "container_cpu_time_seconds_total{{container_name=\"{}\"}}",
         plain.name

@@ -75,7 +75,7 @@ fetch_pkg() {   # fetch_pkg PKG...: download + unpack into $CACHE/root (never in
     dpkg -x "$deb" "$CACHE/root"
   done
 }
-is_static() { ! ldd "$1" >/dev/null 2>&1 || ldd "$1" 2>&1 | grep -q 'statically linked'; }
+is_static() { ! ldd "$1" >/dev/null 2>&1 || ldd "$1" 2>&1 | grep 'statically linked' >/dev/null; }
 
 # kernel: a Debian kernel .deb (vmlinuz + modules + config)
 KERNEL=$(ls "$CACHE"/root/boot/vmlinuz-* 2>/dev/null | head -1 || true)
@@ -128,7 +128,10 @@ else
   QEMU=$CACHE/root/usr/bin/qemu-system-x86_64
   [ -x "$QEMU" ] && [ -e "$CACHE/root/usr/share/seabios/bios-256k.bin" ] ||
     fetch_pkg qemu-system-x86 qemu-system-common qemu-system-data seabios
-  if ldd "$QEMU" | grep -q 'not found'; then
+  # Captured first: under pipefail, `ldd | grep -q` fails when grep's early exit kills ldd
+  # with SIGPIPE, and the missing libraries went uninstalled (qemu then exits 127).
+  missing=$(ldd "$QEMU" 2>&1 | grep 'not found' || true)
+  if [ -n "$missing" ]; then
     libs=$(apt-cache depends qemu-system-x86 qemu-system-common 2>/dev/null |
            awk '/ Depends: lib/{print $2}' | sort -u | tr '\n' ' ')
     [ -n "$libs" ] || { apt_update_once; libs=$(apt-cache depends qemu-system-x86 qemu-system-common |
