@@ -24,8 +24,8 @@ fn every_tick(reader: &CgroupReader, name: &str) -> bool {
     reader.per_tick().any(|f| f.name == name)
 }
 
-/// Reads the reader once; returns `memory.failcnt` as sampled.
-fn failcnt(reader: &mut CgroupReader) -> Option<u64> {
+/// Reads the reader once; returns the sample.
+fn read_once(reader: &mut CgroupReader) -> CgroupSample {
     let (mut buf, mut sample) = (Vec::new(), CgroupSample::default());
     reader
         .read(
@@ -35,7 +35,12 @@ fn failcnt(reader: &mut CgroupReader) -> Option<u64> {
             &mut |e| panic!("{e}"),
         )
         .expect("the cgroup is there");
-    sample.memory.failcnt
+    sample
+}
+
+/// Reads the reader once; returns `memory.failcnt` as sampled.
+fn failcnt(reader: &mut CgroupReader) -> Option<u64> {
+    read_once(reader).memory.failcnt
 }
 
 fn number(path: &Path) -> u64 {
@@ -186,17 +191,7 @@ fn swap_is_read_every_tick_unless_the_container_may_not_swap_and_uses_none() {
     let mut reader = CgroupReader::open_with(&layout, Path::new("ctr"), options)
         .unwrap()
         .with_net_source(NetSource::Skip);
-    let swap = |r: &mut CgroupReader| {
-        let (mut buf, mut sample) = (Vec::new(), CgroupSample::default());
-        r.read(
-            &ProcRoot::new(Path::new("/proc")),
-            &mut buf,
-            &mut sample,
-            &mut |e| panic!("{e}"),
-        )
-        .expect("the copy is there");
-        sample.memory.swap
-    };
+    let swap = |r: &mut CgroupReader| read_once(r).memory.swap;
     // Past the first seconds, when every file is read at every read.
     std::thread::sleep(discovery::RETRY_AFTER_DISCOVERY);
     assert_eq!(swap(&mut reader), Some(0));

@@ -37,6 +37,20 @@ fn read_once(l: &Layout, cg: &TestCgroup) -> CgroupSample {
     sample
 }
 
+/// Removes the cgroup's directories behind the collector's back (its processes gone), each
+/// as soon as the kernel lets it.
+fn remove_dirs(cg: &TestCgroup) {
+    for d in &cg.dirs {
+        let removed = (0..100).any(|_| {
+            fs::remove_dir(d).is_ok() || {
+                std::thread::sleep(Duration::from_millis(10));
+                false
+            }
+        });
+        assert!(removed, "rmdir {}", d.display());
+    }
+}
+
 /// The layout this host would have without its unified hierarchy: pure v1.
 fn v1_only(l: &Layout) -> Layout {
     Layout {
@@ -217,17 +231,7 @@ fn a_cgroup_removed_while_tracked_departs_with_its_last_sample() {
         c.kill().unwrap();
         c.wait().unwrap();
     }
-    for d in &cg.dirs {
-        let mut removed = false;
-        for _ in 0..100 {
-            if fs::remove_dir(d).is_ok() {
-                removed = true;
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        assert!(removed, "rmdir {}", d.display());
-    }
+    remove_dirs(&cg);
     let r = reader.read(&proc_root, &mut buf, &mut sample, &mut |e| {
         errors.push(e.to_string())
     });
@@ -294,15 +298,7 @@ fn a_cgroup_removed_before_its_last_read_keeps_the_bytes_it_moved() {
         c.kill().unwrap();
         c.wait().unwrap();
     }
-    for d in &cg.dirs {
-        let removed = (0..100).any(|_| {
-            fs::remove_dir(d).is_ok() || {
-                std::thread::sleep(Duration::from_millis(10));
-                false
-            }
-        });
-        assert!(removed, "rmdir {}", d.display());
-    }
+    remove_dirs(&cg);
     collector.collect();
     let departed = collector.take_departed();
     let c = departed

@@ -133,27 +133,25 @@ impl TestCgroup {
     /// Runs `perl -e CODE` inside the cgroup: the shell moves itself into every hierarchy,
     /// then execs perl, so everything perl does is charged to the cgroup.
     pub fn spawn_perl(&mut self, code: &str) -> &mut Child {
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg(r#"for f in "$@"; do echo $$ > "$f" || exit 99; done; exec perl -e "$CE_PERL""#)
-            .arg("sh")
-            .args(self.procs_files())
-            .env("CE_PERL", code)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn sh");
-        self.children.push(child);
-        self.children.last_mut().unwrap()
+        self.spawn_moved(code, r#"exec perl -e "$CE_PERL""#)
     }
 
     /// As [`spawn_perl`](Self::spawn_perl), in a network namespace of its own whose loopback
     /// is up (`unshare -n` runs in the same process: the cgroup's first process is perl).
     pub fn spawn_perl_in_own_network(&mut self, code: &str) -> &mut Child {
+        self.spawn_moved(
+            code,
+            r#"exec unshare -n sh -c 'ip link set lo up && exec perl -e "$CE_PERL"'"#,
+        )
+    }
+
+    /// A shell that moves itself into every hierarchy of the cgroup, then runs `then` (with
+    /// `CE_PERL` set to `code`).
+    fn spawn_moved(&mut self, code: &str, then: &str) -> &mut Child {
+        let script = format!(r#"for f in "$@"; do echo $$ > "$f" || exit 99; done; {then}"#);
         let child = Command::new("sh")
             .arg("-c")
-            .arg(
-                r#"for f in "$@"; do echo $$ > "$f" || exit 99; done; exec unshare -n sh -c 'ip link set lo up && exec perl -e "$CE_PERL"'"#,
-            )
+            .arg(script)
             .arg("sh")
             .args(self.procs_files())
             .env("CE_PERL", code)
