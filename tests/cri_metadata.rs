@@ -8,6 +8,8 @@
 //!   recreated as attempt 1 gets its new id and restart count. The figures that matter are
 //!   printed: how long until a name is there, and how many CRI calls a new pod and a new
 //!   container cost; while nothing changes, discovery asking again costs no call at all.
+//!   A sandbox is never in the store without its image (read without pause from another
+//!   thread): its first series already carry the `image` label.
 //! - A removed pod leaves the store after the removal delay, not before.
 //! - containerd stopped and started again under the follower: the lost connection is noticed,
 //!   the follower reconnects, and names are right again (also for a new container).
@@ -300,6 +302,76 @@ fn check_pod(f: &Follower, pod: &Pod, labels: &[(&str, &str)]) {
     assert_eq!(p.labels, want, "pod labels on the allow-list [app, tier]");
 }
 
+/// Reads the store's entries of the sandboxes it is given, without pause, from a thread of its
+/// own, and keeps every read of one without its image: what a collector would have published
+/// then (a pod's network series without the `image` label, then a new series when it came).
+struct SandboxWatch {
+    store: MetadataStore,
+    ids: Arc<Mutex<Vec<String>>>,
+    bare: Arc<Mutex<Vec<String>>>,
+    reads: Arc<AtomicUsize>,
+    on: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl SandboxWatch {
+    fn start(store: &MetadataStore) -> SandboxWatch {
+        let mut w = SandboxWatch {
+            store: store.clone(),
+            ids: Arc::default(),
+            bare: Arc::default(),
+            reads: Arc::default(),
+            on: Arc::new(AtomicBool::new(true)),
+            thread: None,
+        };
+        let (store, ids, bare, reads, on) = (
+            w.store.clone(),
+            w.ids.clone(),
+            w.bare.clone(),
+            w.reads.clone(),
+            w.on.clone(),
+        );
+        w.thread = Some(thread::spawn(move || {
+            while on.load(Ordering::Relaxed) {
+                let watched = ids.lock().unwrap().clone();
+                for id in &watched {
+                    if let Some(m) = store.get(id) {
+                        reads.fetch_add(1, Ordering::Relaxed);
+                        if m.image_name.is_none() {
+                            bare.lock().unwrap().push(format!("{id}: {m:?}"));
+                        }
+                    }
+                }
+                thread::yield_now();
+            }
+        }));
+        w
+    }
+
+    fn watch(&self, pod: &Pod) {
+        self.ids.lock().unwrap().push(pod.sandbox_id.clone());
+    }
+
+    /// Stops, and asserts that no read found a sandbox without its image.
+    fn check(mut self) {
+        self.on.store(false, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap();
+        let bare = self.bare.lock().unwrap();
+        let reads = self.reads.load(Ordering::Relaxed);
+        eprintln!(
+            "{reads} reads of the sandboxes' entries, {} without image",
+            bare.len()
+        );
+        assert!(reads > 0, "the watch never read a sandbox's entry");
+        assert!(
+            bare.is_empty(),
+            "{} of {reads} reads found a sandbox stored without its image, first: {}",
+            bare.len(),
+            bare[0]
+        );
+    }
+}
+
 fn named(f: &Follower, id: &str) -> bool {
     f.store.get(id).is_some_and(|m| m.name.is_some())
 }
@@ -332,6 +404,10 @@ fn pods_and_containers_are_named_as_the_kubelet_created_them() {
     let a_side = cd.run_container(&a, "sidecar", TOOLS, 0);
 
     let f = Follower::start(cfg(&cd, Duration::from_secs(3), Duration::from_secs(600)));
+    // A sandbox is stored with its image, from its first entry on, whether the first lists
+    // find it (pod A) or discovery's asks do (pod B).
+    let watch = SandboxWatch::start(&f.store);
+    watch.watch(&a);
     f.watch(&a);
     let took = wait_for("pod A's names", Duration::from_secs(10), || {
         f.connected()
@@ -374,6 +450,7 @@ fn pods_and_containers_are_named_as_the_kubelet_created_them() {
         Net::Host,
         &[("app", "job")],
     );
+    watch.watch(&b);
     f.watch(&b);
     let mut latencies = Vec::new();
     let mut ids = Vec::new();
@@ -390,6 +467,7 @@ fn pods_and_containers_are_named_as_the_kubelet_created_them() {
         f.store.get(&b.sandbox_id).is_some() && f.store.get_pod(&b.uid).is_some()
     });
     let new_pod_calls = f.calls() - calls0;
+    watch.check();
     check_container(&f, &ids[0], &b, "worker", BUSYBOX, 0, &busybox_id);
     check_container(&f, &ids[1], &b, "helper", TOOLS, 0, &tools_id);
     check_pod(&f, &b, &[("app", "job")]);

@@ -2,7 +2,7 @@
 //! stream; then events, or batched lookups of what discovery asks for where the runtime has no
 //! events; sandboxes and their pods; the stop events' exits.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,14 +11,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tonic::Code;
 
+use super::api;
 use super::client::{Client, CriError, CriVersion, EventMsg, EventsTask};
 use super::node::Node;
 use super::view::{Ctr, nonempty};
 use crate::metadata::asks::{self, AbortOnDrop};
 use crate::metadata::exits::ExitStore;
-use crate::metadata::refs::image_name_and_tags;
 use crate::metadata::source::{self, Follow, Held, SourceStats, Words};
-use crate::metadata::store::{ContainerMeta, MetadataStore};
+use crate::metadata::store::MetadataStore;
 use crate::remote::sleep_until_opt;
 
 /// Where containerd and CRI-O listen by default, tried in this order when no endpoint is set.
@@ -135,7 +135,6 @@ pub async fn run(
         endpoints,
         stats: stats.clone(),
         words,
-        sandbox_images: HashMap::new(),
         said_no_events: false,
     };
     source::run(follower, stats, shutdown).await
@@ -147,9 +146,6 @@ struct Follower {
     node: Node,
     stats: Arc<SourceStats>,
     words: Words,
-    /// Sandbox id → its image (the "pause" image), once asked (`None`: the runtime did not
-    /// say). Only for known sandboxes, so bounded by them.
-    sandbox_images: HashMap<String, Option<String>>,
     said_no_events: bool,
 }
 
@@ -242,7 +238,7 @@ impl Follow for Follower {
             session.resync_at = Some(Instant::now() + self.cfg.resync_interval);
         }
         self.lookup(&session.client).await?;
-        self.name_sandboxes(&session.client).await;
+        self.name_known_sandboxes(&session.client).await;
         Ok(())
     }
 
@@ -290,6 +286,11 @@ impl Follower {
                 // Its pod's sandbox and containers as they are now, then the event itself (a
                 // stop or deletion schedules the removal of what it is about).
                 SourceStats::count(&self.stats.events);
+                if let Some(ps) = &ev.pod_sandbox_status {
+                    let ready = ps.state == api::PodSandboxState::SandboxReady as i32;
+                    self.name_sandboxes(&session.client, [(ps.id.as_str(), ready)])
+                        .await;
+                }
                 let ctrs = self.node.event_sandbox(&ev);
                 self.name_images(&session.client, &ctrs, true).await?;
                 self.node.event_containers(&ev, &ctrs);
@@ -320,6 +321,8 @@ impl Follower {
         if counted {
             self.stats.lookups.fetch_add(2, Ordering::Relaxed);
         }
+        self.name_sandboxes(client, listed_sandboxes(&sandboxes))
+            .await;
         self.node.apply_sandboxes(&sandboxes);
         let ctrs: Vec<Ctr> = containers.iter().map(Ctr::from_list).collect();
         self.store_all(client, &ctrs, counted).await
@@ -339,20 +342,20 @@ impl Follower {
         Ok(())
     }
 
-    /// Asks for the images of ready sandboxes not asked about yet (one verbose
-    /// `PodSandboxStatus` each, at most [`SANDBOX_IMAGES_PER_PASS`] per pass, once per
-    /// sandbox): the cAdvisor page labels a pod's network with its sandbox's image, as the
-    /// kubelet's cAdvisor does. A failed call only leaves the image unknown.
-    async fn name_sandboxes(&mut self, client: &Client) {
-        let node = &self.node;
-        self.sandbox_images
-            .retain(|id, _| node.sandboxes.contains_key(id));
-        let ask: Vec<String> = (node.sandboxes.values())
-            .filter(|s| s.ready && !self.sandbox_images.contains_key(&s.id))
-            .filter(|s| node.held.holds(&s.id))
-            .map(|s| s.id.clone())
-            .take(SANDBOX_IMAGES_PER_PASS)
-            .collect();
+    /// Asks for the images of the sandboxes `(id, ready)` that are ready and not asked about
+    /// yet (one verbose `PodSandboxStatus` each, at most [`SANDBOX_IMAGES_PER_PASS`] per pass,
+    /// once per sandbox): the cAdvisor page labels a pod's network with its sandbox's image, as
+    /// the kubelet's cAdvisor does. Called before a list or event stores the sandboxes, so that
+    /// their first series carry the image (a label that came later would start a new series).
+    /// A failed call only leaves the image unknown.
+    async fn name_sandboxes<'a>(
+        &mut self,
+        client: &Client,
+        sandboxes: impl IntoIterator<Item = (&'a str, bool)>,
+    ) {
+        let ask = self
+            .node
+            .sandboxes_to_name(sandboxes, SANDBOX_IMAGES_PER_PASS);
         for id in ask {
             let image = match client.sandbox_image(&id).await {
                 Ok(image) => image,
@@ -361,18 +364,17 @@ impl Follower {
                     None
                 }
             };
-            self.sandbox_images.insert(id.clone(), image.clone());
-            if let Some(reference) = image {
-                let (image_name, image_tags) = image_name_and_tags(&reference);
-                let meta = ContainerMeta {
-                    image_name,
-                    image_tags,
-                    sandbox: true,
-                    ..Default::default()
-                };
-                self.node.put(&id, meta, true);
-            }
+            self.node.name_sandbox(&id, image);
         }
+    }
+
+    /// The images of known sandboxes that a pass left unasked (past the limit of a pass).
+    async fn name_known_sandboxes(&mut self, client: &Client) {
+        let known: Vec<(String, bool)> = (self.node.sandboxes.values())
+            .map(|s| (s.id.clone(), s.ready))
+            .collect();
+        let known = known.iter().map(|(id, ready)| (id.as_str(), *ready));
+        self.name_sandboxes(client, known).await;
     }
 
     /// Lists for the pending ids that are due, if any: `ListContainers`, and `ListPodSandbox`
@@ -397,6 +399,8 @@ impl Follower {
         if need_sandboxes {
             let sandboxes = client.list_sandboxes().await?;
             SourceStats::count(&self.stats.lookups);
+            self.name_sandboxes(client, listed_sandboxes(&sandboxes))
+                .await;
             self.node.apply_sandboxes(&sandboxes);
         }
         self.store_all(client, &ctrs, true).await
@@ -420,6 +424,12 @@ impl Follower {
         }
         Ok(())
     }
+}
+
+/// A `ListPodSandbox` as `(id, ready)`.
+fn listed_sandboxes(list: &[api::PodSandbox]) -> impl Iterator<Item = (&str, bool)> {
+    let ready = api::PodSandboxState::SandboxReady as i32;
+    list.iter().map(move |s| (s.id.as_str(), s.state == ready))
 }
 
 #[cfg(test)]

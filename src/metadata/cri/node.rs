@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use super::api;
 use super::view::{Ctr, Images, Sandbox, allowed, exit_of, merge, nonempty};
 use crate::metadata::exits::ExitStore;
+use crate::metadata::refs::image_name_and_tags;
 use crate::metadata::source::Held;
 use crate::metadata::store::{ContainerMeta, MetadataStore, PodMeta};
 
@@ -27,6 +28,9 @@ pub(crate) struct Node {
     /// The runtime's sandboxes as last listed (or as events described them).
     pub(crate) sandboxes: HashMap<String, Sandbox>,
     pub(crate) images: Images,
+    /// Sandbox id → its image (the "pause" image), once asked (`None`: the runtime did not
+    /// say). Only for known sandboxes, so bounded by them.
+    sandbox_images: HashMap<String, Option<String>>,
     pub(crate) lookups: Lookups,
 }
 
@@ -46,6 +50,7 @@ impl Node {
             runtime_name: None,
             sandboxes: HashMap::new(),
             images: Images::default(),
+            sandbox_images: HashMap::new(),
             lookups: Lookups::default(),
         }
     }
@@ -54,6 +59,44 @@ impl Node {
     pub(crate) fn forget(&mut self, id: &str, sandbox: bool) {
         if sandbox {
             self.sandboxes.remove(id);
+            self.sandbox_images.remove(id);
+        }
+    }
+
+    /// Of the sandboxes `(id, ready)`, the ready ones whose image was not asked for yet, at
+    /// most `max`.
+    pub(crate) fn sandboxes_to_name<'a>(
+        &self,
+        sandboxes: impl IntoIterator<Item = (&'a str, bool)>,
+        max: usize,
+    ) -> Vec<String> {
+        sandboxes
+            .into_iter()
+            .filter(|&(id, ready)| ready && !id.is_empty() && !self.sandbox_images.contains_key(id))
+            .map(|(id, _)| id.to_owned())
+            .take(max)
+            .collect()
+    }
+
+    /// The runtime's answer for a sandbox's image. A sandbox not stored yet gets it when it is
+    /// stored; one stored already gets it now.
+    pub(crate) fn name_sandbox(&mut self, id: &str, image: Option<String>) {
+        self.sandbox_images.insert(id.to_owned(), image);
+        if self.held.holds(id) {
+            let meta = self.sandbox_image_meta(id);
+            self.put(id, meta, true);
+        }
+    }
+
+    /// A sandbox's image as metadata (nothing when it is not known).
+    fn sandbox_image_meta(&self, id: &str) -> ContainerMeta {
+        let reference = self.sandbox_images.get(id).and_then(Option::as_deref);
+        let (image_name, image_tags) = reference.map(image_name_and_tags).unwrap_or_default();
+        ContainerMeta {
+            image_name,
+            image_tags,
+            sandbox: true,
+            ..Default::default()
         }
     }
 
@@ -93,6 +136,7 @@ impl Node {
             .map(|s| (s.id.clone(), Sandbox::from_list(s)))
             .collect();
         (self.held).remove_later_if(|id, &is_sandbox| is_sandbox && !listed.contains_key(id));
+        (self.sandbox_images).retain(|id, _| listed.contains_key(id));
         self.sandboxes = listed;
         let ids: Vec<String> = self.sandboxes.keys().cloned().collect();
         for id in &ids {
@@ -115,8 +159,7 @@ impl Node {
             k8s_namespace_name: nonempty(&s.namespace),
             k8s_pod_uid: nonempty(&s.uid),
             runtime_name: self.runtime_name.clone(),
-            sandbox: true,
-            ..Default::default()
+            ..self.sandbox_image_meta(id)
         };
         self.put(id, meta, true);
         if ready {
