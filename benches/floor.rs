@@ -4,11 +4,22 @@
 //!
 //! The file set is taken from `/proc/<daemon>/fd` (every regular file under the cgroup root,
 //! and every `/proc/<pid>/net/dev`), reopened through those links, so nothing here re-spells
-//! the exporter's file plan. Only `cgroup.procs` is left out by default (`--skip`): the daemon
-//! reads it only to find a process for `net/dev`, never per tick.
+//! the exporter's file plan. Only `cgroup.procs` is left out of it by default (`--skip`): the
+//! daemon reads it only to find a process for `net/dev`, not every tick. Skipped files are
+//! still read, in a pass of their own that is not counted in this floor, to price the reads
+//! the daemon makes of them for the floor below.
+//!
+//! A second, stricter floor prices exactly the reads the daemon made in the same round: its
+//! own count of reads per file (`container_exporter_cgroup_reads_total{file}` on its page,
+//! counted where the reads are made), each at what a `pread` of that kind of file cost this
+//! loop in the same round (its thread's CPU time over the files of that name, divided by their
+//! reads). The open-files floor reads every file every tick; the daemon skips the files that
+//! cannot have changed, so the reads floor is below it, and the closer comparison.
 //!
 //! CPU is the sum over all threads of `/proc/<pid>/task/*/schedstat` (on-CPU nanoseconds),
-//! for the daemon and for this loop alike, sampled at the start and the end of each round.
+//! for the daemon and for this loop alike (less the skipped files' pass), sampled at the start
+//! and the end of each round. Checked once against `strace -c -f -e pread64` of the daemon:
+//! see docs/performance.md.
 //! The loop does one `pread` per file at offset 0 into a 64 KiB buffer, as the daemon's reads
 //! do for every file that fits, and nothing else: no parsing, no output.
 //!
@@ -112,24 +123,33 @@ fn total(m: &BTreeMap<String, u64>) -> u64 {
     m.values().sum()
 }
 
-/// The daemon's own counters from its page (one plain HTTP/1.0 GET), or `None`.
-fn page_value(addr: &str, name: &str) -> Option<f64> {
+/// The daemon's page (one plain HTTP/1.0 GET), or `None`.
+fn page(addr: &str) -> Option<String> {
     let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
     let mut body = String::new();
     s.read_to_string(&mut body).ok()?;
-    body.lines()
+    Some(body)
+}
+
+/// One of the daemon's own counters from its page, or `None`.
+fn page_value(addr: &str, name: &str) -> Option<f64> {
+    page(addr)?
+        .lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// The files the daemon holds open that a tick reads: regular files under the cgroup root
-/// and `net/dev` of container processes, minus the skipped names. Reopened through
-/// `/proc/<pid>/fd/<n>`, so each is exactly the daemon's file (same cgroup, same namespace).
-fn daemon_files(a: &Args) -> (Vec<(String, File)>, BTreeMap<String, usize>, usize) {
+/// and `net/dev` of container processes, minus the skipped names, which come apart (they are
+/// read only to price the daemon's reads of them). Reopened through `/proc/<pid>/fd/<n>`, so
+/// each is exactly the daemon's file (same cgroup, same namespace).
+type Files = Vec<(String, File)>;
+
+fn daemon_files(a: &Args) -> (Files, BTreeMap<String, usize>, Files) {
     let mut files = Vec::new();
     let mut by_name = BTreeMap::new();
-    let mut skipped = 0;
+    let mut skipped = Vec::new();
     let dir = format!("/proc/{}/fd", a.pid);
     for e in fs::read_dir(&dir)
         .expect("the daemon's /proc/PID/fd")
@@ -153,25 +173,94 @@ fn daemon_files(a: &Args) -> (Vec<(String, File)>, BTreeMap<String, usize>, usiz
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let skip = a.skip.contains(&name);
         let name = if is_net_dev {
             "net/dev".to_string()
-        } else {
+        } else if name == "cgroup.procs" {
+            // Counted whichever hierarchy's it is.
             name
+        } else {
+            counted_name(&a.cgroup_root, &target, &name)
         };
-        if a.skip.contains(&name) {
-            skipped += 1;
-            continue;
-        }
         let Ok(f) = File::open(e.path()) else {
             continue;
         };
         if !f.metadata().is_ok_and(|m| m.is_file()) {
             continue;
         }
+        if skip {
+            skipped.push((name, f));
+            continue;
+        }
         *by_name.entry(name.clone()).or_insert(0) += 1;
         files.push((name, f));
     }
+    files.sort_by(|x, y| x.0.cmp(&y.0));
+    skipped.sort_by(|x, y| x.0.cmp(&y.0));
     (files, by_name, skipped)
+}
+
+/// `files` (sorted by name) as runs of one name.
+fn groups_of(files: &[(String, File)]) -> Vec<(String, std::ops::Range<usize>)> {
+    let mut out: Vec<(String, std::ops::Range<usize>)> = Vec::new();
+    for (i, (name, _)) in files.iter().enumerate() {
+        match out.last_mut() {
+            Some((n, r)) if n == name => r.end = i + 1,
+            _ => out.push((name.clone(), i..i + 1)),
+        }
+    }
+    out
+}
+
+/// A file's name as the daemon counts its reads: `<hierarchy>/<file>` on cgroup v1 and
+/// hybrid hosts (a controller's directory, of which a joint mount like `cpu,cpuacct` gives
+/// the controller the file is named after), `<file>` on cgroup v2.
+fn counted_name(root: &std::path::Path, target: &std::path::Path, name: &str) -> String {
+    let first = target
+        .strip_prefix(root)
+        .ok()
+        .and_then(|rel| rel.components().next())
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let v1_dir = |d: &str| {
+        [
+            "unified", "cpu", "cpuacct", "memory", "blkio", "pids", "cpuset", "devices",
+        ]
+        .contains(&d)
+    };
+    let hier = first.split(',').find(|c| {
+        v1_dir(c) && (first.split(',').count() == 1 || name.starts_with(&format!("{c}.")))
+    });
+    match hier {
+        Some(h) => format!("{h}/{name}"),
+        None => name.to_string(),
+    }
+}
+
+/// The daemon's reads per file, from its page (`container_exporter_cgroup_reads_total`).
+fn daemon_reads(addr: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    let Some(body) = page(addr) else {
+        return out;
+    };
+    for l in body.lines() {
+        let Some(rest) = l.strip_prefix("container_exporter_cgroup_reads_total{file=\"") else {
+            continue;
+        };
+        if let Some((file, v)) = rest.split_once("\"} ")
+            && let Ok(v) = v.trim().parse()
+        {
+            out.insert(file.to_string(), v);
+        }
+    }
+    out
+}
+
+/// This thread's on-CPU time.
+fn thread_cpu_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
 }
 
 struct Round {
@@ -181,6 +270,8 @@ struct Round {
     floor_ticks: u64,
     wall: Duration,
     threads: BTreeMap<String, u64>,
+    /// The reads floor's nanoseconds over the round, if the daemon's page counts reads.
+    reads_floor_ns: Option<f64>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -195,7 +286,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let a = args();
     let pid = a.pid.to_string();
-    let (files, by_name, skipped) = daemon_files(&a);
+    let (files, by_name, priced_only) = daemon_files(&a);
+    let skipped = priced_only.len();
+    // Each name's reads timed apart, for the reads floor; the skipped files are read too, in
+    // their own timed pass whose time is not the open-files floor's.
+    let groups = groups_of(&files);
+    let extra = groups_of(&priced_only);
     let containers = a
         .containers
         .or_else(|| {
@@ -226,15 +322,28 @@ fn main() {
             .page
             .as_deref()
             .and_then(|p| page_value(p, "container_exporter_collections_total"));
+        let reads0 = a.page.as_deref().map(daemon_reads);
         let d0 = cpu_by_thread(&pid);
         let f0 = total(&cpu_by_thread(&me));
         let start = Instant::now();
         let mut n = 0u64;
         let mut next = start;
+        let mut group_ns = vec![0u64; groups.len() + extra.len()];
+        let mut extra_ns = 0;
         while start.elapsed() < Duration::from_secs(a.seconds) {
             let mut bytes = 0usize;
-            for (_, f) in &files {
-                bytes += f.read_at(&mut buf, 0).unwrap_or(0);
+            let all =
+                (groups.iter().map(|g| (g, &files))).chain(extra.iter().map(|g| (g, &priced_only)));
+            for (g, ((_, range), set)) in all.enumerate() {
+                let t = thread_cpu_ns();
+                for (_, f) in &set[range.clone()] {
+                    bytes += f.read_at(&mut buf, 0).unwrap_or(0);
+                }
+                let ns = thread_cpu_ns().saturating_sub(t);
+                group_ns[g] += ns;
+                if g >= groups.len() {
+                    extra_ns += ns;
+                }
             }
             std::hint::black_box(bytes);
             n += 1;
@@ -254,17 +363,46 @@ fn main() {
             (Some(t0), Some(t1)) if t1 > t0 => t1 - t0,
             _ => wall.as_secs_f64() / a.interval.as_secs_f64(),
         };
+        let reads1 = a.page.as_deref().map(daemon_reads);
+        let reads_floor_ns = match (reads0, reads1) {
+            (Some(r0), Some(r1)) if !r1.is_empty() => {
+                let mut unpriced = Vec::new();
+                let mut ns = 0.0;
+                for (file, v1) in &r1 {
+                    let made = v1 - r0.get(file).copied().unwrap_or(0.0);
+                    let all = groups.iter().chain(&extra);
+                    match all.clone().position(|(name, _)| name == file) {
+                        Some(g) if made > 0.0 => {
+                            let len = all.clone().nth(g).map_or(1, |(_, r)| r.len());
+                            let one = group_ns[g] as f64 / (len as f64 * n as f64);
+                            ns += made * one;
+                        }
+                        _ if made > 0.0 => unpriced.push(format!("{file} {made}")),
+                        _ => {}
+                    }
+                }
+                if !unpriced.is_empty() {
+                    println!(
+                        "  reads of files not held open, left out of the reads floor: {}",
+                        unpriced.join(", ")
+                    );
+                }
+                Some(ns)
+            }
+            _ => None,
+        };
         let threads = d1
             .iter()
             .map(|(k, v)| (k.clone(), v.saturating_sub(d0.get(k).copied().unwrap_or(0))))
             .collect();
         let round = Round {
             daemon_ns: total(&d1).saturating_sub(total(&d0)),
-            floor_ns: f1 - f0,
+            floor_ns: (f1 - f0).saturating_sub(extra_ns),
             daemon_ticks,
             floor_ticks: n,
             wall,
             threads,
+            reads_floor_ns,
         };
         report(r + 1, &round, containers);
         rounds.push(round);
@@ -308,6 +446,24 @@ fn main() {
         f * 1e3 / c,
         ratios.join(" ")
     );
+    let strict: Vec<(f64, f64)> = rounds
+        .iter()
+        .filter_map(|r| {
+            let floor = r.reads_floor_ns? / r.daemon_ticks / 1e6;
+            Some((floor, per_tick(r.daemon_ns, r.daemon_ticks) / floor))
+        })
+        .collect();
+    if !strict.is_empty() {
+        let rf = median(strict.iter().map(|s| s.0).collect());
+        let rr = median(strict.iter().map(|s| s.1).collect());
+        let each: Vec<String> = strict.iter().map(|s| format!("{:.2}", s.1)).collect();
+        println!(
+            "median: floor of the daemon's own reads {rf:.3} ms per tick ({:.1} µs per \
+             container), ratio {rr:.2} (rounds: {})",
+            rf * 1e3 / c,
+            each.join(" ")
+        );
+    }
 }
 
 /// What one read of each kind of file costs, at the same cadence (a separate pass after the
@@ -353,10 +509,18 @@ fn report(n: usize, r: &Round, containers: u64) {
         .into_iter()
         .map(|(name, ns)| format!("{name} {:.3}", *ns as f64 / r.daemon_ticks / 1e6))
         .collect();
+    let strict = r.reads_floor_ns.map_or(String::new(), |ns| {
+        let rf = ns / r.daemon_ticks / 1e6;
+        format!(
+            "; floor of its own reads {rf:.3} ms/tick {:.1} µs/container, ratio {:.2}",
+            rf * 1e3 / c,
+            d / rf
+        )
+    });
     println!(
         "round {n}: {:.1} s; daemon {d:.3} ms/tick {:.1} µs/container ({:.0} ticks; ms/tick by \
          thread: {}); floor {f:.3} ms/tick {:.1} µs/container ({} ticks); ratio {:.2}; daemon \
-         {:.3} % of a core",
+         {:.3} % of a core{strict}",
         r.wall.as_secs_f64(),
         d * 1e3 / c,
         r.daemon_ticks,

@@ -8,7 +8,7 @@
 //! - [`reader`]: one container's files, opened once and kept open (or opened when read, when
 //!   descriptors are short), re-read with `pread` on their cadence; it decides "gone", once;
 //!   [`net`] finds and reads the container's `net/dev`; `place` names what a
-//!   read that does not return is stuck on.
+//!   read that does not return is stuck on; [`reads`] counts the reads made, by file.
 //! - here, what can go wrong: the container is [`Gone`] (normal life for a container, decided
 //!   once, in the reader), a file could not be read or parsed ([`ReadError`], costing only
 //!   that file's values), or the container could not be opened ([`OpenError`]).
@@ -23,6 +23,7 @@ pub mod parse;
 mod place;
 pub mod plan;
 pub mod reader;
+pub mod reads;
 pub mod sample;
 
 use std::fmt;

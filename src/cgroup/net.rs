@@ -206,6 +206,7 @@ impl NetReader {
         let Ok(n) = pread_all(file, buf) else {
             return false;
         };
+        super::reads::count_net_dev();
         let (mut net, mut dropped) = (Vec::new(), 0);
         if parse::net_dev(&buf[..n], &mut net, &mut dropped).is_err() {
             return false;
@@ -310,8 +311,11 @@ impl NetReader {
         };
         slot.doing(doing::NET, 0);
         match pread_all(file, buf) {
-            Ok(n) => parse::net_dev(&buf[..n], &mut out.net, &mut out.net_dropped)
-                .map_err(ReadErrorKind::Parse),
+            Ok(n) => {
+                super::reads::count_net_dev();
+                parse::net_dev(&buf[..n], &mut out.net, &mut out.net_dropped)
+                    .map_err(ReadErrorKind::Parse)
+            }
             Err(e) => {
                 self.net = Net::Unknown;
                 Err(ReadErrorKind::Io(e))
@@ -408,6 +412,7 @@ const PIDS_LOOKED_AT_START: usize = 4;
 /// the ptrace access that `ns/net` would need.
 fn net_dev_of(procs: &File, buf: &mut Vec<u8>, proc_root: &ProcRoot, look_at: usize) -> NetDev {
     let n = pread_all(procs, buf).unwrap_or(0);
+    super::reads::count_procs();
     let mut seen = NetDev::Missing;
     for pid in parse::pids(&buf[..n]).take(look_at) {
         let mut path = proc_root.path.clone();

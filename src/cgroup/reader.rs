@@ -28,6 +28,7 @@ use super::layout::Layout;
 use super::net::{NetReader, NetSource, ProcRoot};
 use super::place::{ReaderPlace, doing};
 use super::plan::{self, Cadence, FileDef, Hier, Partial};
+use super::reads;
 use super::sample::{CgroupSample, Limit};
 use super::{Gone, OpenError, ReadError, ReadErrorKind};
 use crate::host::fs::{
@@ -669,7 +670,10 @@ impl CgroupReader {
                 },
             };
             let n = match result {
-                Ok(n) => n,
+                Ok(n) => {
+                    reads::count(self.options.plan, self.files[i].row);
+                    n
+                }
                 Err(e)
                     if e.raw_os_error()
                         .is_some_and(|c| gone_errno(Errno::from_raw(c))) =>

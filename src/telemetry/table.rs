@@ -135,6 +135,9 @@ self_metrics! {
     "container_exporter.containers.files" UpDownCounter "{container}" ["kept"]
         "Containers by which of their cgroup files stay open between reads: all, only those read every tick (descriptors are short: the others, read once a minute, are opened when due), or none (opened, read and closed every tick)."
         |t, _, o| each(o, &[("all", &t.containers_files_all), ("per_tick", &t.containers_files_per_tick), ("none", &t.containers_reopened)]);
+    "container_exporter.cgroup.reads" Counter "{read}" ["file"]
+        "Reads of each cgroup file, as <hierarchy>/<file> on cgroup v1 and hybrid hosts and <file> on cgroup v2, and of containers' net/dev and cgroup.procs (to find a process whose net/dev to open), counted as they are made: the system calls a tick costs (benches/floor.rs prices exactly these for its floor of the daemon's own reads)."
+        |_, _, o| for (file, n) in crate::cgroup::reads::counts() { o(Some(file), Value::Int(n)) };
     "container_exporter.output.duration" Gauge "s" ["output"]
         "Time the last tick spent writing each output: the Prometheus page (render) and the OTLP request (encode and compress)."
         |t, _, o| {
