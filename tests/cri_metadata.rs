@@ -674,7 +674,8 @@ fn absent_stale_and_foreign_sockets_never_connect_and_probe_says_why() {
 
     // A socket file nobody listens on (a runtime that died).
     let stale_path = dir.0.join("stale.sock");
-    drop(std::os::unix::net::UnixListener::bind(&stale_path).unwrap());
+    let listener = std::os::unix::net::UnixListener::bind(&stale_path);
+    drop(listener.unwrap_or_else(|e| panic!("bind {}: {e}", stale_path.display())));
     let stale = format!("unix://{}", stale_path.display());
     let e = rt.block_on(cri::probe(&stale)).unwrap_err();
     assert!(matches!(e, CriError::Connect { .. }), "{e}");
