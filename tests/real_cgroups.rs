@@ -255,8 +255,17 @@ fn a_cgroup_removed_while_tracked_departs_with_its_last_sample() {
 /// sample are not lost. Ground truth: what the process sent on its own loopback.
 #[test]
 fn a_cgroup_removed_before_its_last_read_keeps_the_bytes_it_moved() {
+    // The collector learns of it from a read that finds the cgroup gone, or from discovery
+    // that finds it gone first (an inotify removal handled before the exit's read).
+    removed_before_its_last_read(11, "a read", |c: &mut Collector| c.collect());
+    removed_before_its_last_read(12, "discovery", |c: &mut Collector| {
+        c.discover();
+    });
+}
+
+fn removed_before_its_last_read(tag: u32, how: &str, learn: impl Fn(&mut Collector)) {
     let l = layout();
-    let mut cg = TestCgroup::new(&l, 11);
+    let mut cg = TestCgroup::new(&l, tag);
     let child = cg.spawn_perl_in_own_network(
         "use IO::Socket::INET; $| = 1; \
          my $r = IO::Socket::INET->new(Proto => 'udp', LocalAddr => '127.0.0.1', LocalPort => 0) \
@@ -299,16 +308,17 @@ fn a_cgroup_removed_before_its_last_read_keeps_the_bytes_it_moved() {
         c.wait().unwrap();
     }
     remove_dirs(&cg);
-    collector.collect();
+    learn(&mut collector);
     let departed = collector.take_departed();
     let c = departed
         .iter()
         .find(|c| c.id == cg.id)
-        .expect("departs with its last sample");
+        .unwrap_or_else(|| panic!("gone by {how}: departs with its last sample"));
     let after = c.sample().and_then(lo_rx).unwrap_or(0);
     assert!(
         after >= before + 1_000_000,
-        "final sample: {after} bytes received on lo, {before} before 1,000,000 were sent"
+        "gone by {how}: final sample: {after} bytes received on lo, {before} before 1,000,000 \
+         were sent"
     );
 }
 

@@ -247,10 +247,12 @@ impl Collector {
     /// already did. Returns whether it was tracked.
     pub fn untrack(&mut self, id: &str) -> bool {
         match self.containers.remove(id) {
-            Some(t) => {
+            Some(mut t) => {
                 self.removals += 1;
                 self.fds.closed(&t.reader);
                 if !t.exited && t.state.current_at.is_some() && t.has_run() {
+                    // Discovery saw the cgroup go before a read did.
+                    t.keep_last_network(&mut self.buf);
                     self.departed.push(t.state);
                 }
                 true
@@ -483,15 +485,20 @@ impl Tracked {
                 Ok(())
             }
             Err(Gone) => {
-                // The partial read is dropped; the last complete sample is the final one,
-                // with the network counters of now where `net/dev` is still open (its
-                // namespace outlives the cgroup's files while it is).
+                // The partial read is dropped; the last complete sample is the final one.
                 s.previous_at = None;
-                if s.current_at.is_some() {
-                    self.reader.read_kept_network(buf, &mut s.current);
-                }
+                self.keep_last_network(buf);
                 Err(Gone)
             }
+        }
+    }
+
+    /// Its last sample, about to be its final one with its cgroup gone, gets the network
+    /// counters of now where `net/dev` is still open (its namespace outlives the cgroup's
+    /// files while it is): bytes moved after the last read are not lost.
+    fn keep_last_network(&mut self, buf: &mut Vec<u8>) {
+        if self.state.current_at.is_some() {
+            (self.reader).read_kept_network(buf, &mut self.state.current);
         }
     }
 
