@@ -356,7 +356,19 @@ impl Follower {
         let ask = self
             .node
             .sandboxes_to_name(sandboxes, SANDBOX_IMAGES_PER_PASS);
-        for id in ask {
+        self.ask_sandbox_images(client, ask).await;
+    }
+
+    /// The images of known sandboxes that a pass left unasked (past the limit of a pass).
+    async fn name_known_sandboxes(&mut self, client: &Client) {
+        let node = &self.node;
+        let known = (node.sandboxes.values()).map(|s| (s.id.as_str(), s.ready));
+        let ask = node.sandboxes_to_name(known, SANDBOX_IMAGES_PER_PASS);
+        self.ask_sandbox_images(client, ask).await;
+    }
+
+    async fn ask_sandbox_images(&mut self, client: &Client, ids: Vec<String>) {
+        for id in ids {
             let image = match client.sandbox_image(&id).await {
                 Ok(image) => image,
                 Err(e) => {
@@ -366,15 +378,6 @@ impl Follower {
             };
             self.node.name_sandbox(&id, image);
         }
-    }
-
-    /// The images of known sandboxes that a pass left unasked (past the limit of a pass).
-    async fn name_known_sandboxes(&mut self, client: &Client) {
-        let known: Vec<(String, bool)> = (self.node.sandboxes.values())
-            .map(|s| (s.id.clone(), s.ready))
-            .collect();
-        let known = known.iter().map(|(id, ready)| (id.as_str(), *ready));
-        self.name_sandboxes(client, known).await;
     }
 
     /// Lists for the pending ids that are due, if any: `ListContainers`, and `ListPodSandbox`
