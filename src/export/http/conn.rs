@@ -277,6 +277,18 @@ impl Held {
     }
 }
 
+#[cfg(test)]
+impl Held {
+    /// Every byte of the body, chunk by chunk as a client takes them.
+    pub fn read_all(mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Some(chunk) = self.next_chunk() {
+            out.extend_from_slice(&chunk);
+        }
+        out
+    }
+}
+
 impl Body for Held {
     type Data = Bytes;
     type Error = std::convert::Infallible;

@@ -47,9 +47,9 @@ const H2_STREAMS: u32 = 8;
 /// One rendered page. A large one is kept only gzip-compressed ([`Page::new`]): at 1,000
 /// containers the plain page is 3.2 MB and its gzip 0.15 MB, and Prometheus always asks for
 /// gzip; the daemon compresses it while rendering ([`PageGzip`]), and a client that does not
-/// accept gzip gets it decompressed as it reads ([`Held::gunzip`]). A small one is kept plain and compressed
-/// on the first request that asks ([`Page::plain_text`]): compressing every tick would cost
-/// more than the memory it saves.
+/// accept gzip gets it decompressed as it reads ([`Held::gunzip`]). A small one is kept plain
+/// and compressed on the first request that asks ([`Page::plain_text`]): compressing every
+/// tick would cost more than the memory it saves.
 pub struct Page {
     body: Body,
     pub generation: u64,
@@ -108,25 +108,12 @@ impl Page {
         }
     }
 
-    /// The body uncompressed (a compressed page's decompressed for the caller).
-    pub fn plain(&self) -> Bytes {
-        use std::io::Read;
+    /// The body uncompressed, as a response body: a page kept only compressed is
+    /// decompressed as the client reads, so one that stalls holds no copy of the page.
+    pub fn plain_body(&self, guard: Option<ResponseGuard>) -> Held {
         match &self.body {
-            Body::Plain { plain, .. } => plain.clone(),
-            Body::Gzip { gzip, plain_len } => {
-                let mut out = Vec::with_capacity(*plain_len);
-                // Cannot fail: the bytes are the daemon's own compression of the page.
-                let _ = flate2::read::GzDecoder::new(&gzip[..]).read_to_end(&mut out);
-                Bytes::from(out)
-            }
-        }
-    }
-
-    /// A page kept only compressed: its gzip and the length of its text.
-    pub fn compressed(&self) -> Option<(&Bytes, usize)> {
-        match &self.body {
-            Body::Gzip { gzip, plain_len } => Some((gzip, *plain_len)),
-            Body::Plain { .. } => None,
+            Body::Plain { plain, .. } => Held::new(plain.clone(), guard),
+            Body::Gzip { gzip, plain_len } => Held::gunzip(gzip.clone(), *plain_len, guard),
         }
     }
 
@@ -476,11 +463,10 @@ impl Server {
         add(&self.state.telemetry.scrapes, 1);
         let gzip = accepts_gzip(req.headers());
         let guard = ResponseGuard::new(conn.clone(), &self.registry, page.generation, Some(permit));
-        let body = match (gzip, page.compressed()) {
-            (true, _) => Held::new(page.gzipped().clone(), Some(guard)),
-            // Decompressed as the client reads: one that stalls holds no copy of the page.
-            (false, Some((gz, plain_len))) => Held::gunzip(gz.clone(), plain_len, Some(guard)),
-            (false, None) => Held::new(page.plain(), Some(guard)),
+        let body = if gzip {
+            Held::new(page.gzipped().clone(), Some(guard))
+        } else {
+            page.plain_body(Some(guard))
         };
         let mut r = Response::new(body);
         let h = r.headers_mut();
@@ -738,7 +724,7 @@ mod tests {
             out
         };
         let plain = Page::plain_text(text.clone(), 1);
-        assert_eq!(plain.plain(), text);
+        assert_eq!(plain.plain_body(None).read_all(), text);
         assert_eq!(gunzip(plain.gzipped()), text);
         let mut gz = PageGzip::new(0);
         for piece in text.chunks(777) {
@@ -746,7 +732,7 @@ mod tests {
         }
         let kept = Page::new(gz, 2);
         assert_eq!(kept.plain_len(), text.len());
-        assert_eq!(kept.plain(), text);
+        assert_eq!(kept.plain_body(None).read_all(), text);
         assert_eq!(gunzip(kept.gzipped()), text);
         assert!(kept.gzipped().len() < text.len() / 10);
         assert!(Arc::new(kept).into_buffer().is_none());
