@@ -13,8 +13,9 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::cgroup::{Layout, ProcRoot};
+use crate::cli::DaemonArgs;
 use crate::collect::{Collector, Described, DiscoveryChanges, ErrorLog};
-use crate::config::{DaemonArgs, HostArgs, Listen};
+use crate::config::{HostArgs, Listen};
 use crate::departures::{Departures, runtime_removal_delay};
 use crate::discovery::watch::{WatchEvent, Watcher};
 use crate::discovery::{self, Found, Kind};

@@ -28,7 +28,8 @@
 //!     HTTP server and its web config, OTLP.
 //! 13. [`live`]: the browser view: every container's latest values and history, the ended
 //!     ones, and the JSON API the page reads.
-//! 14. [`daemon`], [`snapshot`], [`check`]: the commands.
+//! 14. [`cli`], [`daemon`], [`snapshot`], [`check`]: the command line, gathered from every
+//!     layer's flags, and the commands.
 //!
 //! `docs/architecture.md` says how the parts work together; `docs/contributing.md` how to add
 //! a flag, a metric, a cgroup file or a runtime.
@@ -38,6 +39,7 @@
 
 pub mod cgroup;
 pub mod check;
+pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod daemon;

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 use container_exporter::cgroup::{Layout, ProcRoot};
-use container_exporter::config::{Cli, Command, LogArgs, LogFormat};
+use container_exporter::cli::{Cli, Command};
+use container_exporter::config::{LogArgs, LogFormat};
 use container_exporter::host::limits;
 use container_exporter::resource::HostResource;
 use container_exporter::{check, daemon, progress, snapshot};

@@ -9,11 +9,13 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Map, Value as Json, json};
 
 use crate::cgroup::{Layout, ProcRoot};
+use crate::cli::SnapshotFormat;
 use crate::collect::{Collector, ContainerState, Described};
-use crate::config::{HostArgs, MetadataArgs, SnapshotFormat};
+use crate::config::HostArgs;
 use crate::departures::DEFAULT_EXIT_WAIT;
 use crate::discovery::Kind;
 use crate::exit;
+use crate::metadata::MetadataArgs;
 use crate::metadata::{ExitWord, Metadata, spawn_sources};
 use crate::metrics::{Metric, Sink, Value};
 use crate::resource::{AttrValue, HostResource};

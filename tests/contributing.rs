@@ -22,7 +22,7 @@ use container_exporter::cgroup::sample::Limit;
 use container_exporter::cgroup::{
     CgroupReader, CgroupSample, Layout, LayoutKind, NetSource, OpenOptions, ProcRoot,
 };
-use container_exporter::config::Cli;
+use container_exporter::cli::Cli;
 use container_exporter::discovery::{self, Kind, Runtime, classify};
 use container_exporter::metadata::{ContainerMeta, Metadata, Source};
 use container_exporter::metrics::{self, Context, Metric, Sink, Value};
@@ -302,7 +302,10 @@ fn a_flag_reaches_the_code_that_reads_it() {
     };
     let endpoint = Source::Podman.def().endpoint;
     let off = parse("off");
-    assert_eq!(off.daemon.metadata.podman_host.as_deref(), Some("off"));
+    assert_eq!(
+        off.daemon.metadata.endpoints.podman_host.as_deref(),
+        Some("off")
+    );
     assert_eq!(endpoint(&off.daemon.metadata, &off.host), None);
     let elsewhere = parse("unix:///run/elsewhere/podman.sock");
     assert_eq!(

@@ -1,4 +1,4 @@
-//! CRI metadata (`src/metadata/cri.rs`) against a real containerd driven the way the kubelet
+//! CRI metadata (`src/metadata/sources/cri/`) against a real containerd driven the way the kubelet
 //! drives it (tests/common/cri.rs: a private Debian containerd 1.6 per test, pods with
 //! Kubernetes' cgroup parents, containers created with the image id).
 //!
@@ -35,7 +35,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use container_exporter::discovery;
-use container_exporter::metadata::cri::{self, CriConfig, CriError};
+use container_exporter::metadata::sources::cri::{self, CriConfig, CriError};
 use container_exporter::metadata::{MetadataStore, SourceStats};
 use tokio::sync::oneshot;
 

@@ -1,4 +1,4 @@
-//! Docker metadata (`src/metadata/docker.rs`) against real Docker daemons.
+//! Docker metadata (`src/metadata/sources/docker.rs`) against real Docker daemons.
 //!
 //! - The host's daemon: names, image, tags, image id, allowed labels and Kubernetes labels of
 //!   busybox containers (`ce-busybox:test`, built by `.ci/docker-up.sh`) reach the store within
@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use container_exporter::metadata::docker::{DockerConfig, run};
+use container_exporter::metadata::sources::docker::{DockerConfig, run};
 use container_exporter::metadata::{MetadataStore, SourceStats};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;

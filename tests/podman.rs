@@ -1,7 +1,7 @@
 //! Podman (issue 10) against a real Podman 4.3 (Debian's, rootful, cgroupfs manager) and its
 //! Docker-compatible service, started by `.ci/podman-up.sh` on its own socket and storage.
 //!
-//! - The metadata follower (`src/metadata/docker.rs` with `Flavor::Podman`): names, image,
+//! - The metadata follower (`src/metadata/sources/docker.rs` with `Flavor::Podman`): names, image,
 //!   tags, image id and allowed labels of a listed container and of one started later, a
 //!   rename, a pod's infra container marked `sandbox` (and its application container not), and
 //!   an exited container leaving the store after the removal delay, which only Podman's `die`
@@ -29,7 +29,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use container_exporter::metadata::docker::{DockerConfig, Flavor, run};
+use container_exporter::metadata::sources::docker::{DockerConfig, Flavor, run};
 use container_exporter::metadata::{MetadataStore, SourceStats};
 use tokio::sync::oneshot;
 

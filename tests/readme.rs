@@ -63,7 +63,7 @@ fn sections(text: &str) -> Vec<(String, usize, usize)> {
 #[test]
 fn generated_sections_match_the_code() {
     let generated: BTreeMap<&str, String> = [
-        ("flags", container_exporter::config::flags_markdown()),
+        ("flags", container_exporter::cli::flags_markdown()),
         ("metrics", container_exporter::metrics::markdown_table()),
         ("attributes", container_exporter::resource::markdown_table()),
         (

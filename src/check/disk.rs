@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use super::report::Report;
 use crate::cgroup::Layout;
-use crate::config::{DaemonArgs, HostArgs};
+use crate::cli::DaemonArgs;
+use crate::config::HostArgs;
 use crate::discovery::{Found, Kind};
 use crate::disk::DiskStats;
 use crate::disk::layer::{Found as Root, HostView, locate};

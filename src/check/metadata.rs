@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use super::report::{Level, Report};
-use crate::config::{HostArgs, MetadataArgs};
+use crate::config::HostArgs;
 use crate::discovery::{Found, Kind};
+use crate::metadata::MetadataArgs;
 use crate::metadata::{CheckLevel, Metadata, check_sources, spawn_sources};
 
 /// The runtimes' APIs: which answer, what they are, and how many of the containers found they

@@ -19,7 +19,8 @@ pub mod report;
 use std::sync::{Arc, Mutex};
 
 use crate::cgroup::ProcRoot;
-use crate::config::{DaemonArgs, HostArgs};
+use crate::cli::DaemonArgs;
+use crate::config::HostArgs;
 use crate::{discovery, progress};
 
 pub use report::{Finding, Level, On, Report};

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use super::report::{Level, Report};
-use crate::config::{DaemonArgs, Listen};
+use crate::cli::DaemonArgs;
+use crate::config::Listen;
 use crate::export::otlp::OtlpConfig;
 use crate::remote::error_chain;
 

@@ -131,3 +131,10 @@ impl Protocol {
         }
     }
 }
+
+/// Which names the Prometheus page uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Naming {
+    Otel,
+    Cadvisor,
+}

@@ -4,32 +4,35 @@
 //! never find them, and collection never waits for them.
 //!
 //! Each source keeps a [`MetadataStore`] current from its runtime, and the exporters read the
-//! stores ([`Metadata`]), never the runtimes: [`docker`] (and Podman's Docker-compatible API),
-//! [`cri`] (containerd, CRI-O), [`kubelet_logs`] (the kubelet's log names, where no CRI socket
+//! stores ([`Metadata`]), never the runtimes: [`docker`](sources::docker) (and Podman's
+//! Docker-compatible API), [`cri`](sources::cri) (containerd, CRI-O),
+//! [`kubelet_logs`](sources::kubelet_logs) (the kubelet's log names, where no CRI socket
 //! answers). They run on one skeleton (`source`): connect, list, follow, reconnect with
 //! backoff, one warning per outage, removal of the gone after a delay, the collector's asks for
 //! exits (`asks`), and their counters ([`SourceStats`], handed to the self-metrics as
 //! [`MetadataStats`]). The exits they hear of go to the collector through [`exits`]; every
 //! value stored is bounded (`store`).
 //!
-//! To add a runtime: a module here whose follower implements the skeleton's `Follow` (connect
-//! and list, wait for the next event, handle it) and whose `run` starts it, and one row in
-//! `SOURCES` (its name, when it is on, how it starts, its `check` probe, which discovery
-//! runtimes it names first, how it says exits, which counters it reports). Discovery needs the
-//! runtime's cgroup path pattern; the lookups, the exit asks, `check` and the self-metrics all
-//! read the row.
+//! To add a runtime: a module below `sources` whose follower implements the skeleton's `Follow`
+//! (connect and list, wait for the next event, handle it) and whose `run` starts it; and, in
+//! `sources`, its `mod` line, its endpoint flag and one row in `SOURCES` (its name, when it is
+//! on, how it starts, its `check` probe, which discovery runtimes it names first, how it says
+//! exits, which counters it reports). Discovery needs the runtime's cgroup path pattern; the
+//! lookups, the exit asks, `check`, the self-metrics and the flag reference all read the row or
+//! the flag. The metadata flags are this layer's own ([`MetadataArgs`]).
 
+mod args;
 mod asks;
-pub mod cri;
-pub mod docker;
 pub mod exits;
-pub mod kubelet_logs;
 mod refs;
 mod source;
-mod sources;
+pub mod sources;
 mod store;
 
+pub use args::{DEFAULT_LABEL_COUNT_LIMIT, LabelArgs};
 pub use refs::parse_rfc3339;
 pub use source::{Figure, MetadataStats, SourceStats};
-pub use sources::{CheckLevel, ExitWord, Metadata, Source, check_sources, spawn_sources};
+pub use sources::{
+    CheckLevel, Endpoints, ExitWord, Metadata, MetadataArgs, Source, check_sources, spawn_sources,
+};
 pub use store::{ContainerMeta, MetadataStore, PodMeta};

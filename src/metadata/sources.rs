@@ -3,7 +3,12 @@
 //! is, and what to do when it does not), which containers it is asked about first, and how it
 //! says why they end; and what reads the rows: [`spawn_sources`] starts the sources the flags
 //! turn on, [`check_sources`] asks them for `check`, [`Metadata`] looks them up together. A new
-//! runtime is its module and one row here.
+//! runtime is its module below this one (`sources/<runtime>.rs`), its `mod` line, its row, and
+//! the flag for where it connects ([`Endpoints`]), all here.
+
+pub mod cri;
+pub mod docker;
+pub mod kubelet_logs;
 
 use std::future::Future;
 use std::path::Path;
@@ -11,14 +16,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::cri::{self, CriConfig};
-use super::docker::{self, DockerConfig, Flavor};
+use clap::Args;
+
+use self::cri::CriConfig;
+use self::docker::{DockerConfig, Flavor};
+use self::kubelet_logs::KubeletLogsConfig;
+use super::args::LabelArgs;
 use super::exits::ExitStore;
-use super::kubelet_logs::{self, KubeletLogsConfig};
 use super::source::Figure::{self, ApiErrors, Calls, Connected, Events, Lookups, Reconnects};
 use super::source::{MetadataStats, SourceStats};
 use super::store::{ContainerMeta, MetadataStore, PodMeta, ValueLimit};
-use crate::config::{HostArgs, MetadataArgs, is_off};
+use crate::config::{HostArgs, is_off};
 use crate::discovery::{Found, Kind, Runtime};
 
 /// A metadata source; its registry row is `SOURCES[source as usize]`.
@@ -113,11 +121,48 @@ macro_rules! sources {
     };
 }
 
+/// The metadata flags: where names, images and labels come from (the container runtimes'
+/// APIs), and which labels are shown. Metrics never depend on them: a runtime that is absent or
+/// down only means containers are reported by id.
+#[derive(Debug, Clone, Default, Args)]
+pub struct MetadataArgs {
+    #[command(flatten)]
+    pub endpoints: Endpoints,
+
+    #[command(flatten)]
+    pub labels: LabelArgs,
+}
+
+/// Where each runtime's API is: a flag per source, read by its row's `endpoint`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Endpoints {
+    /// Docker API for container names, images and labels: `unix:///path`, `tcp://host:port`,
+    /// or `off`. Default: `DOCKER_HOST`, else the standard socket. Metrics never depend on
+    /// it: without Docker, containers are reported by id.
+    #[arg(long, env = "CONTAINER_EXPORTER_DOCKER_HOST", value_name = "URL")]
+    pub docker_host: Option<String>,
+
+    /// The container runtime interface (CRI) of a Kubernetes node, for pod, namespace and
+    /// container names, images and restart counts: `unix:///path`, or `off`. Default: the
+    /// first of containerd's `/run/containerd/containerd.sock` and CRI-O's
+    /// `/var/run/crio/crio.sock` that exists. Metrics never depend on it: without it,
+    /// Kubernetes containers are reported by id and pod uid.
+    #[arg(long, env = "CONTAINER_EXPORTER_CRI_ENDPOINT", value_name = "URL")]
+    pub cri_endpoint: Option<String>,
+
+    /// Podman's Docker-compatible API for the names, images and labels of Podman containers
+    /// (`podman system service`, or `podman.socket`): `unix:///path`, `tcp://host:port`, or
+    /// `off`. Default: `unix:///run/podman/podman.sock` when that socket exists. The
+    /// `--container-labels` allow-list applies to Podman's labels too.
+    #[arg(long, env = "CONTAINER_EXPORTER_PODMAN_HOST", value_name = "URL")]
+    pub podman_host: Option<String>,
+}
+
 sources! {
     Docker "docker" [Docker] false false Some(ExitWord::Events),
         [ApiErrors, Connected, Reconnects, Calls, Events],
         |args, _| {
-            let flag = args.docker_host.as_deref();
+            let flag = args.endpoints.docker_host.as_deref();
             (!flag.is_some_and(is_off)).then(|| docker::resolve_host(flag))
         },
         |s| start_docker(s, Flavor::Docker), Some(check_docker);
@@ -134,8 +179,8 @@ sources! {
 fn start_cri(s: Start<'_>) -> SourceTask {
     let cfg = CriConfig {
         endpoint: Some(s.endpoint),
-        label_globs: s.args.label_globs(),
-        pod_label_globs: s.args.pod_labels.clone(),
+        label_globs: s.args.labels.label_globs(),
+        pod_label_globs: s.args.labels.pod_labels.clone(),
         removal_delay: s.removal_delay,
         exits: s.exits,
         ..Default::default()
@@ -156,7 +201,7 @@ fn start_kubelet_logs(s: Start<'_>) -> SourceTask {
 fn start_docker(s: Start<'_>, flavor: Flavor) -> SourceTask {
     let cfg = DockerConfig {
         host: Some(s.endpoint),
-        label_globs: s.args.label_globs(),
+        label_globs: s.args.labels.label_globs(),
         removal_delay: s.removal_delay,
         flavor,
         exits: s.exits,
@@ -167,7 +212,7 @@ fn start_docker(s: Start<'_>, flavor: Flavor) -> SourceTask {
 /// The Podman API to follow, if any: the flag, else the standard rootful socket when it
 /// exists (a host without Podman gets no retry loop and no warning).
 fn podman_host(args: &MetadataArgs) -> Option<String> {
-    match args.podman_host.as_deref() {
+    match args.endpoints.podman_host.as_deref() {
         Some(h) if is_off(h) => None,
         Some(h) => Some(h.to_owned()),
         None => {
@@ -182,7 +227,7 @@ fn podman_host(args: &MetadataArgs) -> Option<String> {
 /// The CRI endpoint to follow, if any: the flag, else the first of the standard sockets that
 /// exists (a node without a CRI runtime gets no retry loop and no warning).
 fn cri_endpoint(args: &MetadataArgs) -> Option<String> {
-    match args.cri_endpoint.as_deref() {
+    match args.endpoints.cri_endpoint.as_deref() {
         Some(e) if is_off(e) => None,
         Some(e) => cri::resolve_endpoints(Some(e)).into_iter().next(),
         None => cri::DEFAULT_ENDPOINTS
@@ -234,8 +279,8 @@ fn check_docker(c: CheckInput<'_>) -> Option<SourceCheck> {
     let Some(url) = c.endpoint else {
         return Some(CheckLevel::Note.says("off (--docker-host off)"));
     };
-    let quiet =
-        c.args.docker_host.is_none() && !c.found.iter().any(|f| f.runtime == Runtime::Docker);
+    let quiet = c.args.endpoints.docker_host.is_none()
+        && !c.found.iter().any(|f| f.runtime == Runtime::Docker);
     Some(match c.rt.block_on(docker::probe(&url)) {
         Ok(v) => CheckLevel::Ok.says(format!(
             "Docker {} (API {}) at {url}: names, images and labels",
@@ -419,10 +464,10 @@ where
 {
     let mut stats = MetadataStats::default();
     let limit = ValueLimit::new(
-        args.attribute_value_length_limit.0 as usize,
+        args.labels.attribute_value_length_limit.0 as usize,
         stats.values_cut.clone(),
     )
-    .with_max_labels(args.attribute_count_limit as usize);
+    .with_max_labels(args.labels.attribute_count_limit as usize);
     let mut on = Vec::new();
     for (i, def) in SOURCES.iter().enumerate() {
         if let Some(endpoint) = (def.endpoint)(args, host) {

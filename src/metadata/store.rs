@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::SystemTime;
 
-use crate::config::{DEFAULT_LABEL_COUNT_LIMIT, DEFAULT_VALUE_LENGTH_LIMIT};
+use super::args::DEFAULT_LABEL_COUNT_LIMIT;
+use crate::config::DEFAULT_VALUE_LENGTH_LIMIT;
 
 /// What a runtime knows about a container, for its resource attributes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

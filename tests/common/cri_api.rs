@@ -1,7 +1,7 @@
 //! The CRI (`runtime.v1`) messages the tests' kubelet-like client sends and reads, written
 //! with prost's derive from k8s.io/cri-api's `pkg/apis/runtime/v1/api.proto`.
 //!
-//! Deliberately written apart from the exporter's own `src/metadata/cri_api.rs` (not shared,
+//! Deliberately written apart from the exporter's own `src/metadata/sources/cri/api.rs` (not shared,
 //! not copied): the tests create pods through these and check what the exporter reads through
 //! its own, so a wrong field number on either side shows as a wrong or missing name instead
 //! of cancelling out.

@@ -521,7 +521,7 @@ pub fn check_sample(s: &CgroupSample, nums: &HashSet<u64>, input: &[u8], v1: boo
 /// log link names. The first two bytes pick the device looked up.
 pub fn disk_mountinfo(data: &[u8]) {
     use container_exporter::host::mountinfo::{root_mount, source_of, unescape};
-    use container_exporter::metadata::kubelet_logs::parse_link_name;
+    use container_exporter::metadata::sources::kubelet_logs::parse_link_name;
     let Some((dev, text)) = data.split_at_checked(2) else {
         return;
     };

@@ -1,28 +1,13 @@
-//! Metadata flags: where the runtimes' APIs are, which labels are shown, and the bounds on
-//! what the runtimes say.
+//! The metadata flags that are not a runtime's: which labels are shown, and the bounds on what
+//! the runtimes say. (Where each runtime's API is, `Endpoints`, stands with the sources' rows.)
 
 use clap::Args;
 
-use super::values::{ValueLength, parse_value_length};
+use crate::config::values::{ValueLength, parse_value_length};
 
-/// Where names, images and labels come from: the container runtimes' APIs. Metrics never
-/// depend on them: a runtime that is absent or down only means containers are reported by id.
+/// Which of the runtimes' labels are shown, and how long and how many their values may be.
 #[derive(Debug, Clone, Default, Args)]
-pub struct MetadataArgs {
-    /// Docker API for container names, images and labels: `unix:///path`, `tcp://host:port`,
-    /// or `off`. Default: `DOCKER_HOST`, else the standard socket. Metrics never depend on
-    /// it: without Docker, containers are reported by id.
-    #[arg(long, env = "CONTAINER_EXPORTER_DOCKER_HOST", value_name = "URL")]
-    pub docker_host: Option<String>,
-
-    /// The container runtime interface (CRI) of a Kubernetes node, for pod, namespace and
-    /// container names, images and restart counts: `unix:///path`, or `off`. Default: the
-    /// first of containerd's `/run/containerd/containerd.sock` and CRI-O's
-    /// `/var/run/crio/crio.sock` that exists. Metrics never depend on it: without it,
-    /// Kubernetes containers are reported by id and pod uid.
-    #[arg(long, env = "CONTAINER_EXPORTER_CRI_ENDPOINT", value_name = "URL")]
-    pub cri_endpoint: Option<String>,
-
+pub struct LabelArgs {
     /// Container labels to export as `container.label.<key>` (on `container_info` on the
     /// Prometheus page, and on every series of the cAdvisor page, as cAdvisor writes them):
     /// comma-separated glob patterns (`*`, `?`), e.g. `com.example.team,app.*`. Default: none.
@@ -54,13 +39,6 @@ pub struct MetadataArgs {
         value_name = "GLOBS"
     )]
     pub pod_labels: Vec<String>,
-
-    /// Podman's Docker-compatible API for the names, images and labels of Podman containers
-    /// (`podman system service`, or `podman.socket`): `unix:///path`, `tcp://host:port`, or
-    /// `off`. Default: `unix:///run/podman/podman.sock` when that socket exists. The
-    /// `--container-labels` allow-list applies to Podman's labels too.
-    #[arg(long, env = "CONTAINER_EXPORTER_PODMAN_HOST", value_name = "URL")]
-    pub podman_host: Option<String>,
 
     /// The longest value, in bytes, of what the runtimes say about a container or pod (its
     /// name, image reference, labels, Kubernetes names, pod labels), on the page, in OTLP and
@@ -103,7 +81,7 @@ pub struct MetadataArgs {
 /// (`OTEL_ATTRIBUTE_COUNT_LIMIT`), far above the labels anyone allows on purpose.
 pub const DEFAULT_LABEL_COUNT_LIMIT: u32 = 128;
 
-impl MetadataArgs {
+impl LabelArgs {
     /// The container-label allow-list (`--container-labels` and its former name).
     pub fn label_globs(&self) -> Vec<String> {
         let mut all = self.container_labels.clone();

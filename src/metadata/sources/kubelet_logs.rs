@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::source::{self, Follow, Held, SourceStats, Words};
-use super::store::{ContainerMeta, MetadataStore, PodMeta};
+use crate::metadata::source::{self, Follow, Held, SourceStats, Words};
+use crate::metadata::store::{ContainerMeta, MetadataStore, PodMeta};
 
 /// How often the directory is listed without being asked.
 pub const SCAN_EVERY: Duration = Duration::from_secs(10);

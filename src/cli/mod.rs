@@ -1,12 +1,16 @@
-//! The command line: [`Cli`] (the daemon's flags and the commands), the parsing that lets a
-//! command's flags stand before its name too, and the README's flag reference generated from
-//! it.
+//! The command line: [`Cli`] (the daemon's flags and the commands), gathered from the flag
+//! groups each layer owns (`config`'s, and the metadata layer's with the runtimes' endpoints);
+//! the parsing that lets a command's flags stand before its name too; and the flag reference
+//! generated from it.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use super::daemon::DaemonArgs;
-use super::host::{HostArgs, LogArgs};
-use super::metadata::MetadataArgs;
+pub mod daemon;
+
+pub use daemon::DaemonArgs;
+
+use crate::config::{HostArgs, LogArgs};
+use crate::metadata::MetadataArgs;
 
 /// Per-host container metrics, read straight from the kernel's cgroup files.
 ///
@@ -238,15 +242,25 @@ pub fn flags_markdown() -> String {
     }
     let mut cmd = Cli::command();
     cmd.build();
-    let mut out = format!(
-        "Global flags (every command, before or after it):\n\n{}\nThe daemon (no command; `check` takes these too, and `snapshot` the metadata ones: `--docker-host`, `--podman-host`, `--cri-endpoint`, `--container-labels`, `--pod-labels`, `--attribute-value-length-limit`, `--attribute-count-limit`). A command's flags may stand before or after its name (`container-exporter --docker-host off snapshot`); a flag the command does not take, or one given both before and after it, is refused with a message that says where it goes:\n\n{}",
-        table(&cmd, Some(true), &[]),
-        table(&cmd, Some(false), &[])
-    );
     let daemon_flags: Vec<String> = cmd
         .get_arguments()
         .filter_map(|a| a.get_long().map(str::to_string))
         .collect();
+    let snapshot = cmd
+        .find_subcommand("snapshot")
+        .expect("snapshot is a command");
+    let shared: Vec<String> = (snapshot.get_arguments())
+        .filter(|a| !a.is_hide_set() && !a.is_global_set())
+        .filter_map(|a| a.get_long())
+        .filter(|&l| l != "help" && daemon_flags.iter().any(|d| d == l))
+        .map(|l| format!("`--{l}`"))
+        .collect();
+    let mut out = format!(
+        "Global flags (every command, before or after it):\n\n{}\nThe daemon (no command; `check` takes these too, and `snapshot` the metadata ones: {}). A command's flags may stand before or after its name (`container-exporter --docker-host off snapshot`); a flag the command does not take, or one given both before and after it, is refused with a message that says where it goes:\n\n{}",
+        table(&cmd, Some(true), &[]),
+        shared.join(", "),
+        table(&cmd, Some(false), &[])
+    );
     for sub in cmd.get_subcommands() {
         if sub.get_name() == "help" {
             continue;

@@ -4,13 +4,11 @@
 
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
-use super::disk::DiskArgs;
-use super::live::LiveArgs;
-use super::metadata::MetadataArgs;
-use super::outputs::{OtlpArgs, WebArgs};
-use super::values::{Listen, parse_duration, parse_exit_wait, parse_listen};
+use crate::config::values::{parse_duration, parse_exit_wait, parse_listen};
+use crate::config::{DiskArgs, Listen, LiveArgs, Naming, OtlpArgs, WebArgs};
+use crate::metadata::MetadataArgs;
 
 /// The daemon (what runs without a command).
 #[derive(Debug, Clone, Args)]
@@ -98,11 +96,4 @@ pub struct DaemonArgs {
 
     #[command(flatten)]
     pub live: LiveArgs,
-}
-
-/// Which names the Prometheus page uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Naming {
-    Otel,
-    Cadvisor,
 }
