@@ -91,6 +91,8 @@ fn two_hundred_containers_ending_at_once_keep_their_reasons() {
         &endpoint,
         "--otlp-protocol",
         rx.protocol(),
+        "--live-ended",
+        "1000",
     ]);
     // Each container says it runs, then blocks on the FIFO until the test opens it, and ends.
     // They share the network namespace of one holder container: Docker then has no network
@@ -261,6 +263,23 @@ fn two_hundred_containers_ending_at_once_keep_their_reasons() {
             (m.len() == N).then_some(m)
         });
     assert_eq!(unknown_kills(&otlp), both_missed, "the exits over OTLP");
+    // And in the live view's API: every run listed with what the page showed, the runs whose
+    // word came late included.
+    let r = e.get("/api/v1/ended", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let listed: BTreeMap<&str, Seen> = (v["ended"].as_array().unwrap().iter())
+        .filter_map(|row| {
+            let id = row["id"].as_str()?;
+            let code = row["exit_code"].as_i64();
+            let reason = row["reason"].as_str().unwrap_or("none");
+            let restarts = row["restart_count"].as_u64().map(|n| n as u32);
+            Some((id, Seen::new(reason, code, restarts)))
+        })
+        .collect();
+    for (id, s) in &seen {
+        assert_eq!(listed.get(id.as_str()), Some(s), "{id} in /api/v1/ended");
+    }
     // What waits for a final sample leaves within its bound (2 minutes here): the words of
     // containers that never ran here.
     e.wait_for(

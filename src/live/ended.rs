@@ -74,9 +74,9 @@ impl Ended {
         }
     }
 
-    /// Whether this run is listed already.
-    pub fn has(&self, id: &str, created: SystemTime) -> bool {
-        self.rows.iter().any(|r| r.id == id && r.created == created)
+    /// This run's row, if it is listed.
+    pub fn run_mut(&mut self, id: &str, created: SystemTime) -> Option<&mut EndedRow> {
+        (self.rows.iter_mut()).find(|r| r.id == id && r.created == created)
     }
 
     /// Lists a run (newest first); the oldest beyond the capacity leave.

@@ -123,7 +123,15 @@ impl Store {
                 if tick {
                     self.append(d, now);
                 }
-            } else if s.kind == Kind::Container && !self.ended.has(&s.id, s.created) {
+            } else if s.kind == Kind::Container {
+                if let Some(row) = self.ended.run_mut(&s.id, s.created) {
+                    // The runtime's word came after the final sample (a late word): the row
+                    // takes the exit as it stands now, as the page and OTLP publish it then.
+                    if let Some(exit) = s.exit() {
+                        row.exit = Some(*exit);
+                    }
+                    continue;
+                }
                 let peak = self
                     .rows
                     .get(&s.id)
