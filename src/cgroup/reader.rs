@@ -664,10 +664,11 @@ impl CgroupReader {
                     Err(e) => Err(e),
                 },
             };
-            let n = match result {
+            let (content, error) = match result {
                 Ok(n) => {
                     reads::count(self.options.plan, self.files[i].row);
-                    n
+                    let parsed = (def.parse)(&buf[..n], out, &mut partial);
+                    (&buf[..n], parsed.err().map(ReadErrorKind::Parse))
                 }
                 Err(e)
                     if e.raw_os_error()
@@ -675,24 +676,14 @@ impl CgroupReader {
                 {
                     return Err(Gone);
                 }
-                Err(e) => {
-                    on_error(ReadError {
-                        path: self.dir.join(def.name),
-                        kind: ReadErrorKind::Io(e),
-                    });
-                    // Absent until read again, as if it had been empty.
-                    at = self.keep(i, at, &[]);
-                    i += 1;
-                    continue;
-                }
+                // Absent until read again, as if it had been empty.
+                Err(e) => (&[][..], Some(ReadErrorKind::Io(e))),
             };
-            if let Err(e) = (def.parse)(&buf[..n], out, &mut partial) {
-                on_error(ReadError {
-                    path: self.dir.join(def.name),
-                    kind: ReadErrorKind::Parse(e),
-                });
+            if let Some(kind) = error {
+                let path = self.dir.join(def.name);
+                on_error(ReadError { path, kind });
             }
-            at = self.keep(i, at, &buf[..n]);
+            at = self.keep(i, at, content);
             i += 1;
         }
         if events_due {

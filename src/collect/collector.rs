@@ -60,11 +60,9 @@ pub struct Collector {
     net_looks: Vec<NetLook>,
 }
 
-/// A starting container seen in the host's network namespace: most likely its runtime's init
-/// (`runc init`), which is in the container's cgroup before the container's first process is
-/// in its namespace. That process may end before the next tick (a container that lives less
-/// than an interval), and only a `net/dev` opened while it lives gives the final sample its
-/// network. So it is looked for again between ticks, at doubling waits, for a few seconds.
+/// A starting container seen in the host's network namespace (most likely its runtime's init):
+/// its first process may end before the next tick, and only a `net/dev` opened while it lives
+/// gives the final sample its network, so it is looked for between ticks, at doubling waits.
 #[derive(Debug)]
 struct NetLook {
     id: String,
