@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 
 use crate::host::{fs, mountinfo};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LayoutKind {
     V2,
     Hybrid,
+    #[default]
     V1,
 }
 
@@ -37,7 +38,7 @@ impl fmt::Display for LayoutKind {
 
 /// The mount points the readers open files under. A v1 controller may be co-mounted with
 /// others (`cpu,cpuacct`): then several fields hold the same path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Layout {
     pub kind: LayoutKind,
     /// The cgroup2 mount: the whole tree on v2, `<root>/unified` on hybrid hosts.
@@ -116,16 +117,7 @@ impl Layout {
         cgroup_root: &Path,
         mounts: &[(PathBuf, String, Vec<String>)],
     ) -> Result<Layout, LayoutError> {
-        let mut layout = Layout {
-            kind: LayoutKind::V1,
-            unified: None,
-            cpu: None,
-            cpuacct: None,
-            memory: None,
-            blkio: None,
-            pids: None,
-            systemd: None,
-        };
+        let mut layout = Layout::default();
         // Later mounts hide earlier ones at the same point: the last one wins.
         for (point, fstype, opts) in mounts {
             if !point.starts_with(cgroup_root) {
@@ -151,11 +143,10 @@ impl Layout {
                 _ => {}
             }
         }
-        let any_v1 = layout.cpu.is_some()
-            || layout.cpuacct.is_some()
-            || layout.memory.is_some()
-            || layout.blkio.is_some()
-            || layout.pids.is_some();
+        let l = &layout;
+        let any_v1 = [&l.cpu, &l.cpuacct, &l.memory, &l.blkio, &l.pids]
+            .iter()
+            .any(|m| m.is_some());
         layout.kind = match (&layout.unified, any_v1) {
             (Some(_), false) => LayoutKind::V2,
             (Some(_), true) => LayoutKind::Hybrid,

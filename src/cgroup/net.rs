@@ -404,12 +404,9 @@ enum NetDev {
 const PIDS_LOOKED_AT_START: usize = 4;
 
 /// Opens `/proc/<pid>/net/dev` of the first of the first `look_at` processes listed in an open
-/// `cgroup.procs` that is not in the host's network namespace. While a runtime starts a
-/// container, its own init (in the host's) is listed next to the container's first process (in
-/// the container's); later, only the first is looked at (a process that made a namespace of
-/// its own inside a host-network container does not make it the container's). procfs gives
-/// each network namespace's `net/dev` its own inode, so the host network is recognised without
-/// the ptrace access that `ns/net` would need.
+/// `cgroup.procs` that is not in the host's network namespace (a starting container lists its
+/// runtime's init beside its first process). Each namespace's `net/dev` has its own inode, so
+/// the host's is recognised without the ptrace access that `ns/net` would need.
 fn net_dev_of(procs: &File, buf: &mut Vec<u8>, proc_root: &ProcRoot, look_at: usize) -> NetDev {
     let n = pread_all(procs, buf).unwrap_or(0);
     super::reads::count_procs();

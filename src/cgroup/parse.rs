@@ -122,11 +122,9 @@ pub enum BlkioKind {
 }
 
 /// v1 `blkio.throttle.io_service_bytes_recursive` / `io_serviced_recursive`:
-/// `MAJ:MIN Read N`, `MAJ:MIN Write N`, ... and a final `Total N`. A file with only the
-/// `Total` line has no per-device data (see FINDINGS: accounting is off until a throttle
-/// rule exists), which yields no devices rather than zeros. At most [`MAX_DEVICES`] devices
-/// are kept in `out` (shared by the two files); the others are added to `dropped` (so a
-/// device the cap leaves out counts once in each file).
+/// `MAJ:MIN Read N`, `MAJ:MIN Write N`, ... and a final `Total N` (alone: no devices, not
+/// zeros). At most [`MAX_DEVICES`] devices are kept in `out` (shared by the two files); the
+/// others are added to `dropped`, once per file.
 pub fn blkio(
     buf: &[u8],
     kind: BlkioKind,
@@ -190,11 +188,9 @@ pub fn pressure(buf: &[u8], psi: &mut Psi) -> Result<(), ParseError> {
     problems.finish()
 }
 
-/// Whether an interface name can be shown as it is, on the page and in OTLP: what the kernel
-/// allows (at most 15 bytes, no `/`, `:` or white space) that is also UTF-8 without control
-/// characters. The kernel does accept names with other control bytes (`\x01`), which would
-/// reach a label value raw; escaping them could make two names one, so such an interface is
-/// left out (and counted) instead.
+/// Whether an interface name can be shown as it is, on the page and in OTLP: at most 15 bytes
+/// of UTF-8 without `/`, `:`, white space or control characters (the kernel allows `\x01`;
+/// escaping could make two names one, so such an interface is left out and counted).
 fn showable_ifname(name: &[u8]) -> bool {
     name.len() <= 15
         && std::str::from_utf8(name).is_ok_and(|s| {

@@ -299,14 +299,6 @@ fn memory_stat_v1(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result
     })
 }
 
-fn blkio_bytes(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
-    parse::blkio(buf, BlkioKind::Bytes, &mut out.io, &mut out.io_dropped)
-}
-
-fn blkio_ops(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
-    parse::blkio(buf, BlkioKind::Ops, &mut out.io, &mut out.io_dropped)
-}
-
 /// A single-value file into one field of the sample (`max` is `None`).
 macro_rules! single {
     ($($field:ident).+) => {
@@ -325,6 +317,13 @@ macro_rules! spec {
             out.spec.$field = Some($limit(parse::single(b)?));
             Ok(())
         }
+    };
+}
+
+/// A v1 blkio file of one counter into the sample's devices.
+macro_rules! blkio {
+    ($kind:ident) => {
+        |b, out, _| parse::blkio(b, BlkioKind::$kind, &mut out.io, &mut out.io_dropped)
     };
 }
 
@@ -393,8 +392,8 @@ pub static PLAN: &[FileDef] = plan! {
     Memory "memory.oom_control"           V1 Tick       => memory_events;
     Pids "pids.current"                   V1 Tick       => single!(pids.current);
     Pids "pids.max"                       V1 Limit      => pids_max;
-    Blkio "blkio.throttle.io_service_bytes_recursive" V1 OnceCounting => blkio_bytes;
-    Blkio "blkio.throttle.io_serviced_recursive" V1 OnceCounting => blkio_ops;
+    Blkio "blkio.throttle.io_service_bytes_recursive" V1 OnceCounting => blkio!(Bytes);
+    Blkio "blkio.throttle.io_serviced_recursive" V1 OnceCounting => blkio!(Ops);
 };
 
 /// The rows of [`PLAN`] for a layout.

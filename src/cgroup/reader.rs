@@ -130,35 +130,30 @@ struct Mount {
 
 impl Mount {
     fn get(root: &Path) -> Mount {
-        type Known = (PathBuf, Arc<File>, bool);
-        static MOUNTS: Mutex<Vec<Known>> = Mutex::new(Vec::new());
+        use nix::sys::statfs::{CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, fstatfs};
+        static MOUNTS: Mutex<Vec<Mount>> = Mutex::new(Vec::new());
         let mut mounts = MOUNTS.lock().unwrap_or_else(|e| e.into_inner());
-        let found = match mounts.iter().find(|(p, _, _)| p == root) {
-            Some((_, f, cg)) => Some((f.clone(), *cg)),
-            None => {
-                let f = nix::fcntl::open(
-                    root,
-                    OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )
-                .ok()
-                .map(|fd| Arc::new(File::from(fd)));
-                f.map(|f| {
-                    use nix::sys::statfs::{CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, fstatfs};
-                    let cg = fstatfs(&*f).is_ok_and(|st| {
-                        st.filesystem_type() == CGROUP_SUPER_MAGIC
-                            || st.filesystem_type() == CGROUP2_SUPER_MAGIC
-                    });
-                    mounts.push((root.to_path_buf(), f.clone(), cg));
-                    (f, cg)
-                })
-            }
-        };
-        Mount {
-            root: root.to_path_buf(),
-            cgroupfs: found.as_ref().is_some_and(|(_, cg)| *cg),
-            fd: found.map(|(f, _)| f),
+        if let Some(m) = mounts.iter().find(|m| m.root == root) {
+            return m.clone();
         }
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::open(root, flags, Mode::empty()).ok();
+        let fd = fd.map(|fd| Arc::new(File::from(fd)));
+        let cgroupfs = fd.as_ref().is_some_and(|f| {
+            fstatfs(&**f).is_ok_and(|st| {
+                st.filesystem_type() == CGROUP_SUPER_MAGIC
+                    || st.filesystem_type() == CGROUP2_SUPER_MAGIC
+            })
+        });
+        let m = Mount {
+            root: root.to_path_buf(),
+            fd,
+            cgroupfs,
+        };
+        if m.fd.is_some() {
+            mounts.push(m.clone());
+        }
+        m
     }
 
     fn open(&self, below: &Path) -> io::Result<File> {
@@ -189,11 +184,8 @@ pub struct CgroupReader {
     pub(super) files: Vec<Planned>,
     /// The last content of each file a read may skip (`Planned::kept` long each, one after
     /// the other in the order of the files), parsed again in its place when skipped, so that
-    /// no code but the plan row knows their fields. 50 bytes on v2, 170 on hybrid, where a
-    /// copy of those fields made the reader 200 bytes larger (536 instead of 336). Measured
-    /// (release, 2 shared cores): parsing them again costs 0.24 µs per read on v2 (7 files)
-    /// and 0.6 µs on hybrid (9), against 10-15 ns for copying fields; skipping a file saves a
-    /// `pread` of 1 µs or more.
+    /// no code but the plan row knows their fields: re-parsing costs well under a µs a read,
+    /// the `pread` it saves 1 µs or more.
     pub(super) kept: Box<[u8]>,
     pub(super) options: OpenOptions,
     /// The mount of each hierarchy that has files opened when read (empty while every file
@@ -490,8 +482,7 @@ impl CgroupReader {
             if !which.contains(&hier) {
                 continue;
             }
-            let has_unified_cpu = self.files.iter().any(|f| f.def.exact_cpu());
-            if def.cpu_fallback && has_unified_cpu {
+            if self.superseded(def) {
                 continue;
             }
             let Some(root) = hier.mount(layout) else {
@@ -561,6 +552,11 @@ impl CgroupReader {
         Ok(())
     }
 
+    /// A v1 CPU row not needed: the unified `cpu.stat` is planned.
+    fn superseded(&self, def: &FileDef) -> bool {
+        def.cpu_fallback && self.files.iter().any(|f| f.def.exact_cpu())
+    }
+
     /// Remembers the container's directory in `hier`, for files opened at every read.
     fn note_dir(&mut self, layout: &Layout, rel: &Path, hier: Hier) {
         if !self.dirs.iter().any(|(h, _)| *h == hier)
@@ -576,9 +572,8 @@ impl CgroupReader {
     /// Plans every file of `hier` without knowing which exist (no descriptor to look).
     fn plan_unseen(&mut self, layout: &Layout, rel: &Path, hier: Hier) {
         self.note_dir(layout, rel, hier);
-        let has_unified_cpu = self.files.iter().any(|f| f.def.exact_cpu());
         for def in plan::files_of(self.options.plan, layout.kind) {
-            if def.hier == hier && !(def.cpu_fallback && has_unified_cpu) {
+            if def.hier == hier && !self.superseded(def) {
                 let row = self.row(def);
                 self.files.push(Planned {
                     def,
@@ -669,10 +664,11 @@ impl CgroupReader {
                     Err(e) => Err(e),
                 },
             };
-            let n = match result {
+            let (content, error) = match result {
                 Ok(n) => {
                     reads::count(self.options.plan, self.files[i].row);
-                    n
+                    let parsed = (def.parse)(&buf[..n], out, &mut partial);
+                    (&buf[..n], parsed.err().map(ReadErrorKind::Parse))
                 }
                 Err(e)
                     if e.raw_os_error()
@@ -680,24 +676,14 @@ impl CgroupReader {
                 {
                     return Err(Gone);
                 }
-                Err(e) => {
-                    on_error(ReadError {
-                        path: self.dir.join(def.name),
-                        kind: ReadErrorKind::Io(e),
-                    });
-                    // Absent until read again, as if it had been empty.
-                    at = self.keep(i, at, &[]);
-                    i += 1;
-                    continue;
-                }
+                // Absent until read again, as if it had been empty.
+                Err(e) => (&[][..], Some(ReadErrorKind::Io(e))),
             };
-            if let Err(e) = (def.parse)(&buf[..n], out, &mut partial) {
-                on_error(ReadError {
-                    path: self.dir.join(def.name),
-                    kind: ReadErrorKind::Parse(e),
-                });
+            if let Some(kind) = error {
+                let path = self.dir.join(def.name);
+                on_error(ReadError { path, kind });
             }
-            at = self.keep(i, at, &buf[..n]);
+            at = self.keep(i, at, content);
             i += 1;
         }
         if events_due {

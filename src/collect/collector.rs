@@ -60,11 +60,9 @@ pub struct Collector {
     net_looks: Vec<NetLook>,
 }
 
-/// A starting container seen in the host's network namespace: most likely its runtime's init
-/// (`runc init`), which is in the container's cgroup before the container's first process is
-/// in its namespace. That process may end before the next tick (a container that lives less
-/// than an interval), and only a `net/dev` opened while it lives gives the final sample its
-/// network. So it is looked for again between ticks, at doubling waits, for a few seconds.
+/// A starting container seen in the host's network namespace (most likely its runtime's init):
+/// its first process may end before the next tick, and only a `net/dev` opened while it lives
+/// gives the final sample its network, so it is looked for between ticks, at doubling waits.
 #[derive(Debug)]
 struct NetLook {
     id: String,
@@ -246,19 +244,17 @@ impl Collector {
     /// Stops tracking a container whose cgroup is gone; its last sample departs unless it
     /// already did. Returns whether it was tracked.
     pub fn untrack(&mut self, id: &str) -> bool {
-        match self.containers.remove(id) {
-            Some(mut t) => {
-                self.removals += 1;
-                self.fds.closed(&t.reader);
-                if !t.exited && t.state.current_at.is_some() && t.has_run() {
-                    // Discovery saw the cgroup go before a read did.
-                    t.keep_last_network(&mut self.buf);
-                    self.departed.push(t.state);
-                }
-                true
-            }
-            None => false,
+        let Some(mut t) = self.containers.remove(id) else {
+            return false;
+        };
+        self.removals += 1;
+        self.fds.closed(&t.reader);
+        if !t.exited && t.state.current_at.is_some() && t.has_run() {
+            // Discovery saw the cgroup go before a read did.
+            t.keep_last_network(&mut self.buf);
+            self.departed.push(t.state);
         }
+        true
     }
 
     /// Reads one container now (its `cgroup.events` changed). When its last process has
@@ -517,25 +513,26 @@ impl Tracked {
     /// Opens the files of hierarchies whose directory was missing at discovery, for a few
     /// seconds after it.
     pub fn retry_missing(&mut self, layout: &Layout, now: Instant) {
-        if let Some(until) = self.retry_until {
-            match self.reader.retry_missing(layout, &self.state.rel) {
-                Ok(true) if now < until => {}
-                Ok(true) => {
-                    self.retry_until = None;
-                    // Absent from a hierarchy can be a runtime's choice; something else in
-                    // the directory's place never is, and its values would be missing unsaid.
-                    let odd = self.reader.not_directories(layout, &self.state.rel);
-                    if !odd.is_empty() {
-                        tracing::warn!(
-                            id = %self.state.id,
-                            paths = ?odd,
-                            "not a directory where the container's cgroup directory should be: \
-                             the values of those hierarchies are not reported for it"
-                        );
-                    }
+        let Some(until) = self.retry_until else {
+            return;
+        };
+        match self.reader.retry_missing(layout, &self.state.rel) {
+            Ok(true) if now < until => {}
+            Ok(true) => {
+                self.retry_until = None;
+                // Absent from a hierarchy can be a runtime's choice; something else in the
+                // directory's place never is, and its values would be missing unsaid.
+                let odd = self.reader.not_directories(layout, &self.state.rel);
+                if !odd.is_empty() {
+                    tracing::warn!(
+                        id = %self.state.id,
+                        paths = ?odd,
+                        "not a directory where the container's cgroup directory should be: \
+                         the values of those hierarchies are not reported for it"
+                    );
                 }
-                _ => self.retry_until = None,
             }
+            _ => self.retry_until = None,
         }
     }
 
@@ -564,9 +561,8 @@ impl Tracked {
     }
 
     pub fn new(f: Found, reader: CgroupReader) -> Tracked {
-        let state = ContainerState::new(f, reader.created);
         Tracked {
-            state,
+            state: ContainerState::new(f, reader.created),
             reader,
             exited: false,
             seen_running: false,

@@ -252,14 +252,7 @@ mod tests {
             let kept = |lean: bool| {
                 rows.iter()
                     .filter(|f| !(exact && f.cpu_fallback))
-                    .filter(|f| match f.cadence {
-                        Cadence::Tick
-                        | Cadence::UnderQuota
-                        | Cadence::UnderMemoryLimit
-                        | Cadence::UnlessSwapOff
-                        | Cadence::OnceCounting => true,
-                        Cadence::Limit | Cadence::Events => !lean,
-                    })
+                    .filter(|f| !lean || !matches!(f.cadence, Cadence::Limit | Cadence::Events))
                     .count()
             };
             assert!(

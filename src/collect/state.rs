@@ -202,11 +202,7 @@ impl<'a> Described<'a> {
     /// Whether `meta` and `pod` are the very ones this was described with.
     pub fn same(&self, meta: &Option<Arc<ContainerMeta>>, pod: &Option<Arc<PodMeta>>) -> bool {
         fn same<T>(a: &Option<Arc<T>>, b: &Option<Arc<T>>) -> bool {
-            match (a, b) {
-                (None, None) => true,
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                _ => false,
-            }
+            a.as_ref().map(Arc::as_ptr) == b.as_ref().map(Arc::as_ptr)
         }
         same(&self.meta, meta) && same(&self.pod, pod)
     }

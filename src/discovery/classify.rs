@@ -102,6 +102,16 @@ fn is_containerd_id(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
+/// `<prefix><id><suffix>` cgroup names, by runtime, tried in order.
+const PATTERNS: [(&str, &str, Runtime); 6] = [
+    ("docker-", ".scope", Runtime::Docker),
+    ("cri-containerd-", ".scope", Runtime::Containerd),
+    ("crio-", ".scope", Runtime::CriO),
+    ("crio-", "", Runtime::CriO),
+    ("libpod-", ".scope", Runtime::Podman),
+    ("libpod-", "", Runtime::Podman),
+];
+
 /// Decides whether the cgroup at `rel` (relative to a hierarchy's mount) is a container or a
 /// Kubernetes pod.
 pub fn classify(rel: &Path) -> Option<Found> {
@@ -121,17 +131,11 @@ pub fn classify(rel: &Path) -> Option<Found> {
     let pod = parents.iter().rev().find_map(|c| pod_uid(c));
     let in_pod = pod.is_some();
 
-    let (id, runtime) = if let Some(id) = between(name, "docker-", ".scope") {
-        (id, Runtime::Docker)
-    } else if let Some(id) = between(name, "cri-containerd-", ".scope") {
-        (id, Runtime::Containerd)
-    } else if let Some(id) = between(name, "crio-", ".scope").or_else(|| between(name, "crio-", ""))
-    {
-        (id, Runtime::CriO)
-    } else if let Some(id) =
-        between(name, "libpod-", ".scope").or_else(|| between(name, "libpod-", ""))
-    {
-        (id, Runtime::Podman)
+    let named = PATTERNS
+        .iter()
+        .find_map(|&(prefix, suffix, runtime)| Some((between(name, prefix, suffix)?, runtime)));
+    let (id, runtime) = if let Some(found) = named {
+        found
     } else if is_container_id(name) {
         // Plain ids: `/docker/<id>` (Docker, cgroupfs driver) or
         // `/kubepods/<qos>/pod<uid>/<id>` (a CRI runtime, cgroupfs driver).

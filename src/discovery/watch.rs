@@ -178,6 +178,13 @@ impl Watcher {
         }
     }
 
+    /// [`scan_from`](Self::scan_from) `start`, each container found an event in `out`.
+    fn scan_into(&mut self, start: PathBuf, out: &mut Vec<WatchEvent>) {
+        let mut found = Vec::new();
+        self.scan_from(start, &mut found);
+        out.extend(found.into_iter().map(WatchEvent::Found));
+    }
+
     /// Watches one directory for created and removed children. False when it is gone.
     fn watch_dir(&mut self, rel: &Path) -> bool {
         if self.dirs.contains_key(rel) {
@@ -281,9 +288,7 @@ impl Watcher {
                 self.unwatched.insert(rel, now_seen);
             }
             for d in new_dirs {
-                let mut found = Vec::new();
-                self.scan_from(d, &mut found);
-                out.extend(found.into_iter().map(WatchEvent::Found));
+                self.scan_into(d, out);
             }
         }
         for (id, rel) in std::mem::take(&mut self.events_unwatched) {
@@ -407,14 +412,10 @@ impl Watcher {
         }
         if mask.contains(AddWatchFlags::IN_IGNORED) {
             match self.by_wd.remove(&ev.wd) {
-                Some(Watched::Dir(p)) => {
-                    self.dirs.remove(&p);
-                }
-                Some(Watched::Events(id)) => {
-                    self.events.remove(&id);
-                }
-                None => {}
-            }
+                Some(Watched::Dir(p)) => self.dirs.remove(&p),
+                Some(Watched::Events(id)) => self.events.remove(&id),
+                None => None,
+            };
             return;
         }
         match self.by_wd.get(&ev.wd) {
@@ -440,9 +441,7 @@ impl Watcher {
                             // containers): watch it and pick up whatever was created in it
                             // before the watch existed.
                             out.extend(f.map(WatchEvent::Found));
-                            let mut found = Vec::new();
-                            self.scan_from(rel, &mut found);
-                            out.extend(found.into_iter().map(WatchEvent::Found));
+                            self.scan_into(rel, out);
                         }
                         _ => {}
                     }

@@ -52,14 +52,25 @@ impl Job {
         now: Instant,
         cpu: Option<u64>,
     ) -> nix::Result<Job> {
-        Ok(Job {
-            key: Key::Layer(id.to_owned()),
-            walk: Walk::open_in(host, upper)?,
-            started: now,
+        let walk = Walk::open_in(host, upper)?;
+        Ok(Job::new(
+            Key::Layer(id.to_owned()),
+            walk,
+            now,
+            cpu,
+            Usage::default(),
+        ))
+    }
+
+    fn new(key: Key, walk: Walk, started: Instant, cpu: Option<u64>, minus_root: Usage) -> Job {
+        Job {
+            key,
+            walk,
+            started,
             cpu_at_start: cpu,
             counted: 0,
-            minus_root: Usage::default(),
-        })
+            minus_root,
+        }
     }
 
     /// A walk of pod `uid`'s `emptyDir` volumes below `kubelet_root`.
@@ -72,18 +83,18 @@ impl Job {
     ) -> Result<Job, NoVolumes> {
         let root = empty_dir_root(kubelet_root, uid);
         match root.as_deref().and_then(|r| Walk::open_in(host, r).ok()) {
-            Some(walk) => Ok(Job {
-                key: Key::Pod(uid.to_owned()),
-                walk,
-                started: now,
-                cpu_at_start: cpu,
-                counted: 0,
+            Some(walk) => {
                 // The `kubernetes.io~empty-dir` directory itself is no volume.
-                minus_root: root
-                    .as_deref()
-                    .and_then(|r| own_usage(host, r))
-                    .unwrap_or_default(),
-            }),
+                let minus_root = root.as_deref().and_then(|r| own_usage(host, r));
+                let key = Key::Pod(uid.to_owned());
+                Ok(Job::new(
+                    key,
+                    walk,
+                    now,
+                    cpu,
+                    minus_root.unwrap_or_default(),
+                ))
+            }
             None => {
                 let pod_dir = pod_dir(kubelet_root, uid);
                 if pod_dir.is_some_and(|d| walk::open_dir_in(host, &d).is_ok()) {

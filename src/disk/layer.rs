@@ -107,7 +107,9 @@ pub fn mount_ns(proc_root: &Path, pid: &str) -> Option<u64> {
 }
 
 /// Container `id`'s layer: Docker's record of it when there is one ([`docker_layer`]), else
-/// from one of its processes ([`find_layer`]).
+/// the root mount of the first process in `procs` (a `cgroup.procs`): its upper directory when
+/// it is one a runtime made (below `host`, the host's root), or why there is none. A process in
+/// one of the host's mount namespaces costs a `readlink`, not a mountinfo.
 pub fn locate(
     view: &HostView,
     host: Option<&OwnedFd>,
@@ -115,26 +117,10 @@ pub fn locate(
     procs: &Path,
     stats: &DiskStats,
 ) -> Found {
-    match host.and_then(|h| docker_layer(h, Path::new(DOCKER_ROOT), id)) {
-        Some(up) => {
-            stats.lookups_runtime.fetch_add(1, Relaxed);
-            Found::Overlay(up)
-        }
-        None => find_layer(view, host, id, procs, stats),
+    if let Some(up) = host.and_then(|h| docker_layer(h, Path::new(DOCKER_ROOT), id)) {
+        stats.lookups_runtime.fetch_add(1, Relaxed);
+        return Found::Overlay(up);
     }
-}
-
-/// The root mount of the first process in `procs` (a `cgroup.procs`) of container `id`: its
-/// upper directory when it is one a runtime made (below `host`, the host's root), or why
-/// there is none. A process in one of the host's mount namespaces costs a `readlink`, not a
-/// mountinfo.
-pub fn find_layer(
-    view: &HostView,
-    host: Option<&OwnedFd>,
-    id: &str,
-    procs: &Path,
-    stats: &DiskStats,
-) -> Found {
     let Some(pid) = fs::read_regular_file(procs)
         .ok()
         .and_then(|procs| crate::cgroup::parse::first_pid(&procs))
@@ -360,7 +346,7 @@ mod tests {
         };
         let h = walk::open_root(Path::new("/")).unwrap();
         let stats = DiskStats::default();
-        let find = || find_layer(&view, Some(&h), "c", &procs, &stats);
+        let find = || locate(&view, Some(&h), "c", &procs, &stats);
         // Pids outside the reader's namespace read as 0 on cgroup2.
         std::fs::write(&procs, b"0\n42\n1\n").unwrap();
         assert_eq!(find(), Found::Overlay(upper.into()));
@@ -385,10 +371,7 @@ mod tests {
         let procs = d.join("cgroup.procs");
         std::fs::write(&procs, format!("{}\n", std::process::id())).unwrap();
         let stats = DiskStats::default();
-        assert_eq!(
-            find_layer(&view, None, "c", &procs, &stats),
-            Found::HostRoot
-        );
+        assert_eq!(locate(&view, None, "c", &procs, &stats), Found::HostRoot);
         assert_eq!(stats.lookups_mountinfo.load(Relaxed), 0);
         assert_eq!(stats.lookups_host_namespace.load(Relaxed), 1);
         // Another --host-root than the exporter's own `/`: its namespace is not the host's.

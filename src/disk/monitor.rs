@@ -24,61 +24,38 @@ use super::schedule::{Cadence, Queue, SLICE_ENTRIES, SLICE_TIME, Turn, Walked};
 use super::walk::{self, FsStat, Incomplete, Progress, Usage};
 use crate::discovery::Kind;
 
-struct Ctr {
+/// What is known of a container (`K` is its [`Layer`]) or a pod (`K` is its log directory,
+/// once known): its roster item and what its last walks counted.
+struct Known<K> {
     item: RosterItem,
-    layer: Layer,
     walked: Walked,
-    rootfs: Option<Usage>,
+    /// What its job walked: a container's writable layer, a pod's `emptyDir` volumes.
+    walk: Option<Usage>,
     logs: Option<Usage>,
     fs: Option<FsStat>,
     device: Option<Arc<str>>,
+    place: K,
 }
 
-struct Pod {
-    item: RosterItem,
-    walked: Walked,
-    empty_dir: Option<Usage>,
-    logs: Option<Usage>,
-    log_dir: Option<PathBuf>,
-    fs: Option<FsStat>,
-    device: Option<Arc<str>>,
-}
+type Ctr = Known<Layer>;
+type Pod = Known<Option<PathBuf>>;
 
-impl Ctr {
-    fn new(item: RosterItem, now: Instant) -> Ctr {
-        Ctr {
+impl<K> Known<K> {
+    fn new(item: RosterItem, place: K) -> Known<K> {
+        Known {
             item,
-            layer: Layer::pending(now),
             walked: Walked::default(),
-            rootfs: None,
+            walk: None,
             logs: None,
             fs: None,
             device: None,
+            place,
         }
     }
 
-    /// What its last walks counted (layer and logs), to tell a cheap one.
+    /// What its last walks counted (its job's and its logs'), to tell a cheap one.
     fn last_walk(&self) -> Option<Usage> {
-        sum(self.rootfs, self.logs)
-    }
-}
-
-impl Pod {
-    fn new(item: RosterItem) -> Pod {
-        Pod {
-            item,
-            walked: Walked::default(),
-            empty_dir: None,
-            logs: None,
-            log_dir: None,
-            fs: None,
-            device: None,
-        }
-    }
-
-    /// What its last walks counted (volumes and logs).
-    fn last_walk(&self) -> Option<Usage> {
-        sum(self.empty_dir, self.logs)
+        sum(self.walk, self.logs)
     }
 }
 
@@ -156,12 +133,11 @@ impl Monitor {
         let mut keys: Vec<Key> = self.containers.keys().cloned().map(Key::Layer).collect();
         keys.extend(self.pods.keys().cloned().map(Key::Pod));
         for key in keys {
-            let Some(mut job) = self.start(&key, now) else {
-                continue;
-            };
-            let far = Instant::now() + Duration::from_secs(86_400);
-            while job.walk.step(u64::MAX, far) == Progress::Paused {}
-            self.finish(job);
+            if let Some(mut job) = self.start(&key, now) {
+                let far = Instant::now() + Duration::from_secs(86_400);
+                while job.walk.step(u64::MAX, far) == Progress::Paused {}
+                self.finish(job);
+            }
         }
         // Pods again: their sums need every container's layer.
         let pods: Vec<String> = self.pods.keys().cloned().collect();
@@ -185,7 +161,8 @@ impl Monitor {
                 Kind::Container => {
                     seen_c.insert(item.id.clone());
                     let Some(c) = self.containers.get_mut(&item.id) else {
-                        self.containers.insert(item.id.clone(), Ctr::new(item, now));
+                        self.containers
+                            .insert(item.id.clone(), Ctr::new(item, Layer::pending(now)));
                         continue;
                     };
                     // The log place may be known now (names arrive after the cgroup): measure
@@ -198,10 +175,10 @@ impl Monitor {
                 Kind::Pod => {
                     seen_p.insert(item.id.clone());
                     let Some(p) = self.pods.get_mut(&item.id) else {
-                        self.pods.insert(item.id.clone(), Pod::new(item));
+                        self.pods.insert(item.id.clone(), Pod::new(item, None));
                         continue;
                     };
-                    if p.item.pod != item.pod && p.log_dir.is_none() {
+                    if p.item.pod != item.pod && p.place.is_none() {
                         p.walked.at = None;
                     }
                     p.item = item;
@@ -238,7 +215,7 @@ impl Monitor {
         let (mut found, mut unsupported, mut unreachable, mut pending) = (0, 0, 0, 0);
         let mut untrusted = 0;
         for c in self.containers.values().filter(|c| !c.item.is_sandbox()) {
-            match c.layer {
+            match c.place {
                 Layer::Found(_) => found += 1,
                 Layer::Unsupported(_) => unsupported += 1,
                 Layer::Unreachable(_) => unreachable += 1,
@@ -258,7 +235,7 @@ impl Monitor {
     /// thread too).
     pub fn next_due(&self, now: Instant) -> Option<Instant> {
         let cadence = &self.cadence;
-        let containers = self.containers.values().filter_map(|c| match c.layer {
+        let containers = self.containers.values().filter_map(|c| match c.place {
             Layer::Found(_) => Some(cadence.due_at(&c.walked, c.item.cpu_ns, c.last_walk(), now)),
             Layer::Pending { next_try, .. } => Some(next_try),
             _ => None,
@@ -276,7 +253,7 @@ impl Monitor {
             .refresh_spare(self.stats.cpu_ns.load(Relaxed), now);
         let cadence = &self.cadence;
         for (id, c) in &mut self.containers {
-            let wanted = match c.layer {
+            let wanted = match c.place {
                 Layer::Found(_) => true,
                 Layer::Pending { next_try, .. } => now >= next_try,
                 // Logs are still worth measuring without a layer.
@@ -344,10 +321,10 @@ impl Monitor {
                 self.locate(id, now);
                 let c = self.containers.get_mut(id)?;
                 let cpu = c.item.cpu_ns;
-                let path = match &c.layer {
+                let path = match &c.place {
                     Layer::Found(p) if !c.item.is_sandbox() => p.clone(),
                     Layer::Pending { since, .. } => {
-                        c.layer = Layer::retried(*since, now);
+                        c.place = Layer::retried(*since, now);
                         c.walked.due_since = None;
                         return None;
                     }
@@ -363,7 +340,7 @@ impl Monitor {
                         // The container went (its layer with it), or the host root is wrong.
                         let why = Unreachable::Open { path, errno };
                         self.warnings.unreachable(id, &why, &self.cfg.host_root);
-                        c.layer = Layer::Unreachable(why);
+                        c.place = Layer::Unreachable(why);
                         self.count_layers();
                         self.finish_container(id, now, cpu, None);
                         None
@@ -440,10 +417,10 @@ impl Monitor {
         };
         c.logs = logs;
         let (rootfs, fs) = layer.unzip();
-        (c.rootfs, c.fs, c.device) = (rootfs, fs, device);
+        (c.walk, c.fs, c.device) = (rootfs, fs, device);
         let sample = DiskSample {
-            usage: c.rootfs,
-            rootfs: c.rootfs,
+            usage: c.walk,
+            rootfs: c.walk,
             logs: c.logs,
             empty_dir: None,
             kubernetes: c.item.pod_uid.is_some(),
@@ -477,7 +454,7 @@ impl Monitor {
             cpu,
             due_since: None,
         };
-        p.empty_dir = empty_dir;
+        p.walk = empty_dir;
         p.logs = logs;
         if fs.is_some() {
             p.fs = fs;
@@ -489,11 +466,11 @@ impl Monitor {
     /// The pod's log directory in the kubelet's layout (every container's, every restart's).
     fn measure_pod_logs(&mut self, uid: &str) -> Option<Usage> {
         let p = self.pods.get_mut(uid)?;
-        if p.log_dir.is_none() {
+        if p.place.is_none() {
             let (host, dir) = (self.host.as_ref(), &self.cfg.pod_logs_dir);
-            p.log_dir = jobs::pod_log_dir(host, dir, uid, p.item.pod.as_deref());
+            p.place = jobs::pod_log_dir(host, dir, uid, p.item.pod.as_deref());
         }
-        jobs::walk_small(self.host.as_ref()?, p.log_dir.as_ref()?, &self.stats)
+        jobs::walk_small(self.host.as_ref()?, p.place.as_ref()?, &self.stats)
     }
 
     /// A pod's figures: its containers' layers (all of them known, or no sum), its logs and
@@ -510,7 +487,7 @@ impl Monitor {
                 continue;
             }
             any = true;
-            match (&mut rootfs, c.rootfs) {
+            match (&mut rootfs, c.walk) {
                 (Some(sum), Some(u)) => *sum += u,
                 _ => rootfs = None,
             }
@@ -520,7 +497,7 @@ impl Monitor {
             }
         }
         let rootfs = rootfs.filter(|_| any);
-        let usage = match (rootfs, p.logs, p.empty_dir) {
+        let usage = match (rootfs, p.logs, p.walk) {
             (Some(mut a), Some(b), Some(c)) => {
                 a += b;
                 a += c;
@@ -532,7 +509,7 @@ impl Monitor {
             usage,
             rootfs,
             logs: p.logs,
-            empty_dir: p.empty_dir,
+            empty_dir: p.walk,
             kubernetes: true,
             fs,
             device,
@@ -546,7 +523,7 @@ impl Monitor {
         let Some(c) = self.containers.get(id) else {
             return;
         };
-        let Layer::Pending { since, .. } = c.layer else {
+        let Layer::Pending { since, .. } = c.place else {
             return;
         };
         let host = self.host.as_ref();
@@ -561,7 +538,7 @@ impl Monitor {
             self.warnings.not_overlay(id, fstype);
         }
         if let Some(c) = self.containers.get_mut(id) {
-            c.layer = layer;
+            c.place = layer;
         }
         self.count_layers();
     }
@@ -695,7 +672,7 @@ mod tests {
     }
 
     fn found(m: &mut Monitor, id: &str, dir: &Path) {
-        m.containers.get_mut(id).unwrap().layer = Layer::Found(dir.to_path_buf());
+        m.containers.get_mut(id).unwrap().place = Layer::Found(dir.to_path_buf());
     }
 
     fn result(m: &Monitor, id: &str) -> Option<Usage> {
@@ -828,23 +805,23 @@ mod tests {
         assert!(!m.slice(), "not again within the second");
         m.enqueue_due(Instant::now() + LOCATE_RETRY * 2);
         assert!(m.slice(), "looked for again after a second");
-        let Layer::Pending { since, .. } = m.containers["ghost"].layer else {
+        let Layer::Pending { since, .. } = m.containers["ghost"].place else {
             panic!()
         };
         let later = since + Duration::from_secs(8);
         assert!(m.start(&Key::Layer("ghost".into()), later).is_none());
-        let Layer::Pending { next_try, .. } = m.containers["ghost"].layer else {
+        let Layer::Pending { next_try, .. } = m.containers["ghost"].place else {
             panic!()
         };
         assert_eq!(next_try, later + Duration::from_secs(8), "the wait doubles");
         // Past LOCATE_FOR it is given up as having no process to look at.
         m.enqueue_due(t0 + LOCATE_FOR + LOCATE_RETRY * 2);
         let c = &m.containers["ghost"];
-        let Layer::Pending { since, .. } = c.layer else {
-            panic!("{:?}", c.layer)
+        let Layer::Pending { since, .. } = c.place else {
+            panic!("{:?}", c.place)
         };
         m.locate("ghost", since + LOCATE_FOR);
-        assert!(matches!(m.containers["ghost"].layer, Layer::Unreachable(_)));
+        assert!(matches!(m.containers["ghost"].place, Layer::Unreachable(_)));
         assert_eq!(m.next_due(t0), None);
     }
 }

@@ -29,11 +29,9 @@ pub const SPARE_WINDOW: Duration = Duration::from_secs(30);
 /// Walks paused at once, at most.
 pub const MAX_IN_PROGRESS: usize = 2;
 /// Descriptors kept back for the disk thread from the collector's budget: the host root, and
-/// the paused and current walks' open directories (one per level; real layers are a few dozen
-/// levels deep at most). A pathological tree can take more, up to
-/// `(MAX_IN_PROGRESS + 1) × (walk::MAX_DEPTH + 1)`; a walk that then meets `EMFILE` is not
-/// published and is tried again later, and the collector, short of a descriptor, reads the
-/// container it was opening by open-read-close: nothing is lost.
+/// the paused and current walks' open directories (one per level). A pathological tree can
+/// take more, up to `(MAX_IN_PROGRESS + 1) × (walk::MAX_DEPTH + 1)`: a walk that meets
+/// `EMFILE` is tried again later, and the collector reads by open-read-close: nothing is lost.
 pub const FD_RESERVE: usize = 64;
 
 /// When a container or pod was last walked, and since when it waits for its next walk.

@@ -127,6 +127,11 @@ fn dir_flags() -> OFlag {
     OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC
 }
 
+/// The space a file takes, as `du` counts it.
+pub fn space(st: &FileStat) -> u64 {
+    (st.st_blocks.max(0) as u64).saturating_mul(512)
+}
+
 fn is_dir(st: &FileStat) -> bool {
     st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits()
 }
@@ -228,15 +233,7 @@ impl Walk {
         };
         let st = match fstatat(frame.dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(st) => st,
-            Err(Errno::EACCES | Errno::EPERM) => {
-                self.deny(None);
-                return;
-            }
-            // Gone (ENOENT) since `readdir`, or unreadable.
-            Err(_) => {
-                self.vanished += 1;
-                return;
-            }
+            Err(e) => return self.not_entered(e, None),
         };
         if st.st_dev != self.dev {
             // A mount of another filesystem: neither counted nor entered (`du -x`).
@@ -253,24 +250,7 @@ impl Walk {
         }
         let fd = match self.open_child(name) {
             Ok(fd) => fd,
-            Err(Errno::EXDEV) => {
-                // A mount point of the same filesystem (a bind mount): not entered.
-                self.mounts_skipped += 1;
-                return;
-            }
-            Err(Errno::EACCES | Errno::EPERM) => {
-                self.deny(Some(name));
-                return;
-            }
-            Err(Errno::EMFILE | Errno::ENFILE) => {
-                self.out_of_fds = true;
-                return;
-            }
-            // Gone, or replaced by something that is not a directory since `fstatat`.
-            Err(_) => {
-                self.vanished += 1;
-                return;
-            }
+            Err(e) => return self.not_entered(e, Some(name)),
         };
         match Dir::from_fd(fd) {
             Ok(dir) => {
@@ -278,6 +258,19 @@ impl Walk {
                 self.names.push(name.to_bytes().to_vec());
             }
             Err(_) => self.vanished += 1,
+        }
+    }
+
+    /// Notes why an entry (`child`, when it is a directory being opened) was not counted or
+    /// entered.
+    fn not_entered(&mut self, e: Errno, child: Option<&CStr>) {
+        match e {
+            // A mount point of the same filesystem (a bind mount).
+            Errno::EXDEV => self.mounts_skipped += 1,
+            Errno::EACCES | Errno::EPERM => self.deny(child),
+            Errno::EMFILE | Errno::ENFILE => self.out_of_fds = true,
+            // Gone since `readdir`, replaced by what is not a directory, or unreadable.
+            _ => self.vanished += 1,
         }
     }
 
@@ -310,7 +303,7 @@ impl Walk {
     }
 
     fn count(&mut self, st: &FileStat) {
-        let bytes = (st.st_blocks.max(0) as u64).saturating_mul(512);
+        let bytes = space(st);
         if st.st_nlink > 1 && !is_dir(st) {
             let key = (st.st_dev, st.st_ino);
             if self.links.contains(&key) {
@@ -364,10 +357,10 @@ impl Walk {
                 ..FsStat::default()
             });
         let mut usage = self.usage;
-        usage.bytes = usage.bytes.saturating_add(self.shared_bytes.round() as u64);
-        usage.inodes = usage
-            .inodes
-            .saturating_add(self.shared_inodes.round() as u64);
+        usage += Usage {
+            bytes: self.shared_bytes.round() as u64,
+            inodes: self.shared_inodes.round() as u64,
+        };
         Ok((usage, fs))
     }
 
@@ -400,7 +393,7 @@ pub fn files_with_prefix(base: &OwnedFd, dir: &Path, prefix: &[u8]) -> nix::Resu
             continue;
         }
         usage += Usage {
-            bytes: (st.st_blocks.max(0) as u64).saturating_mul(512),
+            bytes: space(&st),
             inodes: 1,
         };
     }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 
-use super::text::{ParseError, lines};
+use super::text::{ParseError, keyed_line};
 
 /// Devices remembered at most.
 pub const MAX_DEVICES: usize = 4096;
@@ -138,27 +138,20 @@ pub const MAX_DEVNAME: usize = 64;
 /// (`vda`, `nvme0n1p2`, `dm-0`, `cciss/c0d0`), if it can be shown as it is: printable ASCII
 /// without spaces, `..` or a leading `/`, at most [`MAX_DEVNAME`] bytes.
 pub fn uevent_devname(buf: &[u8]) -> Result<&[u8], ParseError> {
-    let (lines, problems) = lines(buf);
-    for (n, line) in lines {
-        let Some(name) = line.strip_prefix(b"DEVNAME=") else {
-            continue;
-        };
-        let showable = !name.is_empty()
-            && name.len() <= MAX_DEVNAME
-            && name.iter().all(|b| b.is_ascii_graphic())
-            && name[0] != b'/'
-            && !name.windows(2).any(|w| w == b"..");
-        return if showable {
-            Ok(name)
-        } else {
-            Err(ParseError::malformed(
-                n,
-                "DEVNAME is not a device name that can be shown",
-            ))
-        };
+    let (n, name) = keyed_line(buf, b"DEVNAME=", "no DEVNAME line")?;
+    let showable = !name.is_empty()
+        && name.len() <= MAX_DEVNAME
+        && name.iter().all(|b| b.is_ascii_graphic())
+        && name[0] != b'/'
+        && !name.windows(2).any(|w| w == b"..");
+    if showable {
+        Ok(name)
+    } else {
+        Err(ParseError::malformed(
+            n,
+            "DEVNAME is not a device name that can be shown",
+        ))
     }
-    problems.finish()?;
-    Err(ParseError::malformed(0, "no DEVNAME line"))
 }
 
 #[cfg(test)]

@@ -4,10 +4,8 @@
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
 /// Descriptors kept back from the containers' files for everything else the process opens:
-/// up to 64 HTTP connections (the page server's cap on connections), and 64 for the rest:
-/// standard streams, the runtime's epoll and wake-up descriptors, the inotify descriptor, the
-/// listener, Docker and OTLP connections, `/proc/self/statm`, and the few descriptors opened
-/// for a moment while a container is opened, a directory listed or a file re-opened.
+/// up to 64 HTTP connections (the page server's cap), and 64 for the rest (standard streams,
+/// epoll, inotify, the listener, Docker and OTLP, and the few opened for a moment).
 pub const FD_RESERVE: u64 = 128;
 
 /// Raises the soft limit on open files to the hard limit: each tracked container keeps

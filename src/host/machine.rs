@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use super::text::{ParseError, lines, parse_u64, trim};
+use super::text::{ParseError, keyed_line, lines, parse_u64, trim};
 
 /// The CPU list of the logical CPUs online.
 pub const CPU_ONLINE: &str = "/sys/devices/system/cpu/online";
@@ -51,21 +51,14 @@ impl Machine {
 
 /// `/proc/meminfo`: `MemTotal:` in bytes (the file says `kB`, meaning KiB).
 pub fn mem_total(buf: &[u8]) -> Result<u64, ParseError> {
-    let (lines, problems) = lines(buf);
-    for (n, line) in lines {
-        let Some(rest) = line.strip_prefix(b"MemTotal:") else {
-            continue;
-        };
-        let bad = |reason| ParseError::malformed(n, reason);
-        let value = trim(rest)
-            .strip_suffix(b"kB")
-            .ok_or(bad("expected `MemTotal: N kB`"))?;
-        return parse_u64(trim(value))
-            .and_then(|kib| kib.checked_mul(1024))
-            .ok_or(bad("MemTotal is not a number of kB"));
-    }
-    problems.finish()?;
-    Err(ParseError::malformed(0, "no MemTotal line"))
+    let (n, rest) = keyed_line(buf, b"MemTotal:", "no MemTotal line")?;
+    let bad = |reason| ParseError::malformed(n, reason);
+    let value = trim(rest)
+        .strip_suffix(b"kB")
+        .ok_or(bad("expected `MemTotal: N kB`"))?;
+    parse_u64(trim(value))
+        .and_then(|kib| kib.checked_mul(1024))
+        .ok_or(bad("MemTotal is not a number of kB"))
 }
 
 /// The highest CPU number a CPU list may name: more than any kernel's `NR_CPUS` (8192).

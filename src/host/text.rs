@@ -52,10 +52,7 @@ impl Problems {
         }
     }
     pub(crate) fn finish(self) -> Result<(), ParseError> {
-        match self.0 {
-            None => Ok(()),
-            Some(e) => Err(e),
-        }
+        self.0.map_or(Ok(()), Err)
     }
 }
 
@@ -85,6 +82,21 @@ pub(crate) fn lines(buf: &[u8]) -> (impl Iterator<Item = (u32, &[u8])>, Problems
         .filter(move |(_, l)| !complete.is_empty() || !l.is_empty())
         .map(|(i, l)| (i as u32 + 1, l));
     (iter, problems)
+}
+
+/// The rest of the first complete line of `buf` that starts with `key`, and its number; else
+/// the problem of a cut last line, or `missing` (for the file as a whole).
+pub(crate) fn keyed_line<'a>(
+    buf: &'a [u8],
+    key: &[u8],
+    missing: &'static str,
+) -> Result<(u32, &'a [u8]), ParseError> {
+    let (mut lines, problems) = lines(buf);
+    if let Some(found) = lines.find_map(|(n, l)| Some((n, l.strip_prefix(key)?))) {
+        return Ok(found);
+    }
+    problems.finish()?;
+    Err(ParseError::malformed(0, missing))
 }
 
 /// A decimal u64; `None` on anything else (sign, space, overflow, empty).
