@@ -235,10 +235,6 @@ impl Held {
         }
     }
 
-    pub fn empty() -> Held {
-        Held::new(Bytes::new(), None)
-    }
-
     fn left(&self) -> usize {
         match &self.source {
             Source::Bytes { data, pos } => data.len() - (*pos).min(data.len()),
@@ -301,10 +297,7 @@ impl Body for Held {
         if chunk.is_none() || self.left() == 0 {
             // The page is no longer needed once its last chunk is taken.
             self.guard = None;
-            self.source = Source::Bytes {
-                data: Bytes::new(),
-                pos: 0,
-            };
+            self.source = Held::new(Bytes::new(), None).source;
         }
         Poll::Ready(chunk.map(|c| Ok(Frame::data(c))))
     }

@@ -607,49 +607,36 @@ impl WireSink<'_> {
             }
             _ => (self.start_ns, value),
         };
-        // The point's size, to write its length first.
-        let mut len = 9; // the value
-        if start != 0 {
-            len += 9;
-        }
-        if self.now_ns != 0 {
-            len += 9;
-        }
-        let kv_len = |key: &[u8], v: &str| {
-            let any = 1 + varint_len(v.len()) + v.len();
-            key.len() + 1 + varint_len(any) + any
-        };
+        // The point's size, to write its length first: 9 bytes per fixed64 field written.
+        let mut len = 9 * (1 + usize::from(start != 0) + usize::from(self.now_ns != 0));
+        let len_of = |body: usize| 1 + varint_len(body) + body;
+        let kv_len = |key: &[u8], v: &str| key.len() + len_of(len_of(v.len()));
         for (k, v) in h.keys.iter().zip(attrs) {
-            let kv = kv_len(k, v);
-            len += 1 + varint_len(kv) + kv;
+            len += len_of(kv_len(k, v));
         }
         let buf = &mut *self.buf;
         buf.push(F1_LEN);
         put_varint(buf, len);
         if start != 0 {
-            buf.push(POINT_START);
-            buf.extend_from_slice(&start.to_le_bytes());
+            put_fixed64(buf, POINT_START, start.to_le_bytes());
         }
         if self.now_ns != 0 {
-            buf.push(POINT_TIME);
-            buf.extend_from_slice(&self.now_ns.to_le_bytes());
+            put_fixed64(buf, POINT_TIME, self.now_ns.to_le_bytes());
         }
         match value {
-            Value::Int(v) => {
-                buf.push(POINT_INT);
-                buf.extend_from_slice(&i64::try_from(v).unwrap_or(i64::MAX).to_le_bytes());
-            }
-            Value::Double(v) => {
-                buf.push(POINT_DOUBLE);
-                buf.extend_from_slice(&v.to_le_bytes());
-            }
+            Value::Int(v) => put_fixed64(
+                buf,
+                POINT_INT,
+                i64::try_from(v).unwrap_or(i64::MAX).to_le_bytes(),
+            ),
+            Value::Double(v) => put_fixed64(buf, POINT_DOUBLE, v.to_le_bytes()),
         }
         for (k, v) in h.keys.iter().zip(attrs) {
             buf.push(POINT_ATTR);
             put_varint(buf, kv_len(k, v));
             buf.extend_from_slice(k);
             buf.push(F2_LEN);
-            put_varint(buf, 1 + varint_len(v.len()) + v.len());
+            put_varint(buf, len_of(v.len()));
             // `AnyValue.string_value` is in a oneof: written even when empty.
             put_len_field(buf, F1_LEN, v.as_bytes());
         }
@@ -681,6 +668,12 @@ fn put_varint(buf: &mut Vec<u8>, mut v: usize) {
         v >>= 7;
     }
     buf.push(v as u8);
+}
+
+#[inline]
+fn put_fixed64(buf: &mut Vec<u8>, tag: u8, bytes: [u8; 8]) {
+    buf.push(tag);
+    buf.extend_from_slice(&bytes);
 }
 
 #[inline]
