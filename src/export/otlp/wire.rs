@@ -86,10 +86,9 @@ struct MetricHead {
 }
 
 impl MetricHead {
+    /// `text`: the metric's name, description and unit.
     fn new(
-        name: &str,
-        description: &str,
-        unit: &str,
+        (name, description, unit): (&str, &str, &str),
         instrument: Instrument,
         attributes: &[&str],
         delta: bool,
@@ -343,27 +342,14 @@ impl WireEncoder {
         let heads = |kind| -> Vec<MetricHead> {
             let head = |m: &Metric| {
                 let d = m.def();
-                MetricHead::new(
-                    m.name(kind),
-                    d.description,
-                    d.unit,
-                    d.instrument,
-                    d.attributes,
-                    delta,
-                )
+                let text = (m.name(kind), d.description, d.unit);
+                MetricHead::new(text, d.instrument, d.attributes, delta)
             };
             Metric::ALL.iter().map(head).collect()
         };
         let own_heads = SELF_METRICS.iter().map(|m| {
-            let attribute = m.attribute.as_slice();
-            MetricHead::new(
-                m.name,
-                m.description,
-                m.unit,
-                m.instrument,
-                attribute,
-                delta,
-            )
+            let text = (m.name, m.description, m.unit);
+            MetricHead::new(text, m.instrument, m.attribute.as_slice(), delta)
         });
         let mut scope = Vec::new();
         put_scope(&mut scope);
