@@ -286,10 +286,9 @@ impl ServeOptions {
     /// The options the flags say, with the web config loaded (an error stops the exporter at
     /// start).
     pub fn from_args(args: &WebArgs) -> Result<ServeOptions, WebConfigError> {
-        let web = match &args.web_config_file {
-            Some(p) => Some(WebConfigHandle::open(p)?),
-            None => None,
-        };
+        let web = (args.web_config_file.as_deref())
+            .map(WebConfigHandle::open)
+            .transpose()?;
         Ok(ServeOptions {
             max_connections: args.web_max_connections as usize,
             max_requests: args.web_max_requests as usize,

@@ -1,17 +1,15 @@
 //! The request of one tick written straight as protobuf, without building a message tree:
-//! what `Exporter::submit` sends. Everything in it is written here, from the tables:
-//! each container's and pod's `ResourceMetrics` from [`METRICS`] and
-//! [`HostResource::attributes`], and the exporter's own from [`SELF_METRICS`] and
-//! [`own_resource`]. The tests decode it with `opentelemetry-proto` and compare it with the
-//! request they build apart from this code and its tables (`tests/common/otlp_reference.rs`),
-//! and check it is prost's own encoding of what it decodes to. Why by hand: `docs/dependencies.md` (prost's tree costs
-//! ten times the time and 284,000 allocations per tick for 1,000 containers).
+//! what `Exporter::submit` sends. Each container's and pod's `ResourceMetrics` is written from
+//! [`METRICS`] and [`HostResource::attributes`], the exporter's own from [`SELF_METRICS`] and
+//! [`own_resource`]. The tests decode it with `opentelemetry-proto`, compare it with a request
+//! built apart (`tests/common/otlp_reference.rs`) and check it is prost's own encoding of it.
+//! Why by hand: `docs/dependencies.md` (prost's tree costs ten times the time and 284,000
+//! allocations per tick for 1,000 containers).
 //!
 //! How: the bytes are written forwards into one reused `Vec<u8>`, fields in tag order as prost
-//! does, with the protobuf primitives at the end of this file. Data points have an exact size computed before
-//! they are written; the enclosing messages get a length prefix reserved at the size it had
-//! the last time the same message was written (per metric), filled in when the message is
-//! closed (the body shifted by a byte or two when the guess was wrong).
+//! does (the protobuf primitives are at the end of this file). Data points have an exact size
+//! computed first; an enclosing message gets a length prefix reserved at the size it had last
+//! time (per metric), filled in when it is closed (the body shifted when the guess was wrong).
 //!
 //! What never changes is encoded once: each metric's `name`/`description`/`unit`, `Sum`
 //! temporality and monotonicity, and attribute keys (`MetricHead`); the scope; the exporter's

@@ -307,16 +307,14 @@ fn tls_versions(
     max: Option<&str>,
 ) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, WebConfigError> {
     fn rank(v: &str, key: &str) -> Result<u8, WebConfigError> {
-        match v {
-            "TLS10" => Ok(10),
-            "TLS11" => Ok(11),
-            "TLS12" => Ok(12),
-            "TLS13" => Ok(13),
-            _ => Err(WebConfigError::invalid(
+        let names = ["TLS10", "TLS11", "TLS12", "TLS13"];
+        let i = names.iter().position(|n| *n == v).ok_or_else(|| {
+            WebConfigError::invalid(
                 format!("{AT}.{key}"),
-                format!("{v:?} is not one of TLS10, TLS11, TLS12, TLS13"),
-            )),
-        }
+                format!("{v:?} is not one of {}", names.join(", ")),
+            )
+        })?;
+        Ok(10 + i as u8)
     }
     let mut lo = min.map_or(Ok(12), |v| rank(v, "min_version"))?;
     let hi = max.map_or(Ok(13), |v| rank(v, "max_version"))?;
