@@ -297,7 +297,10 @@ impl Body for Held {
         if chunk.is_none() || self.left() == 0 {
             // The page is no longer needed once its last chunk is taken.
             self.guard = None;
-            self.source = Held::new(Bytes::new(), None).source;
+            self.source = Source::Bytes {
+                data: Bytes::new(),
+                pos: 0,
+            };
         }
         Poll::Ready(chunk.map(|c| Ok(Frame::data(c))))
     }

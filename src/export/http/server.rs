@@ -427,12 +427,20 @@ impl Server {
     }
 
     async fn metrics(&self, req: &Request<Incoming>, conn: &Arc<Conn>) -> Response<Held> {
-        let mut permit = self.requests.clone().try_acquire_owned().ok();
-        // Full: a stalled response gives way, else the newcomer is refused.
-        if permit.is_none() && self.registry.evict_stalled(conn) {
-            let wait = tokio::time::timeout(SLOT_WAIT, self.requests.clone().acquire_owned());
-            permit = wait.await.ok().and_then(Result::ok);
-        }
+        let permit = match self.requests.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                // Full: a stalled response gives way, else the newcomer is refused.
+                if self.registry.evict_stalled(conn) {
+                    tokio::time::timeout(SLOT_WAIT, self.requests.clone().acquire_owned())
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                } else {
+                    None
+                }
+            }
+        };
         let Some(permit) = permit else {
             let mut r = text(
                 StatusCode::SERVICE_UNAVAILABLE,
