@@ -264,18 +264,12 @@ impl PromRenderer {
             .collect();
 
         page.clear();
-        let mut i = 0;
-        while i < self.families.len() {
-            // Rows of one name next to each other are one family: one header for them all.
-            let name = &self.families[i].name;
-            let group = self.families[i..]
-                .iter()
-                .take_while(|f| f.name == *name)
-                .count();
+        // Rows of one name next to each other are one family: one header for them all.
+        for group in self.families.chunk_by(|a, b| a.name == b.name) {
             let start = page.len();
-            page.extend_from_slice(self.families[i].header.as_bytes());
+            page.extend_from_slice(group[0].header.as_bytes());
             let body = page.len();
-            for f in &self.families[i..i + group] {
+            for f in group {
                 for (state, labels) in &rows {
                     let identity = match (&labels.net_identity, state.kind) {
                         (Some(net), Kind::Pod) if f.net => net,
@@ -301,7 +295,6 @@ impl PromRenderer {
             if page.len() == body {
                 page.truncate(start); // no samples: no header either
             }
-            i += group;
             spill(page, false);
         }
         page.extend_from_slice(&self.machine);
@@ -347,6 +340,15 @@ fn same_sandbox(
             *id == s.id && meta.as_ref().map(Arc::as_ptr) == s.meta.as_ref().map(Arc::as_ptr)
         }
         _ => false,
+    }
+}
+
+/// Appends the labels that have a value.
+fn push_labels<'a>(out: &mut Vec<u8>, labels: impl IntoIterator<Item = (&'a str, Option<String>)>) {
+    for (k, v) in labels {
+        if let Some(v) = v {
+            push_label(out, k, &v);
+        }
     }
 }
 
@@ -408,17 +410,16 @@ fn build_labels(
             };
             let image = image_ref(get("container.image.name"), meta);
             let (namespace, pod) = (get("k8s.namespace.name"), get("k8s.pod.name"));
-            for (k, v) in [
-                ("name", name),
-                ("image", image),
-                ("namespace", namespace.clone()),
-                ("pod", pod.clone()),
-                ("container", get("k8s.container.name")),
-            ] {
-                if let Some(v) = v {
-                    push_label(&mut identity, k, &v);
-                }
-            }
+            push_labels(
+                &mut identity,
+                [
+                    ("name", name),
+                    ("image", image),
+                    ("namespace", namespace.clone()),
+                    ("pod", pod.clone()),
+                    ("container", get("k8s.container.name")),
+                ],
+            );
             // The runtime's labels that the allow-list lets through, on every series as
             // cAdvisor writes them (`container_label_<key>`), not only on `container_info`.
             for (k, v) in &attrs {
@@ -442,16 +443,9 @@ fn build_labels(
                     _ => Some(s.id.clone()),
                 };
                 let image = image_ref(sm.and_then(|m| m.image_name.clone()), sm);
-                for (k, v) in [
-                    ("name", name),
-                    ("image", image),
-                    ("namespace", namespace),
-                    ("pod", pod),
-                ] {
-                    if let Some(v) = v {
-                        push_label(&mut net, k, &v);
-                    }
-                }
+                let labels = [("namespace", namespace), ("pod", pod)];
+                push_labels(&mut net, [("name", name), ("image", image)]);
+                push_labels(&mut net, labels);
                 net_identity = Some(net);
             }
         }

@@ -369,17 +369,11 @@ cadvisor_families! {
 pub fn cadvisor_markdown_table() -> String {
     let mut out =
         String::from("| family | type | labels besides the identity | from |\n|---|---|---|---|\n");
-    let mut i = 0;
-    while i < CADVISOR.len() {
-        let f = &CADVISOR[i];
-        let rows: Vec<&CadvisorFamily> = CADVISOR[i..]
-            .iter()
-            .take_while(|r| r.name == f.name)
-            .collect();
-        i += rows.len();
+    for rows in CADVISOR.chunk_by(|a, b| a.name == b.name) {
+        let f = &rows[0];
         let mut labels: Vec<String> = Vec::new();
         let mut from: Vec<String> = Vec::new();
-        for r in &rows {
+        for r in rows {
             let fixed: Vec<String> = r
                 .fixed
                 .iter()

@@ -235,10 +235,6 @@ impl Held {
         }
     }
 
-    pub fn empty() -> Held {
-        Held::new(Bytes::new(), None)
-    }
-
     fn left(&self) -> usize {
         match &self.source {
             Source::Bytes { data, pos } => data.len() - (*pos).min(data.len()),

@@ -81,11 +81,6 @@ impl Page {
         }
     }
 
-    /// A page of this text.
-    pub fn from_text(text: &[u8], generation: u64) -> Page {
-        Page::plain_text(text.to_vec(), generation)
-    }
-
     /// The page's buffer back, when it is kept plain and nobody else holds it (for the next
     /// render).
     pub fn into_buffer(self: Arc<Self>) -> Option<Vec<u8>> {
@@ -182,7 +177,7 @@ pub struct PageState {
 impl PageState {
     pub fn new(stall_after: Duration, telemetry: Arc<Telemetry>) -> PageState {
         PageState {
-            page: RwLock::new(Arc::new(Page::from_text(b"", 0))),
+            page: RwLock::new(Arc::new(Page::plain_text(Vec::new(), 0))),
             served_generation: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             last_tick: AtomicU64::new(0),
@@ -291,10 +286,9 @@ impl ServeOptions {
     /// The options the flags say, with the web config loaded (an error stops the exporter at
     /// start).
     pub fn from_args(args: &WebArgs) -> Result<ServeOptions, WebConfigError> {
-        let web = match &args.web_config_file {
-            Some(p) => Some(WebConfigHandle::open(p)?),
-            None => None,
-        };
+        let web = (args.web_config_file.as_deref())
+            .map(WebConfigHandle::open)
+            .transpose()?;
         Ok(ServeOptions {
             max_connections: args.web_max_connections as usize,
             max_requests: args.web_max_requests as usize,
@@ -745,7 +739,7 @@ mod tests {
         assert!(state.healthy(), "starting up");
         std::thread::sleep(Duration::from_millis(80));
         assert!(!state.healthy(), "no first tick within the stall limit");
-        state.publish(Page::from_text(b"", 1));
+        state.publish(Page::plain_text(Vec::new(), 1));
         assert!(state.healthy(), "a tick was just published");
     }
 }

@@ -510,20 +510,16 @@ mod tests {
 
     #[test]
     fn off_without_an_endpoint() {
-        assert!(resolve(&args(None), &[]).unwrap().is_none());
-        assert!(
-            resolve(&args(None), &["OTEL_EXPORTER_OTLP_PROTOCOL=grpc"])
-                .unwrap()
-                .is_none()
-        );
-        assert!(
-            resolve(
-                &args(Some("off")),
-                &["OTEL_EXPORTER_OTLP_ENDPOINT=http://x:4318"]
-            )
-            .unwrap()
-            .is_none()
-        );
+        for (flag, env) in [
+            (None, &[][..]),
+            (None, &["OTEL_EXPORTER_OTLP_PROTOCOL=grpc"]),
+            (Some("off"), &["OTEL_EXPORTER_OTLP_ENDPOINT=http://x:4318"]),
+        ] {
+            assert!(
+                resolve(&args(flag), env).unwrap().is_none(),
+                "{flag:?} {env:?}"
+            );
+        }
     }
 
     #[test]

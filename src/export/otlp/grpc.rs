@@ -101,18 +101,8 @@ impl GrpcTransport {
             .await
         };
         match tokio::time::timeout(self.timeout, call).await {
-            Err(_) => Outcome::Retry {
-                after: None,
-                reason: format!("no response within {:?}", self.timeout),
-            },
-            Ok(Ok(resp)) => {
-                let (rejected, message) = resp
-                    .into_inner()
-                    .partial_success
-                    .map(|p| (p.rejected_data_points, p.error_message))
-                    .unwrap_or_default();
-                Outcome::Accepted { rejected, message }
-            }
+            Err(_) => Outcome::retry(format!("no response within {:?}", self.timeout)),
+            Ok(Ok(resp)) => Outcome::accepted(resp.into_inner()),
             Ok(Err(status)) => classify_grpc(&status),
         }
     }

@@ -148,27 +148,17 @@ impl HttpTransport {
         };
         let (status, retry_after, body) = match tokio::time::timeout(self.timeout, exchange).await {
             Err(_) => {
-                return Outcome::Retry {
-                    after: None,
-                    reason: format!("no response within {:?} from {}", self.timeout, self.uri),
-                };
+                let t = self.timeout;
+                return Outcome::retry(format!("no response within {t:?} from {}", self.uri));
             }
-            Ok(Err(e)) => {
-                return Outcome::Retry {
-                    after: None,
-                    reason: format!("{}: {}", self.uri, error_chain(&e)),
-                };
-            }
+            Ok(Err(e)) => return Outcome::retry(format!("{}: {}", self.uri, error_chain(&e))),
             Ok(Ok(r)) => r,
         };
         let code = status.as_u16();
         if status.is_success() {
-            let resp = ExportMetricsServiceResponse::decode(body).unwrap_or_default();
-            let (rejected, message) = resp
-                .partial_success
-                .map(|p| (p.rejected_data_points, p.error_message))
-                .unwrap_or_default();
-            return Outcome::Accepted { rejected, message };
+            return Outcome::accepted(
+                ExportMetricsServiceResponse::decode(body).unwrap_or_default(),
+            );
         }
         let message = status_message(&body);
         let reason = format!("{} answered HTTP {status}: {message}", self.uri);

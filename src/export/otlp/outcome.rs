@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+
 use super::wire::VERSION;
 
 /// What one attempt came to.
@@ -18,6 +20,25 @@ pub enum Outcome {
     },
     /// Refused for good.
     Permanent { reason: String },
+}
+
+impl Outcome {
+    /// Worth another attempt, the server not having said when.
+    pub fn retry(reason: String) -> Outcome {
+        Outcome::Retry {
+            after: None,
+            reason,
+        }
+    }
+
+    /// Delivered, with the points the response says were rejected.
+    pub fn accepted(resp: ExportMetricsServiceResponse) -> Outcome {
+        let (rejected, message) = resp
+            .partial_success
+            .map(|p| (p.rejected_data_points, p.error_message))
+            .unwrap_or_default();
+        Outcome::Accepted { rejected, message }
+    }
 }
 
 /// Why a transport could not be built from the configuration.

@@ -178,15 +178,10 @@ pub async fn probe(cfg: &OtlpConfig) -> Result<Duration, ProbeError> {
         Bytes::new()
     };
     let start = std::time::Instant::now();
-    match transport.send(body).await {
-        Outcome::Accepted { .. } => Ok(start.elapsed()),
-        Outcome::Retry { reason, .. } => Err(ProbeError::Refused {
-            reason,
-            retried: true,
-        }),
-        Outcome::Permanent { reason } => Err(ProbeError::Refused {
-            reason,
-            retried: false,
-        }),
-    }
+    let (reason, retried) = match transport.send(body).await {
+        Outcome::Accepted { .. } => return Ok(start.elapsed()),
+        Outcome::Retry { reason, .. } => (reason, true),
+        Outcome::Permanent { reason } => (reason, false),
+    };
+    Err(ProbeError::Refused { reason, retried })
 }

@@ -1,17 +1,15 @@
 //! The request of one tick written straight as protobuf, without building a message tree:
-//! what `Exporter::submit` sends. Everything in it is written here, from the tables:
-//! each container's and pod's `ResourceMetrics` from [`METRICS`] and
-//! [`HostResource::attributes`], and the exporter's own from [`SELF_METRICS`] and
-//! [`own_resource`]. The tests decode it with `opentelemetry-proto` and compare it with the
-//! request they build apart from this code and its tables (`tests/common/otlp_reference.rs`),
-//! and check it is prost's own encoding of what it decodes to. Why by hand: `docs/dependencies.md` (prost's tree costs
-//! ten times the time and 284,000 allocations per tick for 1,000 containers).
+//! what `Exporter::submit` sends. Each container's and pod's `ResourceMetrics` is written from
+//! [`METRICS`] and [`HostResource::attributes`], the exporter's own from [`SELF_METRICS`] and
+//! [`own_resource`]. The tests decode it with `opentelemetry-proto`, compare it with a request
+//! built apart (`tests/common/otlp_reference.rs`) and check it is prost's own encoding of it.
+//! Why by hand: `docs/dependencies.md` (prost's tree costs ten times the time and 284,000
+//! allocations per tick for 1,000 containers).
 //!
 //! How: the bytes are written forwards into one reused `Vec<u8>`, fields in tag order as prost
-//! does, with the protobuf primitives at the end of this file. Data points have an exact size computed before
-//! they are written; the enclosing messages get a length prefix reserved at the size it had
-//! the last time the same message was written (per metric), filled in when the message is
-//! closed (the body shifted by a byte or two when the guess was wrong).
+//! does (the protobuf primitives are at the end of this file). Data points have an exact size
+//! computed first; an enclosing message gets a length prefix reserved at the size it had last
+//! time (per metric), filled in when it is closed (the body shifted when the guess was wrong).
 //!
 //! What never changes is encoded once: each metric's `name`/`description`/`unit`, `Sum`
 //! temporality and monotonicity, and attribute keys (`MetricHead`); the scope; the exporter's
@@ -86,10 +84,9 @@ struct MetricHead {
 }
 
 impl MetricHead {
+    /// `text`: the metric's name, description and unit.
     fn new(
-        name: &str,
-        description: &str,
-        unit: &str,
+        (name, description, unit): (&str, &str, &str),
         instrument: Instrument,
         attributes: &[&str],
         delta: bool,
@@ -343,27 +340,14 @@ impl WireEncoder {
         let heads = |kind| -> Vec<MetricHead> {
             let head = |m: &Metric| {
                 let d = m.def();
-                MetricHead::new(
-                    m.name(kind),
-                    d.description,
-                    d.unit,
-                    d.instrument,
-                    d.attributes,
-                    delta,
-                )
+                let text = (m.name(kind), d.description, d.unit);
+                MetricHead::new(text, d.instrument, d.attributes, delta)
             };
             Metric::ALL.iter().map(head).collect()
         };
         let own_heads = SELF_METRICS.iter().map(|m| {
-            let attribute = m.attribute.as_slice();
-            MetricHead::new(
-                m.name,
-                m.description,
-                m.unit,
-                m.instrument,
-                attribute,
-                delta,
-            )
+            let text = (m.name, m.description, m.unit);
+            MetricHead::new(text, m.instrument, m.attribute.as_slice(), delta)
         });
         let mut scope = Vec::new();
         put_scope(&mut scope);
@@ -607,49 +591,36 @@ impl WireSink<'_> {
             }
             _ => (self.start_ns, value),
         };
-        // The point's size, to write its length first.
-        let mut len = 9; // the value
-        if start != 0 {
-            len += 9;
-        }
-        if self.now_ns != 0 {
-            len += 9;
-        }
-        let kv_len = |key: &[u8], v: &str| {
-            let any = 1 + varint_len(v.len()) + v.len();
-            key.len() + 1 + varint_len(any) + any
-        };
+        // The point's size, to write its length first: 9 bytes per fixed64 field written.
+        let mut len = 9 * (1 + usize::from(start != 0) + usize::from(self.now_ns != 0));
+        let len_of = |body: usize| 1 + varint_len(body) + body;
+        let kv_len = |key: &[u8], v: &str| key.len() + len_of(len_of(v.len()));
         for (k, v) in h.keys.iter().zip(attrs) {
-            let kv = kv_len(k, v);
-            len += 1 + varint_len(kv) + kv;
+            len += len_of(kv_len(k, v));
         }
         let buf = &mut *self.buf;
         buf.push(F1_LEN);
         put_varint(buf, len);
         if start != 0 {
-            buf.push(POINT_START);
-            buf.extend_from_slice(&start.to_le_bytes());
+            put_fixed64(buf, POINT_START, start.to_le_bytes());
         }
         if self.now_ns != 0 {
-            buf.push(POINT_TIME);
-            buf.extend_from_slice(&self.now_ns.to_le_bytes());
+            put_fixed64(buf, POINT_TIME, self.now_ns.to_le_bytes());
         }
         match value {
-            Value::Int(v) => {
-                buf.push(POINT_INT);
-                buf.extend_from_slice(&i64::try_from(v).unwrap_or(i64::MAX).to_le_bytes());
-            }
-            Value::Double(v) => {
-                buf.push(POINT_DOUBLE);
-                buf.extend_from_slice(&v.to_le_bytes());
-            }
+            Value::Int(v) => put_fixed64(
+                buf,
+                POINT_INT,
+                i64::try_from(v).unwrap_or(i64::MAX).to_le_bytes(),
+            ),
+            Value::Double(v) => put_fixed64(buf, POINT_DOUBLE, v.to_le_bytes()),
         }
         for (k, v) in h.keys.iter().zip(attrs) {
             buf.push(POINT_ATTR);
             put_varint(buf, kv_len(k, v));
             buf.extend_from_slice(k);
             buf.push(F2_LEN);
-            put_varint(buf, 1 + varint_len(v.len()) + v.len());
+            put_varint(buf, len_of(v.len()));
             // `AnyValue.string_value` is in a oneof: written even when empty.
             put_len_field(buf, F1_LEN, v.as_bytes());
         }
@@ -681,6 +652,12 @@ fn put_varint(buf: &mut Vec<u8>, mut v: usize) {
         v >>= 7;
     }
     buf.push(v as u8);
+}
+
+#[inline]
+fn put_fixed64(buf: &mut Vec<u8>, tag: u8, bytes: [u8; 8]) {
+    buf.push(tag);
+    buf.extend_from_slice(&bytes);
 }
 
 #[inline]

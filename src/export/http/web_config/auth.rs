@@ -136,7 +136,11 @@ mod tests {
         let hash = bcrypt::hash("s3cret", 4).unwrap();
         let users: HashMap<String, String> = [("alice".to_string(), hash)].into();
         let a = Authenticator::default();
-        let hdr = |u: &str, p: &str| format!("Basic {}", b64(&format!("{u}:{p}")));
+        let hdr = |u: &str, p: &str| {
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+            format!("Basic {b64}")
+        };
         assert!(a.check(&users, Some(hdr("alice", "s3cret").as_bytes())));
         assert!(a.check(&users, Some(hdr("alice", "s3cret").as_bytes())));
         assert!(!a.check(&users, Some(hdr("alice", "wrong").as_bytes())));
@@ -167,10 +171,5 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(120));
         assert!(b.allow(&r));
         assert!(!b.allow(&r));
-    }
-
-    fn b64(s: &str) -> String {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(s)
     }
 }

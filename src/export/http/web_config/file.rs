@@ -162,14 +162,11 @@ impl WebConfig {
 
     /// One line for the log.
     pub fn describe(&self) -> String {
-        let mut parts = vec![
-            if self.tls.is_some() {
-                "TLS"
-            } else {
-                "plain HTTP"
-            }
-            .to_string(),
-        ];
+        let mut parts = vec![String::from(if self.tls.is_some() {
+            "TLS"
+        } else {
+            "plain HTTP"
+        })];
         if let Some(a) = self.client_auth
             && a != ClientAuth::NoClientCert
         {

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::crypto::CryptoProvider;
 use rustls::crypto::ring as ring_provider;
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ServerConfig, WebPkiClientVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
@@ -71,13 +71,12 @@ struct Pem {
 }
 
 fn read_pem(
-    file: Option<&str>,
-    inline: Option<&str>,
+    (file, inline): (&Option<String>, &Option<String>),
     what: &str,
     dir: &Path,
     files: &mut Vec<PathBuf>,
 ) -> Result<Option<Pem>, WebConfigError> {
-    match (file, inline) {
+    match (set(file), set(inline)) {
         (Some(_), Some(_)) => Err(WebConfigError::invalid(
             AT,
             format!("both {what}_file and {what} are set; give one of them"),
@@ -136,13 +135,12 @@ pub(super) fn build(
         return Ok(None);
     }
     let mut files = Vec::new();
-    let cert = read_pem(set(&t.cert_file), set(&t.cert), "cert", dir, &mut files)?
+    let cert = read_pem((&t.cert_file, &t.cert), "cert", dir, &mut files)?
         .ok_or_else(|| WebConfigError::invalid(AT, "cert_file is missing"))?;
-    let key = read_pem(set(&t.key_file), set(&t.key), "key", dir, &mut files)?
+    let key = read_pem((&t.key_file, &t.key), "key", dir, &mut files)?
         .ok_or_else(|| WebConfigError::invalid(AT, "key_file is missing"))?;
     let ca = read_pem(
-        set(&t.client_ca_file),
-        set(&t.client_ca),
+        (&t.client_ca_file, &t.client_ca),
         "client_ca",
         dir,
         &mut files,
@@ -232,7 +230,7 @@ fn client_verifier(
         ClientAuth::RequestClientCert | ClientAuth::RequireAnyClientCert => {
             Arc::new(AnyClientCert {
                 mandatory: auth == ClientAuth::RequireAnyClientCert,
-                provider: provider.clone(),
+                algs: provider.signature_verification_algorithms,
             })
         }
         ClientAuth::VerifyClientCertIfGiven | ClientAuth::RequireAndVerifyClientCert => {
@@ -309,16 +307,14 @@ fn tls_versions(
     max: Option<&str>,
 ) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, WebConfigError> {
     fn rank(v: &str, key: &str) -> Result<u8, WebConfigError> {
-        match v {
-            "TLS10" => Ok(10),
-            "TLS11" => Ok(11),
-            "TLS12" => Ok(12),
-            "TLS13" => Ok(13),
-            _ => Err(WebConfigError::invalid(
+        let names = ["TLS10", "TLS11", "TLS12", "TLS13"];
+        let i = names.iter().position(|n| *n == v).ok_or_else(|| {
+            WebConfigError::invalid(
                 format!("{AT}.{key}"),
-                format!("{v:?} is not one of TLS10, TLS11, TLS12, TLS13"),
-            )),
-        }
+                format!("{v:?} is not one of {}", names.join(", ")),
+            )
+        })?;
+        Ok(10 + i as u8)
     }
     let mut lo = min.map_or(Ok(12), |v| rank(v, "min_version"))?;
     let hi = max.map_or(Ok(13), |v| rank(v, "max_version"))?;
@@ -456,7 +452,7 @@ fn crypto_provider(suites: &[String], curves: &[String]) -> Result<CryptoProvide
 #[derive(Debug)]
 struct AnyClientCert {
     mandatory: bool,
-    provider: Arc<CryptoProvider>,
+    algs: WebPkiSupportedAlgorithms,
 }
 
 impl ClientCertVerifier for AnyClientCert {
@@ -483,12 +479,7 @@ impl ClientCertVerifier for AnyClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
     }
 
     fn verify_tls13_signature(
@@ -497,18 +488,11 @@ impl ClientCertVerifier for AnyClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.algs.supported_schemes()
     }
 }
 
