@@ -234,15 +234,13 @@ impl Departures {
         {
             self.runs.remove(&oldest);
         }
-        let count = 1;
-        (self.runs).insert(
-            id.to_owned(),
-            Runs {
-                count,
-                created,
-                seen: now,
-            },
-        );
+        let (count, seen) = (1, now);
+        let runs = Runs {
+            count,
+            created,
+            seen,
+        };
+        self.runs.insert(id.to_owned(), runs);
         count
     }
 
@@ -318,27 +316,18 @@ impl Departures {
 
     /// When the ready departures not yet published are due between ticks.
     fn publish_at(&self) -> Option<Instant> {
-        let fresh = self
-            .list
-            .iter()
-            .filter(|d| d.shown() && d.rendered_in.is_none());
-        let (mut first_ready, mut due) = (None::<Instant>, None::<Instant>);
-        for d in fresh {
-            first_ready = Some(first_ready.map_or(d.ready_at, |f| f.min(d.ready_at)));
-            // The last moment it may be published (a late word's: with the others that come
-            // with it, at most a gap later).
-            let dd = match d.late {
-                true => d.ready_at + PUBLISH_GAP,
-                false => (d.at + self.wait).max(d.ready_at),
-            };
-            due = Some(due.map_or(dd, |x| x.min(dd)));
-        }
-        let first_ready = first_ready?;
-        let mut at = first_ready + BATCH;
+        let fresh = (self.list.iter()).filter(|d| d.shown() && d.rendered_in.is_none());
+        let mut at = fresh.clone().map(|d| d.ready_at).min()? + BATCH;
+        // The last moment each may be published (a late word's: with the others that come
+        // with it, at most a gap later).
+        let due = fresh.map(|d| match d.late {
+            true => d.ready_at + PUBLISH_GAP,
+            false => (d.at + self.wait).max(d.ready_at),
+        });
         if let Some(last) = self.published_at {
             at = at.max(last + PUBLISH_GAP);
         }
-        Some(due.map_or(at, |d| at.min(d)))
+        Some(due.fold(at, Instant::min))
     }
 
     /// Whether ready departures are due to be published now (between ticks).
@@ -364,16 +353,12 @@ impl Departures {
             d.delivered = true;
             d.listening.is_some_and(|until| until > now)
         });
-        let listening = self.list.iter().filter(|d| d.delivered).count();
-        if listening > MAX_LISTENING {
-            let mut ats: Vec<Instant> = self
-                .list
-                .iter()
-                .filter(|d| d.delivered)
-                .map(|d| d.at)
-                .collect();
+        let mut ats: Vec<Instant> = (self.list.iter().filter(|d| d.delivered))
+            .map(|d| d.at)
+            .collect();
+        if ats.len() > MAX_LISTENING {
             ats.sort_unstable();
-            let cut = ats[listening - MAX_LISTENING];
+            let cut = ats[ats.len() - MAX_LISTENING];
             self.list.retain(|d| !d.delivered || d.at >= cut);
         }
         self.forget_runs(now);

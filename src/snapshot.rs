@@ -36,20 +36,14 @@ pub fn run(
         .thread_name("ce-metadata")
         .enable_all()
         .build()?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
+    let stop = crate::remote::Stop::default();
     // The sources list everything when they connect, during the gap between the two reads.
     let metadata = spawn_sources(
         metadata_args,
         host_args,
         Duration::from_secs(60),
         runtime.handle(),
-        &stopped,
+        &|| stop.stopped(),
     );
     // Reading the tree is bounded: a read that does not return (a hung filesystem) ends
     // the command with an error naming it.
@@ -64,7 +58,7 @@ pub fn run(
         measure_disk(&mut views, &layout, host_args, &metadata);
         (collector, views)
     });
-    let _ = stop_tx.send(true);
+    stop.stop();
     runtime.shutdown_timeout(Duration::from_secs(1));
     let (collector, views) = read?;
     match format {
@@ -289,18 +283,13 @@ fn sum(
     m: Metric,
     first_attr: Option<&str>,
 ) -> Option<f64> {
-    let mut any = false;
-    let total = points
-        .iter()
+    let mut values = (points.iter())
         .filter(|(pm, attrs, _)| {
             *pm == m && first_attr.is_none_or(|a| attrs.first().is_some_and(|x| x == a))
         })
-        .map(|(_, _, v)| {
-            any = true;
-            v.as_f64()
-        })
-        .sum();
-    any.then_some(total)
+        .map(|(_, _, v)| v.as_f64())
+        .peekable();
+    values.peek().is_some().then(|| values.sum())
 }
 
 /// Sizes the way `docker stats` prints them: binary units for memory, decimal for IO.
@@ -416,15 +405,12 @@ pub fn write_table(
         }
     }
     for r in &rows {
-        let mut line = String::new();
-        for (i, (cell, w)) in r.iter().zip(widths).enumerate() {
-            if i + 1 == r.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}   "));
-            }
-        }
-        writeln!(out, "{}", line.trim_end())?;
+        let cells: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        writeln!(out, "{}", cells.join("   ").trim_end())?;
     }
     if views.is_empty() {
         writeln!(out, "(no containers found)")?;

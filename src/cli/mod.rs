@@ -213,17 +213,10 @@ pub fn flags_markdown() -> String {
             let env = arg
                 .get_env()
                 .map_or("–".to_string(), |e| format!("`{}`", e.to_string_lossy()));
-            let default = arg
-                .get_default_values()
-                .iter()
-                .map(|v| format!("`{}`", v.to_string_lossy()))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let default = if default.is_empty() {
-                "–".to_string()
-            } else {
-                default
-            };
+            let defaults = arg.get_default_values().iter();
+            let default = (defaults.map(|v| format!("`{}`", v.to_string_lossy())))
+                .reduce(|a, b| a + ", " + &b)
+                .unwrap_or_else(|| "–".to_string());
             let help = arg
                 .get_long_help()
                 .or(arg.get_help())
