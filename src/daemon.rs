@@ -163,10 +163,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
         _ => crate::host::machine::Machine::default(),
     };
     let collector = {
-        let shutdown = shutdown.clone();
-        let args = args.clone();
-        let telemetry = telemetry.clone();
-        let pages = pages.clone();
+        let (shutdown, args) = (shutdown.clone(), args.clone());
         std::thread::Builder::new()
             .name("ce-collector".into())
             .spawn(move || {

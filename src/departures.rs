@@ -371,18 +371,16 @@ impl Departures {
     pub fn mark(&mut self, live: &HashSet<&str>) {
         let now = Instant::now();
         let wall = SystemTime::now();
-        for d in self.list.iter_mut() {
-            if let Some(r) = self.runs.get_mut(d.state.id.as_str()) {
+        let ids = self.list.iter().map(|d| d.state.id.as_str());
+        for id in ids.chain(live.iter().copied()) {
+            if let Some(r) = self.runs.get_mut(id) {
                 r.seen = now;
             }
+        }
+        for d in self.list.iter_mut() {
             // Running again: a word about a process that finishes from now on is the new run's.
             if d.listening.is_some() && d.next.is_none() && live.contains(d.state.id.as_str()) {
                 d.next = Some(wall);
-            }
-        }
-        for id in live {
-            if let Some(r) = self.runs.get_mut(*id) {
-                r.seen = now;
             }
         }
         let mut by_id: HashMap<&str, Vec<usize>> = HashMap::new();

@@ -195,24 +195,21 @@ pub struct ContainerView {
 
 impl ContainerView {
     fn points(&self) -> Vec<(Metric, Vec<String>, Value)> {
-        let mut points = Collect(Vec::new());
+        let mut points = Vec::new();
         self.state.emit(self.now, &mut points);
-        points.0
+        points
     }
 }
 
-struct Collect(Vec<(Metric, Vec<String>, Value)>);
-
-impl Sink for Collect {
+impl Sink for Vec<(Metric, Vec<String>, Value)> {
     fn point(&mut self, metric: Metric, attrs: &[&str], value: Value) {
-        self.0
-            .push((metric, attrs.iter().map(|a| a.to_string()).collect(), value));
+        self.push((metric, attrs.iter().map(|a| a.to_string()).collect(), value));
     }
 }
 
 /// The JSON document: `cgroup_layout`, then `containers` (and `pods`, for Kubernetes pods'
-/// own cgroups), each with its resource attributes, cgroup path, `running` and data points.
-/// Pod sandboxes are not containers, and are left out.
+/// own cgroups), each with its resource attributes, cgroup path, `running` and data points
+/// (pod sandboxes are not containers, and are left out).
 pub fn to_json(
     layout: &str,
     views: &[ContainerView],
@@ -221,12 +218,8 @@ pub fn to_json(
 ) -> Json {
     let mut containers = Vec::new();
     let mut pods = Vec::new();
-    for v in views {
+    for (v, d) in described(views, metadata) {
         let c = &v.state;
-        let d = Described::new(c, metadata);
-        if d.meta.as_deref().is_some_and(|m| m.sandbox) {
-            continue;
-        }
         let resource: Map<String, Json> = host
             .attributes(&d)
             .into_iter()
@@ -278,6 +271,17 @@ pub fn to_json(
     json!({ "cgroup_layout": layout, "containers": containers, "pods": pods })
 }
 
+/// The views with what the runtimes say of them; pod sandboxes are not containers, and are
+/// left out.
+fn described<'a>(
+    views: &'a [ContainerView],
+    metadata: &Metadata,
+) -> impl Iterator<Item = (&'a ContainerView, Described<'a>)> {
+    (views.iter())
+        .map(|v| (v, Described::new(&v.state, metadata)))
+        .filter(|(_, d)| !d.meta.as_deref().is_some_and(|m| m.sandbox))
+}
+
 fn sum(
     points: &[(Metric, Vec<String>, Value)],
     m: Metric,
@@ -325,12 +329,8 @@ pub fn write_table(
     let header =
         "CONTAINER ID|NAME|RUNTIME|CPU %|MEM USAGE / LIMIT|MEM %|NET I/O|BLOCK I/O|PIDS|EXIT";
     let mut rows: Vec<Vec<String>> = vec![header.split('|').map(String::from).collect()];
-    for v in views {
+    for (v, d) in described(views, metadata) {
         let c = &v.state;
-        let d = Described::new(c, metadata);
-        if d.meta.as_deref().is_some_and(|m| m.sandbox) {
-            continue;
-        }
         // The pod's or container's Kubernetes name, else the runtime's name for it.
         let name = match c.kind {
             Kind::Pod => d.pod.as_deref().and_then(|p| {

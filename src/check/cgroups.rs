@@ -76,10 +76,9 @@ pub fn files(
         let Ok(mut reader) = CgroupReader::open(layout, &f.rel) else {
             continue;
         };
-        let mut errs = Vec::new();
         if reader
             .read(proc_root, &mut buf, &mut sample, &mut |e| {
-                errs.push(e.to_string())
+                errors.push(e.to_string())
             })
             .is_ok()
         {
@@ -96,7 +95,6 @@ pub fn files(
         }
         p.held += reader.held();
         p.lean += reader.lean_fds();
-        errors.extend(errs);
     }
     if !found.is_empty() && p.readable == 0 {
         r.on("permissions").fail(format!(
