@@ -325,17 +325,15 @@ impl CollectorLoop {
         disk: Option<crate::disk::Disk>,
     ) -> CollectorLoop {
         let layout = collector.layout();
-        let watcher = match Watcher::new(layout.discovery_root(), layout.unified.as_deref()) {
-            Ok(w) => Some(w),
-            Err(e) => {
+        let watcher = (Watcher::new(layout.discovery_root(), layout.unified.as_deref()))
+            .inspect_err(|e| {
                 tracing::warn!(
                     "inotify is not available ({e}): new containers are found only by the \
                      rescan every {:?}, and exits are seen at the next tick",
                     args.rescan_interval
-                );
-                None
-            }
-        };
+                )
+            })
+            .ok();
         // Limits are re-read so that a change shows within a minute (at once after a
         // runtime's `update` event).
         collector.set_limits_every(Duration::from_secs(60).saturating_sub(args.interval));

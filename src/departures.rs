@@ -504,6 +504,12 @@ mod tests {
         }
     }
 
+    /// What `d` shows once marked with no container running.
+    fn marked(d: &mut Departures) -> Vec<(String, Show, Option<Exit>)> {
+        d.mark(&HashSet::new());
+        shown(d)
+    }
+
     fn shown(d: &Departures) -> Vec<(String, Show, Option<Exit>)> {
         d.states()
             .map(|s| (s.id.clone(), s.show(), s.exit().copied()))
@@ -514,8 +520,7 @@ mod tests {
     fn a_final_sample_waits_for_the_runtimes_word_and_goes_when_it_comes() {
         let (exits, mut d, t0) = setup(true);
         assert!(add(&mut d, &exits, "a", 0, true, t0));
-        d.mark(&HashSet::new());
-        assert!(shown(&d).is_empty(), "not shown while waiting");
+        assert!(marked(&mut d).is_empty(), "not shown while waiting");
         assert_eq!(d.next_wake(), Some(t0 + WAIT));
         assert!(!d.resolve(&exits, t0 + Duration::from_millis(5)));
         exits.record("a", said(3, Some(0), created(10)));
@@ -525,8 +530,7 @@ mod tests {
         assert_eq!(d.next_wake(), Some(t1 + BATCH));
         assert!(!d.publish_due(t1));
         assert!(d.publish_due(t1 + BATCH));
-        d.mark(&HashSet::new());
-        let got = shown(&d);
+        let got = marked(&mut d);
         assert_eq!(got.len(), 1);
         let e = got[0].2.unwrap();
         assert_eq!(
@@ -554,15 +558,13 @@ mod tests {
         d.rendered(1, t0 + WAIT);
         // Delivered, it is no longer shown, but still listens for its word.
         d.expire(1);
-        d.mark(&HashSet::new());
-        assert!(shown(&d).is_empty());
+        assert!(marked(&mut d).is_empty());
         // The word arriving late is published then: its exit alone, counted as late.
         exits.record("a", said(3, Some(0), created(1)));
         let t1 = t0 + WAIT * 2;
         assert!(d.resolve(&exits, t1));
         assert_eq!(d.next_wake(), Some(t1 + BATCH));
-        d.mark(&HashSet::new());
-        let got = shown(&d);
+        let got = marked(&mut d);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].1, Show::ExitOnly);
         let e = got[0].2.unwrap();
@@ -587,8 +589,7 @@ mod tests {
         // Not served yet: "a"'s word shows with its final sample, published again.
         exits.record("a", said(0, Some(0), created(1)));
         assert!(d.resolve(&exits, t0 + WAIT * 2));
-        d.mark(&HashSet::new());
-        let a = shown(&d).into_iter().find(|s| s.0 == "a").unwrap();
+        let a = marked(&mut d).into_iter().find(|s| s.0 == "a").unwrap();
         assert_eq!(
             (a.1, a.2.unwrap().reason),
             (Show::All, ExitReason::Completed)
@@ -613,8 +614,7 @@ mod tests {
         add(&mut d, &exits, "a", 6, true, t0 + WAIT);
         exits.record("a", said(137, Some(0), created(9)));
         assert!(d.resolve(&exits, t0 + WAIT * 2));
-        d.mark(&HashSet::new());
-        let runs: Vec<(u32, Option<u8>)> = shown(&d)
+        let runs: Vec<(u32, Option<u8>)> = marked(&mut d)
             .iter()
             .filter_map(|s| s.2.map(|e| (e.run, e.code)))
             .collect();
@@ -627,8 +627,7 @@ mod tests {
         let (exits, mut d, t0) = setup(false);
         exits.record("a", said(0, Some(0), created(5)));
         assert!(!add(&mut d, &exits, "a", 0, true, t0));
-        d.mark(&HashSet::new());
-        assert_eq!(shown(&d)[0].2.unwrap().reason, ExitReason::Completed);
+        assert_eq!(marked(&mut d)[0].2.unwrap().reason, ExitReason::Completed);
     }
 
     #[test]
@@ -639,8 +638,7 @@ mod tests {
         assert!(!add(&mut d, &exits, "ok", 0, false, t0));
         // A pod's own cgroup has no exit, even with an OOM kill in it.
         assert!(!d.add(departed("pod", Kind::Pod, created(0), 1), true, &exits, t0));
-        d.mark(&HashSet::new());
-        let got = shown(&d);
+        let got = marked(&mut d);
         assert_eq!(got.len(), 3);
         let oom = got[0].2.unwrap();
         assert_eq!((oom.reason, oom.code), (ExitReason::OomKilled, None));
@@ -659,8 +657,7 @@ mod tests {
         add(&mut d, &exits, "a", 0, true, t0);
         exits.record("a", said(4, Some(1), created(9)));
         add(&mut d, &exits, "a", 6, true, t0);
-        d.mark(&HashSet::new());
-        let mut got: Vec<(Show, Option<u32>)> = shown(&d)
+        let mut got: Vec<(Show, Option<u32>)> = marked(&mut d)
             .iter()
             .map(|(_, s, e)| (*s, e.unwrap().restart_count))
             .collect();
@@ -682,8 +679,7 @@ mod tests {
         add(&mut d, &exits, "b", 0, true, t0);
         exits.record("b", said(4, None, created(9)));
         add(&mut d, &exits, "b", 6, true, t0);
-        d.mark(&HashSet::new());
-        let mut runs: Vec<u32> = shown(&d).iter().map(|s| s.2.unwrap().run).collect();
+        let mut runs: Vec<u32> = marked(&mut d).iter().map(|s| s.2.unwrap().run).collect();
         runs.sort();
         assert_eq!(runs, [1, 2]);
         // The same run departing twice keeps one departure.
@@ -712,15 +708,11 @@ mod tests {
         let t1 = t0 + Duration::from_millis(100);
         d.resolve(&exits, t1);
         assert_eq!(d.next_wake(), Some(t0 + PUBLISH_GAP));
-        let mut short = Departures::new(
-            Duration::from_secs(300),
-            true,
-            false,
-            Duration::from_millis(200),
-        );
+        let bound = Duration::from_millis(200);
+        let mut short = Departures::new(Duration::from_secs(300), true, false, bound);
         add(&mut short, &exits, "x", 0, false, t0);
         short.rendered(1, t0);
         add(&mut short, &exits, "y", 0, false, t1);
-        assert_eq!(short.next_wake(), Some(t1 + Duration::from_millis(200)));
+        assert_eq!(short.next_wake(), Some(t1 + bound));
     }
 }

@@ -93,18 +93,17 @@ fn measure_disk(
     let stats = std::sync::Arc::new(crate::disk::DiskStats::default());
     // Bounded like the tree: layers of millions of files, or a hung filesystem below
     // --host-root, cost the snapshot its disk figures, not its end.
-    let results = match crate::progress::within(DISK_BOUND, move || {
+    let measured = crate::progress::within(DISK_BOUND, move || {
         crate::disk::measure_once(cfg, roster, stats)
-    }) {
-        Ok(results) => results,
-        Err(stuck) => {
-            tracing::warn!(
-                "disk usage not measured: the walk of the writable layers, logs and volumes \
-                 took longer than {:?} ({stuck})",
-                DISK_BOUND.total
-            );
-            return;
-        }
+    });
+    let Ok(results) = measured.inspect_err(|stuck| {
+        tracing::warn!(
+            "disk usage not measured: the walk of the writable layers, logs and volumes \
+             took longer than {:?} ({stuck})",
+            DISK_BOUND.total
+        )
+    }) else {
+        return;
     };
     for v in views.iter_mut() {
         v.state.disk = results.get(&v.state.id).cloned();

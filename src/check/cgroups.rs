@@ -10,13 +10,9 @@ use crate::discovery::Found;
 
 /// The cgroup layout under the root, or the failure that stops every other check.
 pub fn layout(r: &mut Report, host: &HostArgs) -> Option<Layout> {
-    let layout = match Layout::detect(&host.cgroup_root, &host.proc_root) {
-        Ok(l) => l,
-        Err(e) => {
-            r.on("cgroups").fail(e.to_string());
-            return None;
-        }
-    };
+    let layout = (Layout::detect(&host.cgroup_root, &host.proc_root))
+        .map_err(|e| r.on("cgroups").fail(e.to_string()))
+        .ok()?;
     let kind = match layout.kind {
         LayoutKind::V2 => "pure cgroup v2",
         LayoutKind::Hybrid => "hybrid (v1 controllers plus a cgroup2 at unified/)",
