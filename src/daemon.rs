@@ -30,9 +30,7 @@ use crate::telemetry::{ProcessStats, Telemetry, add, set};
 const PAGE_PIECE: usize = 64 * 1024;
 /// A page this large (uncompressed, the last one's size) is kept only compressed, and
 /// compressed as it is rendered; a smaller one is kept plain and compressed on the first
-/// request that asks. Measured: at 1,000 containers (3.2 MB) keeping only the gzip saves
-/// 7.3 MiB of peak heap; at 100 (0.3 MB) compressing every tick raised the daemon's cost
-/// from 0.92 to 1.16 times the floor of its reads (`benches/side-by-side.sh`).
+/// request that asks (the measurements: `docs/performance.md`).
 const PAGE_COMPRESS_FROM: usize = 1 << 20;
 /// Containers (and pods) whose page is about [`PAGE_COMPRESS_FROM`] (3.2 KB each on the
 /// OpenTelemetry page), for the first page, which has no last one to go by.
@@ -90,13 +88,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
     )
     .map_err(|e| format!("OTLP: {}", crate::remote::error_chain(&e)))?;
     let otlp_flusher = otlp.as_ref().map(otlp::Exporter::flusher);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
+    let stop = crate::remote::Stop::default();
 
     {
         // Says what the collector is stuck on when ticks stop.
@@ -104,7 +96,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
         runtime.spawn(progress::watchdog(
             stall_after,
             move || pages.quiet_for(),
-            stopped(),
+            stop.stopped(),
         ));
     }
 
@@ -123,9 +115,9 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
             };
             tracing::info!(%addr, scheme, "serving the Prometheus page on /metrics");
             if let Some(w) = &opts.web {
-                runtime.spawn(http::web_config::watch(w.clone(), stopped()));
+                runtime.spawn(http::web_config::watch(w.clone(), stop.stopped()));
             }
-            runtime.spawn(http::serve(listener, pages.clone(), opts, stopped()));
+            runtime.spawn(http::serve(listener, pages.clone(), opts, stop.stopped()));
             true
         }
         Listen::Off => false,
@@ -138,7 +130,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
         host,
         removal_delay,
         runtime.handle(),
-        &stopped,
+        &|| stop.stopped(),
     );
     let _ = telemetry.metadata.set(store.stats());
 
@@ -171,10 +163,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
         _ => crate::host::machine::Machine::default(),
     };
     let collector = {
-        let shutdown = shutdown.clone();
-        let args = args.clone();
-        let telemetry = telemetry.clone();
-        let pages = pages.clone();
+        let (shutdown, args) = (shutdown.clone(), args.clone());
         std::thread::Builder::new()
             .name("ce-collector".into())
             .spawn(move || {
@@ -218,7 +207,7 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
         d.stop();
     }
     let _ = std::io::Write::write(&mut &wake_tx, &[1]);
-    let _ = stop_tx.send(true);
+    stop.stop();
     // The collector notices within 250 ms, unless a read is stuck in the kernel (a hung
     // filesystem): then the process ends without it, since returning from `main` ends every
     // thread. Shutdown is bounded whatever a thread is blocked on.
@@ -336,17 +325,15 @@ impl CollectorLoop {
         disk: Option<crate::disk::Disk>,
     ) -> CollectorLoop {
         let layout = collector.layout();
-        let watcher = match Watcher::new(layout.discovery_root(), layout.unified.as_deref()) {
-            Ok(w) => Some(w),
-            Err(e) => {
+        let watcher = (Watcher::new(layout.discovery_root(), layout.unified.as_deref()))
+            .inspect_err(|e| {
                 tracing::warn!(
                     "inotify is not available ({e}): new containers are found only by the \
                      rescan every {:?}, and exits are seen at the next tick",
                     args.rescan_interval
-                );
-                None
-            }
-        };
+                )
+            })
+            .ok();
         // Limits are re-read so that a change shows within a minute (at once after a
         // runtime's `update` event).
         collector.set_limits_every(Duration::from_secs(60).saturating_sub(args.interval));
@@ -436,16 +423,11 @@ impl CollectorLoop {
         use std::os::fd::AsFd;
         let ms = timeout.as_micros().div_ceil(1000);
         let ms = u16::try_from(ms).unwrap_or(u16::MAX);
-        let wake = PollFd::new(wake.as_fd(), PollFlags::POLLIN);
-        match &self.watcher {
-            Some(w) => {
-                let mut fds = [PollFd::new(w.fd(), PollFlags::POLLIN), wake];
-                let _ = poll(&mut fds, PollTimeout::from(ms));
-            }
-            None => {
-                let _ = poll(&mut [wake], PollTimeout::from(ms));
-            }
-        }
+        // The wake-up socket, and inotify's descriptor when there is one.
+        let watch = self.watcher.as_ref().map_or(wake.as_fd(), |w| w.fd());
+        let mut fds = [wake.as_fd(), watch].map(|fd| PollFd::new(fd, PollFlags::POLLIN));
+        let n = 1 + usize::from(self.watcher.is_some());
+        let _ = poll(&mut fds[..n], PollTimeout::from(ms));
     }
 
     /// Applies what inotify reported. Returns true when events were lost (rescan now).

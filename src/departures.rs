@@ -234,15 +234,13 @@ impl Departures {
         {
             self.runs.remove(&oldest);
         }
-        let count = 1;
-        (self.runs).insert(
-            id.to_owned(),
-            Runs {
-                count,
-                created,
-                seen: now,
-            },
-        );
+        let (count, seen) = (1, now);
+        let runs = Runs {
+            count,
+            created,
+            seen,
+        };
+        self.runs.insert(id.to_owned(), runs);
         count
     }
 
@@ -318,27 +316,18 @@ impl Departures {
 
     /// When the ready departures not yet published are due between ticks.
     fn publish_at(&self) -> Option<Instant> {
-        let fresh = self
-            .list
-            .iter()
-            .filter(|d| d.shown() && d.rendered_in.is_none());
-        let (mut first_ready, mut due) = (None::<Instant>, None::<Instant>);
-        for d in fresh {
-            first_ready = Some(first_ready.map_or(d.ready_at, |f| f.min(d.ready_at)));
-            // The last moment it may be published (a late word's: with the others that come
-            // with it, at most a gap later).
-            let dd = match d.late {
-                true => d.ready_at + PUBLISH_GAP,
-                false => (d.at + self.wait).max(d.ready_at),
-            };
-            due = Some(due.map_or(dd, |x| x.min(dd)));
-        }
-        let first_ready = first_ready?;
-        let mut at = first_ready + BATCH;
+        let fresh = (self.list.iter()).filter(|d| d.shown() && d.rendered_in.is_none());
+        let mut at = fresh.clone().map(|d| d.ready_at).min()? + BATCH;
+        // The last moment each may be published (a late word's: with the others that come
+        // with it, at most a gap later).
+        let due = fresh.map(|d| match d.late {
+            true => d.ready_at + PUBLISH_GAP,
+            false => (d.at + self.wait).max(d.ready_at),
+        });
         if let Some(last) = self.published_at {
             at = at.max(last + PUBLISH_GAP);
         }
-        Some(due.map_or(at, |d| at.min(d)))
+        Some(due.fold(at, Instant::min))
     }
 
     /// Whether ready departures are due to be published now (between ticks).
@@ -364,16 +353,12 @@ impl Departures {
             d.delivered = true;
             d.listening.is_some_and(|until| until > now)
         });
-        let listening = self.list.iter().filter(|d| d.delivered).count();
-        if listening > MAX_LISTENING {
-            let mut ats: Vec<Instant> = self
-                .list
-                .iter()
-                .filter(|d| d.delivered)
-                .map(|d| d.at)
-                .collect();
+        let mut ats: Vec<Instant> = (self.list.iter().filter(|d| d.delivered))
+            .map(|d| d.at)
+            .collect();
+        if ats.len() > MAX_LISTENING {
             ats.sort_unstable();
-            let cut = ats[listening - MAX_LISTENING];
+            let cut = ats[ats.len() - MAX_LISTENING];
             self.list.retain(|d| !d.delivered || d.at >= cut);
         }
         self.forget_runs(now);
@@ -386,18 +371,16 @@ impl Departures {
     pub fn mark(&mut self, live: &HashSet<&str>) {
         let now = Instant::now();
         let wall = SystemTime::now();
-        for d in self.list.iter_mut() {
-            if let Some(r) = self.runs.get_mut(d.state.id.as_str()) {
+        let ids = self.list.iter().map(|d| d.state.id.as_str());
+        for id in ids.chain(live.iter().copied()) {
+            if let Some(r) = self.runs.get_mut(id) {
                 r.seen = now;
             }
+        }
+        for d in self.list.iter_mut() {
             // Running again: a word about a process that finishes from now on is the new run's.
             if d.listening.is_some() && d.next.is_none() && live.contains(d.state.id.as_str()) {
                 d.next = Some(wall);
-            }
-        }
-        for id in live {
-            if let Some(r) = self.runs.get_mut(*id) {
-                r.seen = now;
             }
         }
         let mut by_id: HashMap<&str, Vec<usize>> = HashMap::new();
@@ -521,6 +504,12 @@ mod tests {
         }
     }
 
+    /// What `d` shows once marked with no container running.
+    fn marked(d: &mut Departures) -> Vec<(String, Show, Option<Exit>)> {
+        d.mark(&HashSet::new());
+        shown(d)
+    }
+
     fn shown(d: &Departures) -> Vec<(String, Show, Option<Exit>)> {
         d.states()
             .map(|s| (s.id.clone(), s.show(), s.exit().copied()))
@@ -531,8 +520,7 @@ mod tests {
     fn a_final_sample_waits_for_the_runtimes_word_and_goes_when_it_comes() {
         let (exits, mut d, t0) = setup(true);
         assert!(add(&mut d, &exits, "a", 0, true, t0));
-        d.mark(&HashSet::new());
-        assert!(shown(&d).is_empty(), "not shown while waiting");
+        assert!(marked(&mut d).is_empty(), "not shown while waiting");
         assert_eq!(d.next_wake(), Some(t0 + WAIT));
         assert!(!d.resolve(&exits, t0 + Duration::from_millis(5)));
         exits.record("a", said(3, Some(0), created(10)));
@@ -542,8 +530,7 @@ mod tests {
         assert_eq!(d.next_wake(), Some(t1 + BATCH));
         assert!(!d.publish_due(t1));
         assert!(d.publish_due(t1 + BATCH));
-        d.mark(&HashSet::new());
-        let got = shown(&d);
+        let got = marked(&mut d);
         assert_eq!(got.len(), 1);
         let e = got[0].2.unwrap();
         assert_eq!(
@@ -571,15 +558,13 @@ mod tests {
         d.rendered(1, t0 + WAIT);
         // Delivered, it is no longer shown, but still listens for its word.
         d.expire(1);
-        d.mark(&HashSet::new());
-        assert!(shown(&d).is_empty());
+        assert!(marked(&mut d).is_empty());
         // The word arriving late is published then: its exit alone, counted as late.
         exits.record("a", said(3, Some(0), created(1)));
         let t1 = t0 + WAIT * 2;
         assert!(d.resolve(&exits, t1));
         assert_eq!(d.next_wake(), Some(t1 + BATCH));
-        d.mark(&HashSet::new());
-        let got = shown(&d);
+        let got = marked(&mut d);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].1, Show::ExitOnly);
         let e = got[0].2.unwrap();
@@ -604,8 +589,7 @@ mod tests {
         // Not served yet: "a"'s word shows with its final sample, published again.
         exits.record("a", said(0, Some(0), created(1)));
         assert!(d.resolve(&exits, t0 + WAIT * 2));
-        d.mark(&HashSet::new());
-        let a = shown(&d).into_iter().find(|s| s.0 == "a").unwrap();
+        let a = marked(&mut d).into_iter().find(|s| s.0 == "a").unwrap();
         assert_eq!(
             (a.1, a.2.unwrap().reason),
             (Show::All, ExitReason::Completed)
@@ -630,8 +614,7 @@ mod tests {
         add(&mut d, &exits, "a", 6, true, t0 + WAIT);
         exits.record("a", said(137, Some(0), created(9)));
         assert!(d.resolve(&exits, t0 + WAIT * 2));
-        d.mark(&HashSet::new());
-        let runs: Vec<(u32, Option<u8>)> = shown(&d)
+        let runs: Vec<(u32, Option<u8>)> = marked(&mut d)
             .iter()
             .filter_map(|s| s.2.map(|e| (e.run, e.code)))
             .collect();
@@ -644,8 +627,7 @@ mod tests {
         let (exits, mut d, t0) = setup(false);
         exits.record("a", said(0, Some(0), created(5)));
         assert!(!add(&mut d, &exits, "a", 0, true, t0));
-        d.mark(&HashSet::new());
-        assert_eq!(shown(&d)[0].2.unwrap().reason, ExitReason::Completed);
+        assert_eq!(marked(&mut d)[0].2.unwrap().reason, ExitReason::Completed);
     }
 
     #[test]
@@ -656,8 +638,7 @@ mod tests {
         assert!(!add(&mut d, &exits, "ok", 0, false, t0));
         // A pod's own cgroup has no exit, even with an OOM kill in it.
         assert!(!d.add(departed("pod", Kind::Pod, created(0), 1), true, &exits, t0));
-        d.mark(&HashSet::new());
-        let got = shown(&d);
+        let got = marked(&mut d);
         assert_eq!(got.len(), 3);
         let oom = got[0].2.unwrap();
         assert_eq!((oom.reason, oom.code), (ExitReason::OomKilled, None));
@@ -676,8 +657,7 @@ mod tests {
         add(&mut d, &exits, "a", 0, true, t0);
         exits.record("a", said(4, Some(1), created(9)));
         add(&mut d, &exits, "a", 6, true, t0);
-        d.mark(&HashSet::new());
-        let mut got: Vec<(Show, Option<u32>)> = shown(&d)
+        let mut got: Vec<(Show, Option<u32>)> = marked(&mut d)
             .iter()
             .map(|(_, s, e)| (*s, e.unwrap().restart_count))
             .collect();
@@ -699,8 +679,7 @@ mod tests {
         add(&mut d, &exits, "b", 0, true, t0);
         exits.record("b", said(4, None, created(9)));
         add(&mut d, &exits, "b", 6, true, t0);
-        d.mark(&HashSet::new());
-        let mut runs: Vec<u32> = shown(&d).iter().map(|s| s.2.unwrap().run).collect();
+        let mut runs: Vec<u32> = marked(&mut d).iter().map(|s| s.2.unwrap().run).collect();
         runs.sort();
         assert_eq!(runs, [1, 2]);
         // The same run departing twice keeps one departure.
@@ -729,15 +708,11 @@ mod tests {
         let t1 = t0 + Duration::from_millis(100);
         d.resolve(&exits, t1);
         assert_eq!(d.next_wake(), Some(t0 + PUBLISH_GAP));
-        let mut short = Departures::new(
-            Duration::from_secs(300),
-            true,
-            false,
-            Duration::from_millis(200),
-        );
+        let bound = Duration::from_millis(200);
+        let mut short = Departures::new(Duration::from_secs(300), true, false, bound);
         add(&mut short, &exits, "x", 0, false, t0);
         short.rendered(1, t0);
         add(&mut short, &exits, "y", 0, false, t1);
-        assert_eq!(short.next_wake(), Some(t1 + Duration::from_millis(200)));
+        assert_eq!(short.next_wake(), Some(t1 + bound));
     }
 }

@@ -57,7 +57,7 @@ fn init_logging(log: &LogArgs) {
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     limits::raise_fd_limit();
-    let command = match cli.command {
+    let args = match cli.command {
         None => return daemon::run(&cli.host, &cli.daemon),
         Some(Command::Check(args)) => {
             let report = check::run(&cli.host, &args.daemon);
@@ -68,7 +68,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 Ok(())
             };
         }
-        Some(c) => c,
+        Some(Command::Snapshot(args)) => args,
     };
     let (cgroup_root, proc_path) = (cli.host.cgroup_root.clone(), cli.host.proc_root.clone());
     let (layout, proc_root) = progress::within(progress::COMMAND_BOUND, move || {
@@ -78,20 +78,14 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         cli.host.host_name.clone(),
         std::env::var("OTEL_RESOURCE_ATTRIBUTES").ok().as_deref(),
     );
-    match command {
-        Command::Snapshot(args) => {
-            let mut out = std::io::stdout().lock();
-            snapshot::run(
-                layout,
-                proc_root,
-                &host,
-                &cli.host,
-                &args.metadata,
-                args.format,
-                &mut out,
-            )?;
-        }
-        Command::Check(_) => unreachable!("handled above"),
-    }
-    Ok(())
+    let mut out = std::io::stdout().lock();
+    snapshot::run(
+        layout,
+        proc_root,
+        &host,
+        &cli.host,
+        &args.metadata,
+        args.format,
+        &mut out,
+    )
 }

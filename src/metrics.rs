@@ -464,15 +464,9 @@ pub fn markdown_table() -> String {
          |---|---|---|---|---|---|---|---|\n",
     );
     for m in METRICS {
-        let attrs = if m.attributes.is_empty() {
-            "–".to_string()
-        } else {
-            m.attributes
-                .iter()
-                .map(|a| format!("`{a}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let attrs = (m.attributes.iter().map(|a| format!("`{a}`")))
+            .reduce(|a, b| a + ", " + &b)
+            .unwrap_or_else(|| "–".to_string());
         let kind = if m.double { " (double)" } else { "" };
         let origin = match m.origin {
             Origin::Semconv => "",

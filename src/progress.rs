@@ -54,16 +54,11 @@ pub struct Slot(u32);
 impl Slot {
     pub fn new(place: Arc<dyn Place>) -> Slot {
         let mut s = SLOTS.lock().unwrap_or_else(|e| e.into_inner());
-        let n = match s.free.pop() {
-            Some(n) => {
-                s.places[n as usize] = Some(place);
-                n
-            }
-            None => {
-                s.places.push(Some(place));
-                (s.places.len() - 1) as u32
-            }
-        };
+        let n = s.free.pop().unwrap_or_else(|| {
+            s.places.push(None);
+            (s.places.len() - 1) as u32
+        });
+        s.places[n as usize] = Some(place);
         Slot(n)
     }
 

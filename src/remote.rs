@@ -1,7 +1,7 @@
 //! What talking to another process over a socket needs, whoever does it (the runtimes'
 //! metadata sources, OTLP delivery, the page's server): a retry delay that doubles up to a cap,
 //! jittered so that the exporters of a cluster do not knock on a shared daemon in lockstep, a
-//! sleep until an optional deadline, an error with all its causes for a log line, and a stream
+//! sleep until an optional deadline, a shutdown signal, an error with all its causes for a log line, and a stream
 //! that reports what each read and write came to.
 
 use std::collections::hash_map::RandomState;
@@ -62,6 +62,24 @@ pub async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+/// A shutdown signal: [`Stop::stop`] ends every future [`Stop::stopped`] gave, before or after.
+#[derive(Debug, Default)]
+pub struct Stop(tokio::sync::watch::Sender<bool>);
+
+impl Stop {
+    pub fn stop(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// A future that ends once [`Stop::stop`] is called.
+    pub fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.subscribe();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
     }
 }
 

@@ -36,20 +36,14 @@ pub fn run(
         .thread_name("ce-metadata")
         .enable_all()
         .build()?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
+    let stop = crate::remote::Stop::default();
     // The sources list everything when they connect, during the gap between the two reads.
     let metadata = spawn_sources(
         metadata_args,
         host_args,
         Duration::from_secs(60),
         runtime.handle(),
-        &stopped,
+        &|| stop.stopped(),
     );
     // Reading the tree is bounded: a read that does not return (a hung filesystem) ends
     // the command with an error naming it.
@@ -64,7 +58,7 @@ pub fn run(
         measure_disk(&mut views, &layout, host_args, &metadata);
         (collector, views)
     });
-    let _ = stop_tx.send(true);
+    stop.stop();
     runtime.shutdown_timeout(Duration::from_secs(1));
     let (collector, views) = read?;
     match format {
@@ -99,18 +93,17 @@ fn measure_disk(
     let stats = std::sync::Arc::new(crate::disk::DiskStats::default());
     // Bounded like the tree: layers of millions of files, or a hung filesystem below
     // --host-root, cost the snapshot its disk figures, not its end.
-    let results = match crate::progress::within(DISK_BOUND, move || {
+    let measured = crate::progress::within(DISK_BOUND, move || {
         crate::disk::measure_once(cfg, roster, stats)
-    }) {
-        Ok(results) => results,
-        Err(stuck) => {
-            tracing::warn!(
-                "disk usage not measured: the walk of the writable layers, logs and volumes \
-                 took longer than {:?} ({stuck})",
-                DISK_BOUND.total
-            );
-            return;
-        }
+    });
+    let Ok(results) = measured.inspect_err(|stuck| {
+        tracing::warn!(
+            "disk usage not measured: the walk of the writable layers, logs and volumes \
+             took longer than {:?} ({stuck})",
+            DISK_BOUND.total
+        )
+    }) else {
+        return;
     };
     for v in views.iter_mut() {
         v.state.disk = results.get(&v.state.id).cloned();
@@ -201,24 +194,21 @@ pub struct ContainerView {
 
 impl ContainerView {
     fn points(&self) -> Vec<(Metric, Vec<String>, Value)> {
-        let mut points = Collect(Vec::new());
+        let mut points = Vec::new();
         self.state.emit(self.now, &mut points);
-        points.0
+        points
     }
 }
 
-struct Collect(Vec<(Metric, Vec<String>, Value)>);
-
-impl Sink for Collect {
+impl Sink for Vec<(Metric, Vec<String>, Value)> {
     fn point(&mut self, metric: Metric, attrs: &[&str], value: Value) {
-        self.0
-            .push((metric, attrs.iter().map(|a| a.to_string()).collect(), value));
+        self.push((metric, attrs.iter().map(|a| a.to_string()).collect(), value));
     }
 }
 
 /// The JSON document: `cgroup_layout`, then `containers` (and `pods`, for Kubernetes pods'
-/// own cgroups), each with its resource attributes, cgroup path, `running` and data points.
-/// Pod sandboxes are not containers, and are left out.
+/// own cgroups), each with its resource attributes, cgroup path, `running` and data points
+/// (pod sandboxes are not containers, and are left out).
 pub fn to_json(
     layout: &str,
     views: &[ContainerView],
@@ -227,12 +217,8 @@ pub fn to_json(
 ) -> Json {
     let mut containers = Vec::new();
     let mut pods = Vec::new();
-    for v in views {
+    for (v, d) in described(views, metadata) {
         let c = &v.state;
-        let d = Described::new(c, metadata);
-        if d.meta.as_deref().is_some_and(|m| m.sandbox) {
-            continue;
-        }
         let resource: Map<String, Json> = host
             .attributes(&d)
             .into_iter()
@@ -284,23 +270,29 @@ pub fn to_json(
     json!({ "cgroup_layout": layout, "containers": containers, "pods": pods })
 }
 
+/// The views with what the runtimes say of them; pod sandboxes are not containers, and are
+/// left out.
+fn described<'a>(
+    views: &'a [ContainerView],
+    metadata: &Metadata,
+) -> impl Iterator<Item = (&'a ContainerView, Described<'a>)> {
+    (views.iter())
+        .map(|v| (v, Described::new(&v.state, metadata)))
+        .filter(|(_, d)| !d.meta.as_deref().is_some_and(|m| m.sandbox))
+}
+
 fn sum(
     points: &[(Metric, Vec<String>, Value)],
     m: Metric,
     first_attr: Option<&str>,
 ) -> Option<f64> {
-    let mut any = false;
-    let total = points
-        .iter()
+    let mut values = (points.iter())
         .filter(|(pm, attrs, _)| {
             *pm == m && first_attr.is_none_or(|a| attrs.first().is_some_and(|x| x == a))
         })
-        .map(|(_, _, v)| {
-            any = true;
-            v.as_f64()
-        })
-        .sum();
-    any.then_some(total)
+        .map(|(_, _, v)| v.as_f64())
+        .peekable();
+    values.peek().is_some().then(|| values.sum())
 }
 
 /// Sizes the way `docker stats` prints them: binary units for memory, decimal for IO.
@@ -336,12 +328,8 @@ pub fn write_table(
     let header =
         "CONTAINER ID|NAME|RUNTIME|CPU %|MEM USAGE / LIMIT|MEM %|NET I/O|BLOCK I/O|PIDS|EXIT";
     let mut rows: Vec<Vec<String>> = vec![header.split('|').map(String::from).collect()];
-    for v in views {
+    for (v, d) in described(views, metadata) {
         let c = &v.state;
-        let d = Described::new(c, metadata);
-        if d.meta.as_deref().is_some_and(|m| m.sandbox) {
-            continue;
-        }
         // The pod's or container's Kubernetes name, else the runtime's name for it.
         let name = match c.kind {
             Kind::Pod => d.pod.as_deref().and_then(|p| {
@@ -416,15 +404,12 @@ pub fn write_table(
         }
     }
     for r in &rows {
-        let mut line = String::new();
-        for (i, (cell, w)) in r.iter().zip(widths).enumerate() {
-            if i + 1 == r.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}   "));
-            }
-        }
-        writeln!(out, "{}", line.trim_end())?;
+        let cells: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        writeln!(out, "{}", cells.join("   ").trim_end())?;
     }
     if views.is_empty() {
         writeln!(out, "(no containers found)")?;

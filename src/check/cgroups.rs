@@ -10,13 +10,9 @@ use crate::discovery::Found;
 
 /// The cgroup layout under the root, or the failure that stops every other check.
 pub fn layout(r: &mut Report, host: &HostArgs) -> Option<Layout> {
-    let layout = match Layout::detect(&host.cgroup_root, &host.proc_root) {
-        Ok(l) => l,
-        Err(e) => {
-            r.on("cgroups").fail(e.to_string());
-            return None;
-        }
-    };
+    let layout = (Layout::detect(&host.cgroup_root, &host.proc_root))
+        .map_err(|e| r.on("cgroups").fail(e.to_string()))
+        .ok()?;
     let kind = match layout.kind {
         LayoutKind::V2 => "pure cgroup v2",
         LayoutKind::Hybrid => "hybrid (v1 controllers plus a cgroup2 at unified/)",
@@ -76,10 +72,9 @@ pub fn files(
         let Ok(mut reader) = CgroupReader::open(layout, &f.rel) else {
             continue;
         };
-        let mut errs = Vec::new();
         if reader
             .read(proc_root, &mut buf, &mut sample, &mut |e| {
-                errs.push(e.to_string())
+                errors.push(e.to_string())
             })
             .is_ok()
         {
@@ -96,7 +91,6 @@ pub fn files(
         }
         p.held += reader.held();
         p.lean += reader.lean_fds();
-        errors.extend(errs);
     }
     if !found.is_empty() && p.readable == 0 {
         r.on("permissions").fail(format!(

@@ -37,14 +37,10 @@ pub fn check(r: &mut Report, args: &MetadataArgs, host: &HostArgs, found: &[Foun
     if containers.is_empty() {
         return;
     }
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
-    let store = spawn_sources(args, host, Duration::from_secs(60), rt.handle(), &stopped);
+    let stop = crate::remote::Stop::default();
+    let store = spawn_sources(args, host, Duration::from_secs(60), rt.handle(), &|| {
+        stop.stopped()
+    });
     // (named, sandboxes)
     let count = |s: &Metadata| {
         let known = containers
@@ -63,7 +59,7 @@ pub fn check(r: &mut Report, args: &MetadataArgs, host: &HostArgs, found: &[Foun
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let _ = stop_tx.send(true);
+    stop.stop();
     rt.shutdown_timeout(Duration::from_secs(1));
     let shown = containers.len() - sb;
     let mut text = format!("{n} of {shown} containers have names");

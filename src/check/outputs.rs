@@ -8,38 +8,11 @@ use super::report::{Level, Report};
 use crate::cli::DaemonArgs;
 use crate::config::Listen;
 use crate::export::otlp::OtlpConfig;
+use crate::export::otlp::send::probe;
 use crate::remote::error_chain;
 
 /// How long an answer is waited for.
 pub const ANSWER_WITHIN: Duration = Duration::from_secs(5);
-
-/// Why a probe has no answer to show.
-#[derive(Debug, thiserror::Error)]
-pub enum ProbeError<E> {
-    /// The other side answered, with an error (shown with its causes by
-    /// [`crate::remote::error_chain`]).
-    #[error(transparent)]
-    Failed(E),
-    /// It did not answer within [`ANSWER_WITHIN`].
-    #[error("no answer within {} s", ANSWER_WITHIN.as_secs())]
-    NoAnswer,
-    /// No runtime to ask with.
-    #[error("cannot start a runtime: {0}")]
-    Runtime(#[source] std::io::Error),
-}
-
-/// `fut`'s answer, or why there was none within [`ANSWER_WITHIN`].
-pub fn answer<T, E>(
-    rt: &tokio::runtime::Runtime,
-    fut: impl std::future::Future<Output = Result<T, E>>,
-) -> Result<T, ProbeError<E>> {
-    rt.block_on(async {
-        match tokio::time::timeout(ANSWER_WITHIN, fut).await {
-            Ok(answered) => answered.map_err(ProbeError::Failed),
-            Err(_) => Err(ProbeError::NoAnswer),
-        }
-    })
-}
 
 /// Where the outputs would go, and whether their settings are valid.
 pub fn check(r: &mut Report, args: &DaemonArgs) {
@@ -53,23 +26,29 @@ pub fn check(r: &mut Report, args: &DaemonArgs) {
             .ok("off: set --otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT to push"),
         Ok(Some(c)) => {
             let headers: Vec<&str> = c.headers.iter().map(|(k, _)| k.as_str()).collect();
-            let probed = tokio::runtime::Builder::new_current_thread()
+            let timed = async { tokio::time::timeout(ANSWER_WITHIN, probe(&c)).await };
+            let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
-                .build()
-                .map_err(ProbeError::Runtime)
-                .and_then(|rt| answer(&rt, crate::export::otlp::send::probe(&c)));
+                .build();
+            let probed = rt.map(|rt| rt.block_on(timed));
+            let refused = |why| {
+                (
+                    Level::Warn,
+                    format!("; an empty request was not accepted: {why}"),
+                )
+            };
             let (level, answered) = match probed {
-                Ok(took) => (
+                Ok(Ok(Ok(took))) => (
                     Level::Ok,
                     format!(
                         "; the receiver accepted an empty request in {} ms",
                         took.as_millis()
                     ),
                 ),
-                Err(e) => (
-                    Level::Warn,
-                    format!("; an empty request was not accepted: {}", error_chain(&e)),
-                ),
+                Ok(Ok(Err(e))) => refused(error_chain(&e)),
+                Ok(Err(_)) => refused(format!("no answer within {} s", ANSWER_WITHIN.as_secs())),
+                // The error, then its chain (which starts with it again).
+                Err(e) => refused(format!("cannot start a runtime: {e}: {}", error_chain(&e))),
             };
             r.add(
                 level,

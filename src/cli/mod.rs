@@ -193,7 +193,7 @@ impl Cli {
 /// command (global flags first), each flag with its variable, default and help.
 pub fn flags_markdown() -> String {
     use clap::CommandFactory;
-    fn table(cmd: &clap::Command, only_global: Option<bool>, skip: &[String]) -> String {
+    fn table(cmd: &clap::Command, global: bool, skip: &[String]) -> String {
         let mut out = String::from(
             "| flag | environment variable | default | meaning |\n|---|---|---|---|\n",
         );
@@ -202,28 +202,17 @@ pub fn flags_markdown() -> String {
             if matches!(long, "help" | "version")
                 || arg.is_hide_set()
                 || skip.iter().any(|s| s == long)
-            {
-                continue;
-            }
-            if let Some(g) = only_global
-                && arg.is_global_set() != g
+                || arg.is_global_set() != global
             {
                 continue;
             }
             let env = arg
                 .get_env()
                 .map_or("–".to_string(), |e| format!("`{}`", e.to_string_lossy()));
-            let default = arg
-                .get_default_values()
-                .iter()
-                .map(|v| format!("`{}`", v.to_string_lossy()))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let default = if default.is_empty() {
-                "–".to_string()
-            } else {
-                default
-            };
+            let defaults = arg.get_default_values().iter();
+            let default = (defaults.map(|v| format!("`{}`", v.to_string_lossy())))
+                .reduce(|a, b| a + ", " + &b)
+                .unwrap_or_else(|| "–".to_string());
             let help = arg
                 .get_long_help()
                 .or(arg.get_help())
@@ -257,15 +246,15 @@ pub fn flags_markdown() -> String {
         .collect();
     let mut out = format!(
         "Global flags (every command, before or after it):\n\n{}\nThe daemon (no command; `check` takes these too, and `snapshot` the metadata ones: {}). A command's flags may stand before or after its name (`container-exporter --docker-host off snapshot`); a flag the command does not take, or one given both before and after it, is refused with a message that says where it goes:\n\n{}",
-        table(&cmd, Some(true), &[]),
+        table(&cmd, true, &[]),
         shared.join(", "),
-        table(&cmd, Some(false), &[])
+        table(&cmd, false, &[])
     );
     for sub in cmd.get_subcommands() {
         if sub.get_name() == "help" {
             continue;
         }
-        let t = table(sub, Some(false), &daemon_flags);
+        let t = table(sub, false, &daemon_flags);
         if t.lines().count() > 2 {
             out.push_str(&format!("\n`{}`:\n\n{t}", sub.get_name()));
         }

@@ -31,14 +31,8 @@ impl ProcessStats {
     /// not cost like the containers' reads. CPU from `getrusage` (all threads), resident
     /// memory from a kept-open `/proc/self/statm`, open descriptors from the size the kernel
     /// reports for `/proc/self/fd` (Linux 6.2+; counted, at most every 30 s, before that).
-    /// Fields that cannot be read stay zero.
-    ///
-    /// Measured here (release build, 20,000 calls each, two runs on a 2-core VM under a load
-    /// of 10): `getrusage` 3.7–13 µs a call, procfs's `Process::myself()?.stat()` 62–220 µs,
-    /// procfs's `Stat` parsed from a kept-open `/proc/self/stat` 16–87 µs, four to seventeen
-    /// times `getrusage`. So `/proc/self/stat` is read once, for the start time (23–315 µs
-    /// with procfs, 71–360 µs with the hand parser it replaced), and the CPU time of each tick
-    /// stays with `getrusage`, which also counts in µs where `stat` counts USER_HZ ticks.
+    /// Fields that cannot be read stay zero. `/proc/self/stat` is read once, for the start
+    /// time: parsing it costs four to seventeen times a `getrusage`, which also counts in µs.
     pub fn read() -> ProcessStats {
         let mut guard = PROCESS.lock().unwrap_or_else(|e| e.into_inner());
         let files = guard.get_or_insert_with(ProcessFiles::open);
