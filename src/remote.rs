@@ -1,8 +1,8 @@
 //! What talking to another process over a socket needs, whoever does it (the runtimes'
 //! metadata sources, OTLP delivery, the page's server): a retry delay that doubles up to a cap,
 //! jittered so that the exporters of a cluster do not knock on a shared daemon in lockstep, a
-//! sleep until an optional deadline, a shutdown signal, an error with all its causes for a log line, and a stream
-//! that reports what each read and write came to.
+//! sleep until an optional deadline, a shutdown signal, an error with all its causes for a log
+//! line, and a stream that reports what each read and write came to.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
