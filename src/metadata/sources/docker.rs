@@ -27,10 +27,8 @@ use crate::metadata::refs::{allowed, image_name_and_tags, parse_rfc3339};
 use crate::metadata::source::{self, Follow, Held, SourceStats, Words};
 use crate::metadata::store::{ContainerMeta, MetadataStore};
 
-/// The events stream is opened after the list, with `since` this far before the list began, so
-/// an event that happened while listing is replayed rather than lost. Replays are harmless:
-/// every event handler is idempotent. The margin also absorbs small clock skew with a remote
-/// daemon (the local clock is used because `since` is compared with the daemon's).
+/// The events stream starts this far before the list began (by the local clock), so that an
+/// event during the listing, or hidden by small clock skew, is replayed (harmless) not lost.
 const SINCE_MARGIN: Duration = Duration::from_secs(5);
 /// Inspect calls in flight while (re)listing: fast on a busy host without flooding the daemon.
 const INSPECT_CONCURRENCY: usize = 8;
@@ -244,9 +242,7 @@ impl Follower {
         let ids: Vec<String> = list.into_iter().filter_map(|c| c.id).collect();
         let listed: HashSet<&str> = ids.iter().map(String::as_str).collect();
         self.held.remove_later_if(|id, _| !listed.contains(id));
-        // Owned ids and a cloned client (an Arc inside) per inspect: futures that borrow from
-        // this frame make `run` not `Send` (higher-ranked lifetime inference), so it could not
-        // be spawned.
+        // Owned ids and a cloned client per inspect: borrowing futures make `run` not `Send`.
         let (flavor, host) = (self.cfg.flavor, self.words.endpoint.clone());
         let stats = self.stats.clone();
         let mut inspected = futures_util::stream::iter(ids)
@@ -379,8 +375,7 @@ impl Follower {
     }
 }
 
-/// Per-request timeout (list, inspect, version). bollard applies it until the response headers
-/// arrive, so it does not cut the long-lived `/events` stream; bollard's own default (2 min)
+/// Per-request timeout until the response headers (so not cutting `/events`): bollard's 2 min
 /// would let a hung daemon stall resynchronisation far longer than the backoff cap.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
