@@ -11,15 +11,8 @@
 //! backoff, one warning per outage, removal of the gone after a delay, the collector's asks for
 //! exits (`asks`), and their counters ([`SourceStats`], handed to the self-metrics as
 //! [`MetadataStats`]). The exits they hear of go to the collector through [`exits`]; every
-//! value stored is bounded (`store`).
-//!
-//! To add a runtime: a module below `sources` whose follower implements the skeleton's `Follow`
-//! (connect and list, wait for the next event, handle it) and whose `run` starts it; and, in
-//! `sources`, its `mod` line, its endpoint flag and one row in `SOURCES` (its name, when it is
-//! on, how it starts, its `check` probe, which discovery runtimes it names first, how it says
-//! exits, which counters it reports). Discovery needs the runtime's cgroup path pattern; the
-//! lookups, the exit asks, `check`, the self-metrics and the flag reference all read the row or
-//! the flag. The metadata flags are this layer's own ([`MetadataArgs`]).
+//! value stored is bounded (`store`). The metadata flags are this layer's own
+//! ([`MetadataArgs`]); how to add a runtime: `sources`, and `docs/contributing.md`.
 
 mod args;
 mod asks;

@@ -31,6 +31,19 @@ pub fn glob_match(pattern: &str, s: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
+/// The labels whose key matches one of `globs`, sorted by key.
+pub(crate) fn allowed<'a>(
+    labels: impl IntoIterator<Item = (&'a String, &'a String)>,
+    globs: &[String],
+) -> Vec<(String, String)> {
+    let mut kept: Vec<(String, String)> = (labels.into_iter())
+        .filter(|(k, _)| globs.iter().any(|g| glob_match(g, k)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    kept.sort();
+    kept
+}
+
 /// An image reference split into its parts, borrowed from the reference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImageRef<'a> {
@@ -111,25 +124,14 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
         return None;
     }
-    let mut i = 19;
-    let mut nanos: u32 = 0;
-    if sep(i, b".") {
-        i += 1;
-        let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            // Digits beyond nanoseconds are dropped.
-            if i - start < 9 {
-                nanos = nanos * 10 + u32::from(b[i] - b'0');
-            }
-            i += 1;
-        }
-        if i == start {
-            return None;
-        }
-        for _ in (i - start)..9 {
-            nanos *= 10;
-        }
+    // The fraction's digits, if there is a fraction (one at least; past nanoseconds dropped).
+    let frac = sep(19, b".").then(|| b[20..].iter().take_while(|c| c.is_ascii_digit()).count());
+    if frac == Some(0) {
+        return None;
     }
+    let digits = frac.unwrap_or(0).min(9);
+    let nanos = num(20, digits).unwrap_or(0) * 10i64.pow(9 - digits as u32);
+    let i = frac.map_or(19, |n| 20 + n);
     let offset = match b.get(i) {
         Some(b'Z' | b'z') if i + 1 == b.len() => 0,
         Some(&sign @ (b'+' | b'-')) if i + 6 == b.len() && sep(i + 3, b":") => {
@@ -140,7 +142,7 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     };
     let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + min * 60 + sec - offset;
     let secs = u64::try_from(secs).ok()?;
-    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+    Some(UNIX_EPOCH + Duration::new(secs, nanos as u32))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).

@@ -91,11 +91,27 @@ pub(crate) async fn run<F: Follow>(
 
 async fn follow<F: Follow>(f: &mut F, stats: &SourceStats) {
     let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
-    let mut ever_connected = false;
-    // A connection failed since the last good one (for `reconnects` and the log's levels).
-    let mut lost = false;
+    // `lost`: a connection failed since the last good one (for `reconnects` and the log's levels).
+    let (mut ever_connected, mut lost) = (false, false);
     loop {
-        let err = session(f, stats, &mut backoff, &mut ever_connected, &mut lost).await;
+        let err = match f.connect().await {
+            Ok(session) => {
+                stats.connected.store(true, Relaxed);
+                let (containers, pods) = (f.held().len(), f.held().pod_count());
+                let w = f.words();
+                let endpoint = &w.endpoint;
+                if lost {
+                    SourceStats::count(&stats.reconnects);
+                    tracing::info!(%endpoint, containers, pods, "{} reachable again", w.what);
+                } else if !ever_connected {
+                    tracing::info!(%endpoint, containers, pods, "{}", w.following);
+                }
+                (ever_connected, lost) = (true, false);
+                backoff.reset();
+                serve(f, session).await
+            }
+            Err(e) => e,
+        };
         SourceStats::count(&stats.api_errors);
         let was_connected = stats.connected.swap(false, Relaxed);
         let w = f.words();
@@ -113,29 +129,7 @@ async fn follow<F: Follow>(f: &mut F, stats: &SourceStats) {
 }
 
 /// One connection, until it fails; returns why.
-async fn session<F: Follow>(
-    f: &mut F,
-    stats: &SourceStats,
-    backoff: &mut Backoff,
-    ever_connected: &mut bool,
-    lost: &mut bool,
-) -> F::Error {
-    let mut session = match f.connect().await {
-        Ok(s) => s,
-        Err(e) => return e,
-    };
-    stats.connected.store(true, Relaxed);
-    let (containers, pods) = (f.held().len(), f.held().pod_count());
-    let endpoint = &f.words().endpoint;
-    if *lost {
-        SourceStats::count(&stats.reconnects);
-        tracing::info!(%endpoint, containers, pods, "{} reachable again", f.words().what);
-        *lost = false;
-    } else if !*ever_connected {
-        tracing::info!(%endpoint, containers, pods, "{}", f.words().following);
-    }
-    *ever_connected = true;
-    backoff.reset();
+async fn serve<F: Follow>(f: &mut F, mut session: F::Session) -> F::Error {
     let mut wake = None;
     loop {
         if let Err(e) = f.handle(&mut session, wake).await {

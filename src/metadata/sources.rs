@@ -358,15 +358,6 @@ pub struct Metadata {
 }
 
 impl Metadata {
-    /// Stores whose values are cut to `limit` (which counts in `stats.values_cut`).
-    fn with_limit(limit: ValueLimit, stats: MetadataStats) -> Metadata {
-        Metadata {
-            stores: std::array::from_fn(|_| MetadataStore::with_limit(limit.clone())),
-            exits: ExitStore::new(),
-            stats,
-        }
-    }
-
     /// The store `source` fills.
     pub fn store(&self, source: Source) -> &MetadataStore {
         &self.stores[source as usize]
@@ -465,16 +456,21 @@ where
     let mut stats = MetadataStats::default();
     let limit = ValueLimit::new(
         args.labels.attribute_value_length_limit.0 as usize,
+        args.labels.attribute_count_limit as usize,
         stats.values_cut.clone(),
-    )
-    .with_max_labels(args.labels.attribute_count_limit as usize);
+    );
     let mut on = Vec::new();
     for (i, def) in SOURCES.iter().enumerate() {
         if let Some(endpoint) = (def.endpoint)(args, host) {
             on.push((i, endpoint, stats.add(def.name, def.figures)));
         }
     }
-    let metadata = Metadata::with_limit(limit, stats);
+    // Every store's values are cut to `limit`, which counts in `stats.values_cut`.
+    let metadata = Metadata {
+        stores: std::array::from_fn(|_| MetadataStore::with_limit(limit.clone())),
+        exits: ExitStore::new(),
+        stats,
+    };
     for (i, endpoint, stats) in on {
         let task = (SOURCES[i].start)(Start {
             args,

@@ -302,24 +302,20 @@ impl Cuts {
 
 impl Default for ValueLimit {
     fn default() -> ValueLimit {
-        ValueLimit::new(DEFAULT_VALUE_LENGTH_LIMIT as usize, Arc::default())
+        let (max, max_labels) = (DEFAULT_VALUE_LENGTH_LIMIT, DEFAULT_LABEL_COUNT_LIMIT);
+        ValueLimit::new(max as usize, max_labels as usize, Arc::default())
     }
 }
 
 impl ValueLimit {
-    /// At most `max` bytes per value; cuts are added to `cut`.
-    pub fn new(max: usize, cut: Arc<AtomicU64>) -> ValueLimit {
+    /// At most `max` bytes per value and `max_labels` labels per description (container
+    /// labels, and a pod's labels); cuts are added to `cut`.
+    pub fn new(max: usize, max_labels: usize, cut: Arc<AtomicU64>) -> ValueLimit {
         ValueLimit {
             max,
-            max_labels: DEFAULT_LABEL_COUNT_LIMIT as usize,
+            max_labels,
             cut,
         }
-    }
-
-    /// At most `n` labels per description (container labels, and a pod's labels).
-    pub fn with_max_labels(mut self, n: usize) -> ValueLimit {
-        self.max_labels = n;
-        self
     }
 
     /// Cuts the values of a container's description to the bound (and leaves out labels
@@ -444,7 +440,7 @@ mod tests {
     fn every_value_of_a_description_is_bounded_and_counted() {
         let long = "x".repeat(100);
         let counter = Arc::new(AtomicU64::new(0));
-        let limit = ValueLimit::new(10, counter.clone());
+        let limit = ValueLimit::new(10, 128, counter.clone());
         let mut m = ContainerMeta {
             name: Some(long.clone()),
             image_name: Some("busybox".into()),
@@ -501,7 +497,7 @@ mod tests {
 
     #[test]
     fn labels_past_the_count_are_left_out_in_key_order() {
-        let limit = ValueLimit::new(10, Arc::default()).with_max_labels(3);
+        let limit = ValueLimit::new(10, 3, Arc::default());
         let label = |k: &str, v: &str| (k.to_string(), v.to_string());
         let mut m = ContainerMeta {
             labels: vec![

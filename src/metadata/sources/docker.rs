@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::Docker;
@@ -22,14 +23,12 @@ use futures_util::{Stream, StreamExt};
 
 use crate::exit::RuntimeExit;
 use crate::metadata::exits::ExitStore;
-use crate::metadata::refs::{glob_match, image_name_and_tags, parse_rfc3339};
+use crate::metadata::refs::{allowed, image_name_and_tags, parse_rfc3339};
 use crate::metadata::source::{self, Follow, Held, SourceStats, Words};
 use crate::metadata::store::{ContainerMeta, MetadataStore};
 
-/// The events stream is opened after the list, with `since` this far before the list began, so
-/// an event that happened while listing is replayed rather than lost. Replays are harmless:
-/// every event handler is idempotent. The margin also absorbs small clock skew with a remote
-/// daemon (the local clock is used because `since` is compared with the daemon's).
+/// The events stream starts this far before the list began (by the local clock), so that an
+/// event during the listing, or hidden by small clock skew, is replayed (harmless) not lost.
 const SINCE_MARGIN: Duration = Duration::from_secs(5);
 /// Inspect calls in flight while (re)listing: fast on a busy host without flooding the daemon.
 const INSPECT_CONCURRENCY: usize = 8;
@@ -85,17 +84,8 @@ pub struct DockerVersion {
 /// it cannot be reached.
 pub async fn probe(host: &str) -> Result<DockerVersion, DockerError> {
     let attempt = async {
-        let docker = Docker::connect_with_host(host)
-            .map_err(|e| DockerError::Call("connect", e))?
-            .with_timeout(Duration::from_secs(3));
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| DockerError::Call("version", e))?;
-        let v = docker
-            .version()
-            .await
-            .map_err(|e| DockerError::Call("version", e))?;
+        let docker = connect(host, Duration::from_secs(3), &AtomicU64::default()).await?;
+        let v = (docker.version().await).map_err(|e| DockerError::Call("version", e))?;
         Ok(DockerVersion {
             version: v.version.unwrap_or_else(|| "?".into()),
             api_version: v.api_version.unwrap_or_else(|| "?".into()),
@@ -104,6 +94,15 @@ pub async fn probe(host: &str) -> Result<DockerVersion, DockerError> {
     tokio::time::timeout(PROBE_TIMEOUT, attempt)
         .await
         .unwrap_or(Err(DockerError::NoAnswer(PROBE_TIMEOUT)))
+}
+
+/// A client of the daemon at `host`, speaking its API version: bollard speaks 1.53 by default,
+/// which Docker 20.10 (1.41) rejects as "too new", and the daemon may have been up- or downgraded.
+async fn connect(host: &str, timeout: Duration, calls: &AtomicU64) -> Result<Docker, DockerError> {
+    let docker = Docker::connect_with_host(host).map_err(|e| DockerError::Call("connect", e))?;
+    SourceStats::count(calls);
+    let negotiated = docker.with_timeout(timeout).negotiate_version().await;
+    negotiated.map_err(|e| DockerError::Call("version", e))
 }
 
 /// Keeps `store` in sync with the Docker daemon until `shutdown` resolves. Never returns early
@@ -178,16 +177,7 @@ impl Follow for Follower {
 
     /// Version negotiation, full resync, then the events stream from just before the list.
     async fn connect(&mut self) -> Result<Session, DockerError> {
-        // bollard speaks API 1.53 by default and Docker 20.10 (API 1.41) rejects that as "too
-        // new": negotiate down on every connect, the daemon may have been up- or downgraded.
-        let docker = Docker::connect_with_host(&self.words.endpoint)
-            .map_err(|e| DockerError::Call("connect", e))?
-            .with_timeout(REQUEST_TIMEOUT);
-        SourceStats::count(&self.stats.calls);
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| DockerError::Call("version", e))?;
+        let docker = connect(&self.words.endpoint, REQUEST_TIMEOUT, &self.stats.calls).await?;
         let since = SystemTime::now()
             .checked_sub(SINCE_MARGIN)
             .unwrap_or(UNIX_EPOCH);
@@ -252,9 +242,7 @@ impl Follower {
         let ids: Vec<String> = list.into_iter().filter_map(|c| c.id).collect();
         let listed: HashSet<&str> = ids.iter().map(String::as_str).collect();
         self.held.remove_later_if(|id, _| !listed.contains(id));
-        // Owned ids and a cloned client (an Arc inside) per inspect: futures that borrow from
-        // this frame make `run` not `Send` (higher-ranked lifetime inference), so it could not
-        // be spawned.
+        // Owned ids and a cloned client per inspect: borrowing futures make `run` not `Send`.
         let (flavor, host) = (self.cfg.flavor, self.words.endpoint.clone());
         let stats = self.stats.clone();
         let mut inspected = futures_util::stream::iter(ids)
@@ -324,11 +312,8 @@ impl Follower {
             tracing::debug!(id, code = ?raw, "a die event with an exit status that is no number");
         }
         let ran = self.held.state_mut(id);
-        let oom = ran.as_ref().is_some_and(|r| r.oom);
         let restart_count = ran.as_ref().and_then(|r| r.run).map(|r| r.ended_at(died));
-        if let Some(ran) = ran {
-            ran.oom = false;
-        }
+        let oom = ran.is_some_and(|r| std::mem::take(&mut r.oom));
         let mut exit = RuntimeExit {
             // Podman has no `oom` event: its word says nothing of the OOM killer.
             oom: (self.cfg.flavor == Flavor::Docker).then_some(oom),
@@ -390,8 +375,7 @@ impl Follower {
     }
 }
 
-/// Per-request timeout (list, inspect, version). bollard applies it until the response headers
-/// arrive, so it does not cut the long-lived `/events` stream; bollard's own default (2 min)
+/// Per-request timeout until the response headers (so not cutting `/events`): bollard's 2 min
 /// would let a hung daemon stall resynchronisation far longer than the backoff cap.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -483,13 +467,6 @@ impl ContainerMeta {
             .unwrap_or_default();
         let all_labels = config.and_then(|c| c.labels.as_ref());
         let label = |key: &str| all_labels.and_then(|l| l.get(key)).cloned();
-        let mut labels: Vec<(String, String)> = all_labels
-            .into_iter()
-            .flatten()
-            .filter(|(k, _)| label_globs.iter().any(|g| glob_match(g, k)))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        labels.sort();
         let state = resp.state.as_ref();
         let meta = ContainerMeta {
             name: resp
@@ -500,7 +477,7 @@ impl ContainerMeta {
             image_name,
             image_tags,
             image_id: resp.image.clone().filter(|i| !i.is_empty()),
-            labels,
+            labels: allowed(all_labels.into_iter().flatten(), label_globs),
             k8s_pod_name: label("io.kubernetes.pod.name"),
             k8s_namespace_name: label("io.kubernetes.pod.namespace"),
             k8s_container_name: label("io.kubernetes.container.name"),

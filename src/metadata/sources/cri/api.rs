@@ -19,42 +19,6 @@ pub const CONTAINER_STATUS: &str = "/runtime.v1.RuntimeService/ContainerStatus";
 pub const LIST_IMAGES: &str = "/runtime.v1.ImageService/ListImages";
 pub const POD_SANDBOX_STATUS: &str = "/runtime.v1.RuntimeService/PodSandboxStatus";
 
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct VersionRequest {
-    /// The kubelet's CRI API version (`v1`).
-    #[prost(string, tag = "1")]
-    pub version: String,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct VersionResponse {
-    /// `containerd`, `cri-o`.
-    #[prost(string, tag = "2")]
-    pub runtime_name: String,
-    #[prost(string, tag = "3")]
-    pub runtime_version: String,
-    #[prost(string, tag = "4")]
-    pub runtime_api_version: String,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ListPodSandboxResponse {
-    #[prost(message, repeated, tag = "1")]
-    pub items: Vec<PodSandbox>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct PodSandboxMetadata {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(string, tag = "2")]
-    pub uid: String,
-    #[prost(string, tag = "3")]
-    pub namespace: String,
-    #[prost(uint32, tag = "4")]
-    pub attempt: u32,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
 #[repr(i32)]
 pub enum PodSandboxState {
@@ -62,47 +26,7 @@ pub enum PodSandboxState {
     SandboxNotready = 1,
 }
 
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct PodSandbox {
-    #[prost(string, tag = "1")]
-    pub id: String,
-    #[prost(message, optional, tag = "2")]
-    pub metadata: Option<PodSandboxMetadata>,
-    #[prost(enumeration = "PodSandboxState", tag = "3")]
-    pub state: i32,
-    /// Nanoseconds since the epoch.
-    #[prost(int64, tag = "4")]
-    pub created_at: i64,
-    #[prost(btree_map = "string, string", tag = "5")]
-    pub labels: BTreeMap<String, String>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ListContainersResponse {
-    #[prost(message, repeated, tag = "1")]
-    pub containers: Vec<Container>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ContainerMetadata {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    /// 0 for the first container of this name in the sandbox, then one more per restart.
-    #[prost(uint32, tag = "2")]
-    pub attempt: u32,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ImageSpec {
-    /// What the container was created with: the kubelet passes the image *id*.
-    #[prost(string, tag = "1")]
-    pub image: String,
-    /// The image as written in the pod spec (kubelet 1.30+ and runtimes that keep it).
-    #[prost(string, tag = "18")]
-    pub user_specified_image: String,
-}
-
-// The CRI's own names (`CONTAINER_CREATED`, …), as its `.proto` spells them.
+// The CRI's own names (`CONTAINER_CREATED`, …), as its `.proto` spells them (both enums).
 #[allow(clippy::enum_variant_names)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
 #[repr(i32)]
@@ -112,46 +36,6 @@ pub enum ContainerState {
     ContainerExited = 2,
 }
 
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Container {
-    #[prost(string, tag = "1")]
-    pub id: String,
-    #[prost(string, tag = "2")]
-    pub pod_sandbox_id: String,
-    #[prost(message, optional, tag = "3")]
-    pub metadata: Option<ContainerMetadata>,
-    #[prost(message, optional, tag = "4")]
-    pub image: Option<ImageSpec>,
-    /// The image in use: its id on containerd, a repo digest on CRI-O.
-    #[prost(string, tag = "5")]
-    pub image_ref: String,
-    #[prost(enumeration = "ContainerState", tag = "6")]
-    pub state: i32,
-    #[prost(btree_map = "string, string", tag = "8")]
-    pub labels: BTreeMap<String, String>,
-    /// The image id (newer runtimes only).
-    #[prost(string, tag = "10")]
-    pub image_id: String,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ListImagesResponse {
-    #[prost(message, repeated, tag = "1")]
-    pub images: Vec<Image>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Image {
-    /// `sha256:<hex>` on containerd, bare hex on CRI-O.
-    #[prost(string, tag = "1")]
-    pub id: String,
-    #[prost(string, repeated, tag = "2")]
-    pub repo_tags: Vec<String>,
-    #[prost(string, repeated, tag = "3")]
-    pub repo_digests: Vec<String>,
-}
-
-// The CRI's own names (`CONTAINER_CREATED`, …), as its `.proto` spells them.
 #[allow(clippy::enum_variant_names)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
 #[repr(i32)]
@@ -162,91 +46,147 @@ pub enum ContainerEventType {
     ContainerDeletedEvent = 3,
 }
 
-/// One event: the container (or sandbox) it is about, and the state of its whole pod.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ContainerEventResponse {
-    /// A container's id, or a sandbox's for the sandbox's own events.
-    #[prost(string, tag = "1")]
-    pub container_id: String,
-    #[prost(enumeration = "ContainerEventType", tag = "2")]
-    pub container_event_type: i32,
-    #[prost(message, optional, tag = "4")]
-    pub pod_sandbox_status: Option<PodSandboxStatus>,
-    /// The sandbox's containers.
-    #[prost(message, repeated, tag = "5")]
-    pub containers_statuses: Vec<ContainerStatus>,
+/// The messages, one line a field as in the `.proto`: its number, name, type and prost kind.
+macro_rules! messages {
+    ($($(#[$m:meta])* $name:ident {
+        $($(#[$f:meta])* $tag:literal $field:ident: $ty:ty [$($kind:tt)*],)*
+    })*) => {$(
+        $(#[$m])*
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub struct $name {
+            $($(#[$f])* #[prost($($kind)*, tag = $tag)] pub $field: $ty,)*
+        }
+    )*};
 }
 
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct PodSandboxStatus {
-    #[prost(string, tag = "1")]
-    pub id: String,
-    #[prost(message, optional, tag = "2")]
-    pub metadata: Option<PodSandboxMetadata>,
-    #[prost(enumeration = "PodSandboxState", tag = "3")]
-    pub state: i32,
-    #[prost(int64, tag = "4")]
-    pub created_at: i64,
-    #[prost(btree_map = "string, string", tag = "7")]
-    pub labels: BTreeMap<String, String>,
-}
+messages! {
+    VersionRequest {
+        /// The kubelet's CRI API version (`v1`).
+        1 version: String [string],
+    }
 
-/// Why a container ended, asked once when its cgroup empties (runtimes without events).
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ContainerStatusRequest {
-    #[prost(string, tag = "1")]
-    pub container_id: String,
-}
+    VersionResponse {
+        /// `containerd`, `cri-o`.
+        2 runtime_name: String [string],
+        3 runtime_version: String [string],
+        4 runtime_api_version: String [string],
+    }
 
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ContainerStatusResponse {
-    #[prost(message, optional, tag = "1")]
-    pub status: Option<ContainerStatus>,
-}
+    ListPodSandboxResponse {
+        1 items: Vec<PodSandbox> [message, repeated],
+    }
 
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct PodSandboxStatusRequest {
-    #[prost(string, tag = "1")]
-    pub pod_sandbox_id: String,
-    /// Asks for `info`: what the runtime knows beyond the CRI fields.
-    #[prost(bool, tag = "2")]
-    pub verbose: bool,
-}
+    PodSandboxMetadata {
+        1 name: String [string],
+        2 uid: String [string],
+        3 namespace: String [string],
+        4 attempt: u32 [uint32],
+    }
 
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct PodSandboxStatusResponse {
-    /// Runtime-specific, when verbose: containerd's `info` is JSON with the sandbox container's
-    /// `image` (the "pause" image reference), its pid and its OCI spec.
-    #[prost(btree_map = "string, string", tag = "2")]
-    pub info: BTreeMap<String, String>,
-}
+    PodSandbox {
+        1 id: String [string],
+        2 metadata: Option<PodSandboxMetadata> [message, optional],
+        3 state: i32 [enumeration = "PodSandboxState"],
+        /// Nanoseconds since the epoch.
+        4 created_at: i64 [int64],
+        5 labels: BTreeMap<String, String> [btree_map = "string, string"],
+    }
 
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ContainerStatus {
-    #[prost(string, tag = "1")]
-    pub id: String,
-    #[prost(message, optional, tag = "2")]
-    pub metadata: Option<ContainerMetadata>,
-    #[prost(enumeration = "ContainerState", tag = "3")]
-    pub state: i32,
-    /// Nanoseconds since the epoch; 0 before it started.
-    #[prost(int64, tag = "5")]
-    pub started_at: i64,
-    /// Nanoseconds since the epoch; 0 before it finished.
-    #[prost(int64, tag = "6")]
-    pub finished_at: i64,
-    /// The exit status, once `finished_at` is set.
-    #[prost(int32, tag = "7")]
-    pub exit_code: i32,
-    #[prost(message, optional, tag = "8")]
-    pub image: Option<ImageSpec>,
-    #[prost(string, tag = "9")]
-    pub image_ref: String,
-    /// `OOMKilled` for a container the OOM killer ended; `Completed`, `Error` otherwise.
-    #[prost(string, tag = "10")]
-    pub reason: String,
-    #[prost(btree_map = "string, string", tag = "12")]
-    pub labels: BTreeMap<String, String>,
-    #[prost(string, tag = "17")]
-    pub image_id: String,
+    ListContainersResponse {
+        1 containers: Vec<Container> [message, repeated],
+    }
+
+    ContainerMetadata {
+        1 name: String [string],
+        /// 0 for the first container of this name in the sandbox, then one more per restart.
+        2 attempt: u32 [uint32],
+    }
+
+    ImageSpec {
+        /// What the container was created with: the kubelet passes the image *id*.
+        1 image: String [string],
+        /// The image as written in the pod spec (kubelet 1.30+ and runtimes that keep it).
+        18 user_specified_image: String [string],
+    }
+
+    Container {
+        1 id: String [string],
+        2 pod_sandbox_id: String [string],
+        3 metadata: Option<ContainerMetadata> [message, optional],
+        4 image: Option<ImageSpec> [message, optional],
+        /// The image in use: its id on containerd, a repo digest on CRI-O.
+        5 image_ref: String [string],
+        6 state: i32 [enumeration = "ContainerState"],
+        8 labels: BTreeMap<String, String> [btree_map = "string, string"],
+        /// The image id (newer runtimes only).
+        10 image_id: String [string],
+    }
+
+    ListImagesResponse {
+        1 images: Vec<Image> [message, repeated],
+    }
+
+    Image {
+        /// `sha256:<hex>` on containerd, bare hex on CRI-O.
+        1 id: String [string],
+        2 repo_tags: Vec<String> [string, repeated],
+        3 repo_digests: Vec<String> [string, repeated],
+    }
+
+    /// One event: the container (or sandbox) it is about, and the state of its whole pod.
+    ContainerEventResponse {
+        /// A container's id, or a sandbox's for the sandbox's own events.
+        1 container_id: String [string],
+        2 container_event_type: i32 [enumeration = "ContainerEventType"],
+        4 pod_sandbox_status: Option<PodSandboxStatus> [message, optional],
+        /// The sandbox's containers.
+        5 containers_statuses: Vec<ContainerStatus> [message, repeated],
+    }
+
+    PodSandboxStatus {
+        1 id: String [string],
+        2 metadata: Option<PodSandboxMetadata> [message, optional],
+        3 state: i32 [enumeration = "PodSandboxState"],
+        4 created_at: i64 [int64],
+        7 labels: BTreeMap<String, String> [btree_map = "string, string"],
+    }
+
+    /// Why a container ended, asked once when its cgroup empties (runtimes without events).
+    ContainerStatusRequest {
+        1 container_id: String [string],
+    }
+
+    ContainerStatusResponse {
+        1 status: Option<ContainerStatus> [message, optional],
+    }
+
+    PodSandboxStatusRequest {
+        1 pod_sandbox_id: String [string],
+        /// Asks for `info`: what the runtime knows beyond the CRI fields.
+        2 verbose: bool [bool],
+    }
+
+    PodSandboxStatusResponse {
+        /// Runtime-specific, when verbose: containerd's `info` is JSON with the sandbox
+        /// container's `image` (the "pause" image reference), its pid and its OCI spec.
+        2 info: BTreeMap<String, String> [btree_map = "string, string"],
+    }
+
+    ContainerStatus {
+        1 id: String [string],
+        2 metadata: Option<ContainerMetadata> [message, optional],
+        3 state: i32 [enumeration = "ContainerState"],
+        /// Nanoseconds since the epoch; 0 before it started.
+        5 started_at: i64 [int64],
+        /// Nanoseconds since the epoch; 0 before it finished.
+        6 finished_at: i64 [int64],
+        /// The exit status, once `finished_at` is set.
+        7 exit_code: i32 [int32],
+        8 image: Option<ImageSpec> [message, optional],
+        9 image_ref: String [string],
+        /// `OOMKilled` for a container the OOM killer ended; `Completed`, `Error` otherwise.
+        10 reason: String [string],
+        12 labels: BTreeMap<String, String> [btree_map = "string, string"],
+        17 image_id: String [string],
+    }
 }

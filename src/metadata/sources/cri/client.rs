@@ -394,14 +394,8 @@ impl CriError {
 
 /// The kind of the I/O error at the bottom of `e`, if there is one.
 fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            return Some(io.kind());
-        }
-        cur = err.source();
-    }
-    None
+    let mut chain = std::iter::successors(Some(e), |e| e.source());
+    chain.find_map(|e| e.downcast_ref::<std::io::Error>().map(std::io::Error::kind))
 }
 
 fn hint_text(hint: Option<&str>) -> String {

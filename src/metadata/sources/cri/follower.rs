@@ -31,9 +31,6 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Asks arriving within this of the first are answered by the same list: a new pod's sandbox,
 /// containers and pod cgroup appear within milliseconds of each other.
 const BATCH_DELAY: Duration = Duration::from_millis(30);
-/// Sandboxes asked for their image per pass of the loop, so that a node full of new pods does
-/// not hold events up.
-const SANDBOX_IMAGES_PER_PASS: usize = 16;
 
 #[derive(Debug, Clone)]
 pub struct CriConfig {
@@ -122,15 +119,10 @@ pub async fn run(
             .to_owned(),
         following: String::new(),
     };
-    let (globs, pod_globs) = (cfg.label_globs.clone(), cfg.pod_label_globs.clone());
+    let (globs, pods) = (cfg.label_globs.clone(), cfg.pod_label_globs.clone());
+    let node = Node::new(store, cfg.removal_delay, globs, pods, cfg.exits.clone());
     let follower = Follower {
-        node: Node::new(
-            store,
-            cfg.removal_delay,
-            globs,
-            pod_globs,
-            cfg.exits.clone(),
-        ),
+        node,
         cfg,
         endpoints,
         stats: stats.clone(),
@@ -238,7 +230,14 @@ impl Follow for Follower {
             session.resync_at = Some(Instant::now() + self.cfg.resync_interval);
         }
         self.lookup(&session.client).await?;
-        self.name_known_sandboxes(&session.client).await;
+        // The images of known sandboxes that a pass left unasked (past the limit of a pass).
+        let known = self
+            .node
+            .sandboxes
+            .values()
+            .map(|s| (s.id.as_str(), s.ready));
+        let ask = self.node.sandboxes_to_name(known);
+        self.name_sandboxes(&session.client, ask).await;
         Ok(())
     }
 
@@ -288,8 +287,8 @@ impl Follower {
                 SourceStats::count(&self.stats.events);
                 if let Some(ps) = &ev.pod_sandbox_status {
                     let ready = ps.state == api::PodSandboxState::SandboxReady as i32;
-                    self.name_sandboxes(&session.client, [(ps.id.as_str(), ready)])
-                        .await;
+                    let ask = self.node.sandboxes_to_name([(ps.id.as_str(), ready)]);
+                    self.name_sandboxes(&session.client, ask).await;
                 }
                 let ctrs = self.node.event_sandbox(&ev);
                 self.name_images(&session.client, &ctrs, true).await?;
@@ -321,8 +320,8 @@ impl Follower {
         if counted {
             self.stats.lookups.fetch_add(2, Ordering::Relaxed);
         }
-        self.name_sandboxes(client, listed_sandboxes(&sandboxes))
-            .await;
+        let ask = self.node.sandboxes_to_name(listed_sandboxes(&sandboxes));
+        self.name_sandboxes(client, ask).await;
         self.node.apply_sandboxes(&sandboxes);
         let ctrs: Vec<Ctr> = containers.iter().map(Ctr::from_list).collect();
         self.store_all(client, &ctrs, counted).await
@@ -342,32 +341,12 @@ impl Follower {
         Ok(())
     }
 
-    /// Asks for the images of the sandboxes `(id, ready)` that are ready and not asked about
-    /// yet (one verbose `PodSandboxStatus` each, at most [`SANDBOX_IMAGES_PER_PASS`] per pass,
-    /// once per sandbox): the cAdvisor page labels a pod's network with its sandbox's image, as
-    /// the kubelet's cAdvisor does. Called before a list or event stores the sandboxes, so that
-    /// their first series carry the image (a label that came later would start a new series).
-    /// A failed call only leaves the image unknown.
-    async fn name_sandboxes<'a>(
-        &mut self,
-        client: &Client,
-        sandboxes: impl IntoIterator<Item = (&'a str, bool)>,
-    ) {
-        let ask = self
-            .node
-            .sandboxes_to_name(sandboxes, SANDBOX_IMAGES_PER_PASS);
-        self.ask_sandbox_images(client, ask).await;
-    }
-
-    /// The images of known sandboxes that a pass left unasked (past the limit of a pass).
-    async fn name_known_sandboxes(&mut self, client: &Client) {
-        let node = &self.node;
-        let known = (node.sandboxes.values()).map(|s| (s.id.as_str(), s.ready));
-        let ask = node.sandboxes_to_name(known, SANDBOX_IMAGES_PER_PASS);
-        self.ask_sandbox_images(client, ask).await;
-    }
-
-    async fn ask_sandbox_images(&mut self, client: &Client, ids: Vec<String>) {
+    /// Asks for the images of the sandboxes `ids` ([`Node::sandboxes_to_name`]), one verbose
+    /// `PodSandboxStatus` each: the cAdvisor page labels a pod's network with its sandbox's
+    /// image, as the kubelet's cAdvisor does. Called before a list or event stores the
+    /// sandboxes, so that their first series carry the image (a label that came later would
+    /// start a new series). A failed call only leaves the image unknown.
+    async fn name_sandboxes(&mut self, client: &Client, ids: Vec<String>) {
         for id in ids {
             let image = match client.sandbox_image(&id).await {
                 Ok(image) => image,
@@ -402,8 +381,8 @@ impl Follower {
         if need_sandboxes {
             let sandboxes = client.list_sandboxes().await?;
             SourceStats::count(&self.stats.lookups);
-            self.name_sandboxes(client, listed_sandboxes(&sandboxes))
-                .await;
+            let ask = self.node.sandboxes_to_name(listed_sandboxes(&sandboxes));
+            self.name_sandboxes(client, ask).await;
             self.node.apply_sandboxes(&sandboxes);
         }
         self.store_all(client, &ctrs, true).await

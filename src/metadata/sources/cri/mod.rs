@@ -1,12 +1,9 @@
 //! Kubernetes names for the containers and pods that discovery finds, from the node's runtime
 //! over the CRI (`runtime.v1`, gRPC on a unix socket): containerd and CRI-O. [`run`] keeps a
-//! store current with as few calls as possible, never one per collection tick: at connect
-//! `Version`, `ListPodSandbox`, `ListContainers` (and `ListImages` when a container's image is
-//! an id); then `GetContainerEvents` where the runtime has it (containerd 1.7+, CRI-O 1.26+),
+//! store current with as few calls as possible, never one per collection tick: the lists at
+//! connect, then `GetContainerEvents` where the runtime has it (containerd 1.7+, CRI-O 1.26+),
 //! else batched lookups of the ids discovery asks for and a full list every
-//! [`CriConfig::resync_interval`]; one verbose `PodSandboxStatus` per new sandbox, for its
-//! image; one `ContainerStatus` per exit the collector asks for, unless a stop event said it.
-//! `docs/deploy.md` says what is asked and when, measured.
+//! [`CriConfig::resync_interval`]. `docs/deploy.md` says what is asked and when, measured.
 //!
 //! Every sandbox is stored under its id (`sandbox: true`) and its pod under the pod uid, every
 //! container under its id; names come from the CRI metadata, the `io.kubernetes.*` labels are

@@ -10,11 +10,15 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::api;
-use super::view::{Ctr, Images, Sandbox, allowed, exit_of, merge, nonempty};
+use super::view::{Ctr, Images, Sandbox, exit_of, merge, nonempty};
 use crate::metadata::exits::ExitStore;
-use crate::metadata::refs::image_name_and_tags;
+use crate::metadata::refs::{allowed, image_name_and_tags};
 use crate::metadata::source::Held;
 use crate::metadata::store::{ContainerMeta, MetadataStore, PodMeta};
+
+/// Sandboxes asked for their image per pass of the loop, so that a node full of new pods does
+/// not hold events up.
+const SANDBOX_IMAGES_PER_PASS: usize = 16;
 
 pub(crate) struct Node {
     /// Each id put in the store, `true` for sandboxes; and the pods.
@@ -64,17 +68,16 @@ impl Node {
     }
 
     /// Of the sandboxes `(id, ready)`, the ready ones whose image was not asked for yet, at
-    /// most `max`.
+    /// most [`SANDBOX_IMAGES_PER_PASS`].
     pub(crate) fn sandboxes_to_name<'a>(
         &self,
         sandboxes: impl IntoIterator<Item = (&'a str, bool)>,
-        max: usize,
     ) -> Vec<String> {
         sandboxes
             .into_iter()
             .filter(|&(id, ready)| ready && !id.is_empty() && !self.sandbox_images.contains_key(id))
             .map(|(id, _)| id.to_owned())
-            .take(max)
+            .take(SANDBOX_IMAGES_PER_PASS)
             .collect()
     }
 
@@ -277,28 +280,24 @@ impl Node {
     }
 
     pub(crate) fn event_containers(&mut self, ev: &api::ContainerEventResponse, ctrs: &[Ctr]) {
+        use api::ContainerEventType as T;
         self.store_containers(ctrs, false);
         let id = ev.container_id.as_str();
         let kind = api::ContainerEventType::try_from(ev.container_event_type).ok();
-        if kind == Some(api::ContainerEventType::ContainerStoppedEvent)
-            && let Some(st) = ev
-                .containers_statuses
-                .iter()
-                .find(|c| c.id == id && c.finished_at > 0)
+        let statuses = &ev.containers_statuses;
+        if kind == Some(T::ContainerStoppedEvent)
+            && let Some(st) = statuses.iter().find(|c| c.id == id && c.finished_at > 0)
         {
             // The stop carries the exit: no status call needed.
             self.exits.record(id, exit_of(st));
         }
         match kind {
-            Some(api::ContainerEventType::ContainerStoppedEvent)
-            | Some(api::ContainerEventType::ContainerDeletedEvent) => {
+            Some(T::ContainerStoppedEvent | T::ContainerDeletedEvent) => {
                 self.held.remove_later(id);
                 if let Some(s) = self.sandboxes.get_mut(id) {
                     s.ready = false;
                     let uid = s.uid.clone();
-                    if !self.held.holds(id)
-                        && kind == Some(api::ContainerEventType::ContainerDeletedEvent)
-                    {
+                    if !self.held.holds(id) && kind == Some(T::ContainerDeletedEvent) {
                         self.sandboxes.remove(id);
                     }
                     self.refresh_pods(Some(&uid));
@@ -475,11 +474,12 @@ mod tests {
         let (delay, exits) = (Duration::ZERO, ExitStore::new());
         let mut f = Node::new(store.clone(), delay, Vec::new(), pod_labels, exits);
         f.runtime_name = Some("containerd".into());
-        let mut apply = |id: &str, kind: T, ready: bool, c: Option<S>| {
+        // `ready`: the sandbox's status, `None` once it is deleted.
+        let mut apply = |id: &str, kind: T, ready: Option<bool>, c: Option<S>| {
             let ev = api::ContainerEventResponse {
                 container_id: id.into(),
                 container_event_type: kind as i32,
-                pod_sandbox_status: Some(sandbox_status(ready)),
+                pod_sandbox_status: ready.map(sandbox_status),
                 containers_statuses: c.map(|s| container_status(s, 1)).into_iter().collect(),
             };
             let ctrs = f.event_sandbox(&ev);
@@ -489,7 +489,7 @@ mod tests {
             sweep(&mut f);
         };
 
-        apply("s1", T::ContainerStartedEvent, true, None);
+        apply("s1", T::ContainerStartedEvent, Some(true), None);
         let s = store.get("s1").unwrap();
         assert!(s.sandbox);
         assert_eq!(s.k8s_pod_name.as_deref(), Some("web-0"));
@@ -497,8 +497,8 @@ mod tests {
         assert_eq!(p.namespace.as_deref(), Some("prod"));
         assert_eq!(p.labels, [("app".to_owned(), "web".to_owned())]);
 
-        apply("c1", T::ContainerCreatedEvent, true, created);
-        apply("c1", T::ContainerStartedEvent, true, running);
+        apply("c1", T::ContainerCreatedEvent, Some(true), created);
+        apply("c1", T::ContainerStartedEvent, Some(true), running);
         let c = store.get("c1").unwrap();
         assert_eq!(c.name.as_deref(), Some("app"));
         assert_eq!(c.k8s_pod_name.as_deref(), Some("web-0"));
@@ -512,20 +512,13 @@ mod tests {
         assert_eq!(store.len(), 2);
 
         // The container stops: gone after the (zero) delay; the pod stays.
-        apply("c1", T::ContainerStoppedEvent, true, exited);
+        apply("c1", T::ContainerStoppedEvent, Some(true), exited);
         assert!(store.get("c1").is_none());
         assert!(store.get("s1").is_some() && store.get_pod("u-1").is_some());
         // The sandbox stops, then is deleted (its status then no longer comes).
-        apply("s1", T::ContainerStoppedEvent, false, None);
+        apply("s1", T::ContainerStoppedEvent, Some(false), None);
         assert!(store.is_empty() && store.get_pod("u-1").is_none());
-        let ev = api::ContainerEventResponse {
-            container_id: "s1".into(),
-            container_event_type: T::ContainerDeletedEvent as i32,
-            ..Default::default()
-        };
-        let ctrs = f.event_sandbox(&ev);
-        f.event_containers(&ev, &ctrs);
-        sweep(&mut f);
+        apply("s1", T::ContainerDeletedEvent, None, None);
         assert!(f.sandboxes.is_empty(), "{:?}", f.sandboxes);
         assert!(f.held.is_empty());
         assert!(f.lookups.is_empty());
@@ -535,35 +528,28 @@ mod tests {
     /// with no call; a stop without a finished status says nothing.
     #[test]
     fn a_stop_event_says_how_the_container_ended() {
-        use api::ContainerEventType as T;
         let exits = ExitStore::new();
         let (store, delay) = (MetadataStore::new(), Duration::from_secs(60));
         let mut f = Node::new(store, delay, Vec::new(), Vec::new(), exits.clone());
-        let status = |finished_at: i64, exit_code: i32, reason: &str| api::ContainerStatus {
-            id: "c1".into(),
-            metadata: Some(api::ContainerMetadata {
-                name: "app".into(),
-                attempt: 3,
-            }),
-            state: api::ContainerState::ContainerExited as i32,
+        let status = |finished_at, exit_code, reason: &str| api::ContainerStatus {
             finished_at,
             exit_code,
             reason: reason.into(),
-            ..Default::default()
+            ..container_status(api::ContainerState::ContainerExited, 3)
         };
-        let ev = |st: api::ContainerStatus| api::ContainerEventResponse {
-            container_id: "c1".into(),
-            container_event_type: T::ContainerStoppedEvent as i32,
-            pod_sandbox_status: None,
-            containers_statuses: vec![st],
+        let mut stop = |st| {
+            let ev = api::ContainerEventResponse {
+                container_id: "c1".into(),
+                container_event_type: api::ContainerEventType::ContainerStoppedEvent as i32,
+                pod_sandbox_status: None,
+                containers_statuses: vec![st],
+            };
+            let ctrs = f.event_sandbox(&ev);
+            f.event_containers(&ev, &ctrs);
         };
-        let e = ev(status(0, 0, ""));
-        let ctrs = f.event_sandbox(&e);
-        f.event_containers(&e, &ctrs);
+        stop(status(0, 0, ""));
         assert!(exits.is_empty(), "no exit before the runtime has one");
-        let e = ev(status(1_700_000_000_000_000_000, 137, "OOMKilled"));
-        let ctrs = f.event_sandbox(&e);
-        f.event_containers(&e, &ctrs);
+        stop(status(1_700_000_000_000_000_000, 137, "OOMKilled"));
         let got = exits.take("c1", UNIX_EPOCH).unwrap();
         assert_eq!(got.code, Some(137));
         assert_eq!(got.oom, Some(true));

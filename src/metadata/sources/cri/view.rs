@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::api;
 use crate::exit::RuntimeExit;
-use crate::metadata::refs::{glob_match, image_name_and_tags, is_image_id, split_image_ref};
+use crate::metadata::refs::{image_name_and_tags, is_image_id, split_image_ref};
 use crate::metadata::store::ContainerMeta;
 
 /// A pod sandbox, from `ListPodSandbox` or an event's `PodSandboxStatus`: the pod's identity
@@ -81,16 +81,12 @@ pub(crate) struct Ctr {
 
 impl Ctr {
     pub(crate) fn from_list(c: &api::Container) -> Ctr {
-        let image = c.image.clone().unwrap_or_default();
+        let (image, meta) = (c.image.clone().unwrap_or_default(), c.metadata.as_ref());
         Ctr {
             id: c.id.clone(),
             sandbox_id: c.pod_sandbox_id.clone(),
-            name: c
-                .metadata
-                .as_ref()
-                .map(|m| m.name.clone())
-                .unwrap_or_default(),
-            attempt: c.metadata.as_ref().map(|m| m.attempt),
+            name: meta.map(|m| m.name.clone()).unwrap_or_default(),
+            attempt: meta.map(|m| m.attempt),
             image: image.image,
             user_image: image.user_specified_image,
             image_ref: c.image_ref.clone(),
@@ -152,18 +148,6 @@ pub(crate) fn canonical_image_id(id: &str) -> String {
     } else {
         id.to_owned()
     }
-}
-
-/// The labels whose key matches one of `globs`, sorted by key (a BTreeMap already is).
-pub(crate) fn allowed(
-    labels: &BTreeMap<String, String>,
-    globs: &[String],
-) -> Vec<(String, String)> {
-    labels
-        .iter()
-        .filter(|(k, _)| globs.iter().any(|g| glob_match(g, k)))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
 }
 
 /// The node's images as of the last `ListImages`, by every name they are known by.
