@@ -48,7 +48,7 @@ pub fn check(r: &mut Report, args: &DaemonArgs) {
                 Ok(Ok(Err(e))) => refused(error_chain(&e)),
                 Ok(Err(_)) => refused(format!("no answer within {} s", ANSWER_WITHIN.as_secs())),
                 // The error, then its chain (which starts with it again).
-                Err(e) => refused(format!("cannot start a runtime: {e}: {}", error_chain(&e))),
+                Err(e) => refused(format!("cannot start a runtime: {}", error_chain(&e))),
             };
             r.add(
                 level,

@@ -192,7 +192,7 @@ fn own_usage(host: &OwnedFd, dir: &Path) -> Option<Usage> {
     let fd = walk::open_dir_in(host, dir).ok()?;
     let st = nix::sys::stat::fstat(fd.as_fd()).ok()?;
     Some(Usage {
-        bytes: (st.st_blocks.max(0) as u64) * 512,
+        bytes: walk::space(&st),
         inodes: 1,
     })
 }
