@@ -68,15 +68,21 @@ impl Report {
 /// Findings on one topic, added at the level each method names.
 pub struct On<'a>(&'a mut Report, &'static str);
 
-/// `ok`, `note`, `warn` and `fail`: a finding on the topic at that level.
-macro_rules! levels {
-    ($($method:ident => $level:ident),*) => {
-        impl On<'_> {
-            $(pub fn $method(self, text: impl Into<String>) {
-                self.0.add(Level::$level, self.1, text)
-            })*
-        }
-    };
-}
+/// A finding on the topic, at each level.
+impl On<'_> {
+    pub fn ok(self, text: impl Into<String>) {
+        self.0.add(Level::Ok, self.1, text)
+    }
 
-levels!(ok => Ok, note => Note, warn => Warn, fail => Fail);
+    pub fn note(self, text: impl Into<String>) {
+        self.0.add(Level::Note, self.1, text)
+    }
+
+    pub fn warn(self, text: impl Into<String>) {
+        self.0.add(Level::Warn, self.1, text)
+    }
+
+    pub fn fail(self, text: impl Into<String>) {
+        self.0.add(Level::Fail, self.1, text)
+    }
+}

@@ -84,9 +84,10 @@ struct MetricHead {
 }
 
 impl MetricHead {
-    /// `text`: the metric's name, description and unit.
     fn new(
-        (name, description, unit): (&str, &str, &str),
+        name: &str,
+        description: &str,
+        unit: &str,
         instrument: Instrument,
         attributes: &[&str],
         delta: bool,
@@ -340,14 +341,26 @@ impl WireEncoder {
         let heads = |kind| -> Vec<MetricHead> {
             let head = |m: &Metric| {
                 let d = m.def();
-                let text = (m.name(kind), d.description, d.unit);
-                MetricHead::new(text, d.instrument, d.attributes, delta)
+                MetricHead::new(
+                    m.name(kind),
+                    d.description,
+                    d.unit,
+                    d.instrument,
+                    d.attributes,
+                    delta,
+                )
             };
             Metric::ALL.iter().map(head).collect()
         };
         let own_heads = SELF_METRICS.iter().map(|m| {
-            let text = (m.name, m.description, m.unit);
-            MetricHead::new(text, m.instrument, m.attribute.as_slice(), delta)
+            MetricHead::new(
+                m.name,
+                m.description,
+                m.unit,
+                m.instrument,
+                m.attribute.as_slice(),
+                delta,
+            )
         });
         let mut scope = Vec::new();
         put_scope(&mut scope);

@@ -71,12 +71,13 @@ struct Pem {
 }
 
 fn read_pem(
-    (file, inline): (&Option<String>, &Option<String>),
+    file: Option<&str>,
+    inline: Option<&str>,
     what: &str,
     dir: &Path,
     files: &mut Vec<PathBuf>,
 ) -> Result<Option<Pem>, WebConfigError> {
-    match (set(file), set(inline)) {
+    match (file, inline) {
         (Some(_), Some(_)) => Err(WebConfigError::invalid(
             AT,
             format!("both {what}_file and {what} are set; give one of them"),
@@ -135,12 +136,13 @@ pub(super) fn build(
         return Ok(None);
     }
     let mut files = Vec::new();
-    let cert = read_pem((&t.cert_file, &t.cert), "cert", dir, &mut files)?
+    let cert = read_pem(set(&t.cert_file), set(&t.cert), "cert", dir, &mut files)?
         .ok_or_else(|| WebConfigError::invalid(AT, "cert_file is missing"))?;
-    let key = read_pem((&t.key_file, &t.key), "key", dir, &mut files)?
+    let key = read_pem(set(&t.key_file), set(&t.key), "key", dir, &mut files)?
         .ok_or_else(|| WebConfigError::invalid(AT, "key_file is missing"))?;
     let ca = read_pem(
-        (&t.client_ca_file, &t.client_ca),
+        set(&t.client_ca_file),
+        set(&t.client_ca),
         "client_ca",
         dir,
         &mut files,
