@@ -7,12 +7,10 @@ use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
 
-use container_exporter::cgroup::{Layout, ProcRoot};
 use container_exporter::cli::{Cli, Command};
 use container_exporter::config::{LogArgs, LogFormat};
 use container_exporter::host::limits;
-use container_exporter::resource::HostResource;
-use container_exporter::{check, daemon, progress, snapshot};
+use container_exporter::{check, daemon, snapshot};
 
 fn main() -> ExitCode {
     container_exporter::host::alloc::tune();
@@ -57,35 +55,18 @@ fn init_logging(log: &LogArgs) {
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     limits::raise_fd_limit();
-    let args = match cli.command {
-        None => return daemon::run(&cli.host, &cli.daemon),
+    match cli.command {
+        None => daemon::run(&cli.host, &cli.daemon),
         Some(Command::Check(args)) => {
-            let report = check::run(&cli.host, &args.daemon);
+            let report = check::run(&cli.host, &args);
             print!("{}", report.render());
-            return if report.failed() {
-                Err("check found problems (FAIL lines above)".into())
-            } else {
-                Ok(())
-            };
+            if report.failed() {
+                return Err("check found problems (FAIL lines above)".into());
+            }
+            Ok(())
         }
-        Some(Command::Snapshot(args)) => args,
-    };
-    let (cgroup_root, proc_path) = (cli.host.cgroup_root.clone(), cli.host.proc_root.clone());
-    let (layout, proc_root) = progress::within(progress::COMMAND_BOUND, move || {
-        Layout::detect(&cgroup_root, &proc_path).map(|l| (l, ProcRoot::new(&proc_path)))
-    })??;
-    let host = HostResource::new(
-        cli.host.host_name.clone(),
-        std::env::var("OTEL_RESOURCE_ATTRIBUTES").ok().as_deref(),
-    );
-    let mut out = std::io::stdout().lock();
-    snapshot::run(
-        layout,
-        proc_root,
-        &host,
-        &cli.host,
-        &args.metadata,
-        args.format,
-        &mut out,
-    )
+        Some(Command::Snapshot(args)) => {
+            snapshot::run(&cli.host, &args, &mut std::io::stdout().lock())
+        }
+    }
 }

@@ -9,28 +9,32 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Map, Value as Json, json};
 
 use crate::cgroup::{Layout, ProcRoot};
-use crate::cli::SnapshotFormat;
+use crate::cli::{SnapshotArgs, SnapshotFormat};
 use crate::collect::{Collector, ContainerState, Described};
 use crate::config::HostArgs;
 use crate::departures::DEFAULT_EXIT_WAIT;
 use crate::discovery::Kind;
 use crate::exit;
-use crate::metadata::MetadataArgs;
 use crate::metadata::{ExitWord, Metadata, spawn_sources};
 use crate::metrics::{Metric, Sink, Value};
 use crate::resource::{AttrValue, HostResource};
 
 /// `snapshot`: reads every container twice, asks the runtimes about them meanwhile (the same
-/// sources and flags as the daemon), and prints the result in `format`.
+/// sources and flags as the daemon), and prints the result in the format `args` asks for.
 pub fn run(
-    layout: Layout,
-    proc_root: ProcRoot,
-    host: &HostResource,
     host_args: &HostArgs,
-    metadata_args: &MetadataArgs,
-    format: SnapshotFormat,
+    args: &SnapshotArgs,
     out: &mut dyn Write,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let (cgroup_root, proc_path) = (host_args.cgroup_root.clone(), host_args.proc_root.clone());
+    let (layout, proc_root) =
+        crate::progress::within(crate::progress::COMMAND_BOUND, move || {
+            Layout::detect(&cgroup_root, &proc_path).map(|l| (l, ProcRoot::new(&proc_path)))
+        })??;
+    let host = HostResource::new(
+        host_args.host_name.clone(),
+        std::env::var("OTEL_RESOURCE_ATTRIBUTES").ok().as_deref(),
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("ce-metadata")
@@ -39,7 +43,7 @@ pub fn run(
     let stop = crate::remote::Stop::default();
     // The sources list everything when they connect, during the gap between the two reads.
     let metadata = spawn_sources(
-        metadata_args,
+        &args.metadata,
         host_args,
         Duration::from_secs(60),
         runtime.handle(),
@@ -61,9 +65,9 @@ pub fn run(
     stop.stop();
     runtime.shutdown_timeout(Duration::from_secs(1));
     let (collector, views) = read?;
-    match format {
+    match args.format {
         SnapshotFormat::Json => {
-            let doc = to_json(layout.kind.as_str(), &views, host, &metadata);
+            let doc = to_json(layout.kind.as_str(), &views, &host, &metadata);
             serde_json::to_writer_pretty(&mut *out, &doc)?;
             writeln!(out)?;
         }

@@ -58,13 +58,7 @@ pub enum Command {
     /// descriptor limits against the number of containers, and where OTLP would go. Takes
     /// every flag and variable of the daemon. A read of the cgroup tree that has not returned
     /// for 10 s (60 s for all of them) is a FAIL line naming the file.
-    Check(CheckArgs),
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct CheckArgs {
-    #[command(flatten)]
-    pub daemon: DaemonArgs,
+    Check(DaemonArgs),
 }
 
 #[derive(Debug, Clone, Args)]
