@@ -339,6 +339,7 @@ pub fn emit(s: &CgroupSample, ctx: &Context<'_>, sink: &mut dyn Sink) {
 pub fn emit_metric(m: Metric, s: &CgroupSample, ctx: &Context<'_>, sink: &mut dyn Sink) {
     use Metric as M;
     let (cpu, mem) = (&s.cpu, &s.memory);
+    let disk = |figure: fn(&DiskSample) -> Option<u64>| ctx.disk.and_then(figure);
     match m {
         M::CpuTime => {
             secs(sink, m, &["user"], cpu.user_ns.map(ns_to_s));
@@ -412,18 +413,20 @@ pub fn emit_metric(m: Metric, s: &CgroupSample, ctx: &Context<'_>, sink: &mut dy
             }
         }
         M::Uptime => secs(sink, m, &[], ctx.uptime.map(Value::Double)),
-        M::FsUsage
-        | M::FsCapacity
-        | M::FsAvailable
-        | M::FsInodesUsed
-        | M::FsInodesFree
-        | M::LogUsage
-        | M::EphemeralUsage
-        | M::EmptyDirUsage => {
-            if let Some(d) = ctx.disk {
-                emit_disk(m, d, sink);
+        // The disk figures come from the disk thread, not the cgroup files.
+        M::FsUsage => int(sink, m, &[], disk(|d| d.usage.map(|u| u.bytes))),
+        M::FsCapacity => int(sink, m, &[], disk(|d| d.fs.map(|f| f.capacity))),
+        M::FsAvailable => int(sink, m, &[], disk(|d| d.fs.map(|f| f.available))),
+        M::FsInodesUsed => int(sink, m, &[], disk(|d| d.usage.map(|u| u.inodes))),
+        M::FsInodesFree => int(sink, m, &[], disk(|d| d.fs.map(|f| f.inodes_free))),
+        M::LogUsage => int(sink, m, &[], disk(|d| d.logs.map(|u| u.bytes))),
+        M::EphemeralUsage => {
+            if let Some(d) = ctx.disk.filter(|d| d.kubernetes) {
+                int(sink, m, &["rootfs"], d.rootfs.map(|u| u.bytes));
+                int(sink, m, &["logs"], d.logs.map(|u| u.bytes));
             }
         }
+        M::EmptyDirUsage => int(sink, m, &[], disk(|d| d.empty_dir.map(|u| u.bytes))),
         M::ExitCode => {
             if let Some(e) = ctx.exit {
                 let value = Value::Double(e.code.map_or(f64::NAN, f64::from));
@@ -435,25 +438,6 @@ pub fn emit_metric(m: Metric, s: &CgroupSample, ctx: &Context<'_>, sink: &mut dy
                 }
             }
         }
-    }
-}
-
-/// The disk figures' data points (apart from the cgroup ones: they come from the disk thread).
-fn emit_disk(m: Metric, d: &DiskSample, sink: &mut dyn Sink) {
-    use Metric as M;
-    match m {
-        M::FsUsage => int(sink, m, &[], d.usage.map(|u| u.bytes)),
-        M::FsCapacity => int(sink, m, &[], d.fs.map(|f| f.capacity)),
-        M::FsAvailable => int(sink, m, &[], d.fs.map(|f| f.available)),
-        M::FsInodesUsed => int(sink, m, &[], d.usage.map(|u| u.inodes)),
-        M::FsInodesFree => int(sink, m, &[], d.fs.map(|f| f.inodes_free)),
-        M::LogUsage => int(sink, m, &[], d.logs.map(|u| u.bytes)),
-        M::EphemeralUsage if d.kubernetes => {
-            int(sink, m, &["rootfs"], d.rootfs.map(|u| u.bytes));
-            int(sink, m, &["logs"], d.logs.map(|u| u.bytes));
-        }
-        M::EmptyDirUsage => int(sink, m, &[], d.empty_dir.map(|u| u.bytes)),
-        _ => {}
     }
 }
 
