@@ -138,14 +138,6 @@ mod tests {
     const T: Option<bool> = Some(true);
     const F: Option<bool> = Some(false);
 
-    fn check(cases: &[Case]) {
-        for &(kernel, code, oom, want) in cases {
-            let said = rt(code, oom);
-            let got = reason(kernel, Some(&said));
-            assert_eq!(got, want, "{kernel:?} {code:?} {oom:?}");
-        }
-    }
-
     #[test]
     fn codes_outside_0_255_are_dropped() {
         for (raw, code, invalid) in [
@@ -161,46 +153,35 @@ mod tests {
 
     #[test]
     fn the_runtime_gives_the_code_and_the_kernel_the_oom() {
-        check(&[
+        let cases: &[Case] = &[
             (F, Some(0), F, Some(("Completed", Some(0)))),
             (F, Some(3), F, Some(("Error", Some(3)))),
             // Killed for memory: both agree.
             (T, Some(137), T, Some(("OOMKilled", Some(137)))),
-        ]);
-    }
-
-    #[test]
-    fn a_child_killed_for_memory_while_the_main_process_exits_0() {
-        check(&[
+            // A child killed for memory while the main process exits 0.
             (T, Some(0), T, Some(("OOMKilled", Some(0)))),
             // Even when the runtime missed the OOM notification.
             (T, Some(0), F, Some(("OOMKilled", Some(0)))),
-        ]);
-    }
-
-    #[test]
-    fn a_kill_is_not_an_oom() {
-        // `docker kill`: 137 from SIGKILL, no OOM kill counted.
-        check(&[(F, Some(137), F, Some(("Error", Some(137))))]);
-    }
-
-    #[test]
-    fn an_oom_of_the_pods_cgroup() {
-        check(&[
-            // The pod's limit was hit: the kernel killed a process of another container. This
-            // one's own counter is 0, though a v1 runtime heard the pod's OOM notification.
+            // `docker kill`: 137 from SIGKILL, no OOM kill counted: not an OOM.
+            (F, Some(137), F, Some(("Error", Some(137)))),
+            // An OOM of the pod's cgroup: the pod's limit was hit, the kernel killed a process
+            // of another container. This one's own counter is 0, though a v1 runtime heard the
+            // pod's OOM notification.
             (F, Some(0), T, Some(("Completed", Some(0)))),
             // The container whose process was killed counts it in its own cgroup.
             (T, Some(137), F, Some(("OOMKilled", Some(137)))),
-        ]);
-    }
-
-    #[test]
-    fn without_the_kernels_count_the_runtime_says_oom() {
-        check(&[
+            // Without the kernel's count, the runtime says OOM.
             (None, Some(137), T, Some(("OOMKilled", Some(137)))),
             (None, Some(1), None, Some(("Error", Some(1)))),
-        ]);
+            // A runtime that gave no usable code: only the kernel's OOM.
+            (F, None, F, None),
+            (T, None, None, Some(("OOMKilled", None))),
+        ];
+        for &(kernel, code, oom, want) in cases {
+            let said = rt(code, oom);
+            let got = reason(kernel, Some(&said));
+            assert_eq!(got, want, "{kernel:?} {code:?} {oom:?}");
+        }
     }
 
     #[test]
@@ -208,11 +189,6 @@ mod tests {
         assert_eq!(reason(T, None), Some(("OOMKilled", None)));
         assert_eq!(reason(F, None), None);
         assert_eq!(reason(None, None), None);
-        // A runtime that gave no usable code.
-        check(&[
-            (F, None, F, None),
-            (T, None, None, Some(("OOMKilled", None))),
-        ]);
     }
 
     #[test]
