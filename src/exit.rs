@@ -37,13 +37,14 @@ impl RuntimeExit {
 }
 
 /// The reason, in Kubernetes' words (the kubelet's `ContainerStateTerminated.Reason`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum ExitReason {
     /// Exited with status 0.
     Completed,
     /// Exited with another status (or was killed by a signal).
     Error,
     /// A process of the container was killed by the kernel's OOM killer.
+    #[serde(rename = "OOMKilled")]
     OomKilled,
 }
 
@@ -57,8 +58,9 @@ impl ExitReason {
     }
 }
 
-/// The end of one run of a container, as shown on its final sample.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The end of one run of a container, as shown on its final sample (and in `snapshot`'s JSON,
+/// as its fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Exit {
     /// The exit status the runtime reported (128 + n for signal n); `None` when only the
     /// kernel's OOM verdict is known.

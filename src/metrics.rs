@@ -261,7 +261,9 @@ pub fn otel_to_prometheus(name: &str, unit: &str, instrument: Instrument) -> Str
     name
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A data point's value; in JSON, a number (`null` for NaN).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(untagged)]
 pub enum Value {
     Int(u64),
     Double(f64),

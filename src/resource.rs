@@ -12,8 +12,10 @@ pub struct HostResource {
     pub attributes: Vec<(String, String)>,
 }
 
-/// One attribute's value: a string, or an array of strings (`container.image.tags`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One attribute's value: a string, or an array of strings (`container.image.tags`); in JSON,
+/// a string or an array.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
 pub enum AttrValue {
     Str(String),
     Strs(Vec<String>),

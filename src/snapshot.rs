@@ -17,7 +17,7 @@ use crate::discovery::Kind;
 use crate::exit;
 use crate::metadata::{ExitWord, Metadata, spawn_sources};
 use crate::metrics::{Metric, Sink, Value};
-use crate::resource::{AttrValue, HostResource};
+use crate::resource::HostResource;
 
 /// `snapshot`: reads every container twice, asks the runtimes about them meanwhile (the same
 /// sources and flags as the daemon), and prints the result in the format `args` asks for.
@@ -223,16 +223,8 @@ pub fn to_json(
     let mut pods = Vec::new();
     for (v, d) in described(views, metadata) {
         let c = &v.state;
-        let resource: Map<String, Json> = host
-            .attributes(&d)
-            .into_iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    AttrValue::Str(s) => Json::String(s),
-                    AttrValue::Strs(items) => json!(items),
-                };
-                (k, v)
-            })
+        let resource: Map<String, Json> = (host.attributes(&d).into_iter())
+            .map(|(k, v)| (k, json!(v)))
             .collect();
         let metrics: Vec<Json> = v
             .points()
@@ -245,10 +237,6 @@ pub fn to_json(
                     .zip(attrs)
                     .map(|(k, v)| (k.to_string(), Json::String(v)))
                     .collect();
-                let value = match value {
-                    Value::Int(i) => json!(i),
-                    Value::Double(d) => json!(d),
-                };
                 json!({"name": m.name(c.kind), "unit": def.unit, "attributes": attributes, "value": value})
             })
             .collect();
@@ -259,12 +247,7 @@ pub fn to_json(
             "metrics": metrics,
         });
         if let Some(e) = c.exit() {
-            entry["exit"] = json!({
-                "code": e.code,
-                "reason": e.reason.as_str(),
-                "restart_count": e.restart_count,
-                "run": e.run,
-            });
+            entry["exit"] = json!(e);
         }
         match c.kind {
             Kind::Container => containers.push(entry),
@@ -312,16 +295,13 @@ fn size(v: Option<f64>, binary: bool) -> String {
         v /= base;
         u += 1;
     }
-    if u == 0 {
-        format!("{v:.0}{}", units[u])
-    } else {
-        let n = format!("{v:.3}");
-        format!(
-            "{}{}",
-            n.trim_end_matches('0').trim_end_matches('.'),
-            units[u]
-        )
-    }
+    // Whole bytes print without decimals as they are.
+    let n = format!("{v:.3}");
+    format!(
+        "{}{}",
+        n.trim_end_matches('0').trim_end_matches('.'),
+        units[u]
+    )
 }
 
 pub fn write_table(
