@@ -12,10 +12,10 @@ use tokio::time::Instant;
 use tonic::Code;
 
 use super::api;
-use super::client::{Client, CriError, CriVersion, EventMsg, EventsTask};
+use super::asks;
+use super::client::{AbortOnDrop, Client, CriError, CriVersion, EventMsg, EventsTask};
 use super::node::Node;
 use super::view::{Ctr, nonempty};
-use crate::metadata::asks::{self, AbortOnDrop};
 use crate::metadata::exits::ExitStore;
 use crate::metadata::source::{self, Follow, Held, SourceStats, Words};
 use crate::metadata::store::MetadataStore;
