@@ -8,14 +8,12 @@
 //! Docker-compatible API), [`cri`](sources::cri) (containerd, CRI-O),
 //! [`kubelet_logs`](sources::kubelet_logs) (the kubelet's log names, where no CRI socket
 //! answers). They run on one skeleton (`source`): connect, list, follow, reconnect with
-//! backoff, one warning per outage, removal of the gone after a delay, the collector's asks for
-//! exits (`asks`), and their counters ([`SourceStats`], handed to the self-metrics as
-//! [`MetadataStats`]). The exits they hear of go to the collector through [`exits`]; every
-//! value stored is bounded (`store`). The metadata flags are this layer's own
+//! backoff, one warning per outage, removal of the gone after a delay, and their counters
+//! ([`SourceStats`], handed to the self-metrics as [`MetadataStats`]). The exits they hear of
+//! go to the collector through [`exits`]; every value stored is bounded (`store`). The metadata flags are this layer's own
 //! ([`MetadataArgs`]); how to add a runtime: `sources`, and `docs/contributing.md`.
 
 mod args;
-mod asks;
 pub mod exits;
 mod refs;
 mod source;

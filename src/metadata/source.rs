@@ -212,9 +212,13 @@ impl<S> Held<S> {
         self.ids.len()
     }
 
-    /// `id` is alive: no removal.
-    pub(crate) fn keep(&mut self, id: &str) {
-        self.removals.remove(id);
+    /// `id` is alive: no removal; or it is not: dropped after the removal delay.
+    pub(crate) fn set_alive(&mut self, id: &str, alive: bool) {
+        if alive {
+            self.removals.remove(id);
+        } else {
+            self.remove_later(id);
+        }
     }
 
     /// Drops `id` after the removal delay, if it is held. Keeps an earlier deadline (a stop,
@@ -237,9 +241,17 @@ impl<S> Held<S> {
         }
     }
 
-    pub(crate) fn put_pod(&mut self, meta: PodMeta) {
-        self.pods.insert(meta.uid.clone());
+    /// Stores the pod `meta`, alive (no removal) or not (dropped after the removal delay).
+    pub(crate) fn put_pod(&mut self, meta: PodMeta, alive: bool) {
+        let uid = meta.uid.clone();
+        self.pods.insert(uid.clone());
         self.store.insert_pod(meta);
+        if alive {
+            self.pod_removals.remove(&uid);
+        } else {
+            let at = Instant::now() + self.removal_delay;
+            self.pod_removals.entry(uid).or_insert(at);
+        }
     }
 
     pub(crate) fn holds_pod(&self, uid: &str) -> bool {
@@ -248,18 +260,6 @@ impl<S> Held<S> {
 
     pub(crate) fn pod_count(&self) -> usize {
         self.pods.len()
-    }
-
-    pub(crate) fn keep_pod(&mut self, uid: &str) {
-        self.pod_removals.remove(uid);
-    }
-
-    /// Drops the pod `uid` after the removal delay, if it is held.
-    pub(crate) fn remove_pod_later(&mut self, uid: &str) {
-        if self.pods.contains(uid) {
-            let at = Instant::now() + self.removal_delay;
-            self.pod_removals.entry(uid.to_owned()).or_insert(at);
-        }
     }
 
     /// The same for pods.

@@ -365,13 +365,9 @@ impl Follower {
             ran.oom = false;
         }
         ran.run = run;
-        if running {
-            self.held.keep(&full_id);
-        } else {
-            // Started and already exited (a short-lived container): keep its name for the
-            // final sample, then let it go; no further event would remove it otherwise.
-            self.held.remove_later(&full_id);
-        }
+        // Started and already exited (a short-lived container): its name is kept for the
+        // final sample, then let go; no further event would remove it otherwise.
+        self.held.set_alive(&full_id, running);
     }
 }
 

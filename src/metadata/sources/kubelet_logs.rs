@@ -265,17 +265,17 @@ impl Follower {
         let (mut seen, mut pods_seen) = (HashSet::new(), HashSet::new());
         for (id, meta) in links {
             if let Some(uid) = &meta.k8s_pod_uid {
-                self.held.put_pod(PodMeta {
+                let pod = PodMeta {
                     uid: uid.clone(),
                     name: meta.k8s_pod_name.clone(),
                     namespace: meta.k8s_namespace_name.clone(),
                     labels: Vec::new(),
-                });
-                self.held.keep_pod(uid);
+                };
+                self.held.put_pod(pod, true);
                 pods_seen.insert(uid.clone());
             }
             self.held.put(&id, meta, ());
-            self.held.keep(&id);
+            self.held.set_alive(&id, true);
             seen.insert(id);
         }
         self.held.remove_later_if(|id, _| !seen.contains(id));

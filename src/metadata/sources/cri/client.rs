@@ -25,7 +25,6 @@ use tonic_prost::ProstCodec;
 use super::api;
 use super::view::exit_of;
 use crate::exit::RuntimeExit;
-use crate::metadata::asks::{AbortOnDrop, ExitLookup, LookupFailure};
 use crate::metadata::source::SourceStats;
 use crate::remote::{Io, Observed, error_chain};
 
@@ -240,17 +239,14 @@ impl Client {
             _task: AbortOnDrop(task),
         }
     }
-}
 
-/// `ContainerStatus` on a connection, for the collector's asks.
-impl ExitLookup for Client {
-    type Error = CriError;
-
-    async fn exit(
+    /// `ContainerStatus`, for the collector's asks: the exit of the container `id`, once the
+    /// runtime has one (`Ok(None)`: it still says the container runs), within `within`.
+    pub(crate) async fn exit(
         &self,
         id: &str,
         within: Duration,
-    ) -> Result<Option<RuntimeExit>, LookupFailure<CriError>> {
+    ) -> Result<Option<RuntimeExit>, LookupFailure> {
         let container_id = id.to_owned();
         let req = api::ContainerStatusRequest { container_id };
         let r: Result<api::ContainerStatusResponse, _> =
@@ -277,6 +273,22 @@ pub(crate) fn sandbox_info_image(info: &str) -> Option<String> {
         .as_str()
         .filter(|s| !s.is_empty() && s.len() <= 4096)
         .map(str::to_owned)
+}
+
+/// Why an exit lookup gave no exit.
+pub(crate) enum LookupFailure {
+    /// No answer within the time it had.
+    OutOfTime,
+    Failed(CriError),
+}
+
+/// Aborts a task when dropped (a session's helpers end with it).
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 pub(crate) enum EventMsg {

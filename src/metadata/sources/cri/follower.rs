@@ -12,10 +12,10 @@ use tokio::time::Instant;
 use tonic::Code;
 
 use super::api;
-use super::client::{Client, CriError, CriVersion, EventMsg, EventsTask};
+use super::asks;
+use super::client::{AbortOnDrop, Client, CriError, CriVersion, EventMsg, EventsTask};
 use super::node::Node;
 use super::view::{Ctr, nonempty};
-use crate::metadata::asks::{self, AbortOnDrop};
 use crate::metadata::exits::ExitStore;
 use crate::metadata::source::{self, Follow, Held, SourceStats, Words};
 use crate::metadata::store::MetadataStore;
@@ -320,9 +320,7 @@ impl Follower {
         if counted {
             self.stats.lookups.fetch_add(2, Ordering::Relaxed);
         }
-        let ask = self.node.sandboxes_to_name(listed_sandboxes(&sandboxes));
-        self.name_sandboxes(client, ask).await;
-        self.node.apply_sandboxes(&sandboxes);
+        self.apply_sandboxes(client, &sandboxes).await;
         let ctrs: Vec<Ctr> = containers.iter().map(Ctr::from_list).collect();
         self.store_all(client, &ctrs, counted).await
     }
@@ -339,6 +337,16 @@ impl Follower {
         self.node.store_containers(ctrs, true);
         self.node.settle_lookups();
         Ok(())
+    }
+
+    /// What a full `ListPodSandbox` says ([`Node::apply_sandboxes`]), the images of its new
+    /// sandboxes asked for first.
+    async fn apply_sandboxes(&mut self, client: &Client, list: &[api::PodSandbox]) {
+        let ready = api::PodSandboxState::SandboxReady as i32;
+        let listed = list.iter().map(|s| (s.id.as_str(), s.state == ready));
+        let ask = self.node.sandboxes_to_name(listed);
+        self.name_sandboxes(client, ask).await;
+        self.node.apply_sandboxes(list);
     }
 
     /// Asks for the images of the sandboxes `ids` ([`Node::sandboxes_to_name`]), one verbose
@@ -381,9 +389,7 @@ impl Follower {
         if need_sandboxes {
             let sandboxes = client.list_sandboxes().await?;
             SourceStats::count(&self.stats.lookups);
-            let ask = self.node.sandboxes_to_name(listed_sandboxes(&sandboxes));
-            self.name_sandboxes(client, ask).await;
-            self.node.apply_sandboxes(&sandboxes);
+            self.apply_sandboxes(client, &sandboxes).await;
         }
         self.store_all(client, &ctrs, true).await
     }
@@ -406,12 +412,6 @@ impl Follower {
         }
         Ok(())
     }
-}
-
-/// A `ListPodSandbox` as `(id, ready)`.
-fn listed_sandboxes(list: &[api::PodSandbox]) -> impl Iterator<Item = (&str, bool)> {
-    let ready = api::PodSandboxState::SandboxReady as i32;
-    list.iter().map(move |s| (s.id.as_str(), s.state == ready))
 }
 
 #[cfg(test)]

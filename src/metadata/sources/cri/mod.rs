@@ -12,9 +12,11 @@
 //! `follower`: connect, lists, events (the calls); `node`: what they say, kept in the store,
 //! and the ids asked for that no list has shown yet; the runtime's side: `client` (tonic on the
 //! unix socket, and the errors), `api` (the messages, by hand: it says why), `view` (CRI
-//! objects in one shape, and what they say of a container and of its exit).
+//! objects in one shape, and what they say of a container and of its exit); `asks`: the
+//! collector's asks for exits, one `ContainerStatus` each.
 
 mod api;
+mod asks;
 mod client;
 mod follower;
 mod node;

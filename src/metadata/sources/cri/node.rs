@@ -165,11 +165,7 @@ impl Node {
             ..self.sandbox_image_meta(id)
         };
         self.put(id, meta, true);
-        if ready {
-            self.held.keep(id);
-        } else {
-            self.held.remove_later(id);
-        }
+        self.held.set_alive(id, ready);
     }
 
     /// Pods from the sandboxes: a pod is there while one of its sandboxes is ready. `only`
@@ -187,17 +183,13 @@ impl Node {
         }
         for (uid, s) in &best {
             if s.ready || self.held.holds_pod(uid) || self.lookups.is_pending(uid) {
-                self.held.put_pod(PodMeta {
+                let pod = PodMeta {
                     uid: uid.to_string(),
                     name: nonempty(&s.name),
                     namespace: nonempty(&s.namespace),
                     labels: allowed(&s.labels, &self.pod_label_globs),
-                });
-                if s.ready {
-                    self.held.keep_pod(uid);
-                } else {
-                    self.held.remove_pod_later(uid);
-                }
+                };
+                self.held.put_pod(pod, s.ready);
             }
         }
         let gone = |uid: &str| only.is_none_or(|u| u == uid) && !best.contains_key(uid);
@@ -216,11 +208,7 @@ impl Node {
         for c in take {
             let meta = self.describe(c);
             self.put(&c.id, meta, false);
-            if c.alive {
-                self.held.keep(&c.id);
-            } else {
-                self.held.remove_later(&c.id);
-            }
+            self.held.set_alive(&c.id, c.alive);
         }
         if full {
             let listed: HashSet<&str> = ctrs.iter().map(|c| c.id.as_str()).collect();

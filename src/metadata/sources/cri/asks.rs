@@ -1,12 +1,11 @@
-//! The collector's asks for how containers ended, served by a runtime that answers them on
-//! request (the CRI's `ContainerStatus`): when a container's cgroup empties, the collector asks
+//! The collector's asks for how containers ended, served by the CRI's `ContainerStatus`
+//! ([`Client::exit`]): when a container's cgroup empties, the collector asks
 //! ([`ExitStore::ask`]) and one lookup says its exit, asked again a few times within the
 //! collector's bound while the runtime has not noticed the exit yet, in tasks of their own, at
 //! most [`LOOKUPS_AT_ONCE`] at once, each within the bound. Where the runtime's events say it
 //! first, the lookup waits for them a moment ([`EVENT_GRACE`]) and is not made. A lookup that
 //! fails leaves the kernel's verdict and no code.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
@@ -14,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use super::client::{AbortOnDrop, Client, LookupFailure};
 use crate::exit::RuntimeExit;
 use crate::metadata::exits::ExitStore;
 use crate::metadata::source::SourceStats;
@@ -27,42 +27,13 @@ const RETRY_MAX: Duration = Duration::from_millis(400);
 /// With events, the stop event is waited for this long before a lookup is made.
 pub const EVENT_GRACE: Duration = Duration::from_millis(500);
 
-/// Why a lookup gave no exit.
-pub(crate) enum LookupFailure<E> {
-    /// No answer within the time it had.
-    OutOfTime,
-    Failed(E),
-}
-
-/// A runtime that says how a container ended when asked.
-pub(crate) trait ExitLookup: Clone + Send + Sync + 'static {
-    type Error: std::fmt::Display + Send;
-
-    /// The exit of the container `id`, once the runtime has one (`Ok(None)`: it still says
-    /// the container runs), within `within`.
-    fn exit(
-        &self,
-        id: &str,
-        within: Duration,
-    ) -> impl Future<Output = Result<Option<RuntimeExit>, LookupFailure<Self::Error>>> + Send;
-}
-
-/// Aborts a task when dropped (a session's helpers end with it).
-pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// Serves the collector's asks for as long as the returned guard lives (a session): a task per
 /// container (the asks themselves are bounded by the store). Each task ends by its container's
 /// bound at the latest, and outlives the session it began in: a lookup that fails because the
 /// connection went says so at once. `events_on`: the runtime's events say exits (then a lookup
 /// waits for them a moment first).
-pub(crate) fn serve<L: ExitLookup>(
-    lookup: L,
+pub(crate) fn serve(
+    client: Client,
     exits: ExitStore,
     stats: Arc<SourceStats>,
     events_on: Arc<AtomicBool>,
@@ -73,7 +44,7 @@ pub(crate) fn serve<L: ExitLookup>(
             exits.asked().await;
             for (id, until) in exits.take_asks() {
                 tokio::spawn(exit_of(
-                    lookup.clone(),
+                    client.clone(),
                     exits.clone(),
                     stats.clone(),
                     permits.clone(),
@@ -90,8 +61,8 @@ pub(crate) fn serve<L: ExitLookup>(
 /// the runtime has seen the exit, asked again shortly while it still says the container runs.
 /// A lookup that fails says "no code" at once (the kernel's verdict goes out without waiting);
 /// one that runs out of time says nothing, and the bound passes.
-async fn exit_of<L: ExitLookup>(
-    lookup: L,
+async fn exit_of(
+    client: Client,
     exits: ExitStore,
     stats: Arc<SourceStats>,
     permits: Arc<Semaphore>,
@@ -115,7 +86,7 @@ async fn exit_of<L: ExitLookup>(
             return;
         }
         let asked = Instant::now();
-        match lookup.exit(&id, left).await {
+        match client.exit(&id, left).await {
             Ok(Some(exit)) => {
                 exits.record(&id, exit);
                 return;
