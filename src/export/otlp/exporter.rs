@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use super::config::{OtlpConfig, OtlpConfigError};
 use super::outcome::TransportError;
-use super::queue::{Flusher, Pending, Queue};
+use super::queue::{Pending, Queue};
 use super::send::{Transport, gzip, run};
 use super::wire::WireEncoder;
 use crate::collect::Described;
@@ -164,10 +164,8 @@ impl Exporter {
         }
     }
 
-    /// A handle to flush the queue at shutdown.
-    pub fn flusher(&self) -> Flusher {
-        Flusher {
-            queue: self.queue.clone(),
-        }
+    /// The queue, to flush at shutdown ([`Queue::flush`]).
+    pub fn flusher(&self) -> Arc<Queue> {
+        self.queue.clone()
     }
 }
