@@ -28,8 +28,8 @@ pub struct CadvisorFamily {
     /// Labels cAdvisor always writes (`cpu="total"`), or that tell the rows of one family apart.
     pub fixed: &'static [(&'static str, &'static str)],
     pub conv: Conv,
-    /// The `# TYPE`.
-    pub kind: PromType,
+    /// `# TYPE gauge` whatever the metric's instrument.
+    pub gauge: bool,
     /// Written only for the samples of a cgroup with a CPU quota, as cAdvisor writes the CFS
     /// counters.
     pub under_quota: bool,
@@ -38,9 +38,10 @@ pub struct CadvisorFamily {
 impl CadvisorFamily {
     /// Its `# TYPE`.
     pub fn prom_type(&self) -> &'static str {
-        match self.kind {
-            PromType::OfMetric => prom_type(self.metric.def().instrument),
-            PromType::Gauge => "gauge",
+        if self.gauge {
+            "gauge"
+        } else {
+            prom_type(self.metric.def().instrument)
         }
     }
 
@@ -104,13 +105,6 @@ pub enum Conv {
     LastSeen,
 }
 
-/// The `# TYPE` of a cAdvisor family.
-pub enum PromType {
-    /// `counter` for a Counter metric, else `gauge`.
-    OfMetric,
-    Gauge,
-}
-
 /// Interfaces cAdvisor leaves out of a container's network (by prefix, as it does): loopback,
 /// and the host ends of veth pairs and bridges that show up in a host-network container.
 pub const CADVISOR_IGNORED_INTERFACES: &[&str] = &["lo", "veth", "docker", "nerdctl"];
@@ -156,12 +150,12 @@ macro_rules! or_default {
 
 /// The table, one family a row: `"name" "help"`, then the metric, which of its points
 /// ([`Select`]), their labels ([`Label`]s), and what differs from the defaults: `fixed`
-/// labels (none), `conv` ([`Conv::Same`]), `kind` ([`PromType::OfMetric`]), `under_quota`
+/// labels (none), `conv` ([`Conv::Same`]), `gauge` (false: the metric's type), `under_quota`
 /// (false).
 macro_rules! cadvisor_families {
     ($(
         $name:literal $help:literal $metric:ident, $select:expr, $labels:expr
-        $(, fixed $fixed:expr)? $(, conv $conv:expr)? $(, kind $kind:expr)?
+        $(, fixed $fixed:expr)? $(, conv $conv:expr)? $(, gauge $gauge:literal)?
         $(, under_quota $under_quota:literal)?;
     )*) => {
         /// The cAdvisor page, family by family: what the kubelet's `/metrics/cadvisor` writes
@@ -178,7 +172,7 @@ macro_rules! cadvisor_families {
             labels: $labels,
             fixed: or_default!($($fixed)?, &[]),
             conv: or_default!($($conv)?, Conv::Same),
-            kind: or_default!($($kind)?, PromType::OfMetric),
+            gauge: or_default!($($gauge)?, false),
             under_quota: or_default!($($under_quota)?, false),
         }),*];
     };
@@ -307,7 +301,7 @@ cadvisor_families! {
     // a gauge here, which `rate()` takes the same.
     "container_memory_failcnt" "Number of memory usage hits limits."
         MemoryOomKills, Select::Sample(|s| int_of(s.memory.failcnt),
-            "v1 `memory.failcnt` (none on v2)"), &[], kind PromType::Gauge;
+            "v1 `memory.failcnt` (none on v2)"), &[], gauge true;
     "container_memory_events_high_total"
         "Cumulative count of memory.high throttle events for the container."
         MemoryOomKills, Select::Sample(|s| int_of(s.memory.events_high),
