@@ -38,7 +38,7 @@ impl Temporality {
 /// A flag or variable that does not hold what OTLP export needs: each names it.
 #[derive(Debug, thiserror::Error)]
 pub enum OtlpConfigError {
-    /// A value the variable does not take.
+    /// A value the variable does not take, or a CA file without a certificate.
     #[error("{key}={value:?}: {why}")]
     Invalid {
         key: String,
@@ -68,8 +68,6 @@ pub enum OtlpConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{key}={path:?}: no PEM certificate (-----BEGIN CERTIFICATE-----) in the file")]
-    NoCertificate { key: String, path: String },
     /// A client certificate without its key, or a key without its certificate.
     #[error("{set} is set but {missing} is not: a client certificate needs its key")]
     Unpaired { set: String, missing: &'static str },
@@ -312,7 +310,8 @@ impl OtlpConfig {
                     .filter(|c| c.is_ok())
                     .count();
                 if n == 0 {
-                    return Err(OtlpConfigError::NoCertificate { key, path });
+                    let why = "no PEM certificate (-----BEGIN CERTIFICATE-----) in the file";
+                    return Err(invalid(key, path, why));
                 }
                 (Some(pem), Some(path))
             }
