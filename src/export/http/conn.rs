@@ -202,7 +202,7 @@ impl Drop for ResponseGuard {
 /// does not read holds the inflater's state (tens of KiB), not a whole decompressed page.
 pub struct Held {
     /// The bytes, or the inflater over the compressed page.
-    source: Box<dyn std::io::Read + Send + Sync>,
+    source: Box<dyn Read + Send + Sync>,
     /// Bytes still to come.
     left: usize,
     guard: Option<ResponseGuard>,
