@@ -73,7 +73,7 @@ pub fn cadvisor_lines(
         return;
     };
     // An earlier run of a restarted id shows only its exit series.
-    if !state.shows(f.metric) || !(f.when)(sample) {
+    if !state.shows(f.metric) || (f.under_quota && sample.cpu.quota_us.is_none()) {
         return;
     }
     if let Select::Disk(raw) = f.select {

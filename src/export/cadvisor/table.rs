@@ -28,19 +28,20 @@ pub struct CadvisorFamily {
     /// Labels cAdvisor always writes (`cpu="total"`), or that tell the rows of one family apart.
     pub fixed: &'static [(&'static str, &'static str)],
     pub conv: Conv,
-    /// The `# TYPE`.
-    pub kind: PromType,
-    /// Written only for the samples where this holds: cAdvisor writes the CFS counters only
-    /// for containers with a CPU quota.
-    pub when: fn(&CgroupSample) -> bool,
+    /// `# TYPE gauge` whatever the metric's instrument.
+    pub gauge: bool,
+    /// Written only for the samples of a cgroup with a CPU quota, as cAdvisor writes the CFS
+    /// counters.
+    pub under_quota: bool,
 }
 
 impl CadvisorFamily {
     /// Its `# TYPE`.
     pub fn prom_type(&self) -> &'static str {
-        match self.kind {
-            PromType::OfMetric => prom_type(self.metric.def().instrument),
-            PromType::Gauge => "gauge",
+        if self.gauge {
+            "gauge"
+        } else {
+            prom_type(self.metric.def().instrument)
         }
     }
 
@@ -104,13 +105,6 @@ pub enum Conv {
     LastSeen,
 }
 
-/// The `# TYPE` of a cAdvisor family.
-pub enum PromType {
-    /// `counter` for a Counter metric, else `gauge`.
-    OfMetric,
-    Gauge,
-}
-
 /// Interfaces cAdvisor leaves out of a container's network (by prefix, as it does): loopback,
 /// and the host ends of veth pairs and bridges that show up in a host-network container.
 pub const CADVISOR_IGNORED_INTERFACES: &[&str] = &["lo", "veth", "docker", "nerdctl"];
@@ -136,15 +130,6 @@ const NET: &[Label] = &[Label::Skip, Label::Interface];
 const DISK: &[Label] = &[Label::Skip, Label::Device];
 const BLKIO: &[Label] = &[Label::Title("operation"), Label::DeviceNumbers];
 
-fn always(_: &CgroupSample) -> bool {
-    true
-}
-
-/// cAdvisor's condition for the CFS counters: a quota is set.
-fn under_quota(s: &CgroupSample) -> bool {
-    s.cpu.quota_us.is_some()
-}
-
 fn int_of(v: Option<u64>) -> Option<Value> {
     v.map(Value::Int)
 }
@@ -165,11 +150,13 @@ macro_rules! or_default {
 
 /// The table, one family a row: `"name" "help"`, then the metric, which of its points
 /// ([`Select`]), their labels ([`Label`]s), and what differs from the defaults: `fixed`
-/// labels (none), `conv` ([`Conv::Same`]), `kind` ([`PromType::OfMetric`]), `when` (always).
+/// labels (none), `conv` ([`Conv::Same`]), `gauge` (false: the metric's type), `under_quota`
+/// (false).
 macro_rules! cadvisor_families {
     ($(
         $name:literal $help:literal $metric:ident, $select:expr, $labels:expr
-        $(, fixed $fixed:expr)? $(, conv $conv:expr)? $(, kind $kind:expr)? $(, when $when:expr)?;
+        $(, fixed $fixed:expr)? $(, conv $conv:expr)? $(, gauge $gauge:literal)?
+        $(, under_quota $under_quota:literal)?;
     )*) => {
         /// The cAdvisor page, family by family: what the kubelet's `/metrics/cadvisor` writes
         /// for a container or pod, where the cgroup files hold it. The README's cAdvisor
@@ -185,8 +172,8 @@ macro_rules! cadvisor_families {
             labels: $labels,
             fixed: or_default!($($fixed)?, &[]),
             conv: or_default!($($conv)?, Conv::Same),
-            kind: or_default!($($kind)?, PromType::OfMetric),
-            when: or_default!($($when)?, always),
+            gauge: or_default!($($gauge)?, false),
+            under_quota: or_default!($($under_quota)?, false),
         }),*];
     };
 }
@@ -199,12 +186,12 @@ cadvisor_families! {
     "container_cpu_system_seconds_total" "Cumulative system cpu time consumed in seconds."
         CpuTime, Select::Attr(0, "system"), NONE;
     "container_cpu_cfs_periods_total" "Number of elapsed enforcement period intervals."
-        CpuPeriods, Select::All, &[], when under_quota;
+        CpuPeriods, Select::All, &[], under_quota true;
     "container_cpu_cfs_throttled_periods_total" "Number of throttled period intervals."
-        CpuThrottledPeriods, Select::All, &[], when under_quota;
+        CpuThrottledPeriods, Select::All, &[], under_quota true;
     "container_cpu_cfs_throttled_seconds_total"
         "Total time duration the container has been throttled."
-        CpuThrottledTime, Select::All, &[], when under_quota;
+        CpuThrottledTime, Select::All, &[], under_quota true;
     "container_spec_cpu_quota" "CPU quota of the container."
         CpuLimit, Select::Sample(|s| s.cpu.quota_us.map(Value::Int),
             "`cpu.max` quota (µs); v1 `cpu.cfs_quota_us`"), &[];
@@ -297,10 +284,10 @@ cadvisor_families! {
             &[];
     "container_cpu_cfs_burst_periods_total" "Number of periods when burst occurs."
         CpuPeriods, Select::Sample(|s| int_of(s.cpu.bursts),
-            "`cpu.stat` nr_bursts"), &[], when under_quota;
+            "`cpu.stat` nr_bursts"), &[], under_quota true;
     "container_cpu_cfs_burst_seconds_total" "Total time duration the container has been bursted."
         CpuThrottledTime, Select::Sample(|s| s.cpu.burst_ns.map(ns_to_s),
-            "`cpu.stat` burst_usec; v1 burst_time"), &[], when under_quota;
+            "`cpu.stat` burst_usec; v1 burst_time"), &[], under_quota true;
     "container_memory_mapped_file" "Size of memory mapped files in bytes."
         MemoryFile, Select::Sample(|s| int_of(s.memory.mapped_file),
             "`memory.stat` file_mapped; v1 total_mapped_file"), &[];
@@ -314,7 +301,7 @@ cadvisor_families! {
     // a gauge here, which `rate()` takes the same.
     "container_memory_failcnt" "Number of memory usage hits limits."
         MemoryOomKills, Select::Sample(|s| int_of(s.memory.failcnt),
-            "v1 `memory.failcnt` (none on v2)"), &[], kind PromType::Gauge;
+            "v1 `memory.failcnt` (none on v2)"), &[], gauge true;
     "container_memory_events_high_total"
         "Cumulative count of memory.high throttle events for the container."
         MemoryOomKills, Select::Sample(|s| int_of(s.memory.events_high),
@@ -379,19 +366,19 @@ pub fn cadvisor_markdown_table() -> String {
                 .iter()
                 .map(|(k, v)| format!("`{k}=\"{v}\"`"))
                 .collect();
-            for l in r.labels {
-                let names: &[&str] = match l {
-                    Label::Skip => &[],
-                    Label::Name(n) | Label::Title(n) => &[n],
-                    Label::Interface => &["interface"],
-                    Label::Device => &["device"],
-                    Label::DeviceNumbers => &["device", "major", "minor"],
-                };
-                for n in names {
-                    let n = format!("`{n}`");
-                    if !labels.contains(&n) {
-                        labels.push(n);
-                    }
+            let names = r.labels.iter().map(|l| match l {
+                Label::Skip => &[],
+                Label::Name(n) | Label::Title(n) => std::slice::from_ref(n),
+                Label::Interface => &["interface"],
+                Label::Device => &["device"],
+                Label::DeviceNumbers => &["device", "major", "minor"],
+            });
+            // A filesystem family's `device` is the disk thread's.
+            let disk = matches!(r.select, Select::Disk(_)).then_some(&["device"][..]);
+            for n in names.chain(disk).flatten() {
+                let n = format!("`{n}`");
+                if !labels.contains(&n) {
+                    labels.push(n);
                 }
             }
             let def = r.metric.def();
@@ -406,9 +393,6 @@ pub fn cadvisor_markdown_table() -> String {
                     def.name
                 ),
             };
-            if matches!(r.select, Select::Disk(_)) && !labels.iter().any(|l| l == "`device`") {
-                labels.push("`device`".to_string());
-            }
             let what = match r.conv {
                 Conv::Same => what,
                 Conv::StartTime => format!("now − {what}"),
@@ -420,13 +404,10 @@ pub fn cadvisor_markdown_table() -> String {
                 format!("{}: {what}", fixed.join(", "))
             });
         }
-        let none = CgroupSample::default();
-        let mut quota = CgroupSample::default();
-        quota.cpu.quota_us = Some(100_000);
-        let when = match rows.iter().find(|r| !(r.when)(&none)) {
-            None => "",
-            Some(r) if (r.when)(&quota) => " (under a CPU quota only)",
-            Some(_) => " (not for every container)",
+        let when = if rows.iter().any(|r| r.under_quota) {
+            " (under a CPU quota only)"
+        } else {
+            ""
         };
         let labels = if labels.is_empty() {
             "–".to_string()

@@ -7,6 +7,7 @@
 //! watchdog in the server (`http::server`) closes a connection whose response outlives its deadline or is
 //! two pages behind, so at most three pages (and their gzip copies) are ever pinned.
 
+use std::io::Read;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -118,13 +119,7 @@ impl Registry {
     pub fn evict_stalled(&self, except: &Conn) -> bool {
         let now = self.now_ms();
         let mut conns = self.lock();
-        let busy = |c: &Conn| c.busy.load(Ordering::Acquire) > 0;
-        let idx = conns
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.id != except.id && busy(c) && stalled(c, now))
-            .min_by_key(|(_, c)| c.last_write.load(Ordering::Relaxed))
-            .map(|(i, _)| i);
+        let idx = most_stalled(&conns, now, Some(except.id));
         idx.map(|i| self.evict(conns.swap_remove(i))).is_some()
     }
 
@@ -142,17 +137,25 @@ fn stalled(c: &Conn, now: u64) -> bool {
     now.saturating_sub(c.last_write.load(Ordering::Relaxed)) >= STALLED_AFTER.as_millis() as u64
 }
 
-/// The idle connection unused longest, else the stalled busy one that wrote last longest ago.
+/// The idle connection unused longest, else the most stalled busy one.
 fn pick(conns: &[Arc<Conn>], now: u64) -> Option<usize> {
-    let candidates = || conns.iter().enumerate();
-    candidates()
+    conns
+        .iter()
+        .enumerate()
         .filter(|(_, c)| c.busy.load(Ordering::Acquire) == 0)
         .min_by_key(|(_, c)| c.last_activity.load(Ordering::Relaxed))
-        .or_else(|| {
-            candidates()
-                .filter(|(_, c)| stalled(c, now))
-                .min_by_key(|(_, c)| c.last_write.load(Ordering::Relaxed))
-        })
+        .map(|(i, _)| i)
+        .or_else(|| most_stalled(conns, now, None))
+}
+
+/// The stalled busy connection (not the one with id `except`) that wrote last longest ago.
+fn most_stalled(conns: &[Arc<Conn>], now: u64, except: Option<u64>) -> Option<usize> {
+    let busy = |c: &Conn| c.busy.load(Ordering::Acquire) > 0;
+    conns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| Some(c.id) != except && busy(c) && stalled(c, now))
+        .min_by_key(|(_, c)| c.last_write.load(Ordering::Relaxed))
         .map(|(i, _)| i)
 }
 
@@ -198,26 +201,18 @@ impl Drop for ResponseGuard {
 /// plain by decompressing it chunk by chunk as the client takes them, so that a client that
 /// does not read holds the inflater's state (tens of KiB), not a whole decompressed page.
 pub struct Held {
-    source: Source,
+    /// The bytes, or the inflater over the compressed page.
+    source: Box<dyn Read + Send + Sync>,
+    /// Bytes still to come.
+    left: usize,
     guard: Option<ResponseGuard>,
-}
-
-enum Source {
-    Bytes {
-        data: Bytes,
-        pos: usize,
-    },
-    Gunzip {
-        dec: Box<flate2::read::GzDecoder<std::io::Cursor<Bytes>>>,
-        /// Plain bytes still to come.
-        left: usize,
-    },
 }
 
 impl Held {
     pub fn new(data: Bytes, guard: Option<ResponseGuard>) -> Held {
         Held {
-            source: Source::Bytes { data, pos: 0 },
+            left: data.len(),
+            source: Box::new(std::io::Cursor::new(data)),
             guard,
         }
     }
@@ -227,49 +222,27 @@ impl Held {
     pub fn gunzip(gzip: Bytes, plain_len: usize, guard: Option<ResponseGuard>) -> Held {
         let dec = flate2::read::GzDecoder::new(std::io::Cursor::new(gzip));
         Held {
-            source: Source::Gunzip {
-                dec: Box::new(dec),
-                left: plain_len,
-            },
+            source: Box::new(dec),
+            left: plain_len,
             guard,
-        }
-    }
-
-    fn left(&self) -> usize {
-        match &self.source {
-            Source::Bytes { data, pos } => data.len() - (*pos).min(data.len()),
-            Source::Gunzip { left, .. } => *left,
         }
     }
 
     /// The next chunk, or `None` at the end.
     fn next_chunk(&mut self) -> Option<Bytes> {
-        match &mut self.source {
-            Source::Bytes { data, pos } => {
-                if *pos >= data.len() {
-                    return None;
-                }
-                let end = (*pos + CHUNK).min(data.len());
-                let chunk = Bytes::copy_from_slice(&data[*pos..end]);
-                *pos = end;
-                Some(chunk)
-            }
-            Source::Gunzip { dec, left } => {
-                if *left == 0 {
-                    return None;
-                }
-                let mut chunk = vec![0; CHUNK.min(*left)];
-                // Cannot fail: the bytes are the daemon's own compression of the page, of
-                // exactly `left` more bytes. Were it to, the body ends short and hyper drops
-                // the connection rather than send a wrong length.
-                if std::io::Read::read_exact(dec.as_mut(), &mut chunk).is_err() {
-                    *left = 0;
-                    return None;
-                }
-                *left -= chunk.len();
-                Some(Bytes::from(chunk))
-            }
+        if self.left == 0 {
+            return None;
         }
+        let mut chunk = vec![0; CHUNK.min(self.left)];
+        // Cannot fail: the bytes are the page, or the daemon's own compression of it, of
+        // exactly `left` more bytes. Were it to, the body ends short and hyper drops the
+        // connection rather than send a wrong length.
+        if self.source.read_exact(&mut chunk).is_err() {
+            self.left = 0;
+            return None;
+        }
+        self.left -= chunk.len();
+        Some(Bytes::from(chunk))
     }
 }
 
@@ -294,23 +267,20 @@ impl Body for Held {
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let chunk = self.next_chunk();
-        if chunk.is_none() || self.left() == 0 {
+        if chunk.is_none() || self.left == 0 {
             // The page is no longer needed once its last chunk is taken.
             self.guard = None;
-            self.source = Source::Bytes {
-                data: Bytes::new(),
-                pos: 0,
-            };
+            self.source = Box::new(std::io::empty());
         }
         Poll::Ready(chunk.map(|c| Ok(Frame::data(c))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.left() == 0
+        self.left == 0
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.left() as u64)
+        SizeHint::with_exact(self.left as u64)
     }
 }
 

@@ -33,17 +33,12 @@ impl Temporality {
             Temporality::LowMemory => "lowmemory",
         }
     }
-
-    /// Whether monotonic Sums (Counters) are sent as deltas.
-    pub fn counters_delta(self) -> bool {
-        self == Temporality::Delta
-    }
 }
 
 /// A flag or variable that does not hold what OTLP export needs: each names it.
 #[derive(Debug, thiserror::Error)]
 pub enum OtlpConfigError {
-    /// A value the variable does not take.
+    /// A value the variable does not take, or a CA file without a certificate.
     #[error("{key}={value:?}: {why}")]
     Invalid {
         key: String,
@@ -73,8 +68,6 @@ pub enum OtlpConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{key}={path:?}: no PEM certificate (-----BEGIN CERTIFICATE-----) in the file")]
-    NoCertificate { key: String, path: String },
     /// A client certificate without its key, or a key without its certificate.
     #[error("{set} is set but {missing} is not: a client certificate needs its key")]
     Unpaired { set: String, missing: &'static str },
@@ -114,23 +107,15 @@ pub enum HeaderError {
     Value { key: String, value: String },
 }
 
-/// Why a client certificate or its key does not parse.
+/// Why a client certificate or its key does not parse: `<path>: not PEM`, `<path>: no PEM
+/// certificate …`, `the client key for <path>: no PEM private key`.
 #[derive(Debug, thiserror::Error)]
-pub enum IdentityError {
-    #[error("{path}: not PEM")]
-    Pem {
-        path: String,
-        #[source]
-        source: rustls_pki_types::pem::Error,
-    },
-    #[error("{path}: no PEM certificate (-----BEGIN CERTIFICATE-----) in the file")]
-    NoCertificate { path: String },
-    #[error("the client key for {path}: no PEM private key")]
-    NoKey {
-        path: String,
-        #[source]
-        source: rustls_pki_types::pem::Error,
-    },
+#[error("{what}: {why}")]
+pub struct IdentityError {
+    what: String,
+    why: &'static str,
+    #[source]
+    source: Option<rustls_pki_types::pem::Error>,
 }
 
 /// Everything the exporter needs, resolved and validated.
@@ -179,21 +164,22 @@ impl ClientIdentity {
     pub fn parts(
         &self,
     ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), IdentityError> {
-        let path = || self.cert_path.clone();
+        let cert = |why, source| IdentityError {
+            what: self.cert_path.clone(),
+            why,
+            source,
+        };
         let chain = CertificateDer::pem_slice_iter(&self.cert_pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|source| IdentityError::Pem {
-                path: path(),
-                source,
-            })?;
+            .map_err(|e| cert("not PEM", Some(e)))?;
         if chain.is_empty() {
-            return Err(IdentityError::NoCertificate { path: path() });
+            let why = "no PEM certificate (-----BEGIN CERTIFICATE-----) in the file";
+            return Err(cert(why, None));
         }
-        let key = PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|source| {
-            IdentityError::NoKey {
-                path: path(),
-                source,
-            }
+        let key = PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|e| IdentityError {
+            what: format!("the client key for {}", self.cert_path),
+            why: "no PEM private key",
+            source: Some(e),
         })?;
         Ok((chain, key))
     }
@@ -324,7 +310,8 @@ impl OtlpConfig {
                     .filter(|c| c.is_ok())
                     .count();
                 if n == 0 {
-                    return Err(OtlpConfigError::NoCertificate { key, path });
+                    let why = "no PEM certificate (-----BEGIN CERTIFICATE-----) in the file";
+                    return Err(invalid(key, path, why));
                 }
                 (Some(pem), Some(path))
             }

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use super::config::{OtlpConfig, OtlpConfigError};
 use super::outcome::TransportError;
-use super::queue::{Flusher, Pending, Queue};
+use super::queue::{Pending, Queue};
 use super::send::{Transport, gzip, run};
 use super::wire::WireEncoder;
 use crate::collect::Described;
@@ -28,7 +28,7 @@ pub enum StartError {
 pub struct Exporter {
     encoder: WireEncoder,
     queue: Arc<Queue>,
-    protocol: Protocol,
+    /// Whether the bodies are gzipped here, once: HTTP's (gRPC compresses in tonic, per frame).
     gzip: bool,
     /// The request being written: reused when it is compressed, else handed to the queue
     /// (and the next one allocated at its size).
@@ -89,8 +89,7 @@ impl Exporter {
         Ok(Some(Exporter {
             encoder,
             queue,
-            protocol: cfg.protocol,
-            gzip: cfg.gzip,
+            gzip: cfg.gzip && cfg.protocol == Protocol::HttpProtobuf,
             buf: Vec::new(),
             last_len: 0,
             max_request_size: cfg.max_request_size,
@@ -145,8 +144,7 @@ impl Exporter {
                  it is sent in a request of its own, which the receiver may refuse"
             );
         }
-        // gRPC compresses in tonic (per frame); HTTP bodies are compressed here, once.
-        if self.gzip && self.protocol == Protocol::HttpProtobuf {
+        if self.gzip {
             let buf = &self.buf;
             self.queue
                 .push(self.parts.iter().map(|(r, points)| Pending {
@@ -164,10 +162,8 @@ impl Exporter {
         }
     }
 
-    /// A handle to flush the queue at shutdown.
-    pub fn flusher(&self) -> Flusher {
-        Flusher {
-            queue: self.queue.clone(),
-        }
+    /// The queue, to flush at shutdown ([`Queue::flush`]).
+    pub fn flusher(&self) -> Arc<Queue> {
+        self.queue.clone()
     }
 }

@@ -140,20 +140,18 @@ fn classify_grpc(status: &tonic::Status) -> Outcome {
 }
 
 /// Sends the request bytes as they were encoded (once, in the collector thread); decodes the
-/// response as prost would.
+/// response as prost would. Its own encoder.
 #[derive(Clone, Copy, Default)]
 struct RawCodec;
-
-struct RawEncoder;
 
 impl Codec for RawCodec {
     type Encode = Bytes;
     type Decode = ExportMetricsServiceResponse;
-    type Encoder = RawEncoder;
+    type Encoder = RawCodec;
     type Decoder = ProstDecoder<ExportMetricsServiceResponse>;
 
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
     }
 
     fn decoder(&mut self) -> Self::Decoder {
@@ -161,7 +159,7 @@ impl Codec for RawCodec {
     }
 }
 
-impl Encoder for RawEncoder {
+impl Encoder for RawCodec {
     type Item = Bytes;
     type Error = tonic::Status;
 

@@ -141,24 +141,17 @@ impl Queue {
     fn idle(&self) -> bool {
         self.is_empty() && !self.in_flight.load(Ordering::Acquire)
     }
-}
 
-/// Flushes what is pending at shutdown.
-pub struct Flusher {
-    pub(super) queue: Arc<Queue>,
-}
-
-impl Flusher {
-    /// Waits until every pending request was sent (or failed for good), at most `deadline`.
-    /// What is still pending then is counted as dropped. Returns whether everything went.
-    pub async fn flush(self, deadline: Duration) -> bool {
+    /// Waits until every pending request was sent (or failed for good), at most `deadline`:
+    /// the flush at shutdown. What is still pending then is counted as dropped. Returns
+    /// whether everything went.
+    pub async fn flush(&self, deadline: Duration) -> bool {
         let until = tokio::time::Instant::now() + deadline;
-        self.queue.wake.notify_one();
-        while !self.queue.idle() {
+        self.wake.notify_one();
+        while !self.idle() {
             if tokio::time::Instant::now() >= until {
-                let left =
-                    self.queue.len() + usize::from(self.queue.in_flight.load(Ordering::Acquire));
-                self.queue.count_dropped(left as u64);
+                let left = self.len() + usize::from(self.in_flight.load(Ordering::Acquire));
+                self.count_dropped(left as u64);
                 tracing::warn!(
                     requests = left,
                     "OTLP: pending requests not delivered within the shutdown deadline of {deadline:?}"

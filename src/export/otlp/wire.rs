@@ -336,7 +336,8 @@ impl WireEncoder {
         resource_attributes: Option<&str>,
         temporality: Temporality,
     ) -> WireEncoder {
-        let delta = temporality.counters_delta();
+        // Counters as deltas (UpDownCounters stay cumulative: see `Temporality`).
+        let delta = temporality == Temporality::Delta;
         // The heads of `METRICS`, under the names they have on a resource of `kind`.
         let heads = |kind| -> Vec<MetricHead> {
             let head = |m: &Metric| {

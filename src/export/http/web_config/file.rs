@@ -185,20 +185,29 @@ impl WebConfig {
 /// The response headers, with the toolkit's value checks.
 fn headers(h: &Headers) -> Result<Vec<(HeaderName, HeaderValue)>, WebConfigError> {
     let mut out = Vec::new();
-    for (name, value) in [
-        ("Content-Security-Policy", &h.content_security_policy),
-        ("X-Frame-Options", &h.x_frame_options),
-        ("X-Content-Type-Options", &h.x_content_type_options),
-        ("X-XSS-Protection", &h.x_xss_protection),
-        ("Strict-Transport-Security", &h.strict_transport_security),
+    // Each with the values it may take (any when none are listed).
+    let none: &[&str] = &[];
+    for (name, value, allowed) in [
+        ("Content-Security-Policy", &h.content_security_policy, none),
+        (
+            "X-Frame-Options",
+            &h.x_frame_options,
+            &["deny", "sameorigin"],
+        ),
+        (
+            "X-Content-Type-Options",
+            &h.x_content_type_options,
+            &["nosniff"],
+        ),
+        ("X-XSS-Protection", &h.x_xss_protection, none),
+        (
+            "Strict-Transport-Security",
+            &h.strict_transport_security,
+            none,
+        ),
     ] {
         let Some(v) = set(value) else { continue };
         let key = || format!("http_server_config.headers.{name}");
-        let allowed: &[&str] = match name {
-            "X-Frame-Options" => &["deny", "sameorigin"],
-            "X-Content-Type-Options" => &["nosniff"],
-            _ => &[],
-        };
         if !allowed.is_empty() && !allowed.iter().any(|a| a.eq_ignore_ascii_case(v)) {
             return Err(WebConfigError::invalid(
                 key(),
