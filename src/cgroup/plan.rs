@@ -200,13 +200,6 @@ fn cpu_weight(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(),
     }
 }
 
-fn memory_max(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
-    let s = parse::single(buf)?;
-    out.memory.limit = value(s);
-    out.spec.memory_limit = Some(limit(s));
-    Ok(())
-}
-
 fn memory_stat_v2(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
     let mem = &mut out.memory;
     // Always hierarchical: the cgroup's own faults are these too.
@@ -232,13 +225,6 @@ fn memory_events(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<
         b"max" => mem.events_max = Some(v),
         _ => {}
     })
-}
-
-fn pids_max(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
-    let s = parse::single(buf)?;
-    out.pids.limit = value(s);
-    out.spec.pids_limit = Some(limit(s));
-    Ok(())
 }
 
 fn io_stat(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
@@ -275,13 +261,6 @@ fn cpu_stat_v1(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<()
     })
 }
 
-fn memory_limit_v1(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
-    let s = parse::single(buf)?;
-    out.memory.limit = value(s).filter(|&v| v < V1_UNLIMITED);
-    out.spec.memory_limit = Some(v1_limit(s));
-    Ok(())
-}
-
 fn memory_stat_v1(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
     let mem = &mut out.memory;
     parse::flat_keyed(buf, |k, v| match k {
@@ -309,12 +288,15 @@ macro_rules! single {
     };
 }
 
-/// A limit only the cAdvisor page shows into its field of `spec`, through `$limit` ([`limit`],
-/// or [`v1_limit`] where v1's huge value means none).
+/// A limit into its field of `spec` through `$limit` ([`limit`], or [`v1_limit`] where v1's
+/// huge value means none), and, for a limit the metrics show too, its value into that field of
+/// the sample (`None` for no limit).
 macro_rules! spec {
-    ($field:ident, $limit:ident) => {
+    ($field:ident, $limit:ident $(, $($value:ident).+)?) => {
         |b, out, _| {
-            out.spec.$field = Some($limit(parse::single(b)?));
+            let l = $limit(parse::single(b)?);
+            $(out$(.$value)+ = l.value();)?
+            out.spec.$field = Some(l);
             Ok(())
         }
     };
@@ -355,13 +337,13 @@ pub static PLAN: &[FileDef] = plan! {
     Unified "cpu.stat"                    V2 Tick       => cpu_stat_v2;
     Unified "cpu.max"                     V2 Limit      => cpu_max;
     Unified "memory.current"              V2 Tick       => single!(memory.usage);
-    Unified "memory.max"                  V2 Limit      => memory_max;
+    Unified "memory.max"                  V2 Limit      => spec!(memory_limit, limit, memory.limit);
     Unified "memory.stat"                 V2 Tick       => memory_stat_v2;
     Unified "memory.peak"                 V2 Tick       => single!(memory.peak);
     Unified "memory.events"               V2 Tick       => memory_events;
     Unified "memory.swap.current"         V2 UnlessSwapOff => single!(memory.swap);
     Unified "pids.current"                V2 Tick       => single!(pids.current);
-    Unified "pids.max"                    V2 Limit      => pids_max;
+    Unified "pids.max"                    V2 Limit      => spec!(pids_limit, limit, pids.limit);
     Unified "io.stat"                     V2 Tick       => io_stat;
     Unified "cpu.pressure"                V2 Tick       => pressure!(cpu_pressure);
     Unified "memory.pressure"             V2 Tick       => pressure!(memory_pressure);
@@ -383,7 +365,7 @@ pub static PLAN: &[FileDef] = plan! {
     Cpu "cpu.cfs_period_us"               V1 Limit      => single!(cpu.period_us);
     Cpu "cpu.shares"                      V1 Limit      => single!(cpu.shares);
     Memory "memory.usage_in_bytes"        V1 Tick       => single!(memory.usage);
-    Memory "memory.limit_in_bytes"        V1 Limit      => memory_limit_v1;
+    Memory "memory.limit_in_bytes"        V1 Limit      => spec!(memory_limit, v1_limit, memory.limit);
     Memory "memory.stat"                  V1 Tick       => memory_stat_v1;
     Memory "memory.failcnt"               V1 UnderMemoryLimit => single!(memory.failcnt);
     Memory "memory.soft_limit_in_bytes"   V1 Limit      => spec!(memory_reservation, v1_limit);
@@ -391,7 +373,7 @@ pub static PLAN: &[FileDef] = plan! {
     Memory "memory.max_usage_in_bytes"    V1 Tick       => single!(memory.peak);
     Memory "memory.oom_control"           V1 Tick       => memory_events;
     Pids "pids.current"                   V1 Tick       => single!(pids.current);
-    Pids "pids.max"                       V1 Limit      => pids_max;
+    Pids "pids.max"                       V1 Limit      => spec!(pids_limit, limit, pids.limit);
     Blkio "blkio.throttle.io_service_bytes_recursive" V1 OnceCounting => blkio!(Bytes);
     Blkio "blkio.throttle.io_serviced_recursive" V1 OnceCounting => blkio!(Ops);
 };

@@ -109,6 +109,14 @@ impl Limit {
             Limit::Value(v) => v,
         }
     }
+
+    /// The value, `None` for no limit.
+    pub fn value(self) -> Option<u64> {
+        match self {
+            Limit::Unlimited => None,
+            Limit::Value(v) => Some(v),
+        }
+    }
 }
 
 /// The limits as read, unlimited included, for the cAdvisor page, which shows "no limit" as 0
