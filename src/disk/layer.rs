@@ -316,8 +316,7 @@ mod tests {
 
     #[test]
     fn the_first_process_names_the_layer_and_a_fifo_is_not_waited_on() {
-        let d = std::env::temp_dir().join(format!("ce-layer-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
+        let d = fs::test_dir("layer");
         for pid in ["1", "42", "43"] {
             std::fs::create_dir_all(d.join(pid)).unwrap();
         }
@@ -366,8 +365,7 @@ mod tests {
         let view = HostView::new(Path::new("/proc"), Path::new("/"));
         let own = mount_ns(Path::new("/proc"), "self").expect("our own mount namespace");
         assert!(view.namespaces.contains(&own), "{view:?}");
-        let d = std::env::temp_dir().join(format!("ce-layer-ns-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
+        let d = fs::test_dir("layer-ns");
         let procs = d.join("cgroup.procs");
         std::fs::write(&procs, format!("{}\n", std::process::id())).unwrap();
         let stats = DiskStats::default();
@@ -382,8 +380,7 @@ mod tests {
 
     #[test]
     fn only_a_layer_where_a_runtime_keeps_them_is_trusted() {
-        let d = std::env::temp_dir().join(format!("ce-layer-trust-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
+        let d = fs::test_dir("layer-trust");
         let id = "c".repeat(64);
         let rec = d
             .join("data/docker/image/overlay2/layerdb/mounts")

@@ -639,13 +639,7 @@ mod tests {
     use super::*;
     use crate::disk::layer::{LOCATE_FOR, LOCATE_RETRY};
     use crate::disk::schedule::{CHEAP_ENTRIES, SPARE_WINDOW};
-
-    fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("ce-monitor-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
+    use crate::host::fs::test_dir;
 
     fn item(id: &str, cpu: u64) -> RosterItem {
         RosterItem {
@@ -685,14 +679,14 @@ mod tests {
 
     #[test]
     fn a_small_layer_waits_one_slice_per_walk_in_progress_not_a_whole_big_walk() {
-        let big = tmp("big");
+        let big = test_dir("monitor-big");
         for d in 0..10 {
             std::fs::create_dir(big.join(format!("d{d}"))).unwrap();
             for f in 0..1000 {
                 std::fs::write(big.join(format!("d{d}/f{f}")), b"x").unwrap();
             }
         }
-        let small = tmp("small");
+        let small = test_dir("monitor-small");
         std::fs::write(small.join("f"), vec![1u8; 10_000]).unwrap();
         let mut m = monitor(60, 600);
         m.apply(vec![item("big", 1), item("small", 1)]);
@@ -721,7 +715,7 @@ mod tests {
 
     #[test]
     fn walked_again_when_the_cpu_moved_after_the_interval_and_when_idle_after_the_idle_one() {
-        let dir = tmp("cadence");
+        let dir = test_dir("monitor-cadence");
         let mut m = monitor(60, 600);
         m.apply(vec![item("busy", 1), item("idle", 1)]);
         found(&mut m, "busy", &dir);
@@ -746,9 +740,9 @@ mod tests {
 
     #[test]
     fn a_cheap_container_is_walked_faster_while_the_thread_has_spare() {
-        let small = tmp("cheap-small");
+        let small = test_dir("monitor-cheap-small");
         std::fs::write(small.join("f"), b"x").unwrap();
-        let big = tmp("cheap-big");
+        let big = test_dir("monitor-cheap-big");
         for f in 0..CHEAP_ENTRIES + 10 {
             std::fs::write(big.join(format!("f{f}")), b"").unwrap();
         }

@@ -403,20 +403,10 @@ pub fn files_with_prefix(base: &OwnedFd, dir: &Path, prefix: &[u8]) -> nix::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::fs::test_dir;
     use std::fs;
     use std::os::unix::fs::symlink;
     use std::time::Duration;
-
-    fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "ce-walk-{name}-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
-    }
 
     fn root() -> OwnedFd {
         nix::fcntl::open("/", dir_flags(), Mode::empty()).unwrap()
@@ -445,7 +435,7 @@ mod tests {
 
     #[test]
     fn counts_as_du_does_in_any_slice_size() {
-        let d = tmp("du");
+        let d = test_dir("walk-du");
         fs::create_dir_all(d.join("a/b/c")).unwrap();
         for i in 0..300 {
             fs::write(d.join(format!("a/f{i}")), vec![7u8; i * 37]).unwrap();
@@ -480,7 +470,7 @@ mod tests {
 
     #[test]
     fn never_enters_another_mount() {
-        let d = tmp("mount");
+        let d = test_dir("walk-mount");
         fs::create_dir_all(d.join("m")).unwrap();
         fs::write(d.join("f"), vec![1u8; 8192]).unwrap();
         let st = std::process::Command::new("mount")
@@ -503,7 +493,7 @@ mod tests {
 
     #[test]
     fn a_root_removed_midway_is_vanished() {
-        let d = tmp("vanish");
+        let d = test_dir("walk-vanish");
         for i in 0..50 {
             fs::create_dir_all(d.join(format!("d{i}"))).unwrap();
             fs::write(d.join(format!("d{i}/f")), b"x").unwrap();
@@ -518,7 +508,7 @@ mod tests {
 
     #[test]
     fn too_deep_is_not_published() {
-        let d = tmp("deep");
+        let d = test_dir("walk-deep");
         let mut p = d.clone();
         for _ in 0..MAX_DEPTH + 2 {
             p.push("d");
@@ -531,7 +521,7 @@ mod tests {
 
     #[test]
     fn log_files_by_prefix() {
-        let d = tmp("logs");
+        let d = test_dir("walk-logs");
         fs::write(d.join("abc-json.log"), vec![1u8; 5000]).unwrap();
         fs::write(d.join("abc-json.log.1"), vec![1u8; 9000]).unwrap();
         fs::write(d.join("config.v2.json"), vec![1u8; 9000]).unwrap();

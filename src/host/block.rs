@@ -160,8 +160,7 @@ mod tests {
 
     #[test]
     fn names_come_from_uevent_once() {
-        let dir = std::env::temp_dir().join(format!("ce-block-names-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::host::fs::test_dir("block-names");
         std::fs::create_dir_all(dir.join("254:0")).unwrap();
         std::fs::write(
             dir.join("254:0/uevent"),
