@@ -63,19 +63,15 @@ pub enum Cadence {
     /// v1 `cpu.stat`: at every read under a CFS quota (its counters move only then), else
     /// with the limits.
     UnderQuota,
-    /// v1 `memory.failcnt`: at every read under a memory limit, else with the limits. The
-    /// kernel counts a failure on the cgroup whose own limit refused a charge
-    /// (`page_counter_try_charge`), never on its descendants, so without a limit of its own
-    /// the count cannot move (but for a reset, a write to the file: seen with the limits).
+    /// v1 `memory.failcnt`: at every read under a memory limit, else with the limits (without
+    /// one it cannot move: `docs/performance.md`).
     UnderMemoryLimit,
     /// v1 blkio: at every read once it accounts a device (it lists one only after some
     /// cgroup had a throttle rule on it), else with the limits.
     OnceCounting,
     /// v2 `memory.swap.current`: at every read, but with the limits while the container may
-    /// not swap (`memory.swap.max` 0, as runc writes for a memory limit with no swap over it:
-    /// every Kubernetes container with a memory limit) and uses none. The kernel refuses a
-    /// swap charge past the limit of the cgroup or of any ancestor
-    /// (`page_counter_try_charge`), so from 0 under a 0 limit the count cannot move.
+    /// not swap (`memory.swap.max` 0) and uses none (then it cannot move:
+    /// `docs/performance.md`).
     UnlessSwapOff,
 }
 

@@ -738,19 +738,15 @@ impl CgroupReader {
 
     /// After a read of the limits: when to read them next.
     fn schedule_limits(&mut self, now: Instant) {
-        // Runtimes write a new container's limits just after creating its cgroup: what the
-        // first reads find is not its limits yet. Read them at every read for a few seconds,
-        // then at their cadence.
+        // Runtimes write a new container's limits after creating its cgroup, runc only once
+        // `runc init` has set the container up (`docs/architecture.md`): read them at every
+        // read for a few seconds, then, while younger than a period, again after as long as it
+        // has existed (about 10, 20, 40 s).
         if now.duration_since(self.opened) < crate::discovery::RETRY_AFTER_DISCOVERY {
             self.limits_due = None;
             return;
         }
         let every = self.options.limits_every;
-        // runc writes them only once `runc init`, already in the cgroup, has set the container
-        // up (its procReady/procHooks step): on a busy host that is later than the seconds
-        // above. So a container younger than a period trusts its limits no longer than it has
-        // existed (read again at about 10, 20, 40 s): limits written late show within about
-        // twice their delay, not a whole period later.
         let age = now.duration_since(self.opened);
         if age < every {
             self.limits_due = Some(now + age);
