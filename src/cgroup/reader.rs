@@ -475,48 +475,39 @@ impl CgroupReader {
         rel: &Path,
         which: &[Hier],
     ) -> Result<(), OpenError> {
-        // One directory descriptor per hierarchy, opened on first use.
-        let mut dirs: Vec<(Hier, Option<File>)> = Vec::with_capacity(which.len());
+        // One directory descriptor per hierarchy (by its index in `Hier::ALL`), opened on first
+        // use; `Some(None)`: none to be had.
+        let mut dirs: [Option<Option<File>>; Hier::ALL.len()] = Default::default();
         for def in plan::files_of(self.options.plan, layout.kind) {
             let (hier, name) = (def.hier, def.name);
-            if !which.contains(&hier) {
-                continue;
-            }
-            if self.superseded(def) {
+            if !which.contains(&hier) || self.superseded(def) {
                 continue;
             }
             let Some(root) = hier.mount(layout) else {
                 continue;
             };
-            let dir_fd = match dirs.iter().position(|(h, _)| *h == hier) {
-                Some(i) => &dirs[i].1,
-                None => {
-                    let h = Hier::ALL.iter().position(|&x| x == hier).unwrap_or(0);
-                    self.slot.doing(doing::OPEN_DIR, h as u32);
-                    let d = match open_dir(root, rel) {
-                        Ok(d) => Some(d),
-                        Err(e) if is_out_of_descriptors(&e) => {
-                            self.plan_unseen(layout, rel, hier);
-                            dirs.push((hier, None));
-                            continue;
+            if dirs[hier as usize].is_none() {
+                self.slot.doing(doing::OPEN_DIR, hier as u32);
+                let d = open_dir(root, rel);
+                match &d {
+                    Ok(_) => {}
+                    Err(e) if is_out_of_descriptors(e) => self.plan_unseen(layout, rel, hier),
+                    Err(e) => {
+                        if e.raw_os_error() == Some(Errno::ENOTDIR as i32)
+                            && !self.not_dirs.contains(&hier)
+                        {
+                            self.not_dirs.push(hier);
                         }
-                        Err(e) => {
-                            if e.raw_os_error() == Some(Errno::ENOTDIR as i32)
-                                && !self.not_dirs.contains(&hier)
-                            {
-                                self.not_dirs.push(hier);
-                            }
-                            None
+                        if !self.missing.contains(&hier) {
+                            self.missing.push(hier);
                         }
-                    };
-                    if d.is_none() && !self.missing.contains(&hier) {
-                        self.missing.push(hier);
                     }
-                    dirs.push((hier, d));
-                    &dirs.last().expect("just pushed").1
                 }
+                dirs[hier as usize] = Some(d.ok());
+            }
+            let Some(Some(dir_fd)) = &dirs[hier as usize] else {
+                continue;
             };
-            let Some(dir_fd) = dir_fd else { continue };
             let row = self.row(def);
             self.slot.doing(doing::OPEN, row);
             let (file, seen) = match open_regular(Some(dir_fd.as_fd()), Path::new(name)) {
@@ -540,13 +531,7 @@ impl CgroupReader {
             if file.is_none() {
                 self.note_dir(layout, rel, hier);
             }
-            self.files.push(Planned {
-                def,
-                row,
-                file,
-                seen,
-                kept: None,
-            });
+            self.plan(def, file, seen);
         }
         self.net.open_procs(self.keeps_rare());
         Ok(())
@@ -574,16 +559,21 @@ impl CgroupReader {
         self.note_dir(layout, rel, hier);
         for def in plan::files_of(self.options.plan, layout.kind) {
             if def.hier == hier && !self.superseded(def) {
-                let row = self.row(def);
-                self.files.push(Planned {
-                    def,
-                    row,
-                    file: None,
-                    seen: false,
-                    kept: None,
-                });
+                self.plan(def, None, false);
             }
         }
+    }
+
+    /// Adds `def` to the files read: kept open as `file`, known to exist when `seen`.
+    fn plan(&mut self, def: &'static FileDef, file: Option<File>, seen: bool) {
+        let row = self.row(def);
+        self.files.push(Planned {
+            def,
+            row,
+            file,
+            seen,
+            kept: None,
+        });
     }
 
     /// Opens file `i` by its path below its hierarchy's mount.
