@@ -115,6 +115,14 @@ pub fn parse_u64(s: &[u8]) -> Option<u64> {
     Some(v)
 }
 
+/// A device number, `MAJ:MIN`, as two numbers.
+pub fn maj_min(s: &[u8]) -> Option<(u32, u32)> {
+    let colon = s.iter().position(|&b| b == b':')?;
+    let major = u32::try_from(parse_u64(&s[..colon])?).ok()?;
+    let minor = u32::try_from(parse_u64(&s[colon + 1..])?).ok()?;
+    Some((major, minor))
+}
+
 pub(crate) fn trim(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = s {
         s = rest;
