@@ -42,10 +42,9 @@ pub struct OpenOptions {
     /// Keep every file open (the normal case). False when the process's descriptor budget is
     /// spent: files are then opened, read and closed at every read.
     pub keep_open: bool,
-    /// Also keep open the files that are not read every tick (limits, a watched
-    /// `cgroup.events`, `cgroup.procs`, v1 `cpu.stat` without a quota, v1 `memory.failcnt`
-    /// without a memory limit, v1 blkio files that
-    /// account no device). False when descriptors are short: they are then opened when read.
+    /// Also keep open the files that are not read every tick (limits, and the others of
+    /// `TickSet`) and `cgroup.procs`. False when descriptors are short: they are then opened
+    /// when read.
     pub keep_rare: bool,
     /// How long the last read of the limits stays good; zero re-reads them at every read.
     pub limits_every: Duration,
