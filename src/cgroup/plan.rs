@@ -126,20 +126,6 @@ impl FileDef {
 /// 2^62 up is no real limit on any machine.
 const V1_UNLIMITED: u64 = 1 << 62;
 
-fn value(s: Single) -> Option<u64> {
-    match s {
-        Single::Value(v) => Some(v),
-        Single::Unlimited => None,
-    }
-}
-
-fn limit(s: Single) -> Limit {
-    match s {
-        Single::Value(v) => Limit::Value(v),
-        Single::Unlimited => Limit::Unlimited,
-    }
-}
-
 /// A v1 memory limit: its page-rounded huge value means none.
 fn v1_limit(s: Single) -> Limit {
     match s {
@@ -182,13 +168,13 @@ fn cpu_stat_v2(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<()
 
 fn cpu_max(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
     let (quota, period) = parse::cpu_max(buf)?;
-    out.cpu.quota_us = value(quota);
+    out.cpu.quota_us = quota.value();
     out.cpu.period_us = Some(period);
     Ok(())
 }
 
 fn cpu_weight(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
-    let weight = value(parse::single(buf)?);
+    let weight = parse::single(buf)?.value();
     out.cpu.shares = weight.and_then(weight_to_shares);
     match (weight, out.cpu.shares) {
         (Some(_), None) => Err(ParseError::malformed(1, "cpu.weight is outside 1-10000")),
@@ -278,19 +264,20 @@ fn memory_stat_v1(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result
 macro_rules! single {
     ($($field:ident).+) => {
         |b, out, _| {
-            out$(.$field)+ = value(parse::single(b)?);
+            out$(.$field)+ = parse::single(b)?.value();
             Ok(())
         }
     };
 }
 
-/// A limit into its field of `spec` through `$limit` ([`limit`], or [`v1_limit`] where v1's
+/// A limit into its field of `spec`, as written or through `$limit` ([`v1_limit`], where v1's
 /// huge value means none), and, for a limit the metrics show too, its value into that field of
 /// the sample (`None` for no limit).
 macro_rules! spec {
-    ($field:ident, $limit:ident $(, $($value:ident).+)?) => {
+    ($field:ident $(, $limit:ident)? $(=> $($value:ident).+)?) => {
         |b, out, _| {
-            let l = $limit(parse::single(b)?);
+            let l = parse::single(b)?;
+            $(let l = $limit(l);)?
             $(out$(.$value)+ = l.value();)?
             out.spec.$field = Some(l);
             Ok(())
@@ -333,21 +320,21 @@ pub static PLAN: &[FileDef] = plan! {
     Unified "cpu.stat"                    V2 Tick       => cpu_stat_v2;
     Unified "cpu.max"                     V2 Limit      => cpu_max;
     Unified "memory.current"              V2 Tick       => single!(memory.usage);
-    Unified "memory.max"                  V2 Limit      => spec!(memory_limit, limit, memory.limit);
+    Unified "memory.max"                  V2 Limit      => spec!(memory_limit => memory.limit);
     Unified "memory.stat"                 V2 Tick       => memory_stat_v2;
     Unified "memory.peak"                 V2 Tick       => single!(memory.peak);
     Unified "memory.events"               V2 Tick       => memory_events;
     Unified "memory.swap.current"         V2 UnlessSwapOff => single!(memory.swap);
     Unified "pids.current"                V2 Tick       => single!(pids.current);
-    Unified "pids.max"                    V2 Limit      => spec!(pids_limit, limit, pids.limit);
+    Unified "pids.max"                    V2 Limit      => spec!(pids_limit => pids.limit);
     Unified "io.stat"                     V2 Tick       => io_stat;
     Unified "cpu.pressure"                V2 Tick       => pressure!(cpu_pressure);
     Unified "memory.pressure"             V2 Tick       => pressure!(memory_pressure);
     Unified "io.pressure"                 V2 Tick       => pressure!(io_pressure);
     Unified "cgroup.events"               V2 Events     => cgroup_events;
     Unified "cpu.weight"                  V2 Limit      => cpu_weight;
-    Unified "memory.min"                  V2 Limit      => spec!(memory_reservation, limit);
-    Unified "memory.swap.max"             V2 Limit      => spec!(memory_swap_limit, limit);
+    Unified "memory.min"                  V2 Limit      => spec!(memory_reservation);
+    Unified "memory.swap.max"             V2 Limit      => spec!(memory_swap_limit);
     // Hybrid (the unified rows) and pure v1.
     Unified "cpu.stat"                    V1 Tick       => cpu_stat_v2;
     Unified "cpu.pressure"                V1 Tick       => pressure!(cpu_pressure);
@@ -361,7 +348,7 @@ pub static PLAN: &[FileDef] = plan! {
     Cpu "cpu.cfs_period_us"               V1 Limit      => single!(cpu.period_us);
     Cpu "cpu.shares"                      V1 Limit      => single!(cpu.shares);
     Memory "memory.usage_in_bytes"        V1 Tick       => single!(memory.usage);
-    Memory "memory.limit_in_bytes"        V1 Limit      => spec!(memory_limit, v1_limit, memory.limit);
+    Memory "memory.limit_in_bytes"        V1 Limit      => spec!(memory_limit, v1_limit => memory.limit);
     Memory "memory.stat"                  V1 Tick       => memory_stat_v1;
     Memory "memory.failcnt"               V1 UnderMemoryLimit => single!(memory.failcnt);
     Memory "memory.soft_limit_in_bytes"   V1 Limit      => spec!(memory_reservation, v1_limit);
@@ -369,7 +356,7 @@ pub static PLAN: &[FileDef] = plan! {
     Memory "memory.max_usage_in_bytes"    V1 Tick       => single!(memory.peak);
     Memory "memory.oom_control"           V1 Tick       => memory_events;
     Pids "pids.current"                   V1 Tick       => single!(pids.current);
-    Pids "pids.max"                       V1 Limit      => spec!(pids_limit, limit, pids.limit);
+    Pids "pids.max"                       V1 Limit      => spec!(pids_limit => pids.limit);
     Blkio "blkio.throttle.io_service_bytes_recursive" V1 OnceCounting => blkio!(Bytes);
     Blkio "blkio.throttle.io_serviced_recursive" V1 OnceCounting => blkio!(Ops);
 };

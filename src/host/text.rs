@@ -154,12 +154,28 @@ pub fn flat_keyed(buf: &[u8], mut f: impl FnMut(&[u8], u64)) -> Result<(), Parse
     problems.finish()
 }
 
-/// A single-value file (`memory.current`, `pids.max`, `cpuacct.usage`, ...).
+/// A single-value file (`memory.current`, `pids.max`, `cpuacct.usage`, ...); a limit
+/// (`cgroup::sample::Limit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Single {
     Value(u64),
     /// The kernel's "no limit": `max` in v2, `-1` in v1's `cpu.cfs_quota_us`.
     Unlimited,
+}
+
+impl Single {
+    /// The value, `None` for no limit.
+    pub fn value(self) -> Option<u64> {
+        match self {
+            Single::Value(v) => Some(v),
+            Single::Unlimited => None,
+        }
+    }
+
+    /// The value, or 0 for no limit: cAdvisor's `container_spec_*` convention.
+    pub fn or_zero(self) -> u64 {
+        self.value().unwrap_or(0)
+    }
 }
 
 pub fn single(buf: &[u8]) -> Result<Single, ParseError> {
