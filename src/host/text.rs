@@ -115,7 +115,8 @@ pub fn parse_u64(s: &[u8]) -> Option<u64> {
     Some(v)
 }
 
-/// A device number, `MAJ:MIN`, as two numbers.
+/// A device number, `MAJ:MIN`, as two numbers (`io.stat` and blkio lines every tick).
+#[inline]
 pub fn maj_min(s: &[u8]) -> Option<(u32, u32)> {
     let colon = s.iter().position(|&b| b == b':')?;
     let major = u32::try_from(parse_u64(&s[..colon])?).ok()?;
