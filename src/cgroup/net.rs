@@ -139,9 +139,8 @@ impl NetReader {
 
     /// Descriptors held, or kept for: a reader that keeps its files open (`keep_open`, and
     /// `keep_procs` for `cgroup.procs`) counts the ones it will open at its first read, or once
-    /// its container's first process is in a namespace of its own, from the start. Counted
-    /// only once open, a surge of containers between two ticks would take more descriptors
-    /// than the budget holds, and leave none for the listener.
+    /// its container's first process is in a namespace of its own, from the start (so that a
+    /// surge of containers stays within the budget: `docs/operations.md`).
     pub(super) fn held(&self, keep_open: bool, keep_procs: bool) -> usize {
         let procs = match self.procs {
             Procs::Kept(_) => true,
