@@ -165,20 +165,17 @@ impl Layout {
     /// container's directory there. Every hierarchy `from_mounts` accepts is a candidate, so
     /// a host that mounts only, say, v1 `cpuacct` still has one.
     pub fn discovery_root(&self) -> &Path {
-        let candidates = match self.kind {
-            LayoutKind::V2 => [&self.unified, &None, &None, &None, &None, &None, &None],
-            _ => [
-                &self.memory,
-                &self.cpu,
-                &self.pids,
-                &self.cpuacct,
-                &self.blkio,
-                &self.systemd,
-                &self.unified,
-            ],
-        };
-        candidates
-            .into_iter()
+        // The v1 hierarchies first (none on pure v2), then the unified one.
+        let v1 = [
+            &self.memory,
+            &self.cpu,
+            &self.pids,
+            &self.cpuacct,
+            &self.blkio,
+            &self.systemd,
+        ];
+        (v1.into_iter().filter(|_| self.kind != LayoutKind::V2))
+            .chain([&self.unified])
             .flatten()
             .next()
             .map(PathBuf::as_path)
@@ -207,12 +204,6 @@ fn triple(m: &mountinfo::Mount<'_>) -> (PathBuf, String, Vec<String>) {
 mod tests {
     use super::*;
 
-    fn mounts_of(mountinfo: &[u8]) -> Vec<(PathBuf, String, Vec<String>)> {
-        mountinfo::mounts(mountinfo)
-            .map(|m| triple(&m.unwrap()))
-            .collect()
-    }
-
     /// A hierarchy's mount point, as text.
     fn at(mount: &Option<PathBuf>) -> Option<&str> {
         mount.as_deref().and_then(Path::to_str)
@@ -225,7 +216,7 @@ mod tests {
     #[test]
     fn hybrid_host_of_this_project() {
         let text = fixture("linux-6.18-procfs/mountinfo-hybrid");
-        let l = Layout::from_mounts(Path::new("/sys/fs/cgroup"), &mounts_of(&text)).unwrap();
+        let l = Layout::from_mountinfo(Path::new("/sys/fs/cgroup"), &text).unwrap();
         assert_eq!(l.kind, LayoutKind::Hybrid);
         assert_eq!(at(&l.unified), Some("/sys/fs/cgroup/unified"));
         assert_eq!(at(&l.memory), Some("/sys/fs/cgroup/memory"));
@@ -236,7 +227,7 @@ mod tests {
     #[test]
     fn pure_v2_vm() {
         let text = fixture("linux-6.1-procfs/mountinfo");
-        let l = Layout::from_mounts(Path::new("/sys/fs/cgroup"), &mounts_of(&text)).unwrap();
+        let l = Layout::from_mountinfo(Path::new("/sys/fs/cgroup"), &text).unwrap();
         assert_eq!(l.kind, LayoutKind::V2);
         assert_eq!(l.discovery_root(), Path::new("/sys/fs/cgroup"));
     }
@@ -246,11 +237,7 @@ mod tests {
         let text = "30 25 0:26 / /host/sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
                     31 25 0:27 / /host/sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
                     32 25 0:28 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n";
-        let l = Layout::from_mounts(
-            Path::new("/host/sys/fs/cgroup"),
-            &mounts_of(text.as_bytes()),
-        )
-        .unwrap();
+        let l = Layout::from_mountinfo(Path::new("/host/sys/fs/cgroup"), text.as_bytes()).unwrap();
         assert_eq!(l.kind, LayoutKind::V1);
         assert_eq!(l.cpu, l.cpuacct);
         assert_eq!(at(&l.memory), Some("/host/sys/fs/cgroup/memory"));

@@ -66,11 +66,9 @@ pub enum NetSource {
 enum Net {
     /// Not opened yet (or the container had no process last time).
     Unknown,
-    /// The process looked at was in the host's network namespace. That is only a guess: the
-    /// first process of a container that is starting is the runtime's own init (`runc init`),
-    /// still in the host's namespace until it enters the container's. So the guess is checked
-    /// again after `recheck_in` more reads, at doubling intervals (cheap for containers that
-    /// really use the host network, quick to correct for the rest).
+    /// The process looked at was in the host's network namespace: a guess (a starting
+    /// container's first process is `runc init`, `docs/architecture.md`), checked again after
+    /// `recheck_in` more reads, at doubling intervals.
     HostNetwork {
         recheck_in: u32,
         backoff: u32,
@@ -141,9 +139,8 @@ impl NetReader {
 
     /// Descriptors held, or kept for: a reader that keeps its files open (`keep_open`, and
     /// `keep_procs` for `cgroup.procs`) counts the ones it will open at its first read, or once
-    /// its container's first process is in a namespace of its own, from the start. Counted
-    /// only once open, a surge of containers between two ticks would take more descriptors
-    /// than the budget holds, and leave none for the listener.
+    /// its container's first process is in a namespace of its own, from the start (so that a
+    /// surge of containers stays within the budget: `docs/operations.md`).
     pub(super) fn held(&self, keep_open: bool, keep_procs: bool) -> usize {
         let procs = match self.procs {
             Procs::Kept(_) => true,

@@ -5,7 +5,7 @@
 
 use super::sample::{IfName, IoDevice, NetIface, Psi};
 pub use crate::host::text::{ErrorKind, ParseError, Single, flat_keyed, parse_u64, single};
-use crate::host::text::{lines, trim};
+use crate::host::text::{lines, maj_min, trim};
 
 /// v2 `cpu.max`: `$QUOTA $PERIOD` or `max $PERIOD`. Returns (quota, period).
 pub fn cpu_max(buf: &[u8]) -> Result<(Single, u64), ParseError> {
@@ -22,14 +22,6 @@ pub fn cpu_max(buf: &[u8]) -> Result<(Single, u64), ParseError> {
     };
     let period = parts.next().and_then(parse_u64).ok_or(bad)?;
     Ok((quota, period))
-}
-
-/// `MAJ:MIN` as two numbers.
-fn device(s: &[u8]) -> Option<(u32, u32)> {
-    let colon = s.iter().position(|&b| b == b':')?;
-    let major = u32::try_from(parse_u64(&s[..colon])?).ok()?;
-    let minor = u32::try_from(parse_u64(&s[colon + 1..])?).ok()?;
-    Some((major, minor))
 }
 
 /// Devices kept per container from one file set (`io.stat`, or v1's two `blkio` files). A
@@ -86,7 +78,7 @@ pub fn io_stat(buf: &[u8], out: &mut Vec<IoDevice>, dropped: &mut u32) -> Result
     for (n, line) in lines {
         let mut fields = line.split(|&b| b == b' ').filter(|p| !p.is_empty());
         let Some(dev) = fields.next() else { continue };
-        let Some((major, minor)) = device(dev) else {
+        let Some((major, minor)) = maj_min(dev) else {
             problems.note(n, "expected `MAJ:MIN` at the start of the line");
             continue;
         };
@@ -141,7 +133,7 @@ pub fn blkio(
         if dev == b"Total" {
             continue;
         }
-        let Some((major, minor)) = device(dev) else {
+        let Some((major, minor)) = maj_min(dev) else {
             problems.note(n, "expected `MAJ:MIN OPERATION VALUE`");
             continue;
         };

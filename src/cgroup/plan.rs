@@ -63,19 +63,15 @@ pub enum Cadence {
     /// v1 `cpu.stat`: at every read under a CFS quota (its counters move only then), else
     /// with the limits.
     UnderQuota,
-    /// v1 `memory.failcnt`: at every read under a memory limit, else with the limits. The
-    /// kernel counts a failure on the cgroup whose own limit refused a charge
-    /// (`page_counter_try_charge`), never on its descendants, so without a limit of its own
-    /// the count cannot move (but for a reset, a write to the file: seen with the limits).
+    /// v1 `memory.failcnt`: at every read under a memory limit, else with the limits (without
+    /// one it cannot move: `docs/performance.md`).
     UnderMemoryLimit,
     /// v1 blkio: at every read once it accounts a device (it lists one only after some
     /// cgroup had a throttle rule on it), else with the limits.
     OnceCounting,
     /// v2 `memory.swap.current`: at every read, but with the limits while the container may
-    /// not swap (`memory.swap.max` 0, as runc writes for a memory limit with no swap over it:
-    /// every Kubernetes container with a memory limit) and uses none. The kernel refuses a
-    /// swap charge past the limit of the cgroup or of any ancestor
-    /// (`page_counter_try_charge`), so from 0 under a 0 limit the count cannot move.
+    /// not swap (`memory.swap.max` 0) and uses none (then it cannot move:
+    /// `docs/performance.md`).
     UnlessSwapOff,
 }
 
@@ -130,20 +126,6 @@ impl FileDef {
 /// 2^62 up is no real limit on any machine.
 const V1_UNLIMITED: u64 = 1 << 62;
 
-fn value(s: Single) -> Option<u64> {
-    match s {
-        Single::Value(v) => Some(v),
-        Single::Unlimited => None,
-    }
-}
-
-fn limit(s: Single) -> Limit {
-    match s {
-        Single::Value(v) => Limit::Value(v),
-        Single::Unlimited => Limit::Unlimited,
-    }
-}
-
 /// A v1 memory limit: its page-rounded huge value means none.
 fn v1_limit(s: Single) -> Limit {
     match s {
@@ -186,25 +168,18 @@ fn cpu_stat_v2(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<()
 
 fn cpu_max(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
     let (quota, period) = parse::cpu_max(buf)?;
-    out.cpu.quota_us = value(quota);
+    out.cpu.quota_us = quota.value();
     out.cpu.period_us = Some(period);
     Ok(())
 }
 
 fn cpu_weight(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
-    let weight = value(parse::single(buf)?);
+    let weight = parse::single(buf)?.value();
     out.cpu.shares = weight.and_then(weight_to_shares);
     match (weight, out.cpu.shares) {
         (Some(_), None) => Err(ParseError::malformed(1, "cpu.weight is outside 1-10000")),
         _ => Ok(()),
     }
-}
-
-fn memory_max(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
-    let s = parse::single(buf)?;
-    out.memory.limit = value(s);
-    out.spec.memory_limit = Some(limit(s));
-    Ok(())
 }
 
 fn memory_stat_v2(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
@@ -232,13 +207,6 @@ fn memory_events(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<
         b"max" => mem.events_max = Some(v),
         _ => {}
     })
-}
-
-fn pids_max(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
-    let s = parse::single(buf)?;
-    out.pids.limit = value(s);
-    out.spec.pids_limit = Some(limit(s));
-    Ok(())
 }
 
 fn io_stat(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
@@ -275,13 +243,6 @@ fn cpu_stat_v1(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<()
     })
 }
 
-fn memory_limit_v1(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
-    let s = parse::single(buf)?;
-    out.memory.limit = value(s).filter(|&v| v < V1_UNLIMITED);
-    out.spec.memory_limit = Some(v1_limit(s));
-    Ok(())
-}
-
 fn memory_stat_v1(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result<(), ParseError> {
     let mem = &mut out.memory;
     parse::flat_keyed(buf, |k, v| match k {
@@ -303,18 +264,22 @@ fn memory_stat_v1(buf: &[u8], out: &mut CgroupSample, _: &mut Partial) -> Result
 macro_rules! single {
     ($($field:ident).+) => {
         |b, out, _| {
-            out$(.$field)+ = value(parse::single(b)?);
+            out$(.$field)+ = parse::single(b)?.value();
             Ok(())
         }
     };
 }
 
-/// A limit only the cAdvisor page shows into its field of `spec`, through `$limit` ([`limit`],
-/// or [`v1_limit`] where v1's huge value means none).
+/// A limit into its field of `spec`, as written or through `$limit` ([`v1_limit`], where v1's
+/// huge value means none), and, for a limit the metrics show too, its value into that field of
+/// the sample (`None` for no limit).
 macro_rules! spec {
-    ($field:ident, $limit:ident) => {
+    ($field:ident $(, $limit:ident)? $(=> $($value:ident).+)?) => {
         |b, out, _| {
-            out.spec.$field = Some($limit(parse::single(b)?));
+            let l = parse::single(b)?;
+            $(let l = $limit(l);)?
+            $(out$(.$value)+ = l.value();)?
+            out.spec.$field = Some(l);
             Ok(())
         }
     };
@@ -355,21 +320,21 @@ pub static PLAN: &[FileDef] = plan! {
     Unified "cpu.stat"                    V2 Tick       => cpu_stat_v2;
     Unified "cpu.max"                     V2 Limit      => cpu_max;
     Unified "memory.current"              V2 Tick       => single!(memory.usage);
-    Unified "memory.max"                  V2 Limit      => memory_max;
+    Unified "memory.max"                  V2 Limit      => spec!(memory_limit => memory.limit);
     Unified "memory.stat"                 V2 Tick       => memory_stat_v2;
     Unified "memory.peak"                 V2 Tick       => single!(memory.peak);
     Unified "memory.events"               V2 Tick       => memory_events;
     Unified "memory.swap.current"         V2 UnlessSwapOff => single!(memory.swap);
     Unified "pids.current"                V2 Tick       => single!(pids.current);
-    Unified "pids.max"                    V2 Limit      => pids_max;
+    Unified "pids.max"                    V2 Limit      => spec!(pids_limit => pids.limit);
     Unified "io.stat"                     V2 Tick       => io_stat;
     Unified "cpu.pressure"                V2 Tick       => pressure!(cpu_pressure);
     Unified "memory.pressure"             V2 Tick       => pressure!(memory_pressure);
     Unified "io.pressure"                 V2 Tick       => pressure!(io_pressure);
     Unified "cgroup.events"               V2 Events     => cgroup_events;
     Unified "cpu.weight"                  V2 Limit      => cpu_weight;
-    Unified "memory.min"                  V2 Limit      => spec!(memory_reservation, limit);
-    Unified "memory.swap.max"             V2 Limit      => spec!(memory_swap_limit, limit);
+    Unified "memory.min"                  V2 Limit      => spec!(memory_reservation);
+    Unified "memory.swap.max"             V2 Limit      => spec!(memory_swap_limit);
     // Hybrid (the unified rows) and pure v1.
     Unified "cpu.stat"                    V1 Tick       => cpu_stat_v2;
     Unified "cpu.pressure"                V1 Tick       => pressure!(cpu_pressure);
@@ -383,7 +348,7 @@ pub static PLAN: &[FileDef] = plan! {
     Cpu "cpu.cfs_period_us"               V1 Limit      => single!(cpu.period_us);
     Cpu "cpu.shares"                      V1 Limit      => single!(cpu.shares);
     Memory "memory.usage_in_bytes"        V1 Tick       => single!(memory.usage);
-    Memory "memory.limit_in_bytes"        V1 Limit      => memory_limit_v1;
+    Memory "memory.limit_in_bytes"        V1 Limit      => spec!(memory_limit, v1_limit => memory.limit);
     Memory "memory.stat"                  V1 Tick       => memory_stat_v1;
     Memory "memory.failcnt"               V1 UnderMemoryLimit => single!(memory.failcnt);
     Memory "memory.soft_limit_in_bytes"   V1 Limit      => spec!(memory_reservation, v1_limit);
@@ -391,7 +356,7 @@ pub static PLAN: &[FileDef] = plan! {
     Memory "memory.max_usage_in_bytes"    V1 Tick       => single!(memory.peak);
     Memory "memory.oom_control"           V1 Tick       => memory_events;
     Pids "pids.current"                   V1 Tick       => single!(pids.current);
-    Pids "pids.max"                       V1 Limit      => pids_max;
+    Pids "pids.max"                       V1 Limit      => spec!(pids_limit => pids.limit);
     Blkio "blkio.throttle.io_service_bytes_recursive" V1 OnceCounting => blkio!(Bytes);
     Blkio "blkio.throttle.io_serviced_recursive" V1 OnceCounting => blkio!(Ops);
 };

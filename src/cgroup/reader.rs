@@ -42,10 +42,9 @@ pub struct OpenOptions {
     /// Keep every file open (the normal case). False when the process's descriptor budget is
     /// spent: files are then opened, read and closed at every read.
     pub keep_open: bool,
-    /// Also keep open the files that are not read every tick (limits, a watched
-    /// `cgroup.events`, `cgroup.procs`, v1 `cpu.stat` without a quota, v1 `memory.failcnt`
-    /// without a memory limit, v1 blkio files that
-    /// account no device). False when descriptors are short: they are then opened when read.
+    /// Also keep open the files that are not read every tick (limits, and the others of
+    /// `TickSet`) and `cgroup.procs`. False when descriptors are short: they are then opened
+    /// when read.
     pub keep_rare: bool,
     /// How long the last read of the limits stays good; zero re-reads them at every read.
     pub limits_every: Duration,
@@ -475,48 +474,39 @@ impl CgroupReader {
         rel: &Path,
         which: &[Hier],
     ) -> Result<(), OpenError> {
-        // One directory descriptor per hierarchy, opened on first use.
-        let mut dirs: Vec<(Hier, Option<File>)> = Vec::with_capacity(which.len());
+        // One directory descriptor per hierarchy (by its index in `Hier::ALL`), opened on first
+        // use; `Some(None)`: none to be had.
+        let mut dirs: [Option<Option<File>>; Hier::ALL.len()] = Default::default();
         for def in plan::files_of(self.options.plan, layout.kind) {
             let (hier, name) = (def.hier, def.name);
-            if !which.contains(&hier) {
-                continue;
-            }
-            if self.superseded(def) {
+            if !which.contains(&hier) || self.superseded(def) {
                 continue;
             }
             let Some(root) = hier.mount(layout) else {
                 continue;
             };
-            let dir_fd = match dirs.iter().position(|(h, _)| *h == hier) {
-                Some(i) => &dirs[i].1,
-                None => {
-                    let h = Hier::ALL.iter().position(|&x| x == hier).unwrap_or(0);
-                    self.slot.doing(doing::OPEN_DIR, h as u32);
-                    let d = match open_dir(root, rel) {
-                        Ok(d) => Some(d),
-                        Err(e) if is_out_of_descriptors(&e) => {
-                            self.plan_unseen(layout, rel, hier);
-                            dirs.push((hier, None));
-                            continue;
+            if dirs[hier as usize].is_none() {
+                self.slot.doing(doing::OPEN_DIR, hier as u32);
+                let d = open_dir(root, rel);
+                match &d {
+                    Ok(_) => {}
+                    Err(e) if is_out_of_descriptors(e) => self.plan_unseen(layout, rel, hier),
+                    Err(e) => {
+                        if e.raw_os_error() == Some(Errno::ENOTDIR as i32)
+                            && !self.not_dirs.contains(&hier)
+                        {
+                            self.not_dirs.push(hier);
                         }
-                        Err(e) => {
-                            if e.raw_os_error() == Some(Errno::ENOTDIR as i32)
-                                && !self.not_dirs.contains(&hier)
-                            {
-                                self.not_dirs.push(hier);
-                            }
-                            None
+                        if !self.missing.contains(&hier) {
+                            self.missing.push(hier);
                         }
-                    };
-                    if d.is_none() && !self.missing.contains(&hier) {
-                        self.missing.push(hier);
                     }
-                    dirs.push((hier, d));
-                    &dirs.last().expect("just pushed").1
                 }
+                dirs[hier as usize] = Some(d.ok());
+            }
+            let Some(Some(dir_fd)) = &dirs[hier as usize] else {
+                continue;
             };
-            let Some(dir_fd) = dir_fd else { continue };
             let row = self.row(def);
             self.slot.doing(doing::OPEN, row);
             let (file, seen) = match open_regular(Some(dir_fd.as_fd()), Path::new(name)) {
@@ -540,13 +530,7 @@ impl CgroupReader {
             if file.is_none() {
                 self.note_dir(layout, rel, hier);
             }
-            self.files.push(Planned {
-                def,
-                row,
-                file,
-                seen,
-                kept: None,
-            });
+            self.plan(def, file, seen);
         }
         self.net.open_procs(self.keeps_rare());
         Ok(())
@@ -574,16 +558,21 @@ impl CgroupReader {
         self.note_dir(layout, rel, hier);
         for def in plan::files_of(self.options.plan, layout.kind) {
             if def.hier == hier && !self.superseded(def) {
-                let row = self.row(def);
-                self.files.push(Planned {
-                    def,
-                    row,
-                    file: None,
-                    seen: false,
-                    kept: None,
-                });
+                self.plan(def, None, false);
             }
         }
+    }
+
+    /// Adds `def` to the files read: kept open as `file`, known to exist when `seen`.
+    fn plan(&mut self, def: &'static FileDef, file: Option<File>, seen: bool) {
+        let row = self.row(def);
+        self.files.push(Planned {
+            def,
+            row,
+            file,
+            seen,
+            kept: None,
+        });
     }
 
     /// Opens file `i` by its path below its hierarchy's mount.
@@ -738,19 +727,15 @@ impl CgroupReader {
 
     /// After a read of the limits: when to read them next.
     fn schedule_limits(&mut self, now: Instant) {
-        // Runtimes write a new container's limits just after creating its cgroup: what the
-        // first reads find is not its limits yet. Read them at every read for a few seconds,
-        // then at their cadence.
+        // Runtimes write a new container's limits after creating its cgroup, runc only once
+        // `runc init` has set the container up (`docs/architecture.md`): read them at every
+        // read for a few seconds, then, while younger than a period, again after as long as it
+        // has existed (about 10, 20, 40 s).
         if now.duration_since(self.opened) < crate::discovery::RETRY_AFTER_DISCOVERY {
             self.limits_due = None;
             return;
         }
         let every = self.options.limits_every;
-        // runc writes them only once `runc init`, already in the cgroup, has set the container
-        // up (its procReady/procHooks step): on a busy host that is later than the seconds
-        // above. So a container younger than a period trusts its limits no longer than it has
-        // existed (read again at about 10, 20, 40 s): limits written late show within about
-        // twice their delay, not a whole period later.
         let age = now.duration_since(self.opened);
         if age < every {
             self.limits_due = Some(now + age);

@@ -94,22 +94,8 @@ pub struct PidsSample {
 }
 
 /// A limit as the kernel wrote it: a value, or its "no limit" (`max`, v1's `-1` or the
-/// page-rounded huge value).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Limit {
-    Unlimited,
-    Value(u64),
-}
-
-impl Limit {
-    /// The value, or 0 for no limit: cAdvisor's `container_spec_*` convention.
-    pub fn or_zero(self) -> u64 {
-        match self {
-            Limit::Unlimited => 0,
-            Limit::Value(v) => v,
-        }
-    }
-}
+/// page-rounded huge value): a single-value file's content.
+pub use crate::host::text::Single as Limit;
 
 /// The limits as read, unlimited included, for the cAdvisor page, which shows "no limit" as 0
 /// where the OpenTelemetry metrics leave the point out (`None` here: the file was not read).

@@ -235,12 +235,7 @@ pub fn place(meta: &ContainerMeta, pod_uid: Option<&str>, pod_logs_dir: &Path) -
 
 /// `<kubelet root>/pods/<uid>/volumes/kubernetes.io~empty-dir`.
 pub fn empty_dir_root(kubelet_root: &Path, uid: &str) -> Option<PathBuf> {
-    component(uid).then(|| {
-        kubelet_root
-            .join("pods")
-            .join(uid)
-            .join("volumes/kubernetes.io~empty-dir")
-    })
+    Some(pod_dir(kubelet_root, uid)?.join("volumes/kubernetes.io~empty-dir"))
 }
 
 /// `<kubelet root>/pods/<uid>`.

@@ -1,19 +1,9 @@
-//! Where a container's writable layer is, and which device its filesystem is on.
-//!
-//! The layer is one a runtime made for the container, never a path the container chose:
-//! - Docker's own record of it first (`<root>/image/overlay2/layerdb/mounts/<id>/mount-id`,
-//!   which `docker inspect` turns into `GraphDriver.Data.UpperDir`): no mountinfo is read;
-//! - else the `upperdir` of the overlay mounted at `/` in one of the container's processes
-//!   (the first pid of its `cgroup.procs`, its `/proc/<pid>/mountinfo`), seen once and kept,
-//!   and only when it is where a runtime keeps its layers ([`trusted`]): a container with
-//!   `CAP_SYS_ADMIN` can mount an overlay of its own over its root, naming any upper directory
-//!   (`/usr/share`, `/`), and that is not its layer.
-//!
-//! A process that shares the host's mount namespace (a runtime's init before it entered the
-//! container, a process that never does) is recognised by its `/proc/<pid>/ns/mnt` alone
-//! ([`HostView`]): its mountinfo is not read, and it is looked at again with a doubling wait
-//! for [`LOCATE_FOR`]. A root of another filesystem type gives no layer (only overlay's upper
-//! directory is the container's own data).
+//! Where a container's writable layer is, and which device its filesystem is on: Docker's own
+//! record of it, else the `upperdir` of the overlay at `/` of one of the container's processes
+//! when it is where a runtime keeps its layers ([`trusted`]). A process in the host's mount
+//! namespace is told by its `ns/mnt` alone ([`HostView`]) and looked at again for
+//! [`LOCATE_FOR`]. The rules and their reasons: `docs/disk.md`, "The layer, the same way for
+//! every runtime".
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -173,15 +163,10 @@ fn is_name(s: &OsStr) -> bool {
 }
 
 /// Whether `upper`, the upper directory named by the root mount of container `id`'s process,
-/// is a layer its runtime made, by where the runtimes keep them (any data root):
-/// - Docker's `<root>/overlay2/<mount-id>/diff`, when Docker's record below `<root>` names
-///   that mount id for this very container ([`docker_layer`]);
-/// - containerd's (and Docker's on the containerd image store)
-///   `<root>/io.containerd.snapshotter.v1.overlayfs/snapshots/<n>/fs`;
-/// - containers/storage's (Podman, CRI-O) `<root>/overlay/<64 hex>/diff`.
-///
-/// The path must be absolute and plain (no `.`, `..`). Anything else (`/usr/share`, `/`) is
-/// a directory the container's own mount namespace chose.
+/// is a layer its runtime made, by where the runtimes keep them (any data root; the table in
+/// `docs/disk.md`, "Only a layer a runtime made"): Docker's when its record names it for this
+/// very container ([`docker_layer`]), containerd's and containers/storage's by their shape. The
+/// path must be absolute and plain (no `.`, `..`).
 pub fn trusted(host: &OwnedFd, id: &str, upper: &Path) -> bool {
     let mut parts = Vec::new();
     for (i, c) in upper.components().enumerate() {
@@ -316,8 +301,7 @@ mod tests {
 
     #[test]
     fn the_first_process_names_the_layer_and_a_fifo_is_not_waited_on() {
-        let d = std::env::temp_dir().join(format!("ce-layer-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
+        let d = fs::test_dir("layer");
         for pid in ["1", "42", "43"] {
             std::fs::create_dir_all(d.join(pid)).unwrap();
         }
@@ -366,8 +350,7 @@ mod tests {
         let view = HostView::new(Path::new("/proc"), Path::new("/"));
         let own = mount_ns(Path::new("/proc"), "self").expect("our own mount namespace");
         assert!(view.namespaces.contains(&own), "{view:?}");
-        let d = std::env::temp_dir().join(format!("ce-layer-ns-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
+        let d = fs::test_dir("layer-ns");
         let procs = d.join("cgroup.procs");
         std::fs::write(&procs, format!("{}\n", std::process::id())).unwrap();
         let stats = DiskStats::default();
@@ -382,8 +365,7 @@ mod tests {
 
     #[test]
     fn only_a_layer_where_a_runtime_keeps_them_is_trusted() {
-        let d = std::env::temp_dir().join(format!("ce-layer-trust-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
+        let d = fs::test_dir("layer-trust");
         let id = "c".repeat(64);
         let rec = d
             .join("data/docker/image/overlay2/layerdb/mounts")

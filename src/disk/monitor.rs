@@ -53,9 +53,18 @@ impl<K> Known<K> {
         }
     }
 
-    /// What its last walks counted (its job's and its logs'), to tell a cheap one.
-    fn last_walk(&self) -> Option<Usage> {
-        sum(self.walk, self.logs)
+    /// When it falls due, seen at `now` ([`Cadence::wait`]).
+    fn due_at(&self, cadence: &Cadence, now: Instant) -> Instant {
+        let last = sum(self.walk, self.logs);
+        let wait = cadence.wait(&self.walked, self.item.cpu_ns, last);
+        wait.map_or(now, |(at, wait)| at + wait)
+    }
+
+    /// Whether it is due at `now`.
+    fn is_due(&self, cadence: &Cadence, now: Instant) -> bool {
+        let last = sum(self.walk, self.logs);
+        let wait = cadence.wait(&self.walked, self.item.cpu_ns, last);
+        wait.is_none_or(|(at, wait)| now.saturating_duration_since(at) >= wait)
     }
 }
 
@@ -236,14 +245,11 @@ impl Monitor {
     pub fn next_due(&self, now: Instant) -> Option<Instant> {
         let cadence = &self.cadence;
         let containers = self.containers.values().filter_map(|c| match c.place {
-            Layer::Found(_) => Some(cadence.due_at(&c.walked, c.item.cpu_ns, c.last_walk(), now)),
+            Layer::Found(_) => Some(c.due_at(cadence, now)),
             Layer::Pending { next_try, .. } => Some(next_try),
             _ => None,
         });
-        let pods = self
-            .pods
-            .values()
-            .map(|p| cadence.due_at(&p.walked, p.item.cpu_ns, p.last_walk(), now));
+        let pods = self.pods.values().map(|p| p.due_at(cadence, now));
         containers.chain(pods).min()
     }
 
@@ -261,17 +267,12 @@ impl Monitor {
                     c.item.meta.is_some()
                 }
             };
-            if wanted
-                && cadence.is_due(&c.walked, c.item.cpu_ns, c.last_walk(), now)
-                && self.queue.push(Key::Layer(id.clone()))
-            {
+            if wanted && c.is_due(cadence, now) && self.queue.push(Key::Layer(id.clone())) {
                 c.walked.due_since.get_or_insert(now);
             }
         }
         for (uid, p) in &mut self.pods {
-            if cadence.is_due(&p.walked, p.item.cpu_ns, p.last_walk(), now)
-                && self.queue.push(Key::Pod(uid.clone()))
-            {
+            if p.is_due(cadence, now) && self.queue.push(Key::Pod(uid.clone())) {
                 p.walked.due_since.get_or_insert(now);
             }
         }
@@ -638,13 +639,7 @@ mod tests {
     use super::*;
     use crate::disk::layer::{LOCATE_FOR, LOCATE_RETRY};
     use crate::disk::schedule::{CHEAP_ENTRIES, SPARE_WINDOW};
-
-    fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("ce-monitor-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
+    use crate::host::fs::test_dir;
 
     fn item(id: &str, cpu: u64) -> RosterItem {
         RosterItem {
@@ -684,14 +679,14 @@ mod tests {
 
     #[test]
     fn a_small_layer_waits_one_slice_per_walk_in_progress_not_a_whole_big_walk() {
-        let big = tmp("big");
+        let big = test_dir("monitor-big");
         for d in 0..10 {
             std::fs::create_dir(big.join(format!("d{d}"))).unwrap();
             for f in 0..1000 {
                 std::fs::write(big.join(format!("d{d}/f{f}")), b"x").unwrap();
             }
         }
-        let small = tmp("small");
+        let small = test_dir("monitor-small");
         std::fs::write(small.join("f"), vec![1u8; 10_000]).unwrap();
         let mut m = monitor(60, 600);
         m.apply(vec![item("big", 1), item("small", 1)]);
@@ -720,7 +715,7 @@ mod tests {
 
     #[test]
     fn walked_again_when_the_cpu_moved_after_the_interval_and_when_idle_after_the_idle_one() {
-        let dir = tmp("cadence");
+        let dir = test_dir("monitor-cadence");
         let mut m = monitor(60, 600);
         m.apply(vec![item("busy", 1), item("idle", 1)]);
         found(&mut m, "busy", &dir);
@@ -731,11 +726,7 @@ mod tests {
         assert!(result(&m, "busy").is_some() && result(&m, "idle").is_some());
         // Walked at t0 with CPU 1. The busy one's CPU moves; the idle one's does not.
         m.apply(vec![item("busy", 2), item("idle", 1)]);
-        let due = |m: &Monitor, id: &str, at: Instant| {
-            let c = &m.containers[id];
-            m.cadence
-                .is_due(&c.walked, c.item.cpu_ns, c.last_walk(), at)
-        };
+        let due = |m: &Monitor, id: &str, at: Instant| m.containers[id].is_due(&m.cadence, at);
         let (s, i) = ("busy", "idle");
         let at = |secs| t0 + Duration::from_secs(secs);
         assert!(!due(&m, s, at(59)) && due(&m, s, at(61)));
@@ -749,9 +740,9 @@ mod tests {
 
     #[test]
     fn a_cheap_container_is_walked_faster_while_the_thread_has_spare() {
-        let small = tmp("cheap-small");
+        let small = test_dir("monitor-cheap-small");
         std::fs::write(small.join("f"), b"x").unwrap();
-        let big = tmp("cheap-big");
+        let big = test_dir("monitor-cheap-big");
         for f in 0..CHEAP_ENTRIES + 10 {
             std::fs::write(big.join(format!("f{f}")), b"").unwrap();
         }
@@ -765,9 +756,7 @@ mod tests {
         m.apply(vec![item("small", 2), item("big", 2)]);
         let due = |m: &Monitor, id: &str, secs: u64| {
             let c = &m.containers[id];
-            let at = c.walked.at.unwrap() + Duration::from_secs(secs);
-            m.cadence
-                .is_due(&c.walked, c.item.cpu_ns, c.last_walk(), at)
+            c.is_due(&m.cadence, c.walked.at.unwrap() + Duration::from_secs(secs))
         };
         // No window measured yet: the first pass is no proof of spare.
         assert!(!m.cadence.spare && !due(&m, "small", 11));

@@ -86,57 +86,25 @@ impl Cadence {
         }
     }
 
-    /// How long after its last walk a job whose CPU moved is due: the interval, or the faster
-    /// one when its last walk was cheap and the thread has spare.
-    fn working_interval(&self, last: Option<Usage>) -> Duration {
-        match last {
+    /// When something last walked as `walked` says, whose CPU time is `cpu_now` and whose last
+    /// walks counted `last`, is due: its last walk's start and the wait after it (`None`: never
+    /// walked, due at once). Whose CPU did not move waits the idle interval (it may move any
+    /// time: the thread looks again with the next roster).
+    pub fn wait(
+        &self,
+        walked: &Walked,
+        cpu_now: Option<u64>,
+        last: Option<Usage>,
+    ) -> Option<(Instant, Duration)> {
+        let moved = !matches!((walked.cpu, cpu_now), (Some(a), Some(b)) if a == b);
+        let wait = match last {
+            _ if !moved => self.idle_interval,
+            // Its CPU moved: the interval, or the faster one when its last walk was cheap and
+            // the thread has spare.
             Some(u) if self.spare && u.inodes <= CHEAP_ENTRIES => self.fast_interval,
             _ => self.interval,
-        }
-    }
-
-    /// Whether something last walked as `walked` says, whose CPU time is `cpu_now` and whose
-    /// last walks counted `last`, is due at `now`.
-    pub fn is_due(
-        &self,
-        walked: &Walked,
-        cpu_now: Option<u64>,
-        last: Option<Usage>,
-        now: Instant,
-    ) -> bool {
-        let Some(at) = walked.at else { return true };
-        let age = now.saturating_duration_since(at);
-        if age >= self.idle_interval {
-            return true;
-        }
-        let moved = match (walked.cpu, cpu_now) {
-            (Some(a), Some(b)) => a != b,
-            _ => true,
         };
-        moved && age >= self.working_interval(last)
-    }
-
-    /// When it falls due, seen at `now` (for the idle wait; a new roster, every tick, wakes
-    /// the thread too).
-    pub fn due_at(
-        &self,
-        walked: &Walked,
-        cpu_now: Option<u64>,
-        last: Option<Usage>,
-        now: Instant,
-    ) -> Instant {
-        match walked.at {
-            None => now,
-            Some(w) => {
-                let moved = !matches!((walked.cpu, cpu_now), (Some(a), Some(b)) if a == b);
-                if moved {
-                    w + self.working_interval(last)
-                } else {
-                    // Its CPU may move any time: looked at again with the next roster.
-                    w + self.idle_interval
-                }
-            }
-        }
+        Some((walked.at?, wait.min(self.idle_interval)))
     }
 }
 

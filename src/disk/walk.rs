@@ -79,30 +79,24 @@ pub enum Progress {
     Paused,
 }
 
-/// One open directory: its descriptor (for the `*at` calls) and its listing, which stays
-/// where it was between slices.
-struct Frame {
-    dir: Dir,
-}
-
-impl Frame {
-    /// The next entry of the listing. nix's iterator rewinds the directory when it is dropped;
-    /// it is forgotten instead (it owns nothing: the `Dir` does), so the listing goes on where
-    /// it stopped.
-    fn next(&mut self) -> Option<nix::Result<nix::dir::Entry>> {
-        let mut it = self.dir.iter();
-        let e = it.next();
-        std::mem::forget(it);
-        e
-    }
+/// The next entry of an open directory's listing. nix's iterator rewinds the directory when it
+/// is dropped; it is forgotten instead (it owns nothing: the `Dir` does), so the listing goes
+/// on where it stopped, between slices too.
+fn next_entry(dir: &mut Dir) -> Option<nix::Result<nix::dir::Entry>> {
+    let mut it = dir.iter();
+    let e = it.next();
+    std::mem::forget(it);
+    e
 }
 
 /// A walk in progress; see the module doc.
 pub struct Walk {
     dev: u64,
-    stack: Vec<Frame>,
+    /// The open directories, root first: each one's descriptor (for the `*at` calls) and its
+    /// listing, which stays where it was between slices.
+    stack: Vec<Dir>,
     /// Names of the open directories below the root (for the one line that names a denied
-    /// directory): bounded by depth like the frames.
+    /// directory): bounded by depth like the stack.
     names: Vec<Vec<u8>>,
     root: OwnedFd,
     usage: Usage,
@@ -172,7 +166,7 @@ impl Walk {
         let dir = Dir::from_fd(listing)?;
         let mut w = Walk {
             dev: st.st_dev,
-            stack: vec![Frame { dir }],
+            stack: vec![dir],
             names: Vec::new(),
             root,
             usage: Usage::default(),
@@ -200,13 +194,13 @@ impl Walk {
     /// has passed (checked every few dozen entries).
     pub fn step(&mut self, max_entries: u64, until: Instant) -> Progress {
         let stop_at = self.entries.saturating_add(max_entries.max(1));
-        while let Some(frame) = self.stack.last_mut() {
+        while let Some(dir) = self.stack.last_mut() {
             if self.entries >= stop_at
                 || (self.entries % CLOCK_EVERY == 0 && Instant::now() >= until)
             {
                 return Progress::Paused;
             }
-            let entry = match frame.next() {
+            let entry = match next_entry(dir) {
                 Some(Ok(e)) => e,
                 // The listing is over, or (an error) the directory was removed under us
                 // (ENOENT) or is unreadable midway: what was listed so far stays counted.
@@ -228,10 +222,10 @@ impl Walk {
     }
 
     fn visit(&mut self, name: &CStr) {
-        let Some(frame) = self.stack.last() else {
+        let Some(dir) = self.stack.last() else {
             return;
         };
-        let st = match fstatat(frame.dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        let st = match fstatat(dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             Err(e) => return self.not_entered(e, None),
         };
@@ -254,7 +248,7 @@ impl Walk {
         };
         match Dir::from_fd(fd) {
             Ok(dir) => {
-                self.stack.push(Frame { dir });
+                self.stack.push(dir);
                 self.names.push(name.to_bytes().to_vec());
             }
             Err(_) => self.vanished += 1,
@@ -275,7 +269,7 @@ impl Walk {
     }
 
     fn open_child(&mut self, name: &CStr) -> nix::Result<OwnedFd> {
-        let parent = &self.stack.last().expect("a frame").dir;
+        let parent = self.stack.last().expect("an open directory");
         if self.no_xdev {
             let how = OpenHow::new()
                 .flags(dir_flags())
@@ -403,20 +397,10 @@ pub fn files_with_prefix(base: &OwnedFd, dir: &Path, prefix: &[u8]) -> nix::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::fs::test_dir;
     use std::fs;
     use std::os::unix::fs::symlink;
     use std::time::Duration;
-
-    fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "ce-walk-{name}-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
-    }
 
     fn root() -> OwnedFd {
         nix::fcntl::open("/", dir_flags(), Mode::empty()).unwrap()
@@ -445,7 +429,7 @@ mod tests {
 
     #[test]
     fn counts_as_du_does_in_any_slice_size() {
-        let d = tmp("du");
+        let d = test_dir("walk-du");
         fs::create_dir_all(d.join("a/b/c")).unwrap();
         for i in 0..300 {
             fs::write(d.join(format!("a/f{i}")), vec![7u8; i * 37]).unwrap();
@@ -480,7 +464,7 @@ mod tests {
 
     #[test]
     fn never_enters_another_mount() {
-        let d = tmp("mount");
+        let d = test_dir("walk-mount");
         fs::create_dir_all(d.join("m")).unwrap();
         fs::write(d.join("f"), vec![1u8; 8192]).unwrap();
         let st = std::process::Command::new("mount")
@@ -503,7 +487,7 @@ mod tests {
 
     #[test]
     fn a_root_removed_midway_is_vanished() {
-        let d = tmp("vanish");
+        let d = test_dir("walk-vanish");
         for i in 0..50 {
             fs::create_dir_all(d.join(format!("d{i}"))).unwrap();
             fs::write(d.join(format!("d{i}/f")), b"x").unwrap();
@@ -518,7 +502,7 @@ mod tests {
 
     #[test]
     fn too_deep_is_not_published() {
-        let d = tmp("deep");
+        let d = test_dir("walk-deep");
         let mut p = d.clone();
         for _ in 0..MAX_DEPTH + 2 {
             p.push("d");
@@ -531,7 +515,7 @@ mod tests {
 
     #[test]
     fn log_files_by_prefix() {
-        let d = tmp("logs");
+        let d = test_dir("walk-logs");
         fs::write(d.join("abc-json.log"), vec![1u8; 5000]).unwrap();
         fs::write(d.join("abc-json.log.1"), vec![1u8; 9000]).unwrap();
         fs::write(d.join("config.v2.json"), vec![1u8; 9000]).unwrap();

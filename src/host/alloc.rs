@@ -1,15 +1,7 @@
-//! How the C allocator keeps memory: set once, first thing in `main`.
-//!
-//! Measured at 1,000 containers (`benches/scale.sh`, OTLP on, a scrape every 15 s): with
-//! glibc's defaults the process held 3 to 4 MiB more than its live heap. Its big buffers
-//! are made once a tick and freed (the OTLP request, 2.8 MB; the compressed page); glibc's
-//! mapping threshold rises to the size of the largest block freed, so from the second tick
-//! they came from the heap and their pages stayed resident, and each thread that
-//! allocates got an arena of its own. With blocks of 256 KiB and more always mapped apart
-//! (and unmapped when freed), the heap trimmed past 128 KiB, and one arena, peak RSS fell
-//! from 22.4 to 20.7 MiB and RSS between ticks to 17.7 MiB; the cost is a few hundred page
-//! faults a tick. The threads that allocate (the collector, the server, the disk thread)
-//! rarely do so at the same time, so one arena costs no waiting worth measuring.
+//! How the C allocator keeps memory: set once, first thing in `main`. Big blocks are mapped
+//! apart, the heap is trimmed, and one arena serves every thread, so the buffers made and freed
+//! each tick do not stay resident (measured at 1,000 containers: `docs/performance.md`,
+//! "glibc's thresholds").
 
 /// Blocks of this size and more are mapped apart and unmapped when freed.
 const MMAP_THRESHOLD: i32 = 256 * 1024;

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 
-use super::text::{ParseError, keyed_line};
+use super::text::{ParseError, keyed_line, maj_min};
 
 /// Devices remembered at most.
 pub const MAX_DEVICES: usize = 4096;
@@ -88,13 +88,7 @@ impl BlockNames {
     }
 
     fn resolve(&self, dev: &str) -> Box<str> {
-        let is_majmin = dev.split_once(':').is_some_and(|(a, b)| {
-            !a.is_empty()
-                && !b.is_empty()
-                && a.bytes().all(|c| c.is_ascii_digit())
-                && b.bytes().all(|c| c.is_ascii_digit())
-        });
-        if !is_majmin {
+        if maj_min(dev.as_bytes()).is_none() {
             return dev.into();
         }
         match dev_name(&self.root, dev) {
@@ -160,8 +154,7 @@ mod tests {
 
     #[test]
     fn names_come_from_uevent_once() {
-        let dir = std::env::temp_dir().join(format!("ce-block-names-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::host::fs::test_dir("block-names");
         std::fs::create_dir_all(dir.join("254:0")).unwrap();
         std::fs::write(
             dir.join("254:0/uevent"),

@@ -104,6 +104,19 @@ pub fn gone_errno(e: Errno) -> bool {
     matches!(e, Errno::ENOENT | Errno::ENODEV)
 }
 
+/// A new, empty directory for a test, named by `name`, the process and the thread.
+#[cfg(test)]
+pub fn test_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "ce-{name}-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
 /// `pread` at offset 0 until the whole content fits in `buf` (grown as needed, up to
 /// `MAX_READ`). Returns the number of bytes read.
 pub fn pread_all(file: &File, buf: &mut Vec<u8>) -> io::Result<usize> {

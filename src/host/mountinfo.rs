@@ -58,12 +58,6 @@ pub fn unescape(s: &[u8]) -> Vec<u8> {
     out
 }
 
-fn parse_dev(s: &[u8]) -> Option<(u32, u32)> {
-    let s = std::str::from_utf8(s).ok()?;
-    let (a, b) = s.split_once(':')?;
-    Some((a.parse().ok()?, b.parse().ok()?))
-}
-
 /// One line's fields, still escaped as the kernel wrote them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mount<'a> {
@@ -106,7 +100,7 @@ fn fields(line: &[u8]) -> Option<Mount<'_>> {
     let mut it = line.split(|&b| b == b' ');
     let _id = it.next()?;
     let _parent = it.next()?;
-    let dev = parse_dev(it.next()?)?;
+    let dev = super::text::maj_min(it.next()?)?;
     let root = it.next()?;
     let mount_point = it.next()?;
     // Optional fields up to the lone `-`.

@@ -115,6 +115,15 @@ pub fn parse_u64(s: &[u8]) -> Option<u64> {
     Some(v)
 }
 
+/// A device number, `MAJ:MIN`, as two numbers (`io.stat` and blkio lines every tick).
+#[inline]
+pub fn maj_min(s: &[u8]) -> Option<(u32, u32)> {
+    let colon = s.iter().position(|&b| b == b':')?;
+    let major = u32::try_from(parse_u64(&s[..colon])?).ok()?;
+    let minor = u32::try_from(parse_u64(&s[colon + 1..])?).ok()?;
+    Some((major, minor))
+}
+
 pub(crate) fn trim(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = s {
         s = rest;
@@ -146,12 +155,28 @@ pub fn flat_keyed(buf: &[u8], mut f: impl FnMut(&[u8], u64)) -> Result<(), Parse
     problems.finish()
 }
 
-/// A single-value file (`memory.current`, `pids.max`, `cpuacct.usage`, ...).
+/// A single-value file (`memory.current`, `pids.max`, `cpuacct.usage`, ...); a limit
+/// (`cgroup::sample::Limit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Single {
     Value(u64),
     /// The kernel's "no limit": `max` in v2, `-1` in v1's `cpu.cfs_quota_us`.
     Unlimited,
+}
+
+impl Single {
+    /// The value, `None` for no limit.
+    pub fn value(self) -> Option<u64> {
+        match self {
+            Single::Value(v) => Some(v),
+            Single::Unlimited => None,
+        }
+    }
+
+    /// The value, or 0 for no limit: cAdvisor's `container_spec_*` convention.
+    pub fn or_zero(self) -> u64 {
+        self.value().unwrap_or(0)
+    }
 }
 
 pub fn single(buf: &[u8]) -> Result<Single, ParseError> {
