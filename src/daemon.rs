@@ -1,7 +1,8 @@
 //! The long-running exporter: a collector thread that owns every open cgroup file, polls
 //! inotify with the next tick as its timeout, reads each final sample the moment its
-//! `cgroup.events` says the last process left, and renders the page once per tick (scrapes only
-//! copy the bytes); and a small tokio runtime for the HTTP server and the runtimes' sources.
+//! `cgroup.events` says the last process left, and renders the page when a scrape asks for one
+//! newer than the last (so an unscraped tick renders nothing); and a small tokio runtime for the
+//! HTTP server and the runtimes' sources.
 //! The poll also wakes when a runtime says why a container ended, so departures are published
 //! between ticks (see `docs/architecture.md`, "Final samples" and "Exits").
 
@@ -19,22 +20,13 @@ use crate::config::{HostArgs, Listen};
 use crate::departures::{Departures, runtime_removal_delay};
 use crate::discovery::watch::{WatchEvent, Watcher};
 use crate::discovery::{self, Found, Kind};
-use crate::export::http::{self, Page, PageGzip, PageState};
+use crate::export::http::{self, PageState};
 use crate::export::otlp;
+use crate::export::page::PageWriter;
 use crate::export::prom::PromRenderer;
 use crate::metadata::{ExitWord, Metadata, Source};
 use crate::progress;
 use crate::telemetry::{ProcessStats, Telemetry, add, set};
-
-/// A page is compressed in pieces of about this size as it is rendered.
-const PAGE_PIECE: usize = 64 * 1024;
-/// A page this large (uncompressed, the last one's size) is kept only compressed, and
-/// compressed as it is rendered; a smaller one is kept plain and compressed on the first
-/// request that asks (the measurements: `docs/performance.md`).
-const PAGE_COMPRESS_FROM: usize = 1 << 20;
-/// Containers (and pods) whose page is about [`PAGE_COMPRESS_FROM`] (3.2 KB each on the
-/// OpenTelemetry page), for the first page, which has no last one to go by.
-const PAGE_COMPRESS_ROWS: usize = 320;
 
 /// How long the collector thread may take to stop at shutdown.
 const COLLECTOR_STOP_DEADLINE: Duration = Duration::from_secs(3);
@@ -154,6 +146,8 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
         .exits
         .set_ttl(crate::metadata::exits::DEFAULT_TTL.max(args.interval * 2 + args.exit_wait));
     store.exits.set_waker(wake_tx.try_clone()?);
+    // And when a scrape wants the page of the newest tick rendered.
+    pages.set_waker(wake_tx.try_clone()?);
     // The host's CPUs and memory, for the cAdvisor page's `machine_*` (read once).
     let machine = match (serving, args.prometheus_names) {
         (true, crate::config::Naming::Cadvisor) => crate::host::machine::Machine::read(
@@ -179,8 +173,12 @@ pub fn run(host: &HostArgs, args: &DaemonArgs) -> Result<(), Box<dyn std::error:
                     collector,
                     args,
                     Outputs {
-                        renderer: serving
-                            .then(|| PromRenderer::new(host_name, naming).with_machine(machine)),
+                        page: serving.then(|| {
+                            PageWriter::new(
+                                PromRenderer::new(host_name, naming).with_machine(machine),
+                                pages.clone(),
+                            )
+                        }),
                         pages,
                         otlp,
                         live,
@@ -275,8 +273,8 @@ pub fn roster_item(d: &Described<'_>, procs_root: &std::path::Path) -> crate::di
 
 /// Where each tick's collection goes.
 struct Outputs {
-    /// The Prometheus page's renderer, when the page is served.
-    renderer: Option<PromRenderer>,
+    /// The Prometheus page's writer, when the page is served.
+    page: Option<PageWriter>,
     pages: Arc<PageState>,
     /// OTLP export, when configured: one request per tick.
     otlp: Option<otlp::Exporter>,
@@ -298,15 +296,6 @@ struct CollectorLoop {
     pending_watch: HashMap<String, Instant>,
     generation: u64,
     events: Vec<WatchEvent>,
-    /// The piece of the page being rendered, compressed once it reaches [`PAGE_PIECE`].
-    page_piece: Vec<u8>,
-    /// The last page's compressed size (the next one's buffer is reserved at it).
-    page_gzip_len: usize,
-    /// The last page's size uncompressed: from [`PAGE_COMPRESS_FROM`] on, the next one is
-    /// compressed as it is rendered.
-    page_plain_len: usize,
-    /// The buffer of the plain page before last, to render the next plain page into.
-    spare_page: Vec<u8>,
     /// Open errors already logged at warn level (bounded).
     logged_errors: std::collections::HashSet<String>,
     /// Read errors, logged at most once per file per ten minutes.
@@ -339,7 +328,7 @@ impl CollectorLoop {
         collector.set_limits_every(Duration::from_secs(60).saturating_sub(args.interval));
         let departed = Departures::new(
             args.exited_retention,
-            outputs.renderer.is_some(),
+            outputs.page.is_some(),
             outputs.otlp.is_some(),
             args.exit_wait,
         );
@@ -354,10 +343,6 @@ impl CollectorLoop {
             pending_watch: HashMap::new(),
             generation: 0,
             events: Vec::new(),
-            page_piece: Vec::new(),
-            page_gzip_len: 0,
-            page_plain_len: 0,
-            spare_page: Vec::new(),
             logged_errors: std::collections::HashSet::new(),
             error_log: ErrorLog::default(),
             disk,
@@ -414,7 +399,29 @@ impl CollectorLoop {
                     self.output(false);
                 }
             }
+            if self.outputs.pages.take_wanted() {
+                self.write_page();
+            }
         }
+    }
+
+    /// Renders the page of the newest tick for a scrape that asked for it: the containers as
+    /// that tick's output left them (nothing is read between ticks but final samples, which
+    /// are published when they come).
+    fn write_page(&mut self) {
+        let Some(page) = self.outputs.page.as_mut() else {
+            return;
+        };
+        let now = SystemTime::now();
+        let store = &self.store;
+        let cri_connected = store.connected(Source::Cri);
+        let (described, hidden): (Vec<_>, Vec<_>) = (self.collector.containers())
+            .chain(self.departed.states())
+            .map(|state| Described::new(state, store))
+            .partition(|d| shown(d, now, cri_connected));
+        let process = ProcessStats::read();
+        let t = &self.telemetry;
+        page.write(self.generation, now, described, hidden, t, &process);
     }
 
     /// Waits for inotify, the shutdown signal or `timeout`, rounded up to whole ms (rounded
@@ -638,8 +645,9 @@ impl CollectorLoop {
     }
 
     /// Hands the containers to the outputs: at a tick (`tick`) everything, the OTLP request
-    /// with the exporter's own telemetry; between ticks (departures just ready) the page again
-    /// and an OTLP request of the departures not yet sent.
+    /// with the exporter's own telemetry; between ticks (departures just ready) an OTLP request
+    /// of the departures not yet sent. Either way the page's data is of a new generation: the
+    /// page is rendered now if a scrape waits for it, else when one asks.
     fn output(&mut self, tick: bool) {
         self.generation += 1;
         let now = SystemTime::now();
@@ -717,44 +725,12 @@ impl CollectorLoop {
         if let Some(view) = &self.outputs.live {
             view.observe(tick, now, &described, &live);
         }
-        if let Some(renderer) = self.outputs.renderer.as_mut() {
-            let at = Instant::now();
-            // Pods' sandboxes are not on the page, but the cAdvisor page shows a pod's network
-            // under its sandbox's identity.
-            renderer.set_sandboxes(hidden);
-            // The first page of a large host is known large by its rows, before any page.
-            if self.page_plain_len >= PAGE_COMPRESS_FROM || described.len() >= PAGE_COMPRESS_ROWS {
-                // Compressed in pieces as it is rendered: the plain page is never held whole.
-                let mut gz = PageGzip::new(self.page_gzip_len);
-                let mut spill = |piece: &mut Vec<u8>, last: bool| {
-                    if last || piece.len() >= PAGE_PIECE {
-                        gz.write(piece);
-                        piece.clear();
-                    }
-                };
-                renderer.render_with(
-                    &mut self.page_piece,
-                    &mut spill,
-                    now,
-                    described,
-                    &self.telemetry,
-                    &process,
-                );
-                let page = Page::new(gz, self.generation);
-                self.page_gzip_len = page.gzipped().len();
-                self.page_plain_len = page.plain_len();
-                self.spare_page = Vec::new();
-                self.outputs.pages.publish(page);
-            } else {
-                let mut body = std::mem::take(&mut self.spare_page);
-                renderer.render(&mut body, now, described, &self.telemetry, &process);
-                self.page_plain_len = body.len();
-                let old = (self.outputs.pages).publish(Page::plain_text(body, self.generation));
-                // Reuse the previous page's buffer when no scrape still holds it.
-                self.spare_page = old.into_buffer().unwrap_or_default();
-            }
-            if tick {
-                set(&t.last_render_ns, at.elapsed().as_nanos() as u64);
+        if let Some(page) = self.outputs.page.as_mut() {
+            let pages = &self.outputs.pages;
+            pages.advance(self.generation);
+            // Rendered now only for a scrape that waits; else when one asks (`run`).
+            if pages.take_wanted() {
+                page.write(self.generation, now, described, hidden, t, &process);
             }
         }
         self.departed.rendered(self.generation, Instant::now());

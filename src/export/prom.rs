@@ -1,6 +1,6 @@
-//! The Prometheus page: rendered once per tick from the collection, straight into a reused
-//! buffer handed out in pieces (the daemon compresses them as they come), and served from
-//! memory by `export::http` (a scrape never reads a cgroup file).
+//! The Prometheus page: rendered from the newest tick's collection when a scrape asks for it
+//! ([`super::page`]), straight into a reused buffer handed out in pieces (compressed as they
+//! come), and served from memory by `export::http` (a scrape never reads a cgroup file).
 //! Names follow the OpenTelemetry-to-Prometheus translation ([`otel_to_prometheus`]); each
 //! series carries the container's identity labels, everything else about it is on one
 //! `container_info` series (`docs/metrics.md`). With `--prometheus-names cadvisor` the same pass

@@ -107,7 +107,7 @@ self_metrics! {
         "Collection ticks completed."
         |t, _, o| o(None, int(&t.collections));
     "container_exporter.collection.duration" Gauge "s"
-        "Duration of the last collection tick (reading every container and rendering)."
+        "Duration of the last collection tick (reading every container and writing the OTLP request; the page is rendered when a scrape asks)."
         |t, _, o| o(None, secs(&t.last_collection_ns));
     "container_exporter.read_errors" Counter "{error}" ["kind"]
         "cgroup files that could not be read (io), opened (open) or parsed (malformed, truncated)."
@@ -139,7 +139,7 @@ self_metrics! {
         "Reads of each cgroup file, as <hierarchy>/<file> on cgroup v1 and hybrid hosts and <file> on cgroup v2, and of containers' net/dev and cgroup.procs (to find a process whose net/dev to open), counted as they are made: the system calls a tick costs (benches/floor.rs prices exactly these for its floor of the daemon's own reads)."
         |_, _, o| for (file, n) in crate::cgroup::reads::counts() { o(Some(file), Value::Int(n)) };
     "container_exporter.output.duration" Gauge "s" ["output"]
-        "Time the last tick spent writing each output: the Prometheus page (render) and the OTLP request (encode and compress)."
+        "Time the last output took to write: the Prometheus page (its last render, done when a scrape asks for a page newer than the one at hand) and the OTLP request of the last tick (encode and compress)."
         |t, _, o| {
             o(Some("prometheus"), secs(&t.last_render_ns));
             o(Some("otlp"), secs(&t.last_otlp_encode_ns));

@@ -1,7 +1,8 @@
 //! Serving the Prometheus page over HTTP, bounded under abuse, with the exporter-toolkit web
 //! config (TLS, mutual TLS, basic auth, headers, rate limit).
 //!
-//! - [`server`]: the page the collector publishes each tick ([`PageState`]), served from memory;
+//! - [`server`]: the page of the collector's newest tick ([`PageState`]: rendered when a scrape
+//!   asks), served from memory;
 //!   the listener, the routes and the limits ([`ServeOptions`]): connections capped
 //!   (`--web.max-connections`, at most an eighth of the descriptor limit), responses in flight
 //!   capped (`--web.max-requests`), each written within `--web.write-timeout` or cut, as is one

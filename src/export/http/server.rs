@@ -1,10 +1,11 @@
-//! The server of the Prometheus page: `/metrics` serves the page the collector published at the
-//! last tick ([`PageState`]: a large page gzip-compressed as it was rendered and decompressed
-//! for a client that does not take gzip, a small one compressed on the first request that asks;
-//! which generation a scraper last got), `/healthz` says the collector is alive, `/readyz` that
-//! the first collection is done; the limits it keeps under abuse ([`ServeOptions`]), and TLS and
-//! basic auth when a web config asks for them; any other path goes to the [`Routes`] plugged in,
-//! if any. Nothing here reads a cgroup file or waits for a tick.
+//! The server of the Prometheus page: `/metrics` serves the page of the collector's newest
+//! tick ([`PageState`]: rendered when a scrape asks for it, on the collector's thread; a large
+//! page gzip-compressed as it was rendered and decompressed for a client that does not take
+//! gzip, a small one compressed on the first request that asks; which generation a scraper last
+//! got), `/healthz` says the collector is alive, `/readyz` that the first collection is done;
+//! the limits it keeps under abuse ([`ServeOptions`]), and TLS and basic auth when a web config
+//! asks for them; any other path goes to the [`Routes`] plugged in, if any. Nothing here reads a
+//! cgroup file; a scrape waits at most [`RENDER_WAIT`] for its page.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -31,6 +32,9 @@ use super::web_config::{WebConfig, WebConfigError, WebConfigHandle, san_allowed}
 use crate::config::WebArgs;
 use crate::telemetry::{Telemetry, add};
 
+/// How long a scrape waits for the collector to render the page of its newest tick before it
+/// is served the page at hand (a collector in a long tick renders right after it).
+pub const RENDER_WAIT: Duration = Duration::from_secs(2);
 /// How long a client has to send its request headers, and to finish a TLS handshake.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a request waits for a response slot after a stalled response was evicted.
@@ -159,8 +163,22 @@ impl PageGzip {
 }
 
 /// State shared between the collector thread (which publishes pages) and the server.
+///
+/// The collector does not render a page every tick: it says which generation its newest data
+/// is ([`PageState::advance`]), and a scrape that finds the page at hand older asks for one
+/// ([`PageState::fresh`]) and waits while the collector renders it between two reads of the
+/// cgroups ([`PageState::take_wanted`], then [`PageState::publish`]). A host scraped every 15 s
+/// at a 1 s interval renders one page in 15 ticks, and an unscraped one none.
 pub struct PageState {
     page: RwLock<Arc<Page>>,
+    /// The generation of the collector's newest tick (or publication of final samples).
+    latest: AtomicU64,
+    /// Set by a scrape that found the page at hand older than `latest`, taken by the collector.
+    wanted: AtomicBool,
+    /// Woken at each publication.
+    published: tokio::sync::Notify,
+    /// Wakes the collector's poll (one end of its wake-up socket).
+    waker: OnceLock<std::os::unix::net::UnixStream>,
     /// The newest page generation served to a scraper: departed containers stay on the page
     /// until a page holding them was served.
     pub served_generation: AtomicU64,
@@ -178,6 +196,10 @@ impl PageState {
     pub fn new(stall_after: Duration, telemetry: Arc<Telemetry>) -> PageState {
         PageState {
             page: RwLock::new(Arc::new(Page::plain_text(Vec::new(), 0))),
+            latest: AtomicU64::new(0),
+            wanted: AtomicBool::new(false),
+            published: tokio::sync::Notify::new(),
+            waker: OnceLock::new(),
             served_generation: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             last_tick: AtomicU64::new(0),
@@ -187,19 +209,57 @@ impl PageState {
         }
     }
 
-    /// Makes `page` the one served, and returns the one it replaces.
-    pub fn publish(&self, page: Page) -> Arc<Page> {
+    /// The socket that wakes the collector's poll, for a scrape that wants a page.
+    pub fn set_waker(&self, socket: std::os::unix::net::UnixStream) {
+        let _ = socket.set_nonblocking(true);
+        let _ = self.waker.set(socket);
+    }
+
+    /// The collector's data is now of `generation`: a tick completed (or final samples were
+    /// published between ticks). The page follows when a scrape asks for it.
+    pub fn advance(&self, generation: u64) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         self.last_tick
             .store(now.as_millis() as u64, Ordering::Relaxed);
+        self.latest.store(generation, Ordering::Release);
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// Whether a scrape waits for a page of the newest generation (and no longer, once asked).
+    pub fn take_wanted(&self) -> bool {
+        self.wanted.swap(false, Ordering::AcqRel)
+    }
+
+    /// Makes `page` the one served, and returns the one it replaces.
+    pub fn publish(&self, page: Page) -> Arc<Page> {
         let old = std::mem::replace(
             &mut *self.page.write().unwrap_or_else(|e| e.into_inner()),
             Arc::new(page),
         );
-        self.ready.store(true, Ordering::Release);
+        self.published.notify_waiters();
         old
+    }
+
+    /// The page of the collector's newest generation: the one at hand if it is that, else
+    /// rendered on request, waiting at most [`RENDER_WAIT`] (then the one at hand).
+    pub async fn fresh(&self) -> Arc<Page> {
+        let page = self.current();
+        if page.generation >= self.latest.load(Ordering::Acquire) {
+            return page;
+        }
+        let published = self.published.notified();
+        tokio::pin!(published);
+        // Listening before asking: a page published in between is not missed.
+        published.as_mut().enable();
+        self.wanted.store(true, Ordering::Release);
+        if let Some(s) = self.waker.get() {
+            // A full socket already holds a wake-up: nothing is lost by a failed write.
+            let _ = std::io::Write::write(&mut &*s, &[1]);
+        }
+        let _ = tokio::time::timeout(RENDER_WAIT, published).await;
+        self.current()
     }
 
     pub fn current(&self) -> Arc<Page> {
@@ -450,7 +510,7 @@ impl Server {
                 .insert(RETRY_AFTER, HeaderValue::from_static("1"));
             return r;
         };
-        let page = self.state.current();
+        let page = self.state.fresh().await;
         self.state
             .served_generation
             .fetch_max(page.generation, Ordering::AcqRel);
@@ -734,12 +794,52 @@ mod tests {
     }
 
     #[test]
+    fn a_scrape_gets_the_newest_ticks_page_rendered_on_request() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let state = Arc::new(PageState::new(
+            Duration::from_secs(60),
+            Arc::new(Telemetry::default()),
+        ));
+        let (tx, rx) = std::os::unix::net::UnixStream::pair().unwrap();
+        state.set_waker(tx);
+        state.publish(Page::plain_text(b"tick 1\n".to_vec(), 1));
+        state.advance(1);
+        // Nothing newer: the page at hand, without asking.
+        let page = rt.block_on(state.fresh());
+        assert_eq!((page.generation, state.take_wanted()), (1, false));
+        // Tick 2 was not rendered: the scrape asks, the "collector" renders when woken.
+        state.advance(2);
+        let collector = {
+            let state = state.clone();
+            std::thread::spawn(move || {
+                let mut b = [0u8; 1];
+                std::io::Read::read(&mut &rx, &mut b).unwrap();
+                assert!(state.take_wanted(), "woken without being asked");
+                state.publish(Page::plain_text(b"tick 2\n".to_vec(), 2));
+            })
+        };
+        let page = rt.block_on(state.fresh());
+        collector.join().unwrap();
+        assert_eq!(page.generation, 2);
+        assert_eq!(page.plain_body(None).read_all(), b"tick 2\n");
+        // A collector that never renders: the page at hand once the wait is over.
+        state.advance(3);
+        let started = Instant::now();
+        let page = rt.block_on(state.fresh());
+        assert_eq!(page.generation, 2);
+        assert!(started.elapsed() >= RENDER_WAIT);
+    }
+
+    #[test]
     fn a_collector_stuck_before_its_first_tick_is_not_alive() {
         let state = PageState::new(Duration::from_millis(50), Arc::new(Telemetry::default()));
         assert!(state.healthy(), "starting up");
         std::thread::sleep(Duration::from_millis(80));
         assert!(!state.healthy(), "no first tick within the stall limit");
-        state.publish(Page::plain_text(Vec::new(), 1));
-        assert!(state.healthy(), "a tick was just published");
+        state.advance(1);
+        assert!(state.healthy(), "a tick just completed");
     }
 }
