@@ -373,9 +373,17 @@ impl CollectorLoop {
             }
             // No periodic wake-up (each costs tens of µs on a VM): shutdown and the runtimes'
             // exits write to `wake`.
-            self.wait_for_events(wake.saturating_duration_since(now), wake_fd);
+            let events = self.wait_for_events(wake.saturating_duration_since(now), wake_fd);
             drain(wake_fd);
-
+            // What follows may change what the last output's page shows (a container found,
+            // restarted, ended or removed): a page not rendered yet is rendered first, as it
+            // stands, so that a scrape between ticks gets the last output's page and never a
+            // mix of it and what came after (at most one render per output).
+            if (events || !self.pending_watch.is_empty() || Instant::now() >= next_rescan)
+                && self.page_stale()
+            {
+                self.write_page();
+            }
             if self.handle_events() {
                 next_rescan = Instant::now();
             }
@@ -399,15 +407,21 @@ impl CollectorLoop {
                     self.output(false);
                 }
             }
-            if self.outputs.pages.take_wanted() {
+            // Rendered on request only while nothing changed since the last output (else it was
+            // rendered above, before the change, and the scrape has it).
+            if self.outputs.pages.take_wanted() && self.page_stale() {
                 self.write_page();
             }
         }
     }
 
-    /// Renders the page of the newest tick for a scrape that asked for it: the containers as
-    /// that tick's output left them (nothing is read between ticks but final samples, which
-    /// are published when they come).
+    /// Whether the page served is older than the last output (a page is served at all).
+    fn page_stale(&self) -> bool {
+        self.outputs.page.is_some() && self.outputs.pages.generation() < self.generation
+    }
+
+    /// Renders the page of the last output, from the containers as that output left them:
+    /// called only while nothing changed them since (see `run`).
     fn write_page(&mut self) {
         let Some(page) = self.outputs.page.as_mut() else {
             return;
@@ -425,8 +439,13 @@ impl CollectorLoop {
     }
 
     /// Waits for inotify, the shutdown signal or `timeout`, rounded up to whole ms (rounded
-    /// down, a wait shorter than 1 ms would spin until it is over).
-    fn wait_for_events(&mut self, timeout: Duration, wake: &std::os::unix::net::UnixStream) {
+    /// down, a wait shorter than 1 ms would spin until it is over). Returns whether inotify
+    /// has events.
+    fn wait_for_events(
+        &mut self,
+        timeout: Duration,
+        wake: &std::os::unix::net::UnixStream,
+    ) -> bool {
         use std::os::fd::AsFd;
         let ms = timeout.as_micros().div_ceil(1000);
         let ms = u16::try_from(ms).unwrap_or(u16::MAX);
@@ -435,6 +454,7 @@ impl CollectorLoop {
         let mut fds = [wake.as_fd(), watch].map(|fd| PollFd::new(fd, PollFlags::POLLIN));
         let n = 1 + usize::from(self.watcher.is_some());
         let _ = poll(&mut fds[..n], PollTimeout::from(ms));
+        n == 2 && fds[1].revents().is_some_and(|r| !r.is_empty())
     }
 
     /// Applies what inotify reported. Returns true when events were lost (rescan now).

@@ -262,6 +262,14 @@ impl PageState {
         self.current()
     }
 
+    /// The generation of the page served.
+    pub fn generation(&self) -> u64 {
+        self.page
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .generation
+    }
+
     pub fn current(&self) -> Arc<Page> {
         self.page.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
