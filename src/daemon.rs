@@ -376,10 +376,15 @@ impl CollectorLoop {
             let events = self.wait_for_events(wake.saturating_duration_since(now), wake_fd);
             drain(wake_fd);
             // What follows may change what the last output's page shows (a container found,
-            // restarted, ended or removed): a page not rendered yet is rendered first, as it
-            // stands, so that a scrape between ticks gets the last output's page and never a
-            // mix of it and what came after (at most one render per output).
-            if (events || !self.pending_watch.is_empty() || Instant::now() >= next_rescan)
+            // restarted, ended or removed, by inotify, by listing the directories it could not
+            // watch, or by a rescan): a page not rendered yet is rendered first, as it stands,
+            // so that a scrape between ticks gets the last output's page and never a mix of it
+            // and what came after (at most one render per output).
+            let now = Instant::now();
+            let unwatched_due = (self.watcher.as_ref())
+                .and_then(Watcher::rescan_due)
+                .is_some_and(|due| now >= due);
+            if (events || unwatched_due || !self.pending_watch.is_empty() || now >= next_rescan)
                 && self.page_stale()
             {
                 self.write_page();
