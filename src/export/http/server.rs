@@ -168,7 +168,8 @@ impl PageGzip {
 /// is ([`PageState::advance`]), and a scrape that finds the page at hand older asks for one
 /// ([`PageState::fresh`]) and waits while the collector renders it between two reads of the
 /// cgroups ([`PageState::take_wanted`], then [`PageState::publish`]). A host scraped every 15 s
-/// at a 1 s interval renders one page in 15 ticks, and an unscraped one none.
+/// at a 1 s interval renders one page in 15 ticks, and a quiet unscraped one none (the
+/// collector renders a page not asked for yet before it changes what the page would show).
 pub struct PageState {
     page: RwLock<Arc<Page>>,
     /// The generation of the collector's newest tick (or publication of final samples).
