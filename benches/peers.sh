@@ -32,7 +32,7 @@ dir=$(mktemp -d /tmp/ce-peers.XXXXXX)
 cleanup() {
     [ -n "${pid:-}" ] && kill "$pid" 2> /dev/null && wait "$pid" 2> /dev/null || true
     [ -n "${nd_pid:-}" ] && kill "$nd_pid" 2> /dev/null || true
-    docker ps -aq --filter "name=^$prefix-" | xargs -r docker rm -f > /dev/null 2>&1 || true
+    docker ps -aq --filter "name=^$prefix-" | xargs -r -n 10 docker rm -f > /dev/null 2>&1 || true
     rm -rf "$dir"
 }
 trap cleanup EXIT

@@ -29,7 +29,7 @@ cleanup() {
     if [ "$source" = none ]; then
         :
     elif [ "$source" = docker ]; then
-        docker ps -aq --filter "name=^$prefix-" | xargs -r docker rm -f > /dev/null 2>&1 || true
+        docker ps -aq --filter "name=^$prefix-" | xargs -r -n 10 docker rm -f > /dev/null 2>&1 || true
     else
         benches/fake-containers.sh remove "$state/fake" || true
     fi

@@ -17,7 +17,7 @@ prefix="ce-steady-$$"
 
 cleanup() {
     [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null || true
-    docker ps -aq --filter "name=$prefix-" | xargs -r docker rm -f >/dev/null 2>&1 || true
+    docker ps -aq --filter "name=$prefix-" | xargs -r -n 10 docker rm -f >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
