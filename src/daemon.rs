@@ -1,8 +1,8 @@
 //! The long-running exporter: a collector thread that owns every open cgroup file, polls
 //! inotify with the next tick as its timeout, reads each final sample the moment its
 //! `cgroup.events` says the last process left, and renders the page when a scrape asks for one
-//! newer than the last (so an unscraped tick renders nothing); and a small tokio runtime for the
-//! HTTP server and the runtimes' sources.
+//! newer than the last (so on a quiet host an unscraped tick renders nothing); and a small
+//! tokio runtime for the HTTP server and the runtimes' sources.
 //! The poll also wakes when a runtime says why a container ended, so departures are published
 //! between ticks (see `docs/architecture.md`, "Final samples" and "Exits").
 
@@ -271,6 +271,22 @@ pub fn roster_item(d: &Described<'_>, procs_root: &std::path::Path) -> crate::di
     }
 }
 
+/// The containers and final samples on the outputs at `now`, and those held back (the pods'
+/// sandboxes, which name a pod's network on the cAdvisor page; new containers of a pod waiting
+/// for their names).
+fn describe<'a>(
+    collector: &'a Collector,
+    departed: &'a Departures,
+    store: &'a Metadata,
+    now: SystemTime,
+) -> (Vec<Described<'a>>, Vec<Described<'a>>) {
+    let cri_connected = store.connected(Source::Cri);
+    (collector.containers())
+        .chain(departed.states())
+        .map(|state| Described::new(state, store))
+        .partition(|d| shown(d, now, cri_connected))
+}
+
 /// Where each tick's collection goes.
 struct Outputs {
     /// The Prometheus page's writer, when the page is served.
@@ -432,15 +448,8 @@ impl CollectorLoop {
             return;
         };
         let now = SystemTime::now();
-        let store = &self.store;
-        let cri_connected = store.connected(Source::Cri);
-        let (described, hidden): (Vec<_>, Vec<_>) = (self.collector.containers())
-            .chain(self.departed.states())
-            .map(|state| Described::new(state, store))
-            .partition(|d| shown(d, now, cri_connected));
-        let process = ProcessStats::read();
-        let t = &self.telemetry;
-        page.write(self.generation, now, described, hidden, t, &process);
+        let (described, hidden) = describe(&self.collector, &self.departed, &self.store, now);
+        page.write(self.generation, now, described, hidden, &self.telemetry);
     }
 
     /// Waits for inotify, the shutdown signal or `timeout`, rounded up to whole ms (rounded
@@ -681,12 +690,7 @@ impl CollectorLoop {
         self.departed.mark(&live);
         let store = &self.store;
         let cri_connected = store.connected(Source::Cri);
-        let (described, hidden): (Vec<_>, Vec<_>) = self
-            .collector
-            .containers()
-            .chain(self.departed.states())
-            .map(|state| Described::new(state, store))
-            .partition(|d| shown(d, now, cri_connected));
+        let (described, hidden) = describe(&self.collector, &self.departed, store, now);
         if tick && let Some(disk) = &self.disk {
             // The running containers, for the disk thread (it replaces its roster each tick).
             let procs_root = self.collector.layout().discovery_root();
@@ -731,11 +735,10 @@ impl CollectorLoop {
             set(&t.unwatched_dirs, dirs as u64);
             set(&t.unwatched_events, events as u64);
         }
-        let process = ProcessStats::read();
         if let Some(o) = self.outputs.otlp.as_mut() {
             let at = Instant::now();
             if tick {
-                o.submit(now, &described, &self.telemetry, &process);
+                o.submit(now, &described, &self.telemetry, &ProcessStats::read());
                 set(&t.last_otlp_encode_ns, at.elapsed().as_nanos() as u64);
             } else {
                 let fresh: Vec<Described<'_>> = self
@@ -755,7 +758,7 @@ impl CollectorLoop {
             pages.advance(self.generation);
             // Rendered now only for a scrape that waits; else when one asks (`run`).
             if pages.take_wanted() {
-                page.write(self.generation, now, described, hidden, t, &process);
+                page.write(self.generation, now, described, hidden, t);
             }
         }
         self.departed.rendered(self.generation, Instant::now());

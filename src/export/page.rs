@@ -50,7 +50,8 @@ impl PageWriter {
 
     /// Renders the page of `generation` from these containers (`hidden`: the pods' sandboxes,
     /// which are not on the page but name a pod's network on the cAdvisor page) and publishes
-    /// it; the time it took goes to the `output.duration` self-metric.
+    /// it, with the process's own figures read now; the time it took goes to the
+    /// `output.duration` self-metric.
     pub fn write(
         &mut self,
         generation: u64,
@@ -58,9 +59,9 @@ impl PageWriter {
         described: Vec<Described<'_>>,
         hidden: Vec<Described<'_>>,
         telemetry: &Telemetry,
-        process: &ProcessStats,
     ) {
         let at = Instant::now();
+        let process = &ProcessStats::read();
         self.renderer.set_sandboxes(hidden);
         // The first page of a large host is known large by its rows, before any page.
         if self.plain_len >= PAGE_COMPRESS_FROM || described.len() >= PAGE_COMPRESS_ROWS {
